@@ -1,0 +1,412 @@
+//! The kernel-to-kernel shared area: the only memory every replica kernel maps.
+//!
+//! It holds, per replica, a status record, a doorbell inbox and a log ring. Nothing here
+//! is protected by a lock: each word has one writer, or is changed only by atomic
+//! read-modify-write, and every reader treats what it reads as untrusted (a peer replica
+//! may be faulty). The loader zeroes the area and writes the header before any replica runs.
+//!
+//! Protocols:
+//! - **Doorbell**: a sender ORs bits into `doorbells[receiver].from[sender]` (release) and
+//!   sends the doorbell SGI only when the word was zero; the receiver, after acknowledging
+//!   the SGI, swaps each word to zero (acquire). No wakeup is lost: a sender that sees a
+//!   non-zero word knows the receiver has not yet taken it and will.
+//! - **Log ring**: single producer (the owning replica, under its own lock), single consumer
+//!   (the console owner). Whole lines in fixed slots, so lines never interleave; when the
+//!   ring is full a line is dropped and counted, never waited for.
+
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use zerocopy::{FromBytes, IntoBytes, KnownLayout};
+
+use crate::limits::{LOG_LINE_BYTES, LOG_RING_SLOTS, MAX_REPLICAS};
+
+/// Magic at the start of the shared area.
+pub const SHARED_MAGIC: [u8; 8] = *b"ATOLLSHM";
+/// Shared-area layout version.
+pub const SHARED_VERSION: u32 = 1;
+
+/// Doorbell bits the kernels use between themselves.
+pub mod bell {
+    /// The sender's status record changed.
+    pub const STATUS: u64 = 1 << 0;
+    /// The sender wrote log lines.
+    pub const LOG: u64 = 1 << 1;
+    /// The boot ping: pass it on to the next replica.
+    pub const PING: u64 = 1 << 2;
+    /// The ping could not be passed on: the next replica is down.
+    pub const PING_BROKEN: u64 = 1 << 3;
+}
+
+/// A replica's life cycle, as published in its status record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ReplicaState {
+    /// Not started yet (the loader zeroed the record).
+    Offline = 0,
+    /// Its kernel is setting up.
+    Booting = 1,
+    /// Running.
+    Up = 2,
+    /// Stopped after a fatal error; the record holds the epitaph.
+    Down = 3,
+}
+
+impl ReplicaState {
+    /// Decodes a raw state; anything unknown reads as `None` (a corrupt record).
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Offline),
+            1 => Some(Self::Booting),
+            2 => Some(Self::Up),
+            3 => Some(Self::Down),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Booting => "booting",
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// Header of the shared area.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct SharedHeader {
+    /// [`SHARED_MAGIC`].
+    pub magic: [u8; 8],
+    /// [`SHARED_VERSION`].
+    pub version: u32,
+    /// Replicas in the system.
+    pub replica_count: u32,
+    /// Reserved.
+    pub reserved: [u64; 6],
+}
+
+/// One replica's status record; written only by that replica.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct ReplicaStatus {
+    /// A [`ReplicaState`] as `u32`.
+    pub state: AtomicU32,
+    /// Reserved.
+    pub reserved0: AtomicU32,
+    /// Cores of the replica that are running (bit i = core index i).
+    pub cores_online: AtomicU64,
+    /// Timer ticks seen by the replica's primary core.
+    pub ticks: AtomicU64,
+    /// Epitaph: ESR of the fatal exception.
+    pub fault_esr: AtomicU64,
+    /// Epitaph: FAR of the fatal exception.
+    pub fault_far: AtomicU64,
+    /// Epitaph: ELR of the fatal exception.
+    pub fault_elr: AtomicU64,
+    /// Epitaph: core the fatal exception was taken on.
+    pub fault_core: AtomicU64,
+    /// Reserved.
+    pub reserved1: AtomicU64,
+}
+
+impl ReplicaStatus {
+    /// The published state (`None` if the record is corrupt).
+    pub fn state(&self) -> Option<ReplicaState> {
+        ReplicaState::from_raw(self.state.load(Ordering::Acquire))
+    }
+
+    /// Publishes a state, after everything written before it.
+    pub fn set_state(&self, state: ReplicaState) {
+        self.state.store(state as u32, Ordering::Release);
+    }
+}
+
+/// A doorbell pending word on its own cache line.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct PendingWord {
+    /// Pending bits.
+    pub bits: AtomicU64,
+    /// Padding to a cache line.
+    pub pad: [u64; 7],
+}
+
+/// A receiver's doorbell inbox: one pending word per sending replica.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct DoorbellInbox {
+    /// Indexed by sending replica.
+    pub from: [PendingWord; MAX_REPLICAS],
+}
+
+impl DoorbellInbox {
+    /// Sender side: sets `bits` from `sender`. Returns whether the word was empty, that is,
+    /// whether the caller must send the doorbell SGI. `None` if `sender` is out of range.
+    pub fn ring(&self, sender: usize, bits: u64) -> Option<bool> {
+        let word = self.from.get(sender)?;
+        Some(word.bits.fetch_or(bits, Ordering::Release) == 0)
+    }
+
+    /// Receiver side: takes and clears the bits pending from `sender`.
+    pub fn take(&self, sender: usize) -> u64 {
+        self.from.get(sender).map_or(0, |w| w.bits.swap(0, Ordering::Acquire))
+    }
+}
+
+/// One log line: word 0 holds the length, words 1.. the text.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct LogSlot {
+    /// Length then text, as words so that a racing peer is never undefined behaviour.
+    pub words: [AtomicU64; 1 + LOG_LINE_BYTES / 8],
+}
+
+const _: () = assert!(LOG_LINE_BYTES % 8 == 0);
+const _: () = assert!(size_of::<LogSlot>() == 128);
+
+/// Producer-owned indices of a log ring, on their own cache line.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct LogProducer {
+    /// Lines written (wrapping).
+    pub head: AtomicU32,
+    /// Lines dropped because the ring was full (the consumer swaps it to zero).
+    pub dropped: AtomicU32,
+    /// Padding.
+    pub pad: [u32; 14],
+}
+
+/// Consumer-owned index of a log ring, on its own cache line.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct LogConsumer {
+    /// Lines read (wrapping).
+    pub tail: AtomicU32,
+    /// Padding.
+    pub pad: [u32; 15],
+}
+
+/// A replica's log ring.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct LogRing {
+    /// Written by the owning replica.
+    pub producer: LogProducer,
+    /// Written by the console owner.
+    pub consumer: LogConsumer,
+    /// The lines.
+    pub slots: [LogSlot; LOG_RING_SLOTS],
+}
+
+/// What the consumer found in a log ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogPop {
+    /// A line of this many bytes was copied out.
+    Line(usize),
+    /// Nothing to read.
+    Empty,
+    /// The indices are impossible (a corrupt or hostile producer); the consumer skipped to
+    /// the producer's head, losing this many lines.
+    Corrupt(u32),
+}
+
+impl LogRing {
+    /// Producer side: appends one whole line (cut to [`LOG_LINE_BYTES`]). Returns `false`
+    /// and counts a drop when the ring is full. Must only be called by the single producer.
+    pub fn push(&self, line: &[u8]) -> bool {
+        let head = self.producer.head.load(Ordering::Relaxed);
+        let tail = self.consumer.tail.load(Ordering::Acquire);
+        if head.wrapping_sub(tail) as usize >= LOG_RING_SLOTS {
+            self.producer.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let slot = &self.slots[head as usize % LOG_RING_SLOTS];
+        let len = line.len().min(LOG_LINE_BYTES);
+        slot.words[0].store(len as u64, Ordering::Relaxed);
+        for (i, chunk) in line[..len].chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            slot.words[1 + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+        self.producer.head.store(head.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Consumer side: copies the oldest line into `out`. Must only be called by the single
+    /// consumer. Never trusts the producer's indices or lengths.
+    pub fn pop(&self, out: &mut [u8; LOG_LINE_BYTES]) -> LogPop {
+        let tail = self.consumer.tail.load(Ordering::Relaxed);
+        let head = self.producer.head.load(Ordering::Acquire);
+        let pending = head.wrapping_sub(tail);
+        if pending == 0 {
+            return LogPop::Empty;
+        }
+        if pending as usize > LOG_RING_SLOTS {
+            self.consumer.tail.store(head, Ordering::Release);
+            return LogPop::Corrupt(pending);
+        }
+        let slot = &self.slots[tail as usize % LOG_RING_SLOTS];
+        let len = (slot.words[0].load(Ordering::Relaxed) as usize).min(LOG_LINE_BYTES);
+        for (i, chunk) in out[..len].chunks_mut(8).enumerate() {
+            let word = slot.words[1 + i].load(Ordering::Relaxed).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        self.consumer.tail.store(tail.wrapping_add(1), Ordering::Release);
+        LogPop::Line(len)
+    }
+
+    /// Consumer side: takes the count of dropped lines.
+    pub fn take_dropped(&self) -> u32 {
+        self.producer.dropped.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The whole shared area.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct SharedArea {
+    /// Header.
+    pub header: SharedHeader,
+    /// Status records, indexed by replica.
+    pub status: [ReplicaStatus; MAX_REPLICAS],
+    /// Doorbell inboxes, indexed by receiving replica.
+    pub doorbells: [DoorbellInbox; MAX_REPLICAS],
+    /// Log rings, indexed by producing replica.
+    pub logs: [LogRing; MAX_REPLICAS],
+}
+
+/// Bytes the shared area occupies, rounded to pages.
+pub const SHARED_AREA_SIZE: u64 = (size_of::<SharedArea>() as u64).next_multiple_of(crate::limits::PAGE_SIZE);
+
+const _: () = assert!(size_of::<SharedHeader>() == 64);
+const _: () = assert!(size_of::<ReplicaStatus>() == 64);
+const _: () = assert!(size_of::<PendingWord>() == 64);
+const _: () = assert!(offset_of!(LogRing, consumer) == 64);
+const _: () = assert!(offset_of!(LogRing, slots) == 128);
+const _: () = assert!(offset_of!(SharedArea, status) == 64);
+const _: () = assert!(offset_of!(SharedArea, doorbells) == 64 + 64 * MAX_REPLICAS);
+const _: () = assert!(SHARED_AREA_SIZE <= crate::limits::LARGE_PAGE_SIZE);
+
+impl SharedArea {
+    /// Whether the header is one this kernel understands.
+    pub fn header_ok(&self) -> bool {
+        self.header.magic == SHARED_MAGIC && self.header.version == SHARED_VERSION
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    use super::*;
+    use zerocopy::FromZeros;
+
+    fn ring() -> Box<LogRing> {
+        LogRing::new_box_zeroed().unwrap()
+    }
+
+    #[test]
+    fn lines_come_out_whole_and_in_order() {
+        let r = ring();
+        let mut out = [0u8; LOG_LINE_BYTES];
+        assert_eq!(r.pop(&mut out), LogPop::Empty);
+        assert!(r.push(b"K1|INFO: hello"));
+        assert!(r.push(b"K1|INFO: world, a longer line"));
+        assert_eq!(r.pop(&mut out), LogPop::Line(14));
+        assert_eq!(&out[..14], b"K1|INFO: hello");
+        let LogPop::Line(n) = r.pop(&mut out) else { panic!("expected a line") };
+        assert_eq!(&out[..n], b"K1|INFO: world, a longer line");
+        assert_eq!(r.pop(&mut out), LogPop::Empty);
+    }
+
+    #[test]
+    fn full_ring_drops_and_counts() {
+        let r = ring();
+        for i in 0..LOG_RING_SLOTS {
+            assert!(r.push(format_line(i).as_bytes()));
+        }
+        assert!(!r.push(b"one too many"));
+        assert!(!r.push(b"two too many"));
+        assert_eq!(r.take_dropped(), 2);
+        assert_eq!(r.take_dropped(), 0);
+        let mut out = [0u8; LOG_LINE_BYTES];
+        for i in 0..LOG_RING_SLOTS {
+            let LogPop::Line(n) = r.pop(&mut out) else { panic!("line {i} missing") };
+            assert_eq!(&out[..n], format_line(i).as_bytes());
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let r = ring();
+        let long = [b'x'; 300];
+        assert!(r.push(&long));
+        let mut out = [0u8; LOG_LINE_BYTES];
+        assert_eq!(r.pop(&mut out), LogPop::Line(LOG_LINE_BYTES));
+    }
+
+    #[test]
+    fn corrupt_indices_are_reported_not_trusted() {
+        let r = ring();
+        r.producer.head.store(10_000, Ordering::Relaxed);
+        let mut out = [0u8; LOG_LINE_BYTES];
+        assert_eq!(r.pop(&mut out), LogPop::Corrupt(10_000));
+        assert_eq!(r.pop(&mut out), LogPop::Empty);
+        // A hostile length is clamped.
+        r.slots[10_000 % LOG_RING_SLOTS].words[0].store(u64::MAX, Ordering::Relaxed);
+        r.producer.head.store(10_001, Ordering::Relaxed);
+        assert_eq!(r.pop(&mut out), LogPop::Line(LOG_LINE_BYTES));
+    }
+
+    #[test]
+    fn doorbell_signals_only_on_empty_word() {
+        let inbox = DoorbellInbox::new_box_zeroed().unwrap();
+        assert_eq!(inbox.ring(1, bell::PING), Some(true));
+        assert_eq!(inbox.ring(1, bell::LOG), Some(false));
+        assert_eq!(inbox.ring(2, bell::LOG), Some(true));
+        assert_eq!(inbox.ring(MAX_REPLICAS, bell::LOG), None);
+        assert_eq!(inbox.take(1), bell::PING | bell::LOG);
+        assert_eq!(inbox.take(1), 0);
+        assert_eq!(inbox.ring(1, bell::STATUS), Some(true));
+        assert_eq!(inbox.take(MAX_REPLICAS + 3), 0);
+    }
+
+    fn format_line(i: usize) -> std::string::String {
+        std::format!("K0|INFO: line {i}")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ring_is_fifo_without_loss_until_full(ops in proptest::collection::vec(proptest::option::of(0usize..200), 0..600)) {
+            let r = ring();
+            let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
+            let mut dropped = 0u32;
+            let mut out = [0u8; LOG_LINE_BYTES];
+            for op in ops {
+                match op {
+                    Some(len) => {
+                        let line: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                        if r.push(&line) {
+                            model.push_back(line[..len.min(LOG_LINE_BYTES)].to_vec());
+                        } else {
+                            proptest::prop_assert_eq!(model.len(), LOG_RING_SLOTS);
+                            dropped += 1;
+                        }
+                    }
+                    None => match (r.pop(&mut out), model.pop_front()) {
+                        (LogPop::Line(n), Some(want)) => proptest::prop_assert_eq!(&out[..n], &want[..]),
+                        (LogPop::Empty, None) => {}
+                        (got, want) => proptest::prop_assert!(false, "ring gave {:?}, model {:?}", got, want),
+                    },
+                }
+            }
+            proptest::prop_assert_eq!(r.take_dropped(), dropped);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Board support: each board is data (memory map, devices, core clusters, QEMU machine)
+//! plus the few drivers the loader and kernel need ([`uart`], [`gic`]).
+//!
+//! Design principles: no `cfg` per board anywhere. Host tools pick a [`Board`] by name
+//! ([`by_name`]); the loader is built for one board by its build script, which reads the
+//! same table; the kernel gets everything it needs from its boot spec and links no board.
+#![no_std]
+
+pub mod gic;
+pub mod uart;
+
+use atoll_abi::spec::{PhysRange, PsciConduit, UartKind};
+
+/// A board.
+#[derive(Debug)]
+pub struct Board {
+    /// Name used on the command line and in `system.xml` tooling (`--board`).
+    pub name: &'static str,
+    /// One line for humans.
+    pub description: &'static str,
+    /// The RAM Atoll uses.
+    pub ram: PhysRange,
+    /// Where the boot firmware (or QEMU) places the image, as an offset from `ram.base`
+    /// (the arm64 Image `text_offset`).
+    pub image_offset: u64,
+    /// Bytes from `ram.base` kept for the boot stub, loader and image; replicas start above.
+    pub boot_reserved: u64,
+    /// MPIDR affinity of each core, by core index.
+    pub cores: &'static [u64],
+    /// The console UART.
+    pub uart: UartDevice,
+    /// The interrupt controller.
+    pub gic: GicDevice,
+    /// Generic-timer PPI the kernel uses (the EL1 virtual timer).
+    pub timer_intid: u32,
+    /// PSCI conduit when entered at EL1.
+    pub psci_at_el1: PsciConduit,
+    /// PSCI conduit when entered at EL2.
+    pub psci_at_el2: PsciConduit,
+    /// Default replica layout: the cores of each replica.
+    pub default_clusters: &'static [&'static [u32]],
+    /// How to emulate the board.
+    pub qemu: QemuMachine,
+}
+
+/// The console UART of a board.
+#[derive(Debug, Clone, Copy)]
+pub struct UartDevice {
+    /// Model.
+    pub kind: UartKind,
+    /// Physical base.
+    pub base: u64,
+    /// Bytes of registers.
+    pub size: u64,
+    /// Interrupt id.
+    pub intid: u32,
+}
+
+/// The interrupt controller of a board.
+#[derive(Debug, Clone, Copy)]
+pub struct GicDevice {
+    /// 2 or 3.
+    pub version: u32,
+    /// Distributor.
+    pub distributor: PhysRange,
+    /// GICv3: redistributors (all cores); GICv2: CPU interface.
+    pub cpu: PhysRange,
+}
+
+/// QEMU options for a board.
+#[derive(Debug, Clone, Copy)]
+pub struct QemuMachine {
+    /// `-machine` value.
+    pub machine: &'static str,
+    /// `-cpu` value, when the machine has a choice.
+    pub cpu: Option<&'static str>,
+    /// `-m` value.
+    pub memory: &'static str,
+    /// `-smp` value, when the machine has a choice.
+    pub smp: Option<u32>,
+    /// Further options.
+    pub extra: &'static [&'static str],
+}
+
+/// QEMU `virt` with GICv3 and four Cortex-A53 cores.
+pub const QEMU_VIRT_AARCH64: Board = Board {
+    name: "qemu_virt_aarch64",
+    description: "QEMU virt machine, GICv3, 4 x Cortex-A53, 1 GiB",
+    ram: PhysRange { base: 0x4000_0000, size: 0x4000_0000 },
+    image_offset: 0x8_0000,
+    boot_reserved: 0x100_0000,
+    cores: &[0, 1, 2, 3],
+    uart: UartDevice { kind: UartKind::Pl011, base: 0x0900_0000, size: 0x1000, intid: 33 },
+    gic: GicDevice {
+        version: 3,
+        distributor: PhysRange { base: 0x0800_0000, size: 0x1_0000 },
+        cpu: PhysRange { base: 0x080A_0000, size: 4 * 0x2_0000 },
+    },
+    timer_intid: 27,
+    psci_at_el1: PsciConduit::Hvc,
+    psci_at_el2: PsciConduit::Smc,
+    default_clusters: &[&[0], &[1], &[2, 3]],
+    qemu: QemuMachine {
+        machine: "virt,gic-version=3",
+        cpu: Some("cortex-a53"),
+        memory: "1G",
+        smp: Some(4),
+        extra: &[],
+    },
+};
+
+/// Xilinx ZCU102 (ZynqMP): GIC-400, four Cortex-A53 cores, Cadence UART.
+pub const ZCU102: Board = Board {
+    name: "zcu102",
+    description: "Xilinx ZCU102 (ZynqMP), GICv2, 4 x Cortex-A53, 2 GiB low DDR",
+    ram: PhysRange { base: 0x0, size: 0x8000_0000 },
+    image_offset: 0x8_0000,
+    boot_reserved: 0x100_0000,
+    cores: &[0, 1, 2, 3],
+    uart: UartDevice { kind: UartKind::Cadence, base: 0xFF00_0000, size: 0x1000, intid: 53 },
+    gic: GicDevice {
+        version: 2,
+        distributor: PhysRange { base: 0xF901_0000, size: 0x1000 },
+        cpu: PhysRange { base: 0xF902_0000, size: 0x2000 },
+    },
+    timer_intid: 27,
+    psci_at_el1: PsciConduit::Smc,
+    psci_at_el2: PsciConduit::Smc,
+    default_clusters: &[&[0], &[1], &[2, 3]],
+    qemu: QemuMachine {
+        machine: "xlnx-zcu102",
+        cpu: None,
+        memory: "2G",
+        smp: None,
+        extra: &["-audio", "none"],
+    },
+};
+
+/// NXP i.MX 8M Plus EVK: GICv3, four Cortex-A53 cores, i.MX UART.
+pub const IMX8MP_EVK: Board = Board {
+    name: "imx8mp_evk",
+    description: "NXP i.MX 8M Plus EVK, GICv3, 4 x Cortex-A53, 2 GiB",
+    ram: PhysRange { base: 0x4000_0000, size: 0x8000_0000 },
+    image_offset: 0x8_0000,
+    boot_reserved: 0x100_0000,
+    cores: &[0, 1, 2, 3],
+    uart: UartDevice { kind: UartKind::Imx, base: 0x3086_0000, size: 0x1_0000, intid: 58 },
+    gic: GicDevice {
+        version: 3,
+        distributor: PhysRange { base: 0x3880_0000, size: 0x1_0000 },
+        cpu: PhysRange { base: 0x3888_0000, size: 4 * 0x2_0000 },
+    },
+    timer_intid: 27,
+    psci_at_el1: PsciConduit::Smc,
+    psci_at_el2: PsciConduit::Smc,
+    default_clusters: &[&[0], &[1], &[2, 3]],
+    qemu: QemuMachine {
+        machine: "imx8mp-evk",
+        cpu: None,
+        memory: "2G",
+        smp: None,
+        extra: &[],
+    },
+};
+
+/// Every supported board; the first is the default.
+pub const BOARDS: &[&Board] = &[&QEMU_VIRT_AARCH64, &ZCU102, &IMX8MP_EVK];
+
+/// Looks a board up by name.
+pub fn by_name(name: &str) -> Option<&'static Board> {
+    BOARDS.iter().copied().find(|b| b.name == name)
+}
+
+/// Page-table descriptor bits for the loader's identity map (level-1 blocks).
+mod desc {
+    pub const BLOCK: u64 = 0b01;
+    pub const AF: u64 = 1 << 10;
+    pub const INNER_SHAREABLE: u64 = 0b11 << 8;
+    pub const ATTR_NORMAL: u64 = 0 << 2;
+    pub const ATTR_DEVICE: u64 = 1 << 2;
+    pub const PXN: u64 = 1 << 53;
+    pub const UXN: u64 = 1 << 54;
+}
+
+/// The loader's identity map: a level-1 table of 1 GiB blocks over the low 4 GiB, normal
+/// memory where the board has RAM and device memory elsewhere. Computed at compile time so
+/// the loader can turn its MMU on before running any Rust code.
+pub const fn loader_identity_table(board: &Board) -> [u64; 512] {
+    let mut table = [0u64; 512];
+    let mut gib = 0u64;
+    while gib < 4 {
+        let range = PhysRange { base: gib << 30, size: 1 << 30 };
+        let attrs = if range.overlaps(&board.ram) {
+            desc::ATTR_NORMAL | desc::INNER_SHAREABLE
+        } else {
+            desc::ATTR_DEVICE | desc::PXN
+        };
+        table[gib as usize] = range.base | attrs | desc::AF | desc::UXN | desc::BLOCK;
+        gib += 1;
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boards_are_consistent() {
+        for board in BOARDS {
+            assert!(by_name(board.name).is_some());
+            assert_eq!(board.ram.base % 0x20_0000, 0, "{}: RAM not 2 MiB aligned", board.name);
+            assert!(board.boot_reserved > board.image_offset);
+            let mut seen = 0u64;
+            for cluster in board.default_clusters {
+                assert!(!cluster.is_empty());
+                for &core in *cluster {
+                    assert!((core as usize) < board.cores.len(), "{}: core {core}", board.name);
+                    assert_eq!(seen & (1 << core), 0, "{}: core {core} in two clusters", board.name);
+                    seen |= 1 << core;
+                }
+            }
+            assert!(!board.uart_overlaps_ram());
+        }
+        assert!(by_name("nonesuch").is_none());
+    }
+
+    #[test]
+    fn identity_map_marks_ram_normal_and_devices_device() {
+        let t = loader_identity_table(&QEMU_VIRT_AARCH64);
+        assert_eq!(t[0] & (0b111 << 2), desc::ATTR_DEVICE);
+        assert_eq!(t[1] & (0b111 << 2), desc::ATTR_NORMAL);
+        assert_eq!(t[1] & 0x0000_FFFF_FFFF_F000, 0x4000_0000);
+        let z = loader_identity_table(&ZCU102);
+        assert_eq!(z[0] & (0b111 << 2), desc::ATTR_NORMAL);
+        assert_eq!(z[3] & (0b111 << 2), desc::ATTR_DEVICE);
+        assert!(t[4..].iter().all(|&d| d == 0));
+    }
+
+    impl Board {
+        fn uart_overlaps_ram(&self) -> bool {
+            PhysRange { base: self.uart.base, size: self.uart.size }.overlaps(&self.ram)
+        }
+    }
+}

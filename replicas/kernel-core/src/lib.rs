@@ -1,0 +1,15 @@
+//! Portable kernel logic, built for the target and tested on the host.
+//!
+//! Design principles: nothing here touches a register or an address it was not handed; the
+//! aarch64 kernel and the loader supply memory through small traits, and the host tests
+//! supply plain buffers. Nothing here panics on data a peer or a PD controls.
+//!
+//! Modules:
+//! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
+//! - [`fault`]: decodes ESR values into words for fault reports.
+//! - [`line`]: a fixed-size line buffer for log lines, and core-set formatting.
+#![no_std]
+
+pub mod fault;
+pub mod line;
+pub mod pagetable;

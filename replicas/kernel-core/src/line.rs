@@ -1,0 +1,113 @@
+//! Fixed-size log lines: formatting never allocates and never fails; text past the end of
+//! the buffer is cut and the cut is marked.
+
+use core::fmt;
+
+/// A line of at most `N` bytes.
+pub struct LineBuf<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+    cut: bool,
+}
+
+impl<const N: usize> Default for LineBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> LineBuf<N> {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self { bytes: [0; N], len: 0, cut: false }
+    }
+
+    /// The text so far; a cut line ends in `~`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Whether text was cut.
+    pub fn was_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// Empties the line.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.cut = false;
+    }
+}
+
+impl<const N: usize> fmt::Write for LineBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.cut || N == 0 {
+            return Ok(());
+        }
+        let room = N - self.len;
+        if s.len() <= room {
+            self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let keep = room.saturating_sub(1);
+            self.bytes[self.len..self.len + keep].copy_from_slice(&s.as_bytes()[..keep]);
+            self.len += keep;
+            self.bytes[self.len] = b'~';
+            self.len += 1;
+            self.cut = true;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a core mask as `{0}` or `{2,3}`.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreSet(pub u64);
+
+impl fmt::Display for CoreSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        let mut first = true;
+        for core in 0..64 {
+            if self.0 & (1 << core) != 0 {
+                if !first {
+                    f.write_str(",")?;
+                }
+                write!(f, "{core}")?;
+                first = false;
+            }
+        }
+        f.write_str("}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write;
+
+    #[test]
+    fn short_text_fits() {
+        let mut l = LineBuf::<16>::new();
+        write!(l, "K{}|INFO: {}", 1, "up").unwrap();
+        assert_eq!(l.as_bytes(), b"K1|INFO: up");
+        assert!(!l.was_cut());
+    }
+
+    #[test]
+    fn long_text_is_cut_and_marked() {
+        let mut l = LineBuf::<8>::new();
+        write!(l, "0123456789").unwrap();
+        write!(l, "more").unwrap();
+        assert_eq!(l.as_bytes(), b"0123456~");
+        assert!(l.was_cut());
+    }
+
+    #[test]
+    fn core_sets() {
+        extern crate std;
+        assert_eq!(std::format!("{}", CoreSet(0b1)), "{0}");
+        assert_eq!(std::format!("{}", CoreSet(0b1100)), "{2,3}");
+        assert_eq!(std::format!("{}", CoreSet(0)), "{}");
+    }
+}

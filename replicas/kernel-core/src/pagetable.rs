@@ -1,0 +1,316 @@
+//! Builds aarch64 stage-1 translation tables: 4 KiB granule, 39-bit virtual addresses, so
+//! three levels (1 GiB, 2 MiB and 4 KiB entries). Used by the loader to build each replica's
+//! kernel address space from its spec; the same code is exercised on the host.
+//!
+//! Mappings use 2 MiB blocks where virtual address, physical address and length allow, and
+//! 4 KiB pages elsewhere. Mapping over an existing entry is an error, never a silent change.
+
+use atoll_abi::spec::attrs;
+
+/// Entries per table.
+pub const ENTRIES: usize = 512;
+const PAGE: u64 = 0x1000;
+const BLOCK_2M: u64 = 0x20_0000;
+const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+
+/// Descriptor bits.
+pub mod desc {
+    /// Valid entry.
+    pub const VALID: u64 = 1 << 0;
+    /// Table (levels 1 and 2) or page (level 3); clear for a block.
+    pub const TABLE_OR_PAGE: u64 = 1 << 1;
+    /// Memory attribute index 0: normal write-back (MAIR attr0).
+    pub const ATTR_NORMAL: u64 = 0 << 2;
+    /// Memory attribute index 1: device-nGnRE (MAIR attr1).
+    pub const ATTR_DEVICE: u64 = 1 << 2;
+    /// AP[2]: read-only.
+    pub const READ_ONLY: u64 = 1 << 7;
+    /// Inner shareable.
+    pub const INNER_SHAREABLE: u64 = 0b11 << 8;
+    /// Access flag.
+    pub const AF: u64 = 1 << 10;
+    /// Privileged execute-never.
+    pub const PXN: u64 = 1 << 53;
+    /// Unprivileged execute-never.
+    pub const UXN: u64 = 1 << 54;
+}
+
+/// MAIR_EL1 value matching [`desc::ATTR_NORMAL`] and [`desc::ATTR_DEVICE`].
+pub const MAIR: u64 = 0xFF | (0x04 << 8);
+
+/// TCR_EL1 for two 39-bit halves with 4 KiB granules, write-back walks, inner shareable,
+/// 40-bit physical addresses.
+pub const TCR: u64 = {
+    let t0sz = 64 - atoll_abi::spec::layout::VA_BITS as u64;
+    let t1sz = t0sz;
+    let walk0 = (0b01 << 8) | (0b01 << 10) | (0b11 << 12); // IRGN0, ORGN0 WB-WA, SH0 inner
+    let walk1 = (0b01 << 24) | (0b01 << 26) | (0b11 << 28); // IRGN1, ORGN1, SH1
+    let tg1_4k = 0b10 << 30;
+    let ips_40bit = 0b010 << 32;
+    t0sz | (t1sz << 16) | walk0 | walk1 | tg1_4k | ips_40bit
+};
+
+/// Where tables come from.
+pub trait TableMemory {
+    /// A new zeroed 4 KiB table; its physical address, or `None` when out of space.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// The table at physical address `pa` (one that `alloc_table` returned).
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES];
+}
+
+/// Why a mapping could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// Address or length not page aligned, or zero length.
+    Misaligned,
+    /// The range wraps around the address space.
+    Overflow,
+    /// No table memory left.
+    OutOfTables,
+    /// Part of the range is already mapped.
+    AlreadyMapped {
+        /// First virtual address found mapped.
+        va: u64,
+    },
+}
+
+/// Descriptor attribute bits for an [`attrs`] set (kernel mappings: never user-executable).
+pub const fn descriptor_bits(mapping_attrs: u64) -> u64 {
+    let mut bits = desc::AF | desc::UXN;
+    if mapping_attrs & attrs::DEVICE != 0 {
+        bits |= desc::ATTR_DEVICE;
+    } else {
+        bits |= desc::ATTR_NORMAL | desc::INNER_SHAREABLE;
+    }
+    if mapping_attrs & attrs::WRITE == 0 {
+        bits |= desc::READ_ONLY;
+    }
+    if mapping_attrs & attrs::EXEC == 0 || mapping_attrs & attrs::DEVICE != 0 {
+        bits |= desc::PXN;
+    }
+    bits
+}
+
+const fn index(va: u64, level: u32) -> usize {
+    ((va >> (39 - 9 * level)) & 0x1FF) as usize
+}
+
+/// Maps `size` bytes at `va` to `pa` in the tables rooted at `root` (a level-1 table).
+pub fn map<M: TableMemory>(mem: &mut M, root: u64, va: u64, pa: u64, size: u64, mapping_attrs: u64) -> Result<(), MapError> {
+    if size == 0 || va % PAGE != 0 || pa % PAGE != 0 || size % PAGE != 0 {
+        return Err(MapError::Misaligned);
+    }
+    va.checked_add(size - 1).ok_or(MapError::Overflow)?;
+    pa.checked_add(size - 1).ok_or(MapError::Overflow)?;
+    first_mapped(mem, root, va, size).map_or(Ok(()), |va| Err(MapError::AlreadyMapped { va }))?;
+    let bits = descriptor_bits(mapping_attrs);
+    let mut offset = 0;
+    while offset < size {
+        let (v, p, left) = (va + offset, pa + offset, size - offset);
+        let l2 = next_table(mem, root, index(v, 1), v)?;
+        if v % BLOCK_2M == 0 && p % BLOCK_2M == 0 && left >= BLOCK_2M {
+            let entry = &mut mem.table(l2)[index(v, 2)];
+            if *entry != 0 {
+                return Err(MapError::AlreadyMapped { va: v });
+            }
+            *entry = p | bits | desc::VALID;
+            offset += BLOCK_2M;
+        } else {
+            let l3 = next_table(mem, l2, index(v, 2), v)?;
+            let entry = &mut mem.table(l3)[index(v, 3)];
+            if *entry != 0 {
+                return Err(MapError::AlreadyMapped { va: v });
+            }
+            *entry = p | bits | desc::VALID | desc::TABLE_OR_PAGE;
+            offset += PAGE;
+        }
+    }
+    Ok(())
+}
+
+/// The first page of `[va, va + size)` that is already mapped, if any; the range is
+/// checked whole before anything is written, so a failed `map` changes nothing.
+fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> Option<u64> {
+    let end = va + (size - 1);
+    let mut v = va;
+    loop {
+        let l1 = mem.table(root)[index(v, 1)];
+        let step = if l1 & desc::VALID == 0 {
+            1 << 30
+        } else if l1 & desc::TABLE_OR_PAGE == 0 {
+            return Some(v);
+        } else {
+            let l2 = mem.table(l1 & ADDRESS_MASK)[index(v, 2)];
+            if l2 & desc::VALID == 0 {
+                BLOCK_2M
+            } else if l2 & desc::TABLE_OR_PAGE == 0 {
+                return Some(v);
+            } else if mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0 {
+                return Some(v);
+            } else {
+                PAGE
+            }
+        };
+        let next = (v & !(step - 1)).checked_add(step)?;
+        if next > end {
+            return None;
+        }
+        v = next;
+    }
+}
+
+/// The next-level table behind `table[idx]`, created if absent.
+fn next_table<M: TableMemory>(mem: &mut M, table: u64, idx: usize, va: u64) -> Result<u64, MapError> {
+    let entry = mem.table(table)[idx];
+    if entry == 0 {
+        let new = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+        mem.table(table)[idx] = new | desc::VALID | desc::TABLE_OR_PAGE;
+        Ok(new)
+    } else if entry & (desc::VALID | desc::TABLE_OR_PAGE) == desc::VALID | desc::TABLE_OR_PAGE {
+        Ok(entry & ADDRESS_MASK)
+    } else {
+        Err(MapError::AlreadyMapped { va })
+    }
+}
+
+/// Walks the tables: the physical address and descriptor bits `va` translates to.
+pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, u64)> {
+    let mut table = root;
+    for level in 1..=3u32 {
+        let entry = mem.table(table)[index(va, level)];
+        if entry & desc::VALID == 0 {
+            return None;
+        }
+        let is_table = entry & desc::TABLE_OR_PAGE != 0;
+        if level == 3 || !is_table {
+            if level == 1 && !is_table {
+                return None; // 1 GiB blocks are never created here.
+            }
+            let span = 1u64 << (39 - 9 * level);
+            let pa = (entry & ADDRESS_MASK & !(span - 1)) | (va & (span - 1));
+            return Some((pa, entry & !ADDRESS_MASK));
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    None
+}
+
+/// Tables carved from a buffer: for the host tests and for any caller with plain memory.
+pub struct SliceTables<'a> {
+    tables: &'a mut [[u64; ENTRIES]],
+    base: u64,
+    used: usize,
+}
+
+impl<'a> SliceTables<'a> {
+    /// Tables in `tables`, the first of which sits at physical address `base`.
+    pub fn new(tables: &'a mut [[u64; ENTRIES]], base: u64) -> Self {
+        Self { tables, base, used: 0 }
+    }
+
+    /// Tables handed out so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}
+
+impl TableMemory for SliceTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let t = self.tables.get_mut(self.used)?;
+        *t = [0; ENTRIES];
+        self.used += 1;
+        Some(self.base + (self.used as u64 - 1) * PAGE)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        let i = ((pa - self.base) / PAGE) as usize;
+        &mut self.tables[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+
+    fn tables(n: usize) -> std::vec::Vec<[u64; ENTRIES]> {
+        vec![[0u64; ENTRIES]; n]
+    }
+
+    #[test]
+    fn pages_blocks_and_translation() {
+        let mut buf = tables(16);
+        let mut mem = SliceTables::new(&mut buf, 0x1000_0000);
+        let root = mem.alloc_table().unwrap();
+        let kva = 0xFFFF_FFFF_8000_0000;
+        map(&mut mem, root, kva, 0x4100_0000, 0x3000, attrs::EXEC).unwrap();
+        map(&mut mem, root, 0xFFFF_FF80_0000_0000, 0x4020_0000, 0x40_0000, attrs::WRITE).unwrap();
+        let (pa, bits) = translate(&mut mem, root, kva + 0x2010).unwrap();
+        assert_eq!(pa, 0x4100_2010);
+        assert_eq!(bits & desc::PXN, 0);
+        assert_ne!(bits & desc::READ_ONLY, 0);
+        let (pa, bits) = translate(&mut mem, root, 0xFFFF_FF80_0030_0008).unwrap();
+        assert_eq!(pa, 0x4050_0008);
+        assert_ne!(bits & desc::PXN, 0);
+        assert_eq!(bits & desc::READ_ONLY, 0);
+        assert_eq!(translate(&mut mem, root, kva + 0x3000), None);
+        // Two 2 MiB blocks and 3 pages: root, L2 x2, L3 x1.
+        assert_eq!(mem.used(), 4);
+    }
+
+    #[test]
+    fn overlap_and_misalignment_are_errors() {
+        let mut buf = tables(8);
+        let mut mem = SliceTables::new(&mut buf, 0);
+        let root = mem.alloc_table().unwrap();
+        map(&mut mem, root, 0x20_0000, 0x20_0000, 0x20_0000, attrs::WRITE).unwrap();
+        assert_eq!(map(&mut mem, root, 0x20_1000, 0x9000, 0x1000, 0), Err(MapError::AlreadyMapped { va: 0x20_1000 }));
+        assert_eq!(map(&mut mem, root, 0x1001, 0, 0x1000, 0), Err(MapError::Misaligned));
+        assert_eq!(map(&mut mem, root, 0x1000, 0, 0, 0), Err(MapError::Misaligned));
+        assert_eq!(map(&mut mem, root, u64::MAX & !0xFFF, 0, 0x2000, 0), Err(MapError::Overflow));
+    }
+
+    #[test]
+    fn running_out_of_tables_is_an_error() {
+        let mut buf = tables(2);
+        let mut mem = SliceTables::new(&mut buf, 0);
+        let root = mem.alloc_table().unwrap();
+        assert_eq!(map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0), Err(MapError::OutOfTables));
+    }
+
+    #[test]
+    fn device_memory_is_never_executable() {
+        let bits = descriptor_bits(attrs::DEVICE | attrs::EXEC | attrs::WRITE);
+        assert_ne!(bits & desc::PXN, 0);
+        assert_eq!(bits & 0b11100, desc::ATTR_DEVICE);
+    }
+
+    proptest::proptest! {
+        /// Every page of every successful mapping translates to where it was mapped, and
+        /// a failed mapping is reported rather than merged.
+        #[test]
+        fn mappings_translate_back(ranges in proptest::collection::vec((0u64..64, 1u64..700, 0u64..64), 1..8)) {
+            let mut buf = tables(64);
+            let mut mem = SliceTables::new(&mut buf, 0x8000_0000);
+            let root = mem.alloc_table().unwrap();
+            let mut done: std::vec::Vec<(u64, u64, u64)> = std::vec::Vec::new();
+            for (vslot, pages, pslot) in ranges {
+                let va = 0xFFFF_FFC0_0000_0000 + vslot * 0x10_0000;
+                let pa = 0x4000_0000 + pslot * 0x10_0000;
+                let size = pages * PAGE;
+                let overlaps = done.iter().any(|&(v, _, s)| va < v + s && v < va + size);
+                match map(&mut mem, root, va, pa, size, attrs::WRITE) {
+                    Ok(()) => { proptest::prop_assert!(!overlaps); done.push((va, pa, size)); }
+                    Err(MapError::AlreadyMapped { .. }) => proptest::prop_assert!(overlaps),
+                    Err(e) => proptest::prop_assert!(false, "unexpected {:?}", e),
+                }
+            }
+            for (va, pa, size) in done {
+                for page in (0..size).step_by(PAGE as usize * 7) {
+                    proptest::prop_assert_eq!(translate(&mut mem, root, va + page).map(|t| t.0), Some(pa + page));
+                }
+            }
+        }
+    }
+}

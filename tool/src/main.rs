@@ -1,0 +1,2 @@
+//! The `microkit` tool (work in progress; see issue 3).
+fn main() {}
