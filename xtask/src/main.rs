@@ -1,1 +1,111 @@
-fn main() {}
+//! `cargo xtask`: builds, runs and tests Atoll. Every command installs what it needs first
+//! (rustup targets and components; QEMU from Debian's packages when run as root).
+#![forbid(unsafe_code)]
+
+mod build;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test Atoll")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the loader and kernel and pack a bootable image into target/atoll/<board>/.
+    Build(BuildArgs),
+    /// Build, then boot the image under QEMU (`-- <args>` passes arguments to QEMU).
+    Run(RunArgs),
+    /// Run the whole test suite: lints, host tests and QEMU end-to-end tests on every board.
+    Test(TestArgs),
+}
+
+/// Options shared by `build` and `run`.
+#[derive(Args, Clone, Debug)]
+pub struct BuildArgs {
+    /// Board to build for.
+    #[arg(long, default_value = "qemu_virt_aarch64")]
+    pub board: String,
+    /// Replica layout: cores of each replica, replicas separated by `;` (e.g. "0;1;2,3").
+    /// Defaults to the board's cluster map.
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Build with the dev profile instead of release (both keep debug info).
+    #[arg(long)]
+    pub debug: bool,
+    /// Test build: the boot replica powers off once the boot checks finish, and a loader
+    /// that refuses the image ends QEMU (with -semihosting) with status 3.
+    #[arg(long)]
+    pub test: bool,
+    /// Self-test: make this replica fault on purpose during boot.
+    #[arg(long, value_name = "REPLICA")]
+    pub selftest_fault: Option<u32>,
+    /// Output directory (default target/atoll/<board>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    build: BuildArgs,
+    /// Count instructions: -icount shift=0,sleep=off (cycle counter = instructions).
+    #[arg(long)]
+    icount: bool,
+    /// Arguments passed through to QEMU.
+    #[arg(last = true)]
+    qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// Only these boards' QEMU tests (default: all).
+    #[arg(long)]
+    board: Vec<String>,
+    /// Skip formatting and clippy checks.
+    #[arg(long)]
+    no_lint: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build(args) => {
+            setup::rust_targets()?;
+            let built = build::build(&args)?;
+            println!("{}", built.image.display());
+            Ok(())
+        }
+        Command::Run(args) => run(args),
+        Command::Test(args) => test::run(&args.board, !args.no_lint),
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let board = build::board(&args.build.board)?;
+    setup::rust_targets()?;
+    setup::qemu(&[board.qemu.machine])?;
+    let built = build::build(&args.build)?;
+    let options = atoll_e2e::QemuOptions {
+        semihosting: args.build.test,
+        icount: args.icount,
+        interactive: true,
+        extra: args.qemu_args,
+    };
+    let qemu_args = atoll_e2e::qemu_args(board, &built.image, &options);
+    eprintln!("xtask: {} {}", atoll_e2e::QEMU, qemu_args.join(" "));
+    eprintln!("xtask: press Ctrl-A X to quit QEMU");
+    let status = std::process::Command::new(atoll_e2e::QEMU).args(&qemu_args).status().with_context(|| format!("starting {}", atoll_e2e::QEMU))?;
+    if !status.success() {
+        bail!("QEMU exited with {status}");
+    }
+    Ok(())
+}

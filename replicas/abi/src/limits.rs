@@ -9,7 +9,7 @@ pub const MAX_KERNEL_MAPPINGS: usize = 16;
 /// Most parts one image may carry.
 pub const MAX_PARTS: usize = 64;
 /// Text bytes in one kernel log line (longer lines are cut and marked).
-pub const LOG_LINE_BYTES: usize = 120;
+pub const LOG_LINE_BYTES: usize = 248;
 /// Lines each replica's log ring holds before new lines are dropped (and counted).
 pub const LOG_RING_SLOTS: usize = 128;
 /// Smallest page size.

@@ -166,7 +166,7 @@ pub struct LogSlot {
 }
 
 const _: () = assert!(LOG_LINE_BYTES % 8 == 0);
-const _: () = assert!(size_of::<LogSlot>() == 128);
+const _: () = assert!(size_of::<LogSlot>() == 256);
 
 /// Producer-owned indices of a log ring, on their own cache line.
 #[derive(FromBytes, IntoBytes, KnownLayout)]

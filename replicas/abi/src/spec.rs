@@ -37,6 +37,13 @@ pub mod layout {
     pub const VA_BITS: u32 = 39;
 }
 
+/// SGI that rings a replica's doorbell (one number serves every doorbell).
+pub const DOORBELL_SGI: u32 = 1;
+/// SGI that tells the other cores of a replica to stop after a fatal error.
+pub const STOP_SGI: u32 = 2;
+/// Default timer tick rate.
+pub const DEFAULT_TICK_HZ: u32 = 100;
+
 /// Spec flags.
 pub mod flags {
     /// Test builds: once the boot checks finish, the boot replica powers the machine off.

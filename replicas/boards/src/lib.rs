@@ -6,6 +6,7 @@
 //! same table; the kernel gets everything it needs from its boot spec and links no board.
 #![no_std]
 
+pub mod firmware;
 pub mod gic;
 pub mod uart;
 

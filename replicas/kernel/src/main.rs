@@ -1,1 +1,261 @@
-#![no_std] #![no_main] 
+//! The Atoll replica kernel for aarch64.
+//!
+//! One copy of this kernel runs per replica (a cluster of cores), linked at the same
+//! virtual address in every replica and mapped onto that replica's own memory. It reads
+//! everything it needs from its boot spec and holds no board data and no policy.
+//!
+//! Design principles:
+//! - Nothing is shared between replicas but the shared area, used only through the
+//!   lock-free protocols in `atoll_abi::shared`: status records, log rings and doorbells.
+//! - Within a replica, state lives in this image's statics; several cores of one replica
+//!   synchronise through replica-local locks only.
+//! - A fault in the kernel stops only this replica ([`fatal`]); the others carry on.
+//!
+//! Modules: [`arch`] (registers), [`sync`] (replica-local locks), [`console`] (log lines and
+//! the console drain), [`doorbell`] (inter-replica signals), [`boot`] (the boot protocol
+//! and ping ring), [`fatal`] (exceptions that stop the replica).
+#![no_std]
+#![no_main]
+
+mod arch;
+mod boot;
+mod console;
+mod doorbell;
+mod fatal;
+mod sync;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS};
+use atoll_abi::shared::{ReplicaState, SharedArea, bell};
+use atoll_abi::spec::{PsciConduit, ReplicaSpec, UartKind, flags};
+use atoll_boards::gic::Gic;
+use atoll_boards::uart::Uart;
+use atoll_kernel_core::line::CoreSet;
+
+use crate::sync::{InitOnce, IrqSpinLock};
+
+core::arch::global_asm!(include_str!("entry.S"));
+
+const STACK_SIZE: usize = 1 << 14;
+
+/// Per-core kernel stacks, indexed by core index (`entry.S` picks the slot).
+#[unsafe(no_mangle)]
+static mut KERNEL_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CORES]);
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK_SIZE]; MAX_CORES]);
+
+/// How long a replica's primary waits for its other cores before reporting without them.
+const CORE_START_TIMEOUT_MS: u64 = 1000;
+
+/// This replica's kernel state, set up once by its primary core.
+pub struct Replica {
+    /// The boot spec.
+    pub spec: &'static ReplicaSpec,
+    /// The kernel-to-kernel shared area.
+    pub shared: &'static SharedArea,
+    /// This replica's index.
+    pub index: usize,
+    /// The interrupt controller.
+    pub gic: Gic,
+    /// The console, if this replica owns it.
+    pub console: Option<Uart>,
+    /// How to call PSCI.
+    pub psci: PsciConduit,
+    /// Counter ticks between timer interrupts.
+    pub tick_interval: u64,
+    /// Counter frequency.
+    pub counter_hz: u64,
+    /// Serialises this replica's log ring producer side.
+    pub log_lock: IrqSpinLock,
+    /// Serialises console output among this replica's cores.
+    pub console_lock: IrqSpinLock,
+    /// Timer ticks per core (index = core index).
+    pub core_ticks: [AtomicU64; MAX_CORES],
+}
+
+static REPLICA: InitOnce<Replica> = InitOnce::new();
+
+/// This replica's state; `None` only before the primary core set it up.
+pub fn replica() -> Option<&'static Replica> {
+    REPLICA.get()
+}
+
+impl Replica {
+    /// This replica's status record.
+    pub fn status(&self) -> &atoll_abi::shared::ReplicaStatus {
+        &self.shared.status[self.index]
+    }
+
+    /// Number of replicas in the system (bounded by the ABI limit).
+    pub fn replica_count(&self) -> usize {
+        (self.spec.replica_count as usize).min(MAX_REPLICAS)
+    }
+
+    /// Whether this replica drains the log rings to the console.
+    pub fn owns_console(&self) -> bool {
+        self.console.is_some()
+    }
+}
+
+/// First Rust code on every core of the replica (see `entry.S`).
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
+    arch::disable_low_half();
+    // SAFETY: the loader passes the virtual address of this replica's spec, which its page
+    // tables map; the spec is never written after boot.
+    let spec: &'static ReplicaSpec = unsafe { &*(spec_va as *const ReplicaSpec) };
+    let core = core as u32;
+    if spec.check().is_err() || core as usize >= MAX_CORES || spec.core_mask & (1 << core) == 0 {
+        // Nothing trustworthy to report with: stop this core quietly.
+        fatal::park_forever();
+    }
+    if core == spec.primary_core() {
+        init_replica(spec);
+    }
+    let r = loop {
+        match replica() {
+            Some(r) => break r,
+            None => arch::wait_for_event(),
+        }
+    };
+    init_core(r, core);
+    if core == spec.primary_core() {
+        primary_up(r);
+    }
+    doorbell::service(r);
+    loop {
+        arch::wait_for_interrupt();
+    }
+}
+
+fn init_replica(spec: &'static ReplicaSpec) {
+    // SAFETY: the spec's shared window maps the shared area read-write in our tables, the
+    // loader zeroed it and wrote its header, and it is only used through atomics.
+    let shared: &'static SharedArea = unsafe { &*(spec.shared.va as *const SharedArea) };
+    let console = UartKind::from_raw(spec.console.kind).map(|kind| {
+        // SAFETY: the spec maps the console's registers as device memory, and only the
+        // replica that owns the console gets them.
+        let uart = unsafe { Uart::new(kind, spec.console.va as usize) };
+        uart.init();
+        uart
+    });
+    // SAFETY: the spec maps the distributor and this replica's CPU interfaces or
+    // redistributors as device memory.
+    let gic = unsafe { Gic::new(spec.gic.version, spec.gic.distributor.va as usize, spec.gic.cpu.va as usize, spec.gic.cpu.size as usize) };
+    let counter_hz = arch::counter_frequency().max(1);
+    let replica = Replica {
+        spec,
+        shared,
+        index: spec.replica as usize,
+        gic,
+        console,
+        psci: PsciConduit::from_raw(spec.loader.psci_conduit).unwrap_or(PsciConduit::Smc),
+        tick_interval: (counter_hz / u64::from(spec.tick_hz)).max(1),
+        counter_hz,
+        log_lock: IrqSpinLock::new(),
+        console_lock: IrqSpinLock::new(),
+        core_ticks: [const { AtomicU64::new(0) }; MAX_CORES],
+    };
+    if !shared.header_ok() {
+        fatal::park_forever();
+    }
+    REPLICA.init(replica);
+    let r = REPLICA.get().expect("just initialised");
+    r.status().set_state(ReplicaState::Booting);
+    klog!(
+        "INFO",
+        "replica {} of {} booting on cores {}: RAM {:#x}-{:#x} ({} MiB), GICv{}, timer {} kHz, tick {} Hz",
+        r.index,
+        r.replica_count(),
+        CoreSet(spec.core_mask),
+        spec.ram.base,
+        spec.ram.end(),
+        spec.ram.size >> 20,
+        spec.gic.version,
+        counter_hz / 1000,
+        spec.tick_hz
+    );
+}
+
+fn init_core(r: &Replica, core: u32) {
+    let mpidr = r.spec.core_mpidr[core as usize];
+    let enabled = r.gic.init_cpu(mpidr).and_then(|()| {
+        r.gic.enable_local(mpidr, r.spec.gic.doorbell_sgi)?;
+        r.gic.enable_local(mpidr, r.spec.gic.stop_sgi)?;
+        r.gic.enable_local(mpidr, r.spec.gic.timer_intid)
+    });
+    if let Err(e) = enabled {
+        klog!("ERROR", "core {core}: interrupt controller set-up failed: {e:?}; core stopped");
+        fatal::stop_this_core(r, core);
+    }
+    arch::arm_timer(r.tick_interval);
+    r.status().cores_online.fetch_or(1 << core, Ordering::AcqRel);
+    arch::send_event();
+    arch::irq_enable();
+}
+
+/// The primary core, with its own interrupts live: wait for the replica's other cores, then
+/// report the replica up (or, in the fault self-test, fault on purpose).
+fn primary_up(r: &Replica) {
+    let deadline = arch::counter() + r.counter_hz * CORE_START_TIMEOUT_MS / 1000;
+    let all = r.spec.core_mask;
+    while r.status().cores_online.load(Ordering::Acquire) & all != all && arch::counter() < deadline {
+        arch::wait_for_event();
+    }
+    let online = r.status().cores_online.load(Ordering::Acquire) & all;
+    if online != all {
+        klog!("WARN", "cores {} did not start; running on {}", CoreSet(all & !online), CoreSet(online));
+    }
+    if r.spec.has_flag(flags::SELFTEST_FAULT) {
+        klog!("INFO", "self-test: faulting on purpose to show only this replica stops");
+        fatal::selftest_fault();
+    }
+    klog!("INFO", "up on cores {}", CoreSet(online));
+    r.status().set_state(ReplicaState::Up);
+    doorbell::ring(r, 0, bell::STATUS);
+}
+
+/// IRQ entry, from the vectors.
+pub fn handle_irq(r: &Replica, core: u32) {
+    while let Some(acked) = r.gic.acknowledge() {
+        let intid = acked.intid;
+        if intid == r.spec.gic.stop_sgi {
+            r.gic.end_of_interrupt(acked);
+            fatal::stop_this_core(r, core);
+        }
+        if intid == r.spec.gic.timer_intid {
+            tick(r, core);
+        } else if intid == r.spec.gic.doorbell_sgi {
+            doorbell::service(r);
+        } else {
+            klog!("WARN", "core {core}: unexpected interrupt {intid}");
+        }
+        r.gic.end_of_interrupt(acked);
+    }
+}
+
+fn tick(r: &Replica, core: u32) {
+    arch::arm_timer(r.tick_interval);
+    r.core_ticks[core as usize].fetch_add(1, Ordering::Relaxed);
+    if core != r.spec.primary_core() {
+        return;
+    }
+    let ticks = r.status().ticks.fetch_add(1, Ordering::Relaxed) + 1;
+    if r.owns_console() {
+        console::drain(r);
+    }
+    if r.index == 0 {
+        boot::on_tick(r, ticks);
+    }
+}
+
+/// The core index of the calling core, from its MPIDR and the spec.
+pub fn current_core(spec: &ReplicaSpec) -> Option<u32> {
+    let mpidr: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    let affinity = mpidr & 0xFF_00FF_FFFF;
+    (0..MAX_CORES as u32).find(|&c| spec.core_mask & (1 << c) != 0 && spec.core_mpidr[c as usize] == affinity)
+}

@@ -1,1 +1,430 @@
-#![no_std] #![no_main] 
+//! Atoll's loader: the first code to run. It checks the image, places every replica in its
+//! own memory, builds each replica's kernel page tables from its boot spec, sets up the
+//! interrupt distributor once, starts every other core with PSCI `CPU_ON`, and finally
+//! enters its own replica. It holds no policy: the layout comes from the specs in the image.
+#![no_std]
+#![no_main]
+
+mod board {
+    include!(concat!(env!("OUT_DIR"), "/board.rs"));
+}
+
+use core::fmt::Write;
+use core::mem::size_of;
+
+use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
+use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
+use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
+use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec, attrs};
+use atoll_boards::firmware;
+use atoll_boards::gic::Gic;
+use atoll_boards::uart::Uart;
+use atoll_kernel_core::fault::Syndrome;
+use atoll_kernel_core::line::CoreSet;
+use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
+use board::BOARD;
+
+core::arch::global_asm!(include_str!("entry.S"));
+
+/// A 4 KiB-aligned translation table.
+#[repr(C, align(4096))]
+struct Table([u64; ENTRIES]);
+
+/// The loader's own identity map, computed at compile time (read by `entry.S`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.pagetable")]
+static LOADER_IDENTITY_TABLE: Table = Table(atoll_boards::loader_identity_table(BOARD));
+
+const STACK_SIZE: usize = 0x4000;
+
+/// The boot core's stack (its size is `LOADER_STACK_SIZE` in `entry.S`).
+#[unsafe(no_mangle)]
+static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
+
+#[repr(C, align(16))]
+struct Stack([u8; STACK_SIZE]);
+
+/// What `replica_trampoline` loads on one core. Field order is fixed by `entry.S`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct CoreBoot {
+    mair: u64,
+    tcr: u64,
+    ttbr0: u64,
+    ttbr1: u64,
+    sctlr: u64,
+    entry: u64,
+    arg0: u64,
+    arg1: u64,
+}
+
+const _: () = assert!(size_of::<CoreBoot>() == 64);
+
+/// SCTLR_EL1 for a replica kernel: MMU, data and instruction caches, stack alignment check.
+const KERNEL_SCTLR: u64 = 0x30D0_0800 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+
+unsafe extern "C" {
+    static __loader_start: u8;
+    static __loader_end: u8;
+    fn replica_trampoline(core_boot: *const CoreBoot) -> !;
+}
+
+fn console() -> Uart {
+    // SAFETY: the board's UART is identity-mapped as device memory by the loader's table, and
+    // only the boot core runs loader code, before any replica kernel owns the console.
+    unsafe { Uart::new(BOARD.uart.kind, BOARD.uart.base as usize) }
+}
+
+macro_rules! log {
+    ($level:literal, $($arg:tt)*) => {{
+        let mut uart = console();
+        let _ = write!(uart, concat!("LDR|", $level, ": "));
+        let _ = writeln!(uart, $($arg)*);
+    }};
+}
+
+/// Why the loader stopped.
+enum Refusal {
+    Image(ImageError),
+    Layout(&'static str, u32),
+    Map(MapError, u32),
+}
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Image(e) => write!(f, "{e}"),
+            Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
+            Self::Map(e, replica) => write!(f, "replica {replica}: cannot build kernel page tables: {e:?}"),
+        }
+    }
+}
+
+/// Entered from `entry.S` on the boot core at EL1 with the identity map on.
+#[unsafe(no_mangle)]
+extern "C" fn loader_main(entry_el: u64) -> ! {
+    console().init();
+    log!("INFO", "Atoll loader on {} (entered at EL{entry_el})", BOARD.name);
+    let conduit = if entry_el == 2 { BOARD.psci_at_el2 } else { BOARD.psci_at_el1 };
+    match load(conduit, entry_el as u32) {
+        Ok(boot) => enter(boot),
+        Err(refusal) => {
+            log!("ERROR", "refusing to boot: {refusal}");
+            halt(3)
+        }
+    }
+}
+
+/// Stops the machine after a refusal: test builds end QEMU with `code`, others wait.
+fn halt(code: u32) -> ! {
+    console().flush();
+    if cfg!(feature = "test-exit") {
+        firmware::semihosting_exit(code);
+    }
+    loop {
+        aarch64_wfe();
+    }
+}
+
+fn aarch64_wfe() {
+    // SAFETY: waiting for an event has no effect on memory.
+    unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+}
+
+/// Everything needed to enter the boot core's replica.
+struct Ready {
+    core_boot: *const CoreBoot,
+}
+
+/// Per-core boot records, read by `replica_trampoline` (possibly with the MMU off).
+static mut CORE_BOOT: [CoreBoot; MAX_CORES] = [CoreBoot { mair: 0, tcr: 0, ttbr0: 0, ttbr1: 0, sctlr: 0, entry: 0, arg0: 0, arg1: 0 }; MAX_CORES];
+
+fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
+    let image = image_bytes();
+    let view = ImageView::parse(image, Some(BOARD.name)).map_err(Refusal::Image)?;
+    log!("INFO", "image ok: {} parts, {} bytes, checksum {:#010x}", view.part_count(), view.header().image_size, view.header().checksum);
+
+    let mut specs: [Option<(ReplicaSpec, u64)>; MAX_REPLICAS] = [None; MAX_REPLICAS];
+    let mut kernel = None;
+    for part in view.parts() {
+        match part.kind {
+            PartKind::Kernel if part.entry.replica == ALL_REPLICAS => kernel = Some(part),
+            PartKind::Kernel => return Err(Refusal::Layout("per-replica kernels are not supported", part.entry.replica)),
+            PartKind::ReplicaSpec => {
+                let spec = ReplicaSpec::parse(part.bytes).map_err(|_| Refusal::Layout("boot spec is malformed", part.entry.replica))?;
+                let slot = specs.get_mut(spec.replica as usize).ok_or(Refusal::Layout("replica index out of range", spec.replica))?;
+                if slot.is_some() || spec.replica != part.entry.replica {
+                    return Err(Refusal::Layout("boot spec duplicated or misfiled", spec.replica));
+                }
+                *slot = Some((spec, part.entry.dest_offset));
+            }
+        }
+    }
+    let kernel = kernel.ok_or(Refusal::Layout("image has no kernel", 0))?;
+    let count = specs.iter().filter(|s| s.is_some()).count();
+    if count == 0 {
+        return Err(Refusal::Layout("image has no replicas", 0));
+    }
+    check_layout(&specs, count, &kernel.entry)?;
+
+    let first = specs[0].as_ref().map(|(s, _)| *s).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    log!("INFO", "system {:#018x}: {} replicas on {} cores", first.system_hash, count, BOARD.cores.len());
+    init_shared(&first);
+
+    let boot_core = current_core().ok_or(Refusal::Layout("boot core is not in the board's core table", 0))?;
+    let mut boot_entry = None;
+    for (spec, spec_offset) in specs.iter().flatten() {
+        let replica = spec.replica;
+        let ram = spec.ram;
+        copy_part(ram.base + kernel.entry.dest_offset, kernel.bytes, kernel.entry.mem_size);
+        let mut spec = *spec;
+        spec.loader.psci_conduit = conduit as u32;
+        spec.loader.entry_el = entry_el;
+        spec.loader.trampoline = replica_trampoline as *const () as u64;
+        copy_part(ram.base + spec_offset, zerocopy_bytes(&spec), size_of::<ReplicaSpec>() as u64);
+        let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
+        let spec_va = spec.mappings().iter().find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
+            .map(|m| m.va + (ram.base + spec_offset - m.pa))
+            .ok_or(Refusal::Layout("boot spec is not in any kernel mapping", replica))?;
+        for core in 0..MAX_CORES as u32 {
+            if spec.core_mask & (1 << core) == 0 {
+                continue;
+            }
+            let record = CoreBoot {
+                mair: pagetable::MAIR,
+                tcr: pagetable::TCR,
+                ttbr0,
+                ttbr1,
+                sctlr: KERNEL_SCTLR,
+                entry: kernel.entry.entry,
+                arg0: spec_va,
+                arg1: u64::from(core),
+            };
+            // SAFETY: only the boot core runs the loader; no other core reads CORE_BOOT until
+            // it is started below, after this write and a cache clean.
+            unsafe { (*core::ptr::addr_of_mut!(CORE_BOOT))[core as usize] = record };
+            if core == boot_core {
+                boot_entry = Some(core);
+            }
+        }
+        log!("INFO", "K{replica}: cores {} RAM {:#x}-{:#x} ({} MiB), kernel entry {:#x}", CoreSet(spec.core_mask), ram.base, ram.end(), ram.size >> 20, kernel.entry.entry);
+    }
+
+    // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
+    let gic = unsafe { Gic::new(BOARD.gic.version, BOARD.gic.distributor.base as usize, BOARD.gic.cpu.base as usize, BOARD.gic.cpu.size as usize) };
+    gic.init_distributor();
+
+    clean_all(&specs);
+    for (spec, _) in specs.iter().flatten() {
+        for core in 0..MAX_CORES as u32 {
+            if spec.core_mask & (1 << core) == 0 || core == boot_core {
+                continue;
+            }
+            let mpidr = BOARD.cores[core as usize];
+            // SAFETY: taking the address of a static; nothing is read or written here.
+            let record = unsafe { core::ptr::addr_of!(CORE_BOOT[core as usize]) };
+            match firmware::cpu_on(conduit, mpidr, replica_trampoline as *const () as u64, record as u64) {
+                Ok(()) => {}
+                Err(e) => log!("ERROR", "PSCI CPU_ON core {core} failed: {}; replica K{} will run without it", e.name(), spec.replica),
+            }
+        }
+    }
+    let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
+    log!("INFO", "entering K0 on core {core}");
+    // SAFETY: taking the address of a static.
+    Ok(Ready { core_boot: unsafe { core::ptr::addr_of!(CORE_BOOT[core as usize]) } })
+}
+
+fn enter(ready: Ready) -> ! {
+    console().flush();
+    // SAFETY: the record describes tables that map the kernel we copied, the trampoline's
+    // own page and everything the kernel's spec lists; it never returns.
+    unsafe { replica_trampoline(ready.core_boot) }
+}
+
+/// The bytes after the loader, up to the end of RAM.
+fn image_bytes() -> &'static [u8] {
+    let end = core::ptr::addr_of!(__loader_end) as usize;
+    let ram_end = BOARD.ram.end() as usize;
+    let header = end as *const ImageHeader;
+    // SAFETY: `end` is page aligned, inside RAM and identity-mapped; the firmware loaded
+    // the file there. Reading the size field of whatever is there is harmless.
+    let claimed = unsafe { core::ptr::addr_of!((*header).image_size).read_volatile() } as usize;
+    let len = claimed.clamp(size_of::<ImageHeader>(), ram_end - end);
+    // SAFETY: `[end, end + len)` lies inside RAM, which the identity map covers; nothing
+    // writes it while the loader reads it (replicas are placed above `boot_reserved`).
+    unsafe { core::slice::from_raw_parts(end as *const u8, len) }
+}
+
+/// Refuses layouts that would let replicas overlap each other, the loader or the board.
+fn check_layout(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS], count: usize, kernel: &atoll_abi::image::PartEntry) -> Result<(), Refusal> {
+    let loader = PhysRange { base: core::ptr::addr_of!(__loader_start) as u64, size: BOARD.boot_reserved - BOARD.image_offset };
+    let mut cores = 0u64;
+    for (i, entry) in specs.iter().enumerate() {
+        let Some((spec, spec_offset)) = entry else {
+            if i < count {
+                return Err(Refusal::Layout("replica indices are not contiguous", i as u32));
+            }
+            continue;
+        };
+        let r = spec.replica;
+        if spec.replica_count as usize != count {
+            return Err(Refusal::Layout("replica count disagrees with the image", r));
+        }
+        if !BOARD.ram.contains(&spec.ram) || spec.ram.overlaps(&loader) || spec.ram.base % PAGE_SIZE != 0 {
+            return Err(Refusal::Layout("RAM is outside the board's RAM or overlaps the loader", r));
+        }
+        if spec.core_mask & cores != 0 || spec.core_mask >> BOARD.cores.len() != 0 {
+            return Err(Refusal::Layout("cores are shared with another replica or do not exist", r));
+        }
+        cores |= spec.core_mask;
+        let kernel_end = kernel.dest_offset.saturating_add(kernel.mem_size);
+        if kernel_end > *spec_offset || spec_offset + size_of::<ReplicaSpec>() as u64 > spec.tables_offset || spec.tables_offset + spec.tables_size > spec.free_offset {
+            return Err(Refusal::Layout("kernel, spec and page tables overlap", r));
+        }
+        if spec.free_offset > spec.ram.size {
+            return Err(Refusal::Layout("kernel does not fit in the replica's RAM", r));
+        }
+        let shared = PhysRange { base: spec.shared.pa, size: spec.shared.size };
+        if shared.size < atoll_abi::shared::SHARED_AREA_SIZE || !BOARD.ram.contains(&shared) || shared.overlaps(&loader) {
+            return Err(Refusal::Layout("shared area is too small or misplaced", r));
+        }
+        for other in specs.iter().flatten() {
+            if other.0.replica != r && (other.0.ram.overlaps(&spec.ram) || other.0.ram.overlaps(&shared)) {
+                return Err(Refusal::Layout("RAM overlaps another replica or the shared area", r));
+            }
+            if other.0.shared.pa != spec.shared.pa {
+                return Err(Refusal::Layout("replicas disagree on the shared area", r));
+            }
+        }
+        for m in spec.mappings() {
+            if m.attrs & attrs::DEVICE == 0 {
+                let range = PhysRange { base: m.pa, size: m.size };
+                if !spec.ram.contains(&range) && !shared.contains(&range) {
+                    return Err(Refusal::Layout("a kernel mapping reaches memory the replica does not own", r));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn zerocopy_bytes(spec: &ReplicaSpec) -> &[u8] {
+    zerocopy::IntoBytes::as_bytes(spec)
+}
+
+/// Copies a part to physical `dest` and zeroes the rest of its memory size.
+fn copy_part(dest: u64, bytes: &[u8], mem_size: u64) {
+    let dest = dest as *mut u8;
+    // SAFETY: `check_layout` proved the destination lies in a replica's RAM, which is
+    // identity-mapped, disjoint from the image being read and not yet used by anyone.
+    unsafe {
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), dest, bytes.len());
+        core::ptr::write_bytes(dest.add(bytes.len()), 0, mem_size as usize - bytes.len());
+    }
+}
+
+/// Zeroes the shared area and writes its header.
+fn init_shared(spec: &ReplicaSpec) {
+    let base = spec.shared.pa as *mut u8;
+    // SAFETY: `check_layout` proved the shared area lies in RAM outside the loader and every
+    // replica; no replica runs yet.
+    unsafe {
+        core::ptr::write_bytes(base, 0, spec.shared.size as usize);
+        let header = &mut *(base as *mut SharedHeader);
+        header.magic = SHARED_MAGIC;
+        header.version = SHARED_VERSION;
+        header.replica_count = spec.replica_count;
+    }
+}
+
+/// Page tables carved from the replica's reserved table area (identity-mapped).
+struct ReplicaTables {
+    next: u64,
+    end: u64,
+}
+
+impl TableMemory for ReplicaTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        if self.next + PAGE_SIZE > self.end {
+            return None;
+        }
+        let pa = self.next;
+        self.next += PAGE_SIZE;
+        self.table(pa).fill(0);
+        Some(pa)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        // SAFETY: `pa` was handed out by `alloc_table` from the replica's table area, which
+        // is identity-mapped RAM owned by nobody else until the replica starts.
+        unsafe { &mut *(pa as *mut [u64; ENTRIES]) }
+    }
+}
+
+/// Builds the replica's TTBR1 tables from its spec, and a TTBR0 identity map of the loader
+/// (the trampoline runs there while the MMU comes on).
+fn build_tables(spec: &ReplicaSpec) -> Result<(u64, u64), MapError> {
+    let start = spec.ram.base + spec.tables_offset;
+    let mut mem = ReplicaTables { next: start, end: start + spec.tables_size };
+    let ttbr1 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    for m in spec.mappings() {
+        pagetable::map(&mut mem, ttbr1, m.va, m.pa, m.size, m.attrs)?;
+    }
+    let ttbr0 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    let (lo, hi) = (core::ptr::addr_of!(__loader_start) as u64, core::ptr::addr_of!(__loader_end) as u64);
+    pagetable::map(&mut mem, ttbr0, lo, lo, hi - lo, attrs::EXEC)?;
+    Ok((ttbr0, ttbr1))
+}
+
+/// Cleans everything secondaries may read with their MMU off to the point of coherency.
+fn clean_all(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS]) {
+    for (spec, _) in specs.iter().flatten() {
+        clean_range(spec.ram.base, spec.free_offset);
+    }
+    if let Some((spec, _)) = &specs[0] {
+        clean_range(spec.shared.pa, spec.shared.size);
+    }
+    let (lo, hi) = (core::ptr::addr_of!(__loader_start) as u64, core::ptr::addr_of!(__loader_end) as u64);
+    clean_range(lo, hi - lo);
+}
+
+fn clean_range(base: u64, size: u64) {
+    const LINE: u64 = 64;
+    let mut addr = base & !(LINE - 1);
+    while addr < base + size {
+        // SAFETY: cleaning a cache line by address has no architectural effect on memory
+        // contents; the range is identity-mapped.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) addr, options(nostack)) };
+        addr += LINE;
+    }
+    // SAFETY: a barrier.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// The index of the calling core in the board's core table.
+fn current_core() -> Option<u32> {
+    let mpidr: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    let affinity = mpidr & 0xFF_00FF_FFFF;
+    BOARD.cores.iter().position(|&c| c == affinity).map(|i| i as u32)
+}
+
+/// Called by the loader's exception vectors.
+#[unsafe(no_mangle)]
+extern "C" fn loader_exception(kind: u64) -> ! {
+    let (esr, far, elr): (u64, u64, u64);
+    // SAFETY: reading syndrome registers has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", "mrs {}, elr_el1", out(reg) esr, out(reg) far, out(reg) elr, options(nomem, nostack));
+    }
+    log!("FATAL", "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}", Syndrome(esr));
+    halt(4)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    log!("FATAL", "loader panic: {info}");
+    halt(5)
+}

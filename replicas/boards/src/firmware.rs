@@ -1,0 +1,105 @@
+//! Firmware interfaces: PSCI (power control) and Arm semihosting (test exits under QEMU).
+
+use atoll_abi::spec::PsciConduit;
+
+/// PSCI function ids (SMC32/SMC64 calling convention).
+pub mod function {
+    /// PSCI_VERSION.
+    pub const VERSION: u32 = 0x8400_0000;
+    /// CPU_OFF.
+    pub const CPU_OFF: u32 = 0x8400_0002;
+    /// CPU_ON, 64-bit.
+    pub const CPU_ON: u32 = 0xC400_0003;
+    /// SYSTEM_OFF.
+    pub const SYSTEM_OFF: u32 = 0x8400_0008;
+}
+
+/// A PSCI return code other than success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PsciError(pub i64);
+
+impl PsciError {
+    /// PSCI's name for the code.
+    pub const fn name(self) -> &'static str {
+        match self.0 {
+            -1 => "NOT_SUPPORTED",
+            -2 => "INVALID_PARAMETERS",
+            -3 => "DENIED",
+            -4 => "ALREADY_ON",
+            -5 => "ON_PENDING",
+            -6 => "INTERNAL_FAILURE",
+            -7 => "NOT_PRESENT",
+            -8 => "DISABLED",
+            -9 => "INVALID_ADDRESS",
+            _ => "unknown error",
+        }
+    }
+}
+
+/// Calls PSCI through `conduit`.
+#[cfg(target_arch = "aarch64")]
+pub fn psci_call(conduit: PsciConduit, function: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = u64::from(function);
+    // SAFETY: a PSCI call into firmware (or QEMU's emulation); it follows the SMC calling
+    // convention, which preserves every register except x0-x17, all declared clobbered.
+    unsafe {
+        match conduit {
+            PsciConduit::Hvc => core::arch::asm!(
+                "hvc #0",
+                inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _,
+            ),
+            PsciConduit::Smc => core::arch::asm!(
+                "smc #0",
+                inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _,
+            ),
+        }
+    }
+    x0 as i64
+}
+
+/// Host builds never call firmware.
+#[cfg(not(target_arch = "aarch64"))]
+pub fn psci_call(_conduit: PsciConduit, _function: u32, _a1: u64, _a2: u64, _a3: u64) -> i64 {
+    -1
+}
+
+/// Starts core `mpidr` at physical `entry` with `context` in x0.
+pub fn cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
+    match psci_call(conduit, function::CPU_ON, mpidr, entry, context) {
+        0 => Ok(()),
+        e => Err(PsciError(e)),
+    }
+}
+
+/// Turns the calling core off. Returns only if firmware refused.
+pub fn cpu_off(conduit: PsciConduit) -> PsciError {
+    PsciError(psci_call(conduit, function::CPU_OFF, 0, 0, 0))
+}
+
+/// Powers the machine off (QEMU exits with status 0). Returns only if firmware refused.
+pub fn system_off(conduit: PsciConduit) -> PsciError {
+    PsciError(psci_call(conduit, function::SYSTEM_OFF, 0, 0, 0))
+}
+
+/// Ends a QEMU run started with `-semihosting` with `code` as QEMU's exit status.
+/// Without semihosting enabled this traps as an undefined instruction, so call it only in
+/// test builds.
+#[cfg(target_arch = "aarch64")]
+pub fn semihosting_exit(code: u32) {
+    // ADP_Stopped_ApplicationExit and the status, as SYS_EXIT expects on AArch64.
+    let block: [u64; 2] = [0x2_0026, u64::from(code)];
+    // SAFETY: the semihosting SYS_EXIT call reads the two-word block and ends the emulator.
+    unsafe {
+        core::arch::asm!("hlt #0xf000", in("w0") 0x18u32, in("x1") block.as_ptr(), options(nostack));
+    }
+}
+
+/// Host builds never exit through semihosting.
+#[cfg(not(target_arch = "aarch64"))]
+pub fn semihosting_exit(_code: u32) {}

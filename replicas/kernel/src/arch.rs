@@ -1,0 +1,68 @@
+//! The few aarch64 operations the kernel needs, over `aarch64-cpu`'s typed registers.
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, DAIF, ELR_EL1, ESR_EL1, FAR_EL1, ReadWriteable, Readable, TCR_EL1, Writeable,
+};
+
+/// Generic-timer frequency in Hz.
+pub fn counter_frequency() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Virtual counter value.
+pub fn counter() -> u64 {
+    CNTVCT_EL0.get()
+}
+
+/// Arms this core's virtual timer to fire `ticks` counter ticks from now.
+pub fn arm_timer(ticks: u64) {
+    CNTV_TVAL_EL0.set(ticks);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+}
+
+/// Stops walks of TTBR0 (the loader's trampoline map): the kernel lives in TTBR1 only.
+pub fn disable_low_half() {
+    TCR_EL1.modify(TCR_EL1::EPD0::DisableTTBR0Walks);
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidating this core's own TLB entries; the low half is no longer used.
+    unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Syndrome, fault address and return address of the exception being handled.
+pub fn exception_registers() -> (u64, u64, u64) {
+    (ESR_EL1.get(), FAR_EL1.get(), ELR_EL1.get())
+}
+
+/// Masks IRQs on this core and returns the previous mask state.
+pub fn irq_save() -> u64 {
+    let saved = DAIF.get();
+    DAIF.modify(DAIF::I::Masked);
+    saved
+}
+
+/// Restores an IRQ mask state from [`irq_save`].
+pub fn irq_restore(saved: u64) {
+    DAIF.set(saved);
+}
+
+/// Unmasks IRQs on this core.
+pub fn irq_enable() {
+    DAIF.modify(DAIF::I::Unmasked);
+}
+
+/// Waits for an interrupt.
+pub fn wait_for_interrupt() {
+    aarch64_cpu::asm::wfi();
+}
+
+/// Waits for an event (or an interrupt).
+pub fn wait_for_event() {
+    aarch64_cpu::asm::wfe();
+}
+
+/// Wakes cores of this replica waiting in [`wait_for_event`].
+pub fn send_event() {
+    barrier::dsb(barrier::ISH);
+    aarch64_cpu::asm::sev();
+}

@@ -1,0 +1,84 @@
+//! Kernel log lines and the console.
+//!
+//! Every replica appends whole lines (`K<n>|LEVEL: text`) to its own ring in the shared area
+//! under a replica-local lock, then rings the console owner's doorbell. The console owner
+//! (replica 0) drains every ring to the UART, one whole line at a time, so lines never
+//! interleave and no lock is shared between replicas. A fatal error in the console owner
+//! writes straight to the UART.
+
+use core::fmt::{self, Write};
+
+use atoll_abi::limits::LOG_LINE_BYTES;
+use atoll_abi::shared::{LogPop, bell};
+use atoll_kernel_core::line::LineBuf;
+
+use crate::{Replica, doorbell};
+
+/// Logs one line: `klog!("INFO", "format", args...)`.
+#[macro_export]
+macro_rules! klog {
+    ($level:literal, $($arg:tt)*) => {
+        $crate::console::log_line($level, format_args!($($arg)*))
+    };
+}
+
+/// Formats `K<n>|LEVEL: text`.
+pub fn format_line(index: usize, level: &str, args: fmt::Arguments<'_>) -> LineBuf<LOG_LINE_BYTES> {
+    let mut line = LineBuf::new();
+    let _ = write!(line, "K{index}|{level}: {args}");
+    line
+}
+
+/// Appends a line to this replica's ring and gets it to the console.
+pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
+    let Some(r) = crate::replica() else { return };
+    let line = format_line(r.index, level, args);
+    {
+        let _guard = r.log_lock.lock();
+        r.shared.logs[r.index].push(line.as_bytes());
+    }
+    if r.owns_console() {
+        drain(r);
+    } else {
+        doorbell::ring(r, 0, bell::LOG);
+    }
+}
+
+/// Console owner: copies every pending line of every replica to the UART.
+pub fn drain(r: &Replica) {
+    let Some(uart) = r.console else { return };
+    // Another core of this replica is draining: it will print our lines too.
+    let Some(_guard) = r.console_lock.try_lock() else { return };
+    let mut buf = [0u8; LOG_LINE_BYTES];
+    for (index, ring) in r.shared.logs.iter().enumerate().take(r.replica_count()) {
+        loop {
+            match ring.pop(&mut buf) {
+                LogPop::Line(len) => {
+                    uart.write_bytes(&buf[..len]);
+                    uart.write_bytes(b"\n");
+                }
+                LogPop::Empty => break,
+                LogPop::Corrupt(lost) => {
+                    let line = format_line(r.index, "WARN", format_args!("K{index}'s log ring was corrupt; skipped {lost} entries"));
+                    uart.write_bytes(line.as_bytes());
+                    uart.write_bytes(b"\n");
+                }
+            }
+        }
+        let dropped = ring.take_dropped();
+        if dropped != 0 {
+            let line = format_line(r.index, "WARN", format_args!("K{index} dropped {dropped} log lines (ring full)"));
+            uart.write_bytes(line.as_bytes());
+            uart.write_bytes(b"\n");
+        }
+    }
+}
+
+/// Writes a line straight to the UART, bypassing rings and locks (fatal errors only).
+pub fn write_direct(r: &Replica, line: &[u8]) {
+    if let Some(uart) = r.console {
+        uart.write_bytes(line);
+        uart.write_bytes(b"\n");
+        uart.flush();
+    }
+}

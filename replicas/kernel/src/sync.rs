@@ -1,0 +1,95 @@
+//! Replica-local synchronisation: a one-time initialised cell and an IRQ-safe spin lock.
+//! Both live in the replica's own kernel image; no other replica can reach them.
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch;
+
+/// A value written once by the replica's primary core and read by every core after.
+pub struct InitOnce<T> {
+    ready: AtomicBool,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+// SAFETY: the value is written once before `ready` is released and never mutated after;
+// readers acquire `ready` first. `T: Sync` makes the shared reads sound.
+unsafe impl<T: Sync> Sync for InitOnce<T> {}
+
+impl<T> InitOnce<T> {
+    /// An empty cell.
+    pub const fn new() -> Self {
+        Self { ready: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) }
+    }
+
+    /// Stores the value. Returns `false` (and drops nothing) if it was already set.
+    pub fn init(&self, value: T) -> bool {
+        if self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        // SAFETY: only the replica's primary core calls `init`, once, before any reader can
+        // observe `ready`; no reference to the contents exists yet.
+        unsafe { (*self.value.get()).write(value) };
+        self.ready.store(true, Ordering::Release);
+        arch::send_event();
+        true
+    }
+
+    /// The value, once set.
+    pub fn get(&self) -> Option<&T> {
+        if self.ready.load(Ordering::Acquire) {
+            // SAFETY: `ready` is only set after the value was written, and it is never
+            // written again.
+            Some(unsafe { (*self.value.get()).assume_init_ref() })
+        } else {
+            None
+        }
+    }
+}
+
+/// A spin lock that masks IRQs on the holding core, so an interrupt handler on the same
+/// core can never deadlock against the code it interrupted.
+pub struct IrqSpinLock {
+    locked: AtomicBool,
+}
+
+/// Proof of holding an [`IrqSpinLock`].
+pub struct IrqGuard<'a> {
+    lock: &'a IrqSpinLock,
+    saved: u64,
+}
+
+impl IrqSpinLock {
+    /// An unlocked lock.
+    pub const fn new() -> Self {
+        Self { locked: AtomicBool::new(false) }
+    }
+
+    /// Takes the lock, spinning.
+    pub fn lock(&self) -> IrqGuard<'_> {
+        let saved = arch::irq_save();
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            core::hint::spin_loop();
+        }
+        IrqGuard { lock: self, saved }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<IrqGuard<'_>> {
+        let saved = arch::irq_save();
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            Some(IrqGuard { lock: self, saved })
+        } else {
+            arch::irq_restore(saved);
+            None
+        }
+    }
+}
+
+impl Drop for IrqGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+        arch::irq_restore(self.saved);
+    }
+}

@@ -1,0 +1,311 @@
+//! Replica layout: which cores form which replica, how RAM is split, and each replica's
+//! boot spec with its kernel mappings.
+//!
+//! Physical layout of a board's RAM:
+//!
+//! ```text
+//! ram.base                         boot stub, loader and image (board.boot_reserved)
+//! ram.base + boot_reserved         shared area (2 MiB)
+//! ...                              replica 0, replica 1, ... (equal 2 MiB-aligned shares)
+//! ```
+//!
+//! Inside a replica's RAM: the kernel at offset 0, its spec, its page tables, then free
+//! memory from the first 2 MiB boundary after them.
+
+use atoll_abi::limits::{LARGE_PAGE_SIZE, MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
+use atoll_abi::spec::{
+    DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ReplicaSpec, SPEC_SIZE, STOP_SGI, attrs, layout,
+};
+use atoll_boards::Board;
+
+use crate::PackError;
+use crate::elf::KernelImage;
+
+/// Page tables reserved per replica for the loader to build its kernel address space.
+pub const TABLE_PAGES: u64 = 32;
+
+/// What to lay out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutRequest {
+    /// Cores of each replica, replica 0 first. Replica 0 owns the console and must hold
+    /// the boot core (core 0).
+    pub clusters: Vec<Vec<u32>>,
+    /// Spec flags per replica (missing entries are zero).
+    pub flags: Vec<u32>,
+    /// Timer ticks per second.
+    pub tick_hz: u32,
+}
+
+impl LayoutRequest {
+    /// The board's default clusters, no flags.
+    pub fn default_for(board: &Board) -> Self {
+        Self { clusters: board.default_clusters.iter().map(|c| c.to_vec()).collect(), flags: Vec::new(), tick_hz: DEFAULT_TICK_HZ }
+    }
+}
+
+/// A planned replica.
+#[derive(Clone, Debug)]
+pub struct PlannedReplica {
+    /// Its spec.
+    pub spec: ReplicaSpec,
+    /// Where the spec goes, as an offset in the replica's RAM.
+    pub spec_offset: u64,
+}
+
+fn layout_error(msg: impl Into<String>) -> PackError {
+    PackError::Layout(msg.into())
+}
+
+/// FNV-1a, 64 bit: the system hash printed at boot so a log can be matched with its build.
+pub fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    hash
+}
+
+/// Hash of the planning inputs.
+pub fn system_hash(board: &Board, request: &LayoutRequest) -> u64 {
+    let mut h = fnv1a(board.name.as_bytes(), 0xCBF2_9CE4_8422_2325);
+    for (i, cluster) in request.clusters.iter().enumerate() {
+        h = fnv1a(&(i as u32).to_le_bytes(), h);
+        for core in cluster {
+            h = fnv1a(&core.to_le_bytes(), h);
+        }
+        h = fnv1a(&request.flags.get(i).copied().unwrap_or(0).to_le_bytes(), h);
+    }
+    fnv1a(&request.tick_hz.to_le_bytes(), h)
+}
+
+fn check_clusters(board: &Board, clusters: &[Vec<u32>]) -> Result<Vec<u64>, PackError> {
+    if clusters.is_empty() {
+        return Err(layout_error("at least one replica is needed"));
+    }
+    if clusters.len() > MAX_REPLICAS {
+        return Err(layout_error(format!("{} replicas requested; at most {MAX_REPLICAS} are supported", clusters.len())));
+    }
+    let mut seen = 0u64;
+    let mut masks = Vec::new();
+    for (i, cluster) in clusters.iter().enumerate() {
+        if cluster.is_empty() {
+            return Err(layout_error(format!("replica {i} has no cores")));
+        }
+        let mut mask = 0u64;
+        for &core in cluster {
+            if core as usize >= board.cores.len() || core as usize >= MAX_CORES {
+                return Err(layout_error(format!("replica {i}: core {core} does not exist on {} ({} cores)", board.name, board.cores.len())));
+            }
+            if (seen | mask) & (1 << core) != 0 {
+                return Err(layout_error(format!("replica {i}: core {core} is already in another replica")));
+            }
+            mask |= 1 << core;
+        }
+        seen |= mask;
+        masks.push(mask);
+    }
+    if masks[0] & 1 == 0 {
+        return Err(layout_error("replica 0 must include core 0, the boot core"));
+    }
+    Ok(masks)
+}
+
+/// Plans every replica of `request` on `board` for `kernel`.
+pub fn plan(board: &Board, request: &LayoutRequest, kernel: &KernelImage) -> Result<Vec<PlannedReplica>, PackError> {
+    let masks = check_clusters(board, &request.clusters)?;
+    if request.tick_hz == 0 || request.tick_hz > 10_000 {
+        return Err(layout_error("tick rate must be 1-10000 Hz"));
+    }
+    if kernel.vaddr != layout::KERNEL_IMAGE_BASE {
+        return Err(layout_error(format!("kernel is linked at {:#x}, expected {:#x}", kernel.vaddr, layout::KERNEL_IMAGE_BASE)));
+    }
+    let count = masks.len() as u64;
+    let shared = PhysRange { base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE), size: LARGE_PAGE_SIZE };
+    let pool_base = shared.end();
+    let pool_size = board.ram.end().saturating_sub(pool_base);
+    let share = (pool_size / count) & !(LARGE_PAGE_SIZE - 1);
+
+    let spec_offset = kernel.mem_size.next_multiple_of(PAGE_SIZE);
+    let tables_offset = (spec_offset + SPEC_SIZE as u64).next_multiple_of(PAGE_SIZE);
+    let tables_size = TABLE_PAGES * PAGE_SIZE;
+    let free_offset = (tables_offset + tables_size).next_multiple_of(LARGE_PAGE_SIZE);
+    if share <= free_offset {
+        return Err(layout_error(format!(
+            "{} has too little RAM for {count} replicas: each would get {} KiB, the kernel needs {} KiB",
+            board.name,
+            share >> 10,
+            free_offset >> 10
+        )));
+    }
+
+    let hash = system_hash(board, request);
+    let mut replica_cores = [0u64; MAX_REPLICAS];
+    replica_cores[..masks.len()].copy_from_slice(&masks);
+    let mut core_mpidr = [0u64; MAX_CORES];
+    for (i, &m) in board.cores.iter().enumerate().take(MAX_CORES) {
+        core_mpidr[i] = m;
+    }
+    let gic_dist_va = layout::DEVICE_BASE;
+    let gic_cpu_va = layout::DEVICE_BASE + layout::DEVICE_SLOT;
+    let console_va = layout::DEVICE_BASE + 2 * layout::DEVICE_SLOT;
+
+    let mut planned = Vec::new();
+    for (i, &mask) in masks.iter().enumerate() {
+        let ram = PhysRange { base: pool_base + i as u64 * share, size: share };
+        let mut spec = ReplicaSpec::new_zeroed();
+        spec.replica = i as u32;
+        spec.replica_count = count as u32;
+        spec.flags = request.flags.get(i).copied().unwrap_or(0);
+        spec.tick_hz = request.tick_hz;
+        spec.core_mask = mask;
+        spec.system_hash = hash;
+        spec.ram = ram;
+        spec.free_offset = free_offset;
+        spec.tables_offset = tables_offset;
+        spec.tables_size = tables_size;
+        spec.shared = DeviceWindow { kind: 0, intid: 0, pa: shared.base, va: layout::SHARED_AREA_BASE, size: shared.size };
+        spec.gic = GicSpec {
+            version: board.gic.version,
+            doorbell_sgi: DOORBELL_SGI,
+            stop_sgi: STOP_SGI,
+            timer_intid: board.timer_intid,
+            distributor: DeviceWindow { kind: 0, intid: 0, pa: board.gic.distributor.base, va: gic_dist_va, size: board.gic.distributor.size },
+            cpu: DeviceWindow { kind: 0, intid: 0, pa: board.gic.cpu.base, va: gic_cpu_va, size: board.gic.cpu.size },
+        };
+        if i == 0 {
+            spec.console = DeviceWindow { kind: board.uart.kind as u32, intid: board.uart.intid, pa: board.uart.base, va: console_va, size: board.uart.size };
+        }
+        spec.core_mpidr = core_mpidr;
+        spec.replica_cores = replica_cores;
+
+        let mut maps: Vec<Mapping> = kernel
+            .segments
+            .iter()
+            .map(|&(va, size, a)| Mapping { va, pa: ram.base + (va - kernel.vaddr), size, attrs: a })
+            .collect();
+        maps.push(Mapping { va: layout::LINEAR_MAP_BASE + spec_offset, pa: ram.base + spec_offset, size: ram.size - spec_offset, attrs: attrs::WRITE });
+        maps.push(Mapping { va: layout::SHARED_AREA_BASE, pa: shared.base, size: shared.size, attrs: attrs::WRITE });
+        for w in [spec.gic.distributor, spec.gic.cpu, spec.console] {
+            if w.size != 0 {
+                maps.push(Mapping { va: w.va, pa: w.pa, size: w.size.next_multiple_of(PAGE_SIZE), attrs: attrs::WRITE | attrs::DEVICE });
+            }
+        }
+        if maps.len() > MAX_KERNEL_MAPPINGS {
+            return Err(layout_error(format!("replica {i} needs {} kernel mappings; at most {MAX_KERNEL_MAPPINGS}", maps.len())));
+        }
+        spec.mapping_count = maps.len() as u32;
+        spec.mappings[..maps.len()].copy_from_slice(&maps);
+        spec.check().map_err(|e| layout_error(format!("replica {i}: {e}")))?;
+        planned.push(PlannedReplica { spec, spec_offset });
+    }
+    Ok(planned)
+}
+
+/// Parses a cluster list such as `0;1;2,3` (replicas separated by `;`, cores by `,`).
+pub fn parse_clusters(text: &str) -> Result<Vec<Vec<u32>>, PackError> {
+    text.split(';')
+        .map(|replica| {
+            replica
+                .split(',')
+                .map(|core| core.trim().parse::<u32>().map_err(|_| layout_error(format!("`{core}` is not a core number in `{text}`"))))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use atoll_boards::BOARDS;
+    use proptest::prelude::*;
+
+    pub(crate) fn fake_kernel() -> KernelImage {
+        let base = layout::KERNEL_IMAGE_BASE;
+        KernelImage {
+            bytes: vec![0xAA; 0x5000],
+            vaddr: base,
+            mem_size: 0x2_6000,
+            entry: base,
+            segments: vec![(base, 0x5000, attrs::EXEC), (base + 0x5000, 0x1000, 0), (base + 0x6000, 0x2_0000, attrs::WRITE)],
+        }
+    }
+
+    fn check_invariants(board: &Board, planned: &[PlannedReplica]) {
+        let shared = PhysRange { base: planned[0].spec.shared.pa, size: planned[0].spec.shared.size };
+        assert!(board.ram.contains(&shared));
+        assert!(shared.base >= board.ram.base + board.boot_reserved);
+        for (i, a) in planned.iter().enumerate() {
+            assert!(board.ram.contains(&a.spec.ram));
+            assert!(!a.spec.ram.overlaps(&shared));
+            assert_eq!(a.spec.ram.base % LARGE_PAGE_SIZE, 0);
+            assert!(a.spec.free_offset < a.spec.ram.size);
+            for b in &planned[i + 1..] {
+                assert!(!a.spec.ram.overlaps(&b.spec.ram), "replica RAM overlaps");
+                assert_eq!(a.spec.core_mask & b.spec.core_mask, 0);
+            }
+            let maps = a.spec.mappings();
+            for (j, m) in maps.iter().enumerate() {
+                let r = PhysRange { base: m.pa, size: m.size };
+                if m.attrs & attrs::DEVICE == 0 {
+                    assert!(a.spec.ram.contains(&r) || shared.contains(&r), "mapping reaches foreign memory");
+                }
+                for n in &maps[j + 1..] {
+                    assert!(m.va + m.size <= n.va || n.va + n.size <= m.va, "virtual ranges overlap");
+                }
+            }
+            assert_eq!(a.spec.console.kind != 0, i == 0, "only replica 0 owns the console");
+        }
+    }
+
+    #[test]
+    fn default_layouts_plan_on_every_board() {
+        for board in BOARDS {
+            let planned = plan(board, &LayoutRequest::default_for(board), &fake_kernel()).unwrap();
+            assert_eq!(planned.len(), 3);
+            assert_eq!(planned[2].spec.core_mask, 0b1100);
+            check_invariants(board, &planned);
+        }
+    }
+
+    #[test]
+    fn bad_layouts_are_refused_with_reasons() {
+        let board = &atoll_boards::QEMU_VIRT_AARCH64;
+        let k = fake_kernel();
+        let req = |c: &str| LayoutRequest { clusters: parse_clusters(c).unwrap(), flags: vec![], tick_hz: 100 };
+        let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
+        assert!(err("0;1;1").contains("core 1 is already in another replica"));
+        assert!(err("0;7").contains("core 7 does not exist"));
+        assert!(err("1;0").contains("must include core 0"));
+        assert!(parse_clusters("0;x").is_err());
+        let mut huge = fake_kernel();
+        huge.mem_size = 0x1000_0000;
+        assert!(plan(board, &req("0;1;2;3"), &huge).unwrap_err().to_string().contains("too little RAM"));
+    }
+
+    #[test]
+    fn hash_depends_on_layout() {
+        let board = &atoll_boards::QEMU_VIRT_AARCH64;
+        let a = LayoutRequest::default_for(board);
+        let mut b = a.clone();
+        b.flags = vec![0, 0, 2];
+        assert_ne!(system_hash(board, &a), system_hash(board, &b));
+        assert_eq!(system_hash(board, &a), system_hash(board, &a.clone()));
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_partition_plans_with_disjoint_memory(assign in proptest::collection::vec(0usize..4, 4), board_index in 0usize..3) {
+            let board = BOARDS[board_index];
+            // Core c goes to replica assign[c] (renumbered densely, core 0's replica first).
+            let mut clusters: Vec<Vec<u32>> = Vec::new();
+            let mut order: Vec<usize> = vec![assign[0]];
+            for &a in &assign { if !order.contains(&a) { order.push(a); } }
+            for r in &order {
+                clusters.push((0..4u32).filter(|&c| assign[c as usize] == *r).collect());
+            }
+            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100 };
+            let planned = plan(board, &req, &fake_kernel()).unwrap();
+            check_invariants(board, &planned);
+        }
+    }
+}
