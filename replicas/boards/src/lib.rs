@@ -159,7 +159,8 @@ pub const IMX8MP_EVK: Board = Board {
         machine: "imx8mp-evk",
         cpu: None,
         memory: "2G",
-        smp: None,
+        // The machine creates only as many cores as -smp asks for (default 1).
+        smp: Some(4),
         extra: &[],
     },
 };
