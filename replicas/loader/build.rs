@@ -11,7 +11,10 @@ fn main() {
     let name = env::var("ATOLL_BOARD").unwrap_or_else(|_| "qemu_virt_aarch64".into());
     let Some(board) = atoll_boards::by_name(&name) else {
         let known: Vec<_> = atoll_boards::BOARDS.iter().map(|b| b.name).collect();
-        panic!("ATOLL_BOARD={name} is not a board; known boards: {}", known.join(", "));
+        panic!(
+            "ATOLL_BOARD={name} is not a board; known boards: {}",
+            known.join(", ")
+        );
     };
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let base = board.ram.base + board.image_offset;
@@ -41,5 +44,8 @@ SECTIONS
         format!("/// The board this loader was built for.\npub static BOARD: &atoll_boards::Board = &atoll_boards::{constant};\n"),
     )
     .expect("write board.rs");
-    println!("cargo:rustc-link-arg-bins=-T{}", out.join("loader.ld").display());
+    println!(
+        "cargo:rustc-link-arg-bins=-T{}",
+        out.join("loader.ld").display()
+    );
 }

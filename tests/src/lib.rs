@@ -45,11 +45,25 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
     if options.interactive {
         args.extend(["-nographic".into(), "-serial".into(), "mon:stdio".into()]);
     } else {
-        args.extend(["-display".into(), "none".into(), "-monitor".into(), "none".into(), "-serial".into(), "stdio".into()]);
+        args.extend([
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+        ]);
     }
-    args.extend(["-no-reboot".into(), "-kernel".into(), image.display().to_string()]);
+    args.extend([
+        "-no-reboot".into(),
+        "-kernel".into(),
+        image.display().to_string(),
+    ]);
     if options.semihosting {
-        args.extend(["-semihosting-config".into(), "enable=on,target=native".into()]);
+        args.extend([
+            "-semihosting-config".into(),
+            "enable=on,target=native".into(),
+        ]);
     }
     if options.icount {
         args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
@@ -79,7 +93,13 @@ impl Outcome {
 }
 
 /// Boots `image` on `board`, waiting at most `timeout`; saves the serial log to `log_path`.
-pub fn run(board: &Board, image: &Path, options: &QemuOptions, timeout: Duration, log_path: &Path) -> std::io::Result<Outcome> {
+pub fn run(
+    board: &Board,
+    image: &Path,
+    options: &QemuOptions,
+    timeout: Duration,
+    log_path: &Path,
+) -> std::io::Result<Outcome> {
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(qemu_args(board, image, options))
@@ -87,7 +107,12 @@ pub fn run(board: &Board, image: &Path, options: &QemuOptions, timeout: Duration
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)")))?;
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
+            )
+        })?;
     let stdout = child.stdout.take().map(|s| collect(Box::new(s)));
     let stderr = child.stderr.take().map(|s| collect(Box::new(s)));
     let status = loop {
@@ -101,7 +126,11 @@ pub fn run(board: &Board, image: &Path, options: &QemuOptions, timeout: Duration
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let text = |rx: Option<mpsc::Receiver<Vec<u8>>>| rx.and_then(|rx| rx.recv().ok()).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+    let text = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
+        rx.and_then(|rx| rx.recv().ok())
+            .map(|b| String::from_utf8_lossy(&b).replace('\r', ""))
+            .unwrap_or_default()
+    };
     let mut serial = text(stdout);
     let errors = text(stderr);
     if !errors.trim().is_empty() {
@@ -112,7 +141,12 @@ pub fn run(board: &Board, image: &Path, options: &QemuOptions, timeout: Duration
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(log_path, &serial)?;
-    Ok(Outcome { status, serial, log_path: log_path.to_path_buf(), elapsed: start.elapsed() })
+    Ok(Outcome {
+        status,
+        serial,
+        log_path: log_path.to_path_buf(),
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Reads a stream to its end on a thread; the bytes arrive on the returned channel.
@@ -130,5 +164,10 @@ fn collect(mut stream: Box<dyn Read + Send>) -> mpsc::Receiver<Vec<u8>> {
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new(".."))
+                .join("target")
+        })
 }

@@ -23,7 +23,10 @@ pub struct Built {
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Looks a board up, listing the known ones on a miss.
@@ -40,7 +43,12 @@ fn cargo() -> Command {
     cmd
 }
 
-fn cargo_build(package: &str, release: bool, features: &[&str], env: &[(&str, &str)]) -> Result<()> {
+fn cargo_build(
+    package: &str,
+    release: bool,
+    features: &[&str],
+    env: &[(&str, &str)],
+) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--quiet", "-p", package, "--target", KERNEL_TARGET]);
     if release {
@@ -52,7 +60,9 @@ fn cargo_build(package: &str, release: bool, features: &[&str], env: &[(&str, &s
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let status = cmd.status().with_context(|| format!("running cargo build -p {package}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("running cargo build -p {package}"))?;
     if !status.success() {
         bail!("building {package} failed");
     }
@@ -64,16 +74,29 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     let board = board(&args.board)?;
     let root = workspace_root();
     let release = !args.debug;
-    let out = args.out.clone().unwrap_or_else(|| root.join("target").join("atoll").join(board.name));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target").join("atoll").join(board.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     cargo_build("atoll-kernel", release, &[], &[])?;
     let loader_features: &[&str] = if args.test { &["test-exit"] } else { &[] };
-    cargo_build("atoll-loader", release, loader_features, &[("ATOLL_BOARD", board.name)])?;
+    cargo_build(
+        "atoll-loader",
+        release,
+        loader_features,
+        &[("ATOLL_BOARD", board.name)],
+    )?;
 
-    let bin_dir = root.join("target").join(KERNEL_TARGET).join(if release { "release" } else { "debug" });
-    let kernel_elf = std::fs::read(bin_dir.join("atoll-kernel")).context("reading the kernel ELF")?;
-    let loader_elf = std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
+    let bin_dir =
+        root.join("target")
+            .join(KERNEL_TARGET)
+            .join(if release { "release" } else { "debug" });
+    let kernel_elf =
+        std::fs::read(bin_dir.join("atoll-kernel")).context("reading the kernel ELF")?;
+    let loader_elf =
+        std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
     let kernel = atoll_pack::elf::flatten_kernel(&kernel_elf)?;
     let loader = atoll_pack::elf::flatten_loader(&loader_elf)?;
 
@@ -86,7 +109,10 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         request.flags[0] |= flags::EXIT_WHEN_DONE;
     }
     if let Some(r) = args.selftest_fault {
-        let slot = request.flags.get_mut(r as usize).ok_or_else(|| anyhow!("--selftest-fault {r}: there is no replica {r}"))?;
+        let slot = request
+            .flags
+            .get_mut(r as usize)
+            .ok_or_else(|| anyhow!("--selftest-fault {r}: there is no replica {r}"))?;
         *slot |= flags::SELFTEST_FAULT;
     }
     let replicas = atoll_pack::plan::plan(board, &request, &kernel)?;
@@ -97,9 +123,15 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     std::fs::write(out.join("atoll-kernel.elf"), &kernel_elf)?;
     std::fs::write(out.join("atoll-loader.elf"), &loader_elf)?;
     for r in &replicas {
-        std::fs::write(out.join(format!("replica-{}.spec", r.spec.replica)), zerocopy_bytes(r))?;
+        std::fs::write(
+            out.join(format!("replica-{}.spec", r.spec.replica)),
+            zerocopy_bytes(r),
+        )?;
     }
-    std::fs::write(out.join("layout.txt"), describe(board, &replicas, image.len()))?;
+    std::fs::write(
+        out.join("layout.txt"),
+        describe(board, &replicas, image.len()),
+    )?;
     Ok(Built { image: image_path })
 }
 
@@ -112,14 +144,34 @@ fn describe(board: &Board, replicas: &[PlannedReplica], image_len: usize) -> Str
     let mut s = String::new();
     let _ = writeln!(s, "board {} ({})", board.name, board.description);
     if let Some(first) = replicas.first() {
-        let _ = writeln!(s, "system hash {:#018x}, image {} bytes", first.spec.system_hash, image_len);
-        let _ = writeln!(s, "shared area {:#x} +{:#x}", first.spec.shared.pa, first.spec.shared.size);
+        let _ = writeln!(
+            s,
+            "system hash {:#018x}, image {} bytes",
+            first.spec.system_hash, image_len
+        );
+        let _ = writeln!(
+            s,
+            "shared area {:#x} +{:#x}",
+            first.spec.shared.pa, first.spec.shared.size
+        );
     }
     for r in replicas {
         let spec = &r.spec;
-        let _ = writeln!(s, "K{}: cores {:#b} RAM {:#x}-{:#x} flags {:#x}", spec.replica, spec.core_mask, spec.ram.base, spec.ram.end(), spec.flags);
+        let _ = writeln!(
+            s,
+            "K{}: cores {:#b} RAM {:#x}-{:#x} flags {:#x}",
+            spec.replica,
+            spec.core_mask,
+            spec.ram.base,
+            spec.ram.end(),
+            spec.flags
+        );
         for m in spec.mappings() {
-            let _ = writeln!(s, "    va {:#018x} -> pa {:#012x} size {:#x} attrs {:#x}", m.va, m.pa, m.size, m.attrs);
+            let _ = writeln!(
+                s,
+                "    va {:#018x} -> pa {:#012x} size {:#x} attrs {:#x}",
+                m.va, m.pa, m.size, m.attrs
+            );
         }
     }
     s

@@ -103,7 +103,10 @@ fn run(args: RunArgs) -> Result<()> {
     let qemu_args = atoll_e2e::qemu_args(board, &built.image, &options);
     eprintln!("xtask: {} {}", atoll_e2e::QEMU, qemu_args.join(" "));
     eprintln!("xtask: press Ctrl-A X to quit QEMU");
-    let status = std::process::Command::new(atoll_e2e::QEMU).args(&qemu_args).status().with_context(|| format!("starting {}", atoll_e2e::QEMU))?;
+    let status = std::process::Command::new(atoll_e2e::QEMU)
+        .args(&qemu_args)
+        .status()
+        .with_context(|| format!("starting {}", atoll_e2e::QEMU))?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }

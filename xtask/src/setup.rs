@@ -31,29 +31,58 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// toolchain that is already installed).
 pub fn rust_targets() -> Result<()> {
     let tc = toolchain();
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed", "--toolchain", &tc]))?;
-    let missing: Vec<&str> = TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l.trim() == *t)).collect();
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed", "--toolchain", &tc]))?;
+    let missing: Vec<&str> = TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
     if !missing.is_empty() {
-        run(Command::new("rustup").args(["target", "add", "--toolchain", &tc]).args(&missing))?;
+        run(Command::new("rustup")
+            .args(["target", "add", "--toolchain", &tc])
+            .args(&missing))?;
     }
-    let components = output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", &tc]))?;
-    let missing: Vec<&str> = COMPONENTS.iter().copied().filter(|c| !components.lines().any(|l| l.trim().starts_with(&format!("{c}-")) || l.trim() == *c)).collect();
+    let components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        &tc,
+    ]))?;
+    let missing: Vec<&str> = COMPONENTS
+        .iter()
+        .copied()
+        .filter(|c| {
+            !components
+                .lines()
+                .any(|l| l.trim().starts_with(&format!("{c}-")) || l.trim() == *c)
+        })
+        .collect();
     if !missing.is_empty() {
-        run(Command::new("rustup").args(["component", "add", "--toolchain", &tc]).args(&missing))?;
+        run(Command::new("rustup")
+            .args(["component", "add", "--toolchain", &tc])
+            .args(&missing))?;
     }
     Ok(())
 }
 
 /// Machines the installed QEMU offers, or `None` if QEMU is missing.
 fn qemu_machines() -> Option<String> {
-    let out = Command::new(atoll_e2e::QEMU).args(["-machine", "help"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(atoll_e2e::QEMU)
+        .args(["-machine", "help"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn has_machines(list: &str, machines: &[&str]) -> bool {
     machines.iter().all(|m| {
         let name = m.split(',').next().unwrap_or(m);
-        list.lines().any(|l| l.split_whitespace().next() == Some(name))
+        list.lines()
+            .any(|l| l.split_whitespace().next() == Some(name))
     })
 }
 
@@ -61,7 +90,12 @@ fn has_machines(list: &str, machines: &[&str]) -> bool {
 fn install_commands() -> Vec<String> {
     let codename = std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(|v| v.trim_matches('"').to_string())))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("VERSION_CODENAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
         .unwrap_or_default();
     if codename == "bookworm" {
         vec![
@@ -70,7 +104,10 @@ fn install_commands() -> Vec<String> {
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports qemu-system-arm".into(),
         ]
     } else {
-        vec!["apt-get update".into(), "DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-arm".into()]
+        vec![
+            "apt-get update".into(),
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-arm".into(),
+        ]
     }
 }
 
@@ -80,7 +117,9 @@ pub fn qemu(machines: &[&str]) -> Result<()> {
         return Ok(());
     }
     let commands = install_commands();
-    let is_root = output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false);
+    let is_root = output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false);
     if !is_root {
         bail!(
             "QEMU with machines {} is not installed. Install it as root with:\n  {}",
@@ -93,7 +132,10 @@ pub fn qemu(machines: &[&str]) -> Result<()> {
     }
     match qemu_machines() {
         Some(list) if has_machines(&list, machines) => Ok(()),
-        _ => bail!("installed QEMU still lacks machines {}", machines.join(", ")),
+        _ => bail!(
+            "installed QEMU still lacks machines {}",
+            machines.join(", ")
+        ),
     }
 }
 
@@ -102,7 +144,10 @@ mod tests {
     #[test]
     fn machine_lists_are_matched_by_name() {
         let list = "Supported machines are:\nvirt                 QEMU 10.0 ARM Virtual Machine\nxlnx-zcu102          Xilinx\n";
-        assert!(super::has_machines(list, &["virt,gic-version=3", "xlnx-zcu102"]));
+        assert!(super::has_machines(
+            list,
+            &["virt,gic-version=3", "xlnx-zcu102"]
+        ));
         assert!(!super::has_machines(list, &["imx8mp-evk"]));
     }
 }

@@ -135,7 +135,10 @@ impl core::fmt::Display for ImageError {
             Self::Truncated => write!(f, "image truncated: shorter than its header"),
             Self::BadMagic => write!(f, "no Atoll image found after the loader (bad magic)"),
             Self::UnsupportedVersion(v) => {
-                write!(f, "image format version {v} is not supported (loader reads {IMAGE_VERSION})")
+                write!(
+                    f,
+                    "image format version {v} is not supported (loader reads {IMAGE_VERSION})"
+                )
             }
             Self::BadHeader(why) => write!(f, "image header is damaged: {why}"),
             Self::ChecksumMismatch { expected, actual } => write!(
@@ -171,7 +174,8 @@ impl<'a> ImageView<'a> {
     ///
     /// `board`, when given, must match the board the image was packed for.
     pub fn parse(bytes: &'a [u8], board: Option<&str>) -> Result<Self, ImageError> {
-        let (header, _) = ImageHeader::read_from_prefix(bytes).map_err(|_| ImageError::Truncated)?;
+        let (header, _) =
+            ImageHeader::read_from_prefix(bytes).map_err(|_| ImageError::Truncated)?;
         if header.magic != IMAGE_MAGIC {
             return Err(ImageError::BadMagic);
         }
@@ -184,7 +188,9 @@ impl<'a> ImageView<'a> {
         let image_size = usize::try_from(header.image_size)
             .map_err(|_| ImageError::BadHeader("image size does not fit in memory"))?;
         if image_size > bytes.len() {
-            return Err(ImageError::BadHeader("image size runs past the end of the loaded file"));
+            return Err(ImageError::BadHeader(
+                "image size runs past the end of the loaded file",
+            ));
         }
         let part_count = header.part_count as usize;
         if part_count > MAX_PARTS {
@@ -197,13 +203,15 @@ impl<'a> ImageView<'a> {
         let bytes = &bytes[..image_size];
         let actual = image_checksum(bytes);
         if actual != header.checksum {
-            return Err(ImageError::ChecksumMismatch { expected: header.checksum, actual });
+            return Err(ImageError::ChecksumMismatch {
+                expected: header.checksum,
+                actual,
+            });
         }
-        if let Some(board) = board {
-            if board_name(&header.board) != board {
+        if let Some(board) = board
+            && board_name(&header.board) != board {
                 return Err(ImageError::WrongBoard);
             }
-        }
         let view = Self { bytes, header };
         for index in 0..part_count {
             view.part(index)?;
@@ -228,12 +236,16 @@ impl<'a> ImageView<'a> {
 
     /// Part `index`, checked.
     pub fn part(&self, index: usize) -> Result<Part<'a>, ImageError> {
-        let bad = |reason| ImageError::BadPart { index: index as u32, reason };
+        let bad = |reason| ImageError::BadPart {
+            index: index as u32,
+            reason,
+        };
         if index >= self.part_count() {
             return Err(bad("no such part"));
         }
         let at = size_of::<ImageHeader>() + index * size_of::<PartEntry>();
-        let (entry, _) = PartEntry::read_from_prefix(&self.bytes[at..]).map_err(|_| bad("truncated entry"))?;
+        let (entry, _) =
+            PartEntry::read_from_prefix(&self.bytes[at..]).map_err(|_| bad("truncated entry"))?;
         let kind = PartKind::from_raw(entry.kind).ok_or_else(|| bad("unknown kind"))?;
         if entry.file_size > entry.mem_size {
             return Err(bad("stored size exceeds memory size"));
@@ -243,8 +255,13 @@ impl<'a> ImageView<'a> {
         }
         let start = usize::try_from(entry.offset).map_err(|_| bad("offset out of range"))?;
         let len = usize::try_from(entry.file_size).map_err(|_| bad("size out of range"))?;
-        let end = start.checked_add(len).ok_or_else(|| bad("size overflows"))?;
-        let bytes = self.bytes.get(start..end).ok_or_else(|| bad("bytes run past the image"))?;
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| bad("size overflows"))?;
+        let bytes = self
+            .bytes
+            .get(start..end)
+            .ok_or_else(|| bad("bytes run past the image"))?;
         Ok(Part { entry, kind, bytes })
     }
 

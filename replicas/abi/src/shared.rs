@@ -153,7 +153,9 @@ impl DoorbellInbox {
 
     /// Receiver side: takes and clears the bits pending from `sender`.
     pub fn take(&self, sender: usize) -> u64 {
-        self.from.get(sender).map_or(0, |w| w.bits.swap(0, Ordering::Acquire))
+        self.from
+            .get(sender)
+            .map_or(0, |w| w.bits.swap(0, Ordering::Acquire))
     }
 }
 
@@ -165,7 +167,7 @@ pub struct LogSlot {
     pub words: [AtomicU64; 1 + LOG_LINE_BYTES / 8],
 }
 
-const _: () = assert!(LOG_LINE_BYTES % 8 == 0);
+const _: () = assert!(LOG_LINE_BYTES.is_multiple_of(8));
 const _: () = assert!(size_of::<LogSlot>() == 256);
 
 /// Producer-owned indices of a log ring, on their own cache line.
@@ -232,7 +234,9 @@ impl LogRing {
             word[..chunk.len()].copy_from_slice(chunk);
             slot.words[1 + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
         }
-        self.producer.head.store(head.wrapping_add(1), Ordering::Release);
+        self.producer
+            .head
+            .store(head.wrapping_add(1), Ordering::Release);
         true
     }
 
@@ -255,7 +259,9 @@ impl LogRing {
             let word = slot.words[1 + i].load(Ordering::Relaxed).to_le_bytes();
             chunk.copy_from_slice(&word[..chunk.len()]);
         }
-        self.consumer.tail.store(tail.wrapping_add(1), Ordering::Release);
+        self.consumer
+            .tail
+            .store(tail.wrapping_add(1), Ordering::Release);
         LogPop::Line(len)
     }
 
@@ -280,7 +286,8 @@ pub struct SharedArea {
 }
 
 /// Bytes the shared area occupies, rounded to pages.
-pub const SHARED_AREA_SIZE: u64 = (size_of::<SharedArea>() as u64).next_multiple_of(crate::limits::PAGE_SIZE);
+pub const SHARED_AREA_SIZE: u64 =
+    (size_of::<SharedArea>() as u64).next_multiple_of(crate::limits::PAGE_SIZE);
 
 const _: () = assert!(size_of::<SharedHeader>() == 64);
 const _: () = assert!(size_of::<ReplicaStatus>() == 64);
@@ -320,7 +327,9 @@ mod tests {
         assert!(r.push(b"K1|INFO: world, a longer line"));
         assert_eq!(r.pop(&mut out), LogPop::Line(14));
         assert_eq!(&out[..14], b"K1|INFO: hello");
-        let LogPop::Line(n) = r.pop(&mut out) else { panic!("expected a line") };
+        let LogPop::Line(n) = r.pop(&mut out) else {
+            panic!("expected a line")
+        };
         assert_eq!(&out[..n], b"K1|INFO: world, a longer line");
         assert_eq!(r.pop(&mut out), LogPop::Empty);
     }
@@ -337,7 +346,9 @@ mod tests {
         assert_eq!(r.take_dropped(), 0);
         let mut out = [0u8; LOG_LINE_BYTES];
         for i in 0..LOG_RING_SLOTS {
-            let LogPop::Line(n) = r.pop(&mut out) else { panic!("line {i} missing") };
+            let LogPop::Line(n) = r.pop(&mut out) else {
+                panic!("line {i} missing")
+            };
             assert_eq!(&out[..n], format_line(i).as_bytes());
         }
     }

@@ -54,7 +54,9 @@ pub mod flags {
 }
 
 /// A physical range.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct PhysRange {
     /// First byte.
@@ -91,7 +93,9 @@ pub mod attrs {
 }
 
 /// One kernel mapping the loader creates in the replica's TTBR1 tables.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct Mapping {
     /// Virtual address (page aligned).
@@ -248,7 +252,7 @@ pub struct ReplicaSpec {
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);
 const _: () = assert!(offset_of!(ReplicaSpec, ram) == 48);
 const _: () = assert!(size_of::<ReplicaSpec>() == SPEC_SIZE);
-const _: () = assert!(size_of::<ReplicaSpec>() % 8 == 0);
+const _: () = assert!(size_of::<ReplicaSpec>().is_multiple_of(8));
 
 /// Why a spec was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,7 +327,9 @@ impl ReplicaSpec {
         if self.gic.doorbell_sgi > 15 || self.gic.stop_sgi > 15 {
             return Err(SpecError::BadField("gic SGI numbers"));
         }
-        if self.free_offset > self.ram.size || self.tables_offset.saturating_add(self.tables_size) > self.ram.size {
+        if self.free_offset > self.ram.size
+            || self.tables_offset.saturating_add(self.tables_size) > self.ram.size
+        {
             return Err(SpecError::BadField("ram layout"));
         }
         Ok(())

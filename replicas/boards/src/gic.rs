@@ -109,7 +109,12 @@ impl Gic {
     /// The addresses must map the device's registers as device memory for as long as the
     /// driver is used.
     pub const unsafe fn new(version: u32, distributor: usize, cpu: usize, cpu_size: usize) -> Self {
-        Self { version, distributor, cpu, cpu_size }
+        Self {
+            version,
+            distributor,
+            cpu,
+            cpu_size,
+        }
     }
 
     /// The architecture version this driver speaks.
@@ -231,7 +236,11 @@ impl Gic {
 
     /// Acknowledges the highest-priority pending interrupt, if any.
     pub fn acknowledge(&self) -> Option<Acked> {
-        let raw = if self.version == 3 { sysreg::read_iar1() } else { self.cpu_interface().iar.get() };
+        let raw = if self.version == 3 {
+            sysreg::read_iar1()
+        } else {
+            self.cpu_interface().iar.get()
+        };
         let intid = raw & 0x3FF;
         (intid < SPECIAL_INTID).then_some(Acked { intid, raw })
     }
@@ -252,7 +261,11 @@ impl Gic {
             let aff1 = (target_mpidr >> 8) & 0xFF;
             let aff2 = (target_mpidr >> 16) & 0xFF;
             let aff3 = (target_mpidr >> 32) & 0xFF;
-            let value = (aff3 << 48) | (aff2 << 32) | (u64::from(sgi & 0xF) << 24) | (aff1 << 16) | (1 << aff0);
+            let value = (aff3 << 48)
+                | (aff2 << 32)
+                | (u64::from(sgi & 0xF) << 24)
+                | (aff1 << 16)
+                | (1 << aff0);
             sysreg::write_sgi1r(value);
         } else {
             let targets = 1u32 << (target_index & 7);

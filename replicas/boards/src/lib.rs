@@ -87,15 +87,29 @@ pub struct QemuMachine {
 pub const QEMU_VIRT_AARCH64: Board = Board {
     name: "qemu_virt_aarch64",
     description: "QEMU virt machine, GICv3, 4 x Cortex-A53, 1 GiB",
-    ram: PhysRange { base: 0x4000_0000, size: 0x4000_0000 },
+    ram: PhysRange {
+        base: 0x4000_0000,
+        size: 0x4000_0000,
+    },
     image_offset: 0x8_0000,
     boot_reserved: 0x100_0000,
     cores: &[0, 1, 2, 3],
-    uart: UartDevice { kind: UartKind::Pl011, base: 0x0900_0000, size: 0x1000, intid: 33 },
+    uart: UartDevice {
+        kind: UartKind::Pl011,
+        base: 0x0900_0000,
+        size: 0x1000,
+        intid: 33,
+    },
     gic: GicDevice {
         version: 3,
-        distributor: PhysRange { base: 0x0800_0000, size: 0x1_0000 },
-        cpu: PhysRange { base: 0x080A_0000, size: 4 * 0x2_0000 },
+        distributor: PhysRange {
+            base: 0x0800_0000,
+            size: 0x1_0000,
+        },
+        cpu: PhysRange {
+            base: 0x080A_0000,
+            size: 4 * 0x2_0000,
+        },
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Hvc,
@@ -114,15 +128,29 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
 pub const ZCU102: Board = Board {
     name: "zcu102",
     description: "Xilinx ZCU102 (ZynqMP), GICv2, 4 x Cortex-A53, 2 GiB low DDR",
-    ram: PhysRange { base: 0x0, size: 0x8000_0000 },
+    ram: PhysRange {
+        base: 0x0,
+        size: 0x8000_0000,
+    },
     image_offset: 0x8_0000,
     boot_reserved: 0x100_0000,
     cores: &[0, 1, 2, 3],
-    uart: UartDevice { kind: UartKind::Cadence, base: 0xFF00_0000, size: 0x1000, intid: 53 },
+    uart: UartDevice {
+        kind: UartKind::Cadence,
+        base: 0xFF00_0000,
+        size: 0x1000,
+        intid: 53,
+    },
     gic: GicDevice {
         version: 2,
-        distributor: PhysRange { base: 0xF901_0000, size: 0x1000 },
-        cpu: PhysRange { base: 0xF902_0000, size: 0x2000 },
+        distributor: PhysRange {
+            base: 0xF901_0000,
+            size: 0x1000,
+        },
+        cpu: PhysRange {
+            base: 0xF902_0000,
+            size: 0x2000,
+        },
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
@@ -141,15 +169,29 @@ pub const ZCU102: Board = Board {
 pub const IMX8MP_EVK: Board = Board {
     name: "imx8mp_evk",
     description: "NXP i.MX 8M Plus EVK, GICv3, 4 x Cortex-A53, 2 GiB",
-    ram: PhysRange { base: 0x4000_0000, size: 0x8000_0000 },
+    ram: PhysRange {
+        base: 0x4000_0000,
+        size: 0x8000_0000,
+    },
     image_offset: 0x8_0000,
     boot_reserved: 0x100_0000,
     cores: &[0, 1, 2, 3],
-    uart: UartDevice { kind: UartKind::Imx, base: 0x3086_0000, size: 0x1_0000, intid: 58 },
+    uart: UartDevice {
+        kind: UartKind::Imx,
+        base: 0x3086_0000,
+        size: 0x1_0000,
+        intid: 58,
+    },
     gic: GicDevice {
         version: 3,
-        distributor: PhysRange { base: 0x3880_0000, size: 0x1_0000 },
-        cpu: PhysRange { base: 0x3888_0000, size: 4 * 0x2_0000 },
+        distributor: PhysRange {
+            base: 0x3880_0000,
+            size: 0x1_0000,
+        },
+        cpu: PhysRange {
+            base: 0x3888_0000,
+            size: 4 * 0x2_0000,
+        },
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
@@ -191,7 +233,10 @@ pub const fn loader_identity_table(board: &Board) -> [u64; 512] {
     let mut table = [0u64; 512];
     let mut gib = 0u64;
     while gib < 4 {
-        let range = PhysRange { base: gib << 30, size: 1 << 30 };
+        let range = PhysRange {
+            base: gib << 30,
+            size: 1 << 30,
+        };
         let attrs = if range.overlaps(&board.ram) {
             desc::ATTR_NORMAL | desc::INNER_SHAREABLE
         } else {
@@ -211,14 +256,28 @@ mod tests {
     fn boards_are_consistent() {
         for board in BOARDS {
             assert!(by_name(board.name).is_some());
-            assert_eq!(board.ram.base % 0x20_0000, 0, "{}: RAM not 2 MiB aligned", board.name);
+            assert_eq!(
+                board.ram.base % 0x20_0000,
+                0,
+                "{}: RAM not 2 MiB aligned",
+                board.name
+            );
             assert!(board.boot_reserved > board.image_offset);
             let mut seen = 0u64;
             for cluster in board.default_clusters {
                 assert!(!cluster.is_empty());
                 for &core in *cluster {
-                    assert!((core as usize) < board.cores.len(), "{}: core {core}", board.name);
-                    assert_eq!(seen & (1 << core), 0, "{}: core {core} in two clusters", board.name);
+                    assert!(
+                        (core as usize) < board.cores.len(),
+                        "{}: core {core}",
+                        board.name
+                    );
+                    assert_eq!(
+                        seen & (1 << core),
+                        0,
+                        "{}: core {core} in two clusters",
+                        board.name
+                    );
                     seen |= 1 << core;
                 }
             }
@@ -241,7 +300,11 @@ mod tests {
 
     impl Board {
         fn uart_overlaps_ram(&self) -> bool {
-            PhysRange { base: self.uart.base, size: self.uart.size }.overlaps(&self.ram)
+            PhysRange {
+                base: self.uart.base,
+                size: self.uart.size,
+            }
+            .overlaps(&self.ram)
         }
     }
 }

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn non_abort_classes() {
         assert_eq!(format!("{}", Syndrome(0)), "unknown reason (EC 0x00)");
-        assert_eq!(format!("{}", Syndrome(0x3Cu64 << 26)), "BRK instruction (EC 0x3c)");
+        assert_eq!(
+            format!("{}", Syndrome(0x3Cu64 << 26)),
+            "BRK instruction (EC 0x3c)"
+        );
         assert!(!Syndrome(0x15u64 << 26).is_abort());
     }
 }

@@ -19,7 +19,11 @@ impl<const N: usize> Default for LineBuf<N> {
 impl<const N: usize> LineBuf<N> {
     /// An empty line.
     pub const fn new() -> Self {
-        Self { bytes: [0; N], len: 0, cut: false }
+        Self {
+            bytes: [0; N],
+            len: 0,
+            cut: false,
+        }
     }
 
     /// The text so far; a cut line ends in `~`.
@@ -89,7 +93,7 @@ mod tests {
     #[test]
     fn short_text_fits() {
         let mut l = LineBuf::<16>::new();
-        write!(l, "K{}|INFO: {}", 1, "up").unwrap();
+        write!(l, "K{}|INFO: up", 1).unwrap();
         assert_eq!(l.as_bytes(), b"K1|INFO: up");
         assert!(!l.was_cut());
     }

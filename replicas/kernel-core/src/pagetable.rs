@@ -96,8 +96,15 @@ const fn index(va: u64, level: u32) -> usize {
 }
 
 /// Maps `size` bytes at `va` to `pa` in the tables rooted at `root` (a level-1 table).
-pub fn map<M: TableMemory>(mem: &mut M, root: u64, va: u64, pa: u64, size: u64, mapping_attrs: u64) -> Result<(), MapError> {
-    if size == 0 || va % PAGE != 0 || pa % PAGE != 0 || size % PAGE != 0 {
+pub fn map<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    va: u64,
+    pa: u64,
+    size: u64,
+    mapping_attrs: u64,
+) -> Result<(), MapError> {
+    if size == 0 || !va.is_multiple_of(PAGE) || !pa.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) {
         return Err(MapError::Misaligned);
     }
     va.checked_add(size - 1).ok_or(MapError::Overflow)?;
@@ -143,9 +150,8 @@ fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> O
             let l2 = mem.table(l1 & ADDRESS_MASK)[index(v, 2)];
             if l2 & desc::VALID == 0 {
                 BLOCK_2M
-            } else if l2 & desc::TABLE_OR_PAGE == 0 {
-                return Some(v);
-            } else if mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0 {
+            } else if l2 & desc::TABLE_OR_PAGE == 0 || mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0 {
+                // A 2 MiB block, or a page already present in the level-3 table.
                 return Some(v);
             } else {
                 PAGE
@@ -160,7 +166,12 @@ fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> O
 }
 
 /// The next-level table behind `table[idx]`, created if absent.
-fn next_table<M: TableMemory>(mem: &mut M, table: u64, idx: usize, va: u64) -> Result<u64, MapError> {
+fn next_table<M: TableMemory>(
+    mem: &mut M,
+    table: u64,
+    idx: usize,
+    va: u64,
+) -> Result<u64, MapError> {
     let entry = mem.table(table)[idx];
     if entry == 0 {
         let new = mem.alloc_table().ok_or(MapError::OutOfTables)?;
@@ -205,7 +216,11 @@ pub struct SliceTables<'a> {
 impl<'a> SliceTables<'a> {
     /// Tables in `tables`, the first of which sits at physical address `base`.
     pub fn new(tables: &'a mut [[u64; ENTRIES]], base: u64) -> Self {
-        Self { tables, base, used: 0 }
+        Self {
+            tables,
+            base,
+            used: 0,
+        }
     }
 
     /// Tables handed out so far.
@@ -245,7 +260,15 @@ mod tests {
         let root = mem.alloc_table().unwrap();
         let kva = 0xFFFF_FFFF_8000_0000;
         map(&mut mem, root, kva, 0x4100_0000, 0x3000, attrs::EXEC).unwrap();
-        map(&mut mem, root, 0xFFFF_FF80_0000_0000, 0x4020_0000, 0x40_0000, attrs::WRITE).unwrap();
+        map(
+            &mut mem,
+            root,
+            0xFFFF_FF80_0000_0000,
+            0x4020_0000,
+            0x40_0000,
+            attrs::WRITE,
+        )
+        .unwrap();
         let (pa, bits) = translate(&mut mem, root, kva + 0x2010).unwrap();
         assert_eq!(pa, 0x4100_2010);
         assert_eq!(bits & desc::PXN, 0);
@@ -264,11 +287,31 @@ mod tests {
         let mut buf = tables(8);
         let mut mem = SliceTables::new(&mut buf, 0);
         let root = mem.alloc_table().unwrap();
-        map(&mut mem, root, 0x20_0000, 0x20_0000, 0x20_0000, attrs::WRITE).unwrap();
-        assert_eq!(map(&mut mem, root, 0x20_1000, 0x9000, 0x1000, 0), Err(MapError::AlreadyMapped { va: 0x20_1000 }));
-        assert_eq!(map(&mut mem, root, 0x1001, 0, 0x1000, 0), Err(MapError::Misaligned));
-        assert_eq!(map(&mut mem, root, 0x1000, 0, 0, 0), Err(MapError::Misaligned));
-        assert_eq!(map(&mut mem, root, u64::MAX & !0xFFF, 0, 0x2000, 0), Err(MapError::Overflow));
+        map(
+            &mut mem,
+            root,
+            0x20_0000,
+            0x20_0000,
+            0x20_0000,
+            attrs::WRITE,
+        )
+        .unwrap();
+        assert_eq!(
+            map(&mut mem, root, 0x20_1000, 0x9000, 0x1000, 0),
+            Err(MapError::AlreadyMapped { va: 0x20_1000 })
+        );
+        assert_eq!(
+            map(&mut mem, root, 0x1001, 0, 0x1000, 0),
+            Err(MapError::Misaligned)
+        );
+        assert_eq!(
+            map(&mut mem, root, 0x1000, 0, 0, 0),
+            Err(MapError::Misaligned)
+        );
+        assert_eq!(
+            map(&mut mem, root, !0xFFF, 0, 0x2000, 0),
+            Err(MapError::Overflow)
+        );
     }
 
     #[test]
@@ -276,7 +319,10 @@ mod tests {
         let mut buf = tables(2);
         let mut mem = SliceTables::new(&mut buf, 0);
         let root = mem.alloc_table().unwrap();
-        assert_eq!(map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0), Err(MapError::OutOfTables));
+        assert_eq!(
+            map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0),
+            Err(MapError::OutOfTables)
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
-    CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, DAIF, ELR_EL1, ESR_EL1, FAR_EL1, ReadWriteable, Readable, TCR_EL1, Writeable,
+    CNTFRQ_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0, CNTVCT_EL0, DAIF, ELR_EL1, ESR_EL1, FAR_EL1,
+    ReadWriteable, Readable, TCR_EL1, Writeable,
 };
 
 /// Generic-timer frequency in Hz.

@@ -76,13 +76,19 @@ pub fn on_tick(r: &Replica, ticks: u64) {
 }
 
 fn all_settled(r: &Replica) -> bool {
-    r.shared.status.iter().take(r.replica_count()).all(|s| matches!(s.state(), Some(ReplicaState::Up | ReplicaState::Down)))
+    r.shared
+        .status
+        .iter()
+        .take(r.replica_count())
+        .all(|s| matches!(s.state(), Some(ReplicaState::Up | ReplicaState::Down)))
 }
 
 /// Prints the epitaph of every replica that went down since the last call.
 fn report_new_failures(r: &Replica) {
     for (index, status) in r.shared.status.iter().enumerate().take(r.replica_count()) {
-        if status.state() != Some(ReplicaState::Down) || DOWN_REPORTED.load(Ordering::Relaxed) & (1 << index) != 0 {
+        if status.state() != Some(ReplicaState::Down)
+            || DOWN_REPORTED.load(Ordering::Relaxed) & (1 << index) != 0
+        {
             continue;
         }
         DOWN_REPORTED.fetch_or(1 << index, Ordering::Relaxed);
@@ -112,7 +118,12 @@ fn summarise(r: &Replica, what: &str) {
     }
     let micros = arch::counter().saturating_mul(1_000_000) / r.counter_hz;
     let text = core::str::from_utf8(line.as_bytes()).unwrap_or("?");
-    klog!("INFO", "multikernel ({what} at {}.{:03} ms): {text}", micros / 1000, micros % 1000);
+    klog!(
+        "INFO",
+        "multikernel ({what} at {}.{:03} ms): {text}",
+        micros / 1000,
+        micros % 1000
+    );
 }
 
 fn start_ping(r: &Replica) {
@@ -134,7 +145,10 @@ pub fn on_ping(r: &Replica, sender: usize) {
     let count = r.replica_count();
     let expected = (r.index + count - 1) % count;
     if sender != expected {
-        klog!("WARN", "ping from K{sender}, expected it from K{expected}; ignored");
+        klog!(
+            "WARN",
+            "ping from K{sender}, expected it from K{expected}; ignored"
+        );
         return;
     }
     if r.index == 0 {

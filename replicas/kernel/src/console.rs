@@ -48,7 +48,9 @@ pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
 pub fn drain(r: &Replica) {
     let Some(uart) = r.console else { return };
     // Another core of this replica is draining: it will print our lines too.
-    let Some(_guard) = r.console_lock.try_lock() else { return };
+    let Some(_guard) = r.console_lock.try_lock() else {
+        return;
+    };
     let mut buf = [0u8; LOG_LINE_BYTES];
     for (index, ring) in r.shared.logs.iter().enumerate().take(r.replica_count()) {
         loop {
@@ -59,7 +61,11 @@ pub fn drain(r: &Replica) {
                 }
                 LogPop::Empty => break,
                 LogPop::Corrupt(lost) => {
-                    let line = format_line(r.index, "WARN", format_args!("K{index}'s log ring was corrupt; skipped {lost} entries"));
+                    let line = format_line(
+                        r.index,
+                        "WARN",
+                        format_args!("K{index}'s log ring was corrupt; skipped {lost} entries"),
+                    );
                     uart.write_bytes(line.as_bytes());
                     uart.write_bytes(b"\n");
                 }
@@ -67,7 +73,11 @@ pub fn drain(r: &Replica) {
         }
         let dropped = ring.take_dropped();
         if dropped != 0 {
-            let line = format_line(r.index, "WARN", format_args!("K{index} dropped {dropped} log lines (ring full)"));
+            let line = format_line(
+                r.index,
+                "WARN",
+                format_args!("K{index} dropped {dropped} log lines (ring full)"),
+            );
             uart.write_bytes(line.as_bytes());
             uart.write_bytes(b"\n");
         }

@@ -19,15 +19,19 @@ pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
     if r.shared.status[target].state() == Some(ReplicaState::Down) {
         return false;
     }
-    let Some(first) = r.shared.doorbells.get(target).and_then(|inbox| inbox.ring(r.index, bits)) else {
+    let Some(first) = r
+        .shared
+        .doorbells
+        .get(target)
+        .and_then(|inbox| inbox.ring(r.index, bits))
+    else {
         return false;
     };
-    if first {
-        if let Some(core) = r.spec.first_core_of(target as u32) {
+    if first
+        && let Some(core) = r.spec.first_core_of(target as u32) {
             let mpidr = r.spec.core_mpidr.get(core as usize).copied().unwrap_or(0);
             r.gic.send_sgi(r.spec.gic.doorbell_sgi, mpidr, core);
         }
-    }
     true
 }
 

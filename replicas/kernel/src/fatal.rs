@@ -37,24 +37,43 @@ extern "C" fn handle_exception(_frame: &mut Frame, kind: u64, source: u64) {
     let r = replica();
     let core = r.and_then(|r| crate::current_core(r.spec));
     match (r, core) {
-        (Some(r), Some(core)) if kind == KIND_IRQ && source == SOURCE_EL1_SPX => crate::handle_irq(r, core),
+        (Some(r), Some(core)) if kind == KIND_IRQ && source == SOURCE_EL1_SPX => {
+            crate::handle_irq(r, core)
+        }
         (Some(r), Some(core)) => {
             let (esr, far, elr) = arch::exception_registers();
-            stop_replica(r, core, esr, far, elr, format_args!("{} FAR {far:#x} ELR {elr:#x}", Syndrome(esr)));
+            stop_replica(
+                r,
+                core,
+                esr,
+                far,
+                elr,
+                format_args!("{} FAR {far:#x} ELR {elr:#x}", Syndrome(esr)),
+            );
         }
         _ => park_forever(),
     }
 }
 
 /// Records the epitaph, reports, stops the other cores of this replica, then this core.
-pub fn stop_replica(r: &Replica, core: u32, esr: u64, far: u64, elr: u64, what: core::fmt::Arguments<'_>) -> ! {
+pub fn stop_replica(
+    r: &Replica,
+    core: u32,
+    esr: u64,
+    far: u64,
+    elr: u64,
+    what: core::fmt::Arguments<'_>,
+) -> ! {
     let status = r.status();
     status.fault_esr.store(esr, Ordering::Relaxed);
     status.fault_far.store(far, Ordering::Relaxed);
     status.fault_elr.store(elr, Ordering::Relaxed);
     status.fault_core.store(u64::from(core), Ordering::Relaxed);
     let mut line: LineBuf<LOG_LINE_BYTES> = console::format_line(r.index, "FATAL", what);
-    let _ = core::fmt::Write::write_fmt(&mut line, format_args!(" on core {core} of replica {}; replica stopped", r.index));
+    let _ = core::fmt::Write::write_fmt(
+        &mut line,
+        format_args!(" on core {core} of replica {}; replica stopped", r.index),
+    );
     if r.owns_console() {
         console::write_direct(r, line.as_bytes());
     } else if let Some(_guard) = r.log_lock.try_lock() {
@@ -75,7 +94,9 @@ pub fn stop_replica(r: &Replica, core: u32, esr: u64, far: u64, elr: u64, what: 
 /// Takes this core offline (PSCI CPU_OFF).
 pub fn stop_this_core(r: &Replica, core: u32) -> ! {
     arch::irq_save();
-    r.status().cores_online.fetch_and(!(1 << core), Ordering::AcqRel);
+    r.status()
+        .cores_online
+        .fetch_and(!(1 << core), Ordering::AcqRel);
     let _refused = firmware::cpu_off(r.psci);
     park_forever()
 }

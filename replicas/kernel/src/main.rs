@@ -143,7 +143,14 @@ fn init_replica(spec: &'static ReplicaSpec) {
     });
     // SAFETY: the spec maps the distributor and this replica's CPU interfaces or
     // redistributors as device memory.
-    let gic = unsafe { Gic::new(spec.gic.version, spec.gic.distributor.va as usize, spec.gic.cpu.va as usize, spec.gic.cpu.size as usize) };
+    let gic = unsafe {
+        Gic::new(
+            spec.gic.version,
+            spec.gic.distributor.va as usize,
+            spec.gic.cpu.va as usize,
+            spec.gic.cpu.size as usize,
+        )
+    };
     let counter_hz = arch::counter_frequency().max(1);
     let replica = Replica {
         spec,
@@ -187,11 +194,16 @@ fn init_core(r: &Replica, core: u32) {
         r.gic.enable_local(mpidr, r.spec.gic.timer_intid)
     });
     if let Err(e) = enabled {
-        klog!("ERROR", "core {core}: interrupt controller set-up failed: {e:?}; core stopped");
+        klog!(
+            "ERROR",
+            "core {core}: interrupt controller set-up failed: {e:?}; core stopped"
+        );
         fatal::stop_this_core(r, core);
     }
     arch::arm_timer(r.tick_interval);
-    r.status().cores_online.fetch_or(1 << core, Ordering::AcqRel);
+    r.status()
+        .cores_online
+        .fetch_or(1 << core, Ordering::AcqRel);
     arch::send_event();
     arch::irq_enable();
 }
@@ -201,15 +213,24 @@ fn init_core(r: &Replica, core: u32) {
 fn primary_up(r: &Replica) {
     let deadline = arch::counter() + r.counter_hz * CORE_START_TIMEOUT_MS / 1000;
     let all = r.spec.core_mask;
-    while r.status().cores_online.load(Ordering::Acquire) & all != all && arch::counter() < deadline {
+    while r.status().cores_online.load(Ordering::Acquire) & all != all && arch::counter() < deadline
+    {
         arch::wait_for_event();
     }
     let online = r.status().cores_online.load(Ordering::Acquire) & all;
     if online != all {
-        klog!("WARN", "cores {} did not start; running on {}", CoreSet(all & !online), CoreSet(online));
+        klog!(
+            "WARN",
+            "cores {} did not start; running on {}",
+            CoreSet(all & !online),
+            CoreSet(online)
+        );
     }
     if r.spec.has_flag(flags::SELFTEST_FAULT) {
-        klog!("INFO", "self-test: faulting on purpose to show only this replica stops");
+        klog!(
+            "INFO",
+            "self-test: faulting on purpose to show only this replica stops"
+        );
         fatal::selftest_fault();
     }
     klog!("INFO", "up on cores {}", CoreSet(online));
@@ -257,5 +278,6 @@ pub fn current_core(spec: &ReplicaSpec) -> Option<u32> {
     // SAFETY: reading MPIDR_EL1 has no side effects.
     unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
     let affinity = mpidr & 0xFF_00FF_FFFF;
-    (0..MAX_CORES as u32).find(|&c| spec.core_mask & (1 << c) != 0 && spec.core_mpidr[c as usize] == affinity)
+    (0..MAX_CORES as u32)
+        .find(|&c| spec.core_mask & (1 << c) != 0 && spec.core_mpidr[c as usize] == affinity)
 }

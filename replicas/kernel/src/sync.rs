@@ -20,7 +20,10 @@ unsafe impl<T: Sync> Sync for InitOnce<T> {}
 impl<T> InitOnce<T> {
     /// An empty cell.
     pub const fn new() -> Self {
-        Self { ready: AtomicBool::new(false), value: UnsafeCell::new(MaybeUninit::uninit()) }
+        Self {
+            ready: AtomicBool::new(false),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 
     /// Stores the value. Returns `false` (and drops nothing) if it was already set.
@@ -63,13 +66,19 @@ pub struct IrqGuard<'a> {
 impl IrqSpinLock {
     /// An unlocked lock.
     pub const fn new() -> Self {
-        Self { locked: AtomicBool::new(false) }
+        Self {
+            locked: AtomicBool::new(false),
+        }
     }
 
     /// Takes the lock, spinning.
     pub fn lock(&self) -> IrqGuard<'_> {
         let saved = arch::irq_save();
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             core::hint::spin_loop();
         }
         IrqGuard { lock: self, saved }
@@ -78,7 +87,11 @@ impl IrqSpinLock {
     /// Takes the lock if it is free.
     pub fn try_lock(&self) -> Option<IrqGuard<'_>> {
         let saved = arch::irq_save();
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             Some(IrqGuard { lock: self, saved })
         } else {
             arch::irq_restore(saved);

@@ -95,7 +95,10 @@ impl core::fmt::Display for Refusal {
         match self {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
-            Self::Map(e, replica) => write!(f, "replica {replica}: cannot build kernel page tables: {e:?}"),
+            Self::Map(e, replica) => write!(
+                f,
+                "replica {replica}: cannot build kernel page tables: {e:?}"
+            ),
         }
     }
 }
@@ -104,8 +107,16 @@ impl core::fmt::Display for Refusal {
 #[unsafe(no_mangle)]
 extern "C" fn loader_main(entry_el: u64) -> ! {
     console().init();
-    log!("INFO", "Atoll loader on {} (entered at EL{entry_el})", BOARD.name);
-    let conduit = if entry_el == 2 { BOARD.psci_at_el2 } else { BOARD.psci_at_el1 };
+    log!(
+        "INFO",
+        "Atoll loader on {} (entered at EL{entry_el})",
+        BOARD.name
+    );
+    let conduit = if entry_el == 2 {
+        BOARD.psci_at_el2
+    } else {
+        BOARD.psci_at_el1
+    };
     match load(conduit, entry_el as u32) {
         Ok(boot) => enter(boot),
         Err(refusal) => {
@@ -137,24 +148,50 @@ struct Ready {
 }
 
 /// Per-core boot records, read by `replica_trampoline` (possibly with the MMU off).
-static mut CORE_BOOT: [CoreBoot; MAX_CORES] = [CoreBoot { mair: 0, tcr: 0, ttbr0: 0, ttbr1: 0, sctlr: 0, entry: 0, arg0: 0, arg1: 0 }; MAX_CORES];
+static mut CORE_BOOT: [CoreBoot; MAX_CORES] = [CoreBoot {
+    mair: 0,
+    tcr: 0,
+    ttbr0: 0,
+    ttbr1: 0,
+    sctlr: 0,
+    entry: 0,
+    arg0: 0,
+    arg1: 0,
+}; MAX_CORES];
 
 fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     let image = image_bytes();
     let view = ImageView::parse(image, Some(BOARD.name)).map_err(Refusal::Image)?;
-    log!("INFO", "image ok: {} parts, {} bytes, checksum {:#010x}", view.part_count(), view.header().image_size, view.header().checksum);
+    log!(
+        "INFO",
+        "image ok: {} parts, {} bytes, checksum {:#010x}",
+        view.part_count(),
+        view.header().image_size,
+        view.header().checksum
+    );
 
     let mut specs: [Option<(ReplicaSpec, u64)>; MAX_REPLICAS] = [None; MAX_REPLICAS];
     let mut kernel = None;
     for part in view.parts() {
         match part.kind {
             PartKind::Kernel if part.entry.replica == ALL_REPLICAS => kernel = Some(part),
-            PartKind::Kernel => return Err(Refusal::Layout("per-replica kernels are not supported", part.entry.replica)),
+            PartKind::Kernel => {
+                return Err(Refusal::Layout(
+                    "per-replica kernels are not supported",
+                    part.entry.replica,
+                ));
+            }
             PartKind::ReplicaSpec => {
-                let spec = ReplicaSpec::parse(part.bytes).map_err(|_| Refusal::Layout("boot spec is malformed", part.entry.replica))?;
-                let slot = specs.get_mut(spec.replica as usize).ok_or(Refusal::Layout("replica index out of range", spec.replica))?;
+                let spec = ReplicaSpec::parse(part.bytes)
+                    .map_err(|_| Refusal::Layout("boot spec is malformed", part.entry.replica))?;
+                let slot = specs
+                    .get_mut(spec.replica as usize)
+                    .ok_or(Refusal::Layout("replica index out of range", spec.replica))?;
                 if slot.is_some() || spec.replica != part.entry.replica {
-                    return Err(Refusal::Layout("boot spec duplicated or misfiled", spec.replica));
+                    return Err(Refusal::Layout(
+                        "boot spec duplicated or misfiled",
+                        spec.replica,
+                    ));
                 }
                 *slot = Some((spec, part.entry.dest_offset));
             }
@@ -167,25 +204,51 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     }
     check_layout(&specs, count, &kernel.entry)?;
 
-    let first = specs[0].as_ref().map(|(s, _)| *s).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
-    log!("INFO", "system {:#018x}: {} replicas on {} cores", first.system_hash, count, BOARD.cores.len());
+    let first = specs[0]
+        .as_ref()
+        .map(|(s, _)| *s)
+        .ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    log!(
+        "INFO",
+        "system {:#018x}: {} replicas on {} cores",
+        first.system_hash,
+        count,
+        BOARD.cores.len()
+    );
     init_shared(&first);
 
-    let boot_core = current_core().ok_or(Refusal::Layout("boot core is not in the board's core table", 0))?;
+    let boot_core = current_core().ok_or(Refusal::Layout(
+        "boot core is not in the board's core table",
+        0,
+    ))?;
     let mut boot_entry = None;
     for (spec, spec_offset) in specs.iter().flatten() {
         let replica = spec.replica;
         let ram = spec.ram;
-        copy_part(ram.base + kernel.entry.dest_offset, kernel.bytes, kernel.entry.mem_size);
+        copy_part(
+            ram.base + kernel.entry.dest_offset,
+            kernel.bytes,
+            kernel.entry.mem_size,
+        );
         let mut spec = *spec;
         spec.loader.psci_conduit = conduit as u32;
         spec.loader.entry_el = entry_el;
         spec.loader.trampoline = replica_trampoline as *const () as u64;
-        copy_part(ram.base + spec_offset, zerocopy_bytes(&spec), size_of::<ReplicaSpec>() as u64);
+        copy_part(
+            ram.base + spec_offset,
+            zerocopy_bytes(&spec),
+            size_of::<ReplicaSpec>() as u64,
+        );
         let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
-        let spec_va = spec.mappings().iter().find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
+        let spec_va = spec
+            .mappings()
+            .iter()
+            .find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
             .map(|m| m.va + (ram.base + spec_offset - m.pa))
-            .ok_or(Refusal::Layout("boot spec is not in any kernel mapping", replica))?;
+            .ok_or(Refusal::Layout(
+                "boot spec is not in any kernel mapping",
+                replica,
+            ))?;
         for core in 0..MAX_CORES as u32 {
             if spec.core_mask & (1 << core) == 0 {
                 continue;
@@ -207,11 +270,26 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
                 boot_entry = Some(core);
             }
         }
-        log!("INFO", "K{replica}: cores {} RAM {:#x}-{:#x} ({} MiB), kernel entry {:#x}", CoreSet(spec.core_mask), ram.base, ram.end(), ram.size >> 20, kernel.entry.entry);
+        log!(
+            "INFO",
+            "K{replica}: cores {} RAM {:#x}-{:#x} ({} MiB), kernel entry {:#x}",
+            CoreSet(spec.core_mask),
+            ram.base,
+            ram.end(),
+            ram.size >> 20,
+            kernel.entry.entry
+        );
     }
 
     // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
-    let gic = unsafe { Gic::new(BOARD.gic.version, BOARD.gic.distributor.base as usize, BOARD.gic.cpu.base as usize, BOARD.gic.cpu.size as usize) };
+    let gic = unsafe {
+        Gic::new(
+            BOARD.gic.version,
+            BOARD.gic.distributor.base as usize,
+            BOARD.gic.cpu.base as usize,
+            BOARD.gic.cpu.size as usize,
+        )
+    };
     gic.init_distributor();
 
     clean_all(&specs);
@@ -221,18 +299,35 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
                 continue;
             }
             let mpidr = BOARD.cores[core as usize];
-            // SAFETY: taking the address of a static; nothing is read or written here.
-            let record = unsafe { core::ptr::addr_of!(CORE_BOOT[core as usize]) };
-            match firmware::cpu_on(conduit, mpidr, replica_trampoline as *const () as u64, record as u64) {
+            let record = core_boot_record(core);
+            match firmware::cpu_on(
+                conduit,
+                mpidr,
+                replica_trampoline as *const () as u64,
+                record as u64,
+            ) {
                 Ok(()) => {}
-                Err(e) => log!("ERROR", "PSCI CPU_ON core {core} failed: {}; replica K{} will run without it", e.name(), spec.replica),
+                Err(e) => log!(
+                    "ERROR",
+                    "PSCI CPU_ON core {core} failed: {}; replica K{} will run without it",
+                    e.name(),
+                    spec.replica
+                ),
             }
         }
     }
     let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
     log!("INFO", "entering K0 on core {core}");
-    // SAFETY: taking the address of a static.
-    Ok(Ready { core_boot: unsafe { core::ptr::addr_of!(CORE_BOOT[core as usize]) } })
+    Ok(Ready {
+        core_boot: core_boot_record(core),
+    })
+}
+
+/// The address of core `core`'s boot record (no access is made).
+fn core_boot_record(core: u32) -> *const CoreBoot {
+    (&raw const CORE_BOOT)
+        .cast::<CoreBoot>()
+        .wrapping_add(core as usize)
 }
 
 fn enter(ready: Ready) -> ! {
@@ -257,13 +352,23 @@ fn image_bytes() -> &'static [u8] {
 }
 
 /// Refuses layouts that would let replicas overlap each other, the loader or the board.
-fn check_layout(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS], count: usize, kernel: &atoll_abi::image::PartEntry) -> Result<(), Refusal> {
-    let loader = PhysRange { base: core::ptr::addr_of!(__loader_start) as u64, size: BOARD.boot_reserved - BOARD.image_offset };
+fn check_layout(
+    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
+    count: usize,
+    kernel: &atoll_abi::image::PartEntry,
+) -> Result<(), Refusal> {
+    let loader = PhysRange {
+        base: core::ptr::addr_of!(__loader_start) as u64,
+        size: BOARD.boot_reserved - BOARD.image_offset,
+    };
     let mut cores = 0u64;
     for (i, entry) in specs.iter().enumerate() {
         let Some((spec, spec_offset)) = entry else {
             if i < count {
-                return Err(Refusal::Layout("replica indices are not contiguous", i as u32));
+                return Err(Refusal::Layout(
+                    "replica indices are not contiguous",
+                    i as u32,
+                ));
             }
             continue;
         };
@@ -271,27 +376,53 @@ fn check_layout(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS], count: usize
         if spec.replica_count as usize != count {
             return Err(Refusal::Layout("replica count disagrees with the image", r));
         }
-        if !BOARD.ram.contains(&spec.ram) || spec.ram.overlaps(&loader) || spec.ram.base % PAGE_SIZE != 0 {
-            return Err(Refusal::Layout("RAM is outside the board's RAM or overlaps the loader", r));
+        if !BOARD.ram.contains(&spec.ram)
+            || spec.ram.overlaps(&loader)
+            || spec.ram.base % PAGE_SIZE != 0
+        {
+            return Err(Refusal::Layout(
+                "RAM is outside the board's RAM or overlaps the loader",
+                r,
+            ));
         }
         if spec.core_mask & cores != 0 || spec.core_mask >> BOARD.cores.len() != 0 {
-            return Err(Refusal::Layout("cores are shared with another replica or do not exist", r));
+            return Err(Refusal::Layout(
+                "cores are shared with another replica or do not exist",
+                r,
+            ));
         }
         cores |= spec.core_mask;
         let kernel_end = kernel.dest_offset.saturating_add(kernel.mem_size);
-        if kernel_end > *spec_offset || spec_offset + size_of::<ReplicaSpec>() as u64 > spec.tables_offset || spec.tables_offset + spec.tables_size > spec.free_offset {
+        if kernel_end > *spec_offset
+            || spec_offset + size_of::<ReplicaSpec>() as u64 > spec.tables_offset
+            || spec.tables_offset + spec.tables_size > spec.free_offset
+        {
             return Err(Refusal::Layout("kernel, spec and page tables overlap", r));
         }
         if spec.free_offset > spec.ram.size {
-            return Err(Refusal::Layout("kernel does not fit in the replica's RAM", r));
+            return Err(Refusal::Layout(
+                "kernel does not fit in the replica's RAM",
+                r,
+            ));
         }
-        let shared = PhysRange { base: spec.shared.pa, size: spec.shared.size };
-        if shared.size < atoll_abi::shared::SHARED_AREA_SIZE || !BOARD.ram.contains(&shared) || shared.overlaps(&loader) {
+        let shared = PhysRange {
+            base: spec.shared.pa,
+            size: spec.shared.size,
+        };
+        if shared.size < atoll_abi::shared::SHARED_AREA_SIZE
+            || !BOARD.ram.contains(&shared)
+            || shared.overlaps(&loader)
+        {
             return Err(Refusal::Layout("shared area is too small or misplaced", r));
         }
         for other in specs.iter().flatten() {
-            if other.0.replica != r && (other.0.ram.overlaps(&spec.ram) || other.0.ram.overlaps(&shared)) {
-                return Err(Refusal::Layout("RAM overlaps another replica or the shared area", r));
+            if other.0.replica != r
+                && (other.0.ram.overlaps(&spec.ram) || other.0.ram.overlaps(&shared))
+            {
+                return Err(Refusal::Layout(
+                    "RAM overlaps another replica or the shared area",
+                    r,
+                ));
             }
             if other.0.shared.pa != spec.shared.pa {
                 return Err(Refusal::Layout("replicas disagree on the shared area", r));
@@ -299,9 +430,15 @@ fn check_layout(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS], count: usize
         }
         for m in spec.mappings() {
             if m.attrs & attrs::DEVICE == 0 {
-                let range = PhysRange { base: m.pa, size: m.size };
+                let range = PhysRange {
+                    base: m.pa,
+                    size: m.size,
+                };
                 if !spec.ram.contains(&range) && !shared.contains(&range) {
-                    return Err(Refusal::Layout("a kernel mapping reaches memory the replica does not own", r));
+                    return Err(Refusal::Layout(
+                        "a kernel mapping reaches memory the replica does not own",
+                        r,
+                    ));
                 }
             }
         }
@@ -366,13 +503,19 @@ impl TableMemory for ReplicaTables {
 /// (the trampoline runs there while the MMU comes on).
 fn build_tables(spec: &ReplicaSpec) -> Result<(u64, u64), MapError> {
     let start = spec.ram.base + spec.tables_offset;
-    let mut mem = ReplicaTables { next: start, end: start + spec.tables_size };
+    let mut mem = ReplicaTables {
+        next: start,
+        end: start + spec.tables_size,
+    };
     let ttbr1 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
     for m in spec.mappings() {
         pagetable::map(&mut mem, ttbr1, m.va, m.pa, m.size, m.attrs)?;
     }
     let ttbr0 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
-    let (lo, hi) = (core::ptr::addr_of!(__loader_start) as u64, core::ptr::addr_of!(__loader_end) as u64);
+    let (lo, hi) = (
+        core::ptr::addr_of!(__loader_start) as u64,
+        core::ptr::addr_of!(__loader_end) as u64,
+    );
     pagetable::map(&mut mem, ttbr0, lo, lo, hi - lo, attrs::EXEC)?;
     Ok((ttbr0, ttbr1))
 }
@@ -385,7 +528,10 @@ fn clean_all(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS]) {
     if let Some((spec, _)) = &specs[0] {
         clean_range(spec.shared.pa, spec.shared.size);
     }
-    let (lo, hi) = (core::ptr::addr_of!(__loader_start) as u64, core::ptr::addr_of!(__loader_end) as u64);
+    let (lo, hi) = (
+        core::ptr::addr_of!(__loader_start) as u64,
+        core::ptr::addr_of!(__loader_end) as u64,
+    );
     clean_range(lo, hi - lo);
 }
 
@@ -408,7 +554,11 @@ fn current_core() -> Option<u32> {
     // SAFETY: reading MPIDR_EL1 has no side effects.
     unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
     let affinity = mpidr & 0xFF_00FF_FFFF;
-    BOARD.cores.iter().position(|&c| c == affinity).map(|i| i as u32)
+    BOARD
+        .cores
+        .iter()
+        .position(|&c| c == affinity)
+        .map(|i| i as u32)
 }
 
 /// Called by the loader's exception vectors.
@@ -419,7 +569,11 @@ extern "C" fn loader_exception(kind: u64) -> ! {
     unsafe {
         core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", "mrs {}, elr_el1", out(reg) esr, out(reg) far, out(reg) elr, options(nomem, nostack));
     }
-    log!("FATAL", "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}", Syndrome(esr));
+    log!(
+        "FATAL",
+        "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}",
+        Syndrome(esr)
+    );
     halt(4)
 }
 

@@ -34,7 +34,10 @@ pub struct LoaderImage {
 }
 
 fn elf_error(what: &'static str, reason: impl ToString) -> PackError {
-    PackError::Elf { what, reason: reason.to_string() }
+    PackError::Elf {
+        what,
+        reason: reason.to_string(),
+    }
 }
 
 fn page_down(x: u64) -> u64 {
@@ -45,16 +48,31 @@ fn page_up(x: u64) -> u64 {
     x.next_multiple_of(PAGE_SIZE)
 }
 
-/// Loadable segments: (vaddr, paddr, file bytes, mem size, flags).
-fn load_segments<'a>(what: &'static str, file: &ElfFile64<'a, Endianness>, data: &'a [u8]) -> Result<Vec<(u64, u64, &'a [u8], u64, u32)>, PackError> {
+/// A loadable segment: (vaddr, paddr, file bytes, mem size, flags).
+type Segment<'a> = (u64, u64, &'a [u8], u64, u32);
+
+/// The loadable segments, by address.
+fn load_segments<'a>(
+    what: &'static str,
+    file: &ElfFile64<'a, Endianness>,
+    data: &'a [u8],
+) -> Result<Vec<Segment<'a>>, PackError> {
     let endian = file.endian();
     let mut out = Vec::new();
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) != PT_LOAD || ph.p_memsz(endian) == 0 {
             continue;
         }
-        let bytes = ph.data(endian, data).map_err(|_| elf_error(what, "segment data out of bounds"))?;
-        out.push((ph.p_vaddr(endian), ph.p_paddr(endian), bytes, ph.p_memsz(endian), ph.p_flags(endian)));
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|_| elf_error(what, "segment data out of bounds"))?;
+        out.push((
+            ph.p_vaddr(endian),
+            ph.p_paddr(endian),
+            bytes,
+            ph.p_memsz(endian),
+            ph.p_flags(endian),
+        ));
     }
     out.sort_by_key(|s| s.0);
     if out.is_empty() {
@@ -75,7 +93,10 @@ pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
     for &(va, _, file_bytes, mem_size, flags) in &segments {
         let start = page_down(va);
         if start < end {
-            return Err(elf_error(WHAT, format!("segment at {va:#x} shares a page with the previous one")));
+            return Err(elf_error(
+                WHAT,
+                format!("segment at {va:#x} shares a page with the previous one"),
+            ));
         }
         let offset = (va - vaddr) as usize;
         if !file_bytes.is_empty() {
@@ -91,11 +112,20 @@ pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
             a |= attrs::EXEC;
         }
         if a & attrs::WRITE != 0 && a & attrs::EXEC != 0 {
-            return Err(elf_error(WHAT, format!("segment at {va:#x} is both writable and executable")));
+            return Err(elf_error(
+                WHAT,
+                format!("segment at {va:#x} is both writable and executable"),
+            ));
         }
         mappings.push((start, end - start, a));
     }
-    Ok(KernelImage { bytes, vaddr, mem_size: end - vaddr, entry: file.entry(), segments: mappings })
+    Ok(KernelImage {
+        bytes,
+        vaddr,
+        mem_size: end - vaddr,
+        entry: file.entry(),
+        segments: mappings,
+    })
 }
 
 /// Flattens the loader ELF, which must define `__loader_end`.
@@ -110,12 +140,20 @@ pub fn flatten_loader(data: &[u8]) -> Result<LoaderImage, PackError> {
         .map(|s| s.address())
         .ok_or_else(|| elf_error(WHAT, "no __loader_end symbol"))?;
     if end <= base || end % PAGE_SIZE != 0 {
-        return Err(elf_error(WHAT, "__loader_end is not a page boundary after the start"));
+        return Err(elf_error(
+            WHAT,
+            "__loader_end is not a page boundary after the start",
+        ));
     }
     let mut bytes = vec![0u8; (end - base) as usize];
     for &(_, pa, file_bytes, _, _) in &segments {
-        let at = pa.checked_sub(base).ok_or_else(|| elf_error(WHAT, "segment below the load address"))? as usize;
-        let dest = bytes.get_mut(at..at + file_bytes.len()).ok_or_else(|| elf_error(WHAT, "segment past __loader_end"))?;
+        let at = pa
+            .checked_sub(base)
+            .ok_or_else(|| elf_error(WHAT, "segment below the load address"))?
+            as usize;
+        let dest = bytes
+            .get_mut(at..at + file_bytes.len())
+            .ok_or_else(|| elf_error(WHAT, "segment past __loader_end"))?;
         dest.copy_from_slice(file_bytes);
     }
     if bytes.get(0x38..0x3C) != Some(b"ARM\x64") {

@@ -2,7 +2,10 @@
 
 use std::mem::size_of;
 
-use atoll_abi::image::{ALL_REPLICAS, IMAGE_ALIGN, IMAGE_MAGIC, IMAGE_VERSION, ImageHeader, PartEntry, PartKind, encode_board_name, image_checksum};
+use atoll_abi::image::{
+    ALL_REPLICAS, IMAGE_ALIGN, IMAGE_MAGIC, IMAGE_VERSION, ImageHeader, PartEntry, PartKind,
+    encode_board_name, image_checksum,
+};
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
@@ -14,8 +17,13 @@ use crate::plan::PlannedReplica;
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
 
 /// The image proper: header, table of parts and parts.
-pub fn image_proper(board: &Board, kernel: &KernelImage, replicas: &[PlannedReplica]) -> Result<Vec<u8>, PackError> {
-    let board_field = encode_board_name(board.name).ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
+pub fn image_proper(
+    board: &Board,
+    kernel: &KernelImage,
+    replicas: &[PlannedReplica],
+) -> Result<Vec<u8>, PackError> {
+    let board_field = encode_board_name(board.name)
+        .ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
     let mut parts: Vec<(PartEntry, &[u8])> = Vec::new();
     let kernel_entry = PartEntry {
         kind: PartKind::Kernel as u32,
@@ -74,16 +82,28 @@ pub fn image_proper(board: &Board, kernel: &KernelImage, replicas: &[PlannedRepl
 }
 
 /// The whole bootable file: loader, then the image proper at the loader's end.
-pub fn bootable_image(board: &Board, loader: &LoaderImage, kernel: &KernelImage, replicas: &[PlannedReplica]) -> Result<Vec<u8>, PackError> {
+pub fn bootable_image(
+    board: &Board,
+    loader: &LoaderImage,
+    kernel: &KernelImage,
+    replicas: &[PlannedReplica],
+) -> Result<Vec<u8>, PackError> {
     let expected_base = board.ram.base + board.image_offset;
     if loader.base != expected_base {
-        return Err(PackError::Layout(format!("loader is linked at {:#x}, but {} loads images at {expected_base:#x}", loader.base, board.name)));
+        return Err(PackError::Layout(format!(
+            "loader is linked at {:#x}, but {} loads images at {expected_base:#x}",
+            loader.base, board.name
+        )));
     }
     let proper = image_proper(board, kernel, replicas)?;
     let mut out = loader.bytes.clone();
     out.extend_from_slice(&proper);
     if board.image_offset + out.len() as u64 > board.boot_reserved {
-        return Err(PackError::Layout(format!("image is {} KiB, more than the {} KiB the board reserves for it", out.len() >> 10, (board.boot_reserved - board.image_offset) >> 10)));
+        return Err(PackError::Layout(format!(
+            "image is {} KiB, more than the {} KiB the board reserves for it",
+            out.len() >> 10,
+            (board.boot_reserved - board.image_offset) >> 10
+        )));
     }
     let size = (out.len() as u64).to_le_bytes();
     out[ARM64_IMAGE_SIZE_OFFSET..ARM64_IMAGE_SIZE_OFFSET + 8].copy_from_slice(&size);
@@ -109,7 +129,11 @@ mod tests {
         let image = packed();
         let view = ImageView::parse(&image, Some("qemu_virt_aarch64")).unwrap();
         assert_eq!(view.part_count(), 4);
-        let specs: Vec<ReplicaSpec> = view.parts().filter(|p| p.kind == PartKind::ReplicaSpec).map(|p| ReplicaSpec::parse(p.bytes).unwrap()).collect();
+        let specs: Vec<ReplicaSpec> = view
+            .parts()
+            .filter(|p| p.kind == PartKind::ReplicaSpec)
+            .map(|p| ReplicaSpec::parse(p.bytes).unwrap())
+            .collect();
         assert_eq!(specs.len(), 3);
         assert_eq!(specs[2].core_mask, 0b1100);
         let kernel = view.parts().find(|p| p.kind == PartKind::Kernel).unwrap();
@@ -127,20 +151,38 @@ mod tests {
         for at in [0usize, 9, 24, 40, 70, 200, 0x1000, image.len() - 1] {
             let mut bad = image.clone();
             bad[at] ^= 0x40;
-            assert!(ImageView::parse(&bad, Some("qemu_virt_aarch64")).is_err(), "flip at {at} accepted");
+            assert!(
+                ImageView::parse(&bad, Some("qemu_virt_aarch64")).is_err(),
+                "flip at {at} accepted"
+            );
         }
         let mut bad = image.clone();
         bad[0x1000] ^= 1;
-        assert!(matches!(ImageView::parse(&bad, None), Err(ImageError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            ImageView::parse(&bad, None),
+            Err(ImageError::ChecksumMismatch { .. })
+        ));
     }
 
     #[test]
     fn truncated_and_foreign_images_are_refused() {
         let image = packed();
-        assert_eq!(ImageView::parse(&image[..10], None).unwrap_err(), ImageError::Truncated);
-        assert!(matches!(ImageView::parse(&image[..image.len() - 1], None), Err(ImageError::BadHeader(_))));
-        assert_eq!(ImageView::parse(&image, Some("zcu102")).unwrap_err(), ImageError::WrongBoard);
-        assert_eq!(ImageView::parse(&[0u8; 4096], None).unwrap_err(), ImageError::BadMagic);
+        assert_eq!(
+            ImageView::parse(&image[..10], None).unwrap_err(),
+            ImageError::Truncated
+        );
+        assert!(matches!(
+            ImageView::parse(&image[..image.len() - 1], None),
+            Err(ImageError::BadHeader(_))
+        ));
+        assert_eq!(
+            ImageView::parse(&image, Some("zcu102")).unwrap_err(),
+            ImageError::WrongBoard
+        );
+        assert_eq!(
+            ImageView::parse(&[0u8; 4096], None).unwrap_err(),
+            ImageError::BadMagic
+        );
     }
 
     proptest::proptest! {

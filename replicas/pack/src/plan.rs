@@ -14,7 +14,8 @@
 
 use atoll_abi::limits::{LARGE_PAGE_SIZE, MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::spec::{
-    DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ReplicaSpec, SPEC_SIZE, STOP_SGI, attrs, layout,
+    DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ReplicaSpec,
+    SPEC_SIZE, STOP_SGI, attrs, layout,
 };
 use atoll_boards::Board;
 
@@ -39,7 +40,11 @@ pub struct LayoutRequest {
 impl LayoutRequest {
     /// The board's default clusters, no flags.
     pub fn default_for(board: &Board) -> Self {
-        Self { clusters: board.default_clusters.iter().map(|c| c.to_vec()).collect(), flags: Vec::new(), tick_hz: DEFAULT_TICK_HZ }
+        Self {
+            clusters: board.default_clusters.iter().map(|c| c.to_vec()).collect(),
+            flags: Vec::new(),
+            tick_hz: DEFAULT_TICK_HZ,
+        }
     }
 }
 
@@ -83,7 +88,10 @@ fn check_clusters(board: &Board, clusters: &[Vec<u32>]) -> Result<Vec<u64>, Pack
         return Err(layout_error("at least one replica is needed"));
     }
     if clusters.len() > MAX_REPLICAS {
-        return Err(layout_error(format!("{} replicas requested; at most {MAX_REPLICAS} are supported", clusters.len())));
+        return Err(layout_error(format!(
+            "{} replicas requested; at most {MAX_REPLICAS} are supported",
+            clusters.len()
+        )));
     }
     let mut seen = 0u64;
     let mut masks = Vec::new();
@@ -94,10 +102,16 @@ fn check_clusters(board: &Board, clusters: &[Vec<u32>]) -> Result<Vec<u64>, Pack
         let mut mask = 0u64;
         for &core in cluster {
             if core as usize >= board.cores.len() || core as usize >= MAX_CORES {
-                return Err(layout_error(format!("replica {i}: core {core} does not exist on {} ({} cores)", board.name, board.cores.len())));
+                return Err(layout_error(format!(
+                    "replica {i}: core {core} does not exist on {} ({} cores)",
+                    board.name,
+                    board.cores.len()
+                )));
             }
             if (seen | mask) & (1 << core) != 0 {
-                return Err(layout_error(format!("replica {i}: core {core} is already in another replica")));
+                return Err(layout_error(format!(
+                    "replica {i}: core {core} is already in another replica"
+                )));
             }
             mask |= 1 << core;
         }
@@ -111,16 +125,27 @@ fn check_clusters(board: &Board, clusters: &[Vec<u32>]) -> Result<Vec<u64>, Pack
 }
 
 /// Plans every replica of `request` on `board` for `kernel`.
-pub fn plan(board: &Board, request: &LayoutRequest, kernel: &KernelImage) -> Result<Vec<PlannedReplica>, PackError> {
+pub fn plan(
+    board: &Board,
+    request: &LayoutRequest,
+    kernel: &KernelImage,
+) -> Result<Vec<PlannedReplica>, PackError> {
     let masks = check_clusters(board, &request.clusters)?;
     if request.tick_hz == 0 || request.tick_hz > 10_000 {
         return Err(layout_error("tick rate must be 1-10000 Hz"));
     }
     if kernel.vaddr != layout::KERNEL_IMAGE_BASE {
-        return Err(layout_error(format!("kernel is linked at {:#x}, expected {:#x}", kernel.vaddr, layout::KERNEL_IMAGE_BASE)));
+        return Err(layout_error(format!(
+            "kernel is linked at {:#x}, expected {:#x}",
+            kernel.vaddr,
+            layout::KERNEL_IMAGE_BASE
+        )));
     }
     let count = masks.len() as u64;
-    let shared = PhysRange { base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE), size: LARGE_PAGE_SIZE };
+    let shared = PhysRange {
+        base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE),
+        size: LARGE_PAGE_SIZE,
+    };
     let pool_base = shared.end();
     let pool_size = board.ram.end().saturating_sub(pool_base);
     let share = (pool_size / count) & !(LARGE_PAGE_SIZE - 1);
@@ -151,7 +176,10 @@ pub fn plan(board: &Board, request: &LayoutRequest, kernel: &KernelImage) -> Res
 
     let mut planned = Vec::new();
     for (i, &mask) in masks.iter().enumerate() {
-        let ram = PhysRange { base: pool_base + i as u64 * share, size: share };
+        let ram = PhysRange {
+            base: pool_base + i as u64 * share,
+            size: share,
+        };
         let mut spec = ReplicaSpec::new_zeroed();
         spec.replica = i as u32;
         spec.replica_count = count as u32;
@@ -163,17 +191,41 @@ pub fn plan(board: &Board, request: &LayoutRequest, kernel: &KernelImage) -> Res
         spec.free_offset = free_offset;
         spec.tables_offset = tables_offset;
         spec.tables_size = tables_size;
-        spec.shared = DeviceWindow { kind: 0, intid: 0, pa: shared.base, va: layout::SHARED_AREA_BASE, size: shared.size };
+        spec.shared = DeviceWindow {
+            kind: 0,
+            intid: 0,
+            pa: shared.base,
+            va: layout::SHARED_AREA_BASE,
+            size: shared.size,
+        };
         spec.gic = GicSpec {
             version: board.gic.version,
             doorbell_sgi: DOORBELL_SGI,
             stop_sgi: STOP_SGI,
             timer_intid: board.timer_intid,
-            distributor: DeviceWindow { kind: 0, intid: 0, pa: board.gic.distributor.base, va: gic_dist_va, size: board.gic.distributor.size },
-            cpu: DeviceWindow { kind: 0, intid: 0, pa: board.gic.cpu.base, va: gic_cpu_va, size: board.gic.cpu.size },
+            distributor: DeviceWindow {
+                kind: 0,
+                intid: 0,
+                pa: board.gic.distributor.base,
+                va: gic_dist_va,
+                size: board.gic.distributor.size,
+            },
+            cpu: DeviceWindow {
+                kind: 0,
+                intid: 0,
+                pa: board.gic.cpu.base,
+                va: gic_cpu_va,
+                size: board.gic.cpu.size,
+            },
         };
         if i == 0 {
-            spec.console = DeviceWindow { kind: board.uart.kind as u32, intid: board.uart.intid, pa: board.uart.base, va: console_va, size: board.uart.size };
+            spec.console = DeviceWindow {
+                kind: board.uart.kind as u32,
+                intid: board.uart.intid,
+                pa: board.uart.base,
+                va: console_va,
+                size: board.uart.size,
+            };
         }
         spec.core_mpidr = core_mpidr;
         spec.replica_cores = replica_cores;
@@ -181,21 +233,45 @@ pub fn plan(board: &Board, request: &LayoutRequest, kernel: &KernelImage) -> Res
         let mut maps: Vec<Mapping> = kernel
             .segments
             .iter()
-            .map(|&(va, size, a)| Mapping { va, pa: ram.base + (va - kernel.vaddr), size, attrs: a })
+            .map(|&(va, size, a)| Mapping {
+                va,
+                pa: ram.base + (va - kernel.vaddr),
+                size,
+                attrs: a,
+            })
             .collect();
-        maps.push(Mapping { va: layout::LINEAR_MAP_BASE + spec_offset, pa: ram.base + spec_offset, size: ram.size - spec_offset, attrs: attrs::WRITE });
-        maps.push(Mapping { va: layout::SHARED_AREA_BASE, pa: shared.base, size: shared.size, attrs: attrs::WRITE });
+        maps.push(Mapping {
+            va: layout::LINEAR_MAP_BASE + spec_offset,
+            pa: ram.base + spec_offset,
+            size: ram.size - spec_offset,
+            attrs: attrs::WRITE,
+        });
+        maps.push(Mapping {
+            va: layout::SHARED_AREA_BASE,
+            pa: shared.base,
+            size: shared.size,
+            attrs: attrs::WRITE,
+        });
         for w in [spec.gic.distributor, spec.gic.cpu, spec.console] {
             if w.size != 0 {
-                maps.push(Mapping { va: w.va, pa: w.pa, size: w.size.next_multiple_of(PAGE_SIZE), attrs: attrs::WRITE | attrs::DEVICE });
+                maps.push(Mapping {
+                    va: w.va,
+                    pa: w.pa,
+                    size: w.size.next_multiple_of(PAGE_SIZE),
+                    attrs: attrs::WRITE | attrs::DEVICE,
+                });
             }
         }
         if maps.len() > MAX_KERNEL_MAPPINGS {
-            return Err(layout_error(format!("replica {i} needs {} kernel mappings; at most {MAX_KERNEL_MAPPINGS}", maps.len())));
+            return Err(layout_error(format!(
+                "replica {i} needs {} kernel mappings; at most {MAX_KERNEL_MAPPINGS}",
+                maps.len()
+            )));
         }
         spec.mapping_count = maps.len() as u32;
         spec.mappings[..maps.len()].copy_from_slice(&maps);
-        spec.check().map_err(|e| layout_error(format!("replica {i}: {e}")))?;
+        spec.check()
+            .map_err(|e| layout_error(format!("replica {i}: {e}")))?;
         planned.push(PlannedReplica { spec, spec_offset });
     }
     Ok(planned)
@@ -207,7 +283,11 @@ pub fn parse_clusters(text: &str) -> Result<Vec<Vec<u32>>, PackError> {
         .map(|replica| {
             replica
                 .split(',')
-                .map(|core| core.trim().parse::<u32>().map_err(|_| layout_error(format!("`{core}` is not a core number in `{text}`"))))
+                .map(|core| {
+                    core.trim().parse::<u32>().map_err(|_| {
+                        layout_error(format!("`{core}` is not a core number in `{text}`"))
+                    })
+                })
                 .collect()
         })
         .collect()
@@ -226,12 +306,19 @@ pub(crate) mod tests {
             vaddr: base,
             mem_size: 0x2_6000,
             entry: base,
-            segments: vec![(base, 0x5000, attrs::EXEC), (base + 0x5000, 0x1000, 0), (base + 0x6000, 0x2_0000, attrs::WRITE)],
+            segments: vec![
+                (base, 0x5000, attrs::EXEC),
+                (base + 0x5000, 0x1000, 0),
+                (base + 0x6000, 0x2_0000, attrs::WRITE),
+            ],
         }
     }
 
     fn check_invariants(board: &Board, planned: &[PlannedReplica]) {
-        let shared = PhysRange { base: planned[0].spec.shared.pa, size: planned[0].spec.shared.size };
+        let shared = PhysRange {
+            base: planned[0].spec.shared.pa,
+            size: planned[0].spec.shared.size,
+        };
         assert!(board.ram.contains(&shared));
         assert!(shared.base >= board.ram.base + board.boot_reserved);
         for (i, a) in planned.iter().enumerate() {
@@ -245,15 +332,28 @@ pub(crate) mod tests {
             }
             let maps = a.spec.mappings();
             for (j, m) in maps.iter().enumerate() {
-                let r = PhysRange { base: m.pa, size: m.size };
+                let r = PhysRange {
+                    base: m.pa,
+                    size: m.size,
+                };
                 if m.attrs & attrs::DEVICE == 0 {
-                    assert!(a.spec.ram.contains(&r) || shared.contains(&r), "mapping reaches foreign memory");
+                    assert!(
+                        a.spec.ram.contains(&r) || shared.contains(&r),
+                        "mapping reaches foreign memory"
+                    );
                 }
                 for n in &maps[j + 1..] {
-                    assert!(m.va + m.size <= n.va || n.va + n.size <= m.va, "virtual ranges overlap");
+                    assert!(
+                        m.va + m.size <= n.va || n.va + n.size <= m.va,
+                        "virtual ranges overlap"
+                    );
                 }
             }
-            assert_eq!(a.spec.console.kind != 0, i == 0, "only replica 0 owns the console");
+            assert_eq!(
+                a.spec.console.kind != 0,
+                i == 0,
+                "only replica 0 owns the console"
+            );
         }
     }
 
@@ -271,7 +371,11 @@ pub(crate) mod tests {
     fn bad_layouts_are_refused_with_reasons() {
         let board = &atoll_boards::QEMU_VIRT_AARCH64;
         let k = fake_kernel();
-        let req = |c: &str| LayoutRequest { clusters: parse_clusters(c).unwrap(), flags: vec![], tick_hz: 100 };
+        let req = |c: &str| LayoutRequest {
+            clusters: parse_clusters(c).unwrap(),
+            flags: vec![],
+            tick_hz: 100,
+        };
         let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
         assert!(err("0;1;1").contains("core 1 is already in another replica"));
         assert!(err("0;7").contains("core 7 does not exist"));
@@ -279,7 +383,12 @@ pub(crate) mod tests {
         assert!(parse_clusters("0;x").is_err());
         let mut huge = fake_kernel();
         huge.mem_size = 0x1000_0000;
-        assert!(plan(board, &req("0;1;2;3"), &huge).unwrap_err().to_string().contains("too little RAM"));
+        assert!(
+            plan(board, &req("0;1;2;3"), &huge)
+                .unwrap_err()
+                .to_string()
+                .contains("too little RAM")
+        );
     }
 
     #[test]

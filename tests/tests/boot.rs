@@ -1,0 +1,261 @@
+//! End-to-end boot tests: real images under QEMU on every board, checked by their serial
+//! log and exit status. `cargo xtask test` builds the images and sets `ATOLL_E2E_IMAGES`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use atoll_e2e::{Outcome, QemuOptions, run, target_dir};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn images() -> PathBuf {
+    std::env::var_os("ATOLL_E2E_IMAGES").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("ATOLL_E2E_IMAGES is not set: run these tests through `cargo xtask test`, which builds the images first")
+    })
+}
+
+fn boot(board: &str, variant: &str, image: PathBuf) -> Outcome {
+    let b = atoll_boards::by_name(board).expect("known board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-{variant}.log"));
+    let options = QemuOptions {
+        semihosting: true,
+        ..QemuOptions::default()
+    };
+    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    eprintln!(
+        "{board}/{variant}: {:?} in {:.2?}, serial log {}",
+        outcome.status,
+        outcome.elapsed,
+        outcome.log_path.display()
+    );
+    outcome
+}
+
+/// Fails the test with the reason and the saved serial log's path.
+fn check(outcome: &Outcome, ok: bool, what: &str) {
+    assert!(
+        ok,
+        "{what}\nserial log saved at {}\n----\n{}",
+        outcome.log_path.display(),
+        outcome.serial
+    );
+}
+
+fn guest_lines(outcome: &Outcome) -> Vec<&str> {
+    outcome
+        .serial
+        .split("\n--- qemu stderr ---")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Every line carries exactly one source prefix and a level: nothing interleaved mid-line.
+fn check_lines_whole(outcome: &Outcome) {
+    for line in guest_lines(outcome) {
+        let (source, rest) = line.split_once('|').unwrap_or(("", ""));
+        let known_source = source == "LDR"
+            || source
+                .strip_prefix('K')
+                .is_some_and(|n| n.parse::<u8>().is_ok());
+        let level_ok = ["INFO: ", "WARN: ", "ERROR: ", "FATAL: "]
+            .iter()
+            .any(|l| rest.starts_with(l));
+        let prefixes = line.matches("|INFO: ").count()
+            + line.matches("|WARN: ").count()
+            + line.matches("|ERROR: ").count()
+            + line.matches("|FATAL: ").count();
+        check(
+            outcome,
+            known_source && level_ok && prefixes == 1,
+            &format!("malformed or interleaved log line: {line:?}"),
+        );
+    }
+}
+
+fn position(outcome: &Outcome, needle: &str) -> usize {
+    let at = outcome.serial.find(needle);
+    check(
+        outcome,
+        at.is_some(),
+        &format!("missing from the log: {needle:?}"),
+    );
+    at.unwrap_or(0)
+}
+
+/// Ticks reported for replica `k` in the summary line that contains `which`.
+fn summary_ticks(outcome: &Outcome, which: &str, k: usize) -> u64 {
+    let line = guest_lines(outcome)
+        .into_iter()
+        .find(|l| l.contains(which))
+        .unwrap_or("");
+    let field = format!("K{k} ");
+    let part = line
+        .split(['|', ':'])
+        .find(|p| p.trim_start().starts_with(&field))
+        .unwrap_or("");
+    part.split_whitespace()
+        .last()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| {
+            check(
+                outcome,
+                false,
+                &format!("no tick count for K{k} in the {which:?} summary"),
+            );
+            0
+        })
+}
+
+fn normal_boot(board: &str) {
+    let outcome = boot(
+        board,
+        "boot",
+        images().join(board).join("boot").join("atoll.img"),
+    );
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    for line in guest_lines(&outcome) {
+        check(
+            &outcome,
+            !line.contains("|WARN: ") && !line.contains("|ERROR: ") && !line.contains("|FATAL: "),
+            &format!("unexpected problem: {line}"),
+        );
+    }
+    position(&outcome, &format!("LDR|INFO: Atoll loader on {board}"));
+    position(&outcome, "LDR|INFO: image ok:");
+    position(&outcome, "K0|INFO: up on cores {0}");
+    position(&outcome, "K1|INFO: up on cores {1}");
+    position(&outcome, "K2|INFO: up on cores {2,3}");
+    let summary = position(&outcome, "K0|INFO: multikernel (all replicas settled");
+    position(&outcome, "K0 up {0} ticks");
+    position(&outcome, "K1 up {1} ticks");
+    position(&outcome, "K2 up {2,3} ticks");
+    let start = position(&outcome, "K0|INFO: ping ring: sending to K1");
+    let hop1 = position(&outcome, "K1|INFO: ping from K0, passing to K2");
+    let hop2 = position(&outcome, "K2|INFO: ping from K1, passing to K0");
+    let done = position(
+        &outcome,
+        "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
+    );
+    check(
+        &outcome,
+        summary < start && start < hop1 && hop1 < hop2 && hop2 < done,
+        "the ping ring happened out of order",
+    );
+    position(&outcome, "K0|INFO: boot checks done; powering off");
+}
+
+fn fault_isolation(board: &str) {
+    let outcome = boot(
+        board,
+        "fault",
+        images().join(board).join("fault").join("atoll.img"),
+    );
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    position(
+        &outcome,
+        "K2|FATAL: data abort (EC 0x25): translation fault at level 1 on a read FAR 0xffffffee00000000 ELR 0xffffffff",
+    );
+    position(&outcome, "on core 2 of replica 2; replica stopped");
+    position(&outcome, "K0|ERROR: K2 is down: data abort (EC 0x25)");
+    position(&outcome, "K2 down {} ticks 0");
+    position(&outcome, "K1|WARN: cannot pass the ping: K2 is down");
+    position(&outcome, "K0|WARN: ping ring broken after K1: K2 is down");
+    check(
+        &outcome,
+        !outcome.serial.contains("K2|INFO: up on"),
+        "the faulting replica reported up",
+    );
+    // The other replicas keep running: their tick counts grow after K2 stopped.
+    let settled = (
+        summary_ticks(&outcome, "all replicas settled", 0),
+        summary_ticks(&outcome, "all replicas settled", 1),
+    );
+    let last = (
+        summary_ticks(&outcome, "final status", 0),
+        summary_ticks(&outcome, "final status", 1),
+    );
+    check(
+        &outcome,
+        last.0 > settled.0 && last.1 > settled.1,
+        &format!("K0/K1 stopped ticking: {settled:?} then {last:?}"),
+    );
+    check(
+        &outcome,
+        summary_ticks(&outcome, "final status", 2) == 0,
+        "K2 kept ticking after it stopped",
+    );
+}
+
+fn damaged_image(board: &str) {
+    let good = std::fs::read(images().join(board).join("boot").join("atoll.img"))
+        .expect("boot image built");
+    let start = good
+        .windows(8)
+        .position(|w| w == b"ATOLLIMG")
+        .expect("image proper present");
+    let mut bad = good.clone();
+    bad[start + 0x2000] ^= 0x55;
+    let path = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-damaged.img"));
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("log dir");
+    std::fs::write(&path, &bad).expect("write damaged image");
+    let outcome = boot(board, "damaged", path);
+    check(
+        &outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    position(
+        &outcome,
+        "LDR|ERROR: refusing to boot: image checksum mismatch",
+    );
+    position(&outcome, "the image is damaged");
+    check(
+        &outcome,
+        !outcome.serial.contains("K0|"),
+        "a kernel ran from a damaged image",
+    );
+}
+
+macro_rules! board_tests {
+    ($($module:ident => $board:literal),* $(,)?) => {$(
+        mod $module {
+            #[test]
+            fn boots_all_replicas_and_completes_the_ping_ring() {
+                super::normal_boot($board);
+            }
+
+            #[test]
+            fn a_faulting_replica_stops_alone() {
+                super::fault_isolation($board);
+            }
+
+            #[test]
+            fn a_damaged_image_is_refused() {
+                super::damaged_image($board);
+            }
+        }
+    )*};
+}
+
+board_tests! {
+    qemu_virt_aarch64 => "qemu_virt_aarch64",
+    zcu102 => "zcu102",
+    imx8mp_evk => "imx8mp_evk",
+}
