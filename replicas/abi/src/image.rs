@@ -209,9 +209,10 @@ impl<'a> ImageView<'a> {
             });
         }
         if let Some(board) = board
-            && board_name(&header.board) != board {
-                return Err(ImageError::WrongBoard);
-            }
+            && board_name(&header.board) != board
+        {
+            return Err(ImageError::WrongBoard);
+        }
         let view = Self { bytes, header };
         for index in 0..part_count {
             view.part(index)?;

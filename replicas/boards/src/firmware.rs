@@ -40,24 +40,23 @@ impl PsciError {
 #[cfg(target_arch = "aarch64")]
 pub fn psci_call(conduit: PsciConduit, function: u32, a1: u64, a2: u64, a3: u64) -> i64 {
     let mut x0 = u64::from(function);
+    macro_rules! call {
+        ($instruction:literal) => {
+            core::arch::asm!(
+                $instruction,
+                inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
+                out("x15") _, out("x16") _, out("x17") _,
+            )
+        };
+    }
     // SAFETY: a PSCI call into firmware (or QEMU's emulation); it follows the SMC calling
     // convention, which preserves every register except x0-x17, all declared clobbered.
     unsafe {
         match conduit {
-            PsciConduit::Hvc => core::arch::asm!(
-                "hvc #0",
-                inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
-                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
-                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
-                out("x15") _, out("x16") _, out("x17") _,
-            ),
-            PsciConduit::Smc => core::arch::asm!(
-                "smc #0",
-                inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
-                out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
-                out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _,
-                out("x15") _, out("x16") _, out("x17") _,
-            ),
+            PsciConduit::Hvc => call!("hvc #0"),
+            PsciConduit::Smc => call!("smc #0"),
         }
     }
     x0 as i64
@@ -98,6 +97,21 @@ pub fn semihosting_exit(code: u32) {
     unsafe {
         core::arch::asm!("hlt #0xf000", in("w0") 0x18u32, in("x1") block.as_ptr(), options(nostack));
     }
+}
+
+/// The calling core's MPIDR affinity fields (Aff3..Aff0), as board tables list them.
+#[cfg(target_arch = "aarch64")]
+pub fn current_affinity() -> u64 {
+    let mpidr: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    mpidr & 0xFF_00FF_FFFF
+}
+
+/// Host builds have no cores to identify.
+#[cfg(not(target_arch = "aarch64"))]
+pub fn current_affinity() -> u64 {
+    0
 }
 
 /// Host builds never exit through semihosting.

@@ -215,39 +215,6 @@ pub fn by_name(name: &str) -> Option<&'static Board> {
     BOARDS.iter().copied().find(|b| b.name == name)
 }
 
-/// Page-table descriptor bits for the loader's identity map (level-1 blocks).
-mod desc {
-    pub const BLOCK: u64 = 0b01;
-    pub const AF: u64 = 1 << 10;
-    pub const INNER_SHAREABLE: u64 = 0b11 << 8;
-    pub const ATTR_NORMAL: u64 = 0 << 2;
-    pub const ATTR_DEVICE: u64 = 1 << 2;
-    pub const PXN: u64 = 1 << 53;
-    pub const UXN: u64 = 1 << 54;
-}
-
-/// The loader's identity map: a level-1 table of 1 GiB blocks over the low 4 GiB, normal
-/// memory where the board has RAM and device memory elsewhere. Computed at compile time so
-/// the loader can turn its MMU on before running any Rust code.
-pub const fn loader_identity_table(board: &Board) -> [u64; 512] {
-    let mut table = [0u64; 512];
-    let mut gib = 0u64;
-    while gib < 4 {
-        let range = PhysRange {
-            base: gib << 30,
-            size: 1 << 30,
-        };
-        let attrs = if range.overlaps(&board.ram) {
-            desc::ATTR_NORMAL | desc::INNER_SHAREABLE
-        } else {
-            desc::ATTR_DEVICE | desc::PXN
-        };
-        table[gib as usize] = range.base | attrs | desc::AF | desc::UXN | desc::BLOCK;
-        gib += 1;
-    }
-    table
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,18 +251,6 @@ mod tests {
             assert!(!board.uart_overlaps_ram());
         }
         assert!(by_name("nonesuch").is_none());
-    }
-
-    #[test]
-    fn identity_map_marks_ram_normal_and_devices_device() {
-        let t = loader_identity_table(&QEMU_VIRT_AARCH64);
-        assert_eq!(t[0] & (0b111 << 2), desc::ATTR_DEVICE);
-        assert_eq!(t[1] & (0b111 << 2), desc::ATTR_NORMAL);
-        assert_eq!(t[1] & 0x0000_FFFF_FFFF_F000, 0x4000_0000);
-        let z = loader_identity_table(&ZCU102);
-        assert_eq!(z[0] & (0b111 << 2), desc::ATTR_NORMAL);
-        assert_eq!(z[3] & (0b111 << 2), desc::ATTR_DEVICE);
-        assert!(t[4..].iter().all(|&d| d == 0));
     }
 
     impl Board {

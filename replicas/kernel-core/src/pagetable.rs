@@ -104,7 +104,11 @@ pub fn map<M: TableMemory>(
     size: u64,
     mapping_attrs: u64,
 ) -> Result<(), MapError> {
-    if size == 0 || !va.is_multiple_of(PAGE) || !pa.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) {
+    if size == 0
+        || !va.is_multiple_of(PAGE)
+        || !pa.is_multiple_of(PAGE)
+        || !size.is_multiple_of(PAGE)
+    {
         return Err(MapError::Misaligned);
     }
     va.checked_add(size - 1).ok_or(MapError::Overflow)?;
@@ -150,7 +154,9 @@ fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> O
             let l2 = mem.table(l1 & ADDRESS_MASK)[index(v, 2)];
             if l2 & desc::VALID == 0 {
                 BLOCK_2M
-            } else if l2 & desc::TABLE_OR_PAGE == 0 || mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0 {
+            } else if l2 & desc::TABLE_OR_PAGE == 0
+                || mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0
+            {
                 // A 2 MiB block, or a page already present in the level-3 table.
                 return Some(v);
             } else {
@@ -204,6 +210,28 @@ pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64
         table = entry & ADDRESS_MASK;
     }
     None
+}
+
+/// An identity map of the low 4 GiB in 1 GiB level-1 blocks: normal cacheable memory where
+/// `ram` lies, device memory elsewhere, nothing executable from devices. The loader uses it,
+/// computed at compile time, to run with caches on before any Rust code runs.
+pub const fn identity_table_4gib(ram: atoll_abi::spec::PhysRange) -> [u64; ENTRIES] {
+    let mut table = [0u64; ENTRIES];
+    let mut gib = 0u64;
+    while gib < 4 {
+        let range = atoll_abi::spec::PhysRange {
+            base: gib << 30,
+            size: 1 << 30,
+        };
+        let kind = if range.overlaps(&ram) {
+            desc::ATTR_NORMAL | desc::INNER_SHAREABLE
+        } else {
+            desc::ATTR_DEVICE | desc::PXN
+        };
+        table[gib as usize] = range.base | kind | desc::AF | desc::UXN | desc::VALID;
+        gib += 1;
+    }
+    table
 }
 
 /// Tables carved from a buffer: for the host tests and for any caller with plain memory.
@@ -323,6 +351,31 @@ mod tests {
             map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0),
             Err(MapError::OutOfTables)
         );
+    }
+
+    #[test]
+    fn identity_map_marks_ram_normal_and_the_rest_device() {
+        use atoll_abi::spec::PhysRange;
+        let virt = identity_table_4gib(PhysRange {
+            base: 0x4000_0000,
+            size: 0x4000_0000,
+        });
+        assert_eq!(virt[0] & 0b11100, desc::ATTR_DEVICE);
+        assert_eq!(virt[1] & 0b11100, desc::ATTR_NORMAL);
+        assert_eq!(virt[1] & ADDRESS_MASK, 0x4000_0000);
+        assert_eq!(
+            virt[1] & (desc::VALID | desc::TABLE_OR_PAGE),
+            desc::VALID,
+            "a block, not a table"
+        );
+        let zynq = identity_table_4gib(PhysRange {
+            base: 0,
+            size: 0x8000_0000,
+        });
+        assert_eq!(zynq[0] & 0b11100, desc::ATTR_NORMAL);
+        assert_eq!(zynq[3] & 0b11100, desc::ATTR_DEVICE);
+        assert_ne!(zynq[3] & desc::PXN, 0);
+        assert!(virt[4..].iter().all(|&d| d == 0));
     }
 
     #[test]

@@ -55,10 +55,7 @@ pub fn drain(r: &Replica) {
     for (index, ring) in r.shared.logs.iter().enumerate().take(r.replica_count()) {
         loop {
             match ring.pop(&mut buf) {
-                LogPop::Line(len) => {
-                    uart.write_bytes(&buf[..len]);
-                    uart.write_bytes(b"\n");
-                }
+                LogPop::Line(len) => write_line(&uart, &buf[..len]),
                 LogPop::Empty => break,
                 LogPop::Corrupt(lost) => {
                     let line = format_line(
@@ -66,8 +63,7 @@ pub fn drain(r: &Replica) {
                         "WARN",
                         format_args!("K{index}'s log ring was corrupt; skipped {lost} entries"),
                     );
-                    uart.write_bytes(line.as_bytes());
-                    uart.write_bytes(b"\n");
+                    write_line(&uart, line.as_bytes());
                 }
             }
         }
@@ -78,17 +74,20 @@ pub fn drain(r: &Replica) {
                 "WARN",
                 format_args!("K{index} dropped {dropped} log lines (ring full)"),
             );
-            uart.write_bytes(line.as_bytes());
-            uart.write_bytes(b"\n");
+            write_line(&uart, line.as_bytes());
         }
     }
+}
+
+fn write_line(uart: &atoll_boards::uart::Uart, line: &[u8]) {
+    uart.write_bytes(line);
+    uart.write_bytes(b"\n");
 }
 
 /// Writes a line straight to the UART, bypassing rings and locks (fatal errors only).
 pub fn write_direct(r: &Replica, line: &[u8]) {
     if let Some(uart) = r.console {
-        uart.write_bytes(line);
-        uart.write_bytes(b"\n");
+        write_line(&uart, line);
         uart.flush();
     }
 }

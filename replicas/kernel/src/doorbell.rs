@@ -27,11 +27,10 @@ pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
     else {
         return false;
     };
-    if first
-        && let Some(core) = r.spec.first_core_of(target as u32) {
-            let mpidr = r.spec.core_mpidr.get(core as usize).copied().unwrap_or(0);
-            r.gic.send_sgi(r.spec.gic.doorbell_sgi, mpidr, core);
-        }
+    if first && let Some(core) = r.spec.first_core_of(target as u32) {
+        let mpidr = r.spec.core_mpidr.get(core as usize).copied().unwrap_or(0);
+        r.gic.send_sgi(r.spec.gic.doorbell_sgi, mpidr, core);
+    }
     true
 }
 

@@ -274,10 +274,7 @@ fn tick(r: &Replica, core: u32) {
 
 /// The core index of the calling core, from its MPIDR and the spec.
 pub fn current_core(spec: &ReplicaSpec) -> Option<u32> {
-    let mpidr: u64;
-    // SAFETY: reading MPIDR_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
-    let affinity = mpidr & 0xFF_00FF_FFFF;
+    let affinity = atoll_boards::firmware::current_affinity();
     (0..MAX_CORES as u32)
         .find(|&c| spec.core_mask & (1 << c) != 0 && spec.core_mpidr[c as usize] == affinity)
 }

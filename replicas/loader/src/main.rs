@@ -33,7 +33,7 @@ struct Table([u64; ENTRIES]);
 /// The loader's own identity map, computed at compile time (read by `entry.S`).
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".data.pagetable")]
-static LOADER_IDENTITY_TABLE: Table = Table(atoll_boards::loader_identity_table(BOARD));
+static LOADER_IDENTITY_TABLE: Table = Table(pagetable::identity_table_4gib(BOARD.ram));
 
 const STACK_SIZE: usize = 0x4000;
 
@@ -550,10 +550,7 @@ fn clean_range(base: u64, size: u64) {
 
 /// The index of the calling core in the board's core table.
 fn current_core() -> Option<u32> {
-    let mpidr: u64;
-    // SAFETY: reading MPIDR_EL1 has no side effects.
-    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
-    let affinity = mpidr & 0xFF_00FF_FFFF;
+    let affinity = firmware::current_affinity();
     BOARD
         .cores
         .iter()
