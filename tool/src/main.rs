@@ -1,2 +1,8 @@
-//! The `microkit` tool (work in progress; see issue 3).
-fn main() {}
+//! The `microkit` command: see [`microkit::cli`].
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    microkit::cli::main()
+}

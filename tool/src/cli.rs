@@ -1,0 +1,211 @@
+//! The command line: `microkit <system.xml> --board B [--check] …`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+use crate::diagnostics::{MessageFormat, Source, render};
+
+/// Checks a system description and packs a bootable Atoll image.
+#[derive(Debug, Parser)]
+#[command(name = "microkit", version, about)]
+pub struct Args {
+    /// The system description.
+    pub system: PathBuf,
+    /// Target board.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(board_names()))]
+    pub board: String,
+    /// Kernel configuration.
+    #[arg(long, value_enum, default_value_t = Config::Debug)]
+    pub config: Config,
+    /// Directories searched for ELF files and prefill files (the current directory is
+    /// always searched last).
+    #[arg(long = "search-path", num_args = 1.., value_name = "DIR")]
+    pub search_path: Vec<PathBuf>,
+    /// Image to write.
+    #[arg(short = 'o', long = "output", default_value = "atoll.img")]
+    pub output: PathBuf,
+    /// Report to write.
+    #[arg(short = 'r', long = "report", default_value = "report.txt")]
+    pub report: PathBuf,
+    /// Only check the description; read no ELF and write nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Reject Atoll's extensions (`<replica>`, `replica=`), so the file stays loadable by
+    /// upstream Microkit.
+    #[arg(long)]
+    pub strict: bool,
+    /// How to print errors and warnings.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub message_format: Format,
+}
+
+/// `--config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Config {
+    /// Kernel printing and assertions on.
+    Debug,
+    /// Optimised, quiet.
+    Release,
+    /// Release plus benchmark counters.
+    Benchmark,
+}
+
+/// `--message-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Source snippets with labels and help (stderr).
+    Human,
+    /// `file:line:col: error[CODE]: message` (stderr).
+    Short,
+    /// One JSON object per line (stdout).
+    Json,
+}
+
+impl From<Format> for MessageFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Human => MessageFormat::Human,
+            Format::Short => MessageFormat::Short,
+            Format::Json => MessageFormat::Json,
+        }
+    }
+}
+
+/// Failures of the tool itself, outside the description.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ToolError {
+    /// The description could not be read.
+    #[error("cannot read '{path}': {source}")]
+    #[diagnostic(code(microkit::read))]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The board is not in the board table.
+    #[error("unknown board '{0}'")]
+    #[diagnostic(code(microkit::board))]
+    UnknownBoard(String),
+    /// Packing is issue 3's second half.
+    #[error("image packing is not implemented yet")]
+    #[diagnostic(
+        code(microkit::unimplemented),
+        help("use --check to validate the description only")
+    )]
+    PackingNotImplemented,
+}
+
+fn board_names() -> Vec<&'static str> {
+    atoll_boards::BOARDS
+        .iter()
+        .map(|board| board.name)
+        .collect()
+}
+
+/// Parses the process arguments and runs; the exit code is 1 on any error, usage errors
+/// included, and 0 otherwise.
+pub fn main() -> ExitCode {
+    match Args::try_parse() {
+        Ok(args) => run(&args),
+        Err(error) => {
+            let _ = error.print();
+            if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+/// Runs the tool with parsed arguments.
+pub fn run(args: &Args) -> ExitCode {
+    match run_checked(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            report_tool_error(error, args);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a failure of the tool itself in the chosen format (JSON: same fields as a
+/// diagnostic, without a position).
+fn report_tool_error(error: ToolError, args: &Args) {
+    if args.message_format == Format::Json {
+        use miette::Diagnostic;
+        let object = serde_json::json!({
+            "code": error.code().map(|code| code.to_string()),
+            "severity": "error",
+            "message": error.to_string(),
+            "file": args.system.display().to_string(),
+            "line": null,
+            "column": null,
+            "labels": [],
+            "help": error.help().map(|help| help.to_string()),
+        });
+        println!("{object}");
+    } else if args.message_format == Format::Short {
+        let code = miette::Diagnostic::code(&error)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        eprintln!("{}: error[{code}]: {error}", args.system.display());
+    } else {
+        eprintln!("{:?}", miette::Report::new(error));
+    }
+}
+
+/// Checks the description and prints its diagnostics; `Ok(false)` when it has errors.
+fn run_checked(args: &Args) -> Result<bool, ToolError> {
+    let board = atoll_boards::by_name(&args.board)
+        .ok_or_else(|| ToolError::UnknownBoard(args.board.clone()))?;
+    let path = args.system.display().to_string();
+    let bytes = std::fs::read(&args.system).map_err(|source| ToolError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let checked = crate::check(&text, board, args.strict);
+    let source = Source::new(&path, text);
+    let format = MessageFormat::from(args.message_format);
+    let colour = format == MessageFormat::Human && std::io::stderr().is_terminal();
+    let mut out = String::new();
+    for diagnostic in &checked.diagnostics {
+        out.push_str(&render(diagnostic, &source, format, colour));
+    }
+    if format == MessageFormat::Json {
+        let _ = std::io::stdout().write_all(out.as_bytes());
+    } else {
+        let _ = std::io::stderr().write_all(out.as_bytes());
+    }
+    let Some(system) = checked.system else {
+        if format == MessageFormat::Human {
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {path}: {errors} error(s); nothing written"
+            );
+        }
+        return Ok(false);
+    };
+    if args.check {
+        if format == MessageFormat::Human {
+            let cross = system.channels.iter().filter(|c| c.cross_replica).count();
+            println!(
+                "{path}: ok: {} replica(s), {} protection domain(s), {} memory region(s), \
+                 {} channel(s) ({cross} cross-replica)",
+                system.replicas.len(),
+                system.protection_domains.len(),
+                system.memory_regions.len(),
+                system.channels.len(),
+            );
+        }
+        return Ok(true);
+    }
+    Err(ToolError::PackingNotImplemented)
+}

@@ -1,0 +1,37 @@
+//! Limits of the system description format, named once.
+//!
+//! Microkit's own limits (ids, priorities, PD count) come from its kernel ABI: badges carry a
+//! 62-bit notification mask, and the monitor runs at priority 255. They belong in `atoll-abi`
+//! once the kernel uses them; until then they are defined here.
+
+pub use atoll_abi::limits::{LARGE_PAGE_SIZE, MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
+
+/// Channel, IRQ and child ids are `0..CHANNEL_ID_COUNT` (62: badge bits 62 and 63 mark
+/// PPC and fault).
+pub const CHANNEL_ID_COUNT: u64 = 62;
+/// Highest PD priority (the monitor runs above, at 255).
+pub const MAX_PRIORITY: u64 = 254;
+/// Most protection domains in one system, children included.
+pub const MAX_PDS: usize = 63;
+/// Default scheduling budget and period, in microseconds.
+pub const DEFAULT_BUDGET_US: u64 = 1000;
+/// Default PD stack size.
+pub const DEFAULT_STACK_SIZE: u64 = 0x2000;
+/// Smallest PD stack.
+pub const MIN_STACK_SIZE: u64 = 0x1000;
+/// Largest PD stack (16 MiB).
+pub const MAX_STACK_SIZE: u64 = 0x100_0000;
+/// First address above a PD's user address space (40 bits, as Microkit on AArch64).
+pub const USER_VSPACE_TOP: u64 = 0x100_0000_0000;
+/// Pages at the top of a PD's address space above its stack: the IPC buffer and a guard page.
+pub const PAGES_ABOVE_STACK: u64 = 2;
+/// `<cspace>` slots are `1..CAP_SLOT_COUNT`; slot 0 holds the Microkit CNode.
+pub const CAP_SLOT_COUNT: u64 = 128;
+/// GIC interrupt ids below this are SGIs, used by the kernels as doorbells.
+pub const FIRST_DEVICE_IRQ: u64 = 16;
+/// GIC interrupt ids from this on are special or reserved.
+pub const IRQ_LIMIT: u64 = 1020;
+/// Highest core index a core list may mention (before the board is consulted).
+pub const MAX_CORE_INDEX: usize = 64;
+/// Largest number of XML nodes read (bounds memory on hostile input).
+pub const MAX_XML_NODES: u32 = 1_000_000;
