@@ -15,12 +15,17 @@ fn images() -> PathBuf {
 }
 
 fn boot(board: &str, variant: &str, image: PathBuf) -> Outcome {
+    boot_with(board, variant, image, &[])
+}
+
+fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outcome {
     let b = atoll_boards::by_name(board).expect("known board");
     let log = target_dir()
         .join("e2e-logs")
         .join(format!("{board}-{variant}.log"));
     let options = QemuOptions {
         semihosting: true,
+        extra: extra.iter().map(|s| s.to_string()).collect(),
         ..QemuOptions::default()
     };
     let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
@@ -112,46 +117,43 @@ fn summary_ticks(outcome: &Outcome, which: &str, k: usize) -> u64 {
 }
 
 fn normal_boot(board: &str) {
-    let outcome = boot(
-        board,
-        "boot",
-        images().join(board).join("boot").join("atoll.img"),
-    );
+    let image = images().join(board).join("boot").join("atoll.img");
+    check_normal_boot(board, &boot(board, "boot", image));
+}
+
+fn check_normal_boot(board: &str, outcome: &Outcome) {
     check(
-        &outcome,
+        outcome,
         outcome.exit_code() == Some(0),
         "QEMU did not power off by itself with status 0",
     );
-    check_lines_whole(&outcome);
-    for line in guest_lines(&outcome) {
+    check_lines_whole(outcome);
+    for line in guest_lines(outcome) {
         check(
-            &outcome,
+            outcome,
             !line.contains("|WARN: ") && !line.contains("|ERROR: ") && !line.contains("|FATAL: "),
             &format!("unexpected problem: {line}"),
         );
     }
-    position(&outcome, &format!("LDR|INFO: Atoll loader on {board}"));
-    position(&outcome, "LDR|INFO: image ok:");
-    position(&outcome, "K0|INFO: up on cores {0}");
-    position(&outcome, "K1|INFO: up on cores {1}");
-    position(&outcome, "K2|INFO: up on cores {2,3}");
-    let summary = position(&outcome, "K0|INFO: multikernel (all replicas settled");
-    position(&outcome, "K0 up {0} ticks");
-    position(&outcome, "K1 up {1} ticks");
-    position(&outcome, "K2 up {2,3} ticks");
-    let start = position(&outcome, "K0|INFO: ping ring: sending to K1");
-    let hop1 = position(&outcome, "K1|INFO: ping from K0, passing to K2");
-    let hop2 = position(&outcome, "K2|INFO: ping from K1, passing to K0");
-    let done = position(
-        &outcome,
-        "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
-    );
+    position(outcome, &format!("LDR|INFO: Atoll loader on {board}"));
+    position(outcome, "LDR|INFO: image ok:");
+    position(outcome, "K0|INFO: up on cores {0}");
+    position(outcome, "K1|INFO: up on cores {1}");
+    position(outcome, "K2|INFO: up on cores {2,3}");
+    let summary = position(outcome, "K0|INFO: multikernel (all replicas settled");
+    position(outcome, "K0 up {0} ticks");
+    position(outcome, "K1 up {1} ticks");
+    position(outcome, "K2 up {2,3} ticks");
+    let start = position(outcome, "K0|INFO: ping ring: sending to K1");
+    let hop1 = position(outcome, "K1|INFO: ping from K0, passing to K2");
+    let hop2 = position(outcome, "K2|INFO: ping from K1, passing to K0");
+    let done = position(outcome, "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0");
     check(
-        &outcome,
+        outcome,
         summary < start && start < hop1 && hop1 < hop2 && hop2 < done,
         "the ping ring happened out of order",
     );
-    position(&outcome, "K0|INFO: boot checks done; powering off");
+    position(outcome, "K0|INFO: boot checks done; powering off");
 }
 
 fn fault_isolation(board: &str) {
@@ -252,6 +254,20 @@ macro_rules! board_tests {
             }
         }
     )*};
+}
+
+/// With virtualization on, QEMU enters the loader at EL2: it must drop to EL1 and use the
+/// SMC conduit for PSCI on every core.
+#[test]
+fn qemu_virt_aarch64_entered_at_el2() {
+    let board = "qemu_virt_aarch64";
+    let image = images().join(board).join("boot").join("atoll.img");
+    let outcome = boot_with(board, "el2", image, &["-machine", "virtualization=on"]);
+    position(
+        &outcome,
+        "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL2)",
+    );
+    check_normal_boot(board, &outcome);
 }
 
 board_tests! {

@@ -78,7 +78,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             build(&args)?;
         }
     }
-    let filters: Vec<String> = boards.iter().map(|b| format!("{}::", b.name)).collect();
+    let filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);
     e2e.args(&filters).env("ATOLL_E2E_IMAGES", &images);
     step("QEMU end-to-end tests", &mut e2e)?;
