@@ -124,6 +124,59 @@ fn check_clusters(board: &Board, clusters: &[Vec<u32>]) -> Result<Vec<u64>, Pack
     Ok(masks)
 }
 
+/// How a board's RAM is divided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RamSplit {
+    /// The kernel-to-kernel shared area (status records, doorbells, log rings).
+    pub kernel_shared: PhysRange,
+    /// Memory for regions mapped by PDs of more than one replica (may be empty).
+    pub shared_pool: PhysRange,
+    /// Each replica's own RAM, in replica order, equal and 2 MiB aligned.
+    pub replicas: Vec<PhysRange>,
+}
+
+/// Bytes at the start of every replica's RAM kept for its kernel image, boot spec and
+/// boot page tables; the rest is the replica's to allocate.
+pub const KERNEL_RESERVE: u64 = LARGE_PAGE_SIZE;
+
+/// Divides `board`'s RAM: boot area, kernel shared area, a pool of at least `shared_pool`
+/// bytes for cross-replica regions, then `count` equal replica shares.
+pub fn split_ram(board: &Board, count: usize, shared_pool: u64) -> Result<RamSplit, PackError> {
+    if count == 0 || count > MAX_REPLICAS {
+        return Err(layout_error(format!(
+            "{count} replicas requested; 1 to {MAX_REPLICAS} are supported"
+        )));
+    }
+    let kernel_shared = PhysRange {
+        base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE),
+        size: LARGE_PAGE_SIZE,
+    };
+    let pool = PhysRange {
+        base: kernel_shared.end(),
+        size: shared_pool.next_multiple_of(LARGE_PAGE_SIZE),
+    };
+    let rest = board.ram.end().saturating_sub(pool.end());
+    let share = (rest / count as u64) & !(LARGE_PAGE_SIZE - 1);
+    if share <= KERNEL_RESERVE {
+        return Err(layout_error(format!(
+            "{} has too little RAM for {count} replicas and {} KiB of shared regions",
+            board.name,
+            pool.size >> 10
+        )));
+    }
+    let replicas = (0..count as u64)
+        .map(|i| PhysRange {
+            base: pool.end() + i * share,
+            size: share,
+        })
+        .collect();
+    Ok(RamSplit {
+        kernel_shared,
+        shared_pool: pool,
+        replicas,
+    })
+}
+
 /// Plans every replica of `request` on `board` for `kernel`.
 pub fn plan(
     board: &Board,
@@ -142,24 +195,26 @@ pub fn plan(
         )));
     }
     let count = masks.len() as u64;
-    let shared = PhysRange {
-        base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE),
-        size: LARGE_PAGE_SIZE,
-    };
-    let pool_base = shared.end();
-    let pool_size = board.ram.end().saturating_sub(pool_base);
-    let share = (pool_size / count) & !(LARGE_PAGE_SIZE - 1);
+    let split = split_ram(board, masks.len(), 0)?;
+    let shared = split.kernel_shared;
+    let share = split.replicas[0].size;
 
     let spec_offset = kernel.mem_size.next_multiple_of(PAGE_SIZE);
     let tables_offset = (spec_offset + SPEC_SIZE as u64).next_multiple_of(PAGE_SIZE);
     let tables_size = TABLE_PAGES * PAGE_SIZE;
     let free_offset = (tables_offset + tables_size).next_multiple_of(LARGE_PAGE_SIZE);
+    if free_offset > KERNEL_RESERVE {
+        return Err(layout_error(format!(
+            "the kernel image, boot spec and boot page tables need {} KiB; each replica reserves {} KiB for them",
+            free_offset >> 10,
+            KERNEL_RESERVE >> 10
+        )));
+    }
     if share <= free_offset {
         return Err(layout_error(format!(
-            "{} has too little RAM for {count} replicas: each would get {} KiB, the kernel needs {} KiB",
+            "{} has too little RAM for {count} replicas: each would get {} KiB",
             board.name,
-            share >> 10,
-            free_offset >> 10
+            share >> 10
         )));
     }
 
@@ -176,10 +231,7 @@ pub fn plan(
 
     let mut planned = Vec::new();
     for (i, &mask) in masks.iter().enumerate() {
-        let ram = PhysRange {
-            base: pool_base + i as u64 * share,
-            size: share,
-        };
+        let ram = split.replicas[i];
         let mut spec = ReplicaSpec::new_zeroed();
         spec.replica = i as u32;
         spec.replica_count = count as u32;
@@ -381,13 +433,23 @@ pub(crate) mod tests {
         assert!(err("0;7").contains("core 7 does not exist"));
         assert!(err("1;0").contains("must include core 0"));
         assert!(parse_clusters("0;x").is_err());
+        assert!(
+            split_ram(board, 3, 0x4000_0000)
+                .unwrap_err()
+                .to_string()
+                .contains("too little RAM")
+        );
+        let split = split_ram(board, 2, 0x30_0000).unwrap();
+        assert_eq!(split.shared_pool.size, 0x40_0000, "pool rounded to 2 MiB");
+        assert!(!split.shared_pool.overlaps(&split.replicas[0]));
+        assert!(!split.shared_pool.overlaps(&split.kernel_shared));
         let mut huge = fake_kernel();
         huge.mem_size = 0x1000_0000;
         assert!(
             plan(board, &req("0;1;2;3"), &huge)
                 .unwrap_err()
                 .to_string()
-                .contains("too little RAM")
+                .contains("each replica reserves 2048 KiB")
         );
     }
 
