@@ -37,6 +37,11 @@ pub struct Args {
     /// upstream Microkit.
     #[arg(long)]
     pub strict: bool,
+    /// Atoll extension: validate and plan, then write the reports (`-r` path, the same path
+    /// with `.json`, and `system.dot` beside it) without building an image; no program
+    /// images are needed.
+    #[arg(long, conflicts_with = "check")]
+    pub plan_only: bool,
     /// How to print errors and warnings.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub message_format: Format,
@@ -81,6 +86,15 @@ pub enum ToolError {
     #[error("cannot read '{path}': {source}")]
     #[diagnostic(code(microkit::read))]
     Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An output file could not be written.
+    #[error("cannot write '{path}': {source}")]
+    #[diagnostic(code(microkit::write))]
+    Write {
         /// The file.
         path: String,
         /// Why.
@@ -207,5 +221,37 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         }
         return Ok(true);
     }
+    if args.plan_only {
+        let plan = checked
+            .plan
+            .as_ref()
+            .ok_or(ToolError::PackingNotImplemented)?;
+        write_reports(plan, &args.report)?;
+        if format == MessageFormat::Human {
+            println!(
+                "{path}: planned; reports written to {}",
+                args.report.display()
+            );
+        }
+        return Ok(true);
+    }
     Err(ToolError::PackingNotImplemented)
+}
+
+/// Writes `report.txt` at `report`, `report.json` beside it and `system.dot` in the same
+/// directory.
+fn write_reports(plan: &crate::plan::Plan, report: &std::path::Path) -> Result<(), ToolError> {
+    let json_path = report.with_extension("json");
+    let dot_path = report.with_file_name("system.dot");
+    for (path, contents) in [
+        (report.to_path_buf(), crate::report::text(plan)),
+        (json_path, crate::report::json(plan)),
+        (dot_path, crate::report::dot(plan)),
+    ] {
+        std::fs::write(&path, contents).map_err(|source| ToolError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
 }

@@ -168,6 +168,10 @@ codes! {
     CrossReplicaChild = "E085", "parent and child in different replicas";
     /// An Atoll extension used under `--strict`.
     StrictExtension = "E086", "Atoll extension rejected by --strict";
+    /// The plan does not fit the board's memory.
+    OutOfMemory = "E090", "not enough memory";
+    /// A fixed physical address inside RAM (not supported yet).
+    PhysAddrInRam = "E091", "fixed physical address in RAM";
     /// A memory region no PD maps.
     UnusedRegion = "W001", "unused memory region";
     /// A declared replica that runs no PD.

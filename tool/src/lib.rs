@@ -16,7 +16,9 @@ pub mod diagnostics;
 pub mod limits;
 pub mod model;
 pub mod parse;
+pub mod plan;
 pub mod replicas;
+pub mod report;
 pub mod validate;
 
 use atoll_boards::Board;
@@ -31,6 +33,8 @@ pub struct Checked {
     pub system: Option<SystemDescription>,
     /// Errors, or warnings when there are no errors, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// The plan: every replica's memory, objects and capabilities, when there were no errors.
+    pub plan: Option<plan::Plan>,
 }
 
 impl Checked {
@@ -58,9 +62,23 @@ pub fn check(text: &str, board: &Board, strict: bool) -> Checked {
         diagnostics.retain(Diagnostic::is_error);
         system = None;
     }
+    // Planning needs no program images: whether the description fits the board is part of
+    // checking it.
+    let mut planned = None;
+    if let Some(valid) = &system {
+        match plan::plan(valid, text, board) {
+            Ok(p) => planned = Some(p),
+            Err(errors) => {
+                diagnostics.retain(Diagnostic::is_error);
+                diagnostics.extend(errors);
+                system = None;
+            }
+        }
+    }
     diagnostics.sort_by_key(|d| d.span.start);
     Checked {
         system,
         diagnostics,
+        plan: planned,
     }
 }

@@ -129,7 +129,7 @@ fn packing_is_not_implemented_yet() {
     let args = [
         file.to_str().expect("path"),
         "--board",
-        "zcu102",
+        "qemu_virt_aarch64",
         "--config",
         "release",
         "--search-path",

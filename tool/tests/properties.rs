@@ -281,6 +281,153 @@ fn render_all(checked: &microkit::Checked, text: &str) {
 /// A valid system to mutate.
 const SEED: &str = include_str!("fixtures/examples/sdf_reference.xml");
 
+/// What every plan must satisfy: disjoint replica memory, no two placed things sharing a
+/// byte, every object inside its replica, every channel end backed by its capability.
+fn plan_invariants(plan: &microkit::plan::Plan) -> Result<(), String> {
+    use atoll_abi::microkit::{PPC_BADGE, slot};
+    use microkit::plan::RegionHome;
+    let within = |base: u64, size: u64, range: &microkit::plan::Range| {
+        base >= range.base && base + size <= range.base + range.size
+    };
+    let ram = BOARD.ram;
+    let mut spans: Vec<(u64, u64, String)> = vec![
+        (
+            plan.kernel_shared.base,
+            plan.kernel_shared.size,
+            "kernel shared area".into(),
+        ),
+        (
+            plan.shared_pool.base,
+            plan.shared_pool.size,
+            "shared pool".into(),
+        ),
+    ];
+    for replica in &plan.replicas {
+        spans.push((
+            replica.ram.base,
+            replica.ram.size,
+            format!("replica {}", replica.name),
+        ));
+    }
+    check_disjoint(&mut spans)?;
+    for (base, size, what) in &spans {
+        if *base < ram.base || base + size > ram.base + ram.size {
+            return Err(format!("{what} lies outside RAM"));
+        }
+    }
+    let mut pool: Vec<(u64, u64, String)> = Vec::new();
+    for region in &plan.memory_regions {
+        let size = region
+            .size
+            .next_multiple_of(region.page_size)
+            .max(region.page_size);
+        match (&region.home, region.phys_addr) {
+            (RegionHome::Shared, Some(pa)) => {
+                if !within(pa, size, &plan.shared_pool) {
+                    return Err(format!("shared region {} outside the pool", region.name));
+                }
+                pool.push((pa, size, region.name.clone()));
+            }
+            (RegionHome::Replica(_) | RegionHome::Shared, None) => {
+                return Err(format!("region {} not placed", region.name));
+            }
+            _ => {}
+        }
+    }
+    check_disjoint(&mut pool)?;
+    for replica in &plan.replicas {
+        let mut placed: Vec<(u64, u64, String)> = Vec::new();
+        for region in &plan.memory_regions {
+            if region.home == RegionHome::Replica(replica.name.clone()) {
+                let pa = region.phys_addr.ok_or("unplaced region")?;
+                placed.push((
+                    pa,
+                    region
+                        .size
+                        .next_multiple_of(region.page_size)
+                        .max(region.page_size),
+                    region.name.clone(),
+                ));
+            }
+        }
+        for object in &replica.objects {
+            let pa = object
+                .phys_addr
+                .ok_or(format!("object {} not placed", object.name))?;
+            let size = (1u64 << object.size_bits) * object.count;
+            if pa % (1 << object.size_bits) != 0 {
+                return Err(format!("object {} misaligned", object.name));
+            }
+            placed.push((pa, size, object.name.clone()));
+        }
+        for (pa, size, what) in &placed {
+            if !within(*pa, *size, &replica.ram)
+                || *pa < replica.ram.base + atoll_pack::plan::KERNEL_RESERVE
+            {
+                return Err(format!(
+                    "{what} outside replica {}'s free RAM",
+                    replica.name
+                ));
+            }
+        }
+        check_disjoint(&mut placed)?;
+    }
+    let pd = |name: &str| {
+        plan.replicas
+            .iter()
+            .flat_map(|r| &r.protection_domains)
+            .find(|p| p.name == name)
+    };
+    for channel in &plan.channels {
+        for (me, peer) in [(0, 1), (1, 0)] {
+            let (name, id) = &channel.ends[me];
+            let (peer_name, peer_id) = &channel.ends[peer];
+            let caps = &pd(name)
+                .ok_or(format!("channel end {name} unresolved"))?
+                .capabilities;
+            let has =
+                |slot: u32, badge: u64| caps.iter().any(|c| c.slot == slot && c.badge == badge);
+            if channel.notify[me] && !has(slot::OUTPUT_NOTIFICATION + u32::from(*id), 1 << peer_id)
+            {
+                return Err(format!(
+                    "{name} may notify {peer_name} but has no capability for it"
+                ));
+            }
+            if channel.pp_caller == Some(me)
+                && !has(
+                    slot::OUTPUT_ENDPOINT + u32::from(*id),
+                    PPC_BADGE | u64::from(*peer_id),
+                )
+            {
+                return Err(format!(
+                    "{name} may call {peer_name} but has no endpoint capability"
+                ));
+            }
+            if channel.cross_replica && channel.notify[me] {
+                let bell = channel
+                    .doorbells
+                    .iter()
+                    .find(|d| &d.from == name)
+                    .ok_or("cross-replica notify without a doorbell")?;
+                if !within(bell.pending_word, 64, &plan.kernel_shared) || bell.bit != *peer_id {
+                    return Err(format!("doorbell {name} -> {peer_name} misplaced"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_disjoint(spans: &mut [(u64, u64, String)]) -> Result<(), String> {
+    spans.sort_by_key(|s| s.0);
+    for pair in spans.windows(2) {
+        if pair[0].0 + pair[0].1 > pair[1].0 {
+            return Err(format!("{} overlaps {}", pair[0].2, pair[1].2));
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -300,6 +447,10 @@ proptest! {
             let [a, b] = &channel.ends;
             let replica = |end: &microkit::model::ChannelEnd| system.protection_domains[end.pd].replica;
             prop_assert_eq!(channel.cross_replica, replica(a) != replica(b));
+        }
+        let plan = checked.plan.expect("a plan");
+        if let Err(broken) = plan_invariants(&plan) {
+            prop_assert!(false, "{xml}\nplan invariant broken: {broken}");
         }
     }
 

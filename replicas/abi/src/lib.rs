@@ -12,10 +12,12 @@
 //! - [`spec`]: the per-replica boot spec the loader and kernel read.
 //! - [`shared`]: the kernel-to-kernel shared area (status records, log rings, doorbells).
 //! - [`limits`]: named limits.
+//! - [`microkit`]: the PD capability layout, badges, user address space and object sizes.
 #![no_std]
 
 pub mod image;
 pub mod limits;
+pub mod microkit;
 pub mod shared;
 pub mod spec;
 

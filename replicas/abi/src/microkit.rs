@@ -1,0 +1,114 @@
+//! The Microkit contract every PD, the `microkit` tool and the replica initialiser share:
+//! the PD capability-space layout and badges (Microkit 2.3, SDF.md §2.2), the user address
+//! space, and the sizes of Atoll's kernel objects.
+
+/// Channel ids per PD (0..62): the badge has 62 bits for them.
+pub const MAX_CHANNELS: u32 = 62;
+/// Bytes of a PD's patched name, including the terminating NUL.
+pub const PD_NAME_LENGTH: usize = 64;
+/// Badge bit marking a protected procedure call.
+pub const PPC_BADGE: u64 = 1 << 63;
+/// Badge bit marking a fault message.
+pub const FAULT_BADGE: u64 = 1 << 62;
+
+/// Slots in a PD's Microkit CNode (root slot 0 points at it).
+pub mod slot {
+    /// Input object: the PD's endpoint if it has children or receives PPCs, else its
+    /// notification.
+    pub const INPUT: u32 = 1;
+    /// Fault endpoint (the parent's, or the monitor's).
+    pub const FAULT_ENDPOINT: u32 = 2;
+    /// The PD's own VSpace.
+    pub const VSPACE: u32 = 3;
+    /// The PD's reply object.
+    pub const REPLY: u32 = 4;
+    /// The monitor's endpoint (passive PDs only).
+    pub const MONITOR_ENDPOINT: u32 = 5;
+    /// The PD's own TCB (benchmark configuration only).
+    pub const TCB: u32 = 6;
+    /// First output notification capability: `+ channel id`.
+    pub const OUTPUT_NOTIFICATION: u32 = 10;
+    /// First output endpoint (PPC) capability: `+ channel id`.
+    pub const OUTPUT_ENDPOINT: u32 = 74;
+    /// First IRQ handler capability: `+ channel id`.
+    pub const IRQ_HANDLER: u32 = 138;
+    /// First child TCB capability: `+ child id`.
+    pub const CHILD_TCB: u32 = 202;
+    /// Slots in the Microkit CNode (radix 9).
+    pub const CNODE_SLOTS: u32 = 512;
+    /// Slots in the PD's root CNode (radix 6); slot 0 holds the Microkit CNode.
+    pub const ROOT_CNODE_SLOTS: u32 = 64;
+}
+
+/// The user address space (TTBR0, 4 KiB granule). 40 bits, as Microkit on AArch64 with a
+/// 40-bit physical address space, so every Microkit description's mappings fit.
+pub mod vspace {
+    /// One past the highest user address.
+    pub const USER_TOP: u64 = 1 << 40;
+    /// The IPC buffer: the top user page.
+    pub const IPC_BUFFER: u64 = USER_TOP - 0x1000;
+    /// Top of the stack: below the IPC buffer and a 4 KiB guard page.
+    pub const STACK_TOP: u64 = IPC_BUFFER - 0x1000;
+    /// Where PD programs are linked.
+    pub const PROGRAM_BASE: u64 = 0x20_0000;
+}
+
+/// Atoll kernel object kinds and their sizes (log2 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// Thread control block.
+    Tcb,
+    /// Scheduling context.
+    SchedContext,
+    /// Capability node; its size depends on its radix.
+    CNode,
+    /// Synchronous IPC endpoint.
+    Endpoint,
+    /// Notification word.
+    Notification,
+    /// Reply object.
+    Reply,
+    /// Top-level translation table of a user address space.
+    VSpace,
+    /// Intermediate or last-level translation table.
+    PageTable,
+    /// A 4 KiB or 2 MiB frame.
+    Frame,
+    /// Send-only signal to a notification in another replica.
+    Doorbell,
+}
+
+impl ObjectKind {
+    /// Fixed size of the object (log2 bytes); `None` for CNodes and frames, whose size
+    /// depends on their radix or page size.
+    pub const fn fixed_size_bits(self) -> Option<u32> {
+        match self {
+            Self::Tcb => Some(11),
+            Self::SchedContext => Some(8),
+            Self::Endpoint | Self::Doorbell => Some(4),
+            Self::Notification => Some(6),
+            Self::Reply => Some(5),
+            Self::VSpace | Self::PageTable => Some(12),
+            Self::CNode | Self::Frame => None,
+        }
+    }
+
+    /// Lower-case name for reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tcb => "tcb",
+            Self::SchedContext => "sched_context",
+            Self::CNode => "cnode",
+            Self::Endpoint => "endpoint",
+            Self::Notification => "notification",
+            Self::Reply => "reply",
+            Self::VSpace => "vspace",
+            Self::PageTable => "page_table",
+            Self::Frame => "frame",
+            Self::Doorbell => "doorbell",
+        }
+    }
+}
+
+/// Bytes per CNode slot (log2).
+pub const CNODE_SLOT_BITS: u32 = 5;

@@ -1,0 +1,220 @@
+//! Reports of a plan: `report.txt` for people, `report.json` for tools and tests (the same
+//! content), and `system.dot`, a Graphviz picture of replicas, PDs and channels. Every
+//! output is a pure function of the plan, so the same description gives identical files.
+
+use std::fmt::Write;
+
+use crate::plan::{PatchValue, Plan};
+
+/// The JSON report.
+pub fn json(plan: &Plan) -> String {
+    let mut text =
+        serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// The human report.
+pub fn text(plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Atoll system report");
+    let _ = writeln!(s, "board {}, system hash {}", plan.board, plan.system_hash);
+    let _ = writeln!(
+        s,
+        "kernel shared area {:#x} +{:#x}",
+        plan.kernel_shared.base, plan.kernel_shared.size
+    );
+    let _ = writeln!(
+        s,
+        "shared region pool {:#x} +{:#x}",
+        plan.shared_pool.base, plan.shared_pool.size
+    );
+    let _ = writeln!(s, "\n== Memory regions");
+    for r in &plan.memory_regions {
+        let at = r
+            .phys_addr
+            .map_or("not placed".to_string(), |pa| format!("{pa:#x}"));
+        let home = match &r.home {
+            crate::plan::RegionHome::Device => "device".to_string(),
+            crate::plan::RegionHome::Replica(name) => format!("replica {name}"),
+            crate::plan::RegionHome::Shared => "shared pool".to_string(),
+            crate::plan::RegionHome::Unused => "unused".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<20} size {:#10x} page {:#8x} at {at:<12} ({home})",
+            r.name, r.size, r.page_size
+        );
+    }
+    for replica in &plan.replicas {
+        let cores: Vec<String> = replica.cores.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            s,
+            "\n== Replica {} (K{}): cores {{{}}}, RAM {:#x} +{:#x}, {} KiB left free",
+            replica.name,
+            replica.index,
+            cores.join(","),
+            replica.ram.base,
+            replica.ram.size,
+            replica.free_bytes >> 10
+        );
+        for pd in &replica.protection_domains {
+            let parent = pd
+                .parent
+                .as_ref()
+                .map_or(String::new(), |(p, id)| format!(", child {id} of {p}"));
+            let _ = writeln!(
+                s,
+                "\n  PD {}: priority {}, budget {} us, period {} us{}, core {}{parent}, image {}",
+                pd.name,
+                pd.priority,
+                pd.budget_us,
+                pd.period_us,
+                if pd.passive { ", passive" } else { "" },
+                pd.core,
+                pd.program_image
+            );
+            let _ = writeln!(s, "    maps:");
+            for m in &pd.maps {
+                let pa = m.phys_addr.map_or("(allocated at load)".to_string(), |pa| {
+                    format!("pa {pa:#x}")
+                });
+                let _ = writeln!(
+                    s,
+                    "      {:#14x} +{:#9x} {} {} {:<12} {pa}",
+                    m.vaddr,
+                    m.size,
+                    m.perms,
+                    if m.cached { "cached  " } else { "uncached" },
+                    m.what
+                );
+            }
+            let _ = writeln!(s, "    capabilities (Microkit CNode):");
+            for c in &pd.capabilities {
+                let _ = writeln!(
+                    s,
+                    "      slot {:>3}: {:<32} rights {:<4} badge {:#x}",
+                    c.slot, c.object, c.rights, c.badge
+                );
+            }
+            let _ = writeln!(s, "    symbols:");
+            for sym in &pd.symbols {
+                let value = match &sym.value {
+                    PatchValue::Word(w) => format!("{w:#x}"),
+                    PatchValue::Bytes(b) => format!("{b:?}"),
+                };
+                let _ = writeln!(s, "      {} = {value}", sym.symbol);
+            }
+        }
+        if !replica.irqs.is_empty() {
+            let _ = writeln!(s, "\n  IRQs:");
+            for irq in &replica.irqs {
+                let _ = writeln!(
+                    s,
+                    "    irq {} ({}) -> core {}, {} channel {}",
+                    irq.irq, irq.trigger, irq.core, irq.pd, irq.id
+                );
+            }
+        }
+        let _ = writeln!(s, "\n  kernel objects:");
+        for o in &replica.objects {
+            let pa = o.phys_addr.map_or("-".to_string(), |pa| format!("{pa:#x}"));
+            let count = if o.count == 1 {
+                String::new()
+            } else {
+                format!(" x{}", o.count)
+            };
+            let detail = o
+                .detail
+                .as_ref()
+                .map_or(String::new(), |d| format!("  ({d})"));
+            let _ = writeln!(
+                s,
+                "    {:<14} {:<32} 2^{:<2}{count:<6} at {pa}{detail}",
+                o.kind, o.name, o.size_bits
+            );
+        }
+    }
+    let _ = writeln!(s, "\n== Channels");
+    for c in &plan.channels {
+        let [(a, ai), (b, bi)] = &c.ends;
+        let pp = match c.pp_caller {
+            Some(0) => format!(", {a} calls {b}"),
+            Some(_) => format!(", {b} calls {a}"),
+            None => String::new(),
+        };
+        let cross = if c.cross_replica {
+            ", cross-replica"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {a}:{ai} <-> {b}:{bi} (notify {}/{}{pp}{cross})",
+            c.notify[0], c.notify[1]
+        );
+        for d in &c.doorbells {
+            let _ = writeln!(
+                s,
+                "    doorbell {} -> {} bit {} via pending word {:#x}",
+                d.from, d.to, d.bit, d.pending_word
+            );
+        }
+    }
+    s
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The Graphviz picture: replicas as clusters, PDs as nodes, notifications as arrows, PPCs
+/// as bold arrows, cross-replica channels dashed.
+pub fn dot(plan: &Plan) -> String {
+    let mut s =
+        String::from("digraph atoll {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+    for replica in &plan.replicas {
+        let cores: Vec<String> = replica.cores.iter().map(u32::to_string).collect();
+        let _ = writeln!(s, "  subgraph cluster_{} {{", replica.index);
+        let _ = writeln!(
+            s,
+            "    label={};",
+            quoted(&format!(
+                "K{} {} (cores {})",
+                replica.index,
+                replica.name,
+                cores.join(",")
+            ))
+        );
+        for pd in &replica.protection_domains {
+            let _ = writeln!(
+                s,
+                "    {} [label={}];",
+                quoted(&pd.name),
+                quoted(&format!("{}\\nprio {}", pd.name, pd.priority))
+            );
+        }
+        let _ = writeln!(s, "  }}");
+    }
+    for c in &plan.channels {
+        let [(a, _), (b, _)] = &c.ends;
+        let style = if c.cross_replica { "dashed" } else { "solid" };
+        if c.notify[0] {
+            let _ = writeln!(s, "  {} -> {} [style={style}];", quoted(a), quoted(b));
+        }
+        if c.notify[1] {
+            let _ = writeln!(s, "  {} -> {} [style={style}];", quoted(b), quoted(a));
+        }
+        if let Some(caller) = c.pp_caller {
+            let (from, to) = if caller == 0 { (a, b) } else { (b, a) };
+            let _ = writeln!(
+                s,
+                "  {} -> {} [style=bold, label=\"pp\"];",
+                quoted(from),
+                quoted(to)
+            );
+        }
+    }
+    s.push_str("}\n");
+    s
+}

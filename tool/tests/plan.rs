@@ -1,0 +1,101 @@
+//! Planning and reports: a golden JSON report, deterministic outputs, and the plan's
+//! Microkit capability layout checked on a known system.
+
+use std::path::Path;
+
+use microkit::report;
+
+const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
+
+fn reference() -> (String, microkit::plan::Plan) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let checked = microkit::check(&text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    (text, plan)
+}
+
+#[test]
+fn json_report_of_the_reference_system() {
+    let (_, plan) = reference();
+    insta::assert_snapshot!(report::json(&plan));
+}
+
+#[test]
+fn text_report_and_diagram_of_the_reference_system() {
+    let (_, plan) = reference();
+    insta::assert_snapshot!(report::text(&plan));
+    insta::assert_snapshot!(report::dot(&plan));
+}
+
+#[test]
+fn outputs_are_identical_for_identical_input() {
+    let (text, first) = reference();
+    let again = microkit::check(&text, BOARD, false).plan.expect("a plan");
+    assert_eq!(report::json(&first), report::json(&again));
+    assert_eq!(report::text(&first), report::text(&again));
+    assert_eq!(report::dot(&first), report::dot(&again));
+}
+
+#[test]
+fn microkit_capability_layout_and_badges() {
+    use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE};
+    let (_, plan) = reference();
+    let pd = |name: &str| {
+        plan.replicas
+            .iter()
+            .flat_map(|r| &r.protection_domains)
+            .find(|p| p.name == name)
+            .expect("pd")
+    };
+    let cap = |pd_name: &str, slot: u32| {
+        pd(pd_name)
+            .capabilities
+            .iter()
+            .find(|c| c.slot == slot)
+            .cloned()
+    };
+    // app calls kv over channel end 4 (kv's end id 0): slot 74 + 4, badge PPC | 0.
+    let ppc = cap("app", 78).expect("PPC capability");
+    assert_eq!((ppc.object.as_str(), ppc.badge), ("endpoint_kv", PPC_BADGE));
+    // kv receives PPCs, so its input object is an endpoint; plugin's is a notification.
+    assert_eq!(cap("kv", 1).expect("input").object, "endpoint_kv");
+    assert_eq!(
+        cap("plugin", 1).expect("input").object,
+        "notification_plugin"
+    );
+    // plugin is child 0 of app: its faults go to app's endpoint with FAULT | 0, and app
+    // holds its TCB at 202 + 0.
+    let fault = cap("plugin", 2).expect("fault endpoint");
+    assert_eq!(
+        (fault.object.as_str(), fault.badge),
+        ("endpoint_app", FAULT_BADGE)
+    );
+    assert_eq!(cap("app", 202).expect("child TCB").object, "tcb_plugin");
+    // kv is passive: it holds the monitor endpoint at slot 5.
+    assert_eq!(
+        cap("kv", 5).expect("monitor endpoint").object,
+        "monitor_endpoint"
+    );
+    // uart (core 1) and app (core 0) are on different replicas: app's notify is a doorbell
+    // that sets bit 1 (uart's end id) in uart's pending word.
+    let bell = cap("app", 13).expect("output notification");
+    assert!(bell.object.starts_with("doorbell_"), "{bell:?}");
+    assert_eq!(bell.badge, 1 << 1);
+    let channel = plan
+        .channels
+        .iter()
+        .find(|c| c.cross_replica)
+        .expect("cross-replica channel");
+    assert_eq!(channel.doorbells.len(), 2, "both ends notify");
+    // The IRQ is routed to uart's core.
+    let irq = plan
+        .replicas
+        .iter()
+        .flat_map(|r| &r.irqs)
+        .find(|i| i.irq == 33)
+        .expect("irq 33");
+    assert_eq!((irq.pd.as_str(), irq.core, irq.id), ("uart", 1, 0));
+}
