@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ pub struct QemuOptions {
     pub interactive: bool,
     /// Further arguments passed through.
     pub extra: Vec<String>,
+    /// Stop QEMU as soon as the serial output contains this text (for images that run on).
+    pub until: Option<String>,
 }
 
 /// QEMU arguments to boot `image` on `board`.
@@ -119,16 +121,26 @@ pub fn run(
         if let Some(status) = child.try_wait()? {
             break Some(status);
         }
-        if start.elapsed() > timeout {
+        let seen = |text: &str| {
+            stdout.as_ref().is_some_and(|(o, _)| {
+                String::from_utf8_lossy(&o.lock().unwrap_or_else(|e| e.into_inner())).contains(text)
+            })
+        };
+        if start.elapsed() > timeout || options.until.as_deref().is_some_and(seen) {
             let _ = child.kill();
             let _ = child.wait();
             break None;
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let text = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
-        rx.and_then(|rx| rx.recv().ok())
-            .map(|b| String::from_utf8_lossy(&b).replace('\r', ""))
+    // QEMU has exited, so its pipes are closed: the readers finish with everything it wrote.
+    let text = |stream: Option<Collected>| {
+        stream
+            .map(|(b, reader)| {
+                let _ = reader.join();
+                String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner()))
+                    .replace('\r', "")
+            })
             .unwrap_or_default()
     };
     let mut serial = text(stdout);
@@ -149,15 +161,25 @@ pub fn run(
     })
 }
 
-/// Reads a stream to its end on a thread; the bytes arrive on the returned channel.
-fn collect(mut stream: Box<dyn Read + Send>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stream.read_to_end(&mut buf);
-        let _ = tx.send(buf);
+/// A stream being read on a thread into a buffer the caller can watch grow.
+type Collected = (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>);
+
+/// Reads a stream on a thread into a shared buffer, so the caller can watch it grow.
+fn collect(mut stream: Box<dyn Read + Send>) -> Collected {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buffer);
+    let reader = thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&chunk[..n]);
+        }
     });
-    rx
+    (buffer, reader)
 }
 
 /// The workspace's `target/` directory.

@@ -275,3 +275,84 @@ board_tests! {
     zcu102 => "zcu102",
     imx8mp_evk => "imx8mp_evk",
 }
+
+/// The `microkit` command line packs the default system from the kernel, loader and PD
+/// programs that `cargo xtask build` made, byte for byte the same twice, and that image boots.
+#[test]
+fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
+    let board = "qemu_virt_aarch64";
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("{name} is not set: run through `cargo xtask test`"))
+    };
+    let (tool, system) = (env("ATOLL_MICROKIT"), env("ATOLL_SYSTEM_XML"));
+    let built = images().join(board).join("boot");
+    let work = target_dir().join("e2e-logs").join("microkit-cli");
+    let sdk = work.join("sdk");
+    std::fs::create_dir_all(sdk.join(board)).expect("sdk dir");
+    for elf in ["atoll-kernel.elf", "atoll-loader.elf"] {
+        std::fs::copy(built.join(elf), sdk.join(board).join(elf)).expect("copy ELF");
+    }
+    let pack = |n: u32| {
+        let (image, report) = (
+            work.join(format!("atoll-{n}.img")),
+            work.join(format!("report-{n}/report.txt")),
+        );
+        let out = std::process::Command::new(&tool)
+            .arg(&system)
+            .args(["--board", board, "--sdk"])
+            .arg(&sdk)
+            .arg("--search-path")
+            .arg(built.join("pds"))
+            .arg("-o")
+            .arg(&image)
+            .arg("-r")
+            .arg(&report)
+            .output()
+            .expect("microkit runs");
+        assert!(
+            out.status.success(),
+            "microkit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (image, report)
+    };
+    let (image, report) = pack(1);
+    let (image2, report2) = pack(2);
+    let read = |p: &PathBuf| std::fs::read(p).expect("output written");
+    assert_eq!(
+        read(&image),
+        read(&image2),
+        "the same input gave different images"
+    );
+    for name in ["report.txt", "report.json", "system.dot"] {
+        assert_eq!(
+            read(&report.with_file_name(name)),
+            read(&report2.with_file_name(name)),
+            "{name} differs"
+        );
+    }
+    let json = String::from_utf8(read(&report.with_file_name("report.json"))).expect("utf-8");
+    for replica in ["\"io\"", "\"rt\"", "\"storage\""] {
+        assert!(
+            json.contains(replica),
+            "report.json lacks replica {replica}"
+        );
+    }
+    let b = atoll_boards::by_name(board).expect("board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-microkit-cli.log"));
+    let options = QemuOptions {
+        until: Some("ping ring complete".into()),
+        ..QemuOptions::default()
+    };
+    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    position(&outcome, "LDR|INFO: image ok: 7 parts");
+    position(&outcome, "K2|INFO: up on cores {2,3}");
+    position(
+        &outcome,
+        "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
+    );
+}

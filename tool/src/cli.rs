@@ -42,6 +42,11 @@ pub struct Args {
     /// images are needed.
     #[arg(long, conflicts_with = "check")]
     pub plan_only: bool,
+    /// Where the kernel and loader are: `<sdk>/<board>/atoll-kernel.elf` and
+    /// `atoll-loader.elf` (what `cargo xtask build` writes). Default: `$ATOLL_SDK`, else
+    /// `target/atoll`.
+    #[arg(long, value_name = "DIR")]
+    pub sdk: Option<PathBuf>,
     /// How to print errors and warnings.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub message_format: Format,
@@ -105,12 +110,10 @@ pub enum ToolError {
     #[diagnostic(code(microkit::board))]
     UnknownBoard(String),
     /// Packing is issue 3's second half.
-    #[error("image packing is not implemented yet")]
-    #[diagnostic(
-        code(microkit::unimplemented),
-        help("use --check to validate the description only")
-    )]
-    PackingNotImplemented,
+    /// Packing the image failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Pack(crate::pack::PackError),
 }
 
 fn board_names() -> Vec<&'static str> {
@@ -222,11 +225,10 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         return Ok(true);
     }
     if args.plan_only {
-        let plan = checked
-            .plan
-            .as_ref()
-            .ok_or(ToolError::PackingNotImplemented)?;
-        write_reports(plan, &args.report)?;
+        // A system without errors always has a plan: planning is part of checking.
+        if let Some(plan) = checked.plan.as_ref() {
+            write_reports(plan, &args.report)?;
+        }
         if format == MessageFormat::Human {
             println!(
                 "{path}: planned; reports written to {}",
@@ -235,7 +237,60 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         }
         return Ok(true);
     }
-    Err(ToolError::PackingNotImplemented)
+    let sdk = args
+        .sdk
+        .clone()
+        .or_else(|| std::env::var_os("ATOLL_SDK").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/atoll"))
+        .join(board.name);
+    let read = |name: &str| {
+        let path = sdk.join(name);
+        std::fs::read(&path).map_err(|source| ToolError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
+    let mut search_paths = args.search_path.clone();
+    search_paths.push(PathBuf::from("."));
+    let inputs = crate::pack::Inputs {
+        board,
+        kernel_elf: &kernel_elf,
+        loader_elf: &loader_elf,
+        search_paths: &search_paths,
+        replica_flags: &[],
+    };
+    let text = source.text();
+    match crate::pack::pack(&system, text, &inputs) {
+        Ok(packed) => {
+            write_reports(&packed.plan, &args.report)?;
+            if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            std::fs::write(&args.output, &packed.image).map_err(|source| ToolError::Write {
+                path: args.output.display().to_string(),
+                source,
+            })?;
+            if format == MessageFormat::Human {
+                println!(
+                    "{path}: wrote {} ({} bytes) and {}",
+                    args.output.display(),
+                    packed.image.len(),
+                    args.report.display()
+                );
+            }
+            Ok(true)
+        }
+        Err(errors) => {
+            for error in errors {
+                report_tool_error(ToolError::Pack(error), args);
+            }
+            Ok(false)
+        }
+    }
 }
 
 /// Writes `report.txt` at `report`, `report.json` beside it and `system.dot` in the same
@@ -243,6 +298,12 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
 fn write_reports(plan: &crate::plan::Plan, report: &std::path::Path) -> Result<(), ToolError> {
     let json_path = report.with_extension("json");
     let dot_path = report.with_file_name("system.dot");
+    if let Some(dir) = report.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
     for (path, contents) in [
         (report.to_path_buf(), crate::report::text(plan)),
         (json_path, crate::report::json(plan)),

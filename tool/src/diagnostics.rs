@@ -172,6 +172,8 @@ codes! {
     OutOfMemory = "E090", "not enough memory";
     /// A fixed physical address inside RAM (not supported yet).
     PhysAddrInRam = "E091", "fixed physical address in RAM";
+    /// The first replica does not hold the boot core.
+    BootCoreReplica = "E092", "boot core outside the first replica";
     /// A memory region no PD maps.
     UnusedRegion = "W001", "unused memory region";
     /// A declared replica that runs no PD.

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod diagnostics;
 pub mod limits;
 pub mod model;
+pub mod pack;
 pub mod parse;
 pub mod plan;
 pub mod replicas;

@@ -182,6 +182,25 @@ pub struct PdPlan {
     pub maps: Vec<MapPlan>,
     /// Symbols to patch in its program image.
     pub symbols: Vec<SymbolPatch>,
+    /// Where its program was placed (filled in when packing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImagePlacement>,
+}
+
+/// A PD program placed in its replica's RAM.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImagePlacement {
+    /// Physical address of its lowest page.
+    #[serde(serialize_with = "hex")]
+    pub phys_addr: u64,
+    /// Bytes from its lowest to its highest page.
+    #[serde(serialize_with = "hex")]
+    pub size: u64,
+    /// Entry point.
+    #[serde(serialize_with = "hex")]
+    pub entry: u64,
+    /// Loadable segments: virtual address, size, permissions.
+    pub segments: Vec<(u64, u64, String)>,
 }
 
 /// One capability slot.
@@ -235,6 +254,8 @@ pub enum PatchValue {
     Word(#[serde(serialize_with = "hex")] u64),
     /// Raw bytes (NUL padded to the symbol's size when patched).
     Bytes(String),
+    /// The length of this region's prefill file, known once the file is read.
+    PrefillSize(String),
 }
 
 /// A device interrupt and where it goes.
@@ -316,13 +337,44 @@ fn error(code: Code, span: Span, message: String) -> Diagnostic {
     Diagnostic::error(code, span, message)
 }
 
-/// Plans `system` (validated from `text`) on `board`.
+/// Plans `system` (validated from `text`) on `board`. A region sized only by its prefill
+/// file is planned at one page; [`plan_with_prefills`] plans it at the file's size.
 pub fn plan(
     system: &SystemDescription,
     text: &str,
     board: &Board,
 ) -> Result<Plan, Vec<Diagnostic>> {
+    plan_with_prefills(system, text, board, &|_| None)
+}
+
+/// Like [`plan`], with `prefill_len(path)` giving the length of a prefill file.
+pub fn plan_with_prefills(
+    system: &SystemDescription,
+    text: &str,
+    board: &Board,
+    prefill_len: &dyn Fn(&str) -> Option<u64>,
+) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
+    let region_size = |mr: &crate::model::MemoryRegion| match (mr.size, &mr.prefill) {
+        (Some(size), _) => size,
+        (None, Some(Prefill::File(path))) => prefill_len(path)
+            .unwrap_or(0)
+            .next_multiple_of(mr.page_size)
+            .max(mr.page_size),
+        (None, _) => mr.page_size,
+    };
+    if let Some((_, first)) = system.replicas.first()
+        && !first.cores.contains(&0)
+    {
+        errors.push(error(
+            Code::BootCoreReplica,
+            first.span,
+            format!(
+                "the first replica ('{}') must include core 0, the boot core, which starts every other replica",
+                first.name
+            ),
+        ));
+    }
     let replica_count = system.replicas.len().max(1);
 
     // Regions: where each one's memory comes from.
@@ -359,7 +411,7 @@ pub fn plan(
         .values()
         .zip(&homes)
         .filter(|(_, h)| **h == RegionHome::Shared)
-        .map(|(mr, _)| mr.size.unwrap_or(0).next_multiple_of(mr.page_size))
+        .map(|(mr, _)| region_size(mr).next_multiple_of(mr.page_size))
         .sum();
     let split = match split_ram(board, replica_count, pool_bytes) {
         Ok(split) => split,
@@ -396,9 +448,7 @@ pub fn plan(
     order.sort_by_key(|&i| std::cmp::Reverse(system.memory_regions[i].page_size));
     for i in order {
         let mr = &system.memory_regions[i];
-        let size = mr
-            .size
-            .unwrap_or(0)
+        let size = region_size(mr)
             .next_multiple_of(mr.page_size)
             .max(mr.page_size);
         let placed = match &homes[i] {
@@ -428,7 +478,7 @@ pub fn plan(
         .enumerate()
         .map(|(i, mr)| RegionPlan {
             name: mr.name.clone(),
-            size: mr.size.unwrap_or(0),
+            size: region_size(mr),
             page_size: mr.page_size,
             phys_addr: region_addr[i],
             home: homes[i].clone(),
@@ -486,10 +536,12 @@ pub fn plan(
 
     let mut replicas = Vec::new();
     for (index, replica) in system.replicas.values().enumerate() {
+        let sizes: Vec<u64> = system.memory_regions.values().map(region_size).collect();
         let builder = ReplicaBuilder {
             system,
             index,
             region_addr: &region_addr,
+            region_sizes: &sizes,
             channels: &channels,
         };
         let (protection_domains, mut objects, irqs) = builder.build();
@@ -547,6 +599,7 @@ struct ReplicaBuilder<'a> {
     system: &'a SystemDescription,
     index: usize,
     region_addr: &'a [Option<u64>],
+    region_sizes: &'a [u64],
     channels: &'a [ChannelPlan],
 }
 
@@ -781,7 +834,7 @@ impl ReplicaBuilder<'_> {
             ];
             for map in &pd.maps {
                 let mr = &system.memory_regions[map.mr];
-                let size = mr.size.unwrap_or(0);
+                let size = self.region_sizes[map.mr];
                 maps.push(MapPlan {
                     what: mr.name.clone(),
                     vaddr: map.vaddr,
@@ -854,6 +907,7 @@ impl ReplicaBuilder<'_> {
                 capabilities: caps,
                 maps,
                 symbols,
+                image: None,
             });
         }
         (pds, objects, irqs)

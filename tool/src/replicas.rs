@@ -71,6 +71,19 @@ pub fn place(decls: &Declarations, board: &Board, diagnostics: &mut Vec<Diagnost
         pds.push(placed);
     }
     if !declared {
+        // Core 0 boots the machine and owns the console, so it always runs a replica, even
+        // when no PD is placed on it (a Microkit description may use only other cores).
+        if !replicas.iter().any(|r| r.cores == [0])
+            && let Some(first) = decls.protection_domains.first()
+        {
+            replicas.push(Replica {
+                name: "core0".into(),
+                cores: vec![0],
+                declared: false,
+                protection_domains: Vec::new(),
+                span: first.name.span,
+            });
+        }
         sort_implied(&mut replicas, &mut pds);
     }
     for (pd, &(replica, _)) in pds.iter().enumerate() {
@@ -78,7 +91,10 @@ pub fn place(decls: &Declarations, board: &Board, diagnostics: &mut Vec<Diagnost
             replica.protection_domains.push(pd);
         }
     }
-    for replica in replicas.iter().filter(|r| r.protection_domains.is_empty()) {
+    for replica in replicas
+        .iter()
+        .filter(|r| r.declared && r.protection_domains.is_empty())
+    {
         diagnostics.push(
             Diagnostic::warning(
                 Code::EmptyReplica,

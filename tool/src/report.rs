@@ -74,6 +74,16 @@ pub fn text(plan: &Plan) -> String {
                 pd.core,
                 pd.program_image
             );
+            if let Some(image) = &pd.image {
+                let _ = writeln!(
+                    s,
+                    "    program at pa {:#x} +{:#x}, entry {:#x}",
+                    image.phys_addr, image.size, image.entry
+                );
+                for (vaddr, size, perms) in &image.segments {
+                    let _ = writeln!(s, "      segment {vaddr:#x} +{size:#x} {perms}");
+                }
+            }
             let _ = writeln!(s, "    maps:");
             for m in &pd.maps {
                 let pa = m.phys_addr.map_or("(allocated at load)".to_string(), |pa| {
@@ -102,6 +112,7 @@ pub fn text(plan: &Plan) -> String {
                 let value = match &sym.value {
                     PatchValue::Word(w) => format!("{w:#x}"),
                     PatchValue::Bytes(b) => format!("{b:?}"),
+                    PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
                 };
                 let _ = writeln!(s, "      {} = {value}", sym.symbol);
             }
@@ -164,8 +175,13 @@ pub fn text(plan: &Plan) -> String {
     s
 }
 
+/// A Graphviz quoted string; line breaks become `\n`.
 fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = name
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// The Graphviz picture: replicas as clusters, PDs as nodes, notifications as arrows, PPCs
@@ -191,7 +207,7 @@ pub fn dot(plan: &Plan) -> String {
                 s,
                 "    {} [label={}];",
                 quoted(&pd.name),
-                quoted(&format!("{}\\nprio {}", pd.name, pd.priority))
+                quoted(&format!("{}\nprio {}", pd.name, pd.priority))
             );
         }
         let _ = writeln!(s, "  }}");

@@ -121,7 +121,7 @@ fn strict_rejects_the_replica_extension() {
 }
 
 #[test]
-fn packing_is_not_implemented_yet() {
+fn packing_without_a_kernel_says_where_it_looked() {
     let dir = std::env::temp_dir().join(format!("microkit-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let image = dir.join("atoll.img");
@@ -132,6 +132,8 @@ fn packing_is_not_implemented_yet() {
         "qemu_virt_aarch64",
         "--config",
         "release",
+        "--sdk",
+        dir.to_str().expect("path"),
         "--search-path",
         "build",
         "other",
@@ -140,7 +142,11 @@ fn packing_is_not_implemented_yet() {
     ];
     let out = microkit(&args);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("image packing is not implemented yet"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("qemu_virt_aarch64/atoll-kernel.elf"),
+        "{stderr}"
+    );
     assert!(!image.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -181,28 +187,39 @@ fn usage_errors_exit_one() {
 fn tool_errors_follow_the_message_format() {
     let file = fixture("examples/sdf_reference.xml");
     let file = file.to_str().expect("path");
+    let sdk = "/nonexistent-sdk";
     let out = microkit(&[
         file,
         "--board",
         "qemu_virt_aarch64",
+        "--sdk",
+        sdk,
         "--message-format",
         "json",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let object: serde_json::Value =
         serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object");
-    assert_eq!(object["code"], "microkit::unimplemented");
-    assert_eq!(object["message"], "image packing is not implemented yet");
+    assert_eq!(object["code"], "microkit::read");
+    assert!(
+        object["message"]
+            .as_str()
+            .is_some_and(|m| m
+                .starts_with("cannot read '/nonexistent-sdk/qemu_virt_aarch64/atoll-kernel.elf'")),
+        "{object}"
+    );
     let out = microkit(&[
         file,
         "--board",
         "qemu_virt_aarch64",
+        "--sdk",
+        sdk,
         "--message-format",
         "short",
     ]);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.ends_with("error[microkit::unimplemented]: image packing is not implemented yet\n"),
+        stderr.contains("error[microkit::read]: cannot read '/nonexistent-sdk/qemu_virt_aarch64/atoll-kernel.elf'"),
         "{stderr}"
     );
 }

@@ -1,14 +1,12 @@
 //! `cargo xtask build`: compiles the loader and kernel, lays out the replicas and packs
 //! the image, leaving everything needed to debug it beside the image.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
 use atoll_abi::spec::flags;
 use atoll_boards::Board;
-use atoll_pack::plan::{LayoutRequest, PlannedReplica};
 
 use crate::BuildArgs;
 
@@ -97,82 +95,139 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         std::fs::read(bin_dir.join("atoll-kernel")).context("reading the kernel ELF")?;
     let loader_elf =
         std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
-    let kernel = atoll_pack::elf::flatten_kernel(&kernel_elf)?;
-    let loader = atoll_pack::elf::flatten_loader(&loader_elf)?;
-
-    let mut request = LayoutRequest::default_for(board);
-    if let Some(text) = &args.layout {
-        request.clusters = atoll_pack::plan::parse_clusters(text)?;
+    let system_path = args
+        .system
+        .clone()
+        .unwrap_or_else(|| root.join("system.xml"));
+    let text = std::fs::read_to_string(&system_path)
+        .with_context(|| format!("reading {}", system_path.display()))?;
+    let checked = microkit::check(&text, board, false);
+    let source =
+        microkit::diagnostics::Source::new(system_path.display().to_string(), text.clone());
+    for d in &checked.diagnostics {
+        eprint!(
+            "{}",
+            microkit::diagnostics::render(
+                d,
+                &source,
+                microkit::diagnostics::MessageFormat::Human,
+                false
+            )
+        );
     }
-    request.flags = vec![0; request.clusters.len()];
+    let Some(system) = checked.system else {
+        bail!("{} has errors", system_path.display());
+    };
+
+    let pd_dir = out.join("pds");
+    build_programs(&system, release, &pd_dir)?;
+
+    let mut replica_flags = vec![0u32; system.replicas.len()];
     if args.test {
-        request.flags[0] |= flags::EXIT_WHEN_DONE;
+        replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
     if let Some(r) = args.selftest_fault {
-        let slot = request
-            .flags
+        let slot = replica_flags
             .get_mut(r as usize)
             .ok_or_else(|| anyhow!("--selftest-fault {r}: there is no replica {r}"))?;
         *slot |= flags::SELFTEST_FAULT;
     }
-    let replicas = atoll_pack::plan::plan(board, &request, &kernel)?;
-    let image = atoll_pack::image::bootable_image(board, &loader, &kernel, &replicas)?;
+    let mut search_paths = vec![pd_dir];
+    if let Some(dir) = system_path.parent() {
+        search_paths.push(dir.to_path_buf());
+    }
+    let inputs = microkit::pack::Inputs {
+        board,
+        kernel_elf: &kernel_elf,
+        loader_elf: &loader_elf,
+        search_paths: &search_paths,
+        replica_flags: &replica_flags,
+    };
+    let packed = microkit::pack::pack(&system, &text, &inputs).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!(
+            "packing {} failed:\n  {}",
+            system_path.display(),
+            lines.join("\n  ")
+        )
+    })?;
 
     let image_path = out.join("atoll.img");
-    std::fs::write(&image_path, &image)?;
+    std::fs::write(&image_path, &packed.image)?;
     std::fs::write(out.join("atoll-kernel.elf"), &kernel_elf)?;
     std::fs::write(out.join("atoll-loader.elf"), &loader_elf)?;
-    for r in &replicas {
-        std::fs::write(
-            out.join(format!("replica-{}.spec", r.spec.replica)),
-            zerocopy_bytes(r),
-        )?;
-    }
+    std::fs::write(out.join("report.txt"), microkit::report::text(&packed.plan))?;
     std::fs::write(
-        out.join("layout.txt"),
-        describe(board, &replicas, image.len()),
+        out.join("report.json"),
+        microkit::report::json(&packed.plan),
     )?;
+    std::fs::write(out.join("system.dot"), microkit::report::dot(&packed.plan))?;
     Ok(Built { image: image_path })
 }
 
-fn zerocopy_bytes(r: &PlannedReplica) -> Vec<u8> {
-    zerocopy::IntoBytes::as_bytes(&r.spec).to_vec()
-}
+/// The target PD programs are built for.
+pub const PD_TARGET: &str = "aarch64-unknown-none";
 
-/// A human summary of the layout, written beside the image.
-fn describe(board: &Board, replicas: &[PlannedReplica], image_len: usize) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "board {} ({})", board.name, board.description);
-    if let Some(first) = replicas.first() {
-        let _ = writeln!(
-            s,
-            "system hash {:#018x}, image {} bytes",
-            first.spec.system_hash, image_len
-        );
-        let _ = writeln!(
-            s,
-            "shared area {:#x} +{:#x}",
-            first.spec.shared.pa, first.spec.shared.size
-        );
-    }
-    for r in replicas {
-        let spec = &r.spec;
-        let _ = writeln!(
-            s,
-            "K{}: cores {:#b} RAM {:#x}-{:#x} flags {:#x}",
-            spec.replica,
-            spec.core_mask,
-            spec.ram.base,
-            spec.ram.end(),
-            spec.flags
-        );
-        for m in spec.mappings() {
-            let _ = writeln!(
-                s,
-                "    va {:#018x} -> pa {:#012x} size {:#x} attrs {:#x}",
-                m.va, m.pa, m.size, m.attrs
+/// Builds the program of every PD the description names: `path="io.elf"` is the binary
+/// `io` of a package under `protection-domains/`. Copies each to `dir/<name>.elf`.
+fn build_programs(
+    system: &microkit::model::SystemDescription,
+    release: bool,
+    dir: &Path,
+) -> Result<()> {
+    let metadata = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).context("reading cargo metadata")?;
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let mut wanted: Vec<(String, String, String)> = Vec::new(); // (package, bin, file)
+    for pd in system.protection_domains.values() {
+        let file = pd.program_image.path.clone();
+        let bin = Path::new(&file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let package = packages.iter().find_map(|p| {
+            let in_pds = p["manifest_path"]
+                .as_str()
+                .is_some_and(|m| m.contains("protection-domains"));
+            let has_bin = p["targets"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t["name"] == bin.as_str() && t["kind"][0] == "bin")
+            });
+            (in_pds && has_bin).then(|| p["name"].as_str().unwrap_or_default().to_string())
+        });
+        let Some(package) = package else {
+            bail!(
+                "PD '{}': no binary `{bin}` under protection-domains/ builds its program image `{file}`",
+                pd.name
             );
+        };
+        if !wanted.iter().any(|w| w.2 == file) {
+            wanted.push((package, bin, file));
         }
     }
-    s
+    let mut cmd = cargo();
+    cmd.args(["build", "--quiet", "--target", PD_TARGET]);
+    if release {
+        cmd.arg("--release");
+    }
+    for (package, _, _) in &wanted {
+        cmd.args(["-p", package]);
+    }
+    if !wanted.is_empty() && !cmd.status().context("building PD programs")?.success() {
+        bail!("building the PD programs failed");
+    }
+    std::fs::create_dir_all(dir)?;
+    let bin_dir = workspace_root()
+        .join("target")
+        .join(PD_TARGET)
+        .join(if release { "release" } else { "debug" });
+    for (_, bin, file) in &wanted {
+        std::fs::copy(bin_dir.join(bin), dir.join(file))
+            .with_context(|| format!("copying {bin}"))?;
+    }
+    Ok(())
 }

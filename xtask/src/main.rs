@@ -34,10 +34,9 @@ pub struct BuildArgs {
     /// Board to build for.
     #[arg(long, default_value = "qemu_virt_aarch64")]
     pub board: String,
-    /// Replica layout: cores of each replica, replicas separated by `;` (e.g. "0;1;2,3").
-    /// Defaults to the board's cluster map.
+    /// The system description (default: system.xml at the repository root).
     #[arg(long)]
-    pub layout: Option<String>,
+    pub system: Option<PathBuf>,
     /// Build with the dev profile instead of release (both keep debug info).
     #[arg(long)]
     pub debug: bool,
@@ -99,6 +98,7 @@ fn run(args: RunArgs) -> Result<()> {
         icount: args.icount,
         interactive: true,
         extra: args.qemu_args,
+        until: None,
     };
     let qemu_args = atoll_e2e::qemu_args(board, &built.image, &options);
     eprintln!("xtask: {} {}", atoll_e2e::QEMU, qemu_args.join(" "));

@@ -45,6 +45,26 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             &mut cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
         )?;
         step(
+            "clippy (protection domains)",
+            &mut cargo(&[
+                "clippy",
+                "--quiet",
+                "-p",
+                "atoll-microkit",
+                "-p",
+                "atoll-pd-io",
+                "-p",
+                "atoll-pd-rt",
+                "-p",
+                "atoll-pd-storage",
+                "--target",
+                crate::build::PD_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        step(
             "clippy (aarch64 crates)",
             &mut cargo(&[
                 "clippy",
@@ -69,7 +89,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             eprintln!("xtask test: building the {variant} image for {}", b.name);
             let args = BuildArgs {
                 board: b.name.into(),
-                layout: None,
+                system: None,
                 debug: false,
                 test: true,
                 selftest_fault: fault,
@@ -78,9 +98,20 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             build(&args)?;
         }
     }
+    step(
+        "building the microkit tool",
+        &mut cargo(&["build", "--quiet", "-p", "microkit"]),
+    )?;
+    let microkit = workspace_root()
+        .join("target")
+        .join("debug")
+        .join("microkit");
     let filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);
-    e2e.args(&filters).env("ATOLL_E2E_IMAGES", &images);
+    e2e.args(&filters)
+        .env("ATOLL_E2E_IMAGES", &images)
+        .env("ATOLL_MICROKIT", &microkit)
+        .env("ATOLL_SYSTEM_XML", workspace_root().join("system.xml"));
     step("QEMU end-to-end tests", &mut e2e)?;
     eprintln!("xtask test: all passed in {:.1?}", started.elapsed());
     Ok(())

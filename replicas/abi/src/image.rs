@@ -61,6 +61,10 @@ pub enum PartKind {
     Kernel = 1,
     /// A replica's [`crate::spec::ReplicaSpec`].
     ReplicaSpec = 2,
+    /// A PD's program, flattened from its lowest to its highest loadable address.
+    PdImage = 3,
+    /// The initial contents of a memory region (`prefill_path`).
+    RegionData = 4,
 }
 
 impl PartKind {
@@ -69,6 +73,8 @@ impl PartKind {
         match raw {
             1 => Some(Self::Kernel),
             2 => Some(Self::ReplicaSpec),
+            3 => Some(Self::PdImage),
+            4 => Some(Self::RegionData),
             _ => None,
         }
     }

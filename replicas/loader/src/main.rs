@@ -195,6 +195,8 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
                 }
                 *slot = Some((spec, part.entry.dest_offset));
             }
+            // Placed below, once every replica's memory is known.
+            PartKind::PdImage | PartKind::RegionData => {}
         }
     }
     let kernel = kernel.ok_or(Refusal::Layout("image has no kernel", 0))?;
@@ -203,6 +205,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         return Err(Refusal::Layout("image has no replicas", 0));
     }
     check_layout(&specs, count, &kernel.entry)?;
+    check_placed_parts(&view, &specs)?;
 
     let first = specs[0]
         .as_ref()
@@ -225,6 +228,15 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     for (spec, spec_offset) in specs.iter().flatten() {
         let replica = spec.replica;
         let ram = spec.ram;
+        for part in view.parts().filter(|p| p.entry.replica == replica) {
+            if matches!(part.kind, PartKind::PdImage | PartKind::RegionData) {
+                copy_part(
+                    ram.base + part.entry.dest_offset,
+                    part.bytes,
+                    part.entry.mem_size,
+                );
+            }
+        }
         copy_part(
             ram.base + kernel.entry.dest_offset,
             kernel.bytes,
@@ -441,6 +453,34 @@ fn check_layout(
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// PD images and region contents must land in their replica's free memory.
+fn check_placed_parts(
+    view: &ImageView<'_>,
+    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
+) -> Result<(), Refusal> {
+    for part in view.parts() {
+        if !matches!(part.kind, PartKind::PdImage | PartKind::RegionData) {
+            continue;
+        }
+        let r = part.entry.replica;
+        let (spec, _) = specs
+            .get(r as usize)
+            .and_then(Option::as_ref)
+            .ok_or(Refusal::Layout(
+                "a program or region part names no replica",
+                r,
+            ))?;
+        let end = part.entry.dest_offset.checked_add(part.entry.mem_size);
+        if part.entry.dest_offset < spec.free_offset || end.is_none_or(|e| e > spec.ram.size) {
+            return Err(Refusal::Layout(
+                "a program or region part lies outside the replica's free memory",
+                r,
+            ));
         }
     }
     Ok(())

@@ -16,11 +16,21 @@ use crate::plan::PlannedReplica;
 /// Offset of the arm64 Image header's `image_size` field.
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
 
+/// A part beyond the kernel and the specs: a PD image or a region's initial contents.
+#[derive(Clone, Debug)]
+pub struct ExtraPart {
+    /// Its table entry (`offset` is filled in when packing).
+    pub entry: PartEntry,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// The image proper: header, table of parts and parts.
 pub fn image_proper(
     board: &Board,
     kernel: &KernelImage,
     replicas: &[PlannedReplica],
+    extra: &[ExtraPart],
 ) -> Result<Vec<u8>, PackError> {
     let board_field = encode_board_name(board.name)
         .ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
@@ -51,6 +61,9 @@ pub fn image_proper(
             reserved: 0,
         };
         parts.push((entry, bytes));
+    }
+    for part in extra {
+        parts.push((part.entry, &part.bytes));
     }
     let table_end = (size_of::<ImageHeader>() + parts.len() * size_of::<PartEntry>()) as u64;
     let mut offset = table_end.next_multiple_of(IMAGE_ALIGN);
@@ -87,6 +100,7 @@ pub fn bootable_image(
     loader: &LoaderImage,
     kernel: &KernelImage,
     replicas: &[PlannedReplica],
+    extra: &[ExtraPart],
 ) -> Result<Vec<u8>, PackError> {
     let expected_base = board.ram.base + board.image_offset;
     if loader.base != expected_base {
@@ -95,7 +109,7 @@ pub fn bootable_image(
             loader.base, board.name
         )));
     }
-    let proper = image_proper(board, kernel, replicas)?;
+    let proper = image_proper(board, kernel, replicas, extra)?;
     let mut out = loader.bytes.clone();
     out.extend_from_slice(&proper);
     if board.image_offset + out.len() as u64 > board.boot_reserved {
@@ -121,7 +135,7 @@ mod tests {
         let board = &atoll_boards::QEMU_VIRT_AARCH64;
         let kernel = crate::plan::tests::fake_kernel();
         let replicas = plan(board, &LayoutRequest::default_for(board), &kernel).unwrap();
-        image_proper(board, &kernel, &replicas).unwrap()
+        image_proper(board, &kernel, &replicas, &[]).unwrap()
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct LayoutRequest {
     pub flags: Vec<u32>,
     /// Timer ticks per second.
     pub tick_hz: u32,
+    /// Bytes of regions shared between replicas (see [`split_ram`]).
+    pub shared_pool: u64,
 }
 
 impl LayoutRequest {
@@ -44,6 +46,7 @@ impl LayoutRequest {
             clusters: board.default_clusters.iter().map(|c| c.to_vec()).collect(),
             flags: Vec::new(),
             tick_hz: DEFAULT_TICK_HZ,
+            shared_pool: 0,
         }
     }
 }
@@ -195,7 +198,7 @@ pub fn plan(
         )));
     }
     let count = masks.len() as u64;
-    let split = split_ram(board, masks.len(), 0)?;
+    let split = split_ram(board, masks.len(), request.shared_pool)?;
     let shared = split.kernel_shared;
     let share = split.replicas[0].size;
 
@@ -427,6 +430,7 @@ pub(crate) mod tests {
             clusters: parse_clusters(c).unwrap(),
             flags: vec![],
             tick_hz: 100,
+            shared_pool: 0,
         };
         let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
         assert!(err("0;1;1").contains("core 1 is already in another replica"));
@@ -474,7 +478,7 @@ pub(crate) mod tests {
             for r in &order {
                 clusters.push((0..4u32).filter(|&c| assign[c as usize] == *r).collect());
             }
-            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100 };
+            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0 };
             let planned = plan(board, &req, &fake_kernel()).unwrap();
             check_invariants(board, &planned);
         }
