@@ -289,11 +289,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
     let (tool, system) = (env("ATOLL_MICROKIT"), env("ATOLL_SYSTEM_XML"));
     let built = images().join(board).join("boot");
     let work = target_dir().join("e2e-logs").join("microkit-cli");
-    let sdk = work.join("sdk");
-    std::fs::create_dir_all(sdk.join(board)).expect("sdk dir");
-    for elf in ["atoll-kernel.elf", "atoll-loader.elf"] {
-        std::fs::copy(built.join(elf), sdk.join(board).join(elf)).expect("copy ELF");
-    }
+    let sdk = make_sdk(board, &built, &work);
     let pack = |n: u32| {
         let (image, report) = (
             work.join(format!("atoll-{n}.img")),
@@ -357,6 +353,17 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
     );
 }
 
+/// An SDK directory for the `microkit` tool (`<work>/sdk/<board>/atoll-{kernel,loader}.elf`)
+/// made from what `cargo xtask build` left in `built`.
+fn make_sdk(board: &str, built: &std::path::Path, work: &std::path::Path) -> PathBuf {
+    let sdk = work.join("sdk");
+    std::fs::create_dir_all(sdk.join(board)).expect("sdk dir");
+    for elf in ["atoll-kernel.elf", "atoll-loader.elf"] {
+        std::fs::copy(built.join(elf), sdk.join(board).join(elf)).expect("copy ELF");
+    }
+    sdk
+}
+
 /// The value of `symbol` in a PD's packed program: the PD part of the image holds the
 /// program flattened from its lowest page, so the symbol sits at `address - part.vaddr`.
 fn patched_bytes(image: &[u8], replica: u32, elf: &[u8], symbol: &str) -> Vec<u8> {
@@ -416,10 +423,7 @@ fn qemu_virt_aarch64_microkit_patches_program_symbols() {
         .map(PathBuf::from)
         .expect("ATOLL_MICROKIT set by cargo xtask test");
     let work = target_dir().join("e2e-logs").join("microkit-patch");
-    std::fs::create_dir_all(work.join("sdk").join(board)).expect("dir");
-    for elf in ["atoll-kernel.elf", "atoll-loader.elf"] {
-        std::fs::copy(built.join(elf), work.join("sdk").join(board).join(elf)).expect("copy");
-    }
+    let sdk = make_sdk(board, &built, &work);
     let xml = work.join("system.xml");
     std::fs::write(
         &xml,
@@ -435,7 +439,7 @@ fn qemu_virt_aarch64_microkit_patches_program_symbols() {
     let out = std::process::Command::new(&tool)
         .arg(&xml)
         .args(["--board", board, "--message-format", "short", "--sdk"])
-        .arg(work.join("sdk"))
+        .arg(&sdk)
         .arg("--search-path")
         .arg(built.join("pds"))
         .arg("-o")
