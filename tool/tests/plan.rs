@@ -99,3 +99,16 @@ fn microkit_capability_layout_and_badges() {
         .expect("irq 33");
     assert_eq!((irq.pd.as_str(), irq.core, irq.id), ("uart", 1, 0));
 }
+
+/// The default system at the repository root, planned for QEMU virt: the golden report.
+#[test]
+fn json_report_of_the_default_system() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../system.xml");
+    let text = std::fs::read_to_string(path).expect("system.xml at the repository root");
+    let checked = microkit::check(&text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    let names: Vec<&str> = plan.replicas.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["io", "rt", "storage"]);
+    insta::assert_snapshot!(report::json(&plan));
+}
