@@ -457,3 +457,67 @@ fn qemu_virt_aarch64_microkit_patches_program_symbols() {
         "an image was written despite the error"
     );
 }
+
+/// A device interrupt declared in the description is routed by the loader to the core of the
+/// PD that owns it (here the PL011's SPI 33, owned by a PD on core 1), before any replica runs.
+#[test]
+fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
+    let board = "qemu_virt_aarch64";
+    let tool = std::env::var_os("ATOLL_MICROKIT")
+        .map(PathBuf::from)
+        .expect("ATOLL_MICROKIT set by cargo xtask test");
+    let built = images().join(board).join("boot");
+    let work = target_dir().join("e2e-logs").join("microkit-irq");
+    let sdk = make_sdk(board, &built, &work);
+    let xml = work.join("system.xml");
+    std::fs::write(
+        &xml,
+        r#"<system>
+  <replica name="boot" cores="0" />
+  <replica name="serial" cores="1" />
+  <protection_domain name="io" priority="10" replica="boot">
+    <program_image path="io.elf" />
+  </protection_domain>
+  <protection_domain name="uart" priority="20" replica="serial">
+    <program_image path="rt.elf" />
+    <irq irq="33" id="0" trigger="level" />
+  </protection_domain>
+</system>"#,
+    )
+    .expect("write description");
+    let image = work.join("atoll.img");
+    let out = std::process::Command::new(&tool)
+        .arg(&xml)
+        .args(["--board", board, "--sdk"])
+        .arg(&sdk)
+        .arg("--search-path")
+        .arg(built.join("pds"))
+        .arg("-o")
+        .arg(&image)
+        .arg("-r")
+        .arg(work.join("report.txt"))
+        .output()
+        .expect("microkit runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = atoll_boards::by_name(board).expect("board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-irq-route.log"));
+    let options = QemuOptions {
+        until: Some("ping ring complete".into()),
+        ..QemuOptions::default()
+    };
+    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    let routed = position(&outcome, "LDR|INFO: IRQ 33 (level) routed to core 1 for K1");
+    let entered = position(&outcome, "LDR|INFO: entering K0");
+    check(
+        &outcome,
+        routed < entered,
+        "the interrupt was routed after a replica started",
+    );
+    position(&outcome, "K0|INFO: ping ring complete: K0 -> K1 -> K0");
+}

@@ -27,8 +27,10 @@ pub const USER_VSPACE_TOP: u64 = atoll_abi::microkit::vspace::USER_TOP;
 pub const PAGES_ABOVE_STACK: u64 = 2;
 /// `<cspace>` slots are `1..CAP_SLOT_COUNT`; slot 0 holds the Microkit CNode.
 pub const CAP_SLOT_COUNT: u64 = 128;
-/// GIC interrupt ids below this are SGIs, used by the kernels as doorbells.
-pub const FIRST_DEVICE_IRQ: u64 = 16;
+/// GIC interrupt ids below this are SGIs (the kernels' doorbells) and per-core PPIs (timers);
+/// a PD's device interrupt is a shared peripheral interrupt, which the loader routes to one
+/// core.
+pub const FIRST_DEVICE_IRQ: u64 = 32;
 /// GIC interrupt ids from this on are special or reserved.
 pub const IRQ_LIMIT: u64 = 1020;
 /// Highest core index a core list may mention (before the board is consulted).

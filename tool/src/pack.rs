@@ -526,6 +526,30 @@ pub fn pack(
             ))]);
         }
         spec.spec.system_hash = hash;
+        let routes = &mut spec.spec.irq_routes;
+        if replica.irqs.len() > routes.len() {
+            return Err(vec![PackError::Layout(format!(
+                "replica '{}' owns {} interrupts; at most {} are supported",
+                replica.name,
+                replica.irqs.len(),
+                routes.len()
+            ))]);
+        }
+        for (slot, irq) in routes.iter_mut().zip(&replica.irqs) {
+            *slot = atoll_abi::spec::IrqRoute {
+                intid: irq.irq,
+                core: irq.core,
+                edge: u32::from(irq.trigger == "edge"),
+                reserved: 0,
+            };
+        }
+        spec.spec.irq_route_count = replica.irqs.len() as u32;
+        spec.spec.check().map_err(|e| {
+            vec![PackError::Layout(format!(
+                "replica '{}': {e}",
+                replica.name
+            ))]
+        })?;
     }
     let image = atoll_pack::image::bootable_image(inputs.board, &loader, &kernel, &specs, &extra)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;

@@ -837,8 +837,8 @@ impl<'d> Validator<'d> {
                 let (number, span) = (irq.irq.value, irq.irq.span);
                 if !(FIRST_DEVICE_IRQ..IRQ_LIMIT).contains(&number) {
                     let help = format!(
-                        "device interrupts are GIC ids {FIRST_DEVICE_IRQ} to {}; ids below \
-                         {FIRST_DEVICE_IRQ} are the kernels' doorbells",
+                        "device interrupts are shared GIC interrupts, ids {FIRST_DEVICE_IRQ} to {}; \
+                         ids below {FIRST_DEVICE_IRQ} are per-core (the kernels' doorbells and timers)",
                         IRQ_LIMIT - 1
                     );
                     let message = format!("IRQ {number} is not a device interrupt");

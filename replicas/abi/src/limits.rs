@@ -16,3 +16,5 @@ pub const LOG_RING_SLOTS: usize = 128;
 pub const PAGE_SIZE: u64 = 0x1000;
 /// Large page (level-2 block) size.
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
+/// Most device interrupts one replica may own.
+pub const MAX_IRQ_ROUTES: usize = 64;

@@ -9,12 +9,12 @@ use core::mem::{offset_of, size_of};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::limits::{MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS};
+use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS};
 
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 896;
+pub const SPEC_SIZE: usize = 1928;
 /// Current spec version.
 pub const SPEC_VERSION: u32 = 1;
 
@@ -106,6 +106,22 @@ pub struct Mapping {
     pub size: u64,
     /// [`attrs`] bits.
     pub attrs: u64,
+}
+
+/// A device interrupt this replica owns, and the core the loader routes it to.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct IrqRoute {
+    /// GIC interrupt id (a shared peripheral interrupt, 32 or more).
+    pub intid: u32,
+    /// Core index it is routed to (one of the replica's cores).
+    pub core: u32,
+    /// 1 for edge-triggered, 0 for level.
+    pub edge: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
 
 /// Console UART models.
@@ -247,6 +263,12 @@ pub struct ReplicaSpec {
     pub mappings: [Mapping; MAX_KERNEL_MAPPINGS],
     /// Filled by the loader.
     pub loader: LoaderFilled,
+    /// Number of valid [`ReplicaSpec::irq_routes`].
+    pub irq_route_count: u32,
+    /// Reserved, zero.
+    pub reserved1: u32,
+    /// Device interrupts this replica owns.
+    pub irq_routes: [IrqRoute; MAX_IRQ_ROUTES],
 }
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);
@@ -318,6 +340,18 @@ impl ReplicaSpec {
         if self.mapping_count as usize > MAX_KERNEL_MAPPINGS {
             return Err(SpecError::BadField("mapping_count"));
         }
+        if self.irq_route_count as usize > MAX_IRQ_ROUTES {
+            return Err(SpecError::BadField("irq_route_count"));
+        }
+        for route in self.irq_routes() {
+            if route.intid < 32
+                || route.intid >= 1020
+                || route.core as usize >= MAX_CORES
+                || self.core_mask & (1 << route.core) == 0
+            {
+                return Err(SpecError::BadField("irq route"));
+            }
+        }
         if self.tick_hz == 0 {
             return Err(SpecError::BadField("tick_hz"));
         }
@@ -339,6 +373,12 @@ impl ReplicaSpec {
     pub fn mappings(&self) -> &[Mapping] {
         let n = (self.mapping_count as usize).min(MAX_KERNEL_MAPPINGS);
         &self.mappings[..n]
+    }
+
+    /// The valid interrupt routes.
+    pub fn irq_routes(&self) -> &[IrqRoute] {
+        let n = (self.irq_route_count as usize).min(MAX_IRQ_ROUTES);
+        &self.irq_routes[..n]
     }
 
     /// The first (lowest-numbered) core of a replica, if the replica exists.

@@ -23,8 +23,12 @@ register_structs! {
         (0x07FC => _reserved2),
         (0x0800 => itargetsr: [ReadWrite<u32>; 255]),
         (0x0BFC => _reserved3),
+        (0x0C00 => icfgr: [ReadWrite<u32>; 64]),
+        (0x0D00 => _reserved4),
         (0x0F00 => sgir: WriteOnly<u32>),
-        (0x0F04 => @END),
+        (0x0F04 => _reserved5),
+        (0x6000 => irouter: [ReadWrite<u64>; 1020]),
+        (0x7FE0 => @END),
     },
     /// GICv2 CPU interface.
     CpuInterfaceRegs {
@@ -180,6 +184,39 @@ impl Gic {
             while self.dist().ctlr.get() & GICD_CTLR_RWP != 0 {
                 core::hint::spin_loop();
             }
+        }
+    }
+
+    /// Routes shared interrupt `intid` to one core (by MPIDR on v3, by CPU interface number
+    /// `core_index` on v2), level- or edge-triggered, group 1, default priority; it stays
+    /// disabled until its owner enables it. Done by the loader before any replica runs.
+    /// Returns whether the distributor took the route (read back).
+    pub fn route_spi(&self, intid: u32, mpidr: u64, core_index: u32, edge: bool) -> bool {
+        let lines = ((self.dist().typer.get() & 0x1F) + 1) * 32;
+        if !(FIRST_SPI..lines.min(SPECIAL_INTID)).contains(&intid) {
+            return false;
+        }
+        let d = self.dist();
+        let (word, bit) = ((intid / 32) as usize, intid % 32);
+        d.icenabler[word].set(1 << bit);
+        d.igroupr[word].set(d.igroupr[word].get() | (1 << bit));
+        let cfg = &d.icfgr[(intid / 16) as usize];
+        let shift = (intid % 16) * 2;
+        cfg.set((cfg.get() & !(0b11 << shift)) | (u32::from(edge) << (shift + 1)));
+        let prio = &d.ipriorityr[(intid / 4) as usize];
+        let pshift = (intid % 4) * 8;
+        prio.set((prio.get() & !(0xFF << pshift)) | (u32::from(DEFAULT_PRIORITY) << pshift));
+        if self.version == 3 {
+            let affinity = mpidr & 0xFF_00FF_FFFF;
+            let route = &d.irouter[intid as usize];
+            route.set(affinity);
+            route.get() == affinity
+        } else {
+            let target = &d.itargetsr[(intid / 4) as usize];
+            let tshift = (intid % 4) * 8;
+            let cpu = 1u32 << (core_index & 7);
+            target.set((target.get() & !(0xFF << tshift)) | (cpu << tshift));
+            (target.get() >> tshift) & 0xFF == cpu
         }
     }
 

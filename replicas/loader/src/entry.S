@@ -6,7 +6,7 @@
 .equ HCR_EL2_RW,          (1 << 31)
 .equ CPTR_EL2_RES1,       0x33ff
 .equ SPSR_EL1H_MASKED,    0x3c5
-.equ LOADER_STACK_SIZE,   0x4000
+.equ LOADER_STACK_SIZE,   0x10000
 .equ LOADER_MAIR,         0x04ff
 // T0SZ=25, walks write-back inner-shareable, 4 KiB granule, TTBR1 walks off, 40-bit PA.
 .equ LOADER_TCR,          0x200803519

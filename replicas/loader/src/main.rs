@@ -35,7 +35,9 @@ struct Table([u64; ENTRIES]);
 #[unsafe(link_section = ".data.pagetable")]
 static LOADER_IDENTITY_TABLE: Table = Table(pagetable::identity_table_4gib(BOARD.ram));
 
-const STACK_SIZE: usize = 0x4000;
+const STACK_SIZE: usize = 0x1_0000;
+/// Written at the low end of the stack at start and checked before leaving the loader.
+const STACK_CANARY: u64 = 0x5AFE_57AC_CA7A_12E5;
 
 /// The boot core's stack (its size is `LOADER_STACK_SIZE` in `entry.S`).
 #[unsafe(no_mangle)]
@@ -106,6 +108,7 @@ impl core::fmt::Display for Refusal {
 /// Entered from `entry.S` on the boot core at EL1 with the identity map on.
 #[unsafe(no_mangle)]
 extern "C" fn loader_main(entry_el: u64) -> ! {
+    set_canary();
     console().init();
     log!(
         "INFO",
@@ -303,6 +306,29 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         )
     };
     gic.init_distributor();
+    for (spec, _) in specs.iter().flatten() {
+        for route in spec.irq_routes() {
+            let mpidr = BOARD
+                .cores
+                .get(route.core as usize)
+                .copied()
+                .unwrap_or(u64::MAX);
+            if !gic.route_spi(route.intid, mpidr, route.core, route.edge != 0) {
+                return Err(Refusal::Layout(
+                    "an interrupt cannot be routed (not a shared interrupt of this GIC)",
+                    spec.replica,
+                ));
+            }
+            let trigger = if route.edge != 0 { "edge" } else { "level" };
+            log!(
+                "INFO",
+                "IRQ {} ({trigger}) routed to core {} for K{}",
+                route.intid,
+                route.core,
+                spec.replica
+            );
+        }
+    }
 
     clean_all(&specs);
     for (spec, _) in specs.iter().flatten() {
@@ -342,7 +368,29 @@ fn core_boot_record(core: u32) -> *const CoreBoot {
         .wrapping_add(core as usize)
 }
 
+fn canary() -> *mut u64 {
+    (&raw mut LOADER_STACK).cast::<u64>()
+}
+
+fn set_canary() {
+    // SAFETY: the lowest word of the loader's own stack; the stack grows down from the top
+    // and is nowhere near it this early.
+    unsafe { canary().write_volatile(STACK_CANARY) };
+}
+
+fn canary_intact() -> bool {
+    // SAFETY: reading the word `set_canary` wrote.
+    unsafe { canary().read_volatile() == STACK_CANARY }
+}
+
 fn enter(ready: Ready) -> ! {
+    if !canary_intact() {
+        log!(
+            "FATAL",
+            "loader stack overflowed; refusing to start replicas from possibly damaged state"
+        );
+        halt(6);
+    }
     console().flush();
     // SAFETY: the record describes tables that map the kernel we copied, the trampoline's
     // own page and everything the kernel's spec lists; it never returns.
@@ -601,6 +649,14 @@ fn current_core() -> Option<u32> {
 /// Called by the loader's exception vectors.
 #[unsafe(no_mangle)]
 extern "C" fn loader_exception(kind: u64) -> ! {
+    static HANDLING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if HANDLING.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        // A fault while reporting a fault (or a test build's semihosting exit without
+        // -semihosting): stop quietly.
+        loop {
+            aarch64_wfe();
+        }
+    }
     let (esr, far, elr): (u64, u64, u64);
     // SAFETY: reading syndrome registers has no side effects.
     unsafe {
