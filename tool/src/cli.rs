@@ -251,7 +251,10 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         })
     };
     let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
+    // The user's paths, then the PD programs `cargo xtask build` left beside the kernel, then
+    // the current directory (last, as Microkit does).
     let mut search_paths = args.search_path.clone();
+    search_paths.push(sdk.join("pds"));
     search_paths.push(PathBuf::from("."));
     let inputs = crate::pack::Inputs {
         board,
