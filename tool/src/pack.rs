@@ -477,32 +477,50 @@ pub fn pack(
         replica.free_bytes = ram_end.saturating_sub(next);
     }
     for region in &plan.memory_regions {
-        let Some((_, bytes)) = prefills.iter().find(|(n, _)| *n == region.name) else {
-            continue;
+        let bytes = prefills
+            .iter()
+            .find(|(n, _)| *n == region.name)
+            .map(|(_, b)| b.clone());
+        let mem_size = region
+            .size
+            .next_multiple_of(region.page_size)
+            .max(region.page_size);
+        let part = |replica: u32, dest_offset: u64, bytes: Vec<u8>| ExtraPart {
+            entry: PartEntry {
+                kind: PartKind::RegionData as u32,
+                replica,
+                offset: 0,
+                file_size: bytes.len() as u64,
+                mem_size,
+                dest_offset,
+                vaddr: 0,
+                entry: 0,
+                reserved: 0,
+            },
+            bytes,
         };
-        let owner = match &region.home {
-            RegionHome::Replica(name) => plan.replicas.iter().find(|r| &r.name == name),
-            _ => None,
-        };
-        match (owner, region.phys_addr) {
-            (Some(replica), Some(pa)) => extra.push(ExtraPart {
-                entry: PartEntry {
-                    kind: PartKind::RegionData as u32,
-                    replica: replica.index as u32,
-                    offset: 0,
-                    file_size: bytes.len() as u64,
-                    mem_size: region.size.next_multiple_of(region.page_size),
-                    dest_offset: pa - replica.ram.base,
-                    vaddr: 0,
-                    entry: 0,
-                    reserved: 0,
-                },
-                bytes: bytes.clone(),
-            }),
-            _ => errors.push(PackError::Prefill {
+        match (&region.home, region.phys_addr) {
+            // Microkit zeroes RAM-backed regions: the loader writes their contents, if any,
+            // and zeroes the rest, in a replica's RAM or outside all of them.
+            (RegionHome::Replica(name), Some(pa)) => {
+                if let Some(replica) = plan.replicas.iter().find(|r| &r.name == name) {
+                    let dest = pa - replica.ram.base;
+                    extra.push(part(replica.index as u32, dest, bytes.unwrap_or_default()));
+                }
+            }
+            (RegionHome::Shared, Some(pa)) => {
+                extra.push(part(
+                    atoll_abi::image::ALL_REPLICAS,
+                    pa,
+                    bytes.unwrap_or_default(),
+                ));
+            }
+            (RegionHome::Device, _) if bytes.is_some() => errors.push(PackError::Prefill {
                 region: region.name.clone(),
-                reason: "only regions used by one replica can be prefilled yet".into(),
+                reason: "a device region (fixed physical address outside RAM) cannot be prefilled"
+                    .into(),
             }),
+            _ => {}
         }
     }
     if !errors.is_empty() {

@@ -63,7 +63,9 @@ pub enum PartKind {
     ReplicaSpec = 2,
     /// A PD's program, flattened from its lowest to its highest loadable address.
     PdImage = 3,
-    /// The initial contents of a memory region (`prefill_path`).
+    /// The initial contents of a memory region (`prefill_path`), zero past its stored bytes.
+    /// With `replica == ALL_REPLICAS`, `dest_offset` is an absolute physical address: a
+    /// region outside every replica's RAM (shared between replicas, or at a fixed address).
     RegionData = 4,
 }
 

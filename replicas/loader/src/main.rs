@@ -90,6 +90,7 @@ enum Refusal {
     Image(ImageError),
     Layout(&'static str, u32),
     Map(MapError, u32),
+    Region(&'static str),
 }
 
 impl core::fmt::Display for Refusal {
@@ -97,6 +98,7 @@ impl core::fmt::Display for Refusal {
         match self {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
+            Self::Region(why) => write!(f, "{why}"),
             Self::Map(e, replica) => write!(
                 f,
                 "replica {replica}: cannot build kernel page tables: {e:?}"
@@ -222,6 +224,13 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         BOARD.cores.len()
     );
     init_shared(&first);
+    // Regions outside every replica (shared between replicas, or at fixed addresses): their
+    // contents, zero past what the image stores.
+    for part in view.parts() {
+        if part.kind == PartKind::RegionData && part.entry.replica == ALL_REPLICAS {
+            copy_part(part.entry.dest_offset, part.bytes, part.entry.mem_size);
+        }
+    }
 
     let boot_core = current_core().ok_or(Refusal::Layout(
         "boot core is not in the board's core table",
@@ -516,6 +525,10 @@ fn check_placed_parts(
             continue;
         }
         let r = part.entry.replica;
+        if part.kind == PartKind::RegionData && r == ALL_REPLICAS {
+            check_absolute_region(&part.entry, specs)?;
+            continue;
+        }
         let (spec, _) = specs
             .get(r as usize)
             .and_then(Option::as_ref)
@@ -534,6 +547,41 @@ fn check_placed_parts(
     Ok(())
 }
 
+/// A region outside every replica: inside the board's RAM, clear of the loader, the kernel
+/// shared area and every replica's RAM.
+fn check_absolute_region(
+    entry: &atoll_abi::image::PartEntry,
+    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
+) -> Result<(), Refusal> {
+    let range = PhysRange {
+        base: entry.dest_offset,
+        size: entry.mem_size,
+    };
+    let loader = PhysRange {
+        base: core::ptr::addr_of!(__loader_start) as u64,
+        size: BOARD.boot_reserved - BOARD.image_offset,
+    };
+    let refuse = Refusal::Region(
+        "a region outside the replicas lies outside RAM or over memory it may not touch",
+    );
+    if range.base.checked_add(range.size).is_none()
+        || !BOARD.ram.contains(&range)
+        || range.overlaps(&loader)
+    {
+        return Err(refuse);
+    }
+    for (spec, _) in specs.iter().flatten() {
+        let shared = PhysRange {
+            base: spec.shared.pa,
+            size: spec.shared.size,
+        };
+        if range.overlaps(&spec.ram) || range.overlaps(&shared) {
+            return Err(refuse);
+        }
+    }
+    Ok(())
+}
+
 fn zerocopy_bytes(spec: &ReplicaSpec) -> &[u8] {
     zerocopy::IntoBytes::as_bytes(spec)
 }
@@ -541,8 +589,9 @@ fn zerocopy_bytes(spec: &ReplicaSpec) -> &[u8] {
 /// Copies a part to physical `dest` and zeroes the rest of its memory size.
 fn copy_part(dest: u64, bytes: &[u8], mem_size: u64) {
     let dest = dest as *mut u8;
-    // SAFETY: `check_layout` proved the destination lies in a replica's RAM, which is
-    // identity-mapped, disjoint from the image being read and not yet used by anyone.
+    // SAFETY: `check_layout`, `check_placed_parts` and `check_absolute_region` proved the
+    // destination lies in RAM the loader may write (a replica's, or a shared region's), which
+    // is identity-mapped, disjoint from the image being read and not yet used by anyone.
     unsafe {
         core::ptr::copy_nonoverlapping(bytes.as_ptr(), dest, bytes.len());
         core::ptr::write_bytes(dest.add(bytes.len()), 0, mem_size as usize - bytes.len());
