@@ -475,13 +475,15 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
         &xml,
         r#"<system>
   <replica name="boot" cores="0" />
-  <replica name="serial" cores="1" />
+  <replica name="serial" cores="1" ram="0x400_0000" />
+  <memory_region name="dma" size="0x1000" phys_addr="0x6000_0000" />
   <protection_domain name="io" priority="10" replica="boot">
     <program_image path="io.elf" />
   </protection_domain>
   <protection_domain name="uart" priority="20" replica="serial">
     <program_image path="rt.elf" />
     <irq irq="33" id="0" trigger="level" />
+    <map mr="dma" vaddr="0x2000_0000" />
   </protection_domain>
 </system>"#,
     )
@@ -521,6 +523,19 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
         "the interrupt was routed after a replica started",
     );
     position(&outcome, "K0|INFO: ping ring complete: K0 -> K1 -> K0");
+    // The explicit share, and the fixed region kept out of every replica.
+    position(&outcome, "RAM 0x");
+    check(
+        &outcome,
+        outcome.serial.contains("(64 MiB)"),
+        "replica 'serial' did not get its 64 MiB",
+    );
+    let report = std::fs::read_to_string(work.join("report.json")).expect("report.json");
+    check(
+        &outcome,
+        report.contains("\"home\": \"fixed_ram\""),
+        "the fixed region is not planned outside the replicas",
+    );
 }
 
 /// A well-formed, correctly checksummed image whose shared-region part points into a

@@ -170,8 +170,8 @@ codes! {
     StrictExtension = "E086", "Atoll extension rejected by --strict";
     /// The plan does not fit the board's memory.
     OutOfMemory = "E090", "not enough memory";
-    /// A fixed physical address inside RAM (not supported yet).
-    PhysAddrInRam = "E091", "fixed physical address in RAM";
+    /// A region at a fixed physical address over the RAM Atoll boots from.
+    FixedRegionInBootArea = "E091", "fixed region over the boot area";
     /// The first replica does not hold the boot core.
     BootCoreReplica = "E092", "boot core outside the first replica";
     /// A memory region no PD maps.

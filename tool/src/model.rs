@@ -38,6 +38,8 @@ impl SystemDescription {
 /// One kernel replica: a cluster of cores with its own kernel, memory and PDs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
+    /// Bytes of RAM asked for with `ram`, if any (else an equal share).
+    pub ram: Option<u64>,
     /// Declared name, or `core<N>` for a replica implied by `cpu="N"`.
     pub name: String,
     /// Core indices, ascending.

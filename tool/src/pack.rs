@@ -508,7 +508,7 @@ pub fn pack(
                     extra.push(part(replica.index as u32, dest, bytes.unwrap_or_default()));
                 }
             }
-            (RegionHome::Shared, Some(pa)) => {
+            (RegionHome::Shared | RegionHome::FixedRam, Some(pa)) => {
                 extra.push(part(
                     atoll_abi::image::ALL_REPLICAS,
                     pa,
@@ -531,7 +531,9 @@ pub fn pack(
         clusters: plan.replicas.iter().map(|r| r.cores.clone()).collect(),
         flags: inputs.replica_flags.to_vec(),
         tick_hz: atoll_abi::spec::DEFAULT_TICK_HZ,
-        shared_pool: plan.shared_pool.size,
+        shared_pool: plan.ram_request.shared_pool,
+        ram_shares: plan.ram_request.shares.clone(),
+        reserved: plan.ram_request.reserved.clone(),
     };
     let mut specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;

@@ -44,6 +44,8 @@ pub struct ReplicaDecl {
     pub name: Spanned<String>,
     /// Core indices as written (distinct); empty when the list was invalid (already reported).
     pub cores: Spanned<Vec<u32>>,
+    /// `ram`: bytes of RAM for this replica (default: an equal share of what is left).
+    pub ram: Option<Spanned<u64>>,
 }
 
 /// `<protection_domain>`.
@@ -578,12 +580,13 @@ impl<'t> Parser<'t> {
             self.strict_error(element.tag, "the '<replica>' element");
             return;
         }
-        self.attributes(element, &["name", "cores"]);
+        self.attributes(element, &["name", "cores", "ram"]);
         for child in self.children(element) {
             self.unknown_element(child, "replica", &[]);
         }
         let name = self.name_attribute(element, "name");
         let cores = self.required_string(element, "cores");
+        let ram = self.number(element, "ram");
         let (Some(name), Some(cores)) = (name, cores) else {
             return;
         };
@@ -601,7 +604,7 @@ impl<'t> Parser<'t> {
             value: list,
             span: cores.span,
         };
-        self.decls.replicas.push(ReplicaDecl { name, cores });
+        self.decls.replicas.push(ReplicaDecl { name, cores, ram });
     }
 
     fn strict_error(&mut self, span: Span, what: &str) {

@@ -23,7 +23,7 @@ use atoll_abi::microkit::{
 };
 use atoll_abi::spec::PhysRange;
 use atoll_boards::Board;
-use atoll_pack::plan::{KERNEL_RESERVE, split_ram};
+use atoll_pack::plan::{KERNEL_RESERVE, RamRequest, split_ram};
 use serde::Serialize;
 
 use crate::diagnostics::{Code, Diagnostic, Span};
@@ -49,6 +49,9 @@ pub struct Plan {
     pub replicas: Vec<ReplicaPlan>,
     /// Channels, in document order.
     pub channels: Vec<ChannelPlan>,
+    /// How RAM was divided (for the boot specs, which must agree).
+    #[serde(skip)]
+    pub ram_request: RamRequest,
 }
 
 /// A physical range, printed in hex.
@@ -88,6 +91,9 @@ fn hex_opt<S: serde::Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::
 pub enum RegionHome {
     /// A fixed physical address outside RAM (a device).
     Device,
+    /// A fixed physical address inside RAM: it belongs to no replica, and the loader zeroes
+    /// (or prefills) it.
+    FixedRam,
     /// The RAM of one replica.
     Replica(String),
     /// The shared pool: PDs of several replicas map it.
@@ -337,6 +343,42 @@ fn error(code: Code, span: Span, message: String) -> Diagnostic {
     Diagnostic::error(code, span, message)
 }
 
+/// How `system` divides `board`'s RAM: explicit replica shares, the pool for regions that
+/// several replicas map, and the fixed regions inside RAM, which belong to no replica.
+pub fn ram_request(
+    system: &SystemDescription,
+    board: &Board,
+    region_size: &dyn Fn(&crate::model::MemoryRegion) -> u64,
+) -> RamRequest {
+    let shared_pool = system
+        .memory_regions
+        .values()
+        .filter(|mr| mr.phys_addr.is_none() && mr.replicas.len() > 1)
+        .map(|mr| region_size(mr).next_multiple_of(mr.page_size))
+        .sum();
+    let reserved = system
+        .memory_regions
+        .values()
+        .filter_map(|mr| {
+            mr.phys_addr.map(|pa| PhysRange {
+                base: pa,
+                size: region_size(mr).max(mr.page_size),
+            })
+        })
+        .filter(|r| r.overlaps(&board.ram))
+        .collect();
+    let shares = if system.replicas.is_empty() {
+        vec![None]
+    } else {
+        system.replicas.values().map(|r| r.ram).collect()
+    };
+    RamRequest {
+        shares,
+        shared_pool,
+        reserved,
+    }
+}
+
 /// Plans `system` (validated from `text`) on `board`. A region sized only by its prefill
 /// file is planned at one page; [`plan_with_prefills`] plans it at the file's size.
 pub fn plan(
@@ -375,45 +417,53 @@ pub fn plan_with_prefills(
             ),
         ));
     }
-    let replica_count = system.replicas.len().max(1);
 
     // Regions: where each one's memory comes from.
     let homes: Vec<RegionHome> = system
         .memory_regions
         .values()
         .map(|mr| match (mr.phys_addr, mr.replicas.as_slice()) {
+            (Some(pa), _)
+                if PhysRange {
+                    base: pa,
+                    size: mr.page_size,
+                }
+                .overlaps(&board.ram) =>
+            {
+                RegionHome::FixedRam
+            }
             (Some(_), _) => RegionHome::Device,
             (None, []) => RegionHome::Unused,
             (None, [one]) => RegionHome::Replica(system.replicas[*one].name.clone()),
             (None, _) => RegionHome::Shared,
         })
         .collect();
-    for (mr, home) in system.memory_regions.values().zip(&homes) {
-        if let (RegionHome::Device, Some(pa)) = (home, mr.phys_addr) {
+    let boot = atoll_pack::plan::boot_area(board);
+    for mr in system.memory_regions.values() {
+        if let Some(pa) = mr.phys_addr {
             let range = PhysRange {
                 base: pa,
-                size: mr.size.unwrap_or(PAGE_SIZE),
+                size: region_size(mr).max(PAGE_SIZE),
             };
-            if range.overlaps(&board.ram) {
+            if range.overlaps(&boot) {
                 errors.push(error(
-                    Code::PhysAddrInRam,
+                    Code::FixedRegionInBootArea,
                     mr.span,
                     format!(
-                        "memory region '{}' at {pa:#x} lies in RAM; fixed physical addresses in RAM are not supported yet",
-                        mr.name
+                        "memory region '{}' at {pa:#x} overlaps the memory Atoll boots from ({:#x}-{:#x})",
+                        mr.name,
+                        boot.base,
+                        boot.end()
                     ),
                 ));
             }
         }
     }
-    let pool_bytes: u64 = system
-        .memory_regions
-        .values()
-        .zip(&homes)
-        .filter(|(_, h)| **h == RegionHome::Shared)
-        .map(|(mr, _)| region_size(mr).next_multiple_of(mr.page_size))
-        .sum();
-    let split = match split_ram(board, replica_count, pool_bytes) {
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let request = ram_request(system, board, &region_size);
+    let split = match split_ram(board, &request) {
         Ok(split) => split,
         Err(e) => {
             let span = system
@@ -457,7 +507,7 @@ pub fn plan_with_prefills(
                 let r = mr.replicas[0];
                 replica_bump[r].take(size, mr.page_size)
             }
-            RegionHome::Device | RegionHome::Unused => continue,
+            RegionHome::Device | RegionHome::FixedRam | RegionHome::Unused => continue,
         };
         match placed {
             Some(pa) => region_addr[i] = Some(pa),
@@ -591,6 +641,7 @@ pub fn plan_with_prefills(
         memory_regions,
         replicas,
         channels,
+        ram_request: request,
     })
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use atoll_boards::Board;
 
 use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::limits::LARGE_PAGE_SIZE;
 use crate::limits::MAX_REPLICAS;
 use crate::model::Replica;
 use crate::parse::{Declarations, PdDecl};
@@ -77,6 +78,7 @@ pub fn place(decls: &Declarations, board: &Board, diagnostics: &mut Vec<Diagnost
             && let Some(first) = decls.protection_domains.first()
         {
             replicas.push(Replica {
+                ram: None,
                 name: "core0".into(),
                 cores: vec![0],
                 declared: false,
@@ -225,7 +227,22 @@ fn declared_replicas(
             }
         }
         cores.sort_unstable();
+        let ram = decl.ram.as_ref().and_then(|ram| {
+            let ok = ram.value > LARGE_PAGE_SIZE && ram.value.is_multiple_of(LARGE_PAGE_SIZE);
+            if !ok {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        ram.span,
+                        format!("replica RAM {:#x} must be a multiple of 2 MiB and more than 2 MiB", ram.value),
+                    )
+                    .with_help("the first 2 MiB of every replica hold its kernel; e.g. ram=\"0x1000_0000\" for 256 MiB"),
+                );
+            }
+            ok.then_some(ram.value)
+        });
         replicas.push(Replica {
+            ram,
             name: decl.name.value.clone(),
             cores,
             declared: true,
@@ -322,6 +339,7 @@ fn implied_replica(replicas: &mut Vec<Replica>, core: u32, pd: &PdDecl) -> usize
         return index;
     }
     replicas.push(Replica {
+        ram: None,
         name: format!("core{core}"),
         cores: vec![core],
         declared: false,

@@ -36,6 +36,7 @@ pub fn text(plan: &Plan) -> String {
             .map_or("not placed".to_string(), |pa| format!("{pa:#x}"));
         let home = match &r.home {
             crate::plan::RegionHome::Device => "device".to_string(),
+            crate::plan::RegionHome::FixedRam => "fixed, in RAM".to_string(),
             crate::plan::RegionHome::Replica(name) => format!("replica {name}"),
             crate::plan::RegionHome::Shared => "shared pool".to_string(),
             crate::plan::RegionHome::Unused => "unused".to_string(),

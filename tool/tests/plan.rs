@@ -112,3 +112,55 @@ fn json_report_of_the_default_system() {
     assert_eq!(names, ["io", "rt", "storage"]);
     insta::assert_snapshot!(report::json(&plan));
 }
+
+/// `<replica ram>` gives a replica exactly that much RAM; the others share the rest.
+#[test]
+fn explicit_replica_ram() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/replica_ram.xml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let checked = microkit::check(&text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    let sizes: Vec<u64> = plan.replicas.iter().map(|r| r.ram.size).collect();
+    assert_eq!(sizes[1], 0x400_0000);
+    assert_eq!(sizes[0], sizes[2]);
+    assert!(sizes[0] > sizes[1]);
+    // An odd size is refused at the attribute.
+    let odd = text.replace("ram=\"0x400_0000\"", "ram=\"0x30_0000\"");
+    let checked = microkit::check(&odd, BOARD, false);
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("multiple of 2 MiB")),
+        "{:#?}",
+        checked.diagnostics
+    );
+}
+
+/// A region at a fixed address inside RAM stays there and no replica's RAM covers it.
+#[test]
+fn fixed_region_in_ram_is_outside_every_replica() {
+    let text = r#"<system>
+  <memory_region name="buffer" size="0x1000" phys_addr="0x5000_0000" />
+  <protection_domain name="app" priority="10">
+    <program_image path="app.elf" />
+    <map mr="buffer" vaddr="0x500_0000" />
+  </protection_domain>
+</system>"#;
+    let checked = microkit::check(text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    let region = &plan.memory_regions[0];
+    assert_eq!(region.phys_addr, Some(0x5000_0000));
+    assert_eq!(region.home, microkit::plan::RegionHome::FixedRam);
+    for replica in &plan.replicas {
+        let (base, end) = (replica.ram.base, replica.ram.base + replica.ram.size);
+        assert!(
+            end <= 0x5000_0000 || base >= 0x5000_1000,
+            "replica {} covers the region",
+            replica.name
+        );
+    }
+}

@@ -332,6 +332,20 @@ fn plan_invariants(plan: &microkit::plan::Plan) -> Result<(), String> {
             (RegionHome::Replica(_) | RegionHome::Shared, None) => {
                 return Err(format!("region {} not placed", region.name));
             }
+            (RegionHome::FixedRam, Some(pa)) => {
+                let overlaps = |base: u64, len: u64| pa < base + len && base < pa + size;
+                let covered = plan
+                    .replicas
+                    .iter()
+                    .any(|r| overlaps(r.ram.base, r.ram.size))
+                    || overlaps(plan.shared_pool.base, plan.shared_pool.size);
+                if covered {
+                    return Err(format!(
+                        "fixed region {} lies in memory given to others",
+                        region.name
+                    ));
+                }
+            }
             _ => {}
         }
     }

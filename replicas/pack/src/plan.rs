@@ -37,6 +37,10 @@ pub struct LayoutRequest {
     pub tick_hz: u32,
     /// Bytes of regions shared between replicas (see [`split_ram`]).
     pub shared_pool: u64,
+    /// Explicit RAM per replica (see [`RamRequest::shares`]); empty for equal shares.
+    pub ram_shares: Vec<Option<u64>>,
+    /// RAM that belongs to no replica (see [`RamRequest::reserved`]).
+    pub reserved: Vec<PhysRange>,
 }
 
 impl LayoutRequest {
@@ -47,6 +51,8 @@ impl LayoutRequest {
             flags: Vec::new(),
             tick_hz: DEFAULT_TICK_HZ,
             shared_pool: 0,
+            ram_shares: Vec::new(),
+            reserved: Vec::new(),
         }
     }
 }
@@ -142,9 +148,68 @@ pub struct RamSplit {
 /// boot page tables; the rest is the replica's to allocate.
 pub const KERNEL_RESERVE: u64 = LARGE_PAGE_SIZE;
 
-/// Divides `board`'s RAM: boot area, kernel shared area, a pool of at least `shared_pool`
-/// bytes for cross-replica regions, then `count` equal replica shares.
-pub fn split_ram(board: &Board, count: usize, shared_pool: u64) -> Result<RamSplit, PackError> {
+/// How to divide a board's RAM among replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RamRequest {
+    /// Per replica: its RAM in bytes (a 2 MiB multiple), or `None` for an equal share of
+    /// what the explicit ones leave.
+    pub shares: Vec<Option<u64>>,
+    /// Bytes of regions mapped in several replicas.
+    pub shared_pool: u64,
+    /// RAM that belongs to no replica (regions at fixed physical addresses).
+    pub reserved: Vec<PhysRange>,
+}
+
+/// The kernel-to-kernel shared area: the first 2 MiB after the boot area.
+pub fn kernel_shared_area(board: &Board) -> PhysRange {
+    PhysRange {
+        base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE),
+        size: LARGE_PAGE_SIZE,
+    }
+}
+
+/// RAM no region may claim: the boot stub, loader and image, and the kernel shared area.
+pub fn boot_area(board: &Board) -> PhysRange {
+    PhysRange {
+        base: board.ram.base,
+        size: kernel_shared_area(board).end() - board.ram.base,
+    }
+}
+
+/// 2 MiB-aligned stretches of RAM free for the pool and the replicas.
+fn free_stretches(from: u64, end: u64, reserved: &[PhysRange]) -> Vec<PhysRange> {
+    let mut holes: Vec<PhysRange> = reserved.to_vec();
+    holes.sort_by_key(|r| r.base);
+    let mut out = Vec::new();
+    let mut at = from;
+    for hole in holes.iter().chain([&PhysRange { base: end, size: 0 }]) {
+        let stop = (hole.base & !(LARGE_PAGE_SIZE - 1)).min(end);
+        let start = at.next_multiple_of(LARGE_PAGE_SIZE);
+        if stop > start {
+            out.push(PhysRange {
+                base: start,
+                size: stop - start,
+            });
+        }
+        at = at.max(hole.end());
+    }
+    out
+}
+
+/// Takes `size` bytes from the first stretch that holds them.
+fn take(stretches: &mut [PhysRange], size: u64) -> Option<PhysRange> {
+    let s = stretches.iter_mut().find(|s| s.size >= size)?;
+    let got = PhysRange { base: s.base, size };
+    s.base += size;
+    s.size -= size;
+    Some(got)
+}
+
+/// Divides `board`'s RAM: boot area, kernel shared area, then, around reserved ranges, a
+/// pool for cross-replica regions and one contiguous, 2 MiB-aligned share per replica
+/// (explicit sizes as asked, the rest equal).
+pub fn split_ram(board: &Board, request: &RamRequest) -> Result<RamSplit, PackError> {
+    let count = request.shares.len();
     if count == 0 || count > MAX_REPLICAS {
         return Err(layout_error(format!(
             "{count} replicas requested; 1 to {MAX_REPLICAS} are supported"
@@ -154,30 +219,85 @@ pub fn split_ram(board: &Board, count: usize, shared_pool: u64) -> Result<RamSpl
         base: (board.ram.base + board.boot_reserved).next_multiple_of(LARGE_PAGE_SIZE),
         size: LARGE_PAGE_SIZE,
     };
-    let pool = PhysRange {
-        base: kernel_shared.end(),
-        size: shared_pool.next_multiple_of(LARGE_PAGE_SIZE),
+    let boot = PhysRange {
+        base: board.ram.base,
+        size: kernel_shared.end() - board.ram.base,
     };
-    let rest = board.ram.end().saturating_sub(pool.end());
-    let share = (rest / count as u64) & !(LARGE_PAGE_SIZE - 1);
-    if share <= KERNEL_RESERVE {
-        return Err(layout_error(format!(
-            "{} has too little RAM for {count} replicas and {} KiB of shared regions",
-            board.name,
-            pool.size >> 10
-        )));
+    for r in &request.reserved {
+        if r.overlaps(&boot) {
+            return Err(layout_error(format!(
+                "a fixed region at {:#x} overlaps the memory Atoll boots from ({:#x}-{:#x})",
+                r.base,
+                boot.base,
+                boot.end()
+            )));
+        }
     }
-    let replicas = (0..count as u64)
-        .map(|i| PhysRange {
-            base: pool.end() + i * share,
-            size: share,
-        })
-        .collect();
-    Ok(RamSplit {
-        kernel_shared,
-        shared_pool: pool,
-        replicas,
-    })
+    let mut stretches = free_stretches(kernel_shared.end(), board.ram.end(), &request.reserved);
+    let pool_size = request.shared_pool.next_multiple_of(LARGE_PAGE_SIZE);
+    let shared_pool = if pool_size == 0 {
+        PhysRange {
+            base: kernel_shared.end(),
+            size: 0,
+        }
+    } else {
+        take(&mut stretches, pool_size).ok_or_else(|| {
+            layout_error(format!(
+                "no room for {} KiB of shared regions",
+                pool_size >> 10
+            ))
+        })?
+    };
+    for (i, share) in request.shares.iter().enumerate() {
+        if let Some(size) = share
+            && (*size <= KERNEL_RESERVE || !size.is_multiple_of(LARGE_PAGE_SIZE))
+        {
+            return Err(layout_error(format!(
+                "replica {i}: RAM {size:#x} must be a multiple of 2 MiB above {KERNEL_RESERVE:#x}"
+            )));
+        }
+    }
+    let explicit: u64 = request.shares.iter().flatten().sum();
+    let implicit = request.shares.iter().filter(|s| s.is_none()).count() as u64;
+    let free: u64 = stretches.iter().map(|s| s.size).sum();
+    // An equal share that fits: start from the ideal and shrink until every replica finds a
+    // contiguous stretch (reserved ranges can fragment RAM).
+    let mut share = if implicit == 0 {
+        0
+    } else {
+        (free.saturating_sub(explicit) / implicit) & !(LARGE_PAGE_SIZE - 1)
+    };
+    loop {
+        if implicit > 0 && share <= KERNEL_RESERVE {
+            return Err(layout_error(format!(
+                "{} has too little RAM for {count} replicas ({} KiB free after the boot area, shared regions and explicit shares)",
+                board.name,
+                free.saturating_sub(explicit) >> 10
+            )));
+        }
+        let mut trial = stretches.clone();
+        let placed: Option<Vec<PhysRange>> = request
+            .shares
+            .iter()
+            .map(|s| take(&mut trial, s.unwrap_or(share)))
+            .collect();
+        match placed {
+            Some(replicas) => {
+                return Ok(RamSplit {
+                    kernel_shared,
+                    shared_pool,
+                    replicas,
+                });
+            }
+            None if implicit == 0 => {
+                return Err(layout_error(format!(
+                    "{} has too little RAM for the replicas' explicit shares",
+                    board.name
+                )));
+            }
+            None => share -= LARGE_PAGE_SIZE,
+        }
+    }
 }
 
 /// Plans every replica of `request` on `board` for `kernel`.
@@ -198,7 +318,21 @@ pub fn plan(
         )));
     }
     let count = masks.len() as u64;
-    let split = split_ram(board, masks.len(), request.shared_pool)?;
+    let split = split_ram(
+        board,
+        &RamRequest {
+            shares: if request.ram_shares.is_empty() {
+                vec![None; masks.len()]
+            } else {
+                request.ram_shares.clone()
+            },
+            shared_pool: request.shared_pool,
+            reserved: request.reserved.clone(),
+        },
+    )?;
+    if split.replicas.len() != masks.len() {
+        return Err(layout_error("one RAM share per replica is needed"));
+    }
     let shared = split.kernel_shared;
     let share = split.replicas[0].size;
 
@@ -431,19 +565,32 @@ pub(crate) mod tests {
             flags: vec![],
             tick_hz: 100,
             shared_pool: 0,
+            ram_shares: vec![],
+            reserved: vec![],
         };
         let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
         assert!(err("0;1;1").contains("core 1 is already in another replica"));
         assert!(err("0;7").contains("core 7 does not exist"));
         assert!(err("1;0").contains("must include core 0"));
         assert!(parse_clusters("0;x").is_err());
+        let ram = |shares: Vec<Option<u64>>, pool: u64, reserved: Vec<PhysRange>| RamRequest {
+            shares,
+            shared_pool: pool,
+            reserved,
+        };
         assert!(
-            split_ram(board, 3, 0x4000_0000)
+            split_ram(board, &ram(vec![None; 3], 0x4000_0000, vec![]))
+                .unwrap_err()
+                .to_string()
+                .contains("no room")
+        );
+        assert!(
+            split_ram(board, &ram(vec![None; 3], 0x3E80_0000, vec![]))
                 .unwrap_err()
                 .to_string()
                 .contains("too little RAM")
         );
-        let split = split_ram(board, 2, 0x30_0000).unwrap();
+        let split = split_ram(board, &ram(vec![None; 2], 0x30_0000, vec![])).unwrap();
         assert_eq!(split.shared_pool.size, 0x40_0000, "pool rounded to 2 MiB");
         assert!(!split.shared_pool.overlaps(&split.replicas[0]));
         assert!(!split.shared_pool.overlaps(&split.kernel_shared));
@@ -467,6 +614,70 @@ pub(crate) mod tests {
         assert_eq!(system_hash(board, &a), system_hash(board, &a.clone()));
     }
 
+    #[test]
+    fn explicit_shares_and_reserved_ranges() {
+        let board = &atoll_boards::QEMU_VIRT_AARCH64;
+        let hole = PhysRange {
+            base: 0x5000_1000,
+            size: 0x3000,
+        };
+        let request = RamRequest {
+            shares: vec![Some(0x400_0000), None, None],
+            shared_pool: 0,
+            reserved: vec![hole],
+        };
+        let split = split_ram(board, &request).unwrap();
+        assert_eq!(split.replicas[0].size, 0x400_0000, "explicit share kept");
+        assert_eq!(
+            split.replicas[1].size, split.replicas[2].size,
+            "the rest split equally"
+        );
+        for (i, r) in split.replicas.iter().enumerate() {
+            assert!(!r.overlaps(&hole), "replica {i} covers the reserved range");
+            assert_eq!(r.base % LARGE_PAGE_SIZE, 0);
+            assert!(board.ram.contains(r));
+            for other in &split.replicas[i + 1..] {
+                assert!(!r.overlaps(other));
+            }
+        }
+        let boot = RamRequest {
+            shares: vec![None],
+            shared_pool: 0,
+            reserved: vec![PhysRange {
+                base: 0x4000_1000,
+                size: 0x1000,
+            }],
+        };
+        assert!(
+            split_ram(board, &boot)
+                .unwrap_err()
+                .to_string()
+                .contains("overlaps the memory Atoll boots from")
+        );
+        let odd = RamRequest {
+            shares: vec![Some(0x30_0000)],
+            shared_pool: 0,
+            reserved: vec![],
+        };
+        assert!(
+            split_ram(board, &odd)
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 2 MiB")
+        );
+        let greedy = RamRequest {
+            shares: vec![Some(0x8000_0000)],
+            shared_pool: 0,
+            reserved: vec![],
+        };
+        assert!(
+            split_ram(board, &greedy)
+                .unwrap_err()
+                .to_string()
+                .contains("explicit shares")
+        );
+    }
+
     proptest! {
         #[test]
         fn any_valid_partition_plans_with_disjoint_memory(assign in proptest::collection::vec(0usize..4, 4), board_index in 0usize..3) {
@@ -478,7 +689,7 @@ pub(crate) mod tests {
             for r in &order {
                 clusters.push((0..4u32).filter(|&c| assign[c as usize] == *r).collect());
             }
-            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0 };
+            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0, ram_shares: vec![], reserved: vec![] };
             let planned = plan(board, &req, &fake_kernel()).unwrap();
             check_invariants(board, &planned);
         }
