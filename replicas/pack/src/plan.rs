@@ -262,11 +262,11 @@ pub fn split_ram(board: &Board, request: &RamRequest) -> Result<RamSplit, PackEr
     let free: u64 = stretches.iter().map(|s| s.size).sum();
     // An equal share that fits: start from the ideal and shrink until every replica finds a
     // contiguous stretch (reserved ranges can fragment RAM).
-    let mut share = if implicit == 0 {
-        0
-    } else {
-        (free.saturating_sub(explicit) / implicit) & !(LARGE_PAGE_SIZE - 1)
-    };
+    let mut share = free
+        .saturating_sub(explicit)
+        .checked_div(implicit)
+        .unwrap_or(0)
+        & !(LARGE_PAGE_SIZE - 1);
     loop {
         if implicit > 0 && share <= KERNEL_RESERVE {
             return Err(layout_error(format!(
@@ -466,25 +466,26 @@ pub fn plan(
     Ok(planned)
 }
 
-/// Parses a cluster list such as `0;1;2,3` (replicas separated by `;`, cores by `,`).
-pub fn parse_clusters(text: &str) -> Result<Vec<Vec<u32>>, PackError> {
-    text.split(';')
-        .map(|replica| {
-            replica
-                .split(',')
-                .map(|core| {
-                    core.trim().parse::<u32>().map_err(|_| {
-                        layout_error(format!("`{core}` is not a core number in `{text}`"))
-                    })
-                })
-                .collect()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Parses a cluster list such as `0;1;2,3` (replicas separated by `;`, cores by `,`).
+    fn parse_clusters(text: &str) -> Result<Vec<Vec<u32>>, PackError> {
+        text.split(';')
+            .map(|replica| {
+                replica
+                    .split(',')
+                    .map(|core| {
+                        core.trim().parse::<u32>().map_err(|_| {
+                            layout_error(format!("`{core}` is not a core number in `{text}`"))
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     use atoll_boards::BOARDS;
     use proptest::prelude::*;
 
