@@ -8,6 +8,7 @@
 //! - Readers never trust their input: parsing returns `Result`, never panics.
 //!
 //! Modules:
+//! - [`error`]: invocation errors, numbered as seL4 numbers them.
 //! - [`image`]: the bootable image (header, table of parts, checksum) and its parser.
 //! - [`spec`]: the per-replica boot spec the loader and kernel read.
 //! - [`shared`]: the kernel-to-kernel shared area (status records, log rings, doorbells).
@@ -15,6 +16,7 @@
 //! - [`microkit`]: the PD capability layout, badges, user address space and object sizes.
 #![no_std]
 
+pub mod error;
 pub mod image;
 pub mod limits;
 pub mod microkit;

@@ -6,10 +6,12 @@
 //!
 //! Modules:
 //! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
+//! - [`cap`]: capabilities, the derivation tree, retype and guarded CNode lookup.
 //! - [`fault`]: decodes ESR values into words for fault reports.
 //! - [`line`]: a fixed-size line buffer for log lines, and core-set formatting.
 #![no_std]
 
+pub mod cap;
 pub mod fault;
 pub mod line;
 pub mod pagetable;
