@@ -5,6 +5,7 @@
 //! supply plain buffers. Nothing here panics on data a peer or a PD controls.
 //!
 //! Modules:
+//! - [`sched`]: the per-core scheduler: priorities, round robin, budgets and periods.
 //! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
 //! - [`cap`]: capabilities, the derivation tree, retype and guarded CNode lookup.
 //! - [`fault`]: decodes ESR values into words for fault reports.
@@ -15,3 +16,4 @@ pub mod cap;
 pub mod fault;
 pub mod line;
 pub mod pagetable;
+pub mod sched;
