@@ -9,11 +9,13 @@
 //! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
 //! - [`cap`]: capabilities, the derivation tree, retype and guarded CNode lookup.
 //! - [`fault`]: decodes ESR values into words for fault reports.
+//! - [`ipc`]: notification and endpoint state machines (signal, wait, send, receive, call, reply).
 //! - [`line`]: a fixed-size line buffer for log lines, and core-set formatting.
 #![no_std]
 
 pub mod cap;
 pub mod fault;
+pub mod ipc;
 pub mod line;
 pub mod pagetable;
 pub mod sched;
