@@ -6,9 +6,10 @@
 //! may be faulty). The loader zeroes the area and writes the header before any replica runs.
 //!
 //! Protocols:
-//! - **Doorbell**: a sender ORs bits into `doorbells[receiver].from[sender]` (release) and
-//!   sends the doorbell SGI only when the word was zero; the receiver, after acknowledging
-//!   the SGI, swaps each word to zero (acquire). No wakeup is lost: a sender that sees a
+//! - **Doorbell**: a sender ORs bits into `doorbells[receiver].from[sender]` and sends the
+//!   doorbell SGI only when the word was zero; the receiver, after acknowledging the SGI,
+//!   swaps each word to zero (release on the OR, acquire on the take; see
+//!   [`doorbell::PendingWord`] and the model check in `verification/`). No wakeup is lost: a sender that sees a
 //!   non-zero word knows the receiver has not yet taken it and will.
 //! - **Log ring**: single producer (the owning replica, under its own lock), single consumer
 //!   (the console owner). Whole lines in fixed slots, so lines never interleave; when the
@@ -143,19 +144,61 @@ pub struct DoorbellInbox {
     pub from: [PendingWord; MAX_REPLICAS],
 }
 
+/// The two atomic steps of the doorbell protocol, over any word that provides them: the
+/// kernels use `AtomicU64`, the model checker in `verification/` uses loom's, so what is
+/// checked is this code.
+pub mod doorbell {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    /// An atomic pending word.
+    ///
+    /// The sender's OR releases (publishing the payload written before it) and the
+    /// receiver's take acquires (so the payload is visible). The protocol also relies on
+    /// the interrupt controller keeping one pending state per interrupt that raising and
+    /// acknowledging update atomically, as the GIC does: `verification/` checks the protocol
+    /// over every interleaving under that model, and shows that wakeups are lost if a raise
+    /// could be reordered like a plain store. The kernel puts a `dsb` before raising an SGI
+    /// and a `dmb` after acknowledging one, so the word and the interrupt are seen in order.
+    pub trait PendingWord {
+        /// Atomically ORs `bits` in (release); returns the previous value.
+        fn or_release(&self, bits: u64) -> u64;
+        /// Atomically swaps in zero (acquire); returns the previous value.
+        fn take_acquire(&self) -> u64;
+    }
+
+    impl PendingWord for AtomicU64 {
+        fn or_release(&self, bits: u64) -> u64 {
+            self.fetch_or(bits, Ordering::Release)
+        }
+
+        fn take_acquire(&self) -> u64 {
+            self.swap(0, Ordering::Acquire)
+        }
+    }
+
+    /// Sender: sets `bits`; returns whether the word was empty, that is, whether the sender
+    /// must raise the doorbell interrupt. A sender that finds the word non-empty knows the
+    /// receiver has not taken it yet, and will take these bits with it.
+    pub fn ring(word: &impl PendingWord, bits: u64) -> bool {
+        word.or_release(bits) == 0
+    }
+
+    /// Receiver, after acknowledging the doorbell interrupt: takes every pending bit.
+    pub fn take(word: &impl PendingWord) -> u64 {
+        word.take_acquire()
+    }
+}
+
 impl DoorbellInbox {
     /// Sender side: sets `bits` from `sender`. Returns whether the word was empty, that is,
     /// whether the caller must send the doorbell SGI. `None` if `sender` is out of range.
     pub fn ring(&self, sender: usize, bits: u64) -> Option<bool> {
-        let word = self.from.get(sender)?;
-        Some(word.bits.fetch_or(bits, Ordering::Release) == 0)
+        Some(doorbell::ring(&self.from.get(sender)?.bits, bits))
     }
 
     /// Receiver side: takes and clears the bits pending from `sender`.
     pub fn take(&self, sender: usize) -> u64 {
-        self.from
-            .get(sender)
-            .map_or(0, |w| w.bits.swap(0, Ordering::Acquire))
+        self.from.get(sender).map_or(0, |w| doorbell::take(&w.bits))
     }
 }
 

@@ -271,13 +271,15 @@ impl Gic {
         Ok(())
     }
 
-    /// Acknowledges the highest-priority pending interrupt, if any.
+    /// Acknowledges the highest-priority pending interrupt, if any. Memory the sender wrote
+    /// before raising an SGI is visible after this returns (a `dmb` follows the read).
     pub fn acknowledge(&self) -> Option<Acked> {
         let raw = if self.version == 3 {
             sysreg::read_iar1()
         } else {
             self.cpu_interface().iar.get()
         };
+        sysreg::barrier_after_acknowledge();
         let intid = raw & 0x3FF;
         (intid < SPECIAL_INTID).then_some(Acked { intid, raw })
     }
@@ -292,7 +294,10 @@ impl Gic {
     }
 
     /// Sends SGI `sgi` to one core, named by its MPIDR (v3) and core index (v2 target list).
+    /// Memory written before the call is visible to the target when it takes the interrupt
+    /// (a `dsb` precedes the SGI).
     pub fn send_sgi(&self, sgi: u32, target_mpidr: u64, target_index: u32) {
+        sysreg::barrier_before_sgi();
         if self.version == 3 {
             let aff0 = target_mpidr & 0xF;
             let aff1 = (target_mpidr >> 8) & 0xFF;
@@ -364,7 +369,23 @@ mod sysreg {
         unsafe { core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) value) };
     }
 
+    #[cfg(target_arch = "aarch64")]
+    pub fn barrier_before_sgi() {
+        // SAFETY: a barrier; it only orders this core's memory accesses.
+        unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    pub fn barrier_after_acknowledge() {
+        // SAFETY: a barrier; it only orders this core's memory accesses.
+        unsafe { core::arch::asm!("dmb ish", options(nostack, preserves_flags)) };
+    }
+
     // Host builds (tests of the board tables) never drive a GIC.
+    #[cfg(not(target_arch = "aarch64"))]
+    pub fn barrier_before_sgi() {}
+    #[cfg(not(target_arch = "aarch64"))]
+    pub fn barrier_after_acknowledge() {}
     #[cfg(not(target_arch = "aarch64"))]
     pub fn init_cpu_interface() {}
     #[cfg(not(target_arch = "aarch64"))]
