@@ -396,11 +396,10 @@ mod tests {
                 let mut rx = ring.consumer().unwrap();
                 let mut buf = [0u8; 16];
                 let mut received = 0;
-                loop {
-                    match rx.try_recv(&mut buf) {
-                        Ok(n) => { prop_assert!(n <= 16); received += 1; prop_assert!(received <= 4); }
-                        Err(_) => break,
-                    }
+                while let Ok(n) = rx.try_recv(&mut buf) {
+                    prop_assert!(n <= 16);
+                    received += 1;
+                    prop_assert!(received <= 4);
                 }
             }
         }
