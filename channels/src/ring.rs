@@ -179,6 +179,147 @@ impl<const N: usize, const W: usize> SharedRing<N, W> {
     }
 }
 
+/// An atomic 32-bit word (an index).
+pub trait Word32 {
+    /// Atomic load.
+    fn load(&self, order: Ordering) -> u32;
+    /// Atomic store.
+    fn store(&self, value: u32, order: Ordering);
+}
+
+/// An atomic 64-bit word (a length or payload word).
+pub trait Word64 {
+    /// Atomic load.
+    fn load(&self, order: Ordering) -> u64;
+    /// Atomic store.
+    fn store(&self, value: u64, order: Ordering);
+}
+
+impl Word32 for AtomicU32 {
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+    fn store(&self, value: u32, order: Ordering) {
+        AtomicU32::store(self, value, order);
+    }
+}
+
+impl Word64 for AtomicU64 {
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    fn store(&self, value: u64, order: Ordering) {
+        AtomicU64::store(self, value, order);
+    }
+}
+
+/// The shared words of a ring, as the protocol uses them. [`SharedRing`] provides them over
+/// core atomics; `verification/` provides them over loom's, so the model checks [`send`] and
+/// [`recv`] themselves, orderings included.
+pub trait RingMemory {
+    /// Index word type.
+    type W32: Word32;
+    /// Data word type.
+    type W64: Word64;
+    /// Slots in the ring.
+    fn slot_count(&self) -> usize;
+    /// Data words per slot.
+    fn word_count(&self) -> usize;
+    /// The producer's index.
+    fn head(&self) -> &Self::W32;
+    /// The consumer's index.
+    fn tail(&self) -> &Self::W32;
+    /// A slot's length word (`slot < slot_count()`).
+    fn len(&self, slot: usize) -> &Self::W64;
+    /// A slot's data word (`slot < slot_count()`, `word < word_count()`).
+    fn word(&self, slot: usize, word: usize) -> &Self::W64;
+}
+
+/// Producer: sends `message` if there is room; `head` is the producer's private index.
+pub fn send<M: RingMemory>(ring: &M, head: &mut u32, message: &[u8]) -> Result<(), RingError> {
+    let (slots, words) = (ring.slot_count(), ring.word_count());
+    if message.len() > words * 8 {
+        return Err(RingError::TooLarge);
+    }
+    let tail = ring.tail().load(Ordering::Acquire);
+    let in_flight = head.wrapping_sub(tail) as usize;
+    if in_flight > slots {
+        return Err(RingError::Corrupt);
+    }
+    if in_flight == slots {
+        return Err(RingError::WouldBlock);
+    }
+    let slot = *head as usize % slots;
+    ring.len(slot)
+        .store(message.len() as u64, Ordering::Relaxed);
+    for (i, chunk) in message.chunks(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        ring.word(slot, i)
+            .store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+    }
+    *head = head.wrapping_add(1);
+    ring.head().store(*head, Ordering::Release);
+    Ok(())
+}
+
+/// Consumer: receives one message into `buffer`, returning its length; `tail` is the
+/// consumer's private index.
+pub fn recv<M: RingMemory>(
+    ring: &M,
+    tail: &mut u32,
+    buffer: &mut [u8],
+) -> Result<usize, RingError> {
+    let (slots, words) = (ring.slot_count(), ring.word_count());
+    let head = ring.head().load(Ordering::Acquire);
+    let available = head.wrapping_sub(*tail) as usize;
+    if available == 0 {
+        return Err(RingError::WouldBlock);
+    }
+    if available > slots {
+        return Err(RingError::Corrupt);
+    }
+    let slot = *tail as usize % slots;
+    let len = ring.len(slot).load(Ordering::Relaxed);
+    if len > (words * 8) as u64 {
+        return Err(RingError::Corrupt);
+    }
+    let len = len as usize;
+    if len > buffer.len() {
+        return Err(RingError::TooLarge);
+    }
+    for (i, chunk) in buffer[..len].chunks_mut(8).enumerate() {
+        let bytes = ring.word(slot, i).load(Ordering::Relaxed).to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    *tail = tail.wrapping_add(1);
+    ring.tail().store(*tail, Ordering::Release);
+    Ok(len)
+}
+
+impl<const N: usize, const W: usize> RingMemory for SharedRing<N, W> {
+    type W32 = AtomicU32;
+    type W64 = AtomicU64;
+    fn slot_count(&self) -> usize {
+        N
+    }
+    fn word_count(&self) -> usize {
+        W
+    }
+    fn head(&self) -> &AtomicU32 {
+        &self.producer.value
+    }
+    fn tail(&self) -> &AtomicU32 {
+        &self.consumer.value
+    }
+    fn len(&self, slot: usize) -> &AtomicU64 {
+        &self.slots[slot].len
+    }
+    fn word(&self, slot: usize, word: usize) -> &AtomicU64 {
+        &self.slots[slot].data[word]
+    }
+}
+
 /// The sending end.
 pub struct Producer<'a, const N: usize, const W: usize> {
     ring: &'a SharedRing<N, W>,
@@ -188,27 +329,7 @@ pub struct Producer<'a, const N: usize, const W: usize> {
 impl<const N: usize, const W: usize> Producer<'_, N, W> {
     /// Sends one message if there is room.
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), RingError> {
-        if message.len() > SharedRing::<N, W>::MESSAGE_BYTES {
-            return Err(RingError::TooLarge);
-        }
-        let tail = self.ring.consumer.value.load(Ordering::Acquire);
-        let in_flight = self.head.wrapping_sub(tail) as usize;
-        if in_flight > N {
-            return Err(RingError::Corrupt);
-        }
-        if in_flight == N {
-            return Err(RingError::WouldBlock);
-        }
-        let slot = &self.ring.slots[self.head as usize % N];
-        slot.len.store(message.len() as u64, Ordering::Relaxed);
-        for (word, chunk) in slot.data.iter().zip(message.chunks(8)) {
-            let mut bytes = [0u8; 8];
-            bytes[..chunk.len()].copy_from_slice(chunk);
-            word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-        }
-        self.head = self.head.wrapping_add(1);
-        self.ring.producer.value.store(self.head, Ordering::Release);
-        Ok(())
+        send(self.ring, &mut self.head, message)
     }
 
     /// Messages the consumer has not taken yet (as far as this side can tell).
@@ -234,30 +355,7 @@ pub struct Consumer<'a, const N: usize, const W: usize> {
 impl<const N: usize, const W: usize> Consumer<'_, N, W> {
     /// Receives one message into `buffer`, returning its length.
     pub fn try_recv(&mut self, buffer: &mut [u8]) -> Result<usize, RingError> {
-        let head = self.ring.producer.value.load(Ordering::Acquire);
-        let available = head.wrapping_sub(self.tail) as usize;
-        if available == 0 {
-            return Err(RingError::WouldBlock);
-        }
-        if available > N {
-            return Err(RingError::Corrupt);
-        }
-        let slot = &self.ring.slots[self.tail as usize % N];
-        let len = slot.len.load(Ordering::Relaxed);
-        if len > SharedRing::<N, W>::MESSAGE_BYTES as u64 {
-            return Err(RingError::Corrupt);
-        }
-        let len = len as usize;
-        if len > buffer.len() {
-            return Err(RingError::TooLarge);
-        }
-        for (word, chunk) in slot.data.iter().zip(buffer[..len].chunks_mut(8)) {
-            let bytes = word.load(Ordering::Relaxed).to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        self.tail = self.tail.wrapping_add(1);
-        self.ring.consumer.value.store(self.tail, Ordering::Release);
-        Ok(len)
+        recv(self.ring, &mut self.tail, buffer)
     }
 }
 
