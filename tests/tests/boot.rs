@@ -296,18 +296,15 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
             work.join(format!("atoll-{n}.img")),
             work.join(format!("report-{n}/report.txt")),
         );
-        let out = std::process::Command::new(&tool)
-            .arg(&system)
-            .args(["--board", board, "--sdk"])
-            .arg(&sdk)
-            .arg("--search-path")
-            .arg(built.join("pds"))
-            .arg("-o")
-            .arg(&image)
-            .arg("-r")
-            .arg(&report)
-            .output()
-            .expect("microkit runs");
+        let out = microkit(
+            &tool,
+            &system,
+            board,
+            &sdk,
+            &built.join("pds"),
+            &image,
+            &["-r".as_ref(), report.as_os_str()],
+        );
         assert!(
             out.status.success(),
             "microkit failed: {}",
@@ -352,6 +349,30 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
         &outcome,
         "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
     );
+}
+
+/// Runs the `microkit` command line on `system` for `board`, with the given SDK, PD program
+/// directory and output image, plus `extra` arguments.
+fn microkit(
+    tool: &std::path::Path,
+    system: &std::path::Path,
+    board: &str,
+    sdk: &std::path::Path,
+    programs: &std::path::Path,
+    image: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> std::process::Output {
+    std::process::Command::new(tool)
+        .arg(system)
+        .args(["--board", board, "--sdk"])
+        .arg(sdk)
+        .arg("--search-path")
+        .arg(programs)
+        .arg("-o")
+        .arg(image)
+        .args(extra)
+        .output()
+        .expect("microkit runs")
 }
 
 /// An SDK directory for the `microkit` tool (`<work>/sdk/<board>/atoll-{kernel,loader}.elf`)
@@ -437,16 +458,15 @@ fn qemu_virt_aarch64_microkit_patches_program_symbols() {
 </system>"#,
     )
     .expect("write description");
-    let out = std::process::Command::new(&tool)
-        .arg(&xml)
-        .args(["--board", board, "--message-format", "short", "--sdk"])
-        .arg(&sdk)
-        .arg("--search-path")
-        .arg(built.join("pds"))
-        .arg("-o")
-        .arg(work.join("atoll.img"))
-        .output()
-        .expect("microkit runs");
+    let out = microkit(
+        &tool,
+        &xml,
+        board,
+        &sdk,
+        &built.join("pds"),
+        &work.join("atoll.img"),
+        &["--message-format".as_ref(), "short".as_ref()],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -489,18 +509,16 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
     )
     .expect("write description");
     let image = work.join("atoll.img");
-    let out = std::process::Command::new(&tool)
-        .arg(&xml)
-        .args(["--board", board, "--sdk"])
-        .arg(&sdk)
-        .arg("--search-path")
-        .arg(built.join("pds"))
-        .arg("-o")
-        .arg(&image)
-        .arg("-r")
-        .arg(work.join("report.txt"))
-        .output()
-        .expect("microkit runs");
+    let report = work.join("report.txt");
+    let out = microkit(
+        &tool,
+        &xml,
+        board,
+        &sdk,
+        &built.join("pds"),
+        &image,
+        &["-r".as_ref(), report.as_os_str()],
+    );
     assert!(
         out.status.success(),
         "{}",
