@@ -2,6 +2,7 @@
 //! (rustup targets and components; QEMU from Debian's packages when run as root).
 #![forbid(unsafe_code)]
 
+mod bench;
 mod build;
 mod setup;
 mod test;
@@ -26,6 +27,19 @@ enum Command {
     Run(RunArgs),
     /// Run the whole test suite: lints, host tests and QEMU end-to-end tests on every board.
     Test(TestArgs),
+    /// Measure the figures in PERFORMANCE.md that Atoll can run today; write
+    /// target/bench/results.json.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Report each figure's change against bench/baseline.json.
+    #[arg(long)]
+    compare: bool,
+    /// Only check that the harness works (one quick boot).
+    #[arg(long)]
+    smoke: bool,
 }
 
 /// Options shared by `build` and `run`.
@@ -85,6 +99,7 @@ fn main() -> Result<()> {
         }
         Command::Run(args) => run(args),
         Command::Test(args) => test::run(&args.board, !args.no_lint),
+        Command::Bench(args) => bench::run(args.compare, args.smoke),
     }
 }
 

@@ -113,6 +113,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         .env("ATOLL_MICROKIT", &microkit)
         .env("ATOLL_SYSTEM_XML", workspace_root().join("system.xml"));
     step("QEMU end-to-end tests", &mut e2e)?;
+    if boards.iter().any(|b| b.name == "qemu_virt_aarch64") {
+        eprintln!("xtask test: benchmark harness smoke test");
+        crate::bench::run(false, true)?;
+    }
     eprintln!("xtask test: all passed in {:.1?}", started.elapsed());
     Ok(())
 }

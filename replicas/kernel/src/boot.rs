@@ -116,11 +116,14 @@ fn summarise(r: &Replica, what: &str) {
         let ticks = status.ticks.load(Ordering::Relaxed);
         let _ = write!(line, "K{index} {state} {} ticks {ticks}", CoreSet(cores));
     }
-    let micros = arch::counter().saturating_mul(1_000_000) / r.counter_hz;
+    // Nanoseconds since reset; under `-icount shift=0` that is the machine's instruction count.
+    let (count, hz) = (arch::counter(), r.counter_hz);
+    let nanos = (count / hz) * 1_000_000_000 + (count % hz) * 1_000_000_000 / hz;
+    let micros = nanos / 1000;
     let text = core::str::from_utf8(line.as_bytes()).unwrap_or("?");
     klog!(
         "INFO",
-        "multikernel ({what} at {}.{:03} ms): {text}",
+        "multikernel ({what} at {}.{:03} ms, {nanos} ns): {text}",
         micros / 1000,
         micros % 1000
     );

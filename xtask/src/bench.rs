@@ -1,0 +1,228 @@
+//! `cargo xtask bench`: measures Atoll and tracks each figure against its goal and the seL4
+//! and Linux references in PERFORMANCE.md. It fails only on a broken run (a figure that
+//! cannot be measured, or an instruction count that differs between two identical runs),
+//! never on a missed goal.
+//!
+//! Today it measures what the system can do: boot to every replica up (instructions under
+//! `-icount shift=0,sleep=off`, and wall time), kernel `.text` and image size. The IPC and
+//! interrupt figures need PDs running at EL0 and come with the capability kernel.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use object::{Object, ObjectSection};
+use serde_json::json;
+
+use crate::BuildArgs;
+use crate::build::{build, workspace_root};
+
+/// One measured figure.
+struct Figure {
+    name: &'static str,
+    value: f64,
+    unit: &'static str,
+    /// The goal (at most this), from PERFORMANCE.md.
+    goal: Option<f64>,
+    /// seL4 + Microkit and Linux reference figures, as text.
+    reference: &'static str,
+    /// Whether the figure repeats exactly (instruction counts, sizes) or varies (wall time).
+    exact: bool,
+}
+
+const BOARD: &str = "qemu_virt_aarch64";
+const SETTLED: &str = "all replicas settled at ";
+
+/// The boot instruction count: the `ns` figure of the boot summary under icount.
+fn boot_instructions(serial: &str) -> Option<u64> {
+    let line = serial.lines().find(|l| l.contains(SETTLED))?;
+    let after = line.split(", ").nth(1)?;
+    after.split(" ns").next()?.trim().parse().ok()
+}
+
+fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e::Outcome> {
+    let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
+    let options = atoll_e2e::QemuOptions {
+        semihosting: true,
+        icount,
+        until: Some(SETTLED.into()),
+        ..Default::default()
+    };
+    let log = workspace_root()
+        .join("target")
+        .join("bench")
+        .join(format!("{label}.log"));
+    let outcome = atoll_e2e::run(board, image, &options, Duration::from_secs(60), &log)?;
+    if !outcome.serial.contains(SETTLED) {
+        bail!(
+            "the boot did not reach every replica up; serial log {}",
+            log.display()
+        );
+    }
+    Ok(outcome)
+}
+
+/// Runs the benchmarks; `smoke` checks the harness only (one quick boot), `compare` reports
+/// each figure's change against `bench/baseline.json`.
+pub fn run(compare: bool, smoke: bool) -> Result<()> {
+    crate::setup::rust_targets()?;
+    crate::setup::qemu(&["virt"])?;
+    let out = workspace_root().join("target").join("bench");
+    let args = BuildArgs {
+        board: BOARD.into(),
+        system: None,
+        debug: false,
+        test: true,
+        selftest_fault: None,
+        out: Some(out.join("image")),
+    };
+    let built = build(&args)?;
+
+    let first = boot(&built.image, true, "boot-icount-1")?;
+    let instructions = boot_instructions(&first.serial)
+        .ok_or_else(|| anyhow!("no boot figure in the serial log"))?;
+    if smoke {
+        println!(
+            "bench smoke: boot to all replicas up = {instructions} instructions; harness works"
+        );
+        return Ok(());
+    }
+    let second = boot(&built.image, true, "boot-icount-2")?;
+    let again = boot_instructions(&second.serial)
+        .ok_or_else(|| anyhow!("no boot figure in the second run"))?;
+    if again != instructions {
+        bail!(
+            "boot instruction count differs between two identical runs: {instructions} and {again}"
+        );
+    }
+    let mut walls: Vec<f64> = (0..3)
+        .map(|i| {
+            boot(&built.image, false, &format!("boot-wall-{i}")).map(|o| o.elapsed.as_secs_f64())
+        })
+        .collect::<Result<_>>()?;
+    walls.sort_by(f64::total_cmp);
+
+    let kernel = std::fs::read(out.join("image").join("atoll-kernel.elf"))
+        .context("reading the kernel ELF")?;
+    let file = object::File::parse(kernel.as_slice()).context("parsing the kernel ELF")?;
+    let text = file
+        .section_by_name(".text")
+        .map(|s| s.size())
+        .ok_or_else(|| anyhow!("kernel has no .text"))?;
+    let image = std::fs::metadata(&built.image)?.len();
+
+    let figures = [
+        Figure {
+            name: "boot to all replicas up (instructions, default system)",
+            value: instructions as f64,
+            unit: "instructions",
+            goal: Some(5_000_000.0),
+            reference: "seL4 ~7 M to first PD; Linux ~850 M to init",
+            exact: true,
+        },
+        Figure {
+            name: "boot to all replicas up (wall, QEMU start included, median of 3)",
+            value: walls[1],
+            unit: "s",
+            goal: Some(0.10),
+            reference: "seL4 0.10-0.15 s to first PD; Linux 2.4 s",
+            exact: false,
+        },
+        Figure {
+            name: "kernel .text (release)",
+            value: text as f64,
+            unit: "bytes",
+            goal: Some(65_536.0),
+            reference: "seL4 63,876 bytes",
+            exact: true,
+        },
+        Figure {
+            name: "image size (default system)",
+            value: image as f64,
+            unit: "bytes",
+            goal: None,
+            reference: "-",
+            exact: true,
+        },
+    ];
+
+    println!(
+        "{:<66} {:>14} {:<13} {:>12}  reference",
+        "figure", "value", "unit", "goal"
+    );
+    for f in &figures {
+        let goal = f.goal.map_or("-".to_string(), |g| format!("<= {g}"));
+        let met = match f.goal {
+            Some(g) if f.value <= g => " (met)",
+            Some(_) => " (MISSED)",
+            None => "",
+        };
+        println!(
+            "{:<66} {:>14} {:<13} {:>12}  {}{met}",
+            f.name,
+            format_value(f.value),
+            f.unit,
+            goal,
+            f.reference
+        );
+    }
+    let results: Vec<_> = figures
+        .iter()
+        .map(|f| json!({ "name": f.name, "value": f.value, "unit": f.unit, "goal": f.goal, "exact": f.exact }))
+        .collect();
+    std::fs::create_dir_all(&out)?;
+    let path = out.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("results written to {}", path.display());
+
+    if compare {
+        let baseline_path: PathBuf = workspace_root().join("bench").join("baseline.json");
+        let baseline: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&baseline_path)
+                .with_context(|| format!("reading {}", baseline_path.display()))?,
+        )?;
+        println!("\nchange against {}:", baseline_path.display());
+        for f in &figures {
+            let old = baseline
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["name"] == f.name))
+                .and_then(|e| e["value"].as_f64());
+            match old {
+                Some(old) if f.exact && old != f.value => println!(
+                    "  {}: {} -> {} ({:+})",
+                    f.name,
+                    format_value(old),
+                    format_value(f.value),
+                    f.value - old
+                ),
+                Some(old) if f.exact => println!("  {}: unchanged ({})", f.name, format_value(old)),
+                Some(old) => println!(
+                    "  {}: {} -> {} (varies from run to run)",
+                    f.name,
+                    format_value(old),
+                    format_value(f.value)
+                ),
+                None => println!("  {}: new ({})", f.name, format_value(f.value)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn boot_figure_is_read_from_the_summary() {
+        let serial = "K0|INFO: up\nK0|INFO: multikernel (all replicas settled at 2.370 ms, 2370432 ns): K0 up {0} ticks 0\n";
+        assert_eq!(super::boot_instructions(serial), Some(2_370_432));
+        assert_eq!(super::boot_instructions("nothing"), None);
+    }
+}
