@@ -603,3 +603,38 @@ fn qemu_virt_aarch64_loader_refuses_a_region_over_a_replica() {
     );
     check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
+
+/// A kernel stack overflow runs into the unmapped guard below the stack; the vectors notice
+/// before touching the stack, report from an emergency stack, and stop only that replica.
+#[test]
+fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
+    let board = "qemu_virt_aarch64";
+    let outcome = boot(
+        board,
+        "stack",
+        images().join(board).join("stack").join("atoll.img"),
+    );
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    position(
+        &outcome,
+        "K1|INFO: self-test: overflowing the kernel stack on purpose",
+    );
+    let fatal = position(
+        &outcome,
+        "K1|FATAL: kernel stack overflow (data abort (EC 0x25): translation fault at level 3 on a write) FAR 0xffffffffc000b",
+    );
+    position(&outcome, "on core 1 of replica 1; replica stopped");
+    let summary = position(&outcome, "K1 down {} ticks");
+    check(
+        &outcome,
+        fatal < summary,
+        "the summary came before the overflow was reported",
+    );
+    position(&outcome, "K2 up {2,3}");
+    position(&outcome, "K0|INFO: boot checks done; powering off");
+}

@@ -74,6 +74,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         debug: false,
         test: true,
         selftest_fault: None,
+        selftest_stack_overflow: None,
         out: Some(out.join("image")),
     };
     let built = build(&args)?;

@@ -126,6 +126,12 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     if args.test {
         replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
+    if let Some(r) = args.selftest_stack_overflow {
+        let slot = replica_flags
+            .get_mut(r as usize)
+            .ok_or_else(|| anyhow!("--selftest-stack-overflow {r}: there is no replica {r}"))?;
+        *slot |= flags::SELFTEST_STACK_OVERFLOW;
+    }
     if let Some(r) = args.selftest_fault {
         let slot = replica_flags
             .get_mut(r as usize)

@@ -85,7 +85,12 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
 
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {
-        for (variant, fault) in [("boot", None), ("fault", Some(2))] {
+        // (variant, replica that faults, replica that overflows its kernel stack)
+        let mut variants = vec![("boot", None, None), ("fault", Some(2), None)];
+        if b.name == "qemu_virt_aarch64" {
+            variants.push(("stack", None, Some(1)));
+        }
+        for (variant, fault, overflow) in variants {
             eprintln!("xtask test: building the {variant} image for {}", b.name);
             let args = BuildArgs {
                 board: b.name.into(),
@@ -93,6 +98,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 debug: false,
                 test: true,
                 selftest_fault: fault,
+                selftest_stack_overflow: overflow,
                 out: Some(images.join(b.name).join(variant)),
             };
             build(&args)?;

@@ -33,6 +33,14 @@ pub mod layout {
     pub const DEVICE_SLOT: u64 = 0x20_0000;
     /// Where the kernel ELF is linked.
     pub const KERNEL_IMAGE_BASE: u64 = 0xFFFF_FFFF_8000_0000;
+    /// Per-core kernel stacks: core `c` owns the slot at `KERNEL_STACKS_BASE + c *
+    /// KERNEL_STACK_SLOT`, whose lower half is an unmapped guard and whose upper half is
+    /// its stack (the stack starts at the top of the slot).
+    pub const KERNEL_STACKS_BASE: u64 = 0xFFFF_FFFF_C000_0000;
+    /// Size of one core's stack slot (guard and stack).
+    pub const KERNEL_STACK_SLOT: u64 = 0x8000;
+    /// Bytes of stack in a slot (the upper half).
+    pub const KERNEL_STACK_SIZE: u64 = 0x4000;
     /// Number of VA bits translated (T0SZ = T1SZ = 64 - VA_BITS).
     pub const VA_BITS: u32 = 39;
 }
@@ -51,6 +59,9 @@ pub mod flags {
     /// Self-test: this replica faults on purpose during boot, to prove that a fault stops
     /// only its own replica.
     pub const SELFTEST_FAULT: u32 = 1 << 1;
+    /// Self-test: this replica's primary core overflows its kernel stack on purpose, to
+    /// prove the guard catches it and stops only this replica.
+    pub const SELFTEST_STACK_OVERFLOW: u32 = 1 << 2;
 }
 
 /// A physical range.

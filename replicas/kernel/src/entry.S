@@ -1,17 +1,22 @@
 // Kernel entry and exception vectors. Entered from the loader's trampoline on every core of
 // the replica with the MMU on: x0 = boot spec (virtual), x1 = core index.
 
-.equ STACK_SHIFT, 14            // 16 KiB per core
+// Kernel stacks (abi::spec::layout): core c's stack is the upper 16 KiB of the 32 KiB slot
+// at KERNEL_STACKS_BASE + c * 32 KiB; the lower 16 KiB is an unmapped guard.
+.equ KERNEL_STACKS_BASE_HI, 0xffff  // 0xffff_ffff_c000_0000, built with movz/movk
+.equ STACK_SLOT_SHIFT, 15
 .equ FRAME_SIZE, 288            // x0-x30, ELR, SPSR, padding
+.equ EMERGENCY_STACK_SHIFT, 12  // 4 KiB per core, for reporting a stack overflow
 
 .section .text.entry, "ax"
 .global _start
 _start:
     msr     daifset, #0xf
-    adrp    x9, KERNEL_STACKS
-    add     x9, x9, :lo12:KERNEL_STACKS
+    movz    x9, #0xc000, lsl #16
+    movk    x9, #0xffff, lsl #32
+    movk    x9, #0xffff, lsl #48
     add     x10, x1, #1
-    lsl     x10, x10, #STACK_SHIFT
+    lsl     x10, x10, #STACK_SLOT_SHIFT
     add     sp, x9, x10
     adrp    x9, kernel_vectors
     add     x9, x9, :lo12:kernel_vectors
@@ -68,8 +73,18 @@ _start:
 .endm
 
 // kind: 0 sync, 1 irq, 2 fiq, 3 serror; source: 0 EL1 with SP0, 1 EL1 with SPx, 2 EL0 64, 3 EL0 32
+// Before touching the stack, each vector checks that SP is not in the lowest 4 KiB of its
+// stack or in the guard below it (offset within the 32 KiB slot under 20 KiB): a kernel
+// stack overflow is reported from an emergency stack instead of faulting again forever.
 .macro VECTOR kind, source
     .balign 0x80
+    msr     tpidr_el1, x0
+    mov     x0, sp
+    sub     x0, x0, #1
+    and     x0, x0, #0x7fff
+    cmp     x0, #0x5, lsl #12
+    b.lo    kernel_stack_overflow_entry
+    mrs     x0, tpidr_el1
     SAVE_FRAME
     mov     x0, sp
     mov     x1, #\kind
@@ -100,3 +115,17 @@ exception_common:
     bl      handle_exception
     RESTORE_FRAME
     eret
+
+// SP was about to leave the kernel stack: continue on this core's emergency stack (core
+// index = MPIDR Aff0 on every supported board) and stop the replica.
+kernel_stack_overflow_entry:
+    mrs     x0, mpidr_el1
+    and     x0, x0, #0x7
+    add     x0, x0, #1
+    lsl     x0, x0, #EMERGENCY_STACK_SHIFT
+    adrp    x1, EMERGENCY_STACKS
+    add     x1, x1, :lo12:EMERGENCY_STACKS
+    add     sp, x1, x0
+    bl      kernel_stack_overflow
+1:  wfe
+    b       1b

@@ -109,6 +109,41 @@ pub fn park_forever() -> ! {
     }
 }
 
+/// Called by `entry.S` on this core's emergency stack when an exception arrived with the
+/// kernel stack nearly exhausted.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_stack_overflow() -> ! {
+    let (esr, far, elr) = arch::exception_registers();
+    match replica() {
+        Some(r) => {
+            let core = crate::current_core(r.spec).unwrap_or(0);
+            stop_replica(
+                r,
+                core,
+                esr,
+                far,
+                elr,
+                format_args!(
+                    "kernel stack overflow ({}) FAR {far:#x} ELR {elr:#x}",
+                    Syndrome(esr)
+                ),
+            )
+        }
+        None => park_forever(),
+    }
+}
+
+/// Self-test: recurses until the kernel stack runs into its guard.
+#[inline(never)]
+pub fn selftest_stack_overflow(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0; // never reached: the guard stops the recursion long before
+    }
+    let frame = core::hint::black_box([depth; 32]);
+    frame[(depth % 32) as usize]
+        .wrapping_add(selftest_stack_overflow(core::hint::black_box(depth + 1)))
+}
+
 /// Self-test: a read from an address no replica maps.
 pub fn selftest_fault() {
     const UNMAPPED: usize = 0xFFFF_FFEE_0000_0000;

@@ -37,14 +37,13 @@ use crate::sync::{InitOnce, IrqSpinLock};
 
 core::arch::global_asm!(include_str!("entry.S"));
 
-const STACK_SIZE: usize = 1 << 14;
-
-/// Per-core kernel stacks, indexed by core index (`entry.S` picks the slot).
+/// Per-core stacks used only to report a kernel stack overflow (`entry.S`). The kernel
+/// stacks themselves lie in their own guarded slots (`atoll_abi::spec::layout`).
 #[unsafe(no_mangle)]
-static mut KERNEL_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CORES]);
+static mut EMERGENCY_STACKS: EmergencyStacks = EmergencyStacks([[0; 4096]; MAX_CORES]);
 
 #[repr(C, align(16))]
-struct Stacks([[u8; STACK_SIZE]; MAX_CORES]);
+struct EmergencyStacks([[u8; 4096]; MAX_CORES]);
 
 /// How long a replica's primary waits for its other cores before reporting without them.
 const CORE_START_TIMEOUT_MS: u64 = 1000;
@@ -225,6 +224,10 @@ fn primary_up(r: &Replica) {
             CoreSet(all & !online),
             CoreSet(online)
         );
+    }
+    if r.spec.has_flag(flags::SELFTEST_STACK_OVERFLOW) {
+        klog!("INFO", "self-test: overflowing the kernel stack on purpose");
+        fatal::selftest_stack_overflow(0);
     }
     if r.spec.has_flag(flags::SELFTEST_FAULT) {
         klog!(

@@ -339,7 +339,15 @@ pub fn plan(
     let spec_offset = kernel.mem_size.next_multiple_of(PAGE_SIZE);
     let tables_offset = (spec_offset + SPEC_SIZE as u64).next_multiple_of(PAGE_SIZE);
     let tables_size = TABLE_PAGES * PAGE_SIZE;
-    let free_offset = (tables_offset + tables_size).next_multiple_of(LARGE_PAGE_SIZE);
+    // Kernel stacks follow the tables: one per core of the replica, mapped with a guard.
+    let stacks_offset = tables_offset + tables_size;
+    let max_cores = masks
+        .iter()
+        .map(|m| m.count_ones() as u64)
+        .max()
+        .unwrap_or(1);
+    let free_offset =
+        (stacks_offset + max_cores * layout::KERNEL_STACK_SIZE).next_multiple_of(LARGE_PAGE_SIZE);
     if free_offset > KERNEL_RESERVE {
         return Err(layout_error(format!(
             "the kernel image, boot spec and boot page tables need {} KiB; each replica reserves {} KiB for them",
@@ -441,6 +449,20 @@ pub fn plan(
             size: shared.size,
             attrs: attrs::WRITE,
         });
+        let mut stack = 0;
+        for core in 0..MAX_CORES as u64 {
+            if mask & (1 << core) != 0 {
+                maps.push(Mapping {
+                    va: layout::KERNEL_STACKS_BASE
+                        + core * layout::KERNEL_STACK_SLOT
+                        + (layout::KERNEL_STACK_SLOT - layout::KERNEL_STACK_SIZE),
+                    pa: ram.base + stacks_offset + stack * layout::KERNEL_STACK_SIZE,
+                    size: layout::KERNEL_STACK_SIZE,
+                    attrs: attrs::WRITE,
+                });
+                stack += 1;
+            }
+        }
         for w in [spec.gic.distributor, spec.gic.cpu, spec.console] {
             if w.size != 0 {
                 maps.push(Mapping {
