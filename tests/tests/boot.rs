@@ -63,10 +63,12 @@ fn guest_lines(outcome: &Outcome) -> Vec<&str> {
 fn check_lines_whole(outcome: &Outcome) {
     for line in guest_lines(outcome) {
         let (source, rest) = line.split_once('|').unwrap_or(("", ""));
-        let known_source = source == "LDR"
-            || source
-                .strip_prefix('K')
-                .is_some_and(|n| n.parse::<u8>().is_ok());
+        let numbered = |prefix: &str| {
+            source
+                .strip_prefix(prefix)
+                .is_some_and(|n| n.parse::<u8>().is_ok())
+        };
+        let known_source = source == "LDR" || numbered("K") || numbered("MON");
         let level_ok = ["INFO: ", "WARN: ", "ERROR: ", "FATAL: "]
             .iter()
             .any(|l| rest.starts_with(l));
@@ -154,6 +156,13 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
         "the ping ring happened out of order",
     );
     position(outcome, "K0|INFO: boot checks done; powering off");
+    // Every replica's initialiser runs in user space.
+    for replica in 0..3 {
+        position(
+            outcome,
+            &format!("MON{replica}|INFO: initialiser running at EL0"),
+        );
+    }
 }
 
 fn fault_isolation(board: &str) {
@@ -177,6 +186,17 @@ fn fault_isolation(board: &str) {
     position(&outcome, "K2 down {} ticks");
     position(&outcome, "K1|WARN: cannot pass the ping: K2 is down");
     position(&outcome, "K0|WARN: ping ring broken after K1: K2 is down");
+    check(
+        &outcome,
+        outcome
+            .serial
+            .contains("MON0|INFO: initialiser running at EL0")
+            && outcome
+                .serial
+                .contains("MON1|INFO: initialiser running at EL0")
+            && !outcome.serial.contains("MON2|"),
+        "initialisers: K0 and K1 should run theirs, stopped K2 not",
+    );
     check(
         &outcome,
         !outcome.serial.contains("K2|INFO: up on"),
@@ -637,4 +657,44 @@ fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
     );
     position(&outcome, "K2 up {2,3}");
     position(&outcome, "K0|INFO: boot checks done; powering off");
+}
+
+/// A fault in user space (the initialiser touching unmapped memory) is reported and stops
+/// that thread only: its replica keeps ticking and passes the ping on.
+#[test]
+fn qemu_virt_aarch64_a_user_fault_stops_only_the_thread() {
+    let board = "qemu_virt_aarch64";
+    let outcome = boot(
+        board,
+        "user-fault",
+        images().join(board).join("user-fault").join("atoll.img"),
+    );
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    let fault = position(
+        &outcome,
+        "K1|ERROR: initialiser faulted: data abort from a lower level (EC 0x24): translation fault at level 1 on a read FAR 0x700000000",
+    );
+    position(&outcome, "it is stopped, the replica goes on");
+    let hop = position(&outcome, "K1|INFO: ping from K0, passing to K2");
+    position(
+        &outcome,
+        "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
+    );
+    check(
+        &outcome,
+        fault < hop || outcome.serial.contains("K1 up {1}"),
+        "replica 1 did not go on",
+    );
+    check(
+        &outcome,
+        !outcome.serial.contains("FATAL"),
+        "a user fault stopped a kernel",
+    );
+    let last = summary_ticks(&outcome, "final status", 1);
+    check(&outcome, last > 0, "replica 1 stopped ticking");
 }

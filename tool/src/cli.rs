@@ -251,6 +251,7 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         })
     };
     let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
+    let initialiser_elf = std::fs::read(sdk.join("atoll-initialiser.elf")).ok();
     // The user's paths, then the PD programs `cargo xtask build` left beside the kernel, then
     // the current directory (last, as Microkit does).
     let mut search_paths = args.search_path.clone();
@@ -262,6 +263,7 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         loader_elf: &loader_elf,
         search_paths: &search_paths,
         replica_flags: &[],
+        initialiser_elf: initialiser_elf.as_deref(),
     };
     let text = source.text();
     match crate::pack::pack(&system, text, &inputs) {

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub search_paths: &'a [PathBuf],
     /// Boot-spec flags per replica (`atoll_abi::spec::flags`); missing entries are zero.
     pub replica_flags: &'a [u32],
+    /// The replica initialiser ELF, if the image should carry one.
+    pub initialiser_elf: Option<&'a [u8]>,
 }
 
 /// A packed system.
@@ -423,6 +425,13 @@ pub fn pack(
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
     let loader = atoll_pack::elf::flatten_loader(inputs.loader_elf)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
+    let initialiser = match inputs.initialiser_elf {
+        Some(elf) => Some(
+            atoll_pack::elf::flatten_program("initialiser", elf)
+                .map_err(|e| vec![PackError::Layout(e.to_string())])?,
+        ),
+        None => None,
+    };
 
     let mut extra = Vec::new();
     for replica in &mut plan.replicas {
@@ -534,6 +543,7 @@ pub fn pack(
         shared_pool: plan.ram_request.shared_pool,
         ram_shares: plan.ram_request.shares.clone(),
         reserved: plan.ram_request.reserved.clone(),
+        initialiser: initialiser.clone(),
     };
     let mut specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
@@ -570,6 +580,22 @@ pub fn pack(
                 replica.name
             ))]
         })?;
+    }
+    if let (Some(init), Some(first)) = (&initialiser, specs.first()) {
+        extra.push(ExtraPart {
+            entry: PartEntry {
+                kind: PartKind::Initialiser as u32,
+                replica: atoll_abi::image::ALL_REPLICAS,
+                offset: 0,
+                file_size: init.bytes.len() as u64,
+                mem_size: init.mem_size,
+                dest_offset: first.spec.initialiser.offset,
+                vaddr: init.vaddr,
+                entry: init.entry,
+                reserved: 0,
+            },
+            bytes: init.bytes.clone(),
+        });
     }
     let image = atoll_pack::image::bootable_image(inputs.board, &loader, &kernel, &specs, &extra)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;

@@ -75,6 +75,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         test: true,
         selftest_fault: None,
         selftest_stack_overflow: None,
+        selftest_user_fault: None,
         out: Some(out.join("image")),
     };
     let built = build(&args)?;

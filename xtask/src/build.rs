@@ -79,6 +79,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     cargo_build("atoll-kernel", release, &[], &[])?;
+    cargo_build("atoll-initialiser", release, &[], &[])?;
     let loader_features: &[&str] = if args.test { &["test-exit"] } else { &[] };
     cargo_build(
         "atoll-loader",
@@ -95,6 +96,8 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         std::fs::read(bin_dir.join("atoll-kernel")).context("reading the kernel ELF")?;
     let loader_elf =
         std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
+    let initialiser_elf =
+        std::fs::read(bin_dir.join("atoll-initialiser")).context("reading the initialiser ELF")?;
     let system_path = args
         .system
         .clone()
@@ -126,6 +129,12 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     if args.test {
         replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
+    if let Some(r) = args.selftest_user_fault {
+        let slot = replica_flags
+            .get_mut(r as usize)
+            .ok_or_else(|| anyhow!("--selftest-user-fault {r}: there is no replica {r}"))?;
+        *slot |= flags::SELFTEST_USER_FAULT;
+    }
     if let Some(r) = args.selftest_stack_overflow {
         let slot = replica_flags
             .get_mut(r as usize)
@@ -148,6 +157,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         loader_elf: &loader_elf,
         search_paths: &search_paths,
         replica_flags: &replica_flags,
+        initialiser_elf: Some(&initialiser_elf),
     };
     let packed = microkit::pack::pack(&system, &text, &inputs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -162,6 +172,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     std::fs::write(&image_path, &packed.image)?;
     std::fs::write(out.join("atoll-kernel.elf"), &kernel_elf)?;
     std::fs::write(out.join("atoll-loader.elf"), &loader_elf)?;
+    std::fs::write(out.join("atoll-initialiser.elf"), &initialiser_elf)?;
     std::fs::write(out.join("report.txt"), microkit::report::text(&packed.plan))?;
     std::fs::write(
         out.join("report.json"),

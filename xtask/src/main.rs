@@ -64,6 +64,9 @@ pub struct BuildArgs {
     /// Self-test: make this replica overflow its kernel stack on purpose during boot.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_stack_overflow: Option<u32>,
+    /// Self-test: make this replica's initialiser fault on purpose.
+    #[arg(long, value_name = "REPLICA")]
+    pub selftest_user_fault: Option<u32>,
     /// Output directory (default target/atoll/<board>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -86,11 +86,14 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {
         // (variant, replica that faults, replica that overflows its kernel stack)
-        let mut variants = vec![("boot", None, None), ("fault", Some(2), None)];
+        // (variant, replica whose kernel faults, whose kernel stack overflows, whose
+        // initialiser faults)
+        let mut variants = vec![("boot", None, None, None), ("fault", Some(2), None, None)];
         if b.name == "qemu_virt_aarch64" {
-            variants.push(("stack", None, Some(1)));
+            variants.push(("stack", None, Some(1), None));
+            variants.push(("user-fault", None, None, Some(1)));
         }
-        for (variant, fault, overflow) in variants {
+        for (variant, fault, overflow, user_fault) in variants {
             eprintln!("xtask test: building the {variant} image for {}", b.name);
             let args = BuildArgs {
                 board: b.name.into(),
@@ -99,6 +102,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 test: true,
                 selftest_fault: fault,
                 selftest_stack_overflow: overflow,
+                selftest_user_fault: user_fault,
                 out: Some(images.join(b.name).join(variant)),
             };
             build(&args)?;

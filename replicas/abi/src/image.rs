@@ -67,6 +67,8 @@ pub enum PartKind {
     /// With `replica == ALL_REPLICAS`, `dest_offset` is an absolute physical address: a
     /// region outside every replica's RAM (shared between replicas, or at a fixed address).
     RegionData = 4,
+    /// The replica initialiser, flattened like the kernel: one copy for every replica.
+    Initialiser = 5,
 }
 
 impl PartKind {
@@ -77,6 +79,7 @@ impl PartKind {
             2 => Some(Self::ReplicaSpec),
             3 => Some(Self::PdImage),
             4 => Some(Self::RegionData),
+            5 => Some(Self::Initialiser),
             _ => None,
         }
     }

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod microkit;
 pub mod shared;
 pub mod spec;
+pub mod syscall;
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) used by the image checksum.
 pub mod crc32 {

@@ -14,7 +14,7 @@ use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 1928;
+pub const SPEC_SIZE: usize = 1976;
 /// Current spec version.
 pub const SPEC_VERSION: u32 = 1;
 
@@ -62,6 +62,9 @@ pub mod flags {
     /// Self-test: this replica's primary core overflows its kernel stack on purpose, to
     /// prove the guard catches it and stops only this replica.
     pub const SELFTEST_STACK_OVERFLOW: u32 = 1 << 2;
+    /// Self-test: this replica's initialiser touches unmapped memory on purpose, to prove a
+    /// user fault never disturbs the kernel or the replica.
+    pub const SELFTEST_USER_FAULT: u32 = 1 << 3;
 }
 
 /// A physical range.
@@ -101,6 +104,9 @@ pub mod attrs {
     pub const EXEC: u64 = 1 << 1;
     /// Device-nGnRE memory (otherwise normal write-back cacheable).
     pub const DEVICE: u64 = 1 << 2;
+    /// A user (EL0) mapping: accessible from EL0, not global, never executable at EL1;
+    /// `EXEC` then means executable at EL0.
+    pub const USER: u64 = 1 << 3;
 }
 
 /// One kernel mapping the loader creates in the replica's TTBR1 tables.
@@ -133,6 +139,26 @@ pub struct IrqRoute {
     pub edge: u32,
     /// Reserved, zero.
     pub reserved: u32,
+}
+
+/// A user program the kernel starts itself (the initialiser), as placed by the loader.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ProgramPart {
+    /// Offset in the replica's RAM of its first page.
+    pub offset: u64,
+    /// Bytes it occupies (page multiple).
+    pub mem_size: u64,
+    /// Virtual address of its first page.
+    pub vaddr: u64,
+    /// Entry point.
+    pub entry: u64,
+    /// Bytes from `vaddr` that are text (mapped executable, read-only); the rest is data.
+    pub text_size: u64,
+    /// Reserved, zero.
+    pub reserved: u64,
 }
 
 /// Console UART models.
@@ -280,6 +306,8 @@ pub struct ReplicaSpec {
     pub reserved1: u32,
     /// Device interrupts this replica owns.
     pub irq_routes: [IrqRoute; MAX_IRQ_ROUTES],
+    /// The initialiser, if the image carries one (`mem_size == 0` otherwise).
+    pub initialiser: ProgramPart,
 }
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);

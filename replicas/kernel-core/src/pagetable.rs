@@ -23,12 +23,16 @@ pub mod desc {
     pub const ATTR_NORMAL: u64 = 0 << 2;
     /// Memory attribute index 1: device-nGnRE (MAIR attr1).
     pub const ATTR_DEVICE: u64 = 1 << 2;
+    /// AP[1]: accessible from EL0.
+    pub const USER: u64 = 1 << 6;
     /// AP[2]: read-only.
     pub const READ_ONLY: u64 = 1 << 7;
     /// Inner shareable.
     pub const INNER_SHAREABLE: u64 = 0b11 << 8;
     /// Access flag.
     pub const AF: u64 = 1 << 10;
+    /// Not global: tagged with the address space's ASID.
+    pub const NOT_GLOBAL: u64 = 1 << 11;
     /// Privileged execute-never.
     pub const PXN: u64 = 1 << 53;
     /// Unprivileged execute-never.
@@ -74,8 +78,27 @@ pub enum MapError {
     },
 }
 
-/// Descriptor attribute bits for an [`attrs`] set (kernel mappings: never user-executable).
+/// Descriptor attribute bits for an [`attrs`] set. Kernel mappings are never
+/// user-accessible or user-executable; user mappings are never kernel-executable.
 pub const fn descriptor_bits(mapping_attrs: u64) -> u64 {
+    if mapping_attrs & attrs::USER != 0 {
+        let mut bits = desc::AF | desc::USER | desc::NOT_GLOBAL | desc::PXN;
+        bits |= if mapping_attrs & attrs::DEVICE != 0 {
+            desc::ATTR_DEVICE
+        } else {
+            desc::ATTR_NORMAL | desc::INNER_SHAREABLE
+        };
+        if mapping_attrs & attrs::WRITE == 0 {
+            bits |= desc::READ_ONLY;
+        }
+        if mapping_attrs & attrs::EXEC == 0
+            || mapping_attrs & attrs::DEVICE != 0
+            || mapping_attrs & attrs::WRITE != 0
+        {
+            bits |= desc::UXN; // writable user memory is never executable (W^X)
+        }
+        return bits;
+    }
     let mut bits = desc::AF | desc::UXN;
     if mapping_attrs & attrs::DEVICE != 0 {
         bits |= desc::ATTR_DEVICE;
@@ -376,6 +399,28 @@ mod tests {
         assert_eq!(zynq[3] & 0b11100, desc::ATTR_DEVICE);
         assert_ne!(zynq[3] & desc::PXN, 0);
         assert!(virt[4..].iter().all(|&d| d == 0));
+    }
+
+    #[test]
+    fn user_mappings_are_user_only_and_w_xor_x() {
+        let text = descriptor_bits(attrs::USER | attrs::EXEC);
+        assert_ne!(text & desc::USER, 0);
+        assert_ne!(text & desc::PXN, 0, "the kernel never executes user memory");
+        assert_eq!(text & desc::UXN, 0);
+        assert_ne!(text & desc::READ_ONLY, 0);
+        let data = descriptor_bits(attrs::USER | attrs::WRITE | attrs::EXEC);
+        assert_ne!(
+            data & desc::UXN,
+            0,
+            "writable user memory is never executable"
+        );
+        assert_eq!(data & desc::READ_ONLY, 0);
+        assert_ne!(data & desc::NOT_GLOBAL, 0);
+        assert_eq!(
+            descriptor_bits(attrs::WRITE) & desc::USER,
+            0,
+            "kernel mappings stay kernel-only"
+        );
     }
 
     #[test]

@@ -67,3 +67,47 @@ pub fn send_event() {
     barrier::dsb(barrier::ISH);
     aarch64_cpu::asm::sev();
 }
+
+/// Installs `root` as the user (TTBR0) address space, ASID 0, and turns TTBR0 walks on.
+pub fn enable_low_half(root: u64) {
+    aarch64_cpu::registers::TTBR0_EL1.set(root);
+    TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
+    barrier::isb(barrier::SY);
+    // SAFETY: invalidating this core's own TLB entries after changing its translation.
+    unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Enters EL0 at `entry` with stack `sp`, `arg` in x0 and `arg1` in x1, resetting this
+/// core's kernel stack to `kernel_sp` for the exceptions that bring it back.
+///
+/// # Safety
+///
+/// The current address space must map `entry` executable and `sp` writable for EL0, and
+/// nothing on the current kernel stack may be needed again.
+pub unsafe fn enter_user(entry: u64, sp: u64, arg: u64, arg1: u64, kernel_sp: u64) -> ! {
+    // SAFETY: the caller's contract; every other register is cleared so no kernel value
+    // reaches user space.
+    unsafe {
+        core::arch::asm!(
+            "msr sp_el0, {sp}",
+            "msr elr_el1, {entry}",
+            "msr spsr_el1, xzr",
+            "mov sp, {ksp}",
+            "mov x0, {arg}",
+            "mov x1, {arg1}",
+            "mov x2, xzr", "mov x3, xzr", "mov x4, xzr", "mov x5, xzr",
+            "mov x6, xzr", "mov x7, xzr", "mov x8, xzr", "mov x9, xzr", "mov x10, xzr",
+            "mov x11, xzr", "mov x12, xzr", "mov x13, xzr", "mov x14, xzr", "mov x15, xzr",
+            "mov x16, xzr", "mov x17, xzr", "mov x18, xzr", "mov x19, xzr", "mov x20, xzr",
+            "mov x21, xzr", "mov x22, xzr", "mov x23, xzr", "mov x24, xzr", "mov x25, xzr",
+            "mov x26, xzr", "mov x27, xzr", "mov x28, xzr", "mov x29, xzr", "mov x30, xzr",
+            "eret",
+            sp = in(reg) sp,
+            entry = in(reg) entry,
+            ksp = in(reg) kernel_sp,
+            arg = in(reg) arg,
+            arg1 = in(reg) arg1,
+            options(noreturn),
+        )
+    }
+}

@@ -44,6 +44,19 @@ pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
     }
 }
 
+/// Appends a line exactly as given (the initialiser writes its own `MON<n>|` prefix).
+pub fn log_raw(r: &Replica, line: &[u8]) {
+    {
+        let _guard = r.log_lock.lock();
+        r.shared.logs[r.index].push(line);
+    }
+    if r.owns_console() {
+        drain(r);
+    } else {
+        doorbell::ring(r, 0, bell::LOG);
+    }
+}
+
 /// Console owner: copies every pending line of every replica to the UART.
 pub fn drain(r: &Replica) {
     let Some(uart) = r.console else { return };

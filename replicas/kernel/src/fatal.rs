@@ -13,9 +13,11 @@ use atoll_kernel_core::line::LineBuf;
 use crate::{Replica, arch, console, doorbell, replica};
 
 /// Exception kinds, as `entry.S` numbers them.
+const KIND_SYNC: u64 = 0;
 const KIND_IRQ: u64 = 1;
 /// Exception sources, as `entry.S` numbers them.
 const SOURCE_EL1_SPX: u64 = 1;
+const SOURCE_EL0: u64 = 2;
 
 /// Saved registers, laid out by `entry.S`.
 #[repr(C)]
@@ -33,12 +35,17 @@ const _: () = assert!(core::mem::size_of::<Frame>() == 272);
 
 /// Common vector entry.
 #[unsafe(no_mangle)]
-extern "C" fn handle_exception(_frame: &mut Frame, kind: u64, source: u64) {
+extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
     let r = replica();
     let core = r.and_then(|r| crate::current_core(r.spec));
     match (r, core) {
-        (Some(r), Some(core)) if kind == KIND_IRQ && source == SOURCE_EL1_SPX => {
+        (Some(r), Some(core))
+            if kind == KIND_IRQ && (source == SOURCE_EL1_SPX || source == SOURCE_EL0) =>
+        {
             crate::handle_irq(r, core)
+        }
+        (Some(r), Some(_)) if kind == KIND_SYNC && source == SOURCE_EL0 => {
+            crate::user::handle_user_sync(r, frame)
         }
         (Some(r), Some(core)) => {
             let (esr, far, elr) = arch::exception_registers();

@@ -23,6 +23,7 @@ mod console;
 mod doorbell;
 mod fatal;
 mod sync;
+mod user;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -124,9 +125,10 @@ extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
         primary_up(r);
     }
     doorbell::service(r);
-    loop {
-        arch::wait_for_interrupt();
+    if core == spec.primary_core() {
+        user::start_initialiser(r, core);
     }
+    user::idle_forever()
 }
 
 fn init_replica(spec: &'static ReplicaSpec) {

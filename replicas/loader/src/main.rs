@@ -177,6 +177,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
 
     let mut specs: [Option<(ReplicaSpec, u64)>; MAX_REPLICAS] = [None; MAX_REPLICAS];
     let mut kernel = None;
+    let mut initialiser = None;
     for part in view.parts() {
         match part.kind {
             PartKind::Kernel if part.entry.replica == ALL_REPLICAS => kernel = Some(part),
@@ -200,6 +201,13 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
                 }
                 *slot = Some((spec, part.entry.dest_offset));
             }
+            PartKind::Initialiser if part.entry.replica == ALL_REPLICAS => initialiser = Some(part),
+            PartKind::Initialiser => {
+                return Err(Refusal::Layout(
+                    "per-replica initialisers are not supported",
+                    part.entry.replica,
+                ));
+            }
             // Placed below, once every replica's memory is known.
             PartKind::PdImage | PartKind::RegionData => {}
         }
@@ -211,6 +219,24 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     }
     check_layout(&specs, count, &kernel.entry)?;
     check_placed_parts(&view, &specs)?;
+    for (spec, _) in specs.iter().flatten() {
+        let declared = spec.initialiser;
+        let fits = match &initialiser {
+            None => declared.mem_size == 0,
+            Some(part) => {
+                declared.offset == part.entry.dest_offset
+                    && declared.mem_size == part.entry.mem_size
+                    && declared.offset >= spec.tables_offset + spec.tables_size
+                    && declared.offset.saturating_add(declared.mem_size) <= spec.free_offset
+            }
+        };
+        if !fits {
+            return Err(Refusal::Layout(
+                "the initialiser's place in the spec and the image disagree",
+                spec.replica,
+            ));
+        }
+    }
 
     let first = specs[0]
         .as_ref()
@@ -240,6 +266,13 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     for (spec, spec_offset) in specs.iter().flatten() {
         let replica = spec.replica;
         let ram = spec.ram;
+        if let Some(init) = &initialiser {
+            copy_part(
+                ram.base + init.entry.dest_offset,
+                init.bytes,
+                init.entry.mem_size,
+            );
+        }
         for part in view.parts().filter(|p| p.entry.replica == replica) {
             if matches!(part.kind, PartKind::PdImage | PartKind::RegionData) {
                 copy_part(

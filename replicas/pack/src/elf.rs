@@ -83,9 +83,14 @@ fn load_segments<'a>(
 
 /// Flattens a kernel ELF.
 pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
-    const WHAT: &str = "kernel";
-    let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(WHAT, e))?;
-    let segments = load_segments(WHAT, &file, data)?;
+    flatten_program("kernel", data)
+}
+
+/// Flattens any program ELF (the kernel, the initialiser): loadable segments on pages of
+/// their own, none both writable and executable.
+pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, PackError> {
+    let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(what, e))?;
+    let segments = load_segments(what, &file, data)?;
     let vaddr = page_down(segments[0].0);
     let mut bytes = Vec::new();
     let mut end = vaddr;
@@ -94,7 +99,7 @@ pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
         let start = page_down(va);
         if start < end {
             return Err(elf_error(
-                WHAT,
+                what,
                 format!("segment at {va:#x} shares a page with the previous one"),
             ));
         }
@@ -113,7 +118,7 @@ pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
         }
         if a & attrs::WRITE != 0 && a & attrs::EXEC != 0 {
             return Err(elf_error(
-                WHAT,
+                what,
                 format!("segment at {va:#x} is both writable and executable"),
             ));
         }

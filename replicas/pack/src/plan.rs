@@ -41,6 +41,8 @@ pub struct LayoutRequest {
     pub ram_shares: Vec<Option<u64>>,
     /// RAM that belongs to no replica (see [`RamRequest::reserved`]).
     pub reserved: Vec<PhysRange>,
+    /// The initialiser every replica starts, if any.
+    pub initialiser: Option<KernelImage>,
 }
 
 impl LayoutRequest {
@@ -53,6 +55,7 @@ impl LayoutRequest {
             shared_pool: 0,
             ram_shares: Vec::new(),
             reserved: Vec::new(),
+            initialiser: None,
         }
     }
 }
@@ -346,8 +349,11 @@ pub fn plan(
         .map(|m| m.count_ones() as u64)
         .max()
         .unwrap_or(1);
-    let free_offset =
-        (stacks_offset + max_cores * layout::KERNEL_STACK_SIZE).next_multiple_of(LARGE_PAGE_SIZE);
+    // The initialiser follows the stacks, still inside the kernel's reserve.
+    let init_offset =
+        (stacks_offset + max_cores * layout::KERNEL_STACK_SIZE).next_multiple_of(0x1_0000);
+    let init_size = request.initialiser.as_ref().map_or(0, |p| p.mem_size);
+    let free_offset = (init_offset + init_size).next_multiple_of(LARGE_PAGE_SIZE);
     if free_offset > KERNEL_RESERVE {
         return Err(layout_error(format!(
             "the kernel image, boot spec and boot page tables need {} KiB; each replica reserves {} KiB for them",
@@ -422,6 +428,21 @@ pub fn plan(
                 pa: board.uart.base,
                 va: console_va,
                 size: board.uart.size,
+            };
+        }
+        if let Some(init) = &request.initialiser {
+            let text_size = init
+                .segments
+                .first()
+                .filter(|s| s.2 & attrs::EXEC != 0)
+                .map_or(0, |s| s.1);
+            spec.initialiser = atoll_abi::spec::ProgramPart {
+                offset: init_offset,
+                mem_size: init.mem_size,
+                vaddr: init.vaddr,
+                entry: init.entry,
+                text_size,
+                reserved: 0,
             };
         }
         spec.core_mpidr = core_mpidr;
@@ -590,6 +611,7 @@ pub(crate) mod tests {
             shared_pool: 0,
             ram_shares: vec![],
             reserved: vec![],
+            initialiser: None,
         };
         let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
         assert!(err("0;1;1").contains("core 1 is already in another replica"));
@@ -712,7 +734,7 @@ pub(crate) mod tests {
             for r in &order {
                 clusters.push((0..4u32).filter(|&c| assign[c as usize] == *r).collect());
             }
-            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0, ram_shares: vec![], reserved: vec![] };
+            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0, ram_shares: vec![], reserved: vec![], initialiser: None };
             let planned = plan(board, &req, &fake_kernel()).unwrap();
             check_invariants(board, &planned);
         }

@@ -1,0 +1,7 @@
+//! Links the initialiser at 0x200000, like every user program.
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rerun-if-changed=initialiser.ld");
+    println!("cargo:rustc-link-arg-bins=-T{dir}/initialiser.ld");
+}
