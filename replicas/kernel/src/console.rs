@@ -29,22 +29,14 @@ pub fn format_line(index: usize, level: &str, args: fmt::Arguments<'_>) -> LineB
     line
 }
 
-/// Appends a line to this replica's ring and gets it to the console.
+/// Appends a `K<n>|LEVEL:` line to this replica's ring and gets it to the console.
 pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
     let Some(r) = crate::replica() else { return };
-    let line = format_line(r.index, level, args);
-    {
-        let _guard = r.log_lock.lock();
-        r.shared.logs[r.index].push(line.as_bytes());
-    }
-    if r.owns_console() {
-        drain(r);
-    } else {
-        doorbell::ring(r, 0, bell::LOG);
-    }
+    log_raw(r, format_line(r.index, level, args).as_bytes());
 }
 
-/// Appends a line exactly as given (the initialiser writes its own `MON<n>|` prefix).
+/// Appends a line exactly as given (the initialiser writes its own `MON<n>|` prefix) and
+/// gets it to the console.
 pub fn log_raw(r: &Replica, line: &[u8]) {
     {
         let _guard = r.log_lock.lock();

@@ -36,30 +36,26 @@ const _: () = assert!(core::mem::size_of::<Frame>() == 272);
 /// Common vector entry.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
-    let r = replica();
-    let core = r.and_then(|r| crate::current_core(r.spec));
-    match (r, core) {
-        (Some(r), Some(core))
-            if kind == KIND_IRQ && (source == SOURCE_EL1_SPX || source == SOURCE_EL0) =>
-        {
-            crate::handle_irq(r, core)
-        }
-        (Some(r), Some(_)) if kind == KIND_SYNC && source == SOURCE_EL0 => {
-            crate::user::handle_user_sync(r, frame)
-        }
-        (Some(r), Some(core)) => {
-            let (esr, far, elr) = arch::exception_registers();
-            stop_replica(
-                r,
-                core,
-                esr,
-                far,
-                elr,
-                format_args!("{} FAR {far:#x} ELR {elr:#x}", Syndrome(esr)),
-            );
-        }
-        _ => park_forever(),
+    let Some(r) = replica() else { park_forever() };
+    // A system call needs no core index: keep the lookup off that path.
+    if kind == KIND_SYNC && source == SOURCE_EL0 {
+        return crate::user::handle_user_sync(r, frame);
     }
+    let Some(core) = crate::current_core(r.spec) else {
+        park_forever()
+    };
+    if kind == KIND_IRQ && (source == SOURCE_EL1_SPX || source == SOURCE_EL0) {
+        return crate::handle_irq(r, core);
+    }
+    let (esr, far, elr) = arch::exception_registers();
+    stop_replica(
+        r,
+        core,
+        esr,
+        far,
+        elr,
+        format_args!("{} FAR {far:#x} ELR {elr:#x}", Syndrome(esr)),
+    );
 }
 
 /// Records the epitaph, reports, stops the other cores of this replica, then this core.
