@@ -293,7 +293,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         spec.loader.trampoline = replica_trampoline as *const () as u64;
         copy_part(
             ram.base + spec_offset,
-            zerocopy_bytes(&spec),
+            zerocopy::IntoBytes::as_bytes(&spec),
             size_of::<ReplicaSpec>() as u64,
         );
         let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
@@ -453,16 +453,21 @@ fn image_bytes() -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(end as *const u8, len) }
 }
 
+/// The RAM the boot stub, the loader and the image occupy.
+fn loader_range() -> PhysRange {
+    PhysRange {
+        base: core::ptr::addr_of!(__loader_start) as u64,
+        size: BOARD.boot_reserved - BOARD.image_offset,
+    }
+}
+
 /// Refuses layouts that would let replicas overlap each other, the loader or the board.
 fn check_layout(
     specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
     count: usize,
     kernel: &atoll_abi::image::PartEntry,
 ) -> Result<(), Refusal> {
-    let loader = PhysRange {
-        base: core::ptr::addr_of!(__loader_start) as u64,
-        size: BOARD.boot_reserved - BOARD.image_offset,
-    };
+    let loader = loader_range();
     let mut cores = 0u64;
     for (i, entry) in specs.iter().enumerate() {
         let Some((spec, spec_offset)) = entry else {
@@ -590,10 +595,7 @@ fn check_absolute_region(
         base: entry.dest_offset,
         size: entry.mem_size,
     };
-    let loader = PhysRange {
-        base: core::ptr::addr_of!(__loader_start) as u64,
-        size: BOARD.boot_reserved - BOARD.image_offset,
-    };
+    let loader = loader_range();
     let refuse = Refusal::Region(
         "a region outside the replicas lies outside RAM or over memory it may not touch",
     );
@@ -613,10 +615,6 @@ fn check_absolute_region(
         }
     }
     Ok(())
-}
-
-fn zerocopy_bytes(spec: &ReplicaSpec) -> &[u8] {
-    zerocopy::IntoBytes::as_bytes(spec)
 }
 
 /// Copies a part to physical `dest` and zeroes the rest of its memory size.
