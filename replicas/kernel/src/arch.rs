@@ -85,16 +85,17 @@ pub fn enable_low_half(root: u64) {
 /// The current address space must map `entry` executable and `sp` writable for EL0, and
 /// nothing on the current kernel stack may be needed again.
 pub unsafe fn enter_user(entry: u64, sp: u64, arg: u64, arg1: u64, kernel_sp: u64) -> ! {
-    // SAFETY: the caller's contract; every other register is cleared so no kernel value
-    // reaches user space.
+    // SAFETY: the caller's contract. Interrupts are masked first: an interrupt taken between
+    // setting ELR/SPSR and `eret` would overwrite them. Operands sit in fixed registers so
+    // none is clobbered before it is read, and every other register is cleared so no kernel
+    // value reaches user space.
     unsafe {
         core::arch::asm!(
-            "msr sp_el0, {sp}",
-            "msr elr_el1, {entry}",
+            "msr daifset, #0xf",
+            "msr sp_el0, x2",
+            "msr elr_el1, x3",
             "msr spsr_el1, xzr",
-            "mov sp, {ksp}",
-            "mov x0, {arg}",
-            "mov x1, {arg1}",
+            "mov sp, x4",
             "mov x2, xzr", "mov x3, xzr", "mov x4, xzr", "mov x5, xzr",
             "mov x6, xzr", "mov x7, xzr", "mov x8, xzr", "mov x9, xzr", "mov x10, xzr",
             "mov x11, xzr", "mov x12, xzr", "mov x13, xzr", "mov x14, xzr", "mov x15, xzr",
@@ -102,11 +103,11 @@ pub unsafe fn enter_user(entry: u64, sp: u64, arg: u64, arg1: u64, kernel_sp: u6
             "mov x21, xzr", "mov x22, xzr", "mov x23, xzr", "mov x24, xzr", "mov x25, xzr",
             "mov x26, xzr", "mov x27, xzr", "mov x28, xzr", "mov x29, xzr", "mov x30, xzr",
             "eret",
-            sp = in(reg) sp,
-            entry = in(reg) entry,
-            ksp = in(reg) kernel_sp,
-            arg = in(reg) arg,
-            arg1 = in(reg) arg1,
+            in("x0") arg,
+            in("x1") arg1,
+            in("x2") sp,
+            in("x3") entry,
+            in("x4") kernel_sp,
             options(noreturn),
         )
     }
