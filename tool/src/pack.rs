@@ -359,7 +359,8 @@ pub fn pack(
 ) -> Result<Packed, Vec<PackError>> {
     let mut errors = Vec::new();
     // Prefill files: found and read once, their lengths used by the plan and the patches.
-    let mut prefills: Vec<(String, Vec<u8>)> = Vec::new();
+    // (region, file as written, contents)
+    let mut prefills: Vec<(String, String, Vec<u8>)> = Vec::new();
     for mr in system.memory_regions.values() {
         if let Some(Prefill::File(path)) = &mr.prefill {
             match find(path, inputs.search_paths).map(std::fs::read) {
@@ -377,7 +378,7 @@ pub fn pack(
                         ),
                     })
                 }
-                Some(Ok(bytes)) => prefills.push((mr.name.clone(), bytes)),
+                Some(Ok(bytes)) => prefills.push((mr.name.clone(), path.clone(), bytes)),
                 Some(Err(e)) => errors.push(PackError::Prefill {
                     region: mr.name.clone(),
                     reason: e.to_string(),
@@ -391,22 +392,16 @@ pub fn pack(
         }
     }
     let prefill_by_path = |path: &str| {
-        let name = system
-            .memory_regions
-            .values()
-            .find(|m| matches!(&m.prefill, Some(Prefill::File(p)) if p == path))?
-            .name
-            .clone();
         prefills
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| b.len() as u64)
+            .find(|(_, p, _)| *p == path)
+            .map(|(_, _, b)| b.len() as u64)
     };
     let prefill_by_region = |region: &str| {
         prefills
             .iter()
-            .find(|(n, _)| n == region)
-            .map(|(_, b)| b.len() as u64)
+            .find(|(n, _, _)| n == region)
+            .map(|(_, _, b)| b.len() as u64)
     };
     let mut plan =
         match crate::plan::plan_with_prefills(system, text, inputs.board, &prefill_by_path) {
@@ -488,8 +483,8 @@ pub fn pack(
     for region in &plan.memory_regions {
         let bytes = prefills
             .iter()
-            .find(|(n, _)| *n == region.name)
-            .map(|(_, b)| b.clone());
+            .find(|(n, _, _)| *n == region.name)
+            .map(|(_, _, b)| b.clone());
         let mem_size = region
             .size
             .next_multiple_of(region.page_size)
@@ -544,60 +539,41 @@ pub fn pack(
         ram_shares: plan.ram_request.shares.clone(),
         reserved: plan.ram_request.reserved.clone(),
         initialiser: initialiser.clone(),
+        system_hash: Some(plan.system_hash),
+        irq_routes: plan
+            .replicas
+            .iter()
+            .map(|r| {
+                r.irqs
+                    .iter()
+                    .map(|irq| atoll_abi::spec::IrqRoute {
+                        intid: irq.irq,
+                        core: irq.core,
+                        edge: u32::from(irq.trigger == "edge"),
+                        reserved: 0,
+                    })
+                    .collect()
+            })
+            .collect(),
     };
-    let mut specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
+    let specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
-    let hash = u64::from_str_radix(plan.system_hash.trim_start_matches("0x"), 16).unwrap_or(0);
-    for (spec, replica) in specs.iter_mut().zip(&plan.replicas) {
+    for (spec, replica) in specs.iter().zip(&plan.replicas) {
         if spec.spec.ram.base != replica.ram.base || spec.spec.ram.size != replica.ram.size {
             return Err(vec![PackError::Layout(format!(
                 "replica '{}': boot spec and plan disagree on its RAM",
                 replica.name
             ))]);
         }
-        spec.spec.system_hash = hash;
-        let routes = &mut spec.spec.irq_routes;
-        if replica.irqs.len() > routes.len() {
-            return Err(vec![PackError::Layout(format!(
-                "replica '{}' owns {} interrupts; at most {} are supported",
-                replica.name,
-                replica.irqs.len(),
-                routes.len()
-            ))]);
-        }
-        for (slot, irq) in routes.iter_mut().zip(&replica.irqs) {
-            *slot = atoll_abi::spec::IrqRoute {
-                intid: irq.irq,
-                core: irq.core,
-                edge: u32::from(irq.trigger == "edge"),
-                reserved: 0,
-            };
-        }
-        spec.spec.irq_route_count = replica.irqs.len() as u32;
-        spec.spec.check().map_err(|e| {
-            vec![PackError::Layout(format!(
-                "replica '{}': {e}",
-                replica.name
-            ))]
-        })?;
     }
-    if let (Some(init), Some(first)) = (&initialiser, specs.first()) {
-        extra.push(ExtraPart {
-            entry: PartEntry {
-                kind: PartKind::Initialiser as u32,
-                replica: atoll_abi::image::ALL_REPLICAS,
-                offset: 0,
-                file_size: init.bytes.len() as u64,
-                mem_size: init.mem_size,
-                dest_offset: first.spec.initialiser.offset,
-                vaddr: init.vaddr,
-                entry: init.entry,
-                reserved: 0,
-            },
-            bytes: init.bytes.clone(),
-        });
-    }
-    let image = atoll_pack::image::bootable_image(inputs.board, &loader, &kernel, &specs, &extra)
-        .map_err(|e| vec![PackError::Layout(e.to_string())])?;
+    let image = atoll_pack::image::bootable_image(
+        inputs.board,
+        &loader,
+        &kernel,
+        initialiser.as_ref(),
+        &specs,
+        &extra,
+    )
+    .map_err(|e| vec![PackError::Layout(e.to_string())])?;
     Ok(Packed { image, plan })
 }

@@ -38,7 +38,8 @@ pub struct Plan {
     /// Board name.
     pub board: String,
     /// Hash of the description text and board, printed at boot to match logs with builds.
-    pub system_hash: String,
+    #[serde(serialize_with = "hex18")]
+    pub system_hash: u64,
     /// The kernel-to-kernel shared area.
     pub kernel_shared: Range,
     /// Pool for regions mapped in several replicas.
@@ -76,6 +77,11 @@ impl From<PhysRange> for Range {
 
 fn hex<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{value:#x}"))
+}
+
+/// A 64-bit hash as `0x` and 16 hex digits.
+fn hex18<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{value:#018x}"))
 }
 
 fn hex_opt<S: serde::Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -585,8 +591,8 @@ pub fn plan_with_prefills(
     }
 
     let mut replicas = Vec::new();
+    let sizes: Vec<u64> = system.memory_regions.values().map(region_size).collect();
     for (index, replica) in system.replicas.values().enumerate() {
-        let sizes: Vec<u64> = system.memory_regions.values().map(region_size).collect();
         let builder = ReplicaBuilder {
             system,
             index,
@@ -635,7 +641,7 @@ pub fn plan_with_prefills(
     }
     Ok(Plan {
         board: board.name.to_string(),
-        system_hash: format!("{:#018x}", system_hash(text, board)),
+        system_hash: system_hash(text, board),
         kernel_shared: split.kernel_shared.into(),
         shared_pool: split.shared_pool.into(),
         memory_regions,
@@ -842,7 +848,7 @@ impl ReplicaBuilder<'_> {
                     id_symbols.push((symbol.clone(), u64::from(irq.id)));
                 }
             }
-            for (child_index, child) in system.protection_domains.values().enumerate() {
+            for child in system.protection_domains.values() {
                 if let Some((parent, id)) = child.parent
                     && parent == pd_index
                 {
@@ -855,7 +861,6 @@ impl ReplicaBuilder<'_> {
                     if let Some(symbol) = &child.setvar_id {
                         id_symbols.push((symbol.clone(), u64::from(id)));
                     }
-                    let _ = child_index;
                 }
             }
             caps.sort_by_key(|c| c.slot);

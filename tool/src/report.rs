@@ -18,7 +18,11 @@ pub fn json(plan: &Plan) -> String {
 pub fn text(plan: &Plan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Atoll system report");
-    let _ = writeln!(s, "board {}, system hash {}", plan.board, plan.system_hash);
+    let _ = writeln!(
+        s,
+        "board {}, system hash {:#018x}",
+        plan.board, plan.system_hash
+    );
     let _ = writeln!(
         s,
         "kernel shared area {:#x} +{:#x}",

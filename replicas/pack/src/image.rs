@@ -29,24 +29,30 @@ pub struct ExtraPart {
 pub fn image_proper(
     board: &Board,
     kernel: &KernelImage,
+    initialiser: Option<&KernelImage>,
     replicas: &[PlannedReplica],
     extra: &[ExtraPart],
 ) -> Result<Vec<u8>, PackError> {
     let board_field = encode_board_name(board.name)
         .ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
-    let mut parts: Vec<(PartEntry, &[u8])> = Vec::new();
-    let kernel_entry = PartEntry {
-        kind: PartKind::Kernel as u32,
+    // A program every replica runs, flattened: one copy in the image, placed by the loader.
+    let program = |kind: PartKind, program: &KernelImage, dest_offset: u64| PartEntry {
+        kind: kind as u32,
         replica: ALL_REPLICAS,
         offset: 0,
-        file_size: kernel.bytes.len() as u64,
-        mem_size: kernel.mem_size,
-        dest_offset: 0,
-        vaddr: kernel.vaddr,
-        entry: kernel.entry,
+        file_size: program.bytes.len() as u64,
+        mem_size: program.mem_size,
+        dest_offset,
+        vaddr: program.vaddr,
+        entry: program.entry,
         reserved: 0,
     };
-    parts.push((kernel_entry, &kernel.bytes));
+    let mut parts: Vec<(PartEntry, &[u8])> =
+        vec![(program(PartKind::Kernel, kernel, 0), &kernel.bytes)];
+    if let (Some(init), Some(first)) = (initialiser, replicas.first()) {
+        let offset = first.spec.initialiser.offset;
+        parts.push((program(PartKind::Initialiser, init, offset), &init.bytes));
+    }
     for r in replicas {
         let bytes = r.spec.as_bytes();
         let entry = PartEntry {
@@ -99,6 +105,7 @@ pub fn bootable_image(
     board: &Board,
     loader: &LoaderImage,
     kernel: &KernelImage,
+    initialiser: Option<&KernelImage>,
     replicas: &[PlannedReplica],
     extra: &[ExtraPart],
 ) -> Result<Vec<u8>, PackError> {
@@ -109,7 +116,7 @@ pub fn bootable_image(
             loader.base, board.name
         )));
     }
-    let proper = image_proper(board, kernel, replicas, extra)?;
+    let proper = image_proper(board, kernel, initialiser, replicas, extra)?;
     let mut out = loader.bytes.clone();
     out.extend_from_slice(&proper);
     if board.image_offset + out.len() as u64 > board.boot_reserved {
@@ -135,7 +142,7 @@ mod tests {
         let board = &atoll_boards::QEMU_VIRT_AARCH64;
         let kernel = crate::plan::tests::fake_kernel();
         let replicas = plan(board, &LayoutRequest::default_for(board), &kernel).unwrap();
-        image_proper(board, &kernel, &replicas, &[]).unwrap()
+        image_proper(board, &kernel, None, &replicas, &[]).unwrap()
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct LayoutRequest {
     pub reserved: Vec<PhysRange>,
     /// The initialiser every replica starts, if any.
     pub initialiser: Option<KernelImage>,
+    /// The system hash to print at boot; `None` hashes this request ([`system_hash`]).
+    pub system_hash: Option<u64>,
+    /// Per replica, the device interrupts it owns (missing entries: none).
+    pub irq_routes: Vec<Vec<atoll_abi::spec::IrqRoute>>,
 }
 
 impl LayoutRequest {
@@ -56,6 +60,8 @@ impl LayoutRequest {
             ram_shares: Vec::new(),
             reserved: Vec::new(),
             initialiser: None,
+            system_hash: None,
+            irq_routes: Vec::new(),
         }
     }
 }
@@ -369,7 +375,9 @@ pub fn plan(
         )));
     }
 
-    let hash = system_hash(board, request);
+    let hash = request
+        .system_hash
+        .unwrap_or_else(|| system_hash(board, request));
     let mut replica_cores = [0u64; MAX_REPLICAS];
     replica_cores[..masks.len()].copy_from_slice(&masks);
     let mut core_mpidr = [0u64; MAX_CORES];
@@ -390,6 +398,16 @@ pub fn plan(
         spec.tick_hz = request.tick_hz;
         spec.core_mask = mask;
         spec.system_hash = hash;
+        let routes = request.irq_routes.get(i).map_or(&[][..], Vec::as_slice);
+        if routes.len() > spec.irq_routes.len() {
+            return Err(layout_error(format!(
+                "replica {i} owns {} interrupts; at most {} are supported",
+                routes.len(),
+                spec.irq_routes.len()
+            )));
+        }
+        spec.irq_routes[..routes.len()].copy_from_slice(routes);
+        spec.irq_route_count = routes.len() as u32;
         spec.ram = ram;
         spec.free_offset = free_offset;
         spec.tables_offset = tables_offset;
@@ -612,6 +630,8 @@ pub(crate) mod tests {
             ram_shares: vec![],
             reserved: vec![],
             initialiser: None,
+            system_hash: None,
+            irq_routes: Vec::new(),
         };
         let err = |c: &str| plan(board, &req(c), &k).unwrap_err().to_string();
         assert!(err("0;1;1").contains("core 1 is already in another replica"));
@@ -734,7 +754,7 @@ pub(crate) mod tests {
             for r in &order {
                 clusters.push((0..4u32).filter(|&c| assign[c as usize] == *r).collect());
             }
-            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0, ram_shares: vec![], reserved: vec![], initialiser: None };
+            let req = LayoutRequest { clusters, flags: vec![], tick_hz: 100, shared_pool: 0, ram_shares: vec![], reserved: vec![], initialiser: None, system_hash: None, irq_routes: vec![] };
             let planned = plan(board, &req, &fake_kernel()).unwrap();
             check_invariants(board, &planned);
         }
