@@ -70,13 +70,9 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let out = workspace_root().join("target").join("bench");
     let args = BuildArgs {
         board: BOARD.into(),
-        system: None,
-        debug: false,
         test: true,
-        selftest_fault: None,
-        selftest_stack_overflow: None,
-        selftest_user_fault: None,
         out: Some(out.join("image")),
+        ..BuildArgs::default()
     };
     let built = build(&args)?;
 

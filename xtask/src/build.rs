@@ -129,23 +129,30 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     if args.test {
         replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
-    if let Some(r) = args.selftest_user_fault {
-        let slot = replica_flags
-            .get_mut(r as usize)
-            .ok_or_else(|| anyhow!("--selftest-user-fault {r}: there is no replica {r}"))?;
-        *slot |= flags::SELFTEST_USER_FAULT;
-    }
-    if let Some(r) = args.selftest_stack_overflow {
-        let slot = replica_flags
-            .get_mut(r as usize)
-            .ok_or_else(|| anyhow!("--selftest-stack-overflow {r}: there is no replica {r}"))?;
-        *slot |= flags::SELFTEST_STACK_OVERFLOW;
-    }
-    if let Some(r) = args.selftest_fault {
-        let slot = replica_flags
-            .get_mut(r as usize)
-            .ok_or_else(|| anyhow!("--selftest-fault {r}: there is no replica {r}"))?;
-        *slot |= flags::SELFTEST_FAULT;
+    let selftests = [
+        (
+            "--selftest-fault",
+            args.selftest_fault,
+            flags::SELFTEST_FAULT,
+        ),
+        (
+            "--selftest-stack-overflow",
+            args.selftest_stack_overflow,
+            flags::SELFTEST_STACK_OVERFLOW,
+        ),
+        (
+            "--selftest-user-fault",
+            args.selftest_user_fault,
+            flags::SELFTEST_USER_FAULT,
+        ),
+    ];
+    for (option, replica, flag) in selftests {
+        if let Some(r) = replica {
+            let slot = replica_flags
+                .get_mut(r as usize)
+                .ok_or_else(|| anyhow!("{option} {r}: there is no replica {r}"))?;
+            *slot |= flag;
+        }
     }
     let mut search_paths = vec![pd_dir];
     if let Some(dir) = system_path.parent() {

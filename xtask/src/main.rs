@@ -43,7 +43,7 @@ struct BenchArgs {
 }
 
 /// Options shared by `build` and `run`.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct BuildArgs {
     /// Board to build for.
     #[arg(long, default_value = "qemu_virt_aarch64")]

@@ -97,13 +97,12 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             eprintln!("xtask test: building the {variant} image for {}", b.name);
             let args = BuildArgs {
                 board: b.name.into(),
-                system: None,
-                debug: false,
                 test: true,
                 selftest_fault: fault,
                 selftest_stack_overflow: overflow,
                 selftest_user_fault: user_fault,
                 out: Some(images.join(b.name).join(variant)),
+                ..BuildArgs::default()
             };
             build(&args)?;
         }
