@@ -38,6 +38,23 @@ fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outc
     outcome
 }
 
+/// Boots the `variant` image built by `cargo xtask test` for `board`, which must power off
+/// by itself with status 0 and print only whole lines.
+fn boot_self_test(board: &str, variant: &str) -> Outcome {
+    let outcome = boot(
+        board,
+        variant,
+        images().join(board).join(variant).join("atoll.img"),
+    );
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    outcome
+}
+
 /// Fails the test with the reason and the saved serial log's path.
 fn check(outcome: &Outcome, ok: bool, what: &str) {
     assert!(
@@ -166,17 +183,7 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
 }
 
 fn fault_isolation(board: &str) {
-    let outcome = boot(
-        board,
-        "fault",
-        images().join(board).join("fault").join("atoll.img"),
-    );
-    check(
-        &outcome,
-        outcome.exit_code() == Some(0),
-        "QEMU did not power off by itself with status 0",
-    );
-    check_lines_whole(&outcome);
+    let outcome = boot_self_test(board, "fault");
     position(
         &outcome,
         "K2|FATAL: data abort (EC 0x25): translation fault at level 1 on a read FAR 0xffffffee00000000 ELR 0xffffffff",
@@ -629,17 +636,7 @@ fn qemu_virt_aarch64_loader_refuses_a_region_over_a_replica() {
 #[test]
 fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
     let board = "qemu_virt_aarch64";
-    let outcome = boot(
-        board,
-        "stack",
-        images().join(board).join("stack").join("atoll.img"),
-    );
-    check(
-        &outcome,
-        outcome.exit_code() == Some(0),
-        "QEMU did not power off by itself with status 0",
-    );
-    check_lines_whole(&outcome);
+    let outcome = boot_self_test(board, "stack");
     position(
         &outcome,
         "K1|INFO: self-test: overflowing the kernel stack on purpose",
@@ -664,17 +661,7 @@ fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
 #[test]
 fn qemu_virt_aarch64_a_user_fault_stops_only_the_thread() {
     let board = "qemu_virt_aarch64";
-    let outcome = boot(
-        board,
-        "user-fault",
-        images().join(board).join("user-fault").join("atoll.img"),
-    );
-    check(
-        &outcome,
-        outcome.exit_code() == Some(0),
-        "QEMU did not power off by itself with status 0",
-    );
-    check_lines_whole(&outcome);
+    let outcome = boot_self_test(board, "user-fault");
     let fault = position(
         &outcome,
         "K1|ERROR: initialiser faulted: data abort from a lower level (EC 0x24): translation fault at level 1 on a read FAR 0x700000000",

@@ -13,7 +13,7 @@ use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::limits::LARGE_PAGE_SIZE;
 use crate::limits::MAX_REPLICAS;
 use crate::model::Replica;
-use crate::parse::{Declarations, PdDecl};
+use crate::parse::{Declarations, PdDecl, Spanned};
 
 /// Where each PD runs.
 #[derive(Debug)]
@@ -44,17 +44,11 @@ pub fn place(decls: &Declarations, board: &Board, diagnostics: &mut Vec<Diagnost
             _ if declared => place_declared(pd, cpu, &replicas, &by_name, diagnostics),
             _ => {
                 if let Some(wanted) = &pd.replica {
-                    diagnostics.push(
-                        Diagnostic::error(
-                            Code::UnknownReplica,
-                            wanted.span,
-                            format!("no replica is named '{}'", wanted.value),
-                        )
-                        .with_help(format!(
-                            "declare it: <replica name=\"{}\" cores=\"…\" />",
-                            wanted.value
-                        )),
+                    let help = format!(
+                        "declare it: <replica name=\"{}\" cores=\"…\" />",
+                        wanted.value
                     );
+                    diagnostics.push(unknown_replica(wanted).with_help(help));
                 }
                 let core = cpu.unwrap_or(0);
                 let index = implied_replica(&mut replicas, core, pd);
@@ -263,20 +257,16 @@ fn place_declared(
     if let Some(wanted) = &pd.replica {
         let Some(&index) = by_name.get(&wanted.value) else {
             diagnostics.push(
-                Diagnostic::error(
-                    Code::UnknownReplica,
-                    wanted.span,
-                    format!("no replica is named '{}'", wanted.value),
-                )
-                .with_help(format!(
-                    "declared replicas: {}",
-                    replicas
-                        .iter()
-                        .map(|r| r.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .with_suggestion(&wanted.value, replicas.iter().map(|r| r.name.as_str())),
+                unknown_replica(wanted)
+                    .with_help(format!(
+                        "declared replicas: {}",
+                        replicas
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .with_suggestion(&wanted.value, replicas.iter().map(|r| r.name.as_str())),
             );
             return (0, cpu.unwrap_or(0));
         };
@@ -362,6 +352,15 @@ fn sort_implied(replicas: &mut Vec<Replica>, pds: &mut [(usize, u32)]) {
     for placed in pds {
         placed.0 = new_index[placed.0];
     }
+}
+
+/// A PD names a replica nobody declared (the caller adds the help that fits).
+fn unknown_replica(wanted: &Spanned<String>) -> Diagnostic {
+    Diagnostic::error(
+        Code::UnknownReplica,
+        wanted.span,
+        format!("no replica is named '{}'", wanted.value),
+    )
 }
 
 /// `0, 2, 3` for humans.
