@@ -189,9 +189,10 @@ fn load_program(
             return None;
         }
     };
-    let symbol_data = match path_for_symbols {
+    // The symbols come from the program itself unless a separate file is named.
+    let separate_symbols = match path_for_symbols {
         Some(p) => match find(p, search_paths).map(std::fs::read) {
-            Some(Ok(d)) => d,
+            Some(Ok(d)) => Some(d),
             _ => {
                 errors.push(PackError::NotFound {
                     what: format!("symbol file of '{}'", pd.name),
@@ -201,8 +202,9 @@ fn load_program(
                 return None;
             }
         },
-        None => data.clone(),
+        None => None,
     };
+    let symbol_data = separate_symbols.as_deref().unwrap_or(&data);
     let file = match ElfFile64::<Endianness>::parse(data.as_slice()) {
         Ok(f) => f,
         Err(e) => {
@@ -210,7 +212,7 @@ fn load_program(
             return None;
         }
     };
-    let symbols = match ElfFile64::<Endianness>::parse(symbol_data.as_slice()) {
+    let symbols = match ElfFile64::<Endianness>::parse(symbol_data) {
         Ok(f) => f,
         Err(e) => {
             errors.push(bad(format!("symbol file is not a 64-bit ELF file ({e})")));

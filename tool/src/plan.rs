@@ -349,18 +349,21 @@ fn error(code: Code, span: Span, message: String) -> Diagnostic {
     Diagnostic::error(code, span, message)
 }
 
-/// How `system` divides `board`'s RAM: explicit replica shares, the pool for regions that
-/// several replicas map, and the fixed regions inside RAM, which belong to no replica.
+/// How `system` divides `board`'s RAM: explicit replica shares, the pool for the regions
+/// whose home is [`RegionHome::Shared`], and the fixed regions inside RAM, which belong to
+/// no replica.
 pub fn ram_request(
     system: &SystemDescription,
     board: &Board,
+    homes: &[RegionHome],
     region_size: &dyn Fn(&crate::model::MemoryRegion) -> u64,
 ) -> RamRequest {
     let shared_pool = system
         .memory_regions
         .values()
-        .filter(|mr| mr.phys_addr.is_none() && mr.replicas.len() > 1)
-        .map(|mr| region_size(mr).next_multiple_of(mr.page_size))
+        .zip(homes)
+        .filter(|(_, home)| **home == RegionHome::Shared)
+        .map(|(mr, _)| region_size(mr).next_multiple_of(mr.page_size))
         .sum();
     let reserved = system
         .memory_regions
@@ -468,7 +471,7 @@ pub fn plan_with_prefills(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let request = ram_request(system, board, &region_size);
+    let request = ram_request(system, board, &homes, &region_size);
     let split = match split_ram(board, &request) {
         Ok(split) => split,
         Err(e) => {
