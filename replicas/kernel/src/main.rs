@@ -169,8 +169,9 @@ fn init_replica(spec: &'static ReplicaSpec) {
     if !shared.header_ok() {
         fatal::park_forever();
     }
-    REPLICA.init(replica);
-    let r = REPLICA.get().expect("just initialised");
+    let Some(r) = REPLICA.init(replica) else {
+        fatal::park_forever(); // set up twice: only the primary core gets here, once
+    };
     r.status().set_state(ReplicaState::Booting);
     klog!(
         "INFO",

@@ -26,17 +26,17 @@ impl<T> InitOnce<T> {
         }
     }
 
-    /// Stores the value. Returns `false` (and drops nothing) if it was already set.
-    pub fn init(&self, value: T) -> bool {
+    /// Stores the value and returns it; `None` (the value is dropped) if it was already set.
+    pub fn init(&self, value: T) -> Option<&T> {
         if self.ready.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
         // SAFETY: only the replica's primary core calls `init`, once, before any reader can
         // observe `ready`; no reference to the contents exists yet.
         unsafe { (*self.value.get()).write(value) };
         self.ready.store(true, Ordering::Release);
         arch::send_event();
-        true
+        self.get()
     }
 
     /// The value, once set.
