@@ -40,11 +40,12 @@ pub mod slot {
     pub const ROOT_CNODE_SLOTS: u32 = 64;
 }
 
-/// The user address space (TTBR0, 4 KiB granule). 40 bits, as Microkit on AArch64 with a
-/// 40-bit physical address space, so every Microkit description's mappings fit.
+/// The user address space (TTBR0, 4 KiB granule, 39 bits: the same three-level walk as the
+/// kernel half). Microkit on AArch64 allows 40 bits; a description that maps anything at or
+/// above 512 GiB is refused by the tool with a clear message.
 pub mod vspace {
     /// One past the highest user address.
-    pub const USER_TOP: u64 = 1 << 40;
+    pub const USER_TOP: u64 = 1 << 39;
     /// The IPC buffer: the top user page.
     pub const IPC_BUFFER: u64 = USER_TOP - 0x1000;
     /// Top of the stack: below the IPC buffer and a 4 KiB guard page.
@@ -76,11 +77,18 @@ pub enum ObjectKind {
     Frame,
     /// Send-only signal to a notification in another replica.
     Doorbell,
+    /// The authority to create IRQ handlers (one per replica, handed to the initialiser).
+    IrqControl,
+    /// The authority over one interrupt (its `base` is the interrupt id).
+    IrqHandler,
+    /// The authority to give scheduling contexts budgets (one per replica).
+    SchedControl,
 }
 
 impl ObjectKind {
     /// Fixed size of the object (log2 bytes); `None` for CNodes and frames, whose size
-    /// depends on their radix or page size.
+    /// depends on their radix or page size, and for the authorities that are not memory
+    /// (IRQ control and handlers, scheduling control), which are never retyped.
     pub const fn fixed_size_bits(self) -> Option<u32> {
         match self {
             Self::Tcb => Some(11),
@@ -90,6 +98,7 @@ impl ObjectKind {
             Self::Reply => Some(5),
             Self::VSpace | Self::PageTable => Some(12),
             Self::CNode | Self::Frame => None,
+            Self::IrqControl | Self::IrqHandler | Self::SchedControl => None,
         }
     }
 
@@ -106,6 +115,9 @@ impl ObjectKind {
             Self::PageTable => "page_table",
             Self::Frame => "frame",
             Self::Doorbell => "doorbell",
+            Self::IrqControl => "irq_control",
+            Self::IrqHandler => "irq_handler",
+            Self::SchedControl => "sched_control",
         }
     }
 }

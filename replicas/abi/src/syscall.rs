@@ -1,4 +1,5 @@
-//! System call numbers (in `x7`, as seL4 passes them) and the debug calls of debug builds.
+//! System call numbers (in `x7`, as seL4 passes them) and the debug calls of debug builds, and the
+//! message, invocation and fault encodings.
 //! The numbering follows seL4's MCS configuration.
 
 /// Call: send and wait for the reply, on one capability.
@@ -27,3 +28,273 @@ pub const YIELD: i64 = -11;
 pub const DEBUG_PUT_CHAR: i64 = -12;
 /// Debug builds: stop the calling thread for good.
 pub const DEBUG_HALT: i64 = -13;
+
+/// A message's tag (`x1`), laid out as seL4 lays it out: the label in bits 12 and up, the
+/// number of extra capabilities in bits 7–8 (Atoll passes none: capability arguments of
+/// invocations are capability addresses in message registers) and the length in message
+/// registers in bits 0–6. For the reply to an invocation, the label is 0 on success or an
+/// [`crate::error::Error`] number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageInfo(pub u64);
+
+impl MessageInfo {
+    /// A tag with `label` and `length` message registers.
+    pub const fn new(label: u64, length: u64) -> Self {
+        Self((label << 12) | (length & 0x7F))
+    }
+
+    /// The label.
+    pub const fn label(self) -> u64 {
+        self.0 >> 12
+    }
+
+    /// Message registers used, at most [`MAX_MESSAGE_REGISTERS`].
+    pub const fn length(self) -> usize {
+        let n = (self.0 & 0x7F) as usize;
+        if n > MAX_MESSAGE_REGISTERS {
+            MAX_MESSAGE_REGISTERS
+        } else {
+            n
+        }
+    }
+}
+
+/// Message registers in a message: the first [`REGISTER_MESSAGE_REGISTERS`] travel in `x2`–`x5`,
+/// the rest in the IPC buffer.
+pub const MAX_MESSAGE_REGISTERS: usize = 120;
+/// Message registers passed in CPU registers (`x2`–`x5`).
+pub const REGISTER_MESSAGE_REGISTERS: usize = 4;
+
+/// The IPC buffer: one page at a thread's configured address. Word 0 is the tag, word
+/// `1 + i` message register `i`, as in seL4.
+pub mod ipc_buffer {
+    /// Word index of message register 0.
+    pub const MR0: usize = 1;
+}
+
+/// Labels of invocations: a Call or Send on a capability that is not an endpoint,
+/// notification or doorbell. Arguments are message registers in the order listed; a
+/// capability argument is a capability address in the caller's space (resolved to depth 64).
+pub mod label {
+    /// Untyped: (kind, size_bits, root, node_index, node_depth, node_offset, count). `kind`
+    /// is an [`crate::microkit::ObjectKind`] number ([`super::object_kind`]); `size_bits` the
+    /// log2 size of frames or untyped blocks, or the radix of CNodes.
+    pub const UNTYPED_RETYPE: u64 = 1;
+    /// CNode: (index, depth).
+    pub const CNODE_REVOKE: u64 = 2;
+    /// CNode: (index, depth).
+    pub const CNODE_DELETE: u64 = 3;
+    /// CNode: (dest_index, dest_depth, src_root, src_index, src_depth, rights).
+    pub const CNODE_COPY: u64 = 4;
+    /// CNode: (dest_index, dest_depth, src_root, src_index, src_depth, rights, badge).
+    pub const CNODE_MINT: u64 = 5;
+    /// CNode: (dest_index, dest_depth, src_root, src_index, src_depth).
+    pub const CNODE_MOVE: u64 = 6;
+    /// CNode: (dest_index, dest_depth, src_root, src_index, src_depth, rights, badge); a
+    /// badge of 0 leaves it unset. On a CNode capability, `badge` sets the guard:
+    /// `guard_bits << 58 | guard`.
+    pub const CNODE_MUTATE: u64 = 7;
+    /// TCB: (fault_ep, cspace_root, vspace, ipc_buffer_vaddr, ipc_buffer_frame). A null
+    /// capability address (0) leaves that field unset.
+    pub const TCB_CONFIGURE: u64 = 10;
+    /// TCB: (authority_tcb, priority).
+    pub const TCB_SET_PRIORITY: u64 = 11;
+    /// TCB: (authority_tcb, mcp).
+    pub const TCB_SET_MC_PRIORITY: u64 = 12;
+    /// TCB: (authority_tcb, mcp, priority, sched_context, fault_ep); a null scheduling
+    /// context makes the thread passive.
+    pub const TCB_SET_SCHED_PARAMS: u64 = 13;
+    /// TCB: (). Replies with pc, sp, spsr, x0..x7.
+    pub const TCB_READ_REGISTERS: u64 = 14;
+    /// TCB: (resume, pc, sp, x0, x1, x2, x3): sets the entry state.
+    pub const TCB_WRITE_REGISTERS: u64 = 15;
+    /// TCB: ().
+    pub const TCB_RESUME: u64 = 16;
+    /// TCB: ().
+    pub const TCB_SUSPEND: u64 = 17;
+    /// TCB: (notification).
+    pub const TCB_BIND_NOTIFICATION: u64 = 18;
+    /// TCB: ().
+    pub const TCB_UNBIND_NOTIFICATION: u64 = 19;
+    /// Scheduling control: (sched_context, budget_us, period_us).
+    pub const SCHED_CONTROL_CONFIGURE: u64 = 20;
+    /// Page table: (vspace, vaddr). Installed as the next table missing on the walk to
+    /// `vaddr` (level 2, then level 3).
+    pub const PAGE_TABLE_MAP: u64 = 30;
+    /// Page table: ().
+    pub const PAGE_TABLE_UNMAP: u64 = 31;
+    /// Frame: (vspace, vaddr, rights, attributes): rights are [`crate::syscall::rights`]
+    /// bits (read, write; execute when write is absent and `attributes` has
+    /// [`super::vm_attr::EXECUTE`]).
+    pub const FRAME_MAP: u64 = 32;
+    /// Frame: ().
+    pub const FRAME_UNMAP: u64 = 33;
+    /// Frame: (). Replies with the physical address.
+    pub const FRAME_GET_ADDRESS: u64 = 34;
+    /// IRQ control: (irq, trigger (1 edge, 0 level), root, index, depth).
+    pub const IRQ_CONTROL_GET: u64 = 40;
+    /// IRQ handler: ().
+    pub const IRQ_HANDLER_ACK: u64 = 41;
+    /// IRQ handler: (notification).
+    pub const IRQ_HANDLER_SET_NOTIFICATION: u64 = 42;
+    /// IRQ handler: ().
+    pub const IRQ_HANDLER_CLEAR: u64 = 43;
+    /// Doorbell: (replica). Points an unconfigured doorbell at a replica; its badge (set
+    /// by minting) is the bits it sets there.
+    pub const DOORBELL_CONFIGURE: u64 = 50;
+}
+
+/// Object kinds as [`label::UNTYPED_RETYPE`] numbers them.
+pub mod object_kind {
+    use crate::microkit::ObjectKind;
+
+    /// Untyped memory (not an [`ObjectKind`]).
+    pub const UNTYPED: u64 = 0;
+
+    /// The number of a kind.
+    pub const fn number(kind: ObjectKind) -> u64 {
+        match kind {
+            ObjectKind::Tcb => 1,
+            ObjectKind::SchedContext => 2,
+            ObjectKind::CNode => 3,
+            ObjectKind::Endpoint => 4,
+            ObjectKind::Notification => 5,
+            ObjectKind::Reply => 6,
+            ObjectKind::VSpace => 7,
+            ObjectKind::PageTable => 8,
+            ObjectKind::Frame => 9,
+            ObjectKind::Doorbell => 10,
+            ObjectKind::IrqControl => 11,
+            ObjectKind::IrqHandler => 12,
+            ObjectKind::SchedControl => 13,
+        }
+    }
+
+    /// The kind of a number.
+    pub const fn from_number(n: u64) -> Option<ObjectKind> {
+        Some(match n {
+            1 => ObjectKind::Tcb,
+            2 => ObjectKind::SchedContext,
+            3 => ObjectKind::CNode,
+            4 => ObjectKind::Endpoint,
+            5 => ObjectKind::Notification,
+            6 => ObjectKind::Reply,
+            7 => ObjectKind::VSpace,
+            8 => ObjectKind::PageTable,
+            9 => ObjectKind::Frame,
+            10 => ObjectKind::Doorbell,
+            11 => ObjectKind::IrqControl,
+            12 => ObjectKind::IrqHandler,
+            13 => ObjectKind::SchedControl,
+            _ => return None,
+        })
+    }
+}
+
+/// Capability rights bits, as invocations take them.
+pub mod rights {
+    /// Receive; map readable.
+    pub const READ: u64 = 1;
+    /// Send; map writable.
+    pub const WRITE: u64 = 2;
+    /// Pass capabilities.
+    pub const GRANT: u64 = 4;
+    /// Let the receiver reply.
+    pub const GRANT_REPLY: u64 = 8;
+    /// Every right.
+    pub const ALL: u64 = 15;
+}
+
+/// Frame mapping attributes.
+pub mod vm_attr {
+    /// Normal write-back cacheable memory (otherwise device memory).
+    pub const CACHED: u64 = 1;
+    /// Executable (only for mappings without write rights).
+    pub const EXECUTE: u64 = 2;
+}
+
+/// Fault messages: a thread's fault arrives at its fault endpoint as a Call with one of
+/// these labels, and the message registers listed.
+pub mod fault {
+    /// A capability lookup failed in a system call: (pc, capability address, syscall).
+    pub const CAP_FAULT: u64 = 1;
+    /// An unknown system call: (pc, sp, syscall number).
+    pub const UNKNOWN_SYSCALL: u64 = 2;
+    /// An undefined instruction or other exception: (pc, sp, ESR).
+    pub const USER_EXCEPTION: u64 = 3;
+    /// A memory access the thread's address space does not allow: (pc, address, is
+    /// instruction fetch, ESR).
+    pub const VM_FAULT: u64 = 6;
+    /// The thread panicked (sent by the PD runtime, not the kernel): (pc, 0, 0).
+    pub const PANIC: u64 = 7;
+}
+
+/// The capabilities the kernel hands the initialiser, by slot of its root CNode (radix
+/// [`initial::ROOT_RADIX`], addressed with depth 64 by the slot number).
+pub mod initial {
+    /// Its root CNode.
+    pub const CNODE: u64 = 1;
+    /// Its TCB.
+    pub const TCB: u64 = 2;
+    /// Its address space.
+    pub const VSPACE: u64 = 3;
+    /// The replica's IRQ control.
+    pub const IRQ_CONTROL: u64 = 4;
+    /// The replica's scheduling control.
+    pub const SCHED_CONTROL: u64 = 5;
+    /// Its scheduling context.
+    pub const SCHED_CONTEXT: u64 = 6;
+    /// Its IPC buffer frame.
+    pub const IPC_BUFFER_FRAME: u64 = 7;
+    /// First untyped capability; they follow in address order.
+    pub const FIRST_UNTYPED: u64 = 16;
+    /// First slot free for the initialiser's own use.
+    pub const FIRST_FREE: u64 = 256;
+    /// log2 of the root CNode's slot count.
+    pub const ROOT_RADIX: u8 = 12;
+    /// Where its IPC buffer is mapped.
+    pub const IPC_BUFFER_VADDR: u64 = 0x3F_F000_0000;
+
+    /// Splits `[base, end)` into the largest naturally aligned power-of-two blocks, in
+    /// address order: the untyped capabilities the kernel hands out for that memory (the
+    /// tool computes the same list to plan retypes). Blocks are at least 4 KiB; a ragged
+    /// head or tail smaller than that is left out.
+    pub fn untyped_blocks(base: u64, end: u64) -> impl Iterator<Item = (u64, u8)> {
+        let mut at = base.next_multiple_of(0x1000);
+        let end = end & !0xFFF;
+        core::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let align = if at == 0 { 63 } else { at.trailing_zeros() };
+            let fits = 63 - (end - at).leading_zeros();
+            let bits = align.min(fits).min(47) as u8;
+            let block = (at, bits);
+            at += 1u64 << bits;
+            Some(block)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::initial::untyped_blocks;
+
+    #[test]
+    fn untyped_blocks_cover_the_range_with_aligned_powers_of_two() {
+        let blocks: Vec<_> = untyped_blocks(0x4000_3000, 0x4010_0000).collect();
+        let mut at = 0x4000_3000;
+        for &(base, bits) in &blocks {
+            assert_eq!(base, at);
+            assert_eq!(base % (1 << bits), 0);
+            at += 1 << bits;
+        }
+        assert_eq!(at, 0x4010_0000);
+        assert_eq!(blocks[0], (0x4000_3000, 12));
+        assert_eq!(blocks.last(), Some(&(0x4008_0000, 19)));
+        assert_eq!(untyped_blocks(0x1800, 0x2800).count(), 0);
+    }
+}

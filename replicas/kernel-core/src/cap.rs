@@ -99,6 +99,11 @@ pub enum Cap {
         rights: Rights,
         /// Badge (endpoints, notifications, doorbells).
         badge: u64,
+        /// Kernel data: the object's table index for threads, endpoints, notifications,
+        /// replies, scheduling contexts, address spaces and doorbells; for a frame or page
+        /// table, where this capability maps it (see the kernel), 0 when unmapped. A copy of
+        /// a frame or page-table capability starts unmapped.
+        data: u64,
     },
 }
 
@@ -118,9 +123,14 @@ impl Cap {
         matches!(self, Cap::Null)
     }
 
-    /// Physical range the capability covers (untyped or object).
+    /// Physical range the capability covers (untyped or object); `None` for the
+    /// authorities that are not memory.
     pub fn range(&self) -> Option<(u64, u64)> {
         match *self {
+            Cap::Object {
+                kind: ObjectKind::IrqControl | ObjectKind::IrqHandler | ObjectKind::SchedControl,
+                ..
+            } => None,
             Cap::Untyped {
                 base, size_bits, ..
             }
@@ -178,14 +188,17 @@ pub enum LookupFault {
 pub struct CapTable<const N: usize> {
     slots: [Slot; N],
     roots: usize,
+    /// Work list of a cascading deletion (kept here, not on the kernel stack).
+    work: [u32; N],
 }
 
 impl<const N: usize> CapTable<N> {
     /// A table whose first `roots` slots stand alone; the rest back CNodes.
-    pub fn new(roots: usize) -> Self {
+    pub const fn new(roots: usize) -> Self {
         Self {
             slots: [Slot::EMPTY; N],
-            roots: roots.min(N),
+            roots: if roots < N { roots } else { N },
+            work: [NONE; N],
         }
     }
 
@@ -304,14 +317,14 @@ impl<const N: usize> CapTable<N> {
     ) -> Result<(), Error> {
         let cap = self.full(src)?;
         self.empty(dest)?;
-        let changed = Self::transform(cap, rights, badge)?;
+        let changed = Self::transform(cap, rights, badge, false)?;
         self.move_cap(src, dest)?;
         self.slots[dest].cap = changed;
         Ok(())
     }
 
-    /// The capability a copy, mint or mutate of `cap` produces.
-    fn transform(cap: Cap, rights: Rights, badge: Option<u64>) -> Result<Cap, Error> {
+    /// The capability a copy, mint (`copy`) or mutate of `cap` produces.
+    fn transform(cap: Cap, rights: Rights, badge: Option<u64>, copy: bool) -> Result<Cap, Error> {
         Ok(match (cap, badge) {
             (Cap::Untyped { .. } | Cap::CNode { .. }, Some(_)) => {
                 return Err(Error::IllegalOperation);
@@ -324,6 +337,7 @@ impl<const N: usize> CapTable<N> {
                     size_bits,
                     rights: have,
                     badge: old,
+                    data,
                 },
                 badge,
             ) => {
@@ -342,12 +356,19 @@ impl<const N: usize> CapTable<N> {
                         new
                     }
                 };
+                // A copy of a mapping capability is a fresh, unmapped one.
+                let data = if copy && matches!(kind, ObjectKind::Frame | ObjectKind::PageTable) {
+                    0
+                } else {
+                    data
+                };
                 Cap::Object {
                     kind,
                     base,
                     size_bits,
                     rights: have.intersect(rights),
                     badge,
+                    data,
                 }
             }
             (Cap::Null, _) => return Err(Error::FailedLookup),
@@ -368,7 +389,7 @@ impl<const N: usize> CapTable<N> {
         if matches!(cap, Cap::Untyped { .. }) {
             return Err(Error::IllegalOperation);
         }
-        let derived = Self::transform(cap, rights, badge)?;
+        let derived = Self::transform(cap, rights, badge, true)?;
         self.slots[dest] = Slot {
             cap: derived,
             ..Slot::EMPTY
@@ -418,14 +439,29 @@ impl<const N: usize> CapTable<N> {
     /// Deletes the capability in `slot`. Its children move up to its parent. If it was the
     /// last capability to its object, the object is destroyed (a CNode's contents with it).
     ///
-    /// The cascade through nested CNodes uses a work list of up to `N` entries, which is
-    /// right for the host and for small tables; the kernel will make long deletions
-    /// preemptible, as seL4 does with zombie capabilities.
+    /// The cascade through nested CNodes uses the table's own work list (each slot enters
+    /// it at most once). It is not preemptible: a replica's table is small enough (see the
+    /// kernel's limits) that the longest cascade is bounded, where seL4 needs zombies.
     pub fn delete(&mut self, slot: SlotId) -> Result<(), Error> {
+        self.delete_with(slot, &mut |_, _| {})
+    }
+
+    /// [`CapTable::delete`], telling `gone` about every capability removed and whether it
+    /// was the last one to its object (so the kernel can destroy the object: release its
+    /// waiters, unmap a frame, free its table entry).
+    pub fn delete_with(
+        &mut self,
+        slot: SlotId,
+        gone: &mut dyn FnMut(Cap, bool),
+    ) -> Result<(), Error> {
         self.check(slot)?;
-        let mut work = heapless_list::List::<N>::new();
-        work.push(slot);
-        while let Some(slot) = work.pop() {
+        // Every slot is pushed at most once: only a CNode's last capability pushes its
+        // contents, and each slot belongs to one CNode.
+        self.work[0] = slot as u32;
+        let mut pending = 1;
+        while pending > 0 {
+            pending -= 1;
+            let slot = self.work[pending] as usize;
             let cap = self.slots[slot].cap;
             if cap.is_null() {
                 continue;
@@ -441,11 +477,13 @@ impl<const N: usize> CapTable<N> {
             }
             self.unlink(slot);
             self.slots[slot] = Slot::EMPTY;
+            gone(cap, last);
             if let (true, Cap::CNode { radix, first, .. }) = (last, cap) {
                 let first = first as usize;
                 for inner in first..first.saturating_add(1usize << radix).min(N) {
-                    if !self.slots[inner].cap.is_null() {
-                        work.push(inner);
+                    if !self.slots[inner].cap.is_null() && pending < N {
+                        self.work[pending] = inner as u32;
+                        pending += 1;
                     }
                 }
             }
@@ -455,6 +493,16 @@ impl<const N: usize> CapTable<N> {
 
     /// Deletes every capability derived from the one in `slot`.
     pub fn revoke(&mut self, slot: SlotId) -> Result<(), Error> {
+        self.revoke_with(slot, &mut |_, _| {})
+    }
+
+    /// [`CapTable::revoke`], telling `gone` about every capability removed (see
+    /// [`CapTable::delete_with`]).
+    pub fn revoke_with(
+        &mut self,
+        slot: SlotId,
+        gone: &mut dyn FnMut(Cap, bool),
+    ) -> Result<(), Error> {
         let _ = self.full(slot)?;
         // Deleting the deepest descendants first keeps every step a plain leaf deletion.
         loop {
@@ -465,7 +513,7 @@ impl<const N: usize> CapTable<N> {
             while self.slots[leaf].first_child != NONE {
                 leaf = self.slots[leaf].first_child as usize;
             }
-            self.delete(leaf)?;
+            self.delete_with(leaf, gone)?;
         }
         if let Cap::Untyped {
             base, size_bits, ..
@@ -554,6 +602,7 @@ impl<const N: usize> CapTable<N> {
                     size_bits: object_bits,
                     rights: Rights::ALL,
                     badge: 0,
+                    data: 0,
                 },
             };
             self.slots[dest + i] = Slot { cap, ..Slot::EMPTY };
@@ -592,7 +641,13 @@ impl<const N: usize> CapTable<N> {
     /// addressing): each level checks its guard, then indexes `radix` bits, and follows a
     /// CNode found in the slot while bits remain.
     pub fn lookup(&self, root: SlotId, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
-        let mut cap = self.get(root);
+        self.lookup_from(self.get(root), cptr, depth)
+    }
+
+    /// [`CapTable::lookup`] from a CNode capability held outside the table (a thread's
+    /// capability-space root).
+    pub fn lookup_from(&self, root: Cap, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
+        let mut cap = root;
         let mut left = u32::from(depth.min(64));
         loop {
             let Cap::CNode {
@@ -631,6 +686,25 @@ impl<const N: usize> CapTable<N> {
                 return Ok(slot);
             }
             cap = next;
+        }
+    }
+
+    /// Sets the kernel data of an object capability (see [`Cap::Object`]).
+    pub fn set_data(&mut self, slot: SlotId, value: u64) -> Result<(), Error> {
+        match self.slots.get_mut(slot).map(|s| &mut s.cap) {
+            Some(Cap::Object { data, .. }) => {
+                *data = value;
+                Ok(())
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    /// The slots of the CNode capability `cnode` (first slot, count), if it is one.
+    pub fn cnode_slots(cnode: Cap) -> Option<(SlotId, usize)> {
+        match cnode {
+            Cap::CNode { first, radix, .. } => Some((first as usize, 1usize << radix)),
+            _ => None,
         }
     }
 
@@ -699,37 +773,6 @@ impl RetypeKind {
                 .map(|b| b as u8)
                 .ok_or(Error::InvalidArgument),
             _ => Err(Error::InvalidArgument),
-        }
-    }
-}
-
-/// Fixed-capacity helpers for work lists, so nothing here allocates.
-mod heapless_list {
-    /// A stack of up to `N` slot indices.
-    pub struct List<const N: usize> {
-        items: [usize; N],
-        len: usize,
-    }
-
-    impl<const N: usize> List<N> {
-        pub fn new() -> Self {
-            Self {
-                items: [0; N],
-                len: 0,
-            }
-        }
-
-        /// Pushes, silently dropping past capacity (callers push at most one entry per slot).
-        pub fn push(&mut self, item: usize) {
-            if self.len < N {
-                self.items[self.len] = item;
-                self.len += 1;
-            }
-        }
-
-        pub fn pop(&mut self) -> Option<usize> {
-            self.len = self.len.checked_sub(1)?;
-            Some(self.items[self.len])
         }
     }
 }
