@@ -16,6 +16,7 @@
 pub mod cap;
 pub mod fault;
 pub mod ipc;
+pub mod kernel;
 pub mod line;
 pub mod pagetable;
 pub mod sched;

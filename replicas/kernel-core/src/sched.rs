@@ -317,6 +317,97 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         Ok(())
     }
 
+    /// Removes a thread (its TCB is destroyed): it leaves the queues, and the scheduling
+    /// context it runs on (own or lent) serves nobody.
+    pub fn remove_thread(&mut self, thread: ThreadId) {
+        if self.exists(thread).is_err() {
+            return;
+        }
+        self.threads[thread].runnable = false;
+        self.requeue(thread);
+        let sc = self.threads[thread].sc;
+        if sc != NONE && self.sc_thread[sc as usize] == thread as u16 {
+            self.sc_thread[sc as usize] = NONE;
+        }
+        self.threads[thread] = Thread::EMPTY;
+    }
+
+    /// Takes `thread`'s own scheduling context away, making it passive. Returns the context,
+    /// if it had one.
+    pub fn unbind(&mut self, thread: ThreadId) -> Option<ScId> {
+        self.exists(thread).ok()?;
+        let own = self.threads[thread].own_sc;
+        if own == NONE {
+            return None;
+        }
+        self.threads[thread].own_sc = NONE;
+        if self.threads[thread].sc == own {
+            self.threads[thread].sc = NONE;
+            self.sc_thread[own as usize] = NONE;
+        }
+        self.requeue(thread);
+        Some(own as usize)
+    }
+
+    /// Destroys a scheduling context: the thread it serves (if any) loses it.
+    pub fn remove_sc(&mut self, sc: ScId) {
+        let Some(slot) = self.scs.get_mut(sc) else {
+            return;
+        };
+        *slot = None;
+        let thread = core::mem::replace(&mut self.sc_thread[sc], NONE);
+        if thread != NONE {
+            let t = &mut self.threads[thread as usize];
+            if t.own_sc == sc as u16 {
+                t.own_sc = NONE;
+            }
+            if t.sc == sc as u16 {
+                t.sc = NONE;
+            }
+            self.requeue(thread as usize);
+        }
+    }
+
+    /// Whether the thread has a scheduling context of its own (is not passive).
+    pub fn has_own_sc(&self, thread: ThreadId) -> bool {
+        self.threads
+            .get(thread)
+            .is_some_and(|t| t.exists && t.own_sc != NONE)
+    }
+
+    /// Whether the thread runs on a context lent to it.
+    pub fn runs_on_loan(&self, thread: ThreadId) -> bool {
+        self.threads
+            .get(thread)
+            .is_some_and(|t| t.exists && t.sc != NONE && t.sc != t.own_sc)
+    }
+
+    /// Whether the thread has a scheduling context at all (own or lent).
+    pub fn has_sc(&self, thread: ThreadId) -> bool {
+        self.threads
+            .get(thread)
+            .is_some_and(|t| t.exists && t.sc != NONE)
+    }
+
+    /// Time until the next scheduling event: `running`'s budget runs out or some context's
+    /// period ends. `None` when nothing is scheduled to happen.
+    pub fn next_event(&self, running: Option<ThreadId>) -> Option<u64> {
+        let mut next = None::<u64>;
+        let mut consider = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(t) = running.filter(|&t| t < T) {
+            let sc = self.threads[t].sc;
+            if let Some(Some(c)) = self.scs.get(sc as usize) {
+                consider(c.remaining);
+            }
+        }
+        for c in self.scs.iter().flatten() {
+            if c.remaining < c.budget {
+                consider(c.refill_at.saturating_sub(self.now));
+            }
+        }
+        next
+    }
+
     /// Time passes by `elapsed` while `running` runs: its context pays, and every context
     /// whose period has ended is refilled. Returns whether `running` must stop (no budget).
     pub fn tick(&mut self, running: Option<ThreadId>, elapsed: u64) -> bool {

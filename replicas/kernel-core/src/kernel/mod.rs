@@ -1,0 +1,962 @@
+//! The replica kernel without the CPU: objects, capabilities, system calls, invocations,
+//! faults and scheduling, in the style of seL4 (MCS).
+//!
+//! The aarch64 kernel saves a trapped thread's registers into its [`Context`], calls one
+//! entry point here ([`Kernel::syscall`], [`Kernel::user_fault`], [`Kernel::interrupt`],
+//! [`Kernel::timer`]) and then runs whichever thread [`Kernel::current`] names. Everything
+//! the CPU or the memory must do is asked of a [`Machine`]. Host tests drive the same entry
+//! points with a plain-memory machine.
+//!
+//! Objects are created only by retyping untyped memory. The memory is consumed (and
+//! zeroed); the kernel keeps each object's state in a per-replica table, found through the
+//! index its capabilities carry (`Cap::Object::data`). Address spaces and page tables are
+//! real translation tables in the retyped memory.
+//!
+//! Nothing here trusts a thread: every capability address, index and argument is checked,
+//! and a thread that misbehaves gets an error or a fault message, never a kernel panic.
+
+mod invoke;
+mod vspace;
+
+#[cfg(test)]
+mod tests;
+
+use atoll_abi::error::Error;
+use atoll_abi::microkit::ObjectKind;
+use atoll_abi::syscall::{self, MessageInfo, fault, ipc_buffer};
+
+use crate::cap::{Cap, CapTable, Rights, SlotId};
+use crate::ipc::{
+    Endpoint, Notification, RecvOutcome, SendOutcome, ThreadState, Threads, WaitOutcome,
+};
+use crate::sched::Scheduler;
+
+/// Threads per replica.
+pub const MAX_THREADS: usize = 64;
+/// Endpoints per replica.
+pub const MAX_ENDPOINTS: usize = 128;
+/// Notifications per replica.
+pub const MAX_NOTIFICATIONS: usize = 128;
+/// Reply objects per replica.
+pub const MAX_REPLIES: usize = 64;
+/// Scheduling contexts per replica.
+pub const MAX_SCS: usize = 64;
+/// Address spaces per replica (each is also an ASID).
+pub const MAX_VSPACES: usize = 32;
+/// Doorbells per replica.
+pub const MAX_DOORBELLS: usize = 128;
+/// Interrupt ids (GIC SPIs and below).
+pub const MAX_IRQS: usize = 1020;
+/// Capability slots per replica.
+pub const CAP_SLOTS: usize = 8192;
+
+const NONE: u16 = u16::MAX;
+
+/// A thread's user registers, as the exception entry saves them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Context {
+    /// `x0`–`x30`.
+    pub x: [u64; 31],
+    /// `SP_EL0`.
+    pub sp: u64,
+    /// Where it resumes (`ELR_EL1`).
+    pub pc: u64,
+    /// `SPSR_EL1`.
+    pub spsr: u64,
+    /// `TPIDR_EL0`.
+    pub tpidr: u64,
+}
+
+/// What the kernel needs from the CPU and memory.
+pub trait Machine {
+    /// The 4 KiB page at physical address `pa` (page aligned) if it is RAM of this replica
+    /// that the kernel may touch.
+    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]>;
+    /// Zeroes `[pa, pa + size)` if it is the replica's object memory; returns whether it
+    /// did (memory loaded at boot and device memory are never zeroed).
+    fn zero(&mut self, pa: u64, size: u64) -> bool;
+    /// Writes one character of a thread's debug output.
+    fn put_char(&mut self, thread: usize, c: u8);
+    /// A thread faulted with no fault endpoint to tell: the kernel stops it.
+    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]);
+    /// Translations of address space `asid` changed (for `va`, or all of them).
+    fn flush_tlb(&mut self, asid: u16, va: Option<u64>);
+    /// Whether interrupt `irq` belongs to this replica; configures its trigger if so.
+    fn claim_irq(&mut self, irq: u32, edge: bool) -> bool;
+    /// Unmasks (`true`) or masks an interrupt.
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool);
+    /// Rings replica `replica`'s doorbell with `bits`; `false` when it is down.
+    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool;
+    /// Timer units per microsecond (for scheduling parameters).
+    fn ticks_per_us(&self) -> u64;
+}
+
+/// A thread control block.
+#[derive(Clone, Copy, Debug)]
+pub struct Tcb {
+    /// Saved registers.
+    pub ctx: Context,
+    live: bool,
+    /// Capability-space root (a CNode capability), `Null` until configured.
+    cspace: Cap,
+    vspace: u16,
+    ipc_buffer_va: u64,
+    ipc_buffer_pa: u64,
+    fault_ep: u16,
+    fault_badge: u64,
+    bound: u16,
+    mcp: u8,
+    priority: u8,
+    /// Reply object named by its current receive, bound to a caller when a call arrives.
+    recv_reply: u16,
+    /// Reply object its own pending call will be answered through.
+    caller_reply: u16,
+    /// A fault message it is sending (label, registers), label 0 when none.
+    fault_label: u64,
+    fault_mrs: [u64; 4],
+}
+
+impl Tcb {
+    const EMPTY: Tcb = Tcb {
+        ctx: Context {
+            x: [0; 31],
+            sp: 0,
+            pc: 0,
+            spsr: 0,
+            tpidr: 0,
+        },
+        live: false,
+        cspace: Cap::Null,
+        vspace: NONE,
+        ipc_buffer_va: 0,
+        ipc_buffer_pa: 0,
+        fault_ep: NONE,
+        fault_badge: 0,
+        bound: NONE,
+        mcp: 0,
+        priority: 0,
+        recv_reply: NONE,
+        caller_reply: NONE,
+        fault_label: 0,
+        fault_mrs: [0; 4],
+    };
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Reply {
+    live: bool,
+    caller: u16,
+    server: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Irq {
+    handler: bool,
+    ntfn: u16,
+    badge: u64,
+}
+
+/// Which table entries are in use.
+struct Pool<const N: usize> {
+    live: [bool; N],
+}
+
+impl<const N: usize> Pool<N> {
+    const fn new() -> Self {
+        Self { live: [false; N] }
+    }
+
+    fn free_count(&self) -> usize {
+        self.live.iter().filter(|l| !**l).count()
+    }
+
+    fn alloc(&mut self) -> Option<usize> {
+        let i = self.live.iter().position(|l| !*l)?;
+        self.live[i] = true;
+        Some(i)
+    }
+
+    fn free(&mut self, i: usize) {
+        if let Some(l) = self.live.get_mut(i) {
+            *l = false;
+        }
+    }
+}
+
+/// Everything but the capability table, so that a deletion's callback can reach it.
+struct Objects {
+    threads: Threads<MAX_THREADS>,
+    sched: Scheduler<MAX_THREADS, MAX_SCS>,
+    tcbs: [Tcb; MAX_THREADS],
+    eps: [Endpoint; MAX_ENDPOINTS],
+    ep_pool: Pool<MAX_ENDPOINTS>,
+    ntfns: [Notification; MAX_NOTIFICATIONS],
+    ntfn_bound: [u16; MAX_NOTIFICATIONS],
+    ntfn_pool: Pool<MAX_NOTIFICATIONS>,
+    replies: [Reply; MAX_REPLIES],
+    sc_pool: Pool<MAX_SCS>,
+    vspaces: [u64; MAX_VSPACES],
+    vspace_pool: Pool<MAX_VSPACES>,
+    doorbells: [u32; MAX_DOORBELLS],
+    doorbell_pool: Pool<MAX_DOORBELLS>,
+    irqs: [Irq; MAX_IRQS],
+    current: u16,
+}
+
+/// One replica's kernel state.
+pub struct Kernel {
+    caps: CapTable<CAP_SLOTS>,
+    o: Objects,
+}
+
+/// Unconfigured doorbell.
+const NO_REPLICA: u32 = u32::MAX;
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Kernel {
+    /// An empty kernel: no capabilities, no threads.
+    pub const fn new() -> Self {
+        Self {
+            caps: CapTable::new(0),
+            o: Objects {
+                threads: Threads::new(),
+                sched: Scheduler::new(),
+                tcbs: [Tcb::EMPTY; MAX_THREADS],
+                eps: [Endpoint {
+                    kind: crate::ipc::EndpointQueue::Idle,
+                    queue: crate::ipc::Queue::EMPTY,
+                }; MAX_ENDPOINTS],
+                ep_pool: Pool::new(),
+                ntfns: [Notification {
+                    word: 0,
+                    waiters: crate::ipc::Queue::EMPTY,
+                }; MAX_NOTIFICATIONS],
+                ntfn_bound: [NONE; MAX_NOTIFICATIONS],
+                ntfn_pool: Pool::new(),
+                replies: [Reply {
+                    live: false,
+                    caller: NONE,
+                    server: NONE,
+                }; MAX_REPLIES],
+                sc_pool: Pool::new(),
+                vspaces: [0; MAX_VSPACES],
+                vspace_pool: Pool::new(),
+                doorbells: [NO_REPLICA; MAX_DOORBELLS],
+                doorbell_pool: Pool::new(),
+                irqs: [Irq {
+                    handler: false,
+                    ntfn: NONE,
+                    badge: 0,
+                }; MAX_IRQS],
+                current: NONE,
+            },
+        }
+    }
+
+    /// The thread to run now, if any.
+    pub fn current(&self) -> Option<usize> {
+        (self.o.current != NONE).then_some(self.o.current as usize)
+    }
+
+    /// A thread's registers.
+    pub fn context(&self, thread: usize) -> Option<&Context> {
+        self.o.tcbs.get(thread).filter(|t| t.live).map(|t| &t.ctx)
+    }
+
+    /// A thread's registers, to save a trap into.
+    pub fn context_mut(&mut self, thread: usize) -> Option<&mut Context> {
+        self.o
+            .tcbs
+            .get_mut(thread)
+            .filter(|t| t.live)
+            .map(|t| &mut t.ctx)
+    }
+
+    /// The translation table root and ASID of a thread's address space.
+    pub fn address_space(&self, thread: usize) -> Option<(u64, u16)> {
+        let t = self.o.tcbs.get(thread).filter(|t| t.live)?;
+        let v = t.vspace;
+        (v != NONE).then(|| (self.o.vspaces[v as usize], v + 1))
+    }
+
+    /// A thread's IPC state (for tests and diagnostics).
+    pub fn thread_state(&self, thread: usize) -> ThreadState {
+        self.o.threads.state(thread)
+    }
+
+    /// The capability in a table slot (for tests and diagnostics).
+    pub fn cap(&self, slot: SlotId) -> Cap {
+        self.caps.get(slot)
+    }
+
+    /// Time until the next scheduling event (budget end or refill), if any.
+    pub fn next_event(&self) -> Option<u64> {
+        self.o.sched.next_event(self.current())
+    }
+
+    // ----- boot ---------------------------------------------------------------------
+
+    /// Boot: creates the initialiser's root CNode (radix `radix`) over `cnode_base` and
+    /// places its capability in the CNode's slot `self_slot`. Returns the CNode capability.
+    pub fn boot_root_cnode(
+        &mut self,
+        cnode_base: u64,
+        radix: u8,
+        self_slot: usize,
+    ) -> Result<Cap, Error> {
+        let first = 0u32;
+        if (1usize << radix) > CAP_SLOTS || self_slot >= 1 << radix {
+            return Err(Error::RangeError);
+        }
+        let guard_bits = 64 - radix;
+        let cap = Cap::CNode {
+            base: cnode_base,
+            radix,
+            first,
+            guard: 0,
+            guard_bits,
+        };
+        self.caps.insert_original(first as usize + self_slot, cap)?;
+        Ok(cap)
+    }
+
+    /// Boot: places an original capability in slot `slot` of the root CNode.
+    pub fn boot_insert(&mut self, slot: usize, cap: Cap) -> Result<(), Error> {
+        self.caps.insert_original(slot, cap)
+    }
+
+    /// Boot: creates an object from boot memory (the initialiser's own TCB, scheduling
+    /// context, address space and IPC buffer) and places its capability in `slot`.
+    pub fn boot_object(
+        &mut self,
+        m: &mut impl Machine,
+        slot: usize,
+        kind: ObjectKind,
+        base: u64,
+        size_bits: u8,
+    ) -> Result<(), Error> {
+        let cap = Cap::Object {
+            kind,
+            base,
+            size_bits,
+            rights: Rights::ALL,
+            badge: 0,
+            data: 0,
+        };
+        self.caps.insert_original(slot, cap)?;
+        self.init_object(m, slot)
+    }
+
+    /// Boot: configures and starts the initialiser's thread (TCB in `tcb_slot`, root CNode
+    /// capability `cspace`, address space in `vspace_slot`, scheduling context in `sc_slot`,
+    /// IPC buffer frame in `ipc_slot` mapped at `ipc_va`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn boot_start(
+        &mut self,
+        tcb_slot: usize,
+        cspace: Cap,
+        vspace_slot: usize,
+        sc_slot: usize,
+        sc_budget: u64,
+        ipc_slot: usize,
+        ipc_va: u64,
+        priority: u8,
+        ctx: Context,
+    ) -> Result<usize, Error> {
+        let t = self.object_index(tcb_slot, ObjectKind::Tcb)?;
+        let v = self.object_index(vspace_slot, ObjectKind::VSpace)?;
+        let sc = self.object_index(sc_slot, ObjectKind::SchedContext)?;
+        let Cap::Object { base: ipc_pa, .. } = self.caps.get(ipc_slot) else {
+            return Err(Error::InvalidCapability);
+        };
+        let o = &mut self.o;
+        o.sched
+            .configure(sc, sc_budget, sc_budget)
+            .map_err(|_| Error::InvalidArgument)?;
+        let tcb = &mut o.tcbs[t];
+        tcb.cspace = cspace;
+        tcb.vspace = v as u16;
+        tcb.ipc_buffer_va = ipc_va;
+        tcb.ipc_buffer_pa = ipc_pa;
+        tcb.mcp = 255;
+        tcb.priority = priority;
+        tcb.ctx = ctx;
+        o.sched
+            .set_priority(t, priority)
+            .map_err(|_| Error::InvalidArgument)?;
+        o.sched.bind(t, sc).map_err(|_| Error::InvalidArgument)?;
+        o.resume(t);
+        o.schedule();
+        Ok(t)
+    }
+
+    fn object_index(&self, slot: usize, want: ObjectKind) -> Result<usize, Error> {
+        match self.caps.get(slot) {
+            Cap::Object { kind, data, .. } if kind == want => Ok(data as usize),
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
+    // ----- entry points -------------------------------------------------------------
+
+    /// The current thread made a system call (number in `x7`); its registers are in its
+    /// context.
+    pub fn syscall(&mut self, m: &mut impl Machine) {
+        let Some(t) = self.current() else {
+            return;
+        };
+        let ctx = self.o.tcbs[t].ctx;
+        let number = ctx.x[7] as i64;
+        match number {
+            syscall::CALL => self.sys_send(m, t, ctx.x[0], true, true),
+            syscall::SEND => self.sys_send(m, t, ctx.x[0], true, false),
+            syscall::NB_SEND => self.sys_send(m, t, ctx.x[0], false, false),
+            syscall::RECV => self.sys_recv(m, t, ctx.x[0], ctx.x[6], true),
+            syscall::NB_RECV => self.sys_recv(m, t, ctx.x[0], ctx.x[6], false),
+            syscall::WAIT => self.sys_recv(m, t, ctx.x[0], 0, true),
+            syscall::NB_WAIT => self.sys_recv(m, t, ctx.x[0], 0, false),
+            syscall::REPLY_RECV => {
+                if self.sys_reply(m, t, ctx.x[6]) {
+                    self.sys_recv(m, t, ctx.x[0], ctx.x[6], true);
+                }
+            }
+            syscall::NB_SEND_RECV => {
+                self.sys_send(m, t, ctx.x[8], false, false);
+                self.sys_recv(m, t, ctx.x[0], ctx.x[6], true);
+            }
+            syscall::NB_SEND_WAIT => {
+                self.sys_send(m, t, ctx.x[8], false, false);
+                self.sys_recv(m, t, ctx.x[0], 0, true);
+            }
+            syscall::YIELD => {
+                let _ = self.o.sched.yield_now(t);
+            }
+            syscall::DEBUG_PUT_CHAR => m.put_char(t, ctx.x[0] as u8),
+            syscall::DEBUG_HALT => self.o.suspend(t),
+            _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [ctx.pc, ctx.sp, ctx.x[7], 0]),
+        }
+        self.o.schedule();
+    }
+
+    /// The current thread took an exception that is not a system call: a memory access
+    /// (`label` [`fault::VM_FAULT`]) or another exception ([`fault::USER_EXCEPTION`]), with
+    /// the message registers of that fault.
+    pub fn user_fault(&mut self, m: &mut impl Machine, label: u64, mrs: [u64; 4]) {
+        if let Some(t) = self.current() {
+            self.fault(m, t, label, mrs);
+        }
+        self.o.schedule();
+    }
+
+    /// Device interrupt `irq` arrived: its notification is signalled and the interrupt
+    /// stays masked until the handler acknowledges it.
+    pub fn interrupt(&mut self, m: &mut impl Machine, irq: u32) {
+        m.set_irq_enabled(irq, false);
+        if let Some(&Irq {
+            handler: true,
+            ntfn,
+            badge,
+        }) = self.o.irqs.get(irq as usize)
+            && ntfn != NONE
+        {
+            self.o.signal(ntfn as usize, badge);
+        }
+        self.o.schedule();
+    }
+
+    /// A doorbell from another replica set `bits` for the notification behind capability
+    /// slot `slot` (the receiving kernel's side of a cross-replica channel).
+    pub fn signal_slot(&mut self, slot: SlotId, bits: u64) {
+        if let Cap::Object {
+            kind: ObjectKind::Notification,
+            data,
+            ..
+        } = self.caps.get(slot)
+        {
+            self.o.signal(data as usize, bits);
+            self.o.schedule();
+        }
+    }
+
+    /// `elapsed` timer units passed: the running thread's budget pays, periods refill, and
+    /// the thread goes to the back of its priority (round robin).
+    pub fn timer(&mut self, elapsed: u64) {
+        let running = self.current();
+        self.o.sched.tick(running, elapsed);
+        if let Some(t) = running {
+            let _ = self.o.sched.yield_now(t);
+        }
+        self.o.schedule();
+    }
+
+    // ----- system calls -------------------------------------------------------------
+
+    /// Resolves a capability address in thread `t`'s space to a non-empty slot.
+    fn resolve(&self, t: usize, cptr: u64) -> Option<(SlotId, Cap)> {
+        let slot = self
+            .caps
+            .lookup_from(self.o.tcbs[t].cspace, cptr, 64)
+            .ok()?;
+        let cap = self.caps.get(slot);
+        (!cap.is_null()).then_some((slot, cap))
+    }
+
+    fn sys_send(&mut self, m: &mut impl Machine, t: usize, cptr: u64, blocking: bool, call: bool) {
+        let Some((slot, cap)) = self.resolve(t, cptr) else {
+            if blocking || call {
+                let pc = self.o.tcbs[t].ctx.pc;
+                self.fault(
+                    m,
+                    t,
+                    fault::CAP_FAULT,
+                    [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
+                );
+            }
+            return;
+        };
+        match cap {
+            Cap::Object {
+                kind: ObjectKind::Endpoint,
+                rights,
+                badge,
+                data,
+                ..
+            } => {
+                if !rights.contains(Rights::WRITE) {
+                    let pc = self.o.tcbs[t].ctx.pc;
+                    self.fault(
+                        m,
+                        t,
+                        fault::CAP_FAULT,
+                        [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
+                    );
+                    return;
+                }
+                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+                self.o
+                    .send(m, t, data as usize, badge, info, blocking, call);
+            }
+            Cap::Object {
+                kind: ObjectKind::Notification,
+                rights,
+                badge,
+                data,
+                ..
+            } => {
+                if rights.contains(Rights::WRITE) {
+                    self.o.signal(data as usize, badge);
+                } else if blocking || call {
+                    let pc = self.o.tcbs[t].ctx.pc;
+                    self.fault(
+                        m,
+                        t,
+                        fault::CAP_FAULT,
+                        [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
+                    );
+                }
+            }
+            Cap::Object {
+                kind: ObjectKind::Doorbell,
+                badge,
+                data,
+                ..
+            } if !(call
+                && MessageInfo(self.o.tcbs[t].ctx.x[1]).label()
+                    == syscall::label::DOORBELL_CONFIGURE) =>
+            {
+                let replica = self
+                    .o
+                    .doorbells
+                    .get(data as usize)
+                    .copied()
+                    .unwrap_or(NO_REPLICA);
+                let delivered = replica != NO_REPLICA && m.ring_doorbell(replica, badge);
+                if call {
+                    let ctx = &mut self.o.tcbs[t].ctx;
+                    ctx.x[1] = if delivered {
+                        0
+                    } else {
+                        MessageInfo::new(Error::IllegalOperation as u64, 0).0
+                    };
+                }
+            }
+            _ => {
+                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+                let result = self.invoke(m, t, slot, cap, info);
+                // The invoker may have deleted itself.
+                if self.o.tcbs[t].live {
+                    let (label, len, results) = match result {
+                        Ok(r) => (0, r.len, r.mrs),
+                        Err(e) => (e as u64, 0, [0; 4]),
+                    };
+                    if call {
+                        let ctx = &mut self.o.tcbs[t].ctx;
+                        ctx.x[0] = 0;
+                        ctx.x[1] = MessageInfo::new(label, len as u64).0;
+                        ctx.x[2..6].copy_from_slice(&results);
+                    }
+                }
+            }
+        }
+    }
+
+    fn sys_recv(
+        &mut self,
+        m: &mut impl Machine,
+        t: usize,
+        cptr: u64,
+        reply_cptr: u64,
+        blocking: bool,
+    ) {
+        let Some((_, cap)) = self.resolve(t, cptr) else {
+            let pc = self.o.tcbs[t].ctx.pc;
+            self.fault(
+                m,
+                t,
+                fault::CAP_FAULT,
+                [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
+            );
+            return;
+        };
+        match cap {
+            Cap::Object {
+                kind: ObjectKind::Endpoint,
+                rights,
+                data,
+                ..
+            } if rights.contains(Rights::READ) => {
+                let reply = match self.resolve(t, reply_cptr) {
+                    Some((
+                        _,
+                        Cap::Object {
+                            kind: ObjectKind::Reply,
+                            data,
+                            ..
+                        },
+                    )) => data as u16,
+                    _ => NONE,
+                };
+                self.o.tcbs[t].recv_reply = reply;
+                self.o.recv(m, t, data as usize, blocking);
+            }
+            Cap::Object {
+                kind: ObjectKind::Notification,
+                rights,
+                data,
+                ..
+            } if rights.contains(Rights::READ) => self.o.wait(t, data as usize, blocking),
+            _ => {
+                let pc = self.o.tcbs[t].ctx.pc;
+                self.fault(
+                    m,
+                    t,
+                    fault::CAP_FAULT,
+                    [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
+                );
+            }
+        }
+    }
+
+    /// Replies through the reply object at `reply_cptr`; `false` if the thread faulted.
+    fn sys_reply(&mut self, m: &mut impl Machine, t: usize, reply_cptr: u64) -> bool {
+        match self.resolve(t, reply_cptr) {
+            Some((
+                _,
+                Cap::Object {
+                    kind: ObjectKind::Reply,
+                    data,
+                    ..
+                },
+            )) => {
+                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+                self.o.reply(m, t, data as usize, info);
+                true
+            }
+            // Replying through an empty slot is a no-op, as in seL4 (nobody called).
+            None if reply_cptr == 0 => true,
+            _ => {
+                let pc = self.o.tcbs[t].ctx.pc;
+                self.fault(
+                    m,
+                    t,
+                    fault::CAP_FAULT,
+                    [pc, reply_cptr, self.o.tcbs[t].ctx.x[7], 0],
+                );
+                false
+            }
+        }
+    }
+
+    /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
+    /// it has none (or faulted while sending a fault).
+    fn fault(&mut self, m: &mut impl Machine, t: usize, label: u64, mrs: [u64; 4]) {
+        let tcb = &self.o.tcbs[t];
+        let ep = tcb.fault_ep;
+        if ep == NONE || tcb.fault_label != 0 || !self.o.ep_pool.live[ep as usize] {
+            m.unhandled_fault(t, label, &mrs);
+            self.o.suspend(t);
+            return;
+        }
+        let badge = tcb.fault_badge;
+        let tcb = &mut self.o.tcbs[t];
+        tcb.fault_label = label;
+        tcb.fault_mrs = mrs;
+        let info = MessageInfo::new(label, 4);
+        self.o.send(m, t, ep as usize, badge, info, true, true);
+    }
+}
+
+impl Objects {
+    /// Makes the scheduler agree with a thread's IPC state.
+    fn sync(&mut self, t: usize) {
+        let _ = if self.threads.state(t) == ThreadState::Running {
+            self.sched.wake(t)
+        } else {
+            self.sched.block(t)
+        };
+    }
+
+    fn schedule(&mut self) {
+        self.current = self.sched.choose().map_or(NONE, |t| t as u16);
+    }
+
+    fn resume(&mut self, t: usize) {
+        let _ = self.threads.resume(t);
+        self.sync(t);
+    }
+
+    /// Stops a thread: out of any queue, its pending call's reply binding dropped.
+    fn suspend(&mut self, t: usize) {
+        self.threads.cancel(t, &mut self.eps, &mut self.ntfns);
+        let r = core::mem::replace(&mut self.tcbs[t].caller_reply, NONE);
+        if r != NONE {
+            self.replies[r as usize].caller = NONE;
+        }
+        self.tcbs[t].fault_label = 0;
+        self.sync(t);
+    }
+
+    /// Message register `i` of thread `t`.
+    fn mr(&mut self, m: &mut impl Machine, t: usize, i: usize) -> u64 {
+        let tcb = &self.tcbs[t];
+        if i < syscall::REGISTER_MESSAGE_REGISTERS {
+            return tcb.ctx.x[2 + i];
+        }
+        let pa = tcb.ipc_buffer_pa;
+        if pa == 0 {
+            return 0;
+        }
+        m.page(pa).map_or(0, |p| p[ipc_buffer::MR0 + i])
+    }
+
+    fn set_mr(&mut self, m: &mut impl Machine, t: usize, i: usize, value: u64) {
+        if i < syscall::REGISTER_MESSAGE_REGISTERS {
+            self.tcbs[t].ctx.x[2 + i] = value;
+            return;
+        }
+        let pa = self.tcbs[t].ipc_buffer_pa;
+        if pa != 0
+            && let Some(p) = m.page(pa)
+        {
+            p[ipc_buffer::MR0 + i] = value;
+        }
+    }
+
+    /// Copies a message from `from` to `to`: the badge in `x0`, the tag in `x1`, and the
+    /// message registers (past the first four only when both have an IPC buffer).
+    fn transfer(
+        &mut self,
+        m: &mut impl Machine,
+        from: usize,
+        to: usize,
+        badge: u64,
+        info: MessageInfo,
+    ) {
+        let f = &self.tcbs[from];
+        let (label, mut len) = if f.fault_label != 0 {
+            (f.fault_label, 4)
+        } else {
+            (info.label(), info.length())
+        };
+        if self.tcbs[from].fault_label != 0 {
+            let mrs = self.tcbs[from].fault_mrs;
+            self.tcbs[to].ctx.x[2..6].copy_from_slice(&mrs);
+        } else {
+            let regs = len.min(syscall::REGISTER_MESSAGE_REGISTERS);
+            let src = self.tcbs[from].ctx.x;
+            self.tcbs[to].ctx.x[2..2 + regs].copy_from_slice(&src[2..2 + regs]);
+            if len > regs {
+                if self.tcbs[from].ipc_buffer_pa == 0 || self.tcbs[to].ipc_buffer_pa == 0 {
+                    len = regs;
+                } else {
+                    for i in regs..len {
+                        let v = self.mr(m, from, i);
+                        self.set_mr(m, to, i, v);
+                    }
+                }
+            }
+        }
+        let ctx = &mut self.tcbs[to].ctx;
+        ctx.x[0] = badge;
+        ctx.x[1] = MessageInfo::new(label, len as u64).0;
+    }
+
+    /// A call from `caller` reached `server`: bind the server's reply object to the caller
+    /// and lend a passive server the caller's scheduling context. Without a reply object
+    /// the call fails at once.
+    fn bind_reply(&mut self, caller: usize, server: usize) {
+        let r = self.tcbs[server].recv_reply;
+        if r == NONE || !self.replies[r as usize].live || self.replies[r as usize].caller != NONE {
+            let _ = self.threads.reply(server, caller);
+            self.tcbs[caller].ctx.x[0] = 0;
+            self.tcbs[caller].ctx.x[1] = MessageInfo::new(Error::IllegalOperation as u64, 0).0;
+            self.tcbs[caller].fault_label = 0;
+            self.sync(caller);
+            return;
+        }
+        self.replies[r as usize].caller = caller as u16;
+        self.replies[r as usize].server = server as u16;
+        self.tcbs[caller].caller_reply = r;
+        if !self.sched.has_sc(server) {
+            let _ = self.sched.lend(caller, server);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        m: &mut impl Machine,
+        t: usize,
+        ep: usize,
+        badge: u64,
+        info: MessageInfo,
+        blocking: bool,
+        call: bool,
+    ) {
+        let Ok(outcome) = self
+            .threads
+            .send(&mut self.eps[ep], ep, t, badge, blocking, call)
+        else {
+            return;
+        };
+        match outcome {
+            SendOutcome::Delivered { to } => {
+                self.transfer(m, t, to, badge, info);
+                if call {
+                    self.bind_reply(t, to);
+                }
+                self.sync(to);
+                self.sync(t);
+            }
+            SendOutcome::Blocked => self.sync(t),
+            SendOutcome::Dropped => {}
+        }
+    }
+
+    fn recv(&mut self, m: &mut impl Machine, t: usize, ep: usize, blocking: bool) {
+        // A bound notification with bits pending is delivered first.
+        let bound = self.tcbs[t].bound;
+        if bound != NONE && self.ntfns[bound as usize].word != 0 {
+            let bits = core::mem::take(&mut self.ntfns[bound as usize].word);
+            let ctx = &mut self.tcbs[t].ctx;
+            ctx.x[0] = bits;
+            ctx.x[1] = 0;
+            return;
+        }
+        let Ok(outcome) = self.threads.recv(&mut self.eps[ep], ep, t, blocking) else {
+            return;
+        };
+        match outcome {
+            RecvOutcome::Received { from, badge, call } => {
+                let info = MessageInfo(self.tcbs[from].ctx.x[1]);
+                self.transfer(m, from, t, badge, info);
+                if call {
+                    self.bind_reply(from, t);
+                }
+                self.sync(from);
+            }
+            RecvOutcome::Blocked => self.sync(t),
+            RecvOutcome::Nothing => {
+                let ctx = &mut self.tcbs[t].ctx;
+                ctx.x[0] = 0;
+                ctx.x[1] = 0;
+            }
+        }
+    }
+
+    fn reply(&mut self, m: &mut impl Machine, t: usize, r: usize, info: MessageInfo) {
+        let caller = self.replies[r].caller;
+        if caller == NONE {
+            return;
+        }
+        let caller = caller as usize;
+        let server = self.replies[r].server as usize;
+        self.replies[r].caller = NONE;
+        self.tcbs[caller].caller_reply = NONE;
+        if self.threads.reply(server, caller).is_err() {
+            return;
+        }
+        if self.tcbs[caller].fault_label != 0 {
+            // A reply to a fault: label 0 resumes the thread, anything else leaves it stopped.
+            self.tcbs[caller].fault_label = 0;
+            if info.label() != 0 {
+                self.threads.cancel(caller, &mut self.eps, &mut self.ntfns);
+            }
+        } else {
+            self.transfer(m, t, caller, 0, info);
+        }
+        if self.sched.runs_on_loan(server) {
+            let _ = self.sched.give_back(server, caller);
+        }
+        self.sync(caller);
+    }
+
+    fn wait(&mut self, t: usize, n: usize, blocking: bool) {
+        match self.threads.wait(&mut self.ntfns[n], n, t, blocking) {
+            Ok(WaitOutcome::Got(bits)) => {
+                let ctx = &mut self.tcbs[t].ctx;
+                ctx.x[0] = bits;
+                ctx.x[1] = 0;
+            }
+            Ok(WaitOutcome::Blocked) => self.sync(t),
+            Err(_) => {}
+        }
+    }
+
+    /// Signals notification `n` with `badge`: a waiter gets it, or the thread bound to it
+    /// if that thread waits on an endpoint, or the bits wait in the word.
+    fn signal(&mut self, n: usize, badge: u64) {
+        if n >= MAX_NOTIFICATIONS || !self.ntfn_pool.live[n] {
+            return;
+        }
+        if let Some((woken, bits)) = self.threads.signal(&mut self.ntfns[n], badge) {
+            let ctx = &mut self.tcbs[woken].ctx;
+            ctx.x[0] = bits;
+            ctx.x[1] = 0;
+            self.sync(woken);
+            return;
+        }
+        let bound = self.ntfn_bound[n];
+        if bound != NONE
+            && matches!(
+                self.threads.state(bound as usize),
+                ThreadState::Receiving(_)
+            )
+        {
+            let b = bound as usize;
+            let bits = core::mem::take(&mut self.ntfns[n].word);
+            self.threads.cancel(b, &mut self.eps, &mut self.ntfns);
+            let _ = self.threads.resume(b);
+            let ctx = &mut self.tcbs[b].ctx;
+            ctx.x[0] = bits;
+            ctx.x[1] = 0;
+            self.sync(b);
+        }
+    }
+}

@@ -1,0 +1,788 @@
+//! The kernel driven as the aarch64 kernel drives it: a root thread set up as the boot code
+//! sets up the initialiser, which builds threads with ordinary invocations; threads "run"
+//! by having their registers set and a system call made.
+
+extern crate std;
+use std::boxed::Box;
+use std::collections::HashMap;
+use std::vec::Vec;
+
+use atoll_abi::error::Error;
+use atoll_abi::microkit::ObjectKind;
+use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
+
+use super::*;
+
+const RAM: (u64, u64) = (0x4000_0000, 0x5000_0000);
+const POOL: u64 = 0x4100_0000;
+const POOL_BITS: u8 = 24;
+const PAGE: u64 = 0x1000;
+
+#[derive(Default)]
+struct Mem {
+    pages: HashMap<u64, Box<[u64; 512]>>,
+    out: Vec<u8>,
+    unhandled: Vec<(usize, u64, [u64; 4])>,
+    irqs: HashMap<u32, bool>,
+    rung: Vec<(u32, u64)>,
+    flushes: usize,
+}
+
+impl Machine for Mem {
+    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
+        if pa < RAM.0 || pa >= RAM.1 || !pa.is_multiple_of(PAGE) {
+            return None;
+        }
+        Some(self.pages.entry(pa).or_insert_with(|| Box::new([0; 512])))
+    }
+    fn zero(&mut self, pa: u64, size: u64) -> bool {
+        if pa < POOL || pa + size > POOL + (1 << POOL_BITS) {
+            return false;
+        }
+        let mut p = pa & !(PAGE - 1);
+        while p < pa + size {
+            self.pages.remove(&p);
+            p += PAGE;
+        }
+        true
+    }
+    fn put_char(&mut self, _thread: usize, c: u8) {
+        self.out.push(c);
+    }
+    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
+        self.unhandled.push((thread, label, *mrs));
+    }
+    fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {
+        self.flushes += 1;
+    }
+    fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
+        irq == 33
+    }
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
+        self.irqs.insert(irq, enabled);
+    }
+    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool {
+        self.rung.push((replica, bits));
+        replica != 7
+    }
+    fn ticks_per_us(&self) -> u64 {
+        1
+    }
+}
+
+struct Walker<'a>(&'a mut Mem);
+
+impl crate::pagetable::TableMemory for Walker<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        None
+    }
+    fn table(&mut self, pa: u64) -> &mut [u64; 512] {
+        self.0.page(pa).unwrap()
+    }
+}
+
+struct Sys {
+    k: Box<Kernel>,
+    m: Mem,
+    root: usize,
+    ipc_pa: u64,
+    next_slot: u64,
+}
+
+/// Boot objects live in RAM below the pool, as the kernel's boot memory does.
+const BOOT: u64 = 0x4000_0000;
+
+fn boot() -> Sys {
+    let mut k = Box::new(Kernel::new());
+    let cnode = k
+        .boot_root_cnode(BOOT, initial::ROOT_RADIX, initial::CNODE as usize)
+        .unwrap();
+    let mut big = Mem::default();
+    // A machine whose zeroable memory includes the boot area.
+    struct BootMem<'a>(&'a mut Mem);
+    impl Machine for BootMem<'_> {
+        fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
+            self.0.page(pa)
+        }
+        fn zero(&mut self, _pa: u64, _size: u64) -> bool {
+            true
+        }
+        fn put_char(&mut self, t: usize, c: u8) {
+            self.0.put_char(t, c)
+        }
+        fn unhandled_fault(&mut self, t: usize, l: u64, mrs: &[u64; 4]) {
+            self.0.unhandled_fault(t, l, mrs)
+        }
+        fn flush_tlb(&mut self, a: u16, va: Option<u64>) {
+            self.0.flush_tlb(a, va)
+        }
+        fn claim_irq(&mut self, irq: u32, edge: bool) -> bool {
+            self.0.claim_irq(irq, edge)
+        }
+        fn set_irq_enabled(&mut self, irq: u32, e: bool) {
+            self.0.set_irq_enabled(irq, e)
+        }
+        fn ring_doorbell(&mut self, r: u32, b: u64) -> bool {
+            self.0.ring_doorbell(r, b)
+        }
+        fn ticks_per_us(&self) -> u64 {
+            1
+        }
+    }
+    let mut bm = BootMem(&mut big);
+    let objects = [
+        (initial::TCB, ObjectKind::Tcb, BOOT + 0x1000, 11),
+        (initial::VSPACE, ObjectKind::VSpace, BOOT + 0x2000, 12),
+        (
+            initial::SCHED_CONTEXT,
+            ObjectKind::SchedContext,
+            BOOT + 0x3000,
+            8,
+        ),
+        (
+            initial::IPC_BUFFER_FRAME,
+            ObjectKind::Frame,
+            BOOT + 0x4000,
+            12,
+        ),
+    ];
+    for (slot, kind, base, bits) in objects {
+        k.boot_object(&mut bm, slot as usize, kind, base, bits)
+            .unwrap();
+    }
+    for (slot, kind) in [
+        (initial::IRQ_CONTROL, ObjectKind::IrqControl),
+        (initial::SCHED_CONTROL, ObjectKind::SchedControl),
+    ] {
+        k.boot_insert(
+            slot as usize,
+            Cap::Object {
+                kind,
+                base: 0,
+                size_bits: 0,
+                rights: Rights::ALL,
+                badge: 0,
+                data: 0,
+            },
+        )
+        .unwrap();
+    }
+    k.boot_insert(
+        initial::FIRST_UNTYPED as usize,
+        Cap::Untyped {
+            base: POOL,
+            size_bits: POOL_BITS,
+            watermark: 0,
+        },
+    )
+    .unwrap();
+    let root = k
+        .boot_start(
+            initial::TCB as usize,
+            cnode,
+            initial::VSPACE as usize,
+            initial::SCHED_CONTEXT as usize,
+            1_000_000,
+            initial::IPC_BUFFER_FRAME as usize,
+            initial::IPC_BUFFER_VADDR,
+            255,
+            Context::default(),
+        )
+        .unwrap();
+    assert_eq!(k.current(), Some(root));
+    Sys {
+        k,
+        m: big,
+        root,
+        ipc_pa: BOOT + 0x4000,
+        next_slot: initial::FIRST_FREE,
+    }
+}
+
+impl Sys {
+    /// Makes the current thread perform system call `number` with registers `regs`
+    /// (x0, x1, x2.., x6); returns its registers afterwards.
+    fn sys(&mut self, thread: usize, number: i64, regs: &[(usize, u64)]) -> Context {
+        assert_eq!(
+            self.k.current(),
+            Some(thread),
+            "thread {thread} is not the one running"
+        );
+        let ctx = self.k.context_mut(thread).unwrap();
+        for &(r, v) in regs {
+            ctx.x[r] = v;
+        }
+        ctx.x[7] = number as u64;
+        self.k.syscall(&mut self.m);
+        *self.k.context(thread).unwrap_or(&Context::default())
+    }
+
+    /// The root thread invokes `cptr` with `label` and `args`: the result label and MRs.
+    fn invoke(&mut self, cptr: u64, op: u64, args: &[u64]) -> Result<[u64; 4], Error> {
+        let mut regs = std::vec![(0, cptr), (1, MessageInfo::new(op, args.len() as u64).0)];
+        for (i, &a) in args.iter().enumerate() {
+            if i < 4 {
+                regs.push((2 + i, a));
+            } else {
+                self.m.page(self.ipc_pa).unwrap()[1 + i] = a;
+            }
+        }
+        let c = self.sys(self.root, syscall::CALL, &regs);
+        match Error::from_raw(MessageInfo(c.x[1]).label() as u32) {
+            None => Ok([c.x[2], c.x[3], c.x[4], c.x[5]]),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn slot(&mut self) -> u64 {
+        self.next_slot += 1;
+        self.next_slot - 1
+    }
+
+    /// Retypes one object into a fresh root slot.
+    fn make(&mut self, kind: ObjectKind, size_bits: u64) -> u64 {
+        let s = self.slot();
+        self.invoke(
+            initial::FIRST_UNTYPED,
+            label::UNTYPED_RETYPE,
+            &[
+                object_kind::number(kind),
+                size_bits,
+                initial::CNODE,
+                0,
+                0,
+                s,
+                1,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("retype {kind:?}: {e:?}"));
+        s
+    }
+
+    fn mint(&mut self, src: u64, rights: u64, badge: u64) -> u64 {
+        let d = self.slot();
+        self.invoke(
+            initial::CNODE,
+            label::CNODE_MINT,
+            &[d, 64, initial::CNODE, src, 64, rights, badge],
+        )
+        .unwrap();
+        d
+    }
+
+    /// A thread with its own CNode (radix 4, guarded to depth 64), address space and
+    /// scheduling context (none when `passive`), at `priority`, not yet started. Its
+    /// capabilities are copied into its slots `1..` from `caps` (root slots).
+    fn thread(&mut self, priority: u64, passive: bool, caps: &[u64]) -> (u64, usize) {
+        let tcb = self.make(ObjectKind::Tcb, 0);
+        let cnode = self.make(ObjectKind::CNode, 4);
+        let guarded = self.slot();
+        self.invoke(
+            initial::CNODE,
+            label::CNODE_MUTATE,
+            &[
+                guarded,
+                64,
+                initial::CNODE,
+                cnode,
+                64,
+                rights::ALL,
+                60 << 58,
+            ],
+        )
+        .unwrap();
+        let vspace = self.make(ObjectKind::VSpace, 0);
+        for (i, &c) in caps.iter().enumerate() {
+            // Copy into the thread's CNode at index i + 1 (its guard makes depth 64).
+            self.invoke(
+                guarded,
+                label::CNODE_COPY,
+                &[i as u64 + 1, 64, initial::CNODE, c, 64, rights::ALL],
+            )
+            .unwrap();
+        }
+        self.invoke(tcb, label::TCB_CONFIGURE, &[0, guarded, vspace, 0, 0])
+            .unwrap();
+        let sc = if passive {
+            0
+        } else {
+            let sc = self.make(ObjectKind::SchedContext, 0);
+            self.invoke(
+                initial::SCHED_CONTROL,
+                label::SCHED_CONTROL_CONFIGURE,
+                &[sc, 1000, 1000],
+            )
+            .unwrap();
+            sc
+        };
+        self.invoke(
+            tcb,
+            label::TCB_SET_SCHED_PARAMS,
+            &[initial::TCB, priority, priority, sc, 0],
+        )
+        .unwrap();
+        let index = match self.k.cap(tcb as usize) {
+            Cap::Object { data, .. } => data as usize,
+            other => panic!("{other:?}"),
+        };
+        (tcb, index)
+    }
+
+    fn start(&mut self, tcb: u64) {
+        self.invoke(
+            tcb,
+            label::TCB_WRITE_REGISTERS,
+            &[1, 0x20_0000, 0x1000_0000],
+        )
+        .unwrap();
+    }
+
+    /// The root thread waits on a fresh notification, so lower priorities run.
+    fn park_root(&mut self) -> u64 {
+        let n = self.make(ObjectKind::Notification, 0);
+        let root = self.root;
+        self.sys(root, syscall::WAIT, &[(0, n)]);
+        n
+    }
+}
+
+#[test]
+fn call_and_reply_recv_carry_badges_and_message_registers() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let badged = s.mint(ep, rights::ALL, 0x8000_0000_0000_0005);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
+    let (client_tcb, client) = s.thread(50, false, &[badged]);
+    s.start(server_tcb);
+    s.start(client_tcb);
+    s.park_root();
+    // The server runs first (higher priority) and waits: Recv(ep = slot 1, reply = slot 2).
+    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    assert_eq!(s.k.current(), Some(client));
+    // The client calls with label 9 and three message registers.
+    s.sys(
+        client,
+        syscall::CALL,
+        &[
+            (0, 1),
+            (1, MessageInfo::new(9, 3).0),
+            (2, 10),
+            (3, 20),
+            (4, 30),
+        ],
+    );
+    assert_eq!(s.k.current(), Some(server));
+    let got = *s.k.context(server).unwrap();
+    assert_eq!(
+        got.x[0], 0x8000_0000_0000_0005,
+        "the badge of the client's capability"
+    );
+    assert_eq!(MessageInfo(got.x[1]), MessageInfo::new(9, 3));
+    assert_eq!(&got.x[2..5], &[10, 20, 30]);
+    // The server replies with one register and waits again.
+    s.sys(
+        server,
+        syscall::REPLY_RECV,
+        &[(0, 1), (1, MessageInfo::new(0, 1).0), (2, 99), (6, 2)],
+    );
+    assert_eq!(s.k.current(), Some(client));
+    let back = *s.k.context(client).unwrap();
+    assert_eq!(MessageInfo(back.x[1]), MessageInfo::new(0, 1));
+    assert_eq!(back.x[2], 99);
+    assert!(matches!(
+        s.k.thread_state(server),
+        ThreadState::Receiving(_)
+    ));
+}
+
+#[test]
+fn a_passive_server_runs_on_its_callers_scheduling_context() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (server_tcb, server) = s.thread(100, true, &[ep, reply]);
+    let (client_tcb, client) = s.thread(50, false, &[ep]);
+    // A passive server cannot run until it has a caller's context: the initialiser starts
+    // it with a context, lets it reach its receive, then takes the context away (as
+    // Microkit's monitor does). Here: bind a context for its start.
+    let sc = s.make(ObjectKind::SchedContext, 0);
+    s.invoke(
+        initial::SCHED_CONTROL,
+        label::SCHED_CONTROL_CONFIGURE,
+        &[sc, 1000, 1000],
+    )
+    .unwrap();
+    s.invoke(
+        server_tcb,
+        label::TCB_SET_SCHED_PARAMS,
+        &[initial::TCB, 100, 100, sc, 0],
+    )
+    .unwrap();
+    s.start(server_tcb);
+    s.start(client_tcb);
+    s.park_root();
+    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    // Make it passive while it waits.
+    let root = s.root;
+    s.k.o.sched.unbind(server);
+    assert_eq!(s.k.current(), Some(client));
+    let _ = root;
+    s.sys(
+        client,
+        syscall::CALL,
+        &[(0, 1), (1, MessageInfo::new(1, 0).0)],
+    );
+    assert_eq!(
+        s.k.current(),
+        Some(server),
+        "the server runs on the lent context"
+    );
+    s.sys(server, syscall::REPLY_RECV, &[(0, 1), (1, 0), (6, 2)]);
+    assert_eq!(s.k.current(), Some(client), "the context went back");
+    assert!(!s.k.o.sched.has_sc(server));
+}
+
+#[test]
+fn signal_and_wait_deliver_coalesced_badges() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let a = s.mint(n, rights::ALL, 0b01);
+    let b = s.mint(n, rights::ALL, 0b10);
+    let park = s.make(ObjectKind::Notification, 0);
+    let (waiter_tcb, waiter) = s.thread(100, false, &[n]);
+    let (sender_tcb, sender) = s.thread(50, false, &[a, b, park]);
+    s.start(waiter_tcb);
+    s.start(sender_tcb);
+    s.park_root();
+    // The waiter blocks; one signal wakes it with exactly that badge, preempting the sender.
+    s.sys(waiter, syscall::WAIT, &[(0, 1)]);
+    assert_eq!(s.k.current(), Some(sender));
+    s.sys(sender, syscall::SEND, &[(0, 1)]);
+    assert_eq!(s.k.current(), Some(waiter));
+    assert_eq!(s.k.context(waiter).unwrap().x[0], 0b01);
+    // While the waiter is busy (it yields to nobody: it is higher), signals coalesce.
+    s.k.o.suspend(waiter);
+    s.k.o.schedule();
+    s.sys(sender, syscall::SEND, &[(0, 1)]);
+    s.sys(sender, syscall::SEND, &[(0, 2)]);
+    s.sys(sender, syscall::SEND, &[(0, 1)]);
+    s.k.o.resume(waiter);
+    s.k.o.schedule();
+    assert_eq!(s.k.current(), Some(waiter));
+    s.sys(waiter, syscall::WAIT, &[(0, 1)]);
+    assert_eq!(s.k.context(waiter).unwrap().x[0], 0b11, "both bits, once");
+    s.sys(waiter, syscall::NB_WAIT, &[(0, 1)]);
+    assert_eq!(s.k.context(waiter).unwrap().x[0], 0, "nothing pending");
+}
+
+#[test]
+fn hostile_invocations_get_errors_not_panics() {
+    let mut s = boot();
+    // An empty slot.
+    let root = s.root;
+    let before = s.m.unhandled.len();
+    s.sys(
+        root,
+        syscall::CALL,
+        &[(0, 3000), (1, MessageInfo::new(label::TCB_RESUME, 0).0)],
+    );
+    assert_eq!(
+        s.m.unhandled.len(),
+        before + 1,
+        "a cap fault, unhandled: no fault endpoint"
+    );
+    assert_eq!(s.m.unhandled[before].1, fault::CAP_FAULT);
+    assert_eq!(s.k.current(), None, "the faulting root thread stopped");
+}
+
+#[test]
+fn invocation_errors() {
+    let mut s = boot();
+    // Retyping more than the untyped holds.
+    let d = s.slot();
+    assert_eq!(
+        s.invoke(
+            initial::FIRST_UNTYPED,
+            label::UNTYPED_RETYPE,
+            &[
+                object_kind::number(ObjectKind::Frame),
+                21,
+                initial::CNODE,
+                0,
+                0,
+                d,
+                9
+            ]
+        ),
+        Err(Error::NotEnoughMemory)
+    );
+    // A slot that is not empty.
+    assert_eq!(
+        s.invoke(
+            initial::FIRST_UNTYPED,
+            label::UNTYPED_RETYPE,
+            &[
+                object_kind::number(ObjectKind::Endpoint),
+                0,
+                initial::CNODE,
+                0,
+                0,
+                initial::TCB,
+                1
+            ]
+        ),
+        Err(Error::DeleteFirst)
+    );
+    // Too few arguments.
+    assert_eq!(
+        s.invoke(initial::FIRST_UNTYPED, label::UNTYPED_RETYPE, &[1, 2]),
+        Err(Error::TruncatedMessage)
+    );
+    // A capability without the right: a read-only copy of an endpoint cannot be minted
+    // into one that sends... but it can be minted with fewer rights; sending on it faults.
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let ro = s.mint(ep, rights::READ, 1);
+    let before = s.m.unhandled.len();
+    let root = s.root;
+    s.sys(root, syscall::SEND, &[(0, ro), (1, 0)]);
+    assert_eq!(s.m.unhandled.len(), before + 1);
+    let _ = vm_attr::CACHED;
+}
+
+#[test]
+fn frames_map_once_and_mapping_over_a_mapping_fails() {
+    let mut s = boot();
+    let vspace = s.make(ObjectKind::VSpace, 0);
+    let pt2 = s.make(ObjectKind::PageTable, 0);
+    let pt3 = s.make(ObjectKind::PageTable, 0);
+    let frame = s.make(ObjectKind::Frame, 12);
+    let other = s.make(ObjectKind::Frame, 12);
+    let va = 0x1000_0000;
+    // No table yet: the lookup fails.
+    assert_eq!(
+        s.invoke(
+            frame,
+            label::FRAME_MAP,
+            &[vspace, va, rights::ALL, vm_attr::CACHED]
+        ),
+        Err(Error::FailedLookup)
+    );
+    s.invoke(pt2, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
+    s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
+    assert_eq!(
+        s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]),
+        Err(Error::IllegalOperation),
+        "already mapped"
+    );
+    s.invoke(
+        frame,
+        label::FRAME_MAP,
+        &[vspace, va, rights::ALL, vm_attr::CACHED],
+    )
+    .unwrap();
+    assert_eq!(
+        s.invoke(
+            other,
+            label::FRAME_MAP,
+            &[vspace, va, rights::ALL, vm_attr::CACHED]
+        ),
+        Err(Error::DeleteFirst),
+        "mapping over an existing mapping"
+    );
+    let pa = s.invoke(frame, label::FRAME_GET_ADDRESS, &[]).unwrap()[0];
+    let root_pa = s.k.o.vspaces[match s.k.cap(vspace as usize) {
+        Cap::Object { data, .. } => data as usize,
+        _ => unreachable!(),
+    }];
+    let mut walk = Walker(&mut s.m);
+    assert_eq!(
+        crate::pagetable::translate(&mut walk, root_pa, va).map(|t| t.0),
+        Some(pa)
+    );
+    // Deleting the frame capability unmaps it; the other frame then maps.
+    s.invoke(initial::CNODE, label::CNODE_DELETE, &[frame, 64])
+        .unwrap();
+    s.invoke(other, label::FRAME_MAP, &[vspace, va, rights::READ, 0])
+        .unwrap();
+}
+
+#[test]
+fn revoking_an_untyped_destroys_threads_and_releases_waiters() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
+    s.start(server_tcb);
+    let n = s.park_root();
+    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    assert_eq!(s.k.current(), None);
+    // Wake the root by signalling from outside: an IRQ-less trick, signal the slot.
+    s.k.signal_slot(n as usize, 1);
+    assert_eq!(s.k.current(), Some(s.root));
+    // Delete the endpoint (every copy): the server's receive fails and it runs again.
+    s.invoke(initial::CNODE, label::CNODE_REVOKE, &[ep, 64])
+        .unwrap();
+    s.invoke(initial::CNODE, label::CNODE_DELETE, &[ep, 64])
+        .unwrap();
+    assert_eq!(s.k.thread_state(server), ThreadState::Running);
+    let c = s.k.context(server).unwrap();
+    assert_eq!(MessageInfo(c.x[1]).label(), Error::InvalidCapability as u64);
+    // Revoke the untyped: every object goes, the root's own objects (boot memory) stay.
+    s.invoke(
+        initial::CNODE,
+        label::CNODE_REVOKE,
+        &[initial::FIRST_UNTYPED, 64],
+    )
+    .unwrap();
+    assert!(s.k.context(server).is_none(), "the server's TCB is gone");
+    // The memory can be retyped again from the start.
+    let again = s.make(ObjectKind::Frame, 12);
+    assert_eq!(
+        s.invoke(again, label::FRAME_GET_ADDRESS, &[]).unwrap()[0],
+        POOL
+    );
+}
+
+#[test]
+fn faults_go_to_the_fault_endpoint_and_a_reply_restarts() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let fault_cap = s.mint(ep, rights::ALL, 0x4000_0000_0000_0003);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (monitor_tcb, monitor) = s.thread(200, false, &[ep, reply]);
+    let (pd_tcb, pd) = s.thread(100, false, &[]);
+    s.invoke(pd_tcb, label::TCB_CONFIGURE, &[fault_cap, 0, 0, 0, 0])
+        .unwrap();
+    s.start(monitor_tcb);
+    s.start(pd_tcb);
+    s.park_root();
+    s.sys(monitor, syscall::RECV, &[(0, 1), (6, 2)]);
+    assert_eq!(s.k.current(), Some(pd));
+    s.k.user_fault(
+        &mut s.m,
+        fault::VM_FAULT,
+        [0x20_0010, 0xdead_0000, 0, 0x92000007],
+    );
+    assert_eq!(s.k.current(), Some(monitor));
+    let c = *s.k.context(monitor).unwrap();
+    assert_eq!(c.x[0], 0x4000_0000_0000_0003);
+    assert_eq!(MessageInfo(c.x[1]).label(), fault::VM_FAULT);
+    assert_eq!(c.x[2], 0x20_0010);
+    assert_eq!(c.x[3], 0xdead_0000);
+    // An unknown system call is a fault too, once the PD runs again.
+    s.sys(monitor, syscall::REPLY_RECV, &[(0, 1), (1, 0), (6, 2)]);
+    assert_eq!(s.k.current(), Some(pd), "label 0 restarts the thread");
+    s.sys(pd, 42, &[]);
+    assert_eq!(s.k.current(), Some(monitor));
+    assert_eq!(
+        MessageInfo(s.k.context(monitor).unwrap().x[1]).label(),
+        fault::UNKNOWN_SYSCALL
+    );
+    // A non-zero label leaves it stopped.
+    s.sys(
+        monitor,
+        syscall::REPLY_RECV,
+        &[(0, 1), (1, MessageInfo::new(1, 0).0), (6, 2)],
+    );
+    assert_eq!(s.k.thread_state(pd), ThreadState::Inactive);
+    assert_eq!(s.k.current(), None);
+}
+
+#[test]
+fn a_budget_stops_a_spinning_thread_until_its_period_refills() {
+    let mut s = boot();
+    let (hog_tcb, hog) = s.thread(200, false, &[]);
+    let (low_tcb, low) = s.thread(10, false, &[]);
+    let sc = s.make(ObjectKind::SchedContext, 0);
+    s.invoke(
+        initial::SCHED_CONTROL,
+        label::SCHED_CONTROL_CONFIGURE,
+        &[sc, 300, 1000],
+    )
+    .unwrap();
+    s.invoke(
+        hog_tcb,
+        label::TCB_SET_SCHED_PARAMS,
+        &[initial::TCB, 200, 200, sc, 0],
+    )
+    .unwrap();
+    s.start(hog_tcb);
+    s.start(low_tcb);
+    s.park_root();
+    assert_eq!(s.k.current(), Some(hog));
+    assert_eq!(s.k.next_event(), Some(300));
+    s.k.timer(300);
+    assert_eq!(s.k.current(), Some(low), "the hog spent its budget");
+    s.k.timer(700);
+    assert_eq!(s.k.current(), Some(hog), "its period refilled");
+}
+
+#[test]
+fn interrupts_signal_their_notification_until_acknowledged() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let badged = s.mint(n, rights::ALL, 1 << 4);
+    let handler = s.slot();
+    assert_eq!(
+        s.invoke(
+            initial::IRQ_CONTROL,
+            label::IRQ_CONTROL_GET,
+            &[34, 0, initial::CNODE, handler, 64]
+        ),
+        Err(Error::RangeError),
+        "not this replica's interrupt"
+    );
+    s.invoke(
+        initial::IRQ_CONTROL,
+        label::IRQ_CONTROL_GET,
+        &[33, 0, initial::CNODE, handler, 64],
+    )
+    .unwrap();
+    let dup = s.slot();
+    assert_eq!(
+        s.invoke(
+            initial::IRQ_CONTROL,
+            label::IRQ_CONTROL_GET,
+            &[33, 0, initial::CNODE, dup, 64]
+        ),
+        Err(Error::RevokeFirst)
+    );
+    s.invoke(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[badged])
+        .unwrap();
+    assert_eq!(s.m.irqs.get(&33), Some(&true));
+    let root = s.root;
+    s.sys(root, syscall::WAIT, &[(0, n)]);
+    assert_eq!(s.k.current(), None);
+    s.k.interrupt(&mut s.m, 33);
+    assert_eq!(s.m.irqs.get(&33), Some(&false), "masked until acknowledged");
+    assert_eq!(s.k.current(), Some(root));
+    assert_eq!(s.k.context(root).unwrap().x[0], 1 << 4);
+    s.invoke(handler, label::IRQ_HANDLER_ACK, &[]).unwrap();
+    assert_eq!(s.m.irqs.get(&33), Some(&true));
+}
+
+#[test]
+fn doorbells_ring_their_replica_with_their_badge() {
+    let mut s = boot();
+    let d = s.make(ObjectKind::Doorbell, 0);
+    s.invoke(d, label::DOORBELL_CONFIGURE, &[2]).unwrap();
+    assert_eq!(
+        s.invoke(d, label::DOORBELL_CONFIGURE, &[3]),
+        Err(Error::IllegalOperation)
+    );
+    let badged = s.mint(d, rights::WRITE, 1 << 5);
+    let root = s.root;
+    s.sys(root, syscall::SEND, &[(0, badged)]);
+    assert_eq!(s.m.rung, [(2, 1 << 5)]);
+}
+
+#[test]
+fn debug_put_char_reaches_the_console() {
+    let mut s = boot();
+    let root = s.root;
+    for c in b"hi" {
+        s.sys(root, syscall::DEBUG_PUT_CHAR, &[(0, u64::from(*c))]);
+    }
+    assert_eq!(s.m.out, b"hi");
+}
