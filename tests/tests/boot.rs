@@ -664,7 +664,7 @@ fn qemu_virt_aarch64_a_user_fault_stops_only_the_thread() {
     let outcome = boot_self_test(board, "user-fault");
     let fault = position(
         &outcome,
-        "K1|ERROR: initialiser faulted: data abort from a lower level (EC 0x24): translation fault at level 1 on a read FAR 0x700000000",
+        "K1|ERROR: thread 0 faulted: data abort from a lower level (EC 0x24): translation fault at level 1 on a read FAR 0x700000000",
     );
     position(&outcome, "it is stopped, the replica goes on");
     let hop = position(&outcome, "K1|INFO: ping from K0, passing to K2");

@@ -220,6 +220,21 @@ impl Gic {
         }
     }
 
+    /// Enables (unmasks) or disables a shared interrupt at the distributor. Ids outside
+    /// the shared range are ignored.
+    pub fn set_spi_enabled(&self, intid: u32, enabled: bool) {
+        if !(FIRST_SPI..SPECIAL_INTID).contains(&intid) {
+            return;
+        }
+        let d = self.dist();
+        let (word, bit) = ((intid / 32) as usize, intid % 32);
+        if enabled {
+            d.isenabler[word].set(1 << bit);
+        } else {
+            d.icenabler[word].set(1 << bit);
+        }
+    }
+
     /// Per-core set-up on the calling core (`mpidr` is its own): wake its redistributor or
     /// enable its CPU interface, put SGIs and PPIs in group 1, unmask all priorities.
     pub fn init_cpu(&self, mpidr: u64) -> Result<(), GicError> {

@@ -68,6 +68,61 @@ pub fn send_event() {
     aarch64_cpu::asm::sev();
 }
 
+/// Counter ticks left before this core's virtual timer fires (negative once it has).
+pub fn timer_remaining() -> i64 {
+    i64::from(CNTV_TVAL_EL0.get() as u32 as i32)
+}
+
+/// Switches the user address space to `root` tagged `asid` (TTBR0 walks stay on).
+pub fn switch_user_space(root: u64, asid: u16) {
+    aarch64_cpu::registers::TTBR0_EL1.set(root | (u64::from(asid) << 48));
+    barrier::isb(barrier::SY);
+}
+
+/// Invalidates user translations of `asid` (for `va`, or all) on every core of the
+/// inner-shareable domain.
+pub fn flush_user_tlb(asid: u16, va: Option<u64>) {
+    let asid = u64::from(asid) << 48;
+    // SAFETY: TLB maintenance has no effect on memory; the barriers order it with the
+    // table writes before and the accesses after.
+    unsafe {
+        match va {
+            Some(va) => core::arch::asm!(
+                "dsb ishst", "tlbi vae1is, {0}", "dsb ish", "isb",
+                in(reg) asid | ((va >> 12) & 0xFFF_FFFF_FFFF),
+                options(nostack)
+            ),
+            None => core::arch::asm!(
+                "dsb ishst", "tlbi aside1is, {0}", "dsb ish", "isb",
+                in(reg) asid,
+                options(nostack)
+            ),
+        }
+    }
+}
+
+/// `SP_EL0` and `TPIDR_EL0` of the interrupted user thread.
+pub fn user_sp_tpidr() -> (u64, u64) {
+    (
+        aarch64_cpu::registers::SP_EL0.get(),
+        aarch64_cpu::registers::TPIDR_EL0.get(),
+    )
+}
+
+/// Sets `SP_EL0` and `TPIDR_EL0` for the user thread about to run.
+pub fn set_user_sp_tpidr(sp: u64, tpidr: u64) {
+    aarch64_cpu::registers::SP_EL0.set(sp);
+    aarch64_cpu::registers::TPIDR_EL0.set(tpidr);
+}
+
+/// Lets EL0 (and the kernel's save and restore code) use FP/SIMD registers (`true`), or
+/// makes any use trap (`false`), for lazy switching.
+pub fn set_fp_enabled(enabled: bool) {
+    let fpen = if enabled { 0b11 } else { 0b00 };
+    aarch64_cpu::registers::CPACR_EL1.set(fpen << 20);
+    barrier::isb(barrier::SY);
+}
+
 /// Installs `root` as the user (TTBR0) address space, ASID 0, and turns TTBR0 walks on.
 pub fn enable_low_half(root: u64) {
     aarch64_cpu::registers::TTBR0_EL1.set(root);
@@ -75,40 +130,4 @@ pub fn enable_low_half(root: u64) {
     barrier::isb(barrier::SY);
     // SAFETY: invalidating this core's own TLB entries after changing its translation.
     unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
-}
-
-/// Enters EL0 at `entry` with stack `sp`, `arg` in x0 and `arg1` in x1, resetting this
-/// core's kernel stack to `kernel_sp` for the exceptions that bring it back.
-///
-/// # Safety
-///
-/// The current address space must map `entry` executable and `sp` writable for EL0, and
-/// nothing on the current kernel stack may be needed again.
-pub unsafe fn enter_user(entry: u64, sp: u64, arg: u64, arg1: u64, kernel_sp: u64) -> ! {
-    // SAFETY: the caller's contract. Interrupts are masked first: an interrupt taken between
-    // setting ELR/SPSR and `eret` would overwrite them. Operands sit in fixed registers so
-    // none is clobbered before it is read, and every other register is cleared so no kernel
-    // value reaches user space.
-    unsafe {
-        core::arch::asm!(
-            "msr daifset, #0xf",
-            "msr sp_el0, x2",
-            "msr elr_el1, x3",
-            "msr spsr_el1, xzr",
-            "mov sp, x4",
-            "mov x2, xzr", "mov x3, xzr", "mov x4, xzr", "mov x5, xzr",
-            "mov x6, xzr", "mov x7, xzr", "mov x8, xzr", "mov x9, xzr", "mov x10, xzr",
-            "mov x11, xzr", "mov x12, xzr", "mov x13, xzr", "mov x14, xzr", "mov x15, xzr",
-            "mov x16, xzr", "mov x17, xzr", "mov x18, xzr", "mov x19, xzr", "mov x20, xzr",
-            "mov x21, xzr", "mov x22, xzr", "mov x23, xzr", "mov x24, xzr", "mov x25, xzr",
-            "mov x26, xzr", "mov x27, xzr", "mov x28, xzr", "mov x29, xzr", "mov x30, xzr",
-            "eret",
-            in("x0") arg,
-            in("x1") arg1,
-            in("x2") sp,
-            in("x3") entry,
-            in("x4") kernel_sp,
-            options(noreturn),
-        )
-    }
 }

@@ -116,6 +116,14 @@ exception_common:
     RESTORE_FRAME
     eret
 
+// Enters user space for the first time: x0 = a complete exception frame at the top of
+// this core's kernel stack.
+.global return_to_user
+return_to_user:
+    mov     sp, x0
+    RESTORE_FRAME
+    eret
+
 // SP was about to leave the kernel stack: continue on this core's emergency stack (core
 // index = MPIDR Aff0 on every supported board) and stop the replica.
 kernel_stack_overflow_entry:

@@ -19,7 +19,12 @@ const KIND_IRQ: u64 = 1;
 const SOURCE_EL1_SPX: u64 = 1;
 const SOURCE_EL0: u64 = 2;
 
+/// Bytes `entry.S` reserves on the stack for a [`Frame`] (`FRAME_SIZE` there).
+pub const FRAME_SIZE: u64 = 288;
+const _: () = assert!(core::mem::size_of::<Frame>() as u64 <= FRAME_SIZE);
+
 /// Saved registers, laid out by `entry.S`.
+#[derive(Default)]
 #[repr(C)]
 pub struct Frame {
     /// x0-x30.
@@ -44,7 +49,10 @@ extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
     let Some(core) = crate::current_core(r.spec) else {
         park_forever()
     };
-    if kind == KIND_IRQ && (source == SOURCE_EL1_SPX || source == SOURCE_EL0) {
+    if kind == KIND_IRQ && source == SOURCE_EL0 {
+        return crate::user::handle_user_irq(r, core, frame);
+    }
+    if kind == KIND_IRQ && source == SOURCE_EL1_SPX {
         return crate::handle_irq(r, core);
     }
     let (esr, far, elr) = arch::exception_registers();

@@ -73,6 +73,8 @@ pub struct Replica {
     pub console_lock: IrqSpinLock,
     /// Timer ticks per core (index = core index).
     pub core_ticks: [AtomicU64; MAX_CORES],
+    /// Counter value of each core's next housekeeping tick.
+    pub next_tick: [AtomicU64; MAX_CORES],
 }
 
 static REPLICA: InitOnce<Replica> = InitOnce::new();
@@ -165,6 +167,7 @@ fn init_replica(spec: &'static ReplicaSpec) {
         log_lock: IrqSpinLock::new(),
         console_lock: IrqSpinLock::new(),
         core_ticks: [const { AtomicU64::new(0) }; MAX_CORES],
+        next_tick: [const { AtomicU64::new(0) }; MAX_CORES],
     };
     if !shared.header_ok() {
         fatal::park_forever();
@@ -256,6 +259,8 @@ pub fn handle_irq(r: &Replica, core: u32) {
             tick(r, core);
         } else if intid == r.spec.gic.doorbell_sgi {
             doorbell::service(r);
+        } else if intid >= 32 && core == r.spec.primary_core() {
+            user::on_device_irq(r, intid);
         } else {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");
         }
@@ -263,10 +268,24 @@ pub fn handle_irq(r: &Replica, core: u32) {
     }
 }
 
+/// The timer fired: budgets are charged on the primary core (the timer may fire early for
+/// a budget), and once per tick interval the housekeeping runs.
 fn tick(r: &Replica, core: u32) {
+    let primary = core == r.spec.primary_core();
+    if primary {
+        user::on_timer(r);
+    }
+    let now = arch::counter();
+    let due = &r.next_tick[core as usize];
+    let deadline = due.load(Ordering::Relaxed);
+    if now < deadline {
+        arch::arm_timer(deadline - now);
+        return;
+    }
+    due.store(now + r.tick_interval, Ordering::Relaxed);
     arch::arm_timer(r.tick_interval);
     r.core_ticks[core as usize].fetch_add(1, Ordering::Relaxed);
-    if core != r.spec.primary_core() {
+    if !primary {
         return;
     }
     let ticks = r.status().ticks.fetch_add(1, Ordering::Relaxed) + 1;

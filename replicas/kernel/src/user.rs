@@ -1,20 +1,30 @@
-//! User space: the replica's initialiser at EL0, its address space, and the system-call
-//! entry.
+//! User space: the replica's kernel objects and threads on this CPU.
 //!
-//! The primary core builds the initialiser's address space from the replica's free memory
-//! (text executable and read-only, data and stack writable and never executable), then
-//! enters it at EL0. System calls arrive as SVC exceptions from EL0. Today they are the debug
-//! console and halt; capability invocations come next. A fault in user code is reported and
-//! stops that thread, never the kernel or the replica.
+//! The portable kernel (`atoll_kernel_core::kernel`) holds every object and decides who
+//! runs; this module is its CPU side. At boot the primary core builds the initialiser from
+//! boot memory (its root CNode, TCB, scheduling context, address space and IPC buffer),
+//! hands it every free byte of the replica's RAM as untyped memory, IRQ control and
+//! scheduling control, and starts it. Every exception from EL0 then saves the thread's
+//! registers into its TCB, calls the kernel, and returns into whichever thread the
+//! kernel chose, switching address space (by ASID) only when it changes. With nothing to
+//! run, the core waits for an interrupt inside the exception.
+//!
+//! User threads run on the replica's primary core only; its other cores serve their own
+//! interrupts. FP/SIMD registers are switched lazily: a thread's first FP instruction
+//! after a switch traps, and only then are the registers saved for their owner and loaded
+//! for it (the kernel itself is soft-float and never touches them).
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use atoll_abi::error::Error;
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE};
+use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::{attrs, layout};
-use atoll_abi::syscall;
-use atoll_kernel_core::fault::Syndrome;
+use atoll_abi::syscall::{fault, initial};
+use atoll_kernel_core::cap::{Cap, Rights};
+use atoll_kernel_core::fault::{Syndrome, exception_class};
+use atoll_kernel_core::kernel::{Context, Kernel, MAX_THREADS, Machine};
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
 
@@ -26,26 +36,195 @@ use crate::{Replica, arch, console, klog};
 const USER_STACK_TOP: u64 = 0x40_0000_0000;
 /// Pages of user stack.
 const USER_STACK_PAGES: u64 = 4;
+/// The initialiser's priority: above every PD, so it finishes building before they run.
+const INITIALISER_PRIORITY: u8 = 255;
 
-/// Pages handed out from the replica's free memory, before untyped memory exists.
+/// FP/SIMD state of a thread: q0–q31, then FPSR and FPCR.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct FpState([u64; 66]);
+
+/// The replica's kernel and the CPU-side state that goes with it, under the replica lock.
+struct KernelCell {
+    lock: IrqSpinLock,
+    inner: UnsafeCell<Inner>,
+}
+
+struct Inner {
+    kernel: Kernel,
+    /// The thread whose registers the exception frame holds (`usize::MAX`: none).
+    loaded: usize,
+    /// Its address space (root, ASID), to skip needless switches.
+    space: (u64, u16),
+    /// The thread whose FP/SIMD registers are in the CPU.
+    fp_owner: usize,
+    fp: [FpState; MAX_THREADS],
+    lines: [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
+    started: bool,
+}
+
+// SAFETY: `inner` is only reached through `with`, which holds `lock`.
+unsafe impl Sync for KernelCell {}
+
+static KERNEL: KernelCell = KernelCell {
+    lock: IrqSpinLock::new(),
+    inner: UnsafeCell::new(Inner {
+        kernel: Kernel::new(),
+        loaded: usize::MAX,
+        space: (0, 0),
+        fp_owner: usize::MAX,
+        fp: [FpState([0; 66]); MAX_THREADS],
+        lines: [const { LineBuf::new() }; MAX_THREADS],
+        started: false,
+    }),
+};
+
+/// Runs `f` on the replica's kernel state with the replica lock held.
+fn with<T>(f: impl FnOnce(&mut Inner) -> T) -> T {
+    let _guard = KERNEL.lock.lock();
+    // SAFETY: the lock is held for the whole borrow, so it is the only one.
+    f(unsafe { &mut *KERNEL.inner.get() })
+}
+
+/// Counter value when budgets were last charged.
+static LAST_CHARGE: AtomicU64 = AtomicU64::new(0);
+
+/// The machine as the portable kernel sees it.
+struct Hw<'a> {
+    r: &'a Replica,
+    lines: &'a mut [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
+}
+
+impl Hw<'_> {
+    /// The kernel's pointer to `[pa, pa + size)` if it lies in this replica's RAM.
+    fn linear(&self, pa: u64, size: u64) -> Option<*mut u8> {
+        let ram = self.r.spec.ram;
+        let end = pa.checked_add(size)?;
+        (pa >= ram.base && end <= ram.end())
+            .then(|| (layout::LINEAR_MAP_BASE + (pa - ram.base)) as *mut u8)
+    }
+}
+
+impl Machine for Hw<'_> {
+    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
+        if !pa.is_multiple_of(PAGE_SIZE) {
+            return None;
+        }
+        let p = self.linear(pa, PAGE_SIZE)?;
+        // SAFETY: the page is replica RAM, mapped by the linear map; the kernel's objects
+        // (tables, IPC buffers) are only touched under the replica lock, which is held.
+        Some(unsafe { &mut *p.cast::<[u64; 512]>() })
+    }
+
+    fn zero(&mut self, pa: u64, size: u64) -> bool {
+        // Only memory past the loader's area: what the loader filled keeps its contents.
+        let free = self.r.spec.ram.base + self.r.spec.free_offset;
+        if pa < free {
+            return false;
+        }
+        let Some(p) = self.linear(pa, size) else {
+            return false;
+        };
+        // SAFETY: free replica RAM, retyped into the object being created, which nothing
+        // else uses.
+        unsafe { core::ptr::write_bytes(p, 0, size as usize) };
+        true
+    }
+
+    fn put_char(&mut self, thread: usize, c: u8) {
+        let Some(line) = self.lines.get_mut(thread) else {
+            return;
+        };
+        if c == b'\n' {
+            console::log_raw(self.r, line.as_bytes());
+            line.clear();
+        } else {
+            let _ = line.write_char(if c.is_ascii_graphic() || c == b' ' {
+                c as char
+            } else {
+                '?'
+            });
+        }
+    }
+
+    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
+        let [pc, a, b, c] = *mrs;
+        let tail = "it is stopped, the replica goes on";
+        match label {
+            fault::VM_FAULT => klog!(
+                "ERROR",
+                "thread {thread} faulted: {} FAR {a:#x} PC {pc:#x}; {tail}",
+                Syndrome(c)
+            ),
+            fault::USER_EXCEPTION => klog!(
+                "ERROR",
+                "thread {thread} faulted: {} PC {pc:#x}; {tail}",
+                Syndrome(b)
+            ),
+            fault::CAP_FAULT => klog!(
+                "ERROR",
+                "thread {thread} faulted: no usable capability at address {a:#x} for system call {} PC {pc:#x}; {tail}",
+                b as i64
+            ),
+            fault::UNKNOWN_SYSCALL => klog!(
+                "ERROR",
+                "thread {thread} faulted: unknown system call {} PC {pc:#x}; {tail}",
+                b as i64
+            ),
+            _ => klog!(
+                "ERROR",
+                "thread {thread} faulted ({label}) PC {pc:#x}; {tail}"
+            ),
+        }
+    }
+
+    fn flush_tlb(&mut self, asid: u16, va: Option<u64>) {
+        arch::flush_user_tlb(asid, va);
+    }
+
+    fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
+        // The loader routed (and set the trigger of) every interrupt the spec gives us.
+        let spec = self.r.spec;
+        spec.irq_routes[..(spec.irq_route_count as usize).min(spec.irq_routes.len())]
+            .iter()
+            .any(|route| route.intid == irq)
+    }
+
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
+        self.r.gic.set_spi_enabled(irq, enabled);
+    }
+
+    fn ring_doorbell(&mut self, _replica: u32, _bits: u64) -> bool {
+        // Cross-replica channel delivery is the channel issue's; a doorbell capability
+        // reports "not delivered" until then.
+        false
+    }
+
+    fn ticks_per_us(&self) -> u64 {
+        (self.r.counter_hz / 1_000_000).max(1)
+    }
+}
+
+/// Pages handed out from the replica's free memory at boot, before untyped memory exists.
 struct BootPages<'a> {
     replica: &'a Replica,
     next: u64,
 }
 
 impl BootPages<'_> {
-    /// A zeroed page: its physical address.
-    fn page(&mut self) -> Option<u64> {
+    /// `pages` zeroed pages: the physical address of the first.
+    fn pages(&mut self, pages: u64) -> Option<u64> {
         let ram = self.replica.spec.ram;
         let offset = self.next;
-        if offset.checked_add(PAGE_SIZE)? > ram.size {
+        let size = pages.checked_mul(PAGE_SIZE)?;
+        if offset.checked_add(size)? > ram.size {
             return None;
         }
-        self.next += PAGE_SIZE;
+        self.next += size;
         let pa = ram.base + offset;
-        // SAFETY: the page lies in this replica's free memory, which the linear map covers
+        // SAFETY: the pages lie in this replica's free memory, which the linear map covers
         // and nothing else uses yet.
-        unsafe { core::ptr::write_bytes(linear(self.replica, pa), 0, PAGE_SIZE as usize) };
+        unsafe { core::ptr::write_bytes(linear(self.replica, pa), 0, size as usize) };
         Some(pa)
     }
 }
@@ -57,60 +236,257 @@ fn linear(r: &Replica, pa: u64) -> *mut u8 {
 
 impl TableMemory for BootPages<'_> {
     fn alloc_table(&mut self) -> Option<u64> {
-        self.page()
+        self.pages(1)
     }
 
     fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
-        // SAFETY: `pa` came from `page`, a zeroed page of this replica's free memory that
+        // SAFETY: `pa` came from `pages`, a zeroed page of this replica's free memory that
         // only these tables use.
         unsafe { &mut *linear(self.replica, pa).cast::<[u64; ENTRIES]>() }
     }
 }
 
-/// Builds the initialiser's address space; returns the root table's physical address.
-fn build_address_space(r: &Replica) -> Result<u64, MapError> {
+/// Builds the initialiser's address space (program, stack, IPC buffer page at `ipc`);
+/// returns the root table's physical address.
+fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapError> {
+    let r = pages.replica;
     let init = r.spec.initialiser;
+    let root = pages.alloc_table().ok_or(MapError::OutOfTables)?;
+    let pa = r.spec.ram.base + init.offset;
+    let text = init.text_size.min(init.mem_size);
+    let user = attrs::USER;
+    if text != 0 {
+        pagetable::map(pages, root, init.vaddr, pa, text, user | attrs::EXEC)?;
+    }
+    if init.mem_size > text {
+        let (va, size) = (init.vaddr + text, init.mem_size - text);
+        pagetable::map(pages, root, va, pa + text, size, user | attrs::WRITE)?;
+    }
+    let stack = pages.pages(USER_STACK_PAGES).ok_or(MapError::OutOfTables)?;
+    let stack_va = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
+    pagetable::map(
+        pages,
+        root,
+        stack_va,
+        stack,
+        USER_STACK_PAGES * PAGE_SIZE,
+        user | attrs::WRITE,
+    )?;
+    pagetable::map(
+        pages,
+        root,
+        initial::IPC_BUFFER_VADDR,
+        ipc,
+        PAGE_SIZE,
+        user | attrs::WRITE,
+    )?;
+    Ok(root)
+}
+
+/// Why the initialiser could not be built.
+enum BootError {
+    OutOfMemory,
+    Map(MapError),
+    Kernel(atoll_abi::error::Error),
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfMemory => f.write_str("the replica's free memory is too small"),
+            Self::Map(e) => write!(f, "mapping its program failed: {e:?}"),
+            Self::Kernel(e) => write!(f, "the kernel refused a boot object: {e:?}"),
+        }
+    }
+}
+
+/// Builds the initialiser's objects and capabilities; returns how many untyped blocks it
+/// received and their total size.
+fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), BootError> {
     let mut pages = BootPages {
         replica: r,
         next: r.spec.free_offset,
     };
-    let root = pages.alloc_table().ok_or(MapError::OutOfTables)?;
-    let pa = r.spec.ram.base + init.offset;
-    let text = init.text_size.min(init.mem_size);
-    if text != 0 {
-        pagetable::map(
-            &mut pages,
-            root,
-            init.vaddr,
-            pa,
-            text,
-            attrs::USER | attrs::EXEC,
-        )?;
+    let oom = BootError::OutOfMemory;
+    let cnode_pages =
+        (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::microkit::CNODE_SLOT_BITS)) / PAGE_SIZE;
+    let cnode = pages.pages(cnode_pages).ok_or(BootError::OutOfMemory)?;
+    let tcb = pages.pages(1).ok_or(BootError::OutOfMemory)?;
+    let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
+    let ipc = pages.pages(1).ok_or(oom)?;
+    let root = build_address_space(&mut pages, ipc).map_err(BootError::Map)?;
+    let mut hw = Hw {
+        r,
+        lines: &mut inner.lines,
+    };
+    let k = &mut inner.kernel;
+    let cspace = k
+        .boot_root_cnode(cnode, initial::ROOT_RADIX, initial::CNODE as usize)
+        .map_err(BootError::Kernel)?;
+    let objects = [
+        (initial::TCB, ObjectKind::Tcb, tcb, 11),
+        (initial::SCHED_CONTEXT, ObjectKind::SchedContext, sc, 8),
+        (initial::VSPACE, ObjectKind::VSpace, root, 12),
+        (initial::IPC_BUFFER_FRAME, ObjectKind::Frame, ipc, 12),
+    ];
+    for (slot, kind, base, bits) in objects {
+        // The boot pages are zeroed already and the address space is built in them: the
+        // kernel takes them as they are.
+        k.boot_object(&mut NoZero(&mut hw), slot as usize, kind, base, bits)
+            .map_err(BootError::Kernel)?;
     }
-    if init.mem_size > text {
-        pagetable::map(
-            &mut pages,
-            root,
-            init.vaddr + text,
-            pa + text,
-            init.mem_size - text,
-            attrs::USER | attrs::WRITE,
-        )?;
+    for (slot, kind) in [
+        (initial::IRQ_CONTROL, ObjectKind::IrqControl),
+        (initial::SCHED_CONTROL, ObjectKind::SchedControl),
+    ] {
+        let cap = Cap::Object {
+            kind,
+            base: 0,
+            size_bits: 0,
+            rights: Rights::ALL,
+            badge: 0,
+            data: 0,
+        };
+        k.boot_insert(slot as usize, cap)
+            .map_err(BootError::Kernel)?;
     }
-    for i in 0..USER_STACK_PAGES {
-        let page = pages.page().ok_or(MapError::OutOfTables)?;
-        let va = USER_STACK_TOP - (USER_STACK_PAGES - i) * PAGE_SIZE;
-        pagetable::map(
-            &mut pages,
-            root,
-            va,
-            page,
-            PAGE_SIZE,
-            attrs::USER | attrs::WRITE,
-        )?;
+    let ram = r.spec.ram;
+    let first_free = ram.base + pages.next;
+    let limit = (initial::FIRST_FREE - initial::FIRST_UNTYPED) as usize;
+    let (mut count, mut bytes) = (0, 0);
+    for (base, size_bits) in
+        atoll_abi::syscall::initial::untyped_blocks(first_free, ram.end()).take(limit)
+    {
+        let cap = Cap::Untyped {
+            base,
+            size_bits,
+            watermark: 0,
+        };
+        k.boot_insert(initial::FIRST_UNTYPED as usize + count, cap)
+            .map_err(BootError::Kernel)?;
+        count += 1;
+        bytes += 1u64 << size_bits;
     }
-    Ok(root)
+    let init = r.spec.initialiser;
+    let mut ctx = Context {
+        pc: init.entry,
+        sp: USER_STACK_TOP,
+        ..Context::default()
+    };
+    ctx.x[0] = r.index as u64;
+    ctx.x[1] = u64::from(r.spec.flags);
+    ctx.x[2] = count as u64;
+    // A budget as long as its period: the initialiser is never throttled.
+    let second = r.counter_hz;
+    k.boot_start(
+        initial::TCB as usize,
+        cspace,
+        initial::VSPACE as usize,
+        initial::SCHED_CONTEXT as usize,
+        second,
+        initial::IPC_BUFFER_FRAME as usize,
+        initial::IPC_BUFFER_VADDR,
+        INITIALISER_PRIORITY,
+        ctx,
+    )
+    .map_err(BootError::Kernel)?;
+    Ok((count, bytes))
 }
+
+/// A machine that creates boot objects over memory the boot code already prepared.
+struct NoZero<'a, 'b>(&'a mut Hw<'b>);
+
+impl Machine for NoZero<'_, '_> {
+    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
+        self.0.page(pa)
+    }
+    fn zero(&mut self, _pa: u64, _size: u64) -> bool {
+        true
+    }
+    fn put_char(&mut self, thread: usize, c: u8) {
+        self.0.put_char(thread, c);
+    }
+    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
+        self.0.unhandled_fault(thread, label, mrs);
+    }
+    fn flush_tlb(&mut self, asid: u16, va: Option<u64>) {
+        self.0.flush_tlb(asid, va);
+    }
+    fn claim_irq(&mut self, irq: u32, edge: bool) -> bool {
+        self.0.claim_irq(irq, edge)
+    }
+    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
+        self.0.set_irq_enabled(irq, enabled);
+    }
+    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool {
+        self.0.ring_doorbell(replica, bits)
+    }
+    fn ticks_per_us(&self) -> u64 {
+        self.0.ticks_per_us()
+    }
+}
+
+unsafe extern "C" {
+    /// Restores the exception frame at `frame` and returns to the thread it describes
+    /// (entry.S).
+    fn return_to_user(frame: *mut Frame) -> !;
+    /// Saves the FP/SIMD registers to `state` (528 bytes, 16-byte aligned).
+    fn fp_save(state: *mut FpState);
+    /// Loads the FP/SIMD registers from `state`.
+    fn fp_restore(state: *const FpState);
+}
+
+core::arch::global_asm!(
+    ".arch_extension fp",
+    ".arch_extension simd",
+    ".section .text.fp, \"ax\"",
+    ".global fp_save",
+    "fp_save:",
+    "    stp q0, q1, [x0, #0]",
+    "    stp q2, q3, [x0, #32]",
+    "    stp q4, q5, [x0, #64]",
+    "    stp q6, q7, [x0, #96]",
+    "    stp q8, q9, [x0, #128]",
+    "    stp q10, q11, [x0, #160]",
+    "    stp q12, q13, [x0, #192]",
+    "    stp q14, q15, [x0, #224]",
+    "    stp q16, q17, [x0, #256]",
+    "    stp q18, q19, [x0, #288]",
+    "    stp q20, q21, [x0, #320]",
+    "    stp q22, q23, [x0, #352]",
+    "    stp q24, q25, [x0, #384]",
+    "    stp q26, q27, [x0, #416]",
+    "    stp q28, q29, [x0, #448]",
+    "    stp q30, q31, [x0, #480]",
+    "    mrs x1, fpsr",
+    "    mrs x2, fpcr",
+    "    add x3, x0, #512",
+    "    stp x1, x2, [x3]",
+    "    ret",
+    ".global fp_restore",
+    "fp_restore:",
+    "    ldp q0, q1, [x0, #0]",
+    "    ldp q2, q3, [x0, #32]",
+    "    ldp q4, q5, [x0, #64]",
+    "    ldp q6, q7, [x0, #96]",
+    "    ldp q8, q9, [x0, #128]",
+    "    ldp q10, q11, [x0, #160]",
+    "    ldp q12, q13, [x0, #192]",
+    "    ldp q14, q15, [x0, #224]",
+    "    ldp q16, q17, [x0, #256]",
+    "    ldp q18, q19, [x0, #288]",
+    "    ldp q20, q21, [x0, #320]",
+    "    ldp q22, q23, [x0, #352]",
+    "    ldp q24, q25, [x0, #384]",
+    "    ldp q26, q27, [x0, #416]",
+    "    ldp q28, q29, [x0, #448]",
+    "    ldp q30, q31, [x0, #480]",
+    "    add x3, x0, #512",
+    "    ldp x1, x2, [x3]",
+    "    msr fpsr, x1",
+    "    msr fpcr, x2",
+    "    ret",
+);
 
 /// Starts the initialiser on this (the primary) core; never returns. Without one (an image
 /// that carries none), the core just serves interrupts.
@@ -118,29 +494,33 @@ pub fn start_initialiser(r: &Replica, core: u32) -> ! {
     if r.spec.initialiser.mem_size == 0 {
         idle_forever();
     }
-    let root = match build_address_space(r) {
-        Ok(root) => root,
+    let built = with(|inner| {
+        let built = build_initialiser(r, inner);
+        inner.started = built.is_ok();
+        built
+    });
+    match built {
+        Ok((count, bytes)) => klog!(
+            "INFO",
+            "initialiser starting with {count} untyped blocks ({} KiB)",
+            bytes >> 10
+        ),
         Err(e) => {
-            klog!(
-                "ERROR",
-                "cannot build the initialiser's address space: {e:?}"
-            );
+            klog!("ERROR", "cannot build the initialiser: {e}");
             idle_forever();
         }
-    };
-    arch::enable_low_half(root);
+    }
+    LAST_CHARGE.store(arch::counter(), Ordering::Relaxed);
+    arch::enable_low_half(0);
+    arch::set_fp_enabled(false);
     let stack_top = layout::KERNEL_STACKS_BASE + (u64::from(core) + 1) * layout::KERNEL_STACK_SLOT;
-    // SAFETY: the address space maps the initialiser's text at its entry and its stack below
-    // USER_STACK_TOP; `stack_top` is this core's kernel stack, which nothing on it needs
-    // any more (this function never returns).
+    let frame = (stack_top - crate::fatal::FRAME_SIZE) as *mut Frame;
+    // SAFETY: the frame sits at the top of this core's kernel stack, which nothing on it
+    // needs any more (this function never returns); `resume` fills it completely.
     unsafe {
-        arch::enter_user(
-            r.spec.initialiser.entry,
-            USER_STACK_TOP,
-            r.index as u64,
-            u64::from(r.spec.flags),
-            stack_top,
-        )
+        frame.write(Frame::default());
+        resume(r, &mut *frame);
+        return_to_user(frame)
     }
 }
 
@@ -152,56 +532,153 @@ pub fn idle_forever() -> ! {
     }
 }
 
-/// The user console line, shared by the replica's cores under its lock.
-struct UserLine {
-    lock: IrqSpinLock,
-    line: UnsafeCell<LineBuf<LOG_LINE_BYTES>>,
-}
-
-// SAFETY: `line` is only touched with `lock` held.
-unsafe impl Sync for UserLine {}
-
-static USER_LINE: UserLine = UserLine {
-    lock: IrqSpinLock::new(),
-    line: UnsafeCell::new(LineBuf::new()),
-};
-
-fn put_char(r: &Replica, c: u8) {
-    let _guard = USER_LINE.lock.lock();
-    // SAFETY: the lock is held.
-    let line = unsafe { &mut *USER_LINE.line.get() };
-    if c == b'\n' {
-        console::log_raw(r, line.as_bytes());
-        line.clear();
-    } else {
-        let _ = line.write_char(if c.is_ascii_graphic() || c == b' ' {
-            c as char
-        } else {
-            '?'
-        });
+/// Saves the interrupted thread's registers from `frame` into its TCB.
+fn save(inner: &mut Inner, frame: &Frame) {
+    let t = inner.loaded;
+    let (sp, tpidr) = arch::user_sp_tpidr();
+    if let Some(ctx) = inner.kernel.context_mut(t) {
+        ctx.x = frame.x;
+        ctx.pc = frame.elr;
+        ctx.spsr = frame.spsr;
+        ctx.sp = sp;
+        ctx.tpidr = tpidr;
     }
 }
 
-/// A synchronous exception from EL0: a system call, or a fault of the user program.
+/// Loads the thread the kernel chose into `frame` (waiting for one if there is none), with
+/// its address space and FP access; arms the timer for its budget.
+fn resume(r: &Replica, frame: &mut Frame) {
+    loop {
+        let chosen = with(|inner| {
+            let t = inner.kernel.current()?;
+            let ctx = *inner.kernel.context(t)?;
+            let space = inner.kernel.address_space(t)?;
+            frame.x = ctx.x;
+            frame.elr = ctx.pc;
+            // EL0t with interrupts unmasked; only the condition flags are the thread's.
+            frame.spsr = ctx.spsr & 0xF000_0000;
+            arch::set_user_sp_tpidr(ctx.sp, ctx.tpidr);
+            if space != inner.space {
+                arch::switch_user_space(space.0, space.1);
+                inner.space = space;
+            }
+            arch::set_fp_enabled(inner.fp_owner == t);
+            inner.loaded = t;
+            if let Some(next) = inner.kernel.next_event() {
+                let next = next.clamp(1, i64::MAX as u64) as i64;
+                if next < arch::timer_remaining() {
+                    arch::arm_timer(next as u64);
+                }
+            }
+            Some(t)
+        });
+        if chosen.is_some() {
+            return;
+        }
+        // Nothing to run (or the chosen thread has no address space: stop it).
+        let stuck = with(|inner| {
+            let t = inner.kernel.current()?;
+            inner.kernel.context(t)?;
+            Some(t)
+        });
+        if let Some(t) = stuck {
+            with(|inner| {
+                let mut hw = Hw {
+                    r,
+                    lines: &mut inner.lines,
+                };
+                let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
+                inner
+                    .kernel
+                    .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
+            });
+            continue;
+        }
+        inner_idle();
+    }
+}
+
+/// Waits, interrupts enabled, for one interrupt to be served.
+fn inner_idle() {
+    arch::irq_enable();
+    arch::wait_for_interrupt();
+    let _ = arch::irq_save();
+}
+
+/// A synchronous exception from EL0: a system call, an FP trap, or a fault of the thread.
 pub fn handle_user_sync(r: &Replica, frame: &mut Frame) {
     let (esr, far, elr) = arch::exception_registers();
-    if atoll_kernel_core::fault::exception_class(esr) != 0x15 {
-        klog!(
-            "ERROR",
-            "initialiser faulted: {} FAR {far:#x} ELR {elr:#x}; it is stopped, the replica goes on",
-            Syndrome(esr)
-        );
-        idle_forever();
-    }
-    match frame.x[7] as i64 {
-        syscall::DEBUG_PUT_CHAR => {
-            put_char(r, frame.x[0] as u8);
-            frame.x[0] = 0;
+    let class = exception_class(esr);
+    with(|inner| {
+        save(inner, frame);
+        let t = inner.loaded;
+        if class == 0x07 {
+            // FP/SIMD trap: hand the registers to this thread.
+            arch::set_fp_enabled(true);
+            if inner.fp_owner != t {
+                if let Some(owner) = inner.fp.get_mut(inner.fp_owner) {
+                    // SAFETY: FP access is enabled; the state buffer is the owner's.
+                    unsafe { fp_save(owner) };
+                }
+                if let Some(mine) = inner.fp.get(t) {
+                    // SAFETY: as above; a thread's state starts zeroed (FPCR 0 is the
+                    // architectural default).
+                    unsafe { fp_restore(mine) };
+                }
+                inner.fp_owner = t;
+            }
+            return;
         }
-        syscall::DEBUG_HALT => idle_forever(),
-        other => {
-            klog!("WARN", "initialiser made unknown system call {other}");
-            frame.x[0] = Error::IllegalOperation as u64;
+        let mut hw = Hw {
+            r,
+            lines: &mut inner.lines,
+        };
+        match class {
+            0x15 => inner.kernel.syscall(&mut hw),
+            0x20 | 0x24 => {
+                let fetch = u64::from(class == 0x20);
+                inner
+                    .kernel
+                    .user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);
+            }
+            _ => {
+                let sp = inner.kernel.context(t).map_or(0, |c| c.sp);
+                inner
+                    .kernel
+                    .user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
+            }
         }
-    }
+    });
+    resume(r, frame);
+}
+
+/// An interrupt taken from EL0: the thread's registers are saved, the interrupt served,
+/// and the thread the kernel then chooses resumes.
+pub fn handle_user_irq(r: &Replica, core: u32, frame: &mut Frame) {
+    with(|inner| save(inner, frame));
+    crate::handle_irq(r, core);
+    resume(r, frame);
+}
+
+/// The timer fired on the primary core: budgets pay for the time since the last charge.
+pub fn on_timer(r: &Replica) {
+    let now = arch::counter();
+    let elapsed = now.saturating_sub(LAST_CHARGE.swap(now, Ordering::Relaxed));
+    let _ = r;
+    with(|inner| {
+        if inner.started {
+            inner.kernel.timer(elapsed);
+        }
+    });
+}
+
+/// A device interrupt owned by this replica: its handler's notification is signalled.
+pub fn on_device_irq(r: &Replica, irq: u32) {
+    with(|inner| {
+        let mut hw = Hw {
+            r,
+            lines: &mut inner.lines,
+        };
+        inner.kernel.interrupt(&mut hw, irq);
+    });
 }
