@@ -48,7 +48,7 @@ pub const MAX_DOORBELLS: usize = 128;
 /// Interrupt ids (GIC SPIs and below).
 pub const MAX_IRQS: usize = 1020;
 /// Capability slots per replica.
-pub const CAP_SLOTS: usize = 4096;
+pub const CAP_SLOTS: usize = 8192;
 
 const NONE: u16 = u16::MAX;
 
