@@ -263,6 +263,46 @@ fn damaged_image(board: &str) {
     );
 }
 
+/// Replica 1's initialiser builds threads from untyped memory and exercises the kernel's
+/// API, hostile cases included; each fault reaches it as a message, and the other replicas
+/// are undisturbed.
+fn kernel_api(board: &str) {
+    let b = atoll_boards::by_name(board).expect("known board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-api.log"));
+    let options = QemuOptions {
+        until: Some("kernel API self-test".into()),
+        ..QemuOptions::default()
+    };
+    let image = images().join(board).join("api").join("atoll.img");
+    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    for expected in [
+        "MON1|INFO: TEST retyping more than the untyped holds: not enough memory",
+        "MON1|INFO: TEST retyping into an occupied slot: delete first",
+        "MON1|INFO: TEST mapping over an existing mapping: delete first",
+        "MON1|INFO: TEST claiming a per-core interrupt: range error",
+        "MON1|INFO: fault from thread 1 (invoking an empty slot): capability fault on address 0x3e8",
+        "MON1|INFO: TEST invoking an empty slot",
+        "MON1|INFO: fault from thread 2 (sending without the write right): capability fault",
+        "MON1|INFO: fault from thread 3 (touching unmapped memory): memory fault at 0x6000000000",
+        "MON1|INFO: fault from thread 4 (an undefined instruction): undefined instruction",
+        "MON1|INFO: TEST call and reply carry the badge and message registers",
+        "MON1|INFO: TEST signal and wait ping-pong",
+        "MON1|INFO: TEST a spinning high-priority thread keeps to its budget",
+        "MON1|INFO: kernel API self-test passed (11 checks)",
+        "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
+    ] {
+        position(&outcome, expected);
+    }
+    check(
+        &outcome,
+        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
+        "a check failed or a kernel stopped",
+    );
+    check_lines_whole(&outcome);
+}
+
 macro_rules! board_tests {
     ($($module:ident => $board:literal),* $(,)?) => {$(
         mod $module {
@@ -279,6 +319,11 @@ macro_rules! board_tests {
             #[test]
             fn a_damaged_image_is_refused() {
                 super::damaged_image($board);
+            }
+
+            #[test]
+            fn the_kernel_api_works_and_hostile_threads_are_contained() {
+                super::kernel_api($board);
             }
         }
     )*};

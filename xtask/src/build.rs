@@ -126,7 +126,8 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     build_programs(&system, release, &pd_dir)?;
 
     let mut replica_flags = vec![0u32; system.replicas.len()];
-    if args.test {
+    // An API self-test image runs on, so the test can wait for the verdict.
+    if args.test && args.selftest_api.is_none() {
         replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
     let selftests = [
@@ -144,6 +145,11 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
             "--selftest-user-fault",
             args.selftest_user_fault,
             flags::SELFTEST_USER_FAULT,
+        ),
+        (
+            "--selftest-api",
+            args.selftest_api,
+            flags::SELFTEST_KERNEL_API,
         ),
     ];
     for (option, replica, flag) in selftests {

@@ -67,6 +67,10 @@ pub struct BuildArgs {
     /// Self-test: make this replica's initialiser fault on purpose.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_user_fault: Option<u32>,
+    /// Self-test: make this replica's initialiser exercise the kernel API (the image then
+    /// runs on instead of powering off, so the test can wait for the verdict).
+    #[arg(long, value_name = "REPLICA")]
+    pub selftest_api: Option<u32>,
     /// Output directory (default target/atoll/<board>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -85,15 +85,18 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
 
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {
-        // (variant, replica that faults, replica that overflows its kernel stack)
         // (variant, replica whose kernel faults, whose kernel stack overflows, whose
-        // initialiser faults)
-        let mut variants = vec![("boot", None, None, None), ("fault", Some(2), None, None)];
+        // initialiser faults, whose initialiser runs the kernel-API self-test)
+        let mut variants = vec![
+            ("boot", None, None, None, None),
+            ("fault", Some(2), None, None, None),
+            ("api", None, None, None, Some(1)),
+        ];
         if b.name == "qemu_virt_aarch64" {
-            variants.push(("stack", None, Some(1), None));
-            variants.push(("user-fault", None, None, Some(1)));
+            variants.push(("stack", None, Some(1), None, None));
+            variants.push(("user-fault", None, None, Some(1), None));
         }
-        for (variant, fault, overflow, user_fault) in variants {
+        for (variant, fault, overflow, user_fault, api) in variants {
             eprintln!("xtask test: building the {variant} image for {}", b.name);
             let args = BuildArgs {
                 board: b.name.into(),
@@ -101,6 +104,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 selftest_fault: fault,
                 selftest_stack_overflow: overflow,
                 selftest_user_fault: user_fault,
+                selftest_api: api,
                 out: Some(images.join(b.name).join(variant)),
                 ..BuildArgs::default()
             };

@@ -65,6 +65,9 @@ pub mod flags {
     /// Self-test: this replica's initialiser touches unmapped memory on purpose, to prove a
     /// user fault never disturbs the kernel or the replica.
     pub const SELFTEST_USER_FAULT: u32 = 1 << 3;
+    /// Self-test: this replica's initialiser exercises the kernel's API with test threads,
+    /// hostile cases included, and reports each check.
+    pub const SELFTEST_KERNEL_API: u32 = 1 << 4;
 }
 
 /// A physical range.

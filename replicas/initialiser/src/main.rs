@@ -8,7 +8,10 @@
 #![no_std]
 #![no_main]
 
-use atoll_abi::syscall;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+mod api;
+mod sys;
 
 core::arch::global_asm!(
     ".section .text.start, \"ax\"",
@@ -18,61 +21,112 @@ core::arch::global_asm!(
     "1:  b 1b",
 );
 
-/// A system call with one argument; returns `x0`.
-fn syscall1(number: i64, arg: u64) -> u64 {
-    let mut x0 = arg;
-    // SAFETY: `svc` enters the kernel, which preserves every register but x0 and returns
-    // here; no memory of this program is touched by the call.
-    unsafe {
-        core::arch::asm!("svc #0", inout("x0") x0, in("x7") number, options(nostack));
-    }
-    x0
-}
+/// The replica this initialiser serves, for its log prefix.
+static REPLICA: AtomicU64 = AtomicU64::new(0);
 
 fn put_str(text: &str) {
     for byte in text.bytes() {
-        syscall1(syscall::DEBUG_PUT_CHAR, u64::from(byte));
+        sys::put_char(byte);
     }
 }
 
-fn put_decimal(mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    loop {
-        digits[n] = b'0' + (value % 10) as u8;
-        n += 1;
-        value /= 10;
-        if value == 0 {
-            break;
+/// One log line, `MON<replica>|LEVEL: text`, built up and then written whole.
+pub(crate) struct Out {
+    buf: [u8; 200],
+    len: usize,
+}
+
+impl Out {
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: [0; 200],
+            len: 0,
         }
     }
-    for &d in digits[..n].iter().rev() {
-        syscall1(syscall::DEBUG_PUT_CHAR, u64::from(d));
+
+    pub(crate) fn str(&mut self, s: &str) -> &mut Self {
+        for &c in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = c;
+                self.len += 1;
+            }
+        }
+        self
+    }
+
+    pub(crate) fn num(&mut self, mut value: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (value % 10) as u8;
+            n += 1;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        for i in (0..n).rev() {
+            let d = [digits[i]];
+            self.str(core::str::from_utf8(&d).unwrap_or("?"));
+        }
+        self
+    }
+
+    pub(crate) fn hex(&mut self, value: u64) -> &mut Self {
+        self.str("0x");
+        let mut started = false;
+        for shift in (0..16).rev() {
+            let d = ((value >> (shift * 4)) & 0xF) as usize;
+            if d != 0 || started || shift == 0 {
+                started = true;
+                let c = [b"0123456789abcdef"[d]];
+                self.str(core::str::from_utf8(&c).unwrap_or("?"));
+            }
+        }
+        self
+    }
+
+    /// Writes the line with its prefix.
+    pub(crate) fn line(&self, level: &str) {
+        put_str("MON");
+        let mut prefix = Out::new();
+        prefix.num(REPLICA.load(Ordering::Relaxed));
+        put_bytes(&prefix.buf[..prefix.len]);
+        put_str("|");
+        put_str(level);
+        put_str(": ");
+        put_bytes(&self.buf[..self.len]);
+        put_str("\n");
     }
 }
 
-/// Entered from `_start` at EL0 with the replica's index and its spec flags.
+fn put_bytes(bytes: &[u8]) {
+    for &b in bytes {
+        sys::put_char(b);
+    }
+}
+
+/// Entered from `_start` at EL0 with the replica's index, its spec flags and the number of
+/// untyped capabilities it holds.
 #[unsafe(no_mangle)]
-extern "C" fn initialiser_main(replica: u64, flags: u64) -> ! {
-    put_str("MON");
-    put_decimal(replica);
-    put_str("|INFO: initialiser running at EL0\n");
+extern "C" fn initialiser_main(replica: u64, flags: u64, untyped: u64) -> ! {
+    REPLICA.store(replica, Ordering::Relaxed);
+    Out::new().str("initialiser running at EL0").line("INFO");
     if flags & u64::from(atoll_abi::spec::flags::SELFTEST_USER_FAULT) != 0 {
-        put_str("MON");
-        put_decimal(replica);
-        put_str("|INFO: self-test: touching unmapped memory on purpose\n");
+        Out::new()
+            .str("self-test: touching unmapped memory on purpose")
+            .line("INFO");
         // SAFETY: deliberately faults; the kernel stops this thread and never returns here.
         let _ = unsafe { core::ptr::read_volatile(0x7_0000_0000 as *const u64) };
     }
-    loop {
-        syscall1(syscall::DEBUG_HALT, 0);
+    if flags & u64::from(atoll_abi::spec::flags::SELFTEST_KERNEL_API) != 0 {
+        api::run(untyped);
     }
+    sys::halt()
 }
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    put_str("MON?|FATAL: initialiser panicked\n");
-    loop {
-        syscall1(syscall::DEBUG_HALT, 0);
-    }
+    Out::new().str("initialiser panicked").line("FATAL");
+    sys::halt()
 }

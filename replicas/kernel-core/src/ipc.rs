@@ -72,6 +72,9 @@ impl Queue {
 pub struct Notification {
     /// Signalled bits not yet taken.
     pub word: u64,
+    /// Signalled and not yet taken (as seL4's active state: a signal with badge 0 still
+    /// counts).
+    pub active: bool,
     /// Threads waiting.
     pub waiters: Queue,
 }
@@ -257,6 +260,7 @@ impl<const T: usize> Threads<T> {
             }
             None => {
                 n.word |= badge;
+                n.active = true;
                 None
             }
         }
@@ -271,7 +275,8 @@ impl<const T: usize> Threads<T> {
         blocking: bool,
     ) -> Result<WaitOutcome, IpcError> {
         self.running(thread)?;
-        if n.word != 0 || !blocking {
+        if n.active || !blocking {
+            n.active = false;
             let bits = core::mem::take(&mut n.word);
             return Ok(WaitOutcome::Got(bits));
         }
@@ -386,6 +391,7 @@ impl<const T: usize> Threads<T> {
             released += 1;
         }
         n.word = 0;
+        n.active = false;
         released
     }
 
@@ -585,7 +591,7 @@ mod tests {
                     Op::Resume(th) => t.resume(th).unwrap(),
                 }
                 // Waiters wait only while no bits are pending.
-                prop_assert!(ns[0].waiters.is_empty() || ns[0].word == 0);
+                prop_assert!(ns[0].waiters.is_empty() || !ns[0].active);
                 // Queues and states agree.
                 for th in 0..T {
                     let on_ep = t.queued(&eps[0].queue).filter(|&x| x == th).count();

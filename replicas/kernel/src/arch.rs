@@ -131,3 +131,9 @@ pub fn enable_low_half(root: u64) {
     // SAFETY: invalidating this core's own TLB entries after changing its translation.
     unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
 }
+
+/// Lets EL0 read the virtual counter and its frequency (`CNTKCTL_EL1.EL0VCTEN`), as seL4
+/// does on AArch64; the timer registers stay the kernel's.
+pub fn allow_user_counter() {
+    aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1);
+}

@@ -205,6 +205,7 @@ fn init_core(r: &Replica, core: u32) {
         );
         fatal::stop_this_core(r, core);
     }
+    arch::allow_user_counter();
     arch::arm_timer(r.tick_interval);
     r.status()
         .cores_online

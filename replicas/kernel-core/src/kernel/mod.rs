@@ -235,6 +235,7 @@ impl Kernel {
                 ep_pool: Pool::new(),
                 ntfns: [Notification {
                     word: 0,
+                    active: false,
                     waiters: crate::ipc::Queue::EMPTY,
                 }; MAX_NOTIFICATIONS],
                 ntfn_bound: [NONE; MAX_NOTIFICATIONS],
@@ -862,7 +863,8 @@ impl Objects {
     fn recv(&mut self, m: &mut impl Machine, t: usize, ep: usize, blocking: bool) {
         // A bound notification with bits pending is delivered first.
         let bound = self.tcbs[t].bound;
-        if bound != NONE && self.ntfns[bound as usize].word != 0 {
+        if bound != NONE && self.ntfns[bound as usize].active {
+            self.ntfns[bound as usize].active = false;
             let bits = core::mem::take(&mut self.ntfns[bound as usize].word);
             let ctx = &mut self.tcbs[t].ctx;
             ctx.x[0] = bits;
@@ -950,6 +952,7 @@ impl Objects {
             )
         {
             let b = bound as usize;
+            self.ntfns[n].active = false;
             let bits = core::mem::take(&mut self.ntfns[n].word);
             self.threads.cancel(b, &mut self.eps, &mut self.ntfns);
             let _ = self.threads.resume(b);

@@ -786,3 +786,21 @@ fn debug_put_char_reaches_the_console() {
     }
     assert_eq!(s.m.out, b"hi");
 }
+
+#[test]
+fn an_unbadged_signal_is_not_lost() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let root = s.root;
+    s.sys(root, syscall::SEND, &[(0, n)]);
+    s.sys(root, syscall::WAIT, &[(0, n)]);
+    assert_eq!(
+        s.k.current(),
+        Some(root),
+        "the wait found the signal pending"
+    );
+    s.sys(root, syscall::NB_WAIT, &[(0, n)]);
+    assert_eq!(s.k.current(), Some(root));
+    s.sys(root, syscall::WAIT, &[(0, n)]);
+    assert_eq!(s.k.current(), None, "taken once");
+}

@@ -1,0 +1,423 @@
+//! The kernel-API self-test (test images, `--selftest-api`): the initialiser builds small
+//! threads in its own address space from untyped memory, with ordinary invocations, and
+//! exercises the kernel for real, hostile cases included. It serves as their monitor: each
+//! thread's faults come to its endpoint, and it reports them in words and stops the thread.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use atoll_abi::error::Error;
+use atoll_abi::microkit::ObjectKind;
+use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
+
+use crate::Out;
+use crate::sys;
+
+/// Where the test threads' stacks are mapped (one 2 MiB range, 4 KiB stack + guard each).
+const STACKS: u64 = 0x20_0000_0000;
+/// Round trips timed per figure.
+const ROUNDS: u64 = 10_000;
+
+/// Capabilities the test threads use (root-CNode addresses), set before they start.
+static EP: AtomicU64 = AtomicU64::new(0);
+static CLIENT_EP: AtomicU64 = AtomicU64::new(0);
+static READ_ONLY_EP: AtomicU64 = AtomicU64::new(0);
+static REPLY: AtomicU64 = AtomicU64::new(0);
+static PING: AtomicU64 = AtomicU64::new(0);
+static PONG: AtomicU64 = AtomicU64::new(0);
+static DONE: AtomicU64 = AtomicU64::new(0);
+/// Results the threads hand back.
+static RESULT: AtomicU64 = AtomicU64::new(0);
+static ELAPSED: AtomicU64 = AtomicU64::new(0);
+
+struct Builder {
+    next_slot: u64,
+    untyped: u64,
+    stacks: u64,
+    passed: u32,
+    failed: u32,
+}
+
+impl Builder {
+    fn slot(&mut self) -> u64 {
+        self.next_slot += 1;
+        self.next_slot - 1
+    }
+
+    /// Retypes one object (from the first untyped block with room) into a fresh slot.
+    fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
+        let dest = self.slot();
+        let mut last = Error::NotEnoughMemory;
+        for u in 0..self.untyped {
+            let args = [kind, size_bits, initial::CNODE, 0, 0, dest, 1];
+            match sys::invoke(initial::FIRST_UNTYPED + u, label::UNTYPED_RETYPE, &args) {
+                Ok(_) => return Ok(dest),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn object(&mut self, kind: ObjectKind, size_bits: u64) -> Result<u64, Error> {
+        self.make(object_kind::number(kind), size_bits)
+    }
+
+    fn mint(&mut self, src: u64, rights: u64, badge: u64) -> Result<u64, Error> {
+        let dest = self.slot();
+        let args = [dest, 64, initial::CNODE, src, 64, rights, badge];
+        sys::invoke(initial::CNODE, label::CNODE_MINT, &args).map(|_| dest)
+    }
+
+    fn check(&mut self, name: &str, ok: bool) {
+        let mut out = Out::new();
+        out.str(if ok { "TEST " } else { "FAILED " }).str(name);
+        out.line("INFO");
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    /// A thread in the initialiser's own spaces at `priority`, with a scheduling context of
+    /// `budget_us` per `period_us`, faults going to `fault_ep`; started at `entry`.
+    fn thread(
+        &mut self,
+        priority: u64,
+        (budget_us, period_us): (u64, u64),
+        fault_ep: u64,
+        entry: extern "C" fn() -> !,
+    ) -> Result<u64, Error> {
+        let tcb = self.object(ObjectKind::Tcb, 0)?;
+        let stack = self.object(ObjectKind::Frame, 12)?;
+        let stack_va = STACKS + self.stacks * 0x2000 + 0x1000; // a guard page below each
+        self.stacks += 1;
+        let map = [
+            initial::VSPACE,
+            stack_va,
+            rights::READ | rights::WRITE,
+            vm_attr::CACHED,
+        ];
+        sys::invoke(stack, label::FRAME_MAP, &map)?;
+        let config = [fault_ep, initial::CNODE, initial::VSPACE, 0, 0];
+        sys::invoke(tcb, label::TCB_CONFIGURE, &config)?;
+        let sc = self.object(ObjectKind::SchedContext, 0)?;
+        let params = [sc, budget_us, period_us];
+        sys::invoke(
+            initial::SCHED_CONTROL,
+            label::SCHED_CONTROL_CONFIGURE,
+            &params,
+        )?;
+        let sched = [initial::TCB, priority, priority, sc, fault_ep];
+        sys::invoke(tcb, label::TCB_SET_SCHED_PARAMS, &sched)?;
+        let regs = [1, entry as usize as u64, stack_va + 0x1000];
+        sys::invoke(tcb, label::TCB_WRITE_REGISTERS, &regs)?;
+        Ok(tcb)
+    }
+}
+
+extern "C" fn calls_an_empty_slot() -> ! {
+    sys::call(1000, 1, &[]);
+    sys::halt()
+}
+
+extern "C" fn sends_without_the_right() -> ! {
+    sys::call(READ_ONLY_EP.load(Ordering::Relaxed), 1, &[]);
+    sys::halt()
+}
+
+extern "C" fn touches_unmapped_memory() -> ! {
+    // SAFETY: deliberately faults; the monitor stops this thread.
+    let _ = unsafe { core::ptr::read_volatile(0x60_0000_0000 as *const u64) };
+    sys::halt()
+}
+
+extern "C" fn runs_an_undefined_instruction() -> ! {
+    // SAFETY: deliberately raises an undefined-instruction exception.
+    unsafe { core::arch::asm!("udf #0") };
+    sys::halt()
+}
+
+extern "C" fn server() -> ! {
+    let (ep, reply) = (EP.load(Ordering::Relaxed), REPLY.load(Ordering::Relaxed));
+    let mut msg = sys::recv(ep, reply);
+    loop {
+        let sum = msg.mrs[..msg.info.length().min(4)].iter().sum::<u64>();
+        msg = sys::reply_recv(ep, reply, 0, &[sum + msg.badge]);
+    }
+}
+
+extern "C" fn client() -> ! {
+    let ep = CLIENT_EP.load(Ordering::Relaxed);
+    let first = sys::call(ep, 5, &[1, 2, 3]);
+    RESULT.store(first.mrs[0], Ordering::Relaxed);
+    let start = sys::counter();
+    for _ in 0..ROUNDS {
+        sys::call(ep, 0, &[]);
+    }
+    ELAPSED.store(sys::counter() - start, Ordering::Relaxed);
+    sys::signal(DONE.load(Ordering::Relaxed));
+    sys::halt()
+}
+
+extern "C" fn ponger() -> ! {
+    let (ping, pong) = (PING.load(Ordering::Relaxed), PONG.load(Ordering::Relaxed));
+    loop {
+        sys::wait(ping);
+        sys::signal(pong);
+    }
+}
+
+extern "C" fn pinger() -> ! {
+    let (ping, pong) = (PING.load(Ordering::Relaxed), PONG.load(Ordering::Relaxed));
+    let start = sys::counter();
+    for _ in 0..ROUNDS {
+        sys::signal(ping);
+        sys::wait(pong);
+    }
+    ELAPSED.store(sys::counter() - start, Ordering::Relaxed);
+    sys::signal(DONE.load(Ordering::Relaxed));
+    sys::halt()
+}
+
+extern "C" fn spinner() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+extern "C" fn worker() -> ! {
+    RESULT.store(42, Ordering::Relaxed);
+    sys::signal(DONE.load(Ordering::Relaxed));
+    sys::halt()
+}
+
+/// Nanoseconds per round trip (instructions, under `-icount shift=0`).
+fn per_round(ticks: u64) -> u64 {
+    let hz = sys::counter_hz().max(1);
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz) / u128::from(ROUNDS)) as u64
+}
+
+/// Runs every check; prints one line each and a verdict.
+pub fn run(untyped: u64) {
+    let mut b = Builder {
+        next_slot: initial::FIRST_FREE,
+        untyped,
+        stacks: 0,
+        passed: 0,
+        failed: 0,
+    };
+    match build_and_run(&mut b) {
+        Ok(()) => {}
+        Err(e) => {
+            let mut out = Out::new();
+            out.str("FAILED set-up: ").str(error_name(e));
+            out.line("ERROR");
+            b.failed += 1;
+        }
+    }
+    let mut out = Out::new();
+    if b.failed == 0 {
+        out.str("kernel API self-test passed (")
+            .num(u64::from(b.passed))
+            .str(" checks)");
+    } else {
+        out.str("kernel API self-test FAILED (")
+            .num(u64::from(b.failed))
+            .str(" failed)");
+    }
+    out.line("INFO");
+}
+
+fn error_name(e: Error) -> &'static str {
+    match e {
+        Error::InvalidArgument => "invalid argument",
+        Error::InvalidCapability => "invalid capability",
+        Error::IllegalOperation => "illegal operation",
+        Error::RangeError => "range error",
+        Error::AlignmentError => "alignment error",
+        Error::FailedLookup => "failed lookup",
+        Error::TruncatedMessage => "truncated message",
+        Error::DeleteFirst => "delete first",
+        Error::RevokeFirst => "revoke first",
+        Error::NotEnoughMemory => "not enough memory",
+    }
+}
+
+fn build_and_run(b: &mut Builder) -> Result<(), Error> {
+    // Tables for the stacks' 2 MiB range: level 2, then level 3.
+    for _ in 0..2 {
+        let table = b.object(ObjectKind::PageTable, 0)?;
+        sys::invoke(table, label::PAGE_TABLE_MAP, &[initial::VSPACE, STACKS])?;
+    }
+
+    // Invocation errors.
+    let dest = b.slot();
+    let too_much = [
+        object_kind::number(ObjectKind::Frame),
+        21,
+        initial::CNODE,
+        0,
+        0,
+        dest,
+        600,
+    ];
+    let r = sys::invoke(initial::FIRST_UNTYPED, label::UNTYPED_RETYPE, &too_much);
+    b.check(
+        "retyping more than the untyped holds: not enough memory",
+        r == Err(Error::NotEnoughMemory),
+    );
+    let over = [
+        object_kind::number(ObjectKind::Endpoint),
+        0,
+        initial::CNODE,
+        0,
+        0,
+        initial::TCB,
+        1,
+    ];
+    let r = sys::invoke(initial::FIRST_UNTYPED, label::UNTYPED_RETYPE, &over);
+    b.check(
+        "retyping into an occupied slot: delete first",
+        r == Err(Error::DeleteFirst),
+    );
+    let a = b.object(ObjectKind::Frame, 12)?;
+    let c = b.object(ObjectKind::Frame, 12)?;
+    let va = STACKS + 0x1F_F000;
+    let map = [
+        initial::VSPACE,
+        va,
+        rights::READ | rights::WRITE,
+        vm_attr::CACHED,
+    ];
+    sys::invoke(a, label::FRAME_MAP, &map)?;
+    b.check(
+        "mapping over an existing mapping: delete first",
+        sys::invoke(c, label::FRAME_MAP, &map) == Err(Error::DeleteFirst),
+    );
+    let r = sys::invoke(
+        initial::IRQ_CONTROL,
+        label::IRQ_CONTROL_GET,
+        &[5, 0, initial::CNODE, b.slot(), 64],
+    );
+    b.check(
+        "claiming a per-core interrupt: range error",
+        r == Err(Error::RangeError),
+    );
+
+    // Faulting threads report to the monitor endpoint, badged with their number.
+    let monitor = b.object(ObjectKind::Endpoint, 0)?;
+    let monitor_reply = b.object(ObjectKind::Reply, 0)?;
+    let ep = b.object(ObjectKind::Endpoint, 0)?;
+    EP.store(ep, Ordering::Relaxed);
+    READ_ONLY_EP.store(b.mint(ep, rights::READ, 0)?, Ordering::Relaxed);
+    let hostile: [(&str, extern "C" fn() -> !, u64); 4] = [
+        (
+            "invoking an empty slot",
+            calls_an_empty_slot,
+            fault::CAP_FAULT,
+        ),
+        (
+            "sending without the write right",
+            sends_without_the_right,
+            fault::CAP_FAULT,
+        ),
+        (
+            "touching unmapped memory",
+            touches_unmapped_memory,
+            fault::VM_FAULT,
+        ),
+        (
+            "an undefined instruction",
+            runs_an_undefined_instruction,
+            fault::USER_EXCEPTION,
+        ),
+    ];
+    for (i, (name, entry, want)) in hostile.into_iter().enumerate() {
+        let badged = b.mint(monitor, rights::ALL, i as u64 + 1)?;
+        let tcb = b.thread(100, (1000, 1000), badged, entry)?;
+        let msg = sys::recv(monitor, monitor_reply);
+        report_fault(name, &msg);
+        sys::invoke(tcb, label::TCB_SUSPEND, &[])?;
+        let ok = msg.badge == i as u64 + 1 && msg.info.label() == want;
+        b.check(name, ok);
+    }
+
+    // Call and ReplyRecv between two threads.
+    let reply = b.object(ObjectKind::Reply, 0)?;
+    REPLY.store(reply, Ordering::Relaxed);
+    let done = b.object(ObjectKind::Notification, 0)?;
+    DONE.store(done, Ordering::Relaxed);
+    // The server receives on the endpoint; the client calls through a badged copy.
+    CLIENT_EP.store(b.mint(ep, rights::ALL, 100)?, Ordering::Relaxed);
+    let server = b.thread(200, (1000, 1000), monitor, server)?;
+    let client = b.thread(150, (1000, 1000), monitor, client)?;
+    sys::wait(done);
+    b.check(
+        "call and reply carry the badge and message registers",
+        RESULT.load(Ordering::Relaxed) == 106,
+    );
+    report_figure("call+reply round trip", ELAPSED.load(Ordering::Relaxed));
+    for t in [server, client] {
+        sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    }
+
+    // Signal and Wait between two threads.
+    PING.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
+    PONG.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
+    let ponger = b.thread(140, (1000, 1000), monitor, ponger)?;
+    let pinger = b.thread(130, (1000, 1000), monitor, pinger)?;
+    sys::wait(done);
+    b.check(
+        "signal and wait ping-pong",
+        ELAPSED.load(Ordering::Relaxed) > 0,
+    );
+    report_figure("signal+wait round trip", ELAPSED.load(Ordering::Relaxed));
+    for t in [ponger, pinger] {
+        sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    }
+
+    // A thread spinning at high priority is held to its budget: a low-priority one runs.
+    RESULT.store(0, Ordering::Relaxed);
+    let spin = b.thread(254, (2000, 10_000), monitor, spinner)?;
+    let work = b.thread(10, (1000, 1000), monitor, worker)?;
+    sys::wait(done);
+    b.check(
+        "a spinning high-priority thread keeps to its budget",
+        RESULT.load(Ordering::Relaxed) == 42,
+    );
+    for t in [spin, work] {
+        sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    }
+    Ok(())
+}
+
+/// Prints a fault the way the monitor reports it.
+fn report_fault(name: &str, msg: &sys::Reply) {
+    let mut out = Out::new();
+    out.str("fault from thread ")
+        .num(msg.badge)
+        .str(" (")
+        .str(name)
+        .str("): ");
+    let [pc, a, _, _] = msg.mrs;
+    match msg.info.label() {
+        fault::CAP_FAULT => out.str("capability fault on address ").hex(a),
+        fault::VM_FAULT => out.str("memory fault at ").hex(a),
+        fault::USER_EXCEPTION => out.str("undefined instruction or other exception"),
+        fault::UNKNOWN_SYSCALL => out.str("unknown system call ").num(a),
+        other => out.str("fault ").num(other),
+    };
+    out.str(" at pc ").hex(pc).str("; thread stopped");
+    out.line("INFO");
+}
+
+fn report_figure(name: &str, ticks: u64) {
+    let mut out = Out::new();
+    out.str("BENCH ")
+        .str(name)
+        .str(": ")
+        .num(per_round(ticks))
+        .str(" ns (instructions under -icount shift=0) over ")
+        .num(ROUNDS);
+    out.line("INFO");
+}
