@@ -1,10 +1,11 @@
 //! The replica initialiser: each replica's first user task, started by the kernel at EL0
-//! with the replica's index in `x0`.
+//! with the replica's index in `x0`, its spec flags in `x1` and the number of untyped
+//! capabilities it holds in `x2` (its other capabilities sit at the slots of
+//! `atoll_abi::syscall::initial`).
 //!
-//! Today it proves the user-space path (an address space of its own, the system-call
-//! entry, the debug console) and stops. Replaying the replica's spec through capability
-//! invocations and serving as the replica's monitor come with the kernel's object
-//! invocations.
+//! Today it announces itself and, in self-test images, exercises the kernel's API with
+//! threads it builds from untyped memory ([`api`]), serving as their monitor. Replaying the
+//! replica's spec from the `microkit` tool and starting the PDs come next.
 #![no_std]
 #![no_main]
 
