@@ -117,9 +117,11 @@ exception_common:
     eret
 
 // Enters user space for the first time: x0 = a complete exception frame at the top of
-// this core's kernel stack.
+// this core's kernel stack. Interrupts are masked first: one taken between writing ELR and
+// `eret` would overwrite ELR with a kernel address.
 .global return_to_user
 return_to_user:
+    msr     daifset, #0xf
     mov     sp, x0
     RESTORE_FRAME
     eret
