@@ -1,7 +1,7 @@
 //! End-to-end boot tests: real images under QEMU on every board, checked by their serial
 //! log and exit status. `cargo xtask test` builds the images and sets `ATOLL_E2E_IMAGES`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use atoll_e2e::{Outcome, QemuOptions, run, target_dir};
@@ -36,6 +36,20 @@ fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outc
         outcome.log_path.display()
     );
     outcome
+}
+
+/// Boots `image` on `board` until the serial output shows `until` (for images that run
+/// on); the log is saved as `<board>-<label>.log`.
+fn boot_until(board: &str, label: &str, image: &Path, until: &str) -> Outcome {
+    let b = atoll_boards::by_name(board).expect("known board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-{label}.log"));
+    let options = QemuOptions {
+        until: Some(until.into()),
+        ..QemuOptions::default()
+    };
+    run(b, image, &options, TIMEOUT, &log).expect("QEMU runs")
 }
 
 /// Boots the `variant` image built by `cargo xtask test` for `board`, which must power off
@@ -267,16 +281,8 @@ fn damaged_image(board: &str) {
 /// API, hostile cases included; each fault reaches it as a message, and the other replicas
 /// are undisturbed.
 fn kernel_api(board: &str) {
-    let b = atoll_boards::by_name(board).expect("known board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-api.log"));
-    let options = QemuOptions {
-        until: Some("kernel API self-test".into()),
-        ..QemuOptions::default()
-    };
     let image = images().join(board).join("api").join("atoll.img");
-    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    let outcome = boot_until(board, "api", &image, "kernel API self-test");
     for expected in [
         "MON1|INFO: TEST retyping more than the untyped holds: not enough memory",
         "MON1|INFO: TEST retyping into an occupied slot: delete first",
@@ -406,15 +412,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
             "report.json lacks replica {replica}"
         );
     }
-    let b = atoll_boards::by_name(board).expect("board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-microkit-cli.log"));
-    let options = QemuOptions {
-        until: Some("ping ring complete".into()),
-        ..QemuOptions::default()
-    };
-    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    let outcome = boot_until(board, "microkit-cli", &image, "ping ring complete");
     position(&outcome, "LDR|INFO: image ok: 8 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
@@ -596,15 +594,7 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let b = atoll_boards::by_name(board).expect("board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-irq-route.log"));
-    let options = QemuOptions {
-        until: Some("ping ring complete".into()),
-        ..QemuOptions::default()
-    };
-    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    let outcome = boot_until(board, "irq-route", &image, "ping ring complete");
     let routed = position(&outcome, "LDR|INFO: IRQ 33 (level) routed to core 1 for K1");
     let entered = position(&outcome, "LDR|INFO: entering K0");
     check(

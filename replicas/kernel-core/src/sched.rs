@@ -84,6 +84,9 @@ pub struct Scheduler<const T: usize, const S: usize> {
     tails: [u16; PRIORITIES],
     bitmap: [u64; PRIORITIES / 64],
     now: u64,
+    /// Earliest refill among contexts that have spent part of their budget (`u64::MAX`:
+    /// none), kept by every change so that [`Scheduler::next_event`] is O(1).
+    next_refill: u64,
 }
 
 impl<const T: usize, const S: usize> Default for Scheduler<T, S> {
@@ -103,6 +106,7 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
             tails: [NONE; PRIORITIES],
             bitmap: [0; PRIORITIES / 64],
             now: 0,
+            next_refill: u64::MAX,
         }
     }
 
@@ -134,6 +138,7 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
             remaining: budget,
             refill_at: self.now + period,
         });
+        self.update_next_refill();
         Ok(())
     }
 
@@ -355,6 +360,7 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
             return;
         };
         *slot = None;
+        self.update_next_refill();
         let thread = core::mem::replace(&mut self.sc_thread[sc], NONE);
         if thread != NONE {
             let t = &mut self.threads[thread as usize];
@@ -400,12 +406,22 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
                 consider(c.remaining);
             }
         }
-        for c in self.scs.iter().flatten() {
-            if c.remaining < c.budget {
-                consider(c.refill_at.saturating_sub(self.now));
-            }
+        if self.next_refill != u64::MAX {
+            consider(self.next_refill.saturating_sub(self.now));
         }
         next
+    }
+
+    /// Recomputes [`Scheduler::next_refill`].
+    fn update_next_refill(&mut self) {
+        self.next_refill = self
+            .scs
+            .iter()
+            .flatten()
+            .filter(|c| c.remaining < c.budget)
+            .map(|c| c.refill_at)
+            .min()
+            .unwrap_or(u64::MAX);
     }
 
     /// Time passes by `elapsed` while `running` runs: its context pays, and every context
@@ -437,6 +453,7 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
                 }
             }
         }
+        self.update_next_refill();
         out_of_budget
     }
 }
@@ -609,6 +626,17 @@ mod tests {
                         prop_assert_eq!(priority[t], best);
                     }
                 }
+                // The cached next refill agrees with a scan of every context.
+                let running = s.choose();
+                let mut scan = (0..8)
+                    .filter_map(|c| s.sched_context(c))
+                    .filter(|c| c.remaining < c.budget)
+                    .map(|c| c.refill_at - s.now())
+                    .min();
+                if let Some(c) = running.and_then(|t| s.sched_context(t)) {
+                    scan = Some(scan.map_or(c.remaining, |n| n.min(c.remaining)));
+                }
+                prop_assert_eq!(s.next_event(running), scan);
             }
         }
     }

@@ -274,7 +274,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
 fn tick(r: &Replica, core: u32) {
     let primary = core == r.spec.primary_core();
     if primary {
-        user::on_timer(r);
+        user::on_timer();
     }
     let now = arch::counter();
     let due = &r.next_tick[core as usize];

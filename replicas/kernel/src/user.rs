@@ -307,18 +307,13 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         replica: r,
         next: r.spec.free_offset,
     };
-    let oom = BootError::OutOfMemory;
     let cnode_pages =
         (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::microkit::CNODE_SLOT_BITS)) / PAGE_SIZE;
     let cnode = pages.pages(cnode_pages).ok_or(BootError::OutOfMemory)?;
     let tcb = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
-    let ipc = pages.pages(1).ok_or(oom)?;
+    let ipc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let root = build_address_space(&mut pages, ipc).map_err(BootError::Map)?;
-    let mut hw = Hw {
-        r,
-        lines: &mut inner.lines,
-    };
     let k = &mut inner.kernel;
     let cspace = k
         .boot_root_cnode(cnode, initial::ROOT_RADIX, initial::CNODE as usize)
@@ -330,9 +325,8 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         (initial::IPC_BUFFER_FRAME, ObjectKind::Frame, ipc, 12),
     ];
     for (slot, kind, base, bits) in objects {
-        // The boot pages are zeroed already and the address space is built in them: the
-        // kernel takes them as they are.
-        k.boot_object(&mut NoZero(&mut hw), slot as usize, kind, base, bits)
+        // The boot pages are zeroed already and the address space is built in them.
+        k.boot_object(slot as usize, kind, base, bits)
             .map_err(BootError::Kernel)?;
     }
     for (slot, kind) in [
@@ -391,39 +385,6 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     )
     .map_err(BootError::Kernel)?;
     Ok((count, bytes))
-}
-
-/// A machine that creates boot objects over memory the boot code already prepared.
-struct NoZero<'a, 'b>(&'a mut Hw<'b>);
-
-impl Machine for NoZero<'_, '_> {
-    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
-        self.0.page(pa)
-    }
-    fn zero(&mut self, _pa: u64, _size: u64) -> bool {
-        true
-    }
-    fn put_char(&mut self, thread: usize, c: u8) {
-        self.0.put_char(thread, c);
-    }
-    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
-        self.0.unhandled_fault(thread, label, mrs);
-    }
-    fn flush_tlb(&mut self, asid: u16, va: Option<u64>) {
-        self.0.flush_tlb(asid, va);
-    }
-    fn claim_irq(&mut self, irq: u32, edge: bool) -> bool {
-        self.0.claim_irq(irq, edge)
-    }
-    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        self.0.set_irq_enabled(irq, enabled);
-    }
-    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool {
-        self.0.ring_doorbell(replica, bits)
-    }
-    fn ticks_per_us(&self) -> u64 {
-        self.0.ticks_per_us()
-    }
 }
 
 unsafe extern "C" {
@@ -548,11 +509,32 @@ fn save(inner: &mut Inner, frame: &Frame) {
 /// Loads the thread the kernel chose into `frame` (waiting for one if there is none), with
 /// its address space and FP access; arms the timer for its budget.
 fn resume(r: &Replica, frame: &mut Frame) {
+    /// What one look at the kernel found.
+    enum Next {
+        Loaded,
+        Idle,
+        /// The chosen thread has no address space: it is stopped, and the kernel chooses
+        /// again.
+        Stopped,
+    }
     loop {
-        let chosen = with(|inner| {
-            let t = inner.kernel.current()?;
-            let ctx = *inner.kernel.context(t)?;
-            let space = inner.kernel.address_space(t)?;
+        let next = with(|inner| {
+            let Some(t) = inner.kernel.current() else {
+                return Next::Idle;
+            };
+            let (Some(&ctx), Some(space)) =
+                (inner.kernel.context(t), inner.kernel.address_space(t))
+            else {
+                let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
+                let mut hw = Hw {
+                    r,
+                    lines: &mut inner.lines,
+                };
+                inner
+                    .kernel
+                    .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
+                return Next::Stopped;
+            };
             frame.x = ctx.x;
             frame.elr = ctx.pc;
             // EL0t with interrupts unmasked; only the condition flags are the thread's.
@@ -570,31 +552,13 @@ fn resume(r: &Replica, frame: &mut Frame) {
                     arch::arm_timer(next as u64);
                 }
             }
-            Some(t)
+            Next::Loaded
         });
-        if chosen.is_some() {
-            return;
+        match next {
+            Next::Loaded => return,
+            Next::Stopped => {}
+            Next::Idle => inner_idle(),
         }
-        // Nothing to run (or the chosen thread has no address space: stop it).
-        let stuck = with(|inner| {
-            let t = inner.kernel.current()?;
-            inner.kernel.context(t)?;
-            Some(t)
-        });
-        if let Some(t) = stuck {
-            with(|inner| {
-                let mut hw = Hw {
-                    r,
-                    lines: &mut inner.lines,
-                };
-                let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
-                inner
-                    .kernel
-                    .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
-            });
-            continue;
-        }
-        inner_idle();
     }
 }
 
@@ -661,10 +625,9 @@ pub fn handle_user_irq(r: &Replica, core: u32, frame: &mut Frame) {
 }
 
 /// The timer fired on the primary core: budgets pay for the time since the last charge.
-pub fn on_timer(r: &Replica) {
+pub fn on_timer() {
     let now = arch::counter();
     let elapsed = now.saturating_sub(LAST_CHARGE.swap(now, Ordering::Relaxed));
-    let _ = r;
     with(|inner| {
         if inner.started {
             inner.kernel.timer(elapsed);

@@ -154,6 +154,26 @@ impl Kernel {
         }
     }
 
+    /// An optional fault-endpoint argument (0: none): the endpoint's index and badge.
+    fn resolve_fault_endpoint(&self, t: usize, cptr: u64) -> Result<Option<(u16, u64)>, Error> {
+        if cptr == 0 {
+            return Ok(None);
+        }
+        match self.resolve(t, cptr) {
+            Some((
+                _,
+                Cap::Object {
+                    kind: ObjectKind::Endpoint,
+                    data,
+                    badge,
+                    ..
+                },
+            )) => Ok(Some((data as u16, badge))),
+            Some(_) => Err(Error::InvalidCapability),
+            None => Err(Error::FailedLookup),
+        }
+    }
+
     fn resolve_notification(&self, t: usize, cptr: u64) -> Result<(usize, u64), Error> {
         match self.resolve(t, cptr) {
             Some((
@@ -253,7 +273,7 @@ impl Kernel {
         let dest = first + offset;
         self.caps.retype(untyped, kind, count, dest)?;
         for s in dest..dest + count {
-            if let Err(e) = self.init_object(m, s) {
+            if let Err(e) = self.clear_memory(m, s).and_then(|()| self.init_object(s)) {
                 // Undo: none of the new objects is used yet.
                 for undo in dest..dest + count {
                     let _ = self.delete_slot(m, undo);
@@ -264,15 +284,28 @@ impl Kernel {
         Ok(Answer::NONE)
     }
 
-    /// Gives the new object in `slot` its table entry and clean memory.
-    pub(super) fn init_object(&mut self, m: &mut impl Machine, slot: SlotId) -> Result<(), Error> {
-        let Cap::Object {
+    /// Zeroes the memory of the new object in `slot` where that matters: translation
+    /// tables must start empty (and so must lie in the replica's object memory); frames are
+    /// zeroed unless they are device memory or memory the loader filled.
+    fn clear_memory(&self, m: &mut impl Machine, slot: SlotId) -> Result<(), Error> {
+        if let Cap::Object {
             kind,
             base,
             size_bits,
             ..
         } = self.caps.get(slot)
-        else {
+        {
+            let zeroed = m.zero(base, 1 << size_bits);
+            if !zeroed && matches!(kind, ObjectKind::VSpace | ObjectKind::PageTable) {
+                return Err(Error::InvalidArgument);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the new object in `slot` its table entry.
+    pub(super) fn init_object(&mut self, slot: SlotId) -> Result<(), Error> {
+        let Cap::Object { kind, base, .. } = self.caps.get(slot) else {
             return Ok(()); // untyped and CNodes need nothing
         };
         let o = &mut self.o;
@@ -314,9 +347,6 @@ impl Kernel {
             }
             ObjectKind::SchedContext => o.sc_pool.alloc().ok_or(Error::NotEnoughMemory)?,
             ObjectKind::VSpace => {
-                if !m.zero(base, 1 << size_bits) {
-                    return Err(Error::InvalidArgument);
-                }
                 let i = o.vspace_pool.alloc().ok_or(Error::NotEnoughMemory)?;
                 o.vspaces[i] = base;
                 i
@@ -325,17 +355,6 @@ impl Kernel {
                 let i = o.doorbell_pool.alloc().ok_or(Error::NotEnoughMemory)?;
                 o.doorbells[i] = NO_REPLICA;
                 i
-            }
-            ObjectKind::PageTable => {
-                if !m.zero(base, 1 << size_bits) {
-                    return Err(Error::InvalidArgument);
-                }
-                0
-            }
-            ObjectKind::Frame => {
-                // Device memory and memory the loader filled keep their contents.
-                m.zero(base, 1 << size_bits);
-                0
             }
             _ => 0,
         };
@@ -425,23 +444,7 @@ impl Kernel {
             label::TCB_CONFIGURE => {
                 let fault = arg(0)?;
                 let (cspace, vspace, ipc_va, ipc_frame) = (arg(1)?, arg(2)?, arg(3)?, arg(4)?);
-                let fault = if fault != 0 {
-                    match self.resolve(t, fault) {
-                        Some((
-                            _,
-                            Cap::Object {
-                                kind: ObjectKind::Endpoint,
-                                data,
-                                badge,
-                                ..
-                            },
-                        )) => Some((data as u16, badge)),
-                        Some(_) => return Err(Error::InvalidCapability),
-                        None => return Err(Error::FailedLookup),
-                    }
-                } else {
-                    None
-                };
+                let fault = self.resolve_fault_endpoint(t, fault)?;
                 let cspace = if cspace != 0 {
                     Some(self.resolve_cnode(t, cspace)?)
                 } else {
@@ -512,22 +515,7 @@ impl Kernel {
                     0 => None,
                     c => Some(self.resolve_kind(t, c, ObjectKind::SchedContext)?),
                 };
-                let fault = match arg(4)? {
-                    0 => None,
-                    c => match self.resolve(t, c) {
-                        Some((
-                            _,
-                            Cap::Object {
-                                kind: ObjectKind::Endpoint,
-                                data,
-                                badge,
-                                ..
-                            },
-                        )) => Some((data as u16, badge)),
-                        Some(_) => return Err(Error::InvalidCapability),
-                        None => return Err(Error::FailedLookup),
-                    },
-                };
+                let fault = self.resolve_fault_endpoint(t, arg(4)?)?;
                 if let Some(sc) = sc {
                     if self.o.sched.sched_context(sc).is_none() {
                         return Err(Error::InvalidCapability); // not configured yet

@@ -332,11 +332,11 @@ impl Kernel {
         self.caps.insert_original(slot, cap)
     }
 
-    /// Boot: creates an object from boot memory (the initialiser's own TCB, scheduling
-    /// context, address space and IPC buffer) and places its capability in `slot`.
+    /// Boot: creates an object over boot memory the caller prepared (zeroed, or already
+    /// holding the initialiser's tables): its own TCB, scheduling context, address space
+    /// and IPC buffer. Places its capability in `slot`.
     pub fn boot_object(
         &mut self,
-        m: &mut impl Machine,
         slot: usize,
         kind: ObjectKind,
         base: u64,
@@ -351,7 +351,7 @@ impl Kernel {
             data: 0,
         };
         self.caps.insert_original(slot, cap)?;
-        self.init_object(m, slot)
+        self.init_object(slot)
     }
 
     /// Boot: configures and starts the initialiser's thread (TCB in `tcb_slot`, root CNode
@@ -412,35 +412,38 @@ impl Kernel {
         let Some(t) = self.current() else {
             return;
         };
-        let ctx = self.o.tcbs[t].ctx;
-        let number = ctx.x[7] as i64;
+        // Only the registers the calls read, not the whole context.
+        let ctx = &self.o.tcbs[t].ctx;
+        let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
+        let (pc, sp) = (ctx.pc, ctx.sp);
+        let number = x7 as i64;
         match number {
-            syscall::CALL => self.sys_send(m, t, ctx.x[0], true, true),
-            syscall::SEND => self.sys_send(m, t, ctx.x[0], true, false),
-            syscall::NB_SEND => self.sys_send(m, t, ctx.x[0], false, false),
-            syscall::RECV => self.sys_recv(m, t, ctx.x[0], ctx.x[6], true),
-            syscall::NB_RECV => self.sys_recv(m, t, ctx.x[0], ctx.x[6], false),
-            syscall::WAIT => self.sys_recv(m, t, ctx.x[0], 0, true),
-            syscall::NB_WAIT => self.sys_recv(m, t, ctx.x[0], 0, false),
+            syscall::CALL => self.sys_send(m, t, x0, true, true),
+            syscall::SEND => self.sys_send(m, t, x0, true, false),
+            syscall::NB_SEND => self.sys_send(m, t, x0, false, false),
+            syscall::RECV => self.sys_recv(m, t, x0, x6, true),
+            syscall::NB_RECV => self.sys_recv(m, t, x0, x6, false),
+            syscall::WAIT => self.sys_recv(m, t, x0, 0, true),
+            syscall::NB_WAIT => self.sys_recv(m, t, x0, 0, false),
             syscall::REPLY_RECV => {
-                if self.sys_reply(m, t, ctx.x[6]) {
-                    self.sys_recv(m, t, ctx.x[0], ctx.x[6], true);
+                if self.sys_reply(m, t, x6) {
+                    self.sys_recv(m, t, x0, x6, true);
                 }
             }
             syscall::NB_SEND_RECV => {
-                self.sys_send(m, t, ctx.x[8], false, false);
-                self.sys_recv(m, t, ctx.x[0], ctx.x[6], true);
+                self.sys_send(m, t, x8, false, false);
+                self.sys_recv(m, t, x0, x6, true);
             }
             syscall::NB_SEND_WAIT => {
-                self.sys_send(m, t, ctx.x[8], false, false);
-                self.sys_recv(m, t, ctx.x[0], 0, true);
+                self.sys_send(m, t, x8, false, false);
+                self.sys_recv(m, t, x0, 0, true);
             }
             syscall::YIELD => {
                 let _ = self.o.sched.yield_now(t);
             }
-            syscall::DEBUG_PUT_CHAR => m.put_char(t, ctx.x[0] as u8),
+            syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
             syscall::DEBUG_HALT => self.o.suspend(t),
-            _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [ctx.pc, ctx.sp, ctx.x[7], 0]),
+            _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
         }
         self.o.schedule();
     }
@@ -511,13 +514,7 @@ impl Kernel {
     fn sys_send(&mut self, m: &mut impl Machine, t: usize, cptr: u64, blocking: bool, call: bool) {
         let Some((slot, cap)) = self.resolve(t, cptr) else {
             if blocking || call {
-                let pc = self.o.tcbs[t].ctx.pc;
-                self.fault(
-                    m,
-                    t,
-                    fault::CAP_FAULT,
-                    [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
-                );
+                self.cap_fault(m, t, cptr);
             }
             return;
         };
@@ -530,13 +527,7 @@ impl Kernel {
                 ..
             } => {
                 if !rights.contains(Rights::WRITE) {
-                    let pc = self.o.tcbs[t].ctx.pc;
-                    self.fault(
-                        m,
-                        t,
-                        fault::CAP_FAULT,
-                        [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
-                    );
+                    self.cap_fault(m, t, cptr);
                     return;
                 }
                 let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
@@ -553,13 +544,7 @@ impl Kernel {
                 if rights.contains(Rights::WRITE) {
                     self.o.signal(data as usize, badge);
                 } else if blocking || call {
-                    let pc = self.o.tcbs[t].ctx.pc;
-                    self.fault(
-                        m,
-                        t,
-                        fault::CAP_FAULT,
-                        [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
-                    );
+                    self.cap_fault(m, t, cptr);
                 }
             }
             Cap::Object {
@@ -616,13 +601,7 @@ impl Kernel {
         blocking: bool,
     ) {
         let Some((_, cap)) = self.resolve(t, cptr) else {
-            let pc = self.o.tcbs[t].ctx.pc;
-            self.fault(
-                m,
-                t,
-                fault::CAP_FAULT,
-                [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
-            );
+            self.cap_fault(m, t, cptr);
             return;
         };
         match cap {
@@ -653,13 +632,7 @@ impl Kernel {
                 ..
             } if rights.contains(Rights::READ) => self.o.wait(t, data as usize, blocking),
             _ => {
-                let pc = self.o.tcbs[t].ctx.pc;
-                self.fault(
-                    m,
-                    t,
-                    fault::CAP_FAULT,
-                    [pc, cptr, self.o.tcbs[t].ctx.x[7], 0],
-                );
+                self.cap_fault(m, t, cptr);
             }
         }
     }
@@ -682,16 +655,17 @@ impl Kernel {
             // Replying through an empty slot is a no-op, as in seL4 (nobody called).
             None if reply_cptr == 0 => true,
             _ => {
-                let pc = self.o.tcbs[t].ctx.pc;
-                self.fault(
-                    m,
-                    t,
-                    fault::CAP_FAULT,
-                    [pc, reply_cptr, self.o.tcbs[t].ctx.x[7], 0],
-                );
+                self.cap_fault(m, t, reply_cptr);
                 false
             }
         }
+    }
+
+    /// A capability lookup for system call `x7` of thread `t` failed on `cptr`.
+    fn cap_fault(&mut self, m: &mut impl Machine, t: usize, cptr: u64) {
+        let ctx = &self.o.tcbs[t].ctx;
+        let mrs = [ctx.pc, cptr, ctx.x[7], 0];
+        self.fault(m, t, fault::CAP_FAULT, mrs);
     }
 
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
@@ -780,29 +754,27 @@ impl Objects {
         info: MessageInfo,
     ) {
         let f = &self.tcbs[from];
-        let (label, mut len) = if f.fault_label != 0 {
-            (f.fault_label, 4)
+        let (fault_label, fault_mrs, from_buffer) = (f.fault_label, f.fault_mrs, f.ipc_buffer_pa);
+        let mut sent = [0u64; syscall::REGISTER_MESSAGE_REGISTERS];
+        sent.copy_from_slice(&f.ctx.x[2..6]);
+        let (label, len) = if fault_label != 0 {
+            self.tcbs[to].ctx.x[2..6].copy_from_slice(&fault_mrs);
+            (fault_label, 4)
         } else {
-            (info.label(), info.length())
-        };
-        if self.tcbs[from].fault_label != 0 {
-            let mrs = self.tcbs[from].fault_mrs;
-            self.tcbs[to].ctx.x[2..6].copy_from_slice(&mrs);
-        } else {
-            let regs = len.min(syscall::REGISTER_MESSAGE_REGISTERS);
-            let src = self.tcbs[from].ctx.x;
-            self.tcbs[to].ctx.x[2..2 + regs].copy_from_slice(&src[2..2 + regs]);
-            if len > regs {
-                if self.tcbs[from].ipc_buffer_pa == 0 || self.tcbs[to].ipc_buffer_pa == 0 {
-                    len = regs;
-                } else {
-                    for i in regs..len {
-                        let v = self.mr(m, from, i);
-                        self.set_mr(m, to, i, v);
-                    }
-                }
+            let regs = info.length().min(syscall::REGISTER_MESSAGE_REGISTERS);
+            self.tcbs[to].ctx.x[2..2 + regs].copy_from_slice(&sent[..regs]);
+            // Past the registers only when both have an IPC buffer.
+            let len = if from_buffer == 0 || self.tcbs[to].ipc_buffer_pa == 0 {
+                regs
+            } else {
+                info.length()
+            };
+            for i in regs..len {
+                let v = self.mr(m, from, i);
+                self.set_mr(m, to, i, v);
             }
-        }
+            (info.label(), len)
+        };
         let ctx = &mut self.tcbs[to].ctx;
         ctx.x[0] = badge;
         ctx.x[1] = MessageInfo::new(label, len as u64).0;

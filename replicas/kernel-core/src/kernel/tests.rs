@@ -97,39 +97,6 @@ fn boot() -> Sys {
     let cnode = k
         .boot_root_cnode(BOOT, initial::ROOT_RADIX, initial::CNODE as usize)
         .unwrap();
-    let mut big = Mem::default();
-    // A machine whose zeroable memory includes the boot area.
-    struct BootMem<'a>(&'a mut Mem);
-    impl Machine for BootMem<'_> {
-        fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
-            self.0.page(pa)
-        }
-        fn zero(&mut self, _pa: u64, _size: u64) -> bool {
-            true
-        }
-        fn put_char(&mut self, t: usize, c: u8) {
-            self.0.put_char(t, c)
-        }
-        fn unhandled_fault(&mut self, t: usize, l: u64, mrs: &[u64; 4]) {
-            self.0.unhandled_fault(t, l, mrs)
-        }
-        fn flush_tlb(&mut self, a: u16, va: Option<u64>) {
-            self.0.flush_tlb(a, va)
-        }
-        fn claim_irq(&mut self, irq: u32, edge: bool) -> bool {
-            self.0.claim_irq(irq, edge)
-        }
-        fn set_irq_enabled(&mut self, irq: u32, e: bool) {
-            self.0.set_irq_enabled(irq, e)
-        }
-        fn ring_doorbell(&mut self, r: u32, b: u64) -> bool {
-            self.0.ring_doorbell(r, b)
-        }
-        fn ticks_per_us(&self) -> u64 {
-            1
-        }
-    }
-    let mut bm = BootMem(&mut big);
     let objects = [
         (initial::TCB, ObjectKind::Tcb, BOOT + 0x1000, 11),
         (initial::VSPACE, ObjectKind::VSpace, BOOT + 0x2000, 12),
@@ -147,8 +114,7 @@ fn boot() -> Sys {
         ),
     ];
     for (slot, kind, base, bits) in objects {
-        k.boot_object(&mut bm, slot as usize, kind, base, bits)
-            .unwrap();
+        k.boot_object(slot as usize, kind, base, bits).unwrap();
     }
     for (slot, kind) in [
         (initial::IRQ_CONTROL, ObjectKind::IrqControl),
@@ -192,7 +158,7 @@ fn boot() -> Sys {
     assert_eq!(k.current(), Some(root));
     Sys {
         k,
-        m: big,
+        m: Mem::default(),
         root,
         ipc_pa: BOOT + 0x4000,
         next_slot: initial::FIRST_FREE,
