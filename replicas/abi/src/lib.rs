@@ -25,9 +25,17 @@ pub mod spec;
 pub mod syscall;
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) used by the image checksum.
+///
+/// The loader checks a whole image with it before trusting a byte, so it is the largest
+/// single cost of a boot. Built with the Armv8 CRC32 instructions (`+crc`, as the kernel
+/// target is in `.cargo/config.toml`) it takes eight bytes per instruction; elsewhere it
+/// uses slicing-by-8 tables (eight bytes per step instead of one).
 pub mod crc32 {
-    const fn make_table() -> [u32; 256] {
-        let mut table = [0u32; 256];
+    /// `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the CRC of byte `b`
+    /// followed by `k` zero bytes, so eight table lookups advance eight bytes at once.
+    #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    const fn make_tables() -> [[u32; 256]; 8] {
+        let mut tables = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -40,13 +48,24 @@ pub mod crc32 {
                 };
                 k += 1;
             }
-            table[i] = c;
+            tables[0][i] = c;
             i += 1;
         }
-        table
+        let mut t = 1;
+        while t < 8 {
+            let mut i = 0;
+            while i < 256 {
+                let prev = tables[t - 1][i];
+                tables[t][i] = tables[0][(prev & 0xFF) as usize] ^ (prev >> 8);
+                i += 1;
+            }
+            t += 1;
+        }
+        tables
     }
 
-    static TABLE: [u32; 256] = make_table();
+    #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    static TABLES: [[u32; 256]; 8] = make_tables();
 
     /// Running CRC-32 state: feed bytes with [`Crc32::update`], read with [`Crc32::finish`].
     #[derive(Clone, Copy, Debug)]
@@ -67,8 +86,14 @@ pub mod crc32 {
         /// Feeds `bytes`.
         pub fn update(&mut self, bytes: &[u8]) {
             let mut c = self.0;
-            for &b in bytes {
-                c = TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+            let mut words = bytes.chunks_exact(8);
+            for word in &mut words {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                c = step8(c, u64::from_le_bytes(w));
+            }
+            for &b in words.remainder() {
+                c = step1(c, b);
             }
             self.0 = c;
         }
@@ -77,6 +102,32 @@ pub mod crc32 {
         pub const fn finish(self) -> u32 {
             !self.0
         }
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_feature = "crc"))]
+    fn step8(c: u32, word: u64) -> u32 {
+        // SAFETY: this code is compiled only with the `crc` target feature enabled, so the
+        // instruction exists on every core the program may run on.
+        unsafe { core::arch::aarch64::__crc32d(c, word) }
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_feature = "crc"))]
+    fn step1(c: u32, byte: u8) -> u32 {
+        // SAFETY: this code is compiled only with the `crc` target feature enabled, so the
+        // instruction exists on every core the program may run on.
+        unsafe { core::arch::aarch64::__crc32b(c, byte) }
+    }
+
+    #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    fn step8(c: u32, word: u64) -> u32 {
+        let x = word ^ u64::from(c);
+        let t = |k: usize, shift: u32| TABLES[k][((x >> shift) & 0xFF) as usize];
+        t(7, 0) ^ t(6, 8) ^ t(5, 16) ^ t(4, 24) ^ t(3, 32) ^ t(2, 40) ^ t(1, 48) ^ t(0, 56)
+    }
+
+    #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    fn step1(c: u32, byte: u8) -> u32 {
+        TABLES[0][((c ^ u32::from(byte)) & 0xFF) as usize] ^ (c >> 8)
     }
 
     /// CRC-32 of one buffer.
@@ -92,6 +143,26 @@ pub mod crc32 {
         fn known_vector() {
             assert_eq!(super::checksum(b"123456789"), 0xCBF4_3926);
             assert_eq!(super::checksum(b""), 0);
+        }
+
+        /// The eight-byte step agrees with feeding one byte at a time, whatever the split.
+        #[test]
+        fn word_steps_match_byte_steps() {
+            let data: [u8; 61] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5A);
+            let mut bytewise = super::Crc32::new();
+            for b in &data {
+                bytewise.update(core::slice::from_ref(b));
+            }
+            for split in 0..data.len() {
+                let mut c = super::Crc32::new();
+                c.update(&data[..split]);
+                c.update(&data[split..]);
+                assert_eq!(c.finish(), bytewise.finish(), "split at {split}");
+            }
+            assert_eq!(
+                super::checksum(b"The quick brown fox jumps over the lazy dog"),
+                0x414F_A339
+            );
         }
     }
 }
