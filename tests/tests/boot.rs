@@ -90,7 +90,8 @@ fn guest_lines(outcome: &Outcome) -> Vec<&str> {
         .collect()
 }
 
-/// Every line carries exactly one source prefix and a level: nothing interleaved mid-line.
+/// Every line carries exactly one source prefix and a level, or is a PD's own debug output
+/// with none: nothing interleaved mid-line.
 fn check_lines_whole(outcome: &Outcome) {
     for line in guest_lines(outcome) {
         let (source, rest) = line.split_once('|').unwrap_or(("", ""));
@@ -107,9 +108,11 @@ fn check_lines_whole(outcome: &Outcome) {
             + line.matches("|WARN: ").count()
             + line.matches("|ERROR: ").count()
             + line.matches("|FATAL: ").count();
+        let system_line = known_source && level_ok && prefixes == 1;
+        let pd_line = !known_source && prefixes == 0;
         check(
             outcome,
-            known_source && level_ok && prefixes == 1,
+            system_line || pd_line,
             &format!("malformed or interleaved log line: {line:?}"),
         );
     }
@@ -123,6 +126,20 @@ fn position(outcome: &Outcome, needle: &str) -> usize {
         &format!("missing from the log: {needle:?}"),
     );
     at.unwrap_or(0)
+}
+
+/// Where `needle` first appears at or after byte `from` of the log.
+fn position_after(outcome: &Outcome, from: usize, needle: &str) -> usize {
+    let at = outcome
+        .serial
+        .get(from..)
+        .and_then(|rest| rest.find(needle));
+    check(
+        outcome,
+        at.is_some(),
+        &format!("missing from the log after byte {from}: {needle:?}"),
+    );
+    at.map_or(0, |a| from + a)
 }
 
 /// Ticks reported for replica `k` in the summary line that contains `which`.
@@ -187,13 +204,65 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
         "the ping ring happened out of order",
     );
     position(outcome, "K0|INFO: boot checks done; powering off");
-    // Every replica's initialiser runs in user space.
-    for replica in 0..3 {
+    // Every replica's initialiser runs in user space and starts its PDs there.
+    for (replica, pd) in ["io", "rt", "storage"].iter().enumerate() {
         position(
             outcome,
             &format!("MON{replica}|INFO: initialiser running at EL0"),
         );
+        position(outcome, &format!("MON{replica}|INFO: started 1 PDs: {pd}"));
+        position(outcome, &format!("{pd}: running at EL0"));
     }
+}
+
+/// The monitor reports each PD fault with the PD's name and the fault in words, restarts
+/// the PD that asks for it (a bounded number of times) and stops the others; a PD of the
+/// same replica and the other replica keep running.
+fn monitor(board: &str) {
+    let image = images().join(board).join("monitor").join("atoll.img");
+    let outcome = boot(board, "monitor", image);
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    check_lines_whole(&outcome);
+    position(
+        &outcome,
+        "MON0|INFO: started 3 PDs: crasher, panicker, steady",
+    );
+    position(&outcome, "MON1|INFO: started 1 PDs: far_crasher");
+    let fault = "read from 0x7000000000, which its address space does not allow at pc 0x";
+    let mut last = 0;
+    for n in 1..=3 {
+        let report = format!("MON0|ERROR: PD 'crasher' {fault}");
+        let at = position_after(&outcome, last, &report);
+        last = position_after(&outcome, at, &format!("restarted ({n} of 3)"));
+    }
+    let starts = outcome
+        .serial
+        .matches("crasher: starting, about to touch unmapped memory")
+        .count();
+    check(
+        &outcome,
+        starts == 4 + 1,
+        &format!("crasher and far_crasher started {starts} times, not 4 + 1"),
+    );
+    let stopped = position(&outcome, "restarted too often, stopped");
+    let panicked = position(&outcome, "MON0|ERROR: PD 'panicker' panicked at pc 0x");
+    let steady = position(&outcome, "steady: still running after the others faulted");
+    check(
+        &outcome,
+        last < stopped && stopped < panicked && panicked < steady,
+        "the faults were not handled in priority order before the bystander ran",
+    );
+    position(&outcome, &format!("MON1|ERROR: PD 'far_crasher' {fault}"));
+    check(
+        &outcome,
+        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
+        "a PD went on past its fault or a kernel stopped",
+    );
+    position(&outcome, "K0|INFO: boot checks done; powering off");
 }
 
 fn fault_isolation(board: &str) {
@@ -288,11 +357,11 @@ fn kernel_api(board: &str) {
         "MON1|INFO: TEST retyping into an occupied slot: delete first",
         "MON1|INFO: TEST mapping over an existing mapping: delete first",
         "MON1|INFO: TEST claiming a per-core interrupt: range error",
-        "MON1|INFO: fault from thread 1 (invoking an empty slot): capability fault on address 0x3e8",
+        "MON1|INFO: fault from thread 1 (invoking an empty slot): invoked a capability it does not hold (address 0x3e8)",
         "MON1|INFO: TEST invoking an empty slot",
-        "MON1|INFO: fault from thread 2 (sending without the write right): capability fault",
-        "MON1|INFO: fault from thread 3 (touching unmapped memory): memory fault at 0x6000000000",
-        "MON1|INFO: fault from thread 4 (an undefined instruction): undefined instruction",
+        "MON1|INFO: fault from thread 2 (sending without the write right): invoked a capability it does not hold",
+        "MON1|INFO: fault from thread 3 (touching unmapped memory): read from 0x6000000000, which its address space does not allow",
+        "MON1|INFO: fault from thread 4 (an undefined instruction): raised an undefined instruction",
         "MON1|INFO: TEST call and reply carry the badge and message registers",
         "MON1|INFO: TEST signal and wait ping-pong",
         "MON1|INFO: TEST a spinning high-priority thread keeps to its budget",
@@ -330,6 +399,11 @@ macro_rules! board_tests {
             #[test]
             fn the_kernel_api_works_and_hostile_threads_are_contained() {
                 super::kernel_api($board);
+            }
+
+            #[test]
+            fn the_monitor_names_faulting_pds_and_restarts_or_stops_them() {
+                super::monitor($board);
             }
         }
     )*};
@@ -413,7 +487,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
         );
     }
     let outcome = boot_until(board, "microkit-cli", &image, "ping ring complete");
-    position(&outcome, "LDR|INFO: image ok: 8 parts");
+    position(&outcome, "LDR|INFO: image ok: 11 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
         &outcome,

@@ -11,6 +11,7 @@
 //! [`limits`] (named limits), [`cli`] (the command line).
 #![forbid(unsafe_code)]
 
+pub mod bootprog;
 pub mod cli;
 pub mod diagnostics;
 pub mod limits;

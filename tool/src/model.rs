@@ -65,6 +65,8 @@ pub struct ProtectionDomain {
     pub period: u64,
     /// Runs on its callers' scheduling contexts after `init`.
     pub passive: bool,
+    /// Atoll extension: the monitor restarts the PD when it faults (otherwise it stops it).
+    pub restart: bool,
     /// Bytes, a multiple of 4 KiB.
     pub stack_size: u64,
     /// Core the PD's thread runs on.

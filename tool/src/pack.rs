@@ -349,6 +349,28 @@ fn load_program(
     })
 }
 
+/// The virtual range `[lo, hi)` a program's loadable segments span, if it can be read
+/// (problems are reported when the program is loaded).
+fn program_extent(path: &str, search_paths: &[PathBuf]) -> Option<(u64, u64)> {
+    let data = std::fs::read(find(path, search_paths)?).ok()?;
+    let file = ElfFile64::<Endianness>::parse(data.as_slice()).ok()?;
+    let endian = file.endian();
+    let loads = file
+        .elf_program_headers()
+        .iter()
+        .filter(|ph| ph.p_type(endian) == PT_LOAD && ph.p_memsz(endian) > 0)
+        .map(|ph| {
+            (
+                ph.p_vaddr(endian),
+                ph.p_vaddr(endian).saturating_add(ph.p_memsz(endian)),
+            )
+        });
+    loads.fold(None, |acc, (lo, hi)| match acc {
+        None => Some((lo, hi)),
+        Some((a, b)) => Some((a.min(lo), b.max(hi))),
+    })
+}
+
 fn overlaps(vaddr: u64, size: u64, map: &MapPlan) -> bool {
     vaddr < map.vaddr.saturating_add(map.size) && map.vaddr < vaddr.saturating_add(size)
 }
@@ -405,18 +427,23 @@ pub fn pack(
             .find(|(n, _, _)| n == region)
             .map(|(_, _, b)| b.len() as u64)
     };
-    let mut plan =
-        match crate::plan::plan_with_prefills(system, text, inputs.board, &prefill_by_path) {
-            Ok(plan) => plan,
-            Err(diagnostics) => {
-                errors.extend(
-                    diagnostics
-                        .into_iter()
-                        .map(|d| PackError::Layout(d.message)),
-                );
-                return Err(errors);
-            }
-        };
+    let mut plan = match crate::plan::plan_with_prefills(
+        system,
+        text,
+        inputs.board,
+        &prefill_by_path,
+        &|path| program_extent(path, inputs.search_paths),
+    ) {
+        Ok(plan) => plan,
+        Err(diagnostics) => {
+            errors.extend(
+                diagnostics
+                    .into_iter()
+                    .map(|d| PackError::Layout(d.message)),
+            );
+            return Err(errors);
+        }
+    };
 
     let kernel = atoll_pack::elf::flatten_kernel(inputs.kernel_elf)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
@@ -481,6 +508,59 @@ pub fn pack(
             });
         }
         replica.free_bytes = ram_end.saturating_sub(next);
+    }
+    // Boot programs, at the top of each replica's RAM (sized by trying).
+    let mut boot_programs = Vec::new();
+    if errors.is_empty() {
+        for replica in &plan.replicas {
+            let ram_end = replica.ram.base + replica.ram.size;
+            let mut reserve = 0x1_0000u64;
+            let program = loop {
+                let pa = ram_end - reserve;
+                if reserve > replica.free_bytes {
+                    errors.push(PackError::Layout(format!(
+                        "replica '{}' has too little RAM left for its boot program",
+                        replica.name
+                    )));
+                    break None;
+                }
+                match crate::bootprog::generate(&plan, replica, pa) {
+                    Ok(bytes) if bytes.len() as u64 <= reserve => break Some((pa, bytes)),
+                    Ok(bytes) => reserve = (bytes.len() as u64).next_power_of_two(),
+                    Err(e) => {
+                        errors.push(PackError::Layout(e));
+                        break None;
+                    }
+                }
+                if reserve > atoll_abi::bootprog::MAX_SIZE {
+                    errors.push(PackError::Layout(format!(
+                        "replica '{}': its boot program is larger than {:#x} bytes",
+                        replica.name,
+                        atoll_abi::bootprog::MAX_SIZE
+                    )));
+                    break None;
+                }
+            };
+            let Some((pa, bytes)) = program else { continue };
+            extra.push(ExtraPart {
+                entry: PartEntry {
+                    kind: PartKind::BootProgram as u32,
+                    replica: replica.index as u32,
+                    offset: 0,
+                    file_size: bytes.len() as u64,
+                    mem_size: bytes.len().next_multiple_of(PAGE_SIZE as usize) as u64,
+                    dest_offset: pa - replica.ram.base,
+                    vaddr: 0,
+                    entry: 0,
+                    reserved: 0,
+                },
+                bytes,
+            });
+            boot_programs.push((pa - replica.ram.base, reserve));
+        }
+    }
+    for (replica, &(offset, _)) in plan.replicas.iter_mut().zip(&boot_programs) {
+        replica.free_bytes = replica.free_bytes.saturating_sub(replica.ram.size - offset);
     }
     for region in &plan.memory_regions {
         let bytes = prefills
@@ -558,8 +638,16 @@ pub fn pack(
             })
             .collect(),
     };
-    let specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
+    let mut specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
+    for (spec, part) in specs.iter_mut().zip(
+        extra
+            .iter()
+            .filter(|p| p.entry.kind == PartKind::BootProgram as u32),
+    ) {
+        spec.spec.boot_program_offset = part.entry.dest_offset;
+        spec.spec.boot_program_size = part.entry.file_size;
+    }
     for (spec, replica) in specs.iter().zip(&plan.replicas) {
         if spec.spec.ram.base != replica.ram.base || spec.spec.ram.size != replica.ram.size {
             return Err(vec![PackError::Layout(format!(

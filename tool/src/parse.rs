@@ -63,6 +63,8 @@ pub struct PdDecl {
     pub period: Option<Spanned<u64>>,
     /// `passive`.
     pub passive: bool,
+    /// `restart` (Atoll extension).
+    pub restart: bool,
     /// `stack_size`.
     pub stack_size: Option<Spanned<u64>>,
     /// `cpu`.
@@ -638,6 +640,7 @@ impl<'t> Parser<'t> {
             "budget",
             "period",
             "passive",
+            "restart",
             "stack_size",
             "cpu",
             "smc",
@@ -668,6 +671,13 @@ impl<'t> Parser<'t> {
                 "SMC forwarding is not supported by Atoll's kernel",
             );
         }
+        let restart = match self.boolean(element, "restart") {
+            Some(restart) if self.strict => {
+                self.strict_error(restart.span, "the 'restart' attribute");
+                false
+            }
+            restart => restart.is_some_and(|r| r.value),
+        };
         let replica = match self.string(element, "replica") {
             Some(replica) if self.strict => {
                 self.strict_error(replica.span, "the 'replica' attribute");
@@ -687,6 +697,7 @@ impl<'t> Parser<'t> {
             budget: self.number(element, "budget"),
             period: self.number(element, "period"),
             passive: self.flag(element, "passive", false),
+            restart,
             stack_size: self.number(element, "stack_size"),
             cpu: self.number(element, "cpu"),
             fpu: self.flag(element, "fpu", true),

@@ -15,7 +15,7 @@
 //! - In a replica's RAM, after the kernel's reserve: its regions, then every kernel object,
 //!   largest first so each is naturally aligned; the rest stays free (untyped memory).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_abi::limits::{LARGE_PAGE_SIZE, PAGE_SIZE};
 use atoll_abi::microkit::{
@@ -184,6 +184,8 @@ pub struct PdPlan {
     pub period_us: u64,
     /// Passive server.
     pub passive: bool,
+    /// Restarted by the monitor when it faults.
+    pub restart: bool,
     /// Core it runs on.
     pub core: u32,
     /// Parent PD and child id.
@@ -247,6 +249,9 @@ pub struct MapPlan {
     pub perms: String,
     /// Cached.
     pub cached: bool,
+    /// Size of the pages it is mapped with.
+    #[serde(skip)]
+    pub page_size: u64,
 }
 
 /// A value to write into a symbol of a PD's program image.
@@ -395,15 +400,18 @@ pub fn plan(
     text: &str,
     board: &Board,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    plan_with_prefills(system, text, board, &|_| None)
+    plan_with_prefills(system, text, board, &|_| None, &|_| None)
 }
 
-/// Like [`plan`], with `prefill_len(path)` giving the length of a prefill file.
+/// Like [`plan`], with `prefill_len(path)` giving the length of a prefill file and
+/// `program_extent(path)` the virtual range a program image's segments span (which decides
+/// the translation tables its PD needs).
 pub fn plan_with_prefills(
     system: &SystemDescription,
     text: &str,
     board: &Board,
     prefill_len: &dyn Fn(&str) -> Option<u64>,
+    program_extent: &dyn Fn(&str) -> Option<(u64, u64)>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let region_size = |mr: &crate::model::MemoryRegion| match (mr.size, &mr.prefill) {
@@ -602,6 +610,7 @@ pub fn plan_with_prefills(
             region_addr: &region_addr,
             region_sizes: &sizes,
             channels: &channels,
+            program_extent,
         };
         let (protection_domains, mut objects, irqs) = builder.build();
         // Kernel objects: largest first, each naturally aligned.
@@ -661,6 +670,7 @@ struct ReplicaBuilder<'a> {
     region_addr: &'a [Option<u64>],
     region_sizes: &'a [u64],
     channels: &'a [ChannelPlan],
+    program_extent: &'a dyn Fn(&str) -> Option<(u64, u64)>,
 }
 
 impl ReplicaBuilder<'_> {
@@ -691,11 +701,18 @@ impl ReplicaBuilder<'_> {
 
     fn build(&self) -> (Vec<PdPlan>, Vec<KernelObject>, Vec<IrqRoute>) {
         let system = self.system;
-        let mut objects = vec![Self::object(
-            ObjectKind::Endpoint,
-            "monitor_endpoint".into(),
-            Some("fault endpoint of the replica's monitor".into()),
-        )];
+        let mut objects = vec![
+            Self::object(
+                ObjectKind::Endpoint,
+                "monitor_endpoint".into(),
+                Some("fault endpoint of the replica's monitor".into()),
+            ),
+            Self::object(
+                ObjectKind::Reply,
+                "monitor_reply".into(),
+                Some("the monitor's reply object".into()),
+            ),
+        ];
         let mut pds = Vec::new();
         let mut irqs = Vec::new();
         let local: Vec<usize> = system
@@ -901,6 +918,7 @@ impl ReplicaBuilder<'_> {
                     size,
                     perms: perms_text(map.perms),
                     cached: map.cached,
+                    page_size: mr.page_size,
                 });
                 for (symbol, value) in [(&map.setvar_vaddr, map.vaddr), (&map.setvar_size, size)] {
                     if let Some(symbol) = symbol {
@@ -925,6 +943,7 @@ impl ReplicaBuilder<'_> {
                 size: pd.stack_size,
                 perms: "rw-".into(),
                 cached: true,
+                page_size: PAGE_SIZE,
             });
             maps.push(MapPlan {
                 what: "ipc_buffer".into(),
@@ -933,8 +952,10 @@ impl ReplicaBuilder<'_> {
                 size: PAGE_SIZE,
                 perms: "rw-".into(),
                 cached: true,
+                page_size: PAGE_SIZE,
             });
-            let tables = page_tables_needed(&maps);
+            let program = (self.program_extent)(&pd.program_image.path);
+            let tables = page_tables_needed(&maps, program);
             objects.push(KernelObject {
                 count: tables,
                 ..Self::object(ObjectKind::PageTable, format!("page_tables_{name}"), None)
@@ -959,6 +980,7 @@ impl ReplicaBuilder<'_> {
                 budget_us: pd.budget,
                 period_us: pd.period,
                 passive: pd.passive,
+                restart: pd.restart,
                 core: pd.core,
                 parent: pd
                     .parent
@@ -1039,25 +1061,33 @@ fn truncate_name(name: &str) -> String {
     name[..end].to_string()
 }
 
-/// Translation tables below the VSpace root a set of mappings needs (40-bit, 4 KiB
-/// granule: level 0 root, then level 1, 2 and 3 tables).
-fn page_tables_needed(maps: &[MapPlan]) -> u64 {
-    let mut l1 = std::collections::BTreeSet::new();
-    let mut l2 = std::collections::BTreeSet::new();
-    let mut l3 = std::collections::BTreeSet::new();
-    for m in maps {
-        let last = m.vaddr + m.size.max(1) - 1;
-        let large =
-            m.size.is_multiple_of(LARGE_PAGE_SIZE) && m.vaddr.is_multiple_of(LARGE_PAGE_SIZE);
-        let mut v = m.vaddr;
+/// Translation tables below the VSpace root a PD needs for its mappings and its program
+/// (39-bit, 4 KiB granule: the root covers 512 GiB; a level-2 table per GiB touched and a
+/// level-3 table per 2 MiB mapped with small pages).
+fn page_tables_needed(maps: &[MapPlan], program: Option<(u64, u64)>) -> u64 {
+    let ranges = maps.iter().map(|m| (m.vaddr, m.size, m.page_size));
+    let program = program.map(|(lo, hi)| (lo, hi.saturating_sub(lo), PAGE_SIZE));
+    let (l2, l3) = table_vaddrs(ranges.chain(program));
+    (l2.len() + l3.len()) as u64
+}
+
+/// The virtual addresses (bases) of the level-2 and level-3 tables that `(vaddr, size,
+/// page size)` ranges need, in address order.
+pub fn table_vaddrs(
+    ranges: impl IntoIterator<Item = (u64, u64, u64)>,
+) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    const GIB: u64 = 1 << 30;
+    let (mut l2, mut l3) = (BTreeSet::new(), BTreeSet::new());
+    for (vaddr, size, page) in ranges {
+        let last = vaddr + size.max(1) - 1;
+        let mut v = vaddr & !(LARGE_PAGE_SIZE - 1);
         while v <= last {
-            l1.insert(v >> 39);
-            l2.insert(v >> 30);
-            if !large {
-                l3.insert(v >> 21);
+            l2.insert(v & !(GIB - 1));
+            if page < LARGE_PAGE_SIZE {
+                l3.insert(v);
             }
-            v = (v | (LARGE_PAGE_SIZE - 1)) + 1;
+            v += LARGE_PAGE_SIZE;
         }
     }
-    (l1.len() + l2.len() + l3.len()) as u64
+    (l2, l3)
 }

@@ -70,12 +70,17 @@ pub fn text(plan: &Plan) -> String {
                 .map_or(String::new(), |(p, id)| format!(", child {id} of {p}"));
             let _ = writeln!(
                 s,
-                "\n  PD {}: priority {}, budget {} us, period {} us{}, core {}{parent}, image {}",
+                "\n  PD {}: priority {}, budget {} us, period {} us{}{}, core {}{parent}, image {}",
                 pd.name,
                 pd.priority,
                 pd.budget_us,
                 pd.period_us,
                 if pd.passive { ", passive" } else { "" },
+                if pd.restart {
+                    ", restarted on fault"
+                } else {
+                    ""
+                },
                 pd.core,
                 pd.program_image
             );

@@ -548,6 +548,7 @@ impl<'d> Validator<'d> {
             budget,
             period,
             passive: pd.passive,
+            restart: pd.restart,
             stack_size,
             core,
             replica,

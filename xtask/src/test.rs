@@ -26,6 +26,60 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// One test image: what it boots and which self-test it runs where.
+#[derive(Default)]
+struct Variant {
+    name: &'static str,
+    /// Replica whose kernel faults on purpose.
+    kernel_fault: Option<u32>,
+    /// Replica whose kernel stack overflows on purpose.
+    stack_overflow: Option<u32>,
+    /// Replica whose initialiser faults on purpose.
+    initialiser_fault: Option<u32>,
+    /// Replica whose initialiser runs the kernel-API self-test.
+    api: Option<u32>,
+    /// System description (relative to the workspace), if not the default.
+    system: Option<&'static str>,
+}
+
+/// The images the end-to-end tests boot on `board`.
+fn variants(board: &str) -> Vec<Variant> {
+    let mut v = vec![
+        Variant {
+            name: "boot",
+            ..Variant::default()
+        },
+        Variant {
+            name: "fault",
+            kernel_fault: Some(2),
+            ..Variant::default()
+        },
+        Variant {
+            name: "api",
+            api: Some(1),
+            ..Variant::default()
+        },
+        Variant {
+            name: "monitor",
+            system: Some("tests/systems/faults.xml"),
+            ..Variant::default()
+        },
+    ];
+    if board == "qemu_virt_aarch64" {
+        v.push(Variant {
+            name: "stack",
+            stack_overflow: Some(1),
+            ..Variant::default()
+        });
+        v.push(Variant {
+            name: "user-fault",
+            initialiser_fault: Some(1),
+            ..Variant::default()
+        });
+    }
+    v
+}
+
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -57,6 +111,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "atoll-pd-rt",
                 "-p",
                 "atoll-pd-storage",
+                "-p",
+                "atoll-test-pds",
                 "--target",
                 crate::build::PD_TARGET,
                 "--",
@@ -85,27 +141,17 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
 
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {
-        // (variant, replica whose kernel faults, whose kernel stack overflows, whose
-        // initialiser faults, whose initialiser runs the kernel-API self-test)
-        let mut variants = vec![
-            ("boot", None, None, None, None),
-            ("fault", Some(2), None, None, None),
-            ("api", None, None, None, Some(1)),
-        ];
-        if b.name == "qemu_virt_aarch64" {
-            variants.push(("stack", None, Some(1), None, None));
-            variants.push(("user-fault", None, None, Some(1), None));
-        }
-        for (variant, fault, overflow, user_fault, api) in variants {
-            eprintln!("xtask test: building the {variant} image for {}", b.name);
+        for v in variants(b.name) {
+            eprintln!("xtask test: building the {} image for {}", v.name, b.name);
             let args = BuildArgs {
                 board: b.name.into(),
                 test: true,
-                selftest_fault: fault,
-                selftest_stack_overflow: overflow,
-                selftest_user_fault: user_fault,
-                selftest_api: api,
-                out: Some(images.join(b.name).join(variant)),
+                selftest_fault: v.kernel_fault,
+                selftest_stack_overflow: v.stack_overflow,
+                selftest_user_fault: v.initialiser_fault,
+                selftest_api: v.api,
+                system: v.system.map(|s| workspace_root().join(s)),
+                out: Some(images.join(b.name).join(v.name)),
                 ..BuildArgs::default()
             };
             build(&args)?;

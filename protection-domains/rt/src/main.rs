@@ -1,9 +1,12 @@
-//! The `rt` PD: the real-time PD of the default system. Its service code comes with the PD runtime's Microkit API; today
-//! it is built, patched and packed, and the kernel does not start it yet.
+//! The `rt` PD: the real-time PD of the default system. Its initialiser starts it at EL0; it
+//! announces itself and waits for events (its service code comes with the PD runtime's API).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-fn init() {}
+fn init() {
+    atoll_microkit::debug_print(atoll_microkit::pd_name());
+    atoll_microkit::debug_print(": running at EL0\n");
+}
 
 atoll_microkit::entry!(init);

@@ -69,6 +69,8 @@ pub enum PartKind {
     RegionData = 4,
     /// The replica initialiser, flattened like the kernel: one copy for every replica.
     Initialiser = 5,
+    /// A replica's boot program (`crate::bootprog`), placed in its RAM like a PD image.
+    BootProgram = 6,
 }
 
 impl PartKind {
@@ -80,6 +82,7 @@ impl PartKind {
             3 => Some(Self::PdImage),
             4 => Some(Self::RegionData),
             5 => Some(Self::Initialiser),
+            6 => Some(Self::BootProgram),
             _ => None,
         }
     }

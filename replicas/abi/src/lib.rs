@@ -8,6 +8,7 @@
 //! - Readers never trust their input: parsing returns `Result`, never panics.
 //!
 //! Modules:
+//! - [`bootprog`]: the boot program each replica's initialiser replays.
 //! - [`error`]: invocation errors, numbered as seL4 numbers them.
 //! - [`image`]: the bootable image (header, table of parts, checksum) and its parser.
 //! - [`spec`]: the per-replica boot spec the loader and kernel read.
@@ -16,6 +17,7 @@
 //! - [`microkit`]: the PD capability layout, badges, user address space and object sizes.
 #![no_std]
 
+pub mod bootprog;
 pub mod error;
 pub mod image;
 pub mod limits;

@@ -14,9 +14,9 @@ use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 1976;
+pub const SPEC_SIZE: usize = 1992;
 /// Current spec version.
-pub const SPEC_VERSION: u32 = 1;
+pub const SPEC_VERSION: u32 = 2;
 
 /// Kernel virtual address layout (TTBR1, 39-bit VA, 4 KiB granule). The same in every replica,
 /// so one kernel ELF serves them all and a debugger sees the same addresses everywhere.
@@ -311,10 +311,16 @@ pub struct ReplicaSpec {
     pub irq_routes: [IrqRoute; MAX_IRQ_ROUTES],
     /// The initialiser, if the image carries one (`mem_size == 0` otherwise).
     pub initialiser: ProgramPart,
+    /// Offset in `ram` of the initialiser's boot program (`crate::bootprog`), placed by
+    /// the loader like a PD image; 0 with `boot_program_size == 0` when there is none.
+    pub boot_program_offset: u64,
+    /// Its bytes.
+    pub boot_program_size: u64,
 }
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);
 const _: () = assert!(offset_of!(ReplicaSpec, ram) == 48);
+const _: () = assert!(offset_of!(ReplicaSpec, boot_program_offset) == 1976);
 const _: () = assert!(size_of::<ReplicaSpec>() == SPEC_SIZE);
 const _: () = assert!(size_of::<ReplicaSpec>().is_multiple_of(8));
 
@@ -405,6 +411,13 @@ impl ReplicaSpec {
         }
         if self.free_offset > self.ram.size
             || self.tables_offset.saturating_add(self.tables_size) > self.ram.size
+            || (self.boot_program_size != 0
+                && (self.boot_program_offset < self.free_offset
+                    || !self.boot_program_offset.is_multiple_of(8)
+                    || self
+                        .boot_program_offset
+                        .checked_add(self.boot_program_size)
+                        .is_none_or(|end| end > self.ram.size)))
         {
             return Err(SpecError::BadField("ram layout"));
         }

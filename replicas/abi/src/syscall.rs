@@ -254,6 +254,10 @@ pub mod initial {
     pub const ROOT_RADIX: u8 = 10;
     /// Where its IPC buffer is mapped.
     pub const IPC_BUFFER_VADDR: u64 = 0x3F_F000_0000;
+    /// Bytes of replica RAM past the initialiser's program that the kernel keeps for the
+    /// initialiser's boot objects (root CNode, TCB, scheduling context, IPC buffer, stack
+    /// and translation tables); untyped memory starts after them.
+    pub const BOOT_PAGES_BYTES: u64 = 0x8_0000;
 
     /// Splits `[base, end)` into the largest naturally aligned power-of-two blocks, in
     /// address order: the untyped capabilities the kernel hands out for that memory (the

@@ -5,12 +5,13 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use atoll_abi::bootprog::{self, BootProgram};
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
-use crate::Out;
 use crate::sys;
+use crate::{Out, error_name};
 
 /// Where the test threads' stacks are mapped (one 2 MiB range, 4 KiB stack + guard each).
 const STACKS: u64 = 0x20_0000_0000;
@@ -29,15 +30,17 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 static RESULT: AtomicU64 = AtomicU64::new(0);
 static ELAPSED: AtomicU64 = AtomicU64::new(0);
 
-struct Builder {
+struct Builder<'a> {
     next_slot: u64,
-    untyped: u64,
+    /// The untyped blocks, in slot order (device blocks are never used: their memory
+    /// belongs to PD programs and regions).
+    untyped: &'a [bootprog::Untyped],
     stacks: u64,
     passed: u32,
     failed: u32,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn slot(&mut self) -> u64 {
         self.next_slot += 1;
         self.next_slot - 1
@@ -47,9 +50,18 @@ impl Builder {
     fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
         let dest = self.slot();
         let mut last = Error::NotEnoughMemory;
-        for u in 0..self.untyped {
+        let ordinary = self
+            .untyped
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.flags & bootprog::untyped_flags::DEVICE == 0);
+        for (u, _) in ordinary {
             let args = [kind, size_bits, initial::CNODE, 0, 0, dest, 1];
-            match sys::invoke(initial::FIRST_UNTYPED + u, label::UNTYPED_RETYPE, &args) {
+            match sys::invoke(
+                initial::FIRST_UNTYPED + u as u64,
+                label::UNTYPED_RETYPE,
+                &args,
+            ) {
                 Ok(_) => return Ok(dest),
                 Err(e) => last = e,
             }
@@ -198,10 +210,11 @@ fn per_round(ticks: u64) -> u64 {
 }
 
 /// Runs every check; prints one line each and a verdict.
-pub fn run(untyped: u64) {
+pub fn run(program: Option<&BootProgram<'_>>) {
     let mut b = Builder {
-        next_slot: initial::FIRST_FREE,
-        untyped,
+        // Past what the boot program used.
+        next_slot: program.map_or(initial::FIRST_FREE, |p| u64::from(p.header().free_slot)),
+        untyped: program.map_or(&[], |p| p.untyped()),
         stacks: 0,
         passed: 0,
         failed: 0,
@@ -228,22 +241,7 @@ pub fn run(untyped: u64) {
     out.line("INFO");
 }
 
-fn error_name(e: Error) -> &'static str {
-    match e {
-        Error::InvalidArgument => "invalid argument",
-        Error::InvalidCapability => "invalid capability",
-        Error::IllegalOperation => "illegal operation",
-        Error::RangeError => "range error",
-        Error::AlignmentError => "alignment error",
-        Error::FailedLookup => "failed lookup",
-        Error::TruncatedMessage => "truncated message",
-        Error::DeleteFirst => "delete first",
-        Error::RevokeFirst => "revoke first",
-        Error::NotEnoughMemory => "not enough memory",
-    }
-}
-
-fn build_and_run(b: &mut Builder) -> Result<(), Error> {
+fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
     // Tables for the stacks' 2 MiB range: level 2, then level 3.
     for _ in 0..2 {
         let table = b.object(ObjectKind::PageTable, 0)?;
@@ -261,7 +259,15 @@ fn build_and_run(b: &mut Builder) -> Result<(), Error> {
         dest,
         600,
     ];
-    let r = sys::invoke(initial::FIRST_UNTYPED, label::UNTYPED_RETYPE, &too_much);
+    // The first untyped block of ordinary memory (device blocks make only frames).
+    let ordinary = b
+        .untyped
+        .iter()
+        .position(|u| u.flags & bootprog::untyped_flags::DEVICE == 0)
+        .map_or(initial::FIRST_UNTYPED, |i| {
+            initial::FIRST_UNTYPED + i as u64
+        });
+    let r = sys::invoke(ordinary, label::UNTYPED_RETYPE, &too_much);
     b.check(
         "retyping more than the untyped holds: not enough memory",
         r == Err(Error::NotEnoughMemory),
@@ -275,7 +281,7 @@ fn build_and_run(b: &mut Builder) -> Result<(), Error> {
         initial::TCB,
         1,
     ];
-    let r = sys::invoke(initial::FIRST_UNTYPED, label::UNTYPED_RETYPE, &over);
+    let r = sys::invoke(ordinary, label::UNTYPED_RETYPE, &over);
     b.check(
         "retyping into an occupied slot: delete first",
         r == Err(Error::DeleteFirst),
@@ -399,15 +405,8 @@ fn report_fault(name: &str, msg: &sys::Reply) {
         .str(" (")
         .str(name)
         .str("): ");
-    let [pc, a, _, _] = msg.mrs;
-    match msg.info.label() {
-        fault::CAP_FAULT => out.str("capability fault on address ").hex(a),
-        fault::VM_FAULT => out.str("memory fault at ").hex(a),
-        fault::USER_EXCEPTION => out.str("undefined instruction or other exception"),
-        fault::UNKNOWN_SYSCALL => out.str("unknown system call ").num(a),
-        other => out.str("fault ").num(other),
-    };
-    out.str(" at pc ").hex(pc).str("; thread stopped");
+    crate::boot::describe(&mut out, msg);
+    out.str("; thread stopped");
     out.line("INFO");
 }
 

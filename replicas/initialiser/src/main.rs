@@ -1,17 +1,19 @@
 //! The replica initialiser: each replica's first user task, started by the kernel at EL0
-//! with the replica's index in `x0`, its spec flags in `x1` and the number of untyped
-//! capabilities it holds in `x2` (its other capabilities sit at the slots of
-//! `atoll_abi::syscall::initial`).
+//! with the replica's index in `x0`, its spec flags in `x1`, the number of untyped
+//! capabilities it holds in `x2` and the size of its boot program in `x3` (its other
+//! capabilities sit at the slots of `atoll_abi::syscall::initial`).
 //!
-//! Today it announces itself and, in self-test images, exercises the kernel's API with
-//! threads it builds from untyped memory ([`api`]), serving as their monitor. Replaying the
-//! replica's spec from the `microkit` tool and starting the PDs come next.
+//! It replays the boot program the `microkit` tool wrote for its replica, which builds and
+//! starts the replica's PDs ([`boot`]), and then serves as the replica's monitor, reporting
+//! each PD fault in words. In self-test images it first exercises the kernel's API with
+//! threads it builds from untyped memory ([`api`]).
 #![no_std]
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 mod api;
+mod boot;
 mod sys;
 
 core::arch::global_asm!(
@@ -107,10 +109,34 @@ fn put_bytes(bytes: &[u8]) {
     }
 }
 
-/// Entered from `_start` at EL0 with the replica's index, its spec flags and the number of
-/// untyped capabilities it holds.
+impl core::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.str(s);
+        Ok(())
+    }
+}
+
+/// An invocation error in words.
+pub(crate) fn error_name(e: atoll_abi::error::Error) -> &'static str {
+    use atoll_abi::error::Error;
+    match e {
+        Error::InvalidArgument => "invalid argument",
+        Error::InvalidCapability => "invalid capability",
+        Error::IllegalOperation => "illegal operation",
+        Error::RangeError => "range error",
+        Error::AlignmentError => "alignment error",
+        Error::FailedLookup => "failed lookup",
+        Error::TruncatedMessage => "truncated message",
+        Error::DeleteFirst => "delete first",
+        Error::RevokeFirst => "revoke first",
+        Error::NotEnoughMemory => "not enough memory",
+    }
+}
+
+/// Entered from `_start` at EL0 with the replica's index, its spec flags, the number of
+/// untyped capabilities it holds and the size of its boot program.
 #[unsafe(no_mangle)]
-extern "C" fn initialiser_main(replica: u64, flags: u64, untyped: u64) -> ! {
+extern "C" fn initialiser_main(replica: u64, flags: u64, _untyped: u64, program_size: u64) -> ! {
     REPLICA.store(replica, Ordering::Relaxed);
     Out::new().str("initialiser running at EL0").line("INFO");
     if flags & u64::from(atoll_abi::spec::flags::SELFTEST_USER_FAULT) != 0 {
@@ -120,10 +146,15 @@ extern "C" fn initialiser_main(replica: u64, flags: u64, untyped: u64) -> ! {
         // SAFETY: deliberately faults; the kernel stops this thread and never returns here.
         let _ = unsafe { core::ptr::read_volatile(0x7_0000_0000 as *const u64) };
     }
+    let program = boot::program(program_size);
+    let started = program.as_ref().is_some_and(boot::replay);
     if flags & u64::from(atoll_abi::spec::flags::SELFTEST_KERNEL_API) != 0 {
-        api::run(untyped);
+        api::run(program.as_ref());
     }
-    sys::halt()
+    match program {
+        Some(p) if started => boot::monitor(&p),
+        _ => sys::halt(),
+    }
 }
 
 #[panic_handler]

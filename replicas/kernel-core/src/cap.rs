@@ -73,6 +73,9 @@ pub enum Cap {
         size_bits: u8,
         /// Bytes from `base` already handed out.
         watermark: u64,
+        /// Device memory, or memory the loader filled: only frames (and smaller untyped
+        /// blocks) are made from it, and the kernel never zeroes it (seL4's device untyped).
+        device: bool,
     },
     /// A CNode of `2^radix` slots starting at table slot `first`.
     CNode {
@@ -341,13 +344,16 @@ impl<const N: usize> CapTable<N> {
                 },
                 badge,
             ) => {
+                let badgeable = matches!(
+                    kind,
+                    ObjectKind::Endpoint | ObjectKind::Notification | ObjectKind::Doorbell
+                );
                 let badge = match badge {
                     None => old,
+                    // As in seL4, minting badge 0 onto an object without badges is a copy.
+                    Some(0) if !badgeable => old,
                     Some(new) => {
-                        if !matches!(
-                            kind,
-                            ObjectKind::Endpoint | ObjectKind::Notification | ObjectKind::Doorbell
-                        ) {
+                        if !badgeable {
                             return Err(Error::IllegalOperation);
                         }
                         if old != 0 {
@@ -515,15 +521,8 @@ impl<const N: usize> CapTable<N> {
             }
             self.delete_with(leaf, gone)?;
         }
-        if let Cap::Untyped {
-            base, size_bits, ..
-        } = self.slots[slot].cap
-        {
-            self.slots[slot].cap = Cap::Untyped {
-                base,
-                size_bits,
-                watermark: 0,
-            };
+        if let Cap::Untyped { watermark, .. } = &mut self.slots[slot].cap {
+            *watermark = 0;
         }
         Ok(())
     }
@@ -542,10 +541,14 @@ impl<const N: usize> CapTable<N> {
             base,
             size_bits,
             watermark,
+            device,
         } = self.full(untyped)?
         else {
             return Err(Error::InvalidCapability);
         };
+        if device && !matches!(kind, RetypeKind::Frame { .. } | RetypeKind::Untyped { .. }) {
+            return Err(Error::InvalidArgument);
+        }
         if count == 0 || count > N {
             return Err(Error::RangeError);
         }
@@ -588,6 +591,7 @@ impl<const N: usize> CapTable<N> {
                     base: object_base,
                     size_bits,
                     watermark: 0,
+                    device,
                 },
                 RetypeKind::CNode { radix } => Cap::CNode {
                     base: object_base,
@@ -612,6 +616,7 @@ impl<const N: usize> CapTable<N> {
             base,
             size_bits,
             watermark: end,
+            device,
         };
         Ok(())
     }
@@ -798,6 +803,7 @@ mod tests {
                 base: UNTYPED_BASE,
                 size_bits: 16,
                 watermark: 0,
+                device: false,
             },
         )
         .unwrap();
@@ -1150,15 +1156,8 @@ mod tests {
                             self.remove(d);
                         }
                     }
-                    if let Cap::Untyped {
-                        base, size_bits, ..
-                    } = self.caps[slot]
-                    {
-                        self.caps[slot] = Cap::Untyped {
-                            base,
-                            size_bits,
-                            watermark: 0,
-                        };
+                    if let Cap::Untyped { watermark, .. } = &mut self.caps[slot] {
+                        *watermark = 0;
                     }
                 }
             }
@@ -1243,6 +1242,7 @@ mod tests {
                 base,
                 size_bits,
                 watermark,
+                ..
             } = t.get(u)
             else {
                 continue;

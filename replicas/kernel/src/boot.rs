@@ -26,6 +26,8 @@ const BOOT_TIMEOUT_TICKS: u64 = 500;
 const PING_TIMEOUT_TICKS: u64 = 500;
 /// Ticks between finishing and powering off in test builds (shows replicas keep ticking).
 const EXIT_DELAY_TICKS: u64 = 3;
+/// Ticks to wait, in test builds, for every replica's user space to settle.
+const SETTLE_TIMEOUT_TICKS: u64 = 500;
 
 static PHASE: AtomicU32 = AtomicU32::new(WAITING);
 static PHASE_SINCE: AtomicU64 = AtomicU64::new(0);
@@ -60,7 +62,16 @@ pub fn on_tick(r: &Replica, ticks: u64) {
             klog!("ERROR", "ping ring timed out: the ping did not come back");
             enter(DONE, r);
         }
-        DONE if r.spec.has_flag(flags::EXIT_WHEN_DONE) && since >= EXIT_DELAY_TICKS => {
+        DONE if r.spec.has_flag(flags::EXIT_WHEN_DONE)
+            && since >= EXIT_DELAY_TICKS
+            && (user_settled(r) || since >= SETTLE_TIMEOUT_TICKS) =>
+        {
+            if !user_settled(r) {
+                klog!(
+                    "WARN",
+                    "user space of some replica never settled; powering off anyway"
+                );
+            }
             enter(EXITING, r);
             summarise(r, "final status");
             klog!("INFO", "boot checks done; powering off");
@@ -73,6 +84,16 @@ pub fn on_tick(r: &Replica, ticks: u64) {
         }
         _ => {}
     }
+}
+
+/// Whether every replica that is up has had its user space settle (its PDs started and
+/// waiting).
+fn user_settled(r: &Replica) -> bool {
+    r.shared
+        .status
+        .iter()
+        .take(r.replica_count())
+        .all(|s| s.state() != Some(ReplicaState::Up) || s.user_settled.load(Ordering::Acquire) != 0)
 }
 
 fn all_settled(r: &Replica) -> bool {

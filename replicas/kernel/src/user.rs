@@ -3,8 +3,9 @@
 //! The portable kernel (`atoll_kernel_core::kernel`) holds every object and decides who
 //! runs; this module is its CPU side. At boot the primary core builds the initialiser from
 //! boot memory (its root CNode, TCB, scheduling context, address space and IPC buffer),
-//! hands it every free byte of the replica's RAM as untyped memory, IRQ control and
-//! scheduling control, and starts it. Every exception from EL0 then saves the thread's
+//! hands it the untyped memory its boot program lists (`atoll_abi::bootprog`, written by
+//! the `microkit` tool), IRQ control and scheduling control, maps the boot program
+//! read-only into it, and starts it. Every exception from EL0 then saves the thread's
 //! registers into its TCB, calls the kernel, and returns into whichever thread the
 //! kernel chose, switching address space (by ASID) only when it changes. With nothing to
 //! run, the core waits for an interrupt inside the exception.
@@ -18,9 +19,10 @@ use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use atoll_abi::bootprog::{self, BootProgram, BootProgramError};
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE};
 use atoll_abi::microkit::ObjectKind;
-use atoll_abi::spec::{attrs, layout};
+use atoll_abi::spec::{PhysRange, attrs, layout};
 use atoll_abi::syscall::{fault, initial};
 use atoll_kernel_core::cap::{Cap, Rights};
 use atoll_kernel_core::fault::{Syndrome, exception_class};
@@ -246,8 +248,8 @@ impl TableMemory for BootPages<'_> {
     }
 }
 
-/// Builds the initialiser's address space (program, stack, IPC buffer page at `ipc`);
-/// returns the root table's physical address.
+/// Builds the initialiser's address space (program, stack, IPC buffer page at `ipc`, the
+/// boot program read-only); returns the root table's physical address.
 fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapError> {
     let r = pages.replica;
     let init = r.spec.initialiser;
@@ -280,7 +282,60 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
         PAGE_SIZE,
         user | attrs::WRITE,
     )?;
+    let spec = &r.spec;
+    if spec.boot_program_size != 0 {
+        let size = spec.boot_program_size.next_multiple_of(PAGE_SIZE);
+        let pa = spec.ram.base + spec.boot_program_offset;
+        pagetable::map(pages, root, bootprog::VADDR, pa, size, user)?;
+    }
     Ok(root)
+}
+
+/// The replica's boot program, checked, if the spec names one.
+fn boot_program(r: &Replica) -> Result<Option<BootProgram<'static>>, BootError> {
+    let spec = &r.spec;
+    if spec.boot_program_size == 0 {
+        return Ok(None);
+    }
+    // The spec check keeps the program inside the replica's RAM, past the kernel, and
+    // 8-byte aligned; a page-aligned start is needed to map it.
+    if !spec.boot_program_offset.is_multiple_of(PAGE_SIZE)
+        || spec.boot_program_size > bootprog::MAX_SIZE
+    {
+        return Err(BootError::Program(BootProgramError::BadField("placement")));
+    }
+    let pa = spec.ram.base + spec.boot_program_offset;
+    // SAFETY: the loader placed the boot program in this replica's RAM, which the linear
+    // map covers; nothing writes it (the initialiser sees it read-only).
+    let bytes =
+        unsafe { core::slice::from_raw_parts(linear(r, pa), spec.boot_program_size as usize) };
+    BootProgram::parse(bytes)
+        .map(Some)
+        .map_err(BootError::Program)
+}
+
+/// Checks an untyped block of the boot program: inside this replica's RAM past the boot
+/// pages (`kernel_end`), or, for device memory, wholly outside it and the kernel shared
+/// area; never over the boot program itself.
+fn untyped_allowed(r: &Replica, u: &bootprog::Untyped, kernel_end: u64) -> bool {
+    let block = PhysRange {
+        base: u.base,
+        size: 1u64 << u.size_bits,
+    };
+    let spec = &r.spec;
+    let program = PhysRange {
+        base: spec.ram.base + spec.boot_program_offset,
+        size: spec.boot_program_size,
+    };
+    let shared = PhysRange {
+        base: spec.shared.pa,
+        size: spec.shared.size,
+    };
+    let in_ram = spec.ram.contains(&block) && block.base >= kernel_end;
+    let device = u.flags & bootprog::untyped_flags::DEVICE != 0
+        && !spec.ram.overlaps(&block)
+        && !shared.overlaps(&block);
+    (in_ram || device) && !program.overlaps(&block)
 }
 
 /// Why the initialiser could not be built.
@@ -288,6 +343,8 @@ enum BootError {
     OutOfMemory,
     Map(MapError),
     Kernel(atoll_abi::error::Error),
+    Program(BootProgramError),
+    Untyped(u64),
 }
 
 impl core::fmt::Display for BootError {
@@ -296,6 +353,11 @@ impl core::fmt::Display for BootError {
             Self::OutOfMemory => f.write_str("the replica's free memory is too small"),
             Self::Map(e) => write!(f, "mapping its program failed: {e:?}"),
             Self::Kernel(e) => write!(f, "the kernel refused a boot object: {e:?}"),
+            Self::Program(e) => write!(f, "its {e}"),
+            Self::Untyped(base) => write!(
+                f,
+                "its boot program lists untyped memory at {base:#x} that the replica may not hand out"
+            ),
         }
     }
 }
@@ -344,22 +406,38 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         k.boot_insert(slot as usize, cap)
             .map_err(BootError::Kernel)?;
     }
-    let ram = r.spec.ram;
-    let first_free = ram.base + pages.next;
+    // Untyped memory: exactly the blocks the boot program lists, each checked, none
+    // overlapping another.
+    let program = boot_program(r)?;
+    let blocks = program.map_or(&[][..], |p| p.untyped());
     let limit = (initial::FIRST_FREE - initial::FIRST_UNTYPED) as usize;
+    if blocks.len() > limit {
+        return Err(BootError::Program(BootProgramError::BadField(
+            "untyped_count",
+        )));
+    }
+    let kernel_end = r.spec.ram.base + pages.next;
     let (mut count, mut bytes) = (0, 0);
-    for (base, size_bits) in
-        atoll_abi::syscall::initial::untyped_blocks(first_free, ram.end()).take(limit)
-    {
+    for (i, u) in blocks.iter().enumerate() {
+        let range = |u: &bootprog::Untyped| PhysRange {
+            base: u.base,
+            size: 1u64 << u.size_bits,
+        };
+        if !untyped_allowed(r, u, kernel_end)
+            || blocks[..i].iter().any(|o| range(o).overlaps(&range(u)))
+        {
+            return Err(BootError::Untyped(u.base));
+        }
         let cap = Cap::Untyped {
-            base,
-            size_bits,
+            base: u.base,
+            size_bits: u.size_bits as u8,
             watermark: 0,
+            device: u.flags & bootprog::untyped_flags::DEVICE != 0,
         };
         k.boot_insert(initial::FIRST_UNTYPED as usize + count, cap)
             .map_err(BootError::Kernel)?;
         count += 1;
-        bytes += 1u64 << size_bits;
+        bytes += 1u64 << u.size_bits;
     }
     let init = r.spec.initialiser;
     let mut ctx = Context {
@@ -370,6 +448,7 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     ctx.x[0] = r.index as u64;
     ctx.x[1] = u64::from(r.spec.flags);
     ctx.x[2] = count as u64;
+    ctx.x[3] = r.spec.boot_program_size;
     // A budget as long as its period: the initialiser is never throttled.
     let second = r.counter_hz;
     k.boot_start(
@@ -557,7 +636,10 @@ fn resume(r: &Replica, frame: &mut Frame) {
         match next {
             Next::Loaded => return,
             Next::Stopped => {}
-            Next::Idle => inner_idle(),
+            Next::Idle => {
+                r.status().user_settled.store(1, Ordering::Release);
+                inner_idle();
+            }
         }
     }
 }

@@ -209,7 +209,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
                 ));
             }
             // Placed below, once every replica's memory is known.
-            PartKind::PdImage | PartKind::RegionData => {}
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram => {}
         }
     }
     let kernel = kernel.ok_or(Refusal::Layout("image has no kernel", 0))?;
@@ -274,7 +274,10 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
             );
         }
         for part in view.parts().filter(|p| p.entry.replica == replica) {
-            if matches!(part.kind, PartKind::PdImage | PartKind::RegionData) {
+            if matches!(
+                part.kind,
+                PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+            ) {
                 copy_part(
                     ram.base + part.entry.dest_offset,
                     part.bytes,
@@ -559,7 +562,10 @@ fn check_placed_parts(
     specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
 ) -> Result<(), Refusal> {
     for part in view.parts() {
-        if !matches!(part.kind, PartKind::PdImage | PartKind::RegionData) {
+        if !matches!(
+            part.kind,
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+        ) {
             continue;
         }
         let r = part.entry.replica;

@@ -359,11 +359,12 @@ pub fn plan(
     let init_offset =
         (stacks_offset + max_cores * layout::KERNEL_STACK_SIZE).next_multiple_of(0x1_0000);
     let init_size = request.initialiser.as_ref().map_or(0, |p| p.mem_size);
-    let free_offset = (init_offset + init_size).next_multiple_of(LARGE_PAGE_SIZE);
-    if free_offset > KERNEL_RESERVE {
+    let free_offset = (init_offset + init_size).next_multiple_of(PAGE_SIZE);
+    // The kernel builds the initialiser's boot objects just past it.
+    if free_offset + atoll_abi::syscall::initial::BOOT_PAGES_BYTES > KERNEL_RESERVE {
         return Err(layout_error(format!(
-            "the kernel image, boot spec and boot page tables need {} KiB; each replica reserves {} KiB for them",
-            free_offset >> 10,
+            "the kernel image, boot spec, boot page tables and the initialiser's boot objects need {} KiB; each replica reserves {} KiB for them",
+            (free_offset + atoll_abi::syscall::initial::BOOT_PAGES_BYTES) >> 10,
             KERNEL_RESERVE >> 10
         )));
     }

@@ -271,9 +271,16 @@ impl Kernel {
             }
         }
         let dest = first + offset;
+        // Device memory (and what the loader filled) keeps its contents.
+        let device = matches!(self.caps.get(untyped), Cap::Untyped { device: true, .. });
         self.caps.retype(untyped, kind, count, dest)?;
         for s in dest..dest + count {
-            if let Err(e) = self.clear_memory(m, s).and_then(|()| self.init_object(s)) {
+            let cleared = if device {
+                Ok(())
+            } else {
+                self.clear_memory(m, s)
+            };
+            if let Err(e) = cleared.and_then(|()| self.init_object(s)) {
                 // Undo: none of the new objects is used yet.
                 for undo in dest..dest + count {
                     let _ = self.delete_slot(m, undo);

@@ -139,6 +139,7 @@ fn boot() -> Sys {
             base: POOL,
             size_bits: POOL_BITS,
             watermark: 0,
+            device: false,
         },
     )
     .unwrap();
@@ -769,4 +770,61 @@ fn an_unbadged_signal_is_not_lost() {
     assert_eq!(s.k.current(), Some(root));
     s.sys(root, syscall::WAIT, &[(0, n)]);
     assert_eq!(s.k.current(), None, "taken once");
+}
+
+#[test]
+fn device_untyped_makes_only_frames_and_keeps_their_contents() {
+    let mut s = boot();
+    // Loader-filled memory (a program image, say) in memory the machine would zero, as
+    // the top of the pool; the ordinary untyped never reaches it in this test.
+    let filled = POOL + (1 << POOL_BITS) - 0x1_0000;
+    s.k.boot_insert(
+        initial::FIRST_UNTYPED as usize + 1,
+        Cap::Untyped {
+            base: filled,
+            size_bits: 16,
+            watermark: 0,
+            device: true,
+        },
+    )
+    .unwrap();
+    s.m.page(filled).unwrap()[0] = 0xC0DE;
+    let device = initial::FIRST_UNTYPED + 1;
+    let tcb_slot = s.slot();
+    let retype = |kind: ObjectKind, bits: u64, dest: u64| {
+        [
+            object_kind::number(kind),
+            bits,
+            initial::CNODE,
+            0,
+            0,
+            dest,
+            1,
+        ]
+    };
+    assert_eq!(
+        s.invoke(
+            device,
+            label::UNTYPED_RETYPE,
+            &retype(ObjectKind::Tcb, 0, tcb_slot)
+        ),
+        Err(Error::InvalidArgument),
+        "only frames come from device memory"
+    );
+    let frame = s.slot();
+    s.invoke(
+        device,
+        label::UNTYPED_RETYPE,
+        &retype(ObjectKind::Frame, 12, frame),
+    )
+    .unwrap();
+    assert_eq!(
+        s.invoke(frame, label::FRAME_GET_ADDRESS, &[]).unwrap()[0],
+        filled
+    );
+    assert_eq!(s.m.page(filled).unwrap()[0], 0xC0DE, "contents kept");
+    // A frame from ordinary untyped memory starts zeroed.
+    let fresh = s.make(ObjectKind::Frame, 12);
+    let pa = s.invoke(fresh, label::FRAME_GET_ADDRESS, &[]).unwrap()[0];
+    assert_eq!(s.m.page(pa).unwrap()[0], 0);
 }

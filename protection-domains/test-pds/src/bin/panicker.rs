@@ -1,0 +1,11 @@
+//! Test PD: panics in `init`; the runtime reports the panic to the monitor, which stops it.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+fn init() {
+    atoll_microkit::debug_print("panicker: about to panic\n");
+    panic!("on purpose");
+}
+
+atoll_microkit::entry!(init);

@@ -1,0 +1,11 @@
+//! Test PD: the lowest priority of its system, so it runs after the others have faulted,
+//! and shows they did not disturb it.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+fn init() {
+    atoll_microkit::debug_print("steady: still running after the others faulted\n");
+}
+
+atoll_microkit::entry!(init);

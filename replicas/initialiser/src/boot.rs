@@ -1,0 +1,150 @@
+//! Replaying the boot program and serving as the replica's monitor.
+//!
+//! The boot program (`atoll_abi::bootprog`, written by the `microkit` tool) is mapped
+//! read-only at its fixed address. Its invocations build and start the replica's PDs; each
+//! is an ordinary system call, and the first that fails stops the replay with a report of
+//! which step failed and why. Afterwards the initialiser waits on the monitor endpoint:
+//! every fault of a PD without a parent arrives there, badged with the PD's number, and is
+//! reported in words with the PD's name. The PD is then stopped, or restarted from its
+//! entry point when its description asks (`restart="true"`), at most
+//! [`bootprog::MAX_RESTARTS`] times.
+
+use atoll_abi::bootprog::{self, BootProgram, pd_flags};
+use atoll_abi::syscall::{fault, label};
+
+use crate::{Out, error_name, sys};
+
+/// The boot program the kernel mapped, checked; `None` (reported) if it is absent or bad.
+pub(crate) fn program(size: u64) -> Option<BootProgram<'static>> {
+    if size == 0 {
+        Out::new()
+            .str("no boot program: this replica starts no PDs")
+            .line("INFO");
+        return None;
+    }
+    // SAFETY: the kernel maps `size` bytes of the boot program read-only at its address
+    // for the initialiser's whole life; nothing writes them.
+    let bytes = unsafe { core::slice::from_raw_parts(bootprog::VADDR as *const u8, size as usize) };
+    match BootProgram::parse(bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let mut out = Out::new();
+            out.str("boot program refused: ");
+            let _ = core::fmt::Write::write_fmt(&mut out, format_args!("{e}"));
+            out.line("ERROR");
+            None
+        }
+    }
+}
+
+/// Makes every invocation of `p`; whether all succeeded.
+pub(crate) fn replay(p: &BootProgram<'_>) -> bool {
+    for (step, inv) in p.invocations().iter().enumerate() {
+        let args = &inv.args[..(inv.length as usize).min(bootprog::MAX_ARGS)];
+        if let Err(e) = sys::invoke(inv.cap, u64::from(inv.label), args) {
+            let mut out = Out::new();
+            out.str("boot program step ")
+                .num(step as u64)
+                .str(" (invocation ")
+                .num(u64::from(inv.label))
+                .str(" on slot ")
+                .num(inv.cap)
+                .str(") failed: ")
+                .str(error_name(e))
+                .str("; no PD of this replica is started");
+            out.line("ERROR");
+            return false;
+        }
+    }
+    let mut out = Out::new();
+    out.str("started ").num(p.pds().len() as u64).str(" PDs");
+    for (i, pd) in p.pds().iter().enumerate() {
+        out.str(if i == 0 { ": " } else { ", " }).str(pd.name());
+    }
+    out.line("INFO");
+    true
+}
+
+/// Serves as the monitor for good: reports each fault and stops or restarts the PD.
+pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
+    let (endpoint, reply) = (p.header().monitor_endpoint, p.header().monitor_reply);
+    let mut restarts = [0u32; 64];
+    loop {
+        let msg = sys::recv(endpoint, reply);
+        let Some((index, pd)) = p
+            .pds()
+            .iter()
+            .enumerate()
+            .find(|(_, pd)| pd.fault_badge != 0 && pd.fault_badge == msg.badge)
+        else {
+            let mut out = Out::new();
+            out.str("a message with unknown badge ")
+                .hex(msg.badge)
+                .str(" reached the monitor; ignored");
+            out.line("WARN");
+            continue;
+        };
+        let mut out = Out::new();
+        out.str("PD '").str(pd.name()).str("' ");
+        describe(&mut out, &msg);
+        let count = restarts.get_mut(index);
+        let restart = pd.flags & pd_flags::RESTART != 0
+            && count.as_ref().is_some_and(|c| **c < bootprog::MAX_RESTARTS);
+        let _ = sys::invoke(pd.tcb, label::TCB_SUSPEND, &[]);
+        if restart {
+            let n = count.map_or(0, |c| {
+                *c += 1;
+                *c
+            });
+            let regs = [1, pd.entry, pd.stack_top];
+            match sys::invoke(pd.tcb, label::TCB_WRITE_REGISTERS, &regs) {
+                Ok(_) => out
+                    .str("; restarted (")
+                    .num(u64::from(n))
+                    .str(" of ")
+                    .num(u64::from(bootprog::MAX_RESTARTS))
+                    .str(")"),
+                Err(e) => out.str("; restarting it failed: ").str(error_name(e)),
+            };
+        } else if pd.flags & pd_flags::RESTART != 0 {
+            out.str("; restarted too often, stopped");
+        } else {
+            out.str("; stopped");
+        }
+        out.line("ERROR");
+    }
+}
+
+/// The fault in words: what happened, where, and the instruction that did it.
+pub(crate) fn describe(out: &mut Out, msg: &sys::Reply) {
+    let [pc, a, b, c] = msg.mrs;
+    match msg.info.label() {
+        fault::CAP_FAULT => out
+            .str("invoked a capability it does not hold (address ")
+            .hex(a)
+            .str(")"),
+        fault::VM_FAULT if b != 0 => out
+            .str("fetched an instruction from ")
+            .hex(a)
+            .str(", which its address space does not map executable"),
+        fault::VM_FAULT => {
+            // ESR's WnR bit tells a write from a read on a data abort.
+            let verb = if c & (1 << 6) != 0 {
+                "wrote to "
+            } else {
+                "read from "
+            };
+            out.str(verb)
+                .hex(a)
+                .str(", which its address space does not allow")
+        }
+        fault::USER_EXCEPTION => out
+            .str("raised an undefined instruction or other exception (ESR ")
+            .hex(b)
+            .str(")"),
+        fault::UNKNOWN_SYSCALL => out.str("made unknown system call ").num(b),
+        fault::PANIC => out.str("panicked"),
+        other => out.str("faulted with kind ").num(other),
+    };
+    out.str(" at pc ").hex(pc);
+}

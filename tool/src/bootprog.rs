@@ -1,0 +1,585 @@
+//! Boot programs: each replica's plan turned into the invocations its initialiser makes
+//! (`atoll_abi::bootprog`), as Microkit's tool turns its plan into the monitor's.
+//!
+//! The initialiser gets exactly the untyped memory listed here: device blocks over the
+//! memory whose contents must survive (regions outside the replica's RAM, regions and PD
+//! programs the loader filled in it), and ordinary blocks over the rest of the replica's
+//! RAM past the kernel's reserve. Objects are retyped in plan order from the block that
+//! holds their planned address; since the kernel places each object at its untyped
+//! block's watermark rounded up to the object's size, replaying the plan's bump allocation
+//! lands every object where the report says, and the generator checks that it does.
+//!
+//! Slots: everything lives in the initialiser's root CNode from
+//! `syscall::initial::FIRST_FREE` on; each PD's CNodes are filled with `CNode_Mint` from
+//! there, following Microkit's layout (`atoll_abi::microkit::slot`).
+
+use std::collections::BTreeMap;
+
+use atoll_abi::bootprog::{self, Invocation, Pd, Untyped, pd_flags, untyped_flags};
+use atoll_abi::limits::PAGE_SIZE;
+use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind, slot, vspace};
+use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
+use atoll_pack::plan::KERNEL_RESERVE;
+
+use crate::plan::{KernelObject, Plan, RegionHome, ReplicaPlan, table_vaddrs};
+
+/// Every object kind a plan names, by its report name.
+const KINDS: [ObjectKind; 10] = [
+    ObjectKind::Tcb,
+    ObjectKind::SchedContext,
+    ObjectKind::CNode,
+    ObjectKind::Endpoint,
+    ObjectKind::Notification,
+    ObjectKind::Reply,
+    ObjectKind::VSpace,
+    ObjectKind::PageTable,
+    ObjectKind::Frame,
+    ObjectKind::Doorbell,
+];
+
+/// One untyped block as the kernel will hand it out, with the watermark a replay leaves.
+struct Block {
+    base: u64,
+    bits: u32,
+    device: bool,
+    watermark: u64,
+}
+
+impl Block {
+    fn end(&self) -> u64 {
+        self.base + (1 << self.bits)
+    }
+}
+
+/// A boot program under construction for one replica.
+struct Builder<'a> {
+    replica: &'a ReplicaPlan,
+    blocks: Vec<Block>,
+    invocations: Vec<Invocation>,
+    next_slot: u64,
+    /// Object name → first slot (runs take consecutive slots).
+    slots: BTreeMap<String, u64>,
+}
+
+fn invocation(cap: u64, op: u64, args: &[u64]) -> Invocation {
+    let mut a = [0u64; bootprog::MAX_ARGS];
+    a[..args.len()].copy_from_slice(args);
+    Invocation {
+        cap,
+        label: op as u32,
+        length: args.len() as u32,
+        args: a,
+    }
+}
+
+/// Rights bits from report text (`r`, `w`, `g`, `c` in any order).
+fn rights_bits(text: &str) -> u64 {
+    text.chars()
+        .map(|c| match c {
+            'r' => rights::READ,
+            'w' => rights::WRITE,
+            'g' => rights::GRANT,
+            'c' => rights::GRANT_REPLY,
+            _ => 0,
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// Frame-map rights and attributes from permissions text (`rwx`, `-` for absent).
+fn map_args(perms: &str, cached: bool) -> (u64, u64) {
+    let mut r = rights::READ;
+    let mut attrs = if cached { vm_attr::CACHED } else { 0 };
+    if perms.contains('w') {
+        r |= rights::WRITE;
+    }
+    if perms.contains('x') {
+        attrs |= vm_attr::EXECUTE;
+    }
+    (r, attrs)
+}
+
+impl Builder<'_> {
+    fn call(&mut self, cap: u64, op: u64, args: &[u64]) {
+        self.invocations.push(invocation(cap, op, args));
+    }
+
+    fn slots(&mut self, count: u64) -> Result<u64, String> {
+        let first = self.next_slot;
+        self.next_slot += count;
+        if self.next_slot > 1 << initial::ROOT_RADIX {
+            return Err(format!(
+                "replica '{}' needs more than the initialiser's {} capability slots",
+                self.replica.name,
+                (1u64 << initial::ROOT_RADIX) - initial::FIRST_FREE
+            ));
+        }
+        Ok(first)
+    }
+
+    fn slot_of(&self, name: &str) -> Result<u64, String> {
+        self.slots.get(name).copied().ok_or_else(|| {
+            format!(
+                "internal: no object '{name}' in replica '{}'",
+                self.replica.name
+            )
+        })
+    }
+
+    /// Adds the untyped blocks of `[base, end)`.
+    fn add_range(&mut self, base: u64, end: u64, device: bool) {
+        for (b, bits) in initial::untyped_blocks(base, end) {
+            self.blocks.push(Block {
+                base: b,
+                bits: u32::from(bits),
+                device,
+                watermark: 0,
+            });
+        }
+    }
+
+    /// Retypes `count` objects (`kind` number, retype size argument, `2^bits` bytes each)
+    /// at `pa` into slots from `dest`, from the blocks that hold them, checking each lands
+    /// at its planned address.
+    fn retype_at(
+        &mut self,
+        what: &str,
+        (kind, size_arg, bits): (u64, u64, u32),
+        pa: u64,
+        count: u64,
+        dest: u64,
+    ) -> Result<(), String> {
+        let size = 1u64 << bits;
+        let mut i = 0;
+        while i < count {
+            let at = pa + i * size;
+            let Some(index) = self
+                .blocks
+                .iter()
+                .position(|b| b.base <= at && at + size <= b.end())
+            else {
+                return Err(format!(
+                    "internal: '{what}' at {at:#x} lies in no untyped block"
+                ));
+            };
+            let b = &mut self.blocks[index];
+            let start = b.base + b.watermark.next_multiple_of(size);
+            if start != at {
+                return Err(format!(
+                    "internal: '{what}' would land at {start:#x}, not at its planned {at:#x}"
+                ));
+            }
+            // As many of the run as this block holds.
+            let run = ((b.end() - at) / size).min(count - i);
+            b.watermark = at + run * size - b.base;
+            let u = initial::FIRST_UNTYPED + index as u64;
+            let args = [kind, size_arg, initial::CNODE, 0, 0, dest + i, run];
+            self.call(u, label::UNTYPED_RETYPE, &args);
+            i += run;
+        }
+        Ok(())
+    }
+
+    /// Retypes every planned object.
+    fn objects(&mut self) -> Result<(), String> {
+        for object in &self.replica.objects {
+            let KernelObject {
+                name,
+                kind,
+                size_bits,
+                count,
+                phys_addr,
+                ..
+            } = object;
+            let kind = KINDS
+                .iter()
+                .copied()
+                .find(|k| k.name() == *kind)
+                .ok_or_else(|| format!("internal: unknown object kind '{kind}'"))?;
+            let pa = phys_addr.ok_or_else(|| format!("internal: '{name}' has no address"))?;
+            let size_arg = match kind {
+                ObjectKind::CNode => u64::from(size_bits - CNODE_SLOT_BITS),
+                ObjectKind::Frame => u64::from(*size_bits),
+                _ => 0,
+            };
+            let dest = self.slots(*count)?;
+            self.slots.insert(name.clone(), dest);
+            let object = (object_kind::number(kind), size_arg, *size_bits);
+            self.retype_at(name, object, pa, *count, dest)?;
+        }
+        Ok(())
+    }
+
+    /// Frames over `[pa, pa + size)` of `page` bytes each, from device blocks.
+    fn frames(&mut self, what: &str, pa: u64, size: u64, page: u64) -> Result<u64, String> {
+        let count = size.div_ceil(page);
+        let dest = self.slots(count)?;
+        let bits = page.trailing_zeros();
+        let kind = object_kind::number(ObjectKind::Frame);
+        self.retype_at(what, (kind, u64::from(bits), bits), pa, count, dest)?;
+        Ok(dest)
+    }
+}
+
+/// The replica's memory ranges whose contents must survive, as `(base, end)`: regions its
+/// PDs map and their programs.
+fn kept_ranges(plan: &Plan, replica: &ReplicaPlan) -> Vec<(u64, u64, bool)> {
+    let mut ranges: Vec<(u64, u64, bool)> = Vec::new();
+    for pd in &replica.protection_domains {
+        for map in &pd.maps {
+            let Some(region) = plan.memory_regions.iter().find(|r| r.name == map.what) else {
+                continue; // stack and IPC buffer: planned objects
+            };
+            let Some(pa) = region.phys_addr else { continue };
+            let size = region
+                .size
+                .next_multiple_of(region.page_size)
+                .max(region.page_size);
+            let in_ram = matches!(region.home, RegionHome::Replica(_));
+            if !ranges.iter().any(|r| r.0 == pa) {
+                ranges.push((pa, pa + size, in_ram));
+            }
+        }
+        if let Some(image) = &pd.image {
+            ranges.push((image.phys_addr, image.phys_addr + image.size, true));
+        }
+    }
+    ranges
+}
+
+/// The boot program of `replica`, whose own bytes will sit at `[program_pa, ram end)`.
+pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<Vec<u8>, String> {
+    let mut b = Builder {
+        replica,
+        blocks: Vec::new(),
+        invocations: Vec::new(),
+        next_slot: initial::FIRST_FREE,
+        slots: BTreeMap::new(),
+    };
+    // Untyped memory: kept ranges as device blocks, the rest of the RAM as ordinary ones.
+    let kept = kept_ranges(plan, replica);
+    for &(base, end, _) in &kept {
+        b.add_range(base, end, true);
+    }
+    let mut in_ram: Vec<(u64, u64)> = kept.iter().filter(|r| r.2).map(|r| (r.0, r.1)).collect();
+    in_ram.sort_unstable();
+    let mut at = replica.ram.base + KERNEL_RESERVE;
+    for (base, end) in in_ram.into_iter().chain([(program_pa, program_pa)]) {
+        if base > at {
+            b.add_range(at, base, false);
+        }
+        at = at.max(end);
+    }
+    let limit = (initial::FIRST_FREE - initial::FIRST_UNTYPED) as usize;
+    if b.blocks.len() > limit {
+        return Err(format!(
+            "replica '{}' needs {} untyped blocks; the initialiser holds at most {limit}",
+            replica.name,
+            b.blocks.len()
+        ));
+    }
+    let untyped: Vec<Untyped> = b
+        .blocks
+        .iter()
+        .map(|blk| Untyped {
+            base: blk.base,
+            size_bits: blk.bits,
+            flags: if blk.device { untyped_flags::DEVICE } else { 0 },
+        })
+        .collect();
+
+    b.objects()?;
+    // Region frames: once per region, copied for every further mapping.
+    let mut region_frames: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // first slot, count
+    let mut pds = Vec::new();
+    for (local, pd) in replica.protection_domains.iter().enumerate() {
+        let name = &pd.name;
+        let vspace_slot = b.slot_of(&format!("vspace_{name}"))?;
+        // Translation tables, level 2 before level 3.
+        let image = pd
+            .image
+            .as_ref()
+            .ok_or_else(|| format!("internal: PD '{name}' has no placed program"))?;
+        let image_base = image.segments.first().map_or(0, |s| s.0 & !(PAGE_SIZE - 1));
+        let ranges = pd
+            .maps
+            .iter()
+            .map(|m| (m.vaddr, m.size, m.page_size))
+            .chain([(image_base, image.size, PAGE_SIZE)]);
+        let (l2, l3) = table_vaddrs(ranges);
+        let object = format!("page_tables_{name}");
+        let tables = b.slot_of(&object)?;
+        let planned = replica
+            .objects
+            .iter()
+            .find(|o| o.name == object)
+            .map_or(0, |o| o.count);
+        if (l2.len() + l3.len()) as u64 > planned {
+            return Err(format!(
+                "internal: PD '{name}' needs {} translation tables, {planned} were planned",
+                l2.len() + l3.len()
+            ));
+        }
+        for (i, va) in l2.iter().chain(l3.iter()).enumerate() {
+            b.call(
+                tables + i as u64,
+                label::PAGE_TABLE_MAP,
+                &[vspace_slot, *va],
+            );
+        }
+        // The program, page by page with its segments' permissions.
+        let frames = b.frames(
+            &format!("program of '{name}'"),
+            image.phys_addr,
+            image.size,
+            PAGE_SIZE,
+        )?;
+        for page in 0..image.size / PAGE_SIZE {
+            let va = image_base + page * PAGE_SIZE;
+            let mut perms = String::new();
+            for (sv, ss, sp) in &image.segments {
+                if *sv < va + PAGE_SIZE && va < sv + ss {
+                    perms.push_str(sp);
+                }
+            }
+            if perms.contains('w') && perms.contains('x') {
+                return Err(format!(
+                    "PD '{name}': the program page at {va:#x} is both writable and executable; link text and data on separate pages"
+                ));
+            }
+            let (r, attrs) = map_args(&perms, true);
+            b.call(
+                frames + page,
+                label::FRAME_MAP,
+                &[vspace_slot, va, r, attrs],
+            );
+        }
+        // Stack, IPC buffer and regions.
+        for map in &pd.maps {
+            let (r, attrs) = map_args(&map.perms, map.cached);
+            let (first, count) = match map.what.as_str() {
+                "stack" | "ipc_buffer" => {
+                    let object = format!("{}_{name}", map.what);
+                    (b.slot_of(&object)?, map.size / PAGE_SIZE)
+                }
+                region => {
+                    let r = plan
+                        .memory_regions
+                        .iter()
+                        .find(|r| r.name == region)
+                        .ok_or_else(|| format!("internal: no region '{region}'"))?;
+                    let pa = r
+                        .phys_addr
+                        .ok_or_else(|| format!("internal: region '{region}' is not placed"))?;
+                    match region_frames.get(region) {
+                        None => {
+                            let first = b.frames(region, pa, map.size, map.page_size)?;
+                            let count = map.size.div_ceil(map.page_size);
+                            region_frames.insert(region.to_string(), (first, count));
+                            (first, count)
+                        }
+                        Some(&(original, count)) => {
+                            let first = b.slots(count)?;
+                            for i in 0..count {
+                                b.call(
+                                    initial::CNODE,
+                                    label::CNODE_COPY,
+                                    &[first + i, 64, initial::CNODE, original + i, 64, rights::ALL],
+                                );
+                            }
+                            (first, count)
+                        }
+                    }
+                }
+            };
+            for i in 0..count {
+                let va = map.vaddr + i * map.page_size;
+                b.call(first + i, label::FRAME_MAP, &[vspace_slot, va, r, attrs]);
+            }
+        }
+        // Scheduling context.
+        let sc = b.slot_of(&format!("sched_context_{name}"))?;
+        b.call(
+            initial::SCHED_CONTROL,
+            label::SCHED_CONTROL_CONFIGURE,
+            &[sc, pd.budget_us, pd.period_us],
+        );
+        // The Microkit CNode's capabilities.
+        let cnode = b.slot_of(&format!("cnode_{name}"))?;
+        let depth = u64::from(slot::CNODE_SLOTS.trailing_zeros());
+        for cap in &pd.capabilities {
+            let source = if let Some(irq) = cap.object.strip_prefix("irq ") {
+                let irq: u64 = irq
+                    .parse()
+                    .map_err(|_| format!("internal: bad interrupt '{}'", cap.object))?;
+                let edge = replica
+                    .irqs
+                    .iter()
+                    .any(|r| u64::from(r.irq) == irq && r.trigger == "edge");
+                let handler = b.slots(2)?;
+                b.call(
+                    initial::IRQ_CONTROL,
+                    label::IRQ_CONTROL_GET,
+                    &[irq, u64::from(edge), initial::CNODE, handler, 64],
+                );
+                // Its notification, badged with the channel's bit.
+                let id = u64::from(cap.slot - slot::IRQ_HANDLER);
+                let ntfn = b.slot_of(&format!("notification_{name}"))?;
+                b.call(
+                    initial::CNODE,
+                    label::CNODE_MINT,
+                    &[
+                        handler + 1,
+                        64,
+                        initial::CNODE,
+                        ntfn,
+                        64,
+                        rights::ALL,
+                        1 << id,
+                    ],
+                );
+                b.call(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[handler + 1]);
+                handler
+            } else {
+                b.slot_of(&cap.object)?
+            };
+            b.call(
+                cnode,
+                label::CNODE_MINT,
+                &[
+                    u64::from(cap.slot),
+                    depth,
+                    initial::CNODE,
+                    source,
+                    64,
+                    rights_bits(cap.rights),
+                    cap.badge,
+                ],
+            );
+        }
+        // The root CNode: the Microkit CNode in slot 0, guarded so a PD names slot `n` of
+        // it by the plain number `n`.
+        let root = b.slot_of(&format!("cnode_root_{name}"))?;
+        let root_depth = u64::from(slot::ROOT_CNODE_SLOTS.trailing_zeros());
+        b.call(
+            root,
+            label::CNODE_COPY,
+            &[0, root_depth, initial::CNODE, cnode, 64, rights::ALL],
+        );
+        let guarded = b.slots(1)?;
+        let guard_bits = 64 - root_depth - depth;
+        b.call(
+            initial::CNODE,
+            label::CNODE_MUTATE,
+            &[
+                guarded,
+                64,
+                initial::CNODE,
+                root,
+                64,
+                rights::ALL,
+                guard_bits << 58,
+            ],
+        );
+        // The thread.
+        let fault = pd
+            .capabilities
+            .iter()
+            .find(|c| c.slot == slot::FAULT_ENDPOINT)
+            .ok_or_else(|| format!("internal: PD '{name}' has no fault endpoint"))?;
+        let fault_ep = b.slots(1)?;
+        let fault_object = b.slot_of(&fault.object)?;
+        b.call(
+            initial::CNODE,
+            label::CNODE_MINT,
+            &[
+                fault_ep,
+                64,
+                initial::CNODE,
+                fault_object,
+                64,
+                rights::ALL,
+                fault.badge,
+            ],
+        );
+        let tcb = b.slot_of(&format!("tcb_{name}"))?;
+        let ipc = b.slot_of(&format!("ipc_buffer_{name}"))?;
+        b.call(
+            tcb,
+            label::TCB_CONFIGURE,
+            &[fault_ep, guarded, vspace_slot, vspace::IPC_BUFFER, ipc],
+        );
+        let prio = u64::from(pd.priority);
+        b.call(
+            tcb,
+            label::TCB_SET_SCHED_PARAMS,
+            &[initial::TCB, prio, prio, sc, fault_ep],
+        );
+        let input = pd.capabilities.iter().find(|c| c.slot == slot::INPUT);
+        if input.is_some_and(|c| c.object.starts_with("endpoint_")) {
+            let ntfn = b.slot_of(&format!("notification_{name}"))?;
+            b.call(tcb, label::TCB_BIND_NOTIFICATION, &[ntfn]);
+        }
+        let mut pd_name = [0u8; 64];
+        let bytes = name.as_bytes();
+        let len = bytes.len().min(63);
+        pd_name[..len].copy_from_slice(&bytes[..len]);
+        pds.push(Pd {
+            name: pd_name,
+            tcb,
+            fault_badge: if pd.parent.is_none() {
+                local as u64 + 1
+            } else {
+                0
+            },
+            entry: image.entry,
+            stack_top: vspace::STACK_TOP,
+            flags: if pd.restart { pd_flags::RESTART } else { 0 },
+            reserved: 0,
+        });
+    }
+    // Doorbells: each rings the replica of the PD it notifies.
+    for object in replica.objects.iter().filter(|o| o.kind == "doorbell") {
+        let target = plan
+            .channels
+            .iter()
+            .flat_map(|c| &c.doorbells)
+            .find(|d| object.name == format!("doorbell_{}_{}", d.from, channel_id(plan, d)))
+            .and_then(|d| {
+                plan.replicas
+                    .iter()
+                    .find(|r| r.protection_domains.iter().any(|p| p.name == d.to))
+            })
+            .ok_or_else(|| format!("internal: doorbell '{}' has no target", object.name))?;
+        let slot = b.slot_of(&object.name)?;
+        b.call(slot, label::DOORBELL_CONFIGURE, &[target.index as u64]);
+    }
+    // Start every PD.
+    for pd in &pds {
+        b.call(
+            pd.tcb,
+            label::TCB_WRITE_REGISTERS,
+            &[1, pd.entry, pd.stack_top],
+        );
+    }
+    let monitor = (b.slot_of("monitor_endpoint")?, b.slot_of("monitor_reply")?);
+    let mut out = Vec::new();
+    bootprog::write(
+        &mut out,
+        monitor,
+        b.next_slot as u32,
+        &untyped,
+        &pds,
+        &b.invocations,
+    );
+    Ok(out)
+}
+
+/// The sending end's channel id of a doorbell.
+fn channel_id(plan: &Plan, d: &crate::plan::DoorbellPlan) -> u8 {
+    plan.channels
+        .iter()
+        .filter(|c| c.doorbells.iter().any(|x| x == d))
+        .flat_map(|c| c.ends.iter())
+        .find(|(pd, _)| *pd == d.from)
+        .map_or(0, |(_, id)| *id)
+}
