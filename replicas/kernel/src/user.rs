@@ -24,7 +24,7 @@ use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE};
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::{PhysRange, attrs, layout};
 use atoll_abi::syscall::{fault, initial};
-use atoll_kernel_core::cap::{Cap, Rights};
+use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::fault::{Syndrome, exception_class};
 use atoll_kernel_core::kernel::{Context, Kernel, MAX_THREADS, Machine};
 use atoll_kernel_core::line::LineBuf;
@@ -391,21 +391,7 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         k.boot_object(slot as usize, kind, base, bits)
             .map_err(BootError::Kernel)?;
     }
-    for (slot, kind) in [
-        (initial::IRQ_CONTROL, ObjectKind::IrqControl),
-        (initial::SCHED_CONTROL, ObjectKind::SchedControl),
-    ] {
-        let cap = Cap::Object {
-            kind,
-            base: 0,
-            size_bits: 0,
-            rights: Rights::ALL,
-            badge: 0,
-            data: 0,
-        };
-        k.boot_insert(slot as usize, cap)
-            .map_err(BootError::Kernel)?;
-    }
+    k.boot_authorities().map_err(BootError::Kernel)?;
     // Untyped memory: exactly the blocks the boot program lists, each checked, none
     // overlapping another.
     let program = boot_program(r)?;

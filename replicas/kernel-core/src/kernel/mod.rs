@@ -332,6 +332,27 @@ impl Kernel {
         self.caps.insert_original(slot, cap)
     }
 
+    /// Boot: places the replica's IRQ control and scheduling control capabilities (every
+    /// right) in the slots `syscall::initial` names.
+    pub fn boot_authorities(&mut self) -> Result<(), Error> {
+        use atoll_abi::syscall::initial;
+        for (slot, kind) in [
+            (initial::IRQ_CONTROL, ObjectKind::IrqControl),
+            (initial::SCHED_CONTROL, ObjectKind::SchedControl),
+        ] {
+            let cap = Cap::Object {
+                kind,
+                base: 0,
+                size_bits: 0,
+                rights: Rights::ALL,
+                badge: 0,
+                data: 0,
+            };
+            self.caps.insert_original(slot as usize, cap)?;
+        }
+        Ok(())
+    }
+
     /// Boot: creates an object over boot memory the caller prepared (zeroed, or already
     /// holding the initialiser's tables): its own TCB, scheduling context, address space
     /// and IPC buffer. Places its capability in `slot`.

@@ -116,23 +116,7 @@ fn boot() -> Sys {
     for (slot, kind, base, bits) in objects {
         k.boot_object(slot as usize, kind, base, bits).unwrap();
     }
-    for (slot, kind) in [
-        (initial::IRQ_CONTROL, ObjectKind::IrqControl),
-        (initial::SCHED_CONTROL, ObjectKind::SchedControl),
-    ] {
-        k.boot_insert(
-            slot as usize,
-            Cap::Object {
-                kind,
-                base: 0,
-                size_bits: 0,
-                rights: Rights::ALL,
-                badge: 0,
-                data: 0,
-            },
-        )
-        .unwrap();
-    }
+    k.boot_authorities().unwrap();
     k.boot_insert(
         initial::FIRST_UNTYPED as usize,
         Cap::Untyped {

@@ -1,0 +1,235 @@
+//! Boot programs replayed on the kernel's portable core, exactly as a replica's initialiser
+//! replays them: every invocation must succeed and every PD must end up started, with the
+//! untyped memory the kernel would hand out (disjoint, device blocks over kept memory).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use atoll_abi::bootprog::{BootProgram, untyped_flags};
+use atoll_abi::error::Error;
+use atoll_abi::microkit::ObjectKind;
+use atoll_abi::spec::PhysRange;
+use atoll_abi::syscall::{self, MessageInfo, initial};
+use atoll_kernel_core::cap::Cap;
+use atoll_kernel_core::ipc::ThreadState;
+use atoll_kernel_core::kernel::{Context, Kernel, Machine};
+use microkit::plan::{ImagePlacement, Plan};
+
+const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
+
+/// A machine with sparse RAM: every page exists and starts zeroed.
+#[derive(Default)]
+struct Ram {
+    pages: HashMap<u64, Box<[u64; 512]>>,
+}
+
+impl Machine for Ram {
+    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
+        pa.is_multiple_of(0x1000)
+            .then(|| self.pages.entry(pa).or_insert_with(|| Box::new([0; 512])))
+            .map(|p| &mut **p)
+    }
+    fn zero(&mut self, pa: u64, size: u64) -> bool {
+        let mut p = pa & !0xFFF;
+        while p < pa + size {
+            self.pages.remove(&p);
+            p += 0x1000;
+        }
+        true
+    }
+    fn put_char(&mut self, _thread: usize, _c: u8) {}
+    fn unhandled_fault(&mut self, thread: usize, label: u64, _mrs: &[u64; 4]) {
+        panic!("thread {thread} faulted with no handler: {label}");
+    }
+    fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {}
+    fn claim_irq(&mut self, _irq: u32, _edge: bool) -> bool {
+        true
+    }
+    fn set_irq_enabled(&mut self, _irq: u32, _enabled: bool) {}
+    fn ring_doorbell(&mut self, _replica: u32, _bits: u64) -> bool {
+        true
+    }
+    fn ticks_per_us(&self) -> u64 {
+        1
+    }
+}
+
+/// The reference system planned as packing plans it, with every program two pages at
+/// the usual link address, placed after the replica's objects.
+fn reference() -> Plan {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let checked = microkit::check(&text, BOARD, false);
+    let system = checked.system.expect("a valid system");
+    let program = (0x20_0000, 0x20_2000);
+    let mut plan =
+        microkit::plan::plan_with_prefills(&system, &text, BOARD, &|_| None, &|_| Some(program))
+            .expect("a plan");
+    for replica in &mut plan.replicas {
+        // As packing does: programs start on the page after the objects.
+        let objects_end = replica.ram.base + replica.ram.size - replica.free_bytes;
+        let mut next = objects_end.next_multiple_of(0x1000);
+        for pd in &mut replica.protection_domains {
+            pd.image = Some(ImagePlacement {
+                phys_addr: next,
+                size: 0x2000,
+                entry: 0x20_0000,
+                segments: vec![
+                    (0x20_0000, 0x800, "r-x".into()),
+                    (0x20_1000, 0x100, "rw-".into()),
+                ],
+            });
+            next += 0x2000;
+        }
+        replica.free_bytes -= next - objects_end;
+    }
+    plan
+}
+
+/// Boots an initialiser-like root thread holding `program`'s untyped blocks.
+fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, Ram, u64, u64) {
+    let mut k = Box::new(Kernel::new());
+    let cnode = k
+        .boot_root_cnode(boot_pages, initial::ROOT_RADIX, initial::CNODE as usize)
+        .unwrap();
+    let Cap::CNode { first, .. } = cnode else {
+        panic!("not a CNode")
+    };
+    let ipc = boot_pages + 0x8000 + 0x3000;
+    for (slot, kind, base, bits) in [
+        (initial::TCB, ObjectKind::Tcb, boot_pages + 0x8000, 11),
+        (initial::VSPACE, ObjectKind::VSpace, boot_pages + 0x9000, 12),
+        (
+            initial::SCHED_CONTEXT,
+            ObjectKind::SchedContext,
+            boot_pages + 0xA000,
+            8,
+        ),
+        (initial::IPC_BUFFER_FRAME, ObjectKind::Frame, ipc, 12),
+    ] {
+        k.boot_object(slot as usize, kind, base, bits).unwrap();
+    }
+    k.boot_authorities().unwrap();
+    for (i, u) in program.untyped().iter().enumerate() {
+        let cap = Cap::Untyped {
+            base: u.base,
+            size_bits: u.size_bits as u8,
+            watermark: 0,
+            device: u.flags & untyped_flags::DEVICE != 0,
+        };
+        k.boot_insert(initial::FIRST_UNTYPED as usize + i, cap)
+            .unwrap();
+    }
+    k.boot_start(
+        initial::TCB as usize,
+        cnode,
+        initial::VSPACE as usize,
+        initial::SCHED_CONTEXT as usize,
+        1_000_000,
+        initial::IPC_BUFFER_FRAME as usize,
+        initial::IPC_BUFFER_VADDR,
+        255,
+        Context::default(),
+    )
+    .unwrap();
+    (k, Ram::default(), first as u64, ipc)
+}
+
+/// The root thread invokes `cap` as the initialiser does.
+fn invoke(k: &mut Kernel, m: &mut Ram, ipc: u64, cap: u64, op: u64, args: &[u64]) -> Option<Error> {
+    let root = k.current().expect("the root thread runs");
+    let ctx = k.context_mut(root).unwrap();
+    ctx.x[0] = cap;
+    ctx.x[1] = MessageInfo::new(op, args.len() as u64).0;
+    ctx.x[7] = syscall::CALL as u64;
+    for (i, &a) in args.iter().enumerate() {
+        if i < 4 {
+            ctx.x[2 + i] = a;
+        }
+    }
+    for (i, &a) in args.iter().enumerate().skip(4) {
+        m.page(ipc).unwrap()[syscall::ipc_buffer::MR0 + i] = a;
+    }
+    k.syscall(m);
+    let c = k.context(root).unwrap();
+    Error::from_raw(MessageInfo(c.x[1]).label() as u32)
+}
+
+#[test]
+fn every_replica_of_the_reference_system_replays_its_boot_program() {
+    let plan = reference();
+    for replica in &plan.replicas {
+        let end = replica.ram.base + replica.ram.size;
+        let bytes = microkit::bootprog::generate(&plan, replica, end - 0x1_0000)
+            .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
+        // Keep the bytes 8-byte aligned, as the loader's page is.
+        let words: Vec<u64> = bytes
+            .chunks(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect();
+        let aligned = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..bytes.len()];
+        let program = BootProgram::parse(aligned).expect("the program parses");
+        assert_eq!(program.pds().len(), replica.protection_domains.len());
+
+        // The untyped blocks are disjoint; ordinary ones lie in the replica's RAM past the
+        // kernel's reserve.
+        let ranges: Vec<(PhysRange, bool)> = program
+            .untyped()
+            .iter()
+            .map(|u| {
+                let r = PhysRange {
+                    base: u.base,
+                    size: 1 << u.size_bits,
+                };
+                (r, u.flags & untyped_flags::DEVICE != 0)
+            })
+            .collect();
+        let ram = PhysRange {
+            base: replica.ram.base,
+            size: replica.ram.size,
+        };
+        for (i, (a, device)) in ranges.iter().enumerate() {
+            assert!(
+                *device || ram.contains(a),
+                "{a:?} outside the replica's RAM"
+            );
+            for (b, _) in &ranges[..i] {
+                assert!(!a.overlaps(b), "untyped {a:?} overlaps {b:?}");
+            }
+        }
+
+        let (mut k, mut m, first, ipc) = boot(&program, replica.ram.base + 0x10_0000);
+        for (step, inv) in program.invocations().iter().enumerate() {
+            let args = &inv.args[..inv.length as usize];
+            if let Some(e) = invoke(&mut k, &mut m, ipc, inv.cap, u64::from(inv.label), args) {
+                panic!(
+                    "replica {}: step {step} {inv:?} failed: {e:?}",
+                    replica.name
+                );
+            }
+        }
+        for pd in program.pds() {
+            let Cap::Object {
+                kind: ObjectKind::Tcb,
+                data,
+                ..
+            } = k.cap((first + pd.tcb) as usize)
+            else {
+                panic!("PD {}: slot {} holds no TCB", pd.name(), pd.tcb);
+            };
+            let thread = data as usize;
+            assert_ne!(
+                k.thread_state(thread),
+                ThreadState::Inactive,
+                "PD {} was not started",
+                pd.name()
+            );
+            assert_eq!(k.context(thread).unwrap().pc, 0x20_0000);
+        }
+    }
+}
