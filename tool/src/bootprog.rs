@@ -21,7 +21,13 @@ use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind, slot, vspace};
 use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
 use atoll_pack::plan::KERNEL_RESERVE;
 
-use crate::plan::{KernelObject, Plan, RegionHome, ReplicaPlan, table_vaddrs};
+use crate::plan::{
+    ImagePlacement, KernelObject, MapPlan, PdPlan, Plan, RegionHome, ReplicaPlan, table_vaddrs,
+    truncate_name,
+};
+
+/// The plan's name of a replica's monitor endpoint.
+const MONITOR_ENDPOINT: &str = "monitor_endpoint";
 
 /// Every object kind a plan names, by its report name.
 const KINDS: [ObjectKind; 10] = [
@@ -59,6 +65,9 @@ struct Builder<'a> {
     next_slot: u64,
     /// Object name → first slot (runs take consecutive slots).
     slots: BTreeMap<String, u64>,
+    /// Region name → (first slot, count) of its frames, made once and copied for every
+    /// further mapping.
+    region_frames: BTreeMap<String, (u64, u64)>,
 }
 
 fn invocation(cap: u64, op: u64, args: &[u64]) -> Invocation {
@@ -220,6 +229,248 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// Mints the capability at `src` into `dest`, both slots of the initialiser's root
+    /// CNode.
+    fn mint(&mut self, dest: u64, src: u64, rights: u64, badge: u64) {
+        let args = [dest, 64, initial::CNODE, src, 64, rights, badge];
+        self.call(initial::CNODE, label::CNODE_MINT, &args);
+    }
+
+    /// Builds one PD: its address space, scheduling context, capability spaces and thread.
+    /// Returns its record for the monitor.
+    fn protection_domain(&mut self, plan: &Plan, pd: &PdPlan) -> Result<Pd, String> {
+        let name = &pd.name;
+        let image = pd
+            .image
+            .as_ref()
+            .ok_or_else(|| format!("internal: PD '{name}' has no placed program"))?;
+        let vspace_slot = self.address_space(plan, pd, image)?;
+        let sc = self.slot_of(&format!("sched_context_{name}"))?;
+        self.call(
+            initial::SCHED_CONTROL,
+            label::SCHED_CONTROL_CONFIGURE,
+            &[sc, pd.budget_us, pd.period_us],
+        );
+        let cspace = self.cspace(pd)?;
+        // The thread, its faults going to its parent or the monitor, badged.
+        let fault = pd
+            .capabilities
+            .iter()
+            .find(|c| c.slot == slot::FAULT_ENDPOINT)
+            .ok_or_else(|| format!("internal: PD '{name}' has no fault endpoint"))?;
+        let fault_ep = self.slots(1)?;
+        let fault_object = self.slot_of(&fault.object)?;
+        self.mint(fault_ep, fault_object, rights::ALL, fault.badge);
+        let tcb = self.slot_of(&format!("tcb_{name}"))?;
+        let ipc = self.slot_of(&format!("ipc_buffer_{name}"))?;
+        self.call(
+            tcb,
+            label::TCB_CONFIGURE,
+            &[fault_ep, cspace, vspace_slot, vspace::IPC_BUFFER, ipc],
+        );
+        let prio = u64::from(pd.priority);
+        self.call(
+            tcb,
+            label::TCB_SET_SCHED_PARAMS,
+            &[initial::TCB, prio, prio, sc, fault_ep],
+        );
+        let input = pd.capabilities.iter().find(|c| c.slot == slot::INPUT);
+        if input.is_some_and(|c| c.object.starts_with("endpoint_")) {
+            let ntfn = self.slot_of(&format!("notification_{name}"))?;
+            self.call(tcb, label::TCB_BIND_NOTIFICATION, &[ntfn]);
+        }
+        let mut pd_name = [0u8; 64];
+        let short = truncate_name(name);
+        pd_name[..short.len()].copy_from_slice(short.as_bytes());
+        Ok(Pd {
+            name: pd_name,
+            tcb,
+            // The monitor tells PDs apart by the badge of their fault endpoint; a child's
+            // faults go to its parent instead.
+            fault_badge: if fault.object == MONITOR_ENDPOINT {
+                fault.badge
+            } else {
+                0
+            },
+            entry: image.entry,
+            stack_top: vspace::STACK_TOP,
+            flags: if pd.restart { pd_flags::RESTART } else { 0 },
+            reserved: 0,
+        })
+    }
+
+    /// Maps a PD's translation tables (level 2 before level 3), its program page by page
+    /// with its segments' permissions, its stack, IPC buffer and regions. Returns its
+    /// VSpace's slot.
+    fn address_space(
+        &mut self,
+        plan: &Plan,
+        pd: &PdPlan,
+        image: &ImagePlacement,
+    ) -> Result<u64, String> {
+        let name = &pd.name;
+        let vspace_slot = self.slot_of(&format!("vspace_{name}"))?;
+        let image_base = image.segments.first().map_or(0, |s| s.0 & !(PAGE_SIZE - 1));
+        let ranges = pd
+            .maps
+            .iter()
+            .map(|m| (m.vaddr, m.size, m.page_size))
+            .chain([(image_base, image.size, PAGE_SIZE)]);
+        let (l2, l3) = table_vaddrs(ranges);
+        let object = format!("page_tables_{name}");
+        let tables = self.slot_of(&object)?;
+        let planned = self
+            .replica
+            .objects
+            .iter()
+            .find(|o| o.name == object)
+            .map_or(0, |o| o.count);
+        if (l2.len() + l3.len()) as u64 > planned {
+            return Err(format!(
+                "internal: PD '{name}' needs {} translation tables, {planned} were planned",
+                l2.len() + l3.len()
+            ));
+        }
+        for (i, va) in l2.iter().chain(l3.iter()).enumerate() {
+            let table = tables + i as u64;
+            self.call(table, label::PAGE_TABLE_MAP, &[vspace_slot, *va]);
+        }
+        let what = format!("program of '{name}'");
+        let frames = self.frames(&what, image.phys_addr, image.size, PAGE_SIZE)?;
+        for page in 0..image.size / PAGE_SIZE {
+            let va = image_base + page * PAGE_SIZE;
+            let perms: String = image
+                .segments
+                .iter()
+                .filter(|(sv, ss, _)| *sv < va + PAGE_SIZE && va < sv + ss)
+                .map(|(_, _, sp)| sp.as_str())
+                .collect();
+            if perms.contains('w') && perms.contains('x') {
+                return Err(format!(
+                    "PD '{name}': the program page at {va:#x} is both writable and executable; link text and data on separate pages"
+                ));
+            }
+            let (r, attrs) = map_args(&perms, true);
+            self.call(
+                frames + page,
+                label::FRAME_MAP,
+                &[vspace_slot, va, r, attrs],
+            );
+        }
+        for map in &pd.maps {
+            let (first, count) = match map.what.as_str() {
+                "stack" | "ipc_buffer" => {
+                    let object = format!("{}_{name}", map.what);
+                    (self.slot_of(&object)?, map.size / PAGE_SIZE)
+                }
+                region => self.region_frames(plan, region, map)?,
+            };
+            let (r, attrs) = map_args(&map.perms, map.cached);
+            for i in 0..count {
+                let va = map.vaddr + i * map.page_size;
+                self.call(first + i, label::FRAME_MAP, &[vspace_slot, va, r, attrs]);
+            }
+        }
+        Ok(vspace_slot)
+    }
+
+    /// Frames of `region` for one more mapping: made on its first mapping, copies after.
+    /// Returns (first slot, count).
+    fn region_frames(
+        &mut self,
+        plan: &Plan,
+        region: &str,
+        map: &MapPlan,
+    ) -> Result<(u64, u64), String> {
+        if let Some(&(original, count)) = self.region_frames.get(region) {
+            let first = self.slots(count)?;
+            for i in 0..count {
+                let args = [first + i, 64, initial::CNODE, original + i, 64, rights::ALL];
+                self.call(initial::CNODE, label::CNODE_COPY, &args);
+            }
+            return Ok((first, count));
+        }
+        let pa = plan
+            .memory_regions
+            .iter()
+            .find(|r| r.name == region)
+            .and_then(|r| r.phys_addr)
+            .ok_or_else(|| format!("internal: region '{region}' is not placed"))?;
+        let first = self.frames(region, pa, map.size, map.page_size)?;
+        let count = map.size.div_ceil(map.page_size);
+        self.region_frames
+            .insert(region.to_string(), (first, count));
+        Ok((first, count))
+    }
+
+    /// Fills a PD's Microkit CNode (claiming its interrupts and binding them to its
+    /// notification with the channel's bit as badge) and puts it into slot 0 of its root
+    /// CNode, guarded so the PD names slot `n` by the plain number `n`. Returns the slot
+    /// of the guarded root CNode capability.
+    fn cspace(&mut self, pd: &PdPlan) -> Result<u64, String> {
+        let name = &pd.name;
+        let cnode = self.slot_of(&format!("cnode_{name}"))?;
+        let depth = u64::from(slot::CNODE_SLOTS.trailing_zeros());
+        for cap in &pd.capabilities {
+            let source = match cap.object.strip_prefix("irq ") {
+                Some(irq) => self.irq_handler(pd, irq, cap.slot - slot::IRQ_HANDLER)?,
+                None => self.slot_of(&cap.object)?,
+            };
+            let args = [
+                u64::from(cap.slot),
+                depth,
+                initial::CNODE,
+                source,
+                64,
+                rights_bits(cap.rights),
+                cap.badge,
+            ];
+            self.call(cnode, label::CNODE_MINT, &args);
+        }
+        let root = self.slot_of(&format!("cnode_root_{name}"))?;
+        let root_depth = u64::from(slot::ROOT_CNODE_SLOTS.trailing_zeros());
+        let args = [0, root_depth, initial::CNODE, cnode, 64, rights::ALL];
+        self.call(root, label::CNODE_COPY, &args);
+        let guarded = self.slots(1)?;
+        let guard_bits = 64 - root_depth - depth;
+        let args = [
+            guarded,
+            64,
+            initial::CNODE,
+            root,
+            64,
+            rights::ALL,
+            guard_bits << 58,
+        ];
+        self.call(initial::CNODE, label::CNODE_MUTATE, &args);
+        Ok(guarded)
+    }
+
+    /// Claims interrupt `irq` (text) and binds it to the PD's notification with badge
+    /// `1 << id`; returns the handler's slot.
+    fn irq_handler(&mut self, pd: &PdPlan, irq: &str, id: u32) -> Result<u64, String> {
+        let irq: u64 = irq
+            .parse()
+            .map_err(|_| format!("internal: bad interrupt '{irq}'"))?;
+        let edge = self
+            .replica
+            .irqs
+            .iter()
+            .any(|r| u64::from(r.irq) == irq && r.trigger == "edge");
+        let handler = self.slots(2)?;
+        self.call(
+            initial::IRQ_CONTROL,
+            label::IRQ_CONTROL_GET,
+            &[irq, u64::from(edge), initial::CNODE, handler, 64],
+        );
+        let ntfn = self.slot_of(&format!("notification_{}", pd.name))?;
+        self.mint(handler + 1, ntfn, rights::ALL, 1 << id);
+        self.call(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[handler + 1]);
+        Ok(handler)
+    }
+}
+
 /// The replica's memory ranges whose contents must survive, as `(base, end)`: regions its
 /// PDs map and their programs.
 fn kept_ranges(plan: &Plan, replica: &ReplicaPlan) -> Vec<(u64, u64, bool)> {
@@ -254,6 +505,7 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
         invocations: Vec::new(),
         next_slot: initial::FIRST_FREE,
         slots: BTreeMap::new(),
+        region_frames: BTreeMap::new(),
     };
     // Untyped memory: kept ranges as device blocks, the rest of the RAM as ordinary ones.
     let kept = kept_ranges(plan, replica);
@@ -288,270 +540,32 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
         .collect();
 
     b.objects()?;
-    // Region frames: once per region, copied for every further mapping.
-    let mut region_frames: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // first slot, count
     let mut pds = Vec::new();
-    for (local, pd) in replica.protection_domains.iter().enumerate() {
-        let name = &pd.name;
-        let vspace_slot = b.slot_of(&format!("vspace_{name}"))?;
-        // Translation tables, level 2 before level 3.
-        let image = pd
-            .image
-            .as_ref()
-            .ok_or_else(|| format!("internal: PD '{name}' has no placed program"))?;
-        let image_base = image.segments.first().map_or(0, |s| s.0 & !(PAGE_SIZE - 1));
-        let ranges = pd
-            .maps
-            .iter()
-            .map(|m| (m.vaddr, m.size, m.page_size))
-            .chain([(image_base, image.size, PAGE_SIZE)]);
-        let (l2, l3) = table_vaddrs(ranges);
-        let object = format!("page_tables_{name}");
-        let tables = b.slot_of(&object)?;
-        let planned = replica
-            .objects
-            .iter()
-            .find(|o| o.name == object)
-            .map_or(0, |o| o.count);
-        if (l2.len() + l3.len()) as u64 > planned {
-            return Err(format!(
-                "internal: PD '{name}' needs {} translation tables, {planned} were planned",
-                l2.len() + l3.len()
-            ));
-        }
-        for (i, va) in l2.iter().chain(l3.iter()).enumerate() {
-            b.call(
-                tables + i as u64,
-                label::PAGE_TABLE_MAP,
-                &[vspace_slot, *va],
-            );
-        }
-        // The program, page by page with its segments' permissions.
-        let frames = b.frames(
-            &format!("program of '{name}'"),
-            image.phys_addr,
-            image.size,
-            PAGE_SIZE,
-        )?;
-        for page in 0..image.size / PAGE_SIZE {
-            let va = image_base + page * PAGE_SIZE;
-            let mut perms = String::new();
-            for (sv, ss, sp) in &image.segments {
-                if *sv < va + PAGE_SIZE && va < sv + ss {
-                    perms.push_str(sp);
-                }
-            }
-            if perms.contains('w') && perms.contains('x') {
-                return Err(format!(
-                    "PD '{name}': the program page at {va:#x} is both writable and executable; link text and data on separate pages"
-                ));
-            }
-            let (r, attrs) = map_args(&perms, true);
-            b.call(
-                frames + page,
-                label::FRAME_MAP,
-                &[vspace_slot, va, r, attrs],
-            );
-        }
-        // Stack, IPC buffer and regions.
-        for map in &pd.maps {
-            let (r, attrs) = map_args(&map.perms, map.cached);
-            let (first, count) = match map.what.as_str() {
-                "stack" | "ipc_buffer" => {
-                    let object = format!("{}_{name}", map.what);
-                    (b.slot_of(&object)?, map.size / PAGE_SIZE)
-                }
-                region => {
-                    let r = plan
-                        .memory_regions
-                        .iter()
-                        .find(|r| r.name == region)
-                        .ok_or_else(|| format!("internal: no region '{region}'"))?;
-                    let pa = r
-                        .phys_addr
-                        .ok_or_else(|| format!("internal: region '{region}' is not placed"))?;
-                    match region_frames.get(region) {
-                        None => {
-                            let first = b.frames(region, pa, map.size, map.page_size)?;
-                            let count = map.size.div_ceil(map.page_size);
-                            region_frames.insert(region.to_string(), (first, count));
-                            (first, count)
-                        }
-                        Some(&(original, count)) => {
-                            let first = b.slots(count)?;
-                            for i in 0..count {
-                                b.call(
-                                    initial::CNODE,
-                                    label::CNODE_COPY,
-                                    &[first + i, 64, initial::CNODE, original + i, 64, rights::ALL],
-                                );
-                            }
-                            (first, count)
-                        }
-                    }
-                }
-            };
-            for i in 0..count {
-                let va = map.vaddr + i * map.page_size;
-                b.call(first + i, label::FRAME_MAP, &[vspace_slot, va, r, attrs]);
-            }
-        }
-        // Scheduling context.
-        let sc = b.slot_of(&format!("sched_context_{name}"))?;
-        b.call(
-            initial::SCHED_CONTROL,
-            label::SCHED_CONTROL_CONFIGURE,
-            &[sc, pd.budget_us, pd.period_us],
-        );
-        // The Microkit CNode's capabilities.
-        let cnode = b.slot_of(&format!("cnode_{name}"))?;
-        let depth = u64::from(slot::CNODE_SLOTS.trailing_zeros());
-        for cap in &pd.capabilities {
-            let source = if let Some(irq) = cap.object.strip_prefix("irq ") {
-                let irq: u64 = irq
-                    .parse()
-                    .map_err(|_| format!("internal: bad interrupt '{}'", cap.object))?;
-                let edge = replica
-                    .irqs
-                    .iter()
-                    .any(|r| u64::from(r.irq) == irq && r.trigger == "edge");
-                let handler = b.slots(2)?;
-                b.call(
-                    initial::IRQ_CONTROL,
-                    label::IRQ_CONTROL_GET,
-                    &[irq, u64::from(edge), initial::CNODE, handler, 64],
-                );
-                // Its notification, badged with the channel's bit.
-                let id = u64::from(cap.slot - slot::IRQ_HANDLER);
-                let ntfn = b.slot_of(&format!("notification_{name}"))?;
-                b.call(
-                    initial::CNODE,
-                    label::CNODE_MINT,
-                    &[
-                        handler + 1,
-                        64,
-                        initial::CNODE,
-                        ntfn,
-                        64,
-                        rights::ALL,
-                        1 << id,
-                    ],
-                );
-                b.call(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[handler + 1]);
-                handler
-            } else {
-                b.slot_of(&cap.object)?
-            };
-            b.call(
-                cnode,
-                label::CNODE_MINT,
-                &[
-                    u64::from(cap.slot),
-                    depth,
-                    initial::CNODE,
-                    source,
-                    64,
-                    rights_bits(cap.rights),
-                    cap.badge,
-                ],
-            );
-        }
-        // The root CNode: the Microkit CNode in slot 0, guarded so a PD names slot `n` of
-        // it by the plain number `n`.
-        let root = b.slot_of(&format!("cnode_root_{name}"))?;
-        let root_depth = u64::from(slot::ROOT_CNODE_SLOTS.trailing_zeros());
-        b.call(
-            root,
-            label::CNODE_COPY,
-            &[0, root_depth, initial::CNODE, cnode, 64, rights::ALL],
-        );
-        let guarded = b.slots(1)?;
-        let guard_bits = 64 - root_depth - depth;
-        b.call(
-            initial::CNODE,
-            label::CNODE_MUTATE,
-            &[
-                guarded,
-                64,
-                initial::CNODE,
-                root,
-                64,
-                rights::ALL,
-                guard_bits << 58,
-            ],
-        );
-        // The thread.
-        let fault = pd
-            .capabilities
-            .iter()
-            .find(|c| c.slot == slot::FAULT_ENDPOINT)
-            .ok_or_else(|| format!("internal: PD '{name}' has no fault endpoint"))?;
-        let fault_ep = b.slots(1)?;
-        let fault_object = b.slot_of(&fault.object)?;
-        b.call(
-            initial::CNODE,
-            label::CNODE_MINT,
-            &[
-                fault_ep,
-                64,
-                initial::CNODE,
-                fault_object,
-                64,
-                rights::ALL,
-                fault.badge,
-            ],
-        );
-        let tcb = b.slot_of(&format!("tcb_{name}"))?;
-        let ipc = b.slot_of(&format!("ipc_buffer_{name}"))?;
-        b.call(
-            tcb,
-            label::TCB_CONFIGURE,
-            &[fault_ep, guarded, vspace_slot, vspace::IPC_BUFFER, ipc],
-        );
-        let prio = u64::from(pd.priority);
-        b.call(
-            tcb,
-            label::TCB_SET_SCHED_PARAMS,
-            &[initial::TCB, prio, prio, sc, fault_ep],
-        );
-        let input = pd.capabilities.iter().find(|c| c.slot == slot::INPUT);
-        if input.is_some_and(|c| c.object.starts_with("endpoint_")) {
-            let ntfn = b.slot_of(&format!("notification_{name}"))?;
-            b.call(tcb, label::TCB_BIND_NOTIFICATION, &[ntfn]);
-        }
-        let mut pd_name = [0u8; 64];
-        let bytes = name.as_bytes();
-        let len = bytes.len().min(63);
-        pd_name[..len].copy_from_slice(&bytes[..len]);
-        pds.push(Pd {
-            name: pd_name,
-            tcb,
-            fault_badge: if pd.parent.is_none() {
-                local as u64 + 1
-            } else {
-                0
-            },
-            entry: image.entry,
-            stack_top: vspace::STACK_TOP,
-            flags: if pd.restart { pd_flags::RESTART } else { 0 },
-            reserved: 0,
-        });
+    for pd in &replica.protection_domains {
+        pds.push(b.protection_domain(plan, pd)?);
     }
-    // Doorbells: each rings the replica of the PD it notifies.
-    for object in replica.objects.iter().filter(|o| o.kind == "doorbell") {
-        let target = plan
-            .channels
+    // Doorbells: each rings the replica of the PD it notifies. The plan names a doorbell
+    // after its sending PD and that PD's end of the channel.
+    let replica_of = |pd: &str| {
+        plan.replicas
             .iter()
-            .flat_map(|c| &c.doorbells)
-            .find(|d| object.name == format!("doorbell_{}_{}", d.from, channel_id(plan, d)))
-            .and_then(|d| {
-                plan.replicas
-                    .iter()
-                    .find(|r| r.protection_domains.iter().any(|p| p.name == d.to))
-            })
-            .ok_or_else(|| format!("internal: doorbell '{}' has no target", object.name))?;
-        let slot = b.slot_of(&object.name)?;
-        b.call(slot, label::DOORBELL_CONFIGURE, &[target.index as u64]);
+            .find(|r| r.protection_domains.iter().any(|p| p.name == pd))
+            .map(|r| r.index as u64)
+    };
+    for channel in &plan.channels {
+        for d in &channel.doorbells {
+            let Some((_, id)) = channel.ends.iter().find(|(pd, _)| *pd == d.from) else {
+                continue;
+            };
+            if replica_of(&d.from) != Some(replica.index as u64) {
+                continue;
+            }
+            let name = format!("doorbell_{}_{id}", d.from);
+            let target = replica_of(&d.to)
+                .ok_or_else(|| format!("internal: doorbell '{name}' has no target"))?;
+            let slot = b.slot_of(&name)?;
+            b.call(slot, label::DOORBELL_CONFIGURE, &[target]);
+        }
     }
     // Start every PD.
     for pd in &pds {
@@ -561,7 +575,7 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
             &[1, pd.entry, pd.stack_top],
         );
     }
-    let monitor = (b.slot_of("monitor_endpoint")?, b.slot_of("monitor_reply")?);
+    let monitor = (b.slot_of(MONITOR_ENDPOINT)?, b.slot_of("monitor_reply")?);
     let mut out = Vec::new();
     bootprog::write(
         &mut out,
@@ -572,14 +586,4 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
         &b.invocations,
     );
     Ok(out)
-}
-
-/// The sending end's channel id of a doorbell.
-fn channel_id(plan: &Plan, d: &crate::plan::DoorbellPlan) -> u8 {
-    plan.channels
-        .iter()
-        .filter(|c| c.doorbells.iter().any(|x| x == d))
-        .flat_map(|c| c.ends.iter())
-        .find(|(pd, _)| *pd == d.from)
-        .map_or(0, |(_, id)| *id)
 }

@@ -556,11 +556,14 @@ pub fn pack(
                 },
                 bytes,
             });
-            boot_programs.push((pa - replica.ram.base, reserve));
+            boot_programs.push((replica.index, reserve));
         }
     }
-    for (replica, &(offset, _)) in plan.replicas.iter_mut().zip(&boot_programs) {
-        replica.free_bytes = replica.free_bytes.saturating_sub(replica.ram.size - offset);
+    // What the boot program reserves is no longer free.
+    for &(index, reserve) in &boot_programs {
+        if let Some(replica) = plan.replicas.get_mut(index) {
+            replica.free_bytes = replica.free_bytes.saturating_sub(reserve);
+        }
     }
     for region in &plan.memory_regions {
         let bytes = prefills
@@ -640,13 +643,14 @@ pub fn pack(
     };
     let mut specs = atoll_pack::plan::plan(inputs.board, &request, &kernel)
         .map_err(|e| vec![PackError::Layout(e.to_string())])?;
-    for (spec, part) in specs.iter_mut().zip(
-        extra
-            .iter()
-            .filter(|p| p.entry.kind == PartKind::BootProgram as u32),
-    ) {
-        spec.spec.boot_program_offset = part.entry.dest_offset;
-        spec.spec.boot_program_size = part.entry.file_size;
+    for part in extra
+        .iter()
+        .filter(|p| p.entry.kind == PartKind::BootProgram as u32)
+    {
+        if let Some(planned) = specs.get_mut(part.entry.replica as usize) {
+            planned.spec.boot_program_offset = part.entry.dest_offset;
+            planned.spec.boot_program_size = part.entry.file_size;
+        }
     }
     for (spec, replica) in specs.iter().zip(&plan.replicas) {
         if spec.spec.ram.base != replica.ram.base || spec.spec.ram.size != replica.ram.size {

@@ -1053,7 +1053,7 @@ impl ReplicaBuilder<'_> {
 }
 
 /// The name as patched: at most 63 bytes, so a NUL always follows.
-fn truncate_name(name: &str) -> String {
+pub(crate) fn truncate_name(name: &str) -> String {
     let mut end = name.len().min(PD_NAME_LENGTH - 1);
     while !name.is_char_boundary(end) {
         end -= 1;

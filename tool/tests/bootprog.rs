@@ -9,10 +9,10 @@ use atoll_abi::bootprog::{BootProgram, untyped_flags};
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::PhysRange;
-use atoll_abi::syscall::{self, MessageInfo, initial};
+use atoll_abi::syscall::{self, MessageInfo};
 use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::ipc::ThreadState;
-use atoll_kernel_core::kernel::{Context, Kernel, Machine};
+use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, Machine};
 use microkit::plan::{ImagePlacement, Plan};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
@@ -87,53 +87,27 @@ fn reference() -> Plan {
     plan
 }
 
-/// Boots an initialiser-like root thread holding `program`'s untyped blocks.
-fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, Ram, u64, u64) {
+/// Boots an initialiser holding `program`'s untyped blocks, as the kernel does.
+fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, Ram, u64) {
     let mut k = Box::new(Kernel::new());
-    let cnode = k
-        .boot_root_cnode(boot_pages, initial::ROOT_RADIX, initial::CNODE as usize)
-        .unwrap();
-    let Cap::CNode { first, .. } = cnode else {
-        panic!("not a CNode")
+    let layout = InitialiserBoot {
+        cnode: boot_pages,
+        tcb: boot_pages + 0x8000,
+        vspace: boot_pages + 0x9000,
+        sched_context: boot_pages + 0xA000,
+        ipc_buffer: boot_pages + 0xB000,
+        budget: 1_000_000,
+        priority: 255,
+        ctx: Context::default(),
     };
-    let ipc = boot_pages + 0x8000 + 0x3000;
-    for (slot, kind, base, bits) in [
-        (initial::TCB, ObjectKind::Tcb, boot_pages + 0x8000, 11),
-        (initial::VSPACE, ObjectKind::VSpace, boot_pages + 0x9000, 12),
-        (
-            initial::SCHED_CONTEXT,
-            ObjectKind::SchedContext,
-            boot_pages + 0xA000,
-            8,
-        ),
-        (initial::IPC_BUFFER_FRAME, ObjectKind::Frame, ipc, 12),
-    ] {
-        k.boot_object(slot as usize, kind, base, bits).unwrap();
-    }
-    k.boot_authorities().unwrap();
-    for (i, u) in program.untyped().iter().enumerate() {
-        let cap = Cap::Untyped {
-            base: u.base,
-            size_bits: u.size_bits as u8,
-            watermark: 0,
-            device: u.flags & untyped_flags::DEVICE != 0,
-        };
-        k.boot_insert(initial::FIRST_UNTYPED as usize + i, cap)
-            .unwrap();
-    }
-    k.boot_start(
-        initial::TCB as usize,
-        cnode,
-        initial::VSPACE as usize,
-        initial::SCHED_CONTEXT as usize,
-        1_000_000,
-        initial::IPC_BUFFER_FRAME as usize,
-        initial::IPC_BUFFER_VADDR,
-        255,
-        Context::default(),
-    )
-    .unwrap();
-    (k, Ram::default(), first as u64, ipc)
+    let untyped = program.untyped().iter().map(|u| Cap::Untyped {
+        base: u.base,
+        size_bits: u.size_bits as u8,
+        watermark: 0,
+        device: u.flags & untyped_flags::DEVICE != 0,
+    });
+    k.boot_initialiser(&layout, untyped).unwrap();
+    (k, Ram::default(), layout.ipc_buffer)
 }
 
 /// The root thread invokes `cap` as the initialiser does.
@@ -203,7 +177,7 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
             }
         }
 
-        let (mut k, mut m, first, ipc) = boot(&program, replica.ram.base + 0x10_0000);
+        let (mut k, mut m, ipc) = boot(&program, replica.ram.base + 0x10_0000);
         for (step, inv) in program.invocations().iter().enumerate() {
             let args = &inv.args[..inv.length as usize];
             if let Some(e) = invoke(&mut k, &mut m, ipc, inv.cap, u64::from(inv.label), args) {
@@ -218,7 +192,7 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
                 kind: ObjectKind::Tcb,
                 data,
                 ..
-            } = k.cap((first + pd.tcb) as usize)
+            } = k.cap(pd.tcb as usize)
             else {
                 panic!("PD {}: slot {} holds no TCB", pd.name(), pd.tcb);
             };

@@ -80,6 +80,33 @@ pub fn debug_print(text: &str) {
     }
 }
 
+/// Debug output as a `core::fmt::Write` sink, for [`debug_print!`] and [`debug_println!`].
+pub struct DebugOut;
+
+impl core::fmt::Write for DebugOut {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        debug_print(text);
+        Ok(())
+    }
+}
+
+/// Formats to the debug console: `debug_print!("{}: {}", pd_name(), value)`.
+#[macro_export]
+macro_rules! debug_print {
+    ($($arg:tt)*) => {{
+        let _ = core::fmt::Write::write_fmt(&mut $crate::DebugOut, format_args!($($arg)*));
+    }};
+}
+
+/// [`debug_print!`] with a newline, which prints the line.
+#[macro_export]
+macro_rules! debug_println {
+    ($($arg:tt)*) => {{
+        $crate::debug_print!($($arg)*);
+        $crate::debug_print("\n");
+    }};
+}
+
 /// The PD's name, as the tool patched it.
 pub fn pd_name() -> &'static str {
     // SAFETY: the tool patches the name before the PD runs and nothing writes it after;
@@ -130,13 +157,10 @@ core::arch::global_asm!(
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    debug_print(pd_name());
-    debug_print(": panicked");
-    if let Some(location) = info.location() {
-        debug_print(" at ");
-        debug_print(location.file());
+    match info.location() {
+        Some(at) => debug_println!("{}: panicked at {}:{}", pd_name(), at.file(), at.line()),
+        None => debug_println!("{}: panicked", pd_name()),
     }
-    debug_print("\n");
     let pc = panic as *const () as usize as u64;
     let info = MessageInfo::new(fault::PANIC, 1).0;
     loop {

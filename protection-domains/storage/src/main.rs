@@ -5,8 +5,7 @@
 #![forbid(unsafe_code)]
 
 fn init() {
-    atoll_microkit::debug_print(atoll_microkit::pd_name());
-    atoll_microkit::debug_print(": running at EL0\n");
+    atoll_microkit::debug_println!("{}: running at EL0", atoll_microkit::pd_name());
 }
 
 atoll_microkit::entry!(init);

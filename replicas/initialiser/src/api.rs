@@ -46,22 +46,22 @@ impl Builder<'_> {
         self.next_slot - 1
     }
 
+    /// The slots of the untyped blocks of ordinary memory (device blocks make only frames,
+    /// and their memory belongs to PD programs and regions).
+    fn ordinary_untyped(&self) -> impl Iterator<Item = u64> + use<'_> {
+        (initial::FIRST_UNTYPED..)
+            .zip(self.untyped)
+            .filter(|(_, u)| u.flags & bootprog::untyped_flags::DEVICE == 0)
+            .map(|(slot, _)| slot)
+    }
+
     /// Retypes one object (from the first untyped block with room) into a fresh slot.
     fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
         let dest = self.slot();
         let mut last = Error::NotEnoughMemory;
-        let ordinary = self
-            .untyped
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| u.flags & bootprog::untyped_flags::DEVICE == 0);
-        for (u, _) in ordinary {
+        for u in self.ordinary_untyped() {
             let args = [kind, size_bits, initial::CNODE, 0, 0, dest, 1];
-            match sys::invoke(
-                initial::FIRST_UNTYPED + u as u64,
-                label::UNTYPED_RETYPE,
-                &args,
-            ) {
+            match sys::invoke(u, label::UNTYPED_RETYPE, &args) {
                 Ok(_) => return Ok(dest),
                 Err(e) => last = e,
             }
@@ -259,14 +259,10 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
         dest,
         600,
     ];
-    // The first untyped block of ordinary memory (device blocks make only frames).
     let ordinary = b
-        .untyped
-        .iter()
-        .position(|u| u.flags & bootprog::untyped_flags::DEVICE == 0)
-        .map_or(initial::FIRST_UNTYPED, |i| {
-            initial::FIRST_UNTYPED + i as u64
-        });
+        .ordinary_untyped()
+        .next()
+        .unwrap_or(initial::FIRST_UNTYPED);
     let r = sys::invoke(ordinary, label::UNTYPED_RETYPE, &too_much);
     b.check(
         "retyping more than the untyped holds: not enough memory",

@@ -87,29 +87,31 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
         let mut out = Out::new();
         out.str("PD '").str(pd.name()).str("' ");
         describe(&mut out, &msg);
-        let count = restarts.get_mut(index);
-        let restart = pd.flags & pd_flags::RESTART != 0
-            && count.as_ref().is_some_and(|c| **c < bootprog::MAX_RESTARTS);
         let _ = sys::invoke(pd.tcb, label::TCB_SUSPEND, &[]);
-        if restart {
-            let n = count.map_or(0, |c| {
-                *c += 1;
-                *c
-            });
-            let regs = [1, pd.entry, pd.stack_top];
-            match sys::invoke(pd.tcb, label::TCB_WRITE_REGISTERS, &regs) {
-                Ok(_) => out
-                    .str("; restarted (")
-                    .num(u64::from(n))
-                    .str(" of ")
-                    .num(u64::from(bootprog::MAX_RESTARTS))
-                    .str(")"),
-                Err(e) => out.str("; restarting it failed: ").str(error_name(e)),
-            };
-        } else if pd.flags & pd_flags::RESTART != 0 {
-            out.str("; restarted too often, stopped");
-        } else {
-            out.str("; stopped");
+        // (A replica has fewer threads than `restarts` has entries.)
+        match restarts
+            .get_mut(index)
+            .filter(|_| pd.flags & pd_flags::RESTART != 0)
+        {
+            Some(n) if *n < bootprog::MAX_RESTARTS => {
+                *n += 1;
+                let regs = [1, pd.entry, pd.stack_top];
+                match sys::invoke(pd.tcb, label::TCB_WRITE_REGISTERS, &regs) {
+                    Ok(_) => out
+                        .str("; restarted (")
+                        .num(u64::from(*n))
+                        .str(" of ")
+                        .num(u64::from(bootprog::MAX_RESTARTS))
+                        .str(")"),
+                    Err(e) => out.str("; restarting it failed: ").str(error_name(e)),
+                };
+            }
+            Some(_) => {
+                out.str("; restarted too often, stopped");
+            }
+            None => {
+                out.str("; stopped");
+            }
         }
         out.line("ERROR");
     }

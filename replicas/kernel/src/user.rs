@@ -21,12 +21,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::bootprog::{self, BootProgram, BootProgramError};
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE};
-use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::{PhysRange, attrs, layout};
 use atoll_abi::syscall::{fault, initial};
 use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::fault::{Syndrome, exception_class};
-use atoll_kernel_core::kernel::{Context, Kernel, MAX_THREADS, Machine};
+use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, MAX_THREADS, Machine};
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
 
@@ -376,22 +375,6 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let ipc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let root = build_address_space(&mut pages, ipc).map_err(BootError::Map)?;
-    let k = &mut inner.kernel;
-    let cspace = k
-        .boot_root_cnode(cnode, initial::ROOT_RADIX, initial::CNODE as usize)
-        .map_err(BootError::Kernel)?;
-    let objects = [
-        (initial::TCB, ObjectKind::Tcb, tcb, 11),
-        (initial::SCHED_CONTEXT, ObjectKind::SchedContext, sc, 8),
-        (initial::VSPACE, ObjectKind::VSpace, root, 12),
-        (initial::IPC_BUFFER_FRAME, ObjectKind::Frame, ipc, 12),
-    ];
-    for (slot, kind, base, bits) in objects {
-        // The boot pages are zeroed already and the address space is built in them.
-        k.boot_object(slot as usize, kind, base, bits)
-            .map_err(BootError::Kernel)?;
-    }
-    k.boot_authorities().map_err(BootError::Kernel)?;
     // Untyped memory: exactly the blocks the boot program lists, each checked, none
     // overlapping another.
     let program = boot_program(r)?;
@@ -403,28 +386,23 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         )));
     }
     let kernel_end = r.spec.ram.base + pages.next;
-    let (mut count, mut bytes) = (0, 0);
+    let range = |u: &bootprog::Untyped| PhysRange {
+        base: u.base,
+        size: 1u64 << u.size_bits,
+    };
     for (i, u) in blocks.iter().enumerate() {
-        let range = |u: &bootprog::Untyped| PhysRange {
-            base: u.base,
-            size: 1u64 << u.size_bits,
-        };
         if !untyped_allowed(r, u, kernel_end)
             || blocks[..i].iter().any(|o| range(o).overlaps(&range(u)))
         {
             return Err(BootError::Untyped(u.base));
         }
-        let cap = Cap::Untyped {
-            base: u.base,
-            size_bits: u.size_bits as u8,
-            watermark: 0,
-            device: u.flags & bootprog::untyped_flags::DEVICE != 0,
-        };
-        k.boot_insert(initial::FIRST_UNTYPED as usize + count, cap)
-            .map_err(BootError::Kernel)?;
-        count += 1;
-        bytes += 1u64 << u.size_bits;
     }
+    let untyped = blocks.iter().map(|u| Cap::Untyped {
+        base: u.base,
+        size_bits: u.size_bits as u8,
+        watermark: 0,
+        device: u.flags & bootprog::untyped_flags::DEVICE != 0,
+    });
     let init = r.spec.initialiser;
     let mut ctx = Context {
         pc: init.entry,
@@ -433,23 +411,25 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     };
     ctx.x[0] = r.index as u64;
     ctx.x[1] = u64::from(r.spec.flags);
-    ctx.x[2] = count as u64;
+    ctx.x[2] = blocks.len() as u64;
     ctx.x[3] = r.spec.boot_program_size;
-    // A budget as long as its period: the initialiser is never throttled.
-    let second = r.counter_hz;
-    k.boot_start(
-        initial::TCB as usize,
-        cspace,
-        initial::VSPACE as usize,
-        initial::SCHED_CONTEXT as usize,
-        second,
-        initial::IPC_BUFFER_FRAME as usize,
-        initial::IPC_BUFFER_VADDR,
-        INITIALISER_PRIORITY,
+    let layout = InitialiserBoot {
+        cnode,
+        tcb,
+        sched_context: sc,
+        vspace: root,
+        ipc_buffer: ipc,
+        // A budget as long as its period (a second): the initialiser is never throttled.
+        budget: r.counter_hz,
+        priority: INITIALISER_PRIORITY,
         ctx,
-    )
-    .map_err(BootError::Kernel)?;
-    Ok((count, bytes))
+    };
+    inner
+        .kernel
+        .boot_initialiser(&layout, untyped)
+        .map_err(BootError::Kernel)?;
+    let bytes = blocks.iter().map(|u| 1u64 << u.size_bits).sum();
+    Ok((blocks.len(), bytes))
 }
 
 unsafe extern "C" {

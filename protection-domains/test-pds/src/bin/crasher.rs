@@ -7,12 +7,11 @@
 const UNMAPPED: usize = 0x70_0000_0000;
 
 fn init() {
-    atoll_microkit::debug_print(atoll_microkit::pd_name());
-    atoll_microkit::debug_print(": starting, about to touch unmapped memory\n");
+    let name = atoll_microkit::pd_name();
+    atoll_microkit::debug_println!("{name}: starting, about to touch unmapped memory");
     // SAFETY: deliberately faults; the kernel stops this thread and tells the monitor.
     let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
-    atoll_microkit::debug_print(atoll_microkit::pd_name());
-    atoll_microkit::debug_print(": FAILED, the read did not fault\n");
+    atoll_microkit::debug_println!("{name}: FAILED, the read did not fault");
 }
 
 atoll_microkit::entry!(init);

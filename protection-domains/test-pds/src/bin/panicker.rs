@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 fn init() {
-    atoll_microkit::debug_print("panicker: about to panic\n");
+    atoll_microkit::debug_println!("panicker: about to panic");
     panic!("on purpose");
 }
 

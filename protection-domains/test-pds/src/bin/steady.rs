@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 fn init() {
-    atoll_microkit::debug_print("steady: still running after the others faulted\n");
+    atoll_microkit::debug_println!("steady: still running after the others faulted");
 }
 
 atoll_microkit::entry!(init);

@@ -204,6 +204,28 @@ struct Objects {
     current: u16,
 }
 
+/// Where the initialiser's boot objects lie (physical addresses of zeroed boot memory; the
+/// address space's tables already built in `vspace`) and how it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct InitialiserBoot {
+    /// Its root CNode, of `syscall::initial::ROOT_RADIX` slots.
+    pub cnode: u64,
+    /// Its TCB.
+    pub tcb: u64,
+    /// Its scheduling context.
+    pub sched_context: u64,
+    /// The root table of its address space.
+    pub vspace: u64,
+    /// Its IPC buffer page, mapped at `syscall::initial::IPC_BUFFER_VADDR`.
+    pub ipc_buffer: u64,
+    /// Budget per period, equal to the period (counter ticks): it is never throttled.
+    pub budget: u64,
+    /// Priority (its maximum controlled priority is 255).
+    pub priority: u8,
+    /// Its first registers.
+    pub ctx: Context,
+}
+
 /// One replica's kernel state.
 pub struct Kernel {
     caps: CapTable<CAP_SLOTS>,
@@ -303,119 +325,96 @@ impl Kernel {
 
     // ----- boot ---------------------------------------------------------------------
 
-    /// Boot: creates the initialiser's root CNode (radix `radix`) over `cnode_base` and
-    /// places its capability in the CNode's slot `self_slot`. Returns the CNode capability.
-    pub fn boot_root_cnode(
+    /// Boot: builds the initialiser over boot memory the caller prepared (zeroed, the
+    /// address space's tables already built in it), gives it the capabilities of
+    /// `syscall::initial` (its root CNode, which owns table slots from 0, its TCB,
+    /// scheduling context, address space and IPC buffer, IRQ and scheduling control, and
+    /// `untyped` from `FIRST_UNTYPED` on) and starts it. Returns its thread.
+    pub fn boot_initialiser(
         &mut self,
-        cnode_base: u64,
-        radix: u8,
-        self_slot: usize,
-    ) -> Result<Cap, Error> {
-        let first = 0u32;
-        if (1usize << radix) > CAP_SLOTS || self_slot >= 1 << radix {
+        b: &InitialiserBoot,
+        untyped: impl IntoIterator<Item = Cap>,
+    ) -> Result<usize, Error> {
+        use atoll_abi::syscall::initial;
+        let radix = initial::ROOT_RADIX;
+        if (1usize << radix) > CAP_SLOTS {
             return Err(Error::RangeError);
         }
-        let guard_bits = 64 - radix;
-        let cap = Cap::CNode {
-            base: cnode_base,
+        let cspace = Cap::CNode {
+            base: b.cnode,
             radix,
-            first,
+            first: 0,
             guard: 0,
-            guard_bits,
+            guard_bits: 64 - radix,
         };
-        self.caps.insert_original(first as usize + self_slot, cap)?;
-        Ok(cap)
-    }
-
-    /// Boot: places an original capability in slot `slot` of the root CNode.
-    pub fn boot_insert(&mut self, slot: usize, cap: Cap) -> Result<(), Error> {
-        self.caps.insert_original(slot, cap)
-    }
-
-    /// Boot: places the replica's IRQ control and scheduling control capabilities (every
-    /// right) in the slots `syscall::initial` names.
-    pub fn boot_authorities(&mut self) -> Result<(), Error> {
-        use atoll_abi::syscall::initial;
-        for (slot, kind) in [
-            (initial::IRQ_CONTROL, ObjectKind::IrqControl),
-            (initial::SCHED_CONTROL, ObjectKind::SchedControl),
-        ] {
+        self.caps.insert_original(initial::CNODE as usize, cspace)?;
+        let objects = [
+            (initial::TCB, ObjectKind::Tcb, b.tcb, 11),
+            (
+                initial::SCHED_CONTEXT,
+                ObjectKind::SchedContext,
+                b.sched_context,
+                8,
+            ),
+            (initial::VSPACE, ObjectKind::VSpace, b.vspace, 12),
+            (
+                initial::IPC_BUFFER_FRAME,
+                ObjectKind::Frame,
+                b.ipc_buffer,
+                12,
+            ),
+            (initial::IRQ_CONTROL, ObjectKind::IrqControl, 0, 0),
+            (initial::SCHED_CONTROL, ObjectKind::SchedControl, 0, 0),
+        ];
+        for (slot, kind, base, size_bits) in objects {
             let cap = Cap::Object {
                 kind,
-                base: 0,
-                size_bits: 0,
+                base,
+                size_bits,
                 rights: Rights::ALL,
                 badge: 0,
                 data: 0,
             };
             self.caps.insert_original(slot as usize, cap)?;
+            self.init_object(slot as usize)?;
         }
-        Ok(())
-    }
+        let slots = initial::FIRST_UNTYPED as usize..initial::FIRST_FREE as usize;
+        let mut untyped = untyped.into_iter();
+        for (slot, cap) in slots.zip(&mut untyped) {
+            self.caps.insert_original(slot, cap)?;
+        }
+        if untyped.next().is_some() {
+            return Err(Error::RangeError);
+        }
 
-    /// Boot: creates an object over boot memory the caller prepared (zeroed, or already
-    /// holding the initialiser's tables): its own TCB, scheduling context, address space
-    /// and IPC buffer. Places its capability in `slot`.
-    pub fn boot_object(
-        &mut self,
-        slot: usize,
-        kind: ObjectKind,
-        base: u64,
-        size_bits: u8,
-    ) -> Result<(), Error> {
-        let cap = Cap::Object {
-            kind,
-            base,
-            size_bits,
-            rights: Rights::ALL,
-            badge: 0,
-            data: 0,
-        };
-        self.caps.insert_original(slot, cap)?;
-        self.init_object(slot)
-    }
-
-    /// Boot: configures and starts the initialiser's thread (TCB in `tcb_slot`, root CNode
-    /// capability `cspace`, address space in `vspace_slot`, scheduling context in `sc_slot`,
-    /// IPC buffer frame in `ipc_slot` mapped at `ipc_va`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn boot_start(
-        &mut self,
-        tcb_slot: usize,
-        cspace: Cap,
-        vspace_slot: usize,
-        sc_slot: usize,
-        sc_budget: u64,
-        ipc_slot: usize,
-        ipc_va: u64,
-        priority: u8,
-        ctx: Context,
-    ) -> Result<usize, Error> {
-        let t = self.object_index(tcb_slot, ObjectKind::Tcb)?;
-        let v = self.object_index(vspace_slot, ObjectKind::VSpace)?;
-        let sc = self.object_index(sc_slot, ObjectKind::SchedContext)?;
-        let Cap::Object { base: ipc_pa, .. } = self.caps.get(ipc_slot) else {
-            return Err(Error::InvalidCapability);
-        };
+        let t = self.object_index(initial::TCB as usize, ObjectKind::Tcb)?;
+        let v = self.object_index(initial::VSPACE as usize, ObjectKind::VSpace)?;
+        let sc = self.object_index(initial::SCHED_CONTEXT as usize, ObjectKind::SchedContext)?;
         let o = &mut self.o;
         o.sched
-            .configure(sc, sc_budget, sc_budget)
+            .configure(sc, b.budget, b.budget)
             .map_err(|_| Error::InvalidArgument)?;
         let tcb = &mut o.tcbs[t];
         tcb.cspace = cspace;
         tcb.vspace = v as u16;
-        tcb.ipc_buffer_va = ipc_va;
-        tcb.ipc_buffer_pa = ipc_pa;
+        tcb.ipc_buffer_va = initial::IPC_BUFFER_VADDR;
+        tcb.ipc_buffer_pa = b.ipc_buffer;
         tcb.mcp = 255;
-        tcb.priority = priority;
-        tcb.ctx = ctx;
+        tcb.priority = b.priority;
+        tcb.ctx = b.ctx;
         o.sched
-            .set_priority(t, priority)
+            .set_priority(t, b.priority)
             .map_err(|_| Error::InvalidArgument)?;
         o.sched.bind(t, sc).map_err(|_| Error::InvalidArgument)?;
         o.resume(t);
         o.schedule();
         Ok(t)
+    }
+
+    /// Boot and tests: places an original capability in table slot `slot` (a slot of the
+    /// initialiser's root CNode).
+    pub fn boot_insert(&mut self, slot: usize, cap: Cap) -> Result<(), Error> {
+        self.caps.insert_original(slot, cap)
     }
 
     fn object_index(&self, slot: usize, want: ObjectKind) -> Result<usize, Error> {

@@ -94,52 +94,23 @@ const BOOT: u64 = 0x4000_0000;
 
 fn boot() -> Sys {
     let mut k = Box::new(Kernel::new());
-    let cnode = k
-        .boot_root_cnode(BOOT, initial::ROOT_RADIX, initial::CNODE as usize)
-        .unwrap();
-    let objects = [
-        (initial::TCB, ObjectKind::Tcb, BOOT + 0x1000, 11),
-        (initial::VSPACE, ObjectKind::VSpace, BOOT + 0x2000, 12),
-        (
-            initial::SCHED_CONTEXT,
-            ObjectKind::SchedContext,
-            BOOT + 0x3000,
-            8,
-        ),
-        (
-            initial::IPC_BUFFER_FRAME,
-            ObjectKind::Frame,
-            BOOT + 0x4000,
-            12,
-        ),
-    ];
-    for (slot, kind, base, bits) in objects {
-        k.boot_object(slot as usize, kind, base, bits).unwrap();
-    }
-    k.boot_authorities().unwrap();
-    k.boot_insert(
-        initial::FIRST_UNTYPED as usize,
-        Cap::Untyped {
-            base: POOL,
-            size_bits: POOL_BITS,
-            watermark: 0,
-            device: false,
-        },
-    )
-    .unwrap();
-    let root = k
-        .boot_start(
-            initial::TCB as usize,
-            cnode,
-            initial::VSPACE as usize,
-            initial::SCHED_CONTEXT as usize,
-            1_000_000,
-            initial::IPC_BUFFER_FRAME as usize,
-            initial::IPC_BUFFER_VADDR,
-            255,
-            Context::default(),
-        )
-        .unwrap();
+    let layout = InitialiserBoot {
+        cnode: BOOT,
+        tcb: BOOT + 0x1000,
+        vspace: BOOT + 0x2000,
+        sched_context: BOOT + 0x3000,
+        ipc_buffer: BOOT + 0x4000,
+        budget: 1_000_000,
+        priority: 255,
+        ctx: Context::default(),
+    };
+    let pool = Cap::Untyped {
+        base: POOL,
+        size_bits: POOL_BITS,
+        watermark: 0,
+        device: false,
+    };
+    let root = k.boot_initialiser(&layout, [pool]).unwrap();
     assert_eq!(k.current(), Some(root));
     Sys {
         k,
