@@ -207,7 +207,12 @@ impl<const N: usize> CapTable<N> {
 
     /// The capability in `slot` (`Null` for an index out of range).
     pub fn get(&self, slot: SlotId) -> Cap {
-        self.slots.get(slot).map_or(Cap::Null, |s| s.cap)
+        *self.get_ref(slot)
+    }
+
+    /// The capability in `slot` (`Null` if out of range), without copying it.
+    pub fn get_ref(&self, slot: SlotId) -> &Cap {
+        self.slots.get(slot).map_or(&Cap::Null, |s| &s.cap)
     }
 
     /// The parent of `slot` in the derivation tree.
@@ -646,12 +651,12 @@ impl<const N: usize> CapTable<N> {
     /// addressing): each level checks its guard, then indexes `radix` bits, and follows a
     /// CNode found in the slot while bits remain.
     pub fn lookup(&self, root: SlotId, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
-        self.lookup_from(self.get(root), cptr, depth)
+        self.lookup_from(self.get_ref(root), cptr, depth)
     }
 
     /// [`CapTable::lookup`] from a CNode capability held outside the table (a thread's
     /// capability-space root).
-    pub fn lookup_from(&self, root: Cap, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
+    pub fn lookup_from(&self, root: &Cap, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
         let mut cap = root;
         let mut left = u32::from(depth.min(64));
         loop {
@@ -661,7 +666,7 @@ impl<const N: usize> CapTable<N> {
                 guard,
                 guard_bits,
                 ..
-            } = cap
+            } = *cap
             else {
                 return Err(LookupFault::InvalidRoot);
             };
@@ -686,7 +691,7 @@ impl<const N: usize> CapTable<N> {
             let index = bits(left - level, u32::from(radix)) as usize;
             let slot = first as usize + index;
             left -= level;
-            let next = self.get(slot);
+            let next = self.get_ref(slot);
             if left == 0 || !matches!(next, Cap::CNode { .. }) {
                 return Ok(slot);
             }

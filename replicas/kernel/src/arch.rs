@@ -101,20 +101,6 @@ pub fn flush_user_tlb(asid: u16, va: Option<u64>) {
     }
 }
 
-/// `SP_EL0` and `TPIDR_EL0` of the interrupted user thread.
-pub fn user_sp_tpidr() -> (u64, u64) {
-    (
-        aarch64_cpu::registers::SP_EL0.get(),
-        aarch64_cpu::registers::TPIDR_EL0.get(),
-    )
-}
-
-/// Sets `SP_EL0` and `TPIDR_EL0` for the user thread about to run.
-pub fn set_user_sp_tpidr(sp: u64, tpidr: u64) {
-    aarch64_cpu::registers::SP_EL0.set(sp);
-    aarch64_cpu::registers::TPIDR_EL0.set(tpidr);
-}
-
 /// Lets EL0 (and the kernel's save and restore code) use FP/SIMD registers (`true`), or
 /// makes any use trap (`false`), for lazy switching.
 pub fn set_fp_enabled(enabled: bool) {

@@ -1,5 +1,12 @@
 // Kernel entry and exception vectors. Entered from the loader's trampoline on every core of
 // the replica with the MMU on: x0 = boot spec (virtual), x1 = core index.
+//
+// Stack pointers: in the kernel SP_EL1 is this core's kernel stack, whose top TPIDR_EL1
+// keeps. While a thread runs at EL0, SP_EL1 instead points at that thread's saved
+// registers (a `Context` in its TCB, kernel_core::kernel::Context), so an exception from
+// EL0 stores the registers straight into the TCB and the kernel copies nothing on a
+// switch (seL4 does the same). SP_EL0 is dead while the kernel runs (the user's value is
+// in the Context), so the EL1 vectors use it as their one scratch register.
 
 // Kernel stacks (abi::spec::layout): core c's stack is the upper 16 KiB of the 32 KiB slot
 // at KERNEL_STACKS_BASE + c * 32 KiB; the lower 16 KiB is an unmapped guard.
@@ -18,6 +25,8 @@ _start:
     add     x10, x1, #1
     lsl     x10, x10, #STACK_SLOT_SHIFT
     add     sp, x9, x10
+    mov     x9, sp
+    msr     tpidr_el1, x9
     adrp    x9, kernel_vectors
     add     x9, x9, :lo12:kernel_vectors
     msr     vbar_el1, x9
@@ -72,19 +81,34 @@ _start:
     add     sp, sp, #FRAME_SIZE
 .endm
 
+// Context layout (kernel_core::kernel::Context, checked by the kernel at compile time):
+// x0-x30 at 0, SP_EL0 at 248, ELR at 256, SPSR at 264, TPIDR_EL0 at 272.
+.equ CTX_SP, 248
+.equ CTX_PC, 256
+.equ CTX_TPIDR, 272
+
+// An exception from EL0 (AArch64 or AArch32; the kernel refuses to run the latter):
+// SP_EL1 is the running thread's Context.
+.macro USER_VECTOR kind
+    .balign 0x80
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       user_entry
+.endm
+
 // kind: 0 sync, 1 irq, 2 fiq, 3 serror; source: 0 EL1 with SP0, 1 EL1 with SPx, 2 EL0 64, 3 EL0 32
 // Before touching the stack, each vector checks that SP is not in the lowest 4 KiB of its
 // stack or in the guard below it (offset within the 32 KiB slot under 20 KiB): a kernel
 // stack overflow is reported from an emergency stack instead of faulting again forever.
 .macro VECTOR kind, source
     .balign 0x80
-    msr     tpidr_el1, x0
+    msr     sp_el0, x0
     mov     x0, sp
     sub     x0, x0, #1
     and     x0, x0, #0x7fff
     cmp     x0, #0x5, lsl #12
     b.lo    kernel_stack_overflow_entry
-    mrs     x0, tpidr_el1
+    mrs     x0, sp_el0
     SAVE_FRAME
     mov     x0, sp
     mov     x1, #\kind
@@ -102,28 +126,79 @@ kernel_vectors:
     VECTOR 1, 1
     VECTOR 2, 1
     VECTOR 3, 1
-    VECTOR 0, 2
-    VECTOR 1, 2
-    VECTOR 2, 2
-    VECTOR 3, 2
-    VECTOR 0, 3
-    VECTOR 1, 3
-    VECTOR 2, 3
-    VECTOR 3, 3
+    USER_VECTOR 0
+    USER_VECTOR 1
+    USER_VECTOR 2
+    USER_VECTOR 3
+    USER_VECTOR 0
+    USER_VECTOR 1
+    USER_VECTOR 2
+    USER_VECTOR 3
 
 exception_common:
     bl      handle_exception
     RESTORE_FRAME
     eret
 
-// Enters user space for the first time: x0 = a complete exception frame at the top of
-// this core's kernel stack. Interrupts are masked first: one taken between writing ELR and
-// `eret` would overwrite ELR with a kernel address.
+// Saves the rest of the thread's registers into its Context (x1 = kind), moves to the
+// kernel stack and lets the kernel choose the thread to return to.
+user_entry:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x9, sp_el0
+    stp     x30, x9, [sp, #240]
+    mrs     x10, elr_el1
+    mrs     x11, spsr_el1
+    stp     x10, x11, [sp, #CTX_PC]
+    mrs     x12, tpidr_el0
+    str     x12, [sp, #CTX_TPIDR]
+    mov     x0, x1
+    mrs     x9, tpidr_el1
+    mov     sp, x9
+    bl      handle_user_exception
+    // Falls through with x0 = the Context of the thread to run.
+
+// Returns to the thread whose Context is at x0, interrupts masked. Only the condition
+// flags of its SPSR are its own: it always returns to EL0t (AArch64) with interrupts on.
 .global return_to_user
 return_to_user:
     msr     daifset, #0xf
+    ldp     x10, x11, [x0, #CTX_PC]
+    and     x11, x11, #0xf0000000
+    msr     elr_el1, x10
+    msr     spsr_el1, x11
+    ldp     x30, x9, [x0, #240]
+    msr     sp_el0, x9
+    ldr     x12, [x0, #CTX_TPIDR]
+    msr     tpidr_el0, x12
     mov     sp, x0
-    RESTORE_FRAME
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldp     x0, x1, [sp, #0]
     eret
 
 // SP was about to leave the kernel stack: continue on this core's emergency stack (core

@@ -13,11 +13,11 @@ use atoll_kernel_core::line::LineBuf;
 use crate::{Replica, arch, console, doorbell, replica};
 
 /// Exception kinds, as `entry.S` numbers them.
-const KIND_SYNC: u64 = 0;
-const KIND_IRQ: u64 = 1;
-/// Exception sources, as `entry.S` numbers them.
+pub const KIND_SYNC: u64 = 0;
+pub const KIND_IRQ: u64 = 1;
+/// Exception sources, as `entry.S` numbers them (exceptions from EL0 have their own entry,
+/// `user::handle_user_exception`).
 const SOURCE_EL1_SPX: u64 = 1;
-const SOURCE_EL0: u64 = 2;
 
 /// Bytes `entry.S` reserves on the stack for a [`Frame`] (`FRAME_SIZE` there).
 pub const FRAME_SIZE: u64 = 288;
@@ -38,23 +38,21 @@ pub struct Frame {
 
 const _: () = assert!(core::mem::size_of::<Frame>() == 272);
 
-/// Common vector entry.
+/// Common vector entry for exceptions taken in the kernel.
 #[unsafe(no_mangle)]
-extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
+extern "C" fn handle_exception(_frame: &mut Frame, kind: u64, source: u64) {
     let Some(r) = replica() else { park_forever() };
-    // A system call needs no core index: keep the lookup off that path.
-    if kind == KIND_SYNC && source == SOURCE_EL0 {
-        return crate::user::handle_user_sync(r, frame);
-    }
     let Some(core) = crate::current_core(r.spec) else {
         park_forever()
     };
-    if kind == KIND_IRQ && source == SOURCE_EL0 {
-        return crate::user::handle_user_irq(r, core, frame);
-    }
     if kind == KIND_IRQ && source == SOURCE_EL1_SPX {
         return crate::handle_irq(r, core);
     }
+    stop_unexpected(r, core);
+}
+
+/// An exception the kernel never expects (a kernel fault, FIQ, SError): the replica stops.
+pub fn stop_unexpected(r: &Replica, core: u32) -> ! {
     let (esr, far, elr) = arch::exception_registers();
     stop_replica(
         r,
@@ -63,7 +61,7 @@ extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
         far,
         elr,
         format_args!("{} FAR {far:#x} ELR {elr:#x}", Syndrome(esr)),
-    );
+    )
 }
 
 /// Records the epitaph, reports, stops the other cores of this replica, then this core.

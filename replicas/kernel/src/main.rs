@@ -128,7 +128,7 @@ extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
     }
     doorbell::service(r);
     if core == spec.primary_core() {
-        user::start_initialiser(r, core);
+        user::start_initialiser(r);
     }
     user::idle_forever()
 }

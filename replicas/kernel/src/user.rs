@@ -29,9 +29,8 @@ use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, MAX_THREADS, M
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
 
-use crate::fatal::Frame;
 use crate::sync::IrqSpinLock;
-use crate::{Replica, arch, console, klog};
+use crate::{Replica, arch, console, fatal, klog};
 
 /// Top of the initialiser's stack (user virtual address).
 const USER_STACK_TOP: u64 = 0x40_0000_0000;
@@ -53,12 +52,14 @@ struct KernelCell {
 
 struct Inner {
     kernel: Kernel,
-    /// The thread whose registers the exception frame holds (`usize::MAX`: none).
+    /// The thread this core last returned to (`usize::MAX`: none).
     loaded: usize,
     /// Its address space (root, ASID), to skip needless switches.
     space: (u64, u16),
     /// The thread whose FP/SIMD registers are in the CPU.
     fp_owner: usize,
+    /// Whether EL0 may use FP/SIMD now (`CPACR_EL1.FPEN`), to skip needless writes.
+    fp_enabled: bool,
     fp: [FpState; MAX_THREADS],
     lines: [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
     started: bool,
@@ -74,6 +75,7 @@ static KERNEL: KernelCell = KernelCell {
         loaded: usize::MAX,
         space: (0, 0),
         fp_owner: usize::MAX,
+        fp_enabled: false,
         fp: [FpState([0; 66]); MAX_THREADS],
         lines: [const { LineBuf::new() }; MAX_THREADS],
         started: false,
@@ -433,9 +435,9 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
 }
 
 unsafe extern "C" {
-    /// Restores the exception frame at `frame` and returns to the thread it describes
-    /// (entry.S).
-    fn return_to_user(frame: *mut Frame) -> !;
+    /// Returns to the thread whose saved registers are at `ctx` (entry.S); `ctx` becomes
+    /// where its next exception saves them.
+    fn return_to_user(ctx: *mut Context) -> !;
     /// Saves the FP/SIMD registers to `state` (528 bytes, 16-byte aligned).
     fn fp_save(state: *mut FpState);
     /// Loads the FP/SIMD registers from `state`.
@@ -496,7 +498,7 @@ core::arch::global_asm!(
 
 /// Starts the initialiser on this (the primary) core; never returns. Without one (an image
 /// that carries none), the core just serves interrupts.
-pub fn start_initialiser(r: &Replica, core: u32) -> ! {
+pub fn start_initialiser(r: &Replica) -> ! {
     if r.spec.initialiser.mem_size == 0 {
         idle_forever();
     }
@@ -519,15 +521,10 @@ pub fn start_initialiser(r: &Replica, core: u32) -> ! {
     LAST_CHARGE.store(arch::counter(), Ordering::Relaxed);
     arch::enable_low_half(0);
     arch::set_fp_enabled(false);
-    let stack_top = layout::KERNEL_STACKS_BASE + (u64::from(core) + 1) * layout::KERNEL_STACK_SLOT;
-    let frame = (stack_top - crate::fatal::FRAME_SIZE) as *mut Frame;
-    // SAFETY: the frame sits at the top of this core's kernel stack, which nothing on it
-    // needs any more (this function never returns); `resume` fills it completely.
-    unsafe {
-        frame.write(Frame::default());
-        resume(r, &mut *frame);
-        return_to_user(frame)
-    }
+    let ctx = resume(r);
+    // SAFETY: `ctx` is the chosen thread's saved registers, in its TCB inside the static
+    // kernel state, where they stay; only this core runs user threads.
+    unsafe { return_to_user(ctx) }
 }
 
 /// Serves interrupts until the machine stops.
@@ -538,75 +535,53 @@ pub fn idle_forever() -> ! {
     }
 }
 
-/// Saves the interrupted thread's registers from `frame` into its TCB.
-fn save(inner: &mut Inner, frame: &Frame) {
-    let t = inner.loaded;
-    let (sp, tpidr) = arch::user_sp_tpidr();
-    if let Some(ctx) = inner.kernel.context_mut(t) {
-        ctx.x = frame.x;
-        ctx.pc = frame.elr;
-        ctx.spsr = frame.spsr;
-        ctx.sp = sp;
-        ctx.tpidr = tpidr;
+/// Chooses the thread to return to (waiting for one if there is none) and returns its
+/// saved registers.
+fn resume(r: &Replica) -> *mut Context {
+    loop {
+        if let Some(ctx) = with(|inner| choose(r, inner)) {
+            return ctx;
+        }
+        r.status().user_settled.store(1, Ordering::Release);
+        inner_idle();
     }
 }
 
-/// Loads the thread the kernel chose into `frame` (waiting for one if there is none), with
-/// its address space and FP access; arms the timer for its budget.
-fn resume(r: &Replica, frame: &mut Frame) {
-    /// What one look at the kernel found.
-    enum Next {
-        Loaded,
-        Idle,
-        /// The chosen thread has no address space: it is stopped, and the kernel chooses
-        /// again.
-        Stopped,
-    }
+/// Loads the thread the kernel chose, if any: its address space and FP access, and the
+/// timer armed for its budget. Returns its saved registers. A chosen thread without an
+/// address space is stopped, and the kernel chooses again.
+fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
     loop {
-        let next = with(|inner| {
-            let Some(t) = inner.kernel.current() else {
-                return Next::Idle;
+        let t = inner.kernel.current()?;
+        let Some(space) = inner.kernel.address_space(t) else {
+            let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
+            let mut hw = Hw {
+                r,
+                lines: &mut inner.lines,
             };
-            let (Some(&ctx), Some(space)) =
-                (inner.kernel.context(t), inner.kernel.address_space(t))
-            else {
-                let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
-                let mut hw = Hw {
-                    r,
-                    lines: &mut inner.lines,
-                };
-                inner
-                    .kernel
-                    .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
-                return Next::Stopped;
-            };
-            frame.x = ctx.x;
-            frame.elr = ctx.pc;
-            // EL0t with interrupts unmasked; only the condition flags are the thread's.
-            frame.spsr = ctx.spsr & 0xF000_0000;
-            arch::set_user_sp_tpidr(ctx.sp, ctx.tpidr);
-            if space != inner.space {
-                arch::switch_user_space(space.0, space.1);
-                inner.space = space;
-            }
-            arch::set_fp_enabled(inner.fp_owner == t);
-            inner.loaded = t;
-            if let Some(next) = inner.kernel.next_event() {
-                let next = next.clamp(1, i64::MAX as u64) as i64;
-                if next < arch::timer_remaining() {
-                    arch::arm_timer(next as u64);
-                }
-            }
-            Next::Loaded
-        });
-        match next {
-            Next::Loaded => return,
-            Next::Stopped => {}
-            Next::Idle => {
-                r.status().user_settled.store(1, Ordering::Release);
-                inner_idle();
+            inner
+                .kernel
+                .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
+            continue;
+        };
+        let ctx: *mut Context = inner.kernel.context_mut(t)?;
+        if space != inner.space {
+            arch::switch_user_space(space.0, space.1);
+            inner.space = space;
+        }
+        let fp = inner.fp_owner == t;
+        if fp != inner.fp_enabled {
+            arch::set_fp_enabled(fp);
+            inner.fp_enabled = fp;
+        }
+        inner.loaded = t;
+        if let Some(next) = inner.kernel.next_event() {
+            let next = next.clamp(1, i64::MAX as u64) as i64;
+            if next < arch::timer_remaining() {
+                arch::arm_timer(next as u64);
             }
         }
+        return Some(ctx);
     }
 }
 
@@ -617,16 +592,45 @@ fn inner_idle() {
     let _ = arch::irq_save();
 }
 
+/// An exception from EL0 (`kind` as `entry.S` numbers them), the thread's registers
+/// already saved in its TCB: the kernel serves it and returns the saved registers of the
+/// thread to run next.
+#[unsafe(no_mangle)]
+extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
+    let Some(r) = crate::replica() else {
+        fatal::park_forever()
+    };
+    match kind {
+        fatal::KIND_SYNC => {
+            if let Some(ctx) = handle_user_sync(r) {
+                return ctx;
+            }
+        }
+        _ => {
+            // Only a replica's primary core runs user threads.
+            let core = crate::current_core(r.spec).unwrap_or(0);
+            if kind == fatal::KIND_IRQ {
+                crate::handle_irq(r, core);
+            } else {
+                fatal::stop_unexpected(r, core);
+            }
+        }
+    }
+    resume(r)
+}
+
 /// A synchronous exception from EL0: a system call, an FP trap, or a fault of the thread.
-pub fn handle_user_sync(r: &Replica, frame: &mut Frame) {
+/// Returns the registers of the thread to run next, chosen under the same lock, or `None`
+/// when there is none.
+fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
     let (esr, far, elr) = arch::exception_registers();
     let class = exception_class(esr);
     with(|inner| {
-        save(inner, frame);
         let t = inner.loaded;
         if class == 0x07 {
             // FP/SIMD trap: hand the registers to this thread.
             arch::set_fp_enabled(true);
+            inner.fp_enabled = true;
             if inner.fp_owner != t {
                 if let Some(owner) = inner.fp.get_mut(inner.fp_owner) {
                     // SAFETY: FP access is enabled; the state buffer is the owner's.
@@ -639,7 +643,7 @@ pub fn handle_user_sync(r: &Replica, frame: &mut Frame) {
                 }
                 inner.fp_owner = t;
             }
-            return;
+            return choose(r, inner);
         }
         let mut hw = Hw {
             r,
@@ -660,16 +664,8 @@ pub fn handle_user_sync(r: &Replica, frame: &mut Frame) {
                     .user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
             }
         }
-    });
-    resume(r, frame);
-}
-
-/// An interrupt taken from EL0: the thread's registers are saved, the interrupt served,
-/// and the thread the kernel then chooses resumes.
-pub fn handle_user_irq(r: &Replica, core: u32, frame: &mut Frame) {
-    with(|inner| save(inner, frame));
-    crate::handle_irq(r, core);
-    resume(r, frame);
+        choose(r, inner)
+    })
 }
 
 /// The timer fired on the primary core: budgets pay for the time since the last charge.

@@ -8,7 +8,7 @@ use atoll_abi::spec::attrs;
 use atoll_abi::syscall::{MessageInfo, label, object_kind, vm_attr};
 
 use super::vspace;
-use super::{Kernel, Machine, NO_REPLICA, NONE, Objects, Tcb};
+use super::{Kernel, Machine, NO_REPLICA, NONE, Objects, Target, Tcb};
 use crate::cap::{Cap, CapTable, RetypeKind, Rights, SlotId};
 use crate::pagetable::descriptor_bits;
 
@@ -148,7 +148,11 @@ impl Kernel {
     /// Resolves a capability argument in `t`'s space that must be of `kind`; its index.
     fn resolve_kind(&self, t: usize, cptr: u64, want: ObjectKind) -> Result<usize, Error> {
         match self.resolve(t, cptr) {
-            Some((_, Cap::Object { kind, data, .. })) if kind == want => Ok(data as usize),
+            Some(Target {
+                kind: Some(kind),
+                data,
+                ..
+            }) if kind == want => Ok(data as usize),
             Some(_) => Err(Error::InvalidCapability),
             None => Err(Error::FailedLookup),
         }
@@ -160,15 +164,12 @@ impl Kernel {
             return Ok(None);
         }
         match self.resolve(t, cptr) {
-            Some((
-                _,
-                Cap::Object {
-                    kind: ObjectKind::Endpoint,
-                    data,
-                    badge,
-                    ..
-                },
-            )) => Ok(Some((data as u16, badge))),
+            Some(Target {
+                kind: Some(ObjectKind::Endpoint),
+                data,
+                badge,
+                ..
+            }) => Ok(Some((data as u16, badge))),
             Some(_) => Err(Error::InvalidCapability),
             None => Err(Error::FailedLookup),
         }
@@ -176,15 +177,12 @@ impl Kernel {
 
     fn resolve_notification(&self, t: usize, cptr: u64) -> Result<(usize, u64), Error> {
         match self.resolve(t, cptr) {
-            Some((
-                _,
-                Cap::Object {
-                    kind: ObjectKind::Notification,
-                    data,
-                    badge,
-                    ..
-                },
-            )) => Ok((data as usize, badge)),
+            Some(Target {
+                kind: Some(ObjectKind::Notification),
+                data,
+                badge,
+                ..
+            }) => Ok((data as usize, badge)),
             Some(_) => Err(Error::InvalidCapability),
             None => Err(Error::FailedLookup),
         }
@@ -194,7 +192,7 @@ impl Kernel {
     fn resolve_cnode(&self, t: usize, cptr: u64) -> Result<Cap, Error> {
         let slot = self
             .caps
-            .lookup_from(self.o.tcbs[t].cspace, cptr, 64)
+            .lookup_from(&self.o.tcbs[t].cspace, cptr, 64)
             .map_err(|_| Error::FailedLookup)?;
         match self.caps.get(slot) {
             cap @ Cap::CNode { .. } => Ok(cap),
@@ -207,7 +205,7 @@ impl Kernel {
     fn dest_slot(&self, t: usize, root: u64, index: u64, depth: u64) -> Result<SlotId, Error> {
         let root = self.resolve_cnode(t, root)?;
         self.caps
-            .lookup_from(root, index, depth.min(64) as u8)
+            .lookup_from(&root, index, depth.min(64) as u8)
             .map_err(|_| Error::FailedLookup)
     }
 
@@ -242,7 +240,7 @@ impl Kernel {
         } else {
             let s = self
                 .caps
-                .lookup_from(root, node_index, node_depth.min(64) as u8)
+                .lookup_from(&root, node_index, node_depth.min(64) as u8)
                 .map_err(|_| Error::FailedLookup)?;
             match self.caps.get(s) {
                 c @ Cap::CNode { .. } => c,
@@ -370,7 +368,7 @@ impl Kernel {
 
     /// Deletes a capability, destroying its object when it was the last one.
     pub(super) fn delete_slot(&mut self, m: &mut impl Machine, slot: SlotId) -> Result<(), Error> {
-        let Kernel { caps, o } = self;
+        let Kernel { caps, o, .. } = self;
         caps.delete_with(slot, &mut |cap, last| o.gone(m, cap, last))
     }
 
@@ -384,7 +382,7 @@ impl Kernel {
     ) -> Result<Answer, Error> {
         let here = |i: usize| -> Result<SlotId, Error> {
             self.caps
-                .lookup_from(cnode, arg(i)?, arg(i + 1)?.min(64) as u8)
+                .lookup_from(&cnode, arg(i)?, arg(i + 1)?.min(64) as u8)
                 .map_err(|_| Error::FailedLookup)
         };
         match op {
@@ -394,7 +392,7 @@ impl Kernel {
             }
             label::CNODE_REVOKE => {
                 let s = here(0)?;
-                let Kernel { caps, o } = self;
+                let Kernel { caps, o, .. } = self;
                 caps.revoke_with(s, &mut |cap, last| o.gone(m, cap, last))?;
             }
             label::CNODE_COPY | label::CNODE_MINT | label::CNODE_MOVE | label::CNODE_MUTATE => {
@@ -402,7 +400,7 @@ impl Kernel {
                 let src_root = self.resolve_cnode(t, arg(2)?)?;
                 let src = self
                     .caps
-                    .lookup_from(src_root, arg(3)?, arg(4)?.min(64) as u8)
+                    .lookup_from(&src_root, arg(3)?, arg(4)?.min(64) as u8)
                     .map_err(|_| Error::FailedLookup)?;
                 match op {
                     label::CNODE_COPY => {
@@ -466,15 +464,15 @@ impl Kernel {
                     if !ipc_va.is_multiple_of(0x1000) {
                         return Err(Error::AlignmentError);
                     }
-                    match self.resolve(t, ipc_frame) {
-                        Some((
-                            _,
-                            Cap::Object {
-                                kind: ObjectKind::Frame,
-                                base,
-                                ..
-                            },
-                        )) => Some(base),
+                    match self
+                        .resolve(t, ipc_frame)
+                        .map(|f| self.caps.get_ref(f.slot))
+                    {
+                        Some(&Cap::Object {
+                            kind: ObjectKind::Frame,
+                            base,
+                            ..
+                        }) => Some(base),
                         Some(_) => return Err(Error::InvalidCapability),
                         None => return Err(Error::FailedLookup),
                     }

@@ -15,6 +15,7 @@
 //! Nothing here trusts a thread: every capability address, index and argument is checked,
 //! and a thread that misbehaves gets an error or a fault message, never a kernel panic.
 
+mod fastpath;
 mod invoke;
 mod vspace;
 
@@ -52,9 +53,11 @@ pub const CAP_SLOTS: usize = 8192;
 
 const NONE: u16 = u16::MAX;
 
-/// A thread's user registers, as the exception entry saves them.
+/// A thread's user registers, as the exception entry saves them. The layout is the CPU
+/// side's: its exception entry stores the registers here directly (16-byte aligned, as a
+/// stack pointer must be).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
+#[repr(C, align(16))]
 pub struct Context {
     /// `x0`–`x30`.
     pub x: [u64; 31],
@@ -67,6 +70,15 @@ pub struct Context {
     /// `TPIDR_EL0`.
     pub tpidr: u64,
 }
+
+const _: () = {
+    assert!(core::mem::offset_of!(Context, x) == 0);
+    assert!(core::mem::offset_of!(Context, sp) == 248);
+    assert!(core::mem::offset_of!(Context, pc) == 256);
+    assert!(core::mem::offset_of!(Context, spsr) == 264);
+    assert!(core::mem::offset_of!(Context, tpidr) == 272);
+    assert!(core::mem::size_of::<Context>() == 288);
+};
 
 /// What the kernel needs from the CPU and memory.
 pub trait Machine {
@@ -230,6 +242,20 @@ pub struct InitialiserBoot {
 pub struct Kernel {
     caps: CapTable<CAP_SLOTS>,
     o: Objects,
+    /// Whether Call and ReplyRecv may take the fast path (`fastpath.rs`); always on but
+    /// in tests that compare the two paths.
+    fastpath: bool,
+}
+
+/// A capability a system call named, as [`Kernel::resolve`] reads it.
+#[derive(Clone, Copy)]
+struct Target {
+    slot: SlotId,
+    /// The object's kind; `None` for CNode and untyped capabilities.
+    kind: Option<ObjectKind>,
+    rights: Rights,
+    badge: u64,
+    data: u64,
 }
 
 /// Unconfigured doorbell.
@@ -279,7 +305,14 @@ impl Kernel {
                 }; MAX_IRQS],
                 current: NONE,
             },
+            fastpath: true,
         }
+    }
+
+    /// Turns the Call/ReplyRecv fast path on or off (it is on from the start). Results are
+    /// the same either way; tests compare the two paths.
+    pub fn set_fastpath(&mut self, on: bool) {
+        self.fastpath = on;
     }
 
     /// The thread to run now, if any.
@@ -437,6 +470,9 @@ impl Kernel {
         let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
         let (pc, sp) = (ctx.pc, ctx.sp);
         let number = x7 as i64;
+        if self.fastpath && self.fastpath(t, number) {
+            return;
+        }
         match number {
             syscall::CALL => self.sys_send(m, t, x0, true, true),
             syscall::SEND => self.sys_send(m, t, x0, true, false),
@@ -521,31 +557,54 @@ impl Kernel {
 
     // ----- system calls -------------------------------------------------------------
 
-    /// Resolves a capability address in thread `t`'s space to a non-empty slot.
-    fn resolve(&self, t: usize, cptr: u64) -> Option<(SlotId, Cap)> {
+    /// Resolves a capability address in thread `t`'s space to a non-empty slot, reading
+    /// only the fields the IPC paths use (a whole capability is copied only to invoke it).
+    fn resolve(&self, t: usize, cptr: u64) -> Option<Target> {
         let slot = self
             .caps
-            .lookup_from(self.o.tcbs[t].cspace, cptr, 64)
+            .lookup_from(&self.o.tcbs[t].cspace, cptr, 64)
             .ok()?;
-        let cap = self.caps.get(slot);
-        (!cap.is_null()).then_some((slot, cap))
+        Some(match *self.caps.get_ref(slot) {
+            Cap::Null => return None,
+            Cap::Object {
+                kind,
+                rights,
+                badge,
+                data,
+                ..
+            } => Target {
+                slot,
+                kind: Some(kind),
+                rights,
+                badge,
+                data,
+            },
+            Cap::CNode { .. } | Cap::Untyped { .. } => Target {
+                slot,
+                kind: None,
+                rights: Rights::NONE,
+                badge: 0,
+                data: 0,
+            },
+        })
     }
 
     fn sys_send(&mut self, m: &mut impl Machine, t: usize, cptr: u64, blocking: bool, call: bool) {
-        let Some((slot, cap)) = self.resolve(t, cptr) else {
+        let Some(target) = self.resolve(t, cptr) else {
             if blocking || call {
                 self.cap_fault(m, t, cptr);
             }
             return;
         };
-        match cap {
-            Cap::Object {
-                kind: ObjectKind::Endpoint,
-                rights,
-                badge,
-                data,
-                ..
-            } => {
+        let Target {
+            slot,
+            kind,
+            rights,
+            badge,
+            data,
+        } = target;
+        match kind {
+            Some(ObjectKind::Endpoint) => {
                 if !rights.contains(Rights::WRITE) {
                     self.cap_fault(m, t, cptr);
                     return;
@@ -554,27 +613,17 @@ impl Kernel {
                 self.o
                     .send(m, t, data as usize, badge, info, blocking, call);
             }
-            Cap::Object {
-                kind: ObjectKind::Notification,
-                rights,
-                badge,
-                data,
-                ..
-            } => {
+            Some(ObjectKind::Notification) => {
                 if rights.contains(Rights::WRITE) {
                     self.o.signal(data as usize, badge);
                 } else if blocking || call {
                     self.cap_fault(m, t, cptr);
                 }
             }
-            Cap::Object {
-                kind: ObjectKind::Doorbell,
-                badge,
-                data,
-                ..
-            } if !(call
-                && MessageInfo(self.o.tcbs[t].ctx.x[1]).label()
-                    == syscall::label::DOORBELL_CONFIGURE) =>
+            Some(ObjectKind::Doorbell)
+                if !(call
+                    && MessageInfo(self.o.tcbs[t].ctx.x[1]).label()
+                        == syscall::label::DOORBELL_CONFIGURE) =>
             {
                 let replica = self
                     .o
@@ -594,6 +643,7 @@ impl Kernel {
             }
             _ => {
                 let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+                let cap = self.caps.get(slot);
                 let result = self.invoke(m, t, slot, cap, info);
                 // The invoker may have deleted itself.
                 if self.o.tcbs[t].live {
@@ -620,37 +670,29 @@ impl Kernel {
         reply_cptr: u64,
         blocking: bool,
     ) {
-        let Some((_, cap)) = self.resolve(t, cptr) else {
+        let Some(Target {
+            kind, rights, data, ..
+        }) = self.resolve(t, cptr)
+        else {
             self.cap_fault(m, t, cptr);
             return;
         };
-        match cap {
-            Cap::Object {
-                kind: ObjectKind::Endpoint,
-                rights,
-                data,
-                ..
-            } if rights.contains(Rights::READ) => {
+        match kind {
+            Some(ObjectKind::Endpoint) if rights.contains(Rights::READ) => {
                 let reply = match self.resolve(t, reply_cptr) {
-                    Some((
-                        _,
-                        Cap::Object {
-                            kind: ObjectKind::Reply,
-                            data,
-                            ..
-                        },
-                    )) => data as u16,
+                    Some(Target {
+                        kind: Some(ObjectKind::Reply),
+                        data,
+                        ..
+                    }) => data as u16,
                     _ => NONE,
                 };
                 self.o.tcbs[t].recv_reply = reply;
                 self.o.recv(m, t, data as usize, blocking);
             }
-            Cap::Object {
-                kind: ObjectKind::Notification,
-                rights,
-                data,
-                ..
-            } if rights.contains(Rights::READ) => self.o.wait(t, data as usize, blocking),
+            Some(ObjectKind::Notification) if rights.contains(Rights::READ) => {
+                self.o.wait(t, data as usize, blocking)
+            }
             _ => {
                 self.cap_fault(m, t, cptr);
             }
@@ -660,14 +702,11 @@ impl Kernel {
     /// Replies through the reply object at `reply_cptr`; `false` if the thread faulted.
     fn sys_reply(&mut self, m: &mut impl Machine, t: usize, reply_cptr: u64) -> bool {
         match self.resolve(t, reply_cptr) {
-            Some((
-                _,
-                Cap::Object {
-                    kind: ObjectKind::Reply,
-                    data,
-                    ..
-                },
-            )) => {
+            Some(Target {
+                kind: Some(ObjectKind::Reply),
+                data,
+                ..
+            }) => {
                 let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
                 self.o.reply(m, t, data as usize, info);
                 true
@@ -705,6 +744,17 @@ impl Kernel {
         let info = MessageInfo::new(label, 4);
         self.o.send(m, t, ep as usize, badge, info, true, true);
     }
+}
+
+/// Writes the first `count` of `mrs` into the register message registers (`x2`–`x5`) and
+/// zeroes the rest, so a receiver never sees registers the sender did not send. Written out
+/// element by element: a variable-length copy would call `memcpy` on the IPC path.
+fn set_registers(ctx: &mut Context, mrs: [u64; syscall::REGISTER_MESSAGE_REGISTERS], count: usize) {
+    let pick = |i: usize| if i < count { mrs[i] } else { 0 };
+    ctx.x[2] = pick(0);
+    ctx.x[3] = pick(1);
+    ctx.x[4] = pick(2);
+    ctx.x[5] = pick(3);
 }
 
 impl Objects {
@@ -774,15 +824,15 @@ impl Objects {
         info: MessageInfo,
     ) {
         let f = &self.tcbs[from];
-        let (fault_label, fault_mrs, from_buffer) = (f.fault_label, f.fault_mrs, f.ipc_buffer_pa);
-        let mut sent = [0u64; syscall::REGISTER_MESSAGE_REGISTERS];
-        sent.copy_from_slice(&f.ctx.x[2..6]);
+        let (fault_label, from_buffer) = (f.fault_label, f.ipc_buffer_pa);
         let (label, len) = if fault_label != 0 {
-            self.tcbs[to].ctx.x[2..6].copy_from_slice(&fault_mrs);
+            let mrs = f.fault_mrs;
+            set_registers(&mut self.tcbs[to].ctx, mrs, 4);
             (fault_label, 4)
         } else {
             let regs = info.length().min(syscall::REGISTER_MESSAGE_REGISTERS);
-            self.tcbs[to].ctx.x[2..2 + regs].copy_from_slice(&sent[..regs]);
+            let sent = [f.ctx.x[2], f.ctx.x[3], f.ctx.x[4], f.ctx.x[5]];
+            set_registers(&mut self.tcbs[to].ctx, sent, regs);
             // Past the registers only when both have an IPC buffer.
             let len = if from_buffer == 0 || self.tcbs[to].ipc_buffer_pa == 0 {
                 regs

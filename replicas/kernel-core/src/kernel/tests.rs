@@ -783,3 +783,119 @@ fn device_untyped_makes_only_frames_and_keeps_their_contents() {
     let pa = s.invoke(fresh, label::FRAME_GET_ADDRESS, &[]).unwrap()[0];
     assert_eq!(s.m.page(pa).unwrap()[0], 0);
 }
+
+/// Two client/server systems built the same way, one with the fast path off: every
+/// system call sequence must leave both in the same state.
+mod fastpath_agrees_with_the_general_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A system: (system, [server, client] thread indices).
+    fn system(passive: bool, fastpath: bool) -> (Sys, [usize; 2]) {
+        let mut s = boot();
+        s.k.set_fastpath(fastpath);
+        let ep = s.make(ObjectKind::Endpoint, 0);
+        let badged = s.mint(ep, rights::ALL, 0x77);
+        let n = s.make(ObjectKind::Notification, 0);
+        let n_badged = s.mint(n, rights::ALL, 0b100);
+        let server_reply = s.make(ObjectKind::Reply, 0);
+        let client_reply = s.make(ObjectKind::Reply, 0);
+        // Slots 1 endpoint, 2 reply, 3 notification, 4 endpoint without rights to send.
+        let ep_read = s.mint(ep, rights::READ, 0);
+        let (server_tcb, server) = s.thread(100, false, &[ep, server_reply, n, ep_read]);
+        let (client_tcb, client) = s.thread(50, false, &[badged, client_reply, n_badged, ep_read]);
+        s.start(server_tcb);
+        s.start(client_tcb);
+        s.park_root();
+        if passive {
+            // The server reaches its receive, then loses its own context.
+            s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+            s.k.o.sched.unbind(server);
+            s.k.o.schedule();
+        }
+        (s, [server, client])
+    }
+
+    #[derive(Clone, Debug)]
+    struct Op {
+        number: i64,
+        cptr: u64,
+        label: u64,
+        len: u64,
+        mrs: [u64; 4],
+        reply: u64,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (
+            prop::sample::select(std::vec![
+                syscall::CALL,
+                syscall::REPLY_RECV,
+                syscall::RECV,
+                syscall::SEND,
+                syscall::NB_SEND,
+                syscall::WAIT,
+                syscall::NB_WAIT,
+                syscall::YIELD,
+            ]),
+            // Mostly the endpoint and the reply object, so that calls meet servers.
+            prop_oneof![3 => Just(1u64), 1 => 0u64..6],
+            0u64..4,
+            0u64..7,
+            any::<[u64; 4]>(),
+            prop_oneof![3 => Just(2u64), 1 => 0u64..4],
+        )
+            .prop_map(|(number, cptr, label, len, mrs, reply)| Op {
+                number,
+                cptr,
+                label,
+                len,
+                mrs,
+                reply,
+            })
+    }
+
+    fn state(s: &Sys, threads: [usize; 2]) -> Vec<(ThreadState, Option<Context>, bool)> {
+        threads
+            .iter()
+            .map(|&t| {
+                (
+                    s.k.thread_state(t),
+                    s.k.context(t).copied(),
+                    s.k.o.sched.has_sc(t),
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn every_sequence_ends_in_the_same_state(
+            passive in any::<bool>(),
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let (mut fast, threads) = system(passive, true);
+            let (mut general, _) = system(passive, false);
+            for op in ops {
+                prop_assert_eq!(fast.k.current(), general.k.current());
+                let Some(t) = fast.k.current().filter(|t| threads.contains(t)) else {
+                    break;
+                };
+                let regs = [
+                    (0, op.cptr),
+                    (1, MessageInfo::new(op.label, op.len).0),
+                    (2, op.mrs[0]),
+                    (3, op.mrs[1]),
+                    (4, op.mrs[2]),
+                    (5, op.mrs[3]),
+                    (6, op.reply),
+                ];
+                let a = fast.sys(t, op.number, &regs);
+                let b = general.sys(t, op.number, &regs);
+                prop_assert_eq!(a, b, "registers of the caller after {:?}", op);
+                prop_assert_eq!(state(&fast, threads), state(&general, threads), "after {:?}", op);
+            }
+        }
+    }
+}
