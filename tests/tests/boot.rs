@@ -231,7 +231,7 @@ fn monitor(board: &str) {
         &outcome,
         "MON0|INFO: started 3 PDs: crasher, panicker, steady",
     );
-    position(&outcome, "MON1|INFO: started 1 PDs: far_crasher");
+    position(&outcome, "MON1|INFO: started 2 PDs: far_crasher, stray");
     let fault = "read from 0x7000000000, which its address space does not allow at pc 0x";
     let mut last = 0;
     for n in 1..=3 {
@@ -257,12 +257,64 @@ fn monitor(board: &str) {
         "the faults were not handled in priority order before the bystander ran",
     );
     position(&outcome, &format!("MON1|ERROR: PD 'far_crasher' {fault}"));
+    // Using the runtime wrongly gets a message naming the PD and the channel, then the
+    // monitor stops the PD; the kernel is undisturbed.
+    let stray = position(&outcome, "stray: panicked at ");
+    let stray = position_after(
+        &outcome,
+        stray,
+        ": notify on channel 7, which is not a notification channel of this PD",
+    );
+    position_after(&outcome, stray, "MON1|ERROR: PD 'stray' panicked at pc 0x");
     check(
         &outcome,
         !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
         "a PD went on past its fault or a kernel stopped",
     );
     position(&outcome, "K0|INFO: boot checks done; powering off");
+}
+
+/// Boots example `name` (`protection-domains/examples/<name>/system.xml`), which must power
+/// off by itself after printing `expected` lines in order, with no PD fault.
+fn example(board: &str, name: &str, expected: &[&str]) {
+    let variant = format!("example-{name}");
+    let outcome = boot_self_test(board, &variant);
+    let mut at = 0;
+    for line in expected {
+        at = position_after(&outcome, at, line);
+    }
+    check(
+        &outcome,
+        !outcome.serial.contains("|ERROR") && !outcome.serial.contains("panicked"),
+        "a PD of the example faulted",
+    );
+}
+
+fn examples(board: &str) {
+    example(
+        board,
+        "hello",
+        &["MON0|INFO: started 1 PDs: hello", "hello: hello, world"],
+    );
+    example(
+        board,
+        "pingpong",
+        &[
+            "MON0|INFO: started 2 PDs: ping, pong",
+            "ping: sending 100 pings",
+            "ping: 100 round trips done",
+        ],
+    );
+    example(
+        board,
+        "ppc",
+        &[
+            "MON0|INFO: started 2 PDs: client, server",
+            "server: ready",
+            "client: server added 6 values: 21 (label 0, 1 register)",
+            "client: unknown operation answered with label 1",
+        ],
+    );
 }
 
 fn fault_isolation(board: &str) {
@@ -404,6 +456,11 @@ macro_rules! board_tests {
             #[test]
             fn the_monitor_names_faulting_pds_and_restarts_or_stops_them() {
                 super::monitor($board);
+            }
+
+            #[test]
+            fn the_example_systems_run() {
+                super::examples($board);
             }
         }
     )*};

@@ -42,6 +42,19 @@ struct Variant {
     system: Option<&'static str>,
 }
 
+/// The example systems under `protection-domains/examples/`, each an image variant.
+const EXAMPLES: [(&str, &str); 3] = [
+    (
+        "example-hello",
+        "protection-domains/examples/hello/system.xml",
+    ),
+    (
+        "example-pingpong",
+        "protection-domains/examples/pingpong/system.xml",
+    ),
+    ("example-ppc", "protection-domains/examples/ppc/system.xml"),
+];
+
 /// The images the end-to-end tests boot on `board`.
 fn variants(board: &str) -> Vec<Variant> {
     let mut v = vec![
@@ -65,6 +78,13 @@ fn variants(board: &str) -> Vec<Variant> {
             ..Variant::default()
         },
     ];
+    for (name, system) in EXAMPLES {
+        v.push(Variant {
+            name,
+            system: Some(system),
+            ..Variant::default()
+        });
+    }
     if board == "qemu_virt_aarch64" {
         v.push(Variant {
             name: "stack",
@@ -113,6 +133,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "atoll-pd-storage",
                 "-p",
                 "atoll-test-pds",
+                "-p",
+                "atoll-examples",
                 "--target",
                 crate::build::PD_TARGET,
                 "--",

@@ -1,12 +1,31 @@
-//! The protection-domain runtime, second slice: the program entry, the link map (`pd.ld`),
-//! the symbols the `microkit` tool patches into every PD under Microkit's names, debug
-//! output, a panic report to the monitor, and Microkit's event loop reduced to its receive:
-//! after `init` the PD blocks on its input capability. The `Handler` API that dispatches
-//! what it receives arrives with the PD runtime issue.
+//! The protection-domain runtime: Microkit's programming model with the API of
+//! `sel4-microkit`, so a PD written for `sel4-microkit` ports by changing the crate it
+//! imports (`docs/pd-api.md` lists the differences).
+//!
+//! It provides the program entry and link map (`pd.ld`), `#[protection_domain]`, the
+//! [`Handler`] trait and Microkit's event loop ([`run_main`]), [`Channel`], [`ChannelSet`],
+//! [`Child`], [`MessageInfo`] and the message registers, deferred actions, [`var!`] and
+//! [`memory_region_symbol!`] for values the tool patches, debug output, and a panic handler
+//! that reports the panic to the monitor.
 #![no_std]
 
-use atoll_abi::microkit::slot;
-use atoll_abi::syscall::{self, MessageInfo, fault};
+mod channel;
+mod handler;
+pub mod heap;
+mod message;
+
+pub use atoll_microkit_macros::protection_domain;
+pub use channel::{Channel, ChannelSet, Child, IrqAckError};
+pub use handler::{
+    DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, NullHandler,
+    run_main,
+};
+pub use message::{
+    MessageInfo, MessageRegisterValue, get_mr, set_mr, with_msg_bytes, with_msg_bytes_mut,
+    with_msg_regs, with_msg_regs_mut,
+};
+
+use atoll_abi::syscall;
 
 /// Symbols the tool patches (SDF.md §2.1). They live in `.data.microkit` so they have bytes
 /// in the ELF file to patch and the linker keeps them.
@@ -43,33 +62,71 @@ pub mod patched {
 }
 
 /// System calls, with the kernel's register convention: `x0` capability, `x1` message
-/// tag, `x2`–`x5` message registers, `x6` reply capability, `x7` the call number.
+/// tag, `x2`–`x5` message registers, `x6` reply capability, `x7` the call number, `x8` the
+/// capability of the send half of NBSendRecv.
 pub mod sys {
-    /// Makes system call `number`; returns `(x0, x1)` (badge and tag).
+    /// What a system call returned: `x0` (badge), `x1` (tag) and `x2`–`x5`.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Returned {
+        /// The badge (or first result).
+        pub badge: u64,
+        /// The message tag.
+        pub info: u64,
+        /// The register message registers.
+        pub mrs: [u64; 4],
+    }
+
+    /// Makes system call `number` with every register the kernel reads.
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    pub fn raw(number: i64, cap: u64, info: u64, mrs: [u64; 4], reply: u64) -> (u64, u64) {
+    pub fn full(
+        number: i64,
+        cap: u64,
+        info: u64,
+        mrs: [u64; 4],
+        reply: u64,
+        send: u64,
+    ) -> Returned {
         let (mut x0, mut x1) = (cap, info);
-        // SAFETY: `svc` enters the kernel, which changes only x0–x5 (declared clobbered)
-        // and returns here; it touches no memory of this program but the IPC buffer, which
-        // no Rust reference spans across the call.
+        let (mut x2, mut x3, mut x4, mut x5) = (mrs[0], mrs[1], mrs[2], mrs[3]);
+        // SAFETY: `svc` enters the kernel, which changes only x0–x5 (declared) and returns
+        // here; it touches no memory of this program but the IPC buffer, which no Rust
+        // reference spans across the call.
         unsafe {
             core::arch::asm!(
                 "svc #0",
                 inout("x0") x0, inout("x1") x1,
-                inout("x2") mrs[0] => _, inout("x3") mrs[1] => _,
-                inout("x4") mrs[2] => _, inout("x5") mrs[3] => _,
-                in("x6") reply, in("x7") number,
+                inout("x2") x2, inout("x3") x3,
+                inout("x4") x4, inout("x5") x5,
+                in("x6") reply, in("x7") number, in("x8") send,
                 options(nostack),
             );
         }
-        (x0, x1)
+        Returned {
+            badge: x0,
+            info: x1,
+            mrs: [x2, x3, x4, x5],
+        }
     }
 
     /// Host builds (documentation, tests) have no kernel to call.
     #[cfg(not(target_arch = "aarch64"))]
-    pub fn raw(_number: i64, _cap: u64, _info: u64, _mrs: [u64; 4], _reply: u64) -> (u64, u64) {
-        (0, 0)
+    pub fn full(
+        _number: i64,
+        _cap: u64,
+        _info: u64,
+        _mrs: [u64; 4],
+        _reply: u64,
+        _send: u64,
+    ) -> Returned {
+        Returned::default()
+    }
+
+    /// Makes system call `number`; returns `(x0, x1)` (badge and tag).
+    #[inline(always)]
+    pub fn raw(number: i64, cap: u64, info: u64, mrs: [u64; 4], reply: u64) -> (u64, u64) {
+        let r = full(number, cap, info, mrs, reply, 0);
+        (r.badge, r.info)
     }
 }
 
@@ -116,29 +173,25 @@ pub fn pd_name() -> &'static str {
     core::str::from_utf8(&name[..len]).unwrap_or("<invalid name>")
 }
 
-/// Microkit's event loop, reduced to its receive: block on the input capability for good.
-pub fn event_loop() -> ! {
-    loop {
-        sys::raw(
-            syscall::RECV,
-            u64::from(slot::INPUT),
-            0,
-            [0; 4],
-            u64::from(slot::REPLY),
-        );
-    }
+/// Whether the tool made this PD passive.
+pub fn pd_is_passive() -> bool {
+    // SAFETY: patched before the PD runs, never written after.
+    unsafe { core::ptr::addr_of!(patched::microkit_passive).read_volatile() != 0 }
 }
 
-/// Declares the PD's initialisation function: `atoll_microkit::entry!(init);`. The runtime
-/// calls it once, then enters the event loop.
+/// Declares the PD's initialisation function without a handler (the runtime's first
+/// slice): `atoll_microkit::entry!(init);`. The runtime calls `init` once, then runs the
+/// event loop with a [`NullHandler`]. New PDs use `#[protection_domain]`.
 #[macro_export]
 macro_rules! entry {
     ($init:path) => {
         /// Called by the runtime's `_start`.
         #[unsafe(no_mangle)]
         extern "C" fn atoll_pd_main() -> ! {
-            $init();
-            $crate::event_loop()
+            $crate::run_main(|| {
+                $init();
+                $crate::NullHandler::new()
+            })
         }
     };
 }
@@ -157,12 +210,20 @@ core::arch::global_asm!(
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use atoll_abi::microkit::slot;
+    use atoll_abi::syscall::fault;
     match info.location() {
-        Some(at) => debug_println!("{}: panicked at {}:{}", pd_name(), at.file(), at.line()),
-        None => debug_println!("{}: panicked", pd_name()),
+        Some(at) => debug_println!(
+            "{}: panicked at {}:{}: {}",
+            pd_name(),
+            at.file(),
+            at.line(),
+            info.message()
+        ),
+        None => debug_println!("{}: panicked: {}", pd_name(), info.message()),
     }
     let pc = panic as *const () as usize as u64;
-    let info = MessageInfo::new(fault::PANIC, 1).0;
+    let info = syscall::MessageInfo::new(fault::PANIC, 1).0;
     loop {
         sys::raw(
             syscall::CALL,
@@ -172,4 +233,43 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
             0,
         );
     }
+}
+
+/// A value the tool patches (`<setvar>`), kept in `.data` under its own symbol name:
+/// `let base: &u64 = var!(uart_base: u64 = 0);`. Returns a `&'static` to it.
+#[macro_export]
+macro_rules! var {
+    ($symbol:ident: $ty:ty = $default:expr) => {{
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = ".data.microkit")]
+        #[used]
+        static mut $symbol: $ty = $default;
+        // SAFETY: the tool patches the value in the ELF file before the PD runs and
+        // nothing writes it after, so shared references to it are sound (being a
+        // `static mut`, its default is never folded into the code).
+        let value: &'static $ty = unsafe { &*core::ptr::addr_of!($symbol) };
+        value
+    }};
+}
+
+/// The address of a memory region the tool maps and patches (`<setvar vaddr>`), as a
+/// `NonNull`: `memory_region_symbol!(ring_vaddr: *mut Ring)`, or a slice with `n = N` or
+/// `bytes = B` (then `*mut [T]`, N elements or B bytes' worth).
+#[macro_export]
+macro_rules! memory_region_symbol {
+    ($symbol:ident: *mut [$ty:ty], n = $n:expr) => {{
+        let start = $crate::memory_region_symbol!($symbol: *mut $ty);
+        core::ptr::NonNull::slice_from_raw_parts(start, $n)
+    }};
+    ($symbol:ident: *mut [$ty:ty], bytes = $bytes:expr) => {{
+        let start = $crate::memory_region_symbol!($symbol: *mut $ty);
+        core::ptr::NonNull::slice_from_raw_parts(start, $bytes / core::mem::size_of::<$ty>())
+    }};
+    ($symbol:ident: *mut $ty:ty) => {{
+        let vaddr: u64 = *$crate::var!($symbol: u64 = 0);
+        match core::ptr::NonNull::new(vaddr as usize as *mut $ty) {
+            Some(p) => p,
+            None => panic!(concat!("memory region symbol `", stringify!($symbol), "` was not patched by the tool")),
+        }
+    }};
 }

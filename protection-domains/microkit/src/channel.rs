@@ -1,0 +1,271 @@
+//! Channels, channel sets and children, checked against the masks the tool patches.
+
+use core::fmt;
+
+use atoll_abi::microkit::{MAX_CHANNELS, slot};
+use atoll_abi::syscall::{self, label};
+
+use crate::message::{MessageInfo, incoming, outgoing};
+use crate::{patched, sys};
+
+/// Reads a patched mask.
+fn mask(which: &'static u64) -> u64 {
+    // SAFETY: patched before the PD runs, never written after.
+    unsafe { core::ptr::read_volatile(which) }
+}
+
+fn notifications() -> u64 {
+    // SAFETY: a shared reference to a static only the tool writes (before the PD runs).
+    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_notifications) })
+}
+
+fn pps() -> u64 {
+    // SAFETY: as above.
+    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_pps) })
+}
+
+/// The channels that are interrupts of this PD.
+pub(crate) fn irqs_configured() -> u64 {
+    irqs()
+}
+
+fn irqs() -> u64 {
+    // SAFETY: as above.
+    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_irqs) })
+}
+
+/// One end of a channel of this PD, by its id (0–61) in the description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Channel(usize);
+
+/// An interrupt acknowledgement the kernel refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqAckError(u64);
+
+impl fmt::Display for IrqAckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the kernel refused the interrupt acknowledgement (error {})",
+            self.0
+        )
+    }
+}
+
+impl Channel {
+    /// Channel `index` (panics at compile or run time past 61).
+    pub const fn new(index: usize) -> Self {
+        assert!(index < MAX_CHANNELS as usize, "channel ids are 0 to 61");
+        Self(index)
+    }
+
+    /// Its id.
+    pub const fn index(&self) -> usize {
+        self.0
+    }
+
+    fn bit(&self) -> u64 {
+        1 << self.0
+    }
+
+    /// Panics with a message naming the PD, the channel and what it is not, unless
+    /// `allowed` has this channel's bit.
+    fn check(&self, allowed: u64, operation: &str, what: &str) {
+        if allowed & self.bit() == 0 {
+            panic!(
+                "{operation} on channel {}, which is not {what} of this PD",
+                self.0
+            );
+        }
+    }
+
+    pub(crate) fn check_notify(&self) {
+        self.check(notifications(), "notify", "a notification channel");
+    }
+
+    pub(crate) fn check_irq(&self) {
+        self.check(irqs(), "irq_ack", "an interrupt");
+    }
+
+    /// Signals the PD at the other end. Panics if this PD has no notification on it.
+    pub fn notify(&self) {
+        self.check_notify();
+        sys::raw(
+            syscall::SEND,
+            u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64,
+            0,
+            [0; 4],
+            0,
+        );
+    }
+
+    /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if
+    /// the channel is not an interrupt of this PD.
+    pub fn irq_ack(&self) -> Result<(), IrqAckError> {
+        self.check_irq();
+        let (_, info) = sys::raw(
+            syscall::CALL,
+            u64::from(slot::IRQ_HANDLER) + self.0 as u64,
+            syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0,
+            [0; 4],
+            0,
+        );
+        match syscall::MessageInfo(info).label() {
+            0 => Ok(()),
+            e => Err(IrqAckError(e)),
+        }
+    }
+
+    /// Calls the PD at the other end (a protected procedure call) with the message in the
+    /// message registers; returns its reply, whose registers replace them. Panics if this
+    /// PD may not call on the channel.
+    pub fn pp_call(&self, info: MessageInfo) -> MessageInfo {
+        self.check(pps(), "pp_call", "a protected procedure channel");
+        let r = sys::full(
+            syscall::CALL,
+            u64::from(slot::OUTPUT_ENDPOINT) + self.0 as u64,
+            info.into_inner(),
+            outgoing(info),
+            0,
+            0,
+        );
+        let reply = MessageInfo::from_inner(r.info);
+        incoming(reply, r.mrs);
+        reply
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "channel {}", self.0)
+    }
+}
+
+/// The channels of one notification: each set bit is one channel that signalled since the
+/// PD last received (signals on one channel coalesce).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSet(u64);
+
+impl ChannelSet {
+    /// From a notification badge.
+    pub const fn from_badge(badge: u64) -> Self {
+        Self(badge & ((1 << MAX_CHANNELS) - 1))
+    }
+
+    /// Whether `channel` signalled.
+    pub fn contains(&self, channel: Channel) -> bool {
+        self.0 & channel.bit() != 0
+    }
+
+    /// The channels that signalled, lowest id first.
+    pub fn iter(&self) -> impl Iterator<Item = Channel> + '_ {
+        let mut left = self.0;
+        core::iter::from_fn(move || {
+            (left != 0).then(|| {
+                let i = left.trailing_zeros() as usize;
+                left &= left - 1;
+                Channel(i)
+            })
+        })
+    }
+
+    /// Whether no channel signalled.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The badge bits.
+    pub const fn bits(&self) -> u64 {
+        self.0
+    }
+
+    /// Shows the set as `{1, 4}`.
+    pub fn display(&self) -> impl fmt::Display + '_ {
+        self
+    }
+}
+
+impl fmt::Display for ChannelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (n, c) in self.iter().enumerate() {
+            if n > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}", c.0)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// A child PD of this PD, by its id in the description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Child(usize);
+
+impl Child {
+    /// Child `index` (0–61).
+    pub const fn new(index: usize) -> Self {
+        assert!(index < MAX_CHANNELS as usize, "child ids are 0 to 61");
+        Self(index)
+    }
+
+    /// Its id.
+    pub const fn index(&self) -> usize {
+        self.0
+    }
+
+    fn tcb(&self) -> u64 {
+        u64::from(slot::CHILD_TCB) + self.0 as u64
+    }
+
+    fn invoke(&self, op: u64, args: &[u64]) -> Result<(), u64> {
+        let mut mrs = [0; 4];
+        mrs[..args.len()].copy_from_slice(args);
+        let (_, info) = sys::raw(
+            syscall::CALL,
+            self.tcb(),
+            syscall::MessageInfo::new(op, args.len() as u64).0,
+            mrs,
+            0,
+        );
+        match syscall::MessageInfo(info).label() {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// Starts the child again at `entry` with its stack pointer back at the top (its data
+    /// is not reloaded), as Microkit's `microkit_pd_restart`. Panics if the kernel refuses
+    /// (the child is not this PD's).
+    pub fn restart(&self, entry: u64) {
+        let top = atoll_abi::microkit::vspace::STACK_TOP;
+        if let Err(e) = self.invoke(label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
+            panic!("cannot restart child {}: error {e}", self.0);
+        }
+    }
+
+    /// Stops the child (`microkit_pd_stop`).
+    pub fn stop(&self) {
+        if let Err(e) = self.invoke(label::TCB_SUSPEND, &[]) {
+            panic!("cannot stop child {}: error {e}", self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    #[test]
+    fn channel_sets_list_lowest_first_and_ignore_the_kind_bits() {
+        let set = ChannelSet::from_badge((1 << 63) | (1 << 61) | 0b1010);
+        let ids: Vec<usize> = set.iter().map(|c| c.index()).collect();
+        assert_eq!(ids, [1, 3, 61]);
+        assert!(set.contains(Channel::new(3)) && !set.contains(Channel::new(0)));
+        assert_eq!(set.display().to_string(), "{1, 3, 61}");
+        assert!(ChannelSet::from_badge(1 << 62).is_empty());
+    }
+}

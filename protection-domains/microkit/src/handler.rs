@@ -1,0 +1,280 @@
+//! The `Handler` trait and Microkit's event loop.
+
+use core::fmt;
+
+use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE, slot};
+use atoll_abi::syscall::{self, label};
+
+use crate::channel::{Channel, ChannelSet, Child, irqs_configured};
+use crate::message::{MessageInfo, incoming, outgoing};
+use crate::{debug_println, pd_is_passive, pd_name, sys};
+
+/// What a PD does with the events it receives. Every method has a default that panics
+/// (the PD did not expect the event), so a PD implements only what it uses.
+pub trait Handler {
+    /// The error its methods may return; the runtime prints it and stops the PD.
+    type Error: fmt::Display;
+
+    /// Channels in `channels` signalled (interrupts among them too).
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        panic!("unexpected notification from {channels}");
+    }
+
+    /// A protected procedure call arrived on `channel`; the returned tag (with the message
+    /// registers) is the reply.
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        let _ = msg_info;
+        panic!("unexpected protected procedure call on {channel}");
+    }
+
+    /// Child `child` faulted (`msg_info` is the fault message). `Some(tag)` replies, which
+    /// resumes the child when the label is 0; `None` leaves it stopped.
+    fn fault(
+        &mut self,
+        child: Child,
+        msg_info: MessageInfo,
+    ) -> Result<Option<MessageInfo>, Self::Error> {
+        panic!(
+            "unexpected fault from child {} (label {})",
+            child.index(),
+            msg_info.label()
+        );
+    }
+
+    /// An action to perform together with the next receive, if any (see
+    /// [`DeferredActionSlot`]).
+    fn take_deferred_action(&mut self) -> Option<DeferredAction> {
+        None
+    }
+}
+
+/// An error type with no values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Infallible {}
+
+impl fmt::Display for Infallible {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
+
+/// A handler that expects no event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullHandler(());
+
+impl NullHandler {
+    /// The handler.
+    pub const fn new() -> Self {
+        Self(())
+    }
+}
+
+impl Handler for NullHandler {
+    type Error = Infallible;
+}
+
+/// What a deferred action does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeferredActionInterface {
+    /// Notify the channel.
+    Notify,
+    /// Acknowledge the channel's interrupt.
+    IrqAck,
+}
+
+/// An action the event loop fuses into its next receive (one system call instead of two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeferredAction {
+    channel: Channel,
+    interface: DeferredActionInterface,
+}
+
+impl DeferredAction {
+    /// `interface` on `channel`.
+    pub const fn new(channel: Channel, interface: DeferredActionInterface) -> Self {
+        Self { channel, interface }
+    }
+
+    /// A deferred notify.
+    pub const fn new_notify(channel: Channel) -> Self {
+        Self::new(channel, DeferredActionInterface::Notify)
+    }
+
+    /// A deferred interrupt acknowledgement.
+    pub const fn new_irq_ack(channel: Channel) -> Self {
+        Self::new(channel, DeferredActionInterface::IrqAck)
+    }
+
+    /// Its channel.
+    pub const fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// What it does.
+    pub const fn interface(&self) -> DeferredActionInterface {
+        self.interface
+    }
+
+    /// Performs it now instead.
+    pub fn execute_now(self) -> Result<(), crate::IrqAckError> {
+        match self.interface {
+            DeferredActionInterface::Notify => {
+                self.channel.notify();
+                Ok(())
+            }
+            DeferredActionInterface::IrqAck => self.channel.irq_ack(),
+        }
+    }
+
+    /// The capability and tag of the send half of NBSendRecv. Checks the channel as the
+    /// immediate form does.
+    fn send_half(&self) -> (u64, u64) {
+        match self.interface {
+            DeferredActionInterface::Notify => {
+                self.channel.check_notify();
+                (
+                    u64::from(slot::OUTPUT_NOTIFICATION) + self.channel.index() as u64,
+                    0,
+                )
+            }
+            DeferredActionInterface::IrqAck => {
+                self.channel.check_irq();
+                (
+                    u64::from(slot::IRQ_HANDLER) + self.channel.index() as u64,
+                    syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0,
+                )
+            }
+        }
+    }
+}
+
+/// Holds at most one deferred action for a handler's `take_deferred_action`. Deferring a
+/// second one performs the first at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeferredActionSlot {
+    inner: Option<DeferredAction>,
+}
+
+impl DeferredActionSlot {
+    /// An empty slot.
+    pub const fn new() -> Self {
+        Self { inner: None }
+    }
+
+    /// Takes the deferred action out.
+    pub fn take(&mut self) -> Option<DeferredAction> {
+        self.inner.take()
+    }
+
+    /// Defers `action`; an action already waiting is performed now.
+    pub fn defer(&mut self, action: DeferredAction) -> Result<(), crate::IrqAckError> {
+        match self.inner.replace(action) {
+            Some(previous) => previous.execute_now(),
+            None => Ok(()),
+        }
+    }
+
+    /// Defers a notify on `channel`.
+    pub fn defer_notify(&mut self, channel: Channel) -> Result<(), crate::IrqAckError> {
+        self.defer(DeferredAction::new_notify(channel))
+    }
+
+    /// Defers an interrupt acknowledgement on `channel`.
+    pub fn defer_irq_ack(&mut self, channel: Channel) -> Result<(), crate::IrqAckError> {
+        self.defer(DeferredAction::new_irq_ack(channel))
+    }
+}
+
+/// The runtime's main: runs `init`, then Microkit's event loop on its handler. Called by
+/// the entry `#[protection_domain]` generates.
+pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
+    let handler = init();
+    run(handler)
+}
+
+/// Microkit's event loop: tell the monitor a passive PD is ready, acknowledge every
+/// interrupt once (so the first one can arrive), then receive, dispatch by badge and
+/// reply, forever.
+fn run<H: Handler>(mut handler: H) -> ! {
+    if pd_is_passive() {
+        sys::raw(
+            syscall::SEND,
+            u64::from(slot::MONITOR_ENDPOINT),
+            0,
+            [0; 4],
+            0,
+        );
+    }
+    let mut left = irqs_configured();
+    while left != 0 {
+        let id = left.trailing_zeros() as usize;
+        left &= left - 1;
+        let _ = Channel::new(id).irq_ack();
+    }
+    let mut reply: Option<MessageInfo> = None;
+    loop {
+        let input = u64::from(slot::INPUT);
+        let received = match (reply.take(), handler.take_deferred_action()) {
+            (Some(tag), deferred) => {
+                if let Some(action) = deferred
+                    && let Err(e) = action.execute_now()
+                {
+                    debug_println!("{}: deferred action failed: {e}", pd_name());
+                }
+                sys::full(
+                    syscall::REPLY_RECV,
+                    input,
+                    tag.into_inner(),
+                    outgoing(tag),
+                    u64::from(slot::REPLY),
+                    0,
+                )
+            }
+            (None, Some(action)) => {
+                let (cap, tag) = action.send_half();
+                sys::full(
+                    syscall::NB_SEND_RECV,
+                    input,
+                    tag,
+                    [0; 4],
+                    u64::from(slot::REPLY),
+                    cap,
+                )
+            }
+            (None, None) => sys::full(syscall::RECV, input, 0, [0; 4], u64::from(slot::REPLY), 0),
+        };
+        let info = MessageInfo::from_inner(received.info);
+        let badge = received.badge;
+        let id = (badge & 0x3F) as usize;
+        if badge & (PPC_BADGE | FAULT_BADGE) != 0 && id >= 62 {
+            debug_println!("{}: ignored a message with badge {badge:#x}", pd_name());
+            continue;
+        }
+        if badge & PPC_BADGE != 0 {
+            incoming(info, received.mrs);
+            let channel = Channel::new(id);
+            match handler.protected(channel, info) {
+                Ok(tag) => reply = Some(tag),
+                Err(e) => stop(&e),
+            }
+        } else if badge & FAULT_BADGE != 0 {
+            incoming(info, received.mrs);
+            let child = Child::new(id);
+            match handler.fault(child, info) {
+                Ok(answer) => reply = answer,
+                Err(e) => stop(&e),
+            }
+        } else if let Err(e) = handler.notified(ChannelSet::from_badge(badge)) {
+            stop(&e);
+        }
+    }
+}
+
+/// A handler returned an error: the PD reports it and stops.
+fn stop(error: &dyn fmt::Display) -> ! {
+    panic!("handler error: {error}");
+}

@@ -1,0 +1,119 @@
+//! Message tags and message registers. As in seL4's user library, the message registers
+//! live in the IPC buffer (word `1 + i` holds register `i`); the runtime moves the first
+//! four to and from CPU registers `x2`–`x5` around each system call, and the kernel copies
+//! the rest from buffer to buffer.
+
+use atoll_abi::microkit::vspace;
+use atoll_abi::syscall::{self, ipc_buffer};
+
+/// A message register's value.
+pub type MessageRegisterValue = u64;
+
+/// Message registers a message can carry.
+const MRS: usize = syscall::MAX_MESSAGE_REGISTERS;
+
+/// A message tag: a label and how many message registers the message uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageInfo(syscall::MessageInfo);
+
+impl MessageInfo {
+    /// A tag with `label` and `count` message registers (at most 120).
+    pub const fn new(label: u64, count: usize) -> Self {
+        let count = if count > MRS { MRS } else { count };
+        Self(syscall::MessageInfo::new(label, count as u64))
+    }
+
+    /// The label.
+    pub const fn label(&self) -> u64 {
+        self.0.label()
+    }
+
+    /// Bits a label may use (the tag's upper 52 bits).
+    pub const fn label_width() -> usize {
+        52
+    }
+
+    /// Message registers used.
+    pub const fn count(&self) -> usize {
+        self.0.length()
+    }
+
+    /// The raw tag word.
+    pub const fn into_inner(self) -> u64 {
+        self.0.0
+    }
+
+    /// From a raw tag word.
+    pub const fn from_inner(word: u64) -> Self {
+        Self(syscall::MessageInfo(word))
+    }
+}
+
+/// The IPC buffer's words.
+fn buffer() -> *mut u64 {
+    vspace::IPC_BUFFER as usize as *mut u64
+}
+
+/// Message register `i` (panics if `i` is past the last one).
+pub fn get_mr(i: usize) -> MessageRegisterValue {
+    assert!(
+        i < MRS,
+        "message register {i} does not exist (there are {MRS})"
+    );
+    // SAFETY: the IPC buffer page is mapped read-write at its fixed address in every PD,
+    // and `1 + i` is inside it; no reference to it is live.
+    unsafe { buffer().add(ipc_buffer::MR0 + i).read_volatile() }
+}
+
+/// Sets message register `i` (panics if `i` is past the last one).
+pub fn set_mr(i: usize, value: MessageRegisterValue) {
+    assert!(
+        i < MRS,
+        "message register {i} does not exist (there are {MRS})"
+    );
+    // SAFETY: as in `get_mr`.
+    unsafe { buffer().add(ipc_buffer::MR0 + i).write_volatile(value) }
+}
+
+/// Runs `f` on the message registers.
+pub fn with_msg_regs<T>(f: impl FnOnce(&[MessageRegisterValue]) -> T) -> T {
+    // SAFETY: the registers are inside the mapped IPC buffer; the slice lives only for `f`,
+    // during which this single-threaded PD makes no system call that writes the buffer.
+    f(unsafe { core::slice::from_raw_parts(buffer().add(ipc_buffer::MR0), MRS) })
+}
+
+/// Runs `f` on the message registers, mutably.
+pub fn with_msg_regs_mut<T>(f: impl FnOnce(&mut [MessageRegisterValue]) -> T) -> T {
+    // SAFETY: as in `with_msg_regs`; this is the only reference for the duration of `f`.
+    f(unsafe { core::slice::from_raw_parts_mut(buffer().add(ipc_buffer::MR0), MRS) })
+}
+
+/// Runs `f` on the message registers as bytes (register 0's bytes first, little endian).
+pub fn with_msg_bytes<T>(f: impl FnOnce(&[u8]) -> T) -> T {
+    // SAFETY: as in `with_msg_regs`; u8 has no alignment or validity requirement.
+    f(unsafe { core::slice::from_raw_parts(buffer().add(ipc_buffer::MR0).cast::<u8>(), MRS * 8) })
+}
+
+/// Runs `f` on the message registers as bytes, mutably.
+pub fn with_msg_bytes_mut<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    // SAFETY: as in `with_msg_regs_mut`.
+    f(unsafe {
+        core::slice::from_raw_parts_mut(buffer().add(ipc_buffer::MR0).cast::<u8>(), MRS * 8)
+    })
+}
+
+/// The first four message registers, to pass in `x2`–`x5`.
+pub(crate) fn outgoing(info: MessageInfo) -> [u64; 4] {
+    let mut regs = [0; 4];
+    for (i, r) in regs.iter_mut().enumerate().take(info.count()) {
+        *r = get_mr(i);
+    }
+    regs
+}
+
+/// Stores the first four message registers a system call returned in `x2`–`x5`.
+pub(crate) fn incoming(info: MessageInfo, regs: [u64; 4]) {
+    for (i, &r) in regs.iter().enumerate().take(info.count()) {
+        set_mr(i, r);
+    }
+}
