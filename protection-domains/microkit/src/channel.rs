@@ -8,30 +8,37 @@ use atoll_abi::syscall::{self, label};
 use crate::message::{MessageInfo, incoming, outgoing};
 use crate::{patched, sys};
 
-/// Reads a patched mask.
-fn mask(which: &'static u64) -> u64 {
-    // SAFETY: patched before the PD runs, never written after.
-    unsafe { core::ptr::read_volatile(which) }
-}
-
+/// The channels this PD may notify.
 fn notifications() -> u64 {
-    // SAFETY: a shared reference to a static only the tool writes (before the PD runs).
-    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_notifications) })
+    patched::read(&raw const patched::microkit_notifications)
 }
 
+/// The channels this PD may call.
 fn pps() -> u64 {
-    // SAFETY: as above.
-    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_pps) })
+    patched::read(&raw const patched::microkit_pps)
 }
 
 /// The channels that are interrupts of this PD.
-pub(crate) fn irqs_configured() -> u64 {
-    irqs()
+pub(crate) fn irqs() -> u64 {
+    patched::read(&raw const patched::microkit_irqs)
 }
 
-fn irqs() -> u64 {
-    // SAFETY: as above.
-    mask(unsafe { &*core::ptr::addr_of!(patched::microkit_irqs) })
+/// Invokes the capability at `cap` with `op` and up to four arguments; the kernel's error
+/// number if it refuses.
+fn invoke(cap: u64, op: u64, args: &[u64]) -> Result<(), u64> {
+    let mut mrs = [0; 4];
+    mrs[..args.len()].copy_from_slice(args);
+    let (_, info) = sys::raw(
+        syscall::CALL,
+        cap,
+        syscall::MessageInfo::new(op, args.len() as u64).0,
+        mrs,
+        0,
+    );
+    match syscall::MessageInfo(info).label() {
+        0 => Ok(()),
+        e => Err(e),
+    }
 }
 
 /// One end of a channel of this PD, by its id (0–61) in the description.
@@ -103,17 +110,12 @@ impl Channel {
     /// the channel is not an interrupt of this PD.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
         self.check_irq();
-        let (_, info) = sys::raw(
-            syscall::CALL,
+        invoke(
             u64::from(slot::IRQ_HANDLER) + self.0 as u64,
-            syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0,
-            [0; 4],
-            0,
-        );
-        match syscall::MessageInfo(info).label() {
-            0 => Ok(()),
-            e => Err(IrqAckError(e)),
-        }
+            label::IRQ_HANDLER_ACK,
+            &[],
+        )
+        .map_err(IrqAckError)
     }
 
     /// Calls the PD at the other end (a protected procedure call) with the message in the
@@ -218,35 +220,19 @@ impl Child {
         u64::from(slot::CHILD_TCB) + self.0 as u64
     }
 
-    fn invoke(&self, op: u64, args: &[u64]) -> Result<(), u64> {
-        let mut mrs = [0; 4];
-        mrs[..args.len()].copy_from_slice(args);
-        let (_, info) = sys::raw(
-            syscall::CALL,
-            self.tcb(),
-            syscall::MessageInfo::new(op, args.len() as u64).0,
-            mrs,
-            0,
-        );
-        match syscall::MessageInfo(info).label() {
-            0 => Ok(()),
-            e => Err(e),
-        }
-    }
-
     /// Starts the child again at `entry` with its stack pointer back at the top (its data
     /// is not reloaded), as Microkit's `microkit_pd_restart`. Panics if the kernel refuses
     /// (the child is not this PD's).
     pub fn restart(&self, entry: u64) {
         let top = atoll_abi::microkit::vspace::STACK_TOP;
-        if let Err(e) = self.invoke(label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
+        if let Err(e) = invoke(self.tcb(), label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
             panic!("cannot restart child {}: error {e}", self.0);
         }
     }
 
     /// Stops the child (`microkit_pd_stop`).
     pub fn stop(&self) {
-        if let Err(e) = self.invoke(label::TCB_SUSPEND, &[]) {
+        if let Err(e) = invoke(self.tcb(), label::TCB_SUSPEND, &[]) {
             panic!("cannot stop child {}: error {e}", self.0);
         }
     }

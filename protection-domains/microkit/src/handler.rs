@@ -5,7 +5,7 @@ use core::fmt;
 use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE, slot};
 use atoll_abi::syscall::{self, label};
 
-use crate::channel::{Channel, ChannelSet, Child, irqs_configured};
+use crate::channel::{Channel, ChannelSet, Child, irqs};
 use crate::message::{MessageInfo, incoming, outgoing};
 use crate::{debug_println, pd_is_passive, pd_name, sys};
 
@@ -209,7 +209,7 @@ fn run<H: Handler>(mut handler: H) -> ! {
             0,
         );
     }
-    let mut left = irqs_configured();
+    let mut left = irqs();
     while left != 0 {
         let id = left.trailing_zeros() as usize;
         left &= left - 1;

@@ -59,6 +59,13 @@ pub mod patched {
     #[unsafe(link_section = ".data.microkit")]
     #[used]
     pub static mut microkit_irqs: u64 = 0;
+
+    /// Reads one of the patched words above.
+    pub(crate) fn read(word: *const u64) -> u64 {
+        // SAFETY: `word` is one of this module's statics, which the tool patches in the
+        // ELF file before the PD runs and nothing writes after.
+        unsafe { word.read_volatile() }
+    }
 }
 
 /// System calls, with the kernel's register convention: `x0` capability, `x1` message
@@ -175,8 +182,7 @@ pub fn pd_name() -> &'static str {
 
 /// Whether the tool made this PD passive.
 pub fn pd_is_passive() -> bool {
-    // SAFETY: patched before the PD runs, never written after.
-    unsafe { core::ptr::addr_of!(patched::microkit_passive).read_volatile() != 0 }
+    patched::read(&raw const patched::microkit_passive) != 0
 }
 
 /// Declares the PD's initialisation function without a handler (the runtime's first

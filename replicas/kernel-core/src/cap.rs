@@ -656,6 +656,7 @@ impl<const N: usize> CapTable<N> {
 
     /// [`CapTable::lookup`] from a CNode capability held outside the table (a thread's
     /// capability-space root).
+    #[inline]
     pub fn lookup_from(&self, root: &Cap, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
         let mut cap = root;
         let mut left = u32::from(depth.min(64));

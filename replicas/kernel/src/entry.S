@@ -35,9 +35,8 @@ _start:
 1:  wfe
     b       1b
 
-.macro SAVE_FRAME
-    sub     sp, sp, #FRAME_SIZE
-    stp     x0, x1, [sp, #0]
+// x2-x29 at [sp + 8n]: the same place in an exception frame and in a thread's Context.
+.macro STORE_X2_X29
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -52,18 +51,9 @@ _start:
     stp     x24, x25, [sp, #192]
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
-    mrs     x9, elr_el1
-    mrs     x10, spsr_el1
-    stp     x30, x9, [sp, #240]
-    str     x10, [sp, #256]
 .endm
 
-.macro RESTORE_FRAME
-    ldp     x30, x9, [sp, #240]
-    ldr     x10, [sp, #256]
-    msr     elr_el1, x9
-    msr     spsr_el1, x10
-    ldp     x0, x1, [sp, #0]
+.macro LOAD_X2_X29
     ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
     ldp     x6, x7, [sp, #48]
@@ -78,6 +68,25 @@ _start:
     ldp     x24, x25, [sp, #192]
     ldp     x26, x27, [sp, #208]
     ldp     x28, x29, [sp, #224]
+.endm
+
+.macro SAVE_FRAME
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    STORE_X2_X29
+    mrs     x9, elr_el1
+    mrs     x10, spsr_el1
+    stp     x30, x9, [sp, #240]
+    str     x10, [sp, #256]
+.endm
+
+.macro RESTORE_FRAME
+    ldp     x30, x9, [sp, #240]
+    ldr     x10, [sp, #256]
+    msr     elr_el1, x9
+    msr     spsr_el1, x10
+    ldp     x0, x1, [sp, #0]
+    LOAD_X2_X29
     add     sp, sp, #FRAME_SIZE
 .endm
 
@@ -143,20 +152,7 @@ exception_common:
 // Saves the rest of the thread's registers into its Context (x1 = kind), moves to the
 // kernel stack and lets the kernel choose the thread to return to.
 user_entry:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+    STORE_X2_X29
     mrs     x9, sp_el0
     stp     x30, x9, [sp, #240]
     mrs     x10, elr_el1
@@ -184,20 +180,7 @@ return_to_user:
     ldr     x12, [x0, #CTX_TPIDR]
     msr     tpidr_el0, x12
     mov     sp, x0
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
+    LOAD_X2_X29
     ldp     x0, x1, [sp, #0]
     eret
 

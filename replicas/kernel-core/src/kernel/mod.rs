@@ -242,9 +242,10 @@ pub struct InitialiserBoot {
 pub struct Kernel {
     caps: CapTable<CAP_SLOTS>,
     o: Objects,
-    /// Whether Call and ReplyRecv may take the fast path (`fastpath.rs`); always on but
-    /// in tests that compare the two paths.
-    fastpath: bool,
+    /// Whether the fast path (`fastpath.rs`) is off: only tests that compare the two paths
+    /// turn it off, so other builds have no flag to test on every system call.
+    #[cfg(test)]
+    no_fastpath: bool,
 }
 
 /// A capability a system call named, as [`Kernel::resolve`] reads it.
@@ -305,14 +306,24 @@ impl Kernel {
                 }; MAX_IRQS],
                 current: NONE,
             },
-            fastpath: true,
+            #[cfg(test)]
+            no_fastpath: false,
         }
     }
 
-    /// Turns the Call/ReplyRecv fast path on or off (it is on from the start). Results are
-    /// the same either way; tests compare the two paths.
-    pub fn set_fastpath(&mut self, on: bool) {
-        self.fastpath = on;
+    /// Turns the fast path on or off (it is on from the start). Results are the same either
+    /// way; tests compare the two paths.
+    #[cfg(test)]
+    fn set_fastpath(&mut self, on: bool) {
+        self.no_fastpath = !on;
+    }
+
+    /// Whether system calls may take the fast path.
+    fn fastpath_on(&self) -> bool {
+        #[cfg(test)]
+        return !self.no_fastpath;
+        #[cfg(not(test))]
+        true
     }
 
     /// The thread to run now, if any.
@@ -470,7 +481,7 @@ impl Kernel {
         let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
         let (pc, sp) = (ctx.pc, ctx.sp);
         let number = x7 as i64;
-        if self.fastpath && self.fastpath(t, number) {
+        if self.fastpath_on() && self.fastpath(m, t, number) {
             return;
         }
         match number {
@@ -559,6 +570,7 @@ impl Kernel {
 
     /// Resolves a capability address in thread `t`'s space to a non-empty slot, reading
     /// only the fields the IPC paths use (a whole capability is copied only to invoke it).
+    #[inline(always)]
     fn resolve(&self, t: usize, cptr: u64) -> Option<Target> {
         let slot = self
             .caps
