@@ -309,10 +309,14 @@ fn examples(board: &str) {
         board,
         "ppc",
         &[
-            "MON0|INFO: started 2 PDs: client, server",
+            "MON0|INFO: started 3 PDs: client, server, active_server",
             "server: ready",
-            "client: server added 6 values: 21 (label 0, 1 register)",
-            "client: unknown operation answered with label 1",
+            "MON0|INFO: PD 'server' finished init and is passive",
+            "active_server: ready",
+            "client: passive server added 6 values: 21 (label 0, 1 register)",
+            "client: passive server answered an unknown operation with label 1",
+            "client: active server added 6 values: 42 (label 0, 1 register)",
+            "client: active server answered an unknown operation with label 1",
         ],
     );
 }

@@ -286,6 +286,7 @@ impl Builder<'_> {
         Ok(Pd {
             name: pd_name,
             tcb,
+            sc,
             // The monitor tells PDs apart by the badge of their fault endpoint; a child's
             // faults go to its parent instead.
             fault_badge: if fault.object == MONITOR_ENDPOINT {
@@ -295,7 +296,8 @@ impl Builder<'_> {
             },
             entry: image.entry,
             stack_top: vspace::STACK_TOP,
-            flags: if pd.restart { pd_flags::RESTART } else { 0 },
+            flags: if pd.restart { pd_flags::RESTART } else { 0 }
+                | if pd.passive { pd_flags::PASSIVE } else { 0 },
             reserved: 0,
         })
     }

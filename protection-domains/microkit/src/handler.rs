@@ -196,19 +196,22 @@ pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
     run(handler)
 }
 
+/// Performs a deferred action that cannot ride on the next receive.
+fn perform_now(deferred: Option<DeferredAction>) {
+    if let Some(action) = deferred
+        && let Err(e) = action.execute_now()
+    {
+        debug_println!("{}: deferred action failed: {e}", pd_name());
+    }
+}
+
 /// Microkit's event loop: tell the monitor a passive PD is ready, acknowledge every
 /// interrupt once (so the first one can arrive), then receive, dispatch by badge and
 /// reply, forever.
 fn run<H: Handler>(mut handler: H) -> ! {
-    if pd_is_passive() {
-        sys::raw(
-            syscall::SEND,
-            u64::from(slot::MONITOR_ENDPOINT),
-            0,
-            [0; 4],
-            0,
-        );
-    }
+    // A passive PD's "ready" goes to the monitor as the send half of its first receive, so
+    // it is already waiting when the monitor takes its scheduling context away.
+    let mut ready = pd_is_passive();
     let mut left = irqs();
     while left != 0 {
         let id = left.trailing_zeros() as usize;
@@ -220,11 +223,7 @@ fn run<H: Handler>(mut handler: H) -> ! {
         let input = u64::from(slot::INPUT);
         let received = match (reply.take(), handler.take_deferred_action()) {
             (Some(tag), deferred) => {
-                if let Some(action) = deferred
-                    && let Err(e) = action.execute_now()
-                {
-                    debug_println!("{}: deferred action failed: {e}", pd_name());
-                }
+                perform_now(deferred);
                 sys::full(
                     syscall::REPLY_RECV,
                     input,
@@ -234,18 +233,25 @@ fn run<H: Handler>(mut handler: H) -> ! {
                     0,
                 )
             }
-            (None, Some(action)) => {
-                let (cap, tag) = action.send_half();
-                sys::full(
-                    syscall::NB_SEND_RECV,
-                    input,
-                    tag,
-                    [0; 4],
-                    u64::from(slot::REPLY),
-                    cap,
-                )
+            (None, deferred) => {
+                let send = if core::mem::take(&mut ready) {
+                    perform_now(deferred);
+                    Some((u64::from(slot::MONITOR_ENDPOINT), 0))
+                } else {
+                    deferred.map(|action| action.send_half())
+                };
+                match send {
+                    Some((cap, tag)) => sys::full(
+                        syscall::NB_SEND_RECV,
+                        input,
+                        tag,
+                        [0; 4],
+                        u64::from(slot::REPLY),
+                        cap,
+                    ),
+                    None => sys::full(syscall::RECV, input, 0, [0; 4], u64::from(slot::REPLY), 0),
+                }
             }
-            (None, None) => sys::full(syscall::RECV, input, 0, [0; 4], u64::from(slot::REPLY), 0),
         };
         let info = MessageInfo::from_inner(received.info);
         let badge = received.badge;

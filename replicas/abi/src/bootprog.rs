@@ -18,7 +18,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Magic at the start of a boot program.
 pub const MAGIC: [u8; 8] = *b"ATOLLBPG";
 /// Current version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Where the kernel maps the boot program in the initialiser's address space (read-only).
 pub const VADDR: u64 = 0x3F_E000_0000;
 /// The most bytes a boot program may have (the initialiser's window for it).
@@ -39,6 +39,9 @@ pub mod pd_flags {
     /// Restart the PD from its entry point when it faults (`restart="true"`), up to
     /// [`super::MAX_RESTARTS`] times; otherwise it is stopped.
     pub const RESTART: u32 = 1 << 0;
+    /// A passive PD (`passive="true"`): it starts on its scheduling context, and the
+    /// monitor takes that context away when the PD reports that its `init` is done.
+    pub const PASSIVE: u32 = 1 << 1;
 }
 
 /// How many times the monitor restarts a faulting PD before it stops it for good.
@@ -91,6 +94,8 @@ pub struct Pd {
     pub name: [u8; 64],
     /// Its TCB (a slot of the initialiser's root CNode).
     pub tcb: u64,
+    /// Its scheduling context (a slot of the initialiser's root CNode).
+    pub sc: u64,
     /// The badge its faults arrive with at the monitor endpoint; 0 when its parent, not
     /// the monitor, handles its faults.
     pub fault_badge: u64,
@@ -132,7 +137,8 @@ const _: () = {
     assert!(size_of::<Header>() == 48);
     assert!(offset_of!(Header, monitor_endpoint) == 32);
     assert!(size_of::<Untyped>() == 16);
-    assert!(size_of::<Pd>() == 104);
+    assert!(size_of::<Pd>() == 112);
+    assert!(offset_of!(Pd, sc) == 72);
     assert!(offset_of!(Pd, tcb) == 64);
     assert!(size_of::<Invocation>() == 80);
     assert!(offset_of!(Invocation, args) == 16);
@@ -276,6 +282,7 @@ mod tests {
         let pd = Pd {
             name,
             tcb: 300,
+            sc: 301,
             fault_badge: 1,
             entry: 0x20_0000,
             stack_top: 0x7F_FFFF_E000,
@@ -333,7 +340,7 @@ mod tests {
         assert!(BootProgram::parse(&b).is_err());
         // An invocation with too many arguments.
         let mut b = bytes;
-        let at = 48 + 16 + 104 + 12;
+        let at = size_of::<Header>() + size_of::<Untyped>() + size_of::<Pd>() + 12;
         b[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
         assert!(BootProgram::parse(&b).is_err());
     }

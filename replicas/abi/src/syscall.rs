@@ -118,6 +118,12 @@ pub mod label {
     pub const TCB_UNBIND_NOTIFICATION: u64 = 19;
     /// Scheduling control: (sched_context, budget_us, period_us).
     pub const SCHED_CONTROL_CONFIGURE: u64 = 20;
+    /// Scheduling context: (tcb). Gives an unbound scheduling context to a thread that has
+    /// none of its own, as seL4's `SchedContext_Bind`.
+    pub const SCHED_CONTEXT_BIND: u64 = 21;
+    /// Scheduling context: (tcb). Takes the scheduling context away from the thread it
+    /// is bound to, which becomes passive, as seL4's `SchedContext_UnbindObject`.
+    pub const SCHED_CONTEXT_UNBIND_OBJECT: u64 = 22;
     /// Page table: (vspace, vaddr). Installed as the next table missing on the walk to
     /// `vaddr` (level 2, then level 3).
     pub const PAGE_TABLE_MAP: u64 = 30;

@@ -7,7 +7,8 @@
 //! every fault of a PD without a parent arrives there, badged with the PD's number, and is
 //! reported in words with the PD's name. The PD is then stopped, or restarted from its
 //! entry point when its description asks (`restart="true"`), at most
-//! [`bootprog::MAX_RESTARTS`] times.
+//! [`bootprog::MAX_RESTARTS`] times. A passive PD's message with label 0 on the same
+//! endpoint says its `init` is done; the monitor then takes its scheduling context away.
 
 use atoll_abi::bootprog::{self, BootProgram, pd_flags};
 use atoll_abi::syscall::{fault, label};
@@ -71,6 +72,11 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
     let mut restarts = [0u32; 64];
     loop {
         let msg = sys::recv(endpoint, reply);
+        if msg.info.label() == 0 {
+            // Not a fault (their labels start at 1): a passive PD's "init is done".
+            make_passive(p, msg.badge);
+            continue;
+        }
         let Some((index, pd)) = p
             .pds()
             .iter()
@@ -95,6 +101,11 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
         {
             Some(n) if *n < bootprog::MAX_RESTARTS => {
                 *n += 1;
+                if pd.flags & pd_flags::PASSIVE != 0 {
+                    // It runs `init` again on its own context, then reports ready again.
+                    // (It still has the context if it faulted before it first reported.)
+                    let _ = sys::invoke(pd.sc, label::SCHED_CONTEXT_BIND, &[pd.tcb]);
+                }
                 let regs = [1, pd.entry, pd.stack_top];
                 match sys::invoke(pd.tcb, label::TCB_WRITE_REGISTERS, &regs) {
                     Ok(_) => out
@@ -114,6 +125,36 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
             }
         }
         out.line("ERROR");
+    }
+}
+
+/// Takes the scheduling context away from the passive PD whose "ready" message (badge:
+/// its index on this replica plus one) arrived, as Microkit's monitor does: from now on it
+/// runs only on its callers' contexts.
+fn make_passive(p: &BootProgram<'_>, badge: u64) {
+    let pd = usize::try_from(badge)
+        .ok()
+        .and_then(|b| b.checked_sub(1))
+        .and_then(|i| p.pds().get(i))
+        .filter(|pd| pd.flags & pd_flags::PASSIVE != 0);
+    let mut out = Out::new();
+    match pd {
+        None => {
+            out.str("a \"ready\" message with badge ")
+                .hex(badge)
+                .str(", which names no passive PD, reached the monitor; ignored")
+                .line("WARN");
+        }
+        Some(pd) => {
+            out.str("PD '").str(pd.name());
+            match sys::invoke(pd.sc, label::SCHED_CONTEXT_UNBIND_OBJECT, &[pd.tcb]) {
+                Ok(_) => out.str("' finished init and is passive").line("INFO"),
+                Err(e) => out
+                    .str("' could not be made passive: ")
+                    .str(error_name(e))
+                    .line("ERROR"),
+            }
+        }
     }
 }
 

@@ -374,7 +374,15 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         }
     }
 
-    /// Whether the thread has a scheduling context of its own (is not passive).
+    /// The thread's own scheduling context; `None` when it is passive.
+    pub fn own_sc(&self, thread: ThreadId) -> Option<ScId> {
+        self.threads
+            .get(thread)
+            .filter(|t| t.exists && t.own_sc != NONE)
+            .map(|t| usize::from(t.own_sc))
+    }
+
+    /// Whether the thread has a scheduling context of its own.
     pub fn has_own_sc(&self, thread: ThreadId) -> bool {
         self.threads
             .get(thread)

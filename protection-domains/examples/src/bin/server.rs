@@ -1,4 +1,4 @@
-//! Protected procedure calls, the serving side (`ppc/system.xml`): adds the message
+//! Protected procedure calls, the passive serving side (`ppc/system.xml`): adds the message
 //! registers of each call on channel 1 and replies with the sum; label 1 is "add", any
 //! other label is answered with label 1 ("unknown operation").
 #![no_std]

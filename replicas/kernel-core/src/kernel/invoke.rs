@@ -85,6 +85,11 @@ impl Kernel {
                         .map_err(|_| Error::RangeError)?;
                     Ok(Answer::NONE)
                 }
+                ObjectKind::SchedContext => {
+                    let thread = self.resolve_kind(t, arg(0)?, ObjectKind::Tcb)?;
+                    self.sched_context_op(data as usize, thread, op)?;
+                    Ok(Answer::NONE)
+                }
                 ObjectKind::PageTable => self.page_table_op(m, t, slot, base, data, op, &arg),
                 ObjectKind::Frame => {
                     self.frame_op(m, t, slot, base, size_bits, rights, data, op, &arg)
@@ -593,6 +598,32 @@ impl Kernel {
         }
         let _ = m;
         Ok(Answer::NONE)
+    }
+
+    /// Binds scheduling context `sc` to `thread`, or takes it away from it.
+    fn sched_context_op(&mut self, sc: usize, thread: usize, op: u64) -> Result<(), Error> {
+        match op {
+            label::SCHED_CONTEXT_BIND => {
+                if self.o.sched.sched_context(sc).is_none() {
+                    return Err(Error::InvalidCapability); // not configured yet
+                }
+                if self.o.sched.has_own_sc(thread) {
+                    return Err(Error::IllegalOperation);
+                }
+                self.o
+                    .sched
+                    .bind(thread, sc)
+                    .map_err(|_| Error::IllegalOperation)
+            }
+            label::SCHED_CONTEXT_UNBIND_OBJECT => {
+                if self.o.sched.own_sc(thread) != Some(sc) {
+                    return Err(Error::IllegalOperation);
+                }
+                self.o.sched.unbind(thread);
+                Ok(())
+            }
+            _ => Err(Error::IllegalOperation),
+        }
     }
 
     /// Resumes a thread that has an address space and a capability space to run in.

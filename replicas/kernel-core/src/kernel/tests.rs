@@ -366,6 +366,59 @@ fn a_passive_server_runs_on_its_callers_scheduling_context() {
 }
 
 #[test]
+fn scheduling_contexts_bind_and_unbind_by_invocation() {
+    let mut s = boot();
+    let (active_tcb, active) = s.thread(50, false, &[]);
+    let (passive_tcb, passive) = s.thread(60, true, &[]);
+    let sc = s.make(ObjectKind::SchedContext, 0);
+    let (bind, unbind) = (
+        label::SCHED_CONTEXT_BIND,
+        label::SCHED_CONTEXT_UNBIND_OBJECT,
+    );
+    assert_eq!(
+        s.invoke(sc, bind, &[passive_tcb]),
+        Err(Error::InvalidCapability),
+        "an unconfigured context cannot be bound"
+    );
+    s.invoke(
+        initial::SCHED_CONTROL,
+        label::SCHED_CONTROL_CONFIGURE,
+        &[sc, 1000, 1000],
+    )
+    .unwrap();
+    assert_eq!(
+        s.invoke(sc, unbind, &[passive_tcb]),
+        Err(Error::IllegalOperation),
+        "the context is not bound to that thread"
+    );
+    assert_eq!(
+        s.invoke(sc, bind, &[active_tcb]),
+        Err(Error::IllegalOperation),
+        "the thread has a context of its own"
+    );
+    assert_eq!(s.invoke(sc, bind, &[sc]), Err(Error::InvalidCapability));
+    assert_eq!(s.invoke(sc, bind, &[]), Err(Error::TruncatedMessage));
+    s.invoke(sc, bind, &[passive_tcb]).unwrap();
+    assert!(s.k.o.sched.has_own_sc(passive));
+    assert_eq!(
+        s.invoke(sc, bind, &[passive_tcb]),
+        Err(Error::IllegalOperation)
+    );
+    assert_eq!(
+        s.invoke(sc, unbind, &[active_tcb]),
+        Err(Error::IllegalOperation),
+        "the active thread's context is another one"
+    );
+    s.invoke(sc, unbind, &[passive_tcb]).unwrap();
+    assert!(!s.k.o.sched.has_own_sc(passive));
+    assert!(s.k.o.sched.has_own_sc(active));
+    // Unbound, the context serves another thread.
+    let (other_tcb, other) = s.thread(70, true, &[]);
+    s.invoke(sc, bind, &[other_tcb]).unwrap();
+    assert!(s.k.o.sched.has_own_sc(other));
+}
+
+#[test]
 fn signal_and_wait_deliver_coalesced_badges() {
     let mut s = boot();
     let n = s.make(ObjectKind::Notification, 0);
