@@ -5,7 +5,7 @@
 //! point at it.
 #![forbid(unsafe_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,9 @@ pub struct QemuOptions {
     pub extra: Vec<String>,
     /// Stop QEMU as soon as the serial output contains this text (for images that run on).
     pub until: Option<String>,
+    /// Bytes typed into the serial port: written to QEMU's standard input at the start
+    /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
+    pub input: Vec<u8>,
 }
 
 /// QEMU arguments to boot `image` on `board`.
@@ -105,7 +108,11 @@ pub fn run(
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(qemu_args(board, image, options))
-        .stdin(Stdio::null())
+        .stdin(if options.input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -115,6 +122,12 @@ pub fn run(
                 format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
             )
         })?;
+    // Kept until QEMU has stopped: closing it would be an end of input on the serial port.
+    let mut stdin = child.stdin.take();
+    if let Some(input) = stdin.as_mut() {
+        input.write_all(&options.input)?;
+        input.flush()?;
+    }
     let stdout = child.stdout.take().map(|s| collect(Box::new(s)));
     let stderr = child.stderr.take().map(|s| collect(Box::new(s)));
     let status = loop {
@@ -133,6 +146,7 @@ pub fn run(
         }
         thread::sleep(Duration::from_millis(20));
     };
+    drop(stdin);
     // QEMU has exited, so its pipes are closed: the readers finish with everything it wrote.
     let text = |stream: Option<Collected>| {
         stream

@@ -123,7 +123,7 @@ fn run(args: RunArgs) -> Result<()> {
         icount: args.icount,
         interactive: true,
         extra: args.qemu_args,
-        until: None,
+        ..atoll_e2e::QemuOptions::default()
     };
     let qemu_args = atoll_e2e::qemu_args(board, &built.image, &options);
     eprintln!("xtask: {} {}", atoll_e2e::QEMU, qemu_args.join(" "));

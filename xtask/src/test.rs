@@ -40,6 +40,8 @@ struct Variant {
     api: Option<u32>,
     /// System description (relative to the workspace), if not the default.
     system: Option<&'static str>,
+    /// Not a test build: the image runs on until the test stops it.
+    runs_on: bool,
 }
 
 /// The example systems under `protection-domains/examples/`, each an image variant.
@@ -94,6 +96,13 @@ fn variants(board: &str) -> Vec<Variant> {
         v.push(Variant {
             name: "user-fault",
             initialiser_fault: Some(1),
+            ..Variant::default()
+        });
+        // It drives the PL011, which only this board has; it waits for input for good.
+        v.push(Variant {
+            name: "example-uart",
+            system: Some("protection-domains/examples/uart/system.xml"),
+            runs_on: true,
             ..Variant::default()
         });
     }
@@ -167,7 +176,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             eprintln!("xtask test: building the {} image for {}", v.name, b.name);
             let args = BuildArgs {
                 board: b.name.into(),
-                test: true,
+                test: !v.runs_on,
                 selftest_fault: v.kernel_fault,
                 selftest_stack_overflow: v.stack_overflow,
                 selftest_user_fault: v.initialiser_fault,
