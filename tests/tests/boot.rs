@@ -289,9 +289,11 @@ fn example(board: &str, name: &str, expected: &[&str]) {
     for line in expected {
         at = position_after(&outcome, at, line);
     }
+    let panics = |text: &str| text.matches("panicked").count();
     check(
         &outcome,
-        !outcome.serial.contains("|ERROR") && !outcome.serial.contains("panicked"),
+        !outcome.serial.contains("|ERROR")
+            && panics(&outcome.serial) == expected.iter().map(|l| panics(l)).sum::<usize>(),
         "a PD of the example faulted",
     );
 }
@@ -323,6 +325,22 @@ fn examples(board: &str) {
             "client: passive server answered an unknown operation with label 1",
             "client: active server added 6 values: 42 (label 0, 1 register)",
             "client: active server answered an unknown operation with label 1",
+        ],
+    );
+    example(
+        board,
+        "parent",
+        &[
+            "MON0|INFO: started 2 PDs: parent, child",
+            "child: run 1: reading unmapped memory on purpose",
+            "parent: child 0 read from 0x1000, which its address space does not allow at pc 0x",
+            "; restarting it (1 of 3)",
+            "child: panicked at protection-domains/examples/src/bin/child.rs:",
+            "run 2: panicking on purpose",
+            "parent: child 0 panicked at pc 0x",
+            "; restarting it (2 of 3)",
+            "child: run 3: getting through",
+            "parent: the child got through after 2 restarts",
         ],
     );
 }

@@ -45,7 +45,7 @@ struct Variant {
 }
 
 /// The example systems under `protection-domains/examples/`, each an image variant.
-const EXAMPLES: [(&str, &str); 3] = [
+const EXAMPLES: [(&str, &str); 4] = [
     (
         "example-hello",
         "protection-domains/examples/hello/system.xml",
@@ -55,6 +55,10 @@ const EXAMPLES: [(&str, &str); 3] = [
         "protection-domains/examples/pingpong/system.xml",
     ),
     ("example-ppc", "protection-domains/examples/ppc/system.xml"),
+    (
+        "example-parent",
+        "protection-domains/examples/parent/system.xml",
+    ),
 ];
 
 /// The images the end-to-end tests boot on `board`.

@@ -10,12 +10,14 @@
 #![no_std]
 
 mod channel;
+mod fault;
 mod handler;
 pub mod heap;
 mod message;
 
 pub use atoll_microkit_macros::protection_domain;
 pub use channel::{Channel, ChannelSet, Child, IrqAckError};
+pub use fault::Fault;
 pub use handler::{
     DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, NullHandler,
     run_main,
@@ -26,6 +28,10 @@ pub use message::{
 };
 
 use atoll_abi::syscall;
+
+/// Where every PD built with this runtime starts (`_start`, first in its text), for
+/// [`Child::restart`].
+pub const ENTRY_POINT: u64 = atoll_abi::microkit::vspace::PROGRAM_BASE;
 
 /// Symbols the tool patches (SDF.md §2.1). They live in `.data.microkit` so they have bytes
 /// in the ELF file to patch and the linker keeps them.

@@ -47,6 +47,12 @@ impl MessageInfo {
     pub const fn from_inner(word: u64) -> Self {
         Self(syscall::MessageInfo(word))
     }
+
+    /// The fault this message reports, decoded from its label and the message registers
+    /// just received (in a [`crate::Handler::fault`]).
+    pub fn fault(&self) -> crate::Fault {
+        crate::fault::decode(*self)
+    }
 }
 
 /// The IPC buffer's words.

@@ -19,6 +19,7 @@
 
 pub mod bootprog;
 pub mod error;
+pub mod fault;
 pub mod image;
 pub mod limits;
 pub mod microkit;

@@ -106,9 +106,11 @@ pub mod label {
     pub const TCB_SET_SCHED_PARAMS: u64 = 13;
     /// TCB: (). Replies with pc, sp, spsr, x0..x7.
     pub const TCB_READ_REGISTERS: u64 = 14;
-    /// TCB: (resume, pc, sp, x0, x1, x2, x3): sets the entry state.
+    /// TCB: (resume, pc, sp, x0, x1, x2, x3): sets the entry state; with `resume`, also
+    /// as [`TCB_RESUME`].
     pub const TCB_WRITE_REGISTERS: u64 = 15;
-    /// TCB: ().
+    /// TCB: (). Restarts a stopped or blocked thread, as seL4's `restart`: whatever it
+    /// waited for (a message, a notification, the reply to a call or fault) is cancelled.
     pub const TCB_RESUME: u64 = 16;
     /// TCB: ().
     pub const TCB_SUSPEND: u64 = 17;

@@ -11,7 +11,7 @@
 //! endpoint says its `init` is done; the monitor then takes its scheduling context away.
 
 use atoll_abi::bootprog::{self, BootProgram, pd_flags};
-use atoll_abi::syscall::{fault, label};
+use atoll_abi::syscall::label;
 
 use crate::{Out, error_name, sys};
 
@@ -160,34 +160,6 @@ fn make_passive(p: &BootProgram<'_>, badge: u64) {
 
 /// The fault in words: what happened, where, and the instruction that did it.
 pub(crate) fn describe(out: &mut Out, msg: &sys::Reply) {
-    let [pc, a, b, c] = msg.mrs;
-    match msg.info.label() {
-        fault::CAP_FAULT => out
-            .str("invoked a capability it does not hold (address ")
-            .hex(a)
-            .str(")"),
-        fault::VM_FAULT if b != 0 => out
-            .str("fetched an instruction from ")
-            .hex(a)
-            .str(", which its address space does not map executable"),
-        fault::VM_FAULT => {
-            // ESR's WnR bit tells a write from a read on a data abort.
-            let verb = if c & (1 << 6) != 0 {
-                "wrote to "
-            } else {
-                "read from "
-            };
-            out.str(verb)
-                .hex(a)
-                .str(", which its address space does not allow")
-        }
-        fault::USER_EXCEPTION => out
-            .str("raised an undefined instruction or other exception (ESR ")
-            .hex(b)
-            .str(")"),
-        fault::UNKNOWN_SYSCALL => out.str("made unknown system call ").num(b),
-        fault::PANIC => out.str("panicked"),
-        other => out.str("faulted with kind ").num(other),
-    };
-    out.str(" at pc ").hex(pc);
+    let fault = atoll_abi::fault::Fault::from_parts(msg.info.label(), msg.mrs);
+    let _ = core::fmt::Write::write_fmt(out, format_args!("{fault}"));
 }

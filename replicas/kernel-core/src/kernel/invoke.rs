@@ -626,14 +626,16 @@ impl Kernel {
         }
     }
 
-    /// Resumes a thread that has an address space and a capability space to run in.
+    /// Restarts a thread that has an address space and a capability space to run in, as
+    /// seL4's `restart`: a thread that is stopped or blocked (on a fault's reply too) gives up
+    /// whatever it waited for and runs; a running one is left alone.
     fn resume_checked(&mut self, target: usize) -> Result<(), Error> {
         let tcb = &self.o.tcbs[target];
         if tcb.vspace == NONE || tcb.cspace.is_null() {
             return Err(Error::IllegalOperation);
         }
-        if self.o.threads.state(target) == crate::ipc::ThreadState::Inactive {
-            self.o.tcbs[target].fault_label = 0;
+        if self.o.threads.state(target) != crate::ipc::ThreadState::Running {
+            self.o.suspend(target);
             self.o.resume(target);
         }
         Ok(())

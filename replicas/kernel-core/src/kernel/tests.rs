@@ -665,6 +665,54 @@ fn faults_go_to_the_fault_endpoint_and_a_reply_restarts() {
 }
 
 #[test]
+fn writing_registers_with_resume_restarts_a_thread_stopped_on_a_fault() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let fault_cap = s.mint(ep, rights::ALL, 0x4000_0000_0000_0005);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (child_tcb, child) = s.thread(100, false, &[]);
+    s.invoke(child_tcb, label::TCB_CONFIGURE, &[fault_cap, 0, 0, 0, 0])
+        .unwrap();
+    let (parent_tcb, parent) = s.thread(200, false, &[ep, reply, child_tcb]);
+    s.start(parent_tcb);
+    s.start(child_tcb);
+    s.park_root();
+    s.sys(parent, syscall::RECV, &[(0, 1), (6, 2)]);
+    assert_eq!(s.k.current(), Some(child));
+    s.k.user_fault(&mut s.m, fault::VM_FAULT, [0x20_0040, 0, 0, 0x92000007]);
+    assert_eq!(s.k.current(), Some(parent));
+    assert_eq!(
+        s.k.thread_state(child),
+        ThreadState::WaitingForReply(parent)
+    );
+    // The parent restarts the child without replying (Microkit's `microkit_pd_restart`).
+    let c = s.sys(
+        parent,
+        syscall::CALL,
+        &[
+            (0, 3),
+            (1, MessageInfo::new(label::TCB_WRITE_REGISTERS, 3).0),
+            (2, 1),
+            (3, 0x20_0000),
+            (4, 0x7000),
+        ],
+    );
+    assert_eq!(MessageInfo(c.x[1]).label(), 0, "the restart succeeds");
+    assert_eq!(s.k.thread_state(child), ThreadState::Running);
+    // The parent's reply object no longer names the child, so it can wait with it again.
+    s.sys(parent, syscall::RECV, &[(0, 1), (6, 2)]);
+    assert_eq!(s.k.current(), Some(child));
+    let ctx = *s.k.context(child).unwrap();
+    assert_eq!((ctx.pc, ctx.sp), (0x20_0000, 0x7000));
+    s.sys(child, 42, &[]);
+    assert_eq!(s.k.current(), Some(parent), "a second fault arrives too");
+    assert_eq!(
+        MessageInfo(s.k.context(parent).unwrap().x[1]).label(),
+        fault::UNKNOWN_SYSCALL
+    );
+}
+
+#[test]
 fn a_budget_stops_a_spinning_thread_until_its_period_refills() {
     let mut s = boot();
     let (hog_tcb, hog) = s.thread(200, false, &[]);
