@@ -343,6 +343,11 @@ fn examples(board: &str) {
             "parent: the child got through after 2 restarts",
         ],
     );
+    example(
+        board,
+        "template",
+        &["MON0|INFO: started 1 PDs: template", "template: ready"],
+    );
 }
 
 /// The UART receive driver example: what is typed into the PL011 reaches the driver PD

@@ -45,7 +45,7 @@ struct Variant {
 }
 
 /// The example systems under `protection-domains/examples/`, each an image variant.
-const EXAMPLES: [(&str, &str); 4] = [
+const EXAMPLES: [(&str, &str); 5] = [
     (
         "example-hello",
         "protection-domains/examples/hello/system.xml",
@@ -59,6 +59,7 @@ const EXAMPLES: [(&str, &str); 4] = [
         "example-parent",
         "protection-domains/examples/parent/system.xml",
     ),
+    ("example-template", "protection-domains/template/system.xml"),
 ];
 
 /// The images the end-to-end tests boot on `board`.
@@ -145,6 +146,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "-p",
                 "atoll-pd-storage",
                 "-p",
+                "atoll-pd-template",
+                "-p",
                 "atoll-test-pds",
                 "-p",
                 "atoll-examples",
@@ -164,6 +167,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "atoll-kernel",
                 "-p",
                 "atoll-loader",
+                "-p",
+                "atoll-initialiser",
                 "--target",
                 KERNEL_TARGET,
                 "--",

@@ -191,23 +191,6 @@ pub fn pd_is_passive() -> bool {
     patched::read(&raw const patched::microkit_passive) != 0
 }
 
-/// Declares the PD's initialisation function without a handler (the runtime's first
-/// slice): `atoll_microkit::entry!(init);`. The runtime calls `init` once, then runs the
-/// event loop with a [`NullHandler`]. New PDs use `#[protection_domain]`.
-#[macro_export]
-macro_rules! entry {
-    ($init:path) => {
-        /// Called by the runtime's `_start`.
-        #[unsafe(no_mangle)]
-        extern "C" fn atoll_pd_main() -> ! {
-            $crate::run_main(|| {
-                $init();
-                $crate::NullHandler::new()
-            })
-        }
-    };
-}
-
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
     ".section .text.start, \"ax\"",

@@ -1,11 +1,14 @@
 //! The `rt` PD: the real-time PD of the default system. Its initialiser starts it at EL0; it
-//! announces itself and waits for events (its service code comes with the PD runtime's API).
+//! announces itself and waits for events (its service code comes with the cross-replica
+//! channel work).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-fn init() {
-    atoll_microkit::debug_println!("{}: running at EL0", atoll_microkit::pd_name());
-}
+use atoll_microkit::{Handler, NullHandler, debug_println, pd_name, protection_domain};
 
-atoll_microkit::entry!(init);
+#[protection_domain]
+fn init() -> impl Handler {
+    debug_println!("{}: running at EL0", pd_name());
+    NullHandler::new()
+}

@@ -3,15 +3,16 @@
 #![no_std]
 #![no_main]
 
+use atoll_microkit::{Handler, NullHandler, debug_println, pd_name, protection_domain};
+
 /// Far above anything the tool maps for a PD.
 const UNMAPPED: usize = 0x70_0000_0000;
 
-fn init() {
-    let name = atoll_microkit::pd_name();
-    atoll_microkit::debug_println!("{name}: starting, about to touch unmapped memory");
+#[protection_domain]
+fn init() -> impl Handler {
+    debug_println!("{}: starting, about to touch unmapped memory", pd_name());
     // SAFETY: deliberately faults; the kernel stops this thread and tells the monitor.
     let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
-    atoll_microkit::debug_println!("{name}: FAILED, the read did not fault");
+    debug_println!("{}: FAILED, the read did not fault", pd_name());
+    NullHandler::new()
 }
-
-atoll_microkit::entry!(init);

@@ -3,9 +3,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-fn init() {
+use atoll_microkit::{NullHandler, protection_domain};
+
+#[protection_domain]
+fn init() -> NullHandler {
     atoll_microkit::debug_println!("panicker: about to panic");
     panic!("on purpose");
 }
-
-atoll_microkit::entry!(init);

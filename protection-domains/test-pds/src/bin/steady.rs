@@ -4,8 +4,10 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-fn init() {
-    atoll_microkit::debug_println!("steady: still running after the others faulted");
-}
+use atoll_microkit::{Handler, NullHandler, debug_println, protection_domain};
 
-atoll_microkit::entry!(init);
+#[protection_domain]
+fn init() -> impl Handler {
+    debug_println!("steady: still running after the others faulted");
+    NullHandler::new()
+}
