@@ -546,27 +546,43 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
     for pd in &replica.protection_domains {
         pds.push(b.protection_domain(plan, pd)?);
     }
-    // Doorbells: each rings the replica of the PD it notifies. The plan names a doorbell
-    // after its sending PD and that PD's end of the channel.
+    // Cross-replica channels. On the sending side each doorbell rings its pending word on
+    // the replica of the PD it notifies (the plan names a doorbell after its sending PD and
+    // that PD's end of the channel); on the receiving side the kernel watches each word for
+    // the receiving PD's notification.
     let replica_of = |pd: &str| {
         plan.replicas
             .iter()
             .find(|r| r.protection_domains.iter().any(|p| p.name == pd))
             .map(|r| r.index as u64)
     };
+    let mut watched = Vec::new();
     for channel in &plan.channels {
         for d in &channel.doorbells {
             let Some((_, id)) = channel.ends.iter().find(|(pd, _)| *pd == d.from) else {
                 continue;
             };
-            if replica_of(&d.from) != Some(replica.index as u64) {
-                continue;
+            let here = Some(replica.index as u64);
+            if replica_of(&d.from) == here {
+                let name = format!("doorbell_{}_{id}", d.from);
+                let target = replica_of(&d.to)
+                    .ok_or_else(|| format!("internal: doorbell '{name}' has no target"))?;
+                let slot = b.slot_of(&name)?;
+                b.call(
+                    slot,
+                    label::DOORBELL_CONFIGURE,
+                    &[target, u64::from(d.word)],
+                );
             }
-            let name = format!("doorbell_{}_{id}", d.from);
-            let target = replica_of(&d.to)
-                .ok_or_else(|| format!("internal: doorbell '{name}' has no target"))?;
-            let slot = b.slot_of(&name)?;
-            b.call(slot, label::DOORBELL_CONFIGURE, &[target]);
+            if replica_of(&d.to) == here && !watched.contains(&d.word) {
+                watched.push(d.word);
+                let ntfn = b.slot_of(&format!("notification_{}", d.to))?;
+                b.call(
+                    initial::IRQ_CONTROL,
+                    label::IRQ_CONTROL_WATCH_PENDING_WORD,
+                    &[u64::from(d.word), ntfn],
+                );
+            }
         }
     }
     // Start every PD.

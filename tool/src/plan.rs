@@ -30,7 +30,7 @@ use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::model::{ChannelEnd, Perms, Prefill, SystemDescription, Trigger};
 
 /// Bytes of one doorbell pending word (a cache line, so receivers never share one).
-const PENDING_WORD_BYTES: u64 = 64;
+const PENDING_WORD_BYTES: u64 = atoll_abi::shared::pd_words::WORD_BYTES;
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -314,6 +314,9 @@ pub struct DoorbellPlan {
     pub to: String,
     /// Bit set in the receiver's pending word (its channel id).
     pub bit: u8,
+    /// Index of the pending word among the cross-replica channel words
+    /// (`atoll_abi::shared::pd_words`).
+    pub word: u32,
     /// Physical address of the pending word (in the kernel shared area).
     #[serde(serialize_with = "hex")]
     pub pending_word: u64,
@@ -560,7 +563,7 @@ pub fn plan_with_prefills(
     // Doorbell pending words: one per (receiving PD, sending replica), after the kernel's
     // own shared-area structures.
     let mut pending_words: BTreeMap<(usize, usize), u64> = BTreeMap::new();
-    let words_base = split.kernel_shared.base + atoll_abi::shared::SHARED_AREA_SIZE;
+    let words_base = split.kernel_shared.base + atoll_abi::shared::pd_words::OFFSET;
     let mut channels = Vec::new();
     for channel in &system.channels {
         let [a, b] = &channel.ends;
@@ -571,13 +574,14 @@ pub fn plan_with_prefills(
                     continue;
                 }
                 let key = (to.pd, system.protection_domains[from.pd].replica);
-                let next = words_base + pending_words.len() as u64 * PENDING_WORD_BYTES;
+                let next = pending_words.len() as u64;
                 let word = *pending_words.entry(key).or_insert(next);
                 doorbells.push(DoorbellPlan {
                     from: system.protection_domains[from.pd].name.clone(),
                     to: system.protection_domains[to.pd].name.clone(),
                     bit: to.id,
-                    pending_word: word,
+                    word: u32::try_from(word).unwrap_or(u32::MAX),
+                    pending_word: words_base + word * PENDING_WORD_BYTES,
                 });
             }
         }

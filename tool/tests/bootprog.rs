@@ -46,8 +46,13 @@ impl Machine for Ram {
         true
     }
     fn set_irq_enabled(&mut self, _irq: u32, _enabled: bool) {}
-    fn ring_doorbell(&mut self, _replica: u32, _bits: u64) -> bool {
-        true
+    fn ring_doorbell(&mut self, _replica: u32, word: u32, _bits: u64) -> bool {
+        self.take_pending_word(word).is_some()
+    }
+    /// As many channel words as the kernel shared region holds.
+    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
+        let words = atoll_abi::shared::pd_words::count(atoll_abi::limits::LARGE_PAGE_SIZE);
+        (u64::from(word) < words).then_some(0)
     }
     fn ticks_per_us(&self) -> u64 {
         1

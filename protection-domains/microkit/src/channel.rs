@@ -59,6 +59,28 @@ impl fmt::Display for IrqAckError {
     }
 }
 
+/// A notify across replicas that was not delivered: the replica of the PD at the other end
+/// of the channel is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerDown(usize);
+
+impl PeerDown {
+    /// The channel.
+    pub const fn channel(&self) -> Channel {
+        Channel(self.0)
+    }
+}
+
+impl fmt::Display for PeerDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the notification on channel {} was not delivered: the peer's replica is down",
+            self.0
+        )
+    }
+}
+
 impl Channel {
     /// Channel `index` (panics at compile or run time past 61).
     pub const fn new(index: usize) -> Self {
@@ -104,6 +126,15 @@ impl Channel {
             [0; 4],
             0,
         );
+    }
+
+    /// Signals the PD at the other end and reports whether the signal was delivered. Within
+    /// a replica it always is; across replicas it is not when the peer's replica is down,
+    /// and then nothing is sent. Panics if this PD has no notification on it.
+    pub fn try_notify(&self) -> Result<(), PeerDown> {
+        self.check_notify();
+        invoke(u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64, 0, &[])
+            .map_err(|_| PeerDown(self.0))
     }
 
     /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if

@@ -16,7 +16,7 @@ pub mod heap;
 mod message;
 
 pub use atoll_microkit_macros::protection_domain;
-pub use channel::{Channel, ChannelSet, Child, IrqAckError};
+pub use channel::{Channel, ChannelSet, Child, IrqAckError, PeerDown};
 pub use fault::Fault;
 pub use handler::{
     DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, NullHandler,

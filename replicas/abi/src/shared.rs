@@ -1,6 +1,7 @@
 //! The kernel-to-kernel shared area: the only memory every replica kernel maps.
 //!
-//! It holds, per replica, a status record, a doorbell inbox and a log ring. Nothing here
+//! It holds, per replica, a status record, a doorbell inbox and a log ring, and after them
+//! the cross-replica channel words of the PDs ([`pd_words`]). Nothing here
 //! is protected by a lock: each word has one writer, or is changed only by atomic
 //! read-modify-write, and every reader treats what it reads as untrusted (a peer replica
 //! may be faulty). The loader zeroes the area and writes the header before any replica runs.
@@ -342,6 +343,35 @@ const _: () = assert!(offset_of!(LogRing, slots) == 128);
 const _: () = assert!(offset_of!(SharedArea, status) == 64);
 const _: () = assert!(offset_of!(SharedArea, doorbells) == 64 + 64 * MAX_REPLICAS);
 const _: () = assert!(SHARED_AREA_SIZE <= crate::limits::LARGE_PAGE_SIZE);
+
+/// The cross-replica channel words: after the shared area (page aligned), to the end of
+/// the kernel shared region, one [`PendingWord`] each. The `microkit` tool gives each
+/// (receiving PD, sending replica) pair one word, whose bits are the receiver's channel ids;
+/// the sender's doorbell capability names the word, and the receiving replica's initialiser
+/// has its kernel watch it for the PD's notification.
+pub mod pd_words {
+    use super::{PendingWord, SHARED_AREA_SIZE};
+
+    /// Offset of word 0 from the start of the kernel shared region.
+    pub const OFFSET: u64 = SHARED_AREA_SIZE;
+    /// Bytes per word.
+    pub const WORD_BYTES: u64 = size_of::<PendingWord>() as u64;
+
+    /// How many words a kernel shared region of `region_size` bytes holds.
+    pub const fn count(region_size: u64) -> u64 {
+        region_size.saturating_sub(OFFSET) / WORD_BYTES
+    }
+
+    /// Offset of word `index` from the start of the region, if it lies inside a region of
+    /// `region_size` bytes.
+    pub const fn offset(index: u64, region_size: u64) -> Option<u64> {
+        if index < count(region_size) {
+            Some(OFFSET + index * WORD_BYTES)
+        } else {
+            None
+        }
+    }
+}
 
 impl SharedArea {
     /// Whether the header is one this kernel understands.

@@ -147,8 +147,14 @@ pub mod label {
     pub const IRQ_HANDLER_SET_NOTIFICATION: u64 = 42;
     /// IRQ handler: ().
     pub const IRQ_HANDLER_CLEAR: u64 = 43;
-    /// Doorbell: (replica). Points an unconfigured doorbell at a replica; its badge (set
-    /// by minting) is the bits it sets there.
+    /// IRQ control: (word, notification). Pending word `word` of this replica's
+    /// cross-replica channel words ([`crate::shared::pd_words`]) signals `notification` with
+    /// the bits other replicas' doorbells set in it. A word has at most one watcher.
+    pub const IRQ_CONTROL_WATCH_PENDING_WORD: u64 = 44;
+    /// Doorbell: (replica, word). Points an unconfigured doorbell at pending word `word` of
+    /// the cross-replica channel words, watched on replica `replica`; its badge (set by
+    /// minting) is the bits it sets there. Sending on it rings; a call also answers whether
+    /// the bits were delivered (label 0) or the replica is down or unknown (an error).
     pub const DOORBELL_CONFIGURE: u64 = 50;
 }
 

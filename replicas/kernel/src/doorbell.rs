@@ -1,7 +1,11 @@
 //! Doorbells between replicas: bits in the receiver's pending word for the sender, and the
 //! one doorbell SGI when the word goes from empty to non-empty (see `atoll_abi::shared`).
+//! The kernels' own bells use the inboxes of the shared area; PDs' cross-replica channels use
+//! the channel words after it, one per (receiving PD, sending replica), with the same SGI.
 
-use atoll_abi::shared::{ReplicaState, bell};
+use core::sync::atomic::AtomicU64;
+
+use atoll_abi::shared::{ReplicaState, bell, doorbell, pd_words};
 
 use crate::{Replica, boot, console, klog};
 
@@ -27,11 +31,55 @@ pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
     else {
         return false;
     };
-    if first && let Some(core) = r.spec.first_core_of(target as u32) {
+    if first {
+        raise(r, target);
+    }
+    true
+}
+
+/// Sends the doorbell SGI to the core of replica `target` that runs its PDs.
+fn raise(r: &Replica, target: usize) {
+    if let Some(core) = r.spec.first_core_of(target as u32) {
         let mpidr = r.spec.core_mpidr.get(core as usize).copied().unwrap_or(0);
         r.gic.send_sgi(r.spec.gic.doorbell_sgi, mpidr, core);
     }
+}
+
+/// Cross-replica channel word `index` (see `atoll_abi::shared::pd_words`), if it exists.
+fn pd_word(r: &Replica, index: u32) -> Option<&'static AtomicU64> {
+    let offset = pd_words::offset(u64::from(index), r.spec.shared.size)?;
+    // SAFETY: the kernel maps the whole shared region (`spec.shared`) read-write at `va`
+    // for its whole life, and `pd_words::offset` checked that the word lies inside it. The
+    // offset is a multiple of 64 past a page boundary, so the word is aligned; any bit
+    // pattern is a valid `AtomicU64`, and every access to it (here and in peer kernels) is
+    // atomic.
+    Some(unsafe { &*((r.spec.shared.va + offset) as *const AtomicU64) })
+}
+
+/// A PD's notify across replicas: sets `bits` in channel word `word` of replica `target`
+/// and raises its doorbell when the word was empty. `false`, with nothing set, when the
+/// target is unknown, this replica, or down (its status record says so), or the word does
+/// not exist: the sender can tell, and never waits on a stopped replica.
+pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
+    if target >= r.replica_count()
+        || target == r.index
+        || r.shared.status[target].state() == Some(ReplicaState::Down)
+    {
+        return false;
+    }
+    let Some(w) = pd_word(r, word) else {
+        return false;
+    };
+    if doorbell::ring(w, bits) {
+        raise(r, target);
+    }
     true
+}
+
+/// Takes every bit pending in channel word `word` (this replica's side, after the doorbell
+/// SGI was acknowledged); `None` if the word does not exist.
+pub fn take_pd_word(r: &Replica, word: u32) -> Option<u64> {
+    pd_word(r, word).map(doorbell::take)
 }
 
 /// Takes every pending bit from every sender and acts on it. Called after acknowledging the

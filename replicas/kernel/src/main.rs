@@ -260,6 +260,9 @@ pub fn handle_irq(r: &Replica, core: u32) {
             tick(r, core);
         } else if intid == r.spec.gic.doorbell_sgi {
             doorbell::service(r);
+            if core == r.spec.primary_core() {
+                user::on_doorbell(r);
+            }
         } else if intid >= 32 && core == r.spec.primary_core() {
             user::on_device_irq(r, intid);
         } else {

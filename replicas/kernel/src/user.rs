@@ -197,10 +197,12 @@ impl Machine for Hw<'_> {
         self.r.gic.set_spi_enabled(irq, enabled);
     }
 
-    fn ring_doorbell(&mut self, _replica: u32, _bits: u64) -> bool {
-        // Cross-replica channel delivery is the channel issue's; a doorbell capability
-        // reports "not delivered" until then.
-        false
+    fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
+        crate::doorbell::ring_pd_word(self.r, replica as usize, word, bits)
+    }
+
+    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
+        crate::doorbell::take_pd_word(self.r, word)
     }
 
     fn ticks_per_us(&self) -> u64 {
@@ -675,6 +677,22 @@ pub fn on_timer() {
     with(|inner| {
         if inner.started {
             inner.kernel.timer(elapsed);
+        }
+    });
+}
+
+/// The doorbell SGI arrived on the primary core: the PDs' cross-replica channel words are
+/// taken and their notifications signalled.
+pub fn on_doorbell(r: &Replica) {
+    with(|inner| {
+        // Before the initialiser starts nothing is watched; it takes what is pending when
+        // it sets each watch up.
+        if inner.started {
+            let mut hw = Hw {
+                r,
+                lines: &mut inner.lines,
+            };
+            inner.kernel.doorbell(&mut hw);
         }
     });
 }

@@ -8,7 +8,7 @@ use atoll_abi::spec::attrs;
 use atoll_abi::syscall::{MessageInfo, label, object_kind, vm_attr};
 
 use super::vspace;
-use super::{Kernel, Machine, NO_REPLICA, NONE, Objects, Target, Tcb};
+use super::{Bell, Kernel, Machine, NO_REPLICA, NONE, Objects, Target, Tcb, Watch};
 use crate::cap::{Cap, CapTable, RetypeKind, Rights, SlotId};
 use crate::pagetable::descriptor_bits;
 
@@ -137,17 +137,53 @@ impl Kernel {
                     Ok(Answer::NONE)
                 }
                 ObjectKind::Doorbell if op == label::DOORBELL_CONFIGURE => {
+                    let bell = Bell {
+                        replica: u32::try_from(arg(0)?)
+                            .ok()
+                            .filter(|&r| r != NO_REPLICA)
+                            .ok_or(Error::RangeError)?,
+                        word: u32::try_from(arg(1)?).map_err(|_| Error::RangeError)?,
+                    };
                     let d = &mut self.o.doorbells[data as usize];
-                    if *d != NO_REPLICA {
+                    if d.replica != NO_REPLICA {
                         return Err(Error::IllegalOperation);
                     }
-                    *d = u32::try_from(arg(0)?).map_err(|_| Error::RangeError)?;
+                    *d = bell;
+                    Ok(Answer::NONE)
+                }
+                ObjectKind::IrqControl if op == label::IRQ_CONTROL_WATCH_PENDING_WORD => {
+                    let word = u32::try_from(arg(0)?).map_err(|_| Error::RangeError)?;
+                    let (n, _) = self.resolve_notification(t, arg(1)?)?;
+                    self.watch(m, word, n)?;
                     Ok(Answer::NONE)
                 }
                 _ => Err(Error::IllegalOperation),
             },
             _ => Err(Error::IllegalOperation),
         }
+    }
+
+    /// Has cross-replica channel word `word` signal notification `n`. Bits rung before the
+    /// watch began are delivered at once: their senders found the word non-empty and
+    /// raised no doorbell, so nothing else would.
+    fn watch(&mut self, m: &mut impl Machine, word: u32, n: usize) -> Result<(), Error> {
+        let pending = m.take_pending_word(word).ok_or(Error::RangeError)?;
+        let watches = &mut self.o.watches;
+        if watches.iter().any(|w| w.ntfn != NONE && w.word == word) {
+            return Err(Error::IllegalOperation);
+        }
+        let free = watches
+            .iter_mut()
+            .find(|w| w.ntfn == NONE)
+            .ok_or(Error::NotEnoughMemory)?;
+        *free = Watch {
+            word,
+            ntfn: n as u16,
+        };
+        if pending != 0 {
+            self.o.signal(n, pending);
+        }
+        Ok(())
     }
 
     /// Resolves a capability argument in `t`'s space that must be of `kind`; its index.
@@ -363,7 +399,7 @@ impl Kernel {
             }
             ObjectKind::Doorbell => {
                 let i = o.doorbell_pool.alloc().ok_or(Error::NotEnoughMemory)?;
-                o.doorbells[i] = NO_REPLICA;
+                o.doorbells[i] = Bell::UNCONFIGURED;
                 i
             }
             _ => 0,
@@ -840,6 +876,9 @@ impl Objects {
                 }
                 for irq in self.irqs.iter_mut().filter(|q| q.ntfn == i as u16) {
                     irq.ntfn = NONE;
+                }
+                for w in self.watches.iter_mut().filter(|w| w.ntfn == i as u16) {
+                    *w = Watch::FREE;
                 }
                 self.ntfn_pool.free(i);
                 self.release(&waiters, n);

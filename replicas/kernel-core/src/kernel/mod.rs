@@ -98,8 +98,13 @@ pub trait Machine {
     fn claim_irq(&mut self, irq: u32, edge: bool) -> bool;
     /// Unmasks (`true`) or masks an interrupt.
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool);
-    /// Rings replica `replica`'s doorbell with `bits`; `false` when it is down.
-    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool;
+    /// Sets `bits` in cross-replica channel word `word`, watched on replica `replica`, and
+    /// raises that replica's doorbell if the word was empty; `false` (nothing set) when the
+    /// replica is down or unknown or the word does not exist.
+    fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool;
+    /// Takes every bit pending in this replica's cross-replica channel word `word`; `None`
+    /// if the word does not exist.
+    fn take_pending_word(&mut self, word: u32) -> Option<u64>;
     /// Timer units per microsecond (for scheduling parameters).
     fn ticks_per_us(&self) -> u64;
 }
@@ -210,8 +215,9 @@ struct Objects {
     sc_pool: Pool<MAX_SCS>,
     vspaces: [u64; MAX_VSPACES],
     vspace_pool: Pool<MAX_VSPACES>,
-    doorbells: [u32; MAX_DOORBELLS],
+    doorbells: [Bell; MAX_DOORBELLS],
     doorbell_pool: Pool<MAX_DOORBELLS>,
+    watches: [Watch; MAX_WATCHES],
     irqs: [Irq; MAX_IRQS],
     current: u16,
 }
@@ -262,6 +268,37 @@ struct Target {
 /// Unconfigured doorbell.
 const NO_REPLICA: u32 = u32::MAX;
 
+/// Where a doorbell rings: a pending word watched on another replica.
+#[derive(Clone, Copy, Debug)]
+struct Bell {
+    replica: u32,
+    word: u32,
+}
+
+impl Bell {
+    const UNCONFIGURED: Self = Self {
+        replica: NO_REPLICA,
+        word: 0,
+    };
+}
+
+/// A cross-replica channel word of this replica and the notification it signals.
+#[derive(Clone, Copy, Debug)]
+struct Watch {
+    word: u32,
+    ntfn: u16,
+}
+
+impl Watch {
+    const FREE: Self = Self {
+        word: 0,
+        ntfn: NONE,
+    };
+}
+
+/// Cross-replica channel words one replica can watch.
+pub const MAX_WATCHES: usize = 128;
+
 impl Default for Kernel {
     fn default() -> Self {
         Self::new()
@@ -297,8 +334,9 @@ impl Kernel {
                 sc_pool: Pool::new(),
                 vspaces: [0; MAX_VSPACES],
                 vspace_pool: Pool::new(),
-                doorbells: [NO_REPLICA; MAX_DOORBELLS],
+                doorbells: [Bell::UNCONFIGURED; MAX_DOORBELLS],
                 doorbell_pool: Pool::new(),
+                watches: [Watch::FREE; MAX_WATCHES],
                 irqs: [Irq {
                     handler: false,
                     ntfn: NONE,
@@ -541,18 +579,19 @@ impl Kernel {
         self.o.schedule();
     }
 
-    /// A doorbell from another replica set `bits` for the notification behind capability
-    /// slot `slot` (the receiving kernel's side of a cross-replica channel).
-    pub fn signal_slot(&mut self, slot: SlotId, bits: u64) {
-        if let Cap::Object {
-            kind: ObjectKind::Notification,
-            data,
-            ..
-        } = self.caps.get(slot)
-        {
-            self.o.signal(data as usize, bits);
-            self.o.schedule();
+    /// The doorbell interrupt arrived (and was acknowledged): every watched cross-replica
+    /// channel word is taken, and its bits signal its notification.
+    pub fn doorbell(&mut self, m: &mut impl Machine) {
+        for i in 0..MAX_WATCHES {
+            let Watch { word, ntfn } = self.o.watches[i];
+            if ntfn != NONE
+                && let Some(bits) = m.take_pending_word(word)
+                && bits != 0
+            {
+                self.o.signal(usize::from(ntfn), bits);
+            }
         }
+        self.o.schedule();
     }
 
     /// `elapsed` timer units passed: the running thread's budget pays, periods refill, and
@@ -628,6 +667,11 @@ impl Kernel {
             Some(ObjectKind::Notification) => {
                 if rights.contains(Rights::WRITE) {
                     self.o.signal(data as usize, badge);
+                    if call {
+                        // A call answers whether the signal went through (it always does
+                        // within a replica), as a call on a doorbell does.
+                        self.o.tcbs[t].ctx.x[1] = 0;
+                    }
                 } else if blocking || call {
                     self.cap_fault(m, t, cptr);
                 }
@@ -637,13 +681,14 @@ impl Kernel {
                     && MessageInfo(self.o.tcbs[t].ctx.x[1]).label()
                         == syscall::label::DOORBELL_CONFIGURE) =>
             {
-                let replica = self
+                let bell = self
                     .o
                     .doorbells
                     .get(data as usize)
                     .copied()
-                    .unwrap_or(NO_REPLICA);
-                let delivered = replica != NO_REPLICA && m.ring_doorbell(replica, badge);
+                    .unwrap_or(Bell::UNCONFIGURED);
+                let delivered =
+                    bell.replica != NO_REPLICA && m.ring_doorbell(bell.replica, bell.word, badge);
                 if call {
                     let ctx = &mut self.o.tcbs[t].ctx;
                     ctx.x[1] = if delivered {

@@ -24,7 +24,9 @@ struct Mem {
     out: Vec<u8>,
     unhandled: Vec<(usize, u64, [u64; 4])>,
     irqs: HashMap<u32, bool>,
-    rung: Vec<(u32, u64)>,
+    rung: Vec<(u32, u32, u64)>,
+    /// This replica's cross-replica channel words (the fake has eight).
+    words: [u64; 8],
     flushes: usize,
 }
 
@@ -61,9 +63,20 @@ impl Machine for Mem {
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
         self.irqs.insert(irq, enabled);
     }
-    fn ring_doorbell(&mut self, replica: u32, bits: u64) -> bool {
-        self.rung.push((replica, bits));
-        replica != 7
+    /// Replica 7 is down. The fake's words stand for every replica's, so a test can ring
+    /// a word and watch it on the same kernel.
+    fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
+        self.rung.push((replica, word, bits));
+        match self.words.get_mut(word as usize) {
+            Some(w) if replica != 7 => {
+                *w |= bits;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
+        self.words.get_mut(word as usize).map(core::mem::take)
     }
     fn ticks_per_us(&self) -> u64 {
         1
@@ -589,11 +602,21 @@ fn revoking_an_untyped_destroys_threads_and_releases_waiters() {
     let reply = s.make(ObjectKind::Reply, 0);
     let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
     s.start(server_tcb);
-    let n = s.park_root();
+    // The root waits on a notification that a cross-replica channel word signals.
+    let n = s.make(ObjectKind::Notification, 0);
+    s.invoke(
+        initial::IRQ_CONTROL,
+        label::IRQ_CONTROL_WATCH_PENDING_WORD,
+        &[0, n],
+    )
+    .unwrap();
+    let root = s.root;
+    s.sys(root, syscall::WAIT, &[(0, n)]);
     s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
     assert_eq!(s.k.current(), None);
-    // Wake the root by signalling from outside: an IRQ-less trick, signal the slot.
-    s.k.signal_slot(n as usize, 1);
+    // Wake the root from outside: a peer replica rings the word.
+    s.m.words[0] |= 1;
+    s.k.doorbell(&mut s.m);
     assert_eq!(s.k.current(), Some(s.root));
     // Delete the endpoint (every copy): the server's receive fails and it runs again.
     s.invoke(initial::CNODE, label::CNODE_REVOKE, &[ep, 64])
@@ -789,15 +812,91 @@ fn interrupts_signal_their_notification_until_acknowledged() {
 fn doorbells_ring_their_replica_with_their_badge() {
     let mut s = boot();
     let d = s.make(ObjectKind::Doorbell, 0);
-    s.invoke(d, label::DOORBELL_CONFIGURE, &[2]).unwrap();
     assert_eq!(
-        s.invoke(d, label::DOORBELL_CONFIGURE, &[3]),
-        Err(Error::IllegalOperation)
+        s.invoke(d, label::DOORBELL_CONFIGURE, &[2]),
+        Err(Error::TruncatedMessage)
+    );
+    s.invoke(d, label::DOORBELL_CONFIGURE, &[2, 3]).unwrap();
+    assert_eq!(
+        s.invoke(d, label::DOORBELL_CONFIGURE, &[3, 3]),
+        Err(Error::IllegalOperation),
+        "configured once"
     );
     let badged = s.mint(d, rights::WRITE, 1 << 5);
     let root = s.root;
     s.sys(root, syscall::SEND, &[(0, badged)]);
-    assert_eq!(s.m.rung, [(2, 1 << 5)]);
+    assert_eq!(s.m.rung, [(2, 3, 1 << 5)]);
+    assert_eq!(s.m.words[3], 1 << 5);
+    // A call answers whether the bits went through: to a replica that is down they do not,
+    // and nothing is set.
+    let c = s.sys(root, syscall::CALL, &[(0, badged), (1, 0)]);
+    assert_eq!(MessageInfo(c.x[1]).label(), 0, "delivered");
+    let down = s.make(ObjectKind::Doorbell, 0);
+    s.invoke(down, label::DOORBELL_CONFIGURE, &[7, 4]).unwrap();
+    let down = s.mint(down, rights::WRITE, 1);
+    let c = s.sys(root, syscall::CALL, &[(0, down), (1, 0)]);
+    assert_eq!(
+        MessageInfo(c.x[1]).label(),
+        Error::IllegalOperation as u64,
+        "not delivered"
+    );
+    assert_eq!(s.m.words[4], 0);
+    // An unconfigured doorbell delivers nothing either.
+    let raw = s.make(ObjectKind::Doorbell, 0);
+    let raw = s.mint(raw, rights::WRITE, 1);
+    let c = s.sys(root, syscall::CALL, &[(0, raw), (1, 0)]);
+    assert_eq!(MessageInfo(c.x[1]).label(), Error::IllegalOperation as u64);
+}
+
+#[test]
+fn watched_words_signal_their_notification_once_per_coalesced_ring() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let watch = |s: &mut Sys, word: u64, n: u64| {
+        s.invoke(
+            initial::IRQ_CONTROL,
+            label::IRQ_CONTROL_WATCH_PENDING_WORD,
+            &[word, n],
+        )
+    };
+    assert_eq!(watch(&mut s, 8, n), Err(Error::RangeError), "no word 8");
+    assert_eq!(
+        watch(&mut s, 1, initial::TCB),
+        Err(Error::InvalidCapability)
+    );
+    // Bits rung before the watch began are delivered when it begins.
+    s.m.words[1] = 0b100;
+    watch(&mut s, 1, n).unwrap();
+    assert_eq!(s.m.words[1], 0, "taken");
+    assert_eq!(
+        watch(&mut s, 1, n),
+        Err(Error::IllegalOperation),
+        "one watcher"
+    );
+    let root = s.root;
+    let c = s.sys(root, syscall::NB_WAIT, &[(0, n)]);
+    assert_eq!(c.x[0], 0b100);
+    // Several rings before the doorbell is handled coalesce into one signal with every bit.
+    for bit in [0, 3, 61] {
+        s.m.words[1] |= 1 << bit;
+    }
+    s.k.doorbell(&mut s.m);
+    let c = s.sys(root, syscall::NB_WAIT, &[(0, n)]);
+    assert_eq!(c.x[0], (1 << 0) | (1 << 3) | (1 << 61));
+    // Nothing pending: the next handling signals nothing.
+    s.k.doorbell(&mut s.m);
+    let c = s.sys(root, syscall::NB_WAIT, &[(0, n)]);
+    assert_eq!(c.x[0], 0);
+    // Deleting the notification ends the watch: the word's bits stay for a new watcher.
+    s.invoke(initial::CNODE, label::CNODE_DELETE, &[n, 64])
+        .unwrap();
+    s.m.words[1] = 1;
+    s.k.doorbell(&mut s.m);
+    assert_eq!(s.m.words[1], 1, "nobody took it");
+    let again = s.make(ObjectKind::Notification, 0);
+    watch(&mut s, 1, again).unwrap();
+    let c = s.sys(root, syscall::NB_WAIT, &[(0, again)]);
+    assert_eq!(c.x[0], 1);
 }
 
 #[test]
