@@ -28,8 +28,9 @@ pub struct QemuOptions {
     pub interactive: bool,
     /// Further arguments passed through.
     pub extra: Vec<String>,
-    /// Stop QEMU as soon as the serial output contains this text (for images that run on).
-    pub until: Option<String>,
+    /// Stop QEMU as soon as the serial output contains every one of these texts (for
+    /// images that run on); empty: wait for QEMU to exit or the timeout.
+    pub until: Vec<String>,
     /// Bytes typed into the serial port: written to QEMU's standard input at the start
     /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
     pub input: Vec<u8>,
@@ -139,7 +140,9 @@ pub fn run(
                 String::from_utf8_lossy(&o.lock().unwrap_or_else(|e| e.into_inner())).contains(text)
             })
         };
-        if start.elapsed() > timeout || options.until.as_deref().is_some_and(seen) {
+        if start.elapsed() > timeout
+            || (!options.until.is_empty() && options.until.iter().all(|u| seen(u)))
+        {
             let _ = child.kill();
             let _ = child.wait();
             break None;

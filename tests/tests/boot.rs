@@ -41,17 +41,24 @@ fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outc
 /// Boots `image` on `board` until the serial output shows `until` (for images that run
 /// on); the log is saved as `<board>-<label>.log`.
 fn boot_until(board: &str, label: &str, image: &Path, until: &str) -> Outcome {
-    boot_typing_until(board, label, image, b"", until)
+    boot_typing_until(board, label, image, b"", &[until])
 }
 
-/// As [`boot_until`], with `input` typed into the serial port.
-fn boot_typing_until(board: &str, label: &str, image: &Path, input: &[u8], until: &str) -> Outcome {
+/// As [`boot_until`], with `input` typed into the serial port, until the output shows every
+/// text in `until`.
+fn boot_typing_until(
+    board: &str,
+    label: &str,
+    image: &Path,
+    input: &[u8],
+    until: &[&str],
+) -> Outcome {
     let b = atoll_boards::by_name(board).expect("known board");
     let log = target_dir()
         .join("e2e-logs")
         .join(format!("{board}-{label}.log"));
     let options = QemuOptions {
-        until: Some(until.into()),
+        until: until.iter().map(|u| u.to_string()).collect(),
         input: input.to_vec(),
         ..QemuOptions::default()
     };
@@ -283,15 +290,29 @@ fn monitor(board: &str) {
 /// Boots example `name` (`protection-domains/examples/<name>/system.xml`), which must power
 /// off by itself after printing `expected` lines in order, with no PD fault.
 fn example(board: &str, name: &str, expected: &[&str]) {
+    let outcome = boot_self_test(board, &format!("example-{name}"));
+    check_example(&outcome, expected);
+}
+
+/// An example image that runs on (its PDs keep several replicas busy, so the test build's
+/// power-off would cut it short): booted until its last expected line.
+fn example_running_on(board: &str, name: &str, expected: &[&str]) {
     let variant = format!("example-{name}");
-    let outcome = boot_self_test(board, &variant);
+    let image = images().join(board).join(&variant).join("atoll.img");
+    let last = expected.last().copied().unwrap_or_default();
+    let outcome = boot_typing_until(board, &variant, &image, b"", &[last]);
+    check_example(&outcome, expected);
+}
+
+/// The expected lines in order, and no fault but those expected.
+fn check_example(outcome: &Outcome, expected: &[&str]) {
     let mut at = 0;
     for line in expected {
-        at = position_after(&outcome, at, line);
+        at = position_after(outcome, at, line);
     }
     let panics = |text: &str| text.matches("panicked").count();
     check(
-        &outcome,
+        outcome,
         !outcome.serial.contains("|ERROR")
             && panics(&outcome.serial) == expected.iter().map(|l| panics(l)).sum::<usize>(),
         "a PD of the example faulted",
@@ -343,6 +364,15 @@ fn examples(board: &str) {
             "parent: the child got through after 2 restarts",
         ],
     );
+    example_running_on(
+        board,
+        "pingpong-cross",
+        &[
+            "MON0|INFO: started 1 PDs: ping",
+            "ping: sending 100 pings",
+            "ping: 100 round trips done",
+        ],
+    );
     example(
         board,
         "template",
@@ -364,7 +394,7 @@ fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines() {
         "example-uart",
         &image,
         input.as_bytes(),
-        "uart_driver: line 4: last",
+        &["uart_driver: line 4: last"],
     );
     let mut at = position(&outcome, "MON0|INFO: started 1 PDs: uart_driver");
     for line in [
@@ -380,6 +410,75 @@ fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines() {
         &outcome,
         !outcome.serial.contains("|ERROR") && !outcome.serial.contains("receive error"),
         "the driver faulted or saw a receive error",
+    );
+}
+
+/// The lines a healthy run of `tests/systems/cross.xml` ends with.
+const CROSS_DONE: [&str; 3] = [
+    "fanin: flood over: channel 60 delivered ",
+    "producer: sent 2000 messages",
+    "consumer: received 2000 messages",
+];
+
+/// Cross-replica channels (`tests/systems/cross.xml`): 60 channels crossing between two
+/// replicas all delivered; a flood while the receiver is slow loses no coalesced bit; a
+/// stream through a ring in a shared region arrives whole (same checksum on both sides).
+fn cross_replica_channels(board: &str) {
+    let image = images().join(board).join("cross").join("atoll.img");
+    let mut until = CROSS_DONE.to_vec();
+    until.push("prober: 50 notifies delivered");
+    let outcome = boot_typing_until(board, "cross", &image, b"", &until);
+    check_cross(&outcome);
+    position(&outcome, "victim: notified on {0}");
+    position(&outcome, "prober: 50 notifies delivered");
+}
+
+/// With replica c stopped on purpose, a notify towards its PD is a no-op the sender is
+/// told about, and everything between the other replicas still works.
+fn cross_replica_peer_down(board: &str) {
+    let image = images().join(board).join("cross-down").join("atoll.img");
+    let mut until = CROSS_DONE.to_vec();
+    until.push("prober: notify 1:");
+    let outcome = boot_typing_until(board, "cross-down", &image, b"", &until);
+    position(&outcome, "K0|ERROR: K2 is down");
+    position(
+        &outcome,
+        "prober: notify 1: the notification on channel 0 was not delivered: the peer's replica is down; carrying on",
+    );
+    check_cross(&outcome);
+    check(
+        &outcome,
+        !outcome.serial.contains("victim:"),
+        "the stopped replica's PD ran",
+    );
+}
+
+/// What both cross-replica runs check.
+fn check_cross(outcome: &Outcome) {
+    let spread = position(outcome, "fanin: all 60 channels delivered");
+    let flood = position_after(outcome, spread, "fanin: flood over: channel 60 delivered ");
+    position_after(outcome, flood, "; no bit lost");
+    let figure = |who: &str| {
+        let at = position(outcome, &format!("{who} 2000 messages, "));
+        outcome.serial[at..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(", ")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (sent, received) = (figure("producer: sent"), figure("consumer: received"));
+    check(
+        outcome,
+        !sent.is_empty() && sent == received,
+        &format!("the stream arrived changed: sent {sent:?}, received {received:?}"),
+    );
+    check(
+        outcome,
+        !outcome.serial.contains("FAILED") && !outcome.serial.contains("panicked"),
+        "a cross-replica test PD failed",
     );
 }
 
@@ -527,6 +626,16 @@ macro_rules! board_tests {
             #[test]
             fn the_example_systems_run() {
                 super::examples($board);
+            }
+
+            #[test]
+            fn cross_replica_channels_deliver_every_bit_and_stream_a_ring() {
+                super::cross_replica_channels($board);
+            }
+
+            #[test]
+            fn a_notify_towards_a_stopped_replica_is_a_no_op_the_sender_sees() {
+                super::cross_replica_peer_down($board);
             }
         }
     )*};

@@ -45,7 +45,7 @@ fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e:
     let options = atoll_e2e::QemuOptions {
         semihosting: true,
         icount,
-        until: Some(SETTLED.into()),
+        until: vec![SETTLED.into()],
         ..Default::default()
     };
     let log = workspace_root()

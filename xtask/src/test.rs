@@ -85,6 +85,26 @@ fn variants(board: &str) -> Vec<Variant> {
             ..Variant::default()
         },
     ];
+    // Cross-replica channels; they run on until the test has seen every result.
+    v.push(Variant {
+        name: "cross",
+        system: Some("tests/systems/cross.xml"),
+        runs_on: true,
+        ..Variant::default()
+    });
+    v.push(Variant {
+        name: "cross-down",
+        system: Some("tests/systems/cross.xml"),
+        kernel_fault: Some(2),
+        runs_on: true,
+        ..Variant::default()
+    });
+    v.push(Variant {
+        name: "example-pingpong-cross",
+        system: Some("protection-domains/examples/pingpong-cross/system.xml"),
+        runs_on: true,
+        ..Variant::default()
+    });
     for (name, system) in EXAMPLES {
         v.push(Variant {
             name,
