@@ -131,3 +131,53 @@ fn a_raise_reordered_like_a_plain_store_loses_wakeups() {
         assert_eq!(delivered, 0b11, "a wakeup was lost");
     });
 }
+
+/// One sender rings the same bit twice, publishing a new payload each time, while the
+/// receiver handles interrupts. Coalescing may merge the two rings into one delivery, but the
+/// second ring is never lost: some delivery happens after it and sees its payload, and the
+/// bit is never delivered more often than it was rung.
+#[test]
+fn a_bit_rung_again_is_delivered_again() {
+    loom::model(|| {
+        let shared = Arc::new(Shared {
+            word: LoomWord::default(),
+            payload: [AtomicU64::new(0), AtomicU64::new(0)],
+            interrupt: AtomicBool::new(false),
+        });
+        let sender = {
+            let s = Arc::clone(&shared);
+            thread::spawn(move || {
+                for round in 1..=2 {
+                    s.payload[0].store(round, Ordering::Relaxed);
+                    if doorbell::ring(&s.word, 1) {
+                        raise(&s);
+                    }
+                }
+            })
+        };
+        // Each delivery of the bit records the payload it saw.
+        let take = |s: &Shared, seen: &mut Vec<u64>| {
+            if s.interrupt.swap(false, Ordering::AcqRel) && doorbell::take(&s.word) & 1 != 0 {
+                seen.push(s.payload[0].load(Ordering::Relaxed));
+            }
+        };
+        let receiver = {
+            let s = Arc::clone(&shared);
+            thread::spawn(move || {
+                let mut seen = Vec::new();
+                take(&s, &mut seen);
+                take(&s, &mut seen);
+                seen
+            })
+        };
+        sender.join().expect("sender");
+        let mut seen = receiver.join().expect("receiver");
+        take(&shared, &mut seen);
+        assert!(
+            !seen.is_empty() && seen.len() <= 2,
+            "deliveries {seen:?} for two rings"
+        );
+        assert_eq!(seen.last(), Some(&2), "the second ring was lost: {seen:?}");
+        assert_eq!(doorbell::take(&shared.word), 0, "a bit was left behind");
+    });
+}

@@ -168,6 +168,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "-p",
                 "atoll-pd-template",
                 "-p",
+                "atoll-bench-pds",
+                "-p",
                 "atoll-test-pds",
                 "-p",
                 "atoll-examples",

@@ -123,3 +123,29 @@ pub fn enable_low_half(root: u64) {
 pub fn allow_user_counter() {
     aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1);
 }
+
+/// Starts event counter 0 counting retired instructions at EL0 and EL1 (event 0x08,
+/// `INST_RETIRED`), and lets EL0 read it and the cycle counter (`PMUSERENR_EL0.EN`, `.ER`,
+/// `.CR`): the benchmarks count instructions with it. Under QEMU's `-icount` it counts
+/// the instructions every core executed, but not the virtual time skipped while all cores
+/// were idle, which the virtual counter includes.
+pub fn start_instruction_counter() {
+    // SAFETY: configures this core's own PMU; nothing else depends on its registers (the
+    // counter is read-only to EL0: PMUSERENR_EL0.SW stays clear).
+    unsafe {
+        core::arch::asm!(
+            "msr pmevtyper0_el0, {event}",
+            "msr pmcntenset_el0, {enable}",
+            "mrs {tmp}, pmcr_el0",
+            "orr {tmp}, {tmp}, #1",
+            "msr pmcr_el0, {tmp}",
+            "msr pmuserenr_el0, {user}",
+            "isb",
+            event = in(reg) 0x08u64,
+            enable = in(reg) (1u64 << 31) | 1,
+            user = in(reg) 0b1101u64,
+            tmp = out(reg) _,
+            options(nostack),
+        );
+    }
+}

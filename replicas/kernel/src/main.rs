@@ -206,6 +206,7 @@ fn init_core(r: &Replica, core: u32) {
         fatal::stop_this_core(r, core);
     }
     arch::allow_user_counter();
+    arch::start_instruction_counter();
     arch::arm_timer(r.tick_interval);
     r.status()
         .cores_online

@@ -168,18 +168,20 @@ impl Kernel {
     /// raised no doorbell, so nothing else would.
     fn watch(&mut self, m: &mut impl Machine, word: u32, n: usize) -> Result<(), Error> {
         let pending = m.take_pending_word(word).ok_or(Error::RangeError)?;
-        let watches = &mut self.o.watches;
-        if watches.iter().any(|w| w.ntfn != NONE && w.word == word) {
+        let count = self.o.watch_count;
+        if self.o.watches[..count].iter().any(|w| w.word == word) {
             return Err(Error::IllegalOperation);
         }
-        let free = watches
-            .iter_mut()
-            .find(|w| w.ntfn == NONE)
+        let free = self
+            .o
+            .watches
+            .get_mut(count)
             .ok_or(Error::NotEnoughMemory)?;
         *free = Watch {
             word,
             ntfn: n as u16,
         };
+        self.o.watch_count = count + 1;
         if pending != 0 {
             self.o.signal(n, pending);
         }
@@ -877,9 +879,16 @@ impl Objects {
                 for irq in self.irqs.iter_mut().filter(|q| q.ntfn == i as u16) {
                     irq.ntfn = NONE;
                 }
-                for w in self.watches.iter_mut().filter(|w| w.ntfn == i as u16) {
-                    *w = Watch::FREE;
+                // Its watches go; the others close up.
+                let mut kept = 0;
+                for j in 0..self.watch_count.min(self.watches.len()) {
+                    if self.watches[j].ntfn != i as u16 {
+                        self.watches[kept] = self.watches[j];
+                        kept += 1;
+                    }
                 }
+                self.watches[kept..].fill(Watch::FREE);
+                self.watch_count = kept;
                 self.ntfn_pool.free(i);
                 self.release(&waiters, n);
             }

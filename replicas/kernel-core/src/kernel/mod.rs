@@ -217,7 +217,10 @@ struct Objects {
     vspace_pool: Pool<MAX_VSPACES>,
     doorbells: [Bell; MAX_DOORBELLS],
     doorbell_pool: Pool<MAX_DOORBELLS>,
+    /// Watched words in `watches[..watch_count]`, kept together so the doorbell handler
+    /// looks at those only.
     watches: [Watch; MAX_WATCHES],
+    watch_count: usize,
     irqs: [Irq; MAX_IRQS],
     current: u16,
 }
@@ -337,6 +340,7 @@ impl Kernel {
                 doorbells: [Bell::UNCONFIGURED; MAX_DOORBELLS],
                 doorbell_pool: Pool::new(),
                 watches: [Watch::FREE; MAX_WATCHES],
+                watch_count: 0,
                 irqs: [Irq {
                     handler: false,
                     ntfn: NONE,
@@ -582,10 +586,10 @@ impl Kernel {
     /// The doorbell interrupt arrived (and was acknowledged): every watched cross-replica
     /// channel word is taken, and its bits signal its notification.
     pub fn doorbell(&mut self, m: &mut impl Machine) {
-        for i in 0..MAX_WATCHES {
+        let count = self.o.watch_count.min(MAX_WATCHES);
+        for i in 0..count {
             let Watch { word, ntfn } = self.o.watches[i];
-            if ntfn != NONE
-                && let Some(bits) = m.take_pending_word(word)
+            if let Some(bits) = m.take_pending_word(word)
                 && bits != 0
             {
                 self.o.signal(usize::from(ntfn), bits);
