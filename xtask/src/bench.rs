@@ -3,9 +3,9 @@
 //! cannot be measured, or an instruction count that differs between two identical runs),
 //! never on a missed goal.
 //!
-//! Today it measures what the system can do: boot to every replica up (instructions under
-//! `-icount shift=0,sleep=off`, and wall time), kernel `.text` and image size. The IPC and
-//! interrupt figures need PDs running at EL0 and come with the capability kernel.
+//! It measures boot to every replica up (instructions under `-icount shift=0,sleep=off`, and
+//! wall time), kernel `.text` and image size, and, with the benchmark PDs of
+//! `protection-domains/bench/`, notify round trips on one replica and across two.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,11 +41,22 @@ fn boot_instructions(serial: &str) -> Option<u64> {
 }
 
 fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e::Outcome> {
+    boot_until(image, icount, label, SETTLED, "every replica up")
+}
+
+/// Boots `image` until its output shows `until` (which names `what` in errors).
+fn boot_until(
+    image: &std::path::Path,
+    icount: bool,
+    label: &str,
+    until: &str,
+    what: &str,
+) -> Result<atoll_e2e::Outcome> {
     let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
     let options = atoll_e2e::QemuOptions {
         semihosting: true,
         icount,
-        until: vec![SETTLED.into()],
+        until: vec![until.into()],
         ..Default::default()
     };
     let log = workspace_root()
@@ -53,13 +64,61 @@ fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e:
         .join("bench")
         .join(format!("{label}.log"));
     let outcome = atoll_e2e::run(board, image, &options, Duration::from_secs(60), &log)?;
-    if !outcome.serial.contains(SETTLED) {
-        bail!(
-            "the boot did not reach every replica up; serial log {}",
-            log.display()
-        );
+    if !outcome.serial.contains(until) {
+        bail!("the run did not reach {what}; serial log {}", log.display());
     }
     Ok(outcome)
+}
+
+/// What a benchmark PD prints: `BENCH <name>: <n> instructions, ...`.
+const BENCH_LINE: &str = "BENCH notify round trip: ";
+
+/// The instruction count on the `BENCH` line of a benchmark PD.
+fn bench_instructions(serial: &str) -> Option<u64> {
+    let line = serial.lines().find(|l| l.contains(BENCH_LINE))?;
+    let after = line.split(BENCH_LINE).nth(1)?;
+    after.split(" instructions").next()?.trim().parse().ok()
+}
+
+/// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
+/// boots it twice under icount; its figure, which must be the same both times.
+fn pd_benchmark(system: &str, out: &std::path::Path) -> Result<u64> {
+    let label = system.trim_end_matches(".xml");
+    let args = BuildArgs {
+        board: BOARD.into(),
+        system: Some(
+            workspace_root()
+                .join("protection-domains")
+                .join("bench")
+                .join("systems")
+                .join(system),
+        ),
+        out: Some(out.join(label)),
+        ..BuildArgs::default()
+    };
+    let built = build(&args)?;
+    let mut counts = Vec::new();
+    for run in 1..=2 {
+        let outcome = boot_until(
+            &built.image,
+            true,
+            &format!("{label}-{run}"),
+            " instructions, ",
+            "its BENCH line",
+        )?;
+        counts.push(
+            bench_instructions(&outcome.serial)
+                .ok_or_else(|| anyhow!("{system}: no figure on its BENCH line"))?,
+        );
+    }
+    if counts[0] != counts[1] {
+        bail!(
+            "{system}: the instruction count differs between two identical runs: {} and {}",
+            counts[0],
+            counts[1]
+        );
+    }
+    Ok(counts[0])
 }
 
 /// Runs the benchmarks; `smoke` checks the harness only (one quick boot), `compare` reports
@@ -108,6 +167,8 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         .map(|s| s.size())
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
     let image = std::fs::metadata(&built.image)?.len();
+    let notify_same = pd_benchmark("notify-same.xml", &out)?;
+    let notify_cross = pd_benchmark("notify-cross.xml", &out)?;
 
     let figures = [
         Figure {
@@ -132,6 +193,30 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             unit: "bytes",
             goal: Some(65_536.0),
             reference: "seL4 63,876 bytes",
+            exact: true,
+        },
+        Figure {
+            name: "notify round trip, same replica (one core)",
+            value: notify_same as f64,
+            unit: "instructions",
+            goal: Some(1_200.0),
+            reference: "seL4 2,394 (notify round trip); Linux eventfd 17,620",
+            exact: true,
+        },
+        Figure {
+            name: "notify round trip, across replicas (two cores)",
+            value: notify_cross as f64,
+            unit: "instructions",
+            goal: Some(1_800.0),
+            reference: "Microkit SMP two-hop 7,165 (A55); Linux eventfd 17,620",
+            exact: true,
+        },
+        Figure {
+            name: "notify round trip, across replicas / same replica",
+            value: (notify_cross as f64 / notify_same.max(1) as f64 * 1000.0).round() / 1000.0,
+            unit: "ratio",
+            goal: Some(1.5),
+            reference: "Microkit SMP 2.24 (7,165 / 3,197)",
             exact: true,
         },
         Figure {
@@ -217,6 +302,13 @@ fn format_value(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bench_figure_is_read_from_the_pd_line() {
+        let serial = "bench_ping: BENCH notify round trip: 1862 instructions, 1862 ns virtual time, over 10000 rounds\n";
+        assert_eq!(super::bench_instructions(serial), Some(1862));
+        assert_eq!(super::bench_instructions("bench_ping: ready"), None);
+    }
+
     #[test]
     fn boot_figure_is_read_from_the_summary() {
         let serial = "K0|INFO: up\nK0|INFO: multikernel (all replicas settled at 2.370 ms, 2370432 ns): K0 up {0} ticks 0\n";
