@@ -5,7 +5,8 @@
 //!
 //! It measures boot to every replica up (instructions under `-icount shift=0,sleep=off`, and
 //! wall time), kernel `.text` and image size, and, with the benchmark PDs of
-//! `protection-domains/bench/`, notify round trips on one replica and across two.
+//! `protection-domains/bench/`, PPC round trips to passive and active servers and notify
+//! round trips on one replica and across two.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,19 +71,17 @@ fn boot_until(
     Ok(outcome)
 }
 
-/// What a benchmark PD prints: `BENCH <name>: <n> instructions, ...`.
-const BENCH_LINE: &str = "BENCH notify round trip: ";
-
-/// The instruction count on the `BENCH` line of a benchmark PD.
-fn bench_instructions(serial: &str) -> Option<u64> {
-    let line = serial.lines().find(|l| l.contains(BENCH_LINE))?;
-    let after = line.split(BENCH_LINE).nth(1)?;
+/// The instruction count on a benchmark PD's line `BENCH <name>: <n> instructions, ...`.
+fn bench_instructions(serial: &str, name: &str) -> Option<u64> {
+    let marker = format!("BENCH {name}: ");
+    let line = serial.lines().find(|l| l.contains(&marker))?;
+    let after = line.split(&marker).nth(1)?;
     after.split(" instructions").next()?.trim().parse().ok()
 }
 
 /// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
-/// boots it twice under icount; its figure, which must be the same both times.
-fn pd_benchmark(system: &str, out: &std::path::Path) -> Result<u64> {
+/// boots it twice under icount; its figure `name`, which must be the same both times.
+fn pd_benchmark(system: &str, name: &str, out: &std::path::Path) -> Result<u64> {
     let label = system.trim_end_matches(".xml");
     let args = BuildArgs {
         board: BOARD.into(),
@@ -107,8 +106,8 @@ fn pd_benchmark(system: &str, out: &std::path::Path) -> Result<u64> {
             "its BENCH line",
         )?;
         counts.push(
-            bench_instructions(&outcome.serial)
-                .ok_or_else(|| anyhow!("{system}: no figure on its BENCH line"))?,
+            bench_instructions(&outcome.serial, name)
+                .ok_or_else(|| anyhow!("{system}: no figure on its BENCH {name} line"))?,
         );
     }
     if counts[0] != counts[1] {
@@ -167,8 +166,10 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         .map(|s| s.size())
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
     let image = std::fs::metadata(&built.image)?.len();
-    let notify_same = pd_benchmark("notify-same.xml", &out)?;
-    let notify_cross = pd_benchmark("notify-cross.xml", &out)?;
+    let ppc_passive = pd_benchmark("ppc-passive.xml", "ppc round trip", &out)?;
+    let ppc_active = pd_benchmark("ppc-active.xml", "ppc round trip", &out)?;
+    let notify_same = pd_benchmark("notify-same.xml", "notify round trip", &out)?;
+    let notify_cross = pd_benchmark("notify-cross.xml", "notify round trip", &out)?;
 
     let figures = [
         Figure {
@@ -193,6 +194,22 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             unit: "bytes",
             goal: Some(65_536.0),
             reference: "seL4 63,876 bytes",
+            exact: true,
+        },
+        Figure {
+            name: "PPC + reply, passive server, same core",
+            value: ppc_passive as f64,
+            unit: "instructions",
+            goal: Some(580.0),
+            reference: "seL4 + Microkit 721",
+            exact: true,
+        },
+        Figure {
+            name: "PPC + reply, active server, same core",
+            value: ppc_active as f64,
+            unit: "instructions",
+            goal: Some(800.0),
+            reference: "seL4 + Microkit 2,473",
             exact: true,
         },
         Figure {
@@ -305,8 +322,15 @@ mod tests {
     #[test]
     fn bench_figure_is_read_from_the_pd_line() {
         let serial = "bench_ping: BENCH notify round trip: 1862 instructions, 1862 ns virtual time, over 10000 rounds\n";
-        assert_eq!(super::bench_instructions(serial), Some(1862));
-        assert_eq!(super::bench_instructions("bench_ping: ready"), None);
+        assert_eq!(
+            super::bench_instructions(serial, "notify round trip"),
+            Some(1862)
+        );
+        assert_eq!(super::bench_instructions(serial, "ppc round trip"), None);
+        assert_eq!(
+            super::bench_instructions("bench_ping: ready", "notify round trip"),
+            None
+        );
     }
 
     #[test]
