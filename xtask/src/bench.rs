@@ -5,8 +5,8 @@
 //!
 //! It measures boot to every replica up (instructions under `-icount shift=0,sleep=off`, and
 //! wall time), kernel `.text` and image size, and, with the benchmark PDs of
-//! `protection-domains/bench/`, PPC round trips to passive and active servers and notify
-//! round trips on one replica and across two.
+//! `protection-domains/bench/`, a trivial system call, PPC round trips to passive and active
+//! servers and notify round trips on one replica and across two.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -166,6 +166,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         .map(|s| s.size())
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
     let image = std::fs::metadata(&built.image)?.len();
+    let trivial = pd_benchmark("syscall.xml", "trivial system call", &out)?;
     let ppc_passive = pd_benchmark("ppc-passive.xml", "ppc round trip", &out)?;
     let ppc_active = pd_benchmark("ppc-active.xml", "ppc round trip", &out)?;
     let notify_same = pd_benchmark("notify-same.xml", "notify round trip", &out)?;
@@ -194,6 +195,14 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             unit: "bytes",
             goal: Some(65_536.0),
             reference: "seL4 63,876 bytes",
+            exact: true,
+        },
+        Figure {
+            name: "trivial system call (NBWait, nothing pending)",
+            value: trivial as f64,
+            unit: "instructions",
+            goal: Some(100.0),
+            reference: "Linux getpid 485",
             exact: true,
         },
         Figure {
