@@ -19,18 +19,24 @@ fn boot(board: &str, variant: &str, image: PathBuf) -> Outcome {
 }
 
 fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outcome {
-    let b = atoll_boards::by_name(board).expect("known board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-{variant}.log"));
     let options = QemuOptions {
         semihosting: true,
         extra: extra.iter().map(|s| s.to_string()).collect(),
         ..QemuOptions::default()
     };
-    let outcome = run(b, &image, &options, TIMEOUT, &log).expect("QEMU runs");
+    boot_logged(board, variant, &image, &options)
+}
+
+/// Boots `image` on `board` with `options`; the serial log is saved as
+/// `<board>-<label>.log`.
+fn boot_logged(board: &str, label: &str, image: &Path, options: &QemuOptions) -> Outcome {
+    let b = atoll_boards::by_name(board).expect("known board");
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-{label}.log"));
+    let outcome = run(b, image, options, TIMEOUT, &log).expect("QEMU runs");
     eprintln!(
-        "{board}/{variant}: {:?} in {:.2?}, serial log {}",
+        "{board}/{label}: {:?} in {:.2?}, serial log {}",
         outcome.status,
         outcome.elapsed,
         outcome.log_path.display()
@@ -53,16 +59,12 @@ fn boot_typing_until(
     input: &[u8],
     until: &[&str],
 ) -> Outcome {
-    let b = atoll_boards::by_name(board).expect("known board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-{label}.log"));
     let options = QemuOptions {
         until: until.iter().map(|u| u.to_string()).collect(),
         input: input.to_vec(),
         ..QemuOptions::default()
     };
-    run(b, image, &options, TIMEOUT, &log).expect("QEMU runs")
+    boot_logged(board, label, image, &options)
 }
 
 /// Boots the `variant` image built by `cargo xtask test` for `board`, which must power off

@@ -29,9 +29,6 @@ use serde::Serialize;
 use crate::diagnostics::{Code, Diagnostic, Span};
 use crate::model::{ChannelEnd, Perms, Prefill, SystemDescription, Trigger};
 
-/// Bytes of one doorbell pending word (a cache line, so receivers never share one).
-const PENDING_WORD_BYTES: u64 = atoll_abi::shared::pd_words::WORD_BYTES;
-
 /// The whole plan.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Plan {
@@ -561,9 +558,9 @@ pub fn plan_with_prefills(
         .collect();
 
     // Doorbell pending words: one per (receiving PD, sending replica), after the kernel's
-    // own shared-area structures.
+    // own shared-area structures (`atoll_abi::shared::pd_words`, which the kernels use too).
+    use atoll_abi::shared::pd_words;
     let mut pending_words: BTreeMap<(usize, usize), u64> = BTreeMap::new();
-    let words_base = split.kernel_shared.base + atoll_abi::shared::pd_words::OFFSET;
     let mut channels = Vec::new();
     for channel in &system.channels {
         let [a, b] = &channel.ends;
@@ -581,7 +578,9 @@ pub fn plan_with_prefills(
                     to: system.protection_domains[to.pd].name.clone(),
                     bit: to.id,
                     word: u32::try_from(word).unwrap_or(u32::MAX),
-                    pending_word: words_base + word * PENDING_WORD_BYTES,
+                    pending_word: split.kernel_shared.base
+                        + pd_words::OFFSET
+                        + word * pd_words::WORD_BYTES,
                 });
             }
         }
@@ -593,8 +592,7 @@ pub fn plan_with_prefills(
             doorbells,
         });
     }
-    let words_end = words_base + pending_words.len() as u64 * PENDING_WORD_BYTES;
-    if words_end > split.kernel_shared.end() {
+    if pending_words.len() as u64 > pd_words::count(split.kernel_shared.size) {
         errors.push(error(
             Code::OutOfMemory,
             Span::default(),

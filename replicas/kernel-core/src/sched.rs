@@ -384,9 +384,7 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
 
     /// Whether the thread has a scheduling context of its own.
     pub fn has_own_sc(&self, thread: ThreadId) -> bool {
-        self.threads
-            .get(thread)
-            .is_some_and(|t| t.exists && t.own_sc != NONE)
+        self.own_sc(thread).is_some()
     }
 
     /// Whether the thread runs on a context lent to it.

@@ -12,29 +12,39 @@ use crate::{Replica, boot, console, klog};
 /// Rings replica `target` with `bits`. Returns `false` if `target` does not exist or is
 /// down (nothing is sent then: a stopped replica is never waited on).
 pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
-    if target >= r.replica_count() {
-        return false;
-    }
-    if target == r.index {
+    if target == r.index && target < r.replica_count() {
         // Our own bells are handled at once, on this core.
         dispatch(r, r.index, bits);
         return true;
     }
-    if r.shared.status[target].state() == Some(ReplicaState::Down) {
+    ring_peer(r, target, || {
+        r.shared
+            .doorbells
+            .get(target)
+            .and_then(|inbox| inbox.ring(r.index, bits))
+    })
+}
+
+/// Rings peer replica `target` through `set`, which sets the bits in its pending word and
+/// says whether the word was empty (`None`: there is no such word); raises the doorbell
+/// SGI when it was. `false`, with nothing set, when `target` is unknown, this replica, or
+/// down, or there is no word.
+fn ring_peer(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> bool {
+    if target >= r.replica_count()
+        || target == r.index
+        || r.shared.status[target].state() == Some(ReplicaState::Down)
+    {
         return false;
     }
-    let Some(first) = r
-        .shared
-        .doorbells
-        .get(target)
-        .and_then(|inbox| inbox.ring(r.index, bits))
-    else {
-        return false;
-    };
-    if first {
-        raise(r, target);
+    match set() {
+        Some(first) => {
+            if first {
+                raise(r, target);
+            }
+            true
+        }
+        None => false,
     }
-    true
 }
 
 /// Sends the doorbell SGI to the core of replica `target` that runs its PDs.
@@ -61,19 +71,9 @@ fn pd_word(r: &Replica, index: u32) -> Option<&'static AtomicU64> {
 /// target is unknown, this replica, or down (its status record says so), or the word does
 /// not exist: the sender can tell, and never waits on a stopped replica.
 pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
-    if target >= r.replica_count()
-        || target == r.index
-        || r.shared.status[target].state() == Some(ReplicaState::Down)
-    {
-        return false;
-    }
-    let Some(w) = pd_word(r, word) else {
-        return false;
-    };
-    if doorbell::ring(w, bits) {
-        raise(r, target);
-    }
-    true
+    ring_peer(r, target, || {
+        pd_word(r, word).map(|w| doorbell::ring(w, bits))
+    })
 }
 
 /// Takes every bit pending in channel word `word` (this replica's side, after the doorbell

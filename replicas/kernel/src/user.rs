@@ -98,6 +98,18 @@ struct Hw<'a> {
     lines: &'a mut [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
 }
 
+impl Inner {
+    /// The kernel and the machine it works on (this replica, and the threads' output
+    /// lines), borrowed apart.
+    fn kernel_and_hw<'a>(&'a mut self, r: &'a Replica) -> (&'a mut Kernel, Hw<'a>) {
+        let hw = Hw {
+            r,
+            lines: &mut self.lines,
+        };
+        (&mut self.kernel, hw)
+    }
+}
+
 impl Hw<'_> {
     /// The kernel's pointer to `[pa, pa + size)` if it lies in this replica's RAM.
     fn linear(&self, pa: u64, size: u64) -> Option<*mut u8> {
@@ -557,13 +569,8 @@ fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
         let t = inner.kernel.current()?;
         let Some(space) = inner.kernel.address_space(t) else {
             let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
-            let mut hw = Hw {
-                r,
-                lines: &mut inner.lines,
-            };
-            inner
-                .kernel
-                .user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
+            let (kernel, mut hw) = inner.kernel_and_hw(r);
+            kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [pc, 0, 0, 0]);
             continue;
         };
         let ctx: *mut Context = inner.kernel.context_mut(t)?;
@@ -647,23 +654,16 @@ fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
             }
             return choose(r, inner);
         }
-        let mut hw = Hw {
-            r,
-            lines: &mut inner.lines,
-        };
+        let (kernel, mut hw) = inner.kernel_and_hw(r);
         match class {
-            0x15 => inner.kernel.syscall(&mut hw),
+            0x15 => kernel.syscall(&mut hw),
             0x20 | 0x24 => {
                 let fetch = u64::from(class == 0x20);
-                inner
-                    .kernel
-                    .user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);
+                kernel.user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);
             }
             _ => {
-                let sp = inner.kernel.context(t).map_or(0, |c| c.sp);
-                inner
-                    .kernel
-                    .user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
+                let sp = kernel.context(t).map_or(0, |c| c.sp);
+                kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
             }
         }
         choose(r, inner)
@@ -688,11 +688,8 @@ pub fn on_doorbell(r: &Replica) {
         // Before the initialiser starts nothing is watched; it takes what is pending when
         // it sets each watch up.
         if inner.started {
-            let mut hw = Hw {
-                r,
-                lines: &mut inner.lines,
-            };
-            inner.kernel.doorbell(&mut hw);
+            let (kernel, mut hw) = inner.kernel_and_hw(r);
+            kernel.doorbell(&mut hw);
         }
     });
 }
@@ -700,10 +697,7 @@ pub fn on_doorbell(r: &Replica) {
 /// A device interrupt owned by this replica: its handler's notification is signalled.
 pub fn on_device_irq(r: &Replica, irq: u32) {
     with(|inner| {
-        let mut hw = Hw {
-            r,
-            lines: &mut inner.lines,
-        };
-        inner.kernel.interrupt(&mut hw, irq);
+        let (kernel, mut hw) = inner.kernel_and_hw(r);
+        kernel.interrupt(&mut hw, irq);
     });
 }

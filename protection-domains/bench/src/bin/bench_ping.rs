@@ -1,8 +1,8 @@
-//! Benchmark PD: notify round trips with `bench_pong` on channel 0. After `WARMUP` round
-//! trips it reads the instruction counter and the virtual counter, runs `ROUNDS` more,
-//! reads them again and prints the averages: instructions executed (on every core) and
-//! virtual nanoseconds, which under `-icount shift=0` also include the time QEMU skips
-//! while every core is idle.
+//! Benchmark PD: notify round trips on channel 0 with the ping-pong example's `pong`. After
+//! `WARMUP` round trips it reads the instruction counter and the virtual counter, runs
+//! `ROUNDS` more, reads them again and prints the averages: instructions executed (on every
+//! core) and virtual nanoseconds, which under `-icount shift=0` also include the time QEMU
+//! skips while every core is idle.
 #![no_std]
 #![no_main]
 

@@ -6,7 +6,7 @@
 
 use atoll_abi::microkit::slot;
 use atoll_abi::syscall;
-use atoll_microkit::{Handler, NullHandler, protection_domain};
+use atoll_microkit::{Handler, NullHandler, protection_domain, sys};
 
 #[path = "../counters.rs"]
 mod counters;
@@ -17,19 +17,7 @@ const ROUNDS: u32 = 10_000;
 
 /// `NBWait` on the PD's notification; the bits it returns.
 fn poll() -> u64 {
-    let mut x0 = u64::from(slot::INPUT);
-    // SAFETY: a system call: the kernel changes only the registers declared here (x0, x1 and
-    // the message registers x2–x5) and touches no memory of this program.
-    unsafe {
-        core::arch::asm!(
-            "svc #0",
-            inout("x0") x0,
-            out("x1") _, out("x2") _, out("x3") _, out("x4") _, out("x5") _,
-            in("x7") syscall::NB_WAIT as u64,
-            options(nostack),
-        );
-    }
-    x0
+    sys::raw(syscall::NB_WAIT, u64::from(slot::INPUT), 0, [0; 4], 0).0
 }
 
 #[protection_domain]
