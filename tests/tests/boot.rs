@@ -218,16 +218,41 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
         summary < start && start < hop1 && hop1 < hop2 && hop2 < done,
         "the ping ring happened out of order",
     );
-    position(outcome, "K0|INFO: boot checks done; powering off");
+    let off = position(outcome, "K0|INFO: boot checks done; powering off");
     // Every replica's initialiser runs in user space and starts its PDs there.
+    let started = position(
+        outcome,
+        "K0|INFO: every PD started and waiting for events at ",
+    );
     for (replica, pd) in ["io", "rt", "storage"].iter().enumerate() {
         position(
             outcome,
             &format!("MON{replica}|INFO: initialiser running at EL0"),
         );
         position(outcome, &format!("MON{replica}|INFO: started 1 PDs: {pd}"));
-        position(outcome, &format!("{pd}: running at EL0"));
+        let running = position(outcome, &format!("{pd}: running at EL0"));
+        check(
+            outcome,
+            running < started && started < off,
+            &format!("'every PD started' was logged before {pd} ran, or after power-off"),
+        );
     }
+}
+
+/// A PD that owns the core's physical timer (IRQ 30, a per-core interrupt) programs it from
+/// EL0 and gets each of its interrupts: the interrupt benchmark PD sets it 10,100 times,
+/// acknowledging each interrupt, and reports only after the last one.
+fn pd_timer(board: &str) {
+    let image = images().join(board).join("pd-timer").join("atoll.img");
+    let done = "bench_irq: BENCH interrupt to PD: ";
+    let outcome = boot_typing_until(board, "pd-timer", &image, b"", &[done]);
+    position(&outcome, "MON0|INFO: started 1 PDs: bench_irq");
+    position(&outcome, "over 10000 rounds");
+    check(
+        &outcome,
+        !outcome.serial.contains("|ERROR") && !outcome.serial.contains("irq_ack failed"),
+        "the timer PD faulted or could not acknowledge its interrupt",
+    );
 }
 
 /// The monitor reports each PD fault with the PD's name and the fault in words, restarts
@@ -638,6 +663,11 @@ macro_rules! board_tests {
             #[test]
             fn a_notify_towards_a_stopped_replica_is_a_no_op_the_sender_sees() {
                 super::cross_replica_peer_down($board);
+            }
+
+            #[test]
+            fn a_pd_owning_the_physical_timer_gets_its_interrupts() {
+                super::pd_timer($board);
             }
         }
     )*};

@@ -629,8 +629,11 @@ pub fn pack(
             .replicas
             .iter()
             .map(|r| {
+                // The loader routes shared interrupts; a per-core one (the PD timer) needs
+                // no route.
                 r.irqs
                     .iter()
+                    .filter(|irq| u64::from(irq.irq) >= crate::limits::FIRST_DEVICE_IRQ)
                     .map(|irq| atoll_abi::spec::IrqRoute {
                         intid: irq.irq,
                         core: irq.core,

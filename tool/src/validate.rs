@@ -70,7 +70,7 @@ pub fn validate(
         })
         .collect();
     v.child_ids();
-    v.irq_numbers();
+    v.irq_numbers(&placement);
     let channels: Vec<Channel> = decls
         .channels
         .iter()
@@ -829,17 +829,25 @@ impl<'d> Validator<'d> {
         }
     }
 
-    fn irq_numbers(&mut self) {
+    fn irq_numbers(&mut self, placement: &Placement) {
         let decls = self.decls;
         let board = self.board;
-        let mut seen: HashMap<u64, (Span, &str)> = HashMap::new();
-        for pd in &decls.protection_domains {
+        let timer = u64::from(atoll_abi::limits::PD_TIMER_INTID);
+        // Shared interrupts are claimed machine-wide; the per-core timer once per replica.
+        let mut seen: HashMap<(u64, Option<usize>), (Span, &str)> = HashMap::new();
+        for (index, pd) in decls.protection_domains.iter().enumerate() {
+            let replica = placement.pds.get(index).map_or(0, |p| p.0);
             for irq in &pd.irqs {
                 let (number, span) = (irq.irq.value, irq.irq.span);
-                if !(FIRST_DEVICE_IRQ..IRQ_LIMIT).contains(&number) {
+                let key = (number, (number == timer).then_some(replica));
+                if number == timer {
+                    self.pd_timer(placement, index, replica, span);
+                }
+                if number != timer && !(FIRST_DEVICE_IRQ..IRQ_LIMIT).contains(&number) {
                     let help = format!(
                         "device interrupts are shared GIC interrupts, ids {FIRST_DEVICE_IRQ} to {}; \
-                         ids below {FIRST_DEVICE_IRQ} are per-core (the kernels' doorbells and timers)",
+                         ids below {FIRST_DEVICE_IRQ} are per-core (the kernels' doorbells and timers), \
+                         except {timer}, the core's physical timer",
                         IRQ_LIMIT - 1
                     );
                     let message = format!("IRQ {number} is not a device interrupt");
@@ -850,7 +858,7 @@ impl<'d> Validator<'d> {
                         board.name
                     );
                     self.push(Diagnostic::error(Code::IrqNumber, span, message));
-                } else if let Some(&(first, owner)) = seen.get(&number) {
+                } else if let Some(&(first, owner)) = seen.get(&key) {
                     let message = format!(
                         "duplicate irq: {number} in protection domain '{}' is already claimed \
                          by '{owner}'",
@@ -861,10 +869,40 @@ impl<'d> Validator<'d> {
                             .with_secondary(first, "first claimed here"),
                     );
                 } else {
-                    seen.insert(number, (span, &pd.name.value));
+                    seen.insert(key, (span, &pd.name.value));
                 }
             }
         }
+    }
+
+    /// The physical timer's interrupt opens that core's timer registers to EL0, so its PD
+    /// must be alone in its replica: no other PD could then disturb its timer.
+    fn pd_timer(&mut self, placement: &Placement, pd: usize, replica: usize, span: Span) {
+        let Some(other) = placement
+            .pds
+            .iter()
+            .enumerate()
+            .find(|&(i, p)| i != pd && p.0 == replica)
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let name = |i: usize| self.decls.protection_domains[i].name.value.clone();
+        let replica_name = placement
+            .replicas
+            .get(replica)
+            .map_or_else(String::new, |r| r.name.clone());
+        let message = format!(
+            "IRQ {} is the core's physical timer, which its PD programs itself, so '{}' must be \
+             alone in its replica; '{}' shares replica '{replica_name}' with it",
+            atoll_abi::limits::PD_TIMER_INTID,
+            name(pd),
+            name(other)
+        );
+        self.push(Diagnostic::error(Code::IrqNumber, span, message).with_help(
+            "put the timer's PD in a replica of its own (a <replica> element, or a cpu no \
+             other PD uses)",
+        ));
     }
 
     fn channel(

@@ -3,10 +3,12 @@
 //! cannot be measured, or an instruction count that differs between two identical runs),
 //! never on a missed goal.
 //!
-//! It measures boot to every replica up (instructions under `-icount shift=0,sleep=off`, and
-//! wall time), kernel `.text` and image size, and, with the benchmark PDs of
-//! `protection-domains/bench/`, a trivial system call, PPC round trips to passive and active
-//! servers and notify round trips on one replica and across two.
+//! It measures boot to every PD started and to every replica up (instructions under
+//! `-icount shift=0,sleep=off`, and wall time), kernel `.text` and image size, and, with the
+//! benchmark PDs of `protection-domains/bench/`, a trivial system call, interrupt to PD, PPC
+//! round trips to passive and active servers, notify round trips on one replica and across
+//! two, and the scale ratios: the same round trips with 60 channels per PD against 2, with
+//! 4 replicas against 1, and with 60 channels crossing between two replicas against 1.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,17 +34,31 @@ struct Figure {
 }
 
 const BOARD: &str = "qemu_virt_aarch64";
-const SETTLED: &str = "all replicas settled at ";
+/// The boot replica's summary once every replica has published its boot state.
+const REPLICAS_UP: &str = "all replicas settled at ";
+/// The boot replica's line once every PD of every replica has started and is waiting.
+const PDS_STARTED: &str = "every PD started and waiting for events at ";
 
-/// The boot instruction count: the `ns` figure of the boot summary under icount.
-fn boot_instructions(serial: &str) -> Option<u64> {
-    let line = serial.lines().find(|l| l.contains(SETTLED))?;
-    let after = line.split(", ").nth(1)?;
+/// The `ns` figure of the kernel line holding `marker` (`... at 4.914 ms, 4914832 ns`):
+/// under icount, instructions since reset.
+fn boot_instructions(serial: &str, marker: &str) -> Option<u64> {
+    let line = serial.lines().find(|l| l.contains(marker))?;
+    let after = line.split(marker).nth(1)?.split(", ").nth(1)?;
     after.split(" ns").next()?.trim().parse().ok()
 }
 
+/// Boots the default system until every PD has started.
 fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e::Outcome> {
-    boot_until(image, icount, label, SETTLED, "every replica up")
+    boot_until(image, icount, label, PDS_STARTED, "every PD started")
+}
+
+/// Both boot figures of a run: to every replica up, and to every PD started.
+fn boot_figures(serial: &str) -> Result<(u64, u64)> {
+    let up = boot_instructions(serial, REPLICAS_UP)
+        .ok_or_else(|| anyhow!("no 'all replicas settled' figure in the serial log"))?;
+    let started = boot_instructions(serial, PDS_STARTED)
+        .ok_or_else(|| anyhow!("no 'every PD started' figure in the serial log"))?;
+    Ok((up, started))
 }
 
 /// Boots `image` until its output shows `until` (which names `what` in errors).
@@ -72,7 +88,7 @@ fn boot_until(
 }
 
 /// The instruction count on a benchmark PD's line `BENCH <name>: <n> instructions, ...`.
-fn bench_instructions(serial: &str, name: &str) -> Option<u64> {
+fn bench_instructions(serial: &str, name: &str) -> Option<f64> {
     let marker = format!("BENCH {name}: ");
     let line = serial.lines().find(|l| l.contains(&marker))?;
     let after = line.split(&marker).nth(1)?;
@@ -81,18 +97,103 @@ fn bench_instructions(serial: &str, name: &str) -> Option<u64> {
 
 /// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
 /// boots it twice under icount; its figure `name`, which must be the same both times.
-fn pd_benchmark(system: &str, name: &str, out: &std::path::Path) -> Result<u64> {
-    let label = system.trim_end_matches(".xml");
+fn pd_benchmark(system: &str, name: &str, out: &std::path::Path) -> Result<f64> {
+    let path = workspace_root()
+        .join("protection-domains")
+        .join("bench")
+        .join("systems")
+        .join(system);
+    measure_system(&path, name, out)
+}
+
+/// Writes the generated benchmark system `xml` to `out/systems/<label>.xml` and measures its
+/// figure `name` as [`pd_benchmark`] does.
+fn generated_benchmark(label: &str, xml: &str, name: &str, out: &std::path::Path) -> Result<f64> {
+    let dir = out.join("systems");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{label}.xml"));
+    std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
+    measure_system(&path, name, out)
+}
+
+/// What a generated scale system measures.
+#[derive(Clone, Copy)]
+enum Trip {
+    /// `bench_ping` notifies `pong` on channel 0 and waits for the answer.
+    Notify,
+    /// `bench_client` calls the active `bench_server` on channel 0.
+    Call,
+}
+
+/// A benchmark system for the scale figures: the measuring pair of `trip` joined by
+/// `channels` channels (the measured one is channel 0), the answering side on core
+/// `answer_core` (0: the same replica), and one idle PD on each further core up to
+/// `replicas`. Without `<replica>` elements each core used becomes its own replica.
+fn scale_system(trip: Trip, channels: u32, answer_core: u32, replicas: u32) -> String {
+    use std::fmt::Write;
+    let (measuring, answering, program, answer_program) = match trip {
+        Trip::Notify => ("bench_ping", "bench_pong", "bench_ping.elf", "pong.elf"),
+        Trip::Call => (
+            "bench_client",
+            "bench_server",
+            "bench_client.elf",
+            "bench_server.elf",
+        ),
+    };
+    let pd = |xml: &mut String, name: &str, priority: u32, core: u32, program: &str| {
+        let _ = writeln!(
+            xml,
+            r#"  <protection_domain name="{name}" priority="{priority}" cpu="{core}">
+    <program_image path="{program}" />
+  </protection_domain>"#
+        );
+    };
+    let mut xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by cargo xtask bench: {channels} channels, the answering PD on core {answer_core}, {replicas} replicas. -->
+<system>
+"#
+    );
+    pd(&mut xml, measuring, 100, 0, program);
+    pd(&mut xml, answering, 110, answer_core, answer_program);
+    for core in (1..replicas).filter(|&c| c != answer_core) {
+        pd(
+            &mut xml,
+            &format!("idle{core}"),
+            100,
+            core,
+            "bench_server.elf",
+        );
+    }
+    for id in 0..channels {
+        // pong answers on its channel 1; the server takes calls on its channel 0.
+        let (answer_id, pp) = match trip {
+            Trip::Notify => (id + 1, ""),
+            Trip::Call => (id, if id == 0 { r#" pp="true""# } else { "" }),
+        };
+        let _ = writeln!(
+            xml,
+            r#"  <channel>
+    <end pd="{measuring}" id="{id}"{pp} />
+    <end pd="{answering}" id="{answer_id}" />
+  </channel>"#
+        );
+    }
+    xml + "</system>\n"
+}
+
+/// Builds the benchmark system at `path` and boots it twice under icount; its figure `name`,
+/// which must be the same both times.
+fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> Result<f64> {
+    let system = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let label = system.trim_end_matches(".xml").to_string();
     let args = BuildArgs {
         board: BOARD.into(),
-        system: Some(
-            workspace_root()
-                .join("protection-domains")
-                .join("bench")
-                .join("systems")
-                .join(system),
-        ),
-        out: Some(out.join(label)),
+        system: Some(path.to_path_buf()),
+        out: Some(out.join(&label)),
         ..BuildArgs::default()
     };
     let built = build(&args)?;
@@ -135,20 +236,19 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let built = build(&args)?;
 
     let first = boot(&built.image, true, "boot-icount-1")?;
-    let instructions = boot_instructions(&first.serial)
-        .ok_or_else(|| anyhow!("no boot figure in the serial log"))?;
+    let (replicas_up, pds_started) = boot_figures(&first.serial)?;
     if smoke {
         println!(
-            "bench smoke: boot to all replicas up = {instructions} instructions; harness works"
+            "bench smoke: boot to every PD started = {pds_started} instructions; harness works"
         );
         return Ok(());
     }
     let second = boot(&built.image, true, "boot-icount-2")?;
-    let again = boot_instructions(&second.serial)
-        .ok_or_else(|| anyhow!("no boot figure in the second run"))?;
-    if again != instructions {
+    let again = boot_figures(&second.serial)?;
+    if again != (replicas_up, pds_started) {
         bail!(
-            "boot instruction count differs between two identical runs: {instructions} and {again}"
+            "the boot instruction counts differ between two identical runs: {:?} and {again:?}",
+            (replicas_up, pds_started)
         );
     }
     let mut walls: Vec<f64> = (0..3)
@@ -167,22 +267,45 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
     let image = std::fs::metadata(&built.image)?.len();
     let trivial = pd_benchmark("syscall.xml", "trivial system call", &out)?;
+    let interrupt = pd_benchmark("irq.xml", "interrupt to PD", &out)?;
     let ppc_passive = pd_benchmark("ppc-passive.xml", "ppc round trip", &out)?;
     let ppc_active = pd_benchmark("ppc-active.xml", "ppc round trip", &out)?;
     let notify_same = pd_benchmark("notify-same.xml", "notify round trip", &out)?;
     let notify_cross = pd_benchmark("notify-cross.xml", "notify round trip", &out)?;
-
-    let figures = [
+    let scaled = |label: &str, trip, channels, answer_core, replicas| {
+        let name = match trip {
+            Trip::Notify => "notify round trip",
+            Trip::Call => "ppc round trip",
+        };
+        let xml = scale_system(trip, channels, answer_core, replicas);
+        generated_benchmark(label, &xml, name, &out)
+    };
+    let notify_2 = scaled("notify-2ch", Trip::Notify, 2, 0, 1)?;
+    let notify_60 = scaled("notify-60ch", Trip::Notify, 60, 0, 1)?;
+    let call_2 = scaled("call-2ch", Trip::Call, 2, 0, 1)?;
+    let call_60 = scaled("call-60ch", Trip::Call, 60, 0, 1)?;
+    let notify_4r = scaled("notify-4rep", Trip::Notify, 1, 0, 4)?;
+    let call_4r = scaled("call-4rep", Trip::Call, 1, 0, 4)?;
+    let cross_60 = scaled("cross-60ch", Trip::Notify, 60, 1, 2)?;
+    let mut figures = vec![
         Figure {
-            name: "boot to all replicas up (instructions, default system)",
-            value: instructions as f64,
+            name: "boot to every PD started (instructions, default system)",
+            value: pds_started as f64,
             unit: "instructions",
             goal: Some(5_000_000.0),
             reference: "seL4 ~7 M to first PD; Linux ~850 M to init",
             exact: true,
         },
         Figure {
-            name: "boot to all replicas up (wall, QEMU start included, median of 3)",
+            name: "boot to every replica up (instructions, default system)",
+            value: replicas_up as f64,
+            unit: "instructions",
+            goal: None,
+            reference: "-",
+            exact: true,
+        },
+        Figure {
+            name: "boot to every PD started (wall, QEMU start included, median of 3)",
             value: walls[1],
             unit: "s",
             goal: Some(0.10),
@@ -199,15 +322,23 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "trivial system call (NBWait, nothing pending)",
-            value: trivial as f64,
+            value: trivial,
             unit: "instructions",
             goal: Some(100.0),
             reference: "Linux getpid 485",
             exact: true,
         },
         Figure {
+            name: "interrupt to PD (timer interrupt raised to notified)",
+            value: interrupt,
+            unit: "instructions",
+            goal: None,
+            reference: "seL4 587 cycles to a user-level handler (A53 hardware)",
+            exact: true,
+        },
+        Figure {
             name: "PPC + reply, passive server, same core",
-            value: ppc_passive as f64,
+            value: ppc_passive,
             unit: "instructions",
             goal: Some(580.0),
             reference: "seL4 + Microkit 721",
@@ -215,7 +346,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "PPC + reply, active server, same core",
-            value: ppc_active as f64,
+            value: ppc_active,
             unit: "instructions",
             goal: Some(800.0),
             reference: "seL4 + Microkit 2,473",
@@ -223,7 +354,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, same replica (one core)",
-            value: notify_same as f64,
+            value: notify_same,
             unit: "instructions",
             goal: Some(1_200.0),
             reference: "seL4 2,394 (notify round trip); Linux eventfd 17,620",
@@ -231,7 +362,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, across replicas (two cores)",
-            value: notify_cross as f64,
+            value: notify_cross,
             unit: "instructions",
             goal: Some(1_800.0),
             reference: "Microkit SMP two-hop 7,165 (A55); Linux eventfd 17,620",
@@ -239,7 +370,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, across replicas / same replica",
-            value: (notify_cross as f64 / notify_same.max(1) as f64 * 1000.0).round() / 1000.0,
+            value: ratio(notify_cross, notify_same),
             unit: "ratio",
             goal: Some(1.5),
             reference: "Microkit SMP 2.24 (7,165 / 3,197)",
@@ -254,6 +385,60 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             exact: true,
         },
     ];
+    // The scale figures: each, and where it has one, its ratio to the same round trip in the
+    // smaller system of this run.
+    let scale = [
+        ("notify round trip, 2 channels per PD", notify_2, None),
+        (
+            "notify round trip, 60 channels per PD",
+            notify_60,
+            Some(("scale: notify, 60 / 2 channels per PD", notify_2)),
+        ),
+        ("PPC + reply (active), 2 channels per PD", call_2, None),
+        (
+            "PPC + reply (active), 60 channels per PD",
+            call_60,
+            Some(("scale: PPC, 60 / 2 channels per PD", call_2)),
+        ),
+        (
+            "notify round trip, same replica, 4 replicas running",
+            notify_4r,
+            Some(("scale: notify, 4 / 1 replicas", notify_same)),
+        ),
+        (
+            "PPC + reply (active), 4 replicas running",
+            call_4r,
+            Some(("scale: PPC, 4 / 1 replicas", ppc_active)),
+        ),
+        (
+            "notify round trip across replicas, 60 crossing channels",
+            cross_60,
+            Some((
+                "scale: notify across replicas, 60 / 1 crossing channels",
+                notify_cross,
+            )),
+        ),
+    ];
+    for (name, value, base) in scale {
+        figures.push(Figure {
+            name,
+            value,
+            unit: "instructions",
+            goal: None,
+            reference: "-",
+            exact: true,
+        });
+        if let Some((name, base)) = base {
+            figures.push(Figure {
+                name,
+                value: ratio(value, base),
+                unit: "ratio",
+                goal: Some(1.0),
+                reference: "the same cost at any size (PERFORMANCE.md, Scale)",
+                exact: true,
+            });
+        }
+    }
 
     println!(
         "{:<66} {:>14} {:<13} {:>12}  reference",
@@ -318,6 +503,11 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     Ok(())
 }
 
+/// `value / base`, to three decimals.
+fn ratio(value: f64, base: f64) -> f64 {
+    (value / base.max(1.0) * 1000.0).round() / 1000.0
+}
+
 fn format_value(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -330,10 +520,10 @@ fn format_value(v: f64) -> String {
 mod tests {
     #[test]
     fn bench_figure_is_read_from_the_pd_line() {
-        let serial = "bench_ping: BENCH notify round trip: 1862 instructions, 1862 ns virtual time, over 10000 rounds\n";
+        let serial = "bench_ping: BENCH notify round trip: 1862.05 instructions, 1862 ns virtual time, over 10000 rounds\n";
         assert_eq!(
             super::bench_instructions(serial, "notify round trip"),
-            Some(1862)
+            Some(1862.05)
         );
         assert_eq!(super::bench_instructions(serial, "ppc round trip"), None);
         assert_eq!(
@@ -343,9 +533,23 @@ mod tests {
     }
 
     #[test]
-    fn boot_figure_is_read_from_the_summary() {
-        let serial = "K0|INFO: up\nK0|INFO: multikernel (all replicas settled at 2.370 ms, 2370432 ns): K0 up {0} ticks 0\n";
-        assert_eq!(super::boot_instructions(serial), Some(2_370_432));
-        assert_eq!(super::boot_instructions("nothing"), None);
+    fn boot_figures_are_read_from_the_kernel_lines() {
+        let serial = "K0|INFO: up\n\
+            K0|INFO: multikernel (all replicas settled at 2.370 ms, 2370432 ns): K0 up {0} ticks 0\n\
+            K0|INFO: every PD started and waiting for events at 2.510 ms, 2510016 ns\n";
+        assert_eq!(
+            super::boot_figures(serial).ok(),
+            Some((2_370_432, 2_510_016))
+        );
+        assert!(
+            super::boot_figures(
+                "K0|INFO: multikernel (all replicas settled at 2.370 ms, 2370432 ns)"
+            )
+            .is_err()
+        );
+        assert_eq!(
+            super::boot_instructions("nothing", super::PDS_STARTED),
+            None
+        );
     }
 }

@@ -105,6 +105,13 @@ fn variants(board: &str) -> Vec<Variant> {
         runs_on: true,
         ..Variant::default()
     });
+    // A PD owning the physical timer's per-core interrupt; it reports after its last one.
+    v.push(Variant {
+        name: "pd-timer",
+        system: Some("protection-domains/bench/systems/irq.xml"),
+        runs_on: true,
+        ..Variant::default()
+    });
     for (name, system) in EXAMPLES {
         v.push(Variant {
             name,

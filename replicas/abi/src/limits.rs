@@ -18,3 +18,8 @@ pub const PAGE_SIZE: u64 = 0x1000;
 pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 /// Most device interrupts one replica may own.
 pub const MAX_IRQ_ROUTES: usize = 64;
+
+/// The interrupt of each core's EL1 physical timer (a PPI). The kernels keep the virtual
+/// timer for themselves; a PD alone in its replica may own this one, and then programs the
+/// timer from EL0 (`CNTP_CTL_EL0`, `CNTP_CVAL_EL0`).
+pub const PD_TIMER_INTID: u32 = 30;

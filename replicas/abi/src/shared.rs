@@ -113,8 +113,8 @@ pub struct ReplicaStatus {
     pub fault_elr: AtomicU64,
     /// Epitaph: core the fatal exception was taken on.
     pub fault_core: AtomicU64,
-    /// Reserved.
-    pub reserved1: AtomicU64,
+    /// The virtual counter when `user_settled` became 1.
+    pub settled_at: AtomicU64,
 }
 
 impl ReplicaStatus {

@@ -276,12 +276,24 @@ impl Gic {
 
     /// Enables an SGI or PPI (`intid < 32`) on the calling core.
     pub fn enable_local(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        self.set_local_enabled(mpidr, intid, true)
+    }
+
+    /// Enables (unmasks) or disables an SGI or PPI (`intid < 32`) on the calling core, whose
+    /// MPIDR is `mpidr` (GICv2 banks these registers per core).
+    pub fn set_local_enabled(&self, mpidr: u64, intid: u32, enabled: bool) -> Result<(), GicError> {
         let bit = 1u32 << (intid % 32);
         if self.version == 3 {
-            let frame = self.redistributor_frame(mpidr)?;
-            self.sgi_frame(frame).isenabler0.set(bit);
-        } else {
+            let sgi = self.sgi_frame(self.redistributor_frame(mpidr)?);
+            if enabled {
+                sgi.isenabler0.set(bit);
+            } else {
+                sgi.icenabler0.set(bit);
+            }
+        } else if enabled {
             self.dist().isenabler[0].set(bit);
+        } else {
+            self.dist().icenabler[0].set(bit);
         }
         Ok(())
     }

@@ -124,6 +124,12 @@ pub fn allow_user_counter() {
     aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1);
 }
 
+/// Also lets EL0 program this core's EL1 physical timer (`CNTKCTL_EL1.EL0PTEN`): for the PD
+/// that owns its interrupt, which the tool puts alone in its replica.
+pub fn allow_user_physical_timer() {
+    aarch64_cpu::registers::CNTKCTL_EL1.set(aarch64_cpu::registers::CNTKCTL_EL1.get() | 1 << 9);
+}
+
 /// Starts event counter 0 counting retired instructions at EL0 and EL1 (event 0x08,
 /// `INST_RETIRED`), and lets EL0 read it and the cycle counter (`PMUSERENR_EL0.EN`, `.ER`,
 /// `.CR`): the benchmarks count instructions with it. Under QEMU's `-icount` it counts

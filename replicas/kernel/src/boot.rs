@@ -4,7 +4,7 @@
 //! Every step is driven by doorbells and timer ticks; nothing spins on another replica.
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use atoll_abi::limits::LOG_LINE_BYTES;
 use atoll_abi::shared::{ReplicaState, bell};
@@ -32,15 +32,26 @@ const SETTLE_TIMEOUT_TICKS: u64 = 500;
 static PHASE: AtomicU32 = AtomicU32::new(WAITING);
 static PHASE_SINCE: AtomicU64 = AtomicU64::new(0);
 static DOWN_REPORTED: AtomicU64 = AtomicU64::new(0);
+static PDS_STARTED_REPORTED: AtomicBool = AtomicBool::new(false);
 
 fn enter(phase: u32, r: &Replica) {
     PHASE.store(phase, Ordering::Relaxed);
     PHASE_SINCE.store(r.status().ticks.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
+/// This replica's user space has just settled for the first time: tell the boot replica.
+pub fn on_user_settled(r: &Replica) {
+    if r.index == 0 {
+        on_status(r);
+    } else {
+        doorbell::ring(r, 0, bell::STATUS);
+    }
+}
+
 /// A replica's status changed.
 pub fn on_status(r: &Replica) {
     report_new_failures(r);
+    report_pds_started(r);
     if PHASE.load(Ordering::Relaxed) == WAITING && all_settled(r) {
         summarise(r, "all replicas settled");
         start_ping(r);
@@ -50,6 +61,7 @@ pub fn on_status(r: &Replica) {
 /// A timer tick on replica 0's primary core.
 pub fn on_tick(r: &Replica, ticks: u64) {
     report_new_failures(r);
+    report_pds_started(r);
     let since = ticks.saturating_sub(PHASE_SINCE.load(Ordering::Relaxed));
     match PHASE.load(Ordering::Relaxed) {
         WAITING if since >= BOOT_TIMEOUT_TICKS => {
@@ -84,6 +96,40 @@ pub fn on_tick(r: &Replica, ticks: u64) {
         }
         _ => {}
     }
+}
+
+/// Once every replica has published a final state and every replica that is up has had its
+/// user space settle, logs when the last one settled: boot to every PD started (its `init`
+/// done and waiting for its first event).
+fn report_pds_started(r: &Replica) {
+    if PDS_STARTED_REPORTED.load(Ordering::Relaxed) || !all_settled(r) || !user_settled(r) {
+        return;
+    }
+    PDS_STARTED_REPORTED.store(true, Ordering::Relaxed);
+    let last = r
+        .shared
+        .status
+        .iter()
+        .take(r.replica_count())
+        .filter(|s| s.state() == Some(ReplicaState::Up))
+        .map(|s| s.settled_at.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    let (ms, us, ns) = since_reset(r, last);
+    klog!(
+        "INFO",
+        "every PD started and waiting for events at {ms}.{us:03} ms, {ns} ns"
+    );
+}
+
+/// A virtual counter value as time since reset: whole milliseconds, the microseconds past
+/// them, and the whole in nanoseconds (under `-icount shift=0` the machine's instruction
+/// count, plus any time skipped while every core was idle).
+fn since_reset(r: &Replica, count: u64) -> (u64, u64, u64) {
+    let hz = r.counter_hz.max(1);
+    let nanos = (count / hz) * 1_000_000_000 + (count % hz) * 1_000_000_000 / hz;
+    let micros = nanos / 1000;
+    (micros / 1000, micros % 1000, nanos)
 }
 
 /// Whether every replica that is up has had its user space settle (its PDs started and
@@ -137,16 +183,11 @@ fn summarise(r: &Replica, what: &str) {
         let ticks = status.ticks.load(Ordering::Relaxed);
         let _ = write!(line, "K{index} {state} {} ticks {ticks}", CoreSet(cores));
     }
-    // Nanoseconds since reset; under `-icount shift=0` that is the machine's instruction count.
-    let (count, hz) = (arch::counter(), r.counter_hz);
-    let nanos = (count / hz) * 1_000_000_000 + (count % hz) * 1_000_000_000 / hz;
-    let micros = nanos / 1000;
+    let (ms, us, nanos) = since_reset(r, arch::counter());
     let text = core::str::from_utf8(line.as_bytes()).unwrap_or("?");
     klog!(
         "INFO",
-        "multikernel ({what} at {}.{:03} ms, {nanos} ns): {text}",
-        micros / 1000,
-        micros % 1000
+        "multikernel ({what} at {ms}.{us:03} ms, {nanos} ns): {text}"
     );
 }
 

@@ -27,7 +27,7 @@ mod user;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS};
+use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PD_TIMER_INTID};
 use atoll_abi::shared::{ReplicaState, SharedArea, bell};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec, UartKind, flags};
 use atoll_boards::gic::Gic;
@@ -264,7 +264,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
             if core == r.spec.primary_core() {
                 user::on_doorbell(r);
             }
-        } else if intid >= 32 && core == r.spec.primary_core() {
+        } else if (intid >= 32 || intid == PD_TIMER_INTID) && core == r.spec.primary_core() {
             user::on_device_irq(r, intid);
         } else {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");

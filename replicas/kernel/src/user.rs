@@ -20,7 +20,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::bootprog::{self, BootProgram, BootProgramError};
-use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE};
+use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE, PD_TIMER_INTID};
 use atoll_abi::spec::{PhysRange, attrs, layout};
 use atoll_abi::syscall::{fault, initial};
 use atoll_kernel_core::cap::Cap;
@@ -198,7 +198,14 @@ impl Machine for Hw<'_> {
     }
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
-        // The loader routed (and set the trigger of) every interrupt the spec gives us.
+        if irq == PD_TIMER_INTID {
+            // The tool puts the timer's PD alone in its replica; it programs the timer
+            // from EL0 on this core, the one that runs the replica's threads.
+            arch::allow_user_physical_timer();
+            return true;
+        }
+        // The loader routed (and set the trigger of) every shared interrupt the spec gives
+        // us.
         let spec = self.r.spec;
         spec.irq_routes[..(spec.irq_route_count as usize).min(spec.irq_routes.len())]
             .iter()
@@ -206,7 +213,13 @@ impl Machine for Hw<'_> {
     }
 
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        self.r.gic.set_spi_enabled(irq, enabled);
+        if irq == PD_TIMER_INTID {
+            let mpidr = self.r.spec.core_mpidr[self.r.spec.primary_core() as usize];
+            // Cannot fail: this core's redistributor was found when the core came up.
+            let _ = self.r.gic.set_local_enabled(mpidr, irq, enabled);
+        } else {
+            self.r.gic.set_spi_enabled(irq, enabled);
+        }
     }
 
     fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
@@ -556,7 +569,12 @@ fn resume(r: &Replica) -> *mut Context {
         if let Some(ctx) = with(|inner| choose(r, inner)) {
             return ctx;
         }
-        r.status().user_settled.store(1, Ordering::Release);
+        let status = r.status();
+        if status.user_settled.load(Ordering::Relaxed) == 0 {
+            status.settled_at.store(arch::counter(), Ordering::Relaxed);
+            status.user_settled.store(1, Ordering::Release);
+            crate::boot::on_user_settled(r);
+        }
         inner_idle();
     }
 }

@@ -101,7 +101,7 @@ impl Kernel {
                     if state.handler {
                         return Err(Error::RevokeFirst);
                     }
-                    if irq < 32 || !m.claim_irq(irq as u32, arg(1)? != 0) {
+                    if !m.claim_irq(irq as u32, arg(1)? != 0) {
                         return Err(Error::RangeError);
                     }
                     self.caps.insert_original(

@@ -1,0 +1,142 @@
+//! Benchmark PD: interrupt latency, from the moment the core's EL1 physical timer (IRQ 30,
+//! on this PD's channel 0) raises its interrupt to this PD's `notified`.
+//!
+//! The PD sets the timer a fixed delay ahead and returns to its event loop, so the core is
+//! idle when the timer fires. Under `-icount shift=0,sleep=off` QEMU then moves virtual time
+//! straight to the deadline, so the interrupt is raised at exactly `deadline × ns per tick`,
+//! and from there virtual time advances one nanosecond per instruction executed (the other
+//! cores are off). `notified` reads the instruction counter at once, then finds the next
+//! tick boundary of the virtual counter to place that reading in virtual time; the
+//! difference to the deadline is the latency in instructions, to within the few
+//! instructions of one polling step.
+#![no_std]
+#![no_main]
+
+use atoll_microkit::{
+    Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
+};
+
+const TIMER: Channel = Channel::new(0);
+const WARMUP: u32 = 100;
+const ROUNDS: u32 = 10_000;
+/// Ticks from setting the timer to its interrupt: long enough for the PD to block first.
+const DELAY_TICKS: u64 = 1_000;
+
+/// Retired instructions (PMU event counter 0, 32 bits).
+fn instructions() -> u64 {
+    let count: u64;
+    // SAFETY: reads an EL0-readable PMU register; no memory is touched.
+    unsafe {
+        core::arch::asm!("isb", "mrs {c}, pmevcntr0_el0", c = out(reg) count, options(nomem, nostack));
+    }
+    count
+}
+
+/// The virtual counter.
+fn ticks() -> u64 {
+    let count: u64;
+    // SAFETY: reads the EL0-readable virtual counter; no memory is touched.
+    unsafe {
+        core::arch::asm!("isb", "mrs {c}, cntvct_el0", c = out(reg) count, options(nomem, nostack));
+    }
+    count
+}
+
+/// Nanoseconds per tick of the virtual counter (16 at QEMU's 62.5 MHz).
+fn ns_per_tick() -> u64 {
+    let hz: u64;
+    // SAFETY: reads the EL0-readable counter frequency; no memory is touched.
+    unsafe {
+        core::arch::asm!("mrs {f}, cntfrq_el0", f = out(reg) hz, options(nomem, nostack));
+    }
+    1_000_000_000 / hz.max(1)
+}
+
+/// Sets the physical timer to fire at virtual count `deadline` (the kernel lets the PD that
+/// owns its interrupt program it).
+fn arm(deadline: u64) {
+    // SAFETY: writes the EL1 physical timer's compare value and control (enabled, not
+    // masked); EL0 access is granted by CNTKCTL_EL1.EL0PTEN. No memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "msr cntp_cval_el0, {d}",
+            "msr cntp_ctl_el0, {on}",
+            "isb",
+            d = in(reg) deadline,
+            on = in(reg) 1u64,
+            options(nomem, nostack),
+        );
+    }
+}
+
+/// Stops the timer, which lowers its (level) interrupt.
+fn disarm() {
+    // SAFETY: as for `arm`.
+    unsafe {
+        core::arch::asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack));
+    }
+}
+
+struct Latency {
+    deadline: u64,
+    rounds: u32,
+    /// Sum of the measured rounds' latencies, in instructions.
+    total: u64,
+}
+
+#[protection_domain]
+fn init() -> impl Handler {
+    let deadline = ticks() + DELAY_TICKS;
+    arm(deadline);
+    Latency {
+        deadline,
+        rounds: 0,
+        total: 0,
+    }
+}
+
+impl Handler for Latency {
+    type Error = Infallible;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        let woken = instructions();
+        if !channels.contains(TIMER) {
+            return Ok(());
+        }
+        // Poll until the virtual counter next ticks over; that boundary's virtual time is
+        // exact, and the instructions since `woken` place the wake-up before it.
+        let start = ticks();
+        let (boundary, at) = loop {
+            let at = instructions();
+            let now = ticks();
+            if now != start {
+                break (now, at);
+            }
+        };
+        let ns = ns_per_tick();
+        let woken_ns = (boundary * ns).wrapping_sub(at.wrapping_sub(woken) & 0xFFFF_FFFF);
+        let latency = woken_ns.wrapping_sub(self.deadline * ns);
+        self.rounds += 1;
+        if self.rounds > WARMUP {
+            self.total += latency;
+        }
+        disarm();
+        if let Err(e) = TIMER.irq_ack() {
+            debug_println!("{}: irq_ack failed: {e:?}", pd_name());
+            return Ok(());
+        }
+        if self.rounds == WARMUP + ROUNDS {
+            let hundredths = self.total * 100 / u64::from(ROUNDS);
+            debug_println!(
+                "{}: BENCH interrupt to PD: {}.{:02} instructions, over {ROUNDS} rounds",
+                pd_name(),
+                hundredths / 100,
+                hundredths % 100
+            );
+            return Ok(());
+        }
+        self.deadline = ticks() + DELAY_TICKS;
+        arm(self.deadline);
+        Ok(())
+    }
+}
