@@ -191,6 +191,9 @@ pub enum LookupFault {
 pub struct CapTable<const N: usize> {
     slots: [Slot; N],
     roots: usize,
+    /// Every CNode run ever handed out ends at or below this slot, so a new run can start
+    /// here without a search while it fits.
+    cnode_top: usize,
     /// Work list of a cascading deletion (kept here, not on the kernel stack).
     work: [u32; N],
 }
@@ -198,9 +201,11 @@ pub struct CapTable<const N: usize> {
 impl<const N: usize> CapTable<N> {
     /// A table whose first `roots` slots stand alone; the rest back CNodes.
     pub const fn new(roots: usize) -> Self {
+        let roots = if roots < N { roots } else { N };
         Self {
             slots: [Slot::EMPTY; N],
-            roots: if roots < N { roots } else { N },
+            roots,
+            cnode_top: roots,
             work: [NONE; N],
         }
     }
@@ -261,6 +266,9 @@ impl<const N: usize> CapTable<N> {
     /// Boot: places an original capability (untyped memory, IRQ control) in an empty slot.
     pub fn insert_original(&mut self, slot: SlotId, cap: Cap) -> Result<(), Error> {
         self.empty(slot)?;
+        if let Some((first, len)) = Self::cnode_slots(cap) {
+            self.cnode_top = self.cnode_top.max(first.saturating_add(len).min(N));
+        }
         self.slots[slot] = Slot { cap, ..Slot::EMPTY };
         Ok(())
     }
@@ -587,7 +595,9 @@ impl<const N: usize> CapTable<N> {
             let want = (1usize << radix)
                 .checked_mul(count)
                 .ok_or(Error::NotEnoughMemory)?;
-            cnode_first[0] = self.find_free_run(want).ok_or(Error::NotEnoughMemory)? as u32;
+            let first = self.find_free_run(want).ok_or(Error::NotEnoughMemory)?;
+            self.cnode_top = self.cnode_top.max(first + want);
+            cnode_first[0] = first as u32;
         }
         for i in 0..count {
             let object_base = base + start + i as u64 * size;
@@ -626,8 +636,12 @@ impl<const N: usize> CapTable<N> {
         Ok(())
     }
 
-    /// The first run of `want` slots past the root slots that no live CNode owns.
+    /// A run of `want` slots past the root slots that no live CNode owns: above every run
+    /// handed out so far while that fits, else the first free one.
     fn find_free_run(&self, want: usize) -> Option<usize> {
+        if self.cnode_top.checked_add(want)? <= N {
+            return Some(self.cnode_top);
+        }
         let mut at = self.roots;
         loop {
             if at.checked_add(want)? > N {
@@ -990,6 +1004,35 @@ mod tests {
         assert!(
             t.get(first as usize + 1).is_null(),
             "contents outlived their CNode"
+        );
+    }
+
+    #[test]
+    fn cnode_runs_go_above_the_last_one_and_freed_runs_are_reused_once_the_top_is_reached() {
+        let mut t = table();
+        let first = |t: &CapTable<SLOTS>, slot: SlotId| match t.get(slot) {
+            Cap::CNode { first, .. } => first as usize,
+            other => panic!("slot {slot} holds {other:?}, not a CNode"),
+        };
+        // Four runs of 16 fill the 64 slots past the roots, in order.
+        for slot in 1..=4 {
+            t.retype(0, RetypeKind::CNode { radix: 4 }, 1, slot)
+                .unwrap();
+            assert_eq!(first(&t, slot), ROOTS + (slot - 1) * 16);
+        }
+        assert_eq!(
+            t.retype(0, RetypeKind::CNode { radix: 2 }, 1, 5),
+            Err(Error::NotEnoughMemory)
+        );
+        // The second run's slots come back and are handed out again.
+        t.delete(2).unwrap();
+        t.retype(0, RetypeKind::CNode { radix: 2 }, 1, 5).unwrap();
+        assert_eq!(first(&t, 5), ROOTS + 16);
+        t.retype(0, RetypeKind::CNode { radix: 3 }, 1, 6).unwrap();
+        assert_eq!(
+            first(&t, 6),
+            ROOTS + 20,
+            "the first free slots, right after run 5"
         );
     }
 

@@ -5,6 +5,8 @@
 #![no_std]
 #![no_main]
 
+mod mem;
+
 mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));
 }
@@ -630,8 +632,8 @@ fn copy_part(dest: u64, bytes: &[u8], mem_size: u64) {
     // destination lies in RAM the loader may write (a replica's, or a shared region's), which
     // is identity-mapped, disjoint from the image being read and not yet used by anyone.
     unsafe {
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), dest, bytes.len());
-        core::ptr::write_bytes(dest.add(bytes.len()), 0, mem_size as usize - bytes.len());
+        mem::copy(dest, bytes.as_ptr(), bytes.len());
+        mem::zero(dest.add(bytes.len()), mem_size as usize - bytes.len());
     }
 }
 
@@ -641,7 +643,7 @@ fn init_shared(spec: &ReplicaSpec) {
     // SAFETY: `check_layout` proved the shared area lies in RAM outside the loader and every
     // replica; no replica runs yet.
     unsafe {
-        core::ptr::write_bytes(base, 0, spec.shared.size as usize);
+        mem::zero(base, spec.shared.size as usize);
         let header = &mut *(base as *mut SharedHeader);
         header.magic = SHARED_MAGIC;
         header.version = SHARED_VERSION;
@@ -662,7 +664,9 @@ impl TableMemory for ReplicaTables {
         }
         let pa = self.next;
         self.next += PAGE_SIZE;
-        self.table(pa).fill(0);
+        // SAFETY: the page at `pa` is in the replica's table area (checked above), which is
+        // identity-mapped RAM owned by nobody else until the replica starts.
+        unsafe { mem::zero(pa as *mut u8, PAGE_SIZE as usize) };
         Some(pa)
     }
 
