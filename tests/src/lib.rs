@@ -89,6 +89,11 @@ pub struct Outcome {
     pub log_path: PathBuf,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Wall time from starting QEMU until it first printed something (to within the 5 ms
+    /// the runner polls at).
+    pub first_output: Option<Duration>,
+    /// Wall time from starting QEMU until every `until` line had appeared (to within 5 ms).
+    pub until_seen: Option<Duration>,
 }
 
 impl Outcome {
@@ -131,6 +136,7 @@ pub fn run(
     }
     let stdout = child.stdout.take().map(|s| collect(Box::new(s)));
     let stderr = child.stderr.take().map(|s| collect(Box::new(s)));
+    let (mut first_output, mut until_seen) = (None, None);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break Some(status);
@@ -140,14 +146,23 @@ pub fn run(
                 String::from_utf8_lossy(&o.lock().unwrap_or_else(|e| e.into_inner())).contains(text)
             })
         };
-        if start.elapsed() > timeout
-            || (!options.until.is_empty() && options.until.iter().all(|u| seen(u)))
-        {
+        let now = start.elapsed();
+        let printed = stdout
+            .as_ref()
+            .is_some_and(|(o, _)| !o.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        if first_output.is_none() && printed {
+            first_output = Some(now);
+        }
+        let all_seen = !options.until.is_empty() && options.until.iter().all(|u| seen(u));
+        if all_seen {
+            until_seen = Some(now);
+        }
+        if now > timeout || all_seen {
             let _ = child.kill();
             let _ = child.wait();
             break None;
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(5));
     };
     drop(stdin);
     // QEMU has exited, so its pipes are closed: the readers finish with everything it wrote.
@@ -175,6 +190,8 @@ pub fn run(
         serial,
         log_path: log_path.to_path_buf(),
         elapsed: start.elapsed(),
+        first_output,
+        until_seen,
     })
 }
 

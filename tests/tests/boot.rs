@@ -219,23 +219,26 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
         "the ping ring happened out of order",
     );
     let off = position(outcome, "K0|INFO: boot checks done; powering off");
-    // Every replica's initialiser runs in user space and starts its PDs there.
+    // Test images power off only once every PD has started, and that is logged first. (The
+    // PDs' own lines need not come before it: other replicas' output reaches the console
+    // through the log ring, later.)
     let started = position(
         outcome,
         "K0|INFO: every PD started and waiting for events at ",
     );
+    check(
+        outcome,
+        started < off,
+        "'every PD started' was not logged before power-off",
+    );
+    // Every replica's initialiser runs in user space and starts its PDs there.
     for (replica, pd) in ["io", "rt", "storage"].iter().enumerate() {
         position(
             outcome,
             &format!("MON{replica}|INFO: initialiser running at EL0"),
         );
         position(outcome, &format!("MON{replica}|INFO: started 1 PDs: {pd}"));
-        let running = position(outcome, &format!("{pd}: running at EL0"));
-        check(
-            outcome,
-            running < started && started < off,
-            &format!("'every PD started' was logged before {pd} ran, or after power-off"),
-        );
+        position(outcome, &format!("{pd}: running at EL0"));
     }
 }
 
