@@ -602,6 +602,7 @@ fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
             inner.fp_enabled = fp;
         }
         inner.loaded = t;
+        inner.kernel.note_loaded();
         if let Some(next) = inner.kernel.next_event() {
             let next = next.clamp(1, i64::MAX as u64) as i64;
             if next < arch::timer_remaining() {
@@ -674,7 +675,14 @@ fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
         }
         let (kernel, mut hw) = inner.kernel_and_hw(r);
         match class {
-            0x15 => kernel.syscall(&mut hw),
+            0x15 => {
+                kernel.syscall(&mut hw);
+                // The caller goes on, and nothing it runs with changed since it was loaded
+                // (address space, FP access, budget timer): return to it as it is.
+                if kernel.caller_goes_on(t) {
+                    return kernel.context_mut(t).map(|c| c as *mut Context);
+                }
+            }
             0x20 | 0x24 => {
                 let fetch = u64::from(class == 0x20);
                 kernel.user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);

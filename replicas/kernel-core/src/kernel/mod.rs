@@ -223,6 +223,10 @@ struct Objects {
     watch_count: usize,
     irqs: [Irq; MAX_IRQS],
     current: u16,
+    /// An object was invoked, or a fault raised, since the machine last loaded the current
+    /// thread ([`Kernel::note_loaded`]): something a thread runs with (its address space,
+    /// scheduling parameters, budget) may have changed (see [`Kernel::caller_goes_on`]).
+    changed: bool,
 }
 
 /// Where the initialiser's boot objects lie (physical addresses of zeroed boot memory; the
@@ -347,6 +351,7 @@ impl Kernel {
                     badge: 0,
                 }; MAX_IRQS],
                 current: NONE,
+                changed: true,
             },
             #[cfg(test)]
             no_fastpath: false,
@@ -551,10 +556,28 @@ impl Kernel {
                 let _ = self.o.sched.yield_now(t);
             }
             syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
-            syscall::DEBUG_HALT => self.o.suspend(t),
+            syscall::DEBUG_HALT => {
+                self.o.changed = true;
+                self.o.suspend(t);
+            }
             _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
         }
         self.o.schedule();
+    }
+
+    /// The machine has loaded the current thread (its address space, FP access and budget
+    /// timer): from here on, [`Kernel::caller_goes_on`] tracks what changes.
+    pub fn note_loaded(&mut self) {
+        self.o.changed = false;
+    }
+
+    /// Whether the caller of the last system call, `t`, goes on as the machine last loaded
+    /// it: it is still the current thread, and since it was loaded no object was invoked
+    /// and no fault raised, which is how an address space, a scheduling parameter or a
+    /// budget changes. (Only system calls run between two loads: every other kernel entry
+    /// chooses and loads a thread again.) The machine can then return to it as it is.
+    pub fn caller_goes_on(&self, t: usize) -> bool {
+        usize::from(self.o.current) == t && !self.o.changed
     }
 
     /// The current thread took an exception that is not a system call: a memory access
@@ -703,6 +726,7 @@ impl Kernel {
                 }
             }
             _ => {
+                self.o.changed = true;
                 let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
                 let cap = self.caps.get(slot);
                 let result = self.invoke(m, t, slot, cap, info);
@@ -791,6 +815,7 @@ impl Kernel {
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
     /// it has none (or faulted while sending a fault).
     fn fault(&mut self, m: &mut impl Machine, t: usize, label: u64, mrs: [u64; 4]) {
+        self.o.changed = true;
         let tcb = &self.o.tcbs[t];
         let ep = tcb.fault_ep;
         if ep == NONE || tcb.fault_label != 0 || !self.o.ep_pool.live[ep as usize] {

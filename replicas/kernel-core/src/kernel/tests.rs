@@ -464,6 +464,36 @@ fn signal_and_wait_deliver_coalesced_badges() {
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0, "nothing pending");
 }
 
+/// After calls that only signal, wait or pass messages, the caller goes on as the machine
+/// loaded it; after an invocation or a fault it does not, until the machine loads a thread
+/// again.
+#[test]
+fn the_caller_goes_on_as_loaded_until_an_invocation_or_a_fault() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let sc = s.make(ObjectKind::SchedContext, 0);
+    let (tcb, t) = s.thread(100, false, &[n, sc]);
+    s.start(tcb);
+    s.park_root();
+    s.k.note_loaded();
+    s.sys(t, syscall::NB_WAIT, &[(0, 1)]);
+    assert!(s.k.caller_goes_on(t), "a wait with nothing pending");
+    s.sys(t, syscall::SEND, &[(0, 1)]);
+    assert!(s.k.caller_goes_on(t), "a signal");
+    // An invocation (of an operation the context does not have: an error answer, but an
+    // invocation all the same).
+    s.sys(t, syscall::CALL, &[(0, 2), (1, MessageInfo::new(99, 0).0)]);
+    assert!(!s.k.caller_goes_on(t), "an invocation");
+    s.sys(t, syscall::NB_WAIT, &[(0, 1)]);
+    assert!(!s.k.caller_goes_on(t), "still not loaded again");
+    s.k.note_loaded();
+    s.sys(t, syscall::NB_WAIT, &[(0, 1)]);
+    assert!(s.k.caller_goes_on(t));
+    // A capability fault: an empty slot.
+    s.sys(t, syscall::NB_WAIT, &[(0, 60)]);
+    assert!(!s.k.caller_goes_on(t), "a capability fault");
+}
+
 #[test]
 fn hostile_invocations_get_errors_not_panics() {
     let mut s = boot();
