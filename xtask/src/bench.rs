@@ -544,10 +544,10 @@ fn format_value(v: f64) -> String {
 /// A change, signed, rounded as [`format_value`] rounds.
 fn format_change(d: f64) -> String {
     let d = (d * 1000.0).round() / 1000.0;
-    if d > 0.0 {
-        format!("+{}", format_value(d))
+    if d.fract() == 0.0 {
+        format!("{d:+.0}")
     } else {
-        format_value(d)
+        format!("{d:+.3}")
     }
 }
 

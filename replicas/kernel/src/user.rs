@@ -575,7 +575,7 @@ fn resume(r: &Replica) -> *mut Context {
             status.user_settled.store(1, Ordering::Release);
             crate::boot::on_user_settled(r);
         }
-        inner_idle();
+        inner_idle(r);
     }
 }
 
@@ -613,11 +613,15 @@ fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
     }
 }
 
-/// Waits, interrupts enabled, for one interrupt to be served.
-fn inner_idle() {
-    arch::irq_enable();
+/// Waits for an interrupt and serves it here, interrupts still masked. A pending interrupt
+/// ends `wfi` whether or not PSTATE masks it (the architecture's wake-up rule, which Linux's
+/// idle loop also relies on), so the kernel reads and handles it directly instead of taking
+/// the exception: no vector, no register frame, no return from exception. A spurious wake-up
+/// finds nothing to acknowledge.
+fn inner_idle(r: &Replica) {
     arch::wait_for_interrupt();
-    let _ = arch::irq_save();
+    // Only the primary core runs user threads, so only it gets here.
+    crate::handle_irq(r, r.spec.primary_core());
 }
 
 /// An exception from EL0 (`kind` as `entry.S` numbers them), the thread's registers
