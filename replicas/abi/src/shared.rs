@@ -199,9 +199,15 @@ impl DoorbellInbox {
         Some(doorbell::ring(&self.from.get(sender)?.bits, bits))
     }
 
-    /// Receiver side: takes and clears the bits pending from `sender`.
+    /// Receiver side: takes and clears the bits pending from `sender`. It first only reads
+    /// the word, and takes it only when bits are there: a wake-up that is for other words
+    /// then costs a load, not an atomic swap. A bit that lands after that read finds the
+    /// word empty, so its sender raises the doorbell interrupt again.
     pub fn take(&self, sender: usize) -> u64 {
-        self.from.get(sender).map_or(0, |w| doorbell::take(&w.bits))
+        self.from
+            .get(sender)
+            .filter(|w| w.bits.load(Ordering::Relaxed) != 0)
+            .map_or(0, |w| doorbell::take(&w.bits))
     }
 }
 
