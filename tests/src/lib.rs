@@ -28,8 +28,8 @@ pub struct QemuOptions {
     pub interactive: bool,
     /// Further arguments passed through.
     pub extra: Vec<String>,
-    /// Stop QEMU as soon as the serial output contains every one of these texts (for
-    /// images that run on); empty: wait for QEMU to exit or the timeout.
+    /// Stop QEMU as soon as the serial output's complete lines contain every one of these
+    /// texts (for images that run on); empty: wait for QEMU to exit or the timeout.
     pub until: Vec<String>,
     /// Bytes typed into the serial port: written to QEMU's standard input at the start
     /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
@@ -141,9 +141,13 @@ pub fn run(
         if let Some(status) = child.try_wait()? {
             break Some(status);
         }
+        // Only whole lines count: a line still being printed could match a prefix of an
+        // awaited text, and QEMU would be stopped before the rest of it arrives.
         let seen = |text: &str| {
             stdout.as_ref().is_some_and(|(o, _)| {
-                String::from_utf8_lossy(&o.lock().unwrap_or_else(|e| e.into_inner())).contains(text)
+                let out = o.lock().unwrap_or_else(|e| e.into_inner());
+                let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                String::from_utf8_lossy(&out[..whole]).contains(text)
             })
         };
         let now = start.elapsed();

@@ -211,11 +211,16 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
     position(outcome, "K2 up {2,3} ticks");
     let start = position(outcome, "K0|INFO: ping ring: sending to K1");
     let hop1 = position(outcome, "K1|INFO: ping from K0, passing to K2");
-    let hop2 = position(outcome, "K2|INFO: ping from K1, passing to K0");
+    position(outcome, "K2|INFO: ping from K1, passing to K0");
     let done = position(outcome, "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0");
+    // Replica 0 prints its own lines at once and the others' when it drains their log
+    // rings, so lines of two other replicas, or another replica's line and a later one of
+    // replica 0, may come out in either order. What is ordered: replica 0's own lines, and
+    // K1's hop after the line replica 0 printed before ringing it. The completion line
+    // shows that the ping came back from K2.
     check(
         outcome,
-        summary < start && start < hop1 && hop1 < hop2 && hop2 < done,
+        summary < start && start < hop1 && start < done,
         "the ping ring happened out of order",
     );
     let off = position(outcome, "K0|INFO: boot checks done; powering off");

@@ -97,9 +97,10 @@ pub struct SharedHeader {
 pub struct ReplicaStatus {
     /// A [`ReplicaState`] as `u32`.
     pub state: AtomicU32,
-    /// 1 once user space first had no thread ready to run: the initialiser finished its
-    /// boot program and every PD it started has blocked (or used up its budget). Test
-    /// images power off only after every replica got there.
+    /// 1 once user space first had no thread that wanted to run: the initialiser finished
+    /// its boot program and every PD it started has blocked (a thread that only waits for
+    /// its budget to be refilled still wants to run). Test images power off only after
+    /// every replica got there.
     pub user_settled: AtomicU32,
     /// Cores of the replica that are running (bit i = core index i).
     pub cores_online: AtomicU64,

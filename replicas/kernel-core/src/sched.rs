@@ -277,6 +277,14 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         Ok(())
     }
 
+    /// Whether some thread wants to run but is off the queues until its budget is refilled
+    /// (or until it gets a scheduling context).
+    pub fn any_waiting_for_budget(&self) -> bool {
+        self.threads
+            .iter()
+            .any(|t| t.exists && t.runnable && !t.ready)
+    }
+
     /// The thread to run: the first ready thread of the highest ready priority.
     pub fn choose(&self) -> Option<ThreadId> {
         for word in (0..PRIORITIES / 64).rev() {
@@ -505,7 +513,9 @@ mod tests {
         thread(&mut s, 1, 10, 100, 100);
         assert_eq!(s.choose(), Some(0));
         assert!(!s.tick(Some(0), 20));
+        assert!(!s.any_waiting_for_budget());
         assert!(s.tick(Some(0), 10), "budget spent");
+        assert!(s.any_waiting_for_budget());
         assert_eq!(
             s.choose(),
             Some(1),
@@ -514,6 +524,7 @@ mod tests {
         s.tick(Some(1), 69);
         assert_eq!(s.choose(), Some(1));
         s.tick(Some(1), 1); // t = 100: a new period
+        assert!(!s.any_waiting_for_budget());
         assert_eq!(s.choose(), Some(0));
         assert_eq!(s.sched_context(0).map(|c| c.remaining), Some(30));
     }

@@ -570,7 +570,11 @@ fn resume(r: &Replica) -> *mut Context {
             return ctx;
         }
         let status = r.status();
-        if status.user_settled.load(Ordering::Relaxed) == 0 {
+        // Settled: every thread is blocked, none merely out of budget until its next period
+        // (the initialiser can run out of budget while it builds the PDs).
+        if status.user_settled.load(Ordering::Relaxed) == 0
+            && !with(|inner| inner.kernel.waiting_for_budget())
+        {
             status.settled_at.store(arch::counter(), Ordering::Relaxed);
             status.user_settled.store(1, Ordering::Release);
             crate::boot::on_user_settled(r);

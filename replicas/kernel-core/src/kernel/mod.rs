@@ -565,6 +565,12 @@ impl Kernel {
         self.o.schedule();
     }
 
+    /// Whether some thread wants to run but waits for its budget: a core with nothing to
+    /// run is then not settled, only between periods.
+    pub fn waiting_for_budget(&self) -> bool {
+        self.o.sched.any_waiting_for_budget()
+    }
+
     /// The machine has loaded the current thread (its address space, FP access and budget
     /// timer): from here on, [`Kernel::caller_goes_on`] tracks what changes.
     pub fn note_loaded(&mut self) {
