@@ -615,9 +615,11 @@ fn kernel_api(board: &str) {
         "MON1|INFO: fault from thread 3 (touching unmapped memory): read from 0x6000000000, which its address space does not allow",
         "MON1|INFO: fault from thread 4 (an undefined instruction): raised an undefined instruction",
         "MON1|INFO: TEST call and reply carry the badge and message registers",
+        "MON1|INFO: fault from thread 5 (writing the PMU control register): raised an undefined instruction",
+        "MON1|INFO: TEST writing the PMU control register",
         "MON1|INFO: TEST signal and wait ping-pong",
         "MON1|INFO: TEST a spinning high-priority thread keeps to its budget",
-        "MON1|INFO: kernel API self-test passed (11 checks)",
+        "MON1|INFO: kernel API self-test passed (12 checks)",
         "K0|INFO: ping ring complete: K0 -> K1 -> K2 -> K0",
     ] {
         position(&outcome, expected);

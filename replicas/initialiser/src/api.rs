@@ -149,6 +149,13 @@ extern "C" fn runs_an_undefined_instruction() -> ! {
     sys::halt()
 }
 
+extern "C" fn writes_the_pmu_control_register() -> ! {
+    // SAFETY: deliberately writes PMCR_EL0 from EL0, which the kernel does not allow (EL0
+    // may only read the counters): the write traps.
+    unsafe { core::arch::asm!("msr pmcr_el0, xzr") };
+    sys::halt()
+}
+
 extern "C" fn server() -> ! {
     let (ep, reply) = (EP.load(Ordering::Relaxed), REPLY.load(Ordering::Relaxed));
     let mut msg = sys::recv(ep, reply);
@@ -312,7 +319,7 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
     let ep = b.object(ObjectKind::Endpoint, 0)?;
     EP.store(ep, Ordering::Relaxed);
     READ_ONLY_EP.store(b.mint(ep, rights::READ, 0)?, Ordering::Relaxed);
-    let hostile: [(&str, extern "C" fn() -> !, u64); 4] = [
+    let hostile: [(&str, extern "C" fn() -> !, u64); 5] = [
         (
             "invoking an empty slot",
             calls_an_empty_slot,
@@ -331,6 +338,11 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
         (
             "an undefined instruction",
             runs_an_undefined_instruction,
+            fault::USER_EXCEPTION,
+        ),
+        (
+            "writing the PMU control register",
+            writes_the_pmu_control_register,
             fault::USER_EXCEPTION,
         ),
     ];

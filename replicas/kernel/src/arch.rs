@@ -131,13 +131,14 @@ pub fn allow_user_physical_timer() {
 }
 
 /// Starts event counter 0 counting retired instructions at EL0 and EL1 (event 0x08,
-/// `INST_RETIRED`), and lets EL0 read it and the cycle counter (`PMUSERENR_EL0.EN`, `.ER`,
-/// `.CR`): the benchmarks count instructions with it. Under QEMU's `-icount` it counts
+/// `INST_RETIRED`), and lets EL0 read it and the cycle counter (`PMUSERENR_EL0.ER`, `.CR`;
+/// not `.EN`, which would also let EL0 write the PMU's control and counter registers): the
+/// benchmarks count instructions with it. Under QEMU's `-icount` it counts
 /// the instructions every core executed, but not the virtual time skipped while all cores
 /// were idle, which the virtual counter includes.
 pub fn start_instruction_counter() {
-    // SAFETY: configures this core's own PMU; nothing else depends on its registers (the
-    // counter is read-only to EL0: PMUSERENR_EL0.SW stays clear).
+    // SAFETY: configures this core's own PMU; nothing else depends on its registers (EL0
+    // may only read the counters: PMUSERENR_EL0.EN and .SW stay clear).
     unsafe {
         core::arch::asm!(
             "msr pmevtyper0_el0, {event}",
@@ -149,7 +150,7 @@ pub fn start_instruction_counter() {
             "isb",
             event = in(reg) 0x08u64,
             enable = in(reg) (1u64 << 31) | 1,
-            user = in(reg) 0b1101u64,
+            user = in(reg) 0b1100u64,
             tmp = out(reg) _,
             options(nostack),
         );
