@@ -553,6 +553,35 @@ fn format_change(d: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every generated scale system checks clean, with the channels, PDs and replicas it
+    /// promises.
+    #[test]
+    fn scale_systems_are_valid_descriptions() {
+        use super::{Trip, scale_system};
+        let board = atoll_boards::by_name(super::BOARD).expect("board");
+        for (trip, channels, answer_core, replicas, pds) in [
+            (Trip::Notify, 2, 0, 1, 2),
+            (Trip::Notify, 60, 0, 1, 2),
+            (Trip::Call, 2, 0, 1, 2),
+            (Trip::Call, 60, 0, 1, 2),
+            (Trip::Notify, 1, 0, 4, 5),
+            (Trip::Call, 1, 0, 4, 5),
+            (Trip::Notify, 60, 1, 2, 2),
+        ] {
+            let xml = scale_system(trip, channels, answer_core, replicas);
+            let checked = microkit::check(&xml, board, false);
+            assert!(
+                checked.diagnostics.is_empty(),
+                "{xml}\n{:?}",
+                checked.diagnostics
+            );
+            let system = checked.system.expect("a system");
+            assert_eq!(system.channels.len(), channels as usize, "{xml}");
+            assert_eq!(system.protection_domains.len(), pds, "{xml}");
+            assert_eq!(system.replicas.len(), replicas as usize, "{xml}");
+        }
+    }
+
     #[test]
     fn bench_figure_is_read_from_the_pd_line() {
         let serial = "bench_ping: BENCH notify round trip: 1862.05 instructions, 1862 ns virtual time, over 10000 rounds\n";
