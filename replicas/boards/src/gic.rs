@@ -220,9 +220,20 @@ impl Gic {
         }
     }
 
+    /// Enables (unmasks) or disables interrupt `intid`: a shared one at the distributor, an
+    /// SGI or PPI on the calling core, whose MPIDR is `mpidr`.
+    pub fn set_enabled(&self, intid: u32, mpidr: u64, enabled: bool) -> Result<(), GicError> {
+        if intid < FIRST_SPI {
+            self.set_local_enabled(mpidr, intid, enabled)
+        } else {
+            self.set_spi_enabled(intid, enabled);
+            Ok(())
+        }
+    }
+
     /// Enables (unmasks) or disables a shared interrupt at the distributor. Ids outside
     /// the shared range are ignored.
-    pub fn set_spi_enabled(&self, intid: u32, enabled: bool) {
+    fn set_spi_enabled(&self, intid: u32, enabled: bool) {
         if !(FIRST_SPI..SPECIAL_INTID).contains(&intid) {
             return;
         }
@@ -281,7 +292,7 @@ impl Gic {
 
     /// Enables (unmasks) or disables an SGI or PPI (`intid < 32`) on the calling core, whose
     /// MPIDR is `mpidr` (GICv2 banks these registers per core).
-    pub fn set_local_enabled(&self, mpidr: u64, intid: u32, enabled: bool) -> Result<(), GicError> {
+    fn set_local_enabled(&self, mpidr: u64, intid: u32, enabled: bool) -> Result<(), GicError> {
         let bit = 1u32 << (intid % 32);
         if self.version == 3 {
             let sgi = self.sgi_frame(self.redistributor_frame(mpidr)?);

@@ -213,13 +213,11 @@ impl Machine for Hw<'_> {
     }
 
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        if irq == PD_TIMER_INTID {
-            let mpidr = self.r.spec.core_mpidr[self.r.spec.primary_core() as usize];
-            // Cannot fail: this core's redistributor was found when the core came up.
-            let _ = self.r.gic.set_local_enabled(mpidr, irq, enabled);
-        } else {
-            self.r.gic.set_spi_enabled(irq, enabled);
-        }
+        // A per-core interrupt (the PD timer) is this core's: the one that runs the
+        // replica's threads. It cannot fail: this core's redistributor was found when the
+        // core came up.
+        let mpidr = self.r.spec.core_mpidr[self.r.spec.primary_core() as usize];
+        let _ = self.r.gic.set_enabled(irq, mpidr, enabled);
     }
 
     fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
@@ -644,7 +642,7 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
         }
         _ => {
             // Only a replica's primary core runs user threads.
-            let core = crate::current_core(r.spec).unwrap_or(0);
+            let core = r.spec.primary_core();
             if kind == fatal::KIND_IRQ {
                 crate::handle_irq(r, core);
             } else {

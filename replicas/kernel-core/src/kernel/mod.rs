@@ -556,10 +556,7 @@ impl Kernel {
                 let _ = self.o.sched.yield_now(t);
             }
             syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
-            syscall::DEBUG_HALT => {
-                self.o.changed = true;
-                self.o.suspend(t);
-            }
+            syscall::DEBUG_HALT => self.o.suspend(t),
             _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
         }
         self.o.schedule();
