@@ -557,12 +557,12 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
             .map(|r| r.index as u64)
     };
     let mut watched = Vec::new();
+    let here = Some(replica.index as u64);
     for channel in &plan.channels {
         for d in &channel.doorbells {
             let Some((_, id)) = channel.ends.iter().find(|(pd, _)| *pd == d.from) else {
                 continue;
             };
-            let here = Some(replica.index as u64);
             if replica_of(&d.from) == here {
                 let name = format!("doorbell_{}_{id}", d.from);
                 let target = replica_of(&d.to)

@@ -578,9 +578,9 @@ pub fn plan_with_prefills(
                     to: system.protection_domains[to.pd].name.clone(),
                     bit: to.id,
                     word: u32::try_from(word).unwrap_or(u32::MAX),
+                    // A word past the region's end is reported below.
                     pending_word: split.kernel_shared.base
-                        + pd_words::OFFSET
-                        + word * pd_words::WORD_BYTES,
+                        + pd_words::offset(word, split.kernel_shared.size).unwrap_or(0),
                 });
             }
         }

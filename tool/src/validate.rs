@@ -878,26 +878,20 @@ impl<'d> Validator<'d> {
     /// The physical timer's interrupt opens that core's timer registers to EL0, so its PD
     /// must be alone in its replica: no other PD could then disturb its timer.
     fn pd_timer(&mut self, placement: &Placement, pd: usize, replica: usize, span: Span) {
-        let Some(other) = placement
-            .pds
-            .iter()
-            .enumerate()
-            .find(|&(i, p)| i != pd && p.0 == replica)
-            .map(|(i, _)| i)
-        else {
+        let Some(r) = placement.replicas.get(replica) else {
             return;
         };
-        let name = |i: usize| self.decls.protection_domains[i].name.value.clone();
-        let replica_name = placement
-            .replicas
-            .get(replica)
-            .map_or_else(String::new, |r| r.name.clone());
+        let Some(&other) = r.protection_domains.iter().find(|&&p| p != pd) else {
+            return;
+        };
+        let name = |i: usize| &self.decls.protection_domains[i].name.value;
         let message = format!(
             "IRQ {} is the core's physical timer, which its PD programs itself, so '{}' must be \
-             alone in its replica; '{}' shares replica '{replica_name}' with it",
+             alone in its replica; '{}' shares replica '{}' with it",
             atoll_abi::limits::PD_TIMER_INTID,
             name(pd),
-            name(other)
+            name(other),
+            r.name
         );
         self.push(Diagnostic::error(Code::IrqNumber, span, message).with_help(
             "put the timer's PD in a replica of its own (a <replica> element, or a cpu no \
