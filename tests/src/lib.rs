@@ -141,27 +141,21 @@ pub fn run(
         if let Some(status) = child.try_wait()? {
             break Some(status);
         }
+        let now = start.elapsed();
         // Only whole lines count: a line still being printed could match a prefix of an
         // awaited text, and QEMU would be stopped before the rest of it arrives.
-        let seen = |text: &str| {
-            stdout.as_ref().is_some_and(|(o, _)| {
-                let out = o.lock().unwrap_or_else(|e| e.into_inner());
-                let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                String::from_utf8_lossy(&out[..whole]).contains(text)
-            })
-        };
-        let now = start.elapsed();
-        let printed = stdout
-            .as_ref()
-            .is_some_and(|(o, _)| !o.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        let (printed, all_seen) = stdout.as_ref().map_or((false, false), |(o, _)| {
+            let out = o.lock().unwrap_or_else(|e| e.into_inner());
+            let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let lines = String::from_utf8_lossy(&out[..whole]);
+            let all = !options.until.is_empty() && options.until.iter().all(|u| lines.contains(u));
+            (!out.is_empty(), all)
+        });
         if first_output.is_none() && printed {
             first_output = Some(now);
         }
-        let all_seen = !options.until.is_empty() && options.until.iter().all(|u| seen(u));
-        if all_seen {
-            until_seen = Some(now);
-        }
         if now > timeout || all_seen {
+            until_seen = all_seen.then_some(now);
             let _ = child.kill();
             let _ = child.wait();
             break None;

@@ -50,6 +50,13 @@ fn boot_until(board: &str, label: &str, image: &Path, until: &str) -> Outcome {
     boot_typing_until(board, label, image, b"", &[until])
 }
 
+/// Boots the `variant` image built by `cargo xtask test` for `board`, which runs on, until
+/// the output shows every text in `until`; the log is saved under the variant's name.
+fn boot_running_on(board: &str, variant: &str, until: &[&str]) -> Outcome {
+    let image = images().join(board).join(variant).join("atoll.img");
+    boot_typing_until(board, variant, &image, b"", until)
+}
+
 /// As [`boot_until`], with `input` typed into the serial port, until the output shows every
 /// text in `until`.
 fn boot_typing_until(
@@ -251,9 +258,7 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
 /// EL0 and gets each of its interrupts: the interrupt benchmark PD sets it 10,100 times,
 /// acknowledging each interrupt, and reports only after the last one.
 fn pd_timer(board: &str) {
-    let image = images().join(board).join("pd-timer").join("atoll.img");
-    let done = "bench_irq: BENCH interrupt to PD: ";
-    let outcome = boot_typing_until(board, "pd-timer", &image, b"", &[done]);
+    let outcome = boot_running_on(board, "pd-timer", &["bench_irq: BENCH interrupt to PD: "]);
     position(&outcome, "MON0|INFO: started 1 PDs: bench_irq");
     position(&outcome, "over 10000 rounds");
     check(
@@ -332,10 +337,8 @@ fn example(board: &str, name: &str, expected: &[&str]) {
 /// An example image that runs on (its PDs keep several replicas busy, so the test build's
 /// power-off would cut it short): booted until its last expected line.
 fn example_running_on(board: &str, name: &str, expected: &[&str]) {
-    let variant = format!("example-{name}");
-    let image = images().join(board).join(&variant).join("atoll.img");
     let last = expected.last().copied().unwrap_or_default();
-    let outcome = boot_typing_until(board, &variant, &image, b"", &[last]);
+    let outcome = boot_running_on(board, &format!("example-{name}"), &[last]);
     check_example(&outcome, expected);
 }
 
@@ -459,10 +462,9 @@ const CROSS_DONE: [&str; 3] = [
 /// replicas all delivered; a flood while the receiver is slow loses no coalesced bit; a
 /// stream through a ring in a shared region arrives whole (same checksum on both sides).
 fn cross_replica_channels(board: &str) {
-    let image = images().join(board).join("cross").join("atoll.img");
     let mut until = CROSS_DONE.to_vec();
     until.push("prober: 50 notifies delivered");
-    let outcome = boot_typing_until(board, "cross", &image, b"", &until);
+    let outcome = boot_running_on(board, "cross", &until);
     check_cross(&outcome);
     position(&outcome, "victim: notified on {0}");
     position(&outcome, "prober: 50 notifies delivered");
@@ -471,10 +473,9 @@ fn cross_replica_channels(board: &str) {
 /// With replica c stopped on purpose, a notify towards its PD is a no-op the sender is
 /// told about, and everything between the other replicas still works.
 fn cross_replica_peer_down(board: &str) {
-    let image = images().join(board).join("cross-down").join("atoll.img");
     let mut until = CROSS_DONE.to_vec();
     until.push("prober: notify 1:");
-    let outcome = boot_typing_until(board, "cross-down", &image, b"", &until);
+    let outcome = boot_running_on(board, "cross-down", &until);
     position(&outcome, "K0|ERROR: K2 is down");
     position(
         &outcome,
@@ -602,8 +603,7 @@ fn damaged_image(board: &str) {
 /// API, hostile cases included; each fault reaches it as a message, and the other replicas
 /// are undisturbed.
 fn kernel_api(board: &str) {
-    let image = images().join(board).join("api").join("atoll.img");
-    let outcome = boot_until(board, "api", &image, "kernel API self-test");
+    let outcome = boot_running_on(board, "api", &["kernel API self-test"]);
     for expected in [
         "MON1|INFO: TEST retyping more than the untyped holds: not enough memory",
         "MON1|INFO: TEST retyping into an occupied slot: delete first",

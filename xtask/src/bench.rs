@@ -46,17 +46,28 @@ const REPLICAS_UP: &str = "all replicas settled at ";
 /// The boot replica's line once every PD of every replica has started and is waiting.
 const PDS_STARTED: &str = "every PD started and waiting for events at ";
 
+/// The number just before `unit` after `marker` on the first line holding `marker`.
+fn figure<T: std::str::FromStr>(serial: &str, marker: &str, unit: &str) -> Option<T> {
+    let line = serial.lines().find(|l| l.contains(marker))?;
+    let after = line.split(marker).nth(1)?;
+    after
+        .split(unit)
+        .next()?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 /// The `ns` figure of the kernel line holding `marker` (`... at 4.914 ms, 4914832 ns`):
 /// under icount, instructions since reset.
 fn boot_instructions(serial: &str, marker: &str) -> Option<u64> {
-    let line = serial.lines().find(|l| l.contains(marker))?;
-    let after = line.split(marker).nth(1)?.split(", ").nth(1)?;
-    after.split(" ns").next()?.trim().parse().ok()
+    figure(serial, marker, " ns")
 }
 
 /// Boots the default system until every PD has started.
 fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e::Outcome> {
-    boot_until(image, icount, label, PDS_STARTED, "every PD started")
+    boot_until(image, icount, label, PDS_STARTED)
 }
 
 /// Both boot figures of a run: to every replica up, and to every PD started.
@@ -68,13 +79,12 @@ fn boot_figures(serial: &str) -> Result<(u64, u64)> {
     Ok((up, started))
 }
 
-/// Boots `image` until its output shows `until` (which names `what` in errors).
+/// Boots `image` until its output shows the line holding `until`.
 fn boot_until(
     image: &std::path::Path,
     icount: bool,
     label: &str,
     until: &str,
-    what: &str,
 ) -> Result<atoll_e2e::Outcome> {
     let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
     let options = atoll_e2e::QemuOptions {
@@ -88,18 +98,23 @@ fn boot_until(
         .join("bench")
         .join(format!("{label}.log"));
     let outcome = atoll_e2e::run(board, image, &options, Duration::from_secs(60), &log)?;
-    if !outcome.serial.contains(until) {
-        bail!("the run did not reach {what}; serial log {}", log.display());
+    if outcome.until_seen.is_none() {
+        bail!(
+            "the run did not print '{until}'; serial log {}",
+            log.display()
+        );
     }
     Ok(outcome)
 }
 
 /// The instruction count on a benchmark PD's line `BENCH <name>: <n> instructions, ...`.
 fn bench_instructions(serial: &str, name: &str) -> Option<f64> {
-    let marker = format!("BENCH {name}: ");
-    let line = serial.lines().find(|l| l.contains(&marker))?;
-    let after = line.split(&marker).nth(1)?;
-    after.split(" instructions").next()?.trim().parse().ok()
+    figure(serial, &bench_marker(name), " instructions")
+}
+
+/// The start of a benchmark PD's line for figure `name`.
+fn bench_marker(name: &str) -> String {
+    format!("BENCH {name}: ")
 }
 
 /// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
@@ -210,8 +225,7 @@ fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> 
             &built.image,
             true,
             &format!("{label}-{run}"),
-            " instructions, ",
-            "its BENCH line",
+            &bench_marker(name),
         )?;
         counts.push(
             bench_instructions(&outcome.serial, name)

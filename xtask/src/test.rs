@@ -44,22 +44,39 @@ struct Variant {
     runs_on: bool,
 }
 
-/// The example systems under `protection-domains/examples/`, each an image variant.
-const EXAMPLES: [(&str, &str); 5] = [
+/// The example systems under `protection-domains/examples/`, each an image variant, and
+/// whether it runs on (the test stops it once it has seen what it waits for).
+const EXAMPLES: [(&str, &str, bool); 6] = [
     (
         "example-hello",
         "protection-domains/examples/hello/system.xml",
+        false,
     ),
     (
         "example-pingpong",
         "protection-domains/examples/pingpong/system.xml",
+        false,
     ),
-    ("example-ppc", "protection-domains/examples/ppc/system.xml"),
+    (
+        "example-pingpong-cross",
+        "protection-domains/examples/pingpong-cross/system.xml",
+        true,
+    ),
+    (
+        "example-ppc",
+        "protection-domains/examples/ppc/system.xml",
+        false,
+    ),
     (
         "example-parent",
         "protection-domains/examples/parent/system.xml",
+        false,
     ),
-    ("example-template", "protection-domains/template/system.xml"),
+    (
+        "example-template",
+        "protection-domains/template/system.xml",
+        false,
+    ),
 ];
 
 /// The images the end-to-end tests boot on `board`.
@@ -84,38 +101,33 @@ fn variants(board: &str) -> Vec<Variant> {
             system: Some("tests/systems/faults.xml"),
             ..Variant::default()
         },
+        // Cross-replica channels; they run on until the test has seen every result.
+        Variant {
+            name: "cross",
+            system: Some("tests/systems/cross.xml"),
+            runs_on: true,
+            ..Variant::default()
+        },
+        Variant {
+            name: "cross-down",
+            system: Some("tests/systems/cross.xml"),
+            kernel_fault: Some(2),
+            runs_on: true,
+            ..Variant::default()
+        },
+        // A PD owning the physical timer's per-core interrupt; it reports after its last one.
+        Variant {
+            name: "pd-timer",
+            system: Some("protection-domains/bench/systems/irq.xml"),
+            runs_on: true,
+            ..Variant::default()
+        },
     ];
-    // Cross-replica channels; they run on until the test has seen every result.
-    v.push(Variant {
-        name: "cross",
-        system: Some("tests/systems/cross.xml"),
-        runs_on: true,
-        ..Variant::default()
-    });
-    v.push(Variant {
-        name: "cross-down",
-        system: Some("tests/systems/cross.xml"),
-        kernel_fault: Some(2),
-        runs_on: true,
-        ..Variant::default()
-    });
-    v.push(Variant {
-        name: "example-pingpong-cross",
-        system: Some("protection-domains/examples/pingpong-cross/system.xml"),
-        runs_on: true,
-        ..Variant::default()
-    });
-    // A PD owning the physical timer's per-core interrupt; it reports after its last one.
-    v.push(Variant {
-        name: "pd-timer",
-        system: Some("protection-domains/bench/systems/irq.xml"),
-        runs_on: true,
-        ..Variant::default()
-    });
-    for (name, system) in EXAMPLES {
+    for (name, system, runs_on) in EXAMPLES {
         v.push(Variant {
             name,
             system: Some(system),
+            runs_on,
             ..Variant::default()
         });
     }
