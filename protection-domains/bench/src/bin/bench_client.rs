@@ -5,9 +5,7 @@
 
 use atoll_microkit::{Channel, Handler, MessageInfo, NullHandler, protection_domain, set_mr};
 
-#[path = "../counters.rs"]
-mod counters;
-use counters::Mark;
+use atoll_bench_pds::Mark;
 
 const SERVER: Channel = Channel::new(0);
 const WARMUP: u32 = 100;

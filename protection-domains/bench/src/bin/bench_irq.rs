@@ -12,6 +12,9 @@
 #![no_std]
 #![no_main]
 
+use atoll_bench_pds::{
+    instructions, instructions_between, report_average, ticks, ticks_per_second,
+};
 use atoll_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
@@ -21,36 +24,6 @@ const WARMUP: u32 = 100;
 const ROUNDS: u32 = 10_000;
 /// Ticks from setting the timer to its interrupt: long enough for the PD to block first.
 const DELAY_TICKS: u64 = 1_000;
-
-/// Retired instructions (PMU event counter 0, 32 bits).
-fn instructions() -> u64 {
-    let count: u64;
-    // SAFETY: reads an EL0-readable PMU register; no memory is touched.
-    unsafe {
-        core::arch::asm!("isb", "mrs {c}, pmevcntr0_el0", c = out(reg) count, options(nomem, nostack));
-    }
-    count
-}
-
-/// The virtual counter.
-fn ticks() -> u64 {
-    let count: u64;
-    // SAFETY: reads the EL0-readable virtual counter; no memory is touched.
-    unsafe {
-        core::arch::asm!("isb", "mrs {c}, cntvct_el0", c = out(reg) count, options(nomem, nostack));
-    }
-    count
-}
-
-/// Nanoseconds per tick of the virtual counter (16 at QEMU's 62.5 MHz).
-fn ns_per_tick() -> u64 {
-    let hz: u64;
-    // SAFETY: reads the EL0-readable counter frequency; no memory is touched.
-    unsafe {
-        core::arch::asm!("mrs {f}, cntfrq_el0", f = out(reg) hz, options(nomem, nostack));
-    }
-    1_000_000_000 / hz.max(1)
-}
 
 /// Sets the physical timer to fire at virtual count `deadline` (the kernel lets the PD that
 /// owns its interrupt program it).
@@ -113,8 +86,9 @@ impl Handler for Latency {
                 break (now, at);
             }
         };
-        let ns = ns_per_tick();
-        let woken_ns = (boundary * ns).wrapping_sub(at.wrapping_sub(woken) & 0xFFFF_FFFF);
+        // Nanoseconds per tick of the virtual counter (16 at QEMU's 62.5 MHz).
+        let ns = 1_000_000_000 / ticks_per_second();
+        let woken_ns = (boundary * ns).wrapping_sub(instructions_between(woken, at));
         let latency = woken_ns.wrapping_sub(self.deadline * ns);
         self.rounds += 1;
         if self.rounds > WARMUP {
@@ -126,13 +100,7 @@ impl Handler for Latency {
             return Ok(());
         }
         if self.rounds == WARMUP + ROUNDS {
-            let hundredths = self.total * 100 / u64::from(ROUNDS);
-            debug_println!(
-                "{}: BENCH interrupt to PD: {}.{:02} instructions, over {ROUNDS} rounds",
-                pd_name(),
-                hundredths / 100,
-                hundredths % 100
-            );
+            report_average("interrupt to PD", self.total, None, ROUNDS);
             return Ok(());
         }
         self.deadline = ticks() + DELAY_TICKS;

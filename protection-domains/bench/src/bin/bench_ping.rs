@@ -8,9 +8,7 @@
 
 use atoll_microkit::{Channel, ChannelSet, Handler, Infallible, protection_domain};
 
-#[path = "../counters.rs"]
-mod counters;
-use counters::Mark;
+use atoll_bench_pds::Mark;
 
 const PONG: Channel = Channel::new(0);
 const WARMUP: u32 = 100;

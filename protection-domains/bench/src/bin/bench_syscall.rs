@@ -8,9 +8,7 @@ use atoll_abi::microkit::slot;
 use atoll_abi::syscall;
 use atoll_microkit::{Handler, NullHandler, protection_domain, sys};
 
-#[path = "../counters.rs"]
-mod counters;
-use counters::Mark;
+use atoll_bench_pds::Mark;
 
 const WARMUP: u32 = 100;
 const ROUNDS: u32 = 10_000;
