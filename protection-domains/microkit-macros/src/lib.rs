@@ -1,5 +1,5 @@
 //! `#[protection_domain]`, as in `sel4-microkit`: marks the PD's `fn init() -> impl Handler`
-//! and makes it the program's entry. Optional arguments, in this order:
+//! and makes it the program's entry. Optional arguments, in either order:
 //!
 //! - `stack_size = <expr>`: accepted for source compatibility. On Atoll the stack is mapped
 //!   by the `microkit` tool from the description's `stack_size` attribute; the value is
@@ -38,13 +38,8 @@ pub fn protection_domain(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut heap = None;
     for arg in args {
         let seen = match arg.name.to_string().as_str() {
-            "stack_size" if heap.is_none() => &mut stack,
+            "stack_size" => &mut stack,
             "heap_size" => &mut heap,
-            "stack_size" => {
-                return syn::Error::new(arg.name.span(), "stack_size must come before heap_size")
-                    .to_compile_error()
-                    .into();
-            }
             _ => {
                 return syn::Error::new(
                     arg.name.span(),

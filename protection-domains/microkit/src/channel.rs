@@ -116,16 +116,20 @@ impl Channel {
         self.check(irqs(), "irq_ack", "an interrupt");
     }
 
+    /// The capability this PD signals the other end through.
+    pub(crate) fn notification_cap(&self) -> u64 {
+        u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64
+    }
+
+    /// The capability of the interrupt this channel delivers.
+    pub(crate) fn irq_handler_cap(&self) -> u64 {
+        u64::from(slot::IRQ_HANDLER) + self.0 as u64
+    }
+
     /// Signals the PD at the other end. Panics if this PD has no notification on it.
     pub fn notify(&self) {
         self.check_notify();
-        sys::raw(
-            syscall::SEND,
-            u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64,
-            0,
-            [0; 4],
-            0,
-        );
+        sys::raw(syscall::SEND, self.notification_cap(), 0, [0; 4], 0);
     }
 
     /// Signals the PD at the other end and reports whether the signal was delivered. Within
@@ -133,20 +137,14 @@ impl Channel {
     /// and then nothing is sent. Panics if this PD has no notification on it.
     pub fn try_notify(&self) -> Result<(), PeerDown> {
         self.check_notify();
-        invoke(u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64, 0, &[])
-            .map_err(|_| PeerDown(self.0))
+        invoke(self.notification_cap(), 0, &[]).map_err(|_| PeerDown(self.0))
     }
 
     /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if
     /// the channel is not an interrupt of this PD.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
         self.check_irq();
-        invoke(
-            u64::from(slot::IRQ_HANDLER) + self.0 as u64,
-            label::IRQ_HANDLER_ACK,
-            &[],
-        )
-        .map_err(IrqAckError)
+        invoke(self.irq_handler_cap(), label::IRQ_HANDLER_ACK, &[]).map_err(IrqAckError)
     }
 
     /// Calls the PD at the other end (a protected procedure call) with the message in the

@@ -52,15 +52,8 @@ pub trait Handler {
     }
 }
 
-/// An error type with no values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Infallible {}
-
-impl fmt::Display for Infallible {
-    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {}
-    }
-}
+/// An error type with no values: core's, as `sel4-microkit` re-exports it.
+pub use core::convert::Infallible;
 
 /// A handler that expects no event.
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,17 +129,12 @@ impl DeferredAction {
         match self.interface {
             DeferredActionInterface::Notify => {
                 self.channel.check_notify();
-                (
-                    u64::from(slot::OUTPUT_NOTIFICATION) + self.channel.index() as u64,
-                    0,
-                )
+                (self.channel.notification_cap(), 0)
             }
             DeferredActionInterface::IrqAck => {
                 self.channel.check_irq();
-                (
-                    u64::from(slot::IRQ_HANDLER) + self.channel.index() as u64,
-                    syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0,
-                )
+                let tag = syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0;
+                (self.channel.irq_handler_cap(), tag)
             }
         }
     }
@@ -212,11 +200,8 @@ fn run<H: Handler>(mut handler: H) -> ! {
     // A passive PD's "ready" goes to the monitor as the send half of its first receive, so
     // it is already waiting when the monitor takes its scheduling context away.
     let mut ready = pd_is_passive();
-    let mut left = irqs();
-    while left != 0 {
-        let id = left.trailing_zeros() as usize;
-        left &= left - 1;
-        let _ = Channel::new(id).irq_ack();
+    for channel in ChannelSet::from_badge(irqs()).iter() {
+        let _ = channel.irq_ack();
     }
     let mut reply: Option<MessageInfo> = None;
     loop {

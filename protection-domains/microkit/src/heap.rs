@@ -127,15 +127,15 @@ impl<const N: usize> State<N> {
             if used <= size {
                 let used = used.next_multiple_of(UNIT);
                 let rest = size - used;
-                let replacement = if rest >= 2 * UNIT {
+                // A tail big enough for a block stays free; a smaller one goes with this one.
+                let (replacement, taken) = if rest >= 2 * UNIT {
                     let tail = (start + used) as *mut Free;
                     // SAFETY: the tail lies inside this free block, 16-byte aligned.
                     unsafe { tail.write(Free { size: rest, next }) };
-                    NonNull::new(tail)
+                    (NonNull::new(tail), used)
                 } else {
-                    next
+                    (next, size)
                 };
-                let taken = if rest >= 2 * UNIT { used } else { size };
                 match prev {
                     // SAFETY: `prev` is a valid free block.
                     Some(mut p) => unsafe { p.as_mut().next = replacement },

@@ -10,14 +10,13 @@
 #![no_std]
 
 mod channel;
-mod fault;
 mod handler;
 pub mod heap;
 mod message;
 
+pub use atoll_abi::fault::Fault;
 pub use atoll_microkit_macros::protection_domain;
 pub use channel::{Channel, ChannelSet, Child, IrqAckError, PeerDown};
-pub use fault::Fault;
 pub use handler::{
     DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, NullHandler,
     run_main,

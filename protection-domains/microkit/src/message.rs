@@ -51,7 +51,8 @@ impl MessageInfo {
     /// The fault this message reports, decoded from its label and the message registers
     /// just received (in a [`crate::Handler::fault`]).
     pub fn fault(&self) -> crate::Fault {
-        crate::fault::decode(*self)
+        let mr = |i: usize| if i < self.count() { get_mr(i) } else { 0 };
+        crate::Fault::from_parts(self.label(), [mr(0), mr(1), mr(2), mr(3)])
     }
 }
 
