@@ -1,14 +1,28 @@
 //! What `producer` and `consumer` share: the ring's geometry, the messages and the
 //! checksum, so both sides compute the same figures independently.
 
-use atoll_channels::ring::SharedRing;
+use core::fmt;
+use core::ptr::NonNull;
+
+use atoll_channels::ring::{Consumer, Producer, SharedRing};
+use atoll_microkit::memory_region_symbol;
 
 /// 64 slots of 56 bytes.
 pub type Ring = SharedRing<64, 7>;
+/// The producer's end of the ring.
+pub type Tx = Producer<'static, 64, 7>;
+/// The consumer's end of the ring.
+pub type Rx = Consumer<'static, 64, 7>;
 /// Messages streamed.
 pub const MESSAGES: u32 = 2000;
 /// Bytes of the shared region `stream`.
 pub const REGION_BYTES: usize = 0x1_0000;
+
+/// The shared region `stream`, which the description maps read-write for the PD's whole
+/// life; both PDs use it only through a ring of this geometry.
+pub fn region() -> NonNull<[u8]> {
+    memory_region_symbol!(stream: *mut [u8], bytes = REGION_BYTES)
+}
 
 /// Message `n`: 1 to 56 bytes, each a function of `n` and its position.
 pub fn message(n: u32, buffer: &mut [u8; Ring::MESSAGE_BYTES]) -> &[u8] {
@@ -38,6 +52,12 @@ pub struct Checksum {
     pub bytes: u64,
 }
 
+impl Default for Checksum {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Checksum {
     /// Nothing yet.
     pub const fn new() -> Self {
@@ -55,5 +75,15 @@ impl Checksum {
         }
         self.messages += 1;
         self.bytes += message.len() as u64;
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} messages, {} bytes, checksum {:#018x}",
+            self.messages, self.bytes, self.hash
+        )
     }
 }

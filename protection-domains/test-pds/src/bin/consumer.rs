@@ -7,18 +7,15 @@
 
 use atoll_channels::ring::RingError;
 use atoll_microkit::{
-    Channel, ChannelSet, Handler, Infallible, debug_println, memory_region_symbol, pd_name,
-    protection_domain,
+    Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
 
-#[path = "../stream.rs"]
-mod stream;
-use stream::{Checksum, MESSAGES, REGION_BYTES, Ring};
+use atoll_test_pds::stream::{self, Checksum, MESSAGES, REGION_BYTES, Ring, Rx};
 
 const PRODUCER: Channel = Channel::new(0);
 
 struct Consumer {
-    rx: Option<atoll_channels::ring::Consumer<'static, 64, 7>>,
+    rx: Option<Rx>,
     sum: Checksum,
     failed: bool,
 }
@@ -33,11 +30,11 @@ fn init() -> impl Handler {
 }
 
 impl Consumer {
-    fn attach() -> Result<atoll_channels::ring::Consumer<'static, 64, 7>, RingError> {
-        let region = memory_region_symbol!(stream: *mut [u8], bytes = REGION_BYTES);
-        // SAFETY: the description maps the region read-write at this address for the PD's
-        // whole life, and both PDs use it only through a ring of this geometry.
-        let ring = unsafe { Ring::attach_raw(region.cast::<u8>().as_ptr(), REGION_BYTES) }?;
+    fn attach() -> Result<Rx, RingError> {
+        // SAFETY: `stream::region` is mapped read-write for the PD's whole life, and both
+        // PDs use it only through a ring of this geometry.
+        let ring =
+            unsafe { Ring::attach_raw(stream::region().cast::<u8>().as_ptr(), REGION_BYTES) }?;
         ring.consumer()
     }
 
@@ -62,13 +59,7 @@ impl Consumer {
                     }
                     self.sum.add(&buffer[..n]);
                     if self.sum.messages == MESSAGES {
-                        debug_println!(
-                            "{}: received {} messages, {} bytes, checksum {:#018x}",
-                            pd_name(),
-                            self.sum.messages,
-                            self.sum.bytes,
-                            self.sum.hash
-                        );
+                        debug_println!("{}: received {}", pd_name(), self.sum);
                     }
                 }
                 Err(RingError::WouldBlock) => return took,

@@ -7,10 +7,9 @@
 #![forbid(unsafe_code)]
 
 use atoll_microkit::{ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain};
+use atoll_test_pds::fan::{DONE, FLOOD, SPREAD};
 
-const SPREAD_MASK: u64 = (1 << 60) - 1;
-const FLOOD_BIT: u64 = 1 << 60;
-const DONE_BIT: u64 = 1 << 61;
+const SPREAD_MASK: u64 = (1 << SPREAD) - 1;
 /// Iterations of busy work after each delivery.
 const SLOW: u64 = 20_000;
 
@@ -18,7 +17,6 @@ struct Fanin {
     seen: u64,
     deliveries: u32,
     floods: u32,
-    spread_reported: bool,
 }
 
 #[protection_domain]
@@ -27,7 +25,6 @@ fn init() -> impl Handler {
         seen: 0,
         deliveries: 0,
         floods: 0,
-        spread_reported: false,
     }
 }
 
@@ -35,18 +32,18 @@ impl Handler for Fanin {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        let bits = channels.bits();
+        let before = self.seen;
         self.deliveries += 1;
-        self.seen |= bits;
-        if bits & FLOOD_BIT != 0 {
+        self.seen |= channels.bits();
+        if channels.contains(FLOOD) {
             self.floods += 1;
         }
-        if !self.spread_reported && self.seen & SPREAD_MASK == SPREAD_MASK {
-            self.spread_reported = true;
-            debug_println!("{}: all 60 channels delivered", pd_name());
+        let spread = |seen: u64| seen & SPREAD_MASK == SPREAD_MASK;
+        if !spread(before) && spread(self.seen) {
+            debug_println!("{}: all {SPREAD} channels delivered", pd_name());
         }
-        if bits & DONE_BIT != 0 {
-            let missing = (SPREAD_MASK | FLOOD_BIT) & !self.seen;
+        if channels.contains(DONE) {
+            let missing = (SPREAD_MASK | 1 << FLOOD.index()) & !self.seen;
             if missing == 0 {
                 debug_println!(
                     "{}: flood over: channel 60 delivered {} times, {} deliveries in all; no bit lost",

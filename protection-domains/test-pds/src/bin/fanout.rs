@@ -7,11 +7,8 @@
 #![forbid(unsafe_code)]
 
 use atoll_microkit::{Channel, Handler, NullHandler, debug_println, pd_name, protection_domain};
+use atoll_test_pds::fan::{DONE, FLOOD, SPREAD};
 
-/// Channels 0..SPREAD are each notified once at the start.
-const SPREAD: usize = 60;
-const FLOOD: Channel = Channel::new(60);
-const DONE: Channel = Channel::new(61);
 /// Notifies in the flood.
 const FLOOD_NOTIFIES: usize = 5000;
 

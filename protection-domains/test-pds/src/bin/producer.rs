@@ -7,28 +7,24 @@
 
 use atoll_channels::ring::RingError;
 use atoll_microkit::{
-    Channel, ChannelSet, Handler, Infallible, debug_println, memory_region_symbol, pd_name,
-    protection_domain,
+    Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
 
-#[path = "../stream.rs"]
-mod stream;
-use stream::{Checksum, MESSAGES, REGION_BYTES, Ring};
+use atoll_test_pds::stream::{self, Checksum, MESSAGES, Ring, Tx};
 
 const CONSUMER: Channel = Channel::new(0);
 
 struct Producer {
-    tx: atoll_channels::ring::Producer<'static, 64, 7>,
+    tx: Tx,
     sum: Checksum,
     failed: bool,
 }
 
 #[protection_domain]
 fn init() -> impl Handler {
-    let mut region = memory_region_symbol!(stream: *mut [u8], bytes = REGION_BYTES);
-    // SAFETY: the description maps the region read-write at this address for the PD's
-    // whole life, and both PDs use it only through a ring of this geometry.
-    let ring = Ring::init(unsafe { region.as_mut() });
+    // SAFETY: `stream::region` is mapped read-write for the PD's whole life, and both PDs
+    // use it only through a ring of this geometry.
+    let ring = Ring::init(unsafe { stream::region().as_mut() });
     let Ok(tx) = ring.and_then(|r| r.producer()) else {
         panic!("the stream region cannot hold the ring");
     };
@@ -51,13 +47,7 @@ impl Producer {
                 Ok(()) => {
                     self.sum.add(message);
                     if self.sum.messages == MESSAGES {
-                        debug_println!(
-                            "{}: sent {} messages, {} bytes, checksum {:#018x}",
-                            pd_name(),
-                            self.sum.messages,
-                            self.sum.bytes,
-                            self.sum.hash
-                        );
+                        debug_println!("{}: sent {}", pd_name(), self.sum);
                     }
                 }
                 Err(RingError::WouldBlock) => break,
