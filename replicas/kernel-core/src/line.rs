@@ -28,7 +28,7 @@ impl<const N: usize> LineBuf<N> {
 
     /// The text so far; a cut line ends in `~`.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 
     /// Whether text was cut.
@@ -45,21 +45,26 @@ impl<const N: usize> LineBuf<N> {
 
 impl<const N: usize> fmt::Write for LineBuf<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if self.cut || N == 0 {
+        if self.cut {
             return Ok(());
         }
-        let room = N - self.len;
-        if s.len() <= room {
-            self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        let free = self.bytes.get_mut(self.len..).unwrap_or_default();
+        if let Some(room) = free.get_mut(..s.len()) {
+            room.copy_from_slice(s.as_bytes());
             self.len += s.len();
-        } else {
-            let keep = room.saturating_sub(1);
-            self.bytes[self.len..self.len + keep].copy_from_slice(&s.as_bytes()[..keep]);
-            self.len += keep;
-            self.bytes[self.len] = b'~';
-            self.len += 1;
-            self.cut = true;
+            return Ok(());
         }
+        // Too long: keep what fits and end the line in the cut mark, which takes the last
+        // byte of the buffer (overwriting text when the buffer was already full).
+        let keep = free.len();
+        if let (Some(room), Some(text)) = (free.get_mut(..keep), s.as_bytes().get(..keep)) {
+            room.copy_from_slice(text);
+        }
+        self.len = N;
+        if let Some(last) = self.bytes.last_mut() {
+            *last = b'~';
+        }
+        self.cut = true;
         Ok(())
     }
 }
@@ -105,6 +110,41 @@ mod tests {
         write!(l, "more").unwrap();
         assert_eq!(l.as_bytes(), b"0123456~");
         assert!(l.was_cut());
+    }
+
+    #[test]
+    fn a_full_line_is_cut_in_place() {
+        // The buffer fills exactly, then one more character arrives: the cut mark replaces
+        // the last byte instead of going past the end.
+        let mut l = LineBuf::<4>::new();
+        for c in "abcd".chars() {
+            l.write_char(c).unwrap();
+        }
+        assert_eq!(l.as_bytes(), b"abcd");
+        assert!(!l.was_cut());
+        l.write_char('e').unwrap();
+        assert_eq!(l.as_bytes(), b"abc~");
+        assert!(l.was_cut());
+        l.write_char('f').unwrap();
+        assert_eq!(l.as_bytes(), b"abc~");
+    }
+
+    #[test]
+    fn any_sequence_of_writes_stays_in_bounds() {
+        for n in 0..12 {
+            let mut l = LineBuf::<5>::new();
+            for _ in 0..n {
+                write!(l, "xy").unwrap();
+            }
+            assert!(l.as_bytes().len() <= 5);
+            assert_eq!(l.was_cut(), 2 * n > 5);
+            if l.was_cut() {
+                assert_eq!(l.as_bytes().last(), Some(&b'~'));
+            }
+        }
+        let mut empty = LineBuf::<0>::new();
+        write!(empty, "x").unwrap();
+        assert_eq!(empty.as_bytes(), b"");
     }
 
     #[test]
