@@ -276,8 +276,8 @@ impl Builder<'_> {
             &[initial::TCB, prio, prio, sc, fault_ep],
         );
         let input = pd.capabilities.iter().find(|c| c.slot == slot::INPUT);
+        let ntfn = self.slot_of(&format!("notification_{name}"))?;
         if input.is_some_and(|c| c.object.starts_with("endpoint_")) {
-            let ntfn = self.slot_of(&format!("notification_{name}"))?;
             self.call(tcb, label::TCB_BIND_NOTIFICATION, &[ntfn]);
         }
         let mut pd_name = [0u8; 64];
@@ -287,6 +287,7 @@ impl Builder<'_> {
             name: pd_name,
             tcb,
             sc,
+            notification: ntfn,
             // The monitor tells PDs apart by the badge of their fault endpoint; a child's
             // faults go to its parent instead.
             fault_badge: if fault.object == MONITOR_ENDPOINT {

@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use atoll_abi::bootprog::pd_flags;
 use atoll_abi::bootprog::{BootProgram, untyped_flags};
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::PhysRange;
+use atoll_abi::syscall::label;
 use atoll_abi::syscall::{self, MessageInfo};
 use atoll_kernel_core::cap::Cap;
+use atoll_kernel_core::id::{SlotId, ThreadId};
 use atoll_kernel_core::ipc::ThreadState;
 use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, Machine};
 use microkit::plan::{ImagePlacement, Plan};
@@ -37,9 +40,9 @@ impl Machine for Ram {
         }
         true
     }
-    fn put_char(&mut self, _thread: usize, _c: u8) {}
-    fn unhandled_fault(&mut self, thread: usize, label: u64, _mrs: &[u64; 4]) {
-        panic!("thread {thread} faulted with no handler: {label}");
+    fn put_char(&mut self, _thread: ThreadId, _c: u8) {}
+    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, _mrs: &[u64; 4]) {
+        panic!("thread {thread:?} faulted with no handler: {label}");
     }
     fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {}
     fn claim_irq(&mut self, _irq: u32, _edge: bool) -> bool {
@@ -197,11 +200,11 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
                 kind: ObjectKind::Tcb,
                 data,
                 ..
-            } = k.cap(pd.tcb as usize)
+            } = k.cap(SlotId::from_data(pd.tcb).expect("a slot"))
             else {
                 panic!("PD {}: slot {} holds no TCB", pd.name(), pd.tcb);
             };
-            let thread = data as usize;
+            let thread = ThreadId::from_data(data).expect("a thread");
             assert_ne!(
                 k.thread_state(thread),
                 ThreadState::Inactive,
@@ -209,6 +212,22 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
                 pd.name()
             );
             assert_eq!(k.context(thread).unwrap().pc, 0x20_0000);
+        }
+        // What the monitor does when a passive PD reports that its init is done: its
+        // scheduling context moves from its thread to its notification.
+        for pd in program
+            .pds()
+            .iter()
+            .filter(|pd| pd.flags & pd_flags::PASSIVE != 0)
+        {
+            for (op, object) in [
+                (label::SCHED_CONTEXT_UNBIND_OBJECT, pd.tcb),
+                (label::SCHED_CONTEXT_BIND, pd.notification),
+            ] {
+                if let Some(e) = invoke(&mut k, &mut m, ipc, pd.sc, op, &[object]) {
+                    panic!("PD {}: making it passive failed: {e:?}", pd.name());
+                }
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Magic at the start of a boot program.
 pub const MAGIC: [u8; 8] = *b"ATOLLBPG";
 /// Current version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Where the kernel maps the boot program in the initialiser's address space (read-only).
 pub const VADDR: u64 = 0x3F_E000_0000;
 /// The most bytes a boot program may have (the initialiser's window for it).
@@ -96,6 +96,9 @@ pub struct Pd {
     pub tcb: u64,
     /// Its scheduling context (a slot of the initialiser's root CNode).
     pub sc: u64,
+    /// Its notification (a slot of the initialiser's root CNode): a passive PD's
+    /// scheduling context is bound to it, so that the PD handles notifications on it.
+    pub notification: u64,
     /// The badge its faults arrive with at the monitor endpoint; 0 when its parent, not
     /// the monitor, handles its faults.
     pub fault_badge: u64,
@@ -137,8 +140,9 @@ const _: () = {
     assert!(size_of::<Header>() == 48);
     assert!(offset_of!(Header, monitor_endpoint) == 32);
     assert!(size_of::<Untyped>() == 16);
-    assert!(size_of::<Pd>() == 112);
+    assert!(size_of::<Pd>() == 120);
     assert!(offset_of!(Pd, sc) == 72);
+    assert!(offset_of!(Pd, notification) == 80);
     assert!(offset_of!(Pd, tcb) == 64);
     assert!(size_of::<Invocation>() == 80);
     assert!(offset_of!(Invocation, args) == 16);
@@ -283,6 +287,7 @@ mod tests {
             name,
             tcb: 300,
             sc: 301,
+            notification: 302,
             fault_badge: 1,
             entry: 0x20_0000,
             stack_top: 0x7F_FFFF_E000,

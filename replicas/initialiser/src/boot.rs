@@ -8,7 +8,9 @@
 //! reported in words with the PD's name. The PD is then stopped, or restarted from its
 //! entry point when its description asks (`restart="true"`), at most
 //! [`bootprog::MAX_RESTARTS`] times. A passive PD's message with label 0 on the same
-//! endpoint says its `init` is done; the monitor then takes its scheduling context away.
+//! endpoint says its `init` is done; the monitor then takes its scheduling context away
+//! and binds it to the PD's notification, as Microkit's monitor does: the PD runs on its
+//! callers' contexts for their calls, and on that one while it handles a notification.
 
 use atoll_abi::bootprog::{self, BootProgram, pd_flags};
 use atoll_abi::syscall::label;
@@ -103,7 +105,13 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
                 *n += 1;
                 if pd.flags & pd_flags::PASSIVE != 0 {
                     // It runs `init` again on its own context, then reports ready again.
-                    // (It still has the context if it faulted before it first reported.)
+                    // (It still has the context if it faulted before it first reported;
+                    // then the notification does not.)
+                    let _ = sys::invoke(
+                        pd.sc,
+                        label::SCHED_CONTEXT_UNBIND_OBJECT,
+                        &[pd.notification],
+                    );
                     let _ = sys::invoke(pd.sc, label::SCHED_CONTEXT_BIND, &[pd.tcb]);
                 }
                 let regs = [1, pd.entry, pd.stack_top];
@@ -129,8 +137,9 @@ pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
 }
 
 /// Takes the scheduling context away from the passive PD whose "ready" message (badge:
-/// its index on this replica plus one) arrived, as Microkit's monitor does: from now on it
-/// runs only on its callers' contexts.
+/// its index on this replica plus one) arrived and binds it to the PD's notification, as
+/// Microkit's monitor does: from now on it runs on its callers' contexts for their calls,
+/// and on that context while it handles a notification.
 fn make_passive(p: &BootProgram<'_>, badge: u64) {
     let pd = usize::try_from(badge)
         .ok()
@@ -147,7 +156,9 @@ fn make_passive(p: &BootProgram<'_>, badge: u64) {
         }
         Some(pd) => {
             out.str("PD '").str(pd.name());
-            match sys::invoke(pd.sc, label::SCHED_CONTEXT_UNBIND_OBJECT, &[pd.tcb]) {
+            let passive = sys::invoke(pd.sc, label::SCHED_CONTEXT_UNBIND_OBJECT, &[pd.tcb])
+                .and_then(|_| sys::invoke(pd.sc, label::SCHED_CONTEXT_BIND, &[pd.notification]));
+            match passive {
                 Ok(_) => out.str("' finished init and is passive").line("INFO"),
                 Err(e) => out
                     .str("' could not be made passive: ")

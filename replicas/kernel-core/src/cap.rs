@@ -1,24 +1,24 @@
 //! Capabilities, their slots and their derivation tree, in the style of seL4.
 //!
-//! A replica's capabilities live in one table of slots; a CNode object owns a run of
-//! `2^radix` slots in it, handed out when the CNode is retyped. Every capability records
-//! where it came from in the **derivation tree**: retype makes object capabilities children
-//! of the untyped capability, and copy, mint and mutate make the new capability a child of
-//! its source. Revoking a capability deletes every descendant; deleting one keeps its
-//! descendants, which move up to its parent; deleting the last capability to an object
-//! destroys the object (a CNode's contents are deleted with it).
+//! A replica's capabilities live in one table of slots. A CNode object owns a run of
+//! `2^radix` slots in it, handed out when the CNode is retyped; a TCB owns
+//! [`TCB_SLOTS`] slots at the top of the table, where the kernel keeps copies of the
+//! capabilities the thread runs with (its spaces, IPC buffer and fault handler), as seL4's
+//! TCB CNode does. Every capability records where it came from in the **derivation tree**:
+//! retype makes object capabilities children of the untyped capability, and copy, mint and
+//! mutate make the new capability a child of its source. Revoking a capability deletes
+//! every descendant; deleting one keeps its descendants, which move up to its parent;
+//! deleting the last capability to an object destroys the object (the slots it owns are
+//! deleted with it).
 //!
-//! Nothing here allocates or recurses: trees are linked through slot indices, and cascades
-//! (revoke, CNode destruction) use bounded work lists. Every operation checks its arguments
-//! and returns an `Error`; none panics on any input.
+//! Nothing here allocates or recurses: trees are linked through slot ids, and cascades
+//! (revoke, destruction of an object that owns slots) use bounded work lists. Every
+//! operation checks its arguments and returns an `Error`; none panics on any input.
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind};
 
-/// Index of a slot in the table.
-pub type SlotId = usize;
-
-const NONE: u32 = u32::MAX;
+use crate::id::{MAX_THREADS, TCB_SLOTS, Table, TableIndex};
 
 /// Access rights of a capability.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -53,11 +53,25 @@ impl Rights {
         self.0 & other.0 == other.0
     }
 
+    /// Whether any right in `other` is here.
+    pub const fn any_of(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The rights in either.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     /// The rights in both.
     pub const fn intersect(self, other: Self) -> Self {
         Self(self.0 & other.0)
     }
 }
+
+/// The kernel data of an object capability whose object has no table entry yet (between
+/// retype and the kernel's initialisation of the object).
+pub const NO_DATA: u64 = u64::MAX;
 
 /// A capability.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,9 +117,10 @@ pub enum Cap {
         /// Badge (endpoints, notifications, doorbells).
         badge: u64,
         /// Kernel data: the object's table index for threads, endpoints, notifications,
-        /// replies, scheduling contexts, address spaces and doorbells; for a frame or page
-        /// table, where this capability maps it (see the kernel), 0 when unmapped. A copy of
-        /// a frame or page-table capability starts unmapped.
+        /// replies, scheduling contexts, address spaces and doorbells ([`NO_DATA`] until
+        /// the kernel gives it one); for a frame or page table, where this capability maps
+        /// it (see the kernel), 0 when unmapped. A copy of a frame capability starts
+        /// unmapped; a copy of a page-table capability names the same mapping.
         data: u64,
     },
 }
@@ -139,10 +154,11 @@ impl Cap {
             }
             | Cap::Object {
                 base, size_bits, ..
-            } => Some((base, 1u64 << size_bits)),
-            Cap::CNode { base, radix, .. } => {
-                Some((base, 1u64 << (u32::from(radix) + CNODE_SLOT_BITS)))
-            }
+            } => Some((base, 1u64.checked_shl(u32::from(size_bits))?)),
+            Cap::CNode { base, radix, .. } => Some((
+                base,
+                1u64.checked_shl(u32::from(radix).saturating_add(CNODE_SLOT_BITS))?,
+            )),
             Cap::Null => None,
         }
     }
@@ -150,21 +166,21 @@ impl Cap {
 
 /// One slot: a capability and its place in the derivation tree.
 #[derive(Clone, Copy, Debug)]
-struct Slot {
+struct Slot<I> {
     cap: Cap,
-    parent: u32,
-    first_child: u32,
-    next_sibling: u32,
-    prev_sibling: u32,
+    parent: Option<I>,
+    first_child: Option<I>,
+    next_sibling: Option<I>,
+    prev_sibling: Option<I>,
 }
 
-impl Slot {
-    const EMPTY: Slot = Slot {
+impl<I: Copy> Slot<I> {
+    const EMPTY: Slot<I> = Slot {
         cap: Cap::Null,
-        parent: NONE,
-        first_child: NONE,
-        next_sibling: NONE,
-        prev_sibling: NONE,
+        parent: None,
+        first_child: None,
+        next_sibling: None,
+        prev_sibling: None,
     };
 }
 
@@ -185,69 +201,89 @@ pub enum LookupFault {
     },
 }
 
-/// The capability table of a replica: `N` slots, of which the first `roots` are free
-/// standing (the initial slots the kernel hands out at boot) and the rest are handed to
-/// CNodes as they are retyped.
-pub struct CapTable<const N: usize> {
-    slots: [Slot; N],
+/// A stack of at most `N` ids: the work list of a cascade.
+struct Work<I, const N: usize> {
+    items: [Option<I>; N],
+    len: usize,
+}
+
+impl<I: Copy, const N: usize> Work<I, N> {
+    const fn new() -> Self {
+        Self {
+            items: [None; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, id: I) {
+        if let Some(item) = self.items.get_mut(self.len) {
+            *item = Some(id);
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    fn pop(&mut self) -> Option<I> {
+        self.len = self.len.checked_sub(1)?;
+        self.items.get_mut(self.len)?.take()
+    }
+}
+
+/// The capability table of a replica: `N` slots indexed by `I`. The first `roots` slots
+/// stand alone (the initial slots the kernel hands out at boot); CNodes get runs of the
+/// slots from there up to `tcb_base`; the slots from `tcb_base` up are the TCBs' own,
+/// [`TCB_SLOTS`] per thread in thread order.
+pub struct CapTable<I, const N: usize> {
+    slots: Table<I, Slot<I>, N>,
     roots: usize,
+    tcb_base: usize,
     /// Every CNode run ever handed out ends at or below this slot, so a new run can start
     /// here without a search while it fits.
     cnode_top: usize,
     /// Work list of a cascading deletion (kept here, not on the kernel stack).
-    work: [u32; N],
+    work: Work<I, N>,
 }
 
-impl<const N: usize> CapTable<N> {
-    /// A table whose first `roots` slots stand alone; the rest back CNodes.
-    pub const fn new(roots: usize) -> Self {
-        let roots = if roots < N { roots } else { N };
+impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N> {
+    /// A table whose first `roots` slots stand alone and whose slots from `tcb_base` up
+    /// hold the TCBs' own capabilities; CNodes get the slots between.
+    pub const fn new(roots: usize, tcb_base: usize) -> Self {
+        let tcb_base = if tcb_base < N { tcb_base } else { N };
+        let roots = if roots < tcb_base { roots } else { tcb_base };
         Self {
-            slots: [Slot::EMPTY; N],
+            slots: Table::filled(Slot::EMPTY),
             roots,
+            tcb_base,
             cnode_top: roots,
-            work: [NONE; N],
+            work: Work::new(),
         }
     }
 
-    /// The capability in `slot` (`Null` for an index out of range).
-    pub fn get(&self, slot: SlotId) -> Cap {
-        *self.get_ref(slot)
+    /// The capability in `slot`.
+    pub fn get(&self, slot: I) -> Cap {
+        self.slots[slot].cap
     }
 
-    /// The capability in `slot` (`Null` if out of range), without copying it.
-    pub fn get_ref(&self, slot: SlotId) -> &Cap {
-        self.slots.get(slot).map_or(&Cap::Null, |s| &s.cap)
+    /// The capability in `slot`, without copying it.
+    pub fn get_ref(&self, slot: I) -> &Cap {
+        &self.slots[slot].cap
     }
 
     /// The parent of `slot` in the derivation tree.
-    pub fn parent(&self, slot: SlotId) -> Option<SlotId> {
-        let p = self.slots.get(slot)?.parent;
-        (p != NONE).then_some(p as usize)
+    pub fn parent(&self, slot: I) -> Option<I> {
+        self.slots[slot].parent
     }
 
     /// The children of `slot` in the derivation tree, in insertion order (newest first).
-    pub fn children(&self, slot: SlotId) -> impl Iterator<Item = SlotId> + '_ {
-        let mut next = self.slots.get(slot).map_or(NONE, |s| s.first_child);
+    pub fn children(&self, slot: I) -> impl Iterator<Item = I> + '_ {
+        let mut next = self.slots[slot].first_child;
         core::iter::from_fn(move || {
-            (next != NONE).then(|| {
-                let current = next as usize;
-                next = self.slots[current].next_sibling;
-                current
-            })
+            let current = next?;
+            next = self.slots[current].next_sibling;
+            Some(current)
         })
     }
 
-    fn check(&self, slot: SlotId) -> Result<(), Error> {
-        if slot < N {
-            Ok(())
-        } else {
-            Err(Error::RangeError)
-        }
-    }
-
-    fn empty(&self, slot: SlotId) -> Result<(), Error> {
-        self.check(slot)?;
+    fn empty(&self, slot: I) -> Result<(), Error> {
         if self.slots[slot].cap.is_null() {
             Ok(())
         } else {
@@ -255,69 +291,96 @@ impl<const N: usize> CapTable<N> {
         }
     }
 
-    fn full(&self, slot: SlotId) -> Result<Cap, Error> {
-        self.check(slot)?;
+    fn full(&self, slot: I) -> Result<Cap, Error> {
         match self.slots[slot].cap {
             Cap::Null => Err(Error::FailedLookup),
             cap => Ok(cap),
         }
     }
 
+    /// The first slot of thread `thread`'s own slots (its table index), if the table has
+    /// room for them.
+    pub fn tcb_slot(&self, thread: usize, which: usize) -> Option<I> {
+        if thread >= MAX_THREADS || which >= TCB_SLOTS {
+            return None;
+        }
+        I::from_index(
+            self.tcb_base
+                .checked_add(thread.checked_mul(TCB_SLOTS)?)?
+                .checked_add(which)?,
+        )
+    }
+
+    /// The slots the object of `cap` owns and that go with it: a CNode's contents, a TCB's
+    /// own slots. (first slot index, count)
+    fn owned_slots(&self, cap: Cap) -> Option<(usize, usize)> {
+        match cap {
+            Cap::CNode { first, radix, .. } => {
+                Some((first as usize, 1usize.checked_shl(u32::from(radix))?))
+            }
+            Cap::Object {
+                kind: ObjectKind::Tcb,
+                data,
+                ..
+            } => {
+                let first = self.tcb_slot(usize::try_from(data).ok()?, 0)?;
+                Some((first.index(), TCB_SLOTS))
+            }
+            _ => None,
+        }
+    }
+
     /// Boot: places an original capability (untyped memory, IRQ control) in an empty slot.
-    pub fn insert_original(&mut self, slot: SlotId, cap: Cap) -> Result<(), Error> {
+    pub fn insert_original(&mut self, slot: I, cap: Cap) -> Result<(), Error> {
         self.empty(slot)?;
         if let Some((first, len)) = Self::cnode_slots(cap) {
-            self.cnode_top = self.cnode_top.max(first.saturating_add(len).min(N));
+            self.cnode_top = self
+                .cnode_top
+                .max(first.index().saturating_add(len).min(self.tcb_base));
         }
         self.slots[slot] = Slot { cap, ..Slot::EMPTY };
         Ok(())
     }
 
-    fn link_child(&mut self, parent: SlotId, child: SlotId) {
+    fn link_child(&mut self, parent: I, child: I) {
         let old_first = self.slots[parent].first_child;
-        self.slots[child].parent = parent as u32;
-        self.slots[child].prev_sibling = NONE;
+        self.slots[child].parent = Some(parent);
+        self.slots[child].prev_sibling = None;
         self.slots[child].next_sibling = old_first;
-        if old_first != NONE {
-            self.slots[old_first as usize].prev_sibling = child as u32;
+        if let Some(old) = old_first {
+            self.slots[old].prev_sibling = Some(child);
         }
-        self.slots[parent].first_child = child as u32;
+        self.slots[parent].first_child = Some(child);
     }
 
-    fn unlink(&mut self, slot: SlotId) {
+    fn unlink(&mut self, slot: I) {
         let Slot {
             parent,
             prev_sibling,
             next_sibling,
             ..
         } = self.slots[slot];
-        if prev_sibling != NONE {
-            self.slots[prev_sibling as usize].next_sibling = next_sibling;
-        } else if parent != NONE {
-            self.slots[parent as usize].first_child = next_sibling;
+        match (prev_sibling, parent) {
+            (Some(prev), _) => self.slots[prev].next_sibling = next_sibling,
+            (None, Some(parent)) => self.slots[parent].first_child = next_sibling,
+            (None, None) => {}
         }
-        if next_sibling != NONE {
-            self.slots[next_sibling as usize].prev_sibling = prev_sibling;
+        if let Some(next) = next_sibling {
+            self.slots[next].prev_sibling = prev_sibling;
         }
-        self.slots[slot].parent = NONE;
-        self.slots[slot].prev_sibling = NONE;
-        self.slots[slot].next_sibling = NONE;
+        self.slots[slot].parent = None;
+        self.slots[slot].prev_sibling = None;
+        self.slots[slot].next_sibling = None;
     }
 
     /// Copy with rights no wider than the source's; the copy is a child of the source.
-    pub fn copy(&mut self, src: SlotId, dest: SlotId, rights: Rights) -> Result<(), Error> {
+    pub fn copy(&mut self, src: I, dest: I, rights: Rights) -> Result<(), Error> {
         self.derive(src, dest, rights, None)
     }
 
     /// Copy with reduced rights and a badge (endpoints, notifications, doorbells only; the
     /// source must be unbadged).
-    pub fn mint(
-        &mut self,
-        src: SlotId,
-        dest: SlotId,
-        rights: Rights,
-        badge: u64,
-    ) -> Result<(), Error> {
+    pub fn mint(&mut self, src: I, dest: I, rights: Rights, badge: u64) -> Result<(), Error> {
         self.derive(src, dest, rights, Some(badge))
     }
 
@@ -326,8 +389,8 @@ impl<const N: usize> CapTable<N> {
     /// derivation tree moves with it.
     pub fn mutate(
         &mut self,
-        src: SlotId,
-        dest: SlotId,
+        src: I,
+        dest: I,
         rights: Rights,
         badge: Option<u64>,
     ) -> Result<(), Error> {
@@ -375,11 +438,18 @@ impl<const N: usize> CapTable<N> {
                         new
                     }
                 };
-                // A copy of a mapping capability is a fresh, unmapped one.
-                let data = if copy && matches!(kind, ObjectKind::Frame | ObjectKind::PageTable) {
-                    0
-                } else {
-                    data
+                let data = match kind {
+                    // A copy of a frame capability is a fresh, unmapped one: each maps the
+                    // frame on its own.
+                    ObjectKind::Frame if copy => 0,
+                    // A page table is linked in one place, through the capability that
+                    // mapped it; copies name that mapping. An unmapped table has exactly
+                    // one capability, so that mapping it links it once (as seL4 refuses to
+                    // derive an unmapped page-table capability).
+                    ObjectKind::PageTable if copy && data == 0 => {
+                        return Err(Error::IllegalOperation);
+                    }
+                    _ => data,
                 };
                 Cap::Object {
                     kind,
@@ -394,13 +464,7 @@ impl<const N: usize> CapTable<N> {
         })
     }
 
-    fn derive(
-        &mut self,
-        src: SlotId,
-        dest: SlotId,
-        rights: Rights,
-        badge: Option<u64>,
-    ) -> Result<(), Error> {
+    fn derive(&mut self, src: I, dest: I, rights: Rights, badge: Option<u64>) -> Result<(), Error> {
         let cap = self.full(src)?;
         self.empty(dest)?;
         // Two capabilities to the same untyped memory could each retype it: untyped memory is
@@ -418,7 +482,7 @@ impl<const N: usize> CapTable<N> {
     }
 
     /// Moves a capability, keeping its place in the derivation tree.
-    pub fn move_cap(&mut self, src: SlotId, dest: SlotId) -> Result<(), Error> {
+    pub fn move_cap(&mut self, src: I, dest: I) -> Result<(), Error> {
         let _ = self.full(src)?;
         self.empty(dest)?;
         if src == dest {
@@ -427,82 +491,81 @@ impl<const N: usize> CapTable<N> {
         let moved = self.slots[src];
         self.slots[dest] = moved;
         // Re-point neighbours at the new slot.
-        if moved.prev_sibling != NONE {
-            self.slots[moved.prev_sibling as usize].next_sibling = dest as u32;
-        } else if moved.parent != NONE {
-            self.slots[moved.parent as usize].first_child = dest as u32;
+        match (moved.prev_sibling, moved.parent) {
+            (Some(prev), _) => self.slots[prev].next_sibling = Some(dest),
+            (None, Some(parent)) => self.slots[parent].first_child = Some(dest),
+            (None, None) => {}
         }
-        if moved.next_sibling != NONE {
-            self.slots[moved.next_sibling as usize].prev_sibling = dest as u32;
+        if let Some(next) = moved.next_sibling {
+            self.slots[next].prev_sibling = Some(dest);
         }
         let mut child = moved.first_child;
-        while child != NONE {
-            self.slots[child as usize].parent = dest as u32;
-            child = self.slots[child as usize].next_sibling;
+        while let Some(c) = child {
+            self.slots[c].parent = Some(dest);
+            child = self.slots[c].next_sibling;
         }
         self.slots[src] = Slot::EMPTY;
         Ok(())
     }
 
+    /// Whether `slot` holds the only capability to its object (seL4's final capability).
+    pub fn is_final(&self, slot: I) -> bool {
+        !self.has_other_reference(slot)
+    }
+
     /// Whether any other slot names the same object as `slot`.
-    fn has_other_reference(&self, slot: SlotId) -> bool {
+    fn has_other_reference(&self, slot: I) -> bool {
         let Some(object) = self.slots[slot].cap.object() else {
             return false;
         };
         self.slots
             .iter()
-            .enumerate()
             .any(|(i, s)| i != slot && s.cap.object() == Some(object))
     }
 
     /// Deletes the capability in `slot`. Its children move up to its parent. If it was the
-    /// last capability to its object, the object is destroyed (a CNode's contents with it).
+    /// last capability to its object, the object is destroyed (the slots it owns with it).
     ///
-    /// The cascade through nested CNodes uses the table's own work list (each slot enters
-    /// it at most once). It is not preemptible: a replica's table is small enough (see the
-    /// kernel's limits) that the longest cascade is bounded, where seL4 needs zombies.
-    pub fn delete(&mut self, slot: SlotId) -> Result<(), Error> {
-        self.delete_with(slot, &mut |_, _| {})
+    /// The cascade through owned slots uses the table's own work list (each slot enters it
+    /// at most once: only an object's last capability pushes the slots it owns, and each
+    /// slot belongs to one object). It is not preemptible: a replica's table is small
+    /// enough (see the kernel's limits) that the longest cascade is bounded, where seL4
+    /// needs zombies.
+    pub fn delete(&mut self, slot: I) -> Result<(), Error> {
+        self.delete_with(slot, &mut |_, _, _| {})
     }
 
-    /// [`CapTable::delete`], telling `gone` about every capability removed and whether it
-    /// was the last one to its object (so the kernel can destroy the object: release its
-    /// waiters, unmap a frame, free its table entry).
+    /// [`CapTable::delete`], telling `gone` about every capability removed, the slot it
+    /// was in, and whether it was the last one to its object (so the kernel can destroy the
+    /// object: release its waiters, unmap a frame, free its table entry).
     pub fn delete_with(
         &mut self,
-        slot: SlotId,
-        gone: &mut dyn FnMut(Cap, bool),
+        slot: I,
+        gone: &mut dyn FnMut(I, Cap, bool),
     ) -> Result<(), Error> {
-        self.check(slot)?;
-        // Every slot is pushed at most once: only a CNode's last capability pushes its
-        // contents, and each slot belongs to one CNode.
-        self.work[0] = slot as u32;
-        let mut pending = 1;
-        while pending > 0 {
-            pending -= 1;
-            let slot = self.work[pending] as usize;
+        self.work.push(slot);
+        while let Some(slot) = self.work.pop() {
             let cap = self.slots[slot].cap;
             if cap.is_null() {
                 continue;
             }
             let last = !self.has_other_reference(slot);
             let parent = self.slots[slot].parent;
-            while self.slots[slot].first_child != NONE {
-                let child = self.slots[slot].first_child as usize;
+            while let Some(child) = self.slots[slot].first_child {
                 self.unlink(child);
-                if parent != NONE {
-                    self.link_child(parent as usize, child);
+                if let Some(parent) = parent {
+                    self.link_child(parent, child);
                 }
             }
             self.unlink(slot);
             self.slots[slot] = Slot::EMPTY;
-            gone(cap, last);
-            if let (true, Cap::CNode { radix, first, .. }) = (last, cap) {
-                let first = first as usize;
-                for inner in first..first.saturating_add(1usize << radix).min(N) {
-                    if !self.slots[inner].cap.is_null() && pending < N {
-                        self.work[pending] = inner as u32;
-                        pending += 1;
+            gone(slot, cap, last);
+            if let (true, Some((first, count))) = (last, self.owned_slots(cap)) {
+                for inner in first..first.saturating_add(count) {
+                    if let Some(inner) = I::from_index(inner)
+                        && !self.slots[inner].cap.is_null()
+                    {
+                        self.work.push(inner);
                     }
                 }
             }
@@ -511,26 +574,22 @@ impl<const N: usize> CapTable<N> {
     }
 
     /// Deletes every capability derived from the one in `slot`.
-    pub fn revoke(&mut self, slot: SlotId) -> Result<(), Error> {
-        self.revoke_with(slot, &mut |_, _| {})
+    pub fn revoke(&mut self, slot: I) -> Result<(), Error> {
+        self.revoke_with(slot, &mut |_, _, _| {})
     }
 
     /// [`CapTable::revoke`], telling `gone` about every capability removed (see
     /// [`CapTable::delete_with`]).
     pub fn revoke_with(
         &mut self,
-        slot: SlotId,
-        gone: &mut dyn FnMut(Cap, bool),
+        slot: I,
+        gone: &mut dyn FnMut(I, Cap, bool),
     ) -> Result<(), Error> {
         let _ = self.full(slot)?;
         // Deleting the deepest descendants first keeps every step a plain leaf deletion.
-        loop {
-            let mut leaf = match self.slots[slot].first_child {
-                NONE => break,
-                c => c as usize,
-            };
-            while self.slots[leaf].first_child != NONE {
-                leaf = self.slots[leaf].first_child as usize;
+        while let Some(mut leaf) = self.slots[slot].first_child {
+            while let Some(child) = self.slots[leaf].first_child {
+                leaf = child;
             }
             self.delete_with(leaf, gone)?;
         }
@@ -542,13 +601,14 @@ impl<const N: usize> CapTable<N> {
 
     /// Retypes part of the untyped memory in `untyped` into `count` objects of `kind`
     /// (`size_bits` for frames and untyped, the radix for CNodes), placing their
-    /// capabilities in the empty slots `dest..dest + count`.
+    /// capabilities in the empty slots from `dest` on. Objects that get a kernel table
+    /// entry start with [`NO_DATA`].
     pub fn retype(
         &mut self,
-        untyped: SlotId,
+        untyped: I,
         kind: RetypeKind,
         count: usize,
-        dest: SlotId,
+        dest: I,
     ) -> Result<(), Error> {
         let Cap::Untyped {
             base,
@@ -565,16 +625,17 @@ impl<const N: usize> CapTable<N> {
         if count == 0 || count > N {
             return Err(Error::RangeError);
         }
-        for d in dest..dest.checked_add(count).ok_or(Error::RangeError)? {
-            self.empty(d)?;
+        let slot_at = |i: usize| dest.index().checked_add(i).and_then(I::from_index);
+        for i in 0..count {
+            self.empty(slot_at(i).ok_or(Error::RangeError)?)?;
         }
         let object_bits = kind.size_bits()?;
-        if u32::from(object_bits) > u32::from(size_bits) {
+        if object_bits > size_bits {
             return Err(Error::NotEnoughMemory);
         }
         let size = 1u64 << object_bits;
         // A fresh untyped (no children) starts again from its base.
-        let watermark = if self.slots[untyped].first_child == NONE {
+        let watermark = if self.slots[untyped].first_child.is_none() {
             0
         } else {
             watermark
@@ -590,17 +651,21 @@ impl<const N: usize> CapTable<N> {
             return Err(Error::NotEnoughMemory);
         }
         // CNodes need table slots for their contents.
-        let mut cnode_first = [0u32; 1];
+        let mut cnode_first = 0;
         if let RetypeKind::CNode { radix } = kind {
             let want = (1usize << radix)
                 .checked_mul(count)
                 .ok_or(Error::NotEnoughMemory)?;
             let first = self.find_free_run(want).ok_or(Error::NotEnoughMemory)?;
-            self.cnode_top = self.cnode_top.max(first + want);
-            cnode_first[0] = first as u32;
+            self.cnode_top = self.cnode_top.max(first.saturating_add(want));
+            cnode_first = first;
         }
         for i in 0..count {
-            let object_base = base + start + i as u64 * size;
+            let (Some(slot), Some(offset)) = (slot_at(i), size.checked_mul(i as u64)) else {
+                continue; // checked above
+            };
+            // Below `base + end`, which the untyped block covers.
+            let object_base = base.wrapping_add(start).wrapping_add(offset);
             let cap = match kind {
                 RetypeKind::Untyped { size_bits } => Cap::Untyped {
                     base: object_base,
@@ -611,7 +676,9 @@ impl<const N: usize> CapTable<N> {
                 RetypeKind::CNode { radix } => Cap::CNode {
                     base: object_base,
                     radix,
-                    first: cnode_first[0] + (i << radix) as u32,
+                    // Below the table's length, as `find_free_run` placed the runs.
+                    first: u32::try_from(cnode_first.saturating_add(i << radix))
+                        .unwrap_or(u32::MAX),
                     guard: 0,
                     guard_bits: 0,
                 },
@@ -621,11 +688,15 @@ impl<const N: usize> CapTable<N> {
                     size_bits: object_bits,
                     rights: Rights::ALL,
                     badge: 0,
-                    data: 0,
+                    data: if matches!(kind, ObjectKind::Frame | ObjectKind::PageTable) {
+                        0
+                    } else {
+                        NO_DATA
+                    },
                 },
             };
-            self.slots[dest + i] = Slot { cap, ..Slot::EMPTY };
-            self.link_child(untyped, dest + i);
+            self.slots[slot] = Slot { cap, ..Slot::EMPTY };
+            self.link_child(untyped, slot);
         }
         self.slots[untyped].cap = Cap::Untyped {
             base,
@@ -639,18 +710,20 @@ impl<const N: usize> CapTable<N> {
     /// A run of `want` slots past the root slots that no live CNode owns: above every run
     /// handed out so far while that fits, else the first free one.
     fn find_free_run(&self, want: usize) -> Option<usize> {
-        if self.cnode_top.checked_add(want)? <= N {
+        if self.cnode_top.checked_add(want)? <= self.tcb_base {
             return Some(self.cnode_top);
         }
         let mut at = self.roots;
         loop {
-            if at.checked_add(want)? > N {
+            let end = at.checked_add(want)?;
+            if end > self.tcb_base {
                 return None;
             }
-            let clash = self.slots.iter().find_map(|s| match s.cap {
+            let clash = self.slots.values().find_map(|s| match s.cap {
                 Cap::CNode { first, radix, .. } => {
-                    let (first, len) = (first as usize, 1usize << radix);
-                    (at < first + len && first < at + want).then_some(first + len)
+                    let first = first as usize;
+                    let run_end = first.saturating_add(1usize << radix);
+                    (at < run_end && first < end).then_some(run_end)
                 }
                 _ => None,
             });
@@ -664,14 +737,14 @@ impl<const N: usize> CapTable<N> {
     /// Resolves `depth` bits of `cptr` through the CNode in `root` (seL4's guarded
     /// addressing): each level checks its guard, then indexes `radix` bits, and follows a
     /// CNode found in the slot while bits remain.
-    pub fn lookup(&self, root: SlotId, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
+    pub fn lookup(&self, root: I, cptr: u64, depth: u8) -> Result<I, LookupFault> {
         self.lookup_from(self.get_ref(root), cptr, depth)
     }
 
     /// [`CapTable::lookup`] from a CNode capability held outside the table (a thread's
     /// capability-space root).
     #[inline]
-    pub fn lookup_from(&self, root: &Cap, cptr: u64, depth: u8) -> Result<SlotId, LookupFault> {
+    pub fn lookup_from(&self, root: &Cap, cptr: u64, depth: u8) -> Result<I, LookupFault> {
         let mut cap = root;
         let mut left = u32::from(depth.min(64));
         loop {
@@ -691,20 +764,20 @@ impl<const N: usize> CapTable<N> {
                     bits_left: left as u8,
                 });
             }
+            // `shift + width <= left <= 64` for both fields below.
             let bits = |shift: u32, width: u32| {
-                if width == 0 {
-                    0
-                } else {
-                    (cptr >> shift) & (u64::MAX >> (64 - width))
-                }
+                cptr.checked_shr(shift).unwrap_or(0) & u64::MAX.checked_shr(64 - width).unwrap_or(0)
             };
             if bits(left - u32::from(guard_bits), u32::from(guard_bits)) != guard {
                 return Err(LookupFault::GuardMismatch {
                     bits_left: left as u8,
                 });
             }
-            let index = bits(left - level, u32::from(radix)) as usize;
-            let slot = first as usize + index;
+            let index = bits(left - level, u32::from(radix));
+            let slot = (first as usize)
+                .checked_add(index as usize)
+                .and_then(I::from_index)
+                .ok_or(LookupFault::InvalidRoot)?;
             left -= level;
             let next = self.get_ref(slot);
             if left == 0 || !matches!(next, Cap::CNode { .. }) {
@@ -715,9 +788,9 @@ impl<const N: usize> CapTable<N> {
     }
 
     /// Sets the kernel data of an object capability (see [`Cap::Object`]).
-    pub fn set_data(&mut self, slot: SlotId, value: u64) -> Result<(), Error> {
-        match self.slots.get_mut(slot).map(|s| &mut s.cap) {
-            Some(Cap::Object { data, .. }) => {
+    pub fn set_data(&mut self, slot: I, value: u64) -> Result<(), Error> {
+        match &mut self.slots[slot].cap {
+            Cap::Object { data, .. } => {
                 *data = value;
                 Ok(())
             }
@@ -726,15 +799,18 @@ impl<const N: usize> CapTable<N> {
     }
 
     /// The slots of the CNode capability `cnode` (first slot, count), if it is one.
-    pub fn cnode_slots(cnode: Cap) -> Option<(SlotId, usize)> {
+    pub fn cnode_slots(cnode: Cap) -> Option<(I, usize)> {
         match cnode {
-            Cap::CNode { first, radix, .. } => Some((first as usize, 1usize << radix)),
+            Cap::CNode { first, radix, .. } => Some((
+                I::from_index(first as usize)?,
+                1usize.checked_shl(u32::from(radix))?,
+            )),
             _ => None,
         }
     }
 
     /// Sets a CNode capability's guard (seL4's Mutate data for CNodes).
-    pub fn set_guard(&mut self, slot: SlotId, guard: u64, guard_bits: u8) -> Result<(), Error> {
+    pub fn set_guard(&mut self, slot: I, guard: u64, guard_bits: u8) -> Result<(), Error> {
         let Cap::CNode {
             base, radix, first, ..
         } = self.full(slot)?
@@ -742,7 +818,7 @@ impl<const N: usize> CapTable<N> {
             return Err(Error::InvalidCapability);
         };
         if u32::from(guard_bits) + u32::from(radix) > 64
-            || (guard_bits < 64 && guard >> guard_bits != 0)
+            || guard.checked_shr(u32::from(guard_bits)).unwrap_or(0) != 0
         {
             return Err(Error::RangeError);
         }
@@ -811,14 +887,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SLOTS: usize = 96;
+    const SLOTS: usize = 128;
     const ROOTS: usize = 32;
+    /// The CNode runs get the 64 slots past the roots; the rest are TCB slots.
+    const TCB_BASE: usize = 96;
     const UNTYPED_BASE: u64 = 0x4000_0000;
 
-    fn table() -> CapTable<SLOTS> {
-        let mut t = CapTable::new(ROOTS);
+    crate::id::table_id!(
+        /// A slot of the small test table.
+        TestSlot,
+        SLOTS
+    );
+
+    type Table = CapTable<TestSlot, SLOTS>;
+
+    fn s(i: usize) -> TestSlot {
+        TestSlot::new(i).unwrap()
+    }
+
+    fn table() -> Table {
+        let mut t = CapTable::new(ROOTS, TCB_BASE);
         t.insert_original(
-            0,
+            s(0),
             Cap::Untyped {
                 base: UNTYPED_BASE,
                 size_bits: 16,
@@ -830,78 +920,87 @@ mod tests {
         t
     }
 
-    fn endpoint(t: &mut CapTable<SLOTS>, dest: SlotId) {
-        t.retype(0, RetypeKind::Object(ObjectKind::Endpoint), 1, dest)
+    fn endpoint(t: &mut Table, dest: TestSlot) {
+        t.retype(s(0), RetypeKind::Object(ObjectKind::Endpoint), 1, dest)
             .unwrap();
     }
 
     #[test]
     fn retype_places_objects_aligned_and_refuses_overflow() {
         let mut t = table();
-        t.retype(0, RetypeKind::Object(ObjectKind::Tcb), 2, 1)
+        t.retype(s(0), RetypeKind::Object(ObjectKind::Tcb), 2, s(1))
             .unwrap();
-        t.retype(0, RetypeKind::Object(ObjectKind::Endpoint), 1, 3)
+        t.retype(s(0), RetypeKind::Object(ObjectKind::Endpoint), 1, s(3))
             .unwrap();
-        assert_eq!(t.get(1).range(), Some((UNTYPED_BASE, 0x800)));
-        assert_eq!(t.get(2).range(), Some((UNTYPED_BASE + 0x800, 0x800)));
-        assert_eq!(t.get(3).range(), Some((UNTYPED_BASE + 0x1000, 0x10)));
+        assert_eq!(t.get(s(1)).range(), Some((UNTYPED_BASE, 0x800)));
+        assert_eq!(t.get(s(2)).range(), Some((UNTYPED_BASE + 0x800, 0x800)));
+        assert_eq!(t.get(s(3)).range(), Some((UNTYPED_BASE + 0x1000, 0x10)));
         assert_eq!(
-            t.retype(0, RetypeKind::Untyped { size_bits: 16 }, 1, 4),
+            t.retype(s(0), RetypeKind::Untyped { size_bits: 16 }, 1, s(4)),
             Err(Error::NotEnoughMemory)
         );
         assert_eq!(
-            t.retype(0, RetypeKind::Object(ObjectKind::Endpoint), 1, 3),
+            t.retype(s(0), RetypeKind::Object(ObjectKind::Endpoint), 1, s(3)),
             Err(Error::DeleteFirst)
         );
         assert_eq!(
-            t.retype(1, RetypeKind::Object(ObjectKind::Endpoint), 1, 5),
+            t.retype(s(1), RetypeKind::Object(ObjectKind::Endpoint), 1, s(5)),
             Err(Error::InvalidCapability)
         );
         assert_eq!(
-            t.retype(9, RetypeKind::Object(ObjectKind::Endpoint), 1, 5),
+            t.retype(s(9), RetypeKind::Object(ObjectKind::Endpoint), 1, s(5)),
             Err(Error::FailedLookup)
         );
         assert_eq!(
             t.retype(
-                0,
+                s(0),
                 RetypeKind::Frame {
                     kind: ObjectKind::Frame,
                     size_bits: 13
                 },
                 1,
-                5
+                s(5)
             ),
             Err(Error::InvalidArgument)
         );
         assert_eq!(
-            t.retype(0, RetypeKind::Object(ObjectKind::Endpoint), 1, SLOTS),
-            Err(Error::RangeError)
+            t.retype(
+                s(0),
+                RetypeKind::Object(ObjectKind::Endpoint),
+                2,
+                s(SLOTS - 1)
+            ),
+            Err(Error::RangeError),
+            "the second object would fall past the table's end"
         );
     }
 
     #[test]
     fn mint_badges_once_and_only_ipc_objects() {
         let mut t = table();
-        endpoint(&mut t, 1);
-        t.mint(1, 2, Rights::WRITE, 0x42).unwrap();
+        endpoint(&mut t, s(1));
+        t.mint(s(1), s(2), Rights::WRITE, 0x42).unwrap();
         assert!(
-            matches!(t.get(2), Cap::Object { badge: 0x42, rights, .. } if rights == Rights::WRITE)
+            matches!(t.get(s(2)), Cap::Object { badge: 0x42, rights, .. } if rights == Rights::WRITE)
         );
         assert_eq!(
-            t.mint(2, 3, Rights::ALL, 7),
+            t.mint(s(2), s(3), Rights::ALL, 7),
             Err(Error::IllegalOperation),
             "badge already set"
         );
-        t.copy(2, 3, Rights::ALL).unwrap();
+        t.copy(s(2), s(3), Rights::ALL).unwrap();
         assert!(
-            matches!(t.get(3), Cap::Object { badge: 0x42, rights, .. } if rights == Rights::WRITE),
+            matches!(t.get(s(3)), Cap::Object { badge: 0x42, rights, .. } if rights == Rights::WRITE),
             "copies never widen rights"
         );
-        t.retype(0, RetypeKind::Object(ObjectKind::Tcb), 1, 4)
+        t.retype(s(0), RetypeKind::Object(ObjectKind::Tcb), 1, s(4))
             .unwrap();
-        assert_eq!(t.mint(4, 5, Rights::ALL, 1), Err(Error::IllegalOperation));
         assert_eq!(
-            t.copy(0, 6, Rights::ALL),
+            t.mint(s(4), s(5), Rights::ALL, 1),
+            Err(Error::IllegalOperation)
+        );
+        assert_eq!(
+            t.copy(s(0), s(6), Rights::ALL),
             Err(Error::IllegalOperation),
             "untyped is never copied"
         );
@@ -910,99 +1009,102 @@ mod tests {
     #[test]
     fn revoke_removes_every_descendant_and_frees_untyped() {
         let mut t = table();
-        endpoint(&mut t, 1);
-        t.copy(1, 2, Rights::ALL).unwrap();
-        t.mint(2, 3, Rights::WRITE, 9).unwrap();
-        t.copy(3, 4, Rights::WRITE).unwrap();
-        t.revoke(1).unwrap();
-        assert!(!t.get(1).is_null());
-        for s in 2..=4 {
-            assert!(t.get(s).is_null(), "slot {s} survived revoke");
+        endpoint(&mut t, s(1));
+        t.copy(s(1), s(2), Rights::ALL).unwrap();
+        t.mint(s(2), s(3), Rights::WRITE, 9).unwrap();
+        t.copy(s(3), s(4), Rights::WRITE).unwrap();
+        t.revoke(s(1)).unwrap();
+        assert!(!t.get(s(1)).is_null());
+        for i in 2..=4 {
+            assert!(t.get(s(i)).is_null(), "slot {i} survived revoke");
         }
-        t.revoke(0).unwrap();
-        assert!(t.get(1).is_null());
-        assert!(matches!(t.get(0), Cap::Untyped { watermark: 0, .. }));
+        t.revoke(s(0)).unwrap();
+        assert!(t.get(s(1)).is_null());
+        assert!(matches!(t.get(s(0)), Cap::Untyped { watermark: 0, .. }));
     }
 
     #[test]
     fn delete_keeps_descendants_under_the_grandparent() {
         let mut t = table();
-        endpoint(&mut t, 1);
-        t.copy(1, 2, Rights::ALL).unwrap();
-        t.copy(2, 3, Rights::ALL).unwrap();
-        t.delete(2).unwrap();
-        assert_eq!(t.parent(3), Some(1));
-        t.revoke(1).unwrap();
-        assert!(t.get(3).is_null());
+        endpoint(&mut t, s(1));
+        t.copy(s(1), s(2), Rights::ALL).unwrap();
+        t.copy(s(2), s(3), Rights::ALL).unwrap();
+        t.delete(s(2)).unwrap();
+        assert_eq!(t.parent(s(3)), Some(s(1)));
+        t.revoke(s(1)).unwrap();
+        assert!(t.get(s(3)).is_null());
     }
 
     #[test]
     fn move_keeps_the_tree() {
         let mut t = table();
-        endpoint(&mut t, 1);
-        t.copy(1, 2, Rights::ALL).unwrap();
-        t.move_cap(1, 5).unwrap();
-        assert!(t.get(1).is_null());
-        assert_eq!(t.parent(2), Some(5));
-        assert_eq!(t.parent(5), Some(0));
-        t.move_cap(0, 6).unwrap();
-        assert_eq!(t.parent(5), Some(6));
-        assert_eq!(t.move_cap(1, 7), Err(Error::FailedLookup));
-        assert_eq!(t.move_cap(5, 2), Err(Error::DeleteFirst));
+        endpoint(&mut t, s(1));
+        t.copy(s(1), s(2), Rights::ALL).unwrap();
+        t.move_cap(s(1), s(5)).unwrap();
+        assert!(t.get(s(1)).is_null());
+        assert_eq!(t.parent(s(2)), Some(s(5)));
+        assert_eq!(t.parent(s(5)), Some(s(0)));
+        t.move_cap(s(0), s(6)).unwrap();
+        assert_eq!(t.parent(s(5)), Some(s(6)));
+        assert_eq!(t.move_cap(s(1), s(7)), Err(Error::FailedLookup));
+        assert_eq!(t.move_cap(s(5), s(2)), Err(Error::DeleteFirst));
     }
 
     #[test]
     fn guarded_lookup_through_two_levels() {
         let mut t = table();
-        t.retype(0, RetypeKind::CNode { radix: 4 }, 1, 1).unwrap();
-        t.retype(0, RetypeKind::CNode { radix: 3 }, 1, 2).unwrap();
-        let Cap::CNode { first: top, .. } = t.get(1) else {
+        t.retype(s(0), RetypeKind::CNode { radix: 4 }, 1, s(1))
+            .unwrap();
+        t.retype(s(0), RetypeKind::CNode { radix: 3 }, 1, s(2))
+            .unwrap();
+        let Cap::CNode { first: top, .. } = t.get(s(1)) else {
             panic!("CNode")
         };
-        let Cap::CNode { first: leaf, .. } = t.get(2) else {
+        let Cap::CNode { first: leaf, .. } = t.get(s(2)) else {
             panic!("CNode")
         };
         // Top level: guard 0b10 (2 bits) then 4 index bits; second level: 3 index bits.
-        t.set_guard(1, 0b10, 2).unwrap();
-        t.move_cap(2, top as usize + 5).unwrap();
-        endpoint(&mut t, 3);
-        t.move_cap(3, leaf as usize + 6).unwrap();
+        t.set_guard(s(1), 0b10, 2).unwrap();
+        t.move_cap(s(2), s(top as usize + 5)).unwrap();
+        endpoint(&mut t, s(3));
+        t.move_cap(s(3), s(leaf as usize + 6)).unwrap();
         let cptr = (0b10 << 7) | (5 << 3) | 6;
-        assert_eq!(t.lookup(1, cptr, 9), Ok(leaf as usize + 6));
+        assert_eq!(t.lookup(s(1), cptr, 9), Ok(s(leaf as usize + 6)));
         assert_eq!(
-            t.lookup(1, cptr >> 3, 6),
-            Ok(top as usize + 5),
+            t.lookup(s(1), cptr >> 3, 6),
+            Ok(s(top as usize + 5)),
             "stops at the depth asked"
         );
         assert_eq!(
-            t.lookup(1, (0b11 << 7) | (5 << 3) | 6, 9),
+            t.lookup(s(1), (0b11 << 7) | (5 << 3) | 6, 9),
             Err(LookupFault::GuardMismatch { bits_left: 9 })
         );
         assert_eq!(
-            t.lookup(1, cptr, 4),
+            t.lookup(s(1), cptr, 4),
             Err(LookupFault::DepthMismatch { bits_left: 4 })
         );
-        assert_eq!(t.lookup(3, cptr, 9), Err(LookupFault::InvalidRoot));
+        assert_eq!(t.lookup(s(3), cptr, 9), Err(LookupFault::InvalidRoot));
     }
 
     #[test]
     fn deleting_the_last_cnode_capability_deletes_its_contents() {
         let mut t = table();
-        t.retype(0, RetypeKind::CNode { radix: 2 }, 1, 1).unwrap();
-        let Cap::CNode { first, .. } = t.get(1) else {
+        t.retype(s(0), RetypeKind::CNode { radix: 2 }, 1, s(1))
+            .unwrap();
+        let Cap::CNode { first, .. } = t.get(s(1)) else {
             panic!("CNode")
         };
-        endpoint(&mut t, 2);
-        t.move_cap(2, first as usize + 1).unwrap();
-        t.copy(1, 3, Rights::ALL).unwrap();
-        t.delete(1).unwrap();
+        endpoint(&mut t, s(2));
+        t.move_cap(s(2), s(first as usize + 1)).unwrap();
+        t.copy(s(1), s(3), Rights::ALL).unwrap();
+        t.delete(s(1)).unwrap();
         assert!(
-            !t.get(first as usize + 1).is_null(),
+            !t.get(s(first as usize + 1)).is_null(),
             "a copy still names the CNode"
         );
-        t.delete(3).unwrap();
+        t.delete(s(3)).unwrap();
         assert!(
-            t.get(first as usize + 1).is_null(),
+            t.get(s(first as usize + 1)).is_null(),
             "contents outlived their CNode"
         );
     }
@@ -1010,25 +1112,27 @@ mod tests {
     #[test]
     fn cnode_runs_go_above_the_last_one_and_freed_runs_are_reused_once_the_top_is_reached() {
         let mut t = table();
-        let first = |t: &CapTable<SLOTS>, slot: SlotId| match t.get(slot) {
+        let first = |t: &Table, slot: usize| match t.get(s(slot)) {
             Cap::CNode { first, .. } => first as usize,
             other => panic!("slot {slot} holds {other:?}, not a CNode"),
         };
         // Four runs of 16 fill the 64 slots past the roots, in order.
         for slot in 1..=4 {
-            t.retype(0, RetypeKind::CNode { radix: 4 }, 1, slot)
+            t.retype(s(0), RetypeKind::CNode { radix: 4 }, 1, s(slot))
                 .unwrap();
             assert_eq!(first(&t, slot), ROOTS + (slot - 1) * 16);
         }
         assert_eq!(
-            t.retype(0, RetypeKind::CNode { radix: 2 }, 1, 5),
+            t.retype(s(0), RetypeKind::CNode { radix: 2 }, 1, s(5)),
             Err(Error::NotEnoughMemory)
         );
         // The second run's slots come back and are handed out again.
-        t.delete(2).unwrap();
-        t.retype(0, RetypeKind::CNode { radix: 2 }, 1, 5).unwrap();
+        t.delete(s(2)).unwrap();
+        t.retype(s(0), RetypeKind::CNode { radix: 2 }, 1, s(5))
+            .unwrap();
         assert_eq!(first(&t, 5), ROOTS + 16);
-        t.retype(0, RetypeKind::CNode { radix: 3 }, 1, 6).unwrap();
+        t.retype(s(0), RetypeKind::CNode { radix: 3 }, 1, s(6))
+            .unwrap();
         assert_eq!(
             first(&t, 6),
             ROOTS + 20,
@@ -1111,9 +1215,9 @@ mod tests {
     }
 
     impl Model {
-        fn new(t: &CapTable<SLOTS>) -> Self {
+        fn new(t: &Table) -> Self {
             Self {
-                caps: (0..SLOTS).map(|s| t.get(s)).collect(),
+                caps: (0..SLOTS).map(|i| t.get(s(i))).collect(),
                 parent: std::vec![None; SLOTS],
             }
         }
@@ -1167,7 +1271,7 @@ mod tests {
         }
 
         /// Applies an operation the table accepted, with the model's own rules for the tree.
-        fn apply(&mut self, op: &Op, t: &CapTable<SLOTS>) {
+        fn apply(&mut self, op: &Op, t: &Table) {
             match *op {
                 Op::Retype {
                     untyped,
@@ -1176,13 +1280,13 @@ mod tests {
                     ..
                 } => {
                     for d in dest..dest + count {
-                        self.caps[d] = t.get(d); // placement is checked by the invariants
+                        self.caps[d] = t.get(s(d)); // placement is checked by the invariants
                         self.parent[d] = Some(untyped);
                     }
-                    self.caps[untyped] = t.get(untyped);
+                    self.caps[untyped] = t.get(s(untyped));
                 }
                 Op::Copy { src, dest, .. } | Op::Mint { src, dest, .. } => {
-                    self.caps[dest] = t.get(dest);
+                    self.caps[dest] = t.get(s(dest));
                     self.parent[dest] = Some(src);
                 }
                 Op::Mutate { src, dest, .. } | Op::Move { src, dest } => {
@@ -1192,7 +1296,7 @@ mod tests {
                         }
                     }
                     self.parent[dest] = self.parent[src].take();
-                    self.caps[dest] = t.get(dest);
+                    self.caps[dest] = t.get(s(dest));
                     self.caps[src] = Cap::Null;
                 }
                 Op::Delete { slot } => self.remove(slot),
@@ -1213,66 +1317,74 @@ mod tests {
         }
     }
 
-    fn run(t: &mut CapTable<SLOTS>, op: &Op) -> Result<(), Error> {
+    /// Runs an operation; a slot number past the table cannot be named (as the kernel's
+    /// lookups refuse it before the table sees it).
+    fn run(t: &mut Table, op: &Op) -> Result<(), Error> {
+        let id = |i: usize| TestSlot::new(i).ok_or(Error::RangeError);
         match *op {
             Op::Retype {
                 untyped,
                 kind,
                 count,
                 dest,
-            } => t.retype(untyped, retype_kind(kind), count, dest),
-            Op::Copy { src, dest, rights } => t.copy(src, dest, Rights::from_bits(rights)),
+            } => t.retype(id(untyped)?, retype_kind(kind), count, id(dest)?),
+            Op::Copy { src, dest, rights } => {
+                t.copy(id(src)?, id(dest)?, Rights::from_bits(rights))
+            }
             Op::Mint {
                 src,
                 dest,
                 rights,
                 badge,
-            } => t.mint(src, dest, Rights::from_bits(rights), badge),
-            Op::Mutate { src, dest, badge } => t.mutate(src, dest, Rights::ALL, badge),
-            Op::Move { src, dest } => t.move_cap(src, dest),
-            Op::Delete { slot } => t.delete(slot),
-            Op::Revoke { slot } => t.revoke(slot),
+            } => t.mint(id(src)?, id(dest)?, Rights::from_bits(rights), badge),
+            Op::Mutate { src, dest, badge } => t.mutate(id(src)?, id(dest)?, Rights::ALL, badge),
+            Op::Move { src, dest } => t.move_cap(id(src)?, id(dest)?),
+            Op::Delete { slot } => t.delete(id(slot)?),
+            Op::Revoke { slot } => t.revoke(id(slot)?),
         }
     }
 
     /// The invariants, computed from the table alone.
-    fn invariants(t: &CapTable<SLOTS>) -> Result<(), std::string::String> {
-        let ancestors = |mut s: usize| {
+    fn invariants(t: &Table) -> Result<(), std::string::String> {
+        let ancestors = |i: usize| {
+            let mut at = s(i);
             let mut out = Vec::new();
-            while let Some(p) = t.parent(s) {
-                if out.contains(&p) || out.len() > SLOTS {
+            while let Some(p) = t.parent(at) {
+                if out.contains(&p.index()) || out.len() > SLOTS {
                     return None; // a cycle
                 }
-                out.push(p);
-                s = p;
+                out.push(p.index());
+                at = p;
             }
             Some(out)
         };
         // The tree is well formed: parents and children agree, no cycles, empty slots are
         // outside the tree.
-        for s in 0..SLOTS {
-            let Some(up) = ancestors(s) else {
-                return Err(std::format!("cycle above slot {s}"));
+        for i in 0..SLOTS {
+            let Some(up) = ancestors(i) else {
+                return Err(std::format!("cycle above slot {i}"));
             };
-            if t.get(s).is_null() && (t.parent(s).is_some() || t.children(s).next().is_some()) {
-                return Err(std::format!("empty slot {s} is in the tree"));
-            }
-            if let Some(p) = up.first()
-                && !t.children(*p).any(|c| c == s)
+            if t.get(s(i)).is_null()
+                && (t.parent(s(i)).is_some() || t.children(s(i)).next().is_some())
             {
-                return Err(std::format!("slot {s} is not among its parent's children"));
+                return Err(std::format!("empty slot {i} is in the tree"));
             }
-            for c in t.children(s) {
-                if t.parent(c) != Some(s) {
-                    return Err(std::format!("child {c} of {s} disagrees"));
+            if let Some(&p) = up.first()
+                && !t.children(s(p)).any(|c| c == s(i))
+            {
+                return Err(std::format!("slot {i} is not among its parent's children"));
+            }
+            for c in t.children(s(i)) {
+                if t.parent(c) != Some(s(i)) {
+                    return Err(std::format!("child {c:?} of {i} disagrees"));
                 }
             }
         }
         // Memory is never handed out twice: distinct objects never overlap, and every object
         // inside a live untyped block is one of its descendants below its watermark.
         let mut objects: Vec<((u64, ObjectKind), (u64, u64))> = Vec::new();
-        for s in 0..SLOTS {
-            let cap = t.get(s);
+        for i in 0..SLOTS {
+            let cap = t.get(s(i));
             if let (Some(object), Some(range)) = (cap.object(), cap.range())
                 && !objects.iter().any(|(o, _)| *o == object)
             {
@@ -1292,29 +1404,29 @@ mod tests {
                 size_bits,
                 watermark,
                 ..
-            } = t.get(u)
+            } = t.get(s(u))
             else {
                 continue;
             };
             let end = base + (1u64 << size_bits);
-            for s in 0..SLOTS {
-                let Some((ob, ol)) = t.get(s).range() else {
+            for i in 0..SLOTS {
+                let Some((ob, ol)) = t.get(s(i)).range() else {
                     continue;
                 };
-                if s == u || !(ob < end && base < ob + ol) {
+                if i == u || !(ob < end && base < ob + ol) {
                     continue;
                 }
-                let below = ancestors(s).is_some_and(|a| a.contains(&u));
+                let below = ancestors(i).is_some_and(|a| a.contains(&u));
                 if !below {
-                    if matches!(t.get(s), Cap::Untyped { .. }) && ob <= base && end <= ob + ol {
+                    if matches!(t.get(s(i)), Cap::Untyped { .. }) && ob <= base && end <= ob + ol {
                         continue; // an enclosing untyped block: `u` lies inside it
                     }
                     return Err(std::format!(
-                        "slot {s} overlaps untyped {u} without deriving from it"
+                        "slot {i} overlaps untyped {u} without deriving from it"
                     ));
                 }
-                if t.children(u).next().is_some() && ob + ol > base + watermark {
-                    return Err(std::format!("slot {s} lies above untyped {u}'s watermark"));
+                if t.children(s(u)).next().is_some() && ob + ol > base + watermark {
+                    return Err(std::format!("slot {i} lies above untyped {u}'s watermark"));
                 }
             }
         }
@@ -1339,18 +1451,18 @@ mod tests {
                 if let Op::Revoke { slot } = *op
                     && slot < SLOTS
                 {
-                    prop_assert!(t.children(slot).next().is_none(), "revoke left descendants");
+                    prop_assert!(t.children(s(slot)).next().is_none(), "revoke left descendants");
                 }
-                for s in 0..SLOTS {
-                    prop_assert_eq!(t.get(s), model.caps[s], "slot {} after {:?}", s, op);
-                    prop_assert_eq!(t.parent(s), model.parent[s], "parent of {} after {:?}", s, op);
+                for i in 0..SLOTS {
+                    prop_assert_eq!(t.get(s(i)), model.caps[i], "slot {} after {:?}", i, op);
+                    prop_assert_eq!(t.parent(s(i)).map(TestSlot::index), model.parent[i], "parent of {} after {:?}", i, op);
                 }
                 if let Err(broken) = invariants(&t) {
                     prop_assert!(false, "{} after {:?}", broken, op);
                 }
             }
             // Every object still named lies in memory the root untyped covers.
-            let live: BTreeSet<u64> = (0..SLOTS).filter_map(|s| t.get(s).range()).map(|r| r.0).collect();
+            let live: BTreeSet<u64> = (0..SLOTS).filter_map(|i| t.get(s(i)).range()).map(|r| r.0).collect();
             prop_assert!(live.iter().all(|&b| (UNTYPED_BASE..UNTYPED_BASE + 0x1_0000).contains(&b)));
         }
     }

@@ -5,10 +5,14 @@
 //! the kernel then copies message registers, lends scheduling contexts and tells the
 //! scheduler who became runnable. Destroying an object releases every waiter with an error.
 
-/// A thread, by index.
-pub type ThreadId = usize;
+use crate::id::{
+    EndpointId, MAX_ENDPOINTS, MAX_NOTIFICATIONS, MAX_THREADS, NotificationId, Table, ThreadId,
+};
 
-const NONE: u16 = u16::MAX;
+/// Every endpoint of a replica.
+pub type Endpoints = Table<EndpointId, Endpoint, MAX_ENDPOINTS>;
+/// Every notification of a replica.
+pub type Notifications = Table<NotificationId, Notification, MAX_NOTIFICATIONS>;
 
 /// What a thread is doing, as far as IPC is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,34 +22,41 @@ pub enum ThreadState {
     /// Able to run.
     Running,
     /// Waiting on a notification.
-    WaitingOnNotification(usize),
+    WaitingOnNotification(NotificationId),
     /// Waiting to send on an endpoint (with its badge; `call` when it will wait for a reply).
     Sending {
         /// The endpoint.
-        endpoint: usize,
+        endpoint: EndpointId,
         /// The badge of the capability it sends with.
         badge: u64,
         /// Whether it made a call.
         call: bool,
     },
     /// Waiting to receive on an endpoint.
-    Receiving(usize),
+    Receiving(EndpointId),
     /// Waiting for the reply to a call, from the given thread.
     WaitingForReply(ThreadId),
+}
+
+impl ThreadState {
+    /// Whether the thread is blocked in an IPC operation (on an object or for a reply).
+    pub fn is_blocked(self) -> bool {
+        !matches!(self, ThreadState::Inactive | ThreadState::Running)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     state: ThreadState,
-    next: u16,
-    prev: u16,
+    next: Option<ThreadId>,
+    prev: Option<ThreadId>,
 }
 
 /// A FIFO queue of threads (head and tail).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Queue {
-    head: u16,
-    tail: u16,
+    head: Option<ThreadId>,
+    tail: Option<ThreadId>,
 }
 
 impl Default for Queue {
@@ -57,13 +68,13 @@ impl Default for Queue {
 impl Queue {
     /// An empty queue.
     pub const EMPTY: Queue = Queue {
-        head: NONE,
-        tail: NONE,
+        head: None,
+        tail: None,
     };
 
     /// Whether nobody waits.
     pub fn is_empty(&self) -> bool {
-        self.head == NONE
+        self.head.is_none()
     }
 }
 
@@ -145,107 +156,94 @@ pub enum RecvOutcome {
 /// Why an IPC operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpcError {
-    /// No such thread.
-    NoSuchThread,
     /// The thread is not running, so it cannot start an IPC operation.
     NotRunning,
     /// The thread does not wait for a reply from this replier.
     NoReplyExpected,
 }
 
-/// The IPC state of up to `T` threads (`T` < 65535).
-pub struct Threads<const T: usize> {
-    entries: [Entry; T],
+/// The IPC state of a replica's threads.
+pub struct Threads {
+    entries: Table<ThreadId, Entry, MAX_THREADS>,
 }
 
-impl<const T: usize> Default for Threads<T> {
+impl Default for Threads {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const T: usize> Threads<T> {
+impl Threads {
     /// Every thread inactive.
     pub const fn new() -> Self {
         Self {
-            entries: [Entry {
+            entries: Table::filled(Entry {
                 state: ThreadState::Inactive,
-                next: NONE,
-                prev: NONE,
-            }; T],
+                next: None,
+                prev: None,
+            }),
         }
     }
 
-    /// A thread's state (`Inactive` for an unknown one).
+    /// A thread's state.
     pub fn state(&self, thread: ThreadId) -> ThreadState {
-        self.entries
-            .get(thread)
-            .map_or(ThreadState::Inactive, |e| e.state)
+        self.entries[thread].state
     }
 
     /// Marks an inactive thread running (TCB Resume), or leaves any other state alone.
-    pub fn resume(&mut self, thread: ThreadId) -> Result<(), IpcError> {
-        let e = self.entries.get_mut(thread).ok_or(IpcError::NoSuchThread)?;
+    pub fn resume(&mut self, thread: ThreadId) {
+        let e = &mut self.entries[thread];
         if e.state == ThreadState::Inactive {
             e.state = ThreadState::Running;
         }
-        Ok(())
     }
 
     fn running(&self, thread: ThreadId) -> Result<(), IpcError> {
-        match self.entries.get(thread) {
-            None => Err(IpcError::NoSuchThread),
-            Some(e) if e.state == ThreadState::Running => Ok(()),
-            Some(_) => Err(IpcError::NotRunning),
+        if self.entries[thread].state == ThreadState::Running {
+            Ok(())
+        } else {
+            Err(IpcError::NotRunning)
         }
     }
 
     fn push(&mut self, queue: &mut Queue, thread: ThreadId) {
         let tail = queue.tail;
         self.entries[thread].prev = tail;
-        self.entries[thread].next = NONE;
-        if tail == NONE {
-            queue.head = thread as u16;
-        } else {
-            self.entries[tail as usize].next = thread as u16;
+        self.entries[thread].next = None;
+        match tail {
+            None => queue.head = Some(thread),
+            Some(tail) => self.entries[tail].next = Some(thread),
         }
-        queue.tail = thread as u16;
+        queue.tail = Some(thread);
     }
 
     fn pop(&mut self, queue: &mut Queue) -> Option<ThreadId> {
-        let head = queue.head;
-        if head == NONE {
-            return None;
-        }
-        self.remove(queue, head as usize);
-        Some(head as usize)
+        let head = queue.head?;
+        self.remove(queue, head);
+        Some(head)
     }
 
     fn remove(&mut self, queue: &mut Queue, thread: ThreadId) {
         let Entry { next, prev, .. } = self.entries[thread];
-        if prev == NONE {
-            queue.head = next;
-        } else {
-            self.entries[prev as usize].next = next;
+        match prev {
+            None => queue.head = next,
+            Some(prev) => self.entries[prev].next = next,
         }
-        if next == NONE {
-            queue.tail = prev;
-        } else {
-            self.entries[next as usize].prev = prev;
+        match next {
+            None => queue.tail = prev,
+            Some(next) => self.entries[next].prev = prev,
         }
-        self.entries[thread].next = NONE;
-        self.entries[thread].prev = NONE;
+        self.entries[thread].next = None;
+        self.entries[thread].prev = None;
     }
 
     /// The threads in a queue, first to last.
     pub fn queued(&self, queue: &Queue) -> impl Iterator<Item = ThreadId> + '_ {
         let mut next = queue.head;
         core::iter::from_fn(move || {
-            (next != NONE).then(|| {
-                let t = next as usize;
-                next = self.entries[t].next;
-                t
-            })
+            let t = next?;
+            next = self.entries[t].next;
+            Some(t)
         })
     }
 
@@ -270,7 +268,7 @@ impl<const T: usize> Threads<T> {
     pub fn wait(
         &mut self,
         n: &mut Notification,
-        notification: usize,
+        notification: NotificationId,
         thread: ThreadId,
         blocking: bool,
     ) -> Result<WaitOutcome, IpcError> {
@@ -289,7 +287,7 @@ impl<const T: usize> Threads<T> {
     pub fn send(
         &mut self,
         ep: &mut Endpoint,
-        endpoint: usize,
+        endpoint: EndpointId,
         thread: ThreadId,
         badge: u64,
         blocking: bool,
@@ -297,7 +295,8 @@ impl<const T: usize> Threads<T> {
     ) -> Result<SendOutcome, IpcError> {
         self.running(thread)?;
         if ep.kind == EndpointQueue::Recv {
-            let receiver = self.pop(&mut ep.queue).ok_or(IpcError::NoSuchThread)?;
+            // An endpoint marked receiving always has a receiver queued.
+            let receiver = self.pop(&mut ep.queue).ok_or(IpcError::NotRunning)?;
             if ep.queue.is_empty() {
                 ep.kind = EndpointQueue::Idle;
             }
@@ -324,13 +323,14 @@ impl<const T: usize> Threads<T> {
     pub fn recv(
         &mut self,
         ep: &mut Endpoint,
-        endpoint: usize,
+        endpoint: EndpointId,
         thread: ThreadId,
         blocking: bool,
     ) -> Result<RecvOutcome, IpcError> {
         self.running(thread)?;
         if ep.kind == EndpointQueue::Send {
-            let sender = self.pop(&mut ep.queue).ok_or(IpcError::NoSuchThread)?;
+            // An endpoint marked sending always has a sender queued.
+            let sender = self.pop(&mut ep.queue).ok_or(IpcError::NotRunning)?;
             if ep.queue.is_empty() {
                 ep.kind = EndpointQueue::Idle;
             }
@@ -359,23 +359,22 @@ impl<const T: usize> Threads<T> {
 
     /// Reply: the caller waiting for `replier` runs again.
     pub fn reply(&mut self, replier: ThreadId, caller: ThreadId) -> Result<(), IpcError> {
-        match self.entries.get(caller).map(|e| e.state) {
-            None => Err(IpcError::NoSuchThread),
-            Some(ThreadState::WaitingForReply(r)) if r == replier => {
+        match self.entries[caller].state {
+            ThreadState::WaitingForReply(r) if r == replier => {
                 self.entries[caller].state = ThreadState::Running;
                 Ok(())
             }
-            Some(_) => Err(IpcError::NoReplyExpected),
+            _ => Err(IpcError::NoReplyExpected),
         }
     }
 
     /// The endpoint is destroyed: every waiter runs again (its operation fails). Returns how
     /// many were released.
     pub fn destroy_endpoint(&mut self, ep: &mut Endpoint) -> usize {
-        let mut released = 0;
+        let mut released = 0usize;
         while let Some(t) = self.pop(&mut ep.queue) {
             self.entries[t].state = ThreadState::Running;
-            released += 1;
+            released = released.saturating_add(1);
         }
         // Callers waiting for a reply from a receiver are not on the queue; they are freed
         // when their reply object goes (outside this state machine).
@@ -385,10 +384,10 @@ impl<const T: usize> Threads<T> {
 
     /// The notification is destroyed: every waiter runs again (its wait fails).
     pub fn destroy_notification(&mut self, n: &mut Notification) -> usize {
-        let mut released = 0;
+        let mut released = 0usize;
         while let Some(t) = self.pop(&mut n.waiters) {
             self.entries[t].state = ThreadState::Running;
-            released += 1;
+            released = released.saturating_add(1);
         }
         n.word = 0;
         n.active = false;
@@ -399,25 +398,19 @@ impl<const T: usize> Threads<T> {
     pub fn cancel(
         &mut self,
         thread: ThreadId,
-        endpoints: &mut [Endpoint],
-        notifications: &mut [Notification],
+        endpoints: &mut Endpoints,
+        notifications: &mut Notifications,
     ) {
-        let Some(state) = self.entries.get(thread).map(|e| e.state) else {
-            return;
-        };
-        match state {
+        match self.entries[thread].state {
             ThreadState::Sending { endpoint, .. } | ThreadState::Receiving(endpoint) => {
-                if let Some(ep) = endpoints.get_mut(endpoint) {
-                    self.remove(&mut ep.queue, thread);
-                    if ep.queue.is_empty() {
-                        ep.kind = EndpointQueue::Idle;
-                    }
+                let ep = &mut endpoints[endpoint];
+                self.remove(&mut ep.queue, thread);
+                if ep.queue.is_empty() {
+                    ep.kind = EndpointQueue::Idle;
                 }
             }
             ThreadState::WaitingOnNotification(n) => {
-                if let Some(n) = notifications.get_mut(n) {
-                    self.remove(&mut n.waiters, thread);
-                }
+                self.remove(&mut notifications[n].waiters, thread);
             }
             ThreadState::Inactive | ThreadState::Running | ThreadState::WaitingForReply(_) => {}
         }
@@ -435,10 +428,17 @@ mod tests {
 
     const T: usize = 6;
 
-    fn threads() -> Threads<T> {
+    fn th(i: usize) -> ThreadId {
+        ThreadId::new(i).unwrap()
+    }
+
+    const E0: EndpointId = EndpointId::new(0).unwrap();
+    const N0: NotificationId = NotificationId::new(0).unwrap();
+
+    fn threads() -> Threads {
         let mut t = Threads::new();
         for i in 0..T {
-            t.resume(i).unwrap();
+            t.resume(th(i));
         }
         t
     }
@@ -449,34 +449,34 @@ mod tests {
         let mut n = Notification::default();
         assert_eq!(t.signal(&mut n, 0b001), None);
         assert_eq!(t.signal(&mut n, 0b100), None);
-        assert_eq!(t.wait(&mut n, 0, 0, true), Ok(WaitOutcome::Got(0b101)));
+        assert_eq!(t.wait(&mut n, N0, th(0), true), Ok(WaitOutcome::Got(0b101)));
         assert_eq!(
-            t.wait(&mut n, 0, 0, false),
+            t.wait(&mut n, N0, th(0), false),
             Ok(WaitOutcome::Got(0)),
             "poll finds nothing"
         );
-        assert_eq!(t.wait(&mut n, 0, 0, true), Ok(WaitOutcome::Blocked));
-        assert_eq!(t.state(0), ThreadState::WaitingOnNotification(0));
-        assert_eq!(t.wait(&mut n, 0, 0, true), Err(IpcError::NotRunning));
-        assert_eq!(t.signal(&mut n, 0b010), Some((0, 0b010)));
+        assert_eq!(t.wait(&mut n, N0, th(0), true), Ok(WaitOutcome::Blocked));
+        assert_eq!(t.state(th(0)), ThreadState::WaitingOnNotification(N0));
+        assert_eq!(t.wait(&mut n, N0, th(0), true), Err(IpcError::NotRunning));
+        assert_eq!(t.signal(&mut n, 0b010), Some((th(0), 0b010)));
         assert_eq!(n.word, 0);
-        assert_eq!(t.state(0), ThreadState::Running);
+        assert_eq!(t.state(th(0)), ThreadState::Running);
     }
 
     #[test]
     fn call_and_reply() {
         let mut t = threads();
         let mut ep = Endpoint::default();
-        assert_eq!(t.recv(&mut ep, 0, 1, true), Ok(RecvOutcome::Blocked));
+        assert_eq!(t.recv(&mut ep, E0, th(1), true), Ok(RecvOutcome::Blocked));
         assert_eq!(
-            t.send(&mut ep, 0, 0, 7, true, true),
-            Ok(SendOutcome::Delivered { to: 1 })
+            t.send(&mut ep, E0, th(0), 7, true, true),
+            Ok(SendOutcome::Delivered { to: th(1) })
         );
-        assert_eq!(t.state(0), ThreadState::WaitingForReply(1));
-        assert_eq!(t.state(1), ThreadState::Running);
-        assert_eq!(t.reply(2, 0), Err(IpcError::NoReplyExpected));
-        t.reply(1, 0).unwrap();
-        assert_eq!(t.state(0), ThreadState::Running);
+        assert_eq!(t.state(th(0)), ThreadState::WaitingForReply(th(1)));
+        assert_eq!(t.state(th(1)), ThreadState::Running);
+        assert_eq!(t.reply(th(2), th(0)), Err(IpcError::NoReplyExpected));
+        t.reply(th(1), th(0)).unwrap();
+        assert_eq!(t.state(th(0)), ThreadState::Running);
         assert_eq!(ep.kind, EndpointQueue::Idle);
     }
 
@@ -485,53 +485,53 @@ mod tests {
         let mut t = threads();
         let mut ep = Endpoint::default();
         assert_eq!(
-            t.send(&mut ep, 0, 0, 1, false, false),
+            t.send(&mut ep, E0, th(0), 1, false, false),
             Ok(SendOutcome::Dropped)
         );
         assert_eq!(
-            t.send(&mut ep, 0, 0, 10, true, false),
+            t.send(&mut ep, E0, th(0), 10, true, false),
             Ok(SendOutcome::Blocked)
         );
         assert_eq!(
-            t.send(&mut ep, 0, 1, 11, true, true),
+            t.send(&mut ep, E0, th(1), 11, true, true),
             Ok(SendOutcome::Blocked)
         );
         assert_eq!(
-            t.recv(&mut ep, 0, 2, true),
+            t.recv(&mut ep, E0, th(2), true),
             Ok(RecvOutcome::Received {
-                from: 0,
+                from: th(0),
                 badge: 10,
                 call: false
             })
         );
-        assert_eq!(t.state(0), ThreadState::Running);
+        assert_eq!(t.state(th(0)), ThreadState::Running);
         assert_eq!(
-            t.recv(&mut ep, 0, 2, false),
+            t.recv(&mut ep, E0, th(2), false),
             Ok(RecvOutcome::Received {
-                from: 1,
+                from: th(1),
                 badge: 11,
                 call: true
             })
         );
-        assert_eq!(t.state(1), ThreadState::WaitingForReply(2));
-        assert_eq!(t.recv(&mut ep, 0, 2, false), Ok(RecvOutcome::Nothing));
+        assert_eq!(t.state(th(1)), ThreadState::WaitingForReply(th(2)));
+        assert_eq!(t.recv(&mut ep, E0, th(2), false), Ok(RecvOutcome::Nothing));
     }
 
     #[test]
     fn destroying_objects_releases_waiters_and_cancel_unqueues() {
         let mut t = threads();
-        let mut eps = [Endpoint::default()];
-        let mut ns = [Notification::default()];
-        t.recv(&mut eps[0], 0, 0, true).unwrap();
-        t.recv(&mut eps[0], 0, 1, true).unwrap();
-        t.wait(&mut ns[0], 0, 2, true).unwrap();
-        t.cancel(0, &mut eps, &mut ns);
-        assert_eq!(t.state(0), ThreadState::Inactive);
-        assert_eq!(t.queued(&eps[0].queue).collect::<Vec<_>>(), [1]);
-        assert_eq!(t.destroy_endpoint(&mut eps[0]), 1);
-        assert_eq!(t.state(1), ThreadState::Running);
-        assert_eq!(t.destroy_notification(&mut ns[0]), 1);
-        assert_eq!(t.state(2), ThreadState::Running);
+        let mut eps = Endpoints::filled(Endpoint::default());
+        let mut ns = Notifications::filled(Notification::default());
+        t.recv(&mut eps[E0], E0, th(0), true).unwrap();
+        t.recv(&mut eps[E0], E0, th(1), true).unwrap();
+        t.wait(&mut ns[N0], N0, th(2), true).unwrap();
+        t.cancel(th(0), &mut eps, &mut ns);
+        assert_eq!(t.state(th(0)), ThreadState::Inactive);
+        assert_eq!(t.queued(&eps[E0].queue).collect::<Vec<_>>(), [th(1)]);
+        assert_eq!(t.destroy_endpoint(&mut eps[E0]), 1);
+        assert_eq!(t.state(th(1)), ThreadState::Running);
+        assert_eq!(t.destroy_notification(&mut ns[N0]), 1);
+        assert_eq!(t.state(th(2)), ThreadState::Running);
     }
 
     #[derive(Clone, Debug)]
@@ -565,58 +565,58 @@ mod tests {
         #[test]
         fn ipc_state_stays_consistent_and_no_signal_is_lost(ops in proptest::collection::vec(op(), 1..300)) {
             let mut t = threads();
-            let mut eps = [Endpoint::default()];
-            let mut ns = [Notification::default()];
+            let mut eps = Endpoints::filled(Endpoint::default());
+            let mut ns = Notifications::filled(Notification::default());
             let mut signalled: Vec<u64> = Vec::new(); // bits signalled, in order
             let mut delivered = 0u64; // union of bits handed out so far
             for op in ops {
                 match op {
                     Op::Signal(bit) => {
                         signalled.push(1 << bit);
-                        if let Some((_, bits)) = t.signal(&mut ns[0], 1 << bit) {
+                        if let Some((_, bits)) = t.signal(&mut ns[N0], 1 << bit) {
                             delivered |= bits;
                         }
                     }
-                    Op::Wait(th, blocking) => {
-                        if let Ok(WaitOutcome::Got(bits)) = t.wait(&mut ns[0], 0, th, blocking) {
+                    Op::Wait(i, blocking) => {
+                        if let Ok(WaitOutcome::Got(bits)) = t.wait(&mut ns[N0], N0, th(i), blocking) {
                             delivered |= bits;
                         }
                     }
-                    Op::Send(th, badge, blocking, call) => { let _ = t.send(&mut eps[0], 0, th, u64::from(badge), blocking, call); }
-                    Op::Recv(th, blocking) => { let _ = t.recv(&mut eps[0], 0, th, blocking); }
+                    Op::Send(i, badge, blocking, call) => { let _ = t.send(&mut eps[E0], E0, th(i), u64::from(badge), blocking, call); }
+                    Op::Recv(i, blocking) => { let _ = t.recv(&mut eps[E0], E0, th(i), blocking); }
                     Op::Reply(caller) => {
-                        if let ThreadState::WaitingForReply(r) = t.state(caller) { t.reply(r, caller).unwrap(); }
+                        if let ThreadState::WaitingForReply(r) = t.state(th(caller)) { t.reply(r, th(caller)).unwrap(); }
                     }
-                    Op::Cancel(th) => t.cancel(th, &mut eps, &mut ns),
-                    Op::Resume(th) => t.resume(th).unwrap(),
+                    Op::Cancel(i) => t.cancel(th(i), &mut eps, &mut ns),
+                    Op::Resume(i) => t.resume(th(i)),
                 }
                 // Waiters wait only while no bits are pending.
-                prop_assert!(ns[0].waiters.is_empty() || !ns[0].active);
+                prop_assert!(ns[N0].waiters.is_empty() || !ns[N0].active);
                 // Queues and states agree.
-                for th in 0..T {
-                    let on_ep = t.queued(&eps[0].queue).filter(|&x| x == th).count();
-                    let on_n = t.queued(&ns[0].waiters).filter(|&x| x == th).count();
-                    match t.state(th) {
+                for i in 0..T {
+                    let on_ep = t.queued(&eps[E0].queue).filter(|&x| x == th(i)).count();
+                    let on_n = t.queued(&ns[N0].waiters).filter(|&x| x == th(i)).count();
+                    match t.state(th(i)) {
                         ThreadState::Sending { .. } | ThreadState::Receiving(_) => prop_assert_eq!((on_ep, on_n), (1, 0)),
                         ThreadState::WaitingOnNotification(_) => prop_assert_eq!((on_ep, on_n), (0, 1)),
                         _ => prop_assert_eq!((on_ep, on_n), (0, 0)),
                     }
                 }
-                match eps[0].kind {
-                    EndpointQueue::Idle => prop_assert!(eps[0].queue.is_empty()),
+                match eps[E0].kind {
+                    EndpointQueue::Idle => prop_assert!(eps[E0].queue.is_empty()),
                     EndpointQueue::Send => {
-                        let all_senders = t.queued(&eps[0].queue).all(|x| matches!(t.state(x), ThreadState::Sending { .. }));
+                        let all_senders = t.queued(&eps[E0].queue).all(|x| matches!(t.state(x), ThreadState::Sending { .. }));
                         prop_assert!(all_senders);
                     }
                     EndpointQueue::Recv => {
-                        let all_receivers = t.queued(&eps[0].queue).all(|x| matches!(t.state(x), ThreadState::Receiving(_)));
+                        let all_receivers = t.queued(&eps[E0].queue).all(|x| matches!(t.state(x), ThreadState::Receiving(_)));
                         prop_assert!(all_receivers);
                     }
                 }
             }
             // Nothing lost: every signalled bit was delivered or is still pending.
             let all: u64 = signalled.iter().fold(0, |a, b| a | b);
-            prop_assert_eq!(all, delivered | ns[0].word);
+            prop_assert_eq!(all, delivered | ns[N0].word);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! supply plain buffers. Nothing here panics on data a peer or a PD controls.
 //!
 //! Modules:
+//! - [`id`]: typed ids of the kernel's fixed tables, and the tables.
+//! - [`kernel`]: the replica kernel without the CPU: objects, system calls, invocations.
 //! - [`sched`]: the per-core scheduler: priorities, round robin, budgets and periods.
 //! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
 //! - [`cap`]: capabilities, the derivation tree, retype and guarded CNode lookup.
@@ -15,6 +17,7 @@
 
 pub mod cap;
 pub mod fault;
+pub mod id;
 pub mod ipc;
 pub mod kernel;
 pub mod line;

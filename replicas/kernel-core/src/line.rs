@@ -4,6 +4,7 @@
 use core::fmt;
 
 /// A line of at most `N` bytes.
+#[derive(Clone, Copy)]
 pub struct LineBuf<const N: usize> {
     bytes: [u8; N],
     len: usize,

@@ -2,50 +2,43 @@
 //! priority, and scheduling contexts that give each thread a budget per period (Microkit's
 //! `budget` and `period`).
 //!
-//! A thread runs only on a scheduling context: its own, or, for a passive server, the one
-//! its caller lends it for the call (the IPC code moves the context; see
-//! [`Scheduler::lend`] and [`Scheduler::give_back`]). A context that has spent its budget
-//! leaves the ready queues until its next period begins.
+//! A thread runs only on a scheduling context: its own, or one it was given for a while:
+//! a passive server runs on the context its caller lends it for a call ([`Scheduler::lend`],
+//! [`Scheduler::give_back`]), or on the context bound to its notification while it handles
+//! a signal ([`Scheduler::donate`], [`Scheduler::reclaim`]). A context that has spent its
+//! budget leaves the ready queues until its next period begins.
 //!
-//! Time is counted in whatever unit the caller uses (the kernel uses timer ticks or counter
-//! cycles). Everything is fixed-size and O(1) per operation except [`Scheduler::tick`],
-//! which scans the depleted contexts.
+//! Time is counted in whatever unit the caller uses (the kernel uses counter ticks).
+//! Everything is fixed-size and O(1) per operation except [`Scheduler::tick`], which scans
+//! the contexts.
 
-/// Priorities, 0 (lowest) to 255 (highest).
-pub const PRIORITIES: usize = 256;
-
-/// A thread, by index.
-pub type ThreadId = usize;
-/// A scheduling context, by index.
-pub type ScId = usize;
-
-const NONE: u16 = u16::MAX;
+use crate::id::{MAX_SCHED_CONTEXTS, MAX_THREADS, PRIORITIES, SchedContextId, Table, ThreadId};
 
 /// A thread's scheduling state.
 #[derive(Clone, Copy, Debug)]
 struct Thread {
     priority: u8,
-    /// Scheduling context it runs on now (own or lent), if any.
-    sc: u16,
+    /// Scheduling context it runs on now (own, lent or donated), if any.
+    sc: Option<SchedContextId>,
     /// Its own scheduling context, if it is not passive.
-    own_sc: u16,
+    own_sc: Option<SchedContextId>,
     ready: bool,
     /// Wants to run (not blocked); it may still be off the queues for lack of budget.
     runnable: bool,
-    next: u16,
-    prev: u16,
+    next: Option<ThreadId>,
+    prev: Option<ThreadId>,
     exists: bool,
 }
 
 impl Thread {
     const EMPTY: Thread = Thread {
         priority: 0,
-        sc: NONE,
-        own_sc: NONE,
+        sc: None,
+        own_sc: None,
         ready: false,
         runnable: false,
-        next: NONE,
-        prev: NONE,
+        next: None,
+        prev: None,
         exists: false,
     };
 }
@@ -70,18 +63,22 @@ pub enum SchedError {
     NoSuch,
     /// Budget zero, or budget above period.
     BadParameters,
-    /// The context already runs another thread.
+    /// The context already runs another thread, or the thread already has one.
     InUse,
 }
 
-/// One core's scheduler for up to `T` threads and `S` scheduling contexts (`T`, `S` < 65535).
-pub struct Scheduler<const T: usize, const S: usize> {
-    threads: [Thread; T],
-    scs: [Option<SchedContext>; S],
+/// Threads' and scheduling contexts' tables.
+type Threads = Table<ThreadId, Thread, MAX_THREADS>;
+
+/// One core's scheduler.
+pub struct Scheduler {
+    threads: Threads,
+    scs: Table<SchedContextId, Option<SchedContext>, MAX_SCHED_CONTEXTS>,
     /// Which thread each context serves now.
-    sc_thread: [u16; S],
-    heads: [u16; PRIORITIES],
-    tails: [u16; PRIORITIES],
+    sc_thread: Table<SchedContextId, Option<ThreadId>, MAX_SCHED_CONTEXTS>,
+    heads: Table<u8, Option<ThreadId>, PRIORITIES>,
+    tails: Table<u8, Option<ThreadId>, PRIORITIES>,
+    /// Bit `p % 64` of word `p / 64` is set when priority `p` has a ready thread.
     bitmap: [u64; PRIORITIES / 64],
     now: u64,
     /// Earliest refill among contexts that have spent part of their budget (`u64::MAX`:
@@ -89,21 +86,21 @@ pub struct Scheduler<const T: usize, const S: usize> {
     next_refill: u64,
 }
 
-impl<const T: usize, const S: usize> Default for Scheduler<T, S> {
+impl Default for Scheduler {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const T: usize, const S: usize> Scheduler<T, S> {
+impl Scheduler {
     /// An empty scheduler at time 0.
     pub const fn new() -> Self {
         Self {
-            threads: [Thread::EMPTY; T],
-            scs: [None; S],
-            sc_thread: [NONE; S],
-            heads: [NONE; PRIORITIES],
-            tails: [NONE; PRIORITIES],
+            threads: Table::filled(Thread::EMPTY),
+            scs: Table::filled(None),
+            sc_thread: Table::filled(None),
+            heads: Table::filled(None),
+            tails: Table::filled(None),
             bitmap: [0; PRIORITIES / 64],
             now: 0,
             next_refill: u64::MAX,
@@ -116,73 +113,82 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
     }
 
     /// Creates a blocked thread at `priority`.
-    pub fn add_thread(&mut self, thread: ThreadId, priority: u8) -> Result<(), SchedError> {
-        let t = self.threads.get_mut(thread).ok_or(SchedError::NoSuch)?;
-        *t = Thread {
+    pub fn add_thread(&mut self, thread: ThreadId, priority: u8) {
+        self.threads[thread] = Thread {
             priority,
             exists: true,
             ..Thread::EMPTY
         };
-        Ok(())
     }
 
     /// Configures scheduling context `sc` with `budget` per `period`, full.
-    pub fn configure(&mut self, sc: ScId, budget: u64, period: u64) -> Result<(), SchedError> {
+    pub fn configure(
+        &mut self,
+        sc: SchedContextId,
+        budget: u64,
+        period: u64,
+    ) -> Result<(), SchedError> {
         if budget == 0 || budget > period {
             return Err(SchedError::BadParameters);
         }
-        let slot = self.scs.get_mut(sc).ok_or(SchedError::NoSuch)?;
-        *slot = Some(SchedContext {
+        self.scs[sc] = Some(SchedContext {
             budget,
             period,
             remaining: budget,
-            refill_at: self.now + period,
+            refill_at: self.now.saturating_add(period),
         });
         self.update_next_refill();
         Ok(())
     }
 
-    /// A context's state.
-    pub fn sched_context(&self, sc: ScId) -> Option<SchedContext> {
-        *self.scs.get(sc)?
+    /// A context's state, once it is configured.
+    pub fn sched_context(&self, sc: SchedContextId) -> Option<SchedContext> {
+        self.scs[sc]
     }
 
-    /// Binds `sc` to `thread` as its own (a passive thread has none).
-    pub fn bind(&mut self, thread: ThreadId, sc: ScId) -> Result<(), SchedError> {
-        if !self.threads.get(thread).is_some_and(|t| t.exists)
-            || self.scs.get(sc).is_none_or(Option::is_none)
-        {
-            return Err(SchedError::NoSuch);
-        }
-        if self.sc_thread[sc] != NONE {
-            return Err(SchedError::InUse);
-        }
-        let t = &mut self.threads[thread];
-        t.own_sc = sc as u16;
-        if t.sc == NONE {
-            t.sc = sc as u16;
-            self.sc_thread[sc] = thread as u16;
-        }
-        self.requeue(thread);
-        Ok(())
+    /// The thread a context serves now, if any.
+    pub fn serves(&self, sc: SchedContextId) -> Option<ThreadId> {
+        self.sc_thread[sc]
     }
 
     fn exists(&self, thread: ThreadId) -> Result<(), SchedError> {
-        if self.threads.get(thread).is_some_and(|t| t.exists) {
+        if self.threads[thread].exists {
             Ok(())
         } else {
             Err(SchedError::NoSuch)
         }
     }
 
+    /// Binds the configured context `sc` to `thread` as its own (a passive thread has
+    /// none).
+    pub fn bind(&mut self, thread: ThreadId, sc: SchedContextId) -> Result<(), SchedError> {
+        self.exists(thread)?;
+        if self.scs[sc].is_none() {
+            return Err(SchedError::NoSuch);
+        }
+        if self.sc_thread[sc].is_some() || self.threads[thread].own_sc.is_some() {
+            return Err(SchedError::InUse);
+        }
+        let t = &mut self.threads[thread];
+        t.own_sc = Some(sc);
+        if t.sc.is_none() {
+            t.sc = Some(sc);
+            self.sc_thread[sc] = Some(thread);
+        }
+        self.requeue(thread);
+        Ok(())
+    }
+
     /// Whether `thread` is in the ready queues.
     pub fn is_ready(&self, thread: ThreadId) -> bool {
-        self.threads.get(thread).is_some_and(|t| t.ready)
+        self.threads[thread].ready
     }
 
     fn has_budget(&self, thread: ThreadId) -> bool {
-        let sc = self.threads[thread].sc;
-        sc != NONE && self.scs[sc as usize].is_some_and(|c| c.remaining > 0)
+        self.threads[thread]
+            .sc
+            .and_then(|sc| self.scs[sc])
+            .is_some_and(|c| c.remaining > 0)
     }
 
     /// Puts the thread in or out of the queues to match its state.
@@ -195,46 +201,53 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         }
     }
 
+    fn set_bit(&mut self, priority: u8, on: bool) {
+        if let Some(word) = self.bitmap.get_mut(usize::from(priority / 64)) {
+            let bit = 1u64 << (priority % 64);
+            if on {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+
     fn enqueue(&mut self, thread: ThreadId) {
-        let p = self.threads[thread].priority as usize;
+        let p = self.threads[thread].priority;
         let tail = self.tails[p];
         self.threads[thread].prev = tail;
-        self.threads[thread].next = NONE;
-        if tail == NONE {
-            self.heads[p] = thread as u16;
-        } else {
-            self.threads[tail as usize].next = thread as u16;
+        self.threads[thread].next = None;
+        match tail {
+            None => self.heads[p] = Some(thread),
+            Some(tail) => self.threads[tail].next = Some(thread),
         }
-        self.tails[p] = thread as u16;
-        self.bitmap[p / 64] |= 1 << (p % 64);
+        self.tails[p] = Some(thread);
+        self.set_bit(p, true);
         self.threads[thread].ready = true;
     }
 
     fn dequeue(&mut self, thread: ThreadId) {
         let Thread {
-            priority,
+            priority: p,
             next,
             prev,
             ..
         } = self.threads[thread];
-        let p = priority as usize;
-        if prev == NONE {
-            self.heads[p] = next;
-        } else {
-            self.threads[prev as usize].next = next;
+        match prev {
+            None => self.heads[p] = next,
+            Some(prev) => self.threads[prev].next = next,
         }
-        if next == NONE {
-            self.tails[p] = prev;
-        } else {
-            self.threads[next as usize].prev = prev;
+        match next {
+            None => self.tails[p] = prev,
+            Some(next) => self.threads[next].prev = prev,
         }
-        if self.heads[p] == NONE {
-            self.bitmap[p / 64] &= !(1 << (p % 64));
+        if self.heads[p].is_none() {
+            self.set_bit(p, false);
         }
         let t = &mut self.threads[thread];
         t.ready = false;
-        t.next = NONE;
-        t.prev = NONE;
+        t.next = None;
+        t.prev = None;
     }
 
     /// The thread wants to run (it was resumed or woken).
@@ -281,53 +294,84 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
     /// (or until it gets a scheduling context).
     pub fn any_waiting_for_budget(&self) -> bool {
         self.threads
-            .iter()
+            .values()
             .any(|t| t.exists && t.runnable && !t.ready)
     }
 
     /// The thread to run: the first ready thread of the highest ready priority.
     pub fn choose(&self) -> Option<ThreadId> {
-        for word in (0..PRIORITIES / 64).rev() {
-            let bits = self.bitmap[word];
-            if bits != 0 {
-                let p = word * 64 + 63 - bits.leading_zeros() as usize;
-                return Some(self.heads[p] as usize);
-            }
+        let (word, bits) = self
+            .bitmap
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, bits)| **bits != 0)?;
+        // `bits` is non-zero, so its highest set bit is 0..=63, and `word` is below 4.
+        let bit = 63u32.saturating_sub(bits.leading_zeros());
+        let p = u8::try_from(word.saturating_mul(64).saturating_add(bit as usize)).ok()?;
+        self.heads[p]
+    }
+
+    /// Moves `sc` from `from` (which runs on it) to `to` (which has none).
+    fn move_sc(&mut self, from: ThreadId, to: ThreadId) -> Result<(), SchedError> {
+        self.exists(from)?;
+        self.exists(to)?;
+        let Some(sc) = self.threads[from].sc else {
+            return Err(SchedError::InUse);
+        };
+        if self.threads[to].sc.is_some() {
+            return Err(SchedError::InUse);
         }
-        None
+        self.threads[from].sc = None;
+        self.threads[to].sc = Some(sc);
+        self.sc_thread[sc] = Some(to);
+        self.requeue(from);
+        self.requeue(to);
+        Ok(())
     }
 
     /// Lends `caller`'s scheduling context to `server` for a call: the server runs on it,
     /// the caller waits for the reply without one.
     pub fn lend(&mut self, caller: ThreadId, server: ThreadId) -> Result<(), SchedError> {
-        self.exists(caller)?;
-        self.exists(server)?;
-        let sc = self.threads[caller].sc;
-        if sc == NONE || self.threads[server].sc != NONE {
+        self.move_sc(caller, server)
+    }
+
+    /// The server replies: the context it was lent goes back to `caller`.
+    pub fn give_back(&mut self, server: ThreadId, caller: ThreadId) -> Result<(), SchedError> {
+        let sc = self.threads[server].sc;
+        if sc.is_some() && self.threads[server].own_sc == sc {
+            return Err(SchedError::InUse); // its own: nothing was lent
+        }
+        self.move_sc(server, caller)
+    }
+
+    /// Gives `thread`, which has no context, the unused context `sc` (a notification's,
+    /// while the thread handles a signal).
+    pub fn donate(&mut self, sc: SchedContextId, thread: ThreadId) -> Result<(), SchedError> {
+        self.exists(thread)?;
+        if self.scs[sc].is_none() {
+            return Err(SchedError::NoSuch);
+        }
+        if self.threads[thread].sc.is_some() || self.sc_thread[sc].is_some() {
             return Err(SchedError::InUse);
         }
-        self.threads[caller].sc = NONE;
-        self.threads[server].sc = sc;
-        self.sc_thread[sc as usize] = server as u16;
-        self.requeue(caller);
-        self.requeue(server);
+        self.threads[thread].sc = Some(sc);
+        self.sc_thread[sc] = Some(thread);
+        self.requeue(thread);
         Ok(())
     }
 
-    /// The server replies: the context goes back to `caller`.
-    pub fn give_back(&mut self, server: ThreadId, caller: ThreadId) -> Result<(), SchedError> {
-        self.exists(caller)?;
-        self.exists(server)?;
-        let sc = self.threads[server].sc;
-        if sc == NONE || self.threads[server].own_sc == sc || self.threads[caller].sc != NONE {
-            return Err(SchedError::InUse);
+    /// Takes `sc` back from `thread` if the thread runs on it and it is not the thread's
+    /// own; returns whether it did.
+    pub fn reclaim(&mut self, sc: SchedContextId, thread: ThreadId) -> bool {
+        let t = self.threads[thread];
+        if !t.exists || t.sc != Some(sc) || t.own_sc == Some(sc) {
+            return false;
         }
-        self.threads[server].sc = NONE;
-        self.threads[caller].sc = sc;
-        self.sc_thread[sc as usize] = caller as u16;
-        self.requeue(server);
-        self.requeue(caller);
-        Ok(())
+        self.threads[thread].sc = None;
+        self.sc_thread[sc] = None;
+        self.requeue(thread);
+        true
     }
 
     /// Removes a thread (its TCB is destroyed): it leaves the queues, and the scheduling
@@ -338,56 +382,47 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         }
         self.threads[thread].runnable = false;
         self.requeue(thread);
-        let sc = self.threads[thread].sc;
-        if sc != NONE && self.sc_thread[sc as usize] == thread as u16 {
-            self.sc_thread[sc as usize] = NONE;
+        if let Some(sc) = self.threads[thread].sc
+            && self.sc_thread[sc] == Some(thread)
+        {
+            self.sc_thread[sc] = None;
         }
         self.threads[thread] = Thread::EMPTY;
     }
 
     /// Takes `thread`'s own scheduling context away, making it passive. Returns the context,
     /// if it had one.
-    pub fn unbind(&mut self, thread: ThreadId) -> Option<ScId> {
+    pub fn unbind(&mut self, thread: ThreadId) -> Option<SchedContextId> {
         self.exists(thread).ok()?;
-        let own = self.threads[thread].own_sc;
-        if own == NONE {
-            return None;
-        }
-        self.threads[thread].own_sc = NONE;
-        if self.threads[thread].sc == own {
-            self.threads[thread].sc = NONE;
-            self.sc_thread[own as usize] = NONE;
+        let own = self.threads[thread].own_sc.take()?;
+        if self.threads[thread].sc == Some(own) {
+            self.threads[thread].sc = None;
+            self.sc_thread[own] = None;
         }
         self.requeue(thread);
-        Some(own as usize)
+        Some(own)
     }
 
     /// Destroys a scheduling context: the thread it serves (if any) loses it.
-    pub fn remove_sc(&mut self, sc: ScId) {
-        let Some(slot) = self.scs.get_mut(sc) else {
-            return;
-        };
-        *slot = None;
+    pub fn remove_sc(&mut self, sc: SchedContextId) {
+        self.scs[sc] = None;
         self.update_next_refill();
-        let thread = core::mem::replace(&mut self.sc_thread[sc], NONE);
-        if thread != NONE {
-            let t = &mut self.threads[thread as usize];
-            if t.own_sc == sc as u16 {
-                t.own_sc = NONE;
+        if let Some(thread) = self.sc_thread[sc].take() {
+            let t = &mut self.threads[thread];
+            if t.own_sc == Some(sc) {
+                t.own_sc = None;
             }
-            if t.sc == sc as u16 {
-                t.sc = NONE;
+            if t.sc == Some(sc) {
+                t.sc = None;
             }
-            self.requeue(thread as usize);
+            self.requeue(thread);
         }
     }
 
     /// The thread's own scheduling context; `None` when it is passive.
-    pub fn own_sc(&self, thread: ThreadId) -> Option<ScId> {
-        self.threads
-            .get(thread)
-            .filter(|t| t.exists && t.own_sc != NONE)
-            .map(|t| usize::from(t.own_sc))
+    pub fn own_sc(&self, thread: ThreadId) -> Option<SchedContextId> {
+        let t = &self.threads[thread];
+        t.own_sc.filter(|_| t.exists)
     }
 
     /// Whether the thread has a scheduling context of its own.
@@ -395,42 +430,37 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
         self.own_sc(thread).is_some()
     }
 
-    /// Whether the thread runs on a context lent to it.
-    pub fn runs_on_loan(&self, thread: ThreadId) -> bool {
-        self.threads
-            .get(thread)
-            .is_some_and(|t| t.exists && t.sc != NONE && t.sc != t.own_sc)
+    /// The scheduling context the thread runs on now (own, lent or donated), if any.
+    pub fn sc(&self, thread: ThreadId) -> Option<SchedContextId> {
+        let t = &self.threads[thread];
+        t.sc.filter(|_| t.exists)
     }
 
-    /// Whether the thread has a scheduling context at all (own or lent).
+    /// Whether the thread has a scheduling context at all (own, lent or donated).
     pub fn has_sc(&self, thread: ThreadId) -> bool {
-        self.threads
-            .get(thread)
-            .is_some_and(|t| t.exists && t.sc != NONE)
+        self.sc(thread).is_some()
     }
 
     /// Time until the next scheduling event: `running`'s budget runs out or some context's
     /// period ends. `None` when nothing is scheduled to happen.
     pub fn next_event(&self, running: Option<ThreadId>) -> Option<u64> {
-        let mut next = None::<u64>;
-        let mut consider = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(t) = running.filter(|&t| t < T) {
-            let sc = self.threads[t].sc;
-            if let Some(Some(c)) = self.scs.get(sc as usize) {
-                consider(c.remaining);
-            }
+        let budget = running
+            .and_then(|t| self.threads[t].sc)
+            .and_then(|sc| self.scs[sc])
+            .map(|c| c.remaining);
+        let refill =
+            (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));
+        match (budget, refill) {
+            (Some(b), Some(r)) => Some(b.min(r)),
+            (b, r) => b.or(r),
         }
-        if self.next_refill != u64::MAX {
-            consider(self.next_refill.saturating_sub(self.now));
-        }
-        next
     }
 
     /// Recomputes [`Scheduler::next_refill`].
     fn update_next_refill(&mut self) {
         self.next_refill = self
             .scs
-            .iter()
+            .values()
             .flatten()
             .filter(|c| c.remaining < c.budget)
             .map(|c| c.refill_at)
@@ -443,9 +473,8 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
     pub fn tick(&mut self, running: Option<ThreadId>, elapsed: u64) -> bool {
         self.now = self.now.saturating_add(elapsed);
         let mut out_of_budget = false;
-        if let Some(thread) = running.filter(|&t| t < T && self.threads[t].exists) {
-            let sc = self.threads[thread].sc;
-            if let Some(Some(c)) = self.scs.get_mut(sc as usize) {
+        if let Some(thread) = running.filter(|&t| self.threads[t].exists) {
+            if let Some(c) = self.threads[thread].sc.and_then(|sc| self.scs[sc].as_mut()) {
                 c.remaining = c.remaining.saturating_sub(elapsed);
                 out_of_budget = c.remaining == 0;
             }
@@ -453,18 +482,26 @@ impl<const T: usize, const S: usize> Scheduler<T, S> {
                 self.requeue(thread);
             }
         }
-        for sc in 0..S {
-            let Some(c) = self.scs[sc].as_mut() else {
+        let now = self.now;
+        let mut refilled = [false; MAX_SCHED_CONTEXTS];
+        for ((_, slot), done) in self.scs.iter_mut().zip(refilled.iter_mut()) {
+            let Some(c) = slot.as_mut() else {
                 continue;
             };
-            if self.now >= c.refill_at {
-                let periods = (self.now - c.refill_at) / c.period + 1;
+            if now >= c.refill_at {
+                // `period` is at least the budget, which is at least 1.
+                let periods = ((now - c.refill_at) / c.period.max(1)).saturating_add(1);
                 c.refill_at = c.refill_at.saturating_add(periods.saturating_mul(c.period));
                 c.remaining = c.budget;
-                let thread = self.sc_thread[sc];
-                if thread != NONE {
-                    self.requeue(thread as usize);
-                }
+                *done = true;
+            }
+        }
+        for (sc, _) in SchedContextId::all()
+            .zip(refilled)
+            .filter(|(_, done)| *done)
+        {
+            if let Some(thread) = self.sc_thread[sc] {
+                self.requeue(thread);
             }
         }
         self.update_next_refill();
@@ -480,13 +517,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    type Sched = Scheduler<16, 16>;
+    type Sched = Scheduler;
 
-    fn thread(s: &mut Sched, t: usize, priority: u8, budget: u64, period: u64) {
-        s.add_thread(t, priority).unwrap();
-        s.configure(t, budget, period).unwrap();
-        s.bind(t, t).unwrap();
-        s.wake(t).unwrap();
+    fn t(i: usize) -> ThreadId {
+        ThreadId::new(i).unwrap()
+    }
+
+    fn c(i: usize) -> SchedContextId {
+        SchedContextId::new(i).unwrap()
+    }
+
+    fn thread(s: &mut Sched, i: usize, priority: u8, budget: u64, period: u64) {
+        s.add_thread(t(i), priority);
+        s.configure(c(i), budget, period).unwrap();
+        s.bind(t(i), c(i)).unwrap();
+        s.wake(t(i)).unwrap();
     }
 
     #[test]
@@ -495,15 +540,15 @@ mod tests {
         thread(&mut s, 0, 10, 100, 100);
         thread(&mut s, 1, 200, 100, 100);
         thread(&mut s, 2, 200, 100, 100);
-        assert_eq!(s.choose(), Some(1));
-        s.yield_now(1).unwrap();
-        assert_eq!(s.choose(), Some(2));
-        s.block(2).unwrap();
-        s.block(1).unwrap();
-        assert_eq!(s.choose(), Some(0));
-        s.set_priority(0, 255).unwrap();
-        s.wake(1).unwrap();
-        assert_eq!(s.choose(), Some(0));
+        assert_eq!(s.choose(), Some(t(1)));
+        s.yield_now(t(1)).unwrap();
+        assert_eq!(s.choose(), Some(t(2)));
+        s.block(t(2)).unwrap();
+        s.block(t(1)).unwrap();
+        assert_eq!(s.choose(), Some(t(0)));
+        s.set_priority(t(0), 255).unwrap();
+        s.wake(t(1)).unwrap();
+        assert_eq!(s.choose(), Some(t(0)));
     }
 
     #[test]
@@ -511,68 +556,99 @@ mod tests {
         let mut s = Sched::new();
         thread(&mut s, 0, 250, 30, 100); // a high-priority spinner with a budget
         thread(&mut s, 1, 10, 100, 100);
-        assert_eq!(s.choose(), Some(0));
-        assert!(!s.tick(Some(0), 20));
+        assert_eq!(s.choose(), Some(t(0)));
+        assert!(!s.tick(Some(t(0)), 20));
         assert!(!s.any_waiting_for_budget());
-        assert!(s.tick(Some(0), 10), "budget spent");
+        assert!(s.tick(Some(t(0)), 10), "budget spent");
         assert!(s.any_waiting_for_budget());
         assert_eq!(
             s.choose(),
-            Some(1),
+            Some(t(1)),
             "the low-priority thread runs meanwhile"
         );
-        s.tick(Some(1), 69);
-        assert_eq!(s.choose(), Some(1));
-        s.tick(Some(1), 1); // t = 100: a new period
+        s.tick(Some(t(1)), 69);
+        assert_eq!(s.choose(), Some(t(1)));
+        s.tick(Some(t(1)), 1); // t = 100: a new period
         assert!(!s.any_waiting_for_budget());
-        assert_eq!(s.choose(), Some(0));
-        assert_eq!(s.sched_context(0).map(|c| c.remaining), Some(30));
+        assert_eq!(s.choose(), Some(t(0)));
+        assert_eq!(s.sched_context(c(0)).map(|c| c.remaining), Some(30));
     }
 
     #[test]
     fn passive_servers_run_only_on_a_lent_context() {
         let mut s = Sched::new();
         thread(&mut s, 0, 100, 100, 100); // client
-        s.add_thread(1, 150).unwrap(); // passive server: no context of its own
-        s.wake(1).unwrap();
+        s.add_thread(t(1), 150); // passive server: no context of its own
+        s.wake(t(1)).unwrap();
         assert_eq!(
             s.choose(),
-            Some(0),
+            Some(t(0)),
             "a passive thread is never chosen on its own"
         );
-        s.lend(0, 1).unwrap(); // the call
-        assert_eq!(s.choose(), Some(1));
-        assert!(!s.is_ready(0));
-        s.tick(Some(1), 40);
+        s.lend(t(0), t(1)).unwrap(); // the call
+        assert_eq!(s.choose(), Some(t(1)));
+        assert!(!s.is_ready(t(0)));
+        s.tick(Some(t(1)), 40);
         assert_eq!(
-            s.sched_context(0).map(|c| c.remaining),
+            s.sched_context(c(0)).map(|c| c.remaining),
             Some(60),
             "the server spends the client's budget"
         );
-        s.give_back(1, 0).unwrap(); // the reply
-        assert_eq!(s.choose(), Some(0));
-        assert!(!s.is_ready(1));
-        assert_eq!(s.give_back(1, 0), Err(SchedError::InUse));
+        s.give_back(t(1), t(0)).unwrap(); // the reply
+        assert_eq!(s.choose(), Some(t(0)));
+        assert!(!s.is_ready(t(1)));
+        assert_eq!(s.give_back(t(1), t(0)), Err(SchedError::InUse));
     }
 
     #[test]
     fn bad_parameters_are_refused() {
         let mut s = Sched::new();
-        assert_eq!(s.configure(0, 0, 10), Err(SchedError::BadParameters));
-        assert_eq!(s.configure(0, 11, 10), Err(SchedError::BadParameters));
-        assert_eq!(s.configure(99, 1, 10), Err(SchedError::NoSuch));
-        assert_eq!(s.wake(99), Err(SchedError::NoSuch));
+        assert_eq!(s.configure(c(0), 0, 10), Err(SchedError::BadParameters));
+        assert_eq!(s.configure(c(0), 11, 10), Err(SchedError::BadParameters));
+        assert_eq!(SchedContextId::new(99), None, "no context 99 can be named");
         assert_eq!(
-            s.wake(3),
+            s.wake(t(3)),
             Err(SchedError::NoSuch),
             "a thread that was never added"
         );
         thread(&mut s, 0, 1, 1, 1);
-        s.add_thread(1, 1).unwrap();
+        s.add_thread(t(1), 1);
         assert_eq!(
-            s.bind(1, 0),
+            s.bind(t(1), c(0)),
             Err(SchedError::InUse),
             "a context serves one thread"
+        );
+        assert_eq!(
+            s.bind(t(1), c(5)),
+            Err(SchedError::NoSuch),
+            "not configured"
+        );
+    }
+
+    #[test]
+    fn a_donated_context_runs_its_thread_until_it_is_reclaimed() {
+        let mut s = Sched::new();
+        thread(&mut s, 0, 10, 100, 100);
+        s.add_thread(t(1), 150); // a passive thread
+        s.configure(c(1), 50, 100).unwrap(); // a notification's context
+        s.wake(t(1)).unwrap();
+        assert_eq!(s.choose(), Some(t(0)));
+        s.donate(c(1), t(1)).unwrap();
+        assert_eq!(s.choose(), Some(t(1)));
+        assert_eq!(s.serves(c(1)), Some(t(1)));
+        assert_eq!(s.donate(c(1), t(1)), Err(SchedError::InUse));
+        assert_eq!(
+            s.give_back(t(1), t(0)),
+            Err(SchedError::InUse),
+            "a donated context is not a loan to the caller"
+        );
+        assert!(!s.reclaim(c(0), t(1)), "it does not run on that one");
+        assert!(s.reclaim(c(1), t(1)));
+        assert_eq!(s.serves(c(1)), None);
+        assert_eq!(s.choose(), Some(t(0)));
+        assert!(
+            !s.reclaim(c(0), t(0)),
+            "a thread's own context is never reclaimed"
         );
     }
 
@@ -607,51 +683,53 @@ mod tests {
             let mut s = Sched::new();
             let mut runnable = [false; 8];
             let mut priority = [0u8; 8];
-            for (t, &(p, budget, extra)) in params.iter().enumerate() {
-                priority[t] = p * 60;
-                s.add_thread(t, priority[t]).unwrap();
-                s.configure(t, budget, budget + extra).unwrap();
-                s.bind(t, t).unwrap();
+            for (i, &(p, budget, extra)) in params.iter().enumerate() {
+                priority[i] = p * 60;
+                s.add_thread(t(i), priority[i]);
+                s.configure(c(i), budget, budget + extra).unwrap();
+                s.bind(t(i), c(i)).unwrap();
             }
             let mut spent = [0u64; 8];
             let mut period_start = [0u64; 8];
             for op in ops {
                 match op {
-                    Op::Wake(t) => { s.wake(t).unwrap(); runnable[t] = true; }
-                    Op::Block(t) => { s.block(t).unwrap(); runnable[t] = false; }
-                    Op::Yield(t) => s.yield_now(t).unwrap(),
-                    Op::SetPriority(t, p) => { s.set_priority(t, p).unwrap(); priority[t] = p; }
+                    Op::Wake(i) => { s.wake(t(i)).unwrap(); runnable[i] = true; }
+                    Op::Block(i) => { s.block(t(i)).unwrap(); runnable[i] = false; }
+                    Op::Yield(i) => s.yield_now(t(i)).unwrap(),
+                    Op::SetPriority(i, p) => { s.set_priority(t(i), p).unwrap(); priority[i] = p; }
                     Op::Run(dt) => {
                         let running = s.choose();
-                        if let Some(t) = running {
-                            let c = s.sched_context(t).unwrap();
+                        if let Some(th) = running {
+                            let i = th.index();
+                            let sc = s.sched_context(c(i)).unwrap();
                             // Track spending per period independently of the scheduler.
-                            let start = c.refill_at - c.period;
-                            if start != period_start[t] { period_start[t] = start; spent[t] = 0; }
-                            spent[t] += dt.min(c.remaining);
-                            prop_assert!(spent[t] <= c.budget, "thread {} overran its budget", t);
+                            let start = sc.refill_at - sc.period;
+                            if start != period_start[i] { period_start[i] = start; spent[i] = 0; }
+                            spent[i] += dt.min(sc.remaining);
+                            prop_assert!(spent[i] <= sc.budget, "thread {} overran its budget", i);
                         }
                         s.tick(running, dt);
                     }
                 }
-                let with_budget: Vec<usize> = (0..8).filter(|&t| runnable[t] && s.sched_context(t).unwrap().remaining > 0).collect();
+                let with_budget: Vec<usize> = (0..8).filter(|&i| runnable[i] && s.sched_context(c(i)).unwrap().remaining > 0).collect();
                 match s.choose() {
                     None => prop_assert!(with_budget.is_empty(), "idle while {:?} could run", with_budget),
-                    Some(t) => {
-                        prop_assert!(with_budget.contains(&t), "chose {} which cannot run", t);
+                    Some(th) => {
+                        let i = th.index();
+                        prop_assert!(with_budget.contains(&i), "chose {} which cannot run", i);
                         let best = with_budget.iter().map(|&u| priority[u]).max().unwrap();
-                        prop_assert_eq!(priority[t], best);
+                        prop_assert_eq!(priority[i], best);
                     }
                 }
                 // The cached next refill agrees with a scan of every context.
                 let running = s.choose();
                 let mut scan = (0..8)
-                    .filter_map(|c| s.sched_context(c))
-                    .filter(|c| c.remaining < c.budget)
-                    .map(|c| c.refill_at - s.now())
+                    .filter_map(|i| s.sched_context(c(i)))
+                    .filter(|sc| sc.remaining < sc.budget)
+                    .map(|sc| sc.refill_at - s.now())
                     .min();
-                if let Some(c) = running.and_then(|t| s.sched_context(t)) {
-                    scan = Some(scan.map_or(c.remaining, |n| n.min(c.remaining)));
+                if let Some(sc) = running.and_then(|th| s.sched_context(c(th.index()))) {
+                    scan = Some(scan.map_or(sc.remaining, |n| n.min(sc.remaining)));
                 }
                 prop_assert_eq!(s.next_event(running), scan);
             }

@@ -25,6 +25,7 @@ use atoll_abi::spec::{PhysRange, attrs, layout};
 use atoll_abi::syscall::{fault, initial};
 use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::fault::{Syndrome, exception_class};
+use atoll_kernel_core::id::{Table, ThreadId};
 use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, MAX_THREADS, Machine};
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
@@ -50,18 +51,21 @@ struct KernelCell {
     inner: UnsafeCell<Inner>,
 }
 
+/// Each thread's debug output line so far.
+type Lines = Table<ThreadId, LineBuf<LOG_LINE_BYTES>, MAX_THREADS>;
+
 struct Inner {
     kernel: Kernel,
-    /// The thread this core last returned to (`usize::MAX`: none).
-    loaded: usize,
+    /// The thread this core last returned to.
+    loaded: Option<ThreadId>,
     /// Its address space (root, ASID), to skip needless switches.
     space: (u64, u16),
     /// The thread whose FP/SIMD registers are in the CPU.
-    fp_owner: usize,
+    fp_owner: Option<ThreadId>,
     /// Whether EL0 may use FP/SIMD now (`CPACR_EL1.FPEN`), to skip needless writes.
     fp_enabled: bool,
-    fp: [FpState; MAX_THREADS],
-    lines: [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
+    fp: Table<ThreadId, FpState, MAX_THREADS>,
+    lines: Lines,
     started: bool,
 }
 
@@ -72,12 +76,12 @@ static KERNEL: KernelCell = KernelCell {
     lock: IrqSpinLock::new(),
     inner: UnsafeCell::new(Inner {
         kernel: Kernel::new(),
-        loaded: usize::MAX,
+        loaded: None,
         space: (0, 0),
-        fp_owner: usize::MAX,
+        fp_owner: None,
         fp_enabled: false,
-        fp: [FpState([0; 66]); MAX_THREADS],
-        lines: [const { LineBuf::new() }; MAX_THREADS],
+        fp: Table::filled(FpState([0; 66])),
+        lines: Table::filled(LineBuf::new()),
         started: false,
     }),
 };
@@ -95,7 +99,7 @@ static LAST_CHARGE: AtomicU64 = AtomicU64::new(0);
 /// The machine as the portable kernel sees it.
 struct Hw<'a> {
     r: &'a Replica,
-    lines: &'a mut [LineBuf<LOG_LINE_BYTES>; MAX_THREADS],
+    lines: &'a mut Lines,
 }
 
 impl Inner {
@@ -146,10 +150,8 @@ impl Machine for Hw<'_> {
         true
     }
 
-    fn put_char(&mut self, thread: usize, c: u8) {
-        let Some(line) = self.lines.get_mut(thread) else {
-            return;
-        };
+    fn put_char(&mut self, thread: ThreadId, c: u8) {
+        let line = &mut self.lines[thread];
         if c == b'\n' {
             console::log_raw(self.r, line.as_bytes());
             line.clear();
@@ -162,7 +164,8 @@ impl Machine for Hw<'_> {
         }
     }
 
-    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
+    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, mrs: &[u64; 4]) {
+        let thread = thread.index();
         let [pc, a, b, c] = *mrs;
         let tail = "it is stopped, the replica goes on";
         match label {
@@ -598,12 +601,12 @@ fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
             arch::switch_user_space(space.0, space.1);
             inner.space = space;
         }
-        let fp = inner.fp_owner == t;
+        let fp = inner.fp_owner == Some(t);
         if fp != inner.fp_enabled {
             arch::set_fp_enabled(fp);
             inner.fp_enabled = fp;
         }
-        inner.loaded = t;
+        inner.loaded = Some(t);
         inner.kernel.note_loaded();
         if let Some(next) = inner.kernel.next_event() {
             let next = next.clamp(1, i64::MAX as u64) as i64;
@@ -660,22 +663,23 @@ fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
     let (esr, far, elr) = arch::exception_registers();
     let class = exception_class(esr);
     with(|inner| {
-        let t = inner.loaded;
+        // Only a loaded thread runs at EL0, so one is.
+        let Some(t) = inner.loaded else {
+            return choose(r, inner);
+        };
         if class == 0x07 {
             // FP/SIMD trap: hand the registers to this thread.
             arch::set_fp_enabled(true);
             inner.fp_enabled = true;
-            if inner.fp_owner != t {
-                if let Some(owner) = inner.fp.get_mut(inner.fp_owner) {
+            if inner.fp_owner != Some(t) {
+                if let Some(owner) = inner.fp_owner {
                     // SAFETY: FP access is enabled; the state buffer is the owner's.
-                    unsafe { fp_save(owner) };
+                    unsafe { fp_save(&mut inner.fp[owner]) };
                 }
-                if let Some(mine) = inner.fp.get(t) {
-                    // SAFETY: as above; a thread's state starts zeroed (FPCR 0 is the
-                    // architectural default).
-                    unsafe { fp_restore(mine) };
-                }
-                inner.fp_owner = t;
+                // SAFETY: as above; a thread's state starts zeroed (FPCR 0 is the
+                // architectural default).
+                unsafe { fp_restore(&inner.fp[t]) };
+                inner.fp_owner = Some(t);
             }
             return choose(r, inner);
         }

@@ -9,17 +9,17 @@
 //! so the two paths cannot disagree on what a call does: the host tests run every call
 //! through both (see `tests.rs`).
 
-use atoll_abi::microkit::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo};
 
-use super::{Kernel, Machine, NONE};
+use super::{Kernel, Machine};
 use crate::cap::Rights;
-use crate::ipc::{EndpointQueue, RecvOutcome, SendOutcome, ThreadState};
+use crate::id::{NotificationId, ReplyId, ThreadId};
+use crate::ipc::{EndpointQueue, SendOutcome, ThreadState};
 
 impl Kernel {
     /// Serves system call `number` of the current thread `t` on the fast path when it can;
     /// returns whether it did (when `false`, nothing changed).
-    pub(super) fn fastpath(&mut self, m: &mut impl Machine, t: usize, number: i64) -> bool {
+    pub(super) fn fastpath(&mut self, m: &mut impl Machine, t: ThreadId, number: i64) -> bool {
         match number {
             syscall::CALL => self.fast_call(m, t),
             syscall::REPLY_RECV => self.fast_reply_recv(m, t),
@@ -29,25 +29,22 @@ impl Kernel {
         }
     }
 
-    /// The object of `kind` at `cptr` in `t`'s space if the capability has `right`:
-    /// (index, badge).
-    fn fast_object(
+    /// The notification at `cptr` in `t`'s space if the capability has `right`: (id,
+    /// badge).
+    fn fast_notification(
         &self,
-        t: usize,
+        t: ThreadId,
         cptr: u64,
-        kind: ObjectKind,
         right: Rights,
-    ) -> Option<(usize, u64)> {
+    ) -> Option<(NotificationId, u64)> {
         let target = self.resolve(t, cptr)?;
-        (target.kind == Some(kind) && target.rights.contains(right))
-            .then_some((target.data as usize, target.badge))
+        Some((target.notification(right)?, target.badge))
     }
 
     /// Signal: a Send on a notification capability with the write right.
-    fn fast_signal(&mut self, t: usize) -> bool {
+    fn fast_signal(&mut self, t: ThreadId) -> bool {
         let cptr = self.o.tcbs[t].ctx.x[0];
-        let Some((n, badge)) = self.fast_object(t, cptr, ObjectKind::Notification, Rights::WRITE)
-        else {
+        let Some((n, badge)) = self.fast_notification(t, cptr, Rights::WRITE) else {
             return false;
         };
         self.o.signal(n, badge);
@@ -55,23 +52,32 @@ impl Kernel {
         true
     }
 
-    /// Wait on a notification capability with the read right.
-    fn fast_wait(&mut self, t: usize) -> bool {
+    /// Wait on a notification capability with the read right, unbound or bound to `t`.
+    fn fast_wait(&mut self, t: ThreadId) -> bool {
         let cptr = self.o.tcbs[t].ctx.x[0];
-        let Some((n, _)) = self.fast_object(t, cptr, ObjectKind::Notification, Rights::READ) else {
+        let Some((n, _)) = self.fast_notification(t, cptr, Rights::READ) else {
             return false;
         };
+        if self.o.ntfn_bound[n].is_some_and(|b| b != t) {
+            return false;
+        }
         self.o.wait(t, n, true);
         self.o.schedule();
         true
     }
 
-    /// Call: a server waits on the endpoint with a free reply object.
-    fn fast_call(&mut self, m: &mut impl Machine, t: usize) -> bool {
+    /// Call: a server waits on the endpoint with a free reply object; the capability may
+    /// send and be replied through.
+    fn fast_call(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
         let ctx = &self.o.tcbs[t].ctx;
         let (cptr, info) = (ctx.x[0], MessageInfo(ctx.x[1]));
-        let Some((ep, badge)) = self.fast_object(t, cptr, ObjectKind::Endpoint, Rights::WRITE)
-        else {
+        let Some(target) = self.resolve(t, cptr) else {
+            return false;
+        };
+        let reply_right = target
+            .rights
+            .any_of(Rights::GRANT.union(Rights::GRANT_REPLY));
+        let Some(ep) = target.endpoint(Rights::WRITE).filter(|_| reply_right) else {
             return false;
         };
         let o = &mut self.o;
@@ -81,10 +87,10 @@ impl Kernel {
         let Some(server) = o.threads.queued(&o.eps[ep].queue).next() else {
             return false;
         };
-        let r = o.tcbs[server].recv_reply;
-        if r == NONE || !o.replies[r as usize].live || o.replies[r as usize].caller != NONE {
+        if o.free_reply(server).is_none() {
             return false;
         }
+        let badge = target.badge;
         let Ok(SendOutcome::Delivered { to }) =
             o.threads.send(&mut o.eps[ep], ep, t, badge, true, true)
         else {
@@ -92,15 +98,9 @@ impl Kernel {
             // would have done the same, so there is nothing to undo.
             return true;
         };
-        debug_assert_eq!(to, server);
-        o.transfer(m, t, server, badge, info);
-        o.replies[r as usize].caller = t as u16;
-        o.replies[r as usize].server = server as u16;
-        o.tcbs[t].caller_reply = r;
-        if !o.sched.has_sc(server) {
-            let _ = o.sched.lend(t, server);
-        }
-        o.sync(server);
+        o.transfer(m, t, to, badge, info);
+        o.bind_reply(t, to);
+        o.sync(to);
         o.sync(t);
         o.schedule();
         true
@@ -108,45 +108,45 @@ impl Kernel {
 
     /// ReplyRecv: the reply object has a caller waiting for a normal (not fault) reply, the
     /// endpoint has no sender queued and no notification is pending for the server.
-    fn fast_reply_recv(&mut self, m: &mut impl Machine, t: usize) -> bool {
+    fn fast_reply_recv(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
         let ctx = &self.o.tcbs[t].ctx;
         let (cptr, info, reply_cptr) = (ctx.x[0], MessageInfo(ctx.x[1]), ctx.x[6]);
-        let Some((r, _)) = self.fast_object(t, reply_cptr, ObjectKind::Reply, Rights::NONE) else {
+        let Some(r) = self.fast_reply(t, reply_cptr) else {
             return false;
         };
-        let Some((ep, _)) = self.fast_object(t, cptr, ObjectKind::Endpoint, Rights::READ) else {
+        let Some(ep) = self
+            .resolve(t, cptr)
+            .and_then(|target| target.endpoint(Rights::READ))
+        else {
             return false;
         };
         let o = &mut self.o;
-        let caller = o.replies[r].caller;
-        if caller == NONE
-            || o.replies[r].server as usize != t
-            || o.tcbs[caller as usize].fault_label != 0
-            || o.threads.state(caller as usize) != ThreadState::WaitingForReply(t)
+        let Some(caller) = o.replies[r].caller else {
+            return false;
+        };
+        if o.replies[r].server != Some(t)
+            || o.tcbs[caller].fault_label != 0
+            || o.threads.state(caller) != ThreadState::WaitingForReply(t)
             || o.eps[ep].kind == EndpointQueue::Send
         {
             return false;
         }
-        let bound = o.tcbs[t].bound;
-        if bound != NONE && o.ntfns[bound as usize].active {
+        if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
             return false;
         }
-        let caller = caller as usize;
-        // The reply, as `Objects::reply` makes it.
-        o.replies[r].caller = NONE;
-        o.tcbs[caller].caller_reply = NONE;
-        let _ = o.threads.reply(t, caller);
-        o.transfer(m, t, caller, 0, info);
-        if o.sched.runs_on_loan(t) {
-            let _ = o.sched.give_back(t, caller);
-        }
-        o.sync(caller);
+        o.reply(m, t, r, info);
         // The receive, as `Objects::recv` makes it when nobody sends.
-        o.tcbs[t].recv_reply = r as u16;
-        if let Ok(RecvOutcome::Blocked) = o.threads.recv(&mut o.eps[ep], ep, t, true) {
-            o.sync(t);
-        }
+        o.tcbs[t].recv_reply = Some(r);
+        o.recv(m, t, ep, true);
         o.schedule();
         true
+    }
+
+    /// The reply object at `cptr` in `t`'s space.
+    fn fast_reply(&self, t: ThreadId, cptr: u64) -> Option<ReplyId> {
+        let target = self.resolve(t, cptr)?;
+        (target.kind == Some(atoll_abi::microkit::ObjectKind::Reply))
+            .then(|| ReplyId::from_data(target.data))
+            .flatten()
     }
 }

@@ -1,15 +1,19 @@
 //! Invocations: operations on capabilities that are not endpoints, notifications or
 //! doorbells (retype, CNode operations, thread control, mapping, interrupts, scheduling),
-//! and the creation and destruction of the objects behind them.
+//! and the creation of the objects behind them. Every capability argument is checked for
+//! its kind and for the rights seL4 requires (`docs/kernel.md` lists them, and where
+//! Atoll's rule is stricter).
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::spec::attrs;
 use atoll_abi::syscall::{MessageInfo, label, object_kind, vm_attr};
 
-use super::vspace;
-use super::{Bell, Kernel, Machine, NO_REPLICA, NONE, Objects, Target, Tcb, Watch};
-use crate::cap::{Cap, CapTable, RetypeKind, Rights, SlotId};
+use super::objects::{Bell, Doorbell, Tcb, alloc, free_count};
+use super::{Caps, Kernel, Machine, Target, vspace};
+use crate::cap::{Cap, RetypeKind, Rights};
+use crate::id::{IrqId, NotificationId, SchedContextId, SlotId, TcbSlot, ThreadId, VSpaceId};
+use crate::ipc::ThreadState;
 use crate::pagetable::descriptor_bits;
 
 /// What an invocation replies with (beyond success).
@@ -26,59 +30,75 @@ impl Answer {
     };
 }
 
+/// An invocation's arguments: its first message registers.
+struct Args {
+    values: [u64; 8],
+    len: usize,
+}
+
+impl Args {
+    /// Argument `i`, or `TruncatedMessage` if the message is shorter.
+    fn get(&self, i: usize) -> Result<u64, Error> {
+        if i < self.len {
+            self.values.get(i).copied().ok_or(Error::TruncatedMessage)
+        } else {
+            Err(Error::TruncatedMessage)
+        }
+    }
+
+    /// Argument `i`, 0 when the message is shorter.
+    fn or_zero(&self, i: usize) -> u64 {
+        self.get(i).unwrap_or(0)
+    }
+}
+
+/// A capability argument that names the fault handler a thread may be given: an endpoint
+/// that can be sent to and replied through (seL4's `validFaultHandler`).
+fn valid_fault_handler(target: &Target) -> bool {
+    target.endpoint(Rights::WRITE).is_some()
+        && target
+            .rights
+            .any_of(Rights::GRANT.union(Rights::GRANT_REPLY))
+}
+
 impl Kernel {
     /// Performs the invocation `info.label()` on the capability in `slot` for thread `t`.
     pub(super) fn invoke(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         slot: SlotId,
         cap: Cap,
         info: MessageInfo,
     ) -> Result<Answer, Error> {
-        let len = info.length();
-        let mut a = [0u64; 8];
-        for (i, v) in a.iter_mut().enumerate().take(len) {
+        let mut args = Args {
+            values: [0; 8],
+            len: info.length(),
+        };
+        for (i, v) in args.values.iter_mut().enumerate().take(args.len) {
             *v = self.o.mr(m, t, i);
         }
-        let arg = |i: usize| -> Result<u64, Error> {
-            if i < len {
-                Ok(a[i])
-            } else {
-                Err(Error::TruncatedMessage)
-            }
-        };
         let op = info.label();
         match cap {
-            Cap::Untyped { .. } if op == label::UNTYPED_RETYPE => self.retype(
-                m,
-                t,
-                slot,
-                [
-                    arg(0)?,
-                    arg(1)?,
-                    arg(2)?,
-                    arg(3)?,
-                    arg(4)?,
-                    arg(5)?,
-                    arg(6)?,
-                ],
-            ),
-            Cap::CNode { .. } => self.cnode_op(m, t, cap, op, &arg),
+            Cap::Untyped { .. } if op == label::UNTYPED_RETYPE => self.retype(m, t, slot, &args),
+            Cap::CNode { .. } => self.cnode_op(m, t, cap, op, &args),
             Cap::Object {
                 kind,
                 data,
                 base,
                 size_bits,
                 rights,
-                ..
+                badge,
             } => match kind {
-                ObjectKind::Tcb => self.tcb_op(m, t, data as usize, op, &arg),
+                ObjectKind::Tcb => {
+                    let target = ThreadId::from_data(data).ok_or(Error::InvalidCapability)?;
+                    self.tcb_op(m, t, target, op, &args)
+                }
                 ObjectKind::SchedControl if op == label::SCHED_CONTROL_CONFIGURE => {
-                    let sc = self.resolve_kind(t, arg(0)?, ObjectKind::SchedContext)?;
+                    let sc = self.sched_context_arg(t, args.get(0)?)?;
                     let tpu = m.ticks_per_us().max(1);
-                    let budget = arg(1)?.saturating_mul(tpu);
-                    let period = arg(2)?.saturating_mul(tpu);
+                    let budget = args.get(1)?.saturating_mul(tpu);
+                    let period = args.get(2)?.saturating_mul(tpu);
                     self.o
                         .sched
                         .configure(sc, budget, period)
@@ -86,75 +106,38 @@ impl Kernel {
                     Ok(Answer::NONE)
                 }
                 ObjectKind::SchedContext => {
-                    let thread = self.resolve_kind(t, arg(0)?, ObjectKind::Tcb)?;
-                    self.sched_context_op(data as usize, thread, op)?;
+                    let sc = SchedContextId::from_data(data).ok_or(Error::InvalidCapability)?;
+                    self.sched_context_op(t, sc, op, &args)?;
                     Ok(Answer::NONE)
                 }
-                ObjectKind::PageTable => self.page_table_op(m, t, slot, base, data, op, &arg),
+                ObjectKind::PageTable => self.page_table_op(m, t, slot, base, data, op, &args),
                 ObjectKind::Frame => {
-                    self.frame_op(m, t, slot, base, size_bits, rights, data, op, &arg)
+                    self.frame_op(m, t, slot, (base, size_bits), rights, data, op, &args)
                 }
-                ObjectKind::IrqControl if op == label::IRQ_CONTROL_GET => {
-                    let irq = arg(0)?;
-                    let dest = self.dest_slot(t, arg(2)?, arg(3)?, arg(4)?)?;
-                    let state = self.o.irqs.get(irq as usize).ok_or(Error::RangeError)?;
-                    if state.handler {
-                        return Err(Error::RevokeFirst);
-                    }
-                    if !m.claim_irq(irq as u32, arg(1)? != 0) {
-                        return Err(Error::RangeError);
-                    }
-                    self.caps.insert_original(
-                        dest,
-                        Cap::Object {
-                            kind: ObjectKind::IrqHandler,
-                            base: irq,
-                            size_bits: 0,
-                            rights: Rights::ALL,
-                            badge: 0,
-                            data: irq,
-                        },
-                    )?;
-                    self.o.irqs[irq as usize].handler = true;
-                    Ok(Answer::NONE)
-                }
+                ObjectKind::IrqControl => self.irq_control_op(m, t, op, &args),
                 ObjectKind::IrqHandler => {
-                    let irq = data as usize;
-                    match op {
-                        label::IRQ_HANDLER_ACK => m.set_irq_enabled(irq as u32, true),
-                        label::IRQ_HANDLER_SET_NOTIFICATION => {
-                            let (n, badge) = self.resolve_notification(t, arg(0)?)?;
-                            self.o.irqs[irq].ntfn = n as u16;
-                            self.o.irqs[irq].badge = badge;
-                            m.set_irq_enabled(irq as u32, true);
-                        }
-                        label::IRQ_HANDLER_CLEAR => {
-                            self.o.irqs[irq].ntfn = NONE;
-                            m.set_irq_enabled(irq as u32, false);
-                        }
-                        _ => return Err(Error::IllegalOperation),
-                    }
-                    Ok(Answer::NONE)
+                    let irq = IrqId::from_data(data).ok_or(Error::InvalidCapability)?;
+                    self.irq_handler_op(m, t, irq, op, &args)
                 }
                 ObjectKind::Doorbell if op == label::DOORBELL_CONFIGURE => {
-                    let bell = Bell {
-                        replica: u32::try_from(arg(0)?)
-                            .ok()
-                            .filter(|&r| r != NO_REPLICA)
-                            .ok_or(Error::RangeError)?,
-                        word: u32::try_from(arg(1)?).map_err(|_| Error::RangeError)?,
-                    };
-                    let d = &mut self.o.doorbells[data as usize];
-                    if d.replica != NO_REPLICA {
+                    // Where a doorbell rings is set once, through its original capability:
+                    // a badged or reduced copy only rings it.
+                    if badge != 0 || rights != Rights::ALL {
                         return Err(Error::IllegalOperation);
                     }
-                    *d = bell;
-                    Ok(Answer::NONE)
-                }
-                ObjectKind::IrqControl if op == label::IRQ_CONTROL_WATCH_PENDING_WORD => {
-                    let word = u32::try_from(arg(0)?).map_err(|_| Error::RangeError)?;
-                    let (n, _) = self.resolve_notification(t, arg(1)?)?;
-                    self.watch(m, word, n)?;
+                    let d =
+                        crate::id::DoorbellId::from_data(data).ok_or(Error::InvalidCapability)?;
+                    let bell = Bell {
+                        replica: u32::try_from(args.get(0)?)
+                            .ok()
+                            .filter(|&r| r != u32::MAX)
+                            .ok_or(Error::RangeError)?,
+                        word: u32::try_from(args.get(1)?).map_err(|_| Error::RangeError)?,
+                    };
+                    if self.o.doorbells[d] != Doorbell::Unconfigured {
+                        return Err(Error::IllegalOperation);
+                    }
+                    self.o.doorbells[d] = Doorbell::Rings(bell);
                     Ok(Answer::NONE)
                 }
                 _ => Err(Error::IllegalOperation),
@@ -163,103 +146,86 @@ impl Kernel {
         }
     }
 
-    /// Has cross-replica channel word `word` signal notification `n`. Bits rung before the
-    /// watch began are delivered at once: their senders found the word non-empty and
-    /// raised no doorbell, so nothing else would.
-    fn watch(&mut self, m: &mut impl Machine, word: u32, n: usize) -> Result<(), Error> {
-        let pending = m.take_pending_word(word).ok_or(Error::RangeError)?;
-        let count = self.o.watch_count;
-        if self.o.watches[..count].iter().any(|w| w.word == word) {
-            return Err(Error::IllegalOperation);
-        }
-        let free = self
-            .o
-            .watches
-            .get_mut(count)
-            .ok_or(Error::NotEnoughMemory)?;
-        *free = Watch {
-            word,
-            ntfn: n as u16,
-        };
-        self.o.watch_count = count + 1;
-        if pending != 0 {
-            self.o.signal(n, pending);
-        }
-        Ok(())
+    // ----- capability arguments ------------------------------------------------------
+
+    /// A capability argument in `t`'s space (`FailedLookup` if the slot is empty).
+    fn arg(&self, t: ThreadId, cptr: u64) -> Result<Target, Error> {
+        self.resolve(t, cptr).ok_or(Error::FailedLookup)
     }
 
-    /// Resolves a capability argument in `t`'s space that must be of `kind`; its index.
-    fn resolve_kind(&self, t: usize, cptr: u64, want: ObjectKind) -> Result<usize, Error> {
-        match self.resolve(t, cptr) {
-            Some(Target {
-                kind: Some(kind),
-                data,
-                ..
-            }) if kind == want => Ok(data as usize),
-            Some(_) => Err(Error::InvalidCapability),
-            None => Err(Error::FailedLookup),
+    /// A scheduling-context argument.
+    fn sched_context_arg(&self, t: ThreadId, cptr: u64) -> Result<SchedContextId, Error> {
+        let target = self.arg(t, cptr)?;
+        match target.kind {
+            Some(ObjectKind::SchedContext) => {
+                SchedContextId::from_data(target.data).ok_or(Error::InvalidCapability)
+            }
+            _ => Err(Error::InvalidCapability),
         }
     }
 
-    /// An optional fault-endpoint argument (0: none): the endpoint's index and badge.
-    fn resolve_fault_endpoint(&self, t: usize, cptr: u64) -> Result<Option<(u16, u64)>, Error> {
-        if cptr == 0 {
-            return Ok(None);
-        }
-        match self.resolve(t, cptr) {
-            Some(Target {
-                kind: Some(ObjectKind::Endpoint),
-                data,
-                badge,
-                ..
-            }) => Ok(Some((data as u16, badge))),
-            Some(_) => Err(Error::InvalidCapability),
-            None => Err(Error::FailedLookup),
+    /// A TCB argument.
+    fn tcb_arg(&self, t: ThreadId, cptr: u64) -> Result<ThreadId, Error> {
+        let target = self.arg(t, cptr)?;
+        match target.kind {
+            Some(ObjectKind::Tcb) => {
+                ThreadId::from_data(target.data).ok_or(Error::InvalidCapability)
+            }
+            _ => Err(Error::InvalidCapability),
         }
     }
 
-    fn resolve_notification(&self, t: usize, cptr: u64) -> Result<(usize, u64), Error> {
-        match self.resolve(t, cptr) {
-            Some(Target {
-                kind: Some(ObjectKind::Notification),
-                data,
-                badge,
-                ..
-            }) => Ok((data as usize, badge)),
-            Some(_) => Err(Error::InvalidCapability),
-            None => Err(Error::FailedLookup),
-        }
+    /// A notification argument with `right`; `InvalidCapability` without it.
+    fn notification_arg(
+        &self,
+        t: ThreadId,
+        cptr: u64,
+        right: Rights,
+    ) -> Result<(NotificationId, u64), Error> {
+        let target = self.arg(t, cptr)?;
+        let n = target.notification(right).ok_or(Error::InvalidCapability)?;
+        Ok((n, target.badge))
     }
 
     /// A CNode capability argument.
-    fn resolve_cnode(&self, t: usize, cptr: u64) -> Result<Cap, Error> {
+    fn cnode_arg(&self, t: ThreadId, cptr: u64) -> Result<(SlotId, Cap), Error> {
+        let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
         let slot = self
             .caps
-            .lookup_from(&self.o.tcbs[t].cspace, cptr, 64)
+            .lookup_from(root, cptr, 64)
             .map_err(|_| Error::FailedLookup)?;
         match self.caps.get(slot) {
-            cap @ Cap::CNode { .. } => Ok(cap),
+            cap @ Cap::CNode { .. } => Ok((slot, cap)),
             Cap::Null => Err(Error::FailedLookup),
             _ => Err(Error::InvalidCapability),
         }
     }
 
-    /// A slot named by (root CNode in `t`'s space, index, depth).
-    fn dest_slot(&self, t: usize, root: u64, index: u64, depth: u64) -> Result<SlotId, Error> {
-        let root = self.resolve_cnode(t, root)?;
+    /// A slot named by (root CNode, index, depth).
+    fn slot_in(&self, root: &Cap, index: u64, depth: u64) -> Result<SlotId, Error> {
         self.caps
-            .lookup_from(&root, index, depth.min(64) as u8)
+            .lookup_from(root, index, u8::try_from(depth.min(64)).unwrap_or(64))
             .map_err(|_| Error::FailedLookup)
     }
+
+    /// A slot named by (root CNode in `t`'s space, index, depth).
+    fn dest_slot(&self, t: ThreadId, root: u64, index: u64, depth: u64) -> Result<SlotId, Error> {
+        let (_, root) = self.cnode_arg(t, root)?;
+        self.slot_in(&root, index, depth)
+    }
+
+    // ----- untyped ---------------------------------------------------------------------
 
     fn retype(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         untyped: SlotId,
-        a: [u64; 7],
+        args: &Args,
     ) -> Result<Answer, Error> {
-        let [kind, size_bits, root, node_index, node_depth, offset, count] = a;
+        let (kind, size_bits) = (args.get(0)?, args.get(1)?);
+        let (root, node_index, node_depth) = (args.get(2)?, args.get(3)?, args.get(4)?);
+        let (offset, count) = (args.get(5)?, args.get(6)?);
         let size_bits = u8::try_from(size_bits).map_err(|_| Error::RangeError)?;
         let kind = if kind == object_kind::UNTYPED {
             RetypeKind::Untyped { size_bits }
@@ -277,53 +243,62 @@ impl Kernel {
             }
         };
         // The destination CNode: the root itself (depth 0) or a CNode inside it.
-        let root = self.resolve_cnode(t, root)?;
+        let (_, root) = self.cnode_arg(t, root)?;
         let node = if node_depth == 0 {
             root
         } else {
-            let s = self
-                .caps
-                .lookup_from(&root, node_index, node_depth.min(64) as u8)
-                .map_err(|_| Error::FailedLookup)?;
-            match self.caps.get(s) {
+            match self.caps.get(self.slot_in(&root, node_index, node_depth)?) {
                 c @ Cap::CNode { .. } => c,
                 _ => return Err(Error::FailedLookup),
             }
         };
-        let (first, slots) = CapTable::<1>::cnode_slots(node).ok_or(Error::InvalidCapability)?;
-        if count == 0 || offset >= slots as u64 || count > slots as u64 - offset {
+        let (first, slots) = Caps::cnode_slots(node).ok_or(Error::InvalidCapability)?;
+        let slots = slots as u64;
+        if count == 0 || offset >= slots || count > slots - offset {
             return Err(Error::RangeError);
         }
+        // Both below the CNode's slot count, which is at most 2^12.
         let (offset, count) = (offset as usize, count as usize);
         // Room in the object tables, checked before any memory is taken.
         if let RetypeKind::Object(k) = kind {
+            let o = &self.o;
             let free = match k {
-                ObjectKind::Tcb => self.o.tcbs.iter().filter(|t| !t.live).count(),
-                ObjectKind::Endpoint => self.o.ep_pool.free_count(),
-                ObjectKind::Notification => self.o.ntfn_pool.free_count(),
-                ObjectKind::Reply => self.o.replies.iter().filter(|r| !r.live).count(),
-                ObjectKind::SchedContext => self.o.sc_pool.free_count(),
-                ObjectKind::VSpace => self.o.vspace_pool.free_count(),
-                ObjectKind::Doorbell => self.o.doorbell_pool.free_count(),
+                ObjectKind::Tcb => o.tcbs.values().filter(|t| !t.live).count(),
+                ObjectKind::Endpoint => free_count(&o.ep_live),
+                ObjectKind::Notification => free_count(&o.ntfn_live),
+                ObjectKind::Reply => o.replies.values().filter(|r| !r.live).count(),
+                ObjectKind::SchedContext => free_count(&o.sc_live),
+                ObjectKind::VSpace => o.vspaces.values().filter(|v| v.is_none()).count(),
+                ObjectKind::Doorbell => o
+                    .doorbells
+                    .values()
+                    .filter(|d| **d == Doorbell::Free)
+                    .count(),
                 _ => usize::MAX,
             };
             if free < count {
                 return Err(Error::NotEnoughMemory);
             }
         }
-        let dest = first + offset;
+        let dest = first
+            .index()
+            .checked_add(offset)
+            .and_then(SlotId::new)
+            .ok_or(Error::RangeError)?;
         // Device memory (and what the loader filled) keeps its contents.
         let device = matches!(self.caps.get(untyped), Cap::Untyped { device: true, .. });
         self.caps.retype(untyped, kind, count, dest)?;
-        for s in dest..dest + count {
+        let new_slots = (dest.index()..dest.index().saturating_add(count)).filter_map(SlotId::new);
+        for s in new_slots.clone() {
             let cleared = if device {
                 Ok(())
             } else {
                 self.clear_memory(m, s)
             };
             if let Err(e) = cleared.and_then(|()| self.init_object(s)) {
-                // Undo: none of the new objects is used yet.
-                for undo in dest..dest + count {
+                // Undo: none of the new objects is used yet; those not yet given a table
+                // entry have none to free.
+                for undo in new_slots {
                     let _ = self.delete_slot(m, undo);
                 }
                 return Err(e);
@@ -343,7 +318,8 @@ impl Kernel {
             ..
         } = self.caps.get(slot)
         {
-            let zeroed = m.zero(base, 1 << size_bits);
+            let size = 1u64.checked_shl(u32::from(size_bits)).unwrap_or(0);
+            let zeroed = m.zero(base, size);
             if !zeroed && matches!(kind, ObjectKind::VSpace | ObjectKind::PageTable) {
                 return Err(Error::InvalidArgument);
             }
@@ -357,122 +333,101 @@ impl Kernel {
             return Ok(()); // untyped and CNodes need nothing
         };
         let o = &mut self.o;
-        let index = match kind {
+        let data = match kind {
             ObjectKind::Tcb => {
-                let i = o
-                    .tcbs
-                    .iter()
-                    .position(|t| !t.live)
-                    .ok_or(Error::NotEnoughMemory)?;
+                let i = o.tcbs.find(|t| !t.live).ok_or(Error::NotEnoughMemory)?;
                 o.tcbs[i] = Tcb {
                     live: true,
                     ..Tcb::EMPTY
                 };
-                let _ = o.sched.add_thread(i, 0);
-                i
+                o.sched.add_thread(i, 0);
+                i.data()
             }
             ObjectKind::Endpoint => {
-                let i = o.ep_pool.alloc().ok_or(Error::NotEnoughMemory)?;
+                let i = alloc(&mut o.ep_live).ok_or(Error::NotEnoughMemory)?;
                 o.eps[i] = Default::default();
-                i
+                i.data()
             }
             ObjectKind::Notification => {
-                let i = o.ntfn_pool.alloc().ok_or(Error::NotEnoughMemory)?;
+                let i = alloc(&mut o.ntfn_live).ok_or(Error::NotEnoughMemory)?;
                 o.ntfns[i] = Default::default();
-                o.ntfn_bound[i] = NONE;
-                i
+                o.ntfn_bound[i] = None;
+                o.ntfn_sc[i] = None;
+                i.data()
             }
             ObjectKind::Reply => {
-                let i = o
-                    .replies
-                    .iter()
-                    .position(|r| !r.live)
-                    .ok_or(Error::NotEnoughMemory)?;
+                let i = o.replies.find(|r| !r.live).ok_or(Error::NotEnoughMemory)?;
                 o.replies[i].live = true;
-                o.replies[i].caller = NONE;
-                o.replies[i].server = NONE;
-                i
+                i.data()
             }
-            ObjectKind::SchedContext => o.sc_pool.alloc().ok_or(Error::NotEnoughMemory)?,
+            ObjectKind::SchedContext => {
+                let i = alloc(&mut o.sc_live).ok_or(Error::NotEnoughMemory)?;
+                o.sc_ntfn[i] = None;
+                i.data()
+            }
             ObjectKind::VSpace => {
-                let i = o.vspace_pool.alloc().ok_or(Error::NotEnoughMemory)?;
-                o.vspaces[i] = base;
-                i
+                let i = o
+                    .vspaces
+                    .find(Option::is_none)
+                    .ok_or(Error::NotEnoughMemory)?;
+                o.vspaces[i] = Some(base);
+                i.data()
             }
             ObjectKind::Doorbell => {
-                let i = o.doorbell_pool.alloc().ok_or(Error::NotEnoughMemory)?;
-                o.doorbells[i] = Bell::UNCONFIGURED;
-                i
+                let i = o
+                    .doorbells
+                    .find(|d| *d == Doorbell::Free)
+                    .ok_or(Error::NotEnoughMemory)?;
+                o.doorbells[i] = Doorbell::Unconfigured;
+                i.data()
             }
-            _ => 0,
+            _ => return Ok(()),
         };
-        self.caps.set_data(slot, index as u64)
+        self.caps.set_data(slot, data)
     }
+
+    // ----- CNodes ----------------------------------------------------------------------
 
     /// Deletes a capability, destroying its object when it was the last one.
     pub(super) fn delete_slot(&mut self, m: &mut impl Machine, slot: SlotId) -> Result<(), Error> {
         let Kernel { caps, o, .. } = self;
-        caps.delete_with(slot, &mut |cap, last| o.gone(m, cap, last))
+        caps.delete_with(slot, &mut |s, cap, last| o.gone(m, s, cap, last))
     }
 
     fn cnode_op(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         cnode: Cap,
         op: u64,
-        arg: &dyn Fn(usize) -> Result<u64, Error>,
+        args: &Args,
     ) -> Result<Answer, Error> {
-        let here = |i: usize| -> Result<SlotId, Error> {
-            self.caps
-                .lookup_from(&cnode, arg(i)?, arg(i + 1)?.min(64) as u8)
-                .map_err(|_| Error::FailedLookup)
-        };
+        let here = self.slot_in(&cnode, args.get(0)?, args.get(1)?)?;
         match op {
-            label::CNODE_DELETE => {
-                let s = here(0)?;
-                self.delete_slot(m, s)?;
-            }
+            label::CNODE_DELETE => self.delete_slot(m, here)?,
             label::CNODE_REVOKE => {
-                let s = here(0)?;
                 let Kernel { caps, o, .. } = self;
-                caps.revoke_with(s, &mut |cap, last| o.gone(m, cap, last))?;
+                caps.revoke_with(here, &mut |s, cap, last| o.gone(m, s, cap, last))?;
             }
             label::CNODE_COPY | label::CNODE_MINT | label::CNODE_MOVE | label::CNODE_MUTATE => {
-                let dest = here(0)?;
-                let src_root = self.resolve_cnode(t, arg(2)?)?;
-                let src = self
-                    .caps
-                    .lookup_from(&src_root, arg(3)?, arg(4)?.min(64) as u8)
-                    .map_err(|_| Error::FailedLookup)?;
+                let dest = here;
+                let src = self.dest_slot(t, args.get(2)?, args.get(3)?, args.get(4)?)?;
                 match op {
                     label::CNODE_COPY => {
-                        let rights = Rights::from_bits(arg(5)? as u8);
+                        let rights = Rights::from_bits(args.get(5)? as u8);
                         self.caps.copy(src, dest, rights)?;
                     }
                     label::CNODE_MINT => {
-                        let rights = Rights::from_bits(arg(5)? as u8);
-                        self.caps.mint(src, dest, rights, arg(6)?)?;
+                        let rights = Rights::from_bits(args.get(5)? as u8);
+                        self.caps.mint(src, dest, rights, args.get(6)?)?;
                     }
                     label::CNODE_MOVE => self.caps.move_cap(src, dest)?,
-                    _ => {
-                        let rights = Rights::from_bits(arg(5)? as u8);
-                        let data = arg(6)?;
-                        if matches!(self.caps.get(src), Cap::CNode { .. }) {
-                            self.caps.mutate(src, dest, rights, None)?;
-                            if data != 0 {
-                                let bits = (data >> 58) as u8;
-                                let guard = data & ((1 << 58) - 1);
-                                if let Err(e) = self.caps.set_guard(dest, guard, bits) {
-                                    let _ = self.caps.move_cap(dest, src);
-                                    return Err(e);
-                                }
-                            }
-                        } else {
-                            let badge = (data != 0).then_some(data);
-                            self.caps.mutate(src, dest, rights, badge)?;
-                        }
-                    }
+                    _ => self.mutate(
+                        src,
+                        dest,
+                        Rights::from_bits(args.get(5)? as u8),
+                        args.get(6)?,
+                    )?,
                 }
             }
             _ => return Err(Error::IllegalOperation),
@@ -480,67 +435,46 @@ impl Kernel {
         Ok(Answer::NONE)
     }
 
+    /// seL4's Mutate: for a CNode, `data` sets its guard (bits 58–63 the guard's width, the
+    /// rest its value); for an unbadged endpoint, notification or doorbell, a badge.
+    fn mutate(
+        &mut self,
+        src: SlotId,
+        dest: SlotId,
+        rights: Rights,
+        data: u64,
+    ) -> Result<(), Error> {
+        if !matches!(self.caps.get(src), Cap::CNode { .. }) {
+            let badge = (data != 0).then_some(data);
+            return self.caps.mutate(src, dest, rights, badge);
+        }
+        self.caps.mutate(src, dest, rights, None)?;
+        if data != 0 {
+            let bits = (data >> 58) as u8;
+            let guard = data & ((1 << 58) - 1);
+            if let Err(e) = self.caps.set_guard(dest, guard, bits) {
+                let _ = self.caps.move_cap(dest, src);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    // ----- TCBs ------------------------------------------------------------------------
+
     fn tcb_op(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
-        target: usize,
+        t: ThreadId,
+        target: ThreadId,
         op: u64,
-        arg: &dyn Fn(usize) -> Result<u64, Error>,
+        args: &Args,
     ) -> Result<Answer, Error> {
         match op {
-            label::TCB_CONFIGURE => {
-                let fault = arg(0)?;
-                let (cspace, vspace, ipc_va, ipc_frame) = (arg(1)?, arg(2)?, arg(3)?, arg(4)?);
-                let fault = self.resolve_fault_endpoint(t, fault)?;
-                let cspace = if cspace != 0 {
-                    Some(self.resolve_cnode(t, cspace)?)
-                } else {
-                    None
-                };
-                let vspace = if vspace != 0 {
-                    Some(self.resolve_kind(t, vspace, ObjectKind::VSpace)? as u16)
-                } else {
-                    None
-                };
-                let ipc = if ipc_frame != 0 {
-                    if !ipc_va.is_multiple_of(0x1000) {
-                        return Err(Error::AlignmentError);
-                    }
-                    match self
-                        .resolve(t, ipc_frame)
-                        .map(|f| self.caps.get_ref(f.slot))
-                    {
-                        Some(&Cap::Object {
-                            kind: ObjectKind::Frame,
-                            base,
-                            ..
-                        }) => Some(base),
-                        Some(_) => return Err(Error::InvalidCapability),
-                        None => return Err(Error::FailedLookup),
-                    }
-                } else {
-                    None
-                };
-                let tcb = &mut self.o.tcbs[target];
-                if let Some((ep, badge)) = fault {
-                    tcb.fault_ep = ep;
-                    tcb.fault_badge = badge;
-                }
-                if let Some(c) = cspace {
-                    tcb.cspace = c;
-                }
-                if let Some(v) = vspace {
-                    tcb.vspace = v;
-                }
-                if let Some(pa) = ipc {
-                    tcb.ipc_buffer_pa = pa;
-                    tcb.ipc_buffer_va = ipc_va;
-                }
-            }
+            label::TCB_CONFIGURE => self.tcb_configure(m, t, target, args)?,
             label::TCB_SET_PRIORITY | label::TCB_SET_MC_PRIORITY => {
-                let auth = self.resolve_kind(t, arg(0)?, ObjectKind::Tcb)?;
-                let value = u8::try_from(arg(1)?).map_err(|_| Error::RangeError)?;
+                let auth = self.tcb_arg(t, args.get(0)?)?;
+                let value = u8::try_from(args.get(1)?).map_err(|_| Error::RangeError)?;
                 if value > self.o.tcbs[auth].mcp {
                     return Err(Error::RangeError);
                 }
@@ -551,43 +485,11 @@ impl Kernel {
                     self.o.tcbs[target].mcp = value;
                 }
             }
-            label::TCB_SET_SCHED_PARAMS => {
-                let auth = self.resolve_kind(t, arg(0)?, ObjectKind::Tcb)?;
-                let mcp = u8::try_from(arg(1)?).map_err(|_| Error::RangeError)?;
-                let prio = u8::try_from(arg(2)?).map_err(|_| Error::RangeError)?;
-                let limit = self.o.tcbs[auth].mcp;
-                if mcp > limit || prio > limit {
-                    return Err(Error::RangeError);
-                }
-                let sc = match arg(3)? {
-                    0 => None,
-                    c => Some(self.resolve_kind(t, c, ObjectKind::SchedContext)?),
-                };
-                let fault = self.resolve_fault_endpoint(t, arg(4)?)?;
-                if let Some(sc) = sc {
-                    if self.o.sched.sched_context(sc).is_none() {
-                        return Err(Error::InvalidCapability); // not configured yet
-                    }
-                    if self.o.sched.has_own_sc(target) {
-                        self.o.sched.unbind(target);
-                    }
-                    self.o
-                        .sched
-                        .bind(target, sc)
-                        .map_err(|_| Error::IllegalOperation)?;
-                } else {
-                    self.o.sched.unbind(target);
-                }
-                let tcb = &mut self.o.tcbs[target];
-                tcb.mcp = mcp;
-                tcb.priority = prio;
-                if let Some((ep, badge)) = fault {
-                    tcb.fault_ep = ep;
-                    tcb.fault_badge = badge;
-                }
-                let _ = self.o.sched.set_priority(target, prio);
-            }
+            label::TCB_SET_SCHED_PARAMS => self.tcb_set_sched_params(m, t, target, args)?,
             label::TCB_READ_REGISTERS => {
+                if target == t {
+                    return Err(Error::IllegalOperation); // they are being used
+                }
                 let c = self.o.tcbs[target].ctx;
                 return Ok(Answer {
                     len: 4,
@@ -595,119 +497,319 @@ impl Kernel {
                 });
             }
             label::TCB_WRITE_REGISTERS => {
-                let resume = arg(0)? != 0;
-                let (pc, sp) = (arg(1)?, arg(2)?);
-                let regs = [
-                    arg(3).unwrap_or(0),
-                    arg(4).unwrap_or(0),
-                    arg(5).unwrap_or(0),
-                    arg(6).unwrap_or(0),
-                ];
+                let resume = args.get(0)? != 0;
+                let (pc, sp) = (args.get(1)?, args.get(2)?);
                 if target == t {
-                    return Err(Error::IllegalOperation); // its registers are being used
+                    return Err(Error::IllegalOperation); // they are being used
                 }
+                // Out of whatever it was blocked in: it goes on from the new registers.
+                self.o.suspend(target);
                 let ctx = &mut self.o.tcbs[target].ctx;
                 *ctx = Default::default();
                 ctx.pc = pc;
                 ctx.sp = sp;
-                ctx.x[..4].copy_from_slice(&regs);
+                ctx.x[0] = args.or_zero(3);
+                ctx.x[1] = args.or_zero(4);
+                ctx.x[2] = args.or_zero(5);
+                ctx.x[3] = args.or_zero(6);
                 if resume {
-                    self.resume_checked(target)?;
+                    self.restart(target)?;
                 }
             }
-            label::TCB_RESUME => self.resume_checked(target)?,
+            label::TCB_RESUME => self.restart(target)?,
             label::TCB_SUSPEND => self.o.suspend(target),
             label::TCB_BIND_NOTIFICATION => {
-                let (n, _) = self.resolve_notification(t, arg(0)?)?;
-                if self.o.tcbs[target].bound != NONE || self.o.ntfn_bound[n] != NONE {
+                // As seL4: the receive right, and a notification nobody waits on or is
+                // bound to; every failure is an illegal operation.
+                let (n, _) = self
+                    .notification_arg(t, args.get(0)?, Rights::READ)
+                    .map_err(|_| Error::IllegalOperation)?;
+                let o = &mut self.o;
+                if o.tcbs[target].bound.is_some()
+                    || o.ntfn_bound[n].is_some()
+                    || !o.ntfns[n].waiters.is_empty()
+                {
                     return Err(Error::IllegalOperation);
                 }
-                self.o.tcbs[target].bound = n as u16;
-                self.o.ntfn_bound[n] = target as u16;
+                o.tcbs[target].bound = Some(n);
+                o.ntfn_bound[n] = Some(target);
             }
             label::TCB_UNBIND_NOTIFICATION => {
-                let n = core::mem::replace(&mut self.o.tcbs[target].bound, NONE);
-                if n == NONE {
-                    return Err(Error::IllegalOperation);
-                }
-                self.o.ntfn_bound[n as usize] = NONE;
+                let n = self.o.tcbs[target]
+                    .bound
+                    .take()
+                    .ok_or(Error::IllegalOperation)?;
+                self.o.ntfn_bound[n] = None;
             }
             _ => return Err(Error::IllegalOperation),
         }
-        let _ = m;
         Ok(Answer::NONE)
     }
 
-    /// Binds scheduling context `sc` to `thread`, or takes it away from it.
-    fn sched_context_op(&mut self, sc: usize, thread: usize, op: u64) -> Result<(), Error> {
-        match op {
-            label::SCHED_CONTEXT_BIND => {
-                if self.o.sched.sched_context(sc).is_none() {
-                    return Err(Error::InvalidCapability); // not configured yet
+    /// TCB_Configure (fault handler, capability space, address space, IPC buffer address and
+    /// frame; 0 leaves one as it is): every argument is checked before anything changes,
+    /// then each is copied into the thread's own slot.
+    fn tcb_configure(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        target: ThreadId,
+        args: &Args,
+    ) -> Result<(), Error> {
+        let (fault, cspace, vspace) = (args.get(0)?, args.get(1)?, args.get(2)?);
+        let (ipc_va, ipc_frame) = (args.get(3)?, args.get(4)?);
+        let mut installs: [Option<(TcbSlot, SlotId)>; 4] = [None; 4];
+        if fault != 0 {
+            let target = self.arg(t, fault)?;
+            if !valid_fault_handler(&target) {
+                return Err(Error::InvalidCapability);
+            }
+            installs[0] = Some((TcbSlot::FaultHandler, target.slot));
+        }
+        if cspace != 0 {
+            let (slot, _) = self.cnode_arg(t, cspace)?;
+            installs[1] = Some((TcbSlot::CSpace, slot));
+        }
+        if vspace != 0 {
+            let target = self.arg(t, vspace)?;
+            if target.kind != Some(ObjectKind::VSpace) {
+                return Err(Error::InvalidCapability);
+            }
+            installs[2] = Some((TcbSlot::VSpace, target.slot));
+        }
+        let mut buffer = None;
+        if ipc_frame != 0 {
+            if !ipc_va.is_multiple_of(0x1000) {
+                return Err(Error::AlignmentError);
+            }
+            let target = self.arg(t, ipc_frame)?;
+            let Cap::Object {
+                kind: ObjectKind::Frame,
+                base,
+                rights,
+                ..
+            } = self.caps.get(target.slot)
+            else {
+                return Err(Error::IllegalOperation);
+            };
+            // The kernel reads and writes messages there: a frame of the replica's RAM that
+            // the capability lets the thread both read and write.
+            if !rights.contains(Rights::READ.union(Rights::WRITE)) || m.page(base).is_none() {
+                return Err(Error::IllegalOperation);
+            }
+            installs[3] = Some((TcbSlot::IpcBuffer, target.slot));
+            buffer = Some(base);
+        }
+        for (which, source) in installs.into_iter().flatten() {
+            self.install(m, target, which, source)?;
+        }
+        if let Some(pa) = buffer {
+            self.o.tcbs[target].ipc_buffer = Some(pa);
+        }
+        Ok(())
+    }
+
+    /// Puts a copy of the capability in `source` into `target`'s own slot `which`, deleting
+    /// what was there. Deleting it may destroy objects (it may have been the last capability
+    /// to them), so the target and the source are checked again before the copy.
+    fn install(
+        &mut self,
+        m: &mut impl Machine,
+        target: ThreadId,
+        which: TcbSlot,
+        source: SlotId,
+    ) -> Result<(), Error> {
+        let expected = self.caps.get(source);
+        let dest = target.own_slot(which);
+        self.delete_slot(m, dest)?;
+        if !self.o.tcbs[target].live || self.caps.get(source) != expected {
+            return Err(Error::IllegalOperation);
+        }
+        self.caps.copy(source, dest, Rights::ALL)
+    }
+
+    /// TCB_SetSchedParams (authority, MCP, priority, scheduling context, fault handler).
+    fn tcb_set_sched_params(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        target: ThreadId,
+        args: &Args,
+    ) -> Result<(), Error> {
+        let auth = self.tcb_arg(t, args.get(0)?)?;
+        let mcp = u8::try_from(args.get(1)?).map_err(|_| Error::RangeError)?;
+        let prio = u8::try_from(args.get(2)?).map_err(|_| Error::RangeError)?;
+        let limit = self.o.tcbs[auth].mcp;
+        if mcp > limit || prio > limit {
+            return Err(Error::RangeError);
+        }
+        let sc = match args.get(3)? {
+            0 => None,
+            c => Some(self.sched_context_arg(t, c)?),
+        };
+        let fault = match args.get(4)? {
+            0 => None,
+            c => {
+                let handler = self.arg(t, c)?;
+                if !valid_fault_handler(&handler) {
+                    return Err(Error::InvalidCapability);
                 }
-                if self.o.sched.has_own_sc(thread) {
+                Some(handler.slot)
+            }
+        };
+        if let Some(sc) = sc {
+            if self.o.sched.sched_context(sc).is_none() {
+                return Err(Error::InvalidCapability); // not configured yet
+            }
+            if self.o.sc_ntfn[sc].is_some() {
+                return Err(Error::IllegalOperation); // a notification's
+            }
+            if self.o.sched.own_sc(target) != Some(sc) {
+                if self.o.sched.serves(sc).is_some() {
                     return Err(Error::IllegalOperation);
                 }
+                self.o.sched.unbind(target);
                 self.o
                     .sched
-                    .bind(thread, sc)
-                    .map_err(|_| Error::IllegalOperation)
+                    .bind(target, sc)
+                    .map_err(|_| Error::IllegalOperation)?;
             }
-            label::SCHED_CONTEXT_UNBIND_OBJECT => {
-                if self.o.sched.own_sc(thread) != Some(sc) {
-                    return Err(Error::IllegalOperation);
-                }
-                self.o.sched.unbind(thread);
-                Ok(())
-            }
-            _ => Err(Error::IllegalOperation),
+        } else {
+            self.o.sched.unbind(target);
         }
+        let tcb = &mut self.o.tcbs[target];
+        tcb.mcp = mcp;
+        tcb.priority = prio;
+        let _ = self.o.sched.set_priority(target, prio);
+        if let Some(source) = fault {
+            self.install(m, target, TcbSlot::FaultHandler, source)?;
+        }
+        Ok(())
     }
 
     /// Restarts a thread that has an address space and a capability space to run in, as
     /// seL4's `restart`: a thread that is stopped or blocked (on a fault's reply too) gives up
-    /// whatever it waited for and runs; a running one is left alone.
-    fn resume_checked(&mut self, target: usize) -> Result<(), Error> {
-        let tcb = &self.o.tcbs[target];
-        if tcb.vspace == NONE || tcb.cspace.is_null() {
+    /// whatever it waited for and runs (a thread blocked in a system call makes it again);
+    /// a running one is left alone.
+    fn restart(&mut self, target: ThreadId) -> Result<(), Error> {
+        let has_cspace = matches!(
+            self.caps.get_ref(target.own_slot(TcbSlot::CSpace)),
+            Cap::CNode { .. }
+        );
+        if self.vspace_of(target).is_none() || !has_cspace {
             return Err(Error::IllegalOperation);
         }
-        if self.o.threads.state(target) != crate::ipc::ThreadState::Running {
+        if self.o.threads.state(target) != ThreadState::Running {
             self.o.suspend(target);
             self.o.resume(target);
         }
         Ok(())
     }
 
+    // ----- scheduling contexts -----------------------------------------------------------
+
+    /// SchedContext_Bind and SchedContext_UnbindObject: the object (argument 0) is a TCB,
+    /// whose own context it becomes or stops being, or a notification, whose context it
+    /// becomes or stops being (a passive thread bound to it runs on it while it handles a
+    /// signal).
+    fn sched_context_op(
+        &mut self,
+        t: ThreadId,
+        sc: SchedContextId,
+        op: u64,
+        args: &Args,
+    ) -> Result<(), Error> {
+        let object = self.arg(t, args.get(0)?)?;
+        let thread = match object.kind {
+            Some(ObjectKind::Tcb) => {
+                Some(ThreadId::from_data(object.data).ok_or(Error::InvalidCapability)?)
+            }
+            Some(ObjectKind::Notification) => None,
+            _ => return Err(Error::InvalidCapability),
+        };
+        let o = &mut self.o;
+        match (op, thread) {
+            (label::SCHED_CONTEXT_BIND, _) if o.sched.sched_context(sc).is_none() => {
+                Err(Error::InvalidCapability) // not configured yet
+            }
+            (label::SCHED_CONTEXT_BIND, _)
+                if o.sc_ntfn[sc].is_some() || o.sched.serves(sc).is_some() =>
+            {
+                Err(Error::IllegalOperation) // in use
+            }
+            (label::SCHED_CONTEXT_BIND, Some(thread)) => o
+                .sched
+                .bind(thread, sc)
+                .map_err(|_| Error::IllegalOperation),
+            (label::SCHED_CONTEXT_BIND, None) => {
+                // Binding a context to a notification decides who runs when it is
+                // signalled: the receive right is needed (seL4 checks no right here).
+                let n = object
+                    .notification(Rights::READ)
+                    .ok_or(Error::InvalidCapability)?;
+                if o.ntfn_sc[n].is_some() {
+                    return Err(Error::IllegalOperation);
+                }
+                o.ntfn_sc[n] = Some(sc);
+                o.sc_ntfn[sc] = Some(n);
+                Ok(())
+            }
+            (label::SCHED_CONTEXT_UNBIND_OBJECT, Some(thread)) => {
+                // A thread cannot take its own context away while it runs on it.
+                if o.sched.own_sc(thread) != Some(sc) || thread == t {
+                    return Err(Error::IllegalOperation);
+                }
+                o.sched.unbind(thread);
+                Ok(())
+            }
+            (label::SCHED_CONTEXT_UNBIND_OBJECT, None) => {
+                let n = NotificationId::from_data(object.data).ok_or(Error::InvalidCapability)?;
+                if o.sc_ntfn[sc] != Some(n) {
+                    return Err(Error::IllegalOperation);
+                }
+                o.sc_ntfn[sc] = None;
+                o.ntfn_sc[n] = None;
+                // A thread running on it while it handled a signal gives it up.
+                if let Some(running) = o.sched.serves(sc) {
+                    o.sched.reclaim(sc, running);
+                }
+                Ok(())
+            }
+            _ => Err(Error::IllegalOperation),
+        }
+    }
+
+    // ----- translation -----------------------------------------------------------------
+
     #[allow(clippy::too_many_arguments)]
     fn page_table_op(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         slot: SlotId,
         base: u64,
         data: u64,
         op: u64,
-        arg: &dyn Fn(usize) -> Result<u64, Error>,
+        args: &Args,
     ) -> Result<Answer, Error> {
         match op {
             label::PAGE_TABLE_MAP => {
                 if data != 0 {
                     return Err(Error::IllegalOperation); // already mapped
                 }
-                let v = self.resolve_kind(t, arg(0)?, ObjectKind::VSpace)?;
-                let va = arg(1)?;
-                let level = vspace::map_table(m, self.o.vspaces[v], base, va)?;
+                let v = self.vspace_arg(t, args.get(0)?)?;
+                let va = args.get(1)?;
+                let root = self.o.vspaces[v].ok_or(Error::InvalidCapability)?;
+                let level = vspace::map_table(m, root, base, va)?;
                 let record = vspace::table_record(v, vspace::table_base(va, level), level);
                 self.caps.set_data(slot, record)?;
             }
             label::PAGE_TABLE_UNMAP => {
-                if let Some((v, va, level)) = vspace::decode_table(data)
-                    && self.o.vspace_pool.live[v]
-                {
-                    vspace::unmap_table(m, self.o.vspaces[v], base, va, level);
-                    m.flush_tlb(v as u16 + 1, None);
+                // Copies name the same mapping: only the last may undo it (as seL4).
+                if !self.caps.is_final(slot) {
+                    return Err(Error::RevokeFirst);
                 }
+                self.o.unlink_table(m, base, data);
                 self.caps.set_data(slot, 0)?;
             }
             _ => return Err(Error::IllegalOperation),
@@ -715,25 +817,35 @@ impl Kernel {
         Ok(Answer::NONE)
     }
 
+    /// An address-space argument.
+    fn vspace_arg(&self, t: ThreadId, cptr: u64) -> Result<VSpaceId, Error> {
+        let target = self.arg(t, cptr)?;
+        match target.kind {
+            Some(ObjectKind::VSpace) => {
+                VSpaceId::from_data(target.data).ok_or(Error::InvalidCapability)
+            }
+            _ => Err(Error::InvalidCapability),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn frame_op(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         slot: SlotId,
-        base: u64,
-        size_bits: u8,
+        (base, size_bits): (u64, u8),
         have: Rights,
         data: u64,
         op: u64,
-        arg: &dyn Fn(usize) -> Result<u64, Error>,
+        args: &Args,
     ) -> Result<Answer, Error> {
         match op {
             label::FRAME_MAP => {
-                let v = self.resolve_kind(t, arg(0)?, ObjectKind::VSpace)?;
-                let va = arg(1)?;
-                let want = Rights::from_bits(arg(2)? as u8).intersect(have);
-                let vm = arg(3)?;
+                let v = self.vspace_arg(t, args.get(0)?)?;
+                let va = args.get(1)?;
+                let want = Rights::from_bits(args.get(2)? as u8).intersect(have);
+                let vm = args.get(3)?;
                 if !want.contains(Rights::READ) {
                     return Err(Error::InvalidArgument);
                 }
@@ -751,10 +863,10 @@ impl Kernel {
                 if vm & vm_attr::CACHED == 0 {
                     a |= attrs::DEVICE;
                 }
-                let root = self.o.vspaces[v];
+                let root = self.o.vspaces[v].ok_or(Error::InvalidCapability)?;
                 vspace::map_frame(m, root, base, size_bits, va, descriptor_bits(a), remap)?;
                 if remap {
-                    m.flush_tlb(v as u16 + 1, Some(va));
+                    m.flush_tlb(v.asid(), Some(va));
                 }
                 self.caps.set_data(slot, vspace::frame_record(v, va))?;
             }
@@ -772,173 +884,92 @@ impl Kernel {
         }
         Ok(Answer::NONE)
     }
-}
 
-impl Objects {
-    fn unmap_frame(&mut self, m: &mut impl Machine, base: u64, size_bits: u8, data: u64) {
-        if let Some((v, va)) = vspace::decode_frame(data)
-            && v < self.vspaces.len()
-            && self.vspace_pool.live[v]
-        {
-            vspace::unmap_frame(m, self.vspaces[v], base, size_bits, va);
-            m.flush_tlb(v as u16 + 1, Some(va));
+    // ----- interrupts --------------------------------------------------------------------
+
+    fn irq_control_op(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        op: u64,
+        args: &Args,
+    ) -> Result<Answer, Error> {
+        match op {
+            label::IRQ_CONTROL_GET => {
+                let number = args.get(0)?;
+                let dest = self.dest_slot(t, args.get(2)?, args.get(3)?, args.get(4)?)?;
+                let irq = usize::try_from(number)
+                    .ok()
+                    .and_then(IrqId::new)
+                    .ok_or(Error::RangeError)?;
+                let intid = u32::try_from(number).map_err(|_| Error::RangeError)?;
+                if self.o.irqs[irq].handler {
+                    return Err(Error::RevokeFirst);
+                }
+                if !m.claim_irq(intid, args.get(1)? != 0) {
+                    return Err(Error::RangeError);
+                }
+                self.caps.insert_original(
+                    dest,
+                    Cap::Object {
+                        kind: ObjectKind::IrqHandler,
+                        base: number,
+                        size_bits: 0,
+                        rights: Rights::ALL,
+                        badge: 0,
+                        data: irq.data(),
+                    },
+                )?;
+                self.o.irqs[irq].handler = true;
+            }
+            label::IRQ_CONTROL_WATCH_PENDING_WORD => {
+                let word = u32::try_from(args.get(0)?).map_err(|_| Error::RangeError)?;
+                // The kernel signals the notification for the other replica: the send right.
+                let (n, _) = self.notification_arg(t, args.get(1)?, Rights::WRITE)?;
+                self.watch(m, word, n)?;
+            }
+            _ => return Err(Error::IllegalOperation),
         }
+        Ok(Answer::NONE)
     }
 
-    /// Releases every thread queued on a destroyed endpoint or notification: its operation
-    /// fails with an error tag.
-    fn release(&mut self, waiters: &[u16; super::MAX_THREADS], n: usize) {
-        for &w in &waiters[..n] {
-            let w = w as usize;
-            let _ = self.threads.resume(w);
-            self.tcbs[w].ctx.x[0] = 0;
-            self.tcbs[w].ctx.x[1] = MessageInfo::new(Error::InvalidCapability as u64, 0).0;
-            self.sync(w);
+    fn irq_handler_op(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        irq: IrqId,
+        op: u64,
+        args: &Args,
+    ) -> Result<Answer, Error> {
+        let intid = u32::try_from(irq.index()).map_err(|_| Error::RangeError)?;
+        match op {
+            label::IRQ_HANDLER_ACK => m.set_irq_enabled(intid, true),
+            label::IRQ_HANDLER_SET_NOTIFICATION => {
+                // The interrupt signals it: the send right (as seL4).
+                let (n, badge) = self.notification_arg(t, args.get(0)?, Rights::WRITE)?;
+                self.o.irqs[irq].ntfn = Some(n);
+                self.o.irqs[irq].badge = badge;
+                m.set_irq_enabled(intid, true);
+            }
+            label::IRQ_HANDLER_CLEAR => {
+                self.o.irqs[irq].ntfn = None;
+                m.set_irq_enabled(intid, false);
+            }
+            _ => return Err(Error::IllegalOperation),
         }
+        Ok(Answer::NONE)
     }
 
-    /// A capability was deleted (`last`: it was the last one to its object).
-    pub(super) fn gone(&mut self, m: &mut impl Machine, cap: Cap, last: bool) {
-        let Cap::Object {
-            kind,
-            base,
-            size_bits,
-            data,
-            ..
-        } = cap
-        else {
-            if let (true, Cap::CNode { base, .. }) = (last, cap) {
-                for t in self.tcbs.iter_mut().filter(|t| t.live) {
-                    if matches!(t.cspace, Cap::CNode { base: b, .. } if b == base) {
-                        t.cspace = Cap::Null;
-                    }
-                }
-            }
-            return;
-        };
-        // Each mapping capability maps on its own: it goes with the capability.
-        match kind {
-            ObjectKind::Frame => self.unmap_frame(m, base, size_bits, data),
-            ObjectKind::PageTable => {
-                if let Some((v, va, level)) = vspace::decode_table(data)
-                    && self.vspace_pool.live[v]
-                {
-                    vspace::unmap_table(m, self.vspaces[v], base, va, level);
-                    m.flush_tlb(v as u16 + 1, None);
-                }
-            }
-            _ => {}
+    /// Has cross-replica channel word `word` signal notification `n`. Bits rung before the
+    /// watch began are delivered at once: their senders found the word non-empty and
+    /// raised no doorbell, so nothing else would.
+    fn watch(&mut self, m: &mut impl Machine, word: u32, n: NotificationId) -> Result<(), Error> {
+        self.o.check_watch(word)?;
+        let pending = m.take_pending_word(word).ok_or(Error::RangeError)?;
+        self.o.add_watch(word, n)?;
+        if pending != 0 {
+            self.o.signal(n, pending);
         }
-        if !last {
-            return;
-        }
-        let i = data as usize;
-        let mut waiters = [0u16; super::MAX_THREADS];
-        match kind {
-            ObjectKind::Tcb => {
-                if self.current == i as u16 {
-                    self.current = NONE;
-                }
-                self.suspend(i);
-                let n = self.tcbs[i].bound;
-                if n != NONE {
-                    self.ntfn_bound[n as usize] = NONE;
-                }
-                for r in self.replies.iter_mut() {
-                    if r.server == i as u16 {
-                        r.server = NONE;
-                    }
-                }
-                self.sched.remove_thread(i);
-                self.tcbs[i] = Tcb::EMPTY;
-            }
-            ObjectKind::Endpoint => {
-                let mut n = 0;
-                for w in self.threads.queued(&self.eps[i].queue) {
-                    waiters[n] = w as u16;
-                    n += 1;
-                }
-                self.threads.destroy_endpoint(&mut self.eps[i]);
-                for t in self.tcbs.iter_mut().filter(|t| t.fault_ep == i as u16) {
-                    t.fault_ep = NONE;
-                }
-                self.ep_pool.free(i);
-                self.release(&waiters, n);
-            }
-            ObjectKind::Notification => {
-                let mut n = 0;
-                for w in self.threads.queued(&self.ntfns[i].waiters) {
-                    waiters[n] = w as u16;
-                    n += 1;
-                }
-                self.threads.destroy_notification(&mut self.ntfns[i]);
-                let b = core::mem::replace(&mut self.ntfn_bound[i], NONE);
-                if b != NONE {
-                    self.tcbs[b as usize].bound = NONE;
-                }
-                for irq in self.irqs.iter_mut().filter(|q| q.ntfn == i as u16) {
-                    irq.ntfn = NONE;
-                }
-                // Its watches go; the others close up.
-                let mut kept = 0;
-                for j in 0..self.watch_count.min(self.watches.len()) {
-                    if self.watches[j].ntfn != i as u16 {
-                        self.watches[kept] = self.watches[j];
-                        kept += 1;
-                    }
-                }
-                self.watches[kept..].fill(Watch::FREE);
-                self.watch_count = kept;
-                self.ntfn_pool.free(i);
-                self.release(&waiters, n);
-            }
-            ObjectKind::Reply => {
-                let caller = self.replies[i].caller;
-                let server = self.replies[i].server;
-                self.replies[i] = super::Reply {
-                    live: false,
-                    caller: NONE,
-                    server: NONE,
-                };
-                for t in self.tcbs.iter_mut().filter(|t| t.recv_reply == i as u16) {
-                    t.recv_reply = NONE;
-                }
-                if caller != NONE {
-                    let c = caller as usize;
-                    self.tcbs[c].caller_reply = NONE;
-                    if server != NONE {
-                        let s = server as usize;
-                        let _ = self.threads.reply(s, c);
-                        if self.sched.runs_on_loan(s) {
-                            let _ = self.sched.give_back(s, c);
-                        }
-                    }
-                    waiters[0] = caller;
-                    self.tcbs[c].fault_label = 0;
-                    self.threads.cancel(c, &mut self.eps, &mut self.ntfns);
-                    self.release(&waiters, 1);
-                }
-            }
-            ObjectKind::SchedContext => {
-                self.sched.remove_sc(i);
-                self.sc_pool.free(i);
-            }
-            ObjectKind::VSpace => {
-                for t in self.tcbs.iter_mut().filter(|t| t.vspace == i as u16) {
-                    t.vspace = NONE;
-                }
-                self.vspace_pool.free(i);
-                m.flush_tlb(i as u16 + 1, None);
-            }
-            ObjectKind::Doorbell => self.doorbell_pool.free(i),
-            ObjectKind::IrqHandler => {
-                if let Some(q) = self.irqs.get_mut(i) {
-                    q.handler = false;
-                    q.ntfn = NONE;
-                    m.set_irq_enabled(i as u32, false);
-                }
-            }
-            _ => {}
-        }
+        Ok(())
     }
 }

@@ -9,14 +9,19 @@
 //!
 //! Objects are created only by retyping untyped memory. The memory is consumed (and
 //! zeroed); the kernel keeps each object's state in a per-replica table, found through the
-//! index its capabilities carry (`Cap::Object::data`). Address spaces and page tables are
-//! real translation tables in the retyped memory.
+//! typed id its capabilities carry (`Cap::Object::data`). Address spaces and page tables
+//! are real translation tables in the retyped memory.
 //!
 //! Nothing here trusts a thread: every capability address, index and argument is checked,
 //! and a thread that misbehaves gets an error or a fault message, never a kernel panic.
+//! Nothing a thread runs with outlives the capability that authorises it: a TCB keeps
+//! copies of its spaces, IPC buffer and fault handler in slots of its own (`TcbSlot`), so
+//! revoking the memory under them takes them from the thread too; an unlinked page table is
+//! always empty, so no translation outlives its object.
 
 mod fastpath;
 mod invoke;
+mod objects;
 mod vspace;
 
 #[cfg(test)]
@@ -24,34 +29,22 @@ mod tests;
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
-use atoll_abi::syscall::{self, MessageInfo, fault, ipc_buffer};
+use atoll_abi::syscall::{self, MessageInfo, fault};
 
-use crate::cap::{Cap, CapTable, Rights, SlotId};
-use crate::ipc::{
-    Endpoint, Notification, RecvOutcome, SendOutcome, ThreadState, Threads, WaitOutcome,
+use crate::cap::{Cap, CapTable, NO_DATA, Rights};
+use crate::id::{
+    CAP_SLOTS, EndpointId, IrqId, NotificationId, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId,
+    VSpaceId,
 };
-use crate::sched::Scheduler;
+use crate::ipc::ThreadState;
 
-/// Threads per replica.
-pub const MAX_THREADS: usize = 64;
-/// Endpoints per replica.
-pub const MAX_ENDPOINTS: usize = 128;
-/// Notifications per replica.
-pub const MAX_NOTIFICATIONS: usize = 128;
-/// Reply objects per replica.
-pub const MAX_REPLIES: usize = 64;
-/// Scheduling contexts per replica.
-pub const MAX_SCS: usize = 64;
-/// Address spaces per replica (each is also an ASID).
-pub const MAX_VSPACES: usize = 32;
-/// Doorbells per replica.
-pub const MAX_DOORBELLS: usize = 128;
-/// Interrupt ids (GIC SPIs and below).
-pub const MAX_IRQS: usize = 1020;
-/// Capability slots per replica.
-pub const CAP_SLOTS: usize = 8192;
+pub use crate::id::{
+    MAX_DOORBELLS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS, MAX_REPLIES, MAX_SCHED_CONTEXTS,
+    MAX_THREADS, MAX_VSPACES,
+};
+pub use objects::MAX_WATCHES;
 
-const NONE: u16 = u16::MAX;
+use objects::Objects;
 
 /// A thread's user registers, as the exception entry saves them. The layout is the CPU
 /// side's: its exception entry stores the registers here directly (16-byte aligned, as a
@@ -80,6 +73,10 @@ const _: () = {
     assert!(core::mem::size_of::<Context>() == 288);
 };
 
+/// Bytes of the `svc` instruction: a thread blocked in a system call resumes this far
+/// back to make the call again.
+const SVC_BYTES: u64 = 4;
+
 /// What the kernel needs from the CPU and memory.
 pub trait Machine {
     /// The 4 KiB page at physical address `pa` (page aligned) if it is RAM of this replica
@@ -89,9 +86,9 @@ pub trait Machine {
     /// did (memory loaded at boot and device memory are never zeroed).
     fn zero(&mut self, pa: u64, size: u64) -> bool;
     /// Writes one character of a thread's debug output.
-    fn put_char(&mut self, thread: usize, c: u8);
+    fn put_char(&mut self, thread: ThreadId, c: u8);
     /// A thread faulted with no fault endpoint to tell: the kernel stops it.
-    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]);
+    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, mrs: &[u64; 4]);
     /// Translations of address space `asid` changed (for `va`, or all of them).
     fn flush_tlb(&mut self, asid: u16, va: Option<u64>);
     /// Whether interrupt `irq` belongs to this replica; configures its trigger if so.
@@ -109,125 +106,8 @@ pub trait Machine {
     fn ticks_per_us(&self) -> u64;
 }
 
-/// A thread control block.
-#[derive(Clone, Copy, Debug)]
-pub struct Tcb {
-    /// Saved registers.
-    pub ctx: Context,
-    live: bool,
-    /// Capability-space root (a CNode capability), `Null` until configured.
-    cspace: Cap,
-    vspace: u16,
-    ipc_buffer_va: u64,
-    ipc_buffer_pa: u64,
-    fault_ep: u16,
-    fault_badge: u64,
-    bound: u16,
-    mcp: u8,
-    priority: u8,
-    /// Reply object named by its current receive, bound to a caller when a call arrives.
-    recv_reply: u16,
-    /// Reply object its own pending call will be answered through.
-    caller_reply: u16,
-    /// A fault message it is sending (label, registers), label 0 when none.
-    fault_label: u64,
-    fault_mrs: [u64; 4],
-}
-
-impl Tcb {
-    const EMPTY: Tcb = Tcb {
-        ctx: Context {
-            x: [0; 31],
-            sp: 0,
-            pc: 0,
-            spsr: 0,
-            tpidr: 0,
-        },
-        live: false,
-        cspace: Cap::Null,
-        vspace: NONE,
-        ipc_buffer_va: 0,
-        ipc_buffer_pa: 0,
-        fault_ep: NONE,
-        fault_badge: 0,
-        bound: NONE,
-        mcp: 0,
-        priority: 0,
-        recv_reply: NONE,
-        caller_reply: NONE,
-        fault_label: 0,
-        fault_mrs: [0; 4],
-    };
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Reply {
-    live: bool,
-    caller: u16,
-    server: u16,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Irq {
-    handler: bool,
-    ntfn: u16,
-    badge: u64,
-}
-
-/// Which table entries are in use.
-struct Pool<const N: usize> {
-    live: [bool; N],
-}
-
-impl<const N: usize> Pool<N> {
-    const fn new() -> Self {
-        Self { live: [false; N] }
-    }
-
-    fn free_count(&self) -> usize {
-        self.live.iter().filter(|l| !**l).count()
-    }
-
-    fn alloc(&mut self) -> Option<usize> {
-        let i = self.live.iter().position(|l| !*l)?;
-        self.live[i] = true;
-        Some(i)
-    }
-
-    fn free(&mut self, i: usize) {
-        if let Some(l) = self.live.get_mut(i) {
-            *l = false;
-        }
-    }
-}
-
-/// Everything but the capability table, so that a deletion's callback can reach it.
-struct Objects {
-    threads: Threads<MAX_THREADS>,
-    sched: Scheduler<MAX_THREADS, MAX_SCS>,
-    tcbs: [Tcb; MAX_THREADS],
-    eps: [Endpoint; MAX_ENDPOINTS],
-    ep_pool: Pool<MAX_ENDPOINTS>,
-    ntfns: [Notification; MAX_NOTIFICATIONS],
-    ntfn_bound: [u16; MAX_NOTIFICATIONS],
-    ntfn_pool: Pool<MAX_NOTIFICATIONS>,
-    replies: [Reply; MAX_REPLIES],
-    sc_pool: Pool<MAX_SCS>,
-    vspaces: [u64; MAX_VSPACES],
-    vspace_pool: Pool<MAX_VSPACES>,
-    doorbells: [Bell; MAX_DOORBELLS],
-    doorbell_pool: Pool<MAX_DOORBELLS>,
-    /// Watched words in `watches[..watch_count]`, kept together so the doorbell handler
-    /// looks at those only.
-    watches: [Watch; MAX_WATCHES],
-    watch_count: usize,
-    irqs: [Irq; MAX_IRQS],
-    current: u16,
-    /// An object was invoked, or a fault raised, since the machine last loaded the current
-    /// thread ([`Kernel::note_loaded`]): something a thread runs with (its address space,
-    /// scheduling parameters, budget) may have changed (see [`Kernel::caller_goes_on`]).
-    changed: bool,
-}
+/// The replica's capability table: CNodes' slots, then the TCBs' own at the top.
+type Caps = CapTable<SlotId, CAP_SLOTS>;
 
 /// Where the initialiser's boot objects lie (physical addresses of zeroed boot memory; the
 /// address space's tables already built in `vspace`) and how it runs.
@@ -253,7 +133,7 @@ pub struct InitialiserBoot {
 
 /// One replica's kernel state.
 pub struct Kernel {
-    caps: CapTable<CAP_SLOTS>,
+    caps: Caps,
     o: Objects,
     /// Whether the fast path (`fastpath.rs`) is off: only tests that compare the two paths
     /// turn it off, so other builds have no flag to test on every system call.
@@ -272,39 +152,21 @@ struct Target {
     data: u64,
 }
 
-/// Unconfigured doorbell.
-const NO_REPLICA: u32 = u32::MAX;
+impl Target {
+    /// The endpoint named, if the capability is one with `right`.
+    fn endpoint(&self, right: Rights) -> Option<EndpointId> {
+        (self.kind == Some(ObjectKind::Endpoint) && self.rights.contains(right))
+            .then(|| EndpointId::from_data(self.data))
+            .flatten()
+    }
 
-/// Where a doorbell rings: a pending word watched on another replica.
-#[derive(Clone, Copy, Debug)]
-struct Bell {
-    replica: u32,
-    word: u32,
+    /// The notification named, if the capability is one with `right`.
+    fn notification(&self, right: Rights) -> Option<NotificationId> {
+        (self.kind == Some(ObjectKind::Notification) && self.rights.contains(right))
+            .then(|| NotificationId::from_data(self.data))
+            .flatten()
+    }
 }
-
-impl Bell {
-    const UNCONFIGURED: Self = Self {
-        replica: NO_REPLICA,
-        word: 0,
-    };
-}
-
-/// A cross-replica channel word of this replica and the notification it signals.
-#[derive(Clone, Copy, Debug)]
-struct Watch {
-    word: u32,
-    ntfn: u16,
-}
-
-impl Watch {
-    const FREE: Self = Self {
-        word: 0,
-        ntfn: NONE,
-    };
-}
-
-/// Cross-replica channel words one replica can watch.
-pub const MAX_WATCHES: usize = 128;
 
 impl Default for Kernel {
     fn default() -> Self {
@@ -316,43 +178,8 @@ impl Kernel {
     /// An empty kernel: no capabilities, no threads.
     pub const fn new() -> Self {
         Self {
-            caps: CapTable::new(0),
-            o: Objects {
-                threads: Threads::new(),
-                sched: Scheduler::new(),
-                tcbs: [Tcb::EMPTY; MAX_THREADS],
-                eps: [Endpoint {
-                    kind: crate::ipc::EndpointQueue::Idle,
-                    queue: crate::ipc::Queue::EMPTY,
-                }; MAX_ENDPOINTS],
-                ep_pool: Pool::new(),
-                ntfns: [Notification {
-                    word: 0,
-                    active: false,
-                    waiters: crate::ipc::Queue::EMPTY,
-                }; MAX_NOTIFICATIONS],
-                ntfn_bound: [NONE; MAX_NOTIFICATIONS],
-                ntfn_pool: Pool::new(),
-                replies: [Reply {
-                    live: false,
-                    caller: NONE,
-                    server: NONE,
-                }; MAX_REPLIES],
-                sc_pool: Pool::new(),
-                vspaces: [0; MAX_VSPACES],
-                vspace_pool: Pool::new(),
-                doorbells: [Bell::UNCONFIGURED; MAX_DOORBELLS],
-                doorbell_pool: Pool::new(),
-                watches: [Watch::FREE; MAX_WATCHES],
-                watch_count: 0,
-                irqs: [Irq {
-                    handler: false,
-                    ntfn: NONE,
-                    badge: 0,
-                }; MAX_IRQS],
-                current: NONE,
-                changed: true,
-            },
+            caps: CapTable::new(0, TCB_SLOTS_BASE),
+            o: Objects::new(),
             #[cfg(test)]
             no_fastpath: false,
         }
@@ -374,33 +201,45 @@ impl Kernel {
     }
 
     /// The thread to run now, if any.
-    pub fn current(&self) -> Option<usize> {
-        (self.o.current != NONE).then_some(self.o.current as usize)
+    pub fn current(&self) -> Option<ThreadId> {
+        self.o.current
     }
 
     /// A thread's registers.
-    pub fn context(&self, thread: usize) -> Option<&Context> {
-        self.o.tcbs.get(thread).filter(|t| t.live).map(|t| &t.ctx)
+    pub fn context(&self, thread: ThreadId) -> Option<&Context> {
+        let tcb = &self.o.tcbs[thread];
+        tcb.live.then_some(&tcb.ctx)
     }
 
     /// A thread's registers, to save a trap into.
-    pub fn context_mut(&mut self, thread: usize) -> Option<&mut Context> {
-        self.o
-            .tcbs
-            .get_mut(thread)
-            .filter(|t| t.live)
-            .map(|t| &mut t.ctx)
+    pub fn context_mut(&mut self, thread: ThreadId) -> Option<&mut Context> {
+        let tcb = &mut self.o.tcbs[thread];
+        tcb.live.then_some(&mut tcb.ctx)
+    }
+
+    /// The address space a thread runs in, from the copy in its own slot.
+    fn vspace_of(&self, thread: ThreadId) -> Option<VSpaceId> {
+        match *self.caps.get_ref(thread.own_slot(TcbSlot::VSpace)) {
+            Cap::Object {
+                kind: ObjectKind::VSpace,
+                data,
+                ..
+            } => VSpaceId::from_data(data),
+            _ => None,
+        }
     }
 
     /// The translation table root and ASID of a thread's address space.
-    pub fn address_space(&self, thread: usize) -> Option<(u64, u16)> {
-        let t = self.o.tcbs.get(thread).filter(|t| t.live)?;
-        let v = t.vspace;
-        (v != NONE).then(|| (self.o.vspaces[v as usize], v + 1))
+    pub fn address_space(&self, thread: ThreadId) -> Option<(u64, u16)> {
+        if !self.o.tcbs[thread].live {
+            return None;
+        }
+        let v = self.vspace_of(thread)?;
+        Some((self.o.vspaces[v]?, v.asid()))
     }
 
     /// A thread's IPC state (for tests and diagnostics).
-    pub fn thread_state(&self, thread: usize) -> ThreadState {
+    pub fn thread_state(&self, thread: ThreadId) -> ThreadState {
         self.o.threads.state(thread)
     }
 
@@ -425,12 +264,13 @@ impl Kernel {
         &mut self,
         b: &InitialiserBoot,
         untyped: impl IntoIterator<Item = Cap>,
-    ) -> Result<usize, Error> {
+    ) -> Result<ThreadId, Error> {
         use atoll_abi::syscall::initial;
         let radix = initial::ROOT_RADIX;
-        if (1usize << radix) > CAP_SLOTS {
+        if (1usize << radix) > TCB_SLOTS_BASE {
             return Err(Error::RangeError);
         }
+        let slot = |s: u64| SlotId::from_data(s).ok_or(Error::RangeError);
         let cspace = Cap::CNode {
             base: b.cnode,
             radix,
@@ -438,7 +278,7 @@ impl Kernel {
             guard: 0,
             guard_bits: 64 - radix,
         };
-        self.caps.insert_original(initial::CNODE as usize, cspace)?;
+        self.caps.insert_original(slot(initial::CNODE)?, cspace)?;
         let objects = [
             (initial::TCB, ObjectKind::Tcb, b.tcb, 11),
             (
@@ -457,39 +297,51 @@ impl Kernel {
             (initial::IRQ_CONTROL, ObjectKind::IrqControl, 0, 0),
             (initial::SCHED_CONTROL, ObjectKind::SchedControl, 0, 0),
         ];
-        for (slot, kind, base, size_bits) in objects {
+        for (s, kind, base, size_bits) in objects {
+            let indexed = !matches!(
+                kind,
+                ObjectKind::Frame | ObjectKind::IrqControl | ObjectKind::SchedControl
+            );
             let cap = Cap::Object {
                 kind,
                 base,
                 size_bits,
                 rights: Rights::ALL,
                 badge: 0,
-                data: 0,
+                data: if indexed { NO_DATA } else { 0 },
             };
-            self.caps.insert_original(slot as usize, cap)?;
-            self.init_object(slot as usize)?;
+            self.caps.insert_original(slot(s)?, cap)?;
+            self.init_object(slot(s)?)?;
         }
-        let slots = initial::FIRST_UNTYPED as usize..initial::FIRST_FREE as usize;
         let mut untyped = untyped.into_iter();
-        for (slot, cap) in slots.zip(&mut untyped) {
-            self.caps.insert_original(slot, cap)?;
+        for (s, cap) in (initial::FIRST_UNTYPED..initial::FIRST_FREE).zip(&mut untyped) {
+            self.caps.insert_original(slot(s)?, cap)?;
         }
         if untyped.next().is_some() {
             return Err(Error::RangeError);
         }
 
-        let t = self.object_index(initial::TCB as usize, ObjectKind::Tcb)?;
-        let v = self.object_index(initial::VSPACE as usize, ObjectKind::VSpace)?;
-        let sc = self.object_index(initial::SCHED_CONTEXT as usize, ObjectKind::SchedContext)?;
+        let t = self.object_index(slot(initial::TCB)?, ObjectKind::Tcb, ThreadId::from_data)?;
+        let sc = self.object_index(
+            slot(initial::SCHED_CONTEXT)?,
+            ObjectKind::SchedContext,
+            crate::id::SchedContextId::from_data,
+        )?;
+        // The thread's own copies of its spaces and IPC buffer, as TCB_Configure makes.
+        for (which, from) in [
+            (TcbSlot::CSpace, initial::CNODE),
+            (TcbSlot::VSpace, initial::VSPACE),
+            (TcbSlot::IpcBuffer, initial::IPC_BUFFER_FRAME),
+        ] {
+            self.caps
+                .copy(slot(from)?, t.own_slot(which), Rights::ALL)?;
+        }
         let o = &mut self.o;
         o.sched
             .configure(sc, b.budget, b.budget)
             .map_err(|_| Error::InvalidArgument)?;
         let tcb = &mut o.tcbs[t];
-        tcb.cspace = cspace;
-        tcb.vspace = v as u16;
-        tcb.ipc_buffer_va = initial::IPC_BUFFER_VADDR;
-        tcb.ipc_buffer_pa = b.ipc_buffer;
+        tcb.ipc_buffer = Some(b.ipc_buffer);
         tcb.mcp = 255;
         tcb.priority = b.priority;
         tcb.ctx = b.ctx;
@@ -504,13 +356,21 @@ impl Kernel {
 
     /// Boot and tests: places an original capability in table slot `slot` (a slot of the
     /// initialiser's root CNode).
-    pub fn boot_insert(&mut self, slot: usize, cap: Cap) -> Result<(), Error> {
+    pub fn boot_insert(&mut self, slot: SlotId, cap: Cap) -> Result<(), Error> {
         self.caps.insert_original(slot, cap)
     }
 
-    fn object_index(&self, slot: usize, want: ObjectKind) -> Result<usize, Error> {
+    /// The table id of the object the capability in `slot` names, if it is of `want`.
+    fn object_index<I>(
+        &self,
+        slot: SlotId,
+        want: ObjectKind,
+        id: fn(u64) -> Option<I>,
+    ) -> Result<I, Error> {
         match self.caps.get(slot) {
-            Cap::Object { kind, data, .. } if kind == want => Ok(data as usize),
+            Cap::Object { kind, data, .. } if kind == want => {
+                id(data).ok_or(Error::InvalidCapability)
+            }
             _ => Err(Error::InvalidCapability),
         }
     }
@@ -579,8 +439,8 @@ impl Kernel {
     /// and no fault raised, which is how an address space, a scheduling parameter or a
     /// budget changes. (Only system calls run between two loads: every other kernel entry
     /// chooses and loads a thread again.) The machine can then return to it as it is.
-    pub fn caller_goes_on(&self, t: usize) -> bool {
-        usize::from(self.o.current) == t && !self.o.changed
+    pub fn caller_goes_on(&self, t: ThreadId) -> bool {
+        self.o.current == Some(t) && !self.o.changed
     }
 
     /// The current thread took an exception that is not a system call: a memory access
@@ -597,14 +457,11 @@ impl Kernel {
     /// stays masked until the handler acknowledges it.
     pub fn interrupt(&mut self, m: &mut impl Machine, irq: u32) {
         m.set_irq_enabled(irq, false);
-        if let Some(&Irq {
-            handler: true,
-            ntfn,
-            badge,
-        }) = self.o.irqs.get(irq as usize)
-            && ntfn != NONE
-        {
-            self.o.signal(ntfn as usize, badge);
+        if let Some(irq) = usize::try_from(irq).ok().and_then(IrqId::new) {
+            let handler = self.o.irqs[irq];
+            if let (true, Some(n)) = (handler.handler, handler.ntfn) {
+                self.o.signal(n, handler.badge);
+            }
         }
         self.o.schedule();
     }
@@ -612,13 +469,14 @@ impl Kernel {
     /// The doorbell interrupt arrived (and was acknowledged): every watched cross-replica
     /// channel word is taken, and its bits signal its notification.
     pub fn doorbell(&mut self, m: &mut impl Machine) {
-        let count = self.o.watch_count.min(MAX_WATCHES);
-        for i in 0..count {
-            let Watch { word, ntfn } = self.o.watches[i];
-            if let Some(bits) = m.take_pending_word(word)
+        for i in 0..self.o.watch_count() {
+            let Some(watch) = self.o.watch(i) else {
+                break;
+            };
+            if let Some(bits) = m.take_pending_word(watch.word)
                 && bits != 0
             {
-                self.o.signal(usize::from(ntfn), bits);
+                self.o.signal(watch.ntfn, bits);
             }
         }
         self.o.schedule();
@@ -640,11 +498,9 @@ impl Kernel {
     /// Resolves a capability address in thread `t`'s space to a non-empty slot, reading
     /// only the fields the IPC paths use (a whole capability is copied only to invoke it).
     #[inline(always)]
-    fn resolve(&self, t: usize, cptr: u64) -> Option<Target> {
-        let slot = self
-            .caps
-            .lookup_from(&self.o.tcbs[t].cspace, cptr, 64)
-            .ok()?;
+    fn resolve(&self, t: ThreadId, cptr: u64) -> Option<Target> {
+        let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
+        let slot = self.caps.lookup_from(root, cptr, 64).ok()?;
         Some(match *self.caps.get_ref(slot) {
             Cap::Null => return None,
             Cap::Object {
@@ -670,58 +526,58 @@ impl Kernel {
         })
     }
 
-    fn sys_send(&mut self, m: &mut impl Machine, t: usize, cptr: u64, blocking: bool, call: bool) {
+    fn sys_send(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        cptr: u64,
+        blocking: bool,
+        call: bool,
+    ) {
         let Some(target) = self.resolve(t, cptr) else {
             if blocking || call {
                 self.cap_fault(m, t, cptr);
             }
             return;
         };
-        let Target {
-            slot,
-            kind,
-            rights,
-            badge,
-            data,
-        } = target;
-        match kind {
+        let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+        match target.kind {
             Some(ObjectKind::Endpoint) => {
-                if !rights.contains(Rights::WRITE) {
-                    self.cap_fault(m, t, cptr);
-                    return;
+                // A call needs a right to be replied to (seL4 leaves a caller without one
+                // blocked for good; Atoll faults it).
+                let reply_right = !call
+                    || target
+                        .rights
+                        .any_of(Rights::GRANT.union(Rights::GRANT_REPLY));
+                match target.endpoint(Rights::WRITE).filter(|_| reply_right) {
+                    Some(ep) => self.o.send(m, t, ep, target.badge, info, blocking, call),
+                    None => self.cap_fault(m, t, cptr),
                 }
-                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
-                self.o
-                    .send(m, t, data as usize, badge, info, blocking, call);
             }
-            Some(ObjectKind::Notification) => {
-                if rights.contains(Rights::WRITE) {
-                    self.o.signal(data as usize, badge);
+            Some(ObjectKind::Notification) => match target.notification(Rights::WRITE) {
+                Some(n) => {
+                    self.o.signal(n, target.badge);
                     if call {
                         // A call answers whether the signal went through (it always does
                         // within a replica), as a call on a doorbell does.
                         self.o.tcbs[t].ctx.x[1] = 0;
                     }
-                } else if blocking || call {
-                    self.cap_fault(m, t, cptr);
                 }
-            }
+                None if blocking || call => self.cap_fault(m, t, cptr),
+                None => {}
+            },
             Some(ObjectKind::Doorbell)
-                if !(call
-                    && MessageInfo(self.o.tcbs[t].ctx.x[1]).label()
-                        == syscall::label::DOORBELL_CONFIGURE) =>
+                if !(call && info.label() == syscall::label::DOORBELL_CONFIGURE) =>
             {
-                let bell = self
-                    .o
-                    .doorbells
-                    .get(data as usize)
-                    .copied()
-                    .unwrap_or(Bell::UNCONFIGURED);
-                let delivered =
-                    bell.replica != NO_REPLICA && m.ring_doorbell(bell.replica, bell.word, badge);
+                if !target.rights.contains(Rights::WRITE) {
+                    if blocking || call {
+                        self.cap_fault(m, t, cptr);
+                    }
+                    return;
+                }
+                let delivered = self.o.ring(m, target.data, target.badge);
                 if call {
-                    let ctx = &mut self.o.tcbs[t].ctx;
-                    ctx.x[1] = if delivered {
+                    self.o.tcbs[t].ctx.x[1] = if delivered {
                         0
                     } else {
                         MessageInfo::new(Error::IllegalOperation as u64, 0).0
@@ -730,21 +586,22 @@ impl Kernel {
             }
             _ => {
                 self.o.changed = true;
-                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
-                let cap = self.caps.get(slot);
-                let result = self.invoke(m, t, slot, cap, info);
+                let cap = self.caps.get(target.slot);
+                let result = self.invoke(m, t, target.slot, cap, info);
                 // The invoker may have deleted itself.
-                if self.o.tcbs[t].live {
+                if self.o.tcbs[t].live && call {
                     let (label, len, results) = match result {
                         Ok(r) => (0, r.len, r.mrs),
                         Err(e) => (e as u64, 0, [0; 4]),
                     };
-                    if call {
-                        let ctx = &mut self.o.tcbs[t].ctx;
-                        ctx.x[0] = 0;
-                        ctx.x[1] = MessageInfo::new(label, len as u64).0;
-                        ctx.x[2..6].copy_from_slice(&results);
-                    }
+                    let ctx = &mut self.o.tcbs[t].ctx;
+                    ctx.x[0] = 0;
+                    ctx.x[1] = MessageInfo::new(label, len as u64).0;
+                    let [a, b, c, d] = results;
+                    ctx.x[2] = a;
+                    ctx.x[3] = b;
+                    ctx.x[4] = c;
+                    ctx.x[5] = d;
                 }
             }
         }
@@ -753,50 +610,48 @@ impl Kernel {
     fn sys_recv(
         &mut self,
         m: &mut impl Machine,
-        t: usize,
+        t: ThreadId,
         cptr: u64,
         reply_cptr: u64,
         blocking: bool,
     ) {
-        let Some(Target {
-            kind, rights, data, ..
-        }) = self.resolve(t, cptr)
-        else {
+        let Some(target) = self.resolve(t, cptr) else {
             self.cap_fault(m, t, cptr);
             return;
         };
-        match kind {
-            Some(ObjectKind::Endpoint) if rights.contains(Rights::READ) => {
-                let reply = match self.resolve(t, reply_cptr) {
-                    Some(Target {
-                        kind: Some(ObjectKind::Reply),
-                        data,
-                        ..
-                    }) => data as u16,
-                    _ => NONE,
-                };
-                self.o.tcbs[t].recv_reply = reply;
-                self.o.recv(m, t, data as usize, blocking);
-            }
-            Some(ObjectKind::Notification) if rights.contains(Rights::READ) => {
-                self.o.wait(t, data as usize, blocking)
-            }
-            _ => {
-                self.cap_fault(m, t, cptr);
-            }
+        if let Some(ep) = target.endpoint(Rights::READ) {
+            let reply = match self.resolve(t, reply_cptr) {
+                Some(Target {
+                    kind: Some(ObjectKind::Reply),
+                    data,
+                    ..
+                }) => crate::id::ReplyId::from_data(data),
+                _ => None,
+            };
+            self.o.tcbs[t].recv_reply = reply;
+            self.o.recv(m, t, ep, blocking);
+        } else if let Some(n) = target.notification(Rights::READ)
+            // Only its own thread waits on a bound notification (as in seL4).
+            && self.o.ntfn_bound[n].is_none_or(|b| b == t)
+        {
+            self.o.wait(t, n, blocking);
+        } else {
+            self.cap_fault(m, t, cptr);
         }
     }
 
     /// Replies through the reply object at `reply_cptr`; `false` if the thread faulted.
-    fn sys_reply(&mut self, m: &mut impl Machine, t: usize, reply_cptr: u64) -> bool {
+    fn sys_reply(&mut self, m: &mut impl Machine, t: ThreadId, reply_cptr: u64) -> bool {
         match self.resolve(t, reply_cptr) {
             Some(Target {
                 kind: Some(ObjectKind::Reply),
                 data,
                 ..
             }) => {
-                let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
-                self.o.reply(m, t, data as usize, info);
+                if let Some(r) = crate::id::ReplyId::from_data(data) {
+                    let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+                    self.o.reply(m, t, r, info);
+                }
                 true
             }
             // Replying through an empty slot is a no-op, as in seL4 (nobody called).
@@ -809,288 +664,48 @@ impl Kernel {
     }
 
     /// A capability lookup for system call `x7` of thread `t` failed on `cptr`.
-    fn cap_fault(&mut self, m: &mut impl Machine, t: usize, cptr: u64) {
+    fn cap_fault(&mut self, m: &mut impl Machine, t: ThreadId, cptr: u64) {
         let ctx = &self.o.tcbs[t].ctx;
         let mrs = [ctx.pc, cptr, ctx.x[7], 0];
         self.fault(m, t, fault::CAP_FAULT, mrs);
     }
 
+    /// The fault handler a thread's own slot holds: the endpoint and the badge to send
+    /// with (checked to have the rights seL4 requires when it was installed).
+    fn fault_handler(&self, t: ThreadId) -> Option<(EndpointId, u64)> {
+        match *self.caps.get_ref(t.own_slot(TcbSlot::FaultHandler)) {
+            Cap::Object {
+                kind: ObjectKind::Endpoint,
+                data,
+                badge,
+                ..
+            } => Some((EndpointId::from_data(data)?, badge)),
+            _ => None,
+        }
+    }
+
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
     /// it has none (or faulted while sending a fault).
-    fn fault(&mut self, m: &mut impl Machine, t: usize, label: u64, mrs: [u64; 4]) {
+    fn fault(&mut self, m: &mut impl Machine, t: ThreadId, label: u64, mrs: [u64; 4]) {
         self.o.changed = true;
-        let tcb = &self.o.tcbs[t];
-        let ep = tcb.fault_ep;
-        if ep == NONE || tcb.fault_label != 0 || !self.o.ep_pool.live[ep as usize] {
+        let handler = self.fault_handler(t);
+        let tcb = &mut self.o.tcbs[t];
+        let (Some((ep, badge)), 0) = (handler, tcb.fault_label) else {
             m.unhandled_fault(t, label, &mrs);
             self.o.suspend(t);
             return;
-        }
-        let badge = tcb.fault_badge;
-        let tcb = &mut self.o.tcbs[t];
+        };
         tcb.fault_label = label;
         tcb.fault_mrs = mrs;
         let info = MessageInfo::new(label, 4);
-        self.o.send(m, t, ep as usize, badge, info, true, true);
+        self.o.send(m, t, ep, badge, info, true, true);
     }
 }
 
-/// Writes the first `count` of `mrs` into the register message registers (`x2`–`x5`) and
-/// zeroes the rest, so a receiver never sees registers the sender did not send. Written out
-/// element by element: a variable-length copy would call `memcpy` on the IPC path.
-fn set_registers(ctx: &mut Context, mrs: [u64; syscall::REGISTER_MESSAGE_REGISTERS], count: usize) {
-    let pick = |i: usize| if i < count { mrs[i] } else { 0 };
-    ctx.x[2] = pick(0);
-    ctx.x[3] = pick(1);
-    ctx.x[4] = pick(2);
-    ctx.x[5] = pick(3);
-}
-
-impl Objects {
-    /// Makes the scheduler agree with a thread's IPC state.
-    fn sync(&mut self, t: usize) {
-        let _ = if self.threads.state(t) == ThreadState::Running {
-            self.sched.wake(t)
-        } else {
-            self.sched.block(t)
-        };
-    }
-
-    fn schedule(&mut self) {
-        self.current = self.sched.choose().map_or(NONE, |t| t as u16);
-    }
-
-    fn resume(&mut self, t: usize) {
-        let _ = self.threads.resume(t);
-        self.sync(t);
-    }
-
-    /// Stops a thread: out of any queue, its pending call's reply binding dropped.
-    fn suspend(&mut self, t: usize) {
-        self.threads.cancel(t, &mut self.eps, &mut self.ntfns);
-        let r = core::mem::replace(&mut self.tcbs[t].caller_reply, NONE);
-        if r != NONE {
-            self.replies[r as usize].caller = NONE;
-        }
-        self.tcbs[t].fault_label = 0;
-        self.sync(t);
-    }
-
-    /// Message register `i` of thread `t`.
-    fn mr(&mut self, m: &mut impl Machine, t: usize, i: usize) -> u64 {
-        let tcb = &self.tcbs[t];
-        if i < syscall::REGISTER_MESSAGE_REGISTERS {
-            return tcb.ctx.x[2 + i];
-        }
-        let pa = tcb.ipc_buffer_pa;
-        if pa == 0 {
-            return 0;
-        }
-        m.page(pa).map_or(0, |p| p[ipc_buffer::MR0 + i])
-    }
-
-    fn set_mr(&mut self, m: &mut impl Machine, t: usize, i: usize, value: u64) {
-        if i < syscall::REGISTER_MESSAGE_REGISTERS {
-            self.tcbs[t].ctx.x[2 + i] = value;
-            return;
-        }
-        let pa = self.tcbs[t].ipc_buffer_pa;
-        if pa != 0
-            && let Some(p) = m.page(pa)
-        {
-            p[ipc_buffer::MR0 + i] = value;
-        }
-    }
-
-    /// Copies a message from `from` to `to`: the badge in `x0`, the tag in `x1`, and the
-    /// message registers (past the first four only when both have an IPC buffer).
-    fn transfer(
-        &mut self,
-        m: &mut impl Machine,
-        from: usize,
-        to: usize,
-        badge: u64,
-        info: MessageInfo,
-    ) {
-        let f = &self.tcbs[from];
-        let (fault_label, from_buffer) = (f.fault_label, f.ipc_buffer_pa);
-        let (label, len) = if fault_label != 0 {
-            let mrs = f.fault_mrs;
-            set_registers(&mut self.tcbs[to].ctx, mrs, 4);
-            (fault_label, 4)
-        } else {
-            let regs = info.length().min(syscall::REGISTER_MESSAGE_REGISTERS);
-            let sent = [f.ctx.x[2], f.ctx.x[3], f.ctx.x[4], f.ctx.x[5]];
-            set_registers(&mut self.tcbs[to].ctx, sent, regs);
-            // Past the registers only when both have an IPC buffer.
-            let len = if from_buffer == 0 || self.tcbs[to].ipc_buffer_pa == 0 {
-                regs
-            } else {
-                info.length()
-            };
-            for i in regs..len {
-                let v = self.mr(m, from, i);
-                self.set_mr(m, to, i, v);
-            }
-            (info.label(), len)
-        };
-        let ctx = &mut self.tcbs[to].ctx;
-        ctx.x[0] = badge;
-        ctx.x[1] = MessageInfo::new(label, len as u64).0;
-    }
-
-    /// A call from `caller` reached `server`: bind the server's reply object to the caller
-    /// and lend a passive server the caller's scheduling context. Without a reply object
-    /// the call fails at once.
-    fn bind_reply(&mut self, caller: usize, server: usize) {
-        let r = self.tcbs[server].recv_reply;
-        if r == NONE || !self.replies[r as usize].live || self.replies[r as usize].caller != NONE {
-            let _ = self.threads.reply(server, caller);
-            self.tcbs[caller].ctx.x[0] = 0;
-            self.tcbs[caller].ctx.x[1] = MessageInfo::new(Error::IllegalOperation as u64, 0).0;
-            self.tcbs[caller].fault_label = 0;
-            self.sync(caller);
-            return;
-        }
-        self.replies[r as usize].caller = caller as u16;
-        self.replies[r as usize].server = server as u16;
-        self.tcbs[caller].caller_reply = r;
-        if !self.sched.has_sc(server) {
-            let _ = self.sched.lend(caller, server);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &mut self,
-        m: &mut impl Machine,
-        t: usize,
-        ep: usize,
-        badge: u64,
-        info: MessageInfo,
-        blocking: bool,
-        call: bool,
-    ) {
-        let Ok(outcome) = self
-            .threads
-            .send(&mut self.eps[ep], ep, t, badge, blocking, call)
-        else {
-            return;
-        };
-        match outcome {
-            SendOutcome::Delivered { to } => {
-                self.transfer(m, t, to, badge, info);
-                if call {
-                    self.bind_reply(t, to);
-                }
-                self.sync(to);
-                self.sync(t);
-            }
-            SendOutcome::Blocked => self.sync(t),
-            SendOutcome::Dropped => {}
-        }
-    }
-
-    fn recv(&mut self, m: &mut impl Machine, t: usize, ep: usize, blocking: bool) {
-        // A bound notification with bits pending is delivered first.
-        let bound = self.tcbs[t].bound;
-        if bound != NONE && self.ntfns[bound as usize].active {
-            self.ntfns[bound as usize].active = false;
-            let bits = core::mem::take(&mut self.ntfns[bound as usize].word);
-            let ctx = &mut self.tcbs[t].ctx;
-            ctx.x[0] = bits;
-            ctx.x[1] = 0;
-            return;
-        }
-        let Ok(outcome) = self.threads.recv(&mut self.eps[ep], ep, t, blocking) else {
-            return;
-        };
-        match outcome {
-            RecvOutcome::Received { from, badge, call } => {
-                let info = MessageInfo(self.tcbs[from].ctx.x[1]);
-                self.transfer(m, from, t, badge, info);
-                if call {
-                    self.bind_reply(from, t);
-                }
-                self.sync(from);
-            }
-            RecvOutcome::Blocked => self.sync(t),
-            RecvOutcome::Nothing => {
-                let ctx = &mut self.tcbs[t].ctx;
-                ctx.x[0] = 0;
-                ctx.x[1] = 0;
-            }
-        }
-    }
-
-    fn reply(&mut self, m: &mut impl Machine, t: usize, r: usize, info: MessageInfo) {
-        let caller = self.replies[r].caller;
-        if caller == NONE {
-            return;
-        }
-        let caller = caller as usize;
-        let server = self.replies[r].server as usize;
-        self.replies[r].caller = NONE;
-        self.tcbs[caller].caller_reply = NONE;
-        if self.threads.reply(server, caller).is_err() {
-            return;
-        }
-        if self.tcbs[caller].fault_label != 0 {
-            // A reply to a fault: label 0 resumes the thread, anything else leaves it stopped.
-            self.tcbs[caller].fault_label = 0;
-            if info.label() != 0 {
-                self.threads.cancel(caller, &mut self.eps, &mut self.ntfns);
-            }
-        } else {
-            self.transfer(m, t, caller, 0, info);
-        }
-        if self.sched.runs_on_loan(server) {
-            let _ = self.sched.give_back(server, caller);
-        }
-        self.sync(caller);
-    }
-
-    fn wait(&mut self, t: usize, n: usize, blocking: bool) {
-        match self.threads.wait(&mut self.ntfns[n], n, t, blocking) {
-            Ok(WaitOutcome::Got(bits)) => {
-                let ctx = &mut self.tcbs[t].ctx;
-                ctx.x[0] = bits;
-                ctx.x[1] = 0;
-            }
-            Ok(WaitOutcome::Blocked) => self.sync(t),
-            Err(_) => {}
-        }
-    }
-
-    /// Signals notification `n` with `badge`: a waiter gets it, or the thread bound to it
-    /// if that thread waits on an endpoint, or the bits wait in the word.
-    fn signal(&mut self, n: usize, badge: u64) {
-        if n >= MAX_NOTIFICATIONS || !self.ntfn_pool.live[n] {
-            return;
-        }
-        if let Some((woken, bits)) = self.threads.signal(&mut self.ntfns[n], badge) {
-            let ctx = &mut self.tcbs[woken].ctx;
-            ctx.x[0] = bits;
-            ctx.x[1] = 0;
-            self.sync(woken);
-            return;
-        }
-        let bound = self.ntfn_bound[n];
-        if bound != NONE
-            && matches!(
-                self.threads.state(bound as usize),
-                ThreadState::Receiving(_)
-            )
-        {
-            let b = bound as usize;
-            self.ntfns[n].active = false;
-            let bits = core::mem::take(&mut self.ntfns[n].word);
-            self.threads.cancel(b, &mut self.eps, &mut self.ntfns);
-            let _ = self.threads.resume(b);
-            let ctx = &mut self.tcbs[b].ctx;
-            ctx.x[0] = bits;
-            ctx.x[1] = 0;
-            self.sync(b);
-        }
-    }
+/// How a thread blocked in a system call is taken out of it: seL4's restart point. Its
+/// saved `pc` is just past the `svc`; moving it back makes the thread make the call again
+/// when it next runs, with the registers it made it with (a receive receives again, and
+/// nothing it did not get is reported as received).
+fn restart_point(ctx: &mut Context) {
+    ctx.pc = ctx.pc.wrapping_sub(SVC_BYTES);
 }

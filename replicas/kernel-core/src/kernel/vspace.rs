@@ -2,33 +2,44 @@
 //! objects, three levels of 4 KiB tables over 39 bits, as the kernel half uses.
 //!
 //! A page-table capability that maps a table records where (`data`): the address space's
-//! index plus one in bits 0–11, the level the table serves (2 or 3) in bits 12–13, and the
-//! base of the range it translates above. A mapped frame capability records the address
-//! space's index plus one in bits 0–11 and its virtual address above.
+//! ASID (its index plus one) in bits 0–11, the level the table serves (2 or 3) in bits
+//! 12–13, and the base of the range it translates above. A mapped frame capability records
+//! the ASID in bits 0–11 and its virtual address above.
+//!
+//! A record can outlive its address space (whose index may then be reused): every removal
+//! through a record checks that the entry it clears still points at the object, so a
+//! stale record can only fail to find its entry.
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::vspace::USER_TOP;
 
 use super::Machine;
+use crate::id::VSpaceId;
 use crate::pagetable::desc;
 
 const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 const TABLE: u64 = desc::VALID | desc::TABLE_OR_PAGE;
 
+/// Bits of `va` that index a level-`level` table (levels 1 to 3): always below 512.
 const fn index(va: u64, level: u32) -> usize {
-    ((va >> (39 - 9 * level)) & 0x1FF) as usize
+    (va.wrapping_shr(39u32.wrapping_sub(level.wrapping_mul(9))) & 0x1FF) as usize
 }
 
-/// Span translated by one entry of a level-`level` table.
+/// Span translated by one entry of a level-`level` table (levels 0 to 3).
 const fn span(level: u32) -> u64 {
-    1 << (39 - 9 * level)
+    1u64.wrapping_shl(39u32.wrapping_sub(level.wrapping_mul(9)))
+}
+
+/// Entry `index(va, level)` of the table at `table`, if that is a page the kernel may use.
+fn entry(m: &mut impl Machine, table: u64, va: u64, level: u32) -> Option<&mut u64> {
+    m.page(table)?.get_mut(index(va, level))
 }
 
 /// The table of the given level on the walk to `va` (1 is the root), if present.
 fn table_at(m: &mut impl Machine, root: u64, va: u64, level: u32) -> Option<u64> {
     let mut table = root;
     for l in 1..level {
-        let entry = m.page(table)?[index(va, l)];
+        let entry = *entry(m, table, va, l)?;
         if entry & TABLE != TABLE {
             return None;
         }
@@ -37,32 +48,35 @@ fn table_at(m: &mut impl Machine, root: u64, va: u64, level: u32) -> Option<u64>
     Some(table)
 }
 
+/// The record of address space `vspace` in a capability's data: its ASID, 1 to 4095.
+fn vspace_bits(vspace: VSpaceId) -> u64 {
+    u64::from(vspace.asid())
+}
+
+/// The address space a record names.
+fn decode_vspace(data: u64) -> Option<VSpaceId> {
+    VSpaceId::new(usize::try_from(data & 0xFFF).ok()?.checked_sub(1)?)
+}
+
 /// A mapped frame capability's record.
-pub(super) fn frame_record(vspace: usize, va: u64) -> u64 {
-    (va & ADDRESS_MASK) | (vspace as u64 + 1)
+pub(super) fn frame_record(vspace: VSpaceId, va: u64) -> u64 {
+    (va & ADDRESS_MASK) | vspace_bits(vspace)
 }
 
 /// A mapped page-table capability's record (`base` is aligned to what it translates).
-pub(super) fn table_record(vspace: usize, base: u64, level: u32) -> u64 {
-    (base & ADDRESS_MASK) | (u64::from(level) << 12) | (vspace as u64 + 1)
+pub(super) fn table_record(vspace: VSpaceId, base: u64, level: u32) -> u64 {
+    (base & ADDRESS_MASK) | (u64::from(level & 3) << 12) | vspace_bits(vspace)
 }
 
-/// Decodes a frame record: (address-space index, virtual address).
-pub(super) fn decode_frame(data: u64) -> Option<(usize, u64)> {
-    let v = data & 0xFFF;
-    (v != 0).then(|| ((v - 1) as usize, data & ADDRESS_MASK))
+/// Decodes a frame record: (address space, virtual address).
+pub(super) fn decode_frame(data: u64) -> Option<(VSpaceId, u64)> {
+    Some((decode_vspace(data)?, data & ADDRESS_MASK))
 }
 
-/// Decodes a page-table record: (address-space index, base, level).
-pub(super) fn decode_table(data: u64) -> Option<(usize, u64, u32)> {
-    let v = data & 0xFFF;
-    (v != 0).then(|| {
-        (
-            (v - 1) as usize,
-            data & ADDRESS_MASK & !0x3FFF,
-            ((data >> 12) & 3) as u32,
-        )
-    })
+/// Decodes a page-table record: (address space, base, level).
+pub(super) fn decode_table(data: u64) -> Option<(VSpaceId, u64, u32)> {
+    let level = ((data >> 12) & 3) as u32;
+    Some((decode_vspace(data)?, data & ADDRESS_MASK & !0x3FFF, level))
 }
 
 /// Installs the table at `table` as the next one missing on the walk to `va`; returns the
@@ -78,29 +92,30 @@ pub(super) fn map_table(
     }
     let mut parent = root;
     for level in 1..=2 {
-        let page = m.page(parent).ok_or(Error::InvalidArgument)?;
-        let entry = page[index(va, level)];
-        if entry == 0 {
-            page[index(va, level)] = table | TABLE;
+        let e = entry(m, parent, va, level).ok_or(Error::InvalidArgument)?;
+        if *e == 0 {
+            *e = table | TABLE;
             return Ok(level + 1);
         }
-        if entry & TABLE != TABLE {
+        if *e & TABLE != TABLE {
             return Err(Error::DeleteFirst); // a block mapping is in the way
         }
-        parent = entry & ADDRESS_MASK;
+        parent = *e & ADDRESS_MASK;
     }
     Err(Error::DeleteFirst)
 }
 
 /// Removes the table at `table` from the walk to `va` at `level`, if it is still there.
 pub(super) fn unmap_table(m: &mut impl Machine, root: u64, table: u64, va: u64, level: u32) {
-    if let Some(parent) = table_at(m, root, va, level - 1)
-        && let Some(page) = m.page(parent)
+    let Some(above) = level.checked_sub(1) else {
+        return;
+    };
+    if let Some(parent) = table_at(m, root, va, above)
+        && let Some(e) = entry(m, parent, va, above)
+        && *e & ADDRESS_MASK == table
+        && *e & TABLE == TABLE
     {
-        let e = &mut page[index(va, level - 1)];
-        if *e & ADDRESS_MASK == table && *e & TABLE == TABLE {
-            *e = 0;
-        }
+        *e = 0;
     }
 }
 
@@ -116,7 +131,9 @@ pub(super) fn map_frame(
     bits: u64,
     remap: bool,
 ) -> Result<(), Error> {
-    let size = 1u64 << size_bits;
+    let size = 1u64
+        .checked_shl(u32::from(size_bits))
+        .ok_or(Error::InvalidArgument)?;
     if !va.is_multiple_of(size) {
         return Err(Error::AlignmentError);
     }
@@ -129,8 +146,7 @@ pub(super) fn map_frame(
         _ => return Err(Error::InvalidArgument),
     };
     let table = table_at(m, root, va, level).ok_or(Error::FailedLookup)?;
-    let page = m.page(table).ok_or(Error::FailedLookup)?;
-    let e = &mut page[index(va, level)];
+    let e = entry(m, table, va, level).ok_or(Error::FailedLookup)?;
     if *e != 0 && !(remap && *e & ADDRESS_MASK == pa) {
         return Err(Error::DeleteFirst);
     }
@@ -142,16 +158,15 @@ pub(super) fn map_frame(
 pub(super) fn unmap_frame(m: &mut impl Machine, root: u64, pa: u64, size_bits: u8, va: u64) {
     let level = if size_bits == 21 { 2 } else { 3 };
     if let Some(table) = table_at(m, root, va, level)
-        && let Some(page) = m.page(table)
+        && let Some(e) = entry(m, table, va, level)
+        && *e & ADDRESS_MASK == pa
+        && *e & desc::VALID != 0
     {
-        let e = &mut page[index(va, level)];
-        if *e & ADDRESS_MASK == pa && *e & desc::VALID != 0 {
-            *e = 0;
-        }
+        *e = 0;
     }
 }
 
 /// The range a table serving `level` covers around `va`.
 pub(super) fn table_base(va: u64, level: u32) -> u64 {
-    va & !(span(level - 1) - 1)
+    va & !span(level.saturating_sub(1)).wrapping_sub(1)
 }

@@ -12,6 +12,7 @@ use atoll_abi::microkit::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
 
 use super::*;
+use crate::id::{NotificationId, SlotId, ThreadId, VSpaceId};
 
 const RAM: (u64, u64) = (0x4000_0000, 0x5000_0000);
 const POOL: u64 = 0x4100_0000;
@@ -22,7 +23,7 @@ const PAGE: u64 = 0x1000;
 struct Mem {
     pages: HashMap<u64, Box<[u64; 512]>>,
     out: Vec<u8>,
-    unhandled: Vec<(usize, u64, [u64; 4])>,
+    unhandled: Vec<(ThreadId, u64, [u64; 4])>,
     irqs: HashMap<u32, bool>,
     rung: Vec<(u32, u32, u64)>,
     /// This replica's cross-replica channel words (the fake has eight).
@@ -48,10 +49,10 @@ impl Machine for Mem {
         }
         true
     }
-    fn put_char(&mut self, _thread: usize, c: u8) {
+    fn put_char(&mut self, _thread: ThreadId, c: u8) {
         self.out.push(c);
     }
-    fn unhandled_fault(&mut self, thread: usize, label: u64, mrs: &[u64; 4]) {
+    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, mrs: &[u64; 4]) {
         self.unhandled.push((thread, label, *mrs));
     }
     fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {
@@ -97,9 +98,14 @@ impl crate::pagetable::TableMemory for Walker<'_> {
 struct Sys {
     k: Box<Kernel>,
     m: Mem,
-    root: usize,
+    root: ThreadId,
     ipc_pa: u64,
     next_slot: u64,
+}
+
+/// Root slot `s` of the initialiser's CNode (which owns table slots from 0).
+fn slot(s: u64) -> SlotId {
+    SlotId::from_data(s).unwrap()
 }
 
 /// Boot objects live in RAM below the pool, as the kernel's boot memory does.
@@ -137,11 +143,11 @@ fn boot() -> Sys {
 impl Sys {
     /// Makes the current thread perform system call `number` with registers `regs`
     /// (x0, x1, x2.., x6); returns its registers afterwards.
-    fn sys(&mut self, thread: usize, number: i64, regs: &[(usize, u64)]) -> Context {
+    fn sys(&mut self, thread: ThreadId, number: i64, regs: &[(usize, u64)]) -> Context {
         assert_eq!(
             self.k.current(),
             Some(thread),
-            "thread {thread} is not the one running"
+            "thread {thread:?} is not the one running"
         );
         let ctx = self.k.context_mut(thread).unwrap();
         for &(r, v) in regs {
@@ -176,9 +182,15 @@ impl Sys {
 
     /// Retypes one object into a fresh root slot.
     fn make(&mut self, kind: ObjectKind, size_bits: u64) -> u64 {
+        self.make_from(initial::FIRST_UNTYPED, kind, size_bits)
+    }
+
+    /// Retypes one object from the untyped memory in root slot `untyped` into a fresh
+    /// root slot.
+    fn make_from(&mut self, untyped: u64, kind: ObjectKind, size_bits: u64) -> u64 {
         let s = self.slot();
         self.invoke(
-            initial::FIRST_UNTYPED,
+            untyped,
             label::UNTYPED_RETYPE,
             &[
                 object_kind::number(kind),
@@ -208,7 +220,7 @@ impl Sys {
     /// A thread with its own CNode (radix 4, guarded to depth 64), address space and
     /// scheduling context (none when `passive`), at `priority`, not yet started. Its
     /// capabilities are copied into its slots `1..` from `caps` (root slots).
-    fn thread(&mut self, priority: u64, passive: bool, caps: &[u64]) -> (u64, usize) {
+    fn thread(&mut self, priority: u64, passive: bool, caps: &[u64]) -> (u64, ThreadId) {
         let tcb = self.make(ObjectKind::Tcb, 0);
         let cnode = self.make(ObjectKind::CNode, 4);
         let guarded = self.slot();
@@ -256,11 +268,15 @@ impl Sys {
             &[initial::TCB, priority, priority, sc, 0],
         )
         .unwrap();
-        let index = match self.k.cap(tcb as usize) {
-            Cap::Object { data, .. } => data as usize,
+        (tcb, self.thread_id(tcb))
+    }
+
+    /// The thread whose TCB capability is in root slot `tcb`.
+    fn thread_id(&self, tcb: u64) -> ThreadId {
+        match self.k.cap(slot(tcb)) {
+            Cap::Object { data, .. } => ThreadId::from_data(data).unwrap(),
             other => panic!("{other:?}"),
-        };
-        (tcb, index)
+        }
     }
 
     fn start(&mut self, tcb: u64) {
@@ -278,6 +294,48 @@ impl Sys {
         let root = self.root;
         self.sys(root, syscall::WAIT, &[(0, n)]);
         n
+    }
+
+    /// Wakes the root thread parked on `park` (as an interrupt would), so it can invoke.
+    fn wake_root(&mut self, park: u64) {
+        let Cap::Object { data, .. } = self.k.cap(slot(park)) else {
+            panic!("slot {park} holds no notification");
+        };
+        self.k.o.signal(NotificationId::from_data(data).unwrap(), 1);
+        self.k.o.schedule();
+        assert_eq!(self.k.current(), Some(self.root));
+    }
+
+    /// Retypes a block of `2^bits` bytes of untyped memory into a fresh root slot.
+    fn untyped(&mut self, bits: u64) -> u64 {
+        let s = self.slot();
+        self.invoke(
+            initial::FIRST_UNTYPED,
+            label::UNTYPED_RETYPE,
+            &[object_kind::UNTYPED, bits, initial::CNODE, 0, 0, s, 1],
+        )
+        .unwrap();
+        s
+    }
+
+    /// The root table of the address space in root slot `s`.
+    fn vspace_root(&self, s: u64) -> u64 {
+        match self.k.cap(slot(s)) {
+            Cap::Object {
+                kind: ObjectKind::VSpace,
+                data,
+                ..
+            } => self.k.o.vspaces[VSpaceId::from_data(data).unwrap()].unwrap(),
+            other => panic!("slot {s} holds {other:?}"),
+        }
+    }
+
+    /// The physical address of the object in root slot `s`.
+    fn base(&self, s: u64) -> u64 {
+        match self.k.cap(slot(s)) {
+            Cap::Object { base, .. } | Cap::CNode { base, .. } | Cap::Untyped { base, .. } => base,
+            Cap::Null => panic!("slot {s} is empty"),
+        }
     }
 }
 
@@ -609,10 +667,7 @@ fn frames_map_once_and_mapping_over_a_mapping_fails() {
         "mapping over an existing mapping"
     );
     let pa = s.invoke(frame, label::FRAME_GET_ADDRESS, &[]).unwrap()[0];
-    let root_pa = s.k.o.vspaces[match s.k.cap(vspace as usize) {
-        Cap::Object { data, .. } => data as usize,
-        _ => unreachable!(),
-    }];
+    let root_pa = s.vspace_root(vspace);
     let mut walk = Walker(&mut s.m);
     assert_eq!(
         crate::pagetable::translate(&mut walk, root_pa, va).map(|t| t.0),
@@ -964,7 +1019,7 @@ fn device_untyped_makes_only_frames_and_keeps_their_contents() {
     // the top of the pool; the ordinary untyped never reaches it in this test.
     let filled = POOL + (1 << POOL_BITS) - 0x1_0000;
     s.k.boot_insert(
-        initial::FIRST_UNTYPED as usize + 1,
+        slot(initial::FIRST_UNTYPED + 1),
         Cap::Untyped {
             base: filled,
             size_bits: 16,
@@ -1021,7 +1076,7 @@ mod fastpath_agrees_with_the_general_path {
     use proptest::prelude::*;
 
     /// A system: (system, [server, client] thread indices).
-    fn system(passive: bool, fastpath: bool) -> (Sys, [usize; 2]) {
+    fn system(passive: bool, fastpath: bool) -> (Sys, [ThreadId; 2]) {
         let mut s = boot();
         s.k.set_fastpath(fastpath);
         let ep = s.make(ObjectKind::Endpoint, 0);
@@ -1085,7 +1140,7 @@ mod fastpath_agrees_with_the_general_path {
             })
     }
 
-    fn state(s: &Sys, threads: [usize; 2]) -> Vec<(ThreadState, Option<Context>, bool)> {
+    fn state(s: &Sys, threads: [ThreadId; 2]) -> Vec<(ThreadState, Option<Context>, bool)> {
         threads
             .iter()
             .map(|&t| {
@@ -1129,3 +1184,6 @@ mod fastpath_agrees_with_the_general_path {
         }
     }
 }
+
+mod hostile;
+mod reachability;
