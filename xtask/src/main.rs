@@ -4,6 +4,7 @@
 
 mod bench;
 mod build;
+mod panics;
 mod setup;
 mod test;
 
@@ -27,7 +28,7 @@ enum Command {
     Run(RunArgs),
     /// Run the whole test suite: lints, host tests and QEMU end-to-end tests on every board.
     Test(TestArgs),
-    /// Measure the figures in PERFORMANCE.md that Atoll can run today; write
+    /// Measure the figures of docs/performance.md that Atoll can run today; write
     /// target/bench/results.json.
     Bench(BenchArgs),
 }

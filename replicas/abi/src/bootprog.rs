@@ -116,7 +116,7 @@ impl Pd {
     /// The name as text.
     pub fn name(&self) -> &str {
         let len = self.name.iter().position(|&b| b == 0).unwrap_or(64);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("<invalid name>")
+        core::str::from_utf8(self.name.get(..len).unwrap_or_default()).unwrap_or("<invalid name>")
     }
 }
 
@@ -196,7 +196,9 @@ impl<'a> BootProgram<'a> {
         if size > bytes.len() || u64::from(header.size) > MAX_SIZE {
             return Err(BootProgramError::Truncated);
         }
-        let rest = &bytes[size_of::<Header>().min(size)..size];
+        let rest = bytes
+            .get(size_of::<Header>().min(size)..size)
+            .ok_or(BootProgramError::Truncated)?;
         let (untyped, rest) =
             <[Untyped]>::ref_from_prefix_with_elems(rest, header.untyped_count as usize)
                 .map_err(|_| BootProgramError::Truncated)?;
@@ -209,7 +211,9 @@ impl<'a> BootProgram<'a> {
             return Err(BootProgramError::BadField("size"));
         }
         for u in untyped {
-            if !(12..=47).contains(&u.size_bits) || u.base & ((1 << u.size_bits) - 1) != 0 {
+            if !(12..=47).contains(&u.size_bits)
+                || u.base & 1u64.wrapping_shl(u.size_bits).wrapping_sub(1) != 0
+            {
                 return Err(BootProgramError::BadField("untyped block"));
             }
         }
@@ -254,8 +258,10 @@ pub fn write(
     pds: &[Pd],
     invocations: &[Invocation],
 ) {
-    let size =
-        size_of::<Header>() + size_of_val(untyped) + size_of_val(pds) + size_of_val(invocations);
+    let size = size_of::<Header>()
+        .saturating_add(size_of_val(untyped))
+        .saturating_add(size_of_val(pds))
+        .saturating_add(size_of_val(invocations));
     let header = Header {
         magic: MAGIC,
         version: VERSION,

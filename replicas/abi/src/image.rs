@@ -210,11 +210,15 @@ impl<'a> ImageView<'a> {
         if part_count > MAX_PARTS {
             return Err(ImageError::BadHeader("too many parts"));
         }
-        let table_end = size_of::<ImageHeader>() + part_count * size_of::<PartEntry>();
+        // At most MAX_PARTS entries: no overflow.
+        let table_end = size_of::<ImageHeader>()
+            .saturating_add(part_count.saturating_mul(size_of::<PartEntry>()));
         if table_end > image_size {
             return Err(ImageError::BadHeader("table of parts runs past the image"));
         }
-        let bytes = &bytes[..image_size];
+        let bytes = bytes.get(..image_size).ok_or(ImageError::BadHeader(
+            "image size runs past the end of the loaded file",
+        ))?;
         let actual = image_checksum(bytes);
         if actual != header.checksum {
             return Err(ImageError::ChecksumMismatch {
@@ -258,9 +262,10 @@ impl<'a> ImageView<'a> {
         if index >= self.part_count() {
             return Err(bad("no such part"));
         }
-        let at = size_of::<ImageHeader>() + index * size_of::<PartEntry>();
-        let (entry, _) =
-            PartEntry::read_from_prefix(&self.bytes[at..]).map_err(|_| bad("truncated entry"))?;
+        let at =
+            size_of::<ImageHeader>().saturating_add(index.saturating_mul(size_of::<PartEntry>()));
+        let (entry, _) = PartEntry::read_from_prefix(self.bytes.get(at..).unwrap_or_default())
+            .map_err(|_| bad("truncated entry"))?;
         let kind = PartKind::from_raw(entry.kind).ok_or_else(|| bad("unknown kind"))?;
         if entry.file_size > entry.mem_size {
             return Err(bad("stored size exceeds memory size"));
@@ -290,20 +295,21 @@ impl<'a> ImageView<'a> {
 pub fn image_checksum(image: &[u8]) -> u32 {
     let at = offset_of!(ImageHeader, checksum);
     let mut crc = Crc32::new();
-    if image.len() < at + 4 {
-        crc.update(image);
-        return crc.finish();
+    match (image.get(..at), image.get(at.wrapping_add(4)..)) {
+        (Some(before), Some(after)) => {
+            crc.update(before);
+            crc.update(&[0; 4]);
+            crc.update(after);
+        }
+        _ => crc.update(image),
     }
-    crc.update(&image[..at]);
-    crc.update(&[0; 4]);
-    crc.update(&image[at + 4..]);
     crc.finish()
 }
 
 /// The text of a NUL-padded board name field.
 pub fn board_name(field: &[u8; 24]) -> &str {
     let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    core::str::from_utf8(&field[..len]).unwrap_or("<invalid>")
+    core::str::from_utf8(field.get(..len).unwrap_or_default()).unwrap_or("<invalid>")
 }
 
 /// Encodes a board name into a header field; `None` if it does not fit.
@@ -312,6 +318,8 @@ pub fn encode_board_name(name: &str) -> Option<[u8; 24]> {
     if name.len() >= field.len() {
         return None;
     }
-    field[..name.len()].copy_from_slice(name.as_bytes());
+    field
+        .get_mut(..name.len())?
+        .copy_from_slice(name.as_bytes());
     Some(field)
 }

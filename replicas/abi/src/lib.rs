@@ -16,6 +16,22 @@
 //! - [`limits`]: named limits.
 //! - [`microkit`]: the PD capability layout, badges, user address space and object sizes.
 #![no_std]
+// The kernels and the loader decode these formats from memory others wrote (the image, a
+// peer replica's shared records): outside the host tests, the constructs that can panic
+// are refused; the exceptions are compile-time tables, marked where they are.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod bootprog;
 pub mod error;
@@ -37,6 +53,11 @@ pub mod crc32 {
     /// `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the CRC of byte `b`
     /// followed by `k` zero bytes, so eight table lookups advance eight bytes at once.
     #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    #[allow(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        reason = "evaluated at compile time only: a panic here is a build error"
+    )]
     const fn make_tables() -> [[u32; 256]; 8] {
         let mut tables = [[0u32; 256]; 8];
         let mut i = 0;
@@ -128,13 +149,21 @@ pub mod crc32 {
     #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
     fn step8(c: u32, word: u64) -> u32 {
         let x = word ^ u64::from(c);
-        let t = |k: usize, shift: u32| TABLES[k][((x >> shift) & 0xFF) as usize];
-        t(7, 0) ^ t(6, 8) ^ t(5, 16) ^ t(4, 24) ^ t(3, 32) ^ t(2, 40) ^ t(1, 48) ^ t(0, 56)
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = &TABLES;
+        let t = |table: &[u32; 256], shift: u32| lookup(table, (x >> shift) as u8);
+        t(t7, 0) ^ t(t6, 8) ^ t(t5, 16) ^ t(t4, 24) ^ t(t3, 32) ^ t(t2, 40) ^ t(t1, 48) ^ t(t0, 56)
     }
 
     #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
     fn step1(c: u32, byte: u8) -> u32 {
-        TABLES[0][((c ^ u32::from(byte)) & 0xFF) as usize] ^ (c >> 8)
+        let [t0, ..] = &TABLES;
+        lookup(t0, (c as u8) ^ byte) ^ (c >> 8)
+    }
+
+    /// Entry `i` of a 256-entry table (a byte always indexes one).
+    #[cfg(not(all(target_arch = "aarch64", target_feature = "crc")))]
+    fn lookup(table: &[u32; 256], i: u8) -> u32 {
+        table.get(usize::from(i)).copied().unwrap_or(0)
     }
 
     /// CRC-32 of one buffer.

@@ -279,13 +279,18 @@ impl LogRing {
             self.producer.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        let slot = &self.slots[head as usize % LOG_RING_SLOTS];
-        let len = line.len().min(LOG_LINE_BYTES);
-        slot.words[0].store(len as u64, Ordering::Relaxed);
-        for (i, chunk) in line[..len].chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            slot.words[1 + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
+        let Some(slot) = self.slots.get(head as usize % LOG_RING_SLOTS) else {
+            return false;
+        };
+        let line = line.get(..LOG_LINE_BYTES).unwrap_or(line);
+        let [length, text @ ..] = &slot.words;
+        length.store(line.len() as u64, Ordering::Relaxed);
+        for (chunk, word) in line.chunks(8).zip(text) {
+            let mut bytes = [0u8; 8];
+            for (b, c) in bytes.iter_mut().zip(chunk) {
+                *b = *c;
+            }
+            word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
         }
         self.producer
             .head
@@ -306,11 +311,19 @@ impl LogRing {
             self.consumer.tail.store(head, Ordering::Release);
             return LogPop::Corrupt(pending);
         }
-        let slot = &self.slots[tail as usize % LOG_RING_SLOTS];
-        let len = (slot.words[0].load(Ordering::Relaxed) as usize).min(LOG_LINE_BYTES);
-        for (i, chunk) in out[..len].chunks_mut(8).enumerate() {
-            let word = slot.words[1 + i].load(Ordering::Relaxed).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
+        let Some(slot) = self.slots.get(tail as usize % LOG_RING_SLOTS) else {
+            return LogPop::Empty;
+        };
+        let [length, text @ ..] = &slot.words;
+        let len = usize::try_from(length.load(Ordering::Relaxed))
+            .unwrap_or(LOG_LINE_BYTES)
+            .min(LOG_LINE_BYTES);
+        let line = out.get_mut(..len).unwrap_or_default();
+        for (chunk, word) in line.chunks_mut(8).zip(text) {
+            let bytes = word.load(Ordering::Relaxed).to_le_bytes();
+            for (c, b) in chunk.iter_mut().zip(bytes) {
+                *c = b;
+            }
         }
         self.consumer
             .tail
@@ -373,7 +386,8 @@ pub mod pd_words {
     /// `region_size` bytes.
     pub const fn offset(index: u64, region_size: u64) -> Option<u64> {
         if index < count(region_size) {
-            Some(OFFSET + index * WORD_BYTES)
+            // Below the region's size, so no overflow.
+            Some(OFFSET.wrapping_add(index.wrapping_mul(WORD_BYTES)))
         } else {
             None
         }

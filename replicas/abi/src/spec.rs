@@ -427,13 +427,13 @@ impl ReplicaSpec {
     /// The valid mappings.
     pub fn mappings(&self) -> &[Mapping] {
         let n = (self.mapping_count as usize).min(MAX_KERNEL_MAPPINGS);
-        &self.mappings[..n]
+        self.mappings.get(..n).unwrap_or_default()
     }
 
     /// The valid interrupt routes.
     pub fn irq_routes(&self) -> &[IrqRoute] {
         let n = (self.irq_route_count as usize).min(MAX_IRQ_ROUTES);
-        &self.irq_routes[..n]
+        self.irq_routes.get(..n).unwrap_or_default()
     }
 
     /// The first (lowest-numbered) core of a replica, if the replica exists.

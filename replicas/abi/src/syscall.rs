@@ -285,10 +285,11 @@ pub mod initial {
                 return None;
             }
             let align = if at == 0 { 63 } else { at.trailing_zeros() };
-            let fits = 63 - (end - at).leading_zeros();
+            // `end > at` here, so the difference is non-zero and has a highest bit.
+            let fits = 63u32.saturating_sub(end.wrapping_sub(at).leading_zeros());
             let bits = align.min(fits).min(47) as u8;
             let block = (at, bits);
-            at += 1u64 << bits;
+            at = at.saturating_add(1u64 << bits);
             Some(block)
         })
     }

@@ -140,7 +140,10 @@ impl Gic {
         let wanted = affinity_value(mpidr);
         let frames = self.cpu_size / REDISTRIBUTOR_STRIDE;
         for index in 0..frames {
-            let base = self.cpu + index * REDISTRIBUTOR_STRIDE;
+            // Inside the `cpu_size` bytes mapped from `cpu`: no overflow.
+            let base = self
+                .cpu
+                .wrapping_add(index.wrapping_mul(REDISTRIBUTOR_STRIDE));
             // SAFETY: `new`'s contract: `cpu_size` bytes of redistributor frames are mapped.
             let rd = unsafe { &*(base as *const RedistributorRegs) };
             let typer = rd.typer.get();
@@ -157,7 +160,7 @@ impl Gic {
     fn sgi_frame(&self, frame: usize) -> &RedistributorSgiRegs {
         // SAFETY: `frame` came from `redistributor_frame`, inside the mapped range; the SGI
         // frame follows RD_base within the same 128 KiB stride.
-        unsafe { &*((frame + SGI_FRAME_OFFSET) as *const RedistributorSgiRegs) }
+        unsafe { &*(frame.wrapping_add(SGI_FRAME_OFFSET) as *const RedistributorSgiRegs) }
     }
 
     /// Global set-up, done once by the loader before any replica runs: every shared
@@ -166,10 +169,12 @@ impl Gic {
         let d = self.dist();
         d.ctlr.set(0);
         self.wait_for_distributor();
-        let lines = ((d.typer.get() & 0x1F) + 1) * 32;
-        for n in (FIRST_SPI / 32)..(lines / 32).min(32) {
-            d.icenabler[n as usize].set(u32::MAX);
-            d.igroupr[n as usize].set(u32::MAX);
+        let lines = self.lines();
+        for n in (FIRST_SPI / 32) as usize..(lines / 32) as usize {
+            if let (Some(enable), Some(group)) = (d.icenabler.get(n), d.igroupr.get(n)) {
+                enable.set(u32::MAX);
+                group.set(u32::MAX);
+            }
         }
         if self.version == 3 {
             d.ctlr.set(GICD_CTLR_ENABLE_V3);
@@ -177,6 +182,12 @@ impl Gic {
             d.ctlr.set(GICD_CTLR_ENABLE_V2);
         }
         self.wait_for_distributor();
+    }
+
+    /// Interrupt lines the distributor implements (`GICD_TYPER.ITLinesNumber`), at most
+    /// 1024.
+    fn lines(&self) -> u32 {
+        ((self.dist().typer.get() & 0x1F).wrapping_add(1)).wrapping_mul(32)
     }
 
     fn wait_for_distributor(&self) {
@@ -192,28 +203,38 @@ impl Gic {
     /// disabled until its owner enables it. Done by the loader before any replica runs.
     /// Returns whether the distributor took the route (read back).
     pub fn route_spi(&self, intid: u32, mpidr: u64, core_index: u32, edge: bool) -> bool {
-        let lines = ((self.dist().typer.get() & 0x1F) + 1) * 32;
-        if !(FIRST_SPI..lines.min(SPECIAL_INTID)).contains(&intid) {
+        if !(FIRST_SPI..self.lines().min(SPECIAL_INTID)).contains(&intid) {
             return false;
         }
         let d = self.dist();
-        let (word, bit) = ((intid / 32) as usize, intid % 32);
-        d.icenabler[word].set(1 << bit);
-        d.igroupr[word].set(d.igroupr[word].get() | (1 << bit));
-        let cfg = &d.icfgr[(intid / 16) as usize];
-        let shift = (intid % 16) * 2;
-        cfg.set((cfg.get() & !(0b11 << shift)) | (u32::from(edge) << (shift + 1)));
-        let prio = &d.ipriorityr[(intid / 4) as usize];
-        let pshift = (intid % 4) * 8;
+        let i = intid as usize;
+        let (Some(enable), Some(group), Some(cfg), Some(prio)) = (
+            d.icenabler.get(i / 32),
+            d.igroupr.get(i / 32),
+            d.icfgr.get(i / 16),
+            d.ipriorityr.get(i / 4),
+        ) else {
+            return false;
+        };
+        let bit = 1u32 << (intid % 32);
+        enable.set(bit);
+        group.set(group.get() | bit);
+        let shift = (intid % 16).wrapping_mul(2);
+        cfg.set((cfg.get() & !(0b11 << shift)) | (u32::from(edge) << (shift | 1)));
+        let pshift = (intid % 4).wrapping_mul(8);
         prio.set((prio.get() & !(0xFF << pshift)) | (u32::from(DEFAULT_PRIORITY) << pshift));
         if self.version == 3 {
             let affinity = mpidr & 0xFF_00FF_FFFF;
-            let route = &d.irouter[intid as usize];
+            let Some(route) = d.irouter.get(i) else {
+                return false;
+            };
             route.set(affinity);
             route.get() == affinity
         } else {
-            let target = &d.itargetsr[(intid / 4) as usize];
-            let tshift = (intid % 4) * 8;
+            let Some(target) = d.itargetsr.get(i / 4) else {
+                return false;
+            };
+            let tshift = (intid % 4).wrapping_mul(8);
             let cpu = 1u32 << (core_index & 7);
             target.set((target.get() & !(0xFF << tshift)) | (cpu << tshift));
             (target.get() >> tshift) & 0xFF == cpu
@@ -239,10 +260,9 @@ impl Gic {
         }
         let d = self.dist();
         let (word, bit) = ((intid / 32) as usize, intid % 32);
-        if enabled {
-            d.isenabler[word].set(1 << bit);
-        } else {
-            d.icenabler[word].set(1 << bit);
+        let bank = if enabled { &d.isenabler } else { &d.icenabler };
+        if let Some(reg) = bank.get(word) {
+            reg.set(1 << bit);
         }
     }
 
@@ -256,7 +276,7 @@ impl Gic {
             rd.waker.set(rd.waker.get() & !GICR_WAKER_PROCESSOR_SLEEP);
             let mut spins = 0u32;
             while rd.waker.get() & GICR_WAKER_CHILDREN_ASLEEP != 0 {
-                spins += 1;
+                spins = spins.saturating_add(1);
                 if spins > 1_000_000 {
                     return Err(GicError::RedistributorAsleep);
                 }
@@ -272,10 +292,11 @@ impl Gic {
             sysreg::init_cpu_interface();
         } else {
             let d = self.dist();
-            d.icenabler[0].set(u32::MAX);
+            let [local, ..] = &d.icenabler;
+            local.set(u32::MAX);
             let prio = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
-            for n in 0..8 {
-                d.ipriorityr[n].set(prio);
+            for reg in d.ipriorityr.iter().take(8) {
+                reg.set(prio);
             }
             let c = self.cpu_interface();
             c.pmr.set(0xFF);

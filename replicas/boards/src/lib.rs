@@ -5,6 +5,22 @@
 //! ([`by_name`]); the loader is built for one board by its build script, which reads the
 //! same table; the kernel gets everything it needs from its boot spec and links no board.
 #![no_std]
+// Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
+// outside the host tests, the constructs that can panic are refused (exceptions are marked
+// `#[expect]` or `#[allow]` with their reason).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod firmware;
 pub mod gic;

@@ -758,7 +758,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
             else {
                 return Err(LookupFault::InvalidRoot);
             };
-            let level = u32::from(radix) + u32::from(guard_bits);
+            let level = u32::from(radix).saturating_add(u32::from(guard_bits));
             if level == 0 || level > left {
                 return Err(LookupFault::DepthMismatch {
                     bits_left: left as u8,
@@ -766,19 +766,24 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
             }
             // `shift + width <= left <= 64` for both fields below.
             let bits = |shift: u32, width: u32| {
-                cptr.checked_shr(shift).unwrap_or(0) & u64::MAX.checked_shr(64 - width).unwrap_or(0)
+                cptr.checked_shr(shift).unwrap_or(0)
+                    & u64::MAX.checked_shr(64u32.wrapping_sub(width)).unwrap_or(0)
             };
-            if bits(left - u32::from(guard_bits), u32::from(guard_bits)) != guard {
+            if bits(
+                left.wrapping_sub(u32::from(guard_bits)),
+                u32::from(guard_bits),
+            ) != guard
+            {
                 return Err(LookupFault::GuardMismatch {
                     bits_left: left as u8,
                 });
             }
-            let index = bits(left - level, u32::from(radix));
+            let index = bits(left.wrapping_sub(level), u32::from(radix));
             let slot = (first as usize)
                 .checked_add(index as usize)
                 .and_then(I::from_index)
                 .ok_or(LookupFault::InvalidRoot)?;
-            left -= level;
+            left = left.wrapping_sub(level);
             let next = self.get_ref(slot);
             if left == 0 || !matches!(next, Cap::CNode { .. }) {
                 return Ok(slot);
@@ -817,7 +822,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         else {
             return Err(Error::InvalidCapability);
         };
-        if u32::from(guard_bits) + u32::from(radix) > 64
+        if u32::from(guard_bits).saturating_add(u32::from(radix)) > 64
             || guard.checked_shr(u32::from(guard_bits)).unwrap_or(0) != 0
         {
             return Err(Error::RangeError);
@@ -863,7 +868,7 @@ impl RetypeKind {
         match self {
             RetypeKind::Untyped { size_bits } if (4..=47).contains(&size_bits) => Ok(size_bits),
             RetypeKind::CNode { radix } if (1..=12).contains(&radix) => {
-                Ok(radix + CNODE_SLOT_BITS as u8)
+                Ok(radix.saturating_add(CNODE_SLOT_BITS as u8))
             }
             RetypeKind::Frame {
                 kind: ObjectKind::Frame,

@@ -209,7 +209,7 @@ impl VSpaceId {
     /// The ASID its translations are tagged with (0 is the kernel's).
     #[inline]
     pub const fn asid(self) -> u16 {
-        self.0 + 1
+        self.0.wrapping_add(1)
     }
 }
 
@@ -286,7 +286,7 @@ impl<I: TableIndex, T, const N: usize> core::ops::Index<I> for Table<I, T, N> {
         // `N` is a power of two and an id is below it (see the module's doc), so the mask
         // keeps the index as it is and no access can fail.
         #[expect(clippy::indexing_slicing, reason = "masked to the table's length")]
-        &self.items[id.index() & (N - 1)]
+        &self.items[id.index() & N.wrapping_sub(1)]
     }
 }
 
@@ -294,7 +294,7 @@ impl<I: TableIndex, T, const N: usize> core::ops::IndexMut<I> for Table<I, T, N>
     #[inline]
     fn index_mut(&mut self, id: I) -> &mut T {
         #[expect(clippy::indexing_slicing, reason = "masked to the table's length")]
-        &mut self.items[id.index() & (N - 1)]
+        &mut self.items[id.index() & N.wrapping_sub(1)]
     }
 }
 

@@ -14,6 +14,22 @@
 //! - [`ipc`]: notification and endpoint state machines (signal, wait, send, receive, call, reply).
 //! - [`line`]: a fixed-size line buffer for log lines, and core-set formatting.
 #![no_std]
+// Nothing a thread, a peer replica or a device controls may panic a kernel: outside the
+// host tests, the constructs that can panic are refused. The exceptions are each marked
+// `#[expect]` with their reason (the tables' masked index, compile-time tables).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod cap;
 pub mod fault;

@@ -52,7 +52,7 @@ impl<const N: usize> fmt::Write for LineBuf<N> {
         let free = self.bytes.get_mut(self.len..).unwrap_or_default();
         if let Some(room) = free.get_mut(..s.len()) {
             room.copy_from_slice(s.as_bytes());
-            self.len += s.len();
+            self.len = self.len.saturating_add(s.len());
             return Ok(());
         }
         // Too long: keep what fits and end the line in the cut mark, which takes the last

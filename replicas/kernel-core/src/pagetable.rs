@@ -114,8 +114,15 @@ pub const fn descriptor_bits(mapping_attrs: u64) -> u64 {
     bits
 }
 
+/// Bits of `va` that index a level-`level` table (levels 1 to 3): always below 512.
 const fn index(va: u64, level: u32) -> usize {
-    ((va >> (39 - 9 * level)) & 0x1FF) as usize
+    (va.wrapping_shr(39u32.wrapping_sub(level.wrapping_mul(9))) & 0x1FF) as usize
+}
+
+/// Entry `i` of a table (`index` keeps it below [`ENTRIES`]; the mask makes sure).
+fn entry(table: &mut [u64; ENTRIES], i: usize) -> &mut u64 {
+    #[expect(clippy::indexing_slicing, reason = "masked to the table's 512 entries")]
+    &mut table[i & (ENTRIES - 1)]
 }
 
 /// Maps `size` bytes at `va` to `pa` in the tables rooted at `root` (a level-1 table).
@@ -134,29 +141,32 @@ pub fn map<M: TableMemory>(
     {
         return Err(MapError::Misaligned);
     }
-    va.checked_add(size - 1).ok_or(MapError::Overflow)?;
-    pa.checked_add(size - 1).ok_or(MapError::Overflow)?;
+    // Neither range wraps (so the sums below cannot overflow: offset < size).
+    let last = size.wrapping_sub(1);
+    va.checked_add(last).ok_or(MapError::Overflow)?;
+    pa.checked_add(last).ok_or(MapError::Overflow)?;
     first_mapped(mem, root, va, size).map_or(Ok(()), |va| Err(MapError::AlreadyMapped { va }))?;
     let bits = descriptor_bits(mapping_attrs);
-    let mut offset = 0;
+    let mut offset = 0u64;
     while offset < size {
-        let (v, p, left) = (va + offset, pa + offset, size - offset);
+        let (v, p) = (va.wrapping_add(offset), pa.wrapping_add(offset));
+        let left = size.wrapping_sub(offset);
         let l2 = next_table(mem, root, index(v, 1), v)?;
-        if v % BLOCK_2M == 0 && p % BLOCK_2M == 0 && left >= BLOCK_2M {
-            let entry = &mut mem.table(l2)[index(v, 2)];
-            if *entry != 0 {
+        if v.is_multiple_of(BLOCK_2M) && p.is_multiple_of(BLOCK_2M) && left >= BLOCK_2M {
+            let e = entry(mem.table(l2), index(v, 2));
+            if *e != 0 {
                 return Err(MapError::AlreadyMapped { va: v });
             }
-            *entry = p | bits | desc::VALID;
-            offset += BLOCK_2M;
+            *e = p | bits | desc::VALID;
+            offset = offset.wrapping_add(BLOCK_2M);
         } else {
             let l3 = next_table(mem, l2, index(v, 2), v)?;
-            let entry = &mut mem.table(l3)[index(v, 3)];
-            if *entry != 0 {
+            let e = entry(mem.table(l3), index(v, 3));
+            if *e != 0 {
                 return Err(MapError::AlreadyMapped { va: v });
             }
-            *entry = p | bits | desc::VALID | desc::TABLE_OR_PAGE;
-            offset += PAGE;
+            *e = p | bits | desc::VALID | desc::TABLE_OR_PAGE;
+            offset = offset.wrapping_add(PAGE);
         }
     }
     Ok(())
@@ -165,20 +175,21 @@ pub fn map<M: TableMemory>(
 /// The first page of `[va, va + size)` that is already mapped, if any; the range is
 /// checked whole before anything is written, so a failed `map` changes nothing.
 fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> Option<u64> {
-    let end = va + (size - 1);
+    // `map` checked that the range does not wrap.
+    let end = va.wrapping_add(size.wrapping_sub(1));
     let mut v = va;
     loop {
-        let l1 = mem.table(root)[index(v, 1)];
+        let l1 = *entry(mem.table(root), index(v, 1));
         let step = if l1 & desc::VALID == 0 {
             1 << 30
         } else if l1 & desc::TABLE_OR_PAGE == 0 {
             return Some(v);
         } else {
-            let l2 = mem.table(l1 & ADDRESS_MASK)[index(v, 2)];
+            let l2 = *entry(mem.table(l1 & ADDRESS_MASK), index(v, 2));
             if l2 & desc::VALID == 0 {
                 BLOCK_2M
             } else if l2 & desc::TABLE_OR_PAGE == 0
-                || mem.table(l2 & ADDRESS_MASK)[index(v, 3)] != 0
+                || *entry(mem.table(l2 & ADDRESS_MASK), index(v, 3)) != 0
             {
                 // A 2 MiB block, or a page already present in the level-3 table.
                 return Some(v);
@@ -186,7 +197,7 @@ fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> O
                 PAGE
             }
         };
-        let next = (v & !(step - 1)).checked_add(step)?;
+        let next = (v & !step.wrapping_sub(1)).checked_add(step)?;
         if next > end {
             return None;
         }
@@ -201,13 +212,13 @@ fn next_table<M: TableMemory>(
     idx: usize,
     va: u64,
 ) -> Result<u64, MapError> {
-    let entry = mem.table(table)[idx];
-    if entry == 0 {
+    let present = *entry(mem.table(table), idx);
+    if present == 0 {
         let new = mem.alloc_table().ok_or(MapError::OutOfTables)?;
-        mem.table(table)[idx] = new | desc::VALID | desc::TABLE_OR_PAGE;
+        *entry(mem.table(table), idx) = new | desc::VALID | desc::TABLE_OR_PAGE;
         Ok(new)
-    } else if entry & (desc::VALID | desc::TABLE_OR_PAGE) == desc::VALID | desc::TABLE_OR_PAGE {
-        Ok(entry & ADDRESS_MASK)
+    } else if present & (desc::VALID | desc::TABLE_OR_PAGE) == desc::VALID | desc::TABLE_OR_PAGE {
+        Ok(present & ADDRESS_MASK)
     } else {
         Err(MapError::AlreadyMapped { va })
     }
@@ -217,20 +228,22 @@ fn next_table<M: TableMemory>(
 pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, u64)> {
     let mut table = root;
     for level in 1..=3u32 {
-        let entry = mem.table(table)[index(va, level)];
-        if entry & desc::VALID == 0 {
+        let e = *entry(mem.table(table), index(va, level));
+        if e & desc::VALID == 0 {
             return None;
         }
-        let is_table = entry & desc::TABLE_OR_PAGE != 0;
+        let is_table = e & desc::TABLE_OR_PAGE != 0;
         if level == 3 || !is_table {
             if level == 1 && !is_table {
                 return None; // 1 GiB blocks are never created here.
             }
-            let span = 1u64 << (39 - 9 * level);
-            let pa = (entry & ADDRESS_MASK & !(span - 1)) | (va & (span - 1));
-            return Some((pa, entry & !ADDRESS_MASK));
+            let offset_mask = 1u64
+                .wrapping_shl(39u32.wrapping_sub(level.wrapping_mul(9)))
+                .wrapping_sub(1);
+            let pa = (e & ADDRESS_MASK & !offset_mask) | (va & offset_mask);
+            return Some((pa, e & !ADDRESS_MASK));
         }
-        table = entry & ADDRESS_MASK;
+        table = e & ADDRESS_MASK;
     }
     None
 }
@@ -238,6 +251,11 @@ pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64
 /// An identity map of the low 4 GiB in 1 GiB level-1 blocks: normal cacheable memory where
 /// `ram` lies, device memory elsewhere, nothing executable from devices. The loader uses it,
 /// computed at compile time, to run with caches on before any Rust code runs.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "evaluated at compile time only: a panic here is a build error"
+)]
 pub const fn identity_table_4gib(ram: atoll_abi::spec::PhysRange) -> [u64; ENTRIES] {
     let mut table = [0u64; ENTRIES];
     let mut gib = 0u64;
@@ -257,13 +275,15 @@ pub const fn identity_table_4gib(ram: atoll_abi::spec::PhysRange) -> [u64; ENTRI
     table
 }
 
-/// Tables carved from a buffer: for the host tests and for any caller with plain memory.
+/// Tables carved from a buffer, for the host tests.
+#[cfg(test)]
 pub struct SliceTables<'a> {
     tables: &'a mut [[u64; ENTRIES]],
     base: u64,
     used: usize,
 }
 
+#[cfg(test)]
 impl<'a> SliceTables<'a> {
     /// Tables in `tables`, the first of which sits at physical address `base`.
     pub fn new(tables: &'a mut [[u64; ENTRIES]], base: u64) -> Self {
@@ -280,6 +300,7 @@ impl<'a> SliceTables<'a> {
     }
 }
 
+#[cfg(test)]
 impl TableMemory for SliceTables<'_> {
     fn alloc_table(&mut self) -> Option<u64> {
         let t = self.tables.get_mut(self.used)?;

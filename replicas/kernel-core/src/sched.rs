@@ -490,7 +490,8 @@ impl Scheduler {
             };
             if now >= c.refill_at {
                 // `period` is at least the budget, which is at least 1.
-                let periods = ((now - c.refill_at) / c.period.max(1)).saturating_add(1);
+                let since = now.saturating_sub(c.refill_at);
+                let periods = since.checked_div(c.period).unwrap_or(0).saturating_add(1);
                 c.refill_at = c.refill_at.saturating_add(periods.saturating_mul(c.period));
                 c.remaining = c.budget;
                 *done = true;

@@ -19,7 +19,8 @@ pub fn counter() -> u64 {
 /// Arms this core's virtual timer to fire `ticks` counter ticks from now.
 pub fn arm_timer(ticks: u64) {
     CNTV_TVAL_EL0.set(ticks);
-    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+    // Enabled, and (every other field written zero) not masked.
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET);
 }
 
 /// Stops walks of TTBR0 (the loader's trampoline map): the kernel lives in TTBR1 only.

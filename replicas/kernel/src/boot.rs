@@ -126,8 +126,10 @@ fn report_pds_started(r: &Replica) {
 /// them, and the whole in nanoseconds (under `-icount shift=0` the machine's instruction
 /// count, plus any time skipped while every core was idle).
 fn since_reset(r: &Replica, count: u64) -> (u64, u64, u64) {
-    let hz = r.counter_hz.max(1);
-    let nanos = (count / hz) * 1_000_000_000 + (count % hz) * 1_000_000_000 / hz;
+    let nanos = u128::from(count)
+        .saturating_mul(1_000_000_000)
+        .checked_div(u128::from(r.counter_hz))
+        .map_or(0, |n| u64::try_from(n).unwrap_or(u64::MAX));
     let micros = nanos / 1000;
     (micros / 1000, micros % 1000, nanos)
 }
@@ -207,8 +209,13 @@ fn start_ping(r: &Replica) {
 
 /// A ping arrived from `sender`: pass it on, or (on replica 0) finish the ring.
 pub fn on_ping(r: &Replica, sender: usize) {
-    let count = r.replica_count();
-    let expected = (r.index + count - 1) % count;
+    let count = r.replica_count().max(1);
+    let expected = r
+        .index
+        .saturating_add(count)
+        .wrapping_sub(1)
+        .checked_rem(count)
+        .unwrap_or(0);
     if sender != expected {
         klog!(
             "WARN",
@@ -227,7 +234,7 @@ pub fn on_ping(r: &Replica, sender: usize) {
         enter(DONE, r);
         return;
     }
-    let next = (r.index + 1) % count;
+    let next = r.index.saturating_add(1).checked_rem(count).unwrap_or(0);
     klog!("INFO", "ping from K{sender}, passing to K{next}");
     if !doorbell::ring(r, next, bell::PING) {
         klog!("WARN", "cannot pass the ping: K{next} is down");
@@ -238,7 +245,10 @@ pub fn on_ping(r: &Replica, sender: usize) {
 /// Replica `sender` could not pass the ping on.
 pub fn on_ping_broken(r: &Replica, sender: usize) {
     if PHASE.load(Ordering::Relaxed) == PINGING {
-        let next = (sender + 1) % r.replica_count();
+        let next = sender
+            .saturating_add(1)
+            .checked_rem(r.replica_count())
+            .unwrap_or(0);
         klog!("WARN", "ping ring broken after K{sender}: K{next} is down");
         enter(DONE, r);
     }

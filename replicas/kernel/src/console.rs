@@ -40,7 +40,7 @@ pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
 pub fn log_raw(r: &Replica, line: &[u8]) {
     {
         let _guard = r.log_lock.lock();
-        r.shared.logs[r.index].push(line);
+        r.log.push(line);
     }
     if r.owns_console() {
         drain(r);
@@ -60,7 +60,7 @@ pub fn drain(r: &Replica) {
     for (index, ring) in r.shared.logs.iter().enumerate().take(r.replica_count()) {
         loop {
             match ring.pop(&mut buf) {
-                LogPop::Line(len) => write_line(&uart, &buf[..len]),
+                LogPop::Line(len) => write_line(&uart, buf.get(..len).unwrap_or_default()),
                 LogPop::Empty => break,
                 LogPop::Corrupt(lost) => {
                     let line = format_line(

@@ -30,10 +30,10 @@ pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
 /// SGI when it was. `false`, with nothing set, when `target` is unknown, this replica, or
 /// down, or there is no word.
 fn ring_peer(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> bool {
-    if target >= r.replica_count()
-        || target == r.index
-        || r.shared.status[target].state() == Some(ReplicaState::Down)
-    {
+    let Some(status) = r.status_of(target) else {
+        return false;
+    };
+    if target == r.index || status.state() == Some(ReplicaState::Down) {
         return false;
     }
     match set() {
@@ -63,7 +63,7 @@ fn pd_word(r: &Replica, index: u32) -> Option<&'static AtomicU64> {
     // offset is a multiple of 64 past a page boundary, so the word is aligned; any bit
     // pattern is a valid `AtomicU64`, and every access to it (here and in peer kernels) is
     // atomic.
-    Some(unsafe { &*((r.spec.shared.va + offset) as *const AtomicU64) })
+    Some(unsafe { &*(r.spec.shared.va.wrapping_add(offset) as *const AtomicU64) })
 }
 
 /// A PD's notify across replicas: sets `bits` in channel word `word` of replica `target`
@@ -85,7 +85,9 @@ pub fn take_pd_word(r: &Replica, word: u32) -> Option<u64> {
 /// Takes every pending bit from every sender and acts on it. Called after acknowledging the
 /// doorbell SGI, and once at start-up for bells rung before our interrupts were live.
 pub fn service(r: &Replica) {
-    let inbox = &r.shared.doorbells[r.index];
+    let Some(inbox) = r.shared.doorbells.get(r.index) else {
+        return;
+    };
     for sender in 0..r.replica_count() {
         let bits = inbox.take(sender);
         if bits != 0 {

@@ -86,7 +86,7 @@ pub fn stop_replica(
     if r.owns_console() {
         console::write_direct(r, line.as_bytes());
     } else if let Some(_guard) = r.log_lock.try_lock() {
-        r.shared.logs[r.index].push(line.as_bytes());
+        r.log.push(line.as_bytes());
     }
     status.set_state(ReplicaState::Down);
     doorbell::ring(r, 0, bell::STATUS | bell::LOG);
@@ -149,8 +149,10 @@ pub fn selftest_stack_overflow(depth: u64) -> u64 {
         return 0; // never reached: the guard stops the recursion long before
     }
     let frame = core::hint::black_box([depth; 32]);
-    frame[(depth % 32) as usize]
-        .wrapping_add(selftest_stack_overflow(core::hint::black_box(depth + 1)))
+    let kept = frame.get((depth % 32) as usize).copied().unwrap_or(0);
+    kept.wrapping_add(selftest_stack_overflow(core::hint::black_box(
+        depth.wrapping_add(1),
+    )))
 }
 
 /// Self-test: a read from an address no replica maps.

@@ -15,6 +15,22 @@
 //! the console drain), [`doorbell`] (inter-replica signals), [`boot`] (the boot protocol
 //! and ping ring), [`fatal`] (exceptions that stop the replica).
 #![no_std]
+// Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
+// outside the host tests, the constructs that can panic are refused (exceptions are marked
+// `#[expect]` or `#[allow]` with their reason).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 #![no_main]
 
 mod arch;
@@ -57,6 +73,10 @@ pub struct Replica {
     pub shared: &'static SharedArea,
     /// This replica's index.
     pub index: usize,
+    /// Its status record in the shared area.
+    status: &'static atoll_abi::shared::ReplicaStatus,
+    /// Its log ring in the shared area.
+    pub log: &'static atoll_abi::shared::LogRing,
     /// The interrupt controller.
     pub gic: Gic,
     /// The console, if this replica owns it.
@@ -87,7 +107,24 @@ pub fn replica() -> Option<&'static Replica> {
 impl Replica {
     /// This replica's status record.
     pub fn status(&self) -> &atoll_abi::shared::ReplicaStatus {
-        &self.shared.status[self.index]
+        self.status
+    }
+
+    /// Replica `index`'s status record, if there is such a replica.
+    pub fn status_of(&self, index: usize) -> Option<&atoll_abi::shared::ReplicaStatus> {
+        self.shared
+            .status
+            .get(index)
+            .filter(|_| index < self.replica_count())
+    }
+
+    /// The MPIDR of core `core` (0 for a core the spec does not name).
+    pub fn core_mpidr(&self, core: u32) -> u64 {
+        self.spec
+            .core_mpidr
+            .get(core as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Number of replicas in the system (bounded by the ABI limit).
@@ -155,14 +192,24 @@ fn init_replica(spec: &'static ReplicaSpec) {
         )
     };
     let counter_hz = arch::counter_frequency().max(1);
+    let index = spec.replica as usize;
+    // The spec check keeps the index below the shared area's replica count.
+    let (Some(status), Some(log)) = (shared.status.get(index), shared.logs.get(index)) else {
+        fatal::park_forever();
+    };
     let replica = Replica {
         spec,
         shared,
-        index: spec.replica as usize,
+        index,
+        status,
+        log,
         gic,
         console,
         psci: PsciConduit::from_raw(spec.loader.psci_conduit).unwrap_or(PsciConduit::Smc),
-        tick_interval: (counter_hz / u64::from(spec.tick_hz)).max(1),
+        tick_interval: counter_hz
+            .checked_div(u64::from(spec.tick_hz))
+            .unwrap_or(counter_hz)
+            .max(1),
         counter_hz,
         log_lock: IrqSpinLock::new(),
         console_lock: IrqSpinLock::new(),
@@ -192,7 +239,7 @@ fn init_replica(spec: &'static ReplicaSpec) {
 }
 
 fn init_core(r: &Replica, core: u32) {
-    let mpidr = r.spec.core_mpidr[core as usize];
+    let mpidr = r.core_mpidr(core);
     let enabled = r.gic.init_cpu(mpidr).and_then(|()| {
         r.gic.enable_local(mpidr, r.spec.gic.doorbell_sgi)?;
         r.gic.enable_local(mpidr, r.spec.gic.stop_sgi)?;
@@ -218,7 +265,8 @@ fn init_core(r: &Replica, core: u32) {
 /// The primary core, with its own interrupts live: wait for the replica's other cores, then
 /// report the replica up (or, in the fault self-test, fault on purpose).
 fn primary_up(r: &Replica) {
-    let deadline = arch::counter() + r.counter_hz * CORE_START_TIMEOUT_MS / 1000;
+    let deadline =
+        arch::counter().saturating_add(r.counter_hz.saturating_mul(CORE_START_TIMEOUT_MS) / 1000);
     let all = r.spec.core_mask;
     while r.status().cores_online.load(Ordering::Acquire) & all != all && arch::counter() < deadline
     {
@@ -281,19 +329,28 @@ fn tick(r: &Replica, core: u32) {
         user::on_timer();
     }
     let now = arch::counter();
-    let due = &r.next_tick[core as usize];
+    let (Some(due), Some(core_ticks)) = (
+        r.next_tick.get(core as usize),
+        r.core_ticks.get(core as usize),
+    ) else {
+        return;
+    };
     let deadline = due.load(Ordering::Relaxed);
     if now < deadline {
-        arch::arm_timer(deadline - now);
+        arch::arm_timer(deadline.wrapping_sub(now));
         return;
     }
-    due.store(now + r.tick_interval, Ordering::Relaxed);
+    due.store(now.saturating_add(r.tick_interval), Ordering::Relaxed);
     arch::arm_timer(r.tick_interval);
-    r.core_ticks[core as usize].fetch_add(1, Ordering::Relaxed);
+    core_ticks.fetch_add(1, Ordering::Relaxed);
     if !primary {
         return;
     }
-    let ticks = r.status().ticks.fetch_add(1, Ordering::Relaxed) + 1;
+    let ticks = r
+        .status()
+        .ticks
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1);
     if r.owns_console() {
         console::drain(r);
     }
@@ -305,6 +362,7 @@ fn tick(r: &Replica, core: u32) {
 /// The core index of the calling core, from its MPIDR and the spec.
 pub fn current_core(spec: &ReplicaSpec) -> Option<u32> {
     let affinity = atoll_boards::firmware::current_affinity();
-    (0..MAX_CORES as u32)
-        .find(|&c| spec.core_mask & (1 << c) != 0 && spec.core_mpidr[c as usize] == affinity)
+    (0..MAX_CORES as u32).find(|&c| {
+        spec.core_mask & (1 << c) != 0 && spec.core_mpidr.get(c as usize) == Some(&affinity)
+    })
 }

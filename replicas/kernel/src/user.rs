@@ -119,8 +119,7 @@ impl Hw<'_> {
     fn linear(&self, pa: u64, size: u64) -> Option<*mut u8> {
         let ram = self.r.spec.ram;
         let end = pa.checked_add(size)?;
-        (pa >= ram.base && end <= ram.end())
-            .then(|| (layout::LINEAR_MAP_BASE + (pa - ram.base)) as *mut u8)
+        (pa >= ram.base && end <= ram.end()).then(|| linear(self.r, pa))
     }
 }
 
@@ -137,7 +136,7 @@ impl Machine for Hw<'_> {
 
     fn zero(&mut self, pa: u64, size: u64) -> bool {
         // Only memory past the loader's area: what the loader filled keeps its contents.
-        let free = self.r.spec.ram.base + self.r.spec.free_offset;
+        let free = self.r.spec.ram.base.saturating_add(self.r.spec.free_offset);
         if pa < free {
             return false;
         }
@@ -209,8 +208,9 @@ impl Machine for Hw<'_> {
         }
         // The loader routed (and set the trigger of) every shared interrupt the spec gives
         // us.
-        let spec = self.r.spec;
-        spec.irq_routes[..(spec.irq_route_count as usize).min(spec.irq_routes.len())]
+        self.r
+            .spec
+            .irq_routes()
             .iter()
             .any(|route| route.intid == irq)
     }
@@ -219,7 +219,7 @@ impl Machine for Hw<'_> {
         // A per-core interrupt (the PD timer) is this core's: the one that runs the
         // replica's threads. It cannot fail: this core's redistributor was found when the
         // core came up.
-        let mpidr = self.r.spec.core_mpidr[self.r.spec.primary_core() as usize];
+        let mpidr = self.r.core_mpidr(self.r.spec.primary_core());
         let _ = self.r.gic.set_enabled(irq, mpidr, enabled);
     }
 
@@ -248,11 +248,12 @@ impl BootPages<'_> {
         let ram = self.replica.spec.ram;
         let offset = self.next;
         let size = pages.checked_mul(PAGE_SIZE)?;
-        if offset.checked_add(size)? > ram.size {
+        let next = offset.checked_add(size)?;
+        if next > ram.size {
             return None;
         }
-        self.next += size;
-        let pa = ram.base + offset;
+        self.next = next;
+        let pa = ram.base.checked_add(offset)?;
         // SAFETY: the pages lie in this replica's free memory, which the linear map covers
         // and nothing else uses yet.
         unsafe { core::ptr::write_bytes(linear(self.replica, pa), 0, size as usize) };
@@ -260,9 +261,10 @@ impl BootPages<'_> {
     }
 }
 
-/// The kernel's view of a physical address in this replica's RAM.
+/// The kernel's view of a physical address in this replica's RAM (the linear map covers
+/// exactly the replica's RAM from `LINEAR_MAP_BASE`; callers check `pa` lies in it).
 fn linear(r: &Replica, pa: u64) -> *mut u8 {
-    (layout::LINEAR_MAP_BASE + (pa - r.spec.ram.base)) as *mut u8
+    layout::LINEAR_MAP_BASE.wrapping_add(pa.wrapping_sub(r.spec.ram.base)) as *mut u8
 }
 
 impl TableMemory for BootPages<'_> {
@@ -283,18 +285,26 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
     let r = pages.replica;
     let init = r.spec.initialiser;
     let root = pages.alloc_table().ok_or(MapError::OutOfTables)?;
-    let pa = r.spec.ram.base + init.offset;
+    let pa = r
+        .spec
+        .ram
+        .base
+        .checked_add(init.offset)
+        .ok_or(MapError::Overflow)?;
     let text = init.text_size.min(init.mem_size);
     let user = attrs::USER;
     if text != 0 {
         pagetable::map(pages, root, init.vaddr, pa, text, user | attrs::EXEC)?;
     }
     if init.mem_size > text {
-        let (va, size) = (init.vaddr + text, init.mem_size - text);
-        pagetable::map(pages, root, va, pa + text, size, user | attrs::WRITE)?;
+        let va = init.vaddr.checked_add(text).ok_or(MapError::Overflow)?;
+        let data = pa.checked_add(text).ok_or(MapError::Overflow)?;
+        let size = init.mem_size.saturating_sub(text);
+        pagetable::map(pages, root, va, data, size, user | attrs::WRITE)?;
     }
     let stack = pages.pages(USER_STACK_PAGES).ok_or(MapError::OutOfTables)?;
-    let stack_va = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
+    const STACK_VA: u64 = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
+    let stack_va = STACK_VA;
     pagetable::map(
         pages,
         root,
@@ -313,8 +323,15 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
     )?;
     let spec = &r.spec;
     if spec.boot_program_size != 0 {
-        let size = spec.boot_program_size.next_multiple_of(PAGE_SIZE);
-        let pa = spec.ram.base + spec.boot_program_offset;
+        let size = spec
+            .boot_program_size
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MapError::Overflow)?;
+        let pa = spec
+            .ram
+            .base
+            .checked_add(spec.boot_program_offset)
+            .ok_or(MapError::Overflow)?;
         pagetable::map(pages, root, bootprog::VADDR, pa, size, user)?;
     }
     Ok(root)
@@ -333,9 +350,10 @@ fn boot_program(r: &Replica) -> Result<Option<BootProgram<'static>>, BootError> 
     {
         return Err(BootError::Program(BootProgramError::BadField("placement")));
     }
-    let pa = spec.ram.base + spec.boot_program_offset;
+    let pa = spec.ram.base.wrapping_add(spec.boot_program_offset);
     // SAFETY: the loader placed the boot program in this replica's RAM, which the linear
-    // map covers; nothing writes it (the initialiser sees it read-only).
+    // map covers (the spec check keeps it inside); nothing writes it (the initialiser sees
+    // it read-only).
     let bytes =
         unsafe { core::slice::from_raw_parts(linear(r, pa), spec.boot_program_size as usize) };
     BootProgram::parse(bytes)
@@ -347,13 +365,10 @@ fn boot_program(r: &Replica) -> Result<Option<BootProgram<'static>>, BootError> 
 /// pages (`kernel_end`), or, for device memory, wholly outside it and the kernel shared
 /// area; never over the boot program itself.
 fn untyped_allowed(r: &Replica, u: &bootprog::Untyped, kernel_end: u64) -> bool {
-    let block = PhysRange {
-        base: u.base,
-        size: 1u64 << u.size_bits,
-    };
+    let block = untyped_range(u);
     let spec = &r.spec;
     let program = PhysRange {
-        base: spec.ram.base + spec.boot_program_offset,
+        base: spec.ram.base.saturating_add(spec.boot_program_offset),
         size: spec.boot_program_size,
     };
     let shared = PhysRange {
@@ -365,6 +380,15 @@ fn untyped_allowed(r: &Replica, u: &bootprog::Untyped, kernel_end: u64) -> bool 
         && !spec.ram.overlaps(&block)
         && !shared.overlaps(&block);
     (in_ram || device) && !program.overlaps(&block)
+}
+
+/// The memory an untyped block of the boot program covers (its size checked to be 12 to
+/// 47 bits when the program was parsed).
+fn untyped_range(u: &bootprog::Untyped) -> PhysRange {
+    PhysRange {
+        base: u.base,
+        size: 1u64.wrapping_shl(u.size_bits),
+    }
 }
 
 /// Why the initialiser could not be built.
@@ -398,8 +422,9 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         replica: r,
         next: r.spec.free_offset,
     };
-    let cnode_pages =
+    const CNODE_PAGES: u64 =
         (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::microkit::CNODE_SLOT_BITS)) / PAGE_SIZE;
+    let cnode_pages = CNODE_PAGES;
     let cnode = pages.pages(cnode_pages).ok_or(BootError::OutOfMemory)?;
     let tcb = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
@@ -409,20 +434,19 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     // overlapping another.
     let program = boot_program(r)?;
     let blocks = program.map_or(&[][..], |p| p.untyped());
-    let limit = (initial::FIRST_FREE - initial::FIRST_UNTYPED) as usize;
-    if blocks.len() > limit {
+    const LIMIT: usize = (initial::FIRST_FREE - initial::FIRST_UNTYPED) as usize;
+    if blocks.len() > LIMIT {
         return Err(BootError::Program(BootProgramError::BadField(
             "untyped_count",
         )));
     }
-    let kernel_end = r.spec.ram.base + pages.next;
-    let range = |u: &bootprog::Untyped| PhysRange {
-        base: u.base,
-        size: 1u64 << u.size_bits,
-    };
+    let kernel_end = r.spec.ram.base.saturating_add(pages.next);
     for (i, u) in blocks.iter().enumerate() {
+        let before = blocks.get(..i).unwrap_or_default();
         if !untyped_allowed(r, u, kernel_end)
-            || blocks[..i].iter().any(|o| range(o).overlaps(&range(u)))
+            || before
+                .iter()
+                .any(|o| untyped_range(o).overlaps(&untyped_range(u)))
         {
             return Err(BootError::Untyped(u.base));
         }
@@ -458,7 +482,9 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         .kernel
         .boot_initialiser(&layout, untyped)
         .map_err(BootError::Kernel)?;
-    let bytes = blocks.iter().map(|u| 1u64 << u.size_bits).sum();
+    let bytes = blocks
+        .iter()
+        .fold(0u64, |sum, u| sum.saturating_add(untyped_range(u).size));
     Ok((blocks.len(), bytes))
 }
 

@@ -254,7 +254,7 @@ impl Kernel {
         };
         let (first, slots) = Caps::cnode_slots(node).ok_or(Error::InvalidCapability)?;
         let slots = slots as u64;
-        if count == 0 || offset >= slots || count > slots - offset {
+        if count == 0 || offset >= slots || count > slots.saturating_sub(offset) {
             return Err(Error::RangeError);
         }
         // Both below the CNode's slot count, which is at most 2^12.

@@ -565,14 +565,14 @@ impl Objects {
 
     /// Notification `n` is destroyed: its watches go, the others close up.
     fn remove_watches(&mut self, n: NotificationId) {
-        let mut kept = 0;
+        let mut kept = 0usize;
         for j in 0..self.watch_count {
             let w = self.watch(j);
             if let Some(w) = w.filter(|w| w.ntfn != n)
                 && let Some(slot) = self.watches.get_mut(kept)
             {
                 *slot = Some(w);
-                kept += 1;
+                kept = kept.saturating_add(1);
             }
         }
         for slot in self.watches.iter_mut().skip(kept) {
@@ -621,10 +621,10 @@ impl Objects {
     /// The threads queued on `queue`, taken before the queue is emptied.
     fn waiters(&self, queue: &Queue) -> ([Option<ThreadId>; MAX_THREADS], usize) {
         let mut out = [None; MAX_THREADS];
-        let mut n = 0;
+        let mut n = 0usize;
         for (slot, w) in out.iter_mut().zip(self.threads.queued(queue)) {
             *slot = Some(w);
-            n += 1;
+            n = n.saturating_add(1);
         }
         (out, n)
     }

@@ -95,7 +95,7 @@ pub(super) fn map_table(
         let e = entry(m, parent, va, level).ok_or(Error::InvalidArgument)?;
         if *e == 0 {
             *e = table | TABLE;
-            return Ok(level + 1);
+            return Ok(level.saturating_add(1));
         }
         if *e & TABLE != TABLE {
             return Err(Error::DeleteFirst); // a block mapping is in the way
