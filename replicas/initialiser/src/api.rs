@@ -30,7 +30,7 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 static RESULT: AtomicU64 = AtomicU64::new(0);
 static ELAPSED: AtomicU64 = AtomicU64::new(0);
 
-struct Builder<'a> {
+pub(crate) struct Builder<'a> {
     next_slot: u64,
     /// The untyped blocks, in slot order (device blocks are never used: their memory
     /// belongs to PD programs and regions).
@@ -41,14 +41,14 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn slot(&mut self) -> u64 {
+    pub(crate) fn slot(&mut self) -> u64 {
         self.next_slot += 1;
         self.next_slot - 1
     }
 
     /// The slots of the untyped blocks of ordinary memory (device blocks make only frames,
     /// and their memory belongs to PD programs and regions).
-    fn ordinary_untyped(&self) -> impl Iterator<Item = u64> + use<'_> {
+    pub(crate) fn ordinary_untyped(&self) -> impl Iterator<Item = u64> + use<'_> {
         (initial::FIRST_UNTYPED..)
             .zip(self.untyped)
             .filter(|(_, u)| u.flags & bootprog::untyped_flags::DEVICE == 0)
@@ -56,7 +56,7 @@ impl Builder<'_> {
     }
 
     /// Retypes one object (from the first untyped block with room) into a fresh slot.
-    fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
+    pub(crate) fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
         let dest = self.slot();
         let mut last = Error::NotEnoughMemory;
         for u in self.ordinary_untyped() {
@@ -69,17 +69,37 @@ impl Builder<'_> {
         Err(last)
     }
 
-    fn object(&mut self, kind: ObjectKind, size_bits: u64) -> Result<u64, Error> {
+    /// Retypes one object from the untyped memory at `untyped` into a fresh slot.
+    pub(crate) fn make_from(
+        &mut self,
+        untyped: u64,
+        kind: ObjectKind,
+        size_bits: u64,
+    ) -> Result<u64, Error> {
+        let dest = self.slot();
+        let args = [
+            object_kind::number(kind),
+            size_bits,
+            initial::CNODE,
+            0,
+            0,
+            dest,
+            1,
+        ];
+        sys::invoke(untyped, label::UNTYPED_RETYPE, &args).map(|_| dest)
+    }
+
+    pub(crate) fn object(&mut self, kind: ObjectKind, size_bits: u64) -> Result<u64, Error> {
         self.make(object_kind::number(kind), size_bits)
     }
 
-    fn mint(&mut self, src: u64, rights: u64, badge: u64) -> Result<u64, Error> {
+    pub(crate) fn mint(&mut self, src: u64, rights: u64, badge: u64) -> Result<u64, Error> {
         let dest = self.slot();
         let args = [dest, 64, initial::CNODE, src, 64, rights, badge];
         sys::invoke(initial::CNODE, label::CNODE_MINT, &args).map(|_| dest)
     }
 
-    fn check(&mut self, name: &str, ok: bool) {
+    pub(crate) fn check(&mut self, name: &str, ok: bool) {
         let mut out = Out::new();
         out.str(if ok { "TEST " } else { "FAILED " }).str(name);
         out.line("INFO");
@@ -92,7 +112,7 @@ impl Builder<'_> {
 
     /// A thread in the initialiser's own spaces at `priority`, with a scheduling context of
     /// `budget_us` per `period_us`, faults going to `fault_ep`; started at `entry`.
-    fn thread(
+    pub(crate) fn thread(
         &mut self,
         priority: u64,
         (budget_us, period_us): (u64, u64),
@@ -402,11 +422,18 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
     for t in [spin, work] {
         sys::invoke(t, label::TCB_SUSPEND, &[])?;
     }
-    Ok(())
+
+    // The hostile cases that need an initialiser's authority.
+    let mut faults = crate::hostile::Faults {
+        endpoint: monitor,
+        reply: monitor_reply,
+        next_badge: 10,
+    };
+    crate::hostile::run(b, &mut faults)
 }
 
 /// Prints a fault the way the monitor reports it.
-fn report_fault(name: &str, msg: &sys::Reply) {
+pub(crate) fn report_fault(name: &str, msg: &sys::Reply) {
     let mut out = Out::new();
     out.str("fault from thread ")
         .num(msg.badge)

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 mod api;
 mod boot;
+mod hostile;
 mod sys;
 
 core::arch::global_asm!(

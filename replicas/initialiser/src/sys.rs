@@ -60,6 +60,23 @@ pub(crate) fn invoke(cap: u64, label: u64, args: &[u64]) -> Result<[u64; 4], Err
     }
 }
 
+/// Sends `length` message registers with `label` on `cap` without waiting: the first four
+/// zero, the rest `fill` (written into the IPC buffer).
+pub(crate) fn send_long(cap: u64, label: u64, length: usize, fill: u64) {
+    for i in 4..length.min(syscall::MAX_MESSAGE_REGISTERS) {
+        // SAFETY: the initialiser's IPC buffer is mapped writable at its fixed address, and
+        // the index stays below its 120 message registers.
+        unsafe { buffer_word(i).write_volatile(fill) };
+    }
+    let info = MessageInfo::new(label, length as u64).0;
+    raw(syscall::SEND, cap, info, [0; 4], 0);
+}
+
+/// Goes to the back of its priority's queue.
+pub(crate) fn yield_now() {
+    raw(syscall::YIELD, 0, 0, [0; 4], 0);
+}
+
 /// Signal a notification (Send on it).
 pub(crate) fn signal(cap: u64) {
     raw(syscall::SEND, cap, 0, [0; 4], 0);
