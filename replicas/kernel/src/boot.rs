@@ -84,6 +84,8 @@ pub fn on_tick(r: &Replica, ticks: u64) {
                     "user space of some replica never settled; powering off anyway"
                 );
             }
+            // A replica may have settled since the report at the top of this tick.
+            report_pds_started(r);
             enter(EXITING, r);
             summarise(r, "final status");
             klog!("INFO", "boot checks done; powering off");
