@@ -101,12 +101,12 @@ fn install_commands() -> Vec<String> {
         vec![
             "echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list".into(),
             "apt-get update".into(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports qemu-system-arm".into(),
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-arm".into(),
         ]
     } else {
         vec![
             "apt-get update".into(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-arm".into(),
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-arm".into(),
         ]
     }
 }
