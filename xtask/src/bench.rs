@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: measures Atoll and tracks each figure against its goal and the seL4
-//! and Linux references in PERFORMANCE.md. It fails only on a broken run (a figure that
+//! and Linux references of docs/performance.md. It fails only on a broken run (a figure that
 //! cannot be measured, or an instruction count that differs between two identical runs),
 //! never on a missed goal.
 //!
@@ -32,7 +32,7 @@ struct Figure {
     name: &'static str,
     value: f64,
     unit: &'static str,
-    /// The goal (at most this), from PERFORMANCE.md.
+    /// The goal (at most this).
     goal: Option<f64>,
     /// seL4 + Microkit and Linux reference figures, as text.
     reference: &'static str,
@@ -471,7 +471,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
                 value: ratio(value, base),
                 unit: "ratio",
                 goal: Some(SCALE_GOAL),
-                reference: "the same cost at any size (PERFORMANCE.md, Scale)",
+                reference: "the same cost at any size",
                 exact: true,
             });
         }

@@ -32,7 +32,7 @@ use atoll_abi::syscall;
 /// [`Child::restart`].
 pub const ENTRY_POINT: u64 = atoll_abi::microkit::vspace::PROGRAM_BASE;
 
-/// Symbols the tool patches (SDF.md §2.1). They live in `.data.microkit` so they have bytes
+/// Symbols the tool patches (as Microkit's tool does). They live in `.data.microkit` so they have bytes
 /// in the ELF file to patch and the linker keeps them.
 #[allow(
     non_upper_case_globals,

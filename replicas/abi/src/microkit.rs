@@ -1,5 +1,5 @@
 //! The Microkit contract every PD, the `microkit` tool and the replica initialiser share:
-//! the PD capability-space layout and badges (Microkit 2.3, SDF.md §2.2), the user address
+//! the PD capability-space layout and badges (those of Microkit 2.3's tool), the user address
 //! space, and the sizes of Atoll's kernel objects.
 
 /// Channel ids per PD (0..62): the badge has 62 bits for them.
