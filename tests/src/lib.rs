@@ -31,6 +31,9 @@ pub struct QemuOptions {
     /// Stop QEMU as soon as the serial output's complete lines contain every one of these
     /// texts (for images that run on); empty: wait for QEMU to exit or the timeout.
     pub until: Vec<String>,
+    /// Stop QEMU as soon as the serial output's complete lines contain any of these texts
+    /// (a failure that makes waiting any longer pointless).
+    pub stop_on: Vec<String>,
     /// Bytes typed into the serial port: written to QEMU's standard input at the start
     /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
     pub input: Vec<u8>,
@@ -144,17 +147,20 @@ pub fn run(
         let now = start.elapsed();
         // Only whole lines count: a line still being printed could match a prefix of an
         // awaited text, and QEMU would be stopped before the rest of it arrives.
-        let (printed, all_seen) = stdout.as_ref().map_or((false, false), |(o, _)| {
-            let out = o.lock().unwrap_or_else(|e| e.into_inner());
-            let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let lines = String::from_utf8_lossy(&out[..whole]);
-            let all = !options.until.is_empty() && options.until.iter().all(|u| lines.contains(u));
-            (!out.is_empty(), all)
-        });
+        let (printed, all_seen, failed) =
+            stdout.as_ref().map_or((false, false, false), |(o, _)| {
+                let out = o.lock().unwrap_or_else(|e| e.into_inner());
+                let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let lines = String::from_utf8_lossy(&out[..whole]);
+                let all =
+                    !options.until.is_empty() && options.until.iter().all(|u| lines.contains(u));
+                let failed = options.stop_on.iter().any(|s| lines.contains(s));
+                (!out.is_empty(), all, failed)
+            });
         if first_output.is_none() && printed {
             first_output = Some(now);
         }
-        if now > timeout || all_seen {
+        if now > timeout || all_seen || failed {
             until_seen = all_seen.then_some(now);
             let _ = child.kill();
             let _ = child.wait();
@@ -224,4 +230,149 @@ pub fn target_dir() -> PathBuf {
                 .unwrap_or(Path::new(".."))
                 .join("target")
         })
+}
+
+/// The figures of a finished kernel fuzz run (`tests/systems/fuzz.xml`), as its watchdog
+/// printed them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FuzzRun {
+    /// The seed.
+    pub seed: u64,
+    /// System calls made.
+    pub calls: u64,
+    /// Calls that returned to the fuzzer.
+    pub returned: u64,
+    /// Times the watchdog restarted the fuzzer.
+    pub restarts: u64,
+    /// The fuzzer's faults: capability faults, unknown system calls, others.
+    pub faults: [u64; 3],
+    /// The witness's and the canary's beats.
+    pub beats: [u64; 2],
+}
+
+/// The line a fuzz run ends with.
+pub const FUZZ_END: &str = "fuzz: end of run";
+
+/// Judges the serial log of a kernel fuzz run that was to make `calls` system calls: it
+/// must have finished, with no kernel fault, no error from a kernel or a monitor, no lost
+/// heartbeat and no changed memory, and the witness and the canary must have beaten.
+pub fn fuzz_verdict(serial: &str, calls: u64) -> Result<FuzzRun, String> {
+    let lines: Vec<&str> = serial.lines().collect();
+    let failures = [
+        ("|FATAL:", "a kernel stopped"),
+        ("|ERROR:", "a kernel or a monitor reported an error"),
+        ("lost heartbeat", "the witness lost its heartbeat"),
+        ("heartbeat lost", "the witness lost its heartbeat"),
+        ("memory changed", "a PD found its own memory changed"),
+        ("memory CHANGED", "a PD found its own memory changed"),
+    ];
+    for (needle, what) in failures {
+        if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+            return Err(format!("{what}: {line}"));
+        }
+    }
+    if !lines.iter().any(|l| l.trim_end() == FUZZ_END) {
+        return Err("the run did not finish".into());
+    }
+    let done = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("fuzz: done: "))
+        .ok_or("no `fuzz: done` line")?;
+    let beats = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("fuzz: witness "))
+        .ok_or("no `fuzz: witness` line")?;
+    let done_numbers = numbers(done);
+    let beat_numbers = numbers(beats);
+    let [seed, made, returned, restarts, capability, unknown, other] = done_numbers[..] else {
+        return Err(format!("cannot read `fuzz: done: {done}`"));
+    };
+    let [witness, _, canary, _] = beat_numbers[..] else {
+        return Err(format!("cannot read `fuzz: witness {beats}`"));
+    };
+    if made != calls {
+        return Err(format!("{made} calls made, not {calls}"));
+    }
+    if witness == 0 || canary == 0 {
+        return Err(format!(
+            "the witness beat {witness} times, the canary {canary}"
+        ));
+    }
+    Ok(FuzzRun {
+        seed,
+        calls: made,
+        returned,
+        restarts,
+        faults: [capability, unknown, other],
+        beats: [witness, canary],
+    })
+}
+
+/// The decimal numbers in `text`, in order.
+fn numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "K0|INFO: up\n\
+        fuzz: done: seed 7, 20000 calls made, 18743 returned, 1258 restarts, faults: 10670 capability, 396 unknown, 898 other\n\
+        fuzz: witness 2256 beats, 599 pokes, memory intact; canary 2561 beats, 480 pokes, memory intact\n\
+        fuzz: end of run\n";
+
+    #[test]
+    fn a_finished_clean_run_passes_with_its_figures() {
+        let run = fuzz_verdict(GOOD, 20_000).expect("a clean run");
+        assert_eq!(run.seed, 7);
+        assert_eq!(run.returned, 18_743);
+        assert_eq!(run.restarts, 1258);
+        assert_eq!(run.faults, [10_670, 396, 898]);
+        assert_eq!(run.beats, [2256, 2561]);
+    }
+
+    #[test]
+    fn every_failure_is_named() {
+        assert!(
+            fuzz_verdict(GOOD, 30_000)
+                .unwrap_err()
+                .contains("not 30000")
+        );
+        let fatal = format!("K0|FATAL: kernel panic: ...\n{GOOD}");
+        assert!(
+            fuzz_verdict(&fatal, 20_000)
+                .unwrap_err()
+                .contains("kernel stopped")
+        );
+        let lost = GOOD.replace("memory intact;", "memory intact, heartbeat lost;");
+        assert!(
+            fuzz_verdict(&lost, 20_000)
+                .unwrap_err()
+                .contains("heartbeat")
+        );
+        let changed = GOOD.replace(
+            "canary 2561 beats, 480 pokes, memory intact",
+            "canary 2561 beats, 480 pokes, memory CHANGED",
+        );
+        assert!(
+            fuzz_verdict(&changed, 20_000)
+                .unwrap_err()
+                .contains("changed")
+        );
+        let unfinished = GOOD.replace(FUZZ_END, "");
+        assert!(
+            fuzz_verdict(&unfinished, 20_000)
+                .unwrap_err()
+                .contains("did not finish")
+        );
+        let monitor = format!("MON0|ERROR: PD 'witness' read from 0x0\n{GOOD}");
+        assert!(
+            fuzz_verdict(&monitor, 20_000)
+                .unwrap_err()
+                .contains("error")
+        );
+    }
 }

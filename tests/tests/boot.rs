@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atoll_e2e::{Outcome, QemuOptions, run, target_dir};
+use atoll_e2e::{FUZZ_END, Outcome, QemuOptions, fuzz_verdict, run, target_dir};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -656,6 +656,60 @@ fn kernel_api(board: &str) {
     check_lines_whole(&outcome);
 }
 
+/// The hostile PDs of `tests/systems/hostile.xml`: each attack is refused or contained, and
+/// the kernels and the console go on.
+fn hostile_pds(board: &str) {
+    let driver = "driver: 100 calls answered and 100 notifications handled by the passive server";
+    let outcome = boot_running_on(board, "hostile", &[driver, "sleeper: notified on {3}"]);
+    // A full line cut in place, the writer still running, and the other replica's line
+    // printed by the console owner afterwards.
+    let cut = format!("{}~", "a".repeat(atoll_abi::limits::LOG_LINE_BYTES - 1));
+    let at = position(&outcome, &cut);
+    position_after(&outcome, at, "chatter: still here after a 1249 byte line");
+    position(&outcome, "echo: heard the chatter on {0}");
+    position(
+        &outcome,
+        "MON0|INFO: PD 'pserver' finished init and is passive",
+    );
+    position(&outcome, driver);
+    position(
+        &outcome,
+        "meddler: binding my child to another PD's notification: refused (IllegalOperation)",
+    );
+    let waiting = position(&outcome, "sleeper: waiting");
+    let resumed = position(
+        &outcome,
+        "meddler: resumed, suspended and resumed my waiting child: None None None",
+    );
+    let real = position(&outcome, "sleeper: notified on {3}");
+    check(
+        &outcome,
+        waiting < resumed && resumed < real,
+        "the child's lines are out of order",
+    );
+    check(
+        &outcome,
+        outcome.serial.matches("sleeper: notified on").count() == 1,
+        "the resumed child reported a notification nobody sent",
+    );
+    check(
+        &outcome,
+        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
+        "an attack succeeded or a kernel stopped",
+    );
+    check_lines_whole(&outcome);
+}
+
+/// A short run of the system-call fuzzer (`cargo xtask fuzz-kernel` makes long ones): no
+/// kernel fault, no lost heartbeat, no changed memory.
+fn fuzz(board: &str) {
+    let outcome = boot_running_on(board, "fuzz", &[FUZZ_END]);
+    // The fuzzer's default length (atoll_test_pds::fuzz::DEFAULT_CALLS).
+    if let Err(e) = fuzz_verdict(&outcome.serial, 20_000) {
+        check(&outcome, false, &format!("the fuzz run failed: {e}"));
+    }
+}
+
 macro_rules! board_tests {
     ($($module:ident => $board:literal),* $(,)?) => {$(
         mod $module {
@@ -697,6 +751,16 @@ macro_rules! board_tests {
             #[test]
             fn a_notify_towards_a_stopped_replica_is_a_no_op_the_sender_sees() {
                 super::cross_replica_peer_down($board);
+            }
+
+            #[test]
+            fn hostile_pds_are_refused_or_contained() {
+                super::hostile_pds($board);
+            }
+
+            #[test]
+            fn a_short_system_call_fuzz_run_leaves_every_kernel_and_pd_intact() {
+                super::fuzz($board);
             }
 
             #[test]

@@ -123,7 +123,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     };
 
     let pd_dir = out.join("pds");
-    build_programs(&system, release, &pd_dir)?;
+    build_programs(&system, release, &pd_dir, &args.pd_env)?;
 
     let mut replica_flags = vec![0u32; system.replicas.len()];
     // An API self-test image runs on, so the test can wait for the verdict.
@@ -204,6 +204,7 @@ fn build_programs(
     system: &microkit::model::SystemDescription,
     release: bool,
     dir: &Path,
+    env: &[(String, String)],
 ) -> Result<()> {
     let metadata = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
@@ -247,6 +248,7 @@ fn build_programs(
     for (package, _, _) in &wanted {
         cmd.args(["-p", package]);
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if !wanted.is_empty() && !cmd.status().context("building PD programs")?.success() {
         bail!("building the PD programs failed");
     }

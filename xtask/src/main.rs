@@ -4,6 +4,7 @@
 
 mod bench;
 mod build;
+mod fuzz;
 mod panics;
 mod setup;
 mod test;
@@ -28,6 +29,10 @@ enum Command {
     Run(RunArgs),
     /// Run the whole test suite: lints, host tests and QEMU end-to-end tests on every board.
     Test(TestArgs),
+    /// Fuzz the kernel's system calls from a PD, watched by a witness, a canary on another
+    /// replica and a watchdog (tests/systems/fuzz.xml); fails on a kernel fault, a lost
+    /// heartbeat or changed memory.
+    FuzzKernel(fuzz::FuzzArgs),
     /// Measure the figures of docs/performance.md that Atoll can run today; write
     /// target/bench/results.json.
     Bench(BenchArgs),
@@ -75,6 +80,10 @@ pub struct BuildArgs {
     /// Output directory (default target/atoll/<board>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Environment variables for building the PD programs (not a command-line option:
+    /// `fuzz-kernel` passes its seed and length this way).
+    #[arg(skip)]
+    pub pd_env: Vec<(String, String)>,
 }
 
 #[derive(Args)]
@@ -111,6 +120,7 @@ fn main() -> Result<()> {
         Command::Run(args) => run(args),
         Command::Test(args) => test::run(&args.board, !args.no_lint),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
+        Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
     }
 }
 

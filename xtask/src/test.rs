@@ -115,6 +115,20 @@ fn variants(board: &str) -> Vec<Variant> {
             runs_on: true,
             ..Variant::default()
         },
+        // Hostile PDs, each the regression test of a hole the kernel once had.
+        Variant {
+            name: "hostile",
+            system: Some("tests/systems/hostile.xml"),
+            runs_on: true,
+            ..Variant::default()
+        },
+        // The system-call fuzzer, a short run (cargo xtask fuzz-kernel makes long ones).
+        Variant {
+            name: "fuzz",
+            system: Some("tests/systems/fuzz.xml"),
+            runs_on: true,
+            ..Variant::default()
+        },
         // A PD owning the physical timer's per-core interrupt; it reports after its last one.
         Variant {
             name: "pd-timer",
@@ -219,6 +233,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         )?;
     }
     step("host tests", &mut cargo(&["test"]))?;
+    step(
+        "QEMU runner unit tests",
+        &mut cargo(&["test", "--quiet", "-p", "atoll-e2e", "--lib"]),
+    )?;
 
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {

@@ -1,7 +1,9 @@
 //! What the end-to-end test PDs share.
 #![no_std]
 
+pub mod fuzz;
 pub mod stream;
+pub mod timer;
 
 /// The channels `fanout` notifies and `fanin` receives (`tests/systems/cross.xml`).
 pub mod fan {

@@ -1,0 +1,64 @@
+//! The witness (`tests/systems/fuzz.xml`), on the fuzzer's replica: whenever the watchdog
+//! pokes it, it checks that its own memory still holds its pattern and beats. The fuzzer
+//! can call and notify it at random; it answers each call with its beat count.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use atoll_microkit::{
+    Channel, ChannelSet, Handler, Infallible, MessageInfo, debug_println, memory_region_symbol,
+    pd_name, protection_domain, set_mr,
+};
+use atoll_test_pds::fuzz::{self, Heartbeat, bump};
+
+const POKE: Channel = Channel::new(0);
+/// Distinguishes this PD's pattern from the canary's.
+const OWNER: u64 = 1;
+const WORDS: usize = 2048;
+
+static MEMORY: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+fn heartbeat() -> &'static Heartbeat {
+    fuzz::record(memory_region_symbol!(witness_beat: *mut Heartbeat))
+}
+
+struct Witness;
+
+impl Handler for Witness {
+    type Error = Infallible;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        let beat = heartbeat();
+        if channels.contains(POKE) {
+            let changed = MEMORY
+                .iter()
+                .enumerate()
+                .find(|(i, w)| w.load(Ordering::Relaxed) != fuzz::pattern(OWNER, *i));
+            if let Some((i, _)) = changed
+                && beat.changed.load(Ordering::Relaxed) == 0
+            {
+                beat.changed.store(i as u64 + 1, Ordering::Relaxed);
+                debug_println!("{}: memory changed at word {i}", pd_name());
+            }
+            bump(&beat.beats);
+        } else {
+            bump(&beat.pokes);
+        }
+        Ok(())
+    }
+
+    fn protected(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, Self::Error> {
+        set_mr(0, heartbeat().beats.load(Ordering::Relaxed));
+        Ok(MessageInfo::new(0, 1))
+    }
+}
+
+#[protection_domain]
+fn init() -> impl Handler {
+    for (i, word) in MEMORY.iter().enumerate() {
+        word.store(fuzz::pattern(OWNER, i), Ordering::Relaxed);
+    }
+    Witness
+}
