@@ -60,6 +60,7 @@ impl Machine for Ram {
     fn ticks_per_us(&self) -> u64 {
         1
     }
+    fn thread_created(&mut self, _thread: ThreadId) {}
 }
 
 /// The reference system planned as packing plans it, with every program two pages at

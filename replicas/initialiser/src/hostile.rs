@@ -100,12 +100,6 @@ extern "C" fn passive_server() -> ! {
     }
 }
 
-extern "C" fn spins() -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
 /// The suite's fault channel: the monitor endpoint (badged per thread) and its reply.
 pub(crate) struct Faults {
     pub endpoint: u64,
@@ -388,11 +382,8 @@ fn page_tables(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
     sys::invoke(level3, label::PAGE_TABLE_UNMAP, &[])?;
     sys::invoke(level3, label::PAGE_TABLE_MAP, &[initial::VSPACE, SCRATCH])?;
     ADDRESS.store(SCRATCH, Ordering::Relaxed);
-    let (handler, badge) = faults.badged(b)?;
     let name = "reading through a page table unmapped and mapped again";
-    let t = b.thread(200, (1000, 1000), handler, reads_the_address)?;
-    let got = faults.expect(name, badge);
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    let got = faulting_thread(b, faults, name, None)?;
     b.check(
         "an unmapped page table is empty when it is linked again: a read faults",
         got == fault::VM_FAULT,
@@ -402,50 +393,51 @@ fn page_tables(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
 
 /// Threads whose registers point into the kernel fault; the kernel goes on.
 fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
-    let (handler, badge) = faults.badged(b)?;
-    let name = "a thread whose pc is a kernel address";
-    let t = b.thread(200, (1000, 1000), handler, spins)?;
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    sys::invoke(
-        t,
-        label::TCB_WRITE_REGISTERS,
-        &[1, KERNEL_ADDRESS, 0x20_0000_1000],
-    )?;
-    let got = faults.expect(name, badge);
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    b.check(
-        "a thread whose pc is a kernel address: a fault",
-        got == fault::VM_FAULT,
-    );
-
-    let (handler, badge) = faults.badged(b)?;
-    let name = "a thread whose stack pointer is a kernel address";
-    let t = b.thread(200, (1000, 1000), handler, spins)?;
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    let entry = pushes as extern "C" fn() -> ! as usize as u64;
-    sys::invoke(
-        t,
-        label::TCB_WRITE_REGISTERS,
-        &[1, entry, KERNEL_ADDRESS + 0x1000],
-    )?;
-    let got = faults.expect(name, badge);
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    b.check(
-        "a thread whose stack pointer is a kernel address: a fault",
-        got == fault::VM_FAULT,
-    );
-
-    let (handler, badge) = faults.badged(b)?;
-    let name = "a thread reading kernel memory";
+    let pushes = pushes as extern "C" fn() -> ! as usize as u64;
+    let cases = [
+        (
+            "a thread whose pc is a kernel address",
+            "a thread whose pc is a kernel address: a fault",
+            KERNEL_ADDRESS,
+            0x20_0000_1000,
+        ),
+        (
+            "a thread whose stack pointer is a kernel address",
+            "a thread whose stack pointer is a kernel address: a fault",
+            pushes,
+            KERNEL_ADDRESS + 0x1000,
+        ),
+    ];
+    for (name, check, pc, sp) in cases {
+        let got = faulting_thread(b, faults, name, Some((pc, sp)))?;
+        b.check(check, got == fault::VM_FAULT);
+    }
     ADDRESS.store(KERNEL_ADDRESS, Ordering::Relaxed);
-    let t = b.thread(200, (1000, 1000), handler, reads_the_address)?;
-    let got = faults.expect(name, badge);
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    let got = faulting_thread(b, faults, "a thread reading kernel memory", None)?;
     b.check(
         "a thread reading kernel memory: a fault",
         got == fault::VM_FAULT,
     );
     Ok(())
+}
+
+/// Starts a thread that must fault: at `reads_the_address`, or with its pc and stack
+/// pointer set to `regs`. Returns the label of what reached its fault endpoint.
+fn faulting_thread(
+    b: &mut Builder<'_>,
+    faults: &mut Faults,
+    name: &str,
+    regs: Option<(u64, u64)>,
+) -> Result<u64, Error> {
+    let (handler, badge) = faults.badged(b)?;
+    let t = b.thread(200, (1000, 1000), handler, reads_the_address)?;
+    if let Some((pc, sp)) = regs {
+        sys::invoke(t, label::TCB_SUSPEND, &[])?;
+        sys::invoke(t, label::TCB_WRITE_REGISTERS, &[1, pc, sp])?;
+    }
+    let got = faults.expect(name, badge);
+    sys::invoke(t, label::TCB_SUSPEND, &[])?;
+    Ok(got)
 }
 
 /// A thread blocked in a receive is resumed: it receives again (seL4's restart) rather

@@ -100,6 +100,8 @@ static LAST_CHARGE: AtomicU64 = AtomicU64::new(0);
 struct Hw<'a> {
     r: &'a Replica,
     lines: &'a mut Lines,
+    fp: &'a mut Table<ThreadId, FpState, MAX_THREADS>,
+    fp_owner: &'a mut Option<ThreadId>,
 }
 
 impl Inner {
@@ -109,6 +111,8 @@ impl Inner {
         let hw = Hw {
             r,
             lines: &mut self.lines,
+            fp: &mut self.fp,
+            fp_owner: &mut self.fp_owner,
         };
         (&mut self.kernel, hw)
     }
@@ -233,6 +237,16 @@ impl Machine for Hw<'_> {
 
     fn ticks_per_us(&self) -> u64 {
         (self.r.counter_hz / 1_000_000).max(1)
+    }
+
+    fn thread_created(&mut self, thread: ThreadId) {
+        // The CPU may still hold a destroyed thread's FP registers as this id's: they are
+        // not the new thread's (its first FP instruction loads its own, zeroed, state).
+        self.lines[thread].clear();
+        self.fp[thread] = FpState([0; 66]);
+        if *self.fp_owner == Some(thread) {
+            *self.fp_owner = None;
+        }
     }
 }
 

@@ -153,26 +153,29 @@ impl Kernel {
         self.resolve(t, cptr).ok_or(Error::FailedLookup)
     }
 
+    /// An argument naming an object of `kind`: its id.
+    fn object_arg<I>(
+        &self,
+        t: ThreadId,
+        cptr: u64,
+        kind: ObjectKind,
+        id: fn(u64) -> Option<I>,
+    ) -> Result<I, Error> {
+        let target = self.arg(t, cptr)?;
+        if target.kind != Some(kind) {
+            return Err(Error::InvalidCapability);
+        }
+        id(target.data).ok_or(Error::InvalidCapability)
+    }
+
     /// A scheduling-context argument.
     fn sched_context_arg(&self, t: ThreadId, cptr: u64) -> Result<SchedContextId, Error> {
-        let target = self.arg(t, cptr)?;
-        match target.kind {
-            Some(ObjectKind::SchedContext) => {
-                SchedContextId::from_data(target.data).ok_or(Error::InvalidCapability)
-            }
-            _ => Err(Error::InvalidCapability),
-        }
+        self.object_arg(t, cptr, ObjectKind::SchedContext, SchedContextId::from_data)
     }
 
     /// A TCB argument.
     fn tcb_arg(&self, t: ThreadId, cptr: u64) -> Result<ThreadId, Error> {
-        let target = self.arg(t, cptr)?;
-        match target.kind {
-            Some(ObjectKind::Tcb) => {
-                ThreadId::from_data(target.data).ok_or(Error::InvalidCapability)
-            }
-            _ => Err(Error::InvalidCapability),
-        }
+        self.object_arg(t, cptr, ObjectKind::Tcb, ThreadId::from_data)
     }
 
     /// A notification argument with `right`; `InvalidCapability` without it.
@@ -302,6 +305,15 @@ impl Kernel {
                     let _ = self.delete_slot(m, undo);
                 }
                 return Err(e);
+            }
+            if let Cap::Object {
+                kind: ObjectKind::Tcb,
+                data,
+                ..
+            } = self.caps.get(s)
+                && let Some(t) = ThreadId::from_data(data)
+            {
+                m.thread_created(t);
             }
         }
         Ok(Answer::NONE)
@@ -819,13 +831,7 @@ impl Kernel {
 
     /// An address-space argument.
     fn vspace_arg(&self, t: ThreadId, cptr: u64) -> Result<VSpaceId, Error> {
-        let target = self.arg(t, cptr)?;
-        match target.kind {
-            Some(ObjectKind::VSpace) => {
-                VSpaceId::from_data(target.data).ok_or(Error::InvalidCapability)
-            }
-            _ => Err(Error::InvalidCapability),
-        }
+        self.object_arg(t, cptr, ObjectKind::VSpace, VSpaceId::from_data)
     }
 
     #[allow(clippy::too_many_arguments)]

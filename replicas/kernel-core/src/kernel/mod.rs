@@ -104,6 +104,10 @@ pub trait Machine {
     fn take_pending_word(&mut self, word: u32) -> Option<u64>;
     /// Timer units per microsecond (for scheduling parameters).
     fn ticks_per_us(&self) -> u64;
+    /// A new thread was made with id `thread`, which a destroyed thread may have had:
+    /// whatever the machine keeps per thread (FP registers, a part-written debug line)
+    /// must start afresh, so nothing of the old thread reaches the new one.
+    fn thread_created(&mut self, thread: ThreadId);
 }
 
 /// The replica's capability table: CNodes' slots, then the TCBs' own at the top.

@@ -216,13 +216,7 @@ fn a_context_binds_to_a_notification_only_with_the_receive_right_and_when_free()
     let mut s = boot();
     let n = s.make(ObjectKind::Notification, 0);
     let send_only = s.mint(n, rights::WRITE, 1);
-    let sc = s.make(ObjectKind::SchedContext, 0);
-    s.invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 1000, 1000],
-    )
-    .unwrap();
+    let sc = s.sched_context(1000, 1000);
     let (bind, unbind) = (
         label::SCHED_CONTEXT_BIND,
         label::SCHED_CONTEXT_UNBIND_OBJECT,
@@ -271,13 +265,7 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
     let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
     s.invoke(server_tcb, label::TCB_BIND_NOTIFICATION, &[n])
         .unwrap();
-    let sc = s.make(ObjectKind::SchedContext, 0);
-    s.invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 1000, 1000],
-    )
-    .unwrap();
+    let sc = s.sched_context(1000, 1000);
     s.invoke(
         server_tcb,
         label::TCB_SET_SCHED_PARAMS,
@@ -346,7 +334,6 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
         &[(0, 1), (1, MessageInfo::new(3, 1).0), (2, 7)],
     );
     assert_eq!(s.k.current(), Some(server));
-    s.k.o.signal(NotificationId::new(0).unwrap(), 0); // an unrelated, dead notification
     let Cap::Object { data, .. } = s.k.cap(slot(n)) else {
         unreachable!()
     };
@@ -564,4 +551,19 @@ fn an_answer_reports_the_rights_errors_to_a_call() {
         ],
     );
     assert_eq!(answer(&c), Error::IllegalOperation as u64);
+}
+
+/// A thread id is reused once its thread is destroyed: the machine is told of every new
+/// thread, so that nothing it keeps per thread (FP registers, a part-written debug line)
+/// passes from the old thread to the new.
+#[test]
+fn the_machine_is_told_of_every_new_thread() {
+    let mut s = boot();
+    let (first_tcb, first) = s.thread(100, false, &[]);
+    assert_eq!(s.m.created.last(), Some(&first));
+    s.invoke(initial::CNODE, label::CNODE_DELETE, &[first_tcb, 64])
+        .unwrap();
+    let (_, second) = s.thread(100, false, &[]);
+    assert_eq!(second, first, "the id is reused");
+    assert_eq!(s.m.created.iter().filter(|&&t| t == first).count(), 2);
 }

@@ -26,6 +26,8 @@ struct Mem {
     unhandled: Vec<(ThreadId, u64, [u64; 4])>,
     irqs: HashMap<u32, bool>,
     rung: Vec<(u32, u32, u64)>,
+    /// Threads the kernel said it made.
+    created: Vec<ThreadId>,
     /// This replica's cross-replica channel words (the fake has eight).
     words: [u64; 8],
     flushes: usize,
@@ -81,6 +83,9 @@ impl Machine for Mem {
     }
     fn ticks_per_us(&self) -> u64 {
         1
+    }
+    fn thread_created(&mut self, thread: ThreadId) {
+        self.created.push(thread);
     }
 }
 
@@ -253,13 +258,7 @@ impl Sys {
         let sc = if passive {
             0
         } else {
-            let sc = self.make(ObjectKind::SchedContext, 0);
-            self.invoke(
-                initial::SCHED_CONTROL,
-                label::SCHED_CONTROL_CONFIGURE,
-                &[sc, 1000, 1000],
-            )
-            .unwrap();
+            let sc = self.sched_context(1000, 1000);
             sc
         };
         self.invoke(
@@ -316,6 +315,18 @@ impl Sys {
         )
         .unwrap();
         s
+    }
+
+    /// A scheduling context configured with `budget` per `period` (microseconds).
+    fn sched_context(&mut self, budget: u64, period: u64) -> u64 {
+        let sc = self.make(ObjectKind::SchedContext, 0);
+        self.invoke(
+            initial::SCHED_CONTROL,
+            label::SCHED_CONTROL_CONFIGURE,
+            &[sc, budget, period],
+        )
+        .unwrap();
+        sc
     }
 
     /// The root table of the address space in root slot `s`.
@@ -399,13 +410,7 @@ fn a_passive_server_runs_on_its_callers_scheduling_context() {
     // A passive server cannot run until it has a caller's context: the initialiser starts
     // it with a context, lets it reach its receive, then takes the context away (as
     // Microkit's monitor does). Here: bind a context for its start.
-    let sc = s.make(ObjectKind::SchedContext, 0);
-    s.invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 1000, 1000],
-    )
-    .unwrap();
+    let sc = s.sched_context(1000, 1000);
     s.invoke(
         server_tcb,
         label::TCB_SET_SCHED_PARAMS,
@@ -825,13 +830,7 @@ fn a_budget_stops_a_spinning_thread_until_its_period_refills() {
     let mut s = boot();
     let (hog_tcb, hog) = s.thread(200, false, &[]);
     let (low_tcb, low) = s.thread(10, false, &[]);
-    let sc = s.make(ObjectKind::SchedContext, 0);
-    s.invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 300, 1000],
-    )
-    .unwrap();
+    let sc = s.sched_context(300, 1000);
     s.invoke(
         hog_tcb,
         label::TCB_SET_SCHED_PARAMS,
