@@ -27,30 +27,9 @@ pub fn instructions_between(from: u64, to: u64) -> u64 {
 }
 
 /// The virtual counter (the kernel lets EL0 read it).
-pub fn ticks() -> u64 {
-    let count: u64;
-    // SAFETY: reads the EL0-readable virtual counter (CNTKCTL_EL1.EL0VCTEN is set by the
-    // kernel); no memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "isb",
-            "mrs {c}, cntvct_el0",
-            c = out(reg) count,
-            options(nomem, nostack),
-        );
-    }
-    count
-}
-
+pub use atoll_microkit::timer::counter as ticks;
 /// The virtual counter's frequency in hertz (never 0).
-pub fn ticks_per_second() -> u64 {
-    let hz: u64;
-    // SAFETY: reads the EL0-readable counter frequency; no memory is touched.
-    unsafe {
-        core::arch::asm!("mrs {f}, cntfrq_el0", f = out(reg) hz, options(nomem, nostack));
-    }
-    hz.max(1)
-}
+pub use atoll_microkit::timer::counter_frequency as ticks_per_second;
 
 /// Prints `BENCH <name>: <average> instructions[, <ns> ns virtual time], over <rounds>
 /// rounds`: `instructions` and `ns` are totals over the rounds. The average has two

@@ -13,6 +13,8 @@ mod channel;
 mod handler;
 pub mod heap;
 mod message;
+#[cfg(target_arch = "aarch64")]
+pub mod timer;
 
 pub use atoll_abi::fault::Fault;
 pub use atoll_microkit_macros::protection_domain;

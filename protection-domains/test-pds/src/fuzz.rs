@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::microkit::slot;
 use atoll_abi::syscall::{self, label};
+use atoll_microkit::{debug_println, pd_name};
 use zerocopy::{FromBytes, KnownLayout};
 
 /// The seed when the build names none (`cargo xtask fuzz-kernel --seed N` does).
@@ -95,19 +96,26 @@ pub fn pattern(owner: u64, i: usize) -> u64 {
 }
 
 /// Fills `memory` with `owner`'s pattern.
-pub fn fill(owner: u64, memory: &mut [u64]) {
-    for (i, word) in memory.iter_mut().enumerate() {
-        *word = pattern(owner, i);
+pub fn fill(owner: u64, memory: &[AtomicU64]) {
+    for (i, word) in memory.iter().enumerate() {
+        word.store(pattern(owner, i), Ordering::Relaxed);
     }
 }
 
-/// The first word of `memory` that is not `owner`'s pattern.
-pub fn first_changed(owner: u64, memory: &[u64]) -> Option<usize> {
-    memory
+/// One beat: checks `memory` against `owner`'s pattern, records the first word found
+/// changed in `heartbeat` (and says so, once), and counts the beat.
+pub fn beat(owner: u64, memory: &[AtomicU64], heartbeat: &Heartbeat) {
+    let changed = memory
         .iter()
         .enumerate()
-        .find(|(i, w)| **w != pattern(owner, *i))
-        .map(|(i, _)| i)
+        .find(|(i, w)| w.load(Ordering::Relaxed) != pattern(owner, *i));
+    if let Some((i, _)) = changed
+        && heartbeat.changed.load(Ordering::Relaxed) == 0
+    {
+        heartbeat.changed.store(i as u64 + 1, Ordering::Relaxed);
+        debug_println!("{}: memory changed at word {i}", pd_name());
+    }
+    bump(&heartbeat.beats);
 }
 
 /// Bumps a shared counter.

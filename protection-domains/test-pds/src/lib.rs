@@ -3,7 +3,6 @@
 
 pub mod fuzz;
 pub mod stream;
-pub mod timer;
 
 /// The channels `fanout` notifies and `fanin` receives (`tests/systems/cross.xml`).
 pub mod fan {

@@ -764,10 +764,14 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
                     bits_left: left as u8,
                 });
             }
-            // `shift + width <= left <= 64` for both fields below.
+            // `shift + width <= left <= 64` for both fields below, so a field of width 1 or
+            // more has a shift below 64, and `64 - width` is below 64: no shift wraps.
             let bits = |shift: u32, width: u32| {
-                cptr.checked_shr(shift).unwrap_or(0)
-                    & u64::MAX.checked_shr(64u32.wrapping_sub(width)).unwrap_or(0)
+                if width == 0 {
+                    0
+                } else {
+                    cptr.wrapping_shr(shift) & u64::MAX.wrapping_shr(64u32.wrapping_sub(width))
+                }
             };
             if bits(
                 left.wrapping_sub(u32::from(guard_bits)),

@@ -187,7 +187,7 @@ impl Scheduler {
     fn has_budget(&self, thread: ThreadId) -> bool {
         self.threads[thread]
             .sc
-            .and_then(|sc| self.scs[sc])
+            .and_then(|sc| self.scs[sc].as_ref())
             .is_some_and(|c| c.remaining > 0)
     }
 
@@ -299,16 +299,22 @@ impl Scheduler {
     }
 
     /// The thread to run: the first ready thread of the highest ready priority.
+    #[inline]
     pub fn choose(&self) -> Option<ThreadId> {
-        let (word, bits) = self
-            .bitmap
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, bits)| **bits != 0)?;
-        // `bits` is non-zero, so its highest set bit is 0..=63, and `word` is below 4.
-        let bit = 63u32.saturating_sub(bits.leading_zeros());
-        let p = u8::try_from(word.saturating_mul(64).saturating_add(bit as usize)).ok()?;
+        let [b0, b1, b2, b3] = self.bitmap;
+        let (base, bits) = if b3 != 0 {
+            (192u8, b3)
+        } else if b2 != 0 {
+            (128, b2)
+        } else if b1 != 0 {
+            (64, b1)
+        } else if b0 != 0 {
+            (0, b0)
+        } else {
+            return None;
+        };
+        // `bits` is non-zero, so its highest set bit, 63 - leading zeros, is 0..=63.
+        let p = base | (bits.leading_zeros() ^ 63) as u8;
         self.heads[p]
     }
 
@@ -446,7 +452,7 @@ impl Scheduler {
     pub fn next_event(&self, running: Option<ThreadId>) -> Option<u64> {
         let budget = running
             .and_then(|t| self.threads[t].sc)
-            .and_then(|sc| self.scs[sc])
+            .and_then(|sc| self.scs[sc].as_ref())
             .map(|c| c.remaining);
         let refill =
             (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));

@@ -15,6 +15,7 @@
 use atoll_bench_pds::{
     instructions, instructions_between, report_average, ticks, ticks_per_second,
 };
+use atoll_microkit::timer::{arm_physical_timer as arm, disarm_physical_timer as disarm};
 use atoll_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
@@ -24,31 +25,6 @@ const WARMUP: u32 = 100;
 const ROUNDS: u32 = 10_000;
 /// Ticks from setting the timer to its interrupt: long enough for the PD to block first.
 const DELAY_TICKS: u64 = 1_000;
-
-/// Sets the physical timer to fire at virtual count `deadline` (the kernel lets the PD that
-/// owns its interrupt program it).
-fn arm(deadline: u64) {
-    // SAFETY: writes the EL1 physical timer's compare value and control (enabled, not
-    // masked); EL0 access is granted by CNTKCTL_EL1.EL0PTEN. No memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "msr cntp_cval_el0, {d}",
-            "msr cntp_ctl_el0, {on}",
-            "isb",
-            d = in(reg) deadline,
-            on = in(reg) 1u64,
-            options(nomem, nostack),
-        );
-    }
-}
-
-/// Stops the timer, which lowers its (level) interrupt.
-fn disarm() {
-    // SAFETY: as for `arm`.
-    unsafe {
-        core::arch::asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack));
-    }
-}
 
 struct Latency {
     deadline: u64,

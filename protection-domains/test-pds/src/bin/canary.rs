@@ -6,14 +6,16 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
+use atoll_microkit::timer::{
+    arm_physical_timer, counter, counter_frequency, disarm_physical_timer,
+};
 use atoll_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, memory_region_symbol, pd_name,
     protection_domain,
 };
 use atoll_test_pds::fuzz::{self, Heartbeat, bump};
-use atoll_test_pds::timer;
 
 const TIMER: Channel = Channel::new(0);
 const WATCHDOG: Channel = Channel::new(1);
@@ -41,22 +43,12 @@ impl Handler for Canary {
             bump(&beat.pokes);
             return Ok(());
         }
-        timer::disarm();
-        let changed = MEMORY
-            .iter()
-            .enumerate()
-            .find(|(i, w)| w.load(Ordering::Relaxed) != fuzz::pattern(OWNER, *i));
-        if let Some((i, _)) = changed
-            && beat.changed.load(Ordering::Relaxed) == 0
-        {
-            beat.changed.store(i as u64 + 1, Ordering::Relaxed);
-            debug_println!("{}: memory changed at word {i}", pd_name());
-        }
-        bump(&beat.beats);
+        disarm_physical_timer();
+        fuzz::beat(OWNER, &MEMORY, beat);
         WATCHDOG.notify();
         // The next tick a period after the last deadline, or from now if that has passed.
-        self.deadline = (self.deadline + self.period).max(timer::now() + 1);
-        timer::arm(self.deadline);
+        self.deadline = (self.deadline + self.period).max(counter() + 1);
+        arm_physical_timer(self.deadline);
         if TIMER.irq_ack().is_err() {
             debug_println!("{}: cannot acknowledge the timer", pd_name());
         }
@@ -66,11 +58,9 @@ impl Handler for Canary {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    for (i, word) in MEMORY.iter().enumerate() {
-        word.store(fuzz::pattern(OWNER, i), Ordering::Relaxed);
-    }
-    let period = (timer::frequency() / 1000).max(1);
-    let deadline = timer::now() + period;
-    timer::arm(deadline);
+    fuzz::fill(OWNER, &MEMORY);
+    let period = (counter_frequency() / 1000).max(1);
+    let deadline = counter() + period;
+    arm_physical_timer(deadline);
     Canary { period, deadline }
 }

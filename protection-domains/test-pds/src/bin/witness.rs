@@ -8,8 +8,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_microkit::{
-    Channel, ChannelSet, Handler, Infallible, MessageInfo, debug_println, memory_region_symbol,
-    pd_name, protection_domain, set_mr,
+    Channel, ChannelSet, Handler, Infallible, MessageInfo, memory_region_symbol, protection_domain,
+    set_mr,
 };
 use atoll_test_pds::fuzz::{self, Heartbeat, bump};
 
@@ -32,17 +32,7 @@ impl Handler for Witness {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         let beat = heartbeat();
         if channels.contains(POKE) {
-            let changed = MEMORY
-                .iter()
-                .enumerate()
-                .find(|(i, w)| w.load(Ordering::Relaxed) != fuzz::pattern(OWNER, *i));
-            if let Some((i, _)) = changed
-                && beat.changed.load(Ordering::Relaxed) == 0
-            {
-                beat.changed.store(i as u64 + 1, Ordering::Relaxed);
-                debug_println!("{}: memory changed at word {i}", pd_name());
-            }
-            bump(&beat.beats);
+            fuzz::beat(OWNER, &MEMORY, beat);
         } else {
             bump(&beat.pokes);
         }
@@ -57,8 +47,6 @@ impl Handler for Witness {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    for (i, word) in MEMORY.iter().enumerate() {
-        word.store(fuzz::pattern(OWNER, i), Ordering::Relaxed);
-    }
+    fuzz::fill(OWNER, &MEMORY);
     Witness
 }

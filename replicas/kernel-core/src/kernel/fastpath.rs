@@ -14,7 +14,7 @@ use atoll_abi::syscall::{self, MessageInfo};
 use super::{Kernel, Machine};
 use crate::cap::Rights;
 use crate::id::{NotificationId, ReplyId, ThreadId};
-use crate::ipc::{EndpointQueue, SendOutcome, ThreadState};
+use crate::ipc::{EndpointQueue, RecvOutcome, SendOutcome, ThreadState};
 
 impl Kernel {
     /// Serves system call `number` of the current thread `t` on the fast path when it can;
@@ -134,10 +134,25 @@ impl Kernel {
         if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
             return false;
         }
-        o.reply(m, t, r, info);
-        // The receive, as `Objects::recv` makes it when nobody sends.
+        // The reply, as `Objects::reply` makes it to a caller waiting for this server.
+        let lent = o.replies[r].lent;
+        o.replies[r].caller = None;
+        o.replies[r].lent = false;
+        o.tcbs[caller].caller_reply = None;
+        let _ = o.threads.reply(t, caller);
+        o.transfer(m, t, caller, 0, info);
+        if lent {
+            let _ = o.sched.give_back(t, caller);
+        }
+        o.sync(caller);
+        // The receive, as `Objects::recv` makes it when nothing is pending and nobody sends.
         o.tcbs[t].recv_reply = Some(r);
-        o.recv(m, t, ep, true);
+        if let Some(n) = o.tcbs[t].bound {
+            o.return_to(n, t);
+        }
+        if let Ok(RecvOutcome::Blocked) = o.threads.recv(&mut o.eps[ep], ep, t, true) {
+            o.sync(t);
+        }
         o.schedule();
         true
     }

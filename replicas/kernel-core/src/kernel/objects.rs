@@ -504,6 +504,7 @@ impl Objects {
 
     /// seL4's `maybeDonateSchedContext`: `t`, which has no scheduling context, gets
     /// notification `n`'s while nobody else runs on it.
+    #[inline]
     fn donate_from(&mut self, n: NotificationId, t: ThreadId) {
         if let Some(sc) = self.ntfn_sc[n]
             && !self.sched.has_sc(t)
@@ -515,7 +516,8 @@ impl Objects {
 
     /// seL4's `maybeReturnSchedContext`: `t` blocks to receive, so notification `n`'s
     /// scheduling context, if `t` runs on it, goes back to the notification.
-    fn return_to(&mut self, n: NotificationId, t: ThreadId) {
+    #[inline]
+    pub fn return_to(&mut self, n: NotificationId, t: ThreadId) {
         if let Some(sc) = self.ntfn_sc[n] {
             self.sched.reclaim(sc, t);
         }

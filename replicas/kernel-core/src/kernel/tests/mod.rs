@@ -258,8 +258,7 @@ impl Sys {
         let sc = if passive {
             0
         } else {
-            let sc = self.sched_context(1000, 1000);
-            sc
+            self.sched_context(1000, 1000)
         };
         self.invoke(
             tcb,
