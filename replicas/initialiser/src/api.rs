@@ -99,6 +99,18 @@ impl Builder<'_> {
         sys::invoke(initial::CNODE, label::CNODE_MINT, &args).map(|_| dest)
     }
 
+    /// A scheduling context configured with `budget_us` per `period_us`.
+    pub(crate) fn sched_context(&mut self, budget_us: u64, period_us: u64) -> Result<u64, Error> {
+        let sc = self.object(ObjectKind::SchedContext, 0)?;
+        let params = [sc, budget_us, period_us];
+        sys::invoke(
+            initial::SCHED_CONTROL,
+            label::SCHED_CONTROL_CONFIGURE,
+            &params,
+        )?;
+        Ok(sc)
+    }
+
     pub(crate) fn check(&mut self, name: &str, ok: bool) {
         let mut out = Out::new();
         out.str(if ok { "TEST " } else { "FAILED " }).str(name);
@@ -132,13 +144,7 @@ impl Builder<'_> {
         sys::invoke(stack, label::FRAME_MAP, &map)?;
         let config = [fault_ep, initial::CNODE, initial::VSPACE, 0, 0];
         sys::invoke(tcb, label::TCB_CONFIGURE, &config)?;
-        let sc = self.object(ObjectKind::SchedContext, 0)?;
-        let params = [sc, budget_us, period_us];
-        sys::invoke(
-            initial::SCHED_CONTROL,
-            label::SCHED_CONTROL_CONFIGURE,
-            &params,
-        )?;
+        let sc = self.sched_context(budget_us, period_us)?;
         let sched = [initial::TCB, priority, priority, sc, fault_ep];
         sys::invoke(tcb, label::TCB_SET_SCHED_PARAMS, &sched)?;
         let regs = [1, entry as usize as u64, stack_va + 0x1000];

@@ -220,12 +220,7 @@ fn rights(b: &mut Builder<'_>) -> Result<(), Error> {
         "watching a channel word for a receive-only notification: invalid capability",
         r == Err(Error::InvalidCapability),
     );
-    let sc = b.object(ObjectKind::SchedContext, 0)?;
-    sys::invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 1000, 1000],
-    )?;
+    let sc = b.sched_context(1000, 1000)?;
     b.check(
         "binding a scheduling context to a notification without the receive right: invalid capability",
         sys::invoke(sc, label::SCHED_CONTEXT_BIND, &[send_only]) == Err(Error::InvalidCapability),
@@ -482,12 +477,7 @@ fn passive_server_notified_and_called(b: &mut Builder<'_>) -> Result<(), Error> 
     REPLY.store(reply, Ordering::Relaxed);
     COUNT.store(0, Ordering::Relaxed);
     let handler = unused_handler(b)?;
-    let sc = b.object(ObjectKind::SchedContext, 0)?;
-    sys::invoke(
-        initial::SCHED_CONTROL,
-        label::SCHED_CONTROL_CONFIGURE,
-        &[sc, 1000, 1000],
-    )?;
+    let sc = b.sched_context(1000, 1000)?;
     let server = b.thread(200, (1000, 1000), handler, passive_server)?;
     sys::invoke(server, label::TCB_BIND_NOTIFICATION, &[n])?;
     // Swap its own context for `sc`, then let it reach its receive.

@@ -110,13 +110,7 @@ fn a_call_needs_a_right_to_be_replied_to() {
     let mut s = boot();
     let ep = s.make(ObjectKind::Endpoint, 0);
     let write_only = s.mint(ep, rights::WRITE, 7);
-    let reply = s.make(ObjectKind::Reply, 0);
-    let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
-    let (client_tcb, client) = s.thread(50, false, &[write_only]);
-    s.start(server_tcb);
-    s.start(client_tcb);
-    s.park_root();
-    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    let (server, client) = s.serving(ep, write_only);
     let before = s.m.unhandled.len();
     s.sys(client, syscall::CALL, &[(0, 1), (1, 0)]);
     assert_eq!(s.m.unhandled.len(), before + 1);

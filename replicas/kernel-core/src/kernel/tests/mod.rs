@@ -269,6 +269,21 @@ impl Sys {
         (tcb, self.thread_id(tcb))
     }
 
+    /// A server (priority 100) waiting on endpoint `ep` (its slot 1, with a reply object
+    /// in slot 2) and a started client (priority 50) holding `client_cap` in its slot 1;
+    /// the root thread is parked, so the client runs next.
+    fn serving(&mut self, ep: u64, client_cap: u64) -> (ThreadId, ThreadId) {
+        let reply = self.make(ObjectKind::Reply, 0);
+        let (server_tcb, server) = self.thread(100, false, &[ep, reply]);
+        let (client_tcb, client) = self.thread(50, false, &[client_cap]);
+        self.start(server_tcb);
+        self.start(client_tcb);
+        self.park_root();
+        // The server runs first (higher priority) and waits: Recv(ep = slot 1, reply = slot 2).
+        self.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+        (server, client)
+    }
+
     /// The thread whose TCB capability is in root slot `tcb`.
     fn thread_id(&self, tcb: u64) -> ThreadId {
         match self.k.cap(slot(tcb)) {
@@ -354,14 +369,7 @@ fn call_and_reply_recv_carry_badges_and_message_registers() {
     let mut s = boot();
     let ep = s.make(ObjectKind::Endpoint, 0);
     let badged = s.mint(ep, rights::ALL, 0x8000_0000_0000_0005);
-    let reply = s.make(ObjectKind::Reply, 0);
-    let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
-    let (client_tcb, client) = s.thread(50, false, &[badged]);
-    s.start(server_tcb);
-    s.start(client_tcb);
-    s.park_root();
-    // The server runs first (higher priority) and waits: Recv(ep = slot 1, reply = slot 2).
-    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    let (server, client) = s.serving(ep, badged);
     assert_eq!(s.k.current(), Some(client));
     // The client calls with label 9 and three message registers.
     s.sys(
