@@ -298,33 +298,20 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         }
     }
 
-    /// The first slot of thread `thread`'s own slots (its table index), if the table has
-    /// room for them.
-    pub fn tcb_slot(&self, thread: usize, which: usize) -> Option<I> {
-        if thread >= MAX_THREADS || which >= TCB_SLOTS {
-            return None;
-        }
-        I::from_index(
-            self.tcb_base
-                .checked_add(thread.checked_mul(TCB_SLOTS)?)?
-                .checked_add(which)?,
-        )
-    }
-
     /// The slots the object of `cap` owns and that go with it: a CNode's contents, a TCB's
-    /// own slots. (first slot index, count)
+    /// own slots (thread `t`'s are the `TCB_SLOTS` from `tcb_base + t * TCB_SLOTS`: with the
+    /// kernel's `tcb_base`, the layout of `ThreadId::own_slot`). (first slot index, count)
     fn owned_slots(&self, cap: Cap) -> Option<(usize, usize)> {
         match cap {
-            Cap::CNode { first, radix, .. } => {
-                Some((first as usize, 1usize.checked_shl(u32::from(radix))?))
-            }
+            Cap::CNode { .. } => Self::cnode_slots(cap).map(|(first, n)| (first.index(), n)),
             Cap::Object {
                 kind: ObjectKind::Tcb,
                 data,
                 ..
             } => {
-                let first = self.tcb_slot(usize::try_from(data).ok()?, 0)?;
-                Some((first.index(), TCB_SLOTS))
+                let thread = usize::try_from(data).ok().filter(|&t| t < MAX_THREADS)?;
+                let first = self.tcb_base.checked_add(thread.checked_mul(TCB_SLOTS)?)?;
+                Some((first, TCB_SLOTS))
             }
             _ => None,
         }
@@ -531,18 +518,14 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     /// slot belongs to one object). It is not preemptible: a replica's table is small
     /// enough (see the kernel's limits) that the longest cascade is bounded, where seL4
     /// needs zombies.
-    pub fn delete(&mut self, slot: I) -> Result<(), Error> {
-        self.delete_with(slot, &mut |_, _, _| {})
+    pub fn delete(&mut self, slot: I) {
+        self.delete_with(slot, &mut |_, _, _| {});
     }
 
     /// [`CapTable::delete`], telling `gone` about every capability removed, the slot it
     /// was in, and whether it was the last one to its object (so the kernel can destroy the
     /// object: release its waiters, unmap a frame, free its table entry).
-    pub fn delete_with(
-        &mut self,
-        slot: I,
-        gone: &mut dyn FnMut(I, Cap, bool),
-    ) -> Result<(), Error> {
+    pub fn delete_with(&mut self, slot: I, gone: &mut dyn FnMut(I, Cap, bool)) {
         self.work.push(slot);
         while let Some(slot) = self.work.pop() {
             let cap = self.slots[slot].cap;
@@ -570,7 +553,6 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
                 }
             }
         }
-        Ok(())
     }
 
     /// Deletes every capability derived from the one in `slot`.
@@ -591,7 +573,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
             while let Some(child) = self.slots[leaf].first_child {
                 leaf = child;
             }
-            self.delete_with(leaf, gone)?;
+            self.delete_with(leaf, gone);
         }
         if let Cap::Untyped { watermark, .. } = &mut self.slots[slot].cap {
             *watermark = 0;
@@ -1038,7 +1020,7 @@ mod tests {
         endpoint(&mut t, s(1));
         t.copy(s(1), s(2), Rights::ALL).unwrap();
         t.copy(s(2), s(3), Rights::ALL).unwrap();
-        t.delete(s(2)).unwrap();
+        t.delete(s(2));
         assert_eq!(t.parent(s(3)), Some(s(1)));
         t.revoke(s(1)).unwrap();
         assert!(t.get(s(3)).is_null());
@@ -1106,12 +1088,12 @@ mod tests {
         endpoint(&mut t, s(2));
         t.move_cap(s(2), s(first as usize + 1)).unwrap();
         t.copy(s(1), s(3), Rights::ALL).unwrap();
-        t.delete(s(1)).unwrap();
+        t.delete(s(1));
         assert!(
             !t.get(s(first as usize + 1)).is_null(),
             "a copy still names the CNode"
         );
-        t.delete(s(3)).unwrap();
+        t.delete(s(3));
         assert!(
             t.get(s(first as usize + 1)).is_null(),
             "contents outlived their CNode"
@@ -1136,7 +1118,7 @@ mod tests {
             Err(Error::NotEnoughMemory)
         );
         // The second run's slots come back and are handed out again.
-        t.delete(s(2)).unwrap();
+        t.delete(s(2));
         t.retype(s(0), RetypeKind::CNode { radix: 2 }, 1, s(5))
             .unwrap();
         assert_eq!(first(&t, 5), ROOTS + 16);
@@ -1348,7 +1330,10 @@ mod tests {
             } => t.mint(id(src)?, id(dest)?, Rights::from_bits(rights), badge),
             Op::Mutate { src, dest, badge } => t.mutate(id(src)?, id(dest)?, Rights::ALL, badge),
             Op::Move { src, dest } => t.move_cap(id(src)?, id(dest)?),
-            Op::Delete { slot } => t.delete(id(slot)?),
+            Op::Delete { slot } => {
+                t.delete(id(slot)?);
+                Ok(())
+            }
             Op::Revoke { slot } => t.revoke(id(slot)?),
         }
     }

@@ -489,24 +489,15 @@ impl Scheduler {
             }
         }
         let now = self.now;
-        let mut refilled = [false; MAX_SCHED_CONTEXTS];
-        for ((_, slot), done) in self.scs.iter_mut().zip(refilled.iter_mut()) {
-            let Some(c) = slot.as_mut() else {
+        for sc in SchedContextId::all() {
+            let Some(c) = self.scs[sc].as_mut().filter(|c| now >= c.refill_at) else {
                 continue;
             };
-            if now >= c.refill_at {
-                // `period` is at least the budget, which is at least 1.
-                let since = now.saturating_sub(c.refill_at);
-                let periods = since.checked_div(c.period).unwrap_or(0).saturating_add(1);
-                c.refill_at = c.refill_at.saturating_add(periods.saturating_mul(c.period));
-                c.remaining = c.budget;
-                *done = true;
-            }
-        }
-        for (sc, _) in SchedContextId::all()
-            .zip(refilled)
-            .filter(|(_, done)| *done)
-        {
+            // `period` is at least the budget, which is at least 1.
+            let since = now.saturating_sub(c.refill_at);
+            let periods = since.checked_div(c.period).unwrap_or(0).saturating_add(1);
+            c.refill_at = c.refill_at.saturating_add(periods.saturating_mul(c.period));
+            c.remaining = c.budget;
             if let Some(thread) = self.sc_thread[sc] {
                 self.requeue(thread);
             }

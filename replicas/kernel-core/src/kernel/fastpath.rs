@@ -13,7 +13,7 @@ use atoll_abi::syscall::{self, MessageInfo};
 
 use super::{Kernel, Machine};
 use crate::cap::Rights;
-use crate::id::{NotificationId, ReplyId, ThreadId};
+use crate::id::{NotificationId, ThreadId};
 use crate::ipc::{EndpointQueue, RecvOutcome, SendOutcome, ThreadState};
 
 impl Kernel {
@@ -74,10 +74,7 @@ impl Kernel {
         let Some(target) = self.resolve(t, cptr) else {
             return false;
         };
-        let reply_right = target
-            .rights
-            .any_of(Rights::GRANT.union(Rights::GRANT_REPLY));
-        let Some(ep) = target.endpoint(Rights::WRITE).filter(|_| reply_right) else {
+        let Some(ep) = target.call_endpoint() else {
             return false;
         };
         let o = &mut self.o;
@@ -111,7 +108,7 @@ impl Kernel {
     fn fast_reply_recv(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
         let ctx = &self.o.tcbs[t].ctx;
         let (cptr, info, reply_cptr) = (ctx.x[0], MessageInfo(ctx.x[1]), ctx.x[6]);
-        let Some(r) = self.fast_reply(t, reply_cptr) else {
+        let Some(r) = self.resolve(t, reply_cptr).and_then(|r| r.reply()) else {
             return false;
         };
         let Some(ep) = self
@@ -134,17 +131,8 @@ impl Kernel {
         if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
             return false;
         }
-        // The reply, as `Objects::reply` makes it to a caller waiting for this server.
         let lent = o.replies[r].lent;
-        o.replies[r].caller = None;
-        o.replies[r].lent = false;
-        o.tcbs[caller].caller_reply = None;
-        let _ = o.threads.reply(t, caller);
-        o.transfer(m, t, caller, 0, info);
-        if lent {
-            let _ = o.sched.give_back(t, caller);
-        }
-        o.sync(caller);
+        o.answer(m, t, r, (caller, t, lent), info);
         // The receive, as `Objects::recv` makes it when nothing is pending and nobody sends.
         o.tcbs[t].recv_reply = Some(r);
         if let Some(n) = o.tcbs[t].bound {
@@ -155,13 +143,5 @@ impl Kernel {
         }
         o.schedule();
         true
-    }
-
-    /// The reply object at `cptr` in `t`'s space.
-    fn fast_reply(&self, t: ThreadId, cptr: u64) -> Option<ReplyId> {
-        let target = self.resolve(t, cptr)?;
-        (target.kind == Some(atoll_abi::microkit::ObjectKind::Reply))
-            .then(|| ReplyId::from_data(target.data))
-            .flatten()
     }
 }

@@ -52,15 +52,6 @@ impl Args {
     }
 }
 
-/// A capability argument that names the fault handler a thread may be given: an endpoint
-/// that can be sent to and replied through (seL4's `validFaultHandler`).
-fn valid_fault_handler(target: &Target) -> bool {
-    target.endpoint(Rights::WRITE).is_some()
-        && target
-            .rights
-            .any_of(Rights::GRANT.union(Rights::GRANT_REPLY))
-}
-
 impl Kernel {
     /// Performs the invocation `info.label()` on the capability in `slot` for thread `t`.
     pub(super) fn invoke(
@@ -302,7 +293,7 @@ impl Kernel {
                 // Undo: none of the new objects is used yet; those not yet given a table
                 // entry have none to free.
                 for undo in new_slots {
-                    let _ = self.delete_slot(m, undo);
+                    self.delete_slot(m, undo);
                 }
                 return Err(e);
             }
@@ -401,9 +392,9 @@ impl Kernel {
     // ----- CNodes ----------------------------------------------------------------------
 
     /// Deletes a capability, destroying its object when it was the last one.
-    pub(super) fn delete_slot(&mut self, m: &mut impl Machine, slot: SlotId) -> Result<(), Error> {
+    pub(super) fn delete_slot(&mut self, m: &mut impl Machine, slot: SlotId) {
         let Kernel { caps, o, .. } = self;
-        caps.delete_with(slot, &mut |s, cap, last| o.gone(m, s, cap, last))
+        caps.delete_with(slot, &mut |s, cap, last| o.gone(m, s, cap, last));
     }
 
     fn cnode_op(
@@ -416,7 +407,7 @@ impl Kernel {
     ) -> Result<Answer, Error> {
         let here = self.slot_in(&cnode, args.get(0)?, args.get(1)?)?;
         match op {
-            label::CNODE_DELETE => self.delete_slot(m, here)?,
+            label::CNODE_DELETE => self.delete_slot(m, here),
             label::CNODE_REVOKE => {
                 let Kernel { caps, o, .. } = self;
                 caps.revoke_with(here, &mut |s, cap, last| o.gone(m, s, cap, last))?;
@@ -491,7 +482,6 @@ impl Kernel {
                     return Err(Error::RangeError);
                 }
                 if op == label::TCB_SET_PRIORITY {
-                    self.o.tcbs[target].priority = value;
                     let _ = self.o.sched.set_priority(target, value);
                 } else {
                     self.o.tcbs[target].mcp = value;
@@ -572,8 +562,9 @@ impl Kernel {
         let (ipc_va, ipc_frame) = (args.get(3)?, args.get(4)?);
         let mut installs: [Option<(TcbSlot, SlotId)>; 4] = [None; 4];
         if fault != 0 {
+            // An endpoint it can send to and be replied through (seL4's `validFaultHandler`).
             let target = self.arg(t, fault)?;
-            if !valid_fault_handler(&target) {
+            if target.call_endpoint().is_none() {
                 return Err(Error::InvalidCapability);
             }
             installs[0] = Some((TcbSlot::FaultHandler, target.slot));
@@ -633,7 +624,7 @@ impl Kernel {
     ) -> Result<(), Error> {
         let expected = self.caps.get(source);
         let dest = target.own_slot(which);
-        self.delete_slot(m, dest)?;
+        self.delete_slot(m, dest);
         if !self.o.tcbs[target].live || self.caps.get(source) != expected {
             return Err(Error::IllegalOperation);
         }
@@ -663,7 +654,7 @@ impl Kernel {
             0 => None,
             c => {
                 let handler = self.arg(t, c)?;
-                if !valid_fault_handler(&handler) {
+                if handler.call_endpoint().is_none() {
                     return Err(Error::InvalidCapability);
                 }
                 Some(handler.slot)
@@ -689,9 +680,7 @@ impl Kernel {
         } else {
             self.o.sched.unbind(target);
         }
-        let tcb = &mut self.o.tcbs[target];
-        tcb.mcp = mcp;
-        tcb.priority = prio;
+        self.o.tcbs[target].mcp = mcp;
         let _ = self.o.sched.set_priority(target, prio);
         if let Some(source) = fault {
             self.install(m, target, TcbSlot::FaultHandler, source)?;

@@ -33,8 +33,8 @@ use atoll_abi::syscall::{self, MessageInfo, fault};
 
 use crate::cap::{Cap, CapTable, NO_DATA, Rights};
 use crate::id::{
-    CAP_SLOTS, EndpointId, IrqId, NotificationId, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId,
-    VSpaceId,
+    CAP_SLOTS, EndpointId, IrqId, NotificationId, ReplyId, SlotId, TCB_SLOTS_BASE, TcbSlot,
+    ThreadId, VSpaceId,
 };
 use crate::ipc::ThreadState;
 
@@ -164,10 +164,24 @@ impl Target {
             .flatten()
     }
 
+    /// The endpoint named, if the capability may call it: send, and have the caller
+    /// replied to (grant or grant-reply; seL4's rule for a call and for a fault handler).
+    fn call_endpoint(&self) -> Option<EndpointId> {
+        self.endpoint(Rights::WRITE)
+            .filter(|_| self.rights.any_of(Rights::GRANT.union(Rights::GRANT_REPLY)))
+    }
+
     /// The notification named, if the capability is one with `right`.
     fn notification(&self, right: Rights) -> Option<NotificationId> {
         (self.kind == Some(ObjectKind::Notification) && self.rights.contains(right))
             .then(|| NotificationId::from_data(self.data))
+            .flatten()
+    }
+
+    /// The reply object named, if the capability is one.
+    fn reply(&self) -> Option<ReplyId> {
+        (self.kind == Some(ObjectKind::Reply))
+            .then(|| ReplyId::from_data(self.data))
             .flatten()
     }
 }
@@ -347,7 +361,6 @@ impl Kernel {
         let tcb = &mut o.tcbs[t];
         tcb.ipc_buffer = Some(b.ipc_buffer);
         tcb.mcp = 255;
-        tcb.priority = b.priority;
         tcb.ctx = b.ctx;
         o.sched
             .set_priority(t, b.priority)
@@ -549,11 +562,12 @@ impl Kernel {
             Some(ObjectKind::Endpoint) => {
                 // A call needs a right to be replied to (seL4 leaves a caller without one
                 // blocked for good; Atoll faults it).
-                let reply_right = !call
-                    || target
-                        .rights
-                        .any_of(Rights::GRANT.union(Rights::GRANT_REPLY));
-                match target.endpoint(Rights::WRITE).filter(|_| reply_right) {
+                let ep = if call {
+                    target.call_endpoint()
+                } else {
+                    target.endpoint(Rights::WRITE)
+                };
+                match ep {
                     Some(ep) => self.o.send(m, t, ep, target.badge, info, blocking, call),
                     None => self.cap_fault(m, t, cptr),
                 }
@@ -624,15 +638,7 @@ impl Kernel {
             return;
         };
         if let Some(ep) = target.endpoint(Rights::READ) {
-            let reply = match self.resolve(t, reply_cptr) {
-                Some(Target {
-                    kind: Some(ObjectKind::Reply),
-                    data,
-                    ..
-                }) => crate::id::ReplyId::from_data(data),
-                _ => None,
-            };
-            self.o.tcbs[t].recv_reply = reply;
+            self.o.tcbs[t].recv_reply = self.resolve(t, reply_cptr).and_then(|r| r.reply());
             self.o.recv(m, t, ep, blocking);
         } else if let Some(n) = target.notification(Rights::READ)
             // Only its own thread waits on a bound notification (as in seL4).
@@ -646,25 +652,18 @@ impl Kernel {
 
     /// Replies through the reply object at `reply_cptr`; `false` if the thread faulted.
     fn sys_reply(&mut self, m: &mut impl Machine, t: ThreadId, reply_cptr: u64) -> bool {
-        match self.resolve(t, reply_cptr) {
-            Some(Target {
-                kind: Some(ObjectKind::Reply),
-                data,
-                ..
-            }) => {
-                if let Some(r) = crate::id::ReplyId::from_data(data) {
-                    let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
-                    self.o.reply(m, t, r, info);
-                }
-                true
-            }
-            // Replying through an empty slot is a no-op, as in seL4 (nobody called).
-            None if reply_cptr == 0 => true,
-            _ => {
-                self.cap_fault(m, t, reply_cptr);
-                false
-            }
+        let target = self.resolve(t, reply_cptr);
+        if let Some(r) = target.and_then(|r| r.reply()) {
+            let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+            self.o.reply(m, t, r, info);
+            return true;
         }
+        // Replying through an empty slot is a no-op, as in seL4 (nobody called).
+        if target.is_none() && reply_cptr == 0 {
+            return true;
+        }
+        self.cap_fault(m, t, reply_cptr);
+        false
     }
 
     /// A capability lookup for system call `x7` of thread `t` failed on `cptr`.

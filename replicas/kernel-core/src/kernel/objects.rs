@@ -39,7 +39,6 @@ pub(super) struct Tcb {
     pub ipc_buffer: Option<u64>,
     pub bound: Option<NotificationId>,
     pub mcp: u8,
-    pub priority: u8,
     /// Reply object named by its current receive, bound to a caller when a call arrives.
     pub recv_reply: Option<ReplyId>,
     /// Reply object its own pending call will be answered through.
@@ -62,7 +61,6 @@ impl Tcb {
         ipc_buffer: None,
         bound: None,
         mcp: 0,
-        priority: 0,
         recv_reply: None,
         caller_reply: None,
         fault_label: 0,
@@ -243,6 +241,15 @@ impl Objects {
         self.sync(t);
     }
 
+    /// Reply object `r` no longer answers `caller`.
+    #[inline(always)]
+    fn unbind_caller(&mut self, r: ReplyId, caller: ThreadId) {
+        let reply = &mut self.replies[r];
+        reply.caller = None;
+        reply.lent = false;
+        self.tcbs[caller].caller_reply = None;
+    }
+
     /// Message register `i` of thread `t`.
     pub fn mr(&mut self, m: &mut impl Machine, t: ThreadId, i: usize) -> u64 {
         let tcb = &self.tcbs[t];
@@ -339,7 +346,8 @@ impl Objects {
             self.sync(caller);
             return;
         };
-        let lent = !self.sched.has_sc(server) && self.sched.lend(caller, server).is_ok();
+        // A server with a context of its own is lent nothing (the scheduler refuses).
+        let lent = self.sched.lend(caller, server).is_ok();
         self.replies[r] = Reply {
             live: true,
             caller: Some(caller),
@@ -429,12 +437,27 @@ impl Objects {
         else {
             return;
         };
-        self.replies[r].caller = None;
-        self.replies[r].lent = false;
-        self.tcbs[caller].caller_reply = None;
-        let Some(server) = server else {
-            return;
-        };
+        match server {
+            Some(server) => self.answer(m, t, r, (caller, server, lent), info),
+            // Its server is gone: the binding goes, the caller stays as it is.
+            None => self.unbind_caller(r, caller),
+        }
+    }
+
+    /// `t` replies through reply object `r`, bound to `caller` waiting for `server` (which
+    /// ran on the caller's context if `lent`): the binding goes, the caller gets the
+    /// message (or, after a fault, resumes or stays stopped), and its context comes back.
+    /// The fast ReplyRecv makes its reply through this too.
+    #[inline(always)]
+    pub fn answer(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        r: ReplyId,
+        (caller, server, lent): (ThreadId, ThreadId, bool),
+        info: MessageInfo,
+    ) {
+        self.unbind_caller(r, caller);
         if self.threads.reply(server, caller).is_err() {
             return;
         }
@@ -502,14 +525,11 @@ impl Objects {
         }
     }
 
-    /// seL4's `maybeDonateSchedContext`: `t`, which has no scheduling context, gets
-    /// notification `n`'s while nobody else runs on it.
+    /// seL4's `maybeDonateSchedContext`: `t`, if it has no scheduling context, gets
+    /// notification `n`'s while nobody else runs on it (the scheduler refuses otherwise).
     #[inline]
     fn donate_from(&mut self, n: NotificationId, t: ThreadId) {
-        if let Some(sc) = self.ntfn_sc[n]
-            && !self.sched.has_sc(t)
-            && self.sched.serves(sc).is_none()
-        {
+        if let Some(sc) = self.ntfn_sc[n] {
             let _ = self.sched.donate(sc, t);
         }
     }
@@ -621,14 +641,12 @@ impl Objects {
     }
 
     /// The threads queued on `queue`, taken before the queue is emptied.
-    fn waiters(&self, queue: &Queue) -> ([Option<ThreadId>; MAX_THREADS], usize) {
+    fn waiters(&self, queue: &Queue) -> [Option<ThreadId>; MAX_THREADS] {
         let mut out = [None; MAX_THREADS];
-        let mut n = 0usize;
         for (slot, w) in out.iter_mut().zip(self.threads.queued(queue)) {
             *slot = Some(w);
-            n = n.saturating_add(1);
         }
-        (out, n)
+        out
     }
 
     /// A capability was deleted from `slot` (`last`: it was the last one to its object).
@@ -668,10 +686,10 @@ impl Objects {
             }
             ObjectKind::Endpoint => {
                 if let Some(e) = EndpointId::from_data(data) {
-                    let (waiters, n) = self.waiters(&self.eps[e].queue);
+                    let waiters = self.waiters(&self.eps[e].queue);
                     self.threads.destroy_endpoint(&mut self.eps[e]);
                     self.ep_live[e] = false;
-                    self.release(waiters.into_iter().take(n).flatten());
+                    self.release(waiters.into_iter().flatten());
                 }
             }
             ObjectKind::Notification => {
@@ -738,7 +756,7 @@ impl Objects {
     }
 
     fn destroy_notification(&mut self, n: NotificationId) {
-        let (waiters, count) = self.waiters(&self.ntfns[n].waiters);
+        let waiters = self.waiters(&self.ntfns[n].waiters);
         self.threads.destroy_notification(&mut self.ntfns[n]);
         if let Some(b) = self.ntfn_bound[n].take() {
             self.tcbs[b].bound = None;
@@ -756,7 +774,7 @@ impl Objects {
         }
         self.remove_watches(n);
         self.ntfn_live[n] = false;
-        self.release(waiters.into_iter().take(count).flatten());
+        self.release(waiters.into_iter().flatten());
     }
 
     fn destroy_reply(&mut self, r: ReplyId) {
