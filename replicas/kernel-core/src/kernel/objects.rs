@@ -225,17 +225,22 @@ impl Objects {
         self.sync(t);
     }
 
-    /// Stops a thread: out of any queue, its pending call's reply binding dropped. A thread
-    /// blocked in a system call (not in sending a fault) is set to make the call again when
-    /// it is resumed, as seL4's restart does.
+    /// Stops a thread: out of any queue, its pending call's reply binding dropped (and the
+    /// scheduling context it lent for the call back with it, as seL4's `reply_remove`). A
+    /// thread blocked in a system call (not in sending a fault) is set to make the call
+    /// again when it is resumed, as seL4's restart does.
     pub fn suspend(&mut self, t: ThreadId) {
         let tcb = &mut self.tcbs[t];
         if self.threads.state(t).is_blocked() && tcb.fault_label == 0 {
             restart_point(&mut tcb.ctx);
         }
         self.threads.cancel(t, &mut self.eps, &mut self.ntfns);
-        if let Some(r) = self.tcbs[t].caller_reply.take() {
-            self.replies[r].caller = None;
+        if let Some(r) = self.tcbs[t].caller_reply {
+            let Reply { server, lent, .. } = self.replies[r];
+            self.unbind_caller(r, t);
+            if let (Some(server), true) = (server, lent) {
+                let _ = self.sched.give_back(server, t);
+            }
         }
         self.tcbs[t].fault_label = 0;
         self.sync(t);

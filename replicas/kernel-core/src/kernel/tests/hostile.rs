@@ -561,3 +561,42 @@ fn the_machine_is_told_of_every_new_thread() {
     assert_eq!(second, first, "the id is reused");
     assert_eq!(s.m.created.iter().filter(|&&t| t == first).count(), 2);
 }
+
+/// A caller stopped while a passive server runs on its lent scheduling context gets the
+/// context back at once (as seL4's `reply_remove`): restarted, it runs again. (The server,
+/// left without a context, waits to be given one, as in seL4.)
+#[test]
+fn a_caller_stopped_during_its_call_takes_its_lent_context_back() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let reply = s.make(ObjectKind::Reply, 0);
+    let (server_tcb, server) = s.thread(100, true, &[ep, reply]);
+    let (client_tcb, client) = s.thread(50, false, &[ep]);
+    let sc = s.sched_context(1000, 1000);
+    s.invoke(
+        server_tcb,
+        label::TCB_SET_SCHED_PARAMS,
+        &[initial::TCB, 100, 100, sc, 0],
+    )
+    .unwrap();
+    s.start(server_tcb);
+    s.start(client_tcb);
+    s.park_root();
+    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+    s.k.o.sched.unbind(server);
+    s.sys(client, syscall::CALL, &[(0, 1), (1, 0)]);
+    assert_eq!(s.k.current(), Some(server), "on the lent context");
+    s.k.o.suspend(client);
+    assert!(
+        s.k.o.sched.has_sc(client),
+        "the context is the caller's again"
+    );
+    assert!(!s.k.o.sched.has_sc(server));
+    s.k.o.resume(client);
+    s.k.o.schedule();
+    assert_eq!(
+        s.k.current(),
+        Some(client),
+        "it runs on its own context again"
+    );
+}
