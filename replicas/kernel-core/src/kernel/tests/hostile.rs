@@ -4,11 +4,6 @@
 
 use super::*;
 
-/// The label of a call's answer (0 when it succeeded).
-fn answer(c: &Context) -> u64 {
-    MessageInfo(c.x[1]).label()
-}
-
 #[test]
 fn binding_a_notification_needs_the_receive_right() {
     let mut s = boot();
@@ -86,6 +81,7 @@ fn every_kernel_signal_source_needs_the_send_right() {
         s.invoke(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[read_only]),
         Err(Error::InvalidCapability)
     );
+    s.m.words[2] = 0b1; // rung before any watch
     assert_eq!(
         s.invoke(
             initial::IRQ_CONTROL,
@@ -94,7 +90,7 @@ fn every_kernel_signal_source_needs_the_send_right() {
         ),
         Err(Error::InvalidCapability)
     );
-    assert_eq!(s.m.words[2], 0, "a refused watch takes nothing");
+    assert_eq!(s.m.words[2], 0b1, "a refused watch takes nothing");
     let root = s.root;
     let before = s.m.unhandled.len();
     s.sys(root, syscall::SEND, &[(0, read_only)]);
@@ -256,7 +252,7 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
     let reply = s.make(ObjectKind::Reply, 0);
     let call_cap = s.mint(ep, rights::WRITE | rights::GRANT, 0x8000_0000_0000_0001);
     let signal_cap = s.mint(n, rights::WRITE, 1 << 5);
-    let (server_tcb, server) = s.thread(100, false, &[ep, reply]);
+    let (server_tcb, server) = s.thread(100, true, &[ep, reply]);
     s.invoke(server_tcb, label::TCB_BIND_NOTIFICATION, &[n])
         .unwrap();
     let sc = s.sched_context(1000, 1000);
@@ -328,11 +324,7 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
         &[(0, 1), (1, MessageInfo::new(3, 1).0), (2, 7)],
     );
     assert_eq!(s.k.current(), Some(server));
-    let Cap::Object { data, .. } = s.k.cap(slot(n)) else {
-        unreachable!()
-    };
-    s.k.o
-        .signal(NotificationId::from_data(data).unwrap(), 1 << 6);
+    s.signal(n, 1 << 6);
     s.sys(
         server,
         syscall::REPLY_RECV,
@@ -545,6 +537,14 @@ fn an_answer_reports_the_rights_errors_to_a_call() {
         ],
     );
     assert_eq!(answer(&c), Error::IllegalOperation as u64);
+    // A Send of the same invocation fails the same way and writes no answer.
+    let tag = MessageInfo::new(label::TCB_BIND_NOTIFICATION, 1).0;
+    let c = s.sys(root, syscall::SEND, &[(0, tcb), (1, tag), (2, send_only)]);
+    assert_eq!(c.x[1], tag, "no answer is written");
+    // Neither bound anything: the receive right binds now.
+    let receive = s.mint(n, rights::READ, 0);
+    s.invoke(tcb, label::TCB_BIND_NOTIFICATION, &[receive])
+        .unwrap();
 }
 
 /// A thread id is reused once its thread is destroyed: the machine is told of every new

@@ -174,7 +174,7 @@ impl Sys {
             }
         }
         let c = self.sys(self.root, syscall::CALL, &regs);
-        match Error::from_raw(MessageInfo(c.x[1]).label() as u32) {
+        match Error::from_raw(answer(&c) as u32) {
             None => Ok([c.x[2], c.x[3], c.x[4], c.x[5]]),
             Some(e) => Err(e),
         }
@@ -309,12 +309,19 @@ impl Sys {
         n
     }
 
+    /// Signals the notification in root slot `n` with `bits`, as an interrupt would.
+    fn signal(&mut self, n: u64, bits: u64) {
+        let Cap::Object { data, .. } = self.k.cap(slot(n)) else {
+            panic!("slot {n} holds no notification");
+        };
+        self.k
+            .o
+            .signal(NotificationId::from_data(data).unwrap(), bits);
+    }
+
     /// Wakes the root thread parked on `park` (as an interrupt would), so it can invoke.
     fn wake_root(&mut self, park: u64) {
-        let Cap::Object { data, .. } = self.k.cap(slot(park)) else {
-            panic!("slot {park} holds no notification");
-        };
-        self.k.o.signal(NotificationId::from_data(data).unwrap(), 1);
+        self.signal(park, 1);
         self.k.o.schedule();
         assert_eq!(self.k.current(), Some(self.root));
     }
@@ -362,6 +369,11 @@ impl Sys {
             Cap::Null => panic!("slot {s} is empty"),
         }
     }
+}
+
+/// The label of a call's answer (0 when it succeeded, else the error or fault kind).
+fn answer(c: &Context) -> u64 {
+    MessageInfo(c.x[1]).label()
 }
 
 #[test]
@@ -722,7 +734,7 @@ fn revoking_an_untyped_destroys_threads_and_releases_waiters() {
         .unwrap();
     assert_eq!(s.k.thread_state(server), ThreadState::Running);
     let c = s.k.context(server).unwrap();
-    assert_eq!(MessageInfo(c.x[1]).label(), Error::InvalidCapability as u64);
+    assert_eq!(answer(c), Error::InvalidCapability as u64);
     // Revoke the untyped: every object goes, the root's own objects (boot memory) stay.
     s.invoke(
         initial::CNODE,
@@ -762,7 +774,7 @@ fn faults_go_to_the_fault_endpoint_and_a_reply_restarts() {
     assert_eq!(s.k.current(), Some(monitor));
     let c = *s.k.context(monitor).unwrap();
     assert_eq!(c.x[0], 0x4000_0000_0000_0003);
-    assert_eq!(MessageInfo(c.x[1]).label(), fault::VM_FAULT);
+    assert_eq!(answer(&c), fault::VM_FAULT);
     assert_eq!(c.x[2], 0x20_0010);
     assert_eq!(c.x[3], 0xdead_0000);
     // An unknown system call is a fault too, once the PD runs again.
@@ -771,7 +783,7 @@ fn faults_go_to_the_fault_endpoint_and_a_reply_restarts() {
     s.sys(pd, 42, &[]);
     assert_eq!(s.k.current(), Some(monitor));
     assert_eq!(
-        MessageInfo(s.k.context(monitor).unwrap().x[1]).label(),
+        answer(s.k.context(monitor).unwrap()),
         fault::UNKNOWN_SYSCALL
     );
     // A non-zero label leaves it stopped.
@@ -817,7 +829,7 @@ fn writing_registers_with_resume_restarts_a_thread_stopped_on_a_fault() {
             (4, 0x7000),
         ],
     );
-    assert_eq!(MessageInfo(c.x[1]).label(), 0, "the restart succeeds");
+    assert_eq!(answer(&c), 0, "the restart succeeds");
     assert_eq!(s.k.thread_state(child), ThreadState::Running);
     // The parent's reply object no longer names the child, so it can wait with it again.
     s.sys(parent, syscall::RECV, &[(0, 1), (6, 2)]);
@@ -826,10 +838,7 @@ fn writing_registers_with_resume_restarts_a_thread_stopped_on_a_fault() {
     assert_eq!((ctx.pc, ctx.sp), (0x20_0000, 0x7000));
     s.sys(child, 42, &[]);
     assert_eq!(s.k.current(), Some(parent), "a second fault arrives too");
-    assert_eq!(
-        MessageInfo(s.k.context(parent).unwrap().x[1]).label(),
-        fault::UNKNOWN_SYSCALL
-    );
+    assert_eq!(answer(s.k.context(parent).unwrap()), fault::UNKNOWN_SYSCALL);
 }
 
 #[test]
@@ -921,22 +930,18 @@ fn doorbells_ring_their_replica_with_their_badge() {
     // A call answers whether the bits went through: to a replica that is down they do not,
     // and nothing is set.
     let c = s.sys(root, syscall::CALL, &[(0, badged), (1, 0)]);
-    assert_eq!(MessageInfo(c.x[1]).label(), 0, "delivered");
+    assert_eq!(answer(&c), 0, "delivered");
     let down = s.make(ObjectKind::Doorbell, 0);
     s.invoke(down, label::DOORBELL_CONFIGURE, &[7, 4]).unwrap();
     let down = s.mint(down, rights::WRITE, 1);
     let c = s.sys(root, syscall::CALL, &[(0, down), (1, 0)]);
-    assert_eq!(
-        MessageInfo(c.x[1]).label(),
-        Error::IllegalOperation as u64,
-        "not delivered"
-    );
+    assert_eq!(answer(&c), Error::IllegalOperation as u64, "not delivered");
     assert_eq!(s.m.words[4], 0);
     // An unconfigured doorbell delivers nothing either.
     let raw = s.make(ObjectKind::Doorbell, 0);
     let raw = s.mint(raw, rights::WRITE, 1);
     let c = s.sys(root, syscall::CALL, &[(0, raw), (1, 0)]);
-    assert_eq!(MessageInfo(c.x[1]).label(), Error::IllegalOperation as u64);
+    assert_eq!(answer(&c), Error::IllegalOperation as u64);
 }
 
 #[test]

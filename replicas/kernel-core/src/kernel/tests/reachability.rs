@@ -37,18 +37,23 @@ const COPIES: std::ops::Range<u64> = 16..24;
 
 /// What a retype into slot `i` makes: (kind number, size bits).
 fn kind_of(i: u64) -> (u64, u64) {
-    let (kind, bits) = match i {
-        0 | 1 => return (object_kind::UNTYPED, 16),
-        2 | 3 => (ObjectKind::Tcb, 0),
-        4..=6 => (ObjectKind::Frame, 12),
-        7..=9 => (ObjectKind::PageTable, 0),
-        10 => (ObjectKind::VSpace, 0),
-        11 => (ObjectKind::Notification, 0),
-        12 => (ObjectKind::Endpoint, 0),
-        13 => (ObjectKind::SchedContext, 0),
-        14 => (ObjectKind::CNode, 2),
-        _ => (ObjectKind::Reply, 0),
-    };
+    if UNTYPED.contains(&i) {
+        return (object_kind::UNTYPED, 16);
+    }
+    let layout: [(&[u64], ObjectKind, u64); 8] = [
+        (&TCBS, ObjectKind::Tcb, 0),
+        (&FRAMES, ObjectKind::Frame, 12),
+        (&TABLES, ObjectKind::PageTable, 0),
+        (&VSPACES, ObjectKind::VSpace, 0),
+        (&NOTIFICATIONS, ObjectKind::Notification, 0),
+        (&ENDPOINTS, ObjectKind::Endpoint, 0),
+        (&SCHED_CONTEXTS, ObjectKind::SchedContext, 0),
+        (&CNODES, ObjectKind::CNode, 2),
+    ];
+    let (kind, bits) = layout
+        .iter()
+        .find(|(slots, ..)| slots.contains(&i))
+        .map_or((ObjectKind::Reply, 0), |&(_, kind, bits)| (kind, bits));
     (object_kind::number(kind), bits)
 }
 
@@ -126,14 +131,16 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let copy_slot = || COPIES;
+    let deletable = [FRAMES, TABLES].concat();
+    let deletable = [&deletable[..], &VSPACES, &NOTIFICATIONS, &ENDPOINTS].concat();
+    let bindable = [&TCBS[..], &NOTIFICATIONS].concat();
     prop_oneof![
         8 => (proptest::option::weighted(0.3, prop::sample::select(UNTYPED.to_vec())), 0..COPIES.start)
             .prop_map(|(from, dest)| Op::Retype { from, dest }),
-        3 => (any_slot(), copy_slot(), 0u64..16).prop_map(|(src, dest, rights)| Op::Copy { src, dest, rights }),
-        1 => (any_slot(), copy_slot(), 0u64..16, 0u64..4).prop_map(|(src, dest, rights, badge)| Op::Mint { src, dest, rights, badge }),
+        3 => (any_slot(), COPIES, 0u64..16).prop_map(|(src, dest, rights)| Op::Copy { src, dest, rights }),
+        1 => (any_slot(), COPIES, 0u64..16, 0u64..4).prop_map(|(src, dest, rights, badge)| Op::Mint { src, dest, rights, badge }),
         1 => (any_slot(), any_slot()).prop_map(|(src, dest)| Op::Move { src, dest }),
-        6 => one_of(&[4, 5, 6, 7, 8, 9, 10, 11, 12]).prop_map(Op::Delete),
+        6 => one_of(&deletable).prop_map(Op::Delete),
         2 => any_slot().prop_map(Op::Revoke),
         1 => Just(Op::RevokePool),
         5 => (
@@ -150,8 +157,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (one_of(&TCBS), one_of(&NOTIFICATIONS)).prop_map(|(tcb, ntfn)| Op::Bind { tcb, ntfn }),
         1 => one_of(&TCBS).prop_map(Op::Unbind),
         1 => one_of(&SCHED_CONTEXTS).prop_map(Op::ScConfigure),
-        1 => (one_of(&SCHED_CONTEXTS), one_of(&[2, 3, 11])).prop_map(|(sc, object)| Op::ScBind { sc, object }),
-        1 => (one_of(&SCHED_CONTEXTS), one_of(&[2, 3, 11])).prop_map(|(sc, object)| Op::ScUnbind { sc, object }),
+        1 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScBind { sc, object }),
+        1 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScUnbind { sc, object }),
         8 => (one_of(&TABLES), one_of(&VSPACES), 0..VAS.len()).prop_map(|(table, vspace, va)| Op::TableMap { table, vspace, va }),
         4 => one_of(&TABLES).prop_map(Op::TableUnmap),
         8 => (one_of(&FRAMES), one_of(&VSPACES), 0..VAS.len(), 0u64..16).prop_map(|(frame, vspace, va, rights)| Op::FrameMap { frame, vspace, va, rights }),
@@ -161,9 +168,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Runs one operation through the root thread's invocations; errors are expected (most
-/// random operations are refused) and ignored, never a panic.
-fn run(s: &mut Sys, op: &Op) {
+/// Runs one operation through the root thread's invocations: whether it succeeded. Errors
+/// are expected (most random operations are refused), never a panic.
+fn run(s: &mut Sys, op: &Op) -> bool {
     let at = |i: u64| FIRST + i;
     // Invoking an empty slot is a capability fault that would stop the root thread (it has
     // no fault handler): only invoke what is there and can be invoked.
@@ -186,14 +193,14 @@ fn run(s: &mut Sys, op: &Op) {
     // A call on an endpoint or notification is IPC, not an invocation: it could block the
     // root for good.
     match s.k.cap(slot(invoked)) {
-        Cap::Null => return,
+        Cap::Null => return false,
         Cap::Object {
             kind: ObjectKind::Endpoint | ObjectKind::Notification,
             ..
-        } => return,
+        } => return false,
         _ => {}
     }
-    let _ = match *op {
+    let result = match *op {
         Op::Retype { from, dest } => {
             let (kind, bits) = kind_of(dest);
             let untyped = from.map_or(initial::FIRST_UNTYPED, at);
@@ -270,12 +277,11 @@ fn run(s: &mut Sys, op: &Op) {
         Op::Resume(i) => s.invoke(at(i), label::TCB_RESUME, &[]),
         Op::Suspend(i) => s.invoke(at(i), label::TCB_SUSPEND, &[]),
     };
+    result.is_ok()
 }
 
 /// The objects every capability in the table names.
 struct Named {
-    /// (kind, base) of every object some capability names.
-    objects: BTreeSet<(ObjectKind, u64)>,
     /// Table ids named, by kind.
     ids: BTreeSet<(ObjectKind, u64)>,
     /// Frames named: base to size.
@@ -286,34 +292,28 @@ struct Named {
 
 fn named(k: &Kernel) -> Named {
     let mut n = Named {
-        objects: BTreeSet::new(),
         ids: BTreeSet::new(),
         frames: BTreeMap::new(),
         tables: BTreeMap::new(),
     };
     for slot in SlotId::all() {
-        match k.cap(slot) {
-            Cap::Object {
-                kind,
-                base,
-                size_bits,
-                data,
-                ..
-            } => {
-                n.objects.insert((kind, base));
-                n.ids.insert((kind, data));
-                match kind {
-                    ObjectKind::Frame => {
-                        n.frames.insert(base, 1 << size_bits);
-                    }
-                    ObjectKind::PageTable => {
-                        *n.tables.entry(base).or_default() |= data != 0;
-                    }
-                    _ => {}
-                }
+        let Cap::Object {
+            kind,
+            base,
+            size_bits,
+            data,
+            ..
+        } = k.cap(slot)
+        else {
+            continue;
+        };
+        n.ids.insert((kind, data));
+        match kind {
+            ObjectKind::Frame => {
+                n.frames.insert(base, 1 << size_bits);
             }
-            Cap::CNode { base, .. } => {
-                n.objects.insert((ObjectKind::CNode, base));
+            ObjectKind::PageTable => {
+                *n.tables.entry(base).or_default() |= data != 0;
             }
             _ => {}
         }
@@ -347,31 +347,31 @@ fn walk(
     n: &Named,
     (table, level): (u64, u32),
     linked: &mut BTreeSet<u64>,
-    errors: &mut Vec<String>,
-) {
+) -> Result<(), String> {
     let entries = *m.page(table).expect("a table in RAM");
     for e in entries.iter().filter(|e| **e & desc::VALID != 0) {
         let pa = e & 0x0000_FFFF_FFFF_F000;
         let is_table = level < 3 && e & desc::TABLE_OR_PAGE != 0;
         if is_table {
             if !n.tables.contains_key(&pa) {
-                errors.push(std::format!(
+                return Err(std::format!(
                     "level-{level} entry links {pa:#x}, no page table"
                 ));
-            } else if !linked.insert(pa) {
-                errors.push(std::format!("page table {pa:#x} is linked twice"));
-            } else {
-                walk(m, n, (pa, level + 1), linked, errors);
             }
+            if !linked.insert(pa) {
+                return Err(std::format!("page table {pa:#x} is linked twice"));
+            }
+            walk(m, n, (pa, level + 1), linked)?;
         } else {
             let size = if level == 3 { 0x1000 } else { 0x20_0000 };
             if n.frames.get(&pa) != Some(&size) {
-                errors.push(std::format!(
+                return Err(std::format!(
                     "level-{level} entry maps {pa:#x}, no such frame"
                 ));
             }
         }
     }
+    Ok(())
 }
 
 fn check(s: &mut Sys) -> Result<(), String> {
@@ -463,29 +463,35 @@ fn check(s: &mut Sys) -> Result<(), String> {
     // Translations: from every live root, only live tables and frames; an unmapped table
     // is empty.
     let roots: Vec<u64> = o.vspaces.values().flatten().copied().collect();
-    let mut errors = Vec::new();
     let mut linked = BTreeSet::new();
     for root in roots {
-        walk(&mut s.m, &n, (root, 1), &mut linked, &mut errors);
+        walk(&mut s.m, &n, (root, 1), &mut linked)?;
     }
     for (&table, &mapped) in &n.tables {
         if !mapped && s.m.page(table).is_some_and(|p| p.iter().any(|&e| e != 0)) {
-            errors.push(std::format!("unmapped page table {table:#x} holds entries"));
+            return Err(std::format!("unmapped page table {table:#x} holds entries"));
         }
     }
-    match errors.first() {
-        Some(e) => Err(e.clone()),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+/// Random sequences of retype, copy, mint, move, delete, revoke, thread configuration,
+/// binding and mapping: after every step nothing outlives its last capability. The
+/// sequences must also do things: every kind of operation succeeds some of the time.
+#[test]
+fn nothing_outlives_its_last_capability() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
 
-    /// Random sequences of retype, copy, mint, move, delete, revoke, thread configuration,
-    /// binding and mapping: after every step nothing outlives its last capability.
-    #[test]
-    fn nothing_outlives_its_last_capability(ops in proptest::collection::vec(op(), 1..80)) {
+    let config = Config {
+        cases: 500,
+        source_file: Some(file!()),
+        ..Config::default()
+    };
+    // How often each kind of operation succeeded, over every case.
+    let succeeded: RefCell<BTreeMap<String, usize>> = RefCell::new(BTreeMap::new());
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&proptest::collection::vec(op(), 1..80), |ops| {
         let mut s = boot();
         // Every slot starts with its object, from memory of three parents (the pool and
         // the two smaller blocks), so that revoking one takes some objects and not others.
@@ -495,13 +501,53 @@ proptest! {
                 _ => [None, Some(0), Some(1)][(dest % 3) as usize],
             };
             run(&mut s, &Op::Retype { from, dest });
-            prop_assert!(!s.k.cap(slot(FIRST + dest)).is_null(), "set-up of slot {}", dest);
+            prop_assert!(
+                !s.k.cap(slot(FIRST + dest)).is_null(),
+                "set-up of slot {}",
+                dest
+            );
         }
         for op in &ops {
-            run(&mut s, op);
+            if run(&mut s, op) {
+                let debug = std::format!("{op:?}");
+                let name = debug.split([' ', '(']).next().unwrap_or_default();
+                *succeeded.borrow_mut().entry(name.into()).or_default() += 1;
+            }
             if let Err(broken) = check(&mut s) {
                 prop_assert!(false, "{} after {:?}", broken, op);
             }
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let succeeded = succeeded.into_inner();
+    for name in [
+        "Retype",
+        "Copy",
+        "Mint",
+        "Move",
+        "Delete",
+        "Revoke",
+        "RevokePool",
+        "Configure",
+        "SetSchedParams",
+        "Bind",
+        "Unbind",
+        "ScConfigure",
+        "ScBind",
+        "ScUnbind",
+        "TableMap",
+        "TableUnmap",
+        "FrameMap",
+        "FrameUnmap",
+        "Resume",
+        "Suspend",
+    ] {
+        assert!(
+            succeeded.get(name).is_some_and(|&n| n > 0),
+            "no {name} ever succeeded: {succeeded:?}"
+        );
     }
 }
