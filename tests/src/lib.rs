@@ -253,20 +253,25 @@ pub struct FuzzRun {
 /// The line a fuzz run ends with.
 pub const FUZZ_END: &str = "fuzz: end of run";
 
+/// What in a fuzz run's serial log fails it, and what that means: a long run can stop at
+/// the first (`QemuOptions::stop_on`), and [`fuzz_verdict`] names it. The watchdog says
+/// "lost heartbeat" and "memory changed" as it happens, and its closing figures carry
+/// "heartbeat lost" and "memory CHANGED".
+pub const FUZZ_FAILURES: &[(&str, &str)] = &[
+    ("|FATAL:", "a kernel stopped"),
+    ("|ERROR:", "a kernel or a monitor reported an error"),
+    ("lost heartbeat", "the witness lost its heartbeat"),
+    ("heartbeat lost", "the witness lost its heartbeat"),
+    ("memory changed", "a PD found its own memory changed"),
+    ("memory CHANGED", "a PD found its own memory changed"),
+];
+
 /// Judges the serial log of a kernel fuzz run that was to make `calls` system calls: it
 /// must have finished, with no kernel fault, no error from a kernel or a monitor, no lost
 /// heartbeat and no changed memory, and the witness and the canary must have beaten.
 pub fn fuzz_verdict(serial: &str, calls: u64) -> Result<FuzzRun, String> {
     let lines: Vec<&str> = serial.lines().collect();
-    let failures = [
-        ("|FATAL:", "a kernel stopped"),
-        ("|ERROR:", "a kernel or a monitor reported an error"),
-        ("lost heartbeat", "the witness lost its heartbeat"),
-        ("heartbeat lost", "the witness lost its heartbeat"),
-        ("memory changed", "a PD found its own memory changed"),
-        ("memory CHANGED", "a PD found its own memory changed"),
-    ];
-    for (needle, what) in failures {
+    for (needle, what) in FUZZ_FAILURES {
         if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
             return Err(format!("{what}: {line}"));
         }
@@ -336,43 +341,63 @@ mod tests {
 
     #[test]
     fn every_failure_is_named() {
-        assert!(
-            fuzz_verdict(GOOD, 30_000)
-                .unwrap_err()
-                .contains("not 30000")
-        );
-        let fatal = format!("K0|FATAL: kernel panic: ...\n{GOOD}");
-        assert!(
-            fuzz_verdict(&fatal, 20_000)
-                .unwrap_err()
-                .contains("kernel stopped")
-        );
-        let lost = GOOD.replace("memory intact;", "memory intact, heartbeat lost;");
-        assert!(
-            fuzz_verdict(&lost, 20_000)
-                .unwrap_err()
-                .contains("heartbeat")
-        );
-        let changed = GOOD.replace(
-            "canary 2561 beats, 480 pokes, memory intact",
-            "canary 2561 beats, 480 pokes, memory CHANGED",
-        );
-        assert!(
-            fuzz_verdict(&changed, 20_000)
-                .unwrap_err()
-                .contains("changed")
-        );
-        let unfinished = GOOD.replace(FUZZ_END, "");
-        assert!(
-            fuzz_verdict(&unfinished, 20_000)
-                .unwrap_err()
-                .contains("did not finish")
-        );
-        let monitor = format!("MON0|ERROR: PD 'witness' read from 0x0\n{GOOD}");
-        assert!(
-            fuzz_verdict(&monitor, 20_000)
-                .unwrap_err()
-                .contains("error")
-        );
+        let cases = [
+            (GOOD.to_string(), 30_000, "not 30000"),
+            (
+                format!("K0|FATAL: kernel panic: ...\n{GOOD}"),
+                20_000,
+                "kernel stopped",
+            ),
+            (
+                format!(
+                    "watchdog: lost heartbeat: the witness has not beaten for 200 ticks\n{GOOD}"
+                ),
+                20_000,
+                "lost its heartbeat",
+            ),
+            (
+                GOOD.replace("memory intact;", "memory intact, heartbeat lost;"),
+                20_000,
+                "lost its heartbeat",
+            ),
+            (
+                format!("canary: memory changed at word 3\n{GOOD}"),
+                20_000,
+                "memory changed",
+            ),
+            (
+                GOOD.replace(
+                    "canary 2561 beats, 480 pokes, memory intact",
+                    "canary 2561 beats, 480 pokes, memory CHANGED",
+                ),
+                20_000,
+                "memory changed",
+            ),
+            (GOOD.replace(FUZZ_END, ""), 20_000, "did not finish"),
+            (
+                format!("MON0|ERROR: PD 'witness' read from 0x0\n{GOOD}"),
+                20_000,
+                "reported an error",
+            ),
+            (
+                GOOD.replace("fuzz: done: ", "fuzz: finished: "),
+                20_000,
+                "no `fuzz: done` line",
+            ),
+            (
+                GOOD.replace("1258 restarts, ", ""),
+                20_000,
+                "cannot read `fuzz: done",
+            ),
+            (
+                GOOD.replace("fuzz: witness 2256 beats", "fuzz: witness 0 beats"),
+                20_000,
+                "beat 0 times",
+            ),
+        ];
+        for (serial, calls, named) in cases {
+            let err = fuzz_verdict(&serial, calls).expect_err(named);
+            assert!(err.contains(named), "{named:?} not in {err:?}");
+        }
     }
 }

@@ -101,6 +101,15 @@ fn check(outcome: &Outcome, ok: bool, what: &str) {
     );
 }
 
+/// No check failed and no kernel stopped: otherwise `what` went wrong.
+fn check_nothing_failed(outcome: &Outcome, what: &str) {
+    check(
+        outcome,
+        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
+        what,
+    );
+}
+
 fn guest_lines(outcome: &Outcome) -> Vec<&str> {
     outcome
         .serial
@@ -319,11 +328,7 @@ fn monitor(board: &str) {
         ": notify on channel 7, which is not a notification channel of this PD",
     );
     position_after(&outcome, stray, "MON1|ERROR: PD 'stray' panicked at pc 0x");
-    check(
-        &outcome,
-        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
-        "a PD went on past its fault or a kernel stopped",
-    );
+    check_nothing_failed(&outcome, "a PD went on past its fault or a kernel stopped");
     position(&outcome, "K0|INFO: boot checks done; powering off");
 }
 
@@ -648,11 +653,7 @@ fn kernel_api(board: &str) {
     ] {
         position(&outcome, expected);
     }
-    check(
-        &outcome,
-        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
-        "a check failed or a kernel stopped",
-    );
+    check_nothing_failed(&outcome, "a check failed or a kernel stopped");
     check_lines_whole(&outcome);
 }
 
@@ -692,11 +693,7 @@ fn hostile_pds(board: &str) {
         outcome.serial.matches("sleeper: notified on").count() == 1,
         "the resumed child reported a notification nobody sent",
     );
-    check(
-        &outcome,
-        !outcome.serial.contains("FAILED") && !outcome.serial.contains("FATAL"),
-        "an attack succeeded or a kernel stopped",
-    );
+    check_nothing_failed(&outcome, "an attack succeeded or a kernel stopped");
     check_lines_whole(&outcome);
 }
 

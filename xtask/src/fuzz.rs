@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use crate::BuildArgs;
 use crate::build::{board, build, workspace_root};
 use crate::setup;
-use atoll_e2e::{FUZZ_END, QemuOptions, fuzz_verdict, run};
+use atoll_e2e::{FUZZ_END, FUZZ_FAILURES, QemuOptions, fuzz_verdict, run};
 
 /// The options of `cargo xtask fuzz-kernel`.
 #[derive(clap::Args)]
@@ -21,23 +21,15 @@ pub struct FuzzArgs {
     /// System calls to make.
     #[arg(long, default_value_t = 1_000_000)]
     pub iterations: u64,
-    /// Boards to run on (default: qemu_virt_aarch64).
-    #[arg(long)]
+    /// Boards to run on.
+    #[arg(long, default_value = "qemu_virt_aarch64")]
     pub board: Vec<String>,
 }
-
-/// Lines that end a run at once: it has failed.
-const FAILING: &[&str] = &["|FATAL:", "|ERROR:", "lost heartbeat", "memory changed"];
 
 /// Runs the fuzzer on every board asked for; fails on the first failed run.
 pub fn run_fuzz(args: &FuzzArgs) -> Result<()> {
     setup::rust_targets()?;
-    let boards = if args.board.is_empty() {
-        vec!["qemu_virt_aarch64".to_string()]
-    } else {
-        args.board.clone()
-    };
-    for name in &boards {
+    for name in &args.board {
         let b = board(name)?;
         setup::qemu(&[b.qemu.machine])?;
         let out = workspace_root()
@@ -56,7 +48,7 @@ pub fn run_fuzz(args: &FuzzArgs) -> Result<()> {
         })?;
         let options = QemuOptions {
             until: vec![FUZZ_END.into()],
-            stop_on: FAILING.iter().map(|s| s.to_string()).collect(),
+            stop_on: FUZZ_FAILURES.iter().map(|(s, _)| s.to_string()).collect(),
             ..QemuOptions::default()
         };
         // About 6,000 calls a second on a QEMU core; a generous margin for a busy machine.
