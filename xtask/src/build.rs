@@ -92,8 +92,12 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         root.join("target")
             .join(KERNEL_TARGET)
             .join(if release { "release" } else { "debug" });
-    let kernel_elf =
-        std::fs::read(bin_dir.join("atoll-kernel")).context("reading the kernel ELF")?;
+    let kernel_path = bin_dir.join("atoll-kernel");
+    let kernel_elf = std::fs::read(&kernel_path).context("reading the kernel ELF")?;
+    // A debug build keeps its overflow checks and may panic; a release kernel must not.
+    if release {
+        crate::panics::check_kernel(&kernel_path, &kernel_elf)?;
+    }
     let loader_elf =
         std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
     let initialiser_elf =

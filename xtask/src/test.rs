@@ -256,12 +256,6 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             build(&args)?;
         }
     }
-    let kernel = workspace_root()
-        .join("target")
-        .join(KERNEL_TARGET)
-        .join("release")
-        .join("atoll-kernel");
-    crate::panics::check_kernel(&kernel)?;
     step(
         "building the microkit tool",
         &mut cargo(&["build", "--quiet", "-p", "microkit"]),

@@ -23,24 +23,6 @@ pub(crate) fn irqs() -> u64 {
     patched::read(&raw const patched::microkit_irqs)
 }
 
-/// Invokes the capability at `cap` with `op` and up to four arguments; the kernel's error
-/// number if it refuses.
-fn invoke(cap: u64, op: u64, args: &[u64]) -> Result<(), u64> {
-    let mut mrs = [0; 4];
-    mrs[..args.len()].copy_from_slice(args);
-    let (_, info) = sys::raw(
-        syscall::CALL,
-        cap,
-        syscall::MessageInfo::new(op, args.len() as u64).0,
-        mrs,
-        0,
-    );
-    match syscall::MessageInfo(info).label() {
-        0 => Ok(()),
-        e => Err(e),
-    }
-}
-
 /// One end of a channel of this PD, by its id (0–61) in the description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Channel(usize);
@@ -137,14 +119,14 @@ impl Channel {
     /// and then nothing is sent. Panics if this PD has no notification on it.
     pub fn try_notify(&self) -> Result<(), PeerDown> {
         self.check_notify();
-        invoke(self.notification_cap(), 0, &[]).map_err(|_| PeerDown(self.0))
+        sys::invoke(self.notification_cap(), 0, &[]).map_err(|_| PeerDown(self.0))
     }
 
     /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if
     /// the channel is not an interrupt of this PD.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
         self.check_irq();
-        invoke(self.irq_handler_cap(), label::IRQ_HANDLER_ACK, &[]).map_err(IrqAckError)
+        sys::invoke(self.irq_handler_cap(), label::IRQ_HANDLER_ACK, &[]).map_err(IrqAckError)
     }
 
     /// Calls the PD at the other end (a protected procedure call) with the message in the
@@ -254,14 +236,14 @@ impl Child {
     /// (the child is not this PD's).
     pub fn restart(&self, entry: u64) {
         let top = atoll_abi::microkit::vspace::STACK_TOP;
-        if let Err(e) = invoke(self.tcb(), label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
+        if let Err(e) = sys::invoke(self.tcb(), label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
             panic!("cannot restart child {}: error {e}", self.0);
         }
     }
 
     /// Stops the child (`microkit_pd_stop`).
     pub fn stop(&self) {
-        if let Err(e) = invoke(self.tcb(), label::TCB_SUSPEND, &[]) {
+        if let Err(e) = sys::invoke(self.tcb(), label::TCB_SUSPEND, &[]) {
             panic!("cannot stop child {}: error {e}", self.0);
         }
     }

@@ -79,6 +79,8 @@ pub mod patched {
 /// tag, `x2`–`x5` message registers, `x6` reply capability, `x7` the call number, `x8` the
 /// capability of the send half of NBSendRecv.
 pub mod sys {
+    use atoll_abi::syscall;
+
     /// What a system call returned: `x0` (badge), `x1` (tag) and `x2`–`x5`.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Returned {
@@ -134,6 +136,23 @@ pub mod sys {
         _send: u64,
     ) -> Returned {
         Returned::default()
+    }
+
+    /// Invokes the capability at `cap` with operation `op` and its arguments (the first
+    /// four; an invocation of a Microkit PD takes no more): the kernel's error number if
+    /// it refuses.
+    pub fn invoke(cap: u64, op: u64, args: &[u64]) -> Result<(), u64> {
+        let mut mrs = [0; 4];
+        for (m, a) in mrs.iter_mut().zip(args) {
+            *m = *a;
+        }
+        let length = args.len().min(mrs.len()) as u64;
+        let tag = syscall::MessageInfo::new(op, length).0;
+        let (_, info) = raw(syscall::CALL, cap, tag, mrs, 0);
+        match syscall::MessageInfo(info).label() {
+            0 => Ok(()),
+            e => Err(e),
+        }
     }
 
     /// Makes system call `number`; returns `(x0, x1)` (badge and tag).

@@ -12,17 +12,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::microkit::slot;
 use atoll_abi::syscall::{self, label};
-use atoll_microkit::{debug_println, pd_name};
+use atoll_microkit::{debug_println, memory_region_symbol, pd_name};
 use zerocopy::{FromBytes, KnownLayout};
 
 /// The seed when the build names none (`cargo xtask fuzz-kernel --seed N` does).
 pub const DEFAULT_SEED: u64 = 1;
 /// Calls made when the build names no count: the short run of `cargo xtask test`.
 pub const DEFAULT_CALLS: u64 = 20_000;
-/// Marks a progress record the fuzzer has started.
-pub const STARTED: u64 = 0x4655_5A5A_5354_4152;
 
-/// The seed of this build.
+/// The seed of this build (the fuzzer and the watchdog are built together, with the same).
 pub fn seed() -> u64 {
     option_env!("ATOLL_FUZZ_SEED")
         .and_then(|s| s.parse().ok())
@@ -37,31 +35,28 @@ pub fn calls() -> u64 {
 }
 
 /// The fuzzer's progress (region `fuzz_progress`: the fuzzer writes, the watchdog reads).
+/// It survives a restart of the fuzzer: the region does not go back to zero.
 #[derive(FromBytes, KnownLayout)]
 #[repr(C)]
 pub struct Progress {
-    /// [`STARTED`] once the fuzzer has begun (it survives a restart; the region does not
-    /// go back to zero).
-    pub started: AtomicU64,
-    /// The seed of the run.
-    pub seed: AtomicU64,
-    /// The calls of the run.
-    pub calls: AtomicU64,
-    /// The index of the next call to make: a restarted fuzzer skips the one it blocked in.
+    /// The index of the next call to make, counted before the call is made: a restarted
+    /// fuzzer skips the one it blocked in. Past [`calls`] once every call was made.
     pub next: AtomicU64,
     /// Calls that returned to the fuzzer.
     pub returned: AtomicU64,
-    /// Times the fuzzer began (1 + restarts).
-    pub starts: AtomicU64,
-    /// Non-zero once every call was made.
-    pub finished: AtomicU64,
 }
 
 const _: () = {
-    assert!(size_of::<Progress>() == 56);
-    assert!(offset_of!(Progress, next) == 24);
-    assert!(offset_of!(Progress, finished) == 48);
+    assert!(size_of::<Progress>() == 16);
+    assert!(offset_of!(Progress, returned) == 8);
 };
+
+impl Progress {
+    /// Whether every call was made (the last one returned, or blocked and was skipped).
+    pub fn finished(&self) -> bool {
+        self.next.load(Ordering::Acquire) > calls()
+    }
+}
 
 /// A PD's heartbeat and self-check (regions `witness_beat` and `canary_beat`: the PD
 /// writes, the watchdog reads).
@@ -82,11 +77,27 @@ const _: () = {
     assert!(offset_of!(Heartbeat, changed) == 8);
 };
 
-/// A record in a shared region the description maps for the PD's whole life.
-pub fn record<T: FromBytes + KnownLayout>(region: NonNull<T>) -> &'static T {
-    // SAFETY: the region is mapped for the PD's whole life, aligned to a page, and large
-    // enough for `T` (the description gives it a page); `T` is made of atomics, so a peer
-    // writing it concurrently is no undefined behaviour, and any bit pattern is valid.
+/// The fuzzer's progress record (region `fuzz_progress`, in the fuzzer and the watchdog).
+pub fn progress() -> &'static Progress {
+    record(memory_region_symbol!(fuzz_progress: *mut Progress))
+}
+
+/// The witness's heartbeat (region `witness_beat`, in the witness and the watchdog).
+pub fn witness_beat() -> &'static Heartbeat {
+    record(memory_region_symbol!(witness_beat: *mut Heartbeat))
+}
+
+/// The canary's heartbeat (region `canary_beat`, in the canary and the watchdog).
+pub fn canary_beat() -> &'static Heartbeat {
+    record(memory_region_symbol!(canary_beat: *mut Heartbeat))
+}
+
+/// A record in one of the shared regions above.
+fn record<T: FromBytes + KnownLayout>(region: NonNull<T>) -> &'static T {
+    // SAFETY: `region` is one of the regions above, which `tests/systems/fuzz.xml` maps for
+    // the PD's whole life, page aligned and a page long (more than `T`); `T` is made of
+    // atomics, so a peer writing it concurrently is no undefined behaviour, and any bit
+    // pattern is valid.
     unsafe { region.as_ref() }
 }
 
@@ -162,12 +173,6 @@ impl Random {
     /// A number below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.number() % n.max(1)
-    }
-
-    /// One of `choices`.
-    pub fn pick<T: Copy>(&mut self, choices: &[T]) -> Option<T> {
-        let i = self.below(choices.len() as u64) as usize;
-        choices.get(i).copied()
     }
 }
 

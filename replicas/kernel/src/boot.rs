@@ -211,13 +211,7 @@ fn start_ping(r: &Replica) {
 
 /// A ping arrived from `sender`: pass it on, or (on replica 0) finish the ring.
 pub fn on_ping(r: &Replica, sender: usize) {
-    let count = r.replica_count().max(1);
-    let expected = r
-        .index
-        .saturating_add(count)
-        .wrapping_sub(1)
-        .checked_rem(count)
-        .unwrap_or(0);
+    let expected = r.previous_replica(r.index);
     if sender != expected {
         klog!(
             "WARN",
@@ -227,7 +221,7 @@ pub fn on_ping(r: &Replica, sender: usize) {
     }
     if r.index == 0 {
         let mut path: LineBuf<LOG_LINE_BYTES> = LineBuf::new();
-        for i in 0..count {
+        for i in 0..r.replica_count() {
             let _ = write!(path, "K{i} -> ");
         }
         let _ = path.write_str("K0");
@@ -236,7 +230,7 @@ pub fn on_ping(r: &Replica, sender: usize) {
         enter(DONE, r);
         return;
     }
-    let next = r.index.saturating_add(1).checked_rem(count).unwrap_or(0);
+    let next = r.next_replica(r.index);
     klog!("INFO", "ping from K{sender}, passing to K{next}");
     if !doorbell::ring(r, next, bell::PING) {
         klog!("WARN", "cannot pass the ping: K{next} is down");
@@ -247,10 +241,7 @@ pub fn on_ping(r: &Replica, sender: usize) {
 /// Replica `sender` could not pass the ping on.
 pub fn on_ping_broken(r: &Replica, sender: usize) {
     if PHASE.load(Ordering::Relaxed) == PINGING {
-        let next = sender
-            .saturating_add(1)
-            .checked_rem(r.replica_count())
-            .unwrap_or(0);
+        let next = r.next_replica(sender);
         klog!("WARN", "ping ring broken after K{sender}: K{next} is down");
         enter(DONE, r);
     }

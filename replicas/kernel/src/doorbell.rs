@@ -50,7 +50,7 @@ fn ring_peer(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> 
 /// Sends the doorbell SGI to the core of replica `target` that runs its PDs.
 fn raise(r: &Replica, target: usize) {
     if let Some(core) = r.spec.first_core_of(target as u32) {
-        let mpidr = r.spec.core_mpidr.get(core as usize).copied().unwrap_or(0);
+        let mpidr = r.core_mpidr(core);
         r.gic.send_sgi(r.spec.gic.doorbell_sgi, mpidr, core);
     }
 }

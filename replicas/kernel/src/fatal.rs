@@ -93,7 +93,7 @@ pub fn stop_replica(
     let others = status.cores_online.load(Ordering::Acquire) & !(1 << core);
     for other in 0..64u32 {
         if others & (1 << other) != 0 {
-            let mpidr = r.spec.core_mpidr.get(other as usize).copied().unwrap_or(0);
+            let mpidr = r.core_mpidr(other);
             r.gic.send_sgi(r.spec.gic.stop_sgi, mpidr, other);
         }
     }

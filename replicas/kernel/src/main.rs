@@ -16,20 +16,18 @@
 //! and ping ring), [`fatal`] (exceptions that stop the replica).
 #![no_std]
 // Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
-// outside the host tests, the constructs that can panic are refused (exceptions are marked
-// `#[expect]` or `#[allow]` with their reason).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
+// the constructs that can panic are refused (exceptions are marked `#[expect]` or
+// `#[allow]` with their reason). This crate has no host tests, so the rule has no
+// exception for them, unlike the libraries'.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
 )]
 #![no_main]
 
@@ -125,6 +123,18 @@ impl Replica {
             .get(core as usize)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The replica after `i` on the ping ring (the last one's is replica 0).
+    pub fn next_replica(&self, i: usize) -> usize {
+        let next = i.saturating_add(1);
+        if next < self.replica_count() { next } else { 0 }
+    }
+
+    /// The replica before `i` on the ping ring (replica 0's is the last one).
+    pub fn previous_replica(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .unwrap_or(self.replica_count().saturating_sub(1))
     }
 
     /// Number of replicas in the system (bounded by the ABI limit).

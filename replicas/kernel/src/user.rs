@@ -318,11 +318,10 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
     }
     let stack = pages.pages(USER_STACK_PAGES).ok_or(MapError::OutOfTables)?;
     const STACK_VA: u64 = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
-    let stack_va = STACK_VA;
     pagetable::map(
         pages,
         root,
-        stack_va,
+        STACK_VA,
         stack,
         USER_STACK_PAGES * PAGE_SIZE,
         user | attrs::WRITE,
@@ -438,8 +437,7 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
     };
     const CNODE_PAGES: u64 =
         (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::microkit::CNODE_SLOT_BITS)) / PAGE_SIZE;
-    let cnode_pages = CNODE_PAGES;
-    let cnode = pages.pages(cnode_pages).ok_or(BootError::OutOfMemory)?;
+    let cnode = pages.pages(CNODE_PAGES).ok_or(BootError::OutOfMemory)?;
     let tcb = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let ipc = pages.pages(1).ok_or(BootError::OutOfMemory)?;

@@ -12,10 +12,9 @@ use atoll_microkit::timer::{
     arm_physical_timer, counter, counter_frequency, disarm_physical_timer,
 };
 use atoll_microkit::{
-    Channel, ChannelSet, Handler, Infallible, debug_println, memory_region_symbol, pd_name,
-    protection_domain,
+    Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
-use atoll_test_pds::fuzz::{self, Heartbeat, bump};
+use atoll_test_pds::fuzz::{self, bump};
 
 const TIMER: Channel = Channel::new(0);
 const WATCHDOG: Channel = Channel::new(1);
@@ -24,10 +23,6 @@ const OWNER: u64 = 2;
 const WORDS: usize = 2048;
 
 static MEMORY: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
-
-fn heartbeat() -> &'static Heartbeat {
-    fuzz::record(memory_region_symbol!(canary_beat: *mut Heartbeat))
-}
 
 struct Canary {
     period: u64,
@@ -38,7 +33,7 @@ impl Handler for Canary {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        let beat = heartbeat();
+        let beat = fuzz::canary_beat();
         if !channels.contains(TIMER) {
             bump(&beat.pokes);
             return Ok(());

@@ -7,28 +7,23 @@
 #![forbid(unsafe_code)]
 
 use atoll_abi::limits::LOG_LINE_BYTES;
-use atoll_abi::syscall;
 use atoll_microkit::{
-    Channel, Handler, NullHandler, debug_println, pd_name, protection_domain, sys,
+    Channel, Handler, NullHandler, debug_print, debug_println, pd_name, protection_domain,
 };
 
 const ECHO: Channel = Channel::new(0);
-
-fn put(c: u8) {
-    sys::raw(syscall::DEBUG_PUT_CHAR, u64::from(c), 0, [0; 4], 0);
-}
 
 #[protection_domain]
 fn init() -> impl Handler {
     // Exactly full, then one more, then far more; only then a newline.
     for _ in 0..LOG_LINE_BYTES {
-        put(b'a');
+        debug_print("a");
     }
-    put(b'b');
+    debug_print("b");
     for _ in 0..1000 {
-        put(b'c');
+        debug_print("c");
     }
-    put(b'\n');
+    debug_print("\n");
     debug_println!(
         "{}: still here after a {} byte line",
         pd_name(),

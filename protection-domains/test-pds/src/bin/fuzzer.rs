@@ -11,14 +11,10 @@
 use core::sync::atomic::Ordering;
 
 use atoll_microkit::{
-    Channel, ChannelSet, Child, Handler, Infallible, MessageInfo, debug_println,
-    memory_region_symbol, pd_name, protection_domain, set_mr, sys,
+    Channel, ChannelSet, Child, Handler, Infallible, MessageInfo, debug_println, pd_name,
+    protection_domain, set_mr, sys,
 };
-use atoll_test_pds::fuzz::{self, Progress, STARTED, bump};
-
-fn progress() -> &'static Progress {
-    fuzz::record(memory_region_symbol!(fuzz_progress: *mut Progress))
-}
+use atoll_test_pds::fuzz::{self, bump};
 
 /// After the run: whatever arrives (its child's faults, notifications) is ignored.
 struct Finished;
@@ -41,20 +37,16 @@ impl Handler for Finished {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    let p = progress();
+    let p = fuzz::progress();
     let (seed, calls) = (fuzz::seed(), fuzz::calls());
-    if p.started.load(Ordering::Relaxed) != STARTED {
-        p.seed.store(seed, Ordering::Relaxed);
-        p.calls.store(calls, Ordering::Relaxed);
-        p.started.store(STARTED, Ordering::Release);
+    if p.next.load(Ordering::Relaxed) == 0 {
         debug_println!("{}: seed {seed}, {calls} calls", pd_name());
     }
-    bump(&p.starts);
     loop {
-        // Counted before it is made: a restart after this call blocked skips it.
-        let i = p.next.fetch_add(1, Ordering::Relaxed);
+        // Counted before it is made: a restart after this call blocked skips it. Once
+        // past the last call, `next` is past `calls`: the run is finished.
+        let i = p.next.fetch_add(1, Ordering::AcqRel);
         if i >= calls {
-            p.finished.store(1, Ordering::Release);
             debug_println!("{}: all {calls} calls made", pd_name());
             return Finished;
         }

@@ -10,7 +10,7 @@
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::slot;
-use atoll_abi::syscall::{self, MessageInfo, label};
+use atoll_abi::syscall::label;
 use atoll_microkit::{
     Channel, Handler, NullHandler, debug_println, pd_name, protection_domain, sys,
 };
@@ -22,13 +22,8 @@ const OTHERS_NOTIFICATION: u64 = slot::OUTPUT_NOTIFICATION as u64 + 1;
 
 /// Invokes `cap` with `op` and `args`: the error, if any.
 fn invoke(cap: u64, op: u64, args: &[u64]) -> Option<Error> {
-    let mut mrs = [0u64; 4];
-    for (m, a) in mrs.iter_mut().zip(args) {
-        *m = *a;
-    }
-    let tag = MessageInfo::new(op, args.len() as u64).0;
-    let (_, answer) = sys::raw(syscall::CALL, cap, tag, mrs, 0);
-    Error::from_raw(MessageInfo(answer).label() as u32)
+    let e = sys::invoke(cap, op, args).err()?;
+    Error::from_raw(u32::try_from(e).unwrap_or(u32::MAX))
 }
 
 #[protection_domain]

@@ -20,9 +20,9 @@ use core::sync::atomic::Ordering;
 use atoll_abi::syscall::fault;
 use atoll_microkit::{
     Channel, ChannelSet, Child, ENTRY_POINT, Handler, Infallible, MessageInfo, debug_println,
-    memory_region_symbol, pd_name, protection_domain,
+    pd_name, protection_domain,
 };
-use atoll_test_pds::fuzz::{self, Heartbeat, Progress};
+use atoll_test_pds::fuzz::{self, Heartbeat};
 
 const FUZZER: Child = Child::new(0);
 const TICK: Channel = Channel::new(0);
@@ -34,18 +34,6 @@ const STALL_TICKS: u64 = 3;
 const LOST_TICKS: u64 = 2000;
 /// Ticks between progress lines.
 const REPORT_TICKS: u64 = 5000;
-
-fn progress() -> &'static Progress {
-    fuzz::record(memory_region_symbol!(fuzz_progress: *mut Progress))
-}
-
-fn witness() -> &'static Heartbeat {
-    fuzz::record(memory_region_symbol!(witness_beat: *mut Heartbeat))
-}
-
-fn canary() -> &'static Heartbeat {
-    fuzz::record(memory_region_symbol!(canary_beat: *mut Heartbeat))
-}
 
 #[derive(Default)]
 struct Watchdog {
@@ -73,9 +61,9 @@ impl Watchdog {
         self.ticks += 1;
         KICK.notify();
         POKE.notify();
-        let p = progress();
+        let p = fuzz::progress();
         let next = p.next.load(Ordering::Relaxed);
-        let finished = p.finished.load(Ordering::Acquire) != 0;
+        let finished = p.finished();
         if !finished {
             if next == self.last_next {
                 self.stalled += 1;
@@ -87,7 +75,7 @@ impl Watchdog {
             }
         }
         self.last_next = next;
-        let (w, c) = (witness(), canary());
+        let (w, c) = (fuzz::witness_beat(), fuzz::canary_beat());
         let beats = w.beats.load(Ordering::Relaxed);
         if beats == self.last_beats {
             self.silent += 1;
@@ -128,7 +116,7 @@ impl Watchdog {
     }
 
     fn verdict(&self) {
-        let (p, w, c) = (progress(), witness(), canary());
+        let (p, w, c) = (fuzz::progress(), fuzz::witness_beat(), fuzz::canary_beat());
         let intact = |h: &Heartbeat| {
             if h.changed.load(Ordering::Relaxed) == 0 {
                 "intact"
@@ -138,8 +126,9 @@ impl Watchdog {
         };
         debug_println!(
             "fuzz: done: seed {}, {} calls made, {} returned, {} restarts, faults: {} capability, {} unknown, {} other",
-            p.seed.load(Ordering::Relaxed),
-            p.calls.load(Ordering::Relaxed),
+            fuzz::seed(),
+            // The calls counted before they were made, less the one counted past the end.
+            p.next.load(Ordering::Relaxed).saturating_sub(1),
             p.returned.load(Ordering::Relaxed),
             self.restarts,
             self.faults[0],

@@ -8,10 +8,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_microkit::{
-    Channel, ChannelSet, Handler, Infallible, MessageInfo, memory_region_symbol, protection_domain,
-    set_mr,
+    Channel, ChannelSet, Handler, Infallible, MessageInfo, protection_domain, set_mr,
 };
-use atoll_test_pds::fuzz::{self, Heartbeat, bump};
+use atoll_test_pds::fuzz::{self, bump};
 
 const POKE: Channel = Channel::new(0);
 /// Distinguishes this PD's pattern from the canary's.
@@ -20,17 +19,13 @@ const WORDS: usize = 2048;
 
 static MEMORY: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
-fn heartbeat() -> &'static Heartbeat {
-    fuzz::record(memory_region_symbol!(witness_beat: *mut Heartbeat))
-}
-
 struct Witness;
 
 impl Handler for Witness {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        let beat = heartbeat();
+        let beat = fuzz::witness_beat();
         if channels.contains(POKE) {
             fuzz::beat(OWNER, &MEMORY, beat);
         } else {
@@ -40,7 +35,7 @@ impl Handler for Witness {
     }
 
     fn protected(&mut self, _: Channel, _: MessageInfo) -> Result<MessageInfo, Self::Error> {
-        set_mr(0, heartbeat().beats.load(Ordering::Relaxed));
+        set_mr(0, fuzz::witness_beat().beats.load(Ordering::Relaxed));
         Ok(MessageInfo::new(0, 1))
     }
 }
