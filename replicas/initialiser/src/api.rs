@@ -30,6 +30,55 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 static RESULT: AtomicU64 = AtomicU64::new(0);
 static ELAPSED: AtomicU64 = AtomicU64::new(0);
 
+/// UntypedRetype's arguments: `count` objects of kind number `kind` into the root CNode's
+/// slots from `dest`.
+pub(crate) fn retype_args(kind: u64, size_bits: u64, dest: u64, count: u64) -> [u64; 7] {
+    [kind, size_bits, initial::CNODE, 0, 0, dest, count]
+}
+
+/// The fault endpoint of the thread [`Monitor::fault_of`] started last: a thread that was
+/// to fault but did not says so there, so the test never waits for good.
+pub(crate) static HANDLER: AtomicU64 = AtomicU64::new(0);
+
+/// The self-test's monitor: the endpoint (badged per thread) where test threads' faults
+/// arrive, and its reply object.
+pub(crate) struct Monitor {
+    pub endpoint: u64,
+    pub reply: u64,
+    next_badge: u64,
+}
+
+impl Monitor {
+    /// Starts a thread at `entry` (its pc and stack pointer then replaced by `regs`, if
+    /// given) whose faults come here with a badge of its own, waits for its fault, reports
+    /// it and stops the thread. Returns the fault's label (0 if another thread's arrived).
+    pub(crate) fn fault_of(
+        &mut self,
+        b: &mut Builder<'_>,
+        name: &str,
+        entry: extern "C" fn() -> !,
+        regs: Option<(u64, u64)>,
+    ) -> Result<u64, Error> {
+        self.next_badge += 1;
+        let badge = self.next_badge;
+        let handler = b.mint(self.endpoint, rights::ALL, badge)?;
+        HANDLER.store(handler, Ordering::Relaxed);
+        let t = b.thread(200, (1000, 1000), handler, entry)?;
+        if let Some((pc, sp)) = regs {
+            sys::invoke(t, label::TCB_SUSPEND, &[])?;
+            sys::invoke(t, label::TCB_WRITE_REGISTERS, &[1, pc, sp])?;
+        }
+        let msg = sys::recv(self.endpoint, self.reply);
+        report_fault(name, &msg);
+        sys::invoke(t, label::TCB_SUSPEND, &[])?;
+        Ok(if msg.badge == badge {
+            msg.info.label()
+        } else {
+            0
+        })
+    }
+}
+
 pub(crate) struct Builder<'a> {
     next_slot: u64,
     /// The untyped blocks, in slot order (device blocks are never used: their memory
@@ -55,12 +104,19 @@ impl Builder<'_> {
             .map(|(slot, _)| slot)
     }
 
+    /// The first untyped block of ordinary memory.
+    pub(crate) fn first_untyped(&self) -> u64 {
+        self.ordinary_untyped()
+            .next()
+            .unwrap_or(initial::FIRST_UNTYPED)
+    }
+
     /// Retypes one object (from the first untyped block with room) into a fresh slot.
     pub(crate) fn make(&mut self, kind: u64, size_bits: u64) -> Result<u64, Error> {
         let dest = self.slot();
         let mut last = Error::NotEnoughMemory;
         for u in self.ordinary_untyped() {
-            let args = [kind, size_bits, initial::CNODE, 0, 0, dest, 1];
+            let args = retype_args(kind, size_bits, dest, 1);
             match sys::invoke(u, label::UNTYPED_RETYPE, &args) {
                 Ok(_) => return Ok(dest),
                 Err(e) => last = e,
@@ -77,15 +133,7 @@ impl Builder<'_> {
         size_bits: u64,
     ) -> Result<u64, Error> {
         let dest = self.slot();
-        let args = [
-            object_kind::number(kind),
-            size_bits,
-            initial::CNODE,
-            0,
-            0,
-            dest,
-            1,
-        ];
+        let args = retype_args(object_kind::number(kind), size_bits, dest, 1);
         sys::invoke(untyped, label::UNTYPED_RETYPE, &args).map(|_| dest)
     }
 
@@ -131,6 +179,18 @@ impl Builder<'_> {
         fault_ep: u64,
         entry: extern "C" fn() -> !,
     ) -> Result<u64, Error> {
+        let sc = self.sched_context(budget_us, period_us)?;
+        self.thread_on(priority, sc, fault_ep, entry)
+    }
+
+    /// [`Builder::thread`], running on the scheduling context `sc`.
+    pub(crate) fn thread_on(
+        &mut self,
+        priority: u64,
+        sc: u64,
+        fault_ep: u64,
+        entry: extern "C" fn() -> !,
+    ) -> Result<u64, Error> {
         let tcb = self.object(ObjectKind::Tcb, 0)?;
         let stack = self.object(ObjectKind::Frame, 12)?;
         let stack_va = STACKS + self.stacks * 0x2000 + 0x1000; // a guard page below each
@@ -144,7 +204,6 @@ impl Builder<'_> {
         sys::invoke(stack, label::FRAME_MAP, &map)?;
         let config = [fault_ep, initial::CNODE, initial::VSPACE, 0, 0];
         sys::invoke(tcb, label::TCB_CONFIGURE, &config)?;
-        let sc = self.sched_context(budget_us, period_us)?;
         let sched = [initial::TCB, priority, priority, sc, fault_ep];
         sys::invoke(tcb, label::TCB_SET_SCHED_PARAMS, &sched)?;
         let regs = [1, entry as usize as u64, stack_va + 0x1000];
@@ -283,33 +342,19 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
 
     // Invocation errors.
     let dest = b.slot();
-    let too_much = [
-        object_kind::number(ObjectKind::Frame),
-        21,
-        initial::CNODE,
-        0,
-        0,
-        dest,
-        600,
-    ];
-    let ordinary = b
-        .ordinary_untyped()
-        .next()
-        .unwrap_or(initial::FIRST_UNTYPED);
+    let too_much = retype_args(object_kind::number(ObjectKind::Frame), 21, dest, 600);
+    let ordinary = b.first_untyped();
     let r = sys::invoke(ordinary, label::UNTYPED_RETYPE, &too_much);
     b.check(
         "retyping more than the untyped holds: not enough memory",
         r == Err(Error::NotEnoughMemory),
     );
-    let over = [
+    let over = retype_args(
         object_kind::number(ObjectKind::Endpoint),
-        0,
-        initial::CNODE,
-        0,
         0,
         initial::TCB,
         1,
-    ];
+    );
     let r = sys::invoke(ordinary, label::UNTYPED_RETYPE, &over);
     b.check(
         "retyping into an occupied slot: delete first",
@@ -372,14 +417,14 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
             fault::USER_EXCEPTION,
         ),
     ];
-    for (i, (name, entry, want)) in hostile.into_iter().enumerate() {
-        let badged = b.mint(monitor, rights::ALL, i as u64 + 1)?;
-        let tcb = b.thread(100, (1000, 1000), badged, entry)?;
-        let msg = sys::recv(monitor, monitor_reply);
-        report_fault(name, &msg);
-        sys::invoke(tcb, label::TCB_SUSPEND, &[])?;
-        let ok = msg.badge == i as u64 + 1 && msg.info.label() == want;
-        b.check(name, ok);
+    let mut faults = Monitor {
+        endpoint: monitor,
+        reply: monitor_reply,
+        next_badge: 0,
+    };
+    for (name, entry, want) in hostile {
+        let got = faults.fault_of(b, name, entry, None)?;
+        b.check(name, got == want);
     }
 
     // Call and ReplyRecv between two threads.
@@ -430,16 +475,11 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
     }
 
     // The hostile cases that need an initialiser's authority.
-    let mut faults = crate::hostile::Faults {
-        endpoint: monitor,
-        reply: monitor_reply,
-        next_badge: 10,
-    };
     crate::hostile::run(b, &mut faults)
 }
 
 /// Prints a fault the way the monitor reports it.
-pub(crate) fn report_fault(name: &str, msg: &sys::Reply) {
+fn report_fault(name: &str, msg: &sys::Reply) {
     let mut out = Out::new();
     out.str("fault from thread ")
         .num(msg.badge)

@@ -9,9 +9,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::microkit::vspace::USER_TOP;
-use atoll_abi::syscall::{MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
+use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
-use crate::api::{Builder, report_fault};
+use crate::api::{Builder, HANDLER, Monitor, retype_args};
 use crate::sys;
 
 /// Capabilities and results the suite's threads share with it.
@@ -21,9 +21,6 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 static RESULT: AtomicU64 = AtomicU64::new(0);
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static ADDRESS: AtomicU64 = AtomicU64::new(0);
-/// The fault endpoint of the thread being tested: a thread that was supposed to fault
-/// but did not reports there instead, so the suite never waits for good.
-static HANDLER: AtomicU64 = AtomicU64::new(0);
 
 /// The label a thread reports with when an access that should have faulted succeeded.
 const DID_NOT_FAULT: u64 = 0x99;
@@ -100,38 +97,8 @@ extern "C" fn passive_server() -> ! {
     }
 }
 
-/// The suite's fault channel: the monitor endpoint (badged per thread) and its reply.
-pub(crate) struct Faults {
-    pub endpoint: u64,
-    pub reply: u64,
-    pub next_badge: u64,
-}
-
-impl Faults {
-    /// A fresh badged fault endpoint capability for one thread (also where it reports an
-    /// access that did not fault).
-    fn badged(&mut self, b: &mut Builder<'_>) -> Result<(u64, u64), Error> {
-        self.next_badge += 1;
-        let badge = self.next_badge;
-        let cap = b.mint(self.endpoint, rights::ALL, badge)?;
-        HANDLER.store(cap, Ordering::Relaxed);
-        Ok((cap, badge))
-    }
-
-    /// Waits for the fault of the thread with `badge`: its label.
-    fn expect(&self, name: &str, badge: u64) -> u64 {
-        let msg = sys::recv(self.endpoint, self.reply);
-        report_fault(name, &msg);
-        if msg.badge == badge {
-            msg.info.label()
-        } else {
-            0
-        }
-    }
-}
-
 /// Runs every hostile case; each prints a TEST or FAILED line.
-pub(crate) fn run(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
+pub(crate) fn run(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
     let done = b.object(ObjectKind::Notification, 0)?;
     DONE.store(done, Ordering::Relaxed);
     invocation_rules(b)?;
@@ -146,15 +113,8 @@ pub(crate) fn run(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error>
     Ok(())
 }
 
-fn retype_args(kind: u64, size_bits: u64, offset: u64, count: u64) -> [u64; 7] {
-    [kind, size_bits, initial::CNODE, 0, 0, offset, count]
-}
-
 fn invocation_rules(b: &mut Builder<'_>) -> Result<(), Error> {
-    let untyped = b
-        .ordinary_untyped()
-        .next()
-        .unwrap_or(initial::FIRST_UNTYPED);
+    let untyped = b.first_untyped();
     let slot = b.slot();
     let r = sys::invoke(untyped, label::UNTYPED_RETYPE, &retype_args(99, 0, slot, 1));
     b.check(
@@ -279,12 +239,8 @@ fn priorities(b: &mut Builder<'_>) -> Result<(), Error> {
 /// A thread waits on an endpoint; the endpoint is deleted under it: its receive fails
 /// with an error, and it runs on.
 fn delete_while_in_use(b: &mut Builder<'_>) -> Result<(), Error> {
-    let ep = b.object(ObjectKind::Endpoint, 0)?;
-    let reply = b.object(ObjectKind::Reply, 0)?;
-    ENDPOINT.store(ep, Ordering::Relaxed);
-    REPLY.store(reply, Ordering::Relaxed);
-    let handler = unused_handler(b)?;
-    let t = b.thread(200, (1000, 1000), handler, receives_once)?;
+    let sc = b.sched_context(1000, 1000)?;
+    let (ep, t) = receiver(b, 200, sc, receives_once)?;
     // Let it reach its receive (it is lower than the initialiser).
     yield_to_lower(b)?;
     sys::invoke(initial::CNODE, label::CNODE_DELETE, &[ep, 64])?;
@@ -297,9 +253,9 @@ fn delete_while_in_use(b: &mut Builder<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Blocks the initialiser briefly on a notification a spinning low thread can never
-/// signal, so every thread that is ready runs: waits for `DONE` from a helper thread that
-/// signals it once it runs, which is after every higher thread blocked.
+/// Lets every thread that is ready run until it blocks: the initialiser waits for `DONE`,
+/// which a helper thread at the lowest priority signals when it runs, and that is only
+/// once every higher thread has blocked.
 fn yield_to_lower(b: &mut Builder<'_>) -> Result<(), Error> {
     extern "C" fn signals_done() -> ! {
         sys::signal(DONE.load(Ordering::Relaxed));
@@ -310,6 +266,25 @@ fn yield_to_lower(b: &mut Builder<'_>) -> Result<(), Error> {
     sys::wait(DONE.load(Ordering::Relaxed));
     sys::invoke(t, label::TCB_SUSPEND, &[])?;
     Ok(())
+}
+
+/// A thread at `priority` on scheduling context `sc`, running `entry` on a fresh endpoint
+/// and reply object (`ENDPOINT`, `REPLY`; `COUNT` starts again), its faults going nowhere:
+/// (the endpoint, the thread).
+fn receiver(
+    b: &mut Builder<'_>,
+    priority: u64,
+    sc: u64,
+    entry: extern "C" fn() -> !,
+) -> Result<(u64, u64), Error> {
+    let ep = b.object(ObjectKind::Endpoint, 0)?;
+    let reply = b.object(ObjectKind::Reply, 0)?;
+    ENDPOINT.store(ep, Ordering::Relaxed);
+    REPLY.store(reply, Ordering::Relaxed);
+    COUNT.store(0, Ordering::Relaxed);
+    let handler = unused_handler(b)?;
+    let t = b.thread_on(priority, sc, handler, entry)?;
+    Ok((ep, t))
 }
 
 /// A fault handler for a thread that is not expected to fault (nobody receives there).
@@ -324,12 +299,8 @@ fn unused_handler(b: &mut Builder<'_>) -> Result<u64, Error> {
 fn revoked_ipc_buffer(b: &mut Builder<'_>) -> Result<(), Error> {
     let block = b.make(object_kind::UNTYPED, 16)?;
     let frame = b.make_from(block, ObjectKind::Frame, 12)?;
-    let ep = b.object(ObjectKind::Endpoint, 0)?;
-    let reply = b.object(ObjectKind::Reply, 0)?;
-    ENDPOINT.store(ep, Ordering::Relaxed);
-    REPLY.store(reply, Ordering::Relaxed);
-    let handler = unused_handler(b)?;
-    let t = b.thread(200, (1000, 1000), handler, receives_once)?;
+    let sc = b.sched_context(1000, 1000)?;
+    let (ep, t) = receiver(b, 200, sc, receives_once)?;
     sys::invoke(t, label::TCB_CONFIGURE, &[0, 0, 0, SCRATCH, frame])?;
     yield_to_lower(b)?;
     sys::invoke(initial::CNODE, label::CNODE_DELETE, &[frame, 64])?;
@@ -348,7 +319,7 @@ fn revoked_ipc_buffer(b: &mut Builder<'_>) -> Result<(), Error> {
 
 /// Page tables: unmapping needs the last capability, and an unmapped table is empty when
 /// it is linked again, so a frame mapped through it before is not reachable.
-fn page_tables(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
+fn page_tables(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
     let level2 = b.object(ObjectKind::PageTable, 0)?;
     let level3 = b.object(ObjectKind::PageTable, 0)?;
     let frame = b.object(ObjectKind::Frame, 12)?;
@@ -378,7 +349,7 @@ fn page_tables(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
     sys::invoke(level3, label::PAGE_TABLE_MAP, &[initial::VSPACE, SCRATCH])?;
     ADDRESS.store(SCRATCH, Ordering::Relaxed);
     let name = "reading through a page table unmapped and mapped again";
-    let got = faulting_thread(b, faults, name, None)?;
+    let got = faults.fault_of(b, name, reads_the_address, None)?;
     b.check(
         "an unmapped page table is empty when it is linked again: a read faults",
         got == fault::VM_FAULT,
@@ -387,7 +358,7 @@ fn page_tables(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
 }
 
 /// Threads whose registers point into the kernel fault; the kernel goes on.
-fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Error> {
+fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
     let pushes = pushes as extern "C" fn() -> ! as usize as u64;
     let cases = [
         (
@@ -404,11 +375,11 @@ fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Erro
         ),
     ];
     for (name, check, pc, sp) in cases {
-        let got = faulting_thread(b, faults, name, Some((pc, sp)))?;
+        let got = faults.fault_of(b, name, reads_the_address, Some((pc, sp)))?;
         b.check(check, got == fault::VM_FAULT);
     }
     ADDRESS.store(KERNEL_ADDRESS, Ordering::Relaxed);
-    let got = faulting_thread(b, faults, "a thread reading kernel memory", None)?;
+    let got = faults.fault_of(b, "a thread reading kernel memory", reads_the_address, None)?;
     b.check(
         "a thread reading kernel memory: a fault",
         got == fault::VM_FAULT,
@@ -416,48 +387,18 @@ fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Faults) -> Result<(), Erro
     Ok(())
 }
 
-/// Starts a thread that must fault: at `reads_the_address`, or with its pc and stack
-/// pointer set to `regs`. Returns the label of what reached its fault endpoint.
-fn faulting_thread(
-    b: &mut Builder<'_>,
-    faults: &mut Faults,
-    name: &str,
-    regs: Option<(u64, u64)>,
-) -> Result<u64, Error> {
-    let (handler, badge) = faults.badged(b)?;
-    let t = b.thread(200, (1000, 1000), handler, reads_the_address)?;
-    if let Some((pc, sp)) = regs {
-        sys::invoke(t, label::TCB_SUSPEND, &[])?;
-        sys::invoke(t, label::TCB_WRITE_REGISTERS, &[1, pc, sp])?;
-    }
-    let got = faults.expect(name, badge);
-    sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    Ok(got)
-}
-
 /// A thread blocked in a receive is resumed: it receives again (seL4's restart) rather
 /// than returning with the capability address it passed as if it were a badge.
 fn restart(b: &mut Builder<'_>) -> Result<(), Error> {
-    let ep = b.object(ObjectKind::Endpoint, 0)?;
-    let reply = b.object(ObjectKind::Reply, 0)?;
-    ENDPOINT.store(ep, Ordering::Relaxed);
-    REPLY.store(reply, Ordering::Relaxed);
-    COUNT.store(0, Ordering::Relaxed);
-    let handler = unused_handler(b)?;
+    let sc = b.sched_context(1000, 1000)?;
     // At the initialiser's priority, so that a yield lets it run.
-    let t = b.thread(255, (1000, 1000), handler, receives_forever)?;
+    let (ep, t) = receiver(b, 255, sc, receives_forever)?;
     sys::yield_now();
     sys::invoke(t, label::TCB_RESUME, &[])?;
     sys::yield_now();
     let phantom = COUNT.load(Ordering::Relaxed);
     let sender = b.mint(ep, rights::WRITE | rights::GRANT, 7)?;
-    sys::raw(
-        atoll_abi::syscall::SEND,
-        sender,
-        MessageInfo::new(0, 0).0,
-        [0; 4],
-        0,
-    );
+    sys::signal(sender);
     sys::wait(DONE.load(Ordering::Relaxed));
     b.check(
         "resuming a thread blocked in a receive: it receives again, no phantom message",
@@ -470,22 +411,11 @@ fn restart(b: &mut Builder<'_>) -> Result<(), Error> {
 /// A passive server (its context bound to its notification, as the monitor makes a passive
 /// PD) is notified and called, in both orders, fifty times each.
 fn passive_server_notified_and_called(b: &mut Builder<'_>) -> Result<(), Error> {
-    let ep = b.object(ObjectKind::Endpoint, 0)?;
-    let reply = b.object(ObjectKind::Reply, 0)?;
     let n = b.object(ObjectKind::Notification, 0)?;
-    ENDPOINT.store(ep, Ordering::Relaxed);
-    REPLY.store(reply, Ordering::Relaxed);
-    COUNT.store(0, Ordering::Relaxed);
-    let handler = unused_handler(b)?;
     let sc = b.sched_context(1000, 1000)?;
-    let server = b.thread(200, (1000, 1000), handler, passive_server)?;
+    let (ep, server) = receiver(b, 200, sc, passive_server)?;
     sys::invoke(server, label::TCB_BIND_NOTIFICATION, &[n])?;
-    // Swap its own context for `sc`, then let it reach its receive.
-    sys::invoke(
-        server,
-        label::TCB_SET_SCHED_PARAMS,
-        &[initial::TCB, 200, 200, sc, 0],
-    )?;
+    // Let it reach its receive on `sc`, which then moves to its notification.
     yield_to_lower(b)?;
     sys::invoke(sc, label::SCHED_CONTEXT_UNBIND_OBJECT, &[server])?;
     sys::invoke(sc, label::SCHED_CONTEXT_BIND, &[n])?;

@@ -77,7 +77,7 @@ pub(crate) fn yield_now() {
     raw(syscall::YIELD, 0, 0, [0; 4], 0);
 }
 
-/// Signal a notification (Send on it).
+/// An empty Send: signals a notification, or sends an empty message on an endpoint.
 pub(crate) fn signal(cap: u64) {
     raw(syscall::SEND, cap, 0, [0; 4], 0);
 }
