@@ -193,21 +193,19 @@ impl Sys {
     /// Retypes one object from the untyped memory in root slot `untyped` into a fresh
     /// root slot.
     fn make_from(&mut self, untyped: u64, kind: ObjectKind, size_bits: u64) -> u64 {
+        self.retype(untyped, object_kind::number(kind), size_bits)
+    }
+
+    /// Retypes one object of kind number `kind` from the untyped memory in root slot
+    /// `untyped` into a fresh root slot.
+    fn retype(&mut self, untyped: u64, kind: u64, size_bits: u64) -> u64 {
         let s = self.slot();
         self.invoke(
             untyped,
             label::UNTYPED_RETYPE,
-            &[
-                object_kind::number(kind),
-                size_bits,
-                initial::CNODE,
-                0,
-                0,
-                s,
-                1,
-            ],
+            &retype_args(kind, size_bits, s),
         )
-        .unwrap_or_else(|e| panic!("retype {kind:?}: {e:?}"));
+        .unwrap_or_else(|e| panic!("retype kind {kind}: {e:?}"));
         s
     }
 
@@ -328,14 +326,7 @@ impl Sys {
 
     /// Retypes a block of `2^bits` bytes of untyped memory into a fresh root slot.
     fn untyped(&mut self, bits: u64) -> u64 {
-        let s = self.slot();
-        self.invoke(
-            initial::FIRST_UNTYPED,
-            label::UNTYPED_RETYPE,
-            &[object_kind::UNTYPED, bits, initial::CNODE, 0, 0, s, 1],
-        )
-        .unwrap();
-        s
+        self.retype(initial::FIRST_UNTYPED, object_kind::UNTYPED, bits)
     }
 
     /// A scheduling context configured with `budget` per `period` (microseconds).
@@ -369,6 +360,11 @@ impl Sys {
             Cap::Null => panic!("slot {s} is empty"),
         }
     }
+}
+
+/// UntypedRetype's arguments: one object of kind number `kind` into root slot `dest`.
+fn retype_args(kind: u64, size_bits: u64, dest: u64) -> [u64; 7] {
+    [kind, size_bits, initial::CNODE, 0, 0, dest, 1]
 }
 
 /// The label of a call's answer (0 when it succeeded, else the error or fault kind).

@@ -204,8 +204,11 @@ fn run(s: &mut Sys, op: &Op) -> bool {
         Op::Retype { from, dest } => {
             let (kind, bits) = kind_of(dest);
             let untyped = from.map_or(initial::FIRST_UNTYPED, at);
-            let args = [kind, bits, initial::CNODE, 0, 0, at(dest), 1];
-            s.invoke(untyped, label::UNTYPED_RETYPE, &args)
+            s.invoke(
+                untyped,
+                label::UNTYPED_RETYPE,
+                &retype_args(kind, bits, at(dest)),
+            )
         }
         Op::Copy { src, dest, rights } => s.invoke(
             initial::CNODE,
