@@ -569,21 +569,7 @@ fn the_machine_is_told_of_every_new_thread() {
 fn a_caller_stopped_during_its_call_takes_its_lent_context_back() {
     let mut s = boot();
     let ep = s.make(ObjectKind::Endpoint, 0);
-    let reply = s.make(ObjectKind::Reply, 0);
-    let (server_tcb, server) = s.thread(100, true, &[ep, reply]);
-    let (client_tcb, client) = s.thread(50, false, &[ep]);
-    let sc = s.sched_context(1000, 1000);
-    s.invoke(
-        server_tcb,
-        label::TCB_SET_SCHED_PARAMS,
-        &[initial::TCB, 100, 100, sc, 0],
-    )
-    .unwrap();
-    s.start(server_tcb);
-    s.start(client_tcb);
-    s.park_root();
-    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-    s.k.o.sched.unbind(server);
+    let (server, client) = s.passive_serving(ep);
     s.sys(client, syscall::CALL, &[(0, 1), (1, 0)]);
     assert_eq!(s.k.current(), Some(server), "on the lent context");
     s.k.o.suspend(client);

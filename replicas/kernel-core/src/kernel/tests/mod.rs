@@ -282,6 +282,28 @@ impl Sys {
         (server, client)
     }
 
+    /// [`Sys::serving`] with a passive server: it is started on a context of its own,
+    /// reaches its receive and loses the context (as Microkit's monitor makes a passive
+    /// PD), so it runs only on what a caller lends it.
+    fn passive_serving(&mut self, ep: u64) -> (ThreadId, ThreadId) {
+        let reply = self.make(ObjectKind::Reply, 0);
+        let (server_tcb, server) = self.thread(100, true, &[ep, reply]);
+        let (client_tcb, client) = self.thread(50, false, &[ep]);
+        let sc = self.sched_context(1000, 1000);
+        self.invoke(
+            server_tcb,
+            label::TCB_SET_SCHED_PARAMS,
+            &[initial::TCB, 100, 100, sc, 0],
+        )
+        .unwrap();
+        self.start(server_tcb);
+        self.start(client_tcb);
+        self.park_root();
+        self.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
+        self.k.o.sched.unbind(server);
+        (server, client)
+    }
+
     /// The thread whose TCB capability is in root slot `tcb`.
     fn thread_id(&self, tcb: u64) -> ThreadId {
         match self.k.cap(slot(tcb)) {
@@ -419,28 +441,8 @@ fn call_and_reply_recv_carry_badges_and_message_registers() {
 fn a_passive_server_runs_on_its_callers_scheduling_context() {
     let mut s = boot();
     let ep = s.make(ObjectKind::Endpoint, 0);
-    let reply = s.make(ObjectKind::Reply, 0);
-    let (server_tcb, server) = s.thread(100, true, &[ep, reply]);
-    let (client_tcb, client) = s.thread(50, false, &[ep]);
-    // A passive server cannot run until it has a caller's context: the initialiser starts
-    // it with a context, lets it reach its receive, then takes the context away (as
-    // Microkit's monitor does). Here: bind a context for its start.
-    let sc = s.sched_context(1000, 1000);
-    s.invoke(
-        server_tcb,
-        label::TCB_SET_SCHED_PARAMS,
-        &[initial::TCB, 100, 100, sc, 0],
-    )
-    .unwrap();
-    s.start(server_tcb);
-    s.start(client_tcb);
-    s.park_root();
-    s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-    // Make it passive while it waits.
-    let root = s.root;
-    s.k.o.sched.unbind(server);
+    let (server, client) = s.passive_serving(ep);
     assert_eq!(s.k.current(), Some(client));
-    let _ = root;
     s.sys(
         client,
         syscall::CALL,
