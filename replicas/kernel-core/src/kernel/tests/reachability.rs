@@ -157,8 +157,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (one_of(&TCBS), one_of(&NOTIFICATIONS)).prop_map(|(tcb, ntfn)| Op::Bind { tcb, ntfn }),
         1 => one_of(&TCBS).prop_map(Op::Unbind),
         1 => one_of(&SCHED_CONTEXTS).prop_map(Op::ScConfigure),
-        1 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScBind { sc, object }),
-        1 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScUnbind { sc, object }),
+        2 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScBind { sc, object }),
+        3 => (one_of(&SCHED_CONTEXTS), one_of(&bindable)).prop_map(|(sc, object)| Op::ScUnbind { sc, object }),
         8 => (one_of(&TABLES), one_of(&VSPACES), 0..VAS.len()).prop_map(|(table, vspace, va)| Op::TableMap { table, vspace, va }),
         4 => one_of(&TABLES).prop_map(Op::TableUnmap),
         8 => (one_of(&FRAMES), one_of(&VSPACES), 0..VAS.len(), 0u64..16).prop_map(|(frame, vspace, va, rights)| Op::FrameMap { frame, vspace, va, rights }),
@@ -481,15 +481,24 @@ fn check(s: &mut Sys) -> Result<(), String> {
 /// Random sequences of retype, copy, mint, move, delete, revoke, thread configuration,
 /// binding and mapping: after every step nothing outlives its last capability. The
 /// sequences must also do things: every kind of operation succeeds some of the time.
+///
+/// The cases come from a fixed seed, so that the suite is reproducible and the coverage
+/// assertion cannot fail by chance; `PROPTEST_RNG_SEED=<n>` explores other sequences.
 #[test]
 fn nothing_outlives_its_last_capability() {
-    use proptest::test_runner::{Config, TestRunner};
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
     use std::cell::RefCell;
 
+    let defaults = Config::default();
+    let rng_seed = match defaults.rng_seed {
+        RngSeed::Random => RngSeed::Fixed(0x41_7011),
+        chosen => chosen,
+    };
     let config = Config {
         cases: 500,
         source_file: Some(file!()),
-        ..Config::default()
+        rng_seed,
+        ..defaults
     };
     // How often each kind of operation succeeded, over every case.
     let succeeded: RefCell<BTreeMap<String, usize>> = RefCell::new(BTreeMap::new());
