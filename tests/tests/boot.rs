@@ -1,87 +1,17 @@
 //! End-to-end boot tests: real images under QEMU on every board, checked by their serial
 //! log and exit status. `cargo xtask test` builds the images and sets `ATOLL_E2E_IMAGES`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use atoll_e2e::{FUZZ_END, Outcome, QemuOptions, fuzz_verdict, run, target_dir};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn images() -> PathBuf {
-    std::env::var_os("ATOLL_E2E_IMAGES").map(PathBuf::from).unwrap_or_else(|| {
-        panic!("ATOLL_E2E_IMAGES is not set: run these tests through `cargo xtask test`, which builds the images first")
-    })
-}
-
-fn boot(board: &str, variant: &str, image: PathBuf) -> Outcome {
-    boot_with(board, variant, image, &[])
-}
-
-fn boot_with(board: &str, variant: &str, image: PathBuf, extra: &[&str]) -> Outcome {
-    let options = QemuOptions {
-        semihosting: true,
-        extra: extra.iter().map(|s| s.to_string()).collect(),
-        ..QemuOptions::default()
-    };
-    boot_logged(board, variant, &image, &options)
-}
-
-/// Boots `image` on `board` with `options`; the serial log is saved as
-/// `<board>-<label>.log`.
-fn boot_logged(board: &str, label: &str, image: &Path, options: &QemuOptions) -> Outcome {
-    let b = atoll_boards::by_name(board).expect("known board");
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{board}-{label}.log"));
-    let outcome = run(b, image, options, TIMEOUT, &log).expect("QEMU runs");
-    eprintln!(
-        "{board}/{label}: {:?} in {:.2?}, serial log {}",
-        outcome.status,
-        outcome.elapsed,
-        outcome.log_path.display()
-    );
-    outcome
-}
-
-/// Boots `image` on `board` until the serial output shows `until` (for images that run
-/// on); the log is saved as `<board>-<label>.log`.
-fn boot_until(board: &str, label: &str, image: &Path, until: &str) -> Outcome {
-    boot_typing_until(board, label, image, b"", &[until])
-}
-
-/// Boots the `variant` image built by `cargo xtask test` for `board`, which runs on, until
-/// the output shows every text in `until`; the log is saved under the variant's name.
-fn boot_running_on(board: &str, variant: &str, until: &[&str]) -> Outcome {
-    let image = images().join(board).join(variant).join("atoll.img");
-    boot_typing_until(board, variant, &image, b"", until)
-}
-
-/// As [`boot_until`], with `input` typed into the serial port, until the output shows every
-/// text in `until`.
-fn boot_typing_until(
-    board: &str,
-    label: &str,
-    image: &Path,
-    input: &[u8],
-    until: &[&str],
-) -> Outcome {
-    let options = QemuOptions {
-        until: until.iter().map(|u| u.to_string()).collect(),
-        input: input.to_vec(),
-        ..QemuOptions::default()
-    };
-    boot_logged(board, label, image, &options)
-}
+use atoll_e2e::boot::{Boot, image_of, images};
+use atoll_e2e::fuzz::{FUZZ_END, fuzz_verdict};
+use atoll_e2e::variants::{self, Variant};
+use atoll_runner::{Outcome, target_dir};
 
 /// Boots the `variant` image built by `cargo xtask test` for `board`, which must power off
 /// by itself with status 0 and print only whole lines.
-fn boot_self_test(board: &str, variant: &str) -> Outcome {
-    let outcome = boot(
-        board,
-        variant,
-        images().join(board).join(variant).join("atoll.img"),
-    );
+fn self_test(board: &str, variant: &Variant) -> Outcome {
+    let outcome = Boot::variant(board, variant).run();
     check(
         &outcome,
         outcome.exit_code() == Some(0),
@@ -198,8 +128,7 @@ fn summary_ticks(outcome: &Outcome, which: &str, k: usize) -> u64 {
 }
 
 fn normal_boot(board: &str) {
-    let image = images().join(board).join("boot").join("atoll.img");
-    check_normal_boot(board, &boot(board, "boot", image));
+    check_normal_boot(board, &Boot::variant(board, &variants::BOOT).run());
 }
 
 fn check_normal_boot(board: &str, outcome: &Outcome) {
@@ -267,7 +196,9 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
 /// EL0 and gets each of its interrupts: the interrupt benchmark PD sets it 10,100 times,
 /// acknowledging each interrupt, and reports only after the last one.
 fn pd_timer(board: &str) {
-    let outcome = boot_running_on(board, "pd-timer", &["bench_irq: BENCH interrupt to PD: "]);
+    let outcome = Boot::variant(board, &variants::PD_TIMER)
+        .until(&["bench_irq: BENCH interrupt to PD: "])
+        .run();
     position(&outcome, "MON0|INFO: started 1 PDs: bench_irq");
     position(&outcome, "over 10000 rounds");
     check(
@@ -281,8 +212,7 @@ fn pd_timer(board: &str) {
 /// the PD that asks for it (a bounded number of times) and stops the others; a PD of the
 /// same replica and the other replica keep running.
 fn monitor(board: &str) {
-    let image = images().join(board).join("monitor").join("atoll.img");
-    let outcome = boot(board, "monitor", image);
+    let outcome = Boot::variant(board, &variants::MONITOR).run();
     check(
         &outcome,
         outcome.exit_code() == Some(0),
@@ -332,23 +262,18 @@ fn monitor(board: &str) {
     position(&outcome, "K0|INFO: boot checks done; powering off");
 }
 
-/// Boots example `name` (`protection-domains/examples/<name>/system.xml`), which must power
-/// off by itself after printing `expected` lines in order, with no PD fault.
-fn example(board: &str, name: &str, expected: &[&str]) {
-    let outcome = boot_self_test(board, &format!("example-{name}"));
-    check_example(&outcome, expected);
-}
-
-/// An example image that runs on (its PDs keep several replicas busy, so the test build's
-/// power-off would cut it short): booted until its last expected line.
-fn example_running_on(board: &str, name: &str, expected: &[&str]) {
-    let last = expected.last().copied().unwrap_or_default();
-    let outcome = boot_running_on(board, &format!("example-{name}"), &[last]);
-    check_example(&outcome, expected);
-}
-
-/// The expected lines in order, and no fault but those expected.
-fn check_example(outcome: &Outcome, expected: &[&str]) {
+/// Boots an example system, which must print `expected` lines in order, with no PD fault.
+/// A test build must then power off by itself; an example that runs on (its PDs keep
+/// several replicas busy, so a test build's power-off would cut it short) is booted until
+/// its last expected line.
+fn example(board: &str, variant: &Variant, expected: &[&str]) {
+    let outcome = if variant.runs_on {
+        let last = expected.last().copied().unwrap_or_default();
+        Boot::variant(board, variant).until(&[last]).run()
+    } else {
+        self_test(board, variant)
+    };
+    let outcome = &outcome;
     let mut at = 0;
     for line in expected {
         at = position_after(outcome, at, line);
@@ -365,12 +290,12 @@ fn check_example(outcome: &Outcome, expected: &[&str]) {
 fn examples(board: &str) {
     example(
         board,
-        "hello",
+        &variants::EXAMPLE_HELLO,
         &["MON0|INFO: started 1 PDs: hello", "hello: hello, world"],
     );
     example(
         board,
-        "pingpong",
+        &variants::EXAMPLE_PINGPONG,
         &[
             "MON0|INFO: started 2 PDs: ping, pong",
             "ping: sending 100 pings",
@@ -379,7 +304,7 @@ fn examples(board: &str) {
     );
     example(
         board,
-        "ppc",
+        &variants::EXAMPLE_PPC,
         &[
             "MON0|INFO: started 3 PDs: client, server, active_server",
             "server: ready",
@@ -393,7 +318,7 @@ fn examples(board: &str) {
     );
     example(
         board,
-        "parent",
+        &variants::EXAMPLE_PARENT,
         &[
             "MON0|INFO: started 2 PDs: parent, child",
             "child: run 1: reading unmapped memory on purpose",
@@ -407,9 +332,9 @@ fn examples(board: &str) {
             "parent: the child got through after 2 restarts",
         ],
     );
-    example_running_on(
+    example(
         board,
-        "pingpong-cross",
+        &variants::EXAMPLE_PINGPONG_CROSS,
         &[
             "MON0|INFO: started 1 PDs: ping",
             "ping: sending 100 pings",
@@ -418,7 +343,7 @@ fn examples(board: &str) {
     );
     example(
         board,
-        "template",
+        &variants::EXAMPLE_TEMPLATE,
         &["MON0|INFO: started 1 PDs: template", "template: ready"],
     );
 }
@@ -429,16 +354,12 @@ fn examples(board: &str) {
 #[test]
 fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines() {
     let board = "qemu_virt_aarch64";
-    let image = images().join(board).join("example-uart").join("atoll.img");
     let long = "x".repeat(100);
     let input = format!("hello, atoll\r\nsecond line\n{long}\nlast\n");
-    let outcome = boot_typing_until(
-        board,
-        "example-uart",
-        &image,
-        input.as_bytes(),
-        &["uart_driver: line 4: last"],
-    );
+    let outcome = Boot::variant(board, &variants::EXAMPLE_UART)
+        .typing(input.as_bytes())
+        .until(&["uart_driver: line 4: last"])
+        .run();
     let mut at = position(&outcome, "MON0|INFO: started 1 PDs: uart_driver");
     for line in [
         "uart_driver: listening",
@@ -469,7 +390,7 @@ const CROSS_DONE: [&str; 3] = [
 fn cross_replica_channels(board: &str) {
     let mut until = CROSS_DONE.to_vec();
     until.push("prober: 50 notifies delivered");
-    let outcome = boot_running_on(board, "cross", &until);
+    let outcome = Boot::variant(board, &variants::CROSS).until(&until).run();
     check_cross(&outcome);
     position(&outcome, "victim: notified on {0}");
     position(&outcome, "prober: 50 notifies delivered");
@@ -480,7 +401,9 @@ fn cross_replica_channels(board: &str) {
 fn cross_replica_peer_down(board: &str) {
     let mut until = CROSS_DONE.to_vec();
     until.push("prober: notify 1:");
-    let outcome = boot_running_on(board, "cross-down", &until);
+    let outcome = Boot::variant(board, &variants::CROSS_DOWN)
+        .until(&until)
+        .run();
     position(&outcome, "K0|ERROR: K2 is down");
     position(
         &outcome,
@@ -524,7 +447,7 @@ fn check_cross(outcome: &Outcome) {
 }
 
 fn fault_isolation(board: &str) {
-    let outcome = boot_self_test(board, "fault");
+    let outcome = self_test(board, &variants::FAULT);
     position(
         &outcome,
         "K2|FATAL: data abort (EC 0x25): translation fault at level 1 on a read FAR 0xffffffee00000000 ELR 0xffffffff",
@@ -573,8 +496,7 @@ fn fault_isolation(board: &str) {
 }
 
 fn damaged_image(board: &str) {
-    let good = std::fs::read(images().join(board).join("boot").join("atoll.img"))
-        .expect("boot image built");
+    let good = std::fs::read(image_of(board, &variants::BOOT)).expect("boot image built");
     let start = good
         .windows(8)
         .position(|w| w == b"ATOLLIMG")
@@ -586,7 +508,7 @@ fn damaged_image(board: &str) {
         .join(format!("{board}-damaged.img"));
     std::fs::create_dir_all(path.parent().expect("has a parent")).expect("log dir");
     std::fs::write(&path, &bad).expect("write damaged image");
-    let outcome = boot(board, "damaged", path);
+    let outcome = Boot::image(board, "damaged", path).run();
     check(
         &outcome,
         outcome.exit_code() == Some(3),
@@ -608,7 +530,9 @@ fn damaged_image(board: &str) {
 /// API, hostile cases included; each fault reaches it as a message, and the other replicas
 /// are undisturbed.
 fn kernel_api(board: &str) {
-    let outcome = boot_running_on(board, "api", &["kernel API self-test"]);
+    let outcome = Boot::variant(board, &variants::API)
+        .until(&["kernel API self-test"])
+        .run();
     for expected in [
         "MON1|INFO: TEST retyping more than the untyped holds: not enough memory",
         "MON1|INFO: TEST retyping into an occupied slot: delete first",
@@ -661,7 +585,9 @@ fn kernel_api(board: &str) {
 /// the kernels and the console go on.
 fn hostile_pds(board: &str) {
     let driver = "driver: 100 calls answered and 100 notifications handled by the passive server";
-    let outcome = boot_running_on(board, "hostile", &[driver, "sleeper: notified on {3}"]);
+    let outcome = Boot::variant(board, &variants::HOSTILE)
+        .until(&[driver, "sleeper: notified on {3}"])
+        .run();
     // A full line cut in place, the writer still running, and the other replica's line
     // printed by the console owner afterwards.
     let cut = format!("{}~", "a".repeat(atoll_abi::limits::LOG_LINE_BYTES - 1));
@@ -700,7 +626,9 @@ fn hostile_pds(board: &str) {
 /// A short run of the system-call fuzzer (`cargo xtask fuzz-kernel` makes long ones): no
 /// kernel fault, no lost heartbeat, no changed memory.
 fn fuzz(board: &str) {
-    let outcome = boot_running_on(board, "fuzz", &[FUZZ_END]);
+    let outcome = Boot::variant(board, &variants::FUZZ)
+        .until(&[FUZZ_END])
+        .run();
     // The fuzzer's default length (atoll_test_pds::fuzz::DEFAULT_CALLS).
     if let Err(e) = fuzz_verdict(&outcome.serial, 20_000) {
         check(&outcome, false, &format!("the fuzz run failed: {e}"));
@@ -773,8 +701,9 @@ macro_rules! board_tests {
 #[test]
 fn qemu_virt_aarch64_entered_at_el2() {
     let board = "qemu_virt_aarch64";
-    let image = images().join(board).join("boot").join("atoll.img");
-    let outcome = boot_with(board, "el2", image, &["-machine", "virtualization=on"]);
+    let outcome = Boot::image(board, "el2", image_of(board, &variants::BOOT))
+        .qemu_args(&["-machine", "virtualization=on"])
+        .run();
     position(
         &outcome,
         "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL2)",
@@ -799,7 +728,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
             .unwrap_or_else(|| panic!("{name} is not set: run through `cargo xtask test`"))
     };
     let (tool, system) = (env("ATOLL_MICROKIT"), env("ATOLL_SYSTEM_XML"));
-    let built = images().join(board).join("boot");
+    let built = images().join(board).join(variants::BOOT.name);
     let work = target_dir().join("e2e-logs").join("microkit-cli");
     let sdk = make_sdk(board, &built, &work);
     let pack = |n: u32| {
@@ -845,7 +774,9 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
             "report.json lacks replica {replica}"
         );
     }
-    let outcome = boot_until(board, "microkit-cli", &image, "ping ring complete");
+    let outcome = Boot::image(board, "microkit-cli", image.clone())
+        .until(&["ping ring complete"])
+        .run();
     position(&outcome, "LDR|INFO: image ok: 11 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
@@ -918,7 +849,7 @@ fn patched_bytes(image: &[u8], replica: u32, elf: &[u8], symbol: &str) -> Vec<u8
 #[test]
 fn qemu_virt_aarch64_microkit_patches_program_symbols() {
     let board = "qemu_virt_aarch64";
-    let built = images().join(board).join("boot");
+    let built = images().join(board).join(variants::BOOT.name);
     let image = std::fs::read(built.join("atoll.img")).expect("image");
     let io = std::fs::read(built.join("pds").join("io.elf")).expect("io.elf");
     let rt = std::fs::read(built.join("pds").join("rt.elf")).expect("rt.elf");
@@ -990,7 +921,7 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
     let tool = std::env::var_os("ATOLL_MICROKIT")
         .map(PathBuf::from)
         .expect("ATOLL_MICROKIT set by cargo xtask test");
-    let built = images().join(board).join("boot");
+    let built = images().join(board).join(variants::BOOT.name);
     let work = target_dir().join("e2e-logs").join("microkit-irq");
     let sdk = make_sdk(board, &built, &work);
     let xml = work.join("system.xml");
@@ -1027,7 +958,9 @@ fn qemu_virt_aarch64_device_interrupts_are_routed_to_their_pd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let outcome = boot_until(board, "irq-route", &image, "ping ring complete");
+    let outcome = Boot::image(board, "irq-route", image.clone())
+        .until(&["ping ring complete"])
+        .run();
     let routed = position(&outcome, "LDR|INFO: IRQ 33 (level) routed to core 1 for K1");
     let entered = position(&outcome, "LDR|INFO: entering K0");
     check(
@@ -1058,8 +991,7 @@ fn qemu_virt_aarch64_loader_refuses_a_region_over_a_replica() {
     use atoll_abi::image::{ALL_REPLICAS, ImageHeader, PartEntry, PartKind, image_checksum};
     use zerocopy::{FromBytes, IntoBytes};
     let board = "qemu_virt_aarch64";
-    let mut image =
-        std::fs::read(images().join(board).join("boot").join("atoll.img")).expect("image");
+    let mut image = std::fs::read(image_of(board, &variants::BOOT)).expect("image");
     let start = image
         .windows(8)
         .position(|w| w == b"ATOLLIMG")
@@ -1085,7 +1017,7 @@ fn qemu_virt_aarch64_loader_refuses_a_region_over_a_replica() {
         .join("e2e-logs")
         .join(format!("{board}-hostile-region.img"));
     std::fs::write(&path, &image).expect("write image");
-    let outcome = boot(board, "hostile-region", path);
+    let outcome = Boot::image(board, "hostile-region", path).run();
     check(
         &outcome,
         outcome.exit_code() == Some(3),
@@ -1104,7 +1036,7 @@ fn qemu_virt_aarch64_loader_refuses_a_region_over_a_replica() {
 #[test]
 fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
     let board = "qemu_virt_aarch64";
-    let outcome = boot_self_test(board, "stack");
+    let outcome = self_test(board, &variants::STACK);
     position(
         &outcome,
         "K1|INFO: self-test: overflowing the kernel stack on purpose",
@@ -1129,7 +1061,7 @@ fn qemu_virt_aarch64_kernel_stack_overflow_stops_only_its_replica() {
 #[test]
 fn qemu_virt_aarch64_a_user_fault_stops_only_the_thread() {
     let board = "qemu_virt_aarch64";
-    let outcome = boot_self_test(board, "user-fault");
+    let outcome = self_test(board, &variants::USER_FAULT);
     let fault = position(
         &outcome,
         "K1|ERROR: thread 0 faulted: data abort from a lower level (EC 0x24): translation fault at level 1 on a read FAR 0x700000000",

@@ -66,7 +66,7 @@ fn boot_instructions(serial: &str, marker: &str) -> Option<u64> {
 }
 
 /// Boots the default system until every PD has started.
-fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_e2e::Outcome> {
+fn boot(image: &std::path::Path, icount: bool, label: &str) -> Result<atoll_runner::Outcome> {
     boot_until(image, icount, label, PDS_STARTED)
 }
 
@@ -85,9 +85,9 @@ fn boot_until(
     icount: bool,
     label: &str,
     until: &str,
-) -> Result<atoll_e2e::Outcome> {
+) -> Result<atoll_runner::Outcome> {
     let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
-    let options = atoll_e2e::QemuOptions {
+    let options = atoll_runner::QemuOptions {
         semihosting: true,
         icount,
         until: vec![until.into()],
@@ -97,7 +97,7 @@ fn boot_until(
         .join("target")
         .join("bench")
         .join(format!("{label}.log"));
-    let outcome = atoll_e2e::run(board, image, &options, Duration::from_secs(60), &log)?;
+    let outcome = atoll_runner::run(board, image, &options, Duration::from_secs(60), &log)?;
     if outcome.until_seen.is_none() {
         bail!(
             "the run did not print '{until}'; serial log {}",

@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use crate::BuildArgs;
 use crate::build::{board, build, workspace_root};
 use crate::setup;
-use atoll_e2e::{FUZZ_END, FUZZ_FAILURES, QemuOptions, fuzz_verdict, run};
+use atoll_e2e::fuzz::{FUZZ_END, FUZZ_FAILURES, fuzz_verdict};
+use atoll_runner::{QemuOptions, run};
 
 /// The options of `cargo xtask fuzz-kernel`.
 #[derive(clap::Args)]

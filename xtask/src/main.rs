@@ -129,20 +129,20 @@ fn run(args: RunArgs) -> Result<()> {
     setup::rust_targets()?;
     setup::qemu(&[board.qemu.machine])?;
     let built = build::build(&args.build)?;
-    let options = atoll_e2e::QemuOptions {
+    let options = atoll_runner::QemuOptions {
         semihosting: args.build.test,
         icount: args.icount,
         interactive: true,
         extra: args.qemu_args,
-        ..atoll_e2e::QemuOptions::default()
+        ..atoll_runner::QemuOptions::default()
     };
-    let qemu_args = atoll_e2e::qemu_args(board, &built.image, &options);
-    eprintln!("xtask: {} {}", atoll_e2e::QEMU, qemu_args.join(" "));
+    let qemu_args = atoll_runner::qemu_args(board, &built.image, &options);
+    eprintln!("xtask: {} {}", atoll_runner::QEMU, qemu_args.join(" "));
     eprintln!("xtask: press Ctrl-A X to quit QEMU");
-    let status = std::process::Command::new(atoll_e2e::QEMU)
+    let status = std::process::Command::new(atoll_runner::QEMU)
         .args(&qemu_args)
         .status()
-        .with_context(|| format!("starting {}", atoll_e2e::QEMU))?;
+        .with_context(|| format!("starting {}", atoll_runner::QEMU))?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }

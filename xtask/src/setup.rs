@@ -69,7 +69,7 @@ pub fn rust_targets() -> Result<()> {
 
 /// Machines the installed QEMU offers, or `None` if QEMU is missing.
 fn qemu_machines() -> Option<String> {
-    let out = Command::new(atoll_e2e::QEMU)
+    let out = Command::new(atoll_runner::QEMU)
         .args(["-machine", "help"])
         .output()
         .ok()?;

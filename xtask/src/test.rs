@@ -26,147 +26,6 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// One test image: what it boots and which self-test it runs where.
-#[derive(Default)]
-struct Variant {
-    name: &'static str,
-    /// Replica whose kernel faults on purpose.
-    kernel_fault: Option<u32>,
-    /// Replica whose kernel stack overflows on purpose.
-    stack_overflow: Option<u32>,
-    /// Replica whose initialiser faults on purpose.
-    initialiser_fault: Option<u32>,
-    /// Replica whose initialiser runs the kernel-API self-test.
-    api: Option<u32>,
-    /// System description (relative to the workspace), if not the default.
-    system: Option<&'static str>,
-    /// Not a test build: the image runs on until the test stops it.
-    runs_on: bool,
-}
-
-/// The example systems under `protection-domains/examples/`, each an image variant, and
-/// whether it runs on (the test stops it once it has seen what it waits for).
-const EXAMPLES: [(&str, &str, bool); 6] = [
-    (
-        "example-hello",
-        "protection-domains/examples/hello/system.xml",
-        false,
-    ),
-    (
-        "example-pingpong",
-        "protection-domains/examples/pingpong/system.xml",
-        false,
-    ),
-    (
-        "example-pingpong-cross",
-        "protection-domains/examples/pingpong-cross/system.xml",
-        true,
-    ),
-    (
-        "example-ppc",
-        "protection-domains/examples/ppc/system.xml",
-        false,
-    ),
-    (
-        "example-parent",
-        "protection-domains/examples/parent/system.xml",
-        false,
-    ),
-    (
-        "example-template",
-        "protection-domains/template/system.xml",
-        false,
-    ),
-];
-
-/// The images the end-to-end tests boot on `board`.
-fn variants(board: &str) -> Vec<Variant> {
-    let mut v = vec![
-        Variant {
-            name: "boot",
-            ..Variant::default()
-        },
-        Variant {
-            name: "fault",
-            kernel_fault: Some(2),
-            ..Variant::default()
-        },
-        Variant {
-            name: "api",
-            api: Some(1),
-            ..Variant::default()
-        },
-        Variant {
-            name: "monitor",
-            system: Some("tests/systems/faults.xml"),
-            ..Variant::default()
-        },
-        // Cross-replica channels; they run on until the test has seen every result.
-        Variant {
-            name: "cross",
-            system: Some("tests/systems/cross.xml"),
-            runs_on: true,
-            ..Variant::default()
-        },
-        Variant {
-            name: "cross-down",
-            system: Some("tests/systems/cross.xml"),
-            kernel_fault: Some(2),
-            runs_on: true,
-            ..Variant::default()
-        },
-        // Hostile PDs, each the regression test of a hole the kernel once had.
-        Variant {
-            name: "hostile",
-            system: Some("tests/systems/hostile.xml"),
-            runs_on: true,
-            ..Variant::default()
-        },
-        // The system-call fuzzer, a short run (cargo xtask fuzz-kernel makes long ones).
-        Variant {
-            name: "fuzz",
-            system: Some("tests/systems/fuzz.xml"),
-            runs_on: true,
-            ..Variant::default()
-        },
-        // A PD owning the physical timer's per-core interrupt; it reports after its last one.
-        Variant {
-            name: "pd-timer",
-            system: Some("protection-domains/bench/systems/irq.xml"),
-            runs_on: true,
-            ..Variant::default()
-        },
-    ];
-    for (name, system, runs_on) in EXAMPLES {
-        v.push(Variant {
-            name,
-            system: Some(system),
-            runs_on,
-            ..Variant::default()
-        });
-    }
-    if board == "qemu_virt_aarch64" {
-        v.push(Variant {
-            name: "stack",
-            stack_overflow: Some(1),
-            ..Variant::default()
-        });
-        v.push(Variant {
-            name: "user-fault",
-            initialiser_fault: Some(1),
-            ..Variant::default()
-        });
-        // It drives the PL011, which only this board has; it waits for input for good.
-        v.push(Variant {
-            name: "example-uart",
-            system: Some("protection-domains/examples/uart/system.xml"),
-            runs_on: true,
-            ..Variant::default()
-        });
-    }
-    v
-}
-
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -234,13 +93,13 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     }
     step("host tests", &mut cargo(&["test"]))?;
     step(
-        "QEMU runner unit tests",
+        "end-to-end tests' own unit tests",
         &mut cargo(&["test", "--quiet", "-p", "atoll-e2e", "--lib"]),
     )?;
 
     let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
     for b in &boards {
-        for v in variants(b.name) {
+        for v in atoll_e2e::variants::for_board(b.name) {
             eprintln!("xtask test: building the {} image for {}", v.name, b.name);
             let args = BuildArgs {
                 board: b.name.into(),

@@ -1,0 +1,277 @@
+//! The QEMU runner: boots Atoll images for `cargo xtask run`, `cargo xtask bench`,
+//! `cargo xtask fuzz-kernel` and the end-to-end tests.
+//!
+//! [`qemu_args`] builds the command line for a board; [`run`] boots an image with a
+//! timeout, collects the serial output and saves it under `target/` so a failing run can
+//! point at it.
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use atoll_boards::Board;
+
+/// The QEMU binary for every board.
+pub const QEMU: &str = "qemu-system-aarch64";
+
+/// Options for one QEMU run.
+#[derive(Clone, Debug, Default)]
+pub struct QemuOptions {
+    /// Enable semihosting (test builds exit through it on loader errors).
+    pub semihosting: bool,
+    /// Run with `-icount shift=0,sleep=off`: one instruction per virtual nanosecond.
+    pub icount: bool,
+    /// Serial on stdio with the monitor multiplexed (interactive runs).
+    pub interactive: bool,
+    /// Further arguments passed through.
+    pub extra: Vec<String>,
+    /// Stop QEMU as soon as the serial output's complete lines contain every one of these
+    /// texts (for images that run on); empty: wait for QEMU to exit or the timeout.
+    pub until: Vec<String>,
+    /// Stop QEMU as soon as the serial output's complete lines contain any of these texts
+    /// (a failure that makes waiting any longer pointless).
+    pub stop_on: Vec<String>,
+    /// Bytes typed into the serial port: written to QEMU's standard input at the start
+    /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
+    pub input: Vec<u8>,
+}
+
+/// QEMU arguments to boot `image` on `board`.
+pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<String> {
+    let q = &board.qemu;
+    let mut args: Vec<String> = vec!["-machine".into(), q.machine.into()];
+    if let Some(cpu) = q.cpu {
+        args.extend(["-cpu".into(), cpu.into()]);
+    }
+    if let Some(smp) = q.smp {
+        args.extend(["-smp".into(), smp.to_string()]);
+    }
+    args.extend(["-m".into(), q.memory.into()]);
+    args.extend(q.extra.iter().map(|s| s.to_string()));
+    if options.interactive {
+        args.extend(["-nographic".into(), "-serial".into(), "mon:stdio".into()]);
+    } else {
+        args.extend([
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+        ]);
+    }
+    args.extend([
+        "-no-reboot".into(),
+        "-kernel".into(),
+        image.display().to_string(),
+    ]);
+    if options.semihosting {
+        args.extend([
+            "-semihosting-config".into(),
+            "enable=on,target=native".into(),
+        ]);
+    }
+    if options.icount {
+        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    }
+    args.extend(options.extra.iter().cloned());
+    args
+}
+
+/// What one boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status; `None` if it was killed at the timeout.
+    pub status: Option<ExitStatus>,
+    /// Everything the guest printed on its serial port (and QEMU on stderr, appended).
+    pub serial: String,
+    /// Where the serial log was saved.
+    pub log_path: PathBuf,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Wall time from starting QEMU until it first printed something (to within the 5 ms
+    /// the runner polls at).
+    pub first_output: Option<Duration>,
+    /// Wall time from starting QEMU until every `until` line had appeared (to within 5 ms).
+    pub until_seen: Option<Duration>,
+}
+
+impl Outcome {
+    /// QEMU's exit code, if it exited by itself.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+}
+
+/// Boots `image` on `board`, waiting at most `timeout`; saves the serial log to `log_path`.
+pub fn run(
+    board: &Board,
+    image: &Path,
+    options: &QemuOptions,
+    timeout: Duration,
+    log_path: &Path,
+) -> std::io::Result<Outcome> {
+    let start = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(qemu_args(board, image, options))
+        .stdin(if options.input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
+            )
+        })?;
+    // Kept until QEMU has stopped: closing it would be an end of input on the serial port.
+    let mut stdin = child.stdin.take();
+    if let Some(input) = stdin.as_mut() {
+        input.write_all(&options.input)?;
+        input.flush()?;
+    }
+    let stdout = child.stdout.take().map(|s| collect(Box::new(s)));
+    let stderr = child.stderr.take().map(|s| collect(Box::new(s)));
+    let (mut first_output, mut until_seen) = (None, None);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        let now = start.elapsed();
+        // Only whole lines count: a line still being printed could match a prefix of an
+        // awaited text, and QEMU would be stopped before the rest of it arrives.
+        let (printed, all_seen, failed) =
+            stdout.as_ref().map_or((false, false, false), |(o, _)| {
+                let out = o.lock().unwrap_or_else(|e| e.into_inner());
+                let whole = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let lines = String::from_utf8_lossy(&out[..whole]);
+                let all =
+                    !options.until.is_empty() && options.until.iter().all(|u| lines.contains(u));
+                let failed = options.stop_on.iter().any(|s| lines.contains(s));
+                (!out.is_empty(), all, failed)
+            });
+        if first_output.is_none() && printed {
+            first_output = Some(now);
+        }
+        if now > timeout || all_seen || failed {
+            until_seen = all_seen.then_some(now);
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    drop(stdin);
+    // QEMU has exited, so its pipes are closed: the readers finish with everything it wrote.
+    let text = |stream: Option<Collected>| {
+        stream
+            .map(|(b, reader)| {
+                let _ = reader.join();
+                String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner()))
+                    .replace('\r', "")
+            })
+            .unwrap_or_default()
+    };
+    let mut serial = text(stdout);
+    let errors = text(stderr);
+    if !errors.trim().is_empty() {
+        serial.push_str("\n--- qemu stderr ---\n");
+        serial.push_str(&errors);
+    }
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(log_path, &serial)?;
+    Ok(Outcome {
+        status,
+        serial,
+        log_path: log_path.to_path_buf(),
+        elapsed: start.elapsed(),
+        first_output,
+        until_seen,
+    })
+}
+
+/// A stream being read on a thread into a buffer the caller can watch grow.
+type Collected = (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>);
+
+/// Reads a stream on a thread into a shared buffer, so the caller can watch it grow.
+fn collect(mut stream: Box<dyn Read + Send>) -> Collected {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buffer);
+    let reader = thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&chunk[..n]);
+        }
+    });
+    (buffer, reader)
+}
+
+/// The workspace's `target/` directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new(".."))
+                .join("target")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(options: &QemuOptions) -> Vec<String> {
+        let board = atoll_boards::by_name("qemu_virt_aarch64").expect("the virt board");
+        qemu_args(board, Path::new("atoll.img"), options)
+    }
+
+    /// The pair `flag value` in `args`.
+    fn has(args: &[String], flag: &str, value: &str) -> bool {
+        args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn a_board_boots_its_machine_with_the_image_as_kernel() {
+        let a = args(&QemuOptions::default());
+        assert!(has(&a, "-kernel", "atoll.img"));
+        assert!(has(&a, "-serial", "stdio"));
+        assert!(has(&a, "-monitor", "none"));
+        assert!(a.iter().any(|x| x.starts_with("virt")), "{a:?}");
+        assert!(
+            !a.iter()
+                .any(|x| x == "-icount" || x == "-semihosting-config")
+        );
+    }
+
+    #[test]
+    fn options_add_their_arguments_and_extra_ones_come_last() {
+        let a = args(&QemuOptions {
+            semihosting: true,
+            icount: true,
+            interactive: true,
+            extra: vec!["-s".into()],
+            ..QemuOptions::default()
+        });
+        assert!(has(&a, "-icount", "shift=0,sleep=off"));
+        assert!(has(&a, "-semihosting-config", "enable=on,target=native"));
+        assert!(has(&a, "-serial", "mon:stdio"));
+        assert_eq!(a.last().map(String::as_str), Some("-s"));
+    }
+}

@@ -1,0 +1,93 @@
+//! One way to boot an image in a test: [`Boot`] names the image and how QEMU runs it, and
+//! [`Boot::run`] boots it with the tests' timeout and saves the serial log.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use atoll_runner::{Outcome, QemuOptions, run, target_dir};
+
+use crate::variants::Variant;
+
+/// How long one boot may take before QEMU is stopped.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where `cargo xtask test` built the variants' images (`ATOLL_E2E_IMAGES`).
+pub fn images() -> PathBuf {
+    std::env::var_os("ATOLL_E2E_IMAGES").map(PathBuf::from).unwrap_or_else(|| {
+        panic!("ATOLL_E2E_IMAGES is not set: run these tests through `cargo xtask test`, which builds the images first")
+    })
+}
+
+/// The image of `variant` built for `board`.
+pub fn image_of(board: &str, variant: &Variant) -> PathBuf {
+    images().join(board).join(variant.name).join("atoll.img")
+}
+
+/// One boot of one image on one board.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    board: String,
+    label: String,
+    image: PathBuf,
+    options: QemuOptions,
+}
+
+impl Boot {
+    /// Boots the image `cargo xtask test` built of `variant` for `board`; the log is saved
+    /// under the variant's name.
+    pub fn variant(board: &str, variant: &Variant) -> Self {
+        Boot::image(board, variant.name, image_of(board, variant))
+    }
+
+    /// Boots `image`; the serial log is saved as `target/e2e-logs/<board>-<label>.log`.
+    /// Semihosting is on, so that a test build can exit with its status.
+    pub fn image(board: &str, label: &str, image: PathBuf) -> Self {
+        Boot {
+            board: board.into(),
+            label: label.into(),
+            image,
+            options: QemuOptions {
+                semihosting: true,
+                ..QemuOptions::default()
+            },
+        }
+    }
+
+    /// Stops QEMU once the output shows every one of `texts` (for images that run on).
+    pub fn until(mut self, texts: &[&str]) -> Self {
+        self.options.until = texts.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Types `input` into the serial port.
+    pub fn typing(mut self, input: &[u8]) -> Self {
+        self.options.input = input.to_vec();
+        self
+    }
+
+    /// Passes `args` on to QEMU.
+    pub fn qemu_args(mut self, args: &[&str]) -> Self {
+        self.options.extra = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Boots it and waits for QEMU to exit, for every `until` text, or for [`TIMEOUT`].
+    pub fn run(self) -> Outcome {
+        let board = atoll_boards::by_name(&self.board)
+            .unwrap_or_else(|| panic!("no board named {}", self.board));
+        let log = target_dir()
+            .join("e2e-logs")
+            .join(format!("{}-{}.log", self.board, self.label));
+        let outcome = run(board, &self.image, &self.options, TIMEOUT, &log)
+            .unwrap_or_else(|e| panic!("QEMU does not run: {e}"));
+        eprintln!(
+            "{}/{}: {:?} in {:.2?}, serial log {}",
+            self.board,
+            self.label,
+            outcome.status,
+            outcome.elapsed,
+            outcome.log_path.display()
+        );
+        outcome
+    }
+}

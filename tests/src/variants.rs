@@ -1,0 +1,203 @@
+//! The images the end-to-end tests boot: one table, read by `cargo xtask test` to build
+//! them and by the tests to boot them, so a variant's name is written once.
+
+/// One test image: the system it packs, the self-test its build runs, and whether it runs
+/// on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// The image's name: its directory under the images directory and its logs' label.
+    pub name: &'static str,
+    /// System description, relative to the workspace; `None`: the default `system.xml`.
+    pub system: Option<&'static str>,
+    /// Replica whose kernel faults on purpose.
+    pub kernel_fault: Option<u32>,
+    /// Replica whose kernel stack overflows on purpose.
+    pub stack_overflow: Option<u32>,
+    /// Replica whose initialiser faults on purpose.
+    pub initialiser_fault: Option<u32>,
+    /// Replica whose initialiser runs the kernel-API self-test.
+    pub api: Option<u32>,
+    /// Not a test build: the image runs on until its test stops it (test builds power off
+    /// once every check is done).
+    pub runs_on: bool,
+    /// The one board it is built for; `None`: every board.
+    pub only_on: Option<&'static str>,
+}
+
+impl Variant {
+    /// A test build of the default system that runs no self-test.
+    const fn named(name: &'static str) -> Self {
+        Variant {
+            name,
+            system: None,
+            kernel_fault: None,
+            stack_overflow: None,
+            initialiser_fault: None,
+            api: None,
+            runs_on: false,
+            only_on: None,
+        }
+    }
+
+    /// A build of the system described in `system`.
+    const fn of(name: &'static str, system: &'static str, runs_on: bool) -> Self {
+        Variant {
+            system: Some(system),
+            runs_on,
+            ..Variant::named(name)
+        }
+    }
+
+    /// Whether it is built for `board`.
+    pub fn is_for(&self, board: &str) -> bool {
+        self.only_on.is_none_or(|only| only == board)
+    }
+}
+
+/// The virt board, which alone has a PL011 and the EL2 and stack-overflow cases.
+const VIRT: &str = "qemu_virt_aarch64";
+
+/// The default system, booted to the end of its boot checks.
+pub const BOOT: Variant = Variant::named("boot");
+/// Replica 2's kernel faults on purpose.
+pub const FAULT: Variant = Variant {
+    kernel_fault: Some(2),
+    ..Variant::named("fault")
+};
+/// Replica 1's initialiser runs the kernel-API self-test and its hostile cases.
+pub const API: Variant = Variant {
+    api: Some(1),
+    ..Variant::named("api")
+};
+/// PDs that fault, for the monitor's reports, restarts and stops.
+pub const MONITOR: Variant = Variant::of("monitor", "tests/systems/faults.xml", false);
+/// Cross-replica channels; they run on until the test has seen every result.
+pub const CROSS: Variant = Variant::of("cross", "tests/systems/cross.xml", true);
+/// The cross-replica channels with replica 2's kernel stopped.
+pub const CROSS_DOWN: Variant = Variant {
+    kernel_fault: Some(2),
+    ..Variant::of("cross-down", "tests/systems/cross.xml", true)
+};
+/// Hostile PDs, each the regression test of a hole the kernel once had.
+pub const HOSTILE: Variant = Variant::of("hostile", "tests/systems/hostile.xml", true);
+/// The system-call fuzzer, a short run (`cargo xtask fuzz-kernel` makes long ones).
+pub const FUZZ: Variant = Variant::of("fuzz", "tests/systems/fuzz.xml", true);
+/// A PD owning the physical timer's per-core interrupt; it reports after its last one.
+pub const PD_TIMER: Variant =
+    Variant::of("pd-timer", "protection-domains/bench/systems/irq.xml", true);
+/// Replica 1's kernel stack overflows on purpose.
+pub const STACK: Variant = Variant {
+    stack_overflow: Some(1),
+    only_on: Some(VIRT),
+    ..Variant::named("stack")
+};
+/// Replica 1's initialiser faults on purpose.
+pub const USER_FAULT: Variant = Variant {
+    initialiser_fault: Some(1),
+    only_on: Some(VIRT),
+    ..Variant::named("user-fault")
+};
+
+/// The example systems: `hello` prints and powers off.
+pub const EXAMPLE_HELLO: Variant = Variant::of(
+    "example-hello",
+    "protection-domains/examples/hello/system.xml",
+    false,
+);
+/// Two PDs notifying each other on one replica.
+pub const EXAMPLE_PINGPONG: Variant = Variant::of(
+    "example-pingpong",
+    "protection-domains/examples/pingpong/system.xml",
+    false,
+);
+/// Two PDs notifying each other across replicas; it runs on.
+pub const EXAMPLE_PINGPONG_CROSS: Variant = Variant::of(
+    "example-pingpong-cross",
+    "protection-domains/examples/pingpong-cross/system.xml",
+    true,
+);
+/// A protected procedure call to a passive server.
+pub const EXAMPLE_PPC: Variant = Variant::of(
+    "example-ppc",
+    "protection-domains/examples/ppc/system.xml",
+    false,
+);
+/// A parent PD handling its child's faults.
+pub const EXAMPLE_PARENT: Variant = Variant::of(
+    "example-parent",
+    "protection-domains/examples/parent/system.xml",
+    false,
+);
+/// The template a new PD starts from.
+pub const EXAMPLE_TEMPLATE: Variant = Variant::of(
+    "example-template",
+    "protection-domains/template/system.xml",
+    false,
+);
+/// A PL011 driver PD echoing typed lines; it waits for input for good.
+pub const EXAMPLE_UART: Variant = Variant {
+    only_on: Some(VIRT),
+    ..Variant::of(
+        "example-uart",
+        "protection-domains/examples/uart/system.xml",
+        true,
+    )
+};
+
+/// Every image variant, in build order.
+pub const VARIANTS: &[Variant] = &[
+    BOOT,
+    FAULT,
+    API,
+    MONITOR,
+    CROSS,
+    CROSS_DOWN,
+    HOSTILE,
+    FUZZ,
+    PD_TIMER,
+    EXAMPLE_HELLO,
+    EXAMPLE_PINGPONG,
+    EXAMPLE_PINGPONG_CROSS,
+    EXAMPLE_PPC,
+    EXAMPLE_PARENT,
+    EXAMPLE_TEMPLATE,
+    STACK,
+    USER_FAULT,
+    EXAMPLE_UART,
+];
+
+/// The variants built for `board`.
+pub fn for_board(board: &str) -> impl Iterator<Item = &'static Variant> {
+    VARIANTS.iter().filter(move |v| v.is_for(board))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_systems_exist() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace");
+        for (i, v) in VARIANTS.iter().enumerate() {
+            assert!(
+                VARIANTS[..i].iter().all(|w| w.name != v.name),
+                "{} twice",
+                v.name
+            );
+            if let Some(system) = v.system {
+                assert!(root.join(system).is_file(), "{}: no {system}", v.name);
+            }
+        }
+    }
+
+    #[test]
+    fn virt_only_variants_are_not_built_elsewhere() {
+        let names = |board| for_board(board).map(|v| v.name).collect::<Vec<_>>();
+        assert!(names(VIRT).contains(&"example-uart"));
+        assert!(!names("zcu102").contains(&"example-uart"));
+        assert!(!names("zcu102").contains(&"stack"));
+        assert_eq!(names("zcu102").len() + 3, names(VIRT).len());
+    }
+}
