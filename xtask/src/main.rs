@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod fuzz;
+mod hygiene;
 mod panics;
 mod setup;
 mod test;
