@@ -15,6 +15,8 @@ use core::mem::{offset_of, size_of};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+pub mod rules;
+
 /// Magic at the start of a boot program.
 pub const MAGIC: [u8; 8] = *b"ATOLLBPG";
 /// Current version.
@@ -87,7 +89,7 @@ pub struct Untyped {
 }
 
 /// A PD the initialiser starts and then watches.
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct Pd {
     /// Name, NUL padded.
