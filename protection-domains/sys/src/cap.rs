@@ -94,32 +94,38 @@ impl<K: CapKind> Cap<K> {
     /// [`Cap::invoke_long`].
     #[inline(always)]
     pub fn invoke(self, label: u64, args: &[u64]) -> Result<[u64; 4], Error> {
-        self.invoke_registers(label, args.len().min(4), args)
+        let mut mrs = [0; 4];
+        for (m, a) in mrs.iter_mut().zip(args) {
+            *m = *a;
+        }
+        self.invoke_registers(label, args.len().min(mrs.len()), mrs)
     }
 
-    /// [`Cap::invoke`] with any number of arguments: those past the fourth go through the
-    /// caller's IPC buffer `buffer`.
+    /// [`Cap::invoke`] with up to 120 arguments: those past the fourth go through the
+    /// caller's IPC buffer `buffer`. More than a message holds is an invalid argument,
+    /// refused before the kernel is called.
     pub fn invoke_long(
         self,
         buffer: IpcBuffer,
         label: u64,
         args: &[u64],
     ) -> Result<[u64; 4], Error> {
-        let count = args.len().min(syscall::MAX_MESSAGE_REGISTERS);
-        for (i, &a) in args.iter().enumerate().take(count).skip(4) {
-            buffer.set_mr(i, a);
+        if args.len() > syscall::MAX_MESSAGE_REGISTERS {
+            return Err(Error::InvalidArgument);
         }
-        self.invoke_registers(label, count, args)
+        let mut mrs = [0; 4];
+        for (i, &a) in args.iter().enumerate() {
+            match mrs.get_mut(i) {
+                Some(m) => *m = a,
+                None => buffer.set_mr(i, a),
+            }
+        }
+        self.invoke_registers(label, args.len(), mrs)
     }
 
-    /// Calls with a tag of `label` and `count` message registers, the first four of
-    /// `args` in registers.
+    /// Calls with a tag of `label` and `count` message registers, the first four `mrs`.
     #[inline(always)]
-    fn invoke_registers(self, label: u64, count: usize, args: &[u64]) -> Result<[u64; 4], Error> {
-        let mut mrs = [0; 4];
-        for (m, a) in mrs.iter_mut().zip(args) {
-            *m = *a;
-        }
+    fn invoke_registers(self, label: u64, count: usize, mrs: [u64; 4]) -> Result<[u64; 4], Error> {
         let tag = MessageInfo::new(label, count as u64);
         let r = svc(syscall::CALL, self.bits, tag.0, mrs, 0);
         decode(r.tag()).map(|()| r.mrs)

@@ -464,6 +464,7 @@ fn invocation_errors(b: &mut Builder<'_>) -> Result<(), Error> {
 }
 
 /// Threads that must fault, each with the fault it must raise.
+#[inline(always)]
 fn faulting_threads(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
     let hostile: [(&str, extern "C" fn() -> !, u64); 5] = [
         (

@@ -44,11 +44,10 @@ pub(crate) fn program(size: u64) -> Option<BootProgram<'static>> {
 /// Makes every invocation of `p` in order, stopping at the first that fails; whether all
 /// succeeded.
 pub(crate) fn replay(p: &BootProgram<'_>) -> bool {
-    let mut replay = Replay::new(*p);
+    let mut replay = Replay::new(p);
     while let Some(step) = replay.next_step() {
-        let result = sys::invoke(step.cap, step.label, step.args);
-        replay.record(result.is_ok());
-        if let Err(e) = result {
+        if let Err(e) = sys::invoke(step.cap, step.label, step.args) {
+            replay.fail(&step);
             let mut out = Out::new();
             out.str("boot program step ")
                 .num(step.index as u64)

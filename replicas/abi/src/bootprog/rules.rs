@@ -3,7 +3,9 @@
 //! monitor answers each message that reaches it ([`Monitor`]). The initialiser makes the
 //! calls each step names; these types decide which.
 
-use super::{BootProgram, MAX_ARGS, MAX_RESTARTS, Pd, pd_flags};
+use core::iter::Enumerate;
+
+use super::{BootProgram, Invocation, MAX_ARGS, MAX_RESTARTS, Pd, pd_flags};
 
 /// One invocation to make: `label` on the capability at `cap` with `args`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,32 +35,38 @@ pub enum ReplayState {
 /// first that fails (the kernel checks each; the initialiser adds no check of its own).
 #[derive(Clone, Debug)]
 pub struct Replay<'a> {
-    program: BootProgram<'a>,
-    state: ReplayState,
+    /// The steps not yet given out; emptied when one fails.
+    steps: Enumerate<core::slice::Iter<'a, Invocation>>,
+    /// How many steps the program has.
+    total: usize,
+    /// The step that failed.
+    failed: Option<usize>,
 }
 
 impl<'a> Replay<'a> {
     /// A replay of `program` from its first step.
-    pub fn new(program: BootProgram<'a>) -> Self {
-        let state = if program.invocations().is_empty() {
-            ReplayState::Done
-        } else {
-            ReplayState::Running(0)
-        };
-        Self { program, state }
+    pub fn new(program: &BootProgram<'a>) -> Self {
+        let invocations = program.invocations();
+        Self {
+            steps: invocations.iter().enumerate(),
+            total: invocations.len(),
+            failed: None,
+        }
     }
 
     /// Where it stands.
     pub fn state(&self) -> ReplayState {
-        self.state
+        match self.failed {
+            Some(index) => ReplayState::Failed(index),
+            None if self.steps.len() == 0 => ReplayState::Done,
+            None => ReplayState::Running(self.total.saturating_sub(self.steps.len())),
+        }
     }
 
-    /// The step to make now; `None` once done or failed.
-    pub fn next_step(&self) -> Option<Step<'a>> {
-        let ReplayState::Running(index) = self.state else {
-            return None;
-        };
-        let inv = self.program.invocations().get(index)?;
+    /// The next step to make; `None` once every step is made or one failed.
+    #[inline]
+    pub fn next_step(&mut self) -> Option<Step<'a>> {
+        let (index, inv) = self.steps.next()?;
         let length = usize::try_from(inv.length).map_or(MAX_ARGS, |l| l.min(MAX_ARGS));
         Some(Step {
             index,
@@ -68,17 +76,10 @@ impl<'a> Replay<'a> {
         })
     }
 
-    /// The step [`Replay::next_step`] gave succeeded (`true`) or failed.
-    pub fn record(&mut self, succeeded: bool) {
-        if let ReplayState::Running(index) = self.state {
-            self.state = match (succeeded, index.checked_add(1)) {
-                (false, _) => ReplayState::Failed(index),
-                (true, Some(next)) if next < self.program.invocations().len() => {
-                    ReplayState::Running(next)
-                }
-                (true, _) => ReplayState::Done,
-            };
-        }
+    /// `step`, the last [`Replay::next_step`] gave, failed: the replay stops.
+    pub fn fail(&mut self, step: &Step<'_>) {
+        self.failed = Some(step.index);
+        self.steps = [].iter().enumerate();
     }
 }
 
@@ -191,7 +192,7 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use crate::bootprog::{Invocation, write};
+    use crate::bootprog::write;
 
     fn pd(fault_badge: u64, flags: u32) -> Pd {
         Pd {
@@ -224,11 +225,14 @@ mod tests {
 
     /// Replays `bytes`, failing step `fail`; the steps made and the final state.
     fn replay(bytes: &[u8], fail: Option<usize>) -> (Vec<(usize, u64, usize)>, ReplayState) {
-        let mut r = Replay::new(BootProgram::parse(bytes).unwrap());
+        let p = BootProgram::parse(bytes).unwrap();
+        let mut r = Replay::new(&p);
         let mut made = Vec::new();
         while let Some(step) = r.next_step() {
             made.push((step.index, step.cap, step.args.len()));
-            r.record(fail != Some(step.index));
+            if fail == Some(step.index) {
+                r.fail(&step);
+            }
         }
         (made, r.state())
     }
@@ -255,9 +259,12 @@ mod tests {
         let (made, state) = replay(&bytes, Some(1));
         assert_eq!(made, [(0, 16, 1), (1, 17, 1)]);
         assert_eq!(state, ReplayState::Failed(1));
-        let mut r = Replay::new(BootProgram::parse(&bytes).unwrap());
-        r.record(false);
-        r.record(true);
+        let p = BootProgram::parse(&bytes).unwrap();
+        let mut r = Replay::new(&p);
+        assert_eq!(r.state(), ReplayState::Running(0));
+        let first = r.next_step().unwrap();
+        assert_eq!(r.state(), ReplayState::Running(1));
+        r.fail(&first);
         assert_eq!((r.state(), r.next_step()), (ReplayState::Failed(0), None));
     }
 
