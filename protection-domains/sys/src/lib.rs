@@ -9,7 +9,7 @@
 //!   refuses returns its [`Error`].
 //! - [`IpcBuffer`]: the message registers past the first four, which live in the calling
 //!   thread's IPC buffer.
-//! - [`counter`] (aarch64 only): the counters and the timer EL0 may read or program.
+//! - `counter` (aarch64 only): the counters and the timer EL0 may read or program.
 //!
 //! On a host build (documentation, host tests of crates above it) a system call does
 //! nothing and returns zeros.

@@ -10,6 +10,9 @@
 //! [`Untyped`] records, then `pd_count` [`Pd`] records, then `invocation_count`
 //! [`Invocation`] records. [`BootProgram::parse`] checks every count against the bytes, so
 //! a reader never indexes past them.
+//!
+//! [`rules`] holds what the initialiser does with a checked program: the order it replays
+//! the invocations in, and how its monitor answers each message.
 
 use core::mem::{offset_of, size_of};
 
