@@ -255,6 +255,26 @@ mod tests {
     }
 
     #[test]
+    fn a_long_invocation_puts_the_arguments_past_the_fourth_in_the_buffer() {
+        extern crate std;
+        let mut page = std::vec![0u64; 512];
+        // SAFETY: `page` outlives `buffer` and is reached only through it here.
+        let buffer = unsafe { IpcBuffer::at(page.as_mut_ptr() as u64) };
+        let tcb: Cap<Tcb> = Cap::from_bits(300);
+        // (The host build has no kernel: the call "succeeds" with zeros.)
+        assert_eq!(
+            tcb.invoke_long(buffer, 10, &[1, 2, 3, 4, 5, 6, 7]),
+            Ok([0; 4])
+        );
+        assert_eq!(page[1..9], [0, 0, 0, 0, 5, 6, 7, 0]);
+        let too_many = [0u64; 121];
+        assert_eq!(
+            tcb.invoke_long(buffer, 10, &too_many),
+            Err(Error::InvalidArgument)
+        );
+    }
+
+    #[test]
     fn a_cast_keeps_the_address() {
         let ep: Cap<Endpoint> = Cap::from_bits(74);
         assert_eq!(ep.cast::<Any>().bits(), 74);

@@ -83,3 +83,36 @@ impl IpcBuffer {
         f(unsafe { core::slice::from_raw_parts_mut(self.registers().cast::<u8>(), MRS * 8) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec;
+
+    use super::*;
+
+    #[test]
+    fn register_i_is_word_one_plus_i_and_its_bytes_are_little_endian() {
+        let mut page = vec![0u64; 512];
+        // SAFETY: `page` outlives `buffer` and is reached only through it below.
+        let buffer = unsafe { IpcBuffer::at(page.as_mut_ptr() as u64) };
+        buffer.set_mr(0, 0x0807_0605_0403_0201);
+        buffer.set_mr(119, 7);
+        assert_eq!(buffer.mr(119), 7);
+        buffer.with_bytes(|b| assert_eq!(b[..2], [1, 2]));
+        buffer.with_mrs_mut(|m| m[1] = 9);
+        assert_eq!(
+            (page[0], page[1], page[2], page[120]),
+            (0, 0x0807_0605_0403_0201, 9, 7)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "message register 120 does not exist")]
+    fn a_register_past_the_last_is_refused() {
+        let mut page = vec![0u64; 512];
+        // SAFETY: as above.
+        let buffer = unsafe { IpcBuffer::at(page.as_mut_ptr() as u64) };
+        buffer.set_mr(120, 1);
+    }
+}
