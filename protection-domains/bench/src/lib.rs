@@ -1,25 +1,13 @@
 //! What the benchmark PDs share: the two counters they read, and their report line.
 #![no_std]
+#![forbid(unsafe_code)]
 
 use atoll_microkit::{debug_println, pd_name};
 
 /// Instructions retired so far (PMU event counter 0, which the kernel sets up and lets EL0
 /// read). Under `-icount` it counts what every core executed, and not the virtual time
 /// QEMU skips while all cores are idle.
-pub fn instructions() -> u64 {
-    let count: u64;
-    // SAFETY: reads an EL0-readable PMU register (PMUSERENR_EL0.ER is set by the kernel);
-    // no memory is touched.
-    unsafe {
-        core::arch::asm!(
-            "isb",
-            "mrs {c}, pmevcntr0_el0",
-            c = out(reg) count,
-            options(nomem, nostack),
-        );
-    }
-    count
-}
+pub use atoll_sys::counter::instructions;
 
 /// Instructions retired from reading `from` to reading `to` (the counter is 32 bits wide).
 pub fn instructions_between(from: u64, to: u64) -> u64 {

@@ -7,6 +7,8 @@
 //! - `heap_size = <expr>`: a heap of that many bytes in the program's `.bss`, served by the
 //!   runtime's first-fit allocator as the `#[global_allocator]`.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};

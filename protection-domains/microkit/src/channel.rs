@@ -3,10 +3,11 @@
 use core::fmt;
 
 use atoll_abi::microkit::{MAX_CHANNELS, slot};
-use atoll_abi::syscall::{self, label};
+use atoll_abi::syscall;
+use atoll_sys::{Cap, Endpoint, IrqHandler, Notification, Tcb};
 
 use crate::message::{MessageInfo, incoming, outgoing};
-use crate::{patched, sys};
+use crate::patched;
 
 /// The channels this PD may notify.
 fn notifications() -> u64 {
@@ -99,19 +100,21 @@ impl Channel {
     }
 
     /// The capability this PD signals the other end through.
-    pub(crate) fn notification_cap(&self) -> u64 {
-        u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64
+    #[inline(always)]
+    pub(crate) fn notification_cap(&self) -> Cap<Notification> {
+        Cap::from_bits(u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64)
     }
 
     /// The capability of the interrupt this channel delivers.
-    pub(crate) fn irq_handler_cap(&self) -> u64 {
-        u64::from(slot::IRQ_HANDLER) + self.0 as u64
+    #[inline(always)]
+    pub(crate) fn irq_handler_cap(&self) -> Cap<IrqHandler> {
+        Cap::from_bits(u64::from(slot::IRQ_HANDLER) + self.0 as u64)
     }
 
     /// Signals the PD at the other end. Panics if this PD has no notification on it.
     pub fn notify(&self) {
         self.check_notify();
-        sys::raw(syscall::SEND, self.notification_cap(), 0, [0; 4], 0);
+        self.notification_cap().signal();
     }
 
     /// Signals the PD at the other end and reports whether the signal was delivered. Within
@@ -119,14 +122,19 @@ impl Channel {
     /// and then nothing is sent. Panics if this PD has no notification on it.
     pub fn try_notify(&self) -> Result<(), PeerDown> {
         self.check_notify();
-        sys::invoke(self.notification_cap(), 0, &[]).map_err(|_| PeerDown(self.0))
+        self.notification_cap()
+            .invoke(0, &[])
+            .map(drop)
+            .map_err(|_| PeerDown(self.0))
     }
 
     /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if
     /// the channel is not an interrupt of this PD.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
         self.check_irq();
-        sys::invoke(self.irq_handler_cap(), label::IRQ_HANDLER_ACK, &[]).map_err(IrqAckError)
+        self.irq_handler_cap()
+            .ack()
+            .map_err(|e| IrqAckError(e as u64))
     }
 
     /// Calls the PD at the other end (a protected procedure call) with the message in the
@@ -134,14 +142,9 @@ impl Channel {
     /// PD may not call on the channel.
     pub fn pp_call(&self, info: MessageInfo) -> MessageInfo {
         self.check(pps(), "pp_call", "a protected procedure channel");
-        let r = sys::full(
-            syscall::CALL,
-            u64::from(slot::OUTPUT_ENDPOINT) + self.0 as u64,
-            info.into_inner(),
-            outgoing(info),
-            0,
-            0,
-        );
+        let endpoint: Cap<Endpoint> =
+            Cap::from_bits(u64::from(slot::OUTPUT_ENDPOINT) + self.0 as u64);
+        let r = endpoint.call(syscall::MessageInfo(info.into_inner()), outgoing(info));
         let reply = MessageInfo::from_inner(r.info);
         incoming(reply, r.mrs);
         reply
@@ -227,8 +230,8 @@ impl Child {
         self.0
     }
 
-    fn tcb(&self) -> u64 {
-        u64::from(slot::CHILD_TCB) + self.0 as u64
+    fn tcb(&self) -> Cap<Tcb> {
+        Cap::from_bits(u64::from(slot::CHILD_TCB) + self.0 as u64)
     }
 
     /// Starts the child again at `entry` with its stack pointer back at the top (its data
@@ -236,15 +239,15 @@ impl Child {
     /// (the child is not this PD's).
     pub fn restart(&self, entry: u64) {
         let top = atoll_abi::microkit::vspace::STACK_TOP;
-        if let Err(e) = sys::invoke(self.tcb(), label::TCB_WRITE_REGISTERS, &[1, entry, top]) {
-            panic!("cannot restart child {}: error {e}", self.0);
+        if let Err(e) = self.tcb().restart_at(entry, top) {
+            panic!("cannot restart child {}: error {}", self.0, e as u64);
         }
     }
 
     /// Stops the child (`microkit_pd_stop`).
     pub fn stop(&self) {
-        if let Err(e) = sys::invoke(self.tcb(), label::TCB_SUSPEND, &[]) {
-            panic!("cannot stop child {}: error {e}", self.0);
+        if let Err(e) = self.tcb().suspend() {
+            panic!("cannot stop child {}: error {}", self.0, e as u64);
         }
     }
 }

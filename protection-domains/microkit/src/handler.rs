@@ -4,10 +4,11 @@ use core::fmt;
 
 use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE, slot};
 use atoll_abi::syscall::{self, label};
+use atoll_sys::{Any, Cap, Endpoint, Reply};
 
 use crate::channel::{Channel, ChannelSet, Child, irqs};
 use crate::message::{MessageInfo, incoming, outgoing};
-use crate::{debug_println, pd_is_passive, pd_name, sys};
+use crate::{debug_println, pd_is_passive, pd_name};
 
 /// What a PD does with the events it receives. Every method has a default that panics
 /// (the PD did not expect the event), so a PD implements only what it uses.
@@ -125,16 +126,19 @@ impl DeferredAction {
 
     /// The capability and tag of the send half of NBSendRecv. Checks the channel as the
     /// immediate form does.
-    fn send_half(&self) -> (u64, u64) {
+    fn send_half(&self) -> (Cap<Any>, syscall::MessageInfo) {
         match self.interface {
             DeferredActionInterface::Notify => {
                 self.channel.check_notify();
-                (self.channel.notification_cap(), 0)
+                (
+                    self.channel.notification_cap().cast(),
+                    syscall::MessageInfo(0),
+                )
             }
             DeferredActionInterface::IrqAck => {
                 self.channel.check_irq();
-                let tag = syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0;
-                (self.channel.irq_handler_cap(), tag)
+                let tag = syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0);
+                (self.channel.irq_handler_cap().cast(), tag)
             }
         }
     }
@@ -204,37 +208,26 @@ fn run<H: Handler>(mut handler: H) -> ! {
         let _ = channel.irq_ack();
     }
     let mut reply: Option<MessageInfo> = None;
+    let input: Cap<Endpoint> = Cap::from_bits(slot::INPUT.into());
+    let reply_object: Cap<Reply> = Cap::from_bits(slot::REPLY.into());
     loop {
-        let input = u64::from(slot::INPUT);
         let received = match (reply.take(), handler.take_deferred_action()) {
             (Some(tag), deferred) => {
                 perform_now(deferred);
-                sys::full(
-                    syscall::REPLY_RECV,
-                    input,
-                    tag.into_inner(),
-                    outgoing(tag),
-                    u64::from(slot::REPLY),
-                    0,
-                )
+                let info = syscall::MessageInfo(tag.into_inner());
+                input.reply_recv(reply_object, info, outgoing(tag))
             }
             (None, deferred) => {
                 let send = if core::mem::take(&mut ready) {
                     perform_now(deferred);
-                    Some((u64::from(slot::MONITOR_ENDPOINT), 0))
+                    let monitor = Cap::from_bits(slot::MONITOR_ENDPOINT.into());
+                    Some((monitor, syscall::MessageInfo(0)))
                 } else {
                     deferred.map(|action| action.send_half())
                 };
                 match send {
-                    Some((cap, tag)) => sys::full(
-                        syscall::NB_SEND_RECV,
-                        input,
-                        tag,
-                        [0; 4],
-                        u64::from(slot::REPLY),
-                        cap,
-                    ),
-                    None => sys::full(syscall::RECV, input, 0, [0; 4], u64::from(slot::REPLY), 0),
+                    Some((cap, tag)) => input.nb_send_recv(reply_object, cap, tag),
+                    None => input.recv(reply_object),
                 }
             }
         };

@@ -28,8 +28,6 @@ pub use message::{
     with_msg_regs, with_msg_regs_mut,
 };
 
-use atoll_abi::syscall;
-
 /// Where every PD built with this runtime starts (`_start`, first in its text), for
 /// [`Child::restart`].
 pub const ENTRY_POINT: u64 = atoll_abi::microkit::vspace::PROGRAM_BASE;
@@ -77,96 +75,26 @@ pub mod patched {
 
 /// System calls, with the kernel's register convention: `x0` capability, `x1` message
 /// tag, `x2`–`x5` message registers, `x6` reply capability, `x7` the call number, `x8` the
-/// capability of the send half of NBSendRecv.
+/// capability of the send half of NBSendRecv. They are `atoll-sys`'s, whose typed
+/// capabilities ([`atoll_sys::Cap`]) the runtime is built on.
 pub mod sys {
-    use atoll_abi::syscall;
-
-    /// What a system call returned: `x0` (badge), `x1` (tag) and `x2`–`x5`.
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Returned {
-        /// The badge (or first result).
-        pub badge: u64,
-        /// The message tag.
-        pub info: u64,
-        /// The register message registers.
-        pub mrs: [u64; 4],
-    }
-
-    /// Makes system call `number` with every register the kernel reads.
-    #[cfg(target_arch = "aarch64")]
-    #[inline(always)]
-    pub fn full(
-        number: i64,
-        cap: u64,
-        info: u64,
-        mrs: [u64; 4],
-        reply: u64,
-        send: u64,
-    ) -> Returned {
-        let (mut x0, mut x1) = (cap, info);
-        let (mut x2, mut x3, mut x4, mut x5) = (mrs[0], mrs[1], mrs[2], mrs[3]);
-        // SAFETY: `svc` enters the kernel, which changes only x0–x5 (declared) and returns
-        // here; it touches no memory of this program but the IPC buffer, which no Rust
-        // reference spans across the call.
-        unsafe {
-            core::arch::asm!(
-                "svc #0",
-                inout("x0") x0, inout("x1") x1,
-                inout("x2") x2, inout("x3") x3,
-                inout("x4") x4, inout("x5") x5,
-                in("x6") reply, in("x7") number, in("x8") send,
-                options(nostack),
-            );
-        }
-        Returned {
-            badge: x0,
-            info: x1,
-            mrs: [x2, x3, x4, x5],
-        }
-    }
-
-    /// Host builds (documentation, tests) have no kernel to call.
-    #[cfg(not(target_arch = "aarch64"))]
-    pub fn full(
-        _number: i64,
-        _cap: u64,
-        _info: u64,
-        _mrs: [u64; 4],
-        _reply: u64,
-        _send: u64,
-    ) -> Returned {
-        Returned::default()
-    }
+    pub use atoll_sys::{Returned, full, raw};
 
     /// Invokes the capability at `cap` with operation `op` and its arguments (the first
     /// four; an invocation of a Microkit PD takes no more): the kernel's error number if
     /// it refuses.
     pub fn invoke(cap: u64, op: u64, args: &[u64]) -> Result<(), u64> {
-        let mut mrs = [0; 4];
-        for (m, a) in mrs.iter_mut().zip(args) {
-            *m = *a;
-        }
-        let length = args.len().min(mrs.len()) as u64;
-        let tag = syscall::MessageInfo::new(op, length).0;
-        let (_, info) = raw(syscall::CALL, cap, tag, mrs, 0);
-        match syscall::MessageInfo(info).label() {
-            0 => Ok(()),
-            e => Err(e),
-        }
-    }
-
-    /// Makes system call `number`; returns `(x0, x1)` (badge and tag).
-    #[inline(always)]
-    pub fn raw(number: i64, cap: u64, info: u64, mrs: [u64; 4], reply: u64) -> (u64, u64) {
-        let r = full(number, cap, info, mrs, reply, 0);
-        (r.badge, r.info)
+        atoll_sys::Cap::<atoll_sys::Any>::from_bits(cap)
+            .invoke(op, args)
+            .map(drop)
+            .map_err(|e| e as u64)
     }
 }
 
 /// Writes `text` to the debug console (a line is printed when its newline arrives).
 pub fn debug_print(text: &str) {
     for byte in text.bytes() {
-        sys::raw(syscall::DEBUG_PUT_CHAR, u64::from(byte), 0, [0; 4], 0);
+        atoll_sys::debug_put_char(byte);
     }
 }
 
@@ -226,7 +154,7 @@ core::arch::global_asm!(
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use atoll_abi::microkit::slot;
-    use atoll_abi::syscall::fault;
+    use atoll_abi::syscall::{self, fault};
     match info.location() {
         Some(at) => debug_println!(
             "{}: panicked at {}:{}: {}",
@@ -238,15 +166,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         None => debug_println!("{}: panicked: {}", pd_name(), info.message()),
     }
     let pc = panic as *const () as usize as u64;
-    let info = syscall::MessageInfo::new(fault::PANIC, 1).0;
+    let info = syscall::MessageInfo::new(fault::PANIC, 1);
+    let fault_endpoint =
+        atoll_sys::Cap::<atoll_sys::Endpoint>::from_bits(slot::FAULT_ENDPOINT.into());
     loop {
-        sys::raw(
-            syscall::CALL,
-            u64::from(slot::FAULT_ENDPOINT),
-            info,
-            [pc, 0, 0, 0],
-            0,
-        );
+        fault_endpoint.call(info, [pc, 0, 0, 0]);
     }
 }
 

@@ -4,7 +4,8 @@
 //! the rest from buffer to buffer.
 
 use atoll_abi::microkit::vspace;
-use atoll_abi::syscall::{self, ipc_buffer};
+use atoll_abi::syscall;
+use atoll_sys::IpcBuffer;
 
 /// A message register's value.
 pub type MessageRegisterValue = u64;
@@ -56,57 +57,41 @@ impl MessageInfo {
     }
 }
 
-/// The IPC buffer's words.
-fn buffer() -> *mut u64 {
-    vspace::IPC_BUFFER as usize as *mut u64
-}
+/// This PD's IPC buffer.
+// SAFETY: every PD has its IPC buffer page mapped read-write at this fixed address for its
+// whole life, and only `atoll-sys`'s accessors reach it.
+const BUFFER: IpcBuffer = unsafe { IpcBuffer::at(vspace::IPC_BUFFER) };
 
 /// Message register `i` (panics if `i` is past the last one).
+#[inline(always)]
 pub fn get_mr(i: usize) -> MessageRegisterValue {
-    assert!(
-        i < MRS,
-        "message register {i} does not exist (there are {MRS})"
-    );
-    // SAFETY: the IPC buffer page is mapped read-write at its fixed address in every PD,
-    // and `1 + i` is inside it; no reference to it is live.
-    unsafe { buffer().add(ipc_buffer::MR0 + i).read_volatile() }
+    BUFFER.mr(i)
 }
 
 /// Sets message register `i` (panics if `i` is past the last one).
+#[inline(always)]
 pub fn set_mr(i: usize, value: MessageRegisterValue) {
-    assert!(
-        i < MRS,
-        "message register {i} does not exist (there are {MRS})"
-    );
-    // SAFETY: as in `get_mr`.
-    unsafe { buffer().add(ipc_buffer::MR0 + i).write_volatile(value) }
+    BUFFER.set_mr(i, value);
 }
 
 /// Runs `f` on the message registers.
 pub fn with_msg_regs<T>(f: impl FnOnce(&[MessageRegisterValue]) -> T) -> T {
-    // SAFETY: the registers are inside the mapped IPC buffer; the slice lives only for `f`,
-    // during which this single-threaded PD makes no system call that writes the buffer.
-    f(unsafe { core::slice::from_raw_parts(buffer().add(ipc_buffer::MR0), MRS) })
+    BUFFER.with_mrs(f)
 }
 
 /// Runs `f` on the message registers, mutably.
 pub fn with_msg_regs_mut<T>(f: impl FnOnce(&mut [MessageRegisterValue]) -> T) -> T {
-    // SAFETY: as in `with_msg_regs`; this is the only reference for the duration of `f`.
-    f(unsafe { core::slice::from_raw_parts_mut(buffer().add(ipc_buffer::MR0), MRS) })
+    BUFFER.with_mrs_mut(f)
 }
 
 /// Runs `f` on the message registers as bytes (register 0's bytes first, little endian).
 pub fn with_msg_bytes<T>(f: impl FnOnce(&[u8]) -> T) -> T {
-    // SAFETY: as in `with_msg_regs`; u8 has no alignment or validity requirement.
-    f(unsafe { core::slice::from_raw_parts(buffer().add(ipc_buffer::MR0).cast::<u8>(), MRS * 8) })
+    BUFFER.with_bytes(f)
 }
 
 /// Runs `f` on the message registers as bytes, mutably.
 pub fn with_msg_bytes_mut<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
-    // SAFETY: as in `with_msg_regs_mut`.
-    f(unsafe {
-        core::slice::from_raw_parts_mut(buffer().add(ipc_buffer::MR0).cast::<u8>(), MRS * 8)
-    })
+    BUFFER.with_bytes_mut(f)
 }
 
 /// The first four message registers, to pass in `x2`–`x5`.

@@ -10,10 +10,15 @@
 //! [`Untyped`] records, then `pd_count` [`Pd`] records, then `invocation_count`
 //! [`Invocation`] records. [`BootProgram::parse`] checks every count against the bytes, so
 //! a reader never indexes past them.
+//!
+//! [`rules`] holds what the initialiser does with a checked program: the order it replays
+//! the invocations in, and how its monitor answers each message.
 
 use core::mem::{offset_of, size_of};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub mod rules;
 
 /// Magic at the start of a boot program.
 pub const MAGIC: [u8; 8] = *b"ATOLLBPG";
@@ -87,7 +92,7 @@ pub struct Untyped {
 }
 
 /// A PD the initialiser starts and then watches.
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 #[repr(C)]
 pub struct Pd {
     /// Name, NUL padded.

@@ -12,6 +12,7 @@ use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
 use crate::sys;
 use crate::{Out, error_name};
+use atoll_sys::Tcb;
 
 /// Where the test threads' stacks are mapped (one 2 MiB range, 4 KiB stack + guard each).
 const STACKS: u64 = 0x20_0000_0000;
@@ -72,12 +73,15 @@ impl Monitor {
         report_fault(name, &msg);
         sys::invoke(t, label::TCB_SUSPEND, &[])?;
         Ok(if msg.badge == badge {
-            msg.info.label()
+            msg.tag().label()
         } else {
             0
         })
     }
 }
+
+/// A test thread: its priority, its budget and period in microseconds, and its entry.
+type Thread = (u64, (u64, u64), extern "C" fn() -> !);
 
 pub(crate) struct Builder<'a> {
     next_slot: u64,
@@ -183,6 +187,25 @@ impl Builder<'_> {
         self.thread_on(priority, sc, fault_ep, entry)
     }
 
+    /// Starts a thread for each of `threads` (faults going to `fault_ep`), waits until
+    /// one of them signals `done`, and suspends them all.
+    fn run_until_done<const N: usize>(
+        &mut self,
+        fault_ep: u64,
+        done: u64,
+        threads: [Thread; N],
+    ) -> Result<(), Error> {
+        let mut tcbs = [0; N];
+        for (tcb, (priority, budget, entry)) in tcbs.iter_mut().zip(threads) {
+            *tcb = self.thread(priority, budget, fault_ep, entry)?;
+        }
+        sys::wait(done);
+        for tcb in tcbs {
+            sys::cap::<Tcb>(tcb).suspend()?;
+        }
+        Ok(())
+    }
+
     /// [`Builder::thread`], running on the scheduling context `sc`.
     pub(crate) fn thread_on(
         &mut self,
@@ -245,7 +268,7 @@ extern "C" fn server() -> ! {
     let (ep, reply) = (EP.load(Ordering::Relaxed), REPLY.load(Ordering::Relaxed));
     let mut msg = sys::recv(ep, reply);
     loop {
-        let sum = msg.mrs[..msg.info.length().min(4)].iter().sum::<u64>();
+        let sum = msg.mrs[..msg.tag().length().min(4)].iter().sum::<u64>();
         msg = sys::reply_recv(ep, reply, 0, &[sum + msg.badge]);
     }
 }
@@ -297,7 +320,7 @@ extern "C" fn worker() -> ! {
 
 /// Nanoseconds per round trip (instructions, under `-icount shift=0`).
 fn per_round(ticks: u64) -> u64 {
-    let hz = sys::counter_hz().max(1);
+    let hz = sys::counter_frequency();
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz) / u128::from(ROUNDS)) as u64
 }
 
@@ -339,8 +362,62 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
         let table = b.object(ObjectKind::PageTable, 0)?;
         sys::invoke(table, label::PAGE_TABLE_MAP, &[initial::VSPACE, STACKS])?;
     }
+    invocation_errors(b)?;
 
-    // Invocation errors.
+    // Faulting threads report to the monitor endpoint, badged with their number.
+    let monitor = b.object(ObjectKind::Endpoint, 0)?;
+    let monitor_reply = b.object(ObjectKind::Reply, 0)?;
+    let ep = b.object(ObjectKind::Endpoint, 0)?;
+    EP.store(ep, Ordering::Relaxed);
+    READ_ONLY_EP.store(b.mint(ep, rights::READ, 0)?, Ordering::Relaxed);
+    let mut faults = Monitor {
+        endpoint: monitor,
+        reply: monitor_reply,
+        next_badge: 0,
+    };
+    faulting_threads(b, &mut faults)?;
+
+    // Call and ReplyRecv between two threads.
+    let reply = b.object(ObjectKind::Reply, 0)?;
+    REPLY.store(reply, Ordering::Relaxed);
+    let done = b.object(ObjectKind::Notification, 0)?;
+    DONE.store(done, Ordering::Relaxed);
+    // The server receives on the endpoint; the client calls through a badged copy.
+    CLIENT_EP.store(b.mint(ep, rights::ALL, 100)?, Ordering::Relaxed);
+    let pair: [Thread; 2] = [(200, (1000, 1000), server), (150, (1000, 1000), client)];
+    b.run_until_done(monitor, done, pair)?;
+    b.check(
+        "call and reply carry the badge and message registers",
+        RESULT.load(Ordering::Relaxed) == 106,
+    );
+    report_figure("call+reply round trip", ELAPSED.load(Ordering::Relaxed));
+
+    // Signal and Wait between two threads.
+    PING.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
+    PONG.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
+    let pair: [Thread; 2] = [(140, (1000, 1000), ponger), (130, (1000, 1000), pinger)];
+    b.run_until_done(monitor, done, pair)?;
+    b.check(
+        "signal and wait ping-pong",
+        ELAPSED.load(Ordering::Relaxed) > 0,
+    );
+    report_figure("signal+wait round trip", ELAPSED.load(Ordering::Relaxed));
+
+    // A thread spinning at high priority is held to its budget: a low-priority one runs.
+    RESULT.store(0, Ordering::Relaxed);
+    let pair: [Thread; 2] = [(254, (2000, 10_000), spinner), (10, (1000, 1000), worker)];
+    b.run_until_done(monitor, done, pair)?;
+    b.check(
+        "a spinning high-priority thread keeps to its budget",
+        RESULT.load(Ordering::Relaxed) == 42,
+    );
+
+    // The hostile cases that need an initialiser's authority.
+    crate::hostile::run(b, &mut faults)
+}
+
+/// Invocations the kernel must refuse, each with its error.
+fn invocation_errors(b: &mut Builder<'_>) -> Result<(), Error> {
     let dest = b.slot();
     let too_much = retype_args(object_kind::number(ObjectKind::Frame), 21, dest, 600);
     let ordinary = b.first_untyped();
@@ -383,13 +460,12 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
         "claiming a per-core interrupt: range error",
         r == Err(Error::RangeError),
     );
+    Ok(())
+}
 
-    // Faulting threads report to the monitor endpoint, badged with their number.
-    let monitor = b.object(ObjectKind::Endpoint, 0)?;
-    let monitor_reply = b.object(ObjectKind::Reply, 0)?;
-    let ep = b.object(ObjectKind::Endpoint, 0)?;
-    EP.store(ep, Ordering::Relaxed);
-    READ_ONLY_EP.store(b.mint(ep, rights::READ, 0)?, Ordering::Relaxed);
+/// Threads that must fault, each with the fault it must raise.
+#[inline(always)]
+fn faulting_threads(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
     let hostile: [(&str, extern "C" fn() -> !, u64); 5] = [
         (
             "invoking an empty slot",
@@ -417,65 +493,11 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
             fault::USER_EXCEPTION,
         ),
     ];
-    let mut faults = Monitor {
-        endpoint: monitor,
-        reply: monitor_reply,
-        next_badge: 0,
-    };
     for (name, entry, want) in hostile {
         let got = faults.fault_of(b, name, entry, None)?;
         b.check(name, got == want);
     }
-
-    // Call and ReplyRecv between two threads.
-    let reply = b.object(ObjectKind::Reply, 0)?;
-    REPLY.store(reply, Ordering::Relaxed);
-    let done = b.object(ObjectKind::Notification, 0)?;
-    DONE.store(done, Ordering::Relaxed);
-    // The server receives on the endpoint; the client calls through a badged copy.
-    CLIENT_EP.store(b.mint(ep, rights::ALL, 100)?, Ordering::Relaxed);
-    let server = b.thread(200, (1000, 1000), monitor, server)?;
-    let client = b.thread(150, (1000, 1000), monitor, client)?;
-    sys::wait(done);
-    b.check(
-        "call and reply carry the badge and message registers",
-        RESULT.load(Ordering::Relaxed) == 106,
-    );
-    report_figure("call+reply round trip", ELAPSED.load(Ordering::Relaxed));
-    for t in [server, client] {
-        sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    }
-
-    // Signal and Wait between two threads.
-    PING.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
-    PONG.store(b.object(ObjectKind::Notification, 0)?, Ordering::Relaxed);
-    let ponger = b.thread(140, (1000, 1000), monitor, ponger)?;
-    let pinger = b.thread(130, (1000, 1000), monitor, pinger)?;
-    sys::wait(done);
-    b.check(
-        "signal and wait ping-pong",
-        ELAPSED.load(Ordering::Relaxed) > 0,
-    );
-    report_figure("signal+wait round trip", ELAPSED.load(Ordering::Relaxed));
-    for t in [ponger, pinger] {
-        sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    }
-
-    // A thread spinning at high priority is held to its budget: a low-priority one runs.
-    RESULT.store(0, Ordering::Relaxed);
-    let spin = b.thread(254, (2000, 10_000), monitor, spinner)?;
-    let work = b.thread(10, (1000, 1000), monitor, worker)?;
-    sys::wait(done);
-    b.check(
-        "a spinning high-priority thread keeps to its budget",
-        RESULT.load(Ordering::Relaxed) == 42,
-    );
-    for t in [spin, work] {
-        sys::invoke(t, label::TCB_SUSPEND, &[])?;
-    }
-
-    // The hostile cases that need an initialiser's authority.
-    crate::hostile::run(b, &mut faults)
+    Ok(())
 }
 
 /// Prints a fault the way the monitor reports it.

@@ -12,8 +12,9 @@
 //! and binds it to the PD's notification, as Microkit's monitor does: the PD runs on its
 //! callers' contexts for their calls, and on that one while it handles a notification.
 
-use atoll_abi::bootprog::{self, BootProgram, pd_flags};
-use atoll_abi::syscall::label;
+use atoll_abi::bootprog::rules::{AfterFault, Monitor, Replay, ReplayState, Verdict};
+use atoll_abi::bootprog::{self, BootProgram, Pd};
+use atoll_sys::{Cap, Notification, SchedContext, Tcb};
 
 use crate::{Out, error_name, sys};
 
@@ -40,24 +41,28 @@ pub(crate) fn program(size: u64) -> Option<BootProgram<'static>> {
     }
 }
 
-/// Makes every invocation of `p`; whether all succeeded.
+/// Makes every invocation of `p` in order, stopping at the first that fails; whether all
+/// succeeded.
 pub(crate) fn replay(p: &BootProgram<'_>) -> bool {
-    for (step, inv) in p.invocations().iter().enumerate() {
-        let args = &inv.args[..(inv.length as usize).min(bootprog::MAX_ARGS)];
-        if let Err(e) = sys::invoke(inv.cap, u64::from(inv.label), args) {
+    let mut replay = Replay::new(p);
+    while let Some(step) = replay.next_step() {
+        if let Err(e) = sys::invoke(step.cap, step.label, step.args) {
+            replay.fail(&step);
             let mut out = Out::new();
             out.str("boot program step ")
-                .num(step as u64)
+                .num(step.index as u64)
                 .str(" (invocation ")
-                .num(u64::from(inv.label))
+                .num(step.label)
                 .str(" on slot ")
-                .num(inv.cap)
+                .num(step.cap)
                 .str(") failed: ")
                 .str(error_name(e))
                 .str("; no PD of this replica is started");
             out.line("ERROR");
-            return false;
         }
+    }
+    if replay.state() != ReplayState::Done {
+        return false;
     }
     let mut out = Out::new();
     out.str("started ").num(p.pds().len() as u64).str(" PDs");
@@ -68,109 +73,89 @@ pub(crate) fn replay(p: &BootProgram<'_>) -> bool {
     true
 }
 
-/// Serves as the monitor for good: reports each fault and stops or restarts the PD.
+/// Serves as the monitor for good: reports each fault and stops or restarts the PD, and
+/// makes each passive PD passive when it reports ready.
 pub(crate) fn monitor(p: &BootProgram<'_>) -> ! {
     let (endpoint, reply) = (p.header().monitor_endpoint, p.header().monitor_reply);
-    let mut restarts = [0u32; 64];
+    let mut monitor = Monitor::new();
     loop {
         let msg = sys::recv(endpoint, reply);
-        if msg.info.label() == 0 {
-            // Not a fault (their labels start at 1): a passive PD's "init is done".
-            make_passive(p, msg.badge);
-            continue;
-        }
-        let Some((index, pd)) = p
-            .pds()
-            .iter()
-            .enumerate()
-            .find(|(_, pd)| pd.fault_badge != 0 && pd.fault_badge == msg.badge)
-        else {
-            let mut out = Out::new();
-            out.str("a message with unknown badge ")
+        match monitor.on_message(p, msg.badge, msg.tag().label()) {
+            Verdict::MakePassive(pd) => make_passive(pd),
+            Verdict::UnknownReady => Out::new()
+                .str("a \"ready\" message with badge ")
                 .hex(msg.badge)
-                .str(" reached the monitor; ignored");
-            out.line("WARN");
-            continue;
-        };
-        let mut out = Out::new();
-        out.str("PD '").str(pd.name()).str("' ");
-        describe(&mut out, &msg);
-        let _ = sys::invoke(pd.tcb, label::TCB_SUSPEND, &[]);
-        // (A replica has fewer threads than `restarts` has entries.)
-        match restarts
-            .get_mut(index)
-            .filter(|_| pd.flags & pd_flags::RESTART != 0)
-        {
-            Some(n) if *n < bootprog::MAX_RESTARTS => {
-                *n += 1;
-                if pd.flags & pd_flags::PASSIVE != 0 {
-                    // It runs `init` again on its own context, then reports ready again.
-                    // (It still has the context if it faulted before it first reported;
-                    // then the notification does not.)
-                    let _ = sys::invoke(
-                        pd.sc,
-                        label::SCHED_CONTEXT_UNBIND_OBJECT,
-                        &[pd.notification],
-                    );
-                    let _ = sys::invoke(pd.sc, label::SCHED_CONTEXT_BIND, &[pd.tcb]);
-                }
-                let regs = [1, pd.entry, pd.stack_top];
-                match sys::invoke(pd.tcb, label::TCB_WRITE_REGISTERS, &regs) {
-                    Ok(_) => out
-                        .str("; restarted (")
-                        .num(u64::from(*n))
-                        .str(" of ")
-                        .num(u64::from(bootprog::MAX_RESTARTS))
-                        .str(")"),
-                    Err(e) => out.str("; restarting it failed: ").str(error_name(e)),
-                };
-            }
-            Some(_) => {
-                out.str("; restarted too often, stopped");
-            }
-            None => {
-                out.str("; stopped");
-            }
+                .str(", which names no passive PD, reached the monitor; ignored")
+                .line("WARN"),
+            Verdict::UnknownFault => Out::new()
+                .str("a message with unknown badge ")
+                .hex(msg.badge)
+                .str(" reached the monitor; ignored")
+                .line("WARN"),
+            Verdict::Fault { pd, then } => fault(pd, then, &msg),
         }
-        out.line("ERROR");
     }
 }
 
-/// Takes the scheduling context away from the passive PD whose "ready" message (badge:
-/// its index on this replica plus one) arrived and binds it to the PD's notification, as
-/// Microkit's monitor does: from now on it runs on its callers' contexts for their calls,
-/// and on that context while it handles a notification.
-fn make_passive(p: &BootProgram<'_>, badge: u64) {
-    let pd = usize::try_from(badge)
-        .ok()
-        .and_then(|b| b.checked_sub(1))
-        .and_then(|i| p.pds().get(i))
-        .filter(|pd| pd.flags & pd_flags::PASSIVE != 0);
+/// Reports the fault `msg` of `pd`, stops the PD and then does `then`.
+fn fault(pd: &Pd, then: AfterFault, msg: &sys::Reply) {
     let mut out = Out::new();
-    match pd {
-        None => {
-            out.str("a \"ready\" message with badge ")
-                .hex(badge)
-                .str(", which names no passive PD, reached the monitor; ignored")
-                .line("WARN");
-        }
-        Some(pd) => {
-            out.str("PD '").str(pd.name());
-            let passive = sys::invoke(pd.sc, label::SCHED_CONTEXT_UNBIND_OBJECT, &[pd.tcb])
-                .and_then(|_| sys::invoke(pd.sc, label::SCHED_CONTEXT_BIND, &[pd.notification]));
-            match passive {
-                Ok(_) => out.str("' finished init and is passive").line("INFO"),
-                Err(e) => out
-                    .str("' could not be made passive: ")
-                    .str(error_name(e))
-                    .line("ERROR"),
+    out.str("PD '").str(pd.name()).str("' ");
+    describe(&mut out, msg);
+    let tcb: Cap<Tcb> = sys::cap(pd.tcb);
+    let _ = tcb.suspend();
+    match then {
+        AfterFault::Restart { count, passive } => {
+            if passive {
+                // It runs `init` again on its own context, then reports ready again.
+                // (It still has the context if it faulted before it first reported;
+                // then the notification does not.)
+                let sc: Cap<SchedContext> = sys::cap(pd.sc);
+                let _ = sc.unbind_object(sys::cap::<Notification>(pd.notification));
+                let _ = sc.bind(tcb);
             }
+            match tcb.restart_at(pd.entry, pd.stack_top) {
+                Ok(()) => out
+                    .str("; restarted (")
+                    .num(u64::from(count))
+                    .str(" of ")
+                    .num(u64::from(bootprog::MAX_RESTARTS))
+                    .str(")"),
+                Err(e) => out.str("; restarting it failed: ").str(error_name(e)),
+            };
         }
+        AfterFault::RestartedTooOften => {
+            out.str("; restarted too often, stopped");
+        }
+        AfterFault::Stop => {
+            out.str("; stopped");
+        }
+    }
+    out.line("ERROR");
+}
+
+/// Takes the scheduling context away from the passive PD `pd`, which reported that its
+/// `init` is done, and binds it to the PD's notification, as Microkit's monitor does: from
+/// now on it runs on its callers' contexts for their calls, and on that context while it
+/// handles a notification.
+fn make_passive(pd: &Pd) {
+    let sc: Cap<SchedContext> = sys::cap(pd.sc);
+    let passive = sc
+        .unbind_object(sys::cap::<Tcb>(pd.tcb))
+        .and_then(|()| sc.bind(sys::cap::<Notification>(pd.notification)));
+    let mut out = Out::new();
+    out.str("PD '").str(pd.name());
+    match passive {
+        Ok(()) => out.str("' finished init and is passive").line("INFO"),
+        Err(e) => out
+            .str("' could not be made passive: ")
+            .str(error_name(e))
+            .line("ERROR"),
     }
 }
 
 /// The fault in words: what happened, where, and the instruction that did it.
 pub(crate) fn describe(out: &mut Out, msg: &sys::Reply) {
-    let fault = atoll_abi::fault::Fault::from_parts(msg.info.label(), msg.mrs);
+    let fault = atoll_abi::fault::Fault::from_parts(msg.tag().label(), msg.mrs);
     let _ = core::fmt::Write::write_fmt(out, format_args!("{fault}"));
 }

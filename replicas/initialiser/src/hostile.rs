@@ -39,7 +39,7 @@ extern "C" fn receives_once() -> ! {
         REPLY.load(Ordering::Relaxed),
     );
     RESULT.store(
-        (msg.info.label() << 8) | msg.info.length() as u64,
+        (msg.tag().label() << 8) | msg.tag().length() as u64,
         Ordering::Relaxed,
     );
     sys::signal(DONE.load(Ordering::Relaxed));

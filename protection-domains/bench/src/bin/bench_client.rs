@@ -2,6 +2,7 @@
 //! register each way. After `WARMUP` calls it times `ROUNDS` more and prints the average.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use atoll_microkit::{Channel, Handler, MessageInfo, NullHandler, protection_domain, set_mr};
 

@@ -11,6 +11,7 @@
 //! instructions of one polling step.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use atoll_bench_pds::{
     instructions, instructions_between, report_average, ticks, ticks_per_second,

@@ -5,6 +5,7 @@
 //! skips while every core is idle.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use atoll_microkit::{Channel, ChannelSet, Handler, Infallible, protection_domain};
 

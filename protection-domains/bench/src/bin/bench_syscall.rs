@@ -3,10 +3,11 @@
 //! calls it times `ROUNDS` more and prints the average.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
 
 use atoll_abi::microkit::slot;
-use atoll_abi::syscall;
-use atoll_microkit::{Handler, NullHandler, protection_domain, sys};
+use atoll_microkit::{Handler, NullHandler, protection_domain};
+use atoll_sys::{Cap, Notification};
 
 use atoll_bench_pds::Mark;
 
@@ -15,7 +16,7 @@ const ROUNDS: u32 = 10_000;
 
 /// `NBWait` on the PD's notification; the bits it returns.
 fn poll() -> u64 {
-    sys::raw(syscall::NB_WAIT, u64::from(slot::INPUT), 0, [0; 4], 0).0
+    Cap::<Notification>::from_bits(slot::INPUT.into()).poll()
 }
 
 #[protection_domain]
