@@ -12,14 +12,14 @@
 //! The steps, each a module:
 //! - [`ram`]: the board's RAM is split into the boot area, the kernel shared area, a pool
 //!   for regions that PDs of several replicas map, then one share per replica.
-//! - [`regions`]: a region with `phys_addr` keeps its address (a device outside RAM, or
+//! - `regions`: a region with `phys_addr` keeps its address (a device outside RAM, or
 //!   fixed RAM that belongs to no replica); a region mapped in one replica comes from that
 //!   replica's RAM, one mapped in several from the shared pool.
-//! - [`channels`]: each cross-replica notification gets a pending word in the shared area.
-//! - [`replica`]: each replica's PDs, kernel objects and capabilities; in its RAM, after
+//! - `channels`: each cross-replica notification gets a pending word in the shared area.
+//! - `replica`: each replica's PDs, kernel objects and capabilities; in its RAM, after
 //!   the kernel's reserve, its regions, then every kernel object, largest first so each is
 //!   naturally aligned; the rest stays free (untyped memory).
-//! - [`boot`]: once the PD programs are placed (`crate::pack`), each replica's boot program
+//! - `boot`: once the PD programs are placed (`crate::pack`), each replica's boot program
 //!   and boot spec.
 
 mod boot;
