@@ -58,12 +58,10 @@ fn refuse(why: &'static str, replica: u32) -> PlacementError {
 /// Each replica's boot spec and where it goes in the replica's RAM, by replica index.
 pub type Specs = [Option<(ReplicaSpec, u64)>; MAX_REPLICAS];
 
-/// A checked layout: what the loader places.
+/// A checked layout: what the loader places, besides the specs [`check`] filled in.
 #[derive(Clone, Copy, Debug)]
 pub struct Placement<'a> {
-    /// Each replica's spec and its offset in the replica's RAM; replicas `0..count`.
-    pub specs: Specs,
-    /// Number of replicas.
+    /// Number of replicas: the specs of replicas `0..count` are present.
     pub count: usize,
     /// The kernel every replica runs.
     pub kernel: Part<'a>,
@@ -71,51 +69,49 @@ pub struct Placement<'a> {
     pub initialiser: Option<Part<'a>>,
 }
 
-impl Placement<'_> {
-    /// Replica 0's spec, which [`check`] proved present.
-    pub fn first(&self) -> Option<&ReplicaSpec> {
-        self.specs.first()?.as_ref().map(|(spec, _)| spec)
-    }
-
-    /// The replicas' specs and spec offsets, in replica order.
-    pub fn replicas(&self) -> impl Iterator<Item = &(ReplicaSpec, u64)> {
-        self.specs.iter().flatten()
-    }
-}
-
-/// Checks the layout of an image's parts on `machine`. `parts` gives the parts afresh
-/// each time it is called (for an [`ImageView`], `|| view.parts()`).
+/// Checks the layout of an image's parts on `machine`, filling `specs` with each
+/// replica's boot spec (a table the caller owns: the loader keeps one copy on its small
+/// stack). `parts` gives the parts afresh each time it is called (for an [`ImageView`],
+/// `|| view.parts()`).
 pub fn check<'a, I>(
     machine: &Machine,
     parts: impl Fn() -> I,
+    specs: &mut Specs,
 ) -> Result<Placement<'a>, PlacementError>
 where
     I: Iterator<Item = Part<'a>>,
 {
-    let (specs, kernel, initialiser) = collect(parts())?;
+    let (kernel, initialiser) = collect(parts(), specs)?;
     let kernel = kernel.ok_or(refuse("image has no kernel", 0))?;
     let count = specs.iter().filter(|s| s.is_some()).count();
     if count == 0 {
         return Err(refuse("image has no replicas", 0));
     }
-    check_layout(machine, &specs, count, &kernel.entry)?;
-    check_placed_parts(machine, parts(), &specs)?;
-    check_initialiser(&specs, initialiser.as_ref())?;
-    let placement = Placement {
-        specs,
+    check_layout(machine, specs, count, &kernel.entry)?;
+    check_placed_parts(machine, parts(), specs)?;
+    check_initialiser(specs, initialiser.as_ref())?;
+    first(specs).ok_or(refuse("replica 0 is missing", 0))?;
+    Ok(Placement {
         count,
         kernel,
         initialiser,
-    };
-    placement.first().ok_or(refuse("replica 0 is missing", 0))?;
-    Ok(placement)
+    })
 }
 
-type Collected<'a> = (Specs, Option<Part<'a>>, Option<Part<'a>>);
+/// Replica 0's spec, if present.
+pub fn first(specs: &Specs) -> Option<&ReplicaSpec> {
+    specs.first()?.as_ref().map(|(spec, _)| spec)
+}
 
-/// The specs, the kernel and the initialiser, each where the format allows it.
-fn collect<'a>(parts: impl Iterator<Item = Part<'a>>) -> Result<Collected<'a>, PlacementError> {
-    let mut specs: Specs = [None; MAX_REPLICAS];
+type Programs<'a> = (Option<Part<'a>>, Option<Part<'a>>);
+
+/// The kernel and the initialiser, and the specs (into `specs`), each where the format
+/// allows it.
+fn collect<'a>(
+    parts: impl Iterator<Item = Part<'a>>,
+    specs: &mut Specs,
+) -> Result<Programs<'a>, PlacementError> {
+    *specs = [None; MAX_REPLICAS];
     let mut kernel = None;
     let mut initialiser = None;
     for part in parts {
@@ -147,7 +143,7 @@ fn collect<'a>(parts: impl Iterator<Item = Part<'a>>) -> Result<Collected<'a>, P
             PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram => {}
         }
     }
-    Ok((specs, kernel, initialiser))
+    Ok((kernel, initialiser))
 }
 
 /// Refuses layouts that would let replicas overlap each other, the loader or the board.
@@ -444,7 +440,8 @@ mod tests {
                 bytes: &[],
             });
             let parts: Vec<Part<'_>> = [kernel].into_iter().chain(specs).chain(extra).collect();
-            check(&MACHINE, || parts.iter().copied()).map(|p| p.count)
+            let mut table: Specs = [None; MAX_REPLICAS];
+            check(&MACHINE, || parts.iter().copied(), &mut table).map(|p| p.count)
         }
     }
 

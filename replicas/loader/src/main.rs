@@ -15,7 +15,7 @@ use core::fmt::Write;
 use core::mem::size_of;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
-use atoll_abi::limits::{MAX_CORES, PAGE_SIZE};
+use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
 use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
 use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec, attrs};
@@ -182,10 +182,10 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         loader: loader_range(),
         cores: BOARD.cores.len(),
     };
-    let placement = placement::check(&machine, || view.parts()).map_err(Refusal::Placement)?;
-    let first = *placement
-        .first()
-        .ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    let mut specs: Specs = [None; MAX_REPLICAS];
+    let placement =
+        placement::check(&machine, || view.parts(), &mut specs).map_err(Refusal::Placement)?;
+    let first = *placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
     log!(
         "INFO",
         "system {:#018x}: {} replicas on {} cores",
@@ -213,14 +213,14 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         entry_el,
     };
     let mut boot_entry = None;
-    for (spec, spec_offset) in placement.replicas() {
+    for (spec, spec_offset) in specs.iter().flatten() {
         if place_replica(&context, spec, *spec_offset)? & (1 << boot_core) != 0 {
             boot_entry = Some(boot_core);
         }
     }
-    route_interrupts(&placement)?;
-    clean_all(&placement.specs);
-    start_cores(&placement, conduit, boot_core);
+    route_interrupts(&specs)?;
+    clean_all(&specs);
+    start_cores(&specs, conduit, boot_core);
     let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
     log!("INFO", "entering K0 on core {core}");
     Ok(Ready {
@@ -320,7 +320,7 @@ fn place_replica(
 }
 
 /// Sets up the interrupt distributor and routes each replica's device interrupts.
-fn route_interrupts(placement: &Placement<'_>) -> Result<(), Refusal> {
+fn route_interrupts(specs: &Specs) -> Result<(), Refusal> {
     // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
     let gic = unsafe {
         Gic::new(
@@ -331,7 +331,7 @@ fn route_interrupts(placement: &Placement<'_>) -> Result<(), Refusal> {
         )
     };
     gic.init_distributor();
-    for (spec, _) in placement.replicas() {
+    for (spec, _) in specs.iter().flatten() {
         for route in spec.irq_routes() {
             let mpidr = BOARD
                 .cores
@@ -359,8 +359,8 @@ fn route_interrupts(placement: &Placement<'_>) -> Result<(), Refusal> {
 
 /// Starts every core but the boot core with PSCI `CPU_ON`; a core that fails to start is
 /// reported and its replica runs without it.
-fn start_cores(placement: &Placement<'_>, conduit: PsciConduit, boot_core: u32) {
-    for (spec, _) in placement.replicas() {
+fn start_cores(specs: &Specs, conduit: PsciConduit, boot_core: u32) {
+    for (spec, _) in specs.iter().flatten() {
         for core in 0..MAX_CORES as u32 {
             if spec.core_mask & (1 << core) == 0 || core == boot_core {
                 continue;

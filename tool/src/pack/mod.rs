@@ -510,7 +510,8 @@ pub fn check_image(board: &Board, loader: &LoaderImage, image: &[u8]) -> Result<
         },
         cores: board.cores.len(),
     };
-    placement::check(&machine, || view.parts()).map_err(|e| refused(e.to_string()))?;
+    let mut specs: placement::Specs = [None; atoll_abi::limits::MAX_REPLICAS];
+    placement::check(&machine, || view.parts(), &mut specs).map_err(|e| refused(e.to_string()))?;
     Ok(())
 }
 
