@@ -69,9 +69,9 @@ pub struct Placement<'a> {
     pub initialiser: Option<Part<'a>>,
 }
 
-/// Checks the layout of an image's parts on `machine`, filling `specs` with each
-/// replica's boot spec (a table the caller owns: the loader keeps one copy on its small
-/// stack). `parts` gives the parts afresh each time it is called (for an [`ImageView`],
+/// Checks the layout of an image's parts on `machine`, filling `specs`, which must start
+/// empty, with each replica's boot spec (a table the caller owns: the loader keeps one
+/// copy on its small stack). `parts` gives the parts afresh each time it is called (for an [`ImageView`],
 /// `|| view.parts()`).
 pub fn check<'a, I>(
     machine: &Machine,
@@ -105,13 +105,12 @@ pub fn first(specs: &Specs) -> Option<&ReplicaSpec> {
 
 type Programs<'a> = (Option<Part<'a>>, Option<Part<'a>>);
 
-/// The kernel and the initialiser, and the specs (into `specs`), each where the format
-/// allows it.
+/// The kernel and the initialiser, and the specs (into `specs`, empty), each where the
+/// format allows it.
 fn collect<'a>(
     parts: impl Iterator<Item = Part<'a>>,
     specs: &mut Specs,
 ) -> Result<Programs<'a>, PlacementError> {
-    *specs = [None; MAX_REPLICAS];
     let mut kernel = None;
     let mut initialiser = None;
     for part in parts {

@@ -194,20 +194,13 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         BOARD.cores.len()
     );
     init_shared(&first);
-    // Regions outside every replica (shared between replicas, or at fixed addresses): their
-    // contents, zero past what the image stores.
-    for part in view.parts() {
-        if part.kind == PartKind::RegionData && part.entry.replica == ALL_REPLICAS {
-            copy_part(part.entry.dest_offset, part.bytes, part.entry.mem_size);
-        }
-    }
+    copy_parts(&view, &specs);
 
     let boot_core = current_core().ok_or(Refusal::Layout(
         "boot core is not in the board's core table",
         0,
     ))?;
     let context = Context {
-        view: &view,
         placement: &placement,
         conduit,
         entry_el,
@@ -228,16 +221,44 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     })
 }
 
+/// Copies every program, region and boot-program part to its place, in one pass over the
+/// image: a replica's part into its RAM, a region outside the replicas to its address. The
+/// contents are written and the rest of each part's memory zeroed.
+fn copy_parts(view: &ImageView<'_>, specs: &Specs) {
+    for part in view.parts() {
+        if !matches!(
+            part.kind,
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+        ) {
+            continue;
+        }
+        // `placement::check` proved that a part names a replica, or is a region at an
+        // absolute address.
+        let base = if part.entry.replica == ALL_REPLICAS {
+            0
+        } else {
+            match specs.get(part.entry.replica as usize) {
+                Some(Some((spec, _))) => spec.ram.base,
+                _ => continue,
+            }
+        };
+        copy_part(
+            base + part.entry.dest_offset,
+            part.bytes,
+            part.entry.mem_size,
+        );
+    }
+}
+
 /// What placing a replica needs besides its spec.
 struct Context<'a> {
-    view: &'a ImageView<'a>,
     placement: &'a Placement<'a>,
     conduit: PsciConduit,
     entry_el: u32,
 }
 
-/// Copies one replica's parts into its RAM, writes its spec, builds its kernel page tables
-/// and fills its cores' boot records. Returns its core mask.
+/// Copies the kernel and the initialiser into one replica's RAM, writes its spec, builds its
+/// kernel page tables and fills its cores' boot records. Returns its core mask.
 fn place_replica(
     context: &Context<'_>,
     spec: &ReplicaSpec,
@@ -252,18 +273,6 @@ fn place_replica(
             init.bytes,
             init.entry.mem_size,
         );
-    }
-    for part in context.view.parts().filter(|p| p.entry.replica == replica) {
-        if matches!(
-            part.kind,
-            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
-        ) {
-            copy_part(
-                ram.base + part.entry.dest_offset,
-                part.bytes,
-                part.entry.mem_size,
-            );
-        }
     }
     copy_part(
         ram.base + kernel.entry.dest_offset,
