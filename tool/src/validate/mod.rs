@@ -134,23 +134,9 @@ impl Lookup<'_> {
         what: &str,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<usize> {
-        let found = self.pds.get(name.value.as_str()).copied();
-        if found.is_none() {
-            let names = self
-                .decls
-                .protection_domains
-                .iter()
-                .map(|pd| pd.name.value.as_str());
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::UnknownPd,
-                    name.span,
-                    format!("{what} names unknown protection domain '{}'", name.value),
-                )
-                .with_suggestion(&name.value, names),
-            );
-        }
-        found
+        let names = self.decls.protection_domains.iter().map(|pd| &pd.name);
+        let unknown = (Code::UnknownPd, "protection domain");
+        find(self.pds, names, name, what, unknown, diagnostics)
     }
 
     fn mr(
@@ -159,24 +145,34 @@ impl Lookup<'_> {
         what: &str,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<usize> {
-        let found = self.mrs.get(name.value.as_str()).copied();
-        if found.is_none() {
-            let names = self
-                .decls
-                .memory_regions
-                .iter()
-                .map(|mr| mr.name.value.as_str());
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::UnknownMr,
-                    name.span,
-                    format!("{what} names unknown memory region '{}'", name.value),
-                )
-                .with_suggestion(&name.value, names),
-            );
-        }
-        found
+        let names = self.decls.memory_regions.iter().map(|mr| &mr.name);
+        let unknown = (Code::UnknownMr, "memory region");
+        find(self.mrs, names, name, what, unknown, diagnostics)
     }
+}
+
+/// The index of `name` in `index`, or an error with `code` (suggesting a close name among
+/// `names`) saying that `what` names an unknown `kind`.
+fn find<'a>(
+    index: &HashMap<&str, usize>,
+    names: impl Iterator<Item = &'a Spanned<String>>,
+    name: &Spanned<String>,
+    what: &str,
+    (code, kind): (Code, &str),
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<usize> {
+    let found = index.get(name.value.as_str()).copied();
+    if found.is_none() {
+        diagnostics.push(
+            Diagnostic::error(
+                code,
+                name.span,
+                format!("{what} names unknown {kind} '{}'", name.value),
+            )
+            .with_suggestion(&name.value, names.map(|n| n.value.as_str())),
+        );
+    }
+    found
 }
 
 struct Validator<'d> {
