@@ -19,11 +19,10 @@ use atoll_abi::bootprog::{self, Invocation, Pd, Untyped, pd_flags, untyped_flags
 use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind, slot, vspace};
 use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
-use atoll_pack::plan::KERNEL_RESERVE;
 
 use crate::plan::{
-    ImagePlacement, KernelObject, MapPlan, PdPlan, Plan, RegionHome, ReplicaPlan, table_vaddrs,
-    truncate_name,
+    ImagePlacement, KERNEL_RESERVE, KernelObject, MapPlan, PdPlan, Plan, RegionHome, ReplicaPlan,
+    table_vaddrs, truncate_name,
 };
 
 /// The plan's name of a replica's monitor endpoint.

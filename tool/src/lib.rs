@@ -1,14 +1,18 @@
 //! The `microkit` tool: reads a Microkit system description (`system.xml`), checks it against
-//! every rule of the format and Atoll's replica extension, and (later) plans and packs the
-//! bootable image.
+//! every rule of the format and Atoll's replica extension, plans every replica and writes
+//! the bootable image.
+//!
+//! One pipeline: [`parse`] (XML → positioned declarations) → [`validate`] (cross-element
+//! rules → [`model`], with [`replicas`] placing PDs on replicas) → [`plan`] (the one planner:
+//! RAM, kernel objects, capabilities, then, in [`pack`], boot programs and boot specs) →
+//! [`pack`] (reads the programs, writes the image with `atoll-pack`, and checks it with the
+//! loader's rules, `atoll_abi::placement`). [`check`] runs the first three; [`bootprog`]
+//! encodes a replica's boot program, [`report`] prints a plan, [`diagnostics`] holds codes
+//! and rendering, [`limits`] named limits, [`cli`] the command line.
 //!
 //! Design principles: report every problem in one run, each pointing at the offending
 //! attribute value with a stable code and a hint; never panic on any input; keep document
 //! order so output can be diffed.
-//!
-//! Module map: [`parse`] (XML → positioned declarations), [`validate`] (cross-element rules →
-//! [`model`]), [`replicas`] (placing PDs on replicas), [`diagnostics`] (codes and rendering),
-//! [`limits`] (named limits), [`cli`] (the command line).
 #![forbid(unsafe_code)]
 
 pub mod bootprog;

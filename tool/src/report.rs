@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::plan::{PatchValue, Plan};
+use crate::plan::{PatchValue, PdPlan, Plan, ReplicaPlan};
 
 /// The JSON report.
 pub fn json(plan: &Plan) -> String {
@@ -33,6 +33,16 @@ pub fn text(plan: &Plan) -> String {
         "shared region pool {:#x} +{:#x}",
         plan.shared_pool.base, plan.shared_pool.size
     );
+    memory_regions(&mut s, plan);
+    for replica in &plan.replicas {
+        replica_text(&mut s, replica);
+    }
+    channels(&mut s, plan);
+    s
+}
+
+/// The memory regions: size, page size, where each is and where its memory comes from.
+fn memory_regions(s: &mut String, plan: &Plan) {
     let _ = writeln!(s, "\n== Memory regions");
     for r in &plan.memory_regions {
         let at = r
@@ -51,111 +61,122 @@ pub fn text(plan: &Plan) -> String {
             r.name, r.size, r.page_size
         );
     }
-    for replica in &plan.replicas {
-        let cores: Vec<String> = replica.cores.iter().map(u32::to_string).collect();
-        let _ = writeln!(
-            s,
-            "\n== Replica {} (K{}): cores {{{}}}, RAM {:#x} +{:#x}, {} KiB left free",
-            replica.name,
-            replica.index,
-            cores.join(","),
-            replica.ram.base,
-            replica.ram.size,
-            replica.free_bytes >> 10
-        );
-        for pd in &replica.protection_domains {
-            let parent = pd
-                .parent
-                .as_ref()
-                .map_or(String::new(), |(p, id)| format!(", child {id} of {p}"));
+}
+
+/// One replica: its cores and RAM, its PDs, interrupts and kernel objects.
+fn replica_text(s: &mut String, replica: &ReplicaPlan) {
+    let cores: Vec<String> = replica.cores.iter().map(u32::to_string).collect();
+    let _ = writeln!(
+        s,
+        "\n== Replica {} (K{}): cores {{{}}}, RAM {:#x} +{:#x}, {} KiB left free",
+        replica.name,
+        replica.index,
+        cores.join(","),
+        replica.ram.base,
+        replica.ram.size,
+        replica.free_bytes >> 10
+    );
+    for pd in &replica.protection_domains {
+        protection_domain(s, pd);
+    }
+    if !replica.irqs.is_empty() {
+        let _ = writeln!(s, "\n  IRQs:");
+        for irq in &replica.irqs {
             let _ = writeln!(
                 s,
-                "\n  PD {}: priority {}, budget {} us, period {} us{}{}, core {}{parent}, image {}",
-                pd.name,
-                pd.priority,
-                pd.budget_us,
-                pd.period_us,
-                if pd.passive { ", passive" } else { "" },
-                if pd.restart {
-                    ", restarted on fault"
-                } else {
-                    ""
-                },
-                pd.core,
-                pd.program_image
-            );
-            if let Some(image) = &pd.image {
-                let _ = writeln!(
-                    s,
-                    "    program at pa {:#x} +{:#x}, entry {:#x}",
-                    image.phys_addr, image.size, image.entry
-                );
-                for (vaddr, size, perms) in &image.segments {
-                    let _ = writeln!(s, "      segment {vaddr:#x} +{size:#x} {perms}");
-                }
-            }
-            let _ = writeln!(s, "    maps:");
-            for m in &pd.maps {
-                let pa = m.phys_addr.map_or("(allocated at load)".to_string(), |pa| {
-                    format!("pa {pa:#x}")
-                });
-                let _ = writeln!(
-                    s,
-                    "      {:#14x} +{:#9x} {} {} {:<12} {pa}",
-                    m.vaddr,
-                    m.size,
-                    m.perms,
-                    if m.cached { "cached  " } else { "uncached" },
-                    m.what
-                );
-            }
-            let _ = writeln!(s, "    capabilities (Microkit CNode):");
-            for c in &pd.capabilities {
-                let _ = writeln!(
-                    s,
-                    "      slot {:>3}: {:<32} rights {:<4} badge {:#x}",
-                    c.slot, c.object, c.rights, c.badge
-                );
-            }
-            let _ = writeln!(s, "    symbols:");
-            for sym in &pd.symbols {
-                let value = match &sym.value {
-                    PatchValue::Word(w) => format!("{w:#x}"),
-                    PatchValue::Bytes(b) => format!("{b:?}"),
-                    PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
-                };
-                let _ = writeln!(s, "      {} = {value}", sym.symbol);
-            }
-        }
-        if !replica.irqs.is_empty() {
-            let _ = writeln!(s, "\n  IRQs:");
-            for irq in &replica.irqs {
-                let _ = writeln!(
-                    s,
-                    "    irq {} ({}) -> core {}, {} channel {}",
-                    irq.irq, irq.trigger, irq.core, irq.pd, irq.id
-                );
-            }
-        }
-        let _ = writeln!(s, "\n  kernel objects:");
-        for o in &replica.objects {
-            let pa = o.phys_addr.map_or("-".to_string(), |pa| format!("{pa:#x}"));
-            let count = if o.count == 1 {
-                String::new()
-            } else {
-                format!(" x{}", o.count)
-            };
-            let detail = o
-                .detail
-                .as_ref()
-                .map_or(String::new(), |d| format!("  ({d})"));
-            let _ = writeln!(
-                s,
-                "    {:<14} {:<32} 2^{:<2}{count:<6} at {pa}{detail}",
-                o.kind, o.name, o.size_bits
+                "    irq {} ({}) -> core {}, {} channel {}",
+                irq.irq, irq.trigger, irq.core, irq.pd, irq.id
             );
         }
     }
+    let _ = writeln!(s, "\n  kernel objects:");
+    for o in &replica.objects {
+        let pa = o.phys_addr.map_or("-".to_string(), |pa| format!("{pa:#x}"));
+        let count = if o.count == 1 {
+            String::new()
+        } else {
+            format!(" x{}", o.count)
+        };
+        let detail = o
+            .detail
+            .as_ref()
+            .map_or(String::new(), |d| format!("  ({d})"));
+        let _ = writeln!(
+            s,
+            "    {:<14} {:<32} 2^{:<2}{count:<6} at {pa}{detail}",
+            o.kind, o.name, o.size_bits
+        );
+    }
+}
+
+/// One PD: its scheduling, program, mappings, capabilities and symbols.
+fn protection_domain(s: &mut String, pd: &PdPlan) {
+    let parent = pd
+        .parent
+        .as_ref()
+        .map_or(String::new(), |(p, id)| format!(", child {id} of {p}"));
+    let _ = writeln!(
+        s,
+        "\n  PD {}: priority {}, budget {} us, period {} us{}{}, core {}{parent}, image {}",
+        pd.name,
+        pd.priority,
+        pd.budget_us,
+        pd.period_us,
+        if pd.passive { ", passive" } else { "" },
+        if pd.restart {
+            ", restarted on fault"
+        } else {
+            ""
+        },
+        pd.core,
+        pd.program_image
+    );
+    if let Some(image) = &pd.image {
+        let _ = writeln!(
+            s,
+            "    program at pa {:#x} +{:#x}, entry {:#x}",
+            image.phys_addr, image.size, image.entry
+        );
+        for (vaddr, size, perms) in &image.segments {
+            let _ = writeln!(s, "      segment {vaddr:#x} +{size:#x} {perms}");
+        }
+    }
+    let _ = writeln!(s, "    maps:");
+    for m in &pd.maps {
+        let pa = m.phys_addr.map_or("(allocated at load)".to_string(), |pa| {
+            format!("pa {pa:#x}")
+        });
+        let _ = writeln!(
+            s,
+            "      {:#14x} +{:#9x} {} {} {:<12} {pa}",
+            m.vaddr,
+            m.size,
+            m.perms,
+            if m.cached { "cached  " } else { "uncached" },
+            m.what
+        );
+    }
+    let _ = writeln!(s, "    capabilities (Microkit CNode):");
+    for c in &pd.capabilities {
+        let _ = writeln!(
+            s,
+            "      slot {:>3}: {:<32} rights {:<4} badge {:#x}",
+            c.slot, c.object, c.rights, c.badge
+        );
+    }
+    let _ = writeln!(s, "    symbols:");
+    for sym in &pd.symbols {
+        let value = match &sym.value {
+            PatchValue::Word(w) => format!("{w:#x}"),
+            PatchValue::Bytes(b) => format!("{b:?}"),
+            PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
+        };
+        let _ = writeln!(s, "      {} = {value}", sym.symbol);
+    }
+}
+
+/// The channels and their doorbells.
+fn channels(s: &mut String, plan: &Plan) {
     let _ = writeln!(s, "\n== Channels");
     for c in &plan.channels {
         let [(a, ai), (b, bi)] = &c.ends;
@@ -182,7 +203,6 @@ pub fn text(plan: &Plan) -> String {
             );
         }
     }
-    s
 }
 
 /// A Graphviz quoted string; line breaks become `\n`.

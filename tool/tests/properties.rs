@@ -377,7 +377,7 @@ fn plan_invariants(plan: &microkit::plan::Plan) -> Result<(), String> {
         }
         for (pa, size, what) in &placed {
             if !within(*pa, *size, &replica.ram)
-                || *pa < replica.ram.base + atoll_pack::plan::KERNEL_RESERVE
+                || *pa < replica.ram.base + microkit::plan::KERNEL_RESERVE
             {
                 return Err(format!(
                     "{what} outside replica {}'s free RAM",

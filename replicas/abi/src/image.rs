@@ -114,6 +114,31 @@ pub struct PartEntry {
 
 const _: () = assert!(size_of::<PartEntry>() == 64);
 
+impl PartEntry {
+    /// An entry for `file_size` stored bytes that occupy `mem_size` bytes at `dest_offset`
+    /// in `replica`'s RAM; its offset in the image is set when the image is written, and
+    /// `vaddr` and `entry` stay zero unless the part is a program.
+    pub const fn new(
+        kind: PartKind,
+        replica: u32,
+        file_size: u64,
+        mem_size: u64,
+        dest_offset: u64,
+    ) -> Self {
+        Self {
+            kind: kind as u32,
+            replica,
+            offset: 0,
+            file_size,
+            mem_size,
+            dest_offset,
+            vaddr: 0,
+            entry: 0,
+            reserved: 0,
+        }
+    }
+}
+
 /// Why an image was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageError {

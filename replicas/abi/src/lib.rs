@@ -11,6 +11,7 @@
 //! - [`bootprog`]: the boot program each replica's initialiser replays.
 //! - [`error`]: invocation errors, numbered as seL4 numbers them.
 //! - [`image`]: the bootable image (header, table of parts, checksum) and its parser.
+//! - [`placement`]: where an image's parts may go, checked by the loader and the tool.
 //! - [`spec`]: the per-replica boot spec the loader and kernel read.
 //! - [`shared`]: the kernel-to-kernel shared area (status records, log rings, doorbells).
 //! - [`limits`]: named limits.
@@ -39,6 +40,7 @@ pub mod fault;
 pub mod image;
 pub mod limits;
 pub mod microkit;
+pub mod placement;
 pub mod shared;
 pub mod spec;
 pub mod syscall;

@@ -16,6 +16,7 @@ use core::mem::size_of;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
+use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
 use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
 use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec, attrs};
 use atoll_boards::firmware;
@@ -90,9 +91,9 @@ macro_rules! log {
 /// Why the loader stopped.
 enum Refusal {
     Image(ImageError),
+    Placement(PlacementError),
     Layout(&'static str, u32),
     Map(MapError, u32),
-    Region(&'static str),
 }
 
 impl core::fmt::Display for Refusal {
@@ -100,7 +101,7 @@ impl core::fmt::Display for Refusal {
         match self {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
-            Self::Region(why) => write!(f, "{why}"),
+            Self::Placement(e) => write!(f, "{e}"),
             Self::Map(e, replica) => write!(
                 f,
                 "replica {replica}: cannot build kernel page tables: {e:?}"
@@ -176,173 +177,159 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         view.header().image_size,
         view.header().checksum
     );
-
-    let mut specs: [Option<(ReplicaSpec, u64)>; MAX_REPLICAS] = [None; MAX_REPLICAS];
-    let mut kernel = None;
-    let mut initialiser = None;
-    for part in view.parts() {
-        match part.kind {
-            PartKind::Kernel if part.entry.replica == ALL_REPLICAS => kernel = Some(part),
-            PartKind::Kernel => {
-                return Err(Refusal::Layout(
-                    "per-replica kernels are not supported",
-                    part.entry.replica,
-                ));
-            }
-            PartKind::ReplicaSpec => {
-                let spec = ReplicaSpec::parse(part.bytes)
-                    .map_err(|_| Refusal::Layout("boot spec is malformed", part.entry.replica))?;
-                let slot = specs
-                    .get_mut(spec.replica as usize)
-                    .ok_or(Refusal::Layout("replica index out of range", spec.replica))?;
-                if slot.is_some() || spec.replica != part.entry.replica {
-                    return Err(Refusal::Layout(
-                        "boot spec duplicated or misfiled",
-                        spec.replica,
-                    ));
-                }
-                *slot = Some((spec, part.entry.dest_offset));
-            }
-            PartKind::Initialiser if part.entry.replica == ALL_REPLICAS => initialiser = Some(part),
-            PartKind::Initialiser => {
-                return Err(Refusal::Layout(
-                    "per-replica initialisers are not supported",
-                    part.entry.replica,
-                ));
-            }
-            // Placed below, once every replica's memory is known.
-            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram => {}
-        }
-    }
-    let kernel = kernel.ok_or(Refusal::Layout("image has no kernel", 0))?;
-    let count = specs.iter().filter(|s| s.is_some()).count();
-    if count == 0 {
-        return Err(Refusal::Layout("image has no replicas", 0));
-    }
-    check_layout(&specs, count, &kernel.entry)?;
-    check_placed_parts(&view, &specs)?;
-    for (spec, _) in specs.iter().flatten() {
-        let declared = spec.initialiser;
-        let fits = match &initialiser {
-            None => declared.mem_size == 0,
-            Some(part) => {
-                declared.offset == part.entry.dest_offset
-                    && declared.mem_size == part.entry.mem_size
-                    && declared.offset >= spec.tables_offset + spec.tables_size
-                    && declared.offset.saturating_add(declared.mem_size) <= spec.free_offset
-            }
-        };
-        if !fits {
-            return Err(Refusal::Layout(
-                "the initialiser's place in the spec and the image disagree",
-                spec.replica,
-            ));
-        }
-    }
-
-    let first = specs[0]
-        .as_ref()
-        .map(|(s, _)| *s)
-        .ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    let machine = Machine {
+        ram: BOARD.ram,
+        loader: loader_range(),
+        cores: BOARD.cores.len(),
+    };
+    let mut specs: Specs = [None; MAX_REPLICAS];
+    let placement =
+        placement::check(&machine, || view.parts(), &mut specs).map_err(Refusal::Placement)?;
+    let first = *placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
     log!(
         "INFO",
         "system {:#018x}: {} replicas on {} cores",
         first.system_hash,
-        count,
+        placement.count,
         BOARD.cores.len()
     );
     init_shared(&first);
-    // Regions outside every replica (shared between replicas, or at fixed addresses): their
-    // contents, zero past what the image stores.
-    for part in view.parts() {
-        if part.kind == PartKind::RegionData && part.entry.replica == ALL_REPLICAS {
-            copy_part(part.entry.dest_offset, part.bytes, part.entry.mem_size);
-        }
-    }
+    copy_parts(&view, &specs);
 
     let boot_core = current_core().ok_or(Refusal::Layout(
         "boot core is not in the board's core table",
         0,
     ))?;
+    let context = Context {
+        placement: &placement,
+        conduit,
+        entry_el,
+    };
     let mut boot_entry = None;
     for (spec, spec_offset) in specs.iter().flatten() {
-        let replica = spec.replica;
-        let ram = spec.ram;
-        if let Some(init) = &initialiser {
-            copy_part(
-                ram.base + init.entry.dest_offset,
-                init.bytes,
-                init.entry.mem_size,
-            );
+        if place_replica(&context, spec, *spec_offset)? & (1 << boot_core) != 0 {
+            boot_entry = Some(boot_core);
         }
-        for part in view.parts().filter(|p| p.entry.replica == replica) {
-            if matches!(
-                part.kind,
-                PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
-            ) {
-                copy_part(
-                    ram.base + part.entry.dest_offset,
-                    part.bytes,
-                    part.entry.mem_size,
-                );
+    }
+    route_interrupts(&specs)?;
+    clean_all(&specs);
+    start_cores(&specs, conduit, boot_core);
+    let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
+    log!("INFO", "entering K0 on core {core}");
+    Ok(Ready {
+        core_boot: core_boot_record(core),
+    })
+}
+
+/// Copies every program, region and boot-program part to its place, in one pass over the
+/// image: a replica's part into its RAM, a region outside the replicas to its address. The
+/// contents are written and the rest of each part's memory zeroed.
+fn copy_parts(view: &ImageView<'_>, specs: &Specs) {
+    for part in view.parts() {
+        if !matches!(
+            part.kind,
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+        ) {
+            continue;
+        }
+        // `placement::check` proved that a part names a replica, or is a region at an
+        // absolute address.
+        let base = if part.entry.replica == ALL_REPLICAS {
+            0
+        } else {
+            match specs.get(part.entry.replica as usize) {
+                Some(Some((spec, _))) => spec.ram.base,
+                _ => continue,
             }
-        }
+        };
         copy_part(
-            ram.base + kernel.entry.dest_offset,
-            kernel.bytes,
-            kernel.entry.mem_size,
-        );
-        let mut spec = *spec;
-        spec.loader.psci_conduit = conduit as u32;
-        spec.loader.entry_el = entry_el;
-        spec.loader.trampoline = replica_trampoline as *const () as u64;
-        copy_part(
-            ram.base + spec_offset,
-            zerocopy::IntoBytes::as_bytes(&spec),
-            size_of::<ReplicaSpec>() as u64,
-        );
-        let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
-        let spec_va = spec
-            .mappings()
-            .iter()
-            .find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
-            .map(|m| m.va + (ram.base + spec_offset - m.pa))
-            .ok_or(Refusal::Layout(
-                "boot spec is not in any kernel mapping",
-                replica,
-            ))?;
-        for core in 0..MAX_CORES as u32 {
-            if spec.core_mask & (1 << core) == 0 {
-                continue;
-            }
-            let record = CoreBoot {
-                mair: pagetable::MAIR,
-                tcr: pagetable::TCR,
-                ttbr0,
-                ttbr1,
-                sctlr: KERNEL_SCTLR,
-                entry: kernel.entry.entry,
-                arg0: spec_va,
-                arg1: u64::from(core),
-            };
-            // SAFETY: only the boot core runs the loader; no other core reads CORE_BOOT until
-            // it is started below, after this write and a cache clean.
-            unsafe { (*core::ptr::addr_of_mut!(CORE_BOOT))[core as usize] = record };
-            if core == boot_core {
-                boot_entry = Some(core);
-            }
-        }
-        log!(
-            "INFO",
-            "K{replica}: cores {} RAM {:#x}-{:#x} ({} MiB), kernel entry {:#x}",
-            CoreSet(spec.core_mask),
-            ram.base,
-            ram.end(),
-            ram.size >> 20,
-            kernel.entry.entry
+            base + part.entry.dest_offset,
+            part.bytes,
+            part.entry.mem_size,
         );
     }
+}
 
+/// What placing a replica needs besides its spec.
+struct Context<'a> {
+    placement: &'a Placement<'a>,
+    conduit: PsciConduit,
+    entry_el: u32,
+}
+
+/// Copies the kernel and the initialiser into one replica's RAM, writes its spec, builds its
+/// kernel page tables and fills its cores' boot records. Returns its core mask.
+fn place_replica(
+    context: &Context<'_>,
+    spec: &ReplicaSpec,
+    spec_offset: u64,
+) -> Result<u64, Refusal> {
+    let replica = spec.replica;
+    let ram = spec.ram;
+    let kernel = context.placement.kernel;
+    if let Some(init) = &context.placement.initialiser {
+        copy_part(
+            ram.base + init.entry.dest_offset,
+            init.bytes,
+            init.entry.mem_size,
+        );
+    }
+    copy_part(
+        ram.base + kernel.entry.dest_offset,
+        kernel.bytes,
+        kernel.entry.mem_size,
+    );
+    let mut spec = *spec;
+    spec.loader.psci_conduit = context.conduit as u32;
+    spec.loader.entry_el = context.entry_el;
+    spec.loader.trampoline = replica_trampoline as *const () as u64;
+    copy_part(
+        ram.base + spec_offset,
+        zerocopy::IntoBytes::as_bytes(&spec),
+        size_of::<ReplicaSpec>() as u64,
+    );
+    let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
+    let spec_va = spec
+        .mappings()
+        .iter()
+        .find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
+        .map(|m| m.va + (ram.base + spec_offset - m.pa))
+        .ok_or(Refusal::Layout(
+            "boot spec is not in any kernel mapping",
+            replica,
+        ))?;
+    for core in 0..MAX_CORES as u32 {
+        if spec.core_mask & (1 << core) == 0 {
+            continue;
+        }
+        let record = CoreBoot {
+            mair: pagetable::MAIR,
+            tcr: pagetable::TCR,
+            ttbr0,
+            ttbr1,
+            sctlr: KERNEL_SCTLR,
+            entry: kernel.entry.entry,
+            arg0: spec_va,
+            arg1: u64::from(core),
+        };
+        // SAFETY: only the boot core runs the loader; no other core reads CORE_BOOT until
+        // it is started, after this write and a cache clean.
+        unsafe { (*core::ptr::addr_of_mut!(CORE_BOOT))[core as usize] = record };
+    }
+    log!(
+        "INFO",
+        "K{replica}: cores {} RAM {:#x}-{:#x} ({} MiB), kernel entry {:#x}",
+        CoreSet(spec.core_mask),
+        ram.base,
+        ram.end(),
+        ram.size >> 20,
+        kernel.entry.entry
+    );
+    Ok(spec.core_mask)
+}
+
+/// Sets up the interrupt distributor and routes each replica's device interrupts.
+fn route_interrupts(specs: &Specs) -> Result<(), Refusal> {
     // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
     let gic = unsafe {
         Gic::new(
@@ -376,8 +363,12 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
             );
         }
     }
+    Ok(())
+}
 
-    clean_all(&specs);
+/// Starts every core but the boot core with PSCI `CPU_ON`; a core that fails to start is
+/// reported and its replica runs without it.
+fn start_cores(specs: &Specs, conduit: PsciConduit, boot_core: u32) {
     for (spec, _) in specs.iter().flatten() {
         for core in 0..MAX_CORES as u32 {
             if spec.core_mask & (1 << core) == 0 || core == boot_core {
@@ -401,11 +392,6 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
             }
         }
     }
-    let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
-    log!("INFO", "entering K0 on core {core}");
-    Ok(Ready {
-        core_boot: core_boot_record(core),
-    })
 }
 
 /// The address of core `core`'s boot record (no access is made).
@@ -466,171 +452,12 @@ fn loader_range() -> PhysRange {
     }
 }
 
-/// Refuses layouts that would let replicas overlap each other, the loader or the board.
-fn check_layout(
-    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
-    count: usize,
-    kernel: &atoll_abi::image::PartEntry,
-) -> Result<(), Refusal> {
-    let loader = loader_range();
-    let mut cores = 0u64;
-    for (i, entry) in specs.iter().enumerate() {
-        let Some((spec, spec_offset)) = entry else {
-            if i < count {
-                return Err(Refusal::Layout(
-                    "replica indices are not contiguous",
-                    i as u32,
-                ));
-            }
-            continue;
-        };
-        let r = spec.replica;
-        if spec.replica_count as usize != count {
-            return Err(Refusal::Layout("replica count disagrees with the image", r));
-        }
-        if !BOARD.ram.contains(&spec.ram)
-            || spec.ram.overlaps(&loader)
-            || spec.ram.base % PAGE_SIZE != 0
-        {
-            return Err(Refusal::Layout(
-                "RAM is outside the board's RAM or overlaps the loader",
-                r,
-            ));
-        }
-        if spec.core_mask & cores != 0 || spec.core_mask >> BOARD.cores.len() != 0 {
-            return Err(Refusal::Layout(
-                "cores are shared with another replica or do not exist",
-                r,
-            ));
-        }
-        cores |= spec.core_mask;
-        let kernel_end = kernel.dest_offset.saturating_add(kernel.mem_size);
-        if kernel_end > *spec_offset
-            || spec_offset + size_of::<ReplicaSpec>() as u64 > spec.tables_offset
-            || spec.tables_offset + spec.tables_size > spec.free_offset
-        {
-            return Err(Refusal::Layout("kernel, spec and page tables overlap", r));
-        }
-        if spec.free_offset > spec.ram.size {
-            return Err(Refusal::Layout(
-                "kernel does not fit in the replica's RAM",
-                r,
-            ));
-        }
-        let shared = PhysRange {
-            base: spec.shared.pa,
-            size: spec.shared.size,
-        };
-        if shared.size < atoll_abi::shared::SHARED_AREA_SIZE
-            || !BOARD.ram.contains(&shared)
-            || shared.overlaps(&loader)
-        {
-            return Err(Refusal::Layout("shared area is too small or misplaced", r));
-        }
-        for other in specs.iter().flatten() {
-            if other.0.replica != r
-                && (other.0.ram.overlaps(&spec.ram) || other.0.ram.overlaps(&shared))
-            {
-                return Err(Refusal::Layout(
-                    "RAM overlaps another replica or the shared area",
-                    r,
-                ));
-            }
-            if other.0.shared.pa != spec.shared.pa {
-                return Err(Refusal::Layout("replicas disagree on the shared area", r));
-            }
-        }
-        for m in spec.mappings() {
-            if m.attrs & attrs::DEVICE == 0 {
-                let range = PhysRange {
-                    base: m.pa,
-                    size: m.size,
-                };
-                if !spec.ram.contains(&range) && !shared.contains(&range) {
-                    return Err(Refusal::Layout(
-                        "a kernel mapping reaches memory the replica does not own",
-                        r,
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// PD images and region contents must land in their replica's free memory.
-fn check_placed_parts(
-    view: &ImageView<'_>,
-    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
-) -> Result<(), Refusal> {
-    for part in view.parts() {
-        if !matches!(
-            part.kind,
-            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
-        ) {
-            continue;
-        }
-        let r = part.entry.replica;
-        if part.kind == PartKind::RegionData && r == ALL_REPLICAS {
-            check_absolute_region(&part.entry, specs)?;
-            continue;
-        }
-        let (spec, _) = specs
-            .get(r as usize)
-            .and_then(Option::as_ref)
-            .ok_or(Refusal::Layout(
-                "a program or region part names no replica",
-                r,
-            ))?;
-        let end = part.entry.dest_offset.checked_add(part.entry.mem_size);
-        if part.entry.dest_offset < spec.free_offset || end.is_none_or(|e| e > spec.ram.size) {
-            return Err(Refusal::Layout(
-                "a program or region part lies outside the replica's free memory",
-                r,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A region outside every replica: inside the board's RAM, clear of the loader, the kernel
-/// shared area and every replica's RAM.
-fn check_absolute_region(
-    entry: &atoll_abi::image::PartEntry,
-    specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS],
-) -> Result<(), Refusal> {
-    let range = PhysRange {
-        base: entry.dest_offset,
-        size: entry.mem_size,
-    };
-    let loader = loader_range();
-    let refuse = Refusal::Region(
-        "a region outside the replicas lies outside RAM or over memory it may not touch",
-    );
-    if range.base.checked_add(range.size).is_none()
-        || !BOARD.ram.contains(&range)
-        || range.overlaps(&loader)
-    {
-        return Err(refuse);
-    }
-    for (spec, _) in specs.iter().flatten() {
-        let shared = PhysRange {
-            base: spec.shared.pa,
-            size: spec.shared.size,
-        };
-        if range.overlaps(&spec.ram) || range.overlaps(&shared) {
-            return Err(refuse);
-        }
-    }
-    Ok(())
-}
-
 /// Copies a part to physical `dest` and zeroes the rest of its memory size.
 fn copy_part(dest: u64, bytes: &[u8], mem_size: u64) {
     let dest = dest as *mut u8;
-    // SAFETY: `check_layout`, `check_placed_parts` and `check_absolute_region` proved the
-    // destination lies in RAM the loader may write (a replica's, or a shared region's), which
-    // is identity-mapped, disjoint from the image being read and not yet used by anyone.
+    // SAFETY: `placement::check` proved the destination lies in RAM the loader may write (a
+    // replica's, or a shared region's), which is identity-mapped, disjoint from the image
+    // being read and not yet used by anyone.
     unsafe {
         mem::copy(dest, bytes.as_ptr(), bytes.len());
         mem::zero(dest.add(bytes.len()), mem_size as usize - bytes.len());
@@ -640,8 +467,8 @@ fn copy_part(dest: u64, bytes: &[u8], mem_size: u64) {
 /// Zeroes the shared area and writes its header.
 fn init_shared(spec: &ReplicaSpec) {
     let base = spec.shared.pa as *mut u8;
-    // SAFETY: `check_layout` proved the shared area lies in RAM outside the loader and every
-    // replica; no replica runs yet.
+    // SAFETY: `placement::check` proved the shared area lies in RAM outside the loader and
+    // every replica; no replica runs yet.
     unsafe {
         mem::zero(base, spec.shared.size as usize);
         let header = &mut *(base as *mut SharedHeader);
@@ -699,7 +526,7 @@ fn build_tables(spec: &ReplicaSpec) -> Result<(u64, u64), MapError> {
 }
 
 /// Cleans everything secondaries may read with their MMU off to the point of coherency.
-fn clean_all(specs: &[Option<(ReplicaSpec, u64)>; MAX_REPLICAS]) {
+fn clean_all(specs: &Specs) {
     for (spec, _) in specs.iter().flatten() {
         clean_range(spec.ram.base, spec.free_offset);
     }

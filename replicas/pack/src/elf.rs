@@ -48,35 +48,51 @@ fn page_up(x: u64) -> u64 {
     x.next_multiple_of(PAGE_SIZE)
 }
 
-/// A loadable segment: (vaddr, paddr, file bytes, mem size, flags).
-type Segment<'a> = (u64, u64, &'a [u8], u64, u32);
+/// A loadable segment of an ELF file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    /// Virtual address.
+    pub vaddr: u64,
+    /// Physical (load) address.
+    pub paddr: u64,
+    /// The bytes the file stores for it.
+    pub bytes: &'a [u8],
+    /// Bytes it occupies in memory (at least `bytes.len()`).
+    pub mem_size: u64,
+    /// `PF_*` flags.
+    pub flags: u32,
+}
 
-/// The loadable segments, by address.
-fn load_segments<'a>(
-    what: &'static str,
+/// The loadable segments of an ELF file, by virtual address; a segment whose stored bytes
+/// run past the file, or past its memory size, is refused.
+pub fn segments<'a>(
     file: &ElfFile64<'a, Endianness>,
     data: &'a [u8],
-) -> Result<Vec<Segment<'a>>, PackError> {
+) -> Result<Vec<Segment<'a>>, &'static str> {
     let endian = file.endian();
     let mut out = Vec::new();
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) != PT_LOAD || ph.p_memsz(endian) == 0 {
             continue;
         }
-        let bytes = ph
-            .data(endian, data)
-            .map_err(|_| elf_error(what, "segment data out of bounds"))?;
-        out.push((
-            ph.p_vaddr(endian),
-            ph.p_paddr(endian),
+        let (offset, file_size) = (ph.p_offset(endian), ph.p_filesz(endian));
+        let bytes = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(file_size).ok())
+            .and_then(|(at, len)| data.get(at..at.checked_add(len)?))
+            .filter(|_| file_size <= ph.p_memsz(endian))
+            .ok_or("a segment runs past the end of the file")?;
+        out.push(Segment {
+            vaddr: ph.p_vaddr(endian),
+            paddr: ph.p_paddr(endian),
             bytes,
-            ph.p_memsz(endian),
-            ph.p_flags(endian),
-        ));
+            mem_size: ph.p_memsz(endian),
+            flags: ph.p_flags(endian),
+        });
     }
-    out.sort_by_key(|s| s.0);
+    out.sort_by_key(|s| s.vaddr);
     if out.is_empty() {
-        return Err(elf_error(what, "no loadable segments"));
+        return Err("no loadable segments");
     }
     Ok(out)
 }
@@ -90,12 +106,18 @@ pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
 /// their own, none both writable and executable.
 pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, PackError> {
     let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(what, e))?;
-    let segments = load_segments(what, &file, data)?;
-    let vaddr = page_down(segments[0].0);
+    let segments = segments(&file, data).map_err(|e| elf_error(what, e))?;
+    let vaddr = page_down(segments[0].vaddr);
     let mut bytes = Vec::new();
     let mut end = vaddr;
     let mut mappings = Vec::new();
-    for &(va, _, file_bytes, mem_size, flags) in &segments {
+    for segment in &segments {
+        let (va, file_bytes, mem_size, flags) = (
+            segment.vaddr,
+            segment.bytes,
+            segment.mem_size,
+            segment.flags,
+        );
         let start = page_down(va);
         if start < end {
             return Err(elf_error(
@@ -137,8 +159,8 @@ pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, P
 pub fn flatten_loader(data: &[u8]) -> Result<LoaderImage, PackError> {
     const WHAT: &str = "loader";
     let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(WHAT, e))?;
-    let segments = load_segments(WHAT, &file, data)?;
-    let base = segments[0].1;
+    let segments = segments(&file, data).map_err(|e| elf_error(WHAT, e))?;
+    let base = segments[0].paddr;
     let end = file
         .symbols()
         .find(|s| s.name() == Ok("__loader_end"))
@@ -151,7 +173,8 @@ pub fn flatten_loader(data: &[u8]) -> Result<LoaderImage, PackError> {
         ));
     }
     let mut bytes = vec![0u8; (end - base) as usize];
-    for &(_, pa, file_bytes, _, _) in &segments {
+    for segment in &segments {
+        let (pa, file_bytes) = (segment.paddr, segment.bytes);
         let at = pa
             .checked_sub(base)
             .ok_or_else(|| elf_error(WHAT, "segment below the load address"))?

@@ -1,81 +1,41 @@
-//! Packs the loader, kernel and replica specs into one bootable image file.
+//! Writes the bootable image file: the loader, then the image proper (header, table of
+//! parts, parts). It only writes bytes: what the parts are and where they go is planned by
+//! the `microkit` tool.
 
 use std::mem::size_of;
 
 use atoll_abi::image::{
-    ALL_REPLICAS, IMAGE_ALIGN, IMAGE_MAGIC, IMAGE_VERSION, ImageHeader, PartEntry, PartKind,
-    encode_board_name, image_checksum,
+    IMAGE_ALIGN, IMAGE_MAGIC, IMAGE_VERSION, ImageHeader, PartEntry, encode_board_name,
+    image_checksum,
 };
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
 use crate::PackError;
-use crate::elf::{KernelImage, LoaderImage};
-use crate::plan::PlannedReplica;
+use crate::elf::LoaderImage;
 
 /// Offset of the arm64 Image header's `image_size` field.
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
 
-/// A part beyond the kernel and the specs: a PD image or a region's initial contents.
+/// One part to write: its table entry (`offset` is filled in when writing) and its bytes.
 #[derive(Clone, Debug)]
-pub struct ExtraPart {
-    /// Its table entry (`offset` is filled in when packing).
+pub struct ImagePart<'a> {
+    /// Its table entry.
     pub entry: PartEntry,
     /// Its bytes.
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
 }
 
-/// The image proper: header, table of parts and parts.
-pub fn image_proper(
-    board: &Board,
-    kernel: &KernelImage,
-    initialiser: Option<&KernelImage>,
-    replicas: &[PlannedReplica],
-    extra: &[ExtraPart],
-) -> Result<Vec<u8>, PackError> {
+/// The image proper for `board`: header, table of parts and parts, in the order given.
+pub fn image_proper(board: &Board, parts: &[ImagePart<'_>]) -> Result<Vec<u8>, PackError> {
     let board_field = encode_board_name(board.name)
         .ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
-    // A program every replica runs, flattened: one copy in the image, placed by the loader.
-    let program = |kind: PartKind, program: &KernelImage, dest_offset: u64| PartEntry {
-        kind: kind as u32,
-        replica: ALL_REPLICAS,
-        offset: 0,
-        file_size: program.bytes.len() as u64,
-        mem_size: program.mem_size,
-        dest_offset,
-        vaddr: program.vaddr,
-        entry: program.entry,
-        reserved: 0,
-    };
-    let mut parts: Vec<(PartEntry, &[u8])> =
-        vec![(program(PartKind::Kernel, kernel, 0), &kernel.bytes)];
-    if let (Some(init), Some(first)) = (initialiser, replicas.first()) {
-        let offset = first.spec.initialiser.offset;
-        parts.push((program(PartKind::Initialiser, init, offset), &init.bytes));
-    }
-    for r in replicas {
-        let bytes = r.spec.as_bytes();
-        let entry = PartEntry {
-            kind: PartKind::ReplicaSpec as u32,
-            replica: r.spec.replica,
-            offset: 0,
-            file_size: bytes.len() as u64,
-            mem_size: bytes.len() as u64,
-            dest_offset: r.spec_offset,
-            vaddr: 0,
-            entry: 0,
-            reserved: 0,
-        };
-        parts.push((entry, bytes));
-    }
-    for part in extra {
-        parts.push((part.entry, &part.bytes));
-    }
+    let mut entries: Vec<PartEntry> = parts.iter().map(|p| p.entry).collect();
     let table_end = (size_of::<ImageHeader>() + parts.len() * size_of::<PartEntry>()) as u64;
     let mut offset = table_end.next_multiple_of(IMAGE_ALIGN);
-    for (entry, bytes) in &mut parts {
+    for (entry, part) in entries.iter_mut().zip(parts) {
         entry.offset = offset;
-        offset = (offset + bytes.len() as u64).next_multiple_of(IMAGE_ALIGN);
+        offset = (offset + part.bytes.len() as u64).next_multiple_of(IMAGE_ALIGN);
     }
     let header = ImageHeader {
         magic: IMAGE_MAGIC,
@@ -89,10 +49,11 @@ pub fn image_proper(
     };
     let mut out = vec![0u8; offset as usize];
     out[..size_of::<ImageHeader>()].copy_from_slice(header.as_bytes());
-    for (i, (entry, bytes)) in parts.iter().enumerate() {
+    for (i, (entry, part)) in entries.iter().zip(parts).enumerate() {
         let at = size_of::<ImageHeader>() + i * size_of::<PartEntry>();
         out[at..at + size_of::<PartEntry>()].copy_from_slice(entry.as_bytes());
-        out[entry.offset as usize..entry.offset as usize + bytes.len()].copy_from_slice(bytes);
+        let start = entry.offset as usize;
+        out[start..start + part.bytes.len()].copy_from_slice(part.bytes);
     }
     let checksum = image_checksum(&out);
     let at = std::mem::offset_of!(ImageHeader, checksum);
@@ -100,14 +61,11 @@ pub fn image_proper(
     Ok(out)
 }
 
-/// The whole bootable file: loader, then the image proper at the loader's end.
+/// The whole bootable file: `loader`, then the image proper at the loader's end.
 pub fn bootable_image(
     board: &Board,
     loader: &LoaderImage,
-    kernel: &KernelImage,
-    initialiser: Option<&KernelImage>,
-    replicas: &[PlannedReplica],
-    extra: &[ExtraPart],
+    parts: &[ImagePart<'_>],
 ) -> Result<Vec<u8>, PackError> {
     let expected_base = board.ram.base + board.image_offset;
     if loader.base != expected_base {
@@ -116,7 +74,7 @@ pub fn bootable_image(
             loader.base, board.name
         )));
     }
-    let proper = image_proper(board, kernel, initialiser, replicas, extra)?;
+    let proper = image_proper(board, parts)?;
     let mut out = loader.bytes.clone();
     out.extend_from_slice(&proper);
     if board.image_offset + out.len() as u64 > board.boot_reserved {
@@ -134,15 +92,39 @@ pub fn bootable_image(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{LayoutRequest, plan};
-    use atoll_abi::image::{ImageError, ImageView};
+    use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageView, PartKind};
     use atoll_abi::spec::ReplicaSpec;
 
+    /// A spec that passes `ReplicaSpec::check`.
+    fn spec(replica: u32, core_mask: u64) -> ReplicaSpec {
+        let mut spec = ReplicaSpec::new_zeroed();
+        spec.replica = replica;
+        spec.replica_count = 3;
+        spec.core_mask = core_mask;
+        spec.tick_hz = 100;
+        spec.gic.version = 3;
+        spec.ram.size = 0x400_0000;
+        spec
+    }
+
+    /// A kernel of 0x5000 bytes of 0xAA and three replicas on cores 0, 1 and 2-3.
     fn packed() -> Vec<u8> {
         let board = &atoll_boards::QEMU_VIRT_AARCH64;
-        let kernel = crate::plan::tests::fake_kernel();
-        let replicas = plan(board, &LayoutRequest::default_for(board), &kernel).unwrap();
-        image_proper(board, &kernel, None, &replicas, &[]).unwrap()
+        let kernel = vec![0xAA; 0x5000];
+        let specs = [spec(0, 0b1), spec(1, 0b10), spec(2, 0b1100)];
+        let mut parts = vec![ImagePart {
+            entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0x5000, 0x2_6000, 0),
+            bytes: &kernel,
+        }];
+        for s in &specs {
+            let bytes = s.as_bytes();
+            let size = bytes.len() as u64;
+            parts.push(ImagePart {
+                entry: PartEntry::new(PartKind::ReplicaSpec, s.replica, size, size, 0x2_6000),
+                bytes,
+            });
+        }
+        image_proper(board, &parts).unwrap()
     }
 
     #[test]

@@ -1,19 +1,18 @@
-//! The host side of Atoll's image format.
+//! The host side of Atoll's image format, below the `microkit` tool's planner.
 //!
-//! - [`elf`]: turns the loader and kernel ELF files into the flat bytes the image carries.
-//! - [`plan`]: splits a board into replicas (cores, RAM, shared area) and writes each
-//!   replica's boot spec. Until the `microkit` tool plans from `system.xml`, this is how
-//!   `cargo xtask build` lays out the default system.
-//! - [`image`]: packs the loader, kernel and specs into one bootable file.
+//! - [`elf`]: reads ELF files: the loadable segments of any program, and the loader,
+//!   kernel and initialiser flattened into the bytes the image carries.
+//! - [`image`]: writes the loader and the planned parts into one bootable file. It only
+//!   writes bytes; what goes where is planned by the tool (`tool/src/plan/`), and the
+//!   tool checks the result with the loader's own rules (`atoll_abi::placement`).
 //!
 //! Everything here is deterministic: the same inputs give byte-identical images.
 #![forbid(unsafe_code)]
 
 pub mod elf;
 pub mod image;
-pub mod plan;
 
-/// Why packing failed.
+/// Why reading an ELF file or writing the image failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PackError {
     /// An ELF file could not be read.
@@ -24,7 +23,7 @@ pub enum PackError {
         /// Why.
         reason: String,
     },
-    /// The requested layout does not fit the board.
+    /// The image does not fit the board, or the loader was built for another.
     #[error("replica layout: {0}")]
     Layout(String),
 }

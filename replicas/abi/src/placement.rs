@@ -1,0 +1,588 @@
+//! Where an image's parts may go: the rules the loader enforces before it writes a byte,
+//! and the `microkit` tool enforces after it writes an image, so that an image the tool
+//! writes is never one the loader refuses.
+//!
+//! [`check`] reads the parts of an image (already parsed by [`ImageView`]) and refuses,
+//! with a reason, any layout in which replicas would overlap each other, the loader, the
+//! shared area or memory outside the board's RAM, in which a core belongs to two replicas,
+//! or in which a PD image, region or boot program lands outside its replica's free memory.
+//! It is pure: the machine is described by a [`Machine`], so the host tests it.
+
+use core::mem::size_of;
+
+use crate::image::{ALL_REPLICAS, Part, PartEntry, PartKind};
+use crate::limits::{MAX_REPLICAS, PAGE_SIZE};
+use crate::spec::{PhysRange, ReplicaSpec, attrs};
+
+#[cfg(doc)]
+use crate::image::ImageView;
+
+/// What the checker needs to know about the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The board's RAM.
+    pub ram: PhysRange,
+    /// The RAM the boot stub, the loader and the image occupy.
+    pub loader: PhysRange,
+    /// How many cores the board has.
+    pub cores: usize,
+}
+
+/// Why a layout was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementError {
+    /// Something about one replica (or the image as a whole, reported as replica 0).
+    Replica {
+        /// The replica.
+        replica: u32,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A region outside every replica is misplaced.
+    Region(&'static str),
+}
+
+impl core::fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Replica { replica, why } => write!(f, "replica {replica}: {why}"),
+            Self::Region(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+fn refuse(why: &'static str, replica: u32) -> PlacementError {
+    PlacementError::Replica { replica, why }
+}
+
+/// Each replica's boot spec and where it goes in the replica's RAM, by replica index.
+pub type Specs = [Option<(ReplicaSpec, u64)>; MAX_REPLICAS];
+
+/// A checked layout: what the loader places, besides the specs [`check`] filled in.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement<'a> {
+    /// Number of replicas: the specs of replicas `0..count` are present.
+    pub count: usize,
+    /// The kernel every replica runs.
+    pub kernel: Part<'a>,
+    /// The initialiser every replica starts, if the image carries one.
+    pub initialiser: Option<Part<'a>>,
+}
+
+/// Checks the layout of an image's parts on `machine`, filling `specs`, which must start
+/// empty, with each replica's boot spec (a table the caller owns: the loader keeps one
+/// copy on its small stack). `parts` gives the parts afresh each time it is called (for an [`ImageView`],
+/// `|| view.parts()`).
+pub fn check<'a, I>(
+    machine: &Machine,
+    parts: impl Fn() -> I,
+    specs: &mut Specs,
+) -> Result<Placement<'a>, PlacementError>
+where
+    I: Iterator<Item = Part<'a>>,
+{
+    let (kernel, initialiser) = collect(parts(), specs)?;
+    let kernel = kernel.ok_or(refuse("image has no kernel", 0))?;
+    let count = specs.iter().filter(|s| s.is_some()).count();
+    if count == 0 {
+        return Err(refuse("image has no replicas", 0));
+    }
+    check_layout(machine, specs, count, &kernel.entry)?;
+    check_placed_parts(machine, parts(), specs)?;
+    check_initialiser(specs, initialiser.as_ref())?;
+    first(specs).ok_or(refuse("replica 0 is missing", 0))?;
+    Ok(Placement {
+        count,
+        kernel,
+        initialiser,
+    })
+}
+
+/// Replica 0's spec, if present.
+pub fn first(specs: &Specs) -> Option<&ReplicaSpec> {
+    specs.first()?.as_ref().map(|(spec, _)| spec)
+}
+
+type Programs<'a> = (Option<Part<'a>>, Option<Part<'a>>);
+
+/// The kernel and the initialiser, and the specs (into `specs`, empty), each where the
+/// format allows it.
+fn collect<'a>(
+    parts: impl Iterator<Item = Part<'a>>,
+    specs: &mut Specs,
+) -> Result<Programs<'a>, PlacementError> {
+    let mut kernel = None;
+    let mut initialiser = None;
+    for part in parts {
+        let replica = part.entry.replica;
+        match part.kind {
+            PartKind::Kernel if replica == ALL_REPLICAS => kernel = Some(part),
+            PartKind::Kernel => {
+                return Err(refuse("per-replica kernels are not supported", replica));
+            }
+            PartKind::ReplicaSpec => {
+                let spec = ReplicaSpec::parse(part.bytes)
+                    .map_err(|_| refuse("boot spec is malformed", replica))?;
+                let slot = specs
+                    .get_mut(spec.replica as usize)
+                    .ok_or(refuse("replica index out of range", spec.replica))?;
+                if slot.is_some() || spec.replica != replica {
+                    return Err(refuse("boot spec duplicated or misfiled", spec.replica));
+                }
+                *slot = Some((spec, part.entry.dest_offset));
+            }
+            PartKind::Initialiser if replica == ALL_REPLICAS => initialiser = Some(part),
+            PartKind::Initialiser => {
+                return Err(refuse(
+                    "per-replica initialisers are not supported",
+                    replica,
+                ));
+            }
+            // Checked once every replica's memory is known.
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram => {}
+        }
+    }
+    Ok((kernel, initialiser))
+}
+
+/// Refuses layouts that would let replicas overlap each other, the loader or the board.
+fn check_layout(
+    machine: &Machine,
+    specs: &Specs,
+    count: usize,
+    kernel: &PartEntry,
+) -> Result<(), PlacementError> {
+    let mut cores = 0u64;
+    for (i, entry) in specs.iter().enumerate() {
+        let Some((spec, spec_offset)) = entry else {
+            if i < count {
+                return Err(refuse("replica indices are not contiguous", i as u32));
+            }
+            continue;
+        };
+        let r = spec.replica;
+        if spec.replica_count as usize != count {
+            return Err(refuse("replica count disagrees with the image", r));
+        }
+        if !machine.ram.contains(&spec.ram)
+            || spec.ram.overlaps(&machine.loader)
+            || !spec.ram.base.is_multiple_of(PAGE_SIZE)
+        {
+            return Err(refuse(
+                "RAM is outside the board's RAM or overlaps the loader",
+                r,
+            ));
+        }
+        if spec.core_mask & cores != 0
+            || spec.core_mask.checked_shr(machine.cores as u32) != Some(0)
+        {
+            return Err(refuse(
+                "cores are shared with another replica or do not exist",
+                r,
+            ));
+        }
+        cores |= spec.core_mask;
+        check_reserve(spec, *spec_offset, kernel)?;
+        let shared = shared_area(spec);
+        if shared.size < crate::shared::SHARED_AREA_SIZE
+            || !machine.ram.contains(&shared)
+            || shared.overlaps(&machine.loader)
+        {
+            return Err(refuse("shared area is too small or misplaced", r));
+        }
+        check_against_others(specs, spec, &shared)?;
+        check_kernel_mappings(spec, &shared)?;
+    }
+    Ok(())
+}
+
+/// The kernel, the spec and the page tables, in that order, before the replica's free
+/// memory, which lies inside its RAM.
+fn check_reserve(
+    spec: &ReplicaSpec,
+    spec_offset: u64,
+    kernel: &PartEntry,
+) -> Result<(), PlacementError> {
+    let r = spec.replica;
+    let kernel_end = kernel.dest_offset.saturating_add(kernel.mem_size);
+    if kernel_end > spec_offset
+        || spec_offset.saturating_add(size_of::<ReplicaSpec>() as u64) > spec.tables_offset
+        || spec.tables_offset.saturating_add(spec.tables_size) > spec.free_offset
+    {
+        return Err(refuse("kernel, spec and page tables overlap", r));
+    }
+    if spec.free_offset > spec.ram.size {
+        return Err(refuse("kernel does not fit in the replica's RAM", r));
+    }
+    Ok(())
+}
+
+fn shared_area(spec: &ReplicaSpec) -> PhysRange {
+    PhysRange {
+        base: spec.shared.pa,
+        size: spec.shared.size,
+    }
+}
+
+/// No other replica's RAM overlaps this one's or the shared area, and all agree on it.
+fn check_against_others(
+    specs: &Specs,
+    spec: &ReplicaSpec,
+    shared: &PhysRange,
+) -> Result<(), PlacementError> {
+    let r = spec.replica;
+    for (other, _) in specs.iter().flatten() {
+        if other.replica != r && (other.ram.overlaps(&spec.ram) || other.ram.overlaps(shared)) {
+            return Err(refuse("RAM overlaps another replica or the shared area", r));
+        }
+        if other.shared.pa != spec.shared.pa {
+            return Err(refuse("replicas disagree on the shared area", r));
+        }
+    }
+    Ok(())
+}
+
+/// Every kernel mapping of normal memory stays in the replica's RAM or the shared area.
+fn check_kernel_mappings(spec: &ReplicaSpec, shared: &PhysRange) -> Result<(), PlacementError> {
+    for m in spec.mappings() {
+        if m.attrs & attrs::DEVICE == 0 {
+            let range = PhysRange {
+                base: m.pa,
+                size: m.size,
+            };
+            if !spec.ram.contains(&range) && !shared.contains(&range) {
+                return Err(refuse(
+                    "a kernel mapping reaches memory the replica does not own",
+                    spec.replica,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PD images, region contents and boot programs must land in their replica's free memory.
+fn check_placed_parts<'a>(
+    machine: &Machine,
+    parts: impl Iterator<Item = Part<'a>>,
+    specs: &Specs,
+) -> Result<(), PlacementError> {
+    for part in parts {
+        if !matches!(
+            part.kind,
+            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+        ) {
+            continue;
+        }
+        let r = part.entry.replica;
+        if part.kind == PartKind::RegionData && r == ALL_REPLICAS {
+            check_absolute_region(machine, &part.entry, specs)?;
+            continue;
+        }
+        let (spec, _) = specs
+            .get(r as usize)
+            .and_then(Option::as_ref)
+            .ok_or(refuse("a program or region part names no replica", r))?;
+        let end = part.entry.dest_offset.checked_add(part.entry.mem_size);
+        if part.entry.dest_offset < spec.free_offset || end.is_none_or(|e| e > spec.ram.size) {
+            return Err(refuse(
+                "a program or region part lies outside the replica's free memory",
+                r,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A region outside every replica: inside the board's RAM, clear of the loader, the kernel
+/// shared area and every replica's RAM.
+fn check_absolute_region(
+    machine: &Machine,
+    entry: &PartEntry,
+    specs: &Specs,
+) -> Result<(), PlacementError> {
+    let range = PhysRange {
+        base: entry.dest_offset,
+        size: entry.mem_size,
+    };
+    let refused = PlacementError::Region(
+        "a region outside the replicas lies outside RAM or over memory it may not touch",
+    );
+    if range.base.checked_add(range.size).is_none()
+        || !machine.ram.contains(&range)
+        || range.overlaps(&machine.loader)
+    {
+        return Err(refused);
+    }
+    for (spec, _) in specs.iter().flatten() {
+        if range.overlaps(&spec.ram) || range.overlaps(&shared_area(spec)) {
+            return Err(refused);
+        }
+    }
+    Ok(())
+}
+
+/// Each spec places the initialiser where the image's part says, between the page tables
+/// and the free memory; a spec without one names none.
+fn check_initialiser(specs: &Specs, initialiser: Option<&Part<'_>>) -> Result<(), PlacementError> {
+    for (spec, _) in specs.iter().flatten() {
+        let declared = spec.initialiser;
+        let fits = match initialiser {
+            None => declared.mem_size == 0,
+            Some(part) => {
+                declared.offset == part.entry.dest_offset
+                    && declared.mem_size == part.entry.mem_size
+                    && declared.offset >= spec.tables_offset.saturating_add(spec.tables_size)
+                    && declared.offset.saturating_add(declared.mem_size) <= spec.free_offset
+            }
+        };
+        if !fits {
+            return Err(refuse(
+                "the initialiser's place in the spec and the image disagree",
+                spec.replica,
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    reason = "host tests"
+)]
+mod tests {
+    extern crate std;
+
+    use std::vec::Vec;
+
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::spec::Mapping;
+
+    const MIB: u64 = 0x10_0000;
+    const MACHINE: Machine = Machine {
+        ram: PhysRange {
+            base: 0x4000_0000,
+            size: 0x4000_0000,
+        },
+        loader: PhysRange {
+            base: 0x4008_0000,
+            size: 0xF8_0000,
+        },
+        cores: 4,
+    };
+    const SHARED: u64 = 0x4100_0000;
+    const SPEC_OFFSET: u64 = 0x1_0000;
+
+    fn ram_of(replica: u32) -> PhysRange {
+        PhysRange {
+            base: 0x4200_0000 + u64::from(replica) * 64 * MIB,
+            size: 64 * MIB,
+        }
+    }
+
+    fn spec(replica: u32, count: u32) -> ReplicaSpec {
+        let mut spec = ReplicaSpec::new_zeroed();
+        spec.replica = replica;
+        spec.replica_count = count;
+        spec.core_mask = 1 << replica;
+        spec.tick_hz = 100;
+        spec.gic.version = 3;
+        spec.ram = ram_of(replica);
+        spec.tables_offset = 0x2_0000;
+        spec.tables_size = 0x2_0000;
+        spec.free_offset = 2 * MIB;
+        spec.shared.pa = SHARED;
+        spec.shared.size = 2 * MIB;
+        spec
+    }
+
+    fn entry(kind: PartKind, replica: u32, dest_offset: u64, mem_size: u64) -> PartEntry {
+        PartEntry::new(kind, replica, 0, mem_size, dest_offset)
+    }
+
+    /// A kernel and three replicas, each with one PD image, and a region outside them.
+    struct Image {
+        specs: Vec<ReplicaSpec>,
+        extra: Vec<PartEntry>,
+    }
+
+    impl Image {
+        fn good() -> Self {
+            Self {
+                specs: (0..3).map(|r| spec(r, 3)).collect(),
+                extra: (0..3)
+                    .map(|r| entry(PartKind::PdImage, r, 4 * MIB, MIB))
+                    .chain([entry(PartKind::RegionData, ALL_REPLICAS, 0x7000_0000, MIB)])
+                    .collect(),
+            }
+        }
+
+        fn check(&self) -> Result<usize, PlacementError> {
+            let kernel = Part {
+                entry: entry(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000),
+                kind: PartKind::Kernel,
+                bytes: &[],
+            };
+            let specs = self.specs.iter().map(|s| Part {
+                entry: entry(PartKind::ReplicaSpec, s.replica, SPEC_OFFSET, 0),
+                kind: PartKind::ReplicaSpec,
+                bytes: s.as_bytes(),
+            });
+            let extra = self.extra.iter().map(|e| Part {
+                entry: *e,
+                kind: PartKind::from_raw(e.kind).unwrap(),
+                bytes: &[],
+            });
+            let parts: Vec<Part<'_>> = [kernel].into_iter().chain(specs).chain(extra).collect();
+            let mut table: Specs = [None; MAX_REPLICAS];
+            check(&MACHINE, || parts.iter().copied(), &mut table).map(|p| p.count)
+        }
+    }
+
+    fn refused(image: &Image) -> std::string::String {
+        std::format!("{}", image.check().unwrap_err())
+    }
+
+    #[test]
+    fn a_good_layout_is_accepted() {
+        assert_eq!(Image::good().check(), Ok(3));
+    }
+
+    #[test]
+    fn replicas_may_not_share_ram_or_cores() {
+        let mut image = Image::good();
+        image.specs[1].ram = ram_of(0);
+        assert_eq!(
+            refused(&image),
+            "replica 0: RAM overlaps another replica or the shared area"
+        );
+        let mut image = Image::good();
+        image.specs[2].core_mask = 0b11;
+        assert_eq!(
+            refused(&image),
+            "replica 2: cores are shared with another replica or do not exist"
+        );
+        image.specs[2].core_mask = 1 << 5;
+        assert_eq!(
+            refused(&image),
+            "replica 2: cores are shared with another replica or do not exist"
+        );
+    }
+
+    #[test]
+    fn replicas_stay_in_ram_and_off_the_loader() {
+        let mut image = Image::good();
+        image.specs[0].ram.base = MACHINE.loader.base;
+        assert_eq!(
+            refused(&image),
+            "replica 0: RAM is outside the board's RAM or overlaps the loader"
+        );
+        let mut image = Image::good();
+        image.specs[1].shared.size = 0x1000;
+        assert_eq!(
+            refused(&image),
+            "replica 1: shared area is too small or misplaced"
+        );
+        let mut image = Image::good();
+        image.specs[2].shared.pa = SHARED + 2 * MIB;
+        assert_eq!(
+            refused(&image),
+            "replica 0: replicas disagree on the shared area"
+        );
+    }
+
+    #[test]
+    fn replicas_are_numbered_without_gaps() {
+        let mut image = Image::good();
+        image.specs.remove(1);
+        image.specs[0].replica_count = 2;
+        image.extra.retain(|e| e.replica != 1);
+        assert_eq!(
+            refused(&image),
+            "replica 1: replica indices are not contiguous"
+        );
+        let mut image = Image::good();
+        image.specs[2].replica_count = 4;
+        image.specs.push(spec(3, 4));
+        image.specs.push(spec(3, 4));
+        assert_eq!(
+            refused(&image),
+            "replica 3: boot spec duplicated or misfiled"
+        );
+    }
+
+    #[test]
+    fn the_kernel_reserve_is_ordered() {
+        let mut image = Image::good();
+        image.specs[1].tables_offset = SPEC_OFFSET;
+        assert_eq!(
+            refused(&image),
+            "replica 1: kernel, spec and page tables overlap"
+        );
+    }
+
+    #[test]
+    fn kernel_mappings_stay_in_owned_memory() {
+        let mut image = Image::good();
+        let spec = &mut image.specs[1];
+        spec.mappings[0] = Mapping {
+            va: 0xFFFF_0000_0000_0000,
+            pa: ram_of(0).base,
+            size: 0x1000,
+            attrs: attrs::WRITE,
+        };
+        spec.mapping_count = 1;
+        assert_eq!(
+            refused(&image),
+            "replica 1: a kernel mapping reaches memory the replica does not own"
+        );
+        image.specs[1].mappings[0].attrs |= attrs::DEVICE;
+        assert_eq!(image.check(), Ok(3), "device mappings may go anywhere");
+    }
+
+    #[test]
+    fn parts_land_in_free_memory() {
+        let mut image = Image::good();
+        image.extra[1].dest_offset = 0;
+        assert_eq!(
+            refused(&image),
+            "replica 1: a program or region part lies outside the replica's free memory"
+        );
+        let mut image = Image::good();
+        image.extra[0].replica = 6;
+        assert_eq!(
+            refused(&image),
+            "replica 6: a program or region part names no replica"
+        );
+        for bad in [
+            ram_of(1).base,
+            MACHINE.loader.base,
+            SHARED,
+            0x9000_0000,
+            u64::MAX,
+        ] {
+            let mut image = Image::good();
+            image.extra[3].dest_offset = bad;
+            assert_eq!(
+                refused(&image),
+                "a region outside the replicas lies outside RAM or over memory it may not touch",
+                "region at {bad:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_initialiser_goes_where_the_specs_say() {
+        let mut image = Image::good();
+        image.specs[2].initialiser.mem_size = 0x1000;
+        assert_eq!(
+            refused(&image),
+            "replica 2: the initialiser's place in the spec and the image disagree"
+        );
+    }
+}

@@ -1,0 +1,455 @@
+//! Reading each kind of element into its declaration.
+
+use super::*;
+
+/// What a PD's child elements declare.
+type PdChildren = (
+    Option<ProgramImageDecl>,
+    Vec<MapDecl>,
+    Vec<IrqDecl>,
+    Vec<SetvarDecl>,
+    Vec<CapDecl>,
+);
+
+impl Parser<'_> {
+    pub(super) fn protection_domain(&mut self, element: Element<'_, '_>, parent: Option<usize>) {
+        self.decls.protection_domain_elements += 1;
+        let pds = &self.decls.protection_domains;
+        let depth = std::iter::successors(parent, |&p| pds.get(p).and_then(|pd| pd.parent)).count();
+        if depth >= MAX_PDS {
+            // A chain this deep already exceeds the PD limit; stop before recursion does harm.
+            self.error(
+                Code::PdCount,
+                element.tag,
+                format!("protection domains are nested more than {MAX_PDS} deep"),
+            );
+            return;
+        }
+        let pd = self.pd_declaration(element, parent);
+        let index = self.decls.protection_domains.len();
+        self.decls.protection_domains.push(pd);
+        let (program_image, maps, irqs, setvars, caps) = self.pd_children(element, index);
+        let has_image = element
+            .node
+            .children()
+            .any(|c| c.has_tag_name("program_image"));
+        if !has_image {
+            self.error(
+                Code::ElementCount,
+                element.tag,
+                "protection domain has no '<program_image>'",
+            )
+            .help = Some("add <program_image path=\"….elf\" /> naming the PD's ELF".into());
+        }
+        let pd = &mut self.decls.protection_domains[index];
+        pd.program_image = program_image;
+        pd.maps = maps;
+        pd.irqs = irqs;
+        pd.setvars = setvars;
+        pd.caps = caps;
+    }
+
+    /// A PD's own attributes (its children are read by [`Self::pd_children`]).
+    fn pd_declaration(&mut self, element: Element<'_, '_>, parent: Option<usize>) -> PdDecl {
+        let mut allowed = vec![
+            "name",
+            "priority",
+            "budget",
+            "period",
+            "passive",
+            "restart",
+            "stack_size",
+            "cpu",
+            "smc",
+            "fpu",
+            "replica",
+        ];
+        if parent.is_some() {
+            allowed.extend(["id", "setvar_id"]);
+        }
+        let domain_attribute = element.node.attributes().find(|a| a.name() == "domain");
+        if let Some(attribute) = domain_attribute {
+            allowed.push("domain");
+            self.error(
+                Code::Unsupported,
+                attribute.range_qname().into(),
+                "'domain' is not supported by Atoll: there is no domain scheduler",
+            );
+        }
+        self.attributes(element, &allowed);
+        let name = self.name_attribute(element, "name").unwrap_or(Spanned {
+            value: String::new(),
+            span: element.tag,
+        });
+        if let Some(smc) = self.boolean(element, "smc").filter(|smc| smc.value) {
+            self.error(
+                Code::Unsupported,
+                smc.span,
+                "SMC forwarding is not supported by Atoll's kernel",
+            );
+        }
+        let restart = match self.boolean(element, "restart") {
+            Some(restart) if self.strict => {
+                self.strict_error(restart.span, "the 'restart' attribute");
+                false
+            }
+            restart => restart.is_some_and(|r| r.value),
+        };
+        let replica = match self.string(element, "replica") {
+            Some(replica) if self.strict => {
+                self.strict_error(replica.span, "the 'replica' attribute");
+                None
+            }
+            replica => replica,
+        };
+        let child_id = if parent.is_some() {
+            self.required_number(element, "id")
+        } else {
+            None
+        };
+        PdDecl {
+            tag: element.tag,
+            name,
+            priority: self.number(element, "priority"),
+            budget: self.number(element, "budget"),
+            period: self.number(element, "period"),
+            passive: self.flag(element, "passive", false),
+            restart,
+            stack_size: self.number(element, "stack_size"),
+            cpu: self.number(element, "cpu"),
+            fpu: self.flag(element, "fpu", true),
+            replica,
+            child_id,
+            setvar_id: if parent.is_some() {
+                self.string(element, "setvar_id")
+            } else {
+                None
+            },
+            parent,
+            program_image: None,
+            maps: Vec::new(),
+            irqs: Vec::new(),
+            setvars: Vec::new(),
+            caps: Vec::new(),
+        }
+    }
+
+    /// A PD's children: its program image, maps, interrupts, setvars, capabilities and
+    /// child PDs (declared after it, with `index` as their parent).
+    fn pd_children(&mut self, element: Element<'_, '_>, index: usize) -> PdChildren {
+        let mut program_image: Option<ProgramImageDecl> = None;
+        let (mut maps, mut irqs, mut setvars, mut caps) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut cspace_seen = false;
+        for child in self.children(element) {
+            match child.name() {
+                "program_image" => {
+                    let image = self.program_image(child);
+                    if program_image.is_some() {
+                        self.error(
+                            Code::ElementCount,
+                            child.tag,
+                            "'<program_image>' must only be given once",
+                        );
+                    } else {
+                        program_image = image;
+                    }
+                }
+                "map" => maps.extend(self.map(child)),
+                "irq" => irqs.extend(self.irq(child)),
+                "setvar" => setvars.extend(self.setvar(child)),
+                "cspace" => {
+                    if cspace_seen {
+                        self.error(
+                            Code::ElementCount,
+                            child.tag,
+                            "'<cspace>' must only be given once",
+                        );
+                    }
+                    cspace_seen = true;
+                    caps.extend(self.cspace(child));
+                }
+                "protection_domain" => self.protection_domain(child, Some(index)),
+                "virtual_machine" => self.unsupported(
+                    child,
+                    "virtual machines need a hypervisor kernel, and Atoll's kernel is not one",
+                ),
+                "ioport" => self.unsupported(child, "I/O ports exist only on x86-64"),
+                _ => self.unknown_element(child, "protection_domain", PD_CHILDREN),
+            }
+        }
+        (program_image, maps, irqs, setvars, caps)
+    }
+
+    pub(super) fn program_image(&mut self, element: Element<'_, '_>) -> Option<ProgramImageDecl> {
+        self.attributes(element, &["path", "path_for_symbols"]);
+        self.leaf(element);
+        let path = self.name_attribute(element, "path")?;
+        Some(ProgramImageDecl {
+            path,
+            path_for_symbols: self.string(element, "path_for_symbols"),
+        })
+    }
+
+    /// Reports children of an element that takes none.
+    pub(super) fn leaf(&mut self, element: Element<'_, '_>) {
+        for child in self.children(element) {
+            self.unknown_element(child, element.name(), &[]);
+        }
+    }
+
+    pub(super) fn map(&mut self, element: Element<'_, '_>) -> Option<MapDecl> {
+        self.attributes(
+            element,
+            &[
+                "mr",
+                "vaddr",
+                "perms",
+                "cached",
+                "setvar_vaddr",
+                "setvar_size",
+                "setvar_prefill_size",
+            ],
+        );
+        self.leaf(element);
+        let mr = self.required_string(element, "mr");
+        let vaddr = self.required_number(element, "vaddr");
+        let perms = self.perms(element).unwrap_or(Perms::READ_WRITE);
+        let cached = self.flag(element, "cached", true);
+        Some(MapDecl {
+            mr: mr?,
+            vaddr: vaddr?,
+            perms,
+            cached,
+            setvar_vaddr: self.string(element, "setvar_vaddr"),
+            setvar_size: self.string(element, "setvar_size"),
+            setvar_prefill_size: self.string(element, "setvar_prefill_size"),
+        })
+    }
+
+    pub(super) fn perms(&mut self, element: Element<'_, '_>) -> Option<Perms> {
+        let Some(text) = self.string(element, "perms") else {
+            return Some(Perms::READ_WRITE);
+        };
+        let mut perms = Perms {
+            read: false,
+            write: false,
+            execute: false,
+        };
+        for c in text.value.chars() {
+            match c {
+                'r' => perms.read = true,
+                'w' => perms.write = true,
+                'x' => perms.execute = true,
+                _ => {
+                    self.error(
+                        Code::InvalidValue,
+                        text.span,
+                        format!("invalid permission '{c}' in perms"),
+                    )
+                    .help = Some("perms combines 'r', 'w' and 'x', e.g. \"rw\" or \"rx\"".into());
+                    return None;
+                }
+            }
+        }
+        if perms
+            == (Perms {
+                read: false,
+                write: false,
+                execute: false,
+            })
+        {
+            self.error(Code::InvalidValue, text.span, "perms must not be empty")
+                .help = Some("perms combines 'r', 'w' and 'x', e.g. \"rw\" or \"rx\"".into());
+            return None;
+        }
+        if perms
+            == (Perms {
+                read: false,
+                write: true,
+                execute: false,
+            })
+        {
+            self.error(
+                Code::WriteOnly,
+                text.span,
+                "write-only mappings are not allowed",
+            )
+            .help = Some("AArch64 cannot map a page write-only; use perms=\"rw\"".into());
+            return None;
+        }
+        Some(perms)
+    }
+
+    pub(super) fn irq(&mut self, element: Element<'_, '_>) -> Option<IrqDecl> {
+        self.attributes(element, &["irq", "id", "trigger", "setvar_id"]);
+        self.leaf(element);
+        let x86 = element
+            .node
+            .attributes()
+            .any(|a| UNSUPPORTED_IRQ_ATTRIBUTES.contains(&a.name()));
+        if x86 {
+            return None;
+        }
+        let irq = self.required_number(element, "irq");
+        let id = self.required_number(element, "id");
+        let trigger = match self.string(element, "trigger") {
+            None => Trigger::Level,
+            Some(t) if t.value == "level" => Trigger::Level,
+            Some(t) if t.value == "edge" => Trigger::Edge,
+            Some(t) => {
+                self.error(
+                    Code::InvalidValue,
+                    t.span,
+                    format!("trigger must be 'level' or 'edge', not '{}'", t.value),
+                );
+                Trigger::Level
+            }
+        };
+        Some(IrqDecl {
+            irq: irq?,
+            id: id?,
+            trigger,
+            setvar_id: self.string(element, "setvar_id"),
+        })
+    }
+
+    pub(super) fn setvar(&mut self, element: Element<'_, '_>) -> Option<SetvarDecl> {
+        self.attributes(element, &["symbol", "region_paddr"]);
+        self.leaf(element);
+        let symbol = self.name_attribute(element, "symbol");
+        let region_paddr = self.required_string(element, "region_paddr");
+        Some(SetvarDecl {
+            symbol: symbol?,
+            region_paddr: region_paddr?,
+        })
+    }
+
+    pub(super) fn cspace(&mut self, element: Element<'_, '_>) -> Vec<CapDecl> {
+        self.attributes(element, &[]);
+        let mut caps = Vec::new();
+        for child in self.children(element) {
+            let kind = match child.name() {
+                "cap_tcb" => CapKind::Tcb,
+                "cap_sc" => CapKind::SchedContext,
+                "cap_vspace" => CapKind::VSpace,
+                _ => {
+                    self.unknown_element(child, "cspace", &["cap_tcb", "cap_sc", "cap_vspace"]);
+                    continue;
+                }
+            };
+            self.attributes(child, &["slot", "pd"]);
+            self.leaf(child);
+            let slot = self.required_number(child, "slot");
+            let pd = self.required_string(child, "pd");
+            if let (Some(slot), Some(pd)) = (slot, pd) {
+                caps.push(CapDecl { kind, slot, pd });
+            }
+        }
+        caps
+    }
+
+    pub(super) fn memory_region(&mut self, element: Element<'_, '_>) {
+        self.attributes(
+            element,
+            &[
+                "name",
+                "size",
+                "page_size",
+                "phys_addr",
+                "prefill_path",
+                "prefill_bootinfo",
+            ],
+        );
+        self.leaf(element);
+        let name = self.name_attribute(element, "name");
+        let size = self.number(element, "size");
+        let size_written = element.node.attribute("size").is_some();
+        let page_size = self.number(element, "page_size");
+        let phys_addr = self.number(element, "phys_addr");
+        let prefill_path = self.string(element, "prefill_path");
+        let prefill_bootinfo =
+            self.string(element, "prefill_bootinfo")
+                .filter(|info| match info.value.as_str() {
+                    "fdt" => true,
+                    x86 if x86.starts_with("x86_") => {
+                        self.error(
+                            Code::Unsupported,
+                            info.span,
+                            format!("'{x86}' boot information exists only on x86-64"),
+                        );
+                        false
+                    }
+                    other => {
+                        self.error(
+                            Code::InvalidValue,
+                            info.span,
+                            format!("unknown boot information '{other}'"),
+                        )
+                        .help = Some("on aarch64 the only boot information is \"fdt\"".into());
+                        false
+                    }
+                });
+        if !size_written
+            && prefill_path.is_none()
+            && element.node.attribute("prefill_bootinfo").is_none()
+        {
+            self.missing(element, "size");
+        }
+        if let Some(name) = name {
+            self.decls.memory_regions.push(MrDecl {
+                name,
+                size,
+                page_size,
+                phys_addr,
+                prefill_path,
+                prefill_bootinfo,
+            });
+        }
+    }
+
+    pub(super) fn channel(&mut self, element: Element<'_, '_>) {
+        self.attributes(element, &[]);
+        let mut ends = Vec::new();
+        let mut count = 0;
+        for child in self.children(element) {
+            if child.name() != "end" {
+                self.unknown_element(child, "channel", &["end"]);
+                continue;
+            }
+            count += 1;
+            ends.push(self.end(child));
+        }
+        if count != 2 {
+            self.error(
+                Code::ElementCount,
+                element.tag,
+                format!("a channel needs exactly two '<end>' elements, this one has {count}"),
+            );
+            return;
+        }
+        let mut ends = ends.into_iter().flatten();
+        if let (Some(first), Some(second)) = (ends.next(), ends.next()) {
+            self.decls.channels.push(ChannelDecl {
+                tag: element.tag,
+                ends: [first, second],
+            });
+        }
+    }
+
+    pub(super) fn end(&mut self, element: Element<'_, '_>) -> Option<EndDecl> {
+        self.attributes(element, &["pd", "id", "pp", "notify", "setvar_id"]);
+        self.leaf(element);
+        let pd = self.required_string(element, "pd");
+        let id = self.required_number(element, "id");
+        let pp = self.boolean(element, "pp");
+        let notify = self.flag(element, "notify", true);
+        Some(EndDecl {
+            pd: pd?,
+            id: id?,
+            pp,
+            notify,
+            setvar_id: self.string(element, "setvar_id"),
+        })
+    }
+}
