@@ -6,7 +6,9 @@
 //! program does not hide a bad symbol in another), and nothing here panics on a malformed
 //! ELF file.
 
+pub mod elf;
 mod program;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -15,12 +17,12 @@ use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::placement::{self, Machine};
 use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
-use atoll_pack::elf::{KernelImage, LoaderImage};
-use atoll_pack::image::ImagePart;
 use zerocopy::IntoBytes;
 
 use crate::model::{Prefill, SystemDescription};
 use crate::plan::{BootProgram, ImagePlacement, Plan, RegionHome, SpecInputs};
+use elf::{KernelImage, LoaderImage};
+use write::ImagePart;
 
 /// What packing needs besides the description.
 pub struct Inputs<'a> {
@@ -296,12 +298,12 @@ fn plan(
 
 /// Flattens the loader, the kernel and the initialiser.
 fn read_binaries(inputs: &Inputs<'_>) -> Result<Binaries, PackError> {
-    let layout = |e: atoll_pack::PackError| PackError::Layout(e.to_string());
-    let kernel = atoll_pack::elf::flatten_kernel(inputs.kernel_elf).map_err(layout)?;
-    let loader = atoll_pack::elf::flatten_loader(inputs.loader_elf).map_err(layout)?;
+    let layout = |e: elf::BinaryError| PackError::Layout(e.to_string());
+    let kernel = elf::flatten_kernel(inputs.kernel_elf).map_err(layout)?;
+    let loader = elf::flatten_loader(inputs.loader_elf).map_err(layout)?;
     let initialiser = inputs
         .initialiser_elf
-        .map(|elf| atoll_pack::elf::flatten_program("initialiser", elf))
+        .map(|elf| elf::flatten_program("initialiser", elf))
         .transpose()
         .map_err(layout)?;
     Ok(Binaries {
@@ -490,7 +492,7 @@ fn write_image(
         entry: p.entry,
         bytes: &p.bytes,
     }));
-    atoll_pack::image::bootable_image(board, &binaries.loader, &parts)
+    write::bootable_image(board, &binaries.loader, &parts)
         .map_err(|e| PackError::Layout(e.to_string()))
 }
 

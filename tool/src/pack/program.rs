@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::pack::elf::{Segment, segments};
 use atoll_abi::limits::PAGE_SIZE;
-use atoll_pack::elf::{Segment, segments};
 use object::elf::{PF_R, PF_W, PF_X};
 use object::read::elf::ElfFile64;
 use object::{Endianness, Object, ObjectSymbol};

@@ -6,13 +6,13 @@
 //! kernel image, the boot spec, the kernel's page tables, one kernel stack per core, the
 //! initialiser, and the initialiser's boot objects, which the kernel builds.
 
+use crate::pack::elf::KernelImage;
 use atoll_abi::limits::{MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::spec::{
     DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ProgramPart,
     ReplicaSpec, SPEC_SIZE, STOP_SGI, attrs, layout,
 };
 use atoll_boards::Board;
-use atoll_pack::elf::KernelImage;
 
 use super::{KERNEL_RESERVE, Plan, ReplicaPlan};
 

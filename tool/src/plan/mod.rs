@@ -1,7 +1,7 @@
 //! Planning: from a validated description to each replica's memory, kernel objects,
 //! capabilities, mappings, interrupt routes, doorbells and the symbols to patch, and, once
 //! the programs are read, to each replica's boot program and boot spec. This is the tool's
-//! one planner: every layout rule is here, and the image writer (`atoll_pack::image`) only
+//! one planner: every layout rule is here, and the image writer (`pack::write`) only
 //! writes the bytes it is given.
 //!
 //! The plan is data, fully determined by the description and the board, so that reports

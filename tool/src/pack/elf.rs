@@ -1,4 +1,5 @@
-//! ELF flattening for the loader and the kernel.
+//! Reading ELF files: the loadable segments of any program, and the loader, kernel and
+//! initialiser flattened into the bytes the image carries.
 
 use object::elf::{PF_W, PF_X, PT_LOAD};
 use object::read::elf::{ElfFile64, ProgramHeader};
@@ -7,7 +8,21 @@ use object::{Endianness, Object, ObjectSymbol};
 use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::spec::attrs;
 
-use crate::PackError;
+/// Why reading an ELF file or writing the image failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BinaryError {
+    /// An ELF file could not be read.
+    #[error("{what}: not a usable ELF file: {reason}")]
+    Elf {
+        /// Which file.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The image does not fit the board, or the loader was built for another.
+    #[error("replica layout: {0}")]
+    Layout(String),
+}
 
 /// A kernel ready to be placed: flat bytes from its lowest loadable address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +48,8 @@ pub struct LoaderImage {
     pub base: u64,
 }
 
-fn elf_error(what: &'static str, reason: impl ToString) -> PackError {
-    PackError::Elf {
+fn elf_error(what: &'static str, reason: impl ToString) -> BinaryError {
+    BinaryError::Elf {
         what,
         reason: reason.to_string(),
     }
@@ -98,13 +113,13 @@ pub fn segments<'a>(
 }
 
 /// Flattens a kernel ELF.
-pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, PackError> {
+pub fn flatten_kernel(data: &[u8]) -> Result<KernelImage, BinaryError> {
     flatten_program("kernel", data)
 }
 
 /// Flattens any program ELF (the kernel, the initialiser): loadable segments on pages of
 /// their own, none both writable and executable.
-pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, PackError> {
+pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, BinaryError> {
     let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(what, e))?;
     let segments = segments(&file, data).map_err(|e| elf_error(what, e))?;
     let vaddr = page_down(segments[0].vaddr);
@@ -156,7 +171,7 @@ pub fn flatten_program(what: &'static str, data: &[u8]) -> Result<KernelImage, P
 }
 
 /// Flattens the loader ELF, which must define `__loader_end`.
-pub fn flatten_loader(data: &[u8]) -> Result<LoaderImage, PackError> {
+pub fn flatten_loader(data: &[u8]) -> Result<LoaderImage, BinaryError> {
     const WHAT: &str = "loader";
     let file = ElfFile64::<Endianness>::parse(data).map_err(|e| elf_error(WHAT, e))?;
     let segments = segments(&file, data).map_err(|e| elf_error(WHAT, e))?;

@@ -11,8 +11,7 @@ use atoll_abi::image::{
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
-use crate::PackError;
-use crate::elf::LoaderImage;
+use super::elf::{BinaryError, LoaderImage};
 
 /// Offset of the arm64 Image header's `image_size` field.
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
@@ -27,9 +26,9 @@ pub struct ImagePart<'a> {
 }
 
 /// The image proper for `board`: header, table of parts and parts, in the order given.
-pub fn image_proper(board: &Board, parts: &[ImagePart<'_>]) -> Result<Vec<u8>, PackError> {
+pub fn image_proper(board: &Board, parts: &[ImagePart<'_>]) -> Result<Vec<u8>, BinaryError> {
     let board_field = encode_board_name(board.name)
-        .ok_or_else(|| PackError::Layout(format!("board name `{}` is too long", board.name)))?;
+        .ok_or_else(|| BinaryError::Layout(format!("board name `{}` is too long", board.name)))?;
     let mut entries: Vec<PartEntry> = parts.iter().map(|p| p.entry).collect();
     let table_end = (size_of::<ImageHeader>() + parts.len() * size_of::<PartEntry>()) as u64;
     let mut offset = table_end.next_multiple_of(IMAGE_ALIGN);
@@ -66,10 +65,10 @@ pub fn bootable_image(
     board: &Board,
     loader: &LoaderImage,
     parts: &[ImagePart<'_>],
-) -> Result<Vec<u8>, PackError> {
+) -> Result<Vec<u8>, BinaryError> {
     let expected_base = board.ram.base + board.image_offset;
     if loader.base != expected_base {
-        return Err(PackError::Layout(format!(
+        return Err(BinaryError::Layout(format!(
             "loader is linked at {:#x}, but {} loads images at {expected_base:#x}",
             loader.base, board.name
         )));
@@ -78,7 +77,7 @@ pub fn bootable_image(
     let mut out = loader.bytes.clone();
     out.extend_from_slice(&proper);
     if board.image_offset + out.len() as u64 > board.boot_reserved {
-        return Err(PackError::Layout(format!(
+        return Err(BinaryError::Layout(format!(
             "image is {} KiB, more than the {} KiB the board reserves for it",
             out.len() >> 10,
             (board.boot_reserved - board.image_offset) >> 10
