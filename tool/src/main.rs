@@ -1,8 +1,8 @@
-//! The `microkit` command: see [`microkit::cli`].
+//! The `microkit` command: see [`atoll_tool::cli`].
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    microkit::cli::main()
+    atoll_tool::cli::main()
 }

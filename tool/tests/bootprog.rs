@@ -16,7 +16,7 @@ use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::id::{SlotId, ThreadId};
 use atoll_kernel_core::ipc::ThreadState;
 use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, Machine};
-use microkit::plan::{ImagePlacement, Plan};
+use atoll_tool::plan::{ImagePlacement, Plan};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
@@ -69,11 +69,11 @@ fn reference() -> Plan {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
     let text = std::fs::read_to_string(path).expect("fixture");
-    let checked = microkit::check(&text, BOARD, false);
+    let checked = atoll_tool::check(&text, BOARD, false);
     let system = checked.system.expect("a valid system");
     let program = (0x20_0000, 0x20_2000);
     let mut plan =
-        microkit::plan::plan_with_prefills(&system, &text, BOARD, &|_| None, &|_| Some(program))
+        atoll_tool::plan::plan_with_prefills(&system, &text, BOARD, &|_| None, &|_| Some(program))
             .expect("a plan");
     for replica in &mut plan.replicas {
         // As packing does: programs start on the page after the objects.
@@ -145,7 +145,7 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
     let mut made_passive = 0;
     for replica in &plan.replicas {
         let end = replica.ram.base + replica.ram.size;
-        let bytes = microkit::bootprog::generate(&plan, replica, end - 0x1_0000)
+        let bytes = atoll_tool::bootprog::generate(&plan, replica, end - 0x1_0000)
             .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
         // Keep the bytes 8-byte aligned, as the loader's page is.
         let words: Vec<u64> = bytes

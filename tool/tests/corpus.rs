@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use microkit::diagnostics::{MessageFormat, Source, render};
+use atoll_tool::diagnostics::{MessageFormat, Source, render};
 
 #[test]
 fn fuzz_corpus_never_panics() {
@@ -14,7 +14,7 @@ fn fuzz_corpus_never_panics() {
         let bytes = std::fs::read(&path).expect("corpus file");
         let text = String::from_utf8_lossy(&bytes).into_owned();
         for strict in [false, true] {
-            let checked = microkit::check(&text, &atoll_boards::QEMU_VIRT_AARCH64, strict);
+            let checked = atoll_tool::check(&text, &atoll_boards::QEMU_VIRT_AARCH64, strict);
             let source = Source::new(path.display().to_string(), text.clone());
             for diagnostic in &checked.diagnostics {
                 for format in [

@@ -1,6 +1,6 @@
 //! Keeps `docs/system-description.md`'s table of diagnostic codes in step with the tool.
 
-use microkit::diagnostics::Code;
+use atoll_tool::diagnostics::Code;
 
 #[test]
 fn every_code_is_documented_with_its_summary() {

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use microkit::diagnostics::{Severity, Source, render_human};
+use atoll_tool::diagnostics::{Severity, Source, render_human};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
@@ -34,9 +34,9 @@ fn expected_code(dir: &str) -> String {
     format!("sdf::{}", dir[..4].to_uppercase())
 }
 
-fn check(dir: &str, path: &Path) -> microkit::Checked {
+fn check(dir: &str, path: &Path) -> atoll_tool::Checked {
     let text = fs::read_to_string(path).expect("fixture text");
-    microkit::check(&text, BOARD, dir.contains("strict"))
+    atoll_tool::check(&text, BOARD, dir.contains("strict"))
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn every_rule_has_both_fixtures() {
     }
     let covered: std::collections::HashSet<String> =
         dirs.iter().map(|(name, _)| expected_code(name)).collect();
-    for code in microkit::diagnostics::Code::ALL {
+    for code in atoll_tool::diagnostics::Code::ALL {
         assert!(covered.contains(code.as_str()), "no fixture for {code}");
     }
 }
@@ -119,7 +119,7 @@ fn rejected_fixtures_render_stably() {
 fn every_error_is_reported_in_one_run() {
     let file = fixtures().join("many_errors.xml");
     let text = fs::read_to_string(&file).expect("text");
-    let checked = microkit::check(&text, BOARD, false);
+    let checked = atoll_tool::check(&text, BOARD, false);
     let codes: std::collections::BTreeSet<&str> = checked
         .diagnostics
         .iter()

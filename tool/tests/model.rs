@@ -1,11 +1,11 @@
 //! The validated model: defaults, replica placement, cross-replica marking, page-size upgrade.
 
-use microkit::model::{Perms, Prefill, SystemDescription, Trigger};
+use atoll_tool::model::{Perms, Prefill, SystemDescription, Trigger};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
 fn model(text: &str) -> SystemDescription {
-    let checked = microkit::check(text, BOARD, false);
+    let checked = atoll_tool::check(text, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     checked.system.expect("model")
 }

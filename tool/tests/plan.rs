@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-use microkit::report;
+use atoll_tool::report;
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
-fn reference() -> (String, microkit::plan::Plan) {
+fn reference() -> (String, atoll_tool::plan::Plan) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
     let text = std::fs::read_to_string(path).expect("fixture");
-    let checked = microkit::check(&text, BOARD, false);
+    let checked = atoll_tool::check(&text, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let plan = checked.plan.expect("a plan");
     (text, plan)
@@ -33,7 +33,7 @@ fn text_report_and_diagram_of_the_reference_system() {
 #[test]
 fn outputs_are_identical_for_identical_input() {
     let (text, first) = reference();
-    let again = microkit::check(&text, BOARD, false).plan.expect("a plan");
+    let again = atoll_tool::check(&text, BOARD, false).plan.expect("a plan");
     assert_eq!(report::json(&first), report::json(&again));
     assert_eq!(report::text(&first), report::text(&again));
     assert_eq!(report::dot(&first), report::dot(&again));
@@ -105,7 +105,7 @@ fn microkit_capability_layout_and_badges() {
 fn json_report_of_the_default_system() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../system.xml");
     let text = std::fs::read_to_string(path).expect("system.xml at the repository root");
-    let checked = microkit::check(&text, BOARD, false);
+    let checked = atoll_tool::check(&text, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let plan = checked.plan.expect("a plan");
     let names: Vec<&str> = plan.replicas.iter().map(|r| r.name.as_str()).collect();
@@ -119,7 +119,7 @@ fn explicit_replica_ram() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/replica_ram.xml");
     let text = std::fs::read_to_string(path).expect("fixture");
-    let checked = microkit::check(&text, BOARD, false);
+    let checked = atoll_tool::check(&text, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let plan = checked.plan.expect("a plan");
     let sizes: Vec<u64> = plan.replicas.iter().map(|r| r.ram.size).collect();
@@ -128,7 +128,7 @@ fn explicit_replica_ram() {
     assert!(sizes[0] > sizes[1]);
     // An odd size is refused at the attribute.
     let odd = text.replace("ram=\"0x400_0000\"", "ram=\"0x30_0000\"");
-    let checked = microkit::check(&odd, BOARD, false);
+    let checked = atoll_tool::check(&odd, BOARD, false);
     assert!(
         checked
             .diagnostics
@@ -149,12 +149,12 @@ fn fixed_region_in_ram_is_outside_every_replica() {
     <map mr="buffer" vaddr="0x500_0000" />
   </protection_domain>
 </system>"#;
-    let checked = microkit::check(text, BOARD, false);
+    let checked = atoll_tool::check(text, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let plan = checked.plan.expect("a plan");
     let region = &plan.memory_regions[0];
     assert_eq!(region.phys_addr, Some(0x5000_0000));
-    assert_eq!(region.home, microkit::plan::RegionHome::FixedRam);
+    assert_eq!(region.home, atoll_tool::plan::RegionHome::FixedRam);
     for replica in &plan.replicas {
         let (base, end) = (replica.ram.base, replica.ram.base + replica.ram.size);
         assert!(

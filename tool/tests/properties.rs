@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use microkit::diagnostics::{MessageFormat, Source, render};
+use atoll_tool::diagnostics::{MessageFormat, Source, render};
 use proptest::prelude::*;
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
@@ -265,7 +265,7 @@ fn build(plan: &Plan) -> (String, Expected) {
     )
 }
 
-fn render_all(checked: &microkit::Checked, text: &str) {
+fn render_all(checked: &atoll_tool::Checked, text: &str) {
     let source = Source::new("fuzz.xml", text.to_string());
     for diagnostic in &checked.diagnostics {
         for format in [
@@ -284,10 +284,10 @@ const SEED: &str = include_str!("fixtures/examples/sdf_reference.xml");
 
 /// What every plan must satisfy: disjoint replica memory, no two placed things sharing a
 /// byte, every object inside its replica, every channel end backed by its capability.
-fn plan_invariants(plan: &microkit::plan::Plan) -> Result<(), String> {
+fn plan_invariants(plan: &atoll_tool::plan::Plan) -> Result<(), String> {
     use atoll_abi::microkit::{PPC_BADGE, slot};
-    use microkit::plan::RegionHome;
-    let within = |base: u64, size: u64, range: &microkit::plan::Range| {
+    use atoll_tool::plan::RegionHome;
+    let within = |base: u64, size: u64, range: &atoll_tool::plan::Range| {
         base >= range.base && base + size <= range.base + range.size
     };
     let ram = BOARD.ram;
@@ -377,7 +377,7 @@ fn plan_invariants(plan: &microkit::plan::Plan) -> Result<(), String> {
         }
         for (pa, size, what) in &placed {
             if !within(*pa, *size, &replica.ram)
-                || *pa < replica.ram.base + microkit::plan::KERNEL_RESERVE
+                || *pa < replica.ram.base + atoll_tool::plan::KERNEL_RESERVE
             {
                 return Err(format!(
                     "{what} outside replica {}'s free RAM",
@@ -449,7 +449,7 @@ proptest! {
     #[test]
     fn generated_valid_systems_check_clean(plan in plan()) {
         let (xml, expected) = build(&plan);
-        let checked = microkit::check(&xml, BOARD, false);
+        let checked = atoll_tool::check(&xml, BOARD, false);
         let errors: Vec<_> = checked.diagnostics.iter().filter(|d| d.is_error()).collect();
         prop_assert!(errors.is_empty(), "{xml}\n{errors:#?}");
         let system = checked.system.expect("a model");
@@ -460,7 +460,7 @@ proptest! {
         prop_assert!(with_pds <= expected.replicas && system.replicas.len() == expected.replicas);
         for channel in &system.channels {
             let [a, b] = &channel.ends;
-            let replica = |end: &microkit::model::ChannelEnd| system.protection_domains[end.pd].replica;
+            let replica = |end: &atoll_tool::model::ChannelEnd| system.protection_domains[end.pd].replica;
             prop_assert_eq!(channel.cross_replica, replica(a) != replica(b));
         }
         let plan = checked.plan.expect("a plan");
@@ -471,7 +471,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics(text in ".{0,400}") {
-        let checked = microkit::check(&text, BOARD, false);
+        let checked = atoll_tool::check(&text, BOARD, false);
         render_all(&checked, &text);
     }
 
@@ -488,7 +488,7 @@ proptest! {
             while !text.is_char_boundary(end) { end += 1; }
             text.replace_range(start..end, &insert);
         }
-        let checked = microkit::check(&text, BOARD, strict);
+        let checked = atoll_tool::check(&text, BOARD, strict);
         render_all(&checked, &text);
     }
 
@@ -498,7 +498,7 @@ proptest! {
         let text = SEED.replace("priority=\"200\"", &format!("{}=\"{value}\"", attributes[attribute]))
             .replace("vaddr=\"0x500_0000\"", &format!("vaddr=\"{value}\""))
             .replace("irq=\"33\"", &format!("irq=\"{value}\""));
-        let checked = microkit::check(&text, BOARD, false);
+        let checked = atoll_tool::check(&text, BOARD, false);
         render_all(&checked, &text);
     }
 }

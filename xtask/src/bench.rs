@@ -583,7 +583,7 @@ mod tests {
             (Trip::Notify, 60, 1, 2, 2),
         ] {
             let xml = scale_system(trip, channels, answer_core, replicas);
-            let checked = microkit::check(&xml, board, false);
+            let checked = atoll_tool::check(&xml, board, false);
             assert!(
                 checked.diagnostics.is_empty(),
                 "{xml}\n{:?}",

@@ -108,16 +108,16 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         .unwrap_or_else(|| root.join("system.xml"));
     let text = std::fs::read_to_string(&system_path)
         .with_context(|| format!("reading {}", system_path.display()))?;
-    let checked = microkit::check(&text, board, false);
+    let checked = atoll_tool::check(&text, board, false);
     let source =
-        microkit::diagnostics::Source::new(system_path.display().to_string(), text.clone());
+        atoll_tool::diagnostics::Source::new(system_path.display().to_string(), text.clone());
     for d in &checked.diagnostics {
         eprint!(
             "{}",
-            microkit::diagnostics::render(
+            atoll_tool::diagnostics::render(
                 d,
                 &source,
-                microkit::diagnostics::MessageFormat::Human,
+                atoll_tool::diagnostics::MessageFormat::Human,
                 false
             )
         );
@@ -168,7 +168,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     if let Some(dir) = system_path.parent() {
         search_paths.push(dir.to_path_buf());
     }
-    let inputs = microkit::pack::Inputs {
+    let inputs = atoll_tool::pack::Inputs {
         board,
         kernel_elf: &kernel_elf,
         loader_elf: &loader_elf,
@@ -176,7 +176,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         replica_flags: &replica_flags,
         initialiser_elf: Some(&initialiser_elf),
     };
-    let packed = microkit::pack::pack(&system, &text, &inputs).map_err(|errors| {
+    let packed = atoll_tool::pack::pack(&system, &text, &inputs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "packing {} failed:\n  {}",
@@ -190,12 +190,18 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     std::fs::write(out.join("atoll-kernel.elf"), &kernel_elf)?;
     std::fs::write(out.join("atoll-loader.elf"), &loader_elf)?;
     std::fs::write(out.join("atoll-initialiser.elf"), &initialiser_elf)?;
-    std::fs::write(out.join("report.txt"), microkit::report::text(&packed.plan))?;
+    std::fs::write(
+        out.join("report.txt"),
+        atoll_tool::report::text(&packed.plan),
+    )?;
     std::fs::write(
         out.join("report.json"),
-        microkit::report::json(&packed.plan),
+        atoll_tool::report::json(&packed.plan),
     )?;
-    std::fs::write(out.join("system.dot"), microkit::report::dot(&packed.plan))?;
+    std::fs::write(
+        out.join("system.dot"),
+        atoll_tool::report::dot(&packed.plan),
+    )?;
     Ok(Built { image: image_path })
 }
 
@@ -205,7 +211,7 @@ pub const PD_TARGET: &str = "aarch64-unknown-none";
 /// Builds the program of every PD the description names: `path="io.elf"` is the binary
 /// `io` of a package under `protection-domains/`. Copies each to `dir/<name>.elf`.
 fn build_programs(
-    system: &microkit::model::SystemDescription,
+    system: &atoll_tool::model::SystemDescription,
     release: bool,
     dir: &Path,
     env: &[(String, String)],

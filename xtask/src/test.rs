@@ -117,7 +117,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     }
     step(
         "building the microkit tool",
-        &mut cargo(&["build", "--quiet", "-p", "microkit"]),
+        &mut cargo(&["build", "--quiet", "-p", "atoll-tool"]),
     )?;
     let microkit = workspace_root()
         .join("target")

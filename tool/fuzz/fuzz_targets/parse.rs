@@ -2,12 +2,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use microkit::diagnostics::{MessageFormat, Source, render};
+use atoll_tool::diagnostics::{MessageFormat, Source, render};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data).into_owned();
     for strict in [false, true] {
-        let checked = microkit::check(&text, &atoll_boards::QEMU_VIRT_AARCH64, strict);
+        let checked = atoll_tool::check(&text, &atoll_boards::QEMU_VIRT_AARCH64, strict);
         let source = Source::new("fuzz.xml", text.clone());
         for diagnostic in &checked.diagnostics {
             for format in [
