@@ -1,5 +1,6 @@
 //! Rules about the repository itself, checked by its host tests: it stands alone, so no
-//! file points at a path outside it.
+//! file points at a path outside it, and its map (`docs/architecture.md`) cannot drift
+//! from its folders and crates.
 
 #[cfg(test)]
 mod tests {
@@ -42,5 +43,59 @@ mod tests {
             offenders.is_empty(),
             "files referring to {outside}: {offenders:?}"
         );
+    }
+
+    fn architecture() -> String {
+        std::fs::read_to_string(workspace_root().join("docs").join("architecture.md"))
+            .expect("docs/architecture.md")
+    }
+
+    #[test]
+    fn every_top_level_folder_has_its_paragraph_in_the_map() {
+        let map = architecture();
+        let mut folders = Vec::new();
+        for entry in std::fs::read_dir(workspace_root()).expect("the workspace") {
+            let entry = entry.expect("a directory entry");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && !name.starts_with('.') && name != "target" {
+                folders.push(name);
+            }
+        }
+        assert!(folders.len() > 5, "{folders:?}");
+        for folder in &folders {
+            assert!(
+                map.contains(&format!("### `{folder}/`")),
+                "docs/architecture.md has no paragraph for {folder}/"
+            );
+        }
+        for heading in map.lines().filter_map(|l| l.strip_prefix("### `")) {
+            let folder = heading.trim_end_matches("/`");
+            assert!(
+                folders.iter().any(|f| f == folder),
+                "docs/architecture.md describes {folder}/, which does not exist"
+            );
+        }
+    }
+
+    #[test]
+    fn every_crate_of_the_workspace_is_in_the_crate_table() {
+        let map = architecture();
+        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+            .expect("the workspace manifest");
+        let members = manifest
+            .split("members = [")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .expect("a members list");
+        let members: Vec<&str> = members.split('"').skip(1).step_by(2).collect();
+        assert!(members.len() > 10, "{members:?}");
+        for member in members {
+            let parent = member.rsplit_once('/').map_or("", |(p, _)| p);
+            assert!(
+                map.contains(&format!("| `{member}/` |"))
+                    || map.contains(&format!("| `{parent}/*` |")),
+                "docs/architecture.md's crate table has no row for {member}/"
+            );
+        }
     }
 }
