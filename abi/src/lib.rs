@@ -7,15 +7,7 @@
 //! - Every structure carries a magic and a version; readers refuse what they do not know.
 //! - Readers never trust their input: parsing returns `Result`, never panics.
 //!
-//! Modules:
-//! - [`bootprog`]: the boot program each replica's initialiser replays.
-//! - [`error`]: invocation errors, numbered as seL4 numbers them.
-//! - [`image`]: the bootable image (header, table of parts, checksum) and its parser.
-//! - [`placement`]: where an image's parts may go, checked by the loader and the tool.
-//! - [`spec`]: the per-replica boot spec the loader and kernel read.
-//! - [`shared`]: the kernel-to-kernel shared area (status records, log rings, doorbells).
-//! - [`limits`]: named limits.
-//! - [`microkit`]: the PD capability layout, badges, user address space and object sizes.
+//! Each module's own documentation says what it holds (rustdoc lists them).
 #![no_std]
 // The kernels and the loader decode these formats from memory others wrote (the image, a
 // peer replica's shared records): outside the host tests, the constructs that can panic
