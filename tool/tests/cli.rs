@@ -219,7 +219,7 @@ fn tool_errors_follow_the_message_format() {
     ]);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("error[atoll_tool::read]: cannot read '/nonexistent-sdk/qemu_virt_aarch64/atoll-kernel.elf'"),
+        stderr.contains("error[microkit::read]: cannot read '/nonexistent-sdk/qemu_virt_aarch64/atoll-kernel.elf'"),
         "{stderr}"
     );
 }
