@@ -36,13 +36,17 @@ pub fn program_range(
     }))
 }
 
-/// The memory an untyped block covers; `None` for a size the boot program's parser refuses
-/// (outside 12 to 47 bits).
-pub fn untyped_range(u: &Untyped) -> Option<PhysRange> {
-    (12..=47).contains(&u.size_bits).then(|| PhysRange {
+/// The smallest and largest untyped block sizes, in bits, as the boot program's parser
+/// accepts them.
+pub const UNTYPED_BITS: core::ops::RangeInclusive<u32> = 12..=47;
+
+/// The memory an untyped block covers (for a size outside [`UNTYPED_BITS`], which the
+/// rules refuse, whatever the shift gives).
+pub fn untyped_range(u: &Untyped) -> PhysRange {
+    PhysRange {
         base: u.base,
-        size: 1u64 << u.size_bits,
-    })
+        size: 1u64.wrapping_shl(u.size_bits),
+    }
 }
 
 /// Why the kernel refuses a boot program's untyped list.
@@ -73,9 +77,10 @@ impl UntypedRules {
     /// objects, or, for device memory, wholly outside the RAM and the shared area; never
     /// over the boot program.
     pub fn allows(&self, u: &Untyped) -> bool {
-        let Some(block) = untyped_range(u) else {
+        if !UNTYPED_BITS.contains(&u.size_bits) {
             return false;
-        };
+        }
+        let block = untyped_range(u);
         let in_ram = self.ram.contains(&block) && block.base >= self.kernel_end;
         let device = u.flags & untyped_flags::DEVICE != 0
             && !self.ram.overlaps(&block)
@@ -91,14 +96,11 @@ impl UntypedRules {
         }
         let mut total = 0u64;
         for (i, u) in blocks.iter().enumerate() {
-            let refused = UntypedRefusal::NotAllowed(u.base);
-            let block = untyped_range(u).ok_or(refused)?;
+            // Every earlier block was allowed, so its size is a sane one.
+            let block = untyped_range(u);
             let before = blocks.get(..i).unwrap_or_default();
-            let overlaps = before
-                .iter()
-                .any(|o| untyped_range(o).is_some_and(|o| o.overlaps(&block)));
-            if overlaps || !self.allows(u) {
-                return Err(refused);
+            if !self.allows(u) || before.iter().any(|o| untyped_range(o).overlaps(&block)) {
+                return Err(UntypedRefusal::NotAllowed(u.base));
             }
             total = total.saturating_add(block.size);
         }
@@ -230,7 +232,7 @@ mod tests {
         assert!(!RULES.allows(&device(0x0900_0000, 11)));
         assert!(!RULES.allows(&device(0, 48)));
         assert!(!RULES.allows(&device(0, 64)));
-        assert_eq!(untyped_range(&device(0, 47)).map(|r| r.size), Some(1 << 47));
+        assert_eq!(untyped_range(&device(0, 47)).size, 1 << 47);
     }
 
     #[test]

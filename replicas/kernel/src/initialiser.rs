@@ -142,15 +142,6 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
     Ok(root)
 }
 
-/// The boot program at `range` of this replica's RAM, checked.
-fn parse_program(r: &Replica, range: PhysRange) -> Result<BootProgram<'static>, BootError> {
-    // SAFETY: the loader placed the boot program in this replica's RAM, which the linear
-    // map covers (the spec check keeps it inside); nothing writes it (the initialiser sees
-    // it read-only).
-    let bytes = unsafe { core::slice::from_raw_parts(r.linear(range.base), range.size as usize) };
-    BootProgram::parse(bytes).map_err(BootError::Program)
-}
-
 /// Why the initialiser could not be built.
 enum BootError {
     OutOfMemory,
@@ -206,7 +197,17 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         spec.boot_program_size,
     )
     .map_err(BootError::Program)?;
-    let program = placed.map(|range| parse_program(r, range)).transpose()?;
+    let program = match placed {
+        Some(range) => {
+            // SAFETY: the loader placed the boot program in this replica's RAM, which the
+            // linear map covers (the spec check keeps it inside); nothing writes it (the
+            // initialiser sees it read-only).
+            let bytes =
+                unsafe { core::slice::from_raw_parts(r.linear(range.base), range.size as usize) };
+            Some(BootProgram::parse(bytes).map_err(BootError::Program)?)
+        }
+        None => None,
+    };
     let blocks = program.map_or(&[][..], |p| p.untyped());
     let rules = UntypedRules {
         ram: spec.ram,
