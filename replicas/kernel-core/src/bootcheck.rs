@@ -36,12 +36,8 @@ pub fn program_range(
     }))
 }
 
-/// The smallest and largest untyped block sizes, in bits, as the boot program's parser
-/// accepts them.
-pub const UNTYPED_BITS: core::ops::RangeInclusive<u32> = 12..=47;
-
-/// The memory an untyped block covers (for a size outside [`UNTYPED_BITS`], which the
-/// rules refuse, whatever the shift gives).
+/// The memory an untyped block covers. The blocks come from a parsed boot program
+/// (`BootProgram::untyped`), whose parser refuses sizes outside 12 to 47 bits.
 pub fn untyped_range(u: &Untyped) -> PhysRange {
     PhysRange {
         base: u.base,
@@ -77,9 +73,6 @@ impl UntypedRules {
     /// objects, or, for device memory, wholly outside the RAM and the shared area; never
     /// over the boot program.
     pub fn allows(&self, u: &Untyped) -> bool {
-        if !UNTYPED_BITS.contains(&u.size_bits) {
-            return false;
-        }
         let block = untyped_range(u);
         let in_ram = self.ram.contains(&block) && block.base >= self.kernel_end;
         let device = u.flags & untyped_flags::DEVICE != 0
@@ -96,7 +89,6 @@ impl UntypedRules {
         }
         let mut total = 0u64;
         for (i, u) in blocks.iter().enumerate() {
-            // Every earlier block was allowed, so its size is a sane one.
             let block = untyped_range(u);
             let before = blocks.get(..i).unwrap_or_default();
             if !self.allows(u) || before.iter().any(|o| untyped_range(o).overlaps(&block)) {
@@ -228,10 +220,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes_the_parser_refuses_are_refused_here_too() {
-        assert!(!RULES.allows(&device(0x0900_0000, 11)));
-        assert!(!RULES.allows(&device(0, 48)));
-        assert!(!RULES.allows(&device(0, 64)));
+    fn the_rules_only_see_sizes_of_12_to_47_bits() {
+        // The blocks come from a parsed program, and the parser refuses other sizes.
+        let parse = |u: Untyped| {
+            let mut bytes = Vec::new();
+            bootprog::write(&mut bytes, (0, 0), 256, &[u], &[], &[]);
+            bootprog::BootProgram::parse(&bytes).map(|p| p.untyped().len())
+        };
+        let refused = Err(BootProgramError::BadField("untyped block"));
+        assert_eq!(parse(device(0x0900_0000, 11)), refused);
+        assert_eq!(parse(device(0, 48)), refused);
+        assert_eq!(parse(device(0, 64)), refused);
+        assert_eq!(parse(device(0, 47)), Ok(1));
         assert_eq!(untyped_range(&device(0, 47)).size, 1 << 47);
     }
 
