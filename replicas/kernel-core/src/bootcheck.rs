@@ -83,14 +83,28 @@ impl UntypedRules {
 
     /// Checks a whole untyped list: no more than [`MAX_UNTYPED`] blocks, each allowed, none
     /// overlapping an earlier one. Returns their total size in bytes.
+    ///
+    /// The tool lists blocks in a few ascending runs (the kept ranges, then the rest of the
+    /// RAM in address order), so the check follows runs: a block that starts at or past the
+    /// end of the one before it extends the current run, and lies clear of every block of
+    /// that run, which all end at or below the previous one's end; it is compared only
+    /// with the blocks before the run. Any other block starts a run and is compared with
+    /// every block before it. The answer is that of comparing every pair, in about a third
+    /// of the comparisons for a tool-written list.
     pub fn check(&self, blocks: &[Untyped]) -> Result<u64, UntypedRefusal> {
         if blocks.len() > MAX_UNTYPED {
             return Err(UntypedRefusal::TooMany);
         }
         let mut total = 0u64;
+        let mut run_start = 0;
+        let mut run_end = 0;
         for (i, u) in blocks.iter().enumerate() {
             let block = untyped_range(u);
-            let before = blocks.get(..i).unwrap_or_default();
+            if i == 0 || block.base < run_end {
+                run_start = i;
+            }
+            run_end = block.end();
+            let before = blocks.get(..run_start).unwrap_or_default();
             if !self.allows(u) || before.iter().any(|o| untyped_range(o).overlaps(&block)) {
                 return Err(UntypedRefusal::NotAllowed(u.base));
             }
@@ -248,6 +262,75 @@ mod tests {
         // Too many is refused before any block is looked at.
         more.insert(0, ram(RAM.base, 12));
         assert_eq!(RULES.check(&more), Err(UntypedRefusal::TooMany));
+    }
+
+    /// Every pair compared, as the rule reads.
+    fn naive(rules: &UntypedRules, blocks: &[Untyped]) -> Result<u64, UntypedRefusal> {
+        let mut total = 0u64;
+        for (i, u) in blocks.iter().enumerate() {
+            let block = untyped_range(u);
+            if !rules.allows(u)
+                || blocks[..i]
+                    .iter()
+                    .any(|o| untyped_range(o).overlaps(&block))
+            {
+                return Err(UntypedRefusal::NotAllowed(u.base));
+            }
+            total += block.size;
+        }
+        Ok(total)
+    }
+
+    proptest::proptest! {
+        /// Following runs gives the answer of comparing every pair, for lists in any
+        /// order: ascending runs, repeats, overlaps inside and across runs, device and RAM
+        /// blocks mixed.
+        #[test]
+        fn following_runs_agrees_with_comparing_every_pair(
+            picks in proptest::collection::vec((0u64..48, 12u32..16, proptest::bool::ANY), 0..24)
+        ) {
+            // Blocks on a 4 KiB grid across the RAM past the boot objects, and device
+            // blocks below the shared area, each naturally aligned.
+            let blocks: Vec<Untyped> = picks
+                .iter()
+                .map(|&(page, bits, dev)| {
+                    let base = if dev { 0x0900_0000 } else { RULES.kernel_end } + (page << 12);
+                    let base = base & !((1u64 << bits) - 1);
+                    if dev { device(base, bits) } else { ram(base, bits) }
+                })
+                .collect();
+            proptest::prop_assert_eq!(RULES.check(&blocks), naive(&RULES, &blocks));
+            let mut sorted = blocks.clone();
+            sorted.sort_by_key(|u| u.base);
+            proptest::prop_assert_eq!(RULES.check(&sorted), naive(&RULES, &sorted));
+        }
+    }
+
+    #[test]
+    fn a_block_overlapping_an_earlier_run_is_found_after_a_new_run_starts() {
+        // Run 1: two device blocks; run 2: RAM blocks ascending; then a device block
+        // ascending from the RAM's end is fine, but one inside run 1 is refused.
+        let first = device(0x0900_0000, 12);
+        let blocks = [
+            first,
+            device(0x0900_1000, 12),
+            ram(RAM.base + 2 * MIB, 21),
+            ram(RAM.base + 4 * MIB, 22),
+            device(0x8000_0000, 12),
+        ];
+        assert!(RULES.check(&blocks).is_ok());
+        let mut bad = blocks;
+        bad[4] = device(0x0900_1000, 12);
+        assert_eq!(
+            RULES.check(&bad),
+            Err(UntypedRefusal::NotAllowed(0x0900_1000))
+        );
+        // Within a run a repeat does not extend the run, so it is caught.
+        bad[4] = ram(RAM.base + 4 * MIB, 22);
+        assert_eq!(
+            RULES.check(&bad),
+            Err(UntypedRefusal::NotAllowed(RAM.base + 4 * MIB))
+        );
     }
 
     #[test]
