@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod fuzz;
+mod layers;
 mod panics;
 mod setup;
 mod test;

@@ -15,7 +15,8 @@
 //!   modules here read registers, memory and the spec and act on what those rules decide.
 //!
 //! The modules form layers; each uses only those listed before it (no module imports one
-//! of its users, so there is no import circle):
+//! of its users, so there is no import circle; a host test in `xtask/src/layers.rs`
+//! fails on one):
 //!
 //! 1. [`arch`] (registers) and [`entry`] (`entry.S`: vectors, frames, stacks);
 //! 2. [`fp`] (lazy FP/SIMD switching) and [`sync`] (replica-local locks);
