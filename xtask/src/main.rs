@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod fuzz;
 mod hygiene;
+mod layers;
 mod panics;
 mod setup;
 mod test;

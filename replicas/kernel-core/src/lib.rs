@@ -31,11 +31,14 @@
     )
 )]
 
+pub mod bootcheck;
 pub mod cap;
+pub mod esr;
 pub mod fault;
 pub mod id;
 pub mod ipc;
 pub mod kernel;
 pub mod line;
 pub mod pagetable;
+pub mod ping_ring;
 pub mod sched;

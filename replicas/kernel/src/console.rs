@@ -12,15 +12,16 @@ use atoll_abi::limits::LOG_LINE_BYTES;
 use atoll_abi::shared::{LogPop, bell};
 use atoll_kernel_core::line::LineBuf;
 
-use crate::{Replica, doorbell};
+use crate::doorbell;
+use crate::replica::{Replica, replica};
 
 /// Logs one line: `klog!("INFO", "format", args...)`.
-#[macro_export]
 macro_rules! klog {
     ($level:literal, $($arg:tt)*) => {
         $crate::console::log_line($level, format_args!($($arg)*))
     };
 }
+pub(crate) use klog;
 
 /// Formats `K<n>|LEVEL: text`.
 pub fn format_line(index: usize, level: &str, args: fmt::Arguments<'_>) -> LineBuf<LOG_LINE_BYTES> {
@@ -31,7 +32,7 @@ pub fn format_line(index: usize, level: &str, args: fmt::Arguments<'_>) -> LineB
 
 /// Appends a `K<n>|LEVEL:` line to this replica's ring and gets it to the console.
 pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
-    let Some(r) = crate::replica() else { return };
+    let Some(r) = replica() else { return };
     log_raw(r, format_line(r.index, level, args).as_bytes());
 }
 
@@ -45,7 +46,9 @@ pub fn log_raw(r: &Replica, line: &[u8]) {
     if r.owns_console() {
         drain(r);
     } else {
-        doorbell::ring(r, 0, bell::LOG);
+        // Replica 0 owns the console when there is one; a replica 0 without one drops the
+        // bell (`ring_peer` never rings this replica itself).
+        doorbell::ring_peer(r, 0, bell::LOG);
     }
 }
 

@@ -1,23 +1,22 @@
 //! Doorbells between replicas: bits in the receiver's pending word for the sender, and the
 //! one doorbell SGI when the word goes from empty to non-empty (see `atoll_abi::shared`).
-//! The kernels' own bells use the inboxes of the shared area; PDs' cross-replica channels use
-//! the channel words after it, one per (receiving PD, sending replica), with the same SGI.
+//! The kernels' own bells use the inboxes of the shared area (what they mean is `inbox`'s);
+//! PDs' cross-replica channels use the channel words after it, one per (receiving PD,
+//! sending replica), with the same SGI.
+//!
+//! This is the sending and taking only: it never acts on a bell, so every layer above may
+//! ring one.
 
 use core::sync::atomic::AtomicU64;
 
-use atoll_abi::shared::{ReplicaState, bell, doorbell, pd_words};
+use atoll_abi::shared::{ReplicaState, doorbell, pd_words};
 
-use crate::{Replica, boot, console, klog};
+use crate::replica::Replica;
 
-/// Rings replica `target` with `bits`. Returns `false` if `target` does not exist or is
-/// down (nothing is sent then: a stopped replica is never waited on).
-pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
-    if target == r.index && target < r.replica_count() {
-        // Our own bells are handled at once, on this core.
-        dispatch(r, r.index, bits);
-        return true;
-    }
-    ring_peer(r, target, || {
+/// Rings peer replica `target`'s kernel inbox with `bits`. `false`, with nothing sent, when
+/// `target` is unknown, this replica, or down (a stopped replica is never waited on).
+pub fn ring_peer(r: &Replica, target: usize, bits: u64) -> bool {
+    ring_word(r, target, || {
         r.shared
             .doorbells
             .get(target)
@@ -29,7 +28,7 @@ pub fn ring(r: &Replica, target: usize, bits: u64) -> bool {
 /// says whether the word was empty (`None`: there is no such word); raises the doorbell
 /// SGI when it was. `false`, with nothing set, when `target` is unknown, this replica, or
 /// down, or there is no word.
-fn ring_peer(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> bool {
+fn ring_word(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> bool {
     let Some(status) = r.status_of(target) else {
         return false;
     };
@@ -71,7 +70,7 @@ fn pd_word(r: &Replica, index: u32) -> Option<&'static AtomicU64> {
 /// target is unknown, this replica, or down (its status record says so), or the word does
 /// not exist: the sender can tell, and never waits on a stopped replica.
 pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
-    ring_peer(r, target, || {
+    ring_word(r, target, || {
         pd_word(r, word).map(|w| doorbell::ring(w, bits))
     })
 }
@@ -80,37 +79,4 @@ pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
 /// SGI was acknowledged); `None` if the word does not exist.
 pub fn take_pd_word(r: &Replica, word: u32) -> Option<u64> {
     pd_word(r, word).map(doorbell::take)
-}
-
-/// Takes every pending bit from every sender and acts on it. Called after acknowledging the
-/// doorbell SGI, and once at start-up for bells rung before our interrupts were live.
-pub fn service(r: &Replica) {
-    let Some(inbox) = r.shared.doorbells.get(r.index) else {
-        return;
-    };
-    for sender in 0..r.replica_count() {
-        let bits = inbox.take(sender);
-        if bits != 0 {
-            dispatch(r, sender, bits);
-        }
-    }
-}
-
-fn dispatch(r: &Replica, sender: usize, bits: u64) {
-    if bits & bell::LOG != 0 && r.owns_console() {
-        console::drain(r);
-    }
-    if bits & bell::PING != 0 {
-        boot::on_ping(r, sender);
-    }
-    if bits & bell::PING_BROKEN != 0 && r.index == 0 {
-        boot::on_ping_broken(r, sender);
-    }
-    if bits & bell::STATUS != 0 && r.index == 0 {
-        boot::on_status(r);
-    }
-    let unknown = bits & !(bell::LOG | bell::PING | bell::PING_BROKEN | bell::STATUS);
-    if unknown != 0 {
-        klog!("WARN", "K{sender} rang unknown doorbell bits {unknown:#x}");
-    }
 }

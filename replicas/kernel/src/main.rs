@@ -9,11 +9,29 @@
 //!   lock-free protocols in `atoll_abi::shared`: status records, log rings and doorbells.
 //! - Within a replica, state lives in this image's statics; several cores of one replica
 //!   synchronise through replica-local locks only.
-//! - A fault in the kernel stops only this replica ([`fatal`]); the others carry on.
+//! - A fault in the kernel stops only this replica ([`stop`]); the others carry on.
+//! - Rules that need no hardware (the initialiser's boot checks, the ping ring's protocol,
+//!   the objects and system calls) live in `atoll_kernel_core`, tested on the host; the
+//!   modules here read registers, memory and the spec and act on what those rules decide.
 //!
-//! Modules: [`arch`] (registers), [`sync`] (replica-local locks), [`console`] (log lines and
-//! the console drain), [`doorbell`] (inter-replica signals), [`boot`] (the boot protocol
-//! and ping ring), [`fatal`] (exceptions that stop the replica).
+//! The modules form layers; each uses only those listed before it (no module imports one
+//! of its users, so there is no import circle; a host test in `xtask/src/layers.rs`
+//! fails on one):
+//!
+//! 1. [`arch`] (registers) and [`entry`] (`entry.S`: vectors, frames, stacks);
+//! 2. [`fp`] (lazy FP/SIMD switching) and [`sync`] (replica-local locks);
+//! 3. [`replica`], this replica's state, set up once;
+//! 4. [`doorbell`], ringing peers and taking pending words, with no action on a bell;
+//! 5. [`console`], log lines (`klog!`) and the console drain;
+//! 6. [`ping_ring`], the boot protocol and ping ring between replicas;
+//! 7. [`inbox`], what the kernels' own bells mean, and ringing this replica itself;
+//! 8. [`stop`], stopping a core or the replica, and the panic handler;
+//! 9. [`machine`], the portable kernel under the replica lock, and the machine it sees;
+//! 10. [`initialiser`], building the first thread;
+//! 11. [`irq`], interrupts;
+//! 12. [`el0`] (exceptions from user threads, and returning to them) and [`el1`]
+//!     (exceptions taken in the kernel);
+//! 13. this file: the entry from `entry.S`, and bringing the replica and its cores up.
 #![no_std]
 // Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
 // the constructs that can panic are refused (exceptions are marked `#[expect]` or
@@ -32,121 +50,37 @@
 #![no_main]
 
 mod arch;
-mod boot;
 mod console;
 mod doorbell;
-mod fatal;
+mod el0;
+mod el1;
+mod entry;
+mod fp;
+mod inbox;
+mod initialiser;
+mod irq;
+mod machine;
+mod ping_ring;
+mod replica;
+mod stop;
 mod sync;
-mod user;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PD_TIMER_INTID};
+use atoll_abi::limits::MAX_CORES;
 use atoll_abi::shared::{ReplicaState, SharedArea, bell};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec, UartKind, flags};
 use atoll_boards::gic::Gic;
 use atoll_boards::uart::Uart;
 use atoll_kernel_core::line::CoreSet;
 
-use crate::sync::{InitOnce, IrqSpinLock};
-
-core::arch::global_asm!(include_str!("entry.S"));
-
-/// Per-core stacks used only to report a kernel stack overflow (`entry.S`). The kernel
-/// stacks themselves lie in their own guarded slots (`atoll_abi::spec::layout`).
-#[unsafe(no_mangle)]
-static mut EMERGENCY_STACKS: EmergencyStacks = EmergencyStacks([[0; 4096]; MAX_CORES]);
-
-#[repr(C, align(16))]
-struct EmergencyStacks([[u8; 4096]; MAX_CORES]);
+use crate::console::klog;
+use crate::replica::{Replica, replica};
+use crate::stop::{park_forever, stop_this_core};
+use crate::sync::IrqSpinLock;
 
 /// How long a replica's primary waits for its other cores before reporting without them.
 const CORE_START_TIMEOUT_MS: u64 = 1000;
-
-/// This replica's kernel state, set up once by its primary core.
-pub struct Replica {
-    /// The boot spec.
-    pub spec: &'static ReplicaSpec,
-    /// The kernel-to-kernel shared area.
-    pub shared: &'static SharedArea,
-    /// This replica's index.
-    pub index: usize,
-    /// Its status record in the shared area.
-    status: &'static atoll_abi::shared::ReplicaStatus,
-    /// Its log ring in the shared area.
-    pub log: &'static atoll_abi::shared::LogRing,
-    /// The interrupt controller.
-    pub gic: Gic,
-    /// The console, if this replica owns it.
-    pub console: Option<Uart>,
-    /// How to call PSCI.
-    pub psci: PsciConduit,
-    /// Counter ticks between timer interrupts.
-    pub tick_interval: u64,
-    /// Counter frequency.
-    pub counter_hz: u64,
-    /// Serialises this replica's log ring producer side.
-    pub log_lock: IrqSpinLock,
-    /// Serialises console output among this replica's cores.
-    pub console_lock: IrqSpinLock,
-    /// Timer ticks per core (index = core index).
-    pub core_ticks: [AtomicU64; MAX_CORES],
-    /// Counter value of each core's next housekeeping tick.
-    pub next_tick: [AtomicU64; MAX_CORES],
-}
-
-static REPLICA: InitOnce<Replica> = InitOnce::new();
-
-/// This replica's state; `None` only before the primary core set it up.
-pub fn replica() -> Option<&'static Replica> {
-    REPLICA.get()
-}
-
-impl Replica {
-    /// This replica's status record.
-    pub fn status(&self) -> &atoll_abi::shared::ReplicaStatus {
-        self.status
-    }
-
-    /// Replica `index`'s status record, if there is such a replica.
-    pub fn status_of(&self, index: usize) -> Option<&atoll_abi::shared::ReplicaStatus> {
-        self.shared
-            .status
-            .get(index)
-            .filter(|_| index < self.replica_count())
-    }
-
-    /// The MPIDR of core `core` (0 for a core the spec does not name).
-    pub fn core_mpidr(&self, core: u32) -> u64 {
-        self.spec
-            .core_mpidr
-            .get(core as usize)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// The replica after `i` on the ping ring (the last one's is replica 0).
-    pub fn next_replica(&self, i: usize) -> usize {
-        let next = i.saturating_add(1);
-        if next < self.replica_count() { next } else { 0 }
-    }
-
-    /// The replica before `i` on the ping ring (replica 0's is the last one).
-    pub fn previous_replica(&self, i: usize) -> usize {
-        i.checked_sub(1)
-            .unwrap_or(self.replica_count().saturating_sub(1))
-    }
-
-    /// Number of replicas in the system (bounded by the ABI limit).
-    pub fn replica_count(&self) -> usize {
-        (self.spec.replica_count as usize).min(MAX_REPLICAS)
-    }
-
-    /// Whether this replica drains the log rings to the console.
-    pub fn owns_console(&self) -> bool {
-        self.console.is_some()
-    }
-}
 
 /// First Rust code on every core of the replica (see `entry.S`).
 #[unsafe(no_mangle)]
@@ -158,7 +92,7 @@ extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
     let core = core as u32;
     if spec.check().is_err() || core as usize >= MAX_CORES || spec.core_mask & (1 << core) == 0 {
         // Nothing trustworthy to report with: stop this core quietly.
-        fatal::park_forever();
+        park_forever();
     }
     if core == spec.primary_core() {
         init_replica(spec);
@@ -173,11 +107,11 @@ extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
     if core == spec.primary_core() {
         primary_up(r);
     }
-    doorbell::service(r);
+    inbox::service(r);
     if core == spec.primary_core() {
-        user::start_initialiser(r);
+        el0::run_initialiser(r);
     }
-    user::idle_forever()
+    el0::idle_forever()
 }
 
 fn init_replica(spec: &'static ReplicaSpec) {
@@ -205,7 +139,7 @@ fn init_replica(spec: &'static ReplicaSpec) {
     let index = spec.replica as usize;
     // The spec check keeps the index below the shared area's replica count.
     let (Some(status), Some(log)) = (shared.status.get(index), shared.logs.get(index)) else {
-        fatal::park_forever();
+        park_forever();
     };
     let replica = Replica {
         spec,
@@ -227,10 +161,10 @@ fn init_replica(spec: &'static ReplicaSpec) {
         next_tick: [const { AtomicU64::new(0) }; MAX_CORES],
     };
     if !shared.header_ok() {
-        fatal::park_forever();
+        park_forever();
     }
-    let Some(r) = REPLICA.init(replica) else {
-        fatal::park_forever(); // set up twice: only the primary core gets here, once
+    let Some(r) = replica::install(replica) else {
+        park_forever(); // set up twice: only the primary core gets here, once
     };
     r.status().set_state(ReplicaState::Booting);
     klog!(
@@ -260,7 +194,7 @@ fn init_core(r: &Replica, core: u32) {
             "ERROR",
             "core {core}: interrupt controller set-up failed: {e:?}; core stopped"
         );
-        fatal::stop_this_core(r, core);
+        stop_this_core(r, core);
     }
     arch::allow_user_counter();
     arch::start_instruction_counter();
@@ -293,86 +227,16 @@ fn primary_up(r: &Replica) {
     }
     if r.spec.has_flag(flags::SELFTEST_STACK_OVERFLOW) {
         klog!("INFO", "self-test: overflowing the kernel stack on purpose");
-        fatal::selftest_stack_overflow(0);
+        el1::selftest_stack_overflow(0);
     }
     if r.spec.has_flag(flags::SELFTEST_FAULT) {
         klog!(
             "INFO",
             "self-test: faulting on purpose to show only this replica stops"
         );
-        fatal::selftest_fault();
+        el1::selftest_fault();
     }
     klog!("INFO", "up on cores {}", CoreSet(online));
     r.status().set_state(ReplicaState::Up);
-    doorbell::ring(r, 0, bell::STATUS);
-}
-
-/// IRQ entry, from the vectors.
-pub fn handle_irq(r: &Replica, core: u32) {
-    while let Some(acked) = r.gic.acknowledge() {
-        let intid = acked.intid;
-        if intid == r.spec.gic.stop_sgi {
-            r.gic.end_of_interrupt(acked);
-            fatal::stop_this_core(r, core);
-        }
-        if intid == r.spec.gic.timer_intid {
-            tick(r, core);
-        } else if intid == r.spec.gic.doorbell_sgi {
-            doorbell::service(r);
-            if core == r.spec.primary_core() {
-                user::on_doorbell(r);
-            }
-        } else if (intid >= 32 || intid == PD_TIMER_INTID) && core == r.spec.primary_core() {
-            user::on_device_irq(r, intid);
-        } else {
-            klog!("WARN", "core {core}: unexpected interrupt {intid}");
-        }
-        r.gic.end_of_interrupt(acked);
-    }
-}
-
-/// The timer fired: budgets are charged on the primary core (the timer may fire early for
-/// a budget), and once per tick interval the housekeeping runs.
-fn tick(r: &Replica, core: u32) {
-    let primary = core == r.spec.primary_core();
-    if primary {
-        user::on_timer();
-    }
-    let now = arch::counter();
-    let (Some(due), Some(core_ticks)) = (
-        r.next_tick.get(core as usize),
-        r.core_ticks.get(core as usize),
-    ) else {
-        return;
-    };
-    let deadline = due.load(Ordering::Relaxed);
-    if now < deadline {
-        arch::arm_timer(deadline.wrapping_sub(now));
-        return;
-    }
-    due.store(now.saturating_add(r.tick_interval), Ordering::Relaxed);
-    arch::arm_timer(r.tick_interval);
-    core_ticks.fetch_add(1, Ordering::Relaxed);
-    if !primary {
-        return;
-    }
-    let ticks = r
-        .status()
-        .ticks
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_add(1);
-    if r.owns_console() {
-        console::drain(r);
-    }
-    if r.index == 0 {
-        boot::on_tick(r, ticks);
-    }
-}
-
-/// The core index of the calling core, from its MPIDR and the spec.
-pub fn current_core(spec: &ReplicaSpec) -> Option<u32> {
-    let affinity = atoll_boards::firmware::current_affinity();
-    (0..MAX_CORES as u32).find(|&c| {
-        spec.core_mask & (1 << c) != 0 && spec.core_mpidr.get(c as usize) == Some(&affinity)
-    })
+    inbox::ring(r, 0, bell::STATUS);
 }
