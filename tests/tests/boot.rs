@@ -585,15 +585,18 @@ fn kernel_api(board: &str) {
 /// the kernels and the console go on.
 fn hostile_pds(board: &str) {
     let driver = "driver: 100 calls answered and 100 notifications handled by the passive server";
+    // The echo runs on the other replica, which may come up after the rest has finished:
+    // its line is awaited too.
+    let echo = "echo: heard the chatter on {0}";
     let outcome = Boot::variant(board, &variants::HOSTILE)
-        .until(&[driver, "sleeper: notified on {3}"])
+        .until(&[driver, "sleeper: notified on {3}", echo])
         .run();
     // A full line cut in place, the writer still running, and the other replica's line
     // printed by the console owner afterwards.
     let cut = format!("{}~", "a".repeat(atoll_abi::limits::LOG_LINE_BYTES - 1));
     let at = position(&outcome, &cut);
     position_after(&outcome, at, "chatter: still here after a 1249 byte line");
-    position(&outcome, "echo: heard the chatter on {0}");
+    position(&outcome, echo);
     position(
         &outcome,
         "MON0|INFO: PD 'pserver' finished init and is passive",
