@@ -389,7 +389,7 @@ const CROSS_DONE: [&str; 3] = [
 /// stream through a ring in a shared region arrives whole (same checksum on both sides).
 fn cross_replica_channels(board: &str) {
     let mut until = CROSS_DONE.to_vec();
-    until.push("prober: 50 notifies delivered");
+    until.extend(["prober: 50 notifies delivered", "victim: notified on {0}"]);
     let outcome = Boot::variant(board, &variants::CROSS).until(&until).run();
     check_cross(&outcome);
     position(&outcome, "victim: notified on {0}");
