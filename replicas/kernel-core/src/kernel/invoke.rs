@@ -67,7 +67,7 @@ impl Kernel {
             len: info.length(),
         };
         for (i, v) in args.values.iter_mut().enumerate().take(args.len) {
-            *v = self.o.mr(m, t, i);
+            *v = self.objects.mr(m, t, i);
         }
         let op = info.label();
         match cap {
@@ -90,7 +90,7 @@ impl Kernel {
                     let tpu = m.ticks_per_us().max(1);
                     let budget = args.get(1)?.saturating_mul(tpu);
                     let period = args.get(2)?.saturating_mul(tpu);
-                    self.o
+                    self.objects
                         .sched
                         .configure(sc, budget, period)
                         .map_err(|_| Error::RangeError)?;
@@ -125,10 +125,10 @@ impl Kernel {
                             .ok_or(Error::RangeError)?,
                         word: u32::try_from(args.get(1)?).map_err(|_| Error::RangeError)?,
                     };
-                    if self.o.doorbells[d] != Doorbell::Unconfigured {
+                    if self.objects.doorbells[d] != Doorbell::Unconfigured {
                         return Err(Error::IllegalOperation);
                     }
-                    self.o.doorbells[d] = Doorbell::Rings(bell);
+                    self.objects.doorbells[d] = Doorbell::Rings(bell);
                     Ok(Answer::NONE)
                 }
                 _ => Err(Error::IllegalOperation),
@@ -255,7 +255,7 @@ impl Kernel {
         let (offset, count) = (offset as usize, count as usize);
         // Room in the object tables, checked before any memory is taken.
         if let RetypeKind::Object(k) = kind {
-            let o = &self.o;
+            let o = &self.objects;
             let free = match k {
                 ObjectKind::Tcb => o.tcbs.values().filter(|t| !t.live).count(),
                 ObjectKind::Endpoint => free_count(&o.ep_live),
@@ -335,7 +335,7 @@ impl Kernel {
         let Cap::Object { kind, base, .. } = self.caps.get(slot) else {
             return Ok(()); // untyped and CNodes need nothing
         };
-        let o = &mut self.o;
+        let o = &mut self.objects;
         let data = match kind {
             ObjectKind::Tcb => {
                 let i = o.tcbs.find(|t| !t.live).ok_or(Error::NotEnoughMemory)?;
@@ -393,8 +393,8 @@ impl Kernel {
 
     /// Deletes a capability, destroying its object when it was the last one.
     pub(super) fn delete_slot(&mut self, m: &mut impl Machine, slot: SlotId) {
-        let Kernel { caps, o, .. } = self;
-        caps.delete_with(slot, &mut |s, cap, last| o.gone(m, s, cap, last));
+        let Kernel { caps, objects, .. } = self;
+        caps.delete_with(slot, &mut |s, cap, last| objects.gone(m, s, cap, last));
     }
 
     fn cnode_op(
@@ -409,8 +409,8 @@ impl Kernel {
         match op {
             label::CNODE_DELETE => self.delete_slot(m, here),
             label::CNODE_REVOKE => {
-                let Kernel { caps, o, .. } = self;
-                caps.revoke_with(here, &mut |s, cap, last| o.gone(m, s, cap, last))?;
+                let Kernel { caps, objects, .. } = self;
+                caps.revoke_with(here, &mut |s, cap, last| objects.gone(m, s, cap, last))?;
             }
             label::CNODE_COPY | label::CNODE_MINT | label::CNODE_MOVE | label::CNODE_MUTATE => {
                 let dest = here;
@@ -478,13 +478,13 @@ impl Kernel {
             label::TCB_SET_PRIORITY | label::TCB_SET_MC_PRIORITY => {
                 let auth = self.tcb_arg(t, args.get(0)?)?;
                 let value = u8::try_from(args.get(1)?).map_err(|_| Error::RangeError)?;
-                if value > self.o.tcbs[auth].mcp {
+                if value > self.objects.tcbs[auth].mcp {
                     return Err(Error::RangeError);
                 }
                 if op == label::TCB_SET_PRIORITY {
-                    let _ = self.o.sched.set_priority(target, value);
+                    let _ = self.objects.sched.set_priority(target, value);
                 } else {
-                    self.o.tcbs[target].mcp = value;
+                    self.objects.tcbs[target].mcp = value;
                 }
             }
             label::TCB_SET_SCHED_PARAMS => self.tcb_set_sched_params(m, t, target, args)?,
@@ -492,7 +492,7 @@ impl Kernel {
                 if target == t {
                     return Err(Error::IllegalOperation); // they are being used
                 }
-                let c = self.o.tcbs[target].ctx;
+                let c = self.objects.tcbs[target].ctx;
                 return Ok(Answer {
                     len: 4,
                     mrs: [c.pc, c.sp, c.x[0], c.x[1]],
@@ -505,8 +505,8 @@ impl Kernel {
                     return Err(Error::IllegalOperation); // they are being used
                 }
                 // Out of whatever it was blocked in: it goes on from the new registers.
-                self.o.suspend(target);
-                let ctx = &mut self.o.tcbs[target].ctx;
+                self.objects.suspend(target);
+                let ctx = &mut self.objects.tcbs[target].ctx;
                 *ctx = Default::default();
                 ctx.pc = pc;
                 ctx.sp = sp;
@@ -519,14 +519,14 @@ impl Kernel {
                 }
             }
             label::TCB_RESUME => self.restart(target)?,
-            label::TCB_SUSPEND => self.o.suspend(target),
+            label::TCB_SUSPEND => self.objects.suspend(target),
             label::TCB_BIND_NOTIFICATION => {
                 // As seL4: the receive right, and a notification nobody waits on or is
                 // bound to; every failure is an illegal operation.
                 let (n, _) = self
                     .notification_arg(t, args.get(0)?, Rights::READ)
                     .map_err(|_| Error::IllegalOperation)?;
-                let o = &mut self.o;
+                let o = &mut self.objects;
                 if o.tcbs[target].bound.is_some()
                     || o.ntfn_bound[n].is_some()
                     || !o.ntfns[n].waiters.is_empty()
@@ -537,11 +537,11 @@ impl Kernel {
                 o.ntfn_bound[n] = Some(target);
             }
             label::TCB_UNBIND_NOTIFICATION => {
-                let n = self.o.tcbs[target]
+                let n = self.objects.tcbs[target]
                     .bound
                     .take()
                     .ok_or(Error::IllegalOperation)?;
-                self.o.ntfn_bound[n] = None;
+                self.objects.ntfn_bound[n] = None;
             }
             _ => return Err(Error::IllegalOperation),
         }
@@ -607,7 +607,7 @@ impl Kernel {
             self.install(m, target, which, source)?;
         }
         if let Some(pa) = buffer {
-            self.o.tcbs[target].ipc_buffer = Some(pa);
+            self.objects.tcbs[target].ipc_buffer = Some(pa);
         }
         Ok(())
     }
@@ -625,7 +625,7 @@ impl Kernel {
         let expected = self.caps.get(source);
         let dest = target.own_slot(which);
         self.delete_slot(m, dest);
-        if !self.o.tcbs[target].live || self.caps.get(source) != expected {
+        if !self.objects.tcbs[target].live || self.caps.get(source) != expected {
             return Err(Error::IllegalOperation);
         }
         self.caps.copy(source, dest, Rights::ALL)
@@ -642,7 +642,7 @@ impl Kernel {
         let auth = self.tcb_arg(t, args.get(0)?)?;
         let mcp = u8::try_from(args.get(1)?).map_err(|_| Error::RangeError)?;
         let prio = u8::try_from(args.get(2)?).map_err(|_| Error::RangeError)?;
-        let limit = self.o.tcbs[auth].mcp;
+        let limit = self.objects.tcbs[auth].mcp;
         if mcp > limit || prio > limit {
             return Err(Error::RangeError);
         }
@@ -661,27 +661,27 @@ impl Kernel {
             }
         };
         if let Some(sc) = sc {
-            if self.o.sched.sched_context(sc).is_none() {
+            if self.objects.sched.sched_context(sc).is_none() {
                 return Err(Error::InvalidCapability); // not configured yet
             }
-            if self.o.sc_ntfn[sc].is_some() {
+            if self.objects.sc_ntfn[sc].is_some() {
                 return Err(Error::IllegalOperation); // a notification's
             }
-            if self.o.sched.own_sc(target) != Some(sc) {
-                if self.o.sched.serves(sc).is_some() {
+            if self.objects.sched.own_sc(target) != Some(sc) {
+                if self.objects.sched.serves(sc).is_some() {
                     return Err(Error::IllegalOperation);
                 }
-                self.o.sched.unbind(target);
-                self.o
+                self.objects.sched.unbind(target);
+                self.objects
                     .sched
                     .bind(target, sc)
                     .map_err(|_| Error::IllegalOperation)?;
             }
         } else {
-            self.o.sched.unbind(target);
+            self.objects.sched.unbind(target);
         }
-        self.o.tcbs[target].mcp = mcp;
-        let _ = self.o.sched.set_priority(target, prio);
+        self.objects.tcbs[target].mcp = mcp;
+        let _ = self.objects.sched.set_priority(target, prio);
         if let Some(source) = fault {
             self.install(m, target, TcbSlot::FaultHandler, source)?;
         }
@@ -700,9 +700,9 @@ impl Kernel {
         if self.vspace_of(target).is_none() || !has_cspace {
             return Err(Error::IllegalOperation);
         }
-        if self.o.threads.state(target) != ThreadState::Running {
-            self.o.suspend(target);
-            self.o.resume(target);
+        if self.objects.threads.state(target) != ThreadState::Running {
+            self.objects.suspend(target);
+            self.objects.resume(target);
         }
         Ok(())
     }
@@ -728,7 +728,7 @@ impl Kernel {
             Some(ObjectKind::Notification) => None,
             _ => return Err(Error::InvalidCapability),
         };
-        let o = &mut self.o;
+        let o = &mut self.objects;
         match (op, thread) {
             (label::SCHED_CONTEXT_BIND, _) if o.sched.sched_context(sc).is_none() => {
                 Err(Error::InvalidCapability) // not configured yet
@@ -800,7 +800,7 @@ impl Kernel {
                 }
                 let v = self.vspace_arg(t, args.get(0)?)?;
                 let va = args.get(1)?;
-                let root = self.o.vspaces[v].ok_or(Error::InvalidCapability)?;
+                let root = self.objects.vspaces[v].ok_or(Error::InvalidCapability)?;
                 let level = vspace::map_table(m, root, base, va)?;
                 let record = vspace::table_record(v, vspace::table_base(va, level), level);
                 self.caps.set_data(slot, record)?;
@@ -810,7 +810,7 @@ impl Kernel {
                 if !self.caps.is_final(slot) {
                     return Err(Error::RevokeFirst);
                 }
-                self.o.unlink_table(m, base, data);
+                self.objects.unlink_table(m, base, data);
                 self.caps.set_data(slot, 0)?;
             }
             _ => return Err(Error::IllegalOperation),
@@ -858,7 +858,7 @@ impl Kernel {
                 if vm & vm_attr::CACHED == 0 {
                     a |= attrs::DEVICE;
                 }
-                let root = self.o.vspaces[v].ok_or(Error::InvalidCapability)?;
+                let root = self.objects.vspaces[v].ok_or(Error::InvalidCapability)?;
                 vspace::map_frame(m, root, base, size_bits, va, descriptor_bits(a), remap)?;
                 if remap {
                     m.flush_tlb(v.asid(), Some(va));
@@ -866,7 +866,7 @@ impl Kernel {
                 self.caps.set_data(slot, vspace::frame_record(v, va))?;
             }
             label::FRAME_UNMAP => {
-                self.o.unmap_frame(m, base, size_bits, data);
+                self.objects.unmap_frame(m, base, size_bits, data);
                 self.caps.set_data(slot, 0)?;
             }
             label::FRAME_GET_ADDRESS => {
@@ -898,7 +898,7 @@ impl Kernel {
                     .and_then(IrqId::new)
                     .ok_or(Error::RangeError)?;
                 let intid = u32::try_from(number).map_err(|_| Error::RangeError)?;
-                if self.o.irqs[irq].handler {
+                if self.objects.irqs[irq].handler {
                     return Err(Error::RevokeFirst);
                 }
                 if !m.claim_irq(intid, args.get(1)? != 0) {
@@ -915,7 +915,7 @@ impl Kernel {
                         data: irq.data(),
                     },
                 )?;
-                self.o.irqs[irq].handler = true;
+                self.objects.irqs[irq].handler = true;
             }
             label::IRQ_CONTROL_WATCH_PENDING_WORD => {
                 let word = u32::try_from(args.get(0)?).map_err(|_| Error::RangeError)?;
@@ -942,12 +942,12 @@ impl Kernel {
             label::IRQ_HANDLER_SET_NOTIFICATION => {
                 // The interrupt signals it: the send right (as seL4).
                 let (n, badge) = self.notification_arg(t, args.get(0)?, Rights::WRITE)?;
-                self.o.irqs[irq].ntfn = Some(n);
-                self.o.irqs[irq].badge = badge;
+                self.objects.irqs[irq].ntfn = Some(n);
+                self.objects.irqs[irq].badge = badge;
                 m.set_irq_enabled(intid, true);
             }
             label::IRQ_HANDLER_CLEAR => {
-                self.o.irqs[irq].ntfn = None;
+                self.objects.irqs[irq].ntfn = None;
                 m.set_irq_enabled(intid, false);
             }
             _ => return Err(Error::IllegalOperation),
@@ -959,11 +959,11 @@ impl Kernel {
     /// watch began are delivered at once: their senders found the word non-empty and
     /// raised no doorbell, so nothing else would.
     fn watch(&mut self, m: &mut impl Machine, word: u32, n: NotificationId) -> Result<(), Error> {
-        self.o.check_watch(word)?;
+        self.objects.check_watch(word)?;
         let pending = m.take_pending_word(word).ok_or(Error::RangeError)?;
-        self.o.add_watch(word, n)?;
+        self.objects.add_watch(word, n)?;
         if pending != 0 {
-            self.o.signal(n, pending);
+            self.objects.signal(n, pending);
         }
         Ok(())
     }

@@ -138,7 +138,8 @@ pub struct InitialiserBoot {
 /// One replica's kernel state.
 pub struct Kernel {
     caps: Caps,
-    o: Objects,
+    /// Every object but the capabilities, apart so that a deletion's callback can reach it.
+    objects: Objects,
     /// Whether the fast path (`fastpath.rs`) is off: only tests that compare the two paths
     /// turn it off, so other builds have no flag to test on every system call.
     #[cfg(test)]
@@ -197,7 +198,7 @@ impl Kernel {
     pub const fn new() -> Self {
         Self {
             caps: CapTable::new(0, TCB_SLOTS_BASE),
-            o: Objects::new(),
+            objects: Objects::new(),
             #[cfg(test)]
             no_fastpath: false,
         }
@@ -220,18 +221,18 @@ impl Kernel {
 
     /// The thread to run now, if any.
     pub fn current(&self) -> Option<ThreadId> {
-        self.o.current
+        self.objects.current
     }
 
     /// A thread's registers.
     pub fn context(&self, thread: ThreadId) -> Option<&Context> {
-        let tcb = &self.o.tcbs[thread];
+        let tcb = &self.objects.tcbs[thread];
         tcb.live.then_some(&tcb.ctx)
     }
 
     /// A thread's registers, to save a trap into.
     pub fn context_mut(&mut self, thread: ThreadId) -> Option<&mut Context> {
-        let tcb = &mut self.o.tcbs[thread];
+        let tcb = &mut self.objects.tcbs[thread];
         tcb.live.then_some(&mut tcb.ctx)
     }
 
@@ -249,16 +250,16 @@ impl Kernel {
 
     /// The translation table root and ASID of a thread's address space.
     pub fn address_space(&self, thread: ThreadId) -> Option<(u64, u16)> {
-        if !self.o.tcbs[thread].live {
+        if !self.objects.tcbs[thread].live {
             return None;
         }
         let v = self.vspace_of(thread)?;
-        Some((self.o.vspaces[v]?, v.asid()))
+        Some((self.objects.vspaces[v]?, v.asid()))
     }
 
     /// A thread's IPC state (for tests and diagnostics).
     pub fn thread_state(&self, thread: ThreadId) -> ThreadState {
-        self.o.threads.state(thread)
+        self.objects.threads.state(thread)
     }
 
     /// The capability in a table slot (for tests and diagnostics).
@@ -268,7 +269,7 @@ impl Kernel {
 
     /// Time until the next scheduling event (budget end or refill), if any.
     pub fn next_event(&self) -> Option<u64> {
-        self.o.sched.next_event(self.current())
+        self.objects.sched.next_event(self.current())
     }
 
     // ----- boot ---------------------------------------------------------------------
@@ -354,7 +355,7 @@ impl Kernel {
             self.caps
                 .copy(slot(from)?, t.own_slot(which), Rights::ALL)?;
         }
-        let o = &mut self.o;
+        let o = &mut self.objects;
         o.sched
             .configure(sc, b.budget, b.budget)
             .map_err(|_| Error::InvalidArgument)?;
@@ -401,7 +402,7 @@ impl Kernel {
             return;
         };
         // Only the registers the calls read, not the whole context.
-        let ctx = &self.o.tcbs[t].ctx;
+        let ctx = &self.objects.tcbs[t].ctx;
         let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
         let (pc, sp) = (ctx.pc, ctx.sp);
         let number = x7 as i64;
@@ -430,25 +431,25 @@ impl Kernel {
                 self.sys_recv(m, t, x0, 0, true);
             }
             syscall::YIELD => {
-                let _ = self.o.sched.yield_now(t);
+                let _ = self.objects.sched.yield_now(t);
             }
             syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
-            syscall::DEBUG_HALT => self.o.suspend(t),
+            syscall::DEBUG_HALT => self.objects.suspend(t),
             _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
         }
-        self.o.schedule();
+        self.objects.schedule();
     }
 
     /// Whether some thread wants to run but waits for its budget: a core with nothing to
     /// run is then not settled, only between periods.
     pub fn waiting_for_budget(&self) -> bool {
-        self.o.sched.any_waiting_for_budget()
+        self.objects.sched.any_waiting_for_budget()
     }
 
     /// The machine has loaded the current thread (its address space, FP access and budget
     /// timer): from here on, [`Kernel::caller_goes_on`] tracks what changes.
     pub fn note_loaded(&mut self) {
-        self.o.changed = false;
+        self.objects.changed = false;
     }
 
     /// Whether the caller of the last system call, `t`, goes on as the machine last loaded
@@ -457,7 +458,7 @@ impl Kernel {
     /// budget changes. (Only system calls run between two loads: every other kernel entry
     /// chooses and loads a thread again.) The machine can then return to it as it is.
     pub fn caller_goes_on(&self, t: ThreadId) -> bool {
-        self.o.current == Some(t) && !self.o.changed
+        self.objects.current == Some(t) && !self.objects.changed
     }
 
     /// The current thread took an exception that is not a system call: a memory access
@@ -467,7 +468,7 @@ impl Kernel {
         if let Some(t) = self.current() {
             self.fault(m, t, label, mrs);
         }
-        self.o.schedule();
+        self.objects.schedule();
     }
 
     /// Device interrupt `irq` arrived: its notification is signalled and the interrupt
@@ -475,39 +476,39 @@ impl Kernel {
     pub fn interrupt(&mut self, m: &mut impl Machine, irq: u32) {
         m.set_irq_enabled(irq, false);
         if let Some(irq) = usize::try_from(irq).ok().and_then(IrqId::new) {
-            let handler = self.o.irqs[irq];
+            let handler = self.objects.irqs[irq];
             if let (true, Some(n)) = (handler.handler, handler.ntfn) {
-                self.o.signal(n, handler.badge);
+                self.objects.signal(n, handler.badge);
             }
         }
-        self.o.schedule();
+        self.objects.schedule();
     }
 
     /// The doorbell interrupt arrived (and was acknowledged): every watched cross-replica
     /// channel word is taken, and its bits signal its notification.
     pub fn doorbell(&mut self, m: &mut impl Machine) {
-        for i in 0..self.o.watch_count() {
-            let Some(watch) = self.o.watch(i) else {
+        for i in 0..self.objects.watch_count() {
+            let Some(watch) = self.objects.watch(i) else {
                 break;
             };
             if let Some(bits) = m.take_pending_word(watch.word)
                 && bits != 0
             {
-                self.o.signal(watch.ntfn, bits);
+                self.objects.signal(watch.ntfn, bits);
             }
         }
-        self.o.schedule();
+        self.objects.schedule();
     }
 
     /// `elapsed` timer units passed: the running thread's budget pays, periods refill, and
     /// the thread goes to the back of its priority (round robin).
     pub fn timer(&mut self, elapsed: u64) {
         let running = self.current();
-        self.o.sched.tick(running, elapsed);
+        self.objects.sched.tick(running, elapsed);
         if let Some(t) = running {
-            let _ = self.o.sched.yield_now(t);
+            let _ = self.objects.sched.yield_now(t);
         }
-        self.o.schedule();
+        self.objects.schedule();
     }
 
     // ----- system calls -------------------------------------------------------------
@@ -557,7 +558,7 @@ impl Kernel {
             }
             return;
         };
-        let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
+        let info = MessageInfo(self.objects.tcbs[t].ctx.x[1]);
         match target.kind {
             Some(ObjectKind::Endpoint) => {
                 // A call needs a right to be replied to (seL4 leaves a caller without one
@@ -568,17 +569,19 @@ impl Kernel {
                     target.endpoint(Rights::WRITE)
                 };
                 match ep {
-                    Some(ep) => self.o.send(m, t, ep, target.badge, info, blocking, call),
+                    Some(ep) => self
+                        .objects
+                        .send(m, t, ep, target.badge, info, blocking, call),
                     None => self.cap_fault(m, t, cptr),
                 }
             }
             Some(ObjectKind::Notification) => match target.notification(Rights::WRITE) {
                 Some(n) => {
-                    self.o.signal(n, target.badge);
+                    self.objects.signal(n, target.badge);
                     if call {
                         // A call answers whether the signal went through (it always does
                         // within a replica), as a call on a doorbell does.
-                        self.o.tcbs[t].ctx.x[1] = 0;
+                        self.objects.tcbs[t].ctx.x[1] = 0;
                     }
                 }
                 None if blocking || call => self.cap_fault(m, t, cptr),
@@ -593,9 +596,9 @@ impl Kernel {
                     }
                     return;
                 }
-                let delivered = self.o.ring(m, target.data, target.badge);
+                let delivered = self.objects.ring(m, target.data, target.badge);
                 if call {
-                    self.o.tcbs[t].ctx.x[1] = if delivered {
+                    self.objects.tcbs[t].ctx.x[1] = if delivered {
                         0
                     } else {
                         MessageInfo::new(Error::IllegalOperation as u64, 0).0
@@ -603,16 +606,16 @@ impl Kernel {
                 }
             }
             _ => {
-                self.o.changed = true;
+                self.objects.changed = true;
                 let cap = self.caps.get(target.slot);
                 let result = self.invoke(m, t, target.slot, cap, info);
                 // The invoker may have deleted itself.
-                if self.o.tcbs[t].live && call {
+                if self.objects.tcbs[t].live && call {
                     let (label, len, results) = match result {
                         Ok(r) => (0, r.len, r.mrs),
                         Err(e) => (e as u64, 0, [0; 4]),
                     };
-                    let ctx = &mut self.o.tcbs[t].ctx;
+                    let ctx = &mut self.objects.tcbs[t].ctx;
                     ctx.x[0] = 0;
                     ctx.x[1] = MessageInfo::new(label, len as u64).0;
                     let [a, b, c, d] = results;
@@ -638,13 +641,13 @@ impl Kernel {
             return;
         };
         if let Some(ep) = target.endpoint(Rights::READ) {
-            self.o.tcbs[t].recv_reply = self.resolve(t, reply_cptr).and_then(|r| r.reply());
-            self.o.recv(m, t, ep, blocking);
+            self.objects.tcbs[t].recv_reply = self.resolve(t, reply_cptr).and_then(|r| r.reply());
+            self.objects.recv(m, t, ep, blocking);
         } else if let Some(n) = target.notification(Rights::READ)
             // Only its own thread waits on a bound notification (as in seL4).
-            && self.o.ntfn_bound[n].is_none_or(|b| b == t)
+            && self.objects.ntfn_bound[n].is_none_or(|b| b == t)
         {
-            self.o.wait(t, n, blocking);
+            self.objects.wait(t, n, blocking);
         } else {
             self.cap_fault(m, t, cptr);
         }
@@ -654,8 +657,8 @@ impl Kernel {
     fn sys_reply(&mut self, m: &mut impl Machine, t: ThreadId, reply_cptr: u64) -> bool {
         let target = self.resolve(t, reply_cptr);
         if let Some(r) = target.and_then(|r| r.reply()) {
-            let info = MessageInfo(self.o.tcbs[t].ctx.x[1]);
-            self.o.reply(m, t, r, info);
+            let info = MessageInfo(self.objects.tcbs[t].ctx.x[1]);
+            self.objects.reply(m, t, r, info);
             return true;
         }
         // Replying through an empty slot is a no-op, as in seL4 (nobody called).
@@ -668,7 +671,7 @@ impl Kernel {
 
     /// A capability lookup for system call `x7` of thread `t` failed on `cptr`.
     fn cap_fault(&mut self, m: &mut impl Machine, t: ThreadId, cptr: u64) {
-        let ctx = &self.o.tcbs[t].ctx;
+        let ctx = &self.objects.tcbs[t].ctx;
         let mrs = [ctx.pc, cptr, ctx.x[7], 0];
         self.fault(m, t, fault::CAP_FAULT, mrs);
     }
@@ -690,18 +693,18 @@ impl Kernel {
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
     /// it has none (or faulted while sending a fault).
     fn fault(&mut self, m: &mut impl Machine, t: ThreadId, label: u64, mrs: [u64; 4]) {
-        self.o.changed = true;
+        self.objects.changed = true;
         let handler = self.fault_handler(t);
-        let tcb = &mut self.o.tcbs[t];
+        let tcb = &mut self.objects.tcbs[t];
         let (Some((ep, badge)), 0) = (handler, tcb.fault_label) else {
             m.unhandled_fault(t, label, &mrs);
-            self.o.suspend(t);
+            self.objects.suspend(t);
             return;
         };
         tcb.fault_label = label;
         tcb.fault_mrs = mrs;
         let info = MessageInfo::new(label, 4);
-        self.o.send(m, t, ep, badge, info, true, true);
+        self.objects.send(m, t, ep, badge, info, true, true);
     }
 }
 

@@ -300,7 +300,7 @@ impl Sys {
         self.start(client_tcb);
         self.park_root();
         self.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-        self.k.o.sched.unbind(server);
+        self.k.objects.sched.unbind(server);
         (server, client)
     }
 
@@ -335,14 +335,14 @@ impl Sys {
             panic!("slot {n} holds no notification");
         };
         self.k
-            .o
+            .objects
             .signal(NotificationId::from_data(data).unwrap(), bits);
     }
 
     /// Wakes the root thread parked on `park` (as an interrupt would), so it can invoke.
     fn wake_root(&mut self, park: u64) {
         self.signal(park, 1);
-        self.k.o.schedule();
+        self.k.objects.schedule();
         assert_eq!(self.k.current(), Some(self.root));
     }
 
@@ -370,7 +370,7 @@ impl Sys {
                 kind: ObjectKind::VSpace,
                 data,
                 ..
-            } => self.k.o.vspaces[VSpaceId::from_data(data).unwrap()].unwrap(),
+            } => self.k.objects.vspaces[VSpaceId::from_data(data).unwrap()].unwrap(),
             other => panic!("slot {s} holds {other:?}"),
         }
     }
@@ -455,7 +455,7 @@ fn a_passive_server_runs_on_its_callers_scheduling_context() {
     );
     s.sys(server, syscall::REPLY_RECV, &[(0, 1), (1, 0), (6, 2)]);
     assert_eq!(s.k.current(), Some(client), "the context went back");
-    assert!(!s.k.o.sched.has_sc(server));
+    assert!(!s.k.objects.sched.has_sc(server));
 }
 
 #[test]
@@ -492,7 +492,7 @@ fn scheduling_contexts_bind_and_unbind_by_invocation() {
     assert_eq!(s.invoke(sc, bind, &[sc]), Err(Error::InvalidCapability));
     assert_eq!(s.invoke(sc, bind, &[]), Err(Error::TruncatedMessage));
     s.invoke(sc, bind, &[passive_tcb]).unwrap();
-    assert!(s.k.o.sched.has_own_sc(passive));
+    assert!(s.k.objects.sched.has_own_sc(passive));
     assert_eq!(
         s.invoke(sc, bind, &[passive_tcb]),
         Err(Error::IllegalOperation)
@@ -503,12 +503,12 @@ fn scheduling_contexts_bind_and_unbind_by_invocation() {
         "the active thread's context is another one"
     );
     s.invoke(sc, unbind, &[passive_tcb]).unwrap();
-    assert!(!s.k.o.sched.has_own_sc(passive));
-    assert!(s.k.o.sched.has_own_sc(active));
+    assert!(!s.k.objects.sched.has_own_sc(passive));
+    assert!(s.k.objects.sched.has_own_sc(active));
     // Unbound, the context serves another thread.
     let (other_tcb, other) = s.thread(70, true, &[]);
     s.invoke(sc, bind, &[other_tcb]).unwrap();
-    assert!(s.k.o.sched.has_own_sc(other));
+    assert!(s.k.objects.sched.has_own_sc(other));
 }
 
 #[test]
@@ -530,13 +530,13 @@ fn signal_and_wait_deliver_coalesced_badges() {
     assert_eq!(s.k.current(), Some(waiter));
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0b01);
     // While the waiter is busy (it yields to nobody: it is higher), signals coalesce.
-    s.k.o.suspend(waiter);
-    s.k.o.schedule();
+    s.k.objects.suspend(waiter);
+    s.k.objects.schedule();
     s.sys(sender, syscall::SEND, &[(0, 1)]);
     s.sys(sender, syscall::SEND, &[(0, 2)]);
     s.sys(sender, syscall::SEND, &[(0, 1)]);
-    s.k.o.resume(waiter);
-    s.k.o.schedule();
+    s.k.objects.resume(waiter);
+    s.k.objects.schedule();
     assert_eq!(s.k.current(), Some(waiter));
     s.sys(waiter, syscall::WAIT, &[(0, 1)]);
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0b11, "both bits, once");
@@ -1104,8 +1104,8 @@ mod fastpath_agrees_with_the_general_path {
         if passive {
             // The server reaches its receive, then loses its own context.
             s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-            s.k.o.sched.unbind(server);
-            s.k.o.schedule();
+            s.k.objects.sched.unbind(server);
+            s.k.objects.schedule();
         }
         (s, [server, client])
     }
@@ -1156,7 +1156,7 @@ mod fastpath_agrees_with_the_general_path {
                 (
                     s.k.thread_state(t),
                     s.k.context(t).copied(),
-                    s.k.o.sched.has_sc(t),
+                    s.k.objects.sched.has_sc(t),
                 )
             })
             .collect()

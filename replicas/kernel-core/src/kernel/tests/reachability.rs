@@ -379,7 +379,7 @@ fn walk(
 
 fn check(s: &mut Sys) -> Result<(), String> {
     let n = named(&s.k);
-    let o = &s.k.o;
+    let o = &s.k.objects;
     // Objects live exactly while a capability names them.
     ids_agree(ObjectKind::Endpoint, &o.ep_live, &n)?;
     ids_agree(ObjectKind::Notification, &o.ntfn_live, &n)?;
