@@ -443,7 +443,7 @@ fn check(s: &mut Sys) -> Result<(), String> {
         }
     }
     for (d, bell) in o.doorbells.iter() {
-        let free = *bell == super::super::objects::Doorbell::Free;
+        let free = *bell == super::super::doorbell::Doorbell::Free;
         if free == n.ids.contains(&(ObjectKind::Doorbell, d.data())) {
             return Err(std::format!("doorbell {d:?}: live and named disagree"));
         }
