@@ -24,6 +24,8 @@ mod cnode;
 mod doorbell;
 mod endpoint;
 mod entry;
+#[cfg(any(test, feature = "fake-machine"))]
+pub mod fake;
 mod fastpath;
 mod invoke;
 mod irq;

@@ -4,89 +4,32 @@
 
 extern crate std;
 use std::boxed::Box;
-use std::collections::HashMap;
 use std::vec::Vec;
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
 
+use super::fake::FakeMachine;
 use super::*;
 use crate::id::{NotificationId, SlotId, ThreadId, VSpaceId};
 
 const RAM: (u64, u64) = (0x4000_0000, 0x5000_0000);
 const POOL: u64 = 0x4100_0000;
 const POOL_BITS: u8 = 24;
-const PAGE: u64 = 0x1000;
 
-#[derive(Default)]
-struct Mem {
-    pages: HashMap<u64, Box<[u64; 512]>>,
-    out: Vec<u8>,
-    unhandled: Vec<(ThreadId, u64, [u64; 4])>,
-    irqs: HashMap<u32, bool>,
-    rung: Vec<(u32, u32, u64)>,
-    /// Threads the kernel said it made.
-    created: Vec<ThreadId>,
-    /// This replica's cross-replica channel words (the fake has eight).
-    words: [u64; 8],
-    flushes: usize,
-}
+/// The fake machine as these tests use it: RAM from `RAM.0` to `RAM.1`, the object pool
+/// zeroable, interrupt 33 claimable, replica 7 down, eight channel words.
+type Mem = FakeMachine;
 
-impl Machine for Mem {
-    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
-        if pa < RAM.0 || pa >= RAM.1 || !pa.is_multiple_of(PAGE) {
-            return None;
-        }
-        Some(self.pages.entry(pa).or_insert_with(|| Box::new([0; 512])))
-    }
-    fn zero(&mut self, pa: u64, size: u64) -> bool {
-        if pa < POOL || pa + size > POOL + (1 << POOL_BITS) {
-            return false;
-        }
-        let mut p = pa & !(PAGE - 1);
-        while p < pa + size {
-            self.pages.remove(&p);
-            p += PAGE;
-        }
-        true
-    }
-    fn put_char(&mut self, _thread: ThreadId, c: u8) {
-        self.out.push(c);
-    }
-    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, mrs: &[u64; 4]) {
-        self.unhandled.push((thread, label, *mrs));
-    }
-    fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {
-        self.flushes += 1;
-    }
-    fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
-        irq == 33
-    }
-    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        self.irqs.insert(irq, enabled);
-    }
-    /// Replica 7 is down. The fake's words stand for every replica's, so a test can ring
-    /// a word and watch it on the same kernel.
-    fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
-        self.rung.push((replica, word, bits));
-        match self.words.get_mut(word as usize) {
-            Some(w) if replica != 7 => {
-                *w |= bits;
-                true
-            }
-            _ => false,
-        }
-    }
-    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
-        self.words.get_mut(word as usize).map(core::mem::take)
-    }
-    fn ticks_per_us(&self) -> u64 {
-        1
-    }
-    fn thread_created(&mut self, thread: ThreadId) {
-        self.created.push(thread);
-    }
+fn machine() -> Mem {
+    let mut m = FakeMachine::default();
+    m.ram = RAM.0..RAM.1;
+    m.object_memory = POOL..POOL + (1 << POOL_BITS);
+    m.claimable = Some(std::vec![33]);
+    m.down_replica = Some(7);
+    m.words = std::vec![0; 8];
+    m
 }
 
 struct Walker<'a>(&'a mut Mem);
@@ -138,7 +81,7 @@ fn boot() -> Sys {
     assert_eq!(k.current(), Some(root));
     Sys {
         k,
-        m: Mem::default(),
+        m: machine(),
         root,
         ipc_pa: BOOT + 0x4000,
         next_slot: initial::FIRST_FREE,
