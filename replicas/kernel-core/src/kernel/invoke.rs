@@ -57,6 +57,9 @@ impl Args {
 impl Kernel {
     /// Performs the invocation `info.label()` on the capability `cap` in `slot` for thread
     /// `t`: the object's decoder checks it, and only a request it accepts is performed.
+    /// Kept out of the system-call handler, whose IPC paths it would otherwise slow with
+    /// the registers it needs.
+    #[inline(never)]
     pub(super) fn invoke(
         &mut self,
         m: &mut impl Machine,
