@@ -7,29 +7,79 @@ pub const fn exception_class(esr: u64) -> u32 {
     ((esr >> 26) & 0x3F) as u32
 }
 
+/// Exception classes (ESR_ELx.EC), by name.
+pub mod class {
+    /// Unknown reason.
+    pub const UNKNOWN: u32 = 0x00;
+    /// A trapped WFI or WFE.
+    pub const WFI_WFE: u32 = 0x01;
+    /// FP/SIMD access while it is trapped.
+    pub const FP_ACCESS: u32 = 0x07;
+    /// Illegal execution state.
+    pub const ILLEGAL_STATE: u32 = 0x0E;
+    /// SVC from AArch64: a system call.
+    pub const SVC64: u32 = 0x15;
+    /// HVC from AArch64.
+    pub const HVC64: u32 = 0x16;
+    /// SMC from AArch64.
+    pub const SMC64: u32 = 0x17;
+    /// A trapped system-register access.
+    pub const SYSTEM_REGISTER: u32 = 0x18;
+    /// Instruction abort from a lower exception level (from EL0 for the kernel).
+    pub const INSTRUCTION_ABORT_LOWER: u32 = 0x20;
+    /// Instruction abort at the same level.
+    pub const INSTRUCTION_ABORT: u32 = 0x21;
+    /// PC alignment fault.
+    pub const PC_ALIGNMENT: u32 = 0x22;
+    /// Data abort from a lower exception level (from EL0 for the kernel).
+    pub const DATA_ABORT_LOWER: u32 = 0x24;
+    /// Data abort at the same level.
+    pub const DATA_ABORT: u32 = 0x25;
+    /// SP alignment fault.
+    pub const SP_ALIGNMENT: u32 = 0x26;
+    /// Floating-point exception.
+    pub const FP_EXCEPTION: u32 = 0x2C;
+    /// SError interrupt.
+    pub const SERROR: u32 = 0x2F;
+    /// Breakpoint, from a lower level.
+    pub const BREAKPOINT_LOWER: u32 = 0x30;
+    /// Breakpoint at the same level.
+    pub const BREAKPOINT: u32 = 0x31;
+    /// Software step, from a lower level.
+    pub const SOFTWARE_STEP_LOWER: u32 = 0x32;
+    /// Software step at the same level.
+    pub const SOFTWARE_STEP: u32 = 0x33;
+    /// Watchpoint, from a lower level.
+    pub const WATCHPOINT_LOWER: u32 = 0x34;
+    /// Watchpoint at the same level.
+    pub const WATCHPOINT: u32 = 0x35;
+    /// A BRK instruction.
+    pub const BRK: u32 = 0x3C;
+}
+
 /// Name of an exception class.
 pub const fn class_name(ec: u32) -> &'static str {
     match ec {
-        0x00 => "unknown reason",
-        0x01 => "trapped WFI/WFE",
-        0x07 => "FP/SIMD access trap",
-        0x0E => "illegal execution state",
-        0x15 => "SVC from AArch64",
-        0x16 => "HVC from AArch64",
-        0x17 => "SMC from AArch64",
-        0x18 => "trapped system register access",
-        0x20 => "instruction abort from a lower level",
-        0x21 => "instruction abort",
-        0x22 => "PC alignment fault",
-        0x24 => "data abort from a lower level",
-        0x25 => "data abort",
-        0x26 => "SP alignment fault",
-        0x2C => "floating-point exception",
-        0x2F => "SError",
-        0x30 | 0x31 => "breakpoint",
-        0x32 | 0x33 => "software step",
-        0x34 | 0x35 => "watchpoint",
-        0x3C => "BRK instruction",
+        class::UNKNOWN => "unknown reason",
+        class::WFI_WFE => "trapped WFI/WFE",
+        class::FP_ACCESS => "FP/SIMD access trap",
+        class::ILLEGAL_STATE => "illegal execution state",
+        class::SVC64 => "SVC from AArch64",
+        class::HVC64 => "HVC from AArch64",
+        class::SMC64 => "SMC from AArch64",
+        class::SYSTEM_REGISTER => "trapped system register access",
+        class::INSTRUCTION_ABORT_LOWER => "instruction abort from a lower level",
+        class::INSTRUCTION_ABORT => "instruction abort",
+        class::PC_ALIGNMENT => "PC alignment fault",
+        class::DATA_ABORT_LOWER => "data abort from a lower level",
+        class::DATA_ABORT => "data abort",
+        class::SP_ALIGNMENT => "SP alignment fault",
+        class::FP_EXCEPTION => "floating-point exception",
+        class::SERROR => "SError",
+        class::BREAKPOINT_LOWER | class::BREAKPOINT => "breakpoint",
+        class::SOFTWARE_STEP_LOWER | class::SOFTWARE_STEP => "software step",
+        class::WATCHPOINT_LOWER | class::WATCHPOINT => "watchpoint",
+        class::BRK => "BRK instruction",
         _ => "unexpected exception class",
     }
 }
@@ -56,7 +106,13 @@ pub struct Syndrome(pub u64);
 impl Syndrome {
     /// Whether this is an instruction or data abort (FAR is meaningful).
     pub const fn is_abort(&self) -> bool {
-        matches!(exception_class(self.0), 0x20 | 0x21 | 0x24 | 0x25)
+        matches!(
+            exception_class(self.0),
+            class::INSTRUCTION_ABORT_LOWER
+                | class::INSTRUCTION_ABORT
+                | class::DATA_ABORT_LOWER
+                | class::DATA_ABORT
+        )
     }
 }
 
@@ -70,7 +126,7 @@ impl fmt::Display for Syndrome {
             if fsc <= 0b00_1111 {
                 write!(f, " at level {}", fsc & 0b11)?;
             }
-            if matches!(ec, 0x24 | 0x25) {
+            if matches!(ec, class::DATA_ABORT_LOWER | class::DATA_ABORT) {
                 let write = self.0 & (1 << 6) != 0;
                 f.write_str(if write { " on a write" } else { " on a read" })?;
             }
