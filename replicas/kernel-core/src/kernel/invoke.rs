@@ -11,8 +11,9 @@
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
-use atoll_abi::syscall::{MessageInfo, label};
+use atoll_abi::syscall::{self, MessageInfo, ipc_buffer, label};
 
+use super::objects::Objects;
 use super::{Kernel, Machine, Target};
 use crate::cap::{Cap, Rights};
 use crate::id::{IrqId, NotificationId, SchedContextId, SlotId, TcbSlot, ThreadId, VSpaceId};
@@ -52,6 +53,31 @@ impl Args {
     pub fn or_zero(&self, i: usize) -> u64 {
         self.get(i).unwrap_or(0)
     }
+
+    /// The arguments of thread `t`'s message `info`: its first message registers, from
+    /// its registers and then from its IPC buffer (0 without one), whose page is looked
+    /// up once.
+    fn read(objects: &Objects, m: &mut impl Machine, t: ThreadId, info: MessageInfo) -> Args {
+        let tcb = &objects.tcbs[t];
+        let len = info.length();
+        let [_, _, a, b, c, d, ..] = tcb.ctx.x;
+        let mut values = [a, b, c, d, 0, 0, 0, 0];
+        if len > syscall::REGISTER_MESSAGE_REGISTERS
+            && let Some(page) = tcb.ipc_buffer.and_then(|pa| m.page(pa))
+        {
+            for (i, v) in values
+                .iter_mut()
+                .enumerate()
+                .skip(syscall::REGISTER_MESSAGE_REGISTERS)
+            {
+                *v = page
+                    .get(ipc_buffer::MR0.saturating_add(i))
+                    .copied()
+                    .unwrap_or(0);
+            }
+        }
+        Args { values, len }
+    }
 }
 
 impl Kernel {
@@ -68,13 +94,7 @@ impl Kernel {
         cap: Cap,
         info: MessageInfo,
     ) -> Result<Answer, Error> {
-        let mut args = Args {
-            values: [0; 8],
-            len: info.length(),
-        };
-        for (i, v) in args.values.iter_mut().enumerate().take(args.len) {
-            *v = self.objects.mr(m, t, i);
-        }
+        let args = Args::read(&self.objects, m, t, info);
         let op = info.label();
         match cap {
             Cap::Untyped { .. } if op == label::UNTYPED_RETYPE => {
