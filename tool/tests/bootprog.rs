@@ -2,7 +2,6 @@
 //! replays them: every invocation must succeed and every PD must end up started, with the
 //! untyped memory the kernel would hand out (disjoint, device blocks over kept memory).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use atoll_abi::bootprog::pd_flags;
@@ -15,52 +14,20 @@ use atoll_abi::syscall::{self, MessageInfo};
 use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::id::{SlotId, ThreadId};
 use atoll_kernel_core::ipc::ThreadState;
+use atoll_kernel_core::kernel::fake::FakeMachine;
 use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, Machine};
 use atoll_tool::plan::{ImagePlacement, Plan};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
-/// A machine with sparse RAM: every page exists and starts zeroed.
-#[derive(Default)]
-struct Ram {
-    pages: HashMap<u64, Box<[u64; 512]>>,
-}
-
-impl Machine for Ram {
-    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
-        pa.is_multiple_of(0x1000)
-            .then(|| self.pages.entry(pa).or_insert_with(|| Box::new([0; 512])))
-            .map(|p| &mut **p)
-    }
-    fn zero(&mut self, pa: u64, size: u64) -> bool {
-        let mut p = pa & !0xFFF;
-        while p < pa + size {
-            self.pages.remove(&p);
-            p += 0x1000;
-        }
-        true
-    }
-    fn put_char(&mut self, _thread: ThreadId, _c: u8) {}
-    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, _mrs: &[u64; 4]) {
-        panic!("thread {thread:?} faulted with no handler: {label}");
-    }
-    fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {}
-    fn claim_irq(&mut self, _irq: u32, _edge: bool) -> bool {
-        true
-    }
-    fn set_irq_enabled(&mut self, _irq: u32, _enabled: bool) {}
-    fn ring_doorbell(&mut self, _replica: u32, word: u32, _bits: u64) -> bool {
-        self.take_pending_word(word).is_some()
-    }
-    /// As many channel words as the kernel shared region holds.
-    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
-        let words = atoll_abi::shared::pd_words::count(atoll_abi::limits::LARGE_PAGE_SIZE);
-        (u64::from(word) < words).then_some(0)
-    }
-    fn ticks_per_us(&self) -> u64 {
-        1
-    }
-    fn thread_created(&mut self, _thread: ThreadId) {}
+/// The kernel core's fake machine as the boot program needs it: every page exists and starts
+/// zeroed, every interrupt may be claimed, and there are as many channel words as the
+/// kernels' shared region holds.
+fn machine() -> FakeMachine {
+    let mut m = FakeMachine::default();
+    let words = atoll_abi::shared::pd_words::count(atoll_abi::limits::LARGE_PAGE_SIZE);
+    m.words = vec![0; words as usize];
+    m
 }
 
 /// The reference system planned as packing plans it, with every program two pages at
@@ -97,7 +64,7 @@ fn reference() -> Plan {
 }
 
 /// Boots an initialiser holding `program`'s untyped blocks, as the kernel does.
-fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, Ram, u64) {
+fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, FakeMachine, u64) {
     let mut k = Box::new(Kernel::new());
     let layout = InitialiserBoot {
         cnode: boot_pages,
@@ -116,11 +83,18 @@ fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, Ram, u64) {
         device: u.flags & untyped_flags::DEVICE != 0,
     });
     k.boot_initialiser(&layout, untyped).unwrap();
-    (k, Ram::default(), layout.ipc_buffer)
+    (k, machine(), layout.ipc_buffer)
 }
 
 /// The root thread invokes `cap` as the initialiser does.
-fn invoke(k: &mut Kernel, m: &mut Ram, ipc: u64, cap: u64, op: u64, args: &[u64]) -> Option<Error> {
+fn invoke(
+    k: &mut Kernel,
+    m: &mut FakeMachine,
+    ipc: u64,
+    cap: u64,
+    op: u64,
+    args: &[u64],
+) -> Option<Error> {
     let root = k.current().expect("the root thread runs");
     let ctx = k.context_mut(root).unwrap();
     ctx.x[0] = cap;
@@ -135,6 +109,9 @@ fn invoke(k: &mut Kernel, m: &mut Ram, ipc: u64, cap: u64, op: u64, args: &[u64]
         m.page(ipc).unwrap()[syscall::ipc_buffer::MR0 + i] = a;
     }
     k.syscall(m);
+    if let Some((thread, label, _)) = m.unhandled.first() {
+        panic!("thread {thread:?} faulted with no handler: {label}");
+    }
     let c = k.context(root).unwrap();
     Error::from_raw(MessageInfo(c.x[1]).label() as u32)
 }

@@ -2,34 +2,36 @@
 
 use core::fmt;
 
-/// Exception class field of ESR_ELx.
+use crate::esr;
+
+/// Exception class field of ESR_ELx (see [`crate::esr::class`]).
 pub const fn exception_class(esr: u64) -> u32 {
-    ((esr >> 26) & 0x3F) as u32
+    esr::class(esr)
 }
 
 /// Name of an exception class.
 pub const fn class_name(ec: u32) -> &'static str {
     match ec {
-        0x00 => "unknown reason",
-        0x01 => "trapped WFI/WFE",
-        0x07 => "FP/SIMD access trap",
-        0x0E => "illegal execution state",
-        0x15 => "SVC from AArch64",
-        0x16 => "HVC from AArch64",
-        0x17 => "SMC from AArch64",
-        0x18 => "trapped system register access",
-        0x20 => "instruction abort from a lower level",
-        0x21 => "instruction abort",
-        0x22 => "PC alignment fault",
-        0x24 => "data abort from a lower level",
-        0x25 => "data abort",
-        0x26 => "SP alignment fault",
-        0x2C => "floating-point exception",
-        0x2F => "SError",
-        0x30 | 0x31 => "breakpoint",
-        0x32 | 0x33 => "software step",
-        0x34 | 0x35 => "watchpoint",
-        0x3C => "BRK instruction",
+        esr::UNKNOWN => "unknown reason",
+        esr::WFX => "trapped WFI/WFE",
+        esr::FP_ASIMD => "FP/SIMD access trap",
+        esr::ILLEGAL_STATE => "illegal execution state",
+        esr::SVC64 => "SVC from AArch64",
+        esr::HVC64 => "HVC from AArch64",
+        esr::SMC64 => "SMC from AArch64",
+        esr::SYS64 => "trapped system register access",
+        esr::IABT_LOW => "instruction abort from a lower level",
+        esr::IABT_CUR => "instruction abort",
+        esr::PC_ALIGN => "PC alignment fault",
+        esr::DABT_LOW => "data abort from a lower level",
+        esr::DABT_CUR => "data abort",
+        esr::SP_ALIGN => "SP alignment fault",
+        esr::FP_EXC64 => "floating-point exception",
+        esr::SERROR => "SError",
+        esr::BREAKPT_LOW | esr::BREAKPT_CUR => "breakpoint",
+        esr::SOFTSTP_LOW | esr::SOFTSTP_CUR => "software step",
+        esr::WATCHPT_LOW | esr::WATCHPT_CUR => "watchpoint",
+        esr::BRK64 => "BRK instruction",
         _ => "unexpected exception class",
     }
 }
@@ -56,7 +58,7 @@ pub struct Syndrome(pub u64);
 impl Syndrome {
     /// Whether this is an instruction or data abort (FAR is meaningful).
     pub const fn is_abort(&self) -> bool {
-        matches!(exception_class(self.0), 0x20 | 0x21 | 0x24 | 0x25)
+        esr::is_abort(exception_class(self.0))
     }
 }
 
@@ -70,7 +72,7 @@ impl fmt::Display for Syndrome {
             if fsc <= 0b00_1111 {
                 write!(f, " at level {}", fsc & 0b11)?;
             }
-            if matches!(ec, 0x24 | 0x25) {
+            if matches!(ec, esr::DABT_LOW | esr::DABT_CUR) {
                 let write = self.0 & (1 << 6) != 0;
                 f.write_str(if write { " on a write" } else { " on a read" })?;
             }

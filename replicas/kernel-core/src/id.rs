@@ -213,6 +213,14 @@ impl VSpaceId {
     }
 }
 
+impl IrqId {
+    /// The interrupt's GIC id.
+    #[inline]
+    pub const fn intid(self) -> u32 {
+        self.0 as u32
+    }
+}
+
 /// A priority indexes the per-priority ready queues.
 impl TableIndex for u8 {
     const LIMIT: usize = PRIORITIES;

@@ -4,16 +4,13 @@
 //! aarch64 kernel and the loader supply memory through small traits, and the host tests
 //! supply plain buffers. Nothing here panics on data a peer or a PD controls.
 //!
-//! Modules:
-//! - [`id`]: typed ids of the kernel's fixed tables, and the tables.
-//! - [`kernel`]: the replica kernel without the CPU: objects, system calls, invocations.
-//! - [`sched`]: the per-core scheduler: priorities, round robin, budgets and periods.
-//! - [`pagetable`]: builds 4 KiB-granule, 39-bit translation tables from mapping lists.
-//! - [`cap`]: capabilities, the derivation tree, retype and guarded CNode lookup.
-//! - [`fault`]: decodes ESR values into words for fault reports.
-//! - [`ipc`]: notification and endpoint state machines (signal, wait, send, receive, call, reply).
-//! - [`line`]: a fixed-size line buffer for log lines, and core-set formatting.
+//! The modules below say what each holds in their own documentation, from which rustdoc
+//! builds the crate's module list; `kernel` is the replica kernel itself, organised by
+//! object (`docs/kernel.md` maps its files).
+
 #![no_std]
+// Nothing here needs `unsafe`: memory comes through safe traits and typed tables.
+#![forbid(unsafe_code)]
 // Nothing a thread, a peer replica or a device controls may panic a kernel: outside the
 // host tests, the constructs that can panic are refused. The exceptions are each marked
 // `#[expect]` with their reason (the tables' masked index, compile-time tables).

@@ -23,9 +23,9 @@ pub mod desc {
     pub const ATTR_NORMAL: u64 = 0 << 2;
     /// Memory attribute index 1: device-nGnRE (MAIR attr1).
     pub const ATTR_DEVICE: u64 = 1 << 2;
-    /// AP[1]: accessible from EL0.
+    /// AP\[1\]: accessible from EL0.
     pub const USER: u64 = 1 << 6;
-    /// AP[2]: read-only.
+    /// AP\[2\]: read-only.
     pub const READ_ONLY: u64 = 1 << 7;
     /// Inner shareable.
     pub const INNER_SHAREABLE: u64 = 0b11 << 8;

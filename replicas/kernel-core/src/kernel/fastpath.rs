@@ -43,33 +43,33 @@ impl Kernel {
 
     /// Signal: a Send on a notification capability with the write right.
     fn fast_signal(&mut self, t: ThreadId) -> bool {
-        let cptr = self.o.tcbs[t].ctx.x[0];
+        let cptr = self.objects.tcbs[t].ctx.x[0];
         let Some((n, badge)) = self.fast_notification(t, cptr, Rights::WRITE) else {
             return false;
         };
-        self.o.signal(n, badge);
-        self.o.schedule();
+        self.objects.signal(n, badge);
+        self.objects.schedule();
         true
     }
 
     /// Wait on a notification capability with the read right, unbound or bound to `t`.
     fn fast_wait(&mut self, t: ThreadId) -> bool {
-        let cptr = self.o.tcbs[t].ctx.x[0];
+        let cptr = self.objects.tcbs[t].ctx.x[0];
         let Some((n, _)) = self.fast_notification(t, cptr, Rights::READ) else {
             return false;
         };
-        if self.o.ntfn_bound[n].is_some_and(|b| b != t) {
+        if self.objects.ntfn_bound[n].is_some_and(|b| b != t) {
             return false;
         }
-        self.o.wait(t, n, true);
-        self.o.schedule();
+        self.objects.wait(t, n, true);
+        self.objects.schedule();
         true
     }
 
     /// Call: a server waits on the endpoint with a free reply object; the capability may
     /// send and be replied through.
     fn fast_call(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
-        let ctx = &self.o.tcbs[t].ctx;
+        let ctx = &self.objects.tcbs[t].ctx;
         let (cptr, info) = (ctx.x[0], MessageInfo(ctx.x[1]));
         let Some(target) = self.resolve(t, cptr) else {
             return false;
@@ -77,7 +77,7 @@ impl Kernel {
         let Some(ep) = target.call_endpoint() else {
             return false;
         };
-        let o = &mut self.o;
+        let o = &mut self.objects;
         if o.eps[ep].kind != EndpointQueue::Recv {
             return false;
         }
@@ -106,7 +106,7 @@ impl Kernel {
     /// ReplyRecv: the reply object has a caller waiting for a normal (not fault) reply, the
     /// endpoint has no sender queued and no notification is pending for the server.
     fn fast_reply_recv(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
-        let ctx = &self.o.tcbs[t].ctx;
+        let ctx = &self.objects.tcbs[t].ctx;
         let (cptr, info, reply_cptr) = (ctx.x[0], MessageInfo(ctx.x[1]), ctx.x[6]);
         let Some(r) = self.resolve(t, reply_cptr).and_then(|r| r.reply()) else {
             return false;
@@ -117,7 +117,7 @@ impl Kernel {
         else {
             return false;
         };
-        let o = &mut self.o;
+        let o = &mut self.objects;
         let Some(caller) = o.replies[r].caller else {
             return false;
         };

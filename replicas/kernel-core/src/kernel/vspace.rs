@@ -1,5 +1,7 @@
 //! User address spaces: translation tables that live in retyped VSpace and PageTable
-//! objects, three levels of 4 KiB tables over 39 bits, as the kernel half uses.
+//! objects, three levels of 4 KiB tables over 39 bits, as the kernel half uses; the
+//! invocations that map and unmap page tables (PageTable_Map, PageTable_Unmap) and frames
+//! (Frame_Map, Frame_Unmap, Frame_GetAddress).
 //!
 //! A page-table capability that maps a table records where (`data`): the address space's
 //! ASID (its index plus one) in bits 0–11, the level the table serves (2 or 3) in bits
@@ -12,10 +14,15 @@
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::vspace::USER_TOP;
+use atoll_abi::spec::attrs;
+use atoll_abi::syscall::{label, vm_attr};
 
-use super::Machine;
-use crate::id::VSpaceId;
-use crate::pagetable::desc;
+use super::invoke::{Answer, Args};
+use super::objects::Objects;
+use super::{Kernel, Machine};
+use crate::cap::Rights;
+use crate::id::{SlotId, ThreadId, VSpaceId};
+use crate::pagetable::{desc, descriptor_bits};
 
 const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 const TABLE: u64 = desc::VALID | desc::TABLE_OR_PAGE;
@@ -69,12 +76,12 @@ pub(super) fn table_record(vspace: VSpaceId, base: u64, level: u32) -> u64 {
 }
 
 /// Decodes a frame record: (address space, virtual address).
-pub(super) fn decode_frame(data: u64) -> Option<(VSpaceId, u64)> {
+pub(super) fn frame_mapping(data: u64) -> Option<(VSpaceId, u64)> {
     Some((decode_vspace(data)?, data & ADDRESS_MASK))
 }
 
 /// Decodes a page-table record: (address space, base, level).
-pub(super) fn decode_table(data: u64) -> Option<(VSpaceId, u64, u32)> {
+pub(super) fn table_mapping(data: u64) -> Option<(VSpaceId, u64, u32)> {
     let level = ((data >> 12) & 3) as u32;
     Some((decode_vspace(data)?, data & ADDRESS_MASK & !0x3FFF, level))
 }
@@ -169,4 +176,205 @@ pub(super) fn unmap_frame(m: &mut impl Machine, root: u64, pa: u64, size_bits: u
 /// The range a table serving `level` covers around `va`.
 pub(super) fn table_base(va: u64, level: u32) -> u64 {
     va & !span(level.saturating_sub(1)).wrapping_sub(1)
+}
+
+/// A checked page-table invocation.
+pub(super) enum PageTableInvocation {
+    /// PageTable_Map: link the table into address space `vspace` (root table `root`) on
+    /// the walk to `va`.
+    Map {
+        vspace: VSpaceId,
+        root: u64,
+        va: u64,
+    },
+    /// PageTable_Unmap: unlink it and empty it.
+    Unmap { record: u64 },
+}
+
+/// A checked frame invocation.
+pub(super) enum FrameInvocation {
+    /// Frame_Map: map the frame at `va` in address space `vspace` (root table `root`) with
+    /// descriptor bits `bits`; `remap` when it is mapped there already (its rights change).
+    Map {
+        vspace: VSpaceId,
+        root: u64,
+        va: u64,
+        bits: u64,
+        remap: bool,
+    },
+    /// Frame_Unmap: remove the mapping the capability records.
+    Unmap { record: u64 },
+    /// Frame_GetAddress.
+    GetAddress,
+}
+
+impl Kernel {
+    /// Decodes an invocation of the page-table capability in `slot` whose mapping record
+    /// is `record` (0: unmapped).
+    #[inline(always)]
+    pub(super) fn decode_page_table(
+        &self,
+        t: ThreadId,
+        slot: SlotId,
+        record: u64,
+        op: u64,
+        args: &Args,
+    ) -> Result<PageTableInvocation, Error> {
+        match op {
+            label::PAGE_TABLE_MAP => {
+                if record != 0 {
+                    return Err(Error::IllegalOperation); // already mapped
+                }
+                let vspace = self.vspace_arg(t, args.get(0)?)?;
+                let va = args.get(1)?;
+                let root = self.objects.vspaces[vspace].ok_or(Error::InvalidCapability)?;
+                Ok(PageTableInvocation::Map { vspace, root, va })
+            }
+            label::PAGE_TABLE_UNMAP => {
+                // Copies name the same mapping: only the last may undo it (as seL4).
+                if !self.caps.is_final(slot) {
+                    return Err(Error::RevokeFirst);
+                }
+                Ok(PageTableInvocation::Unmap { record })
+            }
+            _ => Err(Error::IllegalOperation),
+        }
+    }
+
+    /// Performs an invocation of the page table at `base` through the capability in
+    /// `slot`; mapping fails where the walk has no room for it.
+    #[inline(always)]
+    pub(super) fn invoke_page_table(
+        &mut self,
+        m: &mut impl Machine,
+        slot: SlotId,
+        base: u64,
+        request: PageTableInvocation,
+    ) -> Result<(), Error> {
+        match request {
+            PageTableInvocation::Map { vspace, root, va } => {
+                let level = map_table(m, root, base, va)?;
+                let record = table_record(vspace, table_base(va, level), level);
+                self.caps.set_data(slot, record)
+            }
+            PageTableInvocation::Unmap { record } => {
+                self.objects.unlink_table(m, base, record);
+                self.caps.set_data(slot, 0)
+            }
+        }
+    }
+
+    /// Decodes an invocation of a frame capability with rights `have` and mapping record
+    /// `record` (0: unmapped).
+    #[inline(always)]
+    pub(super) fn decode_frame(
+        &self,
+        t: ThreadId,
+        record: u64,
+        have: Rights,
+        op: u64,
+        args: &Args,
+    ) -> Result<FrameInvocation, Error> {
+        match op {
+            label::FRAME_MAP => {
+                let vspace = self.vspace_arg(t, args.get(0)?)?;
+                let va = args.get(1)?;
+                let want = Rights::from_bits(args.get(2)? as u8).intersect(have);
+                let vm = args.get(3)?;
+                if !want.contains(Rights::READ) {
+                    return Err(Error::InvalidArgument);
+                }
+                let remap = match frame_mapping(record) {
+                    None => false,
+                    Some((mv, mva)) if mv == vspace && mva == va => true,
+                    Some(_) => return Err(Error::IllegalOperation), // mapped elsewhere
+                };
+                let mut a = attrs::USER;
+                if want.contains(Rights::WRITE) {
+                    a |= attrs::WRITE;
+                } else if vm & vm_attr::EXECUTE != 0 {
+                    a |= attrs::EXEC;
+                }
+                if vm & vm_attr::CACHED == 0 {
+                    a |= attrs::DEVICE;
+                }
+                let root = self.objects.vspaces[vspace].ok_or(Error::InvalidCapability)?;
+                Ok(FrameInvocation::Map {
+                    vspace,
+                    root,
+                    va,
+                    bits: descriptor_bits(a),
+                    remap,
+                })
+            }
+            label::FRAME_UNMAP => Ok(FrameInvocation::Unmap { record }),
+            label::FRAME_GET_ADDRESS => Ok(FrameInvocation::GetAddress),
+            _ => Err(Error::IllegalOperation),
+        }
+    }
+
+    /// Performs an invocation of the frame of `2^size_bits` bytes at `base` through the
+    /// capability in `slot`; mapping fails where the walk has no table or no room for it.
+    #[inline(always)]
+    pub(super) fn invoke_frame(
+        &mut self,
+        m: &mut impl Machine,
+        slot: SlotId,
+        (base, size_bits): (u64, u8),
+        request: FrameInvocation,
+    ) -> Result<Answer, Error> {
+        match request {
+            FrameInvocation::Map {
+                vspace,
+                root,
+                va,
+                bits,
+                remap,
+            } => {
+                map_frame(m, root, base, size_bits, va, bits, remap)?;
+                if remap {
+                    m.flush_tlb(vspace.asid(), Some(va));
+                }
+                self.caps.set_data(slot, frame_record(vspace, va))?;
+            }
+            FrameInvocation::Unmap { record } => {
+                self.objects.unmap_frame(m, base, size_bits, record);
+                self.caps.set_data(slot, 0)?;
+            }
+            FrameInvocation::GetAddress => {
+                return Ok(Answer {
+                    len: 1,
+                    mrs: [base, 0, 0, 0],
+                });
+            }
+        }
+        Ok(Answer::EMPTY)
+    }
+}
+
+impl Objects {
+    /// Removes the mapping a frame capability records, if its entry still maps the frame.
+    pub fn unmap_frame(&mut self, m: &mut impl Machine, base: u64, size_bits: u8, data: u64) {
+        if let Some((v, va)) = frame_mapping(data)
+            && let Some(root) = self.vspaces[v]
+        {
+            unmap_frame(m, root, base, size_bits, va);
+            m.flush_tlb(v.asid(), Some(va));
+        }
+    }
+
+    /// Unlinks the page table at `base` from where its capabilities record it is mapped (if
+    /// that address space lives and still links it there), and empties it: an unlinked
+    /// table holds no translation, so linking it again can map nothing stale.
+    pub fn unlink_table(&mut self, m: &mut impl Machine, base: u64, data: u64) {
+        if let Some((v, va, level)) = table_mapping(data)
+            && let Some(root) = self.vspaces[v]
+        {
+            unmap_table(m, root, base, va, level);
+            m.flush_tlb(v.asid(), None);
+        }
+        if let Some(table) = m.page(base) {
+            table.fill(0);
+        }
+    }
 }

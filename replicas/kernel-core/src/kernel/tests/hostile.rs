@@ -275,7 +275,7 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
     s.invoke(sc, label::SCHED_CONTEXT_BIND, &[n]).unwrap();
     let root = s.root;
     s.sys(root, syscall::WAIT, &[(0, park)]);
-    assert!(!s.k.o.sched.has_sc(server));
+    assert!(!s.k.objects.sched.has_sc(server));
     assert_eq!(s.k.current(), Some(client));
 
     let call = |s: &mut Sys, i: u64| {
@@ -305,7 +305,7 @@ fn a_passive_server_handles_notifications_and_calls_in_any_order() {
         assert_eq!(s.k.context(server).unwrap().x[0], 1 << 5);
         s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
         assert_eq!(s.k.current(), Some(client));
-        assert!(!s.k.o.sched.has_sc(server), "the context went back");
+        assert!(!s.k.objects.sched.has_sc(server), "the context went back");
     };
     for i in 0..100 {
         if i % 2 == 0 {
@@ -374,7 +374,7 @@ fn a_revoked_ipc_buffer_is_gone_from_the_thread() {
         .unwrap();
     let table = s.make_from(block, ObjectKind::PageTable, 0);
     assert_eq!(s.base(table), old, "the same memory");
-    assert_eq!(s.k.o.tcbs[receiver].ipc_buffer, None);
+    assert_eq!(s.k.objects.tcbs[receiver].ipc_buffer, None);
     // A long message with attacker-chosen words past the registers.
     let sender_pa = s.base(sender_buffer);
     for word in &mut s.m.page(sender_pa).unwrap()[1..121] {
@@ -572,14 +572,14 @@ fn a_caller_stopped_during_its_call_takes_its_lent_context_back() {
     let (server, client) = s.passive_serving(ep);
     s.sys(client, syscall::CALL, &[(0, 1), (1, 0)]);
     assert_eq!(s.k.current(), Some(server), "on the lent context");
-    s.k.o.suspend(client);
+    s.k.objects.suspend(client);
     assert!(
-        s.k.o.sched.has_sc(client),
+        s.k.objects.sched.has_sc(client),
         "the context is the caller's again"
     );
-    assert!(!s.k.o.sched.has_sc(server));
-    s.k.o.resume(client);
-    s.k.o.schedule();
+    assert!(!s.k.objects.sched.has_sc(server));
+    s.k.objects.resume(client);
+    s.k.objects.schedule();
     assert_eq!(
         s.k.current(),
         Some(client),

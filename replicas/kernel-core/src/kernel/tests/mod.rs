@@ -4,89 +4,32 @@
 
 extern crate std;
 use std::boxed::Box;
-use std::collections::HashMap;
 use std::vec::Vec;
 
 use atoll_abi::error::Error;
 use atoll_abi::microkit::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
 
+use super::fake::FakeMachine;
 use super::*;
 use crate::id::{NotificationId, SlotId, ThreadId, VSpaceId};
 
 const RAM: (u64, u64) = (0x4000_0000, 0x5000_0000);
 const POOL: u64 = 0x4100_0000;
 const POOL_BITS: u8 = 24;
-const PAGE: u64 = 0x1000;
 
-#[derive(Default)]
-struct Mem {
-    pages: HashMap<u64, Box<[u64; 512]>>,
-    out: Vec<u8>,
-    unhandled: Vec<(ThreadId, u64, [u64; 4])>,
-    irqs: HashMap<u32, bool>,
-    rung: Vec<(u32, u32, u64)>,
-    /// Threads the kernel said it made.
-    created: Vec<ThreadId>,
-    /// This replica's cross-replica channel words (the fake has eight).
-    words: [u64; 8],
-    flushes: usize,
-}
+/// The fake machine as these tests use it: RAM from `RAM.0` to `RAM.1`, the object pool
+/// zeroable, interrupt 33 claimable, replica 7 down, eight channel words.
+type Mem = FakeMachine;
 
-impl Machine for Mem {
-    fn page(&mut self, pa: u64) -> Option<&mut [u64; 512]> {
-        if pa < RAM.0 || pa >= RAM.1 || !pa.is_multiple_of(PAGE) {
-            return None;
-        }
-        Some(self.pages.entry(pa).or_insert_with(|| Box::new([0; 512])))
-    }
-    fn zero(&mut self, pa: u64, size: u64) -> bool {
-        if pa < POOL || pa + size > POOL + (1 << POOL_BITS) {
-            return false;
-        }
-        let mut p = pa & !(PAGE - 1);
-        while p < pa + size {
-            self.pages.remove(&p);
-            p += PAGE;
-        }
-        true
-    }
-    fn put_char(&mut self, _thread: ThreadId, c: u8) {
-        self.out.push(c);
-    }
-    fn unhandled_fault(&mut self, thread: ThreadId, label: u64, mrs: &[u64; 4]) {
-        self.unhandled.push((thread, label, *mrs));
-    }
-    fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {
-        self.flushes += 1;
-    }
-    fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
-        irq == 33
-    }
-    fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        self.irqs.insert(irq, enabled);
-    }
-    /// Replica 7 is down. The fake's words stand for every replica's, so a test can ring
-    /// a word and watch it on the same kernel.
-    fn ring_doorbell(&mut self, replica: u32, word: u32, bits: u64) -> bool {
-        self.rung.push((replica, word, bits));
-        match self.words.get_mut(word as usize) {
-            Some(w) if replica != 7 => {
-                *w |= bits;
-                true
-            }
-            _ => false,
-        }
-    }
-    fn take_pending_word(&mut self, word: u32) -> Option<u64> {
-        self.words.get_mut(word as usize).map(core::mem::take)
-    }
-    fn ticks_per_us(&self) -> u64 {
-        1
-    }
-    fn thread_created(&mut self, thread: ThreadId) {
-        self.created.push(thread);
-    }
+fn machine() -> Mem {
+    let mut m = FakeMachine::default();
+    m.ram = RAM.0..RAM.1;
+    m.object_memory = POOL..POOL + (1 << POOL_BITS);
+    m.claimable = Some(std::vec![33]);
+    m.down_replica = Some(7);
+    m.words = std::vec![0; 8];
+    m
 }
 
 struct Walker<'a>(&'a mut Mem);
@@ -138,7 +81,7 @@ fn boot() -> Sys {
     assert_eq!(k.current(), Some(root));
     Sys {
         k,
-        m: Mem::default(),
+        m: machine(),
         root,
         ipc_pa: BOOT + 0x4000,
         next_slot: initial::FIRST_FREE,
@@ -300,7 +243,7 @@ impl Sys {
         self.start(client_tcb);
         self.park_root();
         self.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-        self.k.o.sched.unbind(server);
+        self.k.objects.sched.unbind(server);
         (server, client)
     }
 
@@ -335,14 +278,14 @@ impl Sys {
             panic!("slot {n} holds no notification");
         };
         self.k
-            .o
+            .objects
             .signal(NotificationId::from_data(data).unwrap(), bits);
     }
 
     /// Wakes the root thread parked on `park` (as an interrupt would), so it can invoke.
     fn wake_root(&mut self, park: u64) {
         self.signal(park, 1);
-        self.k.o.schedule();
+        self.k.objects.schedule();
         assert_eq!(self.k.current(), Some(self.root));
     }
 
@@ -370,7 +313,7 @@ impl Sys {
                 kind: ObjectKind::VSpace,
                 data,
                 ..
-            } => self.k.o.vspaces[VSpaceId::from_data(data).unwrap()].unwrap(),
+            } => self.k.objects.vspaces[VSpaceId::from_data(data).unwrap()].unwrap(),
             other => panic!("slot {s} holds {other:?}"),
         }
     }
@@ -455,7 +398,7 @@ fn a_passive_server_runs_on_its_callers_scheduling_context() {
     );
     s.sys(server, syscall::REPLY_RECV, &[(0, 1), (1, 0), (6, 2)]);
     assert_eq!(s.k.current(), Some(client), "the context went back");
-    assert!(!s.k.o.sched.has_sc(server));
+    assert!(!s.k.objects.sched.has_sc(server));
 }
 
 #[test]
@@ -492,7 +435,7 @@ fn scheduling_contexts_bind_and_unbind_by_invocation() {
     assert_eq!(s.invoke(sc, bind, &[sc]), Err(Error::InvalidCapability));
     assert_eq!(s.invoke(sc, bind, &[]), Err(Error::TruncatedMessage));
     s.invoke(sc, bind, &[passive_tcb]).unwrap();
-    assert!(s.k.o.sched.has_own_sc(passive));
+    assert!(s.k.objects.sched.has_own_sc(passive));
     assert_eq!(
         s.invoke(sc, bind, &[passive_tcb]),
         Err(Error::IllegalOperation)
@@ -503,12 +446,12 @@ fn scheduling_contexts_bind_and_unbind_by_invocation() {
         "the active thread's context is another one"
     );
     s.invoke(sc, unbind, &[passive_tcb]).unwrap();
-    assert!(!s.k.o.sched.has_own_sc(passive));
-    assert!(s.k.o.sched.has_own_sc(active));
+    assert!(!s.k.objects.sched.has_own_sc(passive));
+    assert!(s.k.objects.sched.has_own_sc(active));
     // Unbound, the context serves another thread.
     let (other_tcb, other) = s.thread(70, true, &[]);
     s.invoke(sc, bind, &[other_tcb]).unwrap();
-    assert!(s.k.o.sched.has_own_sc(other));
+    assert!(s.k.objects.sched.has_own_sc(other));
 }
 
 #[test]
@@ -530,13 +473,13 @@ fn signal_and_wait_deliver_coalesced_badges() {
     assert_eq!(s.k.current(), Some(waiter));
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0b01);
     // While the waiter is busy (it yields to nobody: it is higher), signals coalesce.
-    s.k.o.suspend(waiter);
-    s.k.o.schedule();
+    s.k.objects.suspend(waiter);
+    s.k.objects.schedule();
     s.sys(sender, syscall::SEND, &[(0, 1)]);
     s.sys(sender, syscall::SEND, &[(0, 2)]);
     s.sys(sender, syscall::SEND, &[(0, 1)]);
-    s.k.o.resume(waiter);
-    s.k.o.schedule();
+    s.k.objects.resume(waiter);
+    s.k.objects.schedule();
     assert_eq!(s.k.current(), Some(waiter));
     s.sys(waiter, syscall::WAIT, &[(0, 1)]);
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0b11, "both bits, once");
@@ -1104,8 +1047,8 @@ mod fastpath_agrees_with_the_general_path {
         if passive {
             // The server reaches its receive, then loses its own context.
             s.sys(server, syscall::RECV, &[(0, 1), (6, 2)]);
-            s.k.o.sched.unbind(server);
-            s.k.o.schedule();
+            s.k.objects.sched.unbind(server);
+            s.k.objects.schedule();
         }
         (s, [server, client])
     }
@@ -1156,7 +1099,7 @@ mod fastpath_agrees_with_the_general_path {
                 (
                     s.k.thread_state(t),
                     s.k.context(t).copied(),
-                    s.k.o.sched.has_sc(t),
+                    s.k.objects.sched.has_sc(t),
                 )
             })
             .collect()

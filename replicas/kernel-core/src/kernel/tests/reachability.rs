@@ -379,7 +379,7 @@ fn walk(
 
 fn check(s: &mut Sys) -> Result<(), String> {
     let n = named(&s.k);
-    let o = &s.k.o;
+    let o = &s.k.objects;
     // Objects live exactly while a capability names them.
     ids_agree(ObjectKind::Endpoint, &o.ep_live, &n)?;
     ids_agree(ObjectKind::Notification, &o.ntfn_live, &n)?;
@@ -443,7 +443,7 @@ fn check(s: &mut Sys) -> Result<(), String> {
         }
     }
     for (d, bell) in o.doorbells.iter() {
-        let free = *bell == super::super::objects::Doorbell::Free;
+        let free = *bell == super::super::doorbell::Doorbell::Free;
         if free == n.ids.contains(&(ObjectKind::Doorbell, d.data())) {
             return Err(std::format!("doorbell {d:?}: live and named disagree"));
         }

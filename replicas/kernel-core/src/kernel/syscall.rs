@@ -1,0 +1,263 @@
+//! System calls: [`Kernel::syscall`] maps each system call to its handler, in one place
+//! (the fast path, `fastpath.rs`, serves the common cases first), and the handlers of
+//! the calls that send, receive and reply. A Send or Call on a capability that is not an
+//! endpoint, notification or doorbell is an invocation (`invoke.rs`).
+
+use atoll_abi::error::Error;
+use atoll_abi::microkit::ObjectKind;
+use atoll_abi::syscall::{self, MessageInfo, fault};
+
+use super::{Kernel, Machine};
+use crate::cap::{Cap, Rights};
+use crate::id::{EndpointId, NotificationId, ReplyId, SlotId, TcbSlot, ThreadId};
+
+/// A capability a system call named, as [`Kernel::resolve`] reads it.
+#[derive(Clone, Copy)]
+pub(super) struct Target {
+    pub slot: SlotId,
+    /// The object's kind; `None` for CNode and untyped capabilities.
+    pub kind: Option<ObjectKind>,
+    pub rights: Rights,
+    pub badge: u64,
+    pub data: u64,
+}
+
+impl Target {
+    /// The endpoint named, if the capability is one with `right`.
+    pub(super) fn endpoint(&self, right: Rights) -> Option<EndpointId> {
+        (self.kind == Some(ObjectKind::Endpoint) && self.rights.contains(right))
+            .then(|| EndpointId::from_data(self.data))
+            .flatten()
+    }
+
+    /// The endpoint named, if the capability may call it: send, and have the caller
+    /// replied to (grant or grant-reply; seL4's rule for a call and for a fault handler).
+    pub(super) fn call_endpoint(&self) -> Option<EndpointId> {
+        self.endpoint(Rights::WRITE)
+            .filter(|_| self.rights.any_of(Rights::GRANT.union(Rights::GRANT_REPLY)))
+    }
+
+    /// The notification named, if the capability is one with `right`.
+    pub(super) fn notification(&self, right: Rights) -> Option<NotificationId> {
+        (self.kind == Some(ObjectKind::Notification) && self.rights.contains(right))
+            .then(|| NotificationId::from_data(self.data))
+            .flatten()
+    }
+
+    /// The reply object named, if the capability is one.
+    pub(super) fn reply(&self) -> Option<ReplyId> {
+        (self.kind == Some(ObjectKind::Reply))
+            .then(|| ReplyId::from_data(self.data))
+            .flatten()
+    }
+}
+
+impl Kernel {
+    /// The current thread made a system call (number in `x7`); its registers are in its
+    /// context.
+    pub fn syscall(&mut self, m: &mut impl Machine) {
+        let Some(t) = self.current() else {
+            return;
+        };
+        // Only the registers the calls read, not the whole context.
+        let ctx = &self.objects.tcbs[t].ctx;
+        let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
+        let (pc, sp) = (ctx.pc, ctx.sp);
+        let number = x7 as i64;
+        if self.fastpath_on() && self.fastpath(m, t, number) {
+            return;
+        }
+        match number {
+            syscall::CALL => self.sys_send(m, t, x0, true, true),
+            syscall::SEND => self.sys_send(m, t, x0, true, false),
+            syscall::NB_SEND => self.sys_send(m, t, x0, false, false),
+            syscall::RECV => self.sys_recv(m, t, x0, x6, true),
+            syscall::NB_RECV => self.sys_recv(m, t, x0, x6, false),
+            syscall::WAIT => self.sys_recv(m, t, x0, 0, true),
+            syscall::NB_WAIT => self.sys_recv(m, t, x0, 0, false),
+            syscall::REPLY_RECV => {
+                if self.sys_reply(m, t, x6) {
+                    self.sys_recv(m, t, x0, x6, true);
+                }
+            }
+            syscall::NB_SEND_RECV => {
+                self.sys_send(m, t, x8, false, false);
+                self.sys_recv(m, t, x0, x6, true);
+            }
+            syscall::NB_SEND_WAIT => {
+                self.sys_send(m, t, x8, false, false);
+                self.sys_recv(m, t, x0, 0, true);
+            }
+            syscall::YIELD => {
+                let _ = self.objects.sched.yield_now(t);
+            }
+            syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
+            syscall::DEBUG_HALT => self.objects.suspend(t),
+            _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
+        }
+        self.objects.schedule();
+    }
+
+    /// Resolves a capability address in thread `t`'s space to a non-empty slot, reading
+    /// only the fields the IPC paths use (a whole capability is copied only to invoke it).
+    #[inline(always)]
+    pub(super) fn resolve(&self, t: ThreadId, cptr: u64) -> Option<Target> {
+        let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
+        let slot = self.caps.lookup_from(root, cptr, 64).ok()?;
+        Some(match *self.caps.get_ref(slot) {
+            Cap::Null => return None,
+            Cap::Object {
+                kind,
+                rights,
+                badge,
+                data,
+                ..
+            } => Target {
+                slot,
+                kind: Some(kind),
+                rights,
+                badge,
+                data,
+            },
+            Cap::CNode { .. } | Cap::Untyped { .. } => Target {
+                slot,
+                kind: None,
+                rights: Rights::NONE,
+                badge: 0,
+                data: 0,
+            },
+        })
+    }
+
+    fn sys_send(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        cptr: u64,
+        blocking: bool,
+        call: bool,
+    ) {
+        let Some(target) = self.resolve(t, cptr) else {
+            if blocking || call {
+                self.cap_fault(m, t, cptr);
+            }
+            return;
+        };
+        let info = MessageInfo(self.objects.tcbs[t].ctx.x[1]);
+        match target.kind {
+            Some(ObjectKind::Endpoint) => {
+                // A call needs a right to be replied to (seL4 leaves a caller without one
+                // blocked for good; Atoll faults it).
+                let ep = if call {
+                    target.call_endpoint()
+                } else {
+                    target.endpoint(Rights::WRITE)
+                };
+                match ep {
+                    Some(ep) => self
+                        .objects
+                        .send(m, t, ep, target.badge, info, blocking, call),
+                    None => self.cap_fault(m, t, cptr),
+                }
+            }
+            Some(ObjectKind::Notification) => match target.notification(Rights::WRITE) {
+                Some(n) => {
+                    self.objects.signal(n, target.badge);
+                    if call {
+                        // A call answers whether the signal went through (it always does
+                        // within a replica), as a call on a doorbell does.
+                        self.objects.tcbs[t].ctx.x[1] = 0;
+                    }
+                }
+                None if blocking || call => self.cap_fault(m, t, cptr),
+                None => {}
+            },
+            Some(ObjectKind::Doorbell)
+                if !(call && info.label() == syscall::label::DOORBELL_CONFIGURE) =>
+            {
+                if !target.rights.contains(Rights::WRITE) {
+                    if blocking || call {
+                        self.cap_fault(m, t, cptr);
+                    }
+                    return;
+                }
+                let delivered = self.objects.ring(m, target.data, target.badge);
+                if call {
+                    self.objects.tcbs[t].ctx.x[1] = if delivered {
+                        0
+                    } else {
+                        MessageInfo::new(Error::IllegalOperation as u64, 0).0
+                    };
+                }
+            }
+            _ => {
+                self.objects.changed = true;
+                let cap = self.caps.get(target.slot);
+                let result = self.invoke(m, t, target.slot, cap, info);
+                // The invoker may have deleted itself.
+                if self.objects.tcbs[t].live && call {
+                    let (label, len, results) = match result {
+                        Ok(r) => (0, r.len, r.mrs),
+                        Err(e) => (e as u64, 0, [0; 4]),
+                    };
+                    let ctx = &mut self.objects.tcbs[t].ctx;
+                    ctx.x[0] = 0;
+                    ctx.x[1] = MessageInfo::new(label, len as u64).0;
+                    let [a, b, c, d] = results;
+                    ctx.x[2] = a;
+                    ctx.x[3] = b;
+                    ctx.x[4] = c;
+                    ctx.x[5] = d;
+                }
+            }
+        }
+    }
+
+    fn sys_recv(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        cptr: u64,
+        reply_cptr: u64,
+        blocking: bool,
+    ) {
+        let Some(target) = self.resolve(t, cptr) else {
+            self.cap_fault(m, t, cptr);
+            return;
+        };
+        if let Some(ep) = target.endpoint(Rights::READ) {
+            self.objects.tcbs[t].recv_reply = self.resolve(t, reply_cptr).and_then(|r| r.reply());
+            self.objects.recv(m, t, ep, blocking);
+        } else if let Some(n) = target.notification(Rights::READ)
+            // Only its own thread waits on a bound notification (as in seL4).
+            && self.objects.ntfn_bound[n].is_none_or(|b| b == t)
+        {
+            self.objects.wait(t, n, blocking);
+        } else {
+            self.cap_fault(m, t, cptr);
+        }
+    }
+
+    /// Replies through the reply object at `reply_cptr`; `false` if the thread faulted.
+    fn sys_reply(&mut self, m: &mut impl Machine, t: ThreadId, reply_cptr: u64) -> bool {
+        let target = self.resolve(t, reply_cptr);
+        if let Some(r) = target.and_then(|r| r.reply()) {
+            let info = MessageInfo(self.objects.tcbs[t].ctx.x[1]);
+            self.objects.reply(m, t, r, info);
+            return true;
+        }
+        // Replying through an empty slot is a no-op, as in seL4 (nobody called).
+        if target.is_none() && reply_cptr == 0 {
+            return true;
+        }
+        self.cap_fault(m, t, reply_cptr);
+        false
+    }
+
+    /// A capability lookup for system call `x7` of thread `t` failed on `cptr`.
+    fn cap_fault(&mut self, m: &mut impl Machine, t: ThreadId, cptr: u64) {
+        let ctx = &self.objects.tcbs[t].ctx;
+        let mrs = [ctx.pc, cptr, ctx.x[7], 0];
+        self.fault(m, t, fault::CAP_FAULT, mrs);
+    }
+}
