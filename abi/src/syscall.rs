@@ -77,7 +77,7 @@ pub mod ipc_buffer {
 /// capability argument is a capability address in the caller's space (resolved to depth 64).
 pub mod label {
     /// Untyped: (kind, size_bits, root, node_index, node_depth, node_offset, count). `kind`
-    /// is an [`crate::microkit::ObjectKind`] number ([`super::object_kind`]); `size_bits` the
+    /// is an [`crate::object::ObjectKind`] number ([`super::object_kind`]); `size_bits` the
     /// log2 size of frames or untyped blocks, or the radix of CNodes.
     pub const UNTYPED_RETYPE: u64 = 1;
     /// CNode: (index, depth).
@@ -160,7 +160,7 @@ pub mod label {
 
 /// Object kinds as [`label::UNTYPED_RETYPE`] numbers them.
 pub mod object_kind {
-    use crate::microkit::ObjectKind;
+    use crate::object::ObjectKind;
 
     /// Untyped memory (not an [`ObjectKind`]).
     pub const UNTYPED: u64 = 0;

@@ -11,13 +11,14 @@
 //!
 //! Slots: everything lives in the initialiser's root CNode from
 //! `syscall::initial::FIRST_FREE` on; each PD's CNodes are filled with `CNode_Mint` from
-//! there, following Microkit's layout (`atoll_abi::microkit::slot`).
+//! there, following Microkit's layout (`atoll_abi::pd::slot`).
 
 use std::collections::BTreeMap;
 
 use atoll_abi::bootprog::{self, Invocation, Pd, Untyped, pd_flags, untyped_flags};
 use atoll_abi::limits::PAGE_SIZE;
-use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind, slot, vspace};
+use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
+use atoll_abi::pd::{slot, vspace};
 use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
 
 use crate::plan::{

@@ -2,13 +2,13 @@
 //!
 //! Microkit's own limits come from its kernel ABI: badges carry a 62-bit notification mask,
 //! and the monitor runs at priority 255. Those the kernel and PDs share live in
-//! `atoll_abi::microkit` and are re-exported here.
+//! `atoll_abi::pd` and are re-exported here.
 
 pub use atoll_abi::limits::{LARGE_PAGE_SIZE, MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
 
 /// Channel, IRQ and child ids are `0..CHANNEL_ID_COUNT` (62: badge bits 62 and 63 mark
 /// PPC and fault).
-pub const CHANNEL_ID_COUNT: u64 = atoll_abi::microkit::MAX_CHANNELS as u64;
+pub const CHANNEL_ID_COUNT: u64 = atoll_abi::pd::MAX_CHANNELS as u64;
 /// Highest PD priority (the monitor runs above, at 255).
 pub const MAX_PRIORITY: u64 = 254;
 /// Most protection domains in one system, children included.
@@ -22,7 +22,7 @@ pub const MIN_STACK_SIZE: u64 = 0x1000;
 /// Largest PD stack (16 MiB).
 pub const MAX_STACK_SIZE: u64 = 0x100_0000;
 /// First address above a PD's user address space (40 bits, as Microkit on AArch64).
-pub const USER_VSPACE_TOP: u64 = atoll_abi::microkit::vspace::USER_TOP;
+pub const USER_VSPACE_TOP: u64 = atoll_abi::pd::vspace::USER_TOP;
 /// Pages at the top of a PD's address space above its stack: the IPC buffer and a guard page.
 pub const PAGES_ABOVE_STACK: u64 = 2;
 /// `<cspace>` slots are `1..CAP_SLOT_COUNT`; slot 0 holds the Microkit CNode.

@@ -7,7 +7,7 @@ use std::path::Path;
 use atoll_abi::bootprog::pd_flags;
 use atoll_abi::bootprog::{BootProgram, untyped_flags};
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::spec::PhysRange;
 use atoll_abi::syscall::label;
 use atoll_abi::syscall::{self, MessageInfo};

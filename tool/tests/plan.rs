@@ -41,7 +41,7 @@ fn outputs_are_identical_for_identical_input() {
 
 #[test]
 fn microkit_capability_layout_and_badges() {
-    use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE};
+    use atoll_abi::pd::{FAULT_BADGE, PPC_BADGE};
     let (_, plan) = reference();
     let pd = |name: &str| {
         plan.replicas

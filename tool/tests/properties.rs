@@ -285,7 +285,7 @@ const SEED: &str = include_str!("fixtures/examples/sdf_reference.xml");
 /// What every plan must satisfy: disjoint replica memory, no two placed things sharing a
 /// byte, every object inside its replica, every channel end backed by its capability.
 fn plan_invariants(plan: &atoll_tool::plan::Plan) -> Result<(), String> {
-    use atoll_abi::microkit::{PPC_BADGE, slot};
+    use atoll_abi::pd::{PPC_BADGE, slot};
     use atoll_tool::plan::RegionHome;
     let within = |base: u64, size: u64, range: &atoll_tool::plan::Range| {
         base >= range.base && base + size <= range.base + range.size

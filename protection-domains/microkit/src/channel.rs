@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use atoll_abi::microkit::{MAX_CHANNELS, slot};
+use atoll_abi::pd::{MAX_CHANNELS, slot};
 use atoll_abi::syscall;
 use atoll_sys::{Cap, Endpoint, IrqHandler, Notification, Tcb};
 
@@ -238,7 +238,7 @@ impl Child {
     /// is not reloaded), as Microkit's `microkit_pd_restart`. Panics if the kernel refuses
     /// (the child is not this PD's).
     pub fn restart(&self, entry: u64) {
-        let top = atoll_abi::microkit::vspace::STACK_TOP;
+        let top = atoll_abi::pd::vspace::STACK_TOP;
         if let Err(e) = self.tcb().restart_at(entry, top) {
             panic!("cannot restart child {}: error {}", self.0, e as u64);
         }

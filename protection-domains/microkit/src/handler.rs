@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use atoll_abi::microkit::{FAULT_BADGE, PPC_BADGE, slot};
+use atoll_abi::pd::{FAULT_BADGE, PPC_BADGE, slot};
 use atoll_abi::syscall::{self, label};
 use atoll_sys::{Any, Cap, Endpoint, Reply};
 

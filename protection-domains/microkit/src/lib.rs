@@ -30,7 +30,7 @@ pub use message::{
 
 /// Where every PD built with this runtime starts (`_start`, first in its text), for
 /// [`Child::restart`].
-pub const ENTRY_POINT: u64 = atoll_abi::microkit::vspace::PROGRAM_BASE;
+pub const ENTRY_POINT: u64 = atoll_abi::pd::vspace::PROGRAM_BASE;
 
 /// Symbols the tool patches (as Microkit's tool does). They live in `.data.microkit` so they have bytes
 /// in the ELF file to patch and the linker keeps them.
@@ -153,7 +153,7 @@ core::arch::global_asm!(
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    use atoll_abi::microkit::slot;
+    use atoll_abi::pd::slot;
     use atoll_abi::syscall::{self, fault};
     match info.location() {
         Some(at) => debug_println!(

@@ -3,7 +3,7 @@
 //! four to and from CPU registers `x2`–`x5` around each system call, and the kernel copies
 //! the rest from buffer to buffer.
 
-use atoll_abi::microkit::vspace;
+use atoll_abi::pd::vspace;
 use atoll_abi::syscall;
 use atoll_sys::IpcBuffer;
 

@@ -10,7 +10,7 @@ use core::mem::{offset_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use atoll_abi::microkit::slot;
+use atoll_abi::pd::slot;
 use atoll_abi::syscall::{self, label};
 use atoll_microkit::{debug_println, memory_region_symbol, pd_name};
 use zerocopy::{FromBytes, KnownLayout};

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::bootprog::{self, BootProgram};
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
 use crate::sys;

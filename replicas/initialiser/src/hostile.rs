@@ -7,8 +7,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
-use atoll_abi::microkit::vspace::USER_TOP;
+use atoll_abi::object::ObjectKind;
+use atoll_abi::pd::vspace::USER_TOP;
 use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
 use crate::api::{Builder, HANDLER, Monitor, retype_args};

@@ -183,7 +183,7 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         next: r.spec.free_offset,
     };
     const CNODE_PAGES: u64 =
-        (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::microkit::CNODE_SLOT_BITS)) / PAGE_SIZE;
+        (1u64 << (initial::ROOT_RADIX as u32 + atoll_abi::object::CNODE_SLOT_BITS)) / PAGE_SIZE;
     let cnode = pages.pages(CNODE_PAGES).ok_or(BootError::OutOfMemory)?;
     let tcb = pages.pages(1).ok_or(BootError::OutOfMemory)?;
     let sc = pages.pages(1).ok_or(BootError::OutOfMemory)?;

@@ -6,7 +6,7 @@
 //!
 //! The plan is data, fully determined by the description and the board, so that reports
 //! can be diffed and the replica initialiser can replay it object by object. It follows
-//! Microkit's capability layout and badge encoding (`atoll_abi::microkit`), with one change
+//! Microkit's capability layout and badge encoding (`atoll_abi::pd`), with one change
 //! for replicas: a notification towards a PD on another replica is a Doorbell capability.
 //!
 //! The steps, each a module:

@@ -1,12 +1,11 @@
 //! Each replica's protection domains, kernel objects, capabilities and interrupt routes,
-//! following Microkit's capability layout (`atoll_abi::microkit`).
+//! following Microkit's capability layout (`atoll_abi::pd`).
 
 use std::collections::BTreeSet;
 
 use atoll_abi::limits::{LARGE_PAGE_SIZE, PAGE_SIZE};
-use atoll_abi::microkit::{
-    CNODE_SLOT_BITS, FAULT_BADGE, ObjectKind, PD_NAME_LENGTH, PPC_BADGE, slot, vspace,
-};
+use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
+use atoll_abi::pd::{FAULT_BADGE, PD_NAME_LENGTH, PPC_BADGE, slot, vspace};
 
 use super::ram::{Bump, RamSplit};
 use super::{

@@ -5,7 +5,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use atoll_abi::microkit::slot;
+use atoll_abi::pd::slot;
 use atoll_microkit::{Handler, NullHandler, protection_domain};
 use atoll_sys::{Cap, Notification};
 

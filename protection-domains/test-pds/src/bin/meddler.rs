@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::slot;
+use atoll_abi::pd::slot;
 use atoll_abi::syscall::label;
 use atoll_microkit::{
     Channel, Handler, NullHandler, debug_println, pd_name, protection_domain, sys,

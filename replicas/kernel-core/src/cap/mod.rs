@@ -16,7 +16,7 @@
 //! operation checks its arguments and returns an `Error`; none panics on any input.
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::{CNODE_SLOT_BITS, ObjectKind};
+use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
 
 mod table;
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! operation on them (copy, mint, mutate, move, delete, revoke, retype, lookup).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 
 use super::{Cap, LookupFault, NO_DATA, RetypeKind, Rights};
 use crate::id::{MAX_THREADS, TCB_SLOTS, Table, TableIndex};

@@ -2,7 +2,7 @@
 //! `syscall::initial`, and original capabilities placed by the boot code.
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 
 use super::{InitialiserBoot, Kernel};
 use crate::cap::{Cap, NO_DATA, Rights};

@@ -6,7 +6,7 @@ use atoll_abi::syscall::MessageInfo;
 use super::{Kernel, Machine};
 use crate::cap::Cap;
 use crate::id::{EndpointId, IrqId, TcbSlot, ThreadId};
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 
 impl Kernel {
     /// The current thread took an exception that is not a system call: a memory access

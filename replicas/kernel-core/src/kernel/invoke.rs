@@ -10,7 +10,7 @@
 //! capabilities they name.
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, ipc_buffer, label};
 
 use super::objects::Objects;

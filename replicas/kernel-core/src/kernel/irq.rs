@@ -4,7 +4,7 @@
 //! IRQHandler_Clear).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::label;
 
 use super::invoke::Args;

@@ -52,7 +52,7 @@ pub use crate::id::{
 };
 pub use doorbell::MAX_WATCHES;
 
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use objects::Objects;
 use syscall::Target;
 

@@ -11,7 +11,7 @@
 //! as in seL4's MCS kernel.
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::MessageInfo;
 
 use super::doorbell::{Doorbell, Watches};

@@ -3,7 +3,7 @@
 //! a notification).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::label;
 
 use super::invoke::Args;

@@ -4,7 +4,7 @@
 //! endpoint, notification or doorbell is an invocation (`invoke.rs`).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault};
 
 use super::{Kernel, Machine};

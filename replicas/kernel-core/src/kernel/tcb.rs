@@ -4,7 +4,7 @@
 //! TCB_Resume, TCB_Suspend, TCB_BindNotification, TCB_UnbindNotification).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::label;
 
 use super::invoke::{Answer, Args};

@@ -2,7 +2,7 @@
 //! each object's table entry (as seL4's `createObject`).
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::object_kind;
 
 use super::doorbell::Doorbell;

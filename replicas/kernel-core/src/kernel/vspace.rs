@@ -13,7 +13,7 @@
 //! stale record can only fail to find its entry.
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::vspace::USER_TOP;
+use atoll_abi::pd::vspace::USER_TOP;
 use atoll_abi::spec::attrs;
 use atoll_abi::syscall::{label, vm_attr};
 

@@ -7,7 +7,7 @@ use std::boxed::Box;
 use std::vec::Vec;
 
 use atoll_abi::error::Error;
-use atoll_abi::microkit::ObjectKind;
+use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, rights, vm_attr};
 
 use super::fake::FakeMachine;
