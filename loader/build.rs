@@ -1,5 +1,6 @@
 //! Builds the loader for one board: `ATOLL_BOARD` (default `qemu_virt_aarch64`) selects the
 //! board table entry and the address the loader is linked at.
+#![forbid(unsafe_code)]
 
 use std::env;
 use std::fs;

@@ -1,4 +1,5 @@
 //! Puts the PD linker script where every PD's link step finds it (`-Tpd.ld`).
+#![forbid(unsafe_code)]
 
 fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -1,4 +1,5 @@
 //! Links the kernel at its fixed virtual address (the same in every replica).
+#![forbid(unsafe_code)]
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

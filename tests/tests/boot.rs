@@ -1,5 +1,6 @@
 //! End-to-end boot tests: real images under QEMU on every board, checked by their serial
 //! log and exit status. `cargo xtask test` builds the images and sets `ATOLL_E2E_IMAGES`.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

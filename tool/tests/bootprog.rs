@@ -1,6 +1,7 @@
 //! Boot programs replayed on the kernel's portable core, exactly as a replica's initialiser
 //! replays them: every invocation must succeed and every PD must end up started, with the
 //! untyped memory the kernel would hand out (disjoint, device blocks over kept memory).
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

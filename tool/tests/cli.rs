@@ -1,5 +1,6 @@
 //! The `microkit` binary end to end: exit codes, the three message formats, `--strict`, and
 //! that `--check` writes nothing.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

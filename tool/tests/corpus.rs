@@ -1,5 +1,6 @@
 //! Replays the fuzz seed corpus (`tool/fuzz/corpus/parse/`) so the normal test suite covers
 //! what the fuzzer starts from: every file must check and render without panicking.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

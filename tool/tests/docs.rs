@@ -1,4 +1,5 @@
 //! Keeps `docs/system-description.md`'s table of diagnostic codes in step with the tool.
+#![forbid(unsafe_code)]
 
 use atoll_tool::diagnostics::Code;
 

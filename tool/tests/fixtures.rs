@@ -1,5 +1,6 @@
 //! Fixture tests: per rule, `accept.xml` must check clean and `reject.xml` must raise that
 //! rule's code; the rendered diagnostics of every rejected file are snapshots.
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

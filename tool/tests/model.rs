@@ -1,4 +1,5 @@
 //! The validated model: defaults, replica placement, cross-replica marking, page-size upgrade.
+#![forbid(unsafe_code)]
 
 use atoll_tool::model::{Perms, Prefill, SystemDescription, Trigger};
 

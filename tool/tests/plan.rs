@@ -1,5 +1,6 @@
 //! Planning and reports: a golden JSON report, deterministic outputs, and the plan's
 //! Microkit capability layout checked on a known system.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! Property tests: randomly generated valid systems check clean, and no input (random or
 //! mutated XML) makes the tool panic.
+#![forbid(unsafe_code)]
 
 use std::fmt::Write;
 

@@ -3,6 +3,7 @@
 //! each interrupt, acknowledges it and takes the word. Checked: no wakeup is lost (once the
 //! senders are done and every pending interrupt is handled, every bit has been taken), every
 //! bit is taken exactly once, and a taken bit's payload is visible to the receiver.
+#![forbid(unsafe_code)]
 
 use atoll_abi::shared::doorbell;
 use atoll_verification::LoomWord;

@@ -1,6 +1,7 @@
 //! The single-producer single-consumer ring (`atoll_channels::ring::send` / `recv`) under
 //! every interleaving: three messages through two slots arrive whole, in order, and neither
 //! side ever sees the ring as corrupt.
+#![forbid(unsafe_code)]
 
 use atoll_channels::ring::{RingError, recv, send};
 use atoll_verification::ring::LoomRing;
