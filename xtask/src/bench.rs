@@ -248,36 +248,82 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     crate::setup::rust_targets()?;
     crate::setup::qemu(&["virt"])?;
     let out = workspace_root().join("target").join("bench");
+    let built = build_default_image(&out)?;
+
+    let first = boot(&built.image, true, "boot-icount-1")?;
+    let counts = boot_figures(&first.serial)?;
+    if smoke {
+        println!(
+            "bench smoke: boot to every PD started = {} instructions; harness works",
+            counts.1
+        );
+        return Ok(());
+    }
+    let boot = measure_boot(&built.image, counts)?;
+    let sizes = measure_sizes(&out, &built.image)?;
+    let trips = measure_round_trips(&out)?;
+    let scale = measure_scale(&out)?;
+
+    let mut figures = headline_figures(&boot, &sizes, &trips);
+    figures.extend(scale_figures(&scale, &trips));
+    print_table(&figures);
+    write_results(&out, &figures)?;
+    if compare {
+        compare_with_baseline(&figures)?;
+    }
+    Ok(())
+}
+
+/// Builds the default system as a test image into `out/image`.
+fn build_default_image(out: &std::path::Path) -> Result<crate::build::Built> {
     let args = BuildArgs {
         board: BOARD.into(),
         test: true,
         out: Some(out.join("image")),
         ..BuildArgs::default()
     };
-    let built = build(&args)?;
+    build(&args)
+}
 
-    let first = boot(&built.image, true, "boot-icount-1")?;
-    let (replicas_up, pds_started) = boot_figures(&first.serial)?;
-    if smoke {
-        println!(
-            "bench smoke: boot to every PD started = {pds_started} instructions; harness works"
-        );
-        return Ok(());
-    }
-    let second = boot(&built.image, true, "boot-icount-2")?;
+/// The boot figures of the default system.
+struct BootMeasures {
+    /// Instructions to every replica up.
+    replicas_up: u64,
+    /// Instructions to every PD started.
+    pds_started: u64,
+    /// Median wall time from starting QEMU to every PD started, in seconds.
+    wall: f64,
+    /// Median wall time from starting QEMU to its first output, in seconds.
+    qemu_start: f64,
+}
+
+/// Completes the boot figures of `image`, whose first icount boot counted `first` (to every
+/// replica up, to every PD started): a second icount boot must count the same, then three
+/// boots give the wall times.
+fn measure_boot(image: &std::path::Path, first: (u64, u64)) -> Result<BootMeasures> {
+    let second = boot(image, true, "boot-icount-2")?;
     let again = boot_figures(&second.serial)?;
-    if again != (replicas_up, pds_started) {
+    if again != first {
         bail!(
-            "the boot instruction counts differ between two identical runs: {:?} and {again:?}",
-            (replicas_up, pds_started)
+            "the boot instruction counts differ between two identical runs: {first:?} and {again:?}"
         );
     }
-    // Wall times of three boots: QEMU started to every PD started, and to QEMU's first
-    // output (the loader's first line), which is QEMU's own start-up; medians.
+    let (wall, qemu_start) = boot_wall_times(image)?;
+    Ok(BootMeasures {
+        replicas_up: first.0,
+        pds_started: first.1,
+        wall,
+        qemu_start,
+    })
+}
+
+/// Wall times of three boots: QEMU started to every PD started, and to QEMU's first output
+/// (the loader's first line), which is QEMU's own start-up; the medians, in seconds.
+fn boot_wall_times(image: &std::path::Path) -> Result<(f64, f64)> {
     let mut walls = Vec::new();
     let mut starts = Vec::new();
     for i in 0..3 {
-        let outcome = boot(&built.image, false, &format!("boot-wall-{i}"))?;
+        let outcome = boot(image, false, &format!("boot-wall-{i}"))?;
         let (Some(all), Some(first)) = (outcome.until_seen, outcome.first_output) else {
             bail!("boot-wall-{i}: no time for the first output or for every PD started");
         };
@@ -286,40 +332,124 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     }
     walls.sort_by(f64::total_cmp);
     starts.sort_by(f64::total_cmp);
+    Ok((walls[1], starts[1]))
+}
 
+/// The sizes of the default build, in bytes.
+struct Sizes {
+    /// The release kernel's `.text`.
+    kernel_text: u64,
+    /// The packed image.
+    image: u64,
+}
+
+/// Reads the kernel's `.text` size from the ELF beside the image in `out/image`, and the
+/// image's size.
+fn measure_sizes(out: &std::path::Path, image: &std::path::Path) -> Result<Sizes> {
     let kernel = std::fs::read(out.join("image").join("atoll-kernel.elf"))
         .context("reading the kernel ELF")?;
     let file = object::File::parse(kernel.as_slice()).context("parsing the kernel ELF")?;
-    let text = file
+    let kernel_text = file
         .section_by_name(".text")
         .map(|s| s.size())
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
-    let image = std::fs::metadata(&built.image)?.len();
-    let trivial = pd_benchmark("syscall.xml", "trivial system call", &out)?;
-    let interrupt = pd_benchmark("irq.xml", "interrupt to PD", &out)?;
-    let ppc_passive = pd_benchmark("ppc-passive.xml", "ppc round trip", &out)?;
-    let ppc_active = pd_benchmark("ppc-active.xml", "ppc round trip", &out)?;
-    let notify_same = pd_benchmark("notify-same.xml", "notify round trip", &out)?;
-    let notify_cross = pd_benchmark("notify-cross.xml", "notify round trip", &out)?;
-    let scaled = |label: &str, trip, channels, answer_core, replicas| {
-        let name = match trip {
-            Trip::Notify => "notify round trip",
-            Trip::Call => "ppc round trip",
-        };
-        let xml = scale_system(trip, channels, answer_core, replicas);
-        generated_benchmark(label, &xml, name, &out)
+    let image = std::fs::metadata(image)?.len();
+    Ok(Sizes { kernel_text, image })
+}
+
+/// The instruction counts of the benchmark systems under `protection-domains/bench/systems/`.
+struct RoundTrips {
+    trivial: f64,
+    interrupt: f64,
+    ppc_passive: f64,
+    ppc_active: f64,
+    notify_same: f64,
+    notify_cross: f64,
+}
+
+/// Measures each system of [`RoundTrips`].
+fn measure_round_trips(out: &std::path::Path) -> Result<RoundTrips> {
+    Ok(RoundTrips {
+        trivial: pd_benchmark("syscall.xml", "trivial system call", out)?,
+        interrupt: pd_benchmark("irq.xml", "interrupt to PD", out)?,
+        ppc_passive: pd_benchmark("ppc-passive.xml", "ppc round trip", out)?,
+        ppc_active: pd_benchmark("ppc-active.xml", "ppc round trip", out)?,
+        notify_same: pd_benchmark("notify-same.xml", "notify round trip", out)?,
+        notify_cross: pd_benchmark("notify-cross.xml", "notify round trip", out)?,
+    })
+}
+
+/// The instruction counts of the generated scale systems.
+struct Scale {
+    notify_2: f64,
+    notify_60: f64,
+    call_2: f64,
+    call_60: f64,
+    notify_4r: f64,
+    call_4r: f64,
+    cross_60: f64,
+}
+
+/// Measures each system of [`Scale`].
+fn measure_scale(out: &std::path::Path) -> Result<Scale> {
+    Ok(Scale {
+        notify_2: scale_benchmark("notify-2ch", Trip::Notify, 2, 0, 1, out)?,
+        notify_60: scale_benchmark("notify-60ch", Trip::Notify, 60, 0, 1, out)?,
+        call_2: scale_benchmark("call-2ch", Trip::Call, 2, 0, 1, out)?,
+        call_60: scale_benchmark("call-60ch", Trip::Call, 60, 0, 1, out)?,
+        notify_4r: scale_benchmark("notify-4rep", Trip::Notify, 1, 0, 4, out)?,
+        call_4r: scale_benchmark("call-4rep", Trip::Call, 1, 0, 4, out)?,
+        cross_60: scale_benchmark("cross-60ch", Trip::Notify, 60, 1, 2, out)?,
+    })
+}
+
+/// Generates the scale system of [`scale_system`] as `label` and measures its round trip.
+fn scale_benchmark(
+    label: &str,
+    trip: Trip,
+    channels: u32,
+    answer_core: u32,
+    replicas: u32,
+    out: &std::path::Path,
+) -> Result<f64> {
+    let name = match trip {
+        Trip::Notify => "notify round trip",
+        Trip::Call => "ppc round trip",
     };
-    let notify_2 = scaled("notify-2ch", Trip::Notify, 2, 0, 1)?;
-    let notify_60 = scaled("notify-60ch", Trip::Notify, 60, 0, 1)?;
-    let call_2 = scaled("call-2ch", Trip::Call, 2, 0, 1)?;
-    let call_60 = scaled("call-60ch", Trip::Call, 60, 0, 1)?;
-    let notify_4r = scaled("notify-4rep", Trip::Notify, 1, 0, 4)?;
-    let call_4r = scaled("call-4rep", Trip::Call, 1, 0, 4)?;
-    let cross_60 = scaled("cross-60ch", Trip::Notify, 60, 1, 2)?;
-    let mut figures = vec![
+    let xml = scale_system(trip, channels, answer_core, replicas);
+    generated_benchmark(label, &xml, name, out)
+}
+
+/// The table's figures before the scale figures: boot, sizes and round trips, with their
+/// goals and references.
+fn headline_figures(boot: &BootMeasures, sizes: &Sizes, trips: &RoundTrips) -> Vec<Figure> {
+    let mut figures = boot_table(boot);
+    figures.push(Figure {
+        name: "kernel .text (release)",
+        value: sizes.kernel_text as f64,
+        unit: "bytes",
+        goal: Some(65_536.0),
+        reference: "seL4 63,876 bytes",
+        exact: true,
+    });
+    figures.extend(round_trip_table(trips));
+    figures.push(Figure {
+        name: "image size (default system)",
+        value: sizes.image as f64,
+        unit: "bytes",
+        goal: None,
+        reference: "-",
+        exact: true,
+    });
+    figures
+}
+
+/// The boot figures' rows.
+fn boot_table(boot: &BootMeasures) -> Vec<Figure> {
+    vec![
         Figure {
             name: "boot to every PD started (instructions, default system)",
-            value: pds_started as f64,
+            value: boot.pds_started as f64,
             unit: "instructions",
             goal: Some(5_000_000.0),
             reference: "seL4 ~7 M to first PD; Linux ~850 M to init",
@@ -327,7 +457,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "boot to every replica up (instructions, default system)",
-            value: replicas_up as f64,
+            value: boot.replicas_up as f64,
             unit: "instructions",
             goal: None,
             reference: "-",
@@ -335,7 +465,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "boot to every PD started (wall, QEMU start included, median of 3)",
-            value: walls[1],
+            value: boot.wall,
             unit: "s",
             goal: Some(0.10),
             reference: "seL4 0.10-0.15 s to first PD; Linux 2.4 s",
@@ -343,23 +473,21 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "QEMU start to its first output (wall, median of 3; part of the above)",
-            value: starts[1],
+            value: boot.qemu_start,
             unit: "s",
             goal: None,
             reference: "QEMU's own start-up on this machine",
             exact: false,
         },
-        Figure {
-            name: "kernel .text (release)",
-            value: text as f64,
-            unit: "bytes",
-            goal: Some(65_536.0),
-            reference: "seL4 63,876 bytes",
-            exact: true,
-        },
+    ]
+}
+
+/// The round-trip figures' rows, with the cost of crossing replicas as a ratio.
+fn round_trip_table(trips: &RoundTrips) -> Vec<Figure> {
+    vec![
         Figure {
             name: "trivial system call (NBWait, nothing pending)",
-            value: trivial,
+            value: trips.trivial,
             unit: "instructions",
             goal: Some(100.0),
             reference: "Linux getpid 485",
@@ -367,7 +495,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "interrupt to PD (timer interrupt raised to notified)",
-            value: interrupt,
+            value: trips.interrupt,
             unit: "instructions",
             goal: None,
             reference: "seL4 587 cycles to a user-level handler (A53 hardware)",
@@ -375,7 +503,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "PPC + reply, passive server, same core",
-            value: ppc_passive,
+            value: trips.ppc_passive,
             unit: "instructions",
             goal: Some(580.0),
             reference: "seL4 + Microkit 721",
@@ -383,7 +511,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "PPC + reply, active server, same core",
-            value: ppc_active,
+            value: trips.ppc_active,
             unit: "instructions",
             goal: Some(800.0),
             reference: "seL4 + Microkit 2,473",
@@ -391,7 +519,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, same replica (one core)",
-            value: notify_same,
+            value: trips.notify_same,
             unit: "instructions",
             goal: Some(1_200.0),
             reference: "seL4 2,394 (notify round trip); Linux eventfd 17,620",
@@ -399,7 +527,7 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, across replicas (two cores)",
-            value: notify_cross,
+            value: trips.notify_cross,
             unit: "instructions",
             goal: Some(1_800.0),
             reference: "Microkit SMP two-hop 7,165 (A55); Linux eventfd 17,620",
@@ -407,56 +535,56 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
         },
         Figure {
             name: "notify round trip, across replicas / same replica",
-            value: ratio(notify_cross, notify_same),
+            value: ratio(trips.notify_cross, trips.notify_same),
             unit: "ratio",
             goal: Some(1.5),
             reference: "Microkit SMP 2.24 (7,165 / 3,197)",
             exact: true,
         },
-        Figure {
-            name: "image size (default system)",
-            value: image as f64,
-            unit: "bytes",
-            goal: None,
-            reference: "-",
-            exact: true,
-        },
-    ];
-    // The scale figures: each, and where it has one, its ratio to the same round trip in the
-    // smaller system of this run.
-    let scale = [
-        ("notify round trip, 2 channels per PD", notify_2, None),
+    ]
+}
+
+/// The scale figures: each, and where it has one, its ratio to the same round trip in the
+/// smaller system of this run.
+fn scale_figures(scale: &Scale, trips: &RoundTrips) -> Vec<Figure> {
+    let rows = [
+        ("notify round trip, 2 channels per PD", scale.notify_2, None),
         (
             "notify round trip, 60 channels per PD",
-            notify_60,
-            Some(("scale: notify, 60 / 2 channels per PD", notify_2)),
+            scale.notify_60,
+            Some(("scale: notify, 60 / 2 channels per PD", scale.notify_2)),
         ),
-        ("PPC + reply (active), 2 channels per PD", call_2, None),
+        (
+            "PPC + reply (active), 2 channels per PD",
+            scale.call_2,
+            None,
+        ),
         (
             "PPC + reply (active), 60 channels per PD",
-            call_60,
-            Some(("scale: PPC, 60 / 2 channels per PD", call_2)),
+            scale.call_60,
+            Some(("scale: PPC, 60 / 2 channels per PD", scale.call_2)),
         ),
         (
             "notify round trip, same replica, 4 replicas running",
-            notify_4r,
-            Some(("scale: notify, 4 / 1 replicas", notify_same)),
+            scale.notify_4r,
+            Some(("scale: notify, 4 / 1 replicas", trips.notify_same)),
         ),
         (
             "PPC + reply (active), 4 replicas running",
-            call_4r,
-            Some(("scale: PPC, 4 / 1 replicas", ppc_active)),
+            scale.call_4r,
+            Some(("scale: PPC, 4 / 1 replicas", trips.ppc_active)),
         ),
         (
             "notify round trip across replicas, 60 crossing channels",
-            cross_60,
+            scale.cross_60,
             Some((
                 "scale: notify across replicas, 60 / 1 crossing channels",
-                notify_cross,
+                trips.notify_cross,
             )),
         ),
     ];
-    for (name, value, base) in scale {
+    let mut figures = Vec::new();
+    for (name, value, base) in rows {
         figures.push(Figure {
             name,
             value,
@@ -476,12 +604,16 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             });
         }
     }
+    figures
+}
 
+/// Prints the figures as a table, each against its goal and references.
+fn print_table(figures: &[Figure]) {
     println!(
         "{:<66} {:>14} {:<13} {:>12}  reference",
         "figure", "value", "unit", "goal"
     );
-    for f in &figures {
+    for f in figures {
         let goal = f.goal.map_or("-".to_string(), |g| format!("<= {g}"));
         let met = match f.goal {
             Some(g) if f.value <= g => " (met)",
@@ -497,47 +629,58 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
             f.reference
         );
     }
+}
+
+/// Writes the figures to `out/results.json`, the form `bench/baseline.json` keeps.
+fn write_results(out: &std::path::Path, figures: &[Figure]) -> Result<()> {
     let results: Vec<_> = figures
         .iter()
         .map(|f| json!({ "name": f.name, "value": f.value, "unit": f.unit, "goal": f.goal, "exact": f.exact }))
         .collect();
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(out)?;
     let path = out.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)? + "\n")?;
     println!("results written to {}", path.display());
+    Ok(())
+}
 
-    if compare {
-        let baseline_path: PathBuf = workspace_root().join("bench").join("baseline.json");
-        let baseline: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&baseline_path)
-                .with_context(|| format!("reading {}", baseline_path.display()))?,
-        )?;
-        println!("\nchange against {}:", baseline_path.display());
-        for f in &figures {
-            let old = baseline
-                .as_array()
-                .and_then(|a| a.iter().find(|e| e["name"] == f.name))
-                .and_then(|e| e["value"].as_f64());
-            match old {
-                Some(old) if f.exact && old != f.value => println!(
-                    "  {}: {} -> {} ({})",
-                    f.name,
-                    format_value(old),
-                    format_value(f.value),
-                    format_change(f.value - old)
-                ),
-                Some(old) if f.exact => println!("  {}: unchanged ({})", f.name, format_value(old)),
-                Some(old) => println!(
-                    "  {}: {} -> {} (varies from run to run)",
-                    f.name,
-                    format_value(old),
-                    format_value(f.value)
-                ),
-                None => println!("  {}: new ({})", f.name, format_value(f.value)),
-            }
-        }
+/// Prints each figure's change against `bench/baseline.json`.
+fn compare_with_baseline(figures: &[Figure]) -> Result<()> {
+    let baseline_path: PathBuf = workspace_root().join("bench").join("baseline.json");
+    let baseline: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&baseline_path)
+            .with_context(|| format!("reading {}", baseline_path.display()))?,
+    )?;
+    println!("\nchange against {}:", baseline_path.display());
+    for f in figures {
+        let old = baseline
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == f.name))
+            .and_then(|e| e["value"].as_f64());
+        println!("  {}", change_line(f, old));
     }
     Ok(())
+}
+
+/// How figure `f` moved from its baseline value `old`, for [`compare_with_baseline`].
+fn change_line(f: &Figure, old: Option<f64>) -> String {
+    match old {
+        Some(old) if f.exact && old != f.value => format!(
+            "{}: {} -> {} ({})",
+            f.name,
+            format_value(old),
+            format_value(f.value),
+            format_change(f.value - old)
+        ),
+        Some(old) if f.exact => format!("{}: unchanged ({})", f.name, format_value(old)),
+        Some(old) => format!(
+            "{}: {} -> {} (varies from run to run)",
+            f.name,
+            format_value(old),
+            format_value(f.value)
+        ),
+        None => format!("{}: new ({})", f.name, format_value(f.value)),
+    }
 }
 
 /// `value / base`, to three decimals.
@@ -594,6 +737,79 @@ mod tests {
             assert_eq!(system.protection_domains.len(), pds, "{xml}");
             assert_eq!(system.replicas.len(), replicas as usize, "{xml}");
         }
+    }
+
+    /// A figure's line against the baseline: exact figures by their change, wall times as
+    /// varying, figures the baseline lacks as new.
+    #[test]
+    fn change_lines_say_how_a_figure_moved() {
+        use super::{Figure, change_line};
+        let figure = |value, exact| Figure {
+            name: "f",
+            value,
+            unit: "instructions",
+            goal: None,
+            reference: "-",
+            exact,
+        };
+        assert_eq!(
+            change_line(&figure(1900.89, true), Some(1912.89)),
+            "f: 1912.890 -> 1900.890 (-12)"
+        );
+        assert_eq!(
+            change_line(&figure(479.0, true), Some(479.0)),
+            "f: unchanged (479)"
+        );
+        assert_eq!(
+            change_line(&figure(0.173, false), Some(0.151)),
+            "f: 0.151 -> 0.173 (varies from run to run)"
+        );
+        assert_eq!(change_line(&figure(2.0, true), None), "f: new (2.000)");
+    }
+
+    /// Each scale figure is followed by its ratio to the smaller system, where it has one.
+    #[test]
+    fn scale_figures_pair_each_count_with_its_ratio() {
+        use super::{RoundTrips, Scale, scale_figures};
+        let trips = RoundTrips {
+            trivial: 1.0,
+            interrupt: 1.0,
+            ppc_passive: 1.0,
+            ppc_active: 1000.0,
+            notify_same: 2000.0,
+            notify_cross: 3000.0,
+        };
+        let scale = Scale {
+            notify_2: 2000.0,
+            notify_60: 2020.0,
+            call_2: 1000.0,
+            call_60: 1000.0,
+            notify_4r: 2000.0,
+            call_4r: 1000.0,
+            cross_60: 3000.0,
+        };
+        let figures = scale_figures(&scale, &trips);
+        let units: Vec<_> = figures.iter().map(|f| f.unit).collect();
+        assert_eq!(
+            units,
+            [
+                "instructions",
+                "instructions",
+                "ratio",
+                "instructions",
+                "instructions",
+                "ratio",
+                "instructions",
+                "ratio",
+                "instructions",
+                "ratio",
+                "instructions",
+                "ratio"
+            ]
+        );
+        assert_eq!(figures[2].name, "scale: notify, 60 / 2 channels per PD");
+        assert_eq!(figures[2].value, 1.01);
+        assert_eq!(figures[11].value, 1.0);
     }
 
     #[test]

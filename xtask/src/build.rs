@@ -70,47 +70,94 @@ fn cargo_build(
 /// Builds and packs an image as `args` asks.
 pub fn build(args: &BuildArgs) -> Result<Built> {
     let board = board(&args.board)?;
-    let root = workspace_root();
     let release = !args.debug;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("target").join("atoll").join(board.name));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let out = output_dir(args, board)?;
+    build_boot_programs(board, release, args.test)?;
+    let elfs = read_boot_elfs(release)?;
+    let description = read_system(args, board)?;
+    let pd_dir = out.join("pds");
+    build_programs(&description.system, release, &pd_dir, &args.pd_env)?;
+    let replica_flags = replica_flags(args, description.system.replicas.len())?;
+    let packed = pack(board, &description, &elfs, pd_dir, &replica_flags)?;
+    write_outputs(&out, &elfs, &packed)
+}
 
+/// Creates the output directory: `args.out`, or `target/atoll/<board>`.
+fn output_dir(args: &BuildArgs, board: &Board) -> Result<PathBuf> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        workspace_root()
+            .join("target")
+            .join("atoll")
+            .join(board.name)
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(out)
+}
+
+/// Builds the kernel, the initialiser and the loader (for `board`, and with `test-exit` in a
+/// test build).
+fn build_boot_programs(board: &Board, release: bool, test: bool) -> Result<()> {
     cargo_build("atoll-kernel", release, &[], &[])?;
     cargo_build("atoll-initialiser", release, &[], &[])?;
-    let loader_features: &[&str] = if args.test { &["test-exit"] } else { &[] };
+    let loader_features: &[&str] = if test { &["test-exit"] } else { &[] };
     cargo_build(
         "atoll-loader",
         release,
         loader_features,
         &[("ATOLL_BOARD", board.name)],
-    )?;
+    )
+}
 
-    let bin_dir =
-        root.join("target")
-            .join(KERNEL_TARGET)
-            .join(if release { "release" } else { "debug" });
+/// The ELF files of the kernel, the loader and the initialiser.
+struct BootElfs {
+    kernel: Vec<u8>,
+    loader: Vec<u8>,
+    initialiser: Vec<u8>,
+}
+
+/// Reads the ELFs [`build_boot_programs`] built, checking that a release kernel cannot panic.
+fn read_boot_elfs(release: bool) -> Result<BootElfs> {
+    let bin_dir = workspace_root()
+        .join("target")
+        .join(KERNEL_TARGET)
+        .join(if release { "release" } else { "debug" });
     let kernel_path = bin_dir.join("atoll-kernel");
-    let kernel_elf = std::fs::read(&kernel_path).context("reading the kernel ELF")?;
+    let kernel = std::fs::read(&kernel_path).context("reading the kernel ELF")?;
     // A debug build keeps its overflow checks and may panic; a release kernel must not.
     if release {
-        crate::panics::check_kernel(&kernel_path, &kernel_elf)?;
+        crate::panics::check_kernel(&kernel_path, &kernel)?;
     }
-    let loader_elf =
-        std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
-    let initialiser_elf =
+    let loader = std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
+    let initialiser =
         std::fs::read(bin_dir.join("atoll-initialiser")).context("reading the initialiser ELF")?;
-    let system_path = args
+    Ok(BootElfs {
+        kernel,
+        loader,
+        initialiser,
+    })
+}
+
+/// A system description, read and checked.
+struct Description {
+    /// Where it was read from.
+    path: PathBuf,
+    /// Its text.
+    text: String,
+    /// The checked system.
+    system: atoll_tool::model::SystemDescription,
+}
+
+/// Reads and checks `args.system` (or `system.xml` at the root) for `board`, printing its
+/// diagnostics to stderr; fails if it has errors.
+fn read_system(args: &BuildArgs, board: &Board) -> Result<Description> {
+    let path = args
         .system
         .clone()
-        .unwrap_or_else(|| root.join("system.xml"));
-    let text = std::fs::read_to_string(&system_path)
-        .with_context(|| format!("reading {}", system_path.display()))?;
+        .unwrap_or_else(|| workspace_root().join("system.xml"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let checked = atoll_tool::check(&text, board, false);
-    let source =
-        atoll_tool::diagnostics::Source::new(system_path.display().to_string(), text.clone());
+    let source = atoll_tool::diagnostics::Source::new(path.display().to_string(), text.clone());
     for d in &checked.diagnostics {
         eprint!(
             "{}",
@@ -123,14 +170,16 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         );
     }
     let Some(system) = checked.system else {
-        bail!("{} has errors", system_path.display());
+        bail!("{} has errors", path.display());
     };
+    Ok(Description { path, text, system })
+}
 
-    let pd_dir = out.join("pds");
-    build_programs(&system, release, &pd_dir, &args.pd_env)?;
-
-    let mut replica_flags = vec![0u32; system.replicas.len()];
-    // An API self-test image runs on, so the test can wait for the verdict.
+/// Each replica's boot flags: a test image powers off when done (unless it runs the API
+/// self-test, which runs on so the test can wait for the verdict), and each `--selftest-*`
+/// option sets its flag on the replica it names.
+fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
+    let mut replica_flags = vec![0u32; replicas];
     if args.test && args.selftest_api.is_none() {
         replica_flags[0] |= flags::EXIT_WHEN_DONE;
     }
@@ -164,32 +213,46 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
             *slot |= flag;
         }
     }
+    Ok(replica_flags)
+}
+
+/// Packs the image, finding PD programs in `pd_dir` and then beside the description.
+fn pack(
+    board: &'static Board,
+    description: &Description,
+    elfs: &BootElfs,
+    pd_dir: PathBuf,
+    replica_flags: &[u32],
+) -> Result<atoll_tool::pack::Packed> {
     let mut search_paths = vec![pd_dir];
-    if let Some(dir) = system_path.parent() {
+    if let Some(dir) = description.path.parent() {
         search_paths.push(dir.to_path_buf());
     }
     let inputs = atoll_tool::pack::Inputs {
         board,
-        kernel_elf: &kernel_elf,
-        loader_elf: &loader_elf,
+        kernel_elf: &elfs.kernel,
+        loader_elf: &elfs.loader,
         search_paths: &search_paths,
-        replica_flags: &replica_flags,
-        initialiser_elf: Some(&initialiser_elf),
+        replica_flags,
+        initialiser_elf: Some(&elfs.initialiser),
     };
-    let packed = atoll_tool::pack::pack(&system, &text, &inputs).map_err(|errors| {
+    atoll_tool::pack::pack(&description.system, &description.text, &inputs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "packing {} failed:\n  {}",
-            system_path.display(),
+            description.path.display(),
             lines.join("\n  ")
         )
-    })?;
+    })
+}
 
+/// Writes the image to `out/atoll.img`, and beside it the boot ELFs and the plan's reports.
+fn write_outputs(out: &Path, elfs: &BootElfs, packed: &atoll_tool::pack::Packed) -> Result<Built> {
     let image_path = out.join("atoll.img");
     std::fs::write(&image_path, &packed.image)?;
-    std::fs::write(out.join("atoll-kernel.elf"), &kernel_elf)?;
-    std::fs::write(out.join("atoll-loader.elf"), &loader_elf)?;
-    std::fs::write(out.join("atoll-initialiser.elf"), &initialiser_elf)?;
+    std::fs::write(out.join("atoll-kernel.elf"), &elfs.kernel)?;
+    std::fs::write(out.join("atoll-loader.elf"), &elfs.loader)?;
+    std::fs::write(out.join("atoll-initialiser.elf"), &elfs.initialiser)?;
     std::fs::write(
         out.join("report.txt"),
         atoll_tool::report::text(&packed.plan),
@@ -208,6 +271,16 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
 /// The target PD programs are built for.
 pub const PD_TARGET: &str = "aarch64-unknown-none";
 
+/// A PD program to build.
+struct Program {
+    /// The package under `protection-domains/` that holds it.
+    package: String,
+    /// Its binary target.
+    bin: String,
+    /// The program image the description names (`io.elf`).
+    file: String,
+}
+
 /// Builds the program of every PD the description names: `path="io.elf"` is the binary
 /// `io` of a package under `protection-domains/`. Copies each to `dir/<name>.elf`.
 fn build_programs(
@@ -216,47 +289,14 @@ fn build_programs(
     dir: &Path,
     env: &[(String, String)],
 ) -> Result<()> {
-    let metadata = cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&metadata.stdout).context("reading cargo metadata")?;
-    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
-    let mut wanted: Vec<(String, String, String)> = Vec::new(); // (package, bin, file)
-    for pd in system.protection_domains.values() {
-        let file = pd.program_image.path.clone();
-        let bin = Path::new(&file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let package = packages.iter().find_map(|p| {
-            let in_pds = p["manifest_path"]
-                .as_str()
-                .is_some_and(|m| m.contains("protection-domains"));
-            let has_bin = p["targets"].as_array().is_some_and(|t| {
-                t.iter()
-                    .any(|t| t["name"] == bin.as_str() && t["kind"][0] == "bin")
-            });
-            (in_pds && has_bin).then(|| p["name"].as_str().unwrap_or_default().to_string())
-        });
-        let Some(package) = package else {
-            bail!(
-                "PD '{}': no binary `{bin}` under protection-domains/ builds its program image `{file}`",
-                pd.name
-            );
-        };
-        if !wanted.iter().any(|w| w.2 == file) {
-            wanted.push((package, bin, file));
-        }
-    }
+    let wanted = programs(system)?;
     let mut cmd = cargo();
     cmd.args(["build", "--quiet", "--target", PD_TARGET]);
     if release {
         cmd.arg("--release");
     }
-    for (package, _, _) in &wanted {
-        cmd.args(["-p", package]);
+    for program in &wanted {
+        cmd.args(["-p", &program.package]);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if !wanted.is_empty() && !cmd.status().context("building PD programs")?.success() {
@@ -267,9 +307,80 @@ fn build_programs(
         .join("target")
         .join(PD_TARGET)
         .join(if release { "release" } else { "debug" });
-    for (_, bin, file) in &wanted {
+    for Program { bin, file, .. } in &wanted {
         std::fs::copy(bin_dir.join(bin), dir.join(file))
             .with_context(|| format!("copying {bin}"))?;
     }
     Ok(())
+}
+
+/// The programs the description's PDs run, each once, found through `cargo metadata`.
+fn programs(system: &atoll_tool::model::SystemDescription) -> Result<Vec<Program>> {
+    let metadata = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).context("reading cargo metadata")?;
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let mut wanted: Vec<Program> = Vec::new();
+    for pd in system.protection_domains.values() {
+        let file = pd.program_image.path.clone();
+        let bin = Path::new(&file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Some(package) = pd_package_with_bin(&packages, &bin) else {
+            bail!(
+                "PD '{}': no binary `{bin}` under protection-domains/ builds its program image `{file}`",
+                pd.name
+            );
+        };
+        if !wanted.iter().any(|w| w.file == file) {
+            wanted.push(Program { package, bin, file });
+        }
+    }
+    Ok(wanted)
+}
+
+/// The package under `protection-domains/`, among `cargo metadata`'s `packages`, that has
+/// the binary target `bin`.
+fn pd_package_with_bin(packages: &[serde_json::Value], bin: &str) -> Option<String> {
+    packages.iter().find_map(|p| {
+        let in_pds = p["manifest_path"]
+            .as_str()
+            .is_some_and(|m| m.contains("protection-domains"));
+        let has_bin = p["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == bin && t["kind"][0] == "bin"));
+        (in_pds && has_bin).then(|| p["name"].as_str().unwrap_or_default().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// A PD program is a binary target of a package under `protection-domains/`, not a
+    /// library or a package elsewhere.
+    #[test]
+    fn pd_package_is_found_by_its_binary() {
+        let packages = [
+            json!({ "name": "atoll-tool", "manifest_path": "/w/tool/Cargo.toml",
+                    "targets": [{ "name": "io", "kind": ["bin"] }] }),
+            json!({ "name": "pd-lib", "manifest_path": "/w/protection-domains/lib/Cargo.toml",
+                    "targets": [{ "name": "io", "kind": ["lib"] }] }),
+            json!({ "name": "pd-io", "manifest_path": "/w/protection-domains/io/Cargo.toml",
+                    "targets": [{ "name": "pong", "kind": ["bin"] }, { "name": "io", "kind": ["bin"] }] }),
+        ];
+        assert_eq!(
+            super::pd_package_with_bin(&packages, "io").as_deref(),
+            Some("pd-io")
+        );
+        assert_eq!(
+            super::pd_package_with_bin(&packages, "pong").as_deref(),
+            Some("pd-io")
+        );
+        assert_eq!(super::pd_package_with_bin(&packages, "ping"), None);
+    }
 }
