@@ -6,6 +6,10 @@ use core::fmt;
 
 use crate::syscall::fault as label;
 
+/// `ESR_EL1.ISS.WnR`, the syndrome bit that tells a data abort on a write from one on a
+/// read.
+pub const ESR_WNR: u64 = 1 << 6;
+
 /// A thread's fault, from its message's label and first four message registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -110,8 +114,7 @@ impl fmt::Display for Fault {
                 "fetched an instruction from {address:#x}, which its address space does not map executable"
             ),
             Self::VmFault { address, esr, .. } => {
-                // ESR's WnR bit tells a write from a read on a data abort.
-                let verb = if esr & (1 << 6) != 0 {
+                let verb = if esr & ESR_WNR != 0 {
                     "wrote to"
                 } else {
                     "read from"

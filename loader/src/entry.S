@@ -18,7 +18,7 @@ _start:
     b       1f
     .word   0
     .quad   __image_text_offset     // text_offset
-    .quad   0                       // image_size, patched by the packer
+    .quad   0                       // image_size, patched by the microkit tool
     .quad   0xa                     // little-endian, 4 KiB pages, anywhere in RAM
     .quad   0, 0, 0
     .ascii  "ARM\x64"

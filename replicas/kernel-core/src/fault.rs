@@ -4,11 +4,6 @@ use core::fmt;
 
 use crate::esr;
 
-/// Exception class field of ESR_ELx (see [`crate::esr::class`]).
-pub const fn exception_class(esr: u64) -> u32 {
-    esr::class(esr)
-}
-
 /// Name of an exception class.
 pub const fn class_name(ec: u32) -> &'static str {
     match ec {
@@ -58,13 +53,13 @@ pub struct Syndrome(pub u64);
 impl Syndrome {
     /// Whether this is an instruction or data abort (FAR is meaningful).
     pub const fn is_abort(&self) -> bool {
-        esr::is_abort(exception_class(self.0))
+        esr::is_abort(esr::class(self.0))
     }
 }
 
 impl fmt::Display for Syndrome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ec = exception_class(self.0);
+        let ec = esr::class(self.0);
         write!(f, "{} (EC {ec:#04x})", class_name(ec))?;
         if self.is_abort() {
             let fsc = (self.0 & 0x3F) as u32;
@@ -73,7 +68,7 @@ impl fmt::Display for Syndrome {
                 write!(f, " at level {}", fsc & 0b11)?;
             }
             if matches!(ec, esr::DABT_LOW | esr::DABT_CUR) {
-                let write = self.0 & (1 << 6) != 0;
+                let write = self.0 & atoll_abi::fault::ESR_WNR != 0;
                 f.write_str(if write { " on a write" } else { " on a read" })?;
             }
         }

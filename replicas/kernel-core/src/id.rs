@@ -30,7 +30,7 @@ pub const MAX_IRQS: usize = 1024;
 /// Capability slots per replica, the TCBs' own slots ([`TCB_SLOTS`] each) among them.
 pub const CAP_SLOTS: usize = 8192;
 /// Capability slots each TCB owns: its capability-space root, address space, IPC buffer
-/// and fault handler (see `kernel::TcbSlot`).
+/// and fault handler (see [`TcbSlot`]).
 pub const TCB_SLOTS: usize = 4;
 /// The first slot of the TCBs' own slots, at the top of the table; CNodes get the slots
 /// below it.

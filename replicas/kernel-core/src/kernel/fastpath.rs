@@ -7,7 +7,7 @@
 //! `false` if one fails; the general path then serves the call with the same result. Past
 //! the checks, the state changes are the general path's own primitives in the same order,
 //! so the two paths cannot disagree on what a call does: the host tests run every call
-//! through both (see `tests.rs`).
+//! through both (see `tests/mod.rs`).
 
 use atoll_abi::syscall::{self, MessageInfo};
 
