@@ -1,7 +1,7 @@
 //! The kernel's files form layers: no file of `replicas/kernel/src` imports, directly or
-//! through others, a file that imports it. A host test reads every file's `crate::`
-//! paths and fails on a circle, naming it (the layers are listed in the kernel's
-//! `main.rs`).
+//! through others, a file that imports it. Host tests read every file's `crate::` paths
+//! and fail on a circle, naming it, and hold the layer list of the kernel's `main.rs` to
+//! the files: every file is in it, and each imports only files of lower layers.
 
 #[cfg(test)]
 mod tests {
@@ -110,6 +110,67 @@ mod tests {
                 !names.contains("main"),
                 "{module}.rs names an item of main.rs"
             );
+        }
+    }
+
+    /// The layers the crate documentation of `main.rs` lists: each numbered line's
+    /// modules, in order (`main` is the last layer).
+    fn documented_layers() -> Vec<Vec<String>> {
+        let main = std::fs::read_to_string(
+            crate::build::workspace_root().join("replicas/kernel/src/main.rs"),
+        )
+        .expect("the kernel's main.rs");
+        let mut layers: Vec<Vec<String>> = Vec::new();
+        for line in main.lines().filter_map(|l| l.strip_prefix("//! ")) {
+            let numbered = line
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+            if numbered {
+                layers.push(Vec::new());
+            } else if !line.starts_with("    ") {
+                continue;
+            }
+            let Some(layer) = layers.last_mut() else {
+                continue;
+            };
+            for (at, _) in line.match_indices("[`") {
+                let name: String = line[at + 2..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                layer.push(name);
+            }
+        }
+        layers.push(vec!["main".to_string()]);
+        layers
+    }
+
+    #[test]
+    fn every_file_is_in_the_documented_layers_and_imports_only_lower_ones() {
+        let graph = imports();
+        let layers = documented_layers();
+        let layer_of = |module: &str| layers.iter().position(|l| l.iter().any(|m| m == module));
+        for module in graph.keys() {
+            assert!(
+                layer_of(module).is_some(),
+                "{module}.rs is not in the layer list of the kernel's main.rs"
+            );
+        }
+        for layer in &layers {
+            for module in layer {
+                assert!(
+                    graph.contains_key(module),
+                    "main.rs lists a layer module {module} that is not a file"
+                );
+            }
+        }
+        for (module, names) in &graph {
+            for name in names {
+                assert!(
+                    layer_of(name) < layer_of(module),
+                    "{module}.rs imports {name}, which main.rs lists at the same layer or above"
+                );
+            }
         }
     }
 }
