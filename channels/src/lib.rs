@@ -4,8 +4,6 @@
 //! every shared word accessed through atomics, so a peer writing at the wrong time is never
 //! undefined behaviour; nothing read from shared memory trusted: indices and lengths are
 //! checked, and a corrupt ring is an error the caller sees, not a crash.
-//!
-//! Modules: [`ring`], the single-producer single-consumer ring.
 #![no_std]
 
 pub mod ring;

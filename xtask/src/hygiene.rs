@@ -1,6 +1,6 @@
 //! Rules about the repository itself, checked by its host tests: it stands alone, so no
-//! file points at a path outside it, and its map (`docs/architecture.md`) cannot drift
-//! from its folders and crates.
+//! file points at a path outside it, its map (`docs/architecture.md`) cannot drift from
+//! its folders and crates, and `docs/kernel.md` says what every kernel source file is.
 
 #[cfg(test)]
 mod tests {
@@ -97,5 +97,32 @@ mod tests {
                 "docs/architecture.md's crate table has no row for {member}/"
             );
         }
+    }
+
+    #[test]
+    fn every_kernel_source_file_is_named_in_the_kernel_document() {
+        let root = workspace_root();
+        let doc =
+            std::fs::read_to_string(root.join("docs").join("kernel.md")).expect("docs/kernel.md");
+        let mut named = 0;
+        for dir in [
+            "replicas/kernel-core/src",
+            "replicas/kernel-core/src/kernel",
+            "replicas/kernel/src",
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("a source folder") {
+                let name = entry.expect("a directory entry").file_name();
+                let name = name.to_string_lossy();
+                if !name.ends_with(".rs") || ["lib.rs", "main.rs", "mod.rs"].contains(&&*name) {
+                    continue;
+                }
+                assert!(
+                    doc.contains(&format!("`{name}`")) || doc.contains(&format!("/{name}`")),
+                    "docs/kernel.md does not say what {dir}/{name} is"
+                );
+                named += 1;
+            }
+        }
+        assert!(named > 30, "only {named} files found");
     }
 }
