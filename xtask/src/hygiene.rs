@@ -125,4 +125,80 @@ mod tests {
         }
         assert!(named > 30, "only {named} files found");
     }
+
+    #[test]
+    fn the_dependency_list_in_the_map_is_the_manifests_own() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .current_dir(workspace_root())
+            .output()
+            .expect("cargo metadata runs");
+        assert!(out.status.success(), "cargo metadata failed");
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+        let packages = metadata["packages"].as_array().expect("packages");
+        let ours: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
+        let map = architecture();
+        for package in packages {
+            let name = package["name"].as_str().expect("a package name");
+            let deps = |dev: bool| {
+                let mut names: Vec<&str> = package["dependencies"]
+                    .as_array()
+                    .expect("dependencies")
+                    .iter()
+                    .filter(|d| (d["kind"].as_str() == Some("dev")) == dev)
+                    .filter_map(|d| d["name"].as_str())
+                    .filter(|d| ours.contains(d))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            };
+            let (normal, tests) = (deps(false), deps(true));
+            let tests: Vec<&str> = tests.into_iter().filter(|d| !normal.contains(d)).collect();
+            let quoted = |names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut line = format!(
+                "- `{name}`: {}",
+                if normal.is_empty() {
+                    "nothing of Atoll's".to_string()
+                } else {
+                    quoted(&normal)
+                }
+            );
+            if !tests.is_empty() {
+                line.push_str(&format!("; its tests also on {}", quoted(&tests)));
+            }
+            assert!(
+                map.lines().any(|l| l == line),
+                "docs/architecture.md's dependency list should have the line\n{line}"
+            );
+        }
+        // Every line of the list's shape names a crate that exists.
+        let listed = map
+            .lines()
+            .filter_map(|l| l.strip_prefix("- `")?.split_once("`: "))
+            .filter(|(_, deps)| {
+                deps.starts_with("nothing of Atoll's") || deps.starts_with("`atoll-")
+            })
+            .filter(|(name, _)| !ours.contains(name))
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>();
+        assert!(
+            listed.is_empty(),
+            "docs/architecture.md lists crates that do not exist: {listed:?}"
+        );
+    }
 }
