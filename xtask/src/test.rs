@@ -90,6 +90,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "warnings",
             ]),
         )?;
+        // Broken intra-doc links and stale names in the host crates' documentation.
+        let mut doc = cargo(&["doc", "--quiet", "--no-deps"]);
+        doc.env("RUSTDOCFLAGS", "-D warnings");
+        step("rustdoc (host crates)", &mut doc)?;
     }
     step("host tests", &mut cargo(&["test"]))?;
     step(
