@@ -37,19 +37,19 @@ pub(crate) fn retype_args(kind: u64, size_bits: u64, dest: u64, count: u64) -> [
     [kind, size_bits, initial::CNODE, 0, 0, dest, count]
 }
 
-/// The fault endpoint of the thread [`Monitor::fault_of`] started last: a thread that was
+/// The fault endpoint of the thread [`FaultWatch::fault_of`] started last: a thread that was
 /// to fault but did not says so there, so the test never waits for good.
 pub(crate) static HANDLER: AtomicU64 = AtomicU64::new(0);
 
-/// The self-test's monitor: the endpoint (badged per thread) where test threads' faults
+/// The self-test's fault watch (not the replica's monitor): the endpoint (badged per thread) where test threads' faults
 /// arrive, and its reply object.
-pub(crate) struct Monitor {
+pub(crate) struct FaultWatch {
     pub endpoint: u64,
     pub reply: u64,
     next_badge: u64,
 }
 
-impl Monitor {
+impl FaultWatch {
     /// Starts a thread at `entry` (its pc and stack pointer then replaced by `regs`, if
     /// given) whose faults come here with a badge of its own, waits for its fault, reports
     /// it and stops the thread. Returns the fault's label (0 if another thread's arrived).
@@ -370,7 +370,7 @@ fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
     let ep = b.object(ObjectKind::Endpoint, 0)?;
     EP.store(ep, Ordering::Relaxed);
     READ_ONLY_EP.store(b.mint(ep, rights::READ, 0)?, Ordering::Relaxed);
-    let mut faults = Monitor {
+    let mut faults = FaultWatch {
         endpoint: monitor,
         reply: monitor_reply,
         next_badge: 0,
@@ -465,7 +465,7 @@ fn invocation_errors(b: &mut Builder<'_>) -> Result<(), Error> {
 
 /// Threads that must fault, each with the fault it must raise.
 #[inline(always)]
-fn faulting_threads(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
+fn faulting_threads(b: &mut Builder<'_>, faults: &mut FaultWatch) -> Result<(), Error> {
     let hostile: [(&str, extern "C" fn() -> !, u64); 5] = [
         (
             "invoking an empty slot",

@@ -11,7 +11,7 @@ use atoll_abi::object::ObjectKind;
 use atoll_abi::pd::vspace::USER_TOP;
 use atoll_abi::syscall::{fault, initial, label, object_kind, rights, vm_attr};
 
-use crate::api::{Builder, HANDLER, Monitor, retype_args};
+use crate::api::{Builder, FaultWatch, HANDLER, retype_args};
 use crate::sys;
 
 /// Capabilities and results the suite's threads share with it.
@@ -98,7 +98,7 @@ extern "C" fn passive_server() -> ! {
 }
 
 /// Runs every hostile case; each prints a TEST or FAILED line.
-pub(crate) fn run(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
+pub(crate) fn run(b: &mut Builder<'_>, faults: &mut FaultWatch) -> Result<(), Error> {
     let done = b.object(ObjectKind::Notification, 0)?;
     DONE.store(done, Ordering::Relaxed);
     invocation_rules(b)?;
@@ -319,7 +319,7 @@ fn revoked_ipc_buffer(b: &mut Builder<'_>) -> Result<(), Error> {
 
 /// Page tables: unmapping needs the last capability, and an unmapped table is empty when
 /// it is linked again, so a frame mapped through it before is not reachable.
-fn page_tables(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
+fn page_tables(b: &mut Builder<'_>, faults: &mut FaultWatch) -> Result<(), Error> {
     let level2 = b.object(ObjectKind::PageTable, 0)?;
     let level3 = b.object(ObjectKind::PageTable, 0)?;
     let frame = b.object(ObjectKind::Frame, 12)?;
@@ -358,7 +358,7 @@ fn page_tables(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
 }
 
 /// Threads whose registers point into the kernel fault; the kernel goes on.
-fn kernel_addresses(b: &mut Builder<'_>, faults: &mut Monitor) -> Result<(), Error> {
+fn kernel_addresses(b: &mut Builder<'_>, faults: &mut FaultWatch) -> Result<(), Error> {
     let pushes = pushes as extern "C" fn() -> ! as usize as u64;
     let cases = [
         (
