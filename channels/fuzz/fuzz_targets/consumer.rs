@@ -2,6 +2,7 @@
 //! (indices, lengths, payload) behind a valid header. The consumer must never panic, never
 //! return more than its buffer, and stop after at most the ring's capacity.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use atoll_channels::ring::SharedRing;
 use libfuzzer_sys::fuzz_target;
