@@ -15,15 +15,14 @@
 //! order so output can be diffed.
 #![forbid(unsafe_code)]
 
-pub mod bootprog;
 pub mod cli;
 pub mod diagnostics;
+pub mod elf;
 pub mod limits;
 pub mod model;
 pub mod pack;
 pub mod parse;
 pub mod plan;
-pub mod replicas;
 pub mod report;
 pub mod validate;
 

@@ -6,7 +6,6 @@
 //! program does not hide a bad symbol in another), and nothing here panics on a malformed
 //! ELF file.
 
-pub mod elf;
 mod program;
 pub mod write;
 
@@ -19,9 +18,9 @@ use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
+use crate::elf::{self, KernelImage, LoaderImage};
 use crate::model::{Prefill, SystemDescription};
 use crate::plan::{BootProgram, ImagePlacement, Plan, RegionHome, SpecInputs};
-use elf::{KernelImage, LoaderImage};
 use write::ImagePart;
 
 /// What packing needs besides the description.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::pack::elf::{Segment, segments};
+use crate::elf::{Segment, segments};
 use atoll_abi::limits::PAGE_SIZE;
 use object::elf::{PF_R, PF_W, PF_X};
 use object::read::elf::ElfFile64;

@@ -6,7 +6,7 @@
 //! kernel image, the boot spec, the kernel's page tables, one kernel stack per core, the
 //! initialiser, and the initialiser's boot objects, which the kernel builds.
 
-use crate::pack::elf::KernelImage;
+use crate::elf::KernelImage;
 use atoll_abi::limits::{MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::spec::{
     DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ProgramPart,
@@ -69,7 +69,7 @@ fn boot_program(plan: &Plan, replica: &ReplicaPlan) -> Result<(BootProgram, u64)
                 replica.name
             ));
         }
-        let bytes = crate::bootprog::generate(plan, replica, pa)?;
+        let bytes = super::bootprog::generate(plan, replica, pa)?;
         if bytes.len() as u64 <= reserve {
             let program = BootProgram {
                 replica: replica.index,

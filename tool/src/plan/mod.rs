@@ -23,6 +23,7 @@
 //!   and boot spec.
 
 mod boot;
+pub mod bootprog;
 mod channels;
 pub mod ram;
 mod regions;
