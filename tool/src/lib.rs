@@ -18,6 +18,8 @@
 pub mod cli;
 pub mod diagnostics;
 pub mod elf;
+pub mod error;
+pub mod files;
 pub mod limits;
 pub mod model;
 pub mod pack;
@@ -29,6 +31,8 @@ pub mod validate;
 use atoll_boards::Board;
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::error::PackError;
+use crate::files::Files;
 use crate::model::SystemDescription;
 
 /// The result of checking one system description.
@@ -49,8 +53,9 @@ impl Checked {
     }
 }
 
-/// Parses and validates `text` for `board`; `strict` rejects Atoll's extensions.
-pub fn check(text: &str, board: &Board, strict: bool) -> Checked {
+/// Parses and validates `text` for `board` (the pipeline's first two steps); `strict`
+/// rejects Atoll's extensions. The result has no plan yet: see [`Checked::planned`].
+pub fn parse_and_validate(text: &str, board: &Board, strict: bool) -> Checked {
     let (decls, mut diagnostics) = parse::parse(text, strict);
     let unreadable = diagnostics
         .iter()
@@ -67,23 +72,61 @@ pub fn check(text: &str, board: &Board, strict: bool) -> Checked {
         diagnostics.retain(Diagnostic::is_error);
         system = None;
     }
-    // Planning needs no program images: whether the description fits the board is part of
-    // checking it.
-    let mut planned = None;
-    if let Some(valid) = &system {
-        match plan::plan(valid, text, board) {
-            Ok(p) => planned = Some(p),
-            Err(errors) => {
-                diagnostics.retain(Diagnostic::is_error);
-                diagnostics.extend(errors);
-                system = None;
-            }
-        }
-    }
     diagnostics.sort_by_key(|d| d.span.start);
     Checked {
         system,
         diagnostics,
-        plan: planned,
+        plan: None,
+    }
+}
+
+impl Checked {
+    /// Plans the validated system, if there is one (the pipeline's third step), knowing
+    /// what `files` read of it; planning's errors join the diagnostics in place of the
+    /// warnings.
+    pub fn planned(mut self, text: &str, board: &Board, files: &Files) -> Self {
+        if let Some(valid) = &self.system {
+            match plan::plan_with_files(valid, text, board, files) {
+                Ok(p) => self.plan = Some(p),
+                Err(errors) => {
+                    self.diagnostics.retain(Diagnostic::is_error);
+                    self.diagnostics.extend(errors);
+                    self.diagnostics.sort_by_key(|d| d.span.start);
+                    self.system = None;
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Parses, validates and plans `text` for `board` without reading any file: what `--check`
+/// and `--plan-only` report. Planning needs no program images: whether the description
+/// fits the board is part of checking it.
+pub fn check(text: &str, board: &Board, strict: bool) -> Checked {
+    parse_and_validate(text, board, strict).planned(text, board, &Files::default())
+}
+
+/// The pipeline after validation, for a caller that prints no diagnostics of its own
+/// (`cargo xtask build`): reads the files `system` names, plans once knowing them, and
+/// packs. Planning's errors come back as [`PackError::Layout`], after any problem with a
+/// prefill file.
+pub fn build(
+    system: &SystemDescription,
+    text: &str,
+    inputs: &pack::Inputs<'_>,
+) -> Result<pack::Packed, Vec<PackError>> {
+    let files = Files::read(system, inputs.search_paths);
+    match plan::plan_with_files(system, text, inputs.board, &files) {
+        Ok(plan) => pack::pack(system, plan, files, inputs),
+        Err(diagnostics) => {
+            let mut errors = files.errors;
+            errors.extend(
+                diagnostics
+                    .into_iter()
+                    .map(|d| PackError::Layout(d.message)),
+            );
+            Err(errors)
+        }
     }
 }

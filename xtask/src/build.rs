@@ -108,7 +108,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         .unwrap_or_else(|| root.join("system.xml"));
     let text = std::fs::read_to_string(&system_path)
         .with_context(|| format!("reading {}", system_path.display()))?;
-    let checked = atoll_tool::check(&text, board, false);
+    let checked = atoll_tool::parse_and_validate(&text, board, false);
     let source =
         atoll_tool::diagnostics::Source::new(system_path.display().to_string(), text.clone());
     for d in &checked.diagnostics {
@@ -176,7 +176,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         replica_flags: &replica_flags,
         initialiser_elf: Some(&initialiser_elf),
     };
-    let packed = atoll_tool::pack::pack(&system, &text, &inputs).map_err(|errors| {
+    let packed = atoll_tool::build(&system, &text, &inputs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "packing {} failed:\n  {}",

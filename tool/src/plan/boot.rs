@@ -14,7 +14,7 @@ use atoll_abi::spec::{
 };
 use atoll_boards::Board;
 
-use super::{KERNEL_RESERVE, Plan, ReplicaPlan};
+use super::{KERNEL_RESERVE, PartPlace, Plan, ReplicaPlan};
 
 /// Page tables reserved per replica for the loader to build its kernel address space.
 pub const TABLE_PAGES: u64 = 32;
@@ -32,6 +32,8 @@ pub struct BootProgram {
     pub phys_addr: u64,
     /// Its bytes.
     pub bytes: Vec<u8>,
+    /// Where the loader writes it.
+    pub place: PartPlace,
 }
 
 /// Each replica's boot program, at the top of its RAM: the RAM it needs is found by trying
@@ -74,6 +76,7 @@ fn boot_program(plan: &Plan, replica: &ReplicaPlan) -> Result<(BootProgram, u64)
             let program = BootProgram {
                 replica: replica.index,
                 phys_addr: pa,
+                place: super::programs::boot_program_place(replica, pa, bytes.len()),
                 bytes,
             };
             return Ok((program, reserve));

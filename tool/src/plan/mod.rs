@@ -25,6 +25,7 @@
 mod boot;
 pub mod bootprog;
 mod channels;
+mod programs;
 pub mod ram;
 mod regions;
 mod replica;
@@ -34,11 +35,13 @@ use atoll_boards::Board;
 use serde::Serialize;
 
 use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::files::Files;
 use crate::model::{MemoryRegion, Prefill, SystemDescription};
 
 #[cfg(test)]
 pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
+pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
 pub use replica::table_vaddrs;
 pub(crate) use replica::truncate_name;
@@ -360,6 +363,22 @@ pub fn plan(
     board: &Board,
 ) -> Result<Plan, Vec<Diagnostic>> {
     plan_with_prefills(system, text, board, &|_| None, &|_| None)
+}
+
+/// Like [`plan`], knowing the files the description names (read by the step before).
+pub fn plan_with_files(
+    system: &SystemDescription,
+    text: &str,
+    board: &Board,
+    files: &Files,
+) -> Result<Plan, Vec<Diagnostic>> {
+    plan_with_prefills(
+        system,
+        text,
+        board,
+        &|path| files.prefill_len(path),
+        &|path| files.program_extent(path),
+    )
 }
 
 /// Like [`plan`], with `prefill_len(path)` giving the length of a prefill file and
