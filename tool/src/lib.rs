@@ -2,13 +2,24 @@
 //! every rule of the format and Atoll's replica extension, plans every replica and writes
 //! the bootable image.
 //!
-//! One pipeline: [`parse`] (XML → positioned declarations) → [`validate`] (cross-element
-//! rules → [`model`], with [`replicas`] placing PDs on replicas) → [`plan`] (the one planner:
-//! RAM, kernel objects, capabilities, then, in [`pack`], boot programs and boot specs) →
-//! [`pack`] (reads the programs' ELF files, writes the image bytes, and checks them with the
-//! loader's rules, `atoll_abi::placement`). [`check`] runs the first three; [`bootprog`]
-//! encodes a replica's boot program, [`report`] prints a plan, [`diagnostics`] holds codes
-//! and rendering, [`limits`] named limits, [`cli`] the command line.
+//! One pipeline, a step a module:
+//! 1. [`parse`]: XML to declarations that keep the position of every value.
+//! 2. [`validate`]: the rules that span elements, giving the [`model`] (with
+//!    `validate::replicas` placing PDs on replicas).
+//! 3. [`files`]: for a build, the program images and prefill files the description names
+//!    (ELF files are read by [`elf`]).
+//! 4. [`plan`]: the one planner and every layout rule: RAM, kernel objects, capabilities,
+//!    where each program goes, boot programs, boot specs.
+//! 5. [`pack`]: the bytes of every placed part gathered and written as the image, which is
+//!    then checked with the loader's own rules (`atoll_abi::placement`).
+//!
+//! [`check`] runs steps 1, 2 and 4 without reading any file (`--check`, `--plan-only`). A
+//! build runs [`parse_and_validate`], [`files::Files::read`], [`Checked::planned`] and
+//! [`pack::pack`], planning once; [`build`] chains the last three for a caller that prints
+//! no diagnostics. Around the pipeline: [`diagnostics`] (codes and rendering), [`error`] (why
+//! a build failed), [`limits`] (named limits), [`report`] (a plan as text, JSON and
+//! Graphviz) and [`cli`] (the command line). `tests/docs.rs` checks that this text names
+//! every module.
 //!
 //! Design principles: report every problem in one run, each pointing at the offending
 //! attribute value with a stable code and a hint; never panic on any input; keep document

@@ -1,8 +1,8 @@
 //! Planning: from a validated description to each replica's memory, kernel objects,
 //! capabilities, mappings, interrupt routes, doorbells and the symbols to patch, and, once
 //! the programs are read, to each replica's boot program and boot spec. This is the tool's
-//! one planner: every layout rule is here, and the image writer (`pack::write`) only
-//! writes the bytes it is given.
+//! one planner: every layout rule is here, and the image writer (`crate::pack`) only
+//! gathers and writes the bytes it is given.
 //!
 //! The plan is data, fully determined by the description and the board, so that reports
 //! can be diffed and the replica initialiser can replay it object by object. It follows
@@ -19,8 +19,12 @@
 //! - `replica`: each replica's PDs, kernel objects and capabilities; in its RAM, after
 //!   the kernel's reserve, its regions, then every kernel object, largest first so each is
 //!   naturally aligned; the rest stays free (untyped memory).
-//! - `boot`: once the PD programs are placed (`crate::pack`), each replica's boot program
-//!   and boot spec.
+//! - `programs`: once the programs are read, each PD's program goes in its replica's free
+//!   RAM, page aligned, in PD order; and where the loader writes each boot program and each
+//!   region's contents.
+//! - `boot`: then each replica's boot program (encoded by [`bootprog`]) and boot spec.
+//!
+//! `tests/docs.rs` checks that this list names every module of the planner.
 
 mod boot;
 pub mod bootprog;
