@@ -309,7 +309,7 @@ impl Build<'_> {
             replica_flags: &[],
             initialiser_elf: initialiser_elf.as_deref(),
         };
-        let packed = match crate::pack::pack(self.system, plan, files, &inputs) {
+        let packed = match crate::build_planned(self.system, plan, files, &inputs) {
             Ok(packed) => packed,
             Err(errors) => {
                 for error in errors {

@@ -15,8 +15,8 @@
 //!
 //! [`check`] runs steps 1, 2 and 4 without reading any file (`--check`, `--plan-only`). A
 //! build runs [`parse_and_validate`], [`files::Files::read`], [`Checked::planned`] and
-//! [`pack::pack`], planning once; [`build`] chains the last three for a caller that prints
-//! no diagnostics. Around the pipeline: [`diagnostics`] (codes and rendering), [`error`] (why
+//! [`build_planned`], planning once; [`build`] chains the last three for a caller that
+//! prints no diagnostics. Around the pipeline: [`diagnostics`] (codes and rendering), [`error`] (why
 //! a build failed), [`limits`] (named limits), [`report`] (a plan as text, JSON and
 //! Graphviz) and [`cli`] (the command line). `tests/docs.rs` checks that this text names
 //! every module.
@@ -42,6 +42,7 @@ pub mod validate;
 use atoll_boards::Board;
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::elf::Binaries;
 use crate::error::PackError;
 use crate::files::Files;
 use crate::model::SystemDescription;
@@ -120,8 +121,8 @@ pub fn check(text: &str, board: &Board, strict: bool) -> Checked {
 
 /// The pipeline after validation, for a caller that prints no diagnostics of its own
 /// (`cargo xtask build`): reads the files `system` names, plans once knowing them, and
-/// packs. Planning's errors come back as [`PackError::Layout`], after any problem with a
-/// prefill file.
+/// packs ([`build_planned`]). Planning's errors come back as [`PackError::Layout`], after
+/// any problem with a prefill file.
 pub fn build(
     system: &SystemDescription,
     text: &str,
@@ -129,7 +130,7 @@ pub fn build(
 ) -> Result<pack::Packed, Vec<PackError>> {
     let files = Files::read(system, inputs.search_paths);
     match plan::plan_with_files(system, text, inputs.board, &files) {
-        Ok(plan) => pack::pack(system, plan, files, inputs),
+        Ok(plan) => build_planned(system, plan, files, inputs),
         Err(diagnostics) => {
             let mut errors = files.errors;
             errors.extend(
@@ -140,4 +141,51 @@ pub fn build(
             Err(errors)
         }
     }
+}
+
+/// The end of a build, once `plan` is made knowing `files`: places each PD's program as it
+/// is read and patched, plans the boot programs and boot specs, then writes the image and
+/// checks it as the loader will.
+pub fn build_planned(
+    system: &SystemDescription,
+    mut plan: plan::Plan,
+    files: Files,
+    inputs: &pack::Inputs<'_>,
+) -> Result<pack::Packed, Vec<PackError>> {
+    let Files {
+        prefills,
+        mut errors,
+        ..
+    } = files;
+    let binaries = Binaries::read(inputs.kernel_elf, inputs.loader_elf, inputs.initialiser_elf)
+        .map_err(|e| vec![PackError::Layout(e.to_string())])?;
+    let mut programs = pack::ProgramParts::new(system, inputs.search_paths, &prefills, &mut errors);
+    plan::place_programs(&mut plan, &mut programs);
+    let programs = programs.into_parts();
+    let mut boot_programs = Vec::new();
+    if errors.is_empty() {
+        let mut problems = Vec::new();
+        boot_programs = plan::boot_programs(&mut plan, &mut problems);
+        errors.extend(problems.into_iter().map(PackError::Layout));
+    }
+    let regions = pack::region_parts(&plan, &prefills, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let spec_inputs = plan::SpecInputs {
+        board: inputs.board,
+        kernel: &binaries.kernel,
+        initialiser: binaries.initialiser.as_ref(),
+        flags: inputs.replica_flags,
+        boot_programs: &boot_programs,
+    };
+    let specs = plan::boot_specs(&plan, &spec_inputs)
+        .map_err(|e| vec![PackError::Layout(format!("replica layout: {e}"))])?;
+    let parts: Vec<pack::OwnedPart> = [programs, pack::boot_program_parts(boot_programs), regions]
+        .into_iter()
+        .flatten()
+        .collect();
+    let image = pack::write_image(inputs.board, &binaries, &specs, &parts).map_err(|e| vec![e])?;
+    pack::check_image(inputs.board, &binaries.loader, &image).map_err(|e| vec![e])?;
+    Ok(pack::Packed { image, plan })
 }

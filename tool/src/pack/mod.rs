@@ -2,11 +2,10 @@
 //! program, read and patched with the plan's symbols; the boot programs; the regions'
 //! prefill files), write the image, and check the written image with the loader's own
 //! rules. Where each part goes is the plan's decision (`plan::PartPlace`); this step only
-//! gathers and writes bytes.
+//! gathers and writes bytes. `crate::build_planned` runs it.
 //!
-//! [`pack`] is that step, one named function a line. Every problem is collected (a missing
-//! program does not hide a bad symbol in another), and nothing here panics on a malformed
-//! ELF file.
+//! Every problem is collected (a missing program does not hide a bad symbol in another),
+//! and nothing here panics on a malformed ELF file.
 
 mod program;
 pub mod write;
@@ -19,11 +18,13 @@ use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
-use crate::elf::{self, KernelImage, LoaderImage};
+use crate::elf::{Binaries, KernelImage, LoaderImage};
 use crate::error::PackError;
-use crate::files::{Files, PrefillFile};
+use crate::files::PrefillFile;
 use crate::model::SystemDescription;
-use crate::plan::{KERNEL_OFFSET, PartPlace, Plan, SpecInputs};
+use crate::plan::{
+    BootProgram, KERNEL_OFFSET, PartPlace, PdPlan, Plan, ProgramShape, ProgramSource, ReplicaPlan,
+};
 use write::ImagePart;
 
 /// What packing needs besides the description.
@@ -51,15 +52,8 @@ pub struct Packed {
     pub plan: Plan,
 }
 
-/// The loader, kernel and initialiser, flattened.
-struct Binaries {
-    loader: LoaderImage,
-    kernel: KernelImage,
-    initialiser: Option<KernelImage>,
-}
-
 /// A part the planner placed, with its bytes.
-struct OwnedPart {
+pub(crate) struct OwnedPart {
     entry: PartEntry,
     bytes: Vec<u8>,
 }
@@ -78,125 +72,98 @@ impl OwnedPart {
     }
 }
 
-/// Packs `system` with `plan`, its one plan (made knowing `files`, which were read for
-/// it), into a bootable image; the programs' placements are added to the plan.
-pub fn pack(
-    system: &SystemDescription,
-    mut plan: Plan,
-    files: Files,
-    inputs: &Inputs<'_>,
-) -> Result<Packed, Vec<PackError>> {
-    let Files {
-        prefills,
-        mut errors,
-        ..
-    } = files;
-    let binaries = read_binaries(inputs).map_err(|e| vec![e])?;
-    let programs = programs(
-        &mut plan,
-        system,
-        inputs.search_paths,
-        &prefills,
-        &mut errors,
-    );
-    let mut boot_programs = Vec::new();
-    if errors.is_empty() {
-        let mut problems = Vec::new();
-        boot_programs = crate::plan::boot_programs(&mut plan, &mut problems);
-        errors.extend(problems.into_iter().map(PackError::Layout));
-    }
-    let regions = regions(&plan, &prefills, &mut errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let specs = crate::plan::boot_specs(
-        &plan,
-        &SpecInputs {
-            board: inputs.board,
-            kernel: &binaries.kernel,
-            initialiser: binaries.initialiser.as_ref(),
-            flags: inputs.replica_flags,
-            boot_programs: &boot_programs,
-        },
-    )
-    .map_err(|e| vec![PackError::Layout(format!("replica layout: {e}"))])?;
-    let boot_programs = boot_programs
-        .into_iter()
-        .map(|p| OwnedPart::new(PartKind::BootProgram, p.place, p.bytes));
-    let parts: Vec<OwnedPart> = programs
-        .into_iter()
-        .chain(boot_programs)
-        .chain(regions)
-        .collect();
-    let image = write_image(inputs.board, &binaries, &specs, &parts).map_err(|e| vec![e])?;
-    check_image(inputs.board, &binaries.loader, &image).map_err(|e| vec![e])?;
-    Ok(Packed { image, plan })
+/// The PD programs, read and patched as the plan places them (`plan::place_programs`
+/// asks for each in turn); problems go to `errors`.
+pub(crate) struct ProgramParts<'a> {
+    system: &'a SystemDescription,
+    search_paths: &'a [PathBuf],
+    prefills: &'a [PrefillFile],
+    errors: &'a mut Vec<PackError>,
+    /// The program last read, waiting for its place: bytes, virtual base, entry point.
+    read: Option<(Vec<u8>, u64, u64)>,
+    parts: Vec<OwnedPart>,
 }
 
-/// Flattens the loader, the kernel and the initialiser.
-fn read_binaries(inputs: &Inputs<'_>) -> Result<Binaries, PackError> {
-    let layout = |e: elf::BinaryError| PackError::Layout(e.to_string());
-    let kernel = elf::flatten_kernel(inputs.kernel_elf).map_err(layout)?;
-    let loader = elf::flatten_loader(inputs.loader_elf).map_err(layout)?;
-    let initialiser = inputs
-        .initialiser_elf
-        .map(|elf| elf::flatten_program("initialiser", elf))
-        .transpose()
-        .map_err(layout)?;
-    Ok(Binaries {
-        loader,
-        kernel,
-        initialiser,
-    })
-}
-
-/// Reads and patches each PD's program, in plan order, and places it where the plan says
-/// (`ReplicaPlan::place_program`).
-fn programs(
-    plan: &mut Plan,
-    system: &SystemDescription,
-    search_paths: &[PathBuf],
-    prefills: &[PrefillFile],
-    errors: &mut Vec<PackError>,
-) -> Vec<OwnedPart> {
-    let prefill_size = |region: &str| {
-        prefills
-            .iter()
-            .find(|p| p.region == region)
-            .map(|p| p.bytes.len() as u64)
-    };
-    let mut parts = Vec::new();
-    for replica in &mut plan.replicas {
-        for index in 0..replica.protection_domains.len() {
-            let pd = &replica.protection_domains[index];
-            let symbols_path = system
-                .protection_domains
-                .get(pd.name.as_str())
-                .and_then(|p| p.program_image.path_for_symbols.as_deref());
-            let Some(program) =
-                program::load(pd, symbols_path, search_paths, &prefill_size, errors)
-            else {
-                continue;
-            };
-            let (vaddr, entry) = (program.base, program.shape.entry);
-            let Some(place) = replica.place_program(index, program.shape) else {
-                errors.push(PackError::OutOfMemory {
-                    replica: replica.name.clone(),
-                    pd: replica.protection_domains[index].name.clone(),
-                });
-                continue;
-            };
-            let mut part = OwnedPart::new(PartKind::PdImage, place, program.bytes);
-            (part.entry.vaddr, part.entry.entry) = (vaddr, entry);
-            parts.push(part);
+impl<'a> ProgramParts<'a> {
+    /// Reads programs from `search_paths`, patching in the lengths of `prefills`.
+    pub(crate) fn new(
+        system: &'a SystemDescription,
+        search_paths: &'a [PathBuf],
+        prefills: &'a [PrefillFile],
+        errors: &'a mut Vec<PackError>,
+    ) -> Self {
+        Self {
+            system,
+            search_paths,
+            prefills,
+            errors,
+            read: None,
+            parts: Vec::new(),
         }
     }
-    parts
+
+    /// The placed programs.
+    pub(crate) fn into_parts(self) -> Vec<OwnedPart> {
+        self.parts
+    }
+}
+
+impl ProgramSource for ProgramParts<'_> {
+    fn read(&mut self, pd: &PdPlan) -> Option<ProgramShape> {
+        let prefill_size = |region: &str| {
+            self.prefills
+                .iter()
+                .find(|p| p.region == region)
+                .map(|p| p.bytes.len() as u64)
+        };
+        let symbols_path = self
+            .system
+            .protection_domains
+            .get(pd.name.as_str())
+            .and_then(|p| p.program_image.path_for_symbols.as_deref());
+        let program = program::load(
+            pd,
+            symbols_path,
+            self.search_paths,
+            &prefill_size,
+            self.errors,
+        )?;
+        self.read = Some((program.bytes, program.base, program.shape.entry));
+        Some(program.shape)
+    }
+
+    fn placed(&mut self, replica: &ReplicaPlan, pd: &PdPlan, place: Option<PartPlace>) {
+        let Some((bytes, vaddr, entry)) = self.read.take() else {
+            return;
+        };
+        let Some(place) = place else {
+            self.errors.push(PackError::OutOfMemory {
+                replica: replica.name.clone(),
+                pd: pd.name.clone(),
+            });
+            return;
+        };
+        let mut part = OwnedPart::new(PartKind::PdImage, place, bytes);
+        (part.entry.vaddr, part.entry.entry) = (vaddr, entry);
+        self.parts.push(part);
+    }
+}
+
+/// The boot programs as parts of their replicas.
+pub(crate) fn boot_program_parts(programs: Vec<BootProgram>) -> Vec<OwnedPart> {
+    programs
+        .into_iter()
+        .map(|p| OwnedPart::new(PartKind::BootProgram, p.place, p.bytes))
+        .collect()
 }
 
 /// Each placed region's contents: its prefill file, or nothing (the loader zeroes past
 /// what it writes).
-fn regions(plan: &Plan, prefills: &[PrefillFile], errors: &mut Vec<PackError>) -> Vec<OwnedPart> {
+pub(crate) fn region_parts(
+    plan: &Plan,
+    prefills: &[PrefillFile],
+    errors: &mut Vec<PackError>,
+) -> Vec<OwnedPart> {
     let mut parts = Vec::new();
     for region in &plan.memory_regions {
         let bytes = prefills
@@ -234,7 +201,7 @@ fn program_entry(kind: PartKind, program: &KernelImage, dest_offset: u64) -> Par
 
 /// Writes the image: the loader, then the kernel, the initialiser, the boot specs and the
 /// placed parts.
-fn write_image(
+pub(crate) fn write_image(
     board: &Board,
     binaries: &Binaries,
     specs: &[(ReplicaSpec, u64)],

@@ -45,7 +45,7 @@ use crate::model::{MemoryRegion, Prefill, SystemDescription};
 #[cfg(test)]
 pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
-pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape};
+pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
 pub use replica::table_vaddrs;
 pub(crate) use replica::truncate_name;

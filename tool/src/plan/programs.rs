@@ -5,7 +5,7 @@
 use atoll_abi::image::ALL_REPLICAS;
 use atoll_abi::limits::PAGE_SIZE;
 
-use super::{ImagePlacement, Plan, RegionHome, RegionPlan, ReplicaPlan};
+use super::{ImagePlacement, PdPlan, Plan, RegionHome, RegionPlan, ReplicaPlan};
 
 /// Where the kernel image goes in every replica's RAM: at the start of the kernel's reserve.
 pub const KERNEL_OFFSET: u64 = 0;
@@ -45,12 +45,35 @@ pub struct ProgramShape {
     pub segments: Vec<(u64, u64, String)>,
 }
 
+/// What placing the programs asks of the step that reads them, PD by PD in plan order.
+pub trait ProgramSource {
+    /// Reads (and checks) `pd`'s program; `None` when it cannot be used (the source keeps
+    /// why).
+    fn read(&mut self, pd: &PdPlan) -> Option<ProgramShape>;
+    /// Where the program just read goes in `replica`'s RAM: `None` when it does not fit.
+    fn placed(&mut self, replica: &ReplicaPlan, pd: &PdPlan, place: Option<PartPlace>);
+}
+
+/// Places each PD's program, as `source` reads it, in its replica's free RAM: in PD order,
+/// each at the first page boundary past the RAM already used (kernel objects, then earlier
+/// programs), if it ends within the replica's RAM. Records where in the PD's plan and takes
+/// the memory from the replica's free bytes.
+pub fn place_programs(plan: &mut Plan, source: &mut dyn ProgramSource) {
+    for replica in &mut plan.replicas {
+        for index in 0..replica.protection_domains.len() {
+            let Some(program) = source.read(&replica.protection_domains[index]) else {
+                continue;
+            };
+            let place = replica.place_program(index, program);
+            source.placed(replica, &replica.protection_domains[index], place);
+        }
+    }
+}
+
 impl ReplicaPlan {
-    /// Places the program of the replica's PD number `pd`, in PD order: at the first page
-    /// boundary past the RAM already used (kernel objects, then earlier programs), if it
-    /// ends within the replica's RAM. Records where in the PD's plan and takes the memory
-    /// from the free bytes; `None` when it does not fit (or there is no such PD).
-    pub fn place_program(&mut self, pd: usize, program: ProgramShape) -> Option<PartPlace> {
+    /// Places the program of the replica's PD number `pd` after what is placed already;
+    /// `None` when it does not fit (or there is no such PD).
+    fn place_program(&mut self, pd: usize, program: ProgramShape) -> Option<PartPlace> {
         let ram_end = self.ram.base + self.ram.size;
         let next = ram_end - self.free_bytes;
         let pa = next
@@ -174,6 +197,34 @@ mod tests {
         let image = r.protection_domains[pd].image.as_ref().unwrap();
         assert_eq!(image.phys_addr, r.ram.base + place.dest_offset);
         Some(place)
+    }
+
+    /// Programs of given sizes (`None`: unreadable), and what placing them reported.
+    struct Sizes(Vec<Option<u64>>, Vec<(String, Option<PartPlace>)>);
+
+    impl ProgramSource for Sizes {
+        fn read(&mut self, _: &PdPlan) -> Option<ProgramShape> {
+            self.0.remove(0).map(shape)
+        }
+        fn placed(&mut self, _: &ReplicaPlan, pd: &PdPlan, place: Option<PartPlace>) {
+            self.1.push((pd.name.clone(), place));
+        }
+    }
+
+    #[test]
+    fn placing_asks_for_each_program_in_pd_order() {
+        let mut plan = crate::plan::boot_tests::planned(&atoll_boards::QEMU_VIRT_AARCH64, "0;1");
+        let free = plan.replicas[1].free_bytes;
+        let mut sizes = Sizes(vec![None, Some(free + 1)], Vec::new());
+        place_programs(&mut plan, &mut sizes);
+        // An unreadable program is not placed; one larger than the free RAM does not fit.
+        assert_eq!(sizes.1, [("pd1".to_string(), None)]);
+        assert_eq!(plan.replicas[1].free_bytes, free);
+        assert!(
+            plan.replicas
+                .iter()
+                .all(|r| r.protection_domains[0].image.is_none())
+        );
     }
 
     #[test]
