@@ -139,7 +139,7 @@ pub struct RegionPlan {
     pub phys_addr: Option<u64>,
     /// Where its memory comes from.
     pub home: RegionHome,
-    /// Bytes prefilled from a file, if any (the file is read when packing).
+    /// The prefill file, if any (a build reads it before planning).
     pub prefill: Option<String>,
 }
 
@@ -211,7 +211,7 @@ pub struct PdPlan {
     pub maps: Vec<MapPlan>,
     /// Symbols to patch in its program image.
     pub symbols: Vec<SymbolPatch>,
-    /// Where its program was placed (filled in when packing).
+    /// Where its program was placed (filled in as the build reads it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImagePlacement>,
 }
