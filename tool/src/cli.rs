@@ -1,12 +1,16 @@
 //! The command line: `microkit <system.xml> --board B [--check] …`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use atoll_boards::Board;
 use clap::{Parser, ValueEnum};
 
 use crate::diagnostics::{MessageFormat, Source, render};
+use crate::files::Files;
+use crate::model::SystemDescription;
+use crate::plan::Plan;
 
 /// Checks a system description and packs a bootable Atoll image.
 #[derive(Debug, Parser)]
@@ -109,11 +113,10 @@ pub enum ToolError {
     #[error("unknown board '{0}'")]
     #[diagnostic(code(microkit::board))]
     UnknownBoard(String),
-    /// Packing is issue 3's second half.
     /// Packing the image failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Pack(crate::pack::PackError),
+    Pack(crate::error::PackError),
 }
 
 fn board_names() -> Vec<&'static str> {
@@ -177,7 +180,8 @@ fn report_tool_error(error: ToolError, args: &Args) {
     }
 }
 
-/// Checks the description and prints its diagnostics; `Ok(false)` when it has errors.
+/// Checks the description and prints its diagnostics, then writes the reports or the image
+/// as asked; `Ok(false)` when it has errors.
 fn run_checked(args: &Args) -> Result<bool, ToolError> {
     let board = atoll_boards::by_name(&args.board)
         .ok_or_else(|| ToolError::UnknownBoard(args.board.clone()))?;
@@ -187,7 +191,17 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         source,
     })?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let checked = crate::check(&text, board, args.strict);
+    let sdk = sdk(args, board);
+    let search_paths = search_paths(args, &sdk);
+    let packing = !args.check && !args.plan_only;
+    let validated = crate::parse_and_validate(&text, board, args.strict);
+    // A build reads the files the description names before planning, so that its one plan
+    // knows their sizes; a check reads none.
+    let files = match &validated.system {
+        Some(system) if packing => Files::read(system, &search_paths),
+        _ => Files::default(),
+    };
+    let checked = validated.planned(&text, board, &files);
     let source = Source::new(&path, text);
     let format = MessageFormat::from(args.message_format);
     let colour = format == MessageFormat::Human && std::io::stderr().is_terminal();
@@ -200,7 +214,8 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
     } else {
         let _ = std::io::stderr().write_all(out.as_bytes());
     }
-    let Some(system) = checked.system else {
+    // A system without errors always has a plan: planning is part of checking.
+    let (Some(system), Some(plan)) = (checked.system, checked.plan) else {
         if format == MessageFormat::Human {
             let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
             let _ = writeln!(
@@ -225,10 +240,7 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         return Ok(true);
     }
     if args.plan_only {
-        // A system without errors always has a plan: planning is part of checking.
-        if let Some(plan) = checked.plan.as_ref() {
-            write_reports(plan, &args.report)?;
-        }
+        write_reports(&plan, &args.report)?;
         if format == MessageFormat::Human {
             println!(
                 "{path}: planned; reports written to {}",
@@ -237,87 +249,103 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         }
         return Ok(true);
     }
-    let sdk = args
-        .sdk
+    let build = Build {
+        sdk: &sdk,
+        search_paths: &search_paths,
+        system: &system,
+    };
+    build.pack(args, board, plan, files)
+}
+
+/// `--sdk`, else `$ATOLL_SDK`, else `target/atoll`, for `board`.
+fn sdk(args: &Args, board: &Board) -> PathBuf {
+    args.sdk
         .clone()
         .or_else(|| std::env::var_os("ATOLL_SDK").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("target/atoll"))
-        .join(board.name);
-    let read = |name: &str| {
-        let path = sdk.join(name);
-        std::fs::read(&path).map_err(|source| ToolError::Read {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
-    let initialiser_elf = std::fs::read(sdk.join("atoll-initialiser.elf")).ok();
-    // The user's paths, then the PD programs `cargo xtask build` left beside the kernel, then
-    // the current directory (last, as Microkit does).
+        .join(board.name)
+}
+
+/// The user's paths, then the PD programs `cargo xtask build` left beside the kernel, then
+/// the current directory (last, as Microkit does).
+fn search_paths(args: &Args, sdk: &Path) -> Vec<PathBuf> {
     let mut search_paths = args.search_path.clone();
     search_paths.push(sdk.join("pds"));
     search_paths.push(PathBuf::from("."));
-    let inputs = crate::pack::Inputs {
-        board,
-        kernel_elf: &kernel_elf,
-        loader_elf: &loader_elf,
-        search_paths: &search_paths,
-        replica_flags: &[],
-        initialiser_elf: initialiser_elf.as_deref(),
-    };
-    let text = source.text();
-    match crate::pack::pack(&system, text, &inputs) {
-        Ok(packed) => {
-            write_reports(&packed.plan, &args.report)?;
-            if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
+    search_paths
+}
+
+/// What writing the image needs besides the plan and the files read for it.
+struct Build<'a> {
+    sdk: &'a Path,
+    search_paths: &'a [PathBuf],
+    system: &'a SystemDescription,
+}
+
+impl Build<'_> {
+    /// Reads the kernel, loader and initialiser from the SDK, packs, and writes the image
+    /// and the reports; `Ok(false)` when packing fails.
+    fn pack(
+        &self,
+        args: &Args,
+        board: &'static Board,
+        plan: Plan,
+        files: Files,
+    ) -> Result<bool, ToolError> {
+        let read = |name: &str| {
+            let path = self.sdk.join(name);
+            std::fs::read(&path).map_err(|source| ToolError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
+        let initialiser_elf = std::fs::read(self.sdk.join("atoll-initialiser.elf")).ok();
+        let inputs = crate::pack::Inputs {
+            board,
+            kernel_elf: &kernel_elf,
+            loader_elf: &loader_elf,
+            search_paths: self.search_paths,
+            replica_flags: &[],
+            initialiser_elf: initialiser_elf.as_deref(),
+        };
+        let packed = match crate::build_planned(self.system, plan, files, &inputs) {
+            Ok(packed) => packed,
+            Err(errors) => {
+                for error in errors {
+                    report_tool_error(ToolError::Pack(error), args);
+                }
+                return Ok(false);
             }
-            std::fs::write(&args.output, &packed.image).map_err(|source| ToolError::Write {
-                path: args.output.display().to_string(),
+        };
+        write_reports(&packed.plan, &args.report)?;
+        if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
+                path: dir.display().to_string(),
                 source,
             })?;
-            if format == MessageFormat::Human {
-                println!(
-                    "{path}: wrote {} ({} bytes) and {}",
-                    args.output.display(),
-                    packed.image.len(),
-                    args.report.display()
-                );
-            }
-            Ok(true)
         }
-        Err(errors) => {
-            for error in errors {
-                report_tool_error(ToolError::Pack(error), args);
-            }
-            Ok(false)
+        std::fs::write(&args.output, &packed.image).map_err(|source| ToolError::Write {
+            path: args.output.display().to_string(),
+            source,
+        })?;
+        if args.message_format == Format::Human {
+            println!(
+                "{}: wrote {} ({} bytes) and {}",
+                args.system.display(),
+                args.output.display(),
+                packed.image.len(),
+                args.report.display()
+            );
         }
+        Ok(true)
     }
 }
 
-/// Writes `report.txt` at `report`, `report.json` beside it and `system.dot` in the same
-/// directory.
-fn write_reports(plan: &crate::plan::Plan, report: &std::path::Path) -> Result<(), ToolError> {
-    let json_path = report.with_extension("json");
-    let dot_path = report.with_file_name("system.dot");
-    if let Some(dir) = report.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    }
-    for (path, contents) in [
-        (report.to_path_buf(), crate::report::text(plan)),
-        (json_path, crate::report::json(plan)),
-        (dot_path, crate::report::dot(plan)),
-    ] {
-        std::fs::write(&path, contents).map_err(|source| ToolError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(())
+/// Writes the reports of `plan` (`report::write_all`).
+fn write_reports(plan: &Plan, report: &Path) -> Result<(), ToolError> {
+    crate::report::write_all(plan, report).map_err(|e| ToolError::Write {
+        path: e.path.display().to_string(),
+        source: e.source,
+    })
 }

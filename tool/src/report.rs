@@ -3,8 +3,39 @@
 //! output is a pure function of the plan, so the same description gives identical files.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use crate::plan::{PatchValue, PdPlan, Plan, ReplicaPlan};
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write '{}': {source}", path.display())]
+pub struct WriteError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Writes every report of `plan`: the text report at `report`, the JSON report beside it
+/// (the same name with `.json`) and `system.dot` in the same directory, which is created
+/// if need be.
+pub fn write_all(plan: &Plan, report: &Path) -> Result<(), WriteError> {
+    if let Some(dir) = report.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| WriteError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    for (path, contents) in [
+        (report.to_path_buf(), text(plan)),
+        (report.with_extension("json"), json(plan)),
+        (report.with_file_name("system.dot"), dot(plan)),
+    ] {
+        std::fs::write(&path, contents).map_err(|source| WriteError { path, source })?;
+    }
+    Ok(())
+}
 
 /// The JSON report.
 pub fn json(plan: &Plan) -> String {

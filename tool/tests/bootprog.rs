@@ -123,7 +123,7 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
     let mut made_passive = 0;
     for replica in &plan.replicas {
         let end = replica.ram.base + replica.ram.size;
-        let bytes = atoll_tool::bootprog::generate(&plan, replica, end - 0x1_0000)
+        let bytes = atoll_tool::plan::bootprog::generate(&plan, replica, end - 0x1_0000)
             .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
         // Keep the bytes 8-byte aligned, as the loader's page is.
         let words: Vec<u64> = bytes

@@ -156,7 +156,7 @@ fn read_system(args: &BuildArgs, board: &Board) -> Result<Description> {
         .unwrap_or_else(|| workspace_root().join("system.xml"));
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let checked = atoll_tool::check(&text, board, false);
+    let checked = atoll_tool::parse_and_validate(&text, board, false);
     let source = atoll_tool::diagnostics::Source::new(path.display().to_string(), text.clone());
     for d in &checked.diagnostics {
         eprint!(
@@ -236,7 +236,7 @@ fn pack(
         replica_flags,
         initialiser_elf: Some(&elfs.initialiser),
     };
-    atoll_tool::pack::pack(&description.system, &description.text, &inputs).map_err(|errors| {
+    atoll_tool::build(&description.system, &description.text, &inputs).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!(
             "packing {} failed:\n  {}",
@@ -253,18 +253,8 @@ fn write_outputs(out: &Path, elfs: &BootElfs, packed: &atoll_tool::pack::Packed)
     std::fs::write(out.join("atoll-kernel.elf"), &elfs.kernel)?;
     std::fs::write(out.join("atoll-loader.elf"), &elfs.loader)?;
     std::fs::write(out.join("atoll-initialiser.elf"), &elfs.initialiser)?;
-    std::fs::write(
-        out.join("report.txt"),
-        atoll_tool::report::text(&packed.plan),
-    )?;
-    std::fs::write(
-        out.join("report.json"),
-        atoll_tool::report::json(&packed.plan),
-    )?;
-    std::fs::write(
-        out.join("system.dot"),
-        atoll_tool::report::dot(&packed.plan),
-    )?;
+    // report.txt, report.json and system.dot, as the microkit command writes them.
+    atoll_tool::report::write_all(&packed.plan, &out.join("report.txt"))?;
     Ok(Built { image: image_path })
 }
 

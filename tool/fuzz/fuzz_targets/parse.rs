@@ -1,5 +1,6 @@
 //! Fuzz target: any bytes, as a system description, must check and render without panicking.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use atoll_tool::diagnostics::{MessageFormat, Source, render};

@@ -1,27 +1,30 @@
-//! The tool's pipeline after checking: read the files the description names, plan, place
-//! each PD's program, plan the boot programs and boot specs, write the image, and check the
-//! written image with the loader's own rules.
+//! The last step of the pipeline: gather the bytes of every part the plan placed (each PD's
+//! program, read and patched with the plan's symbols; the boot programs; the regions'
+//! prefill files), write the image, and check the written image with the loader's own
+//! rules. Where each part goes is the plan's decision (`plan::PartPlace`); this step only
+//! gathers and writes bytes. `crate::build_planned` runs it.
 //!
-//! [`pack`] is the pipeline, one named step a line. Every problem is collected (a missing
-//! program does not hide a bad symbol in another), and nothing here panics on a malformed
-//! ELF file.
+//! Every problem is collected (a missing program does not hide a bad symbol in another),
+//! and nothing here panics on a malformed ELF file.
 
-pub mod elf;
 mod program;
 pub mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageView, PartEntry, PartKind};
-use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::placement::{self, Machine};
 use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
-use crate::model::{Prefill, SystemDescription};
-use crate::plan::{BootProgram, ImagePlacement, Plan, RegionHome, SpecInputs};
-use elf::{KernelImage, LoaderImage};
+use crate::elf::{Binaries, KernelImage, LoaderImage};
+use crate::error::PackError;
+use crate::files::PrefillFile;
+use crate::model::SystemDescription;
+use crate::plan::{
+    BootProgram, KERNEL_OFFSET, PartPlace, PdPlan, Plan, ProgramShape, ProgramSource, ReplicaPlan,
+};
 use write::ImagePart;
 
 /// What packing needs besides the description.
@@ -49,359 +52,114 @@ pub struct Packed {
     pub plan: Plan,
 }
 
-/// Why packing failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
-pub enum PackError {
-    /// A file named by the description is not in any search path.
-    #[error("{what} '{path}' was not found in {searched}")]
-    #[diagnostic(
-        code(microkit::not_found),
-        help("add its directory with --search-path")
-    )]
-    NotFound {
-        /// What the file is for.
-        what: String,
-        /// The path as written.
-        path: String,
-        /// The directories searched.
-        searched: String,
-    },
-    /// A program image is not a usable ELF file.
-    #[error("program image '{path}' of '{pd}': {reason}")]
-    #[diagnostic(code(microkit::bad_program))]
-    BadProgram {
-        /// The PD.
-        pd: String,
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A symbol to patch is missing or has the wrong size.
-    #[error("could not patch symbol '{symbol}' in '{pd}': {reason}")]
-    #[diagnostic(
-        code(microkit::symbol),
-        help("setvar symbols must be 8-byte variables kept in .data (see docs/pd-api.md)")
-    )]
-    Symbol {
-        /// The PD.
-        pd: String,
-        /// The symbol.
-        symbol: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A program segment overlaps a mapping of the PD.
-    #[error(
-        "'{pd}': program segment {segment:#x}+{size:#x} overlaps the mapping of '{what}' at {vaddr:#x}"
-    )]
-    #[diagnostic(code(microkit::overlap))]
-    Overlap {
-        /// The PD.
-        pd: String,
-        /// Segment start.
-        segment: u64,
-        /// Segment size.
-        size: u64,
-        /// The mapping.
-        what: String,
-        /// The mapping's address.
-        vaddr: u64,
-    },
-    /// A prefill file cannot be used.
-    #[error("prefill file for region '{region}': {reason}")]
-    #[diagnostic(code(microkit::prefill))]
-    Prefill {
-        /// The region.
-        region: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Programs do not fit the replica's RAM.
-    #[error("replica '{replica}' has too little RAM left for the program of '{pd}'")]
-    #[diagnostic(code(microkit::out_of_memory))]
-    OutOfMemory {
-        /// The replica.
-        replica: String,
-        /// The PD whose program did not fit.
-        pd: String,
-    },
-    /// The kernel, loader or boot layout was refused.
-    #[error("{0}")]
-    #[diagnostic(code(microkit::layout))]
-    Layout(String),
-}
-
-/// Finds `path` as written, or under each search path in order.
-pub fn find(path: &str, search_paths: &[PathBuf]) -> Option<PathBuf> {
-    let direct = Path::new(path);
-    if direct.is_absolute() {
-        return direct.is_file().then(|| direct.to_path_buf());
-    }
-    search_paths
-        .iter()
-        .map(|dir| dir.join(path))
-        .find(|p| p.is_file())
-}
-
-fn searched(search_paths: &[PathBuf]) -> String {
-    let dirs: Vec<String> = search_paths
-        .iter()
-        .map(|p| format!("'{}'", p.display()))
-        .collect();
-    if dirs.is_empty() {
-        "no search path".into()
-    } else {
-        dirs.join(", ")
-    }
-}
-
-/// A prefill file, read once: its length sizes the region and patches symbols.
-struct PrefillFile {
-    region: String,
-    path: String,
-    bytes: Vec<u8>,
-}
-
-/// The loader, kernel and initialiser, flattened.
-struct Binaries {
-    loader: LoaderImage,
-    kernel: KernelImage,
-    initialiser: Option<KernelImage>,
-}
-
 /// A part the planner placed, with its bytes.
-struct OwnedPart {
+pub(crate) struct OwnedPart {
     entry: PartEntry,
     bytes: Vec<u8>,
 }
 
-/// Packs `system` (checked from `text`) into a bootable image.
-pub fn pack(
-    system: &SystemDescription,
-    text: &str,
-    inputs: &Inputs<'_>,
-) -> Result<Packed, Vec<PackError>> {
-    let mut errors = Vec::new();
-    let prefills = read_prefills(system, inputs.search_paths, &mut errors);
-    let mut plan = match plan(system, text, inputs, &prefills) {
-        Ok(plan) => plan,
-        Err(more) => {
-            errors.extend(more);
-            return Err(errors);
-        }
-    };
-    let binaries = read_binaries(inputs).map_err(|e| vec![e])?;
-    let programs = place_programs(
-        &mut plan,
-        system,
-        inputs.search_paths,
-        &prefills,
-        &mut errors,
-    );
-    let mut boot_programs = Vec::new();
-    if errors.is_empty() {
-        let mut problems = Vec::new();
-        boot_programs = crate::plan::boot_programs(&mut plan, &mut problems);
-        errors.extend(problems.into_iter().map(PackError::Layout));
+impl OwnedPart {
+    /// A part of `kind` with `bytes`, where the plan put it.
+    fn new(kind: PartKind, place: PartPlace, bytes: Vec<u8>) -> Self {
+        let entry = PartEntry::new(
+            kind,
+            place.replica,
+            bytes.len() as u64,
+            place.mem_size,
+            place.dest_offset,
+        );
+        Self { entry, bytes }
     }
-    let regions = region_parts(&plan, &prefills, &mut errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let specs = crate::plan::boot_specs(
-        &plan,
-        &SpecInputs {
-            board: inputs.board,
-            kernel: &binaries.kernel,
-            initialiser: binaries.initialiser.as_ref(),
-            flags: inputs.replica_flags,
-            boot_programs: &boot_programs,
-        },
-    )
-    .map_err(|e| vec![PackError::Layout(format!("replica layout: {e}"))])?;
-    let boot_programs = boot_program_parts(&plan, boot_programs);
-    let parts: Vec<OwnedPart> = [programs, boot_programs, regions]
-        .into_iter()
-        .flatten()
-        .collect();
-    let image = write_image(inputs.board, &binaries, &specs, &parts).map_err(|e| vec![e])?;
-    check_image(inputs.board, &binaries.loader, &image).map_err(|e| vec![e])?;
-    Ok(Packed { image, plan })
 }
 
-/// Finds and reads every region's prefill file.
-fn read_prefills(
-    system: &SystemDescription,
-    search_paths: &[PathBuf],
-    errors: &mut Vec<PackError>,
-) -> Vec<PrefillFile> {
-    let mut prefills = Vec::new();
-    for mr in system.memory_regions.values() {
-        let Some(Prefill::File(path)) = &mr.prefill else {
-            continue;
+/// The PD programs, read and patched as the plan places them (`plan::place_programs`
+/// asks for each in turn); problems go to `errors`.
+pub(crate) struct ProgramParts<'a> {
+    system: &'a SystemDescription,
+    search_paths: &'a [PathBuf],
+    prefills: &'a [PrefillFile],
+    errors: &'a mut Vec<PackError>,
+    /// The program last read, waiting for its place: bytes, virtual base, entry point.
+    read: Option<(Vec<u8>, u64, u64)>,
+    parts: Vec<OwnedPart>,
+}
+
+impl<'a> ProgramParts<'a> {
+    /// Reads programs from `search_paths`, patching in the lengths of `prefills`.
+    pub(crate) fn new(
+        system: &'a SystemDescription,
+        search_paths: &'a [PathBuf],
+        prefills: &'a [PrefillFile],
+        errors: &'a mut Vec<PackError>,
+    ) -> Self {
+        Self {
+            system,
+            search_paths,
+            prefills,
+            errors,
+            read: None,
+            parts: Vec::new(),
+        }
+    }
+
+    /// The placed programs.
+    pub(crate) fn into_parts(self) -> Vec<OwnedPart> {
+        self.parts
+    }
+}
+
+impl ProgramSource for ProgramParts<'_> {
+    fn read(&mut self, pd: &PdPlan) -> Option<ProgramShape> {
+        let prefill_size = |region: &str| {
+            self.prefills
+                .iter()
+                .find(|p| p.region == region)
+                .map(|p| p.bytes.len() as u64)
         };
-        let prefill_error = |reason: String| PackError::Prefill {
-            region: mr.name.clone(),
-            reason,
+        let symbols_path = self
+            .system
+            .protection_domains
+            .get(pd.name.as_str())
+            .and_then(|p| p.program_image.path_for_symbols.as_deref());
+        let program = program::load(
+            pd,
+            symbols_path,
+            self.search_paths,
+            &prefill_size,
+            self.errors,
+        )?;
+        self.read = Some((program.bytes, program.base, program.shape.entry));
+        Some(program.shape)
+    }
+
+    fn placed(&mut self, replica: &ReplicaPlan, pd: &PdPlan, place: Option<PartPlace>) {
+        let Some((bytes, vaddr, entry)) = self.read.take() else {
+            return;
         };
-        match find(path, search_paths).map(std::fs::read) {
-            Some(Ok(bytes)) if bytes.is_empty() => {
-                errors.push(prefill_error(format!("'{path}' is empty")));
-            }
-            Some(Ok(bytes)) if mr.size.is_some_and(|s| bytes.len() as u64 > s) => {
-                errors.push(prefill_error(format!(
-                    "'{path}' has {} bytes, more than the region's {:#x}",
-                    bytes.len(),
-                    mr.size.unwrap_or(0)
-                )));
-            }
-            Some(Ok(bytes)) => prefills.push(PrefillFile {
-                region: mr.name.clone(),
-                path: path.clone(),
-                bytes,
-            }),
-            Some(Err(e)) => errors.push(prefill_error(e.to_string())),
-            None => errors.push(PackError::NotFound {
-                what: format!("prefill file of region '{}'", mr.name),
-                path: path.clone(),
-                searched: searched(search_paths),
-            }),
-        }
-    }
-    prefills
-}
-
-/// Plans `system` knowing the prefill files' lengths and the programs' extents.
-fn plan(
-    system: &SystemDescription,
-    text: &str,
-    inputs: &Inputs<'_>,
-    prefills: &[PrefillFile],
-) -> Result<Plan, Vec<PackError>> {
-    let prefill_len = |path: &str| {
-        prefills
-            .iter()
-            .find(|p| p.path == path)
-            .map(|p| p.bytes.len() as u64)
-    };
-    crate::plan::plan_with_prefills(system, text, inputs.board, &prefill_len, &|path| {
-        program::extent(path, inputs.search_paths)
-    })
-    .map_err(|diagnostics| {
-        diagnostics
-            .into_iter()
-            .map(|d| PackError::Layout(d.message))
-            .collect()
-    })
-}
-
-/// Flattens the loader, the kernel and the initialiser.
-fn read_binaries(inputs: &Inputs<'_>) -> Result<Binaries, PackError> {
-    let layout = |e: elf::BinaryError| PackError::Layout(e.to_string());
-    let kernel = elf::flatten_kernel(inputs.kernel_elf).map_err(layout)?;
-    let loader = elf::flatten_loader(inputs.loader_elf).map_err(layout)?;
-    let initialiser = inputs
-        .initialiser_elf
-        .map(|elf| elf::flatten_program("initialiser", elf))
-        .transpose()
-        .map_err(layout)?;
-    Ok(Binaries {
-        loader,
-        kernel,
-        initialiser,
-    })
-}
-
-/// Reads, patches and places each PD's program in its replica's free memory, recording
-/// where in the plan.
-fn place_programs(
-    plan: &mut Plan,
-    system: &SystemDescription,
-    search_paths: &[PathBuf],
-    prefills: &[PrefillFile],
-    errors: &mut Vec<PackError>,
-) -> Vec<OwnedPart> {
-    let prefill_size = |region: &str| {
-        prefills
-            .iter()
-            .find(|p| p.region == region)
-            .map(|p| p.bytes.len() as u64)
-    };
-    let mut parts = Vec::new();
-    for replica in &mut plan.replicas {
-        let ram_end = replica.ram.base + replica.ram.size;
-        let mut next = ram_end - replica.free_bytes;
-        for pd in &mut replica.protection_domains {
-            let symbols_path = system
-                .protection_domains
-                .get(pd.name.as_str())
-                .and_then(|p| p.program_image.path_for_symbols.as_deref());
-            let Some(program) =
-                program::load(pd, symbols_path, search_paths, &prefill_size, errors)
-            else {
-                continue;
-            };
-            let Some(pa) = next
-                .checked_next_multiple_of(PAGE_SIZE)
-                .filter(|pa| pa + program.mem_size <= ram_end)
-            else {
-                errors.push(PackError::OutOfMemory {
-                    replica: replica.name.clone(),
-                    pd: pd.name.clone(),
-                });
-                continue;
-            };
-            next = pa + program.mem_size;
-            let mut entry = PartEntry::new(
-                PartKind::PdImage,
-                replica.index as u32,
-                program.bytes.len() as u64,
-                program.mem_size,
-                pa - replica.ram.base,
-            );
-            (entry.vaddr, entry.entry) = (program.base, program.entry);
-            pd.image = Some(ImagePlacement {
-                phys_addr: pa,
-                size: program.mem_size,
-                entry: program.entry,
-                segments: program.segments,
+        let Some(place) = place else {
+            self.errors.push(PackError::OutOfMemory {
+                replica: replica.name.clone(),
+                pd: pd.name.clone(),
             });
-            parts.push(OwnedPart {
-                entry,
-                bytes: program.bytes,
-            });
-        }
-        replica.free_bytes = ram_end.saturating_sub(next);
+            return;
+        };
+        let mut part = OwnedPart::new(PartKind::PdImage, place, bytes);
+        (part.entry.vaddr, part.entry.entry) = (vaddr, entry);
+        self.parts.push(part);
     }
-    parts
 }
 
 /// The boot programs as parts of their replicas.
-fn boot_program_parts(plan: &Plan, programs: Vec<BootProgram>) -> Vec<OwnedPart> {
+pub(crate) fn boot_program_parts(programs: Vec<BootProgram>) -> Vec<OwnedPart> {
     programs
         .into_iter()
-        .filter_map(|program| {
-            let replica = plan.replicas.get(program.replica)?;
-            let entry = PartEntry::new(
-                PartKind::BootProgram,
-                replica.index as u32,
-                program.bytes.len() as u64,
-                program.bytes.len().next_multiple_of(PAGE_SIZE as usize) as u64,
-                program.phys_addr - replica.ram.base,
-            );
-            Some(OwnedPart {
-                entry,
-                bytes: program.bytes,
-            })
-        })
+        .map(|p| OwnedPart::new(PartKind::BootProgram, p.place, p.bytes))
         .collect()
 }
 
-/// Each placed region's contents (its prefill file, or nothing), which the loader writes
-/// and zeroes past: Microkit zeroes RAM-backed regions. A region in one replica's RAM is
-/// that replica's part; one outside every replica's RAM is placed at its address.
-fn region_parts(
+/// Each placed region's contents: its prefill file, or nothing (the loader zeroes past
+/// what it writes).
+pub(crate) fn region_parts(
     plan: &Plan,
     prefills: &[PrefillFile],
     errors: &mut Vec<PackError>,
@@ -412,38 +170,17 @@ fn region_parts(
             .iter()
             .find(|p| p.region == region.name)
             .map(|p| p.bytes.clone());
-        let mem_size = region
-            .size
-            .next_multiple_of(region.page_size)
-            .max(region.page_size);
-        let part = |replica: u32, dest_offset: u64, bytes: Option<Vec<u8>>| {
-            let bytes = bytes.unwrap_or_default();
-            OwnedPart {
-                entry: PartEntry::new(
-                    PartKind::RegionData,
-                    replica,
-                    bytes.len() as u64,
-                    mem_size,
-                    dest_offset,
-                ),
-                bytes,
-            }
-        };
-        match (&region.home, region.phys_addr) {
-            (RegionHome::Replica(name), Some(pa)) => {
-                if let Some(replica) = plan.replicas.iter().find(|r| &r.name == name) {
-                    parts.push(part(replica.index as u32, pa - replica.ram.base, bytes));
-                }
-            }
-            (RegionHome::Shared | RegionHome::FixedRam, Some(pa)) => {
-                parts.push(part(ALL_REPLICAS, pa, bytes));
-            }
-            (RegionHome::Device, _) if bytes.is_some() => errors.push(PackError::Prefill {
+        match region.part_place(plan, bytes.is_some()) {
+            Ok(Some(place)) => parts.push(OwnedPart::new(
+                PartKind::RegionData,
+                place,
+                bytes.unwrap_or_default(),
+            )),
+            Ok(None) => {}
+            Err(reason) => errors.push(PackError::Prefill {
                 region: region.name.clone(),
-                reason: "a device region (fixed physical address outside RAM) cannot be prefilled"
-                    .into(),
+                reason,
             }),
-            _ => {}
         }
     }
     parts
@@ -464,7 +201,7 @@ fn program_entry(kind: PartKind, program: &KernelImage, dest_offset: u64) -> Par
 
 /// Writes the image: the loader, then the kernel, the initialiser, the boot specs and the
 /// placed parts.
-fn write_image(
+pub(crate) fn write_image(
     board: &Board,
     binaries: &Binaries,
     specs: &[(ReplicaSpec, u64)],
@@ -472,7 +209,7 @@ fn write_image(
 ) -> Result<Vec<u8>, PackError> {
     let kernel = &binaries.kernel;
     let mut parts = vec![ImagePart {
-        entry: program_entry(PartKind::Kernel, kernel, 0),
+        entry: program_entry(PartKind::Kernel, kernel, KERNEL_OFFSET),
         bytes: &kernel.bytes,
     }];
     if let (Some(init), Some((first, _))) = (&binaries.initialiser, specs.first()) {

@@ -3,14 +3,15 @@
 
 use std::path::PathBuf;
 
-use crate::pack::elf::{Segment, segments};
+use crate::elf::{Segment, segments};
 use atoll_abi::limits::PAGE_SIZE;
 use object::elf::{PF_R, PF_W, PF_X};
 use object::read::elf::ElfFile64;
 use object::{Endianness, Object, ObjectSymbol};
 
-use super::{PackError, find, searched};
-use crate::plan::{MapPlan, PatchValue, PdPlan, SymbolPatch};
+use crate::error::PackError;
+use crate::files::{read, searched};
+use crate::plan::{MapPlan, PatchValue, PdPlan, ProgramShape, SymbolPatch};
 
 /// The largest span a program's loadable segments may cover.
 const MAX_PROGRAM_SPAN: u64 = 0x1000_0000;
@@ -19,40 +20,10 @@ const MAX_PROGRAM_SPAN: u64 = 0x1000_0000;
 pub(super) struct Program {
     /// Flat bytes from `base` (page aligned), patched.
     pub(super) bytes: Vec<u8>,
+    /// Virtual address of `bytes[0]`.
     pub(super) base: u64,
-    pub(super) mem_size: u64,
-    pub(super) entry: u64,
-    /// Loadable segments: virtual address, size, permissions.
-    pub(super) segments: Vec<(u64, u64, String)>,
-}
-
-/// The virtual range `[lo, hi)` a program's loadable segments span, if it can be read
-/// (problems are reported when the program is loaded).
-pub(super) fn extent(path: &str, search_paths: &[PathBuf]) -> Option<(u64, u64)> {
-    let data = std::fs::read(find(path, search_paths)?).ok()?;
-    let file = ElfFile64::<Endianness>::parse(data.as_slice()).ok()?;
-    let segments = segments(&file, &data).ok()?;
-    let lo = segments.iter().map(|s| s.vaddr).min()?;
-    let hi = segments
-        .iter()
-        .map(|s| s.vaddr.saturating_add(s.mem_size))
-        .max()?;
-    Some((lo, hi))
-}
-
-/// Reads `path` as found in the search paths; `what` names it in the error.
-fn read(path: &str, what: String, search_paths: &[PathBuf]) -> Result<Vec<u8>, PackError> {
-    let not_found = || PackError::NotFound {
-        what,
-        path: path.to_string(),
-        searched: searched(search_paths),
-    };
-    let found = find(path, search_paths).ok_or_else(not_found)?;
-    std::fs::read(found).map_err(|e| PackError::BadProgram {
-        pd: String::new(),
-        path: path.to_string(),
-        reason: e.to_string(),
-    })
+    /// What placing it needs.
+    pub(super) shape: ProgramShape,
 }
 
 /// Reads one PD's program (and its separate symbol file, if one is named), checks it,
@@ -128,9 +99,11 @@ pub(super) fn load(
     Some(Program {
         bytes,
         base,
-        mem_size: end - base,
-        entry: file.entry(),
-        segments: segments.iter().map(described).collect(),
+        shape: ProgramShape {
+            mem_size: end - base,
+            entry: file.entry(),
+            segments: segments.iter().map(described).collect(),
+        },
     })
 }
 

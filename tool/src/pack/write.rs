@@ -11,7 +11,7 @@ use atoll_abi::image::{
 use atoll_boards::Board;
 use zerocopy::IntoBytes;
 
-use super::elf::{BinaryError, LoaderImage};
+use crate::elf::{BinaryError, LoaderImage};
 
 /// Offset of the arm64 Image header's `image_size` field.
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;

@@ -6,7 +6,7 @@
 //! kernel image, the boot spec, the kernel's page tables, one kernel stack per core, the
 //! initialiser, and the initialiser's boot objects, which the kernel builds.
 
-use crate::pack::elf::KernelImage;
+use crate::elf::KernelImage;
 use atoll_abi::limits::{MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::spec::{
     DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ProgramPart,
@@ -14,7 +14,7 @@ use atoll_abi::spec::{
 };
 use atoll_boards::Board;
 
-use super::{KERNEL_RESERVE, Plan, ReplicaPlan};
+use super::{KERNEL_RESERVE, PartPlace, Plan, ReplicaPlan};
 
 /// Page tables reserved per replica for the loader to build its kernel address space.
 pub const TABLE_PAGES: u64 = 32;
@@ -32,6 +32,8 @@ pub struct BootProgram {
     pub phys_addr: u64,
     /// Its bytes.
     pub bytes: Vec<u8>,
+    /// Where the loader writes it.
+    pub place: PartPlace,
 }
 
 /// Each replica's boot program, at the top of its RAM: the RAM it needs is found by trying
@@ -69,11 +71,12 @@ fn boot_program(plan: &Plan, replica: &ReplicaPlan) -> Result<(BootProgram, u64)
                 replica.name
             ));
         }
-        let bytes = crate::bootprog::generate(plan, replica, pa)?;
+        let bytes = super::bootprog::generate(plan, replica, pa)?;
         if bytes.len() as u64 <= reserve {
             let program = BootProgram {
                 replica: replica.index,
                 phys_addr: pa,
+                place: super::programs::boot_program_place(replica, pa, bytes.len()),
                 bytes,
             };
             return Ok((program, reserve));

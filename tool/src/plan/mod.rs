@@ -1,8 +1,8 @@
 //! Planning: from a validated description to each replica's memory, kernel objects,
 //! capabilities, mappings, interrupt routes, doorbells and the symbols to patch, and, once
 //! the programs are read, to each replica's boot program and boot spec. This is the tool's
-//! one planner: every layout rule is here, and the image writer (`pack::write`) only
-//! writes the bytes it is given.
+//! one planner: every layout rule is here, and the image writer (`crate::pack`) only
+//! gathers and writes the bytes it is given.
 //!
 //! The plan is data, fully determined by the description and the board, so that reports
 //! can be diffed and the replica initialiser can replay it object by object. It follows
@@ -19,11 +19,17 @@
 //! - `replica`: each replica's PDs, kernel objects and capabilities; in its RAM, after
 //!   the kernel's reserve, its regions, then every kernel object, largest first so each is
 //!   naturally aligned; the rest stays free (untyped memory).
-//! - `boot`: once the PD programs are placed (`crate::pack`), each replica's boot program
-//!   and boot spec.
+//! - `programs`: once the programs are read, each PD's program goes in its replica's free
+//!   RAM, page aligned, in PD order; and where the loader writes each boot program and each
+//!   region's contents.
+//! - `boot`: then each replica's boot program (encoded by [`bootprog`]) and boot spec.
+//!
+//! `tests/docs.rs` checks that this list names every module of the planner.
 
 mod boot;
+pub mod bootprog;
 mod channels;
+mod programs;
 pub mod ram;
 mod regions;
 mod replica;
@@ -33,11 +39,13 @@ use atoll_boards::Board;
 use serde::Serialize;
 
 use crate::diagnostics::{Code, Diagnostic, Span};
+use crate::files::Files;
 use crate::model::{MemoryRegion, Prefill, SystemDescription};
 
 #[cfg(test)]
 pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
+pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
 pub use replica::table_vaddrs;
 pub(crate) use replica::truncate_name;
@@ -131,7 +139,7 @@ pub struct RegionPlan {
     pub phys_addr: Option<u64>,
     /// Where its memory comes from.
     pub home: RegionHome,
-    /// Bytes prefilled from a file, if any (the file is read when packing).
+    /// The prefill file, if any (a build reads it before planning).
     pub prefill: Option<String>,
 }
 
@@ -203,7 +211,7 @@ pub struct PdPlan {
     pub maps: Vec<MapPlan>,
     /// Symbols to patch in its program image.
     pub symbols: Vec<SymbolPatch>,
-    /// Where its program was placed (filled in when packing).
+    /// Where its program was placed (filled in as the build reads it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImagePlacement>,
 }
@@ -359,6 +367,22 @@ pub fn plan(
     board: &Board,
 ) -> Result<Plan, Vec<Diagnostic>> {
     plan_with_prefills(system, text, board, &|_| None, &|_| None)
+}
+
+/// Like [`plan`], knowing the files the description names (read by the step before).
+pub fn plan_with_files(
+    system: &SystemDescription,
+    text: &str,
+    board: &Board,
+    files: &Files,
+) -> Result<Plan, Vec<Diagnostic>> {
+    plan_with_prefills(
+        system,
+        text,
+        board,
+        &|path| files.prefill_len(path),
+        &|path| files.program_extent(path),
+    )
 }
 
 /// Like [`plan`], with `prefill_len(path)` giving the length of a prefill file and

@@ -133,7 +133,7 @@ fn take(stretches: &mut [PhysRange], size: u64) -> Option<PhysRange> {
 /// Divides `board`'s RAM: boot area, kernel shared area, then, around reserved ranges, a
 /// pool for cross-replica regions and one contiguous, 2 MiB-aligned share per replica
 /// (explicit sizes as asked, the rest equal). How many replicas there may be is checked
-/// with the description (`crate::replicas`).
+/// with the description (`crate::validate::replicas`).
 pub fn split_ram(board: &Board, request: &RamRequest) -> Result<RamSplit, String> {
     let kernel_shared = kernel_shared_area(board);
     let boot = boot_area(board);

@@ -17,13 +17,14 @@ use crate::model::{
     SharedCap, SystemDescription,
 };
 use crate::parse::{Declarations, EndDecl, MapDecl, MrDecl, PdDecl, Spanned};
-use crate::replicas::{self, Placement};
 
 mod channels;
 mod memory;
 mod protection_domains;
+pub mod replicas;
 
 use memory::{AddressSpace, upgrade_page_size};
+use replicas::Placement;
 
 /// Checks `decls` against every rule; returns the model when nothing is wrong.
 pub fn validate(

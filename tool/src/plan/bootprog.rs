@@ -21,7 +21,7 @@ use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
 use atoll_abi::pd::{slot, vspace};
 use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
 
-use crate::plan::{
+use super::{
     ImagePlacement, KERNEL_RESERVE, KernelObject, MapPlan, PdPlan, Plan, RegionHome, ReplicaPlan,
     table_vaddrs, truncate_name,
 };

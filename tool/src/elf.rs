@@ -63,6 +63,33 @@ fn page_up(x: u64) -> u64 {
     x.next_multiple_of(PAGE_SIZE)
 }
 
+/// The loader, kernel and initialiser, flattened.
+pub struct Binaries {
+    /// The loader.
+    pub loader: LoaderImage,
+    /// The kernel every replica runs.
+    pub kernel: KernelImage,
+    /// The initialiser every replica starts, if the image carries one.
+    pub initialiser: Option<KernelImage>,
+}
+
+impl Binaries {
+    /// Flattens the kernel, loader and initialiser ELF files.
+    pub fn read(
+        kernel: &[u8],
+        loader: &[u8],
+        initialiser: Option<&[u8]>,
+    ) -> Result<Self, BinaryError> {
+        Ok(Self {
+            kernel: flatten_kernel(kernel)?,
+            loader: flatten_loader(loader)?,
+            initialiser: initialiser
+                .map(|elf| flatten_program("initialiser", elf))
+                .transpose()?,
+        })
+    }
+}
+
 /// A loadable segment of an ELF file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment<'a> {
