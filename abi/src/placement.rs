@@ -1,6 +1,7 @@
-//! Where an image's parts may go: the rules the loader enforces before it writes a byte,
-//! and the `microkit` tool enforces after it writes an image, so that an image the tool
-//! writes is never one the loader refuses.
+//! Where an image's parts may go: the layout rules the loader enforces before it writes a
+//! byte, and the `microkit` tool enforces after it writes an image, so that an image the
+//! tool writes is never one the loader refuses. Both apply them through the image check
+//! `atoll_kernel_core::loadcheck`, which goes on to what needs the page-table builder.
 //!
 //! [`check`] reads the parts of an image (already parsed by [`ImageView`]) and refuses,
 //! with a reason, any layout in which replicas would overlap each other, the loader, the

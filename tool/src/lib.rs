@@ -6,7 +6,7 @@
 //! rules → [`model`], with [`replicas`] placing PDs on replicas) → [`plan`] (the one planner:
 //! RAM, kernel objects, capabilities, then, in [`pack`], boot programs and boot specs) →
 //! [`pack`] (reads the programs' ELF files, writes the image bytes, and checks them with the
-//! loader's rules, `atoll_abi::placement`). [`check`] runs the first three; [`bootprog`]
+//! loader's own check, `atoll_kernel_core::loadcheck`). [`check`] runs the first three; [`bootprog`]
 //! encodes a replica's boot program, [`report`] prints a plan, [`diagnostics`] holds codes
 //! and rendering, [`limits`] named limits, [`cli`] the command line.
 //!
