@@ -24,7 +24,7 @@ use atoll_boards::gic::Gic;
 use atoll_boards::uart::Uart;
 use atoll_kernel_core::fault::Syndrome;
 use atoll_kernel_core::line::CoreSet;
-use atoll_kernel_core::loadcheck::{self, LoadError, ReplicaStart};
+use atoll_kernel_core::loadcheck::{self, LoadError, ReplicaStart, Starts};
 use atoll_kernel_core::pagetable::{self, ENTRIES, TableMemory};
 use board::BOARD;
 
@@ -182,11 +182,17 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         ..BOARD.machine(loader_code())
     };
     let mut specs: Specs = [None; MAX_REPLICAS];
-    // Builds each replica's kernel page tables in its table area, and nothing else.
-    let accepted = loadcheck::check(&machine, || view.parts(), &mut specs, ReplicaTables::of)
-        .map_err(Refusal::Check)?;
-    let placement = accepted.placement;
-    let first = *placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    let mut starts: Starts = [None; MAX_REPLICAS];
+    // The check writes nothing but each replica's kernel page tables, in its table area.
+    let placement = loadcheck::check(
+        &machine,
+        || view.parts(),
+        &mut specs,
+        &mut starts,
+        ReplicaTables::of,
+    )
+    .map_err(Refusal::Check)?;
+    let first = placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
     log!(
         "INFO",
         "system {:#018x}: {} replicas on {} cores",
@@ -194,7 +200,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         placement.count,
         BOARD.cores.len()
     );
-    init_shared(&first);
+    init_shared(first);
     copy_parts(&view, &specs);
 
     let context = Context {
@@ -202,7 +208,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         conduit,
         entry_el,
     };
-    for (entry, start) in specs.iter().zip(&accepted.starts) {
+    for (entry, start) in specs.iter().zip(&starts).take(placement.count) {
         if let (Some((spec, spec_offset)), Some(start)) = (entry, start) {
             place_replica(&context, spec, *spec_offset, start);
         }

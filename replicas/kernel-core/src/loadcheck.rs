@@ -67,33 +67,28 @@ pub struct ReplicaStart {
     pub spec_va: u64,
 }
 
-/// An image the loader may start.
-#[derive(Clone, Copy, Debug)]
-pub struct Accepted<'a> {
-    /// Its layout.
-    pub placement: Placement<'a>,
-    /// Each replica's start, by replica index.
-    pub starts: [Option<ReplicaStart>; MAX_REPLICAS],
-    /// The replica the boot core belongs to.
-    pub boot_replica: u32,
-}
+/// Each replica's start, by replica index.
+pub type Starts = [Option<ReplicaStart>; MAX_REPLICAS];
 
 /// Checks an image's parts on `machine` as [`placement::check`] does (filling `specs`,
-/// which must start empty), and then everything else the loader needs of it. `tables`
-/// gives the memory for one replica's table area (the physical range it is handed).
+/// which must start empty), and then everything else the loader needs of it, filling
+/// `starts` (a table the caller owns, as `specs` is: the loader keeps its tables small and
+/// unmoved). `tables` gives the memory for one replica's table area (the physical range it
+/// is handed).
 pub fn check<'a, I, M: TableMemory>(
     machine: &Machine,
     parts: impl Fn() -> I,
     specs: &mut Specs,
+    starts: &mut Starts,
     mut tables: impl FnMut(PhysRange) -> M,
-) -> Result<Accepted<'a>, LoadError>
+) -> Result<Placement<'a>, LoadError>
 where
     I: Iterator<Item = Part<'a>>,
 {
     let placement = placement::check(machine, parts, specs)?;
-    let mut starts = [None; MAX_REPLICAS];
-    let mut boot_replica = None;
-    for (entry, start) in specs.iter().zip(starts.iter_mut()) {
+    let mut boot_core_found = false;
+    // `placement::check` proved the specs of replicas `0..count` present, and no others.
+    for (entry, start) in specs.iter().zip(starts.iter_mut()).take(placement.count) {
         let Some((spec, spec_offset)) = entry else {
             continue;
         };
@@ -107,16 +102,12 @@ where
             ttbr1,
             spec_va,
         });
-        if spec.core_mask.checked_shr(machine.boot_core).unwrap_or(0) & 1 != 0 {
-            boot_replica = Some(replica);
-        }
+        boot_core_found |= spec.core_mask.checked_shr(machine.boot_core).unwrap_or(0) & 1 != 0;
     }
-    let boot_replica = boot_replica.ok_or(refuse("boot core belongs to no replica", 0))?;
-    Ok(Accepted {
-        placement,
-        starts,
-        boot_replica,
-    })
+    if !boot_core_found {
+        return Err(refuse("boot core belongs to no replica", 0));
+    }
+    Ok(placement)
 }
 
 /// The replica's page-table area (inside its RAM, as the placement rules proved).
@@ -218,7 +209,8 @@ mod tests {
         spec
     }
 
-    fn checked(specs: &[ReplicaSpec], machine: &Machine) -> Result<Accepted<'static>, String> {
+    /// The count of replicas and their starts, if `specs` pass on `machine`.
+    fn checked(specs: &[ReplicaSpec], machine: &Machine) -> Result<(usize, Starts), String> {
         let kernel = Part {
             entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
             kind: PartKind::Kernel,
@@ -235,12 +227,15 @@ mod tests {
             }))
             .collect();
         let mut table: Specs = [None; MAX_REPLICAS];
+        let mut starts: Starts = [None; MAX_REPLICAS];
         check(
             machine,
             || parts.iter().copied(),
             &mut table,
+            &mut starts,
             HostTables::new,
         )
+        .map(|placement| (placement.count, starts))
         .map_err(|e| e.to_string())
     }
 
@@ -251,14 +246,13 @@ mod tests {
     #[test]
     fn a_good_image_gets_its_tables_and_spec_address() {
         let specs = good();
-        let accepted = checked(&specs, &MACHINE).unwrap();
-        assert_eq!(accepted.placement.count, 2);
-        assert_eq!(accepted.boot_replica, 0);
-        let start = accepted.starts[1].unwrap();
+        let (count, starts) = checked(&specs, &MACHINE).unwrap();
+        assert_eq!(count, 2);
+        let start = starts[1].unwrap();
         assert_eq!(start.spec_va, KERNEL_VA + SPEC_OFFSET);
         let area = table_area(&specs[1]);
         assert_eq!((start.ttbr1, start.ttbr0), (area.base, area.base + 0x3000));
-        assert!(accepted.starts[2].is_none());
+        assert!(starts[2].is_none());
         // The tables the check built map what the spec says, on any board's memory.
         let mut mem = HostTables::new(area);
         let (ttbr0, ttbr1) = build_tables(&mut mem, &specs[1], &MACHINE).unwrap();
@@ -282,7 +276,7 @@ mod tests {
             boot_core: 1,
             ..MACHINE
         };
-        assert_eq!(checked(&good(), &machine).unwrap().boot_replica, 1);
+        assert!(checked(&good(), &machine).is_ok());
     }
 
     #[test]

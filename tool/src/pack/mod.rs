@@ -511,8 +511,15 @@ pub fn check_image(board: &Board, loader: &LoaderImage, image: &[u8]) -> Result<
         size: loader.bytes.len() as u64,
     });
     let mut specs: placement::Specs = [None; atoll_abi::limits::MAX_REPLICAS];
-    loadcheck::check(&machine, || view.parts(), &mut specs, HostTables::new)
-        .map_err(|e| refused(e.to_string()))?;
+    let mut starts: loadcheck::Starts = [None; atoll_abi::limits::MAX_REPLICAS];
+    loadcheck::check(
+        &machine,
+        || view.parts(),
+        &mut specs,
+        &mut starts,
+        HostTables::new,
+    )
+    .map_err(|e| refused(e.to_string()))?;
     Ok(())
 }
 
