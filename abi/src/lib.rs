@@ -29,6 +29,8 @@
 pub mod bootprog;
 pub mod error;
 pub mod fault;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
 pub mod image;
 pub mod limits;
 pub mod object;

@@ -1,6 +1,7 @@
-//! Where an image's parts may go: the rules the loader enforces before it writes a byte,
-//! and the `microkit` tool enforces after it writes an image, so that an image the tool
-//! writes is never one the loader refuses.
+//! Where an image's parts may go: the layout rules the loader enforces before it writes a
+//! byte, and the `microkit` tool enforces after it writes an image, so that an image the
+//! tool writes is never one the loader refuses. Both apply them through the image check
+//! `atoll_kernel_core::loadcheck`, which goes on to what needs the page-table builder.
 //!
 //! [`check`] reads the parts of an image (already parsed by [`ImageView`]) and refuses,
 //! with a reason, any layout in which replicas would overlap each other, the loader, the
@@ -24,8 +25,15 @@ pub struct Machine {
     pub ram: PhysRange,
     /// The RAM the boot stub, the loader and the image occupy.
     pub loader: PhysRange,
+    /// The loader's own code and data (its start to `__loader_end`), which every replica's
+    /// TTBR0 maps while the replica's MMU comes on.
+    pub loader_code: PhysRange,
     /// How many cores the board has.
     pub cores: usize,
+    /// The core the loader runs on, by index.
+    pub boot_core: u32,
+    /// Interrupt lines of the GIC distributor: shared interrupts are ids 32 up to this.
+    pub irq_lines: u32,
 }
 
 /// Why a layout was refused.
@@ -361,45 +369,8 @@ mod tests {
     use zerocopy::IntoBytes;
 
     use super::*;
+    use crate::fixture::{MACHINE, MIB, SHARED, SPEC_OFFSET, ram_of, spec};
     use crate::spec::Mapping;
-
-    const MIB: u64 = 0x10_0000;
-    const MACHINE: Machine = Machine {
-        ram: PhysRange {
-            base: 0x4000_0000,
-            size: 0x4000_0000,
-        },
-        loader: PhysRange {
-            base: 0x4008_0000,
-            size: 0xF8_0000,
-        },
-        cores: 4,
-    };
-    const SHARED: u64 = 0x4100_0000;
-    const SPEC_OFFSET: u64 = 0x1_0000;
-
-    fn ram_of(replica: u32) -> PhysRange {
-        PhysRange {
-            base: 0x4200_0000 + u64::from(replica) * 64 * MIB,
-            size: 64 * MIB,
-        }
-    }
-
-    fn spec(replica: u32, count: u32) -> ReplicaSpec {
-        let mut spec = ReplicaSpec::new_zeroed();
-        spec.replica = replica;
-        spec.replica_count = count;
-        spec.core_mask = 1 << replica;
-        spec.tick_hz = 100;
-        spec.gic.version = 3;
-        spec.ram = ram_of(replica);
-        spec.tables_offset = 0x2_0000;
-        spec.tables_size = 0x2_0000;
-        spec.free_offset = 2 * MIB;
-        spec.shared.pa = SHARED;
-        spec.shared.size = 2 * MIB;
-        spec
-    }
 
     fn entry(kind: PartKind, replica: u32, dest_offset: u64, mem_size: u64) -> PartEntry {
         PartEntry::new(kind, replica, 0, mem_size, dest_offset)

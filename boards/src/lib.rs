@@ -26,6 +26,7 @@ pub mod firmware;
 pub mod gic;
 pub mod uart;
 
+use atoll_abi::placement::Machine;
 use atoll_abi::spec::{PhysRange, PsciConduit, UartKind};
 
 /// A board.
@@ -82,6 +83,9 @@ pub struct GicDevice {
     pub distributor: PhysRange,
     /// GICv3: redistributors (all cores); GICv2: CPU interface.
     pub cpu: PhysRange,
+    /// Interrupt lines the distributor implements (`GICD_TYPER.ITLinesNumber`): shared
+    /// interrupts are ids 32 up to this.
+    pub lines: u32,
 }
 
 /// QEMU options for a board.
@@ -126,6 +130,8 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
             base: 0x080A_0000,
             size: 4 * 0x2_0000,
         },
+        // QEMU virt's 256 shared interrupts, and 32 per-core ones.
+        lines: 288,
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Hvc,
@@ -167,6 +173,8 @@ pub const ZCU102: Board = Board {
             base: 0xF902_0000,
             size: 0x2000,
         },
+        // The ZynqMP GIC-400's 160 shared interrupts (QEMU's xlnx-zcu102 has the same).
+        lines: 192,
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
@@ -208,6 +216,8 @@ pub const IMX8MP_EVK: Board = Board {
             base: 0x3888_0000,
             size: 4 * 0x2_0000,
         },
+        // The i.MX 8M Plus's 160 shared interrupts (QEMU's imx8mp-evk has the same).
+        lines: 192,
     },
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
@@ -222,6 +232,26 @@ pub const IMX8MP_EVK: Board = Board {
         extra: &[],
     },
 };
+
+impl Board {
+    /// The machine as the image checks (`atoll_kernel_core::loadcheck`) see it: this
+    /// board, with the loader's code and data at `loader_code` (its start to
+    /// `__loader_end`), booting on core 0. The loader and the tool both build it here; the
+    /// loader then puts in the core it finds itself on.
+    pub const fn machine(&self, loader_code: PhysRange) -> Machine {
+        Machine {
+            ram: self.ram,
+            loader: PhysRange {
+                base: loader_code.base,
+                size: self.boot_reserved.saturating_sub(self.image_offset),
+            },
+            loader_code,
+            cores: self.cores.len(),
+            boot_core: 0,
+            irq_lines: self.gic.lines,
+        }
+    }
+}
 
 /// Every supported board; the first is the default.
 pub const BOARDS: &[&Board] = &[&QEMU_VIRT_AARCH64, &ZCU102, &IMX8MP_EVK];

@@ -16,15 +16,16 @@ use core::mem::size_of;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
-use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
+use atoll_abi::placement::{self, Machine, Placement, Specs};
 use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
-use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec, attrs};
+use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec};
 use atoll_boards::firmware;
 use atoll_boards::gic::Gic;
 use atoll_boards::uart::Uart;
 use atoll_kernel_core::fault::Syndrome;
 use atoll_kernel_core::line::CoreSet;
-use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
+use atoll_kernel_core::loadcheck::{self, LoadError, ReplicaStart, Starts};
+use atoll_kernel_core::pagetable::{self, ENTRIES, TableMemory};
 use board::BOARD;
 
 core::arch::global_asm!(include_str!("entry.S"));
@@ -91,9 +92,8 @@ macro_rules! log {
 /// Why the loader stopped.
 enum Refusal {
     Image(ImageError),
-    Placement(PlacementError),
+    Check(LoadError),
     Layout(&'static str, u32),
-    Map(MapError, u32),
 }
 
 impl core::fmt::Display for Refusal {
@@ -101,11 +101,7 @@ impl core::fmt::Display for Refusal {
         match self {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
-            Self::Placement(e) => write!(f, "{e}"),
-            Self::Map(e, replica) => write!(
-                f,
-                "replica {replica}: cannot build kernel page tables: {e:?}"
-            ),
+            Self::Check(e) => write!(f, "{e}"),
         }
     }
 }
@@ -177,15 +173,26 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         view.header().image_size,
         view.header().checksum
     );
+    let boot_core = current_core().ok_or(Refusal::Layout(
+        "boot core is not in the board's core table",
+        0,
+    ))?;
     let machine = Machine {
-        ram: BOARD.ram,
-        loader: loader_range(),
-        cores: BOARD.cores.len(),
+        boot_core,
+        ..BOARD.machine(loader_code())
     };
     let mut specs: Specs = [None; MAX_REPLICAS];
-    let placement =
-        placement::check(&machine, || view.parts(), &mut specs).map_err(Refusal::Placement)?;
-    let first = *placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    let mut starts: Starts = [None; MAX_REPLICAS];
+    // The check writes nothing but each replica's kernel page tables, in its table area.
+    let placement = loadcheck::check(
+        &machine,
+        || view.parts(),
+        &mut specs,
+        &mut starts,
+        ReplicaTables::of,
+    )
+    .map_err(Refusal::Check)?;
+    let first = placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
     log!(
         "INFO",
         "system {:#018x}: {} replicas on {} cores",
@@ -193,31 +200,25 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         placement.count,
         BOARD.cores.len()
     );
-    init_shared(&first);
+    init_shared(first);
     copy_parts(&view, &specs);
 
-    let boot_core = current_core().ok_or(Refusal::Layout(
-        "boot core is not in the board's core table",
-        0,
-    ))?;
     let context = Context {
         placement: &placement,
         conduit,
         entry_el,
     };
-    let mut boot_entry = None;
-    for (spec, spec_offset) in specs.iter().flatten() {
-        if place_replica(&context, spec, *spec_offset)? & (1 << boot_core) != 0 {
-            boot_entry = Some(boot_core);
+    for (entry, start) in specs.iter().zip(&starts).take(placement.count) {
+        if let (Some((spec, spec_offset)), Some(start)) = (entry, start) {
+            place_replica(&context, spec, *spec_offset, start);
         }
     }
     route_interrupts(&specs)?;
     clean_all(&specs);
     start_cores(&specs, conduit, boot_core);
-    let core = boot_entry.ok_or(Refusal::Layout("boot core belongs to no replica", 0))?;
-    log!("INFO", "entering K0 on core {core}");
+    log!("INFO", "entering K0 on core {boot_core}");
     Ok(Ready {
-        core_boot: core_boot_record(core),
+        core_boot: core_boot_record(boot_core),
     })
 }
 
@@ -257,13 +258,14 @@ struct Context<'a> {
     entry_el: u32,
 }
 
-/// Copies the kernel and the initialiser into one replica's RAM, writes its spec, builds its
-/// kernel page tables and fills its cores' boot records. Returns its core mask.
+/// Copies the kernel and the initialiser into one replica's RAM, writes its spec and fills
+/// its cores' boot records with the tables and spec address the check found.
 fn place_replica(
     context: &Context<'_>,
     spec: &ReplicaSpec,
     spec_offset: u64,
-) -> Result<u64, Refusal> {
+    start: &ReplicaStart,
+) {
     let replica = spec.replica;
     let ram = spec.ram;
     let kernel = context.placement.kernel;
@@ -288,16 +290,6 @@ fn place_replica(
         zerocopy::IntoBytes::as_bytes(&spec),
         size_of::<ReplicaSpec>() as u64,
     );
-    let (ttbr0, ttbr1) = build_tables(&spec).map_err(|e| Refusal::Map(e, replica))?;
-    let spec_va = spec
-        .mappings()
-        .iter()
-        .find(|m| m.pa <= ram.base + spec_offset && ram.base + spec_offset < m.pa + m.size)
-        .map(|m| m.va + (ram.base + spec_offset - m.pa))
-        .ok_or(Refusal::Layout(
-            "boot spec is not in any kernel mapping",
-            replica,
-        ))?;
     for core in 0..MAX_CORES as u32 {
         if spec.core_mask & (1 << core) == 0 {
             continue;
@@ -305,11 +297,11 @@ fn place_replica(
         let record = CoreBoot {
             mair: pagetable::MAIR,
             tcr: pagetable::TCR,
-            ttbr0,
-            ttbr1,
+            ttbr0: start.ttbr0,
+            ttbr1: start.ttbr1,
             sctlr: KERNEL_SCTLR,
             entry: kernel.entry.entry,
-            arg0: spec_va,
+            arg0: start.spec_va,
             arg1: u64::from(core),
         };
         // SAFETY: only the boot core runs the loader; no other core reads CORE_BOOT until
@@ -325,7 +317,6 @@ fn place_replica(
         ram.size >> 20,
         kernel.entry.entry
     );
-    Ok(spec.core_mask)
 }
 
 /// Sets up the interrupt distributor and routes each replica's device interrupts.
@@ -347,6 +338,7 @@ fn route_interrupts(specs: &Specs) -> Result<(), Refusal> {
                 .get(route.core as usize)
                 .copied()
                 .unwrap_or(u64::MAX);
+            // The check accepted only interrupts the board's GIC has; this one has fewer.
             if !gic.route_spi(route.intid, mpidr, route.core, route.edge != 0) {
                 return Err(Refusal::Layout(
                     "an interrupt cannot be routed (not a shared interrupt of this GIC)",
@@ -444,11 +436,15 @@ fn image_bytes() -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(end as *const u8, len) }
 }
 
-/// The RAM the boot stub, the loader and the image occupy.
-fn loader_range() -> PhysRange {
+/// The loader's own code and data, from its start to `__loader_end`.
+fn loader_code() -> PhysRange {
+    let (lo, hi) = (
+        core::ptr::addr_of!(__loader_start) as u64,
+        core::ptr::addr_of!(__loader_end) as u64,
+    );
     PhysRange {
-        base: core::ptr::addr_of!(__loader_start) as u64,
-        size: BOARD.boot_reserved - BOARD.image_offset,
+        base: lo,
+        size: hi - lo,
     }
 }
 
@@ -484,6 +480,17 @@ struct ReplicaTables {
     end: u64,
 }
 
+impl ReplicaTables {
+    /// Tables in `area`, a replica's table area (which `placement::check` proved lies in
+    /// the replica's RAM).
+    fn of(area: PhysRange) -> Self {
+        Self {
+            next: area.base,
+            end: area.end(),
+        }
+    }
+}
+
 impl TableMemory for ReplicaTables {
     fn alloc_table(&mut self) -> Option<u64> {
         if self.next + PAGE_SIZE > self.end {
@@ -504,27 +511,6 @@ impl TableMemory for ReplicaTables {
     }
 }
 
-/// Builds the replica's TTBR1 tables from its spec, and a TTBR0 identity map of the loader
-/// (the trampoline runs there while the MMU comes on).
-fn build_tables(spec: &ReplicaSpec) -> Result<(u64, u64), MapError> {
-    let start = spec.ram.base + spec.tables_offset;
-    let mut mem = ReplicaTables {
-        next: start,
-        end: start + spec.tables_size,
-    };
-    let ttbr1 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
-    for m in spec.mappings() {
-        pagetable::map(&mut mem, ttbr1, m.va, m.pa, m.size, m.attrs)?;
-    }
-    let ttbr0 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
-    let (lo, hi) = (
-        core::ptr::addr_of!(__loader_start) as u64,
-        core::ptr::addr_of!(__loader_end) as u64,
-    );
-    pagetable::map(&mut mem, ttbr0, lo, lo, hi - lo, attrs::EXEC)?;
-    Ok((ttbr0, ttbr1))
-}
-
 /// Cleans everything secondaries may read with their MMU off to the point of coherency.
 fn clean_all(specs: &Specs) {
     for (spec, _) in specs.iter().flatten() {
@@ -533,11 +519,8 @@ fn clean_all(specs: &Specs) {
     if let Some((spec, _)) = &specs[0] {
         clean_range(spec.shared.pa, spec.shared.size);
     }
-    let (lo, hi) = (
-        core::ptr::addr_of!(__loader_start) as u64,
-        core::ptr::addr_of!(__loader_end) as u64,
-    );
-    clean_range(lo, hi - lo);
+    let code = loader_code();
+    clean_range(code.base, code.size);
 }
 
 fn clean_range(base: u64, size: u64) {

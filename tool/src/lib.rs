@@ -11,7 +11,7 @@
 //! 4. [`plan`]: the one planner and every layout rule: RAM, kernel objects, capabilities,
 //!    where each program goes, boot programs, boot specs.
 //! 5. [`pack`]: the bytes of every placed part gathered and written as the image, which is
-//!    then checked with the loader's own rules (`atoll_abi::placement`).
+//!    then checked with the loader's own check (`atoll_kernel_core::loadcheck`).
 //!
 //! [`check`] runs steps 1, 2 and 4 without reading any file (`--check`, `--plan-only`). A
 //! build runs [`parse_and_validate`], [`files::Files::read`], [`Checked::planned`] and

@@ -36,6 +36,7 @@ pub mod id;
 pub mod ipc;
 pub mod kernel;
 pub mod line;
+pub mod loadcheck;
 pub mod pagetable;
 pub mod ping_ring;
 pub mod sched;

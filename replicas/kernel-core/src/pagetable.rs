@@ -275,43 +275,57 @@ pub const fn identity_table_4gib(ram: atoll_abi::spec::PhysRange) -> [u64; ENTRI
     table
 }
 
-/// Tables carved from a buffer, for the host tests.
-#[cfg(test)]
-pub struct SliceTables<'a> {
-    tables: &'a mut [[u64; ENTRIES]],
-    base: u64,
-    used: usize,
+#[cfg(any(test, feature = "host-tables"))]
+extern crate std;
+
+/// Tables in host memory, at the addresses of a table area: what the `microkit` tool
+/// checks an image with, and what the host tests build into (feature `host-tables` outside
+/// this crate's tests).
+#[cfg(any(test, feature = "host-tables"))]
+#[derive(Debug)]
+pub struct HostTables {
+    area: atoll_abi::spec::PhysRange,
+    tables: std::vec::Vec<[u64; ENTRIES]>,
+    /// What `table` hands out for an address it never allocated: an empty table whose
+    /// writes go nowhere.
+    spare: [u64; ENTRIES],
 }
 
-#[cfg(test)]
-impl<'a> SliceTables<'a> {
-    /// Tables in `tables`, the first of which sits at physical address `base`.
-    pub fn new(tables: &'a mut [[u64; ENTRIES]], base: u64) -> Self {
+#[cfg(any(test, feature = "host-tables"))]
+impl HostTables {
+    /// No tables yet, in the table area `area`.
+    pub fn new(area: atoll_abi::spec::PhysRange) -> Self {
         Self {
-            tables,
-            base,
-            used: 0,
+            area,
+            tables: std::vec::Vec::new(),
+            spare: [0; ENTRIES],
         }
     }
 
     /// Tables handed out so far.
     pub fn used(&self) -> usize {
-        self.used
+        self.tables.len()
     }
 }
 
-#[cfg(test)]
-impl TableMemory for SliceTables<'_> {
+#[cfg(any(test, feature = "host-tables"))]
+impl TableMemory for HostTables {
     fn alloc_table(&mut self) -> Option<u64> {
-        let t = self.tables.get_mut(self.used)?;
-        *t = [0; ENTRIES];
-        self.used += 1;
-        Some(self.base + (self.used as u64 - 1) * PAGE)
+        let offset = (self.tables.len() as u64).checked_mul(PAGE)?;
+        let pa = self.area.base.checked_add(offset)?;
+        if offset.checked_add(PAGE)? > self.area.size {
+            return None;
+        }
+        self.tables.push([0; ENTRIES]);
+        Some(pa)
     }
 
     fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
-        let i = ((pa - self.base) / PAGE) as usize;
-        &mut self.tables[i]
+        let index = usize::try_from(pa.wrapping_sub(self.area.base) / PAGE).unwrap_or(usize::MAX);
+        match self.tables.get_mut(index) {
+            Some(table) => table,
+            None => &mut self.spare,
+        }
     }
 }
 
@@ -319,16 +333,18 @@ impl TableMemory for SliceTables<'_> {
 mod tests {
     extern crate std;
     use super::*;
-    use std::vec;
 
-    fn tables(n: usize) -> std::vec::Vec<[u64; ENTRIES]> {
-        vec![[0u64; ENTRIES]; n]
+    /// Room for `n` tables from `base`.
+    fn tables(n: u64, base: u64) -> HostTables {
+        HostTables::new(atoll_abi::spec::PhysRange {
+            base,
+            size: n * PAGE,
+        })
     }
 
     #[test]
     fn pages_blocks_and_translation() {
-        let mut buf = tables(16);
-        let mut mem = SliceTables::new(&mut buf, 0x1000_0000);
+        let mut mem = tables(16, 0x1000_0000);
         let root = mem.alloc_table().unwrap();
         let kva = 0xFFFF_FFFF_8000_0000;
         map(&mut mem, root, kva, 0x4100_0000, 0x3000, attrs::EXEC).unwrap();
@@ -356,8 +372,7 @@ mod tests {
 
     #[test]
     fn overlap_and_misalignment_are_errors() {
-        let mut buf = tables(8);
-        let mut mem = SliceTables::new(&mut buf, 0);
+        let mut mem = tables(8, 0);
         let root = mem.alloc_table().unwrap();
         map(
             &mut mem,
@@ -388,8 +403,7 @@ mod tests {
 
     #[test]
     fn running_out_of_tables_is_an_error() {
-        let mut buf = tables(2);
-        let mut mem = SliceTables::new(&mut buf, 0);
+        let mut mem = tables(2, 0);
         let root = mem.alloc_table().unwrap();
         assert_eq!(
             map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0),
@@ -456,8 +470,7 @@ mod tests {
         /// a failed mapping is reported rather than merged.
         #[test]
         fn mappings_translate_back(ranges in proptest::collection::vec((0u64..64, 1u64..700, 0u64..64), 1..8)) {
-            let mut buf = tables(64);
-            let mut mem = SliceTables::new(&mut buf, 0x8000_0000);
+            let mut mem = tables(64, 0x8000_0000);
             let root = mem.alloc_table().unwrap();
             let mut done: std::vec::Vec<(u64, u64, u64)> = std::vec::Vec::new();
             for (vslot, pages, pslot) in ranges {

@@ -13,9 +13,11 @@ pub mod write;
 use std::path::PathBuf;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageView, PartEntry, PartKind};
-use atoll_abi::placement::{self, Machine};
+use atoll_abi::placement;
 use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
+use atoll_kernel_core::loadcheck;
+use atoll_kernel_core::pagetable::HostTables;
 use zerocopy::IntoBytes;
 
 use crate::elf::{Binaries, KernelImage, LoaderImage};
@@ -233,24 +235,28 @@ pub(crate) fn write_image(
         .map_err(|e| PackError::Layout(e.to_string()))
 }
 
-/// Checks a written image as the loader will: the same parser and the same layout rules
-/// (`atoll_abi::placement`), so the tool refuses at build time what the loader would refuse
-/// at boot.
+/// Checks a written image as the loader will: the same parser and the same check
+/// (`atoll_kernel_core::loadcheck`, with the kernel page tables built in host memory), so
+/// the tool refuses at build time what the loader would refuse at boot.
 pub fn check_image(board: &Board, loader: &LoaderImage, image: &[u8]) -> Result<(), PackError> {
     let refused =
         |why: String| PackError::Layout(format!("the loader would refuse this image: {why}"));
     let proper = image.get(loader.bytes.len()..).unwrap_or_default();
     let view = ImageView::parse(proper, Some(board.name)).map_err(|e| refused(e.to_string()))?;
-    let machine = Machine {
-        ram: board.ram,
-        loader: PhysRange {
-            base: loader.base,
-            size: board.boot_reserved - board.image_offset,
-        },
-        cores: board.cores.len(),
-    };
+    let machine = board.machine(PhysRange {
+        base: loader.base,
+        size: loader.bytes.len() as u64,
+    });
     let mut specs: placement::Specs = [None; atoll_abi::limits::MAX_REPLICAS];
-    placement::check(&machine, || view.parts(), &mut specs).map_err(|e| refused(e.to_string()))?;
+    let mut starts: loadcheck::Starts = [None; atoll_abi::limits::MAX_REPLICAS];
+    loadcheck::check(
+        &machine,
+        || view.parts(),
+        &mut specs,
+        &mut starts,
+        HostTables::new,
+    )
+    .map_err(|e| refused(e.to_string()))?;
     Ok(())
 }
 
@@ -272,14 +278,31 @@ mod tests {
         }
     }
 
-    /// The image of three replicas with `placed` parts.
-    fn image(placed: &[OwnedPart]) -> Result<Vec<u8>, PackError> {
+    /// The image of replicas on `clusters` with `placed` parts, their specs changed by
+    /// `spoil`, if it passes the loader's checks.
+    fn image_of(
+        clusters: &str,
+        spoil: impl Fn(&mut [(ReplicaSpec, u64)]),
+        placed: &[OwnedPart],
+    ) -> Result<Vec<u8>, PackError> {
         let binaries = binaries();
-        let plan = planned(BOARD, "0;1;2,3");
-        let specs = specs(BOARD, &plan, &binaries.kernel).unwrap();
+        let plan = planned(BOARD, clusters);
+        let mut specs = specs(BOARD, &plan, &binaries.kernel).unwrap();
+        spoil(&mut specs);
         let image = write_image(BOARD, &binaries, &specs, placed)?;
         check_image(BOARD, &binaries.loader, &image)?;
         Ok(image)
+    }
+
+    /// The image of three replicas with `placed` parts.
+    fn image(placed: &[OwnedPart]) -> Result<Vec<u8>, PackError> {
+        image_of("0;1;2,3", |_| {}, placed)
+    }
+
+    /// Why the loader would refuse the image of replicas on `clusters` with specs changed
+    /// by `spoil`.
+    fn refusal(clusters: &str, spoil: impl Fn(&mut [(ReplicaSpec, u64)])) -> String {
+        image_of(clusters, spoil, &[]).unwrap_err().to_string()
     }
 
     fn pd_image(dest_offset: u64) -> OwnedPart {
@@ -313,6 +336,87 @@ mod tests {
             error.to_string(),
             "the loader would refuse this image: a region outside the replicas lies outside RAM \
              or over memory it may not touch"
+        );
+    }
+
+    #[test]
+    fn an_image_whose_kernel_tables_cannot_be_built_is_refused() {
+        let error = refusal("0;1;2,3", |specs| specs[1].0.tables_size = 0x1000);
+        assert_eq!(
+            error,
+            "the loader would refuse this image: replica 1: cannot build kernel page tables: \
+             OutOfTables"
+        );
+        let error = refusal("0;1;2,3", |specs| {
+            let spec = &mut specs[2].0;
+            spec.mappings[1].va = spec.mappings[0].va;
+        });
+        assert!(
+            error.starts_with(
+                "the loader would refuse this image: replica 2: cannot build kernel page \
+                 tables: AlreadyMapped"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_image_whose_spec_the_kernel_cannot_see_is_refused() {
+        let error = refusal("0;1;2,3", |specs| {
+            let (spec, offset) = &mut specs[0];
+            let pa = spec.ram.base + *offset;
+            let count = spec.mapping_count as usize;
+            let found = spec.mappings[..count]
+                .iter()
+                .position(|m| m.pa <= pa && pa < m.pa + m.size)
+                .unwrap();
+            spec.mappings[found] = spec.mappings[count - 1];
+            spec.mapping_count -= 1;
+        });
+        assert_eq!(
+            error,
+            "the loader would refuse this image: replica 0: boot spec is not in any kernel mapping"
+        );
+    }
+
+    #[test]
+    fn an_image_routing_an_interrupt_the_gic_lacks_is_refused() {
+        assert_eq!(BOARD.gic.lines, 288);
+        let route = |intid| {
+            move |specs: &mut [(ReplicaSpec, u64)]| {
+                let spec = &mut specs[1].0;
+                let n = spec.irq_route_count as usize;
+                spec.irq_routes[n] = atoll_abi::spec::IrqRoute {
+                    intid,
+                    core: 1,
+                    edge: 0,
+                    reserved: 0,
+                };
+                spec.irq_route_count += 1;
+            }
+        };
+        assert!(image_of("0;1;2,3", route(287), &[]).is_ok());
+        assert_eq!(
+            refusal("0;1;2,3", route(288)),
+            "the loader would refuse this image: replica 1: an interrupt cannot be routed (not a \
+             shared interrupt of this GIC)"
+        );
+    }
+
+    #[test]
+    fn an_image_without_the_boot_core_is_refused() {
+        // Replica 0 moved from core 0, the boot core, to core 3.
+        let error = refusal("0;1;2", |specs| {
+            let spec = &mut specs[0].0;
+            spec.core_mask = 1 << 3;
+            let n = spec.irq_route_count as usize;
+            for route in &mut spec.irq_routes[..n] {
+                route.core = 3;
+            }
+        });
+        assert_eq!(
+            error,
+            "the loader would refuse this image: replica 0: boot core belongs to no replica"
         );
     }
 }

@@ -1,0 +1,345 @@
+//! Everything the loader decides about an image before it starts a replica, in one check
+//! that the `microkit` tool runs on every image it writes: an image the tool writes is never
+//! one the loader refuses.
+//!
+//! [`check`] applies the layout rules of [`atoll_abi::placement`], then, replica by replica,
+//! builds the kernel page tables the spec asks for with [`pagetable`], finds the spec in the
+//! kernel's mappings, and checks that the GIC has every interrupt the replica routes; last,
+//! it finds the replica the boot core belongs to. The tables are built in memory the caller
+//! hands over for each replica's table area: the loader hands over the area itself, so the
+//! tables the check built are the ones the replica runs on; the tool hands over plain host
+//! memory at the same addresses.
+//!
+//! The placement rules live in `atoll-abi`, which cannot use the page-table builder here;
+//! this crate depends on `atoll-abi` and is host-tested, so the whole check sits here.
+
+use atoll_abi::image::Part;
+use atoll_abi::limits::MAX_REPLICAS;
+use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
+use atoll_abi::spec::{PhysRange, ReplicaSpec, attrs};
+
+use crate::pagetable::{self, MapError, TableMemory};
+
+/// Why the loader would refuse an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The layout breaks a placement rule.
+    Placement(PlacementError),
+    /// A replica's kernel page tables cannot be built from its spec.
+    Tables {
+        /// The replica.
+        replica: u32,
+        /// Why.
+        error: MapError,
+    },
+}
+
+impl From<PlacementError> for LoadError {
+    fn from(e: PlacementError) -> Self {
+        Self::Placement(e)
+    }
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Placement(e) => write!(f, "{e}"),
+            Self::Tables { replica, error } => write!(
+                f,
+                "replica {replica}: cannot build kernel page tables: {error:?}"
+            ),
+        }
+    }
+}
+
+fn refuse(why: &'static str, replica: u32) -> LoadError {
+    LoadError::Placement(PlacementError::Replica { replica, why })
+}
+
+/// What the loader needs to start one replica, besides its spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaStart {
+    /// Root of the identity map of the loader's code (TTBR0).
+    pub ttbr0: u64,
+    /// Root of the kernel's tables (TTBR1).
+    pub ttbr1: u64,
+    /// The spec's kernel virtual address, the kernel's first argument.
+    pub spec_va: u64,
+}
+
+/// Each replica's start, by replica index.
+pub type Starts = [Option<ReplicaStart>; MAX_REPLICAS];
+
+/// Checks an image's parts on `machine` as [`placement::check`] does (filling `specs`,
+/// which must start empty), and then everything else the loader needs of it, filling
+/// `starts` (a table the caller owns, as `specs` is: the loader keeps its tables small and
+/// unmoved). `tables` gives the memory for one replica's table area (the physical range it
+/// is handed).
+pub fn check<'a, I, M: TableMemory>(
+    machine: &Machine,
+    parts: impl Fn() -> I,
+    specs: &mut Specs,
+    starts: &mut Starts,
+    mut tables: impl FnMut(PhysRange) -> M,
+) -> Result<Placement<'a>, LoadError>
+where
+    I: Iterator<Item = Part<'a>>,
+{
+    let placement = placement::check(machine, parts, specs)?;
+    let mut boot_core_found = false;
+    // `placement::check` proved the specs of replicas `0..count` present, and no others.
+    for (entry, start) in specs.iter().zip(starts.iter_mut()).take(placement.count) {
+        let Some((spec, spec_offset)) = entry else {
+            continue;
+        };
+        let replica = spec.replica;
+        check_routes(machine, spec)?;
+        let spec_va = spec_va(spec, *spec_offset)?;
+        let (ttbr0, ttbr1) = build_tables(&mut tables(table_area(spec)), spec, machine)
+            .map_err(|error| LoadError::Tables { replica, error })?;
+        *start = Some(ReplicaStart {
+            ttbr0,
+            ttbr1,
+            spec_va,
+        });
+        boot_core_found |= spec.core_mask.checked_shr(machine.boot_core).unwrap_or(0) & 1 != 0;
+    }
+    if !boot_core_found {
+        return Err(refuse("boot core belongs to no replica", 0));
+    }
+    Ok(placement)
+}
+
+/// The replica's page-table area (inside its RAM, as the placement rules proved).
+pub fn table_area(spec: &ReplicaSpec) -> PhysRange {
+    PhysRange {
+        base: spec.ram.base.saturating_add(spec.tables_offset),
+        size: spec.tables_size,
+    }
+}
+
+/// Every interrupt the replica routes is a shared interrupt this machine's GIC has (the
+/// spec's own check keeps it a shared interrupt id routed to one of the replica's cores).
+fn check_routes(machine: &Machine, spec: &ReplicaSpec) -> Result<(), LoadError> {
+    if spec
+        .irq_routes()
+        .iter()
+        .any(|r| r.intid >= machine.irq_lines)
+    {
+        return Err(refuse(
+            "an interrupt cannot be routed (not a shared interrupt of this GIC)",
+            spec.replica,
+        ));
+    }
+    Ok(())
+}
+
+/// Where the kernel finds its spec: the spec's physical address in a kernel mapping.
+fn spec_va(spec: &ReplicaSpec, spec_offset: u64) -> Result<u64, LoadError> {
+    let pa = spec.ram.base.saturating_add(spec_offset);
+    spec.mappings()
+        .iter()
+        .find(|m| m.pa <= pa && pa.wrapping_sub(m.pa) < m.size)
+        .and_then(|m| m.va.checked_add(pa.wrapping_sub(m.pa)))
+        .ok_or(refuse(
+            "boot spec is not in any kernel mapping",
+            spec.replica,
+        ))
+}
+
+/// Builds the replica's TTBR1 tables from its spec, and a TTBR0 identity map of the loader's
+/// code (the trampoline runs there while the MMU comes on): the roots, TTBR0's and TTBR1's.
+pub fn build_tables<M: TableMemory>(
+    mem: &mut M,
+    spec: &ReplicaSpec,
+    machine: &Machine,
+) -> Result<(u64, u64), MapError> {
+    let ttbr1 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    for m in spec.mappings() {
+        pagetable::map(mem, ttbr1, m.va, m.pa, m.size, m.attrs)?;
+    }
+    let ttbr0 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    let code = machine.loader_code;
+    pagetable::map(mem, ttbr0, code.base, code.base, code.size, attrs::EXEC)?;
+    Ok((ttbr0, ttbr1))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    reason = "host tests"
+)]
+mod tests {
+    extern crate std;
+
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use atoll_abi::fixture::{self, MACHINE, MIB, SPEC_OFFSET};
+    use atoll_abi::image::{ALL_REPLICAS, PartEntry, PartKind};
+    use atoll_abi::spec::{IrqRoute, Mapping, layout};
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::pagetable::HostTables;
+
+    const KERNEL_VA: u64 = layout::KERNEL_IMAGE_BASE;
+    const LINEAR_VA: u64 = layout::LINEAR_MAP_BASE;
+
+    /// Replica `replica` of `count`, its kernel's first 2 MiB mapped at the kernel's address
+    /// and the rest of its RAM linearly.
+    fn spec(replica: u32, count: u32) -> ReplicaSpec {
+        let mut spec = fixture::spec(replica, count);
+        let ram = spec.ram;
+        spec.mappings[0] = Mapping {
+            va: KERNEL_VA,
+            pa: ram.base,
+            size: 2 * MIB,
+            attrs: attrs::EXEC,
+        };
+        spec.mappings[1] = Mapping {
+            va: LINEAR_VA,
+            pa: ram.base + 2 * MIB,
+            size: ram.size - 2 * MIB,
+            attrs: attrs::WRITE,
+        };
+        spec.mapping_count = 2;
+        spec
+    }
+
+    /// The count of replicas and their starts, if `specs` pass on `machine`.
+    fn checked(specs: &[ReplicaSpec], machine: &Machine) -> Result<(usize, Starts), String> {
+        let kernel = Part {
+            entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
+            kind: PartKind::Kernel,
+            bytes: &[],
+        };
+        // The specs' bytes live as long as the test: leak them.
+        let specs: &'static [ReplicaSpec] = Vec::leak(specs.to_vec());
+        let parts: Vec<Part<'static>> = [kernel]
+            .into_iter()
+            .chain(specs.iter().map(|s| Part {
+                entry: PartEntry::new(PartKind::ReplicaSpec, s.replica, 0, 0, SPEC_OFFSET),
+                kind: PartKind::ReplicaSpec,
+                bytes: s.as_bytes(),
+            }))
+            .collect();
+        let mut table: Specs = [None; MAX_REPLICAS];
+        let mut starts: Starts = [None; MAX_REPLICAS];
+        check(
+            machine,
+            || parts.iter().copied(),
+            &mut table,
+            &mut starts,
+            HostTables::new,
+        )
+        .map(|placement| (placement.count, starts))
+        .map_err(|e| e.to_string())
+    }
+
+    fn good() -> Vec<ReplicaSpec> {
+        (0..2).map(|r| spec(r, 2)).collect()
+    }
+
+    #[test]
+    fn a_good_image_gets_its_tables_and_spec_address() {
+        let specs = good();
+        let (count, starts) = checked(&specs, &MACHINE).unwrap();
+        assert_eq!(count, 2);
+        let start = starts[1].unwrap();
+        assert_eq!(start.spec_va, KERNEL_VA + SPEC_OFFSET);
+        let area = table_area(&specs[1]);
+        assert_eq!((start.ttbr1, start.ttbr0), (area.base, area.base + 0x3000));
+        assert!(starts[2].is_none());
+        // The tables the check built map what the spec says, on any board's memory.
+        let mut mem = HostTables::new(area);
+        let (ttbr0, ttbr1) = build_tables(&mut mem, &specs[1], &MACHINE).unwrap();
+        let (pa, _) = pagetable::translate(&mut mem, ttbr1, LINEAR_VA + 0x1234).unwrap();
+        assert_eq!(pa, specs[1].ram.base + 2 * MIB + 0x1234);
+        let code = MACHINE.loader_code.base;
+        assert_eq!(pagetable::translate(&mut mem, ttbr0, code).unwrap().0, code);
+    }
+
+    #[test]
+    fn the_boot_core_must_belong_to_a_replica() {
+        let machine = Machine {
+            boot_core: 3,
+            ..MACHINE
+        };
+        assert_eq!(
+            checked(&good(), &machine).err().unwrap(),
+            "replica 0: boot core belongs to no replica"
+        );
+        let machine = Machine {
+            boot_core: 1,
+            ..MACHINE
+        };
+        assert!(checked(&good(), &machine).is_ok());
+    }
+
+    #[test]
+    fn the_spec_must_be_in_a_kernel_mapping() {
+        let mut specs = good();
+        specs[1].mappings[0].pa += SPEC_OFFSET + 0x1000;
+        specs[1].mappings[0].size -= SPEC_OFFSET + 0x1000;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            "replica 1: boot spec is not in any kernel mapping"
+        );
+    }
+
+    #[test]
+    fn every_routed_interrupt_is_on_the_gic() {
+        let mut specs = good();
+        specs[1].irq_routes[0] = IrqRoute {
+            intid: 287,
+            core: 1,
+            edge: 0,
+            reserved: 0,
+        };
+        specs[1].irq_route_count = 1;
+        assert!(checked(&specs, &MACHINE).is_ok());
+        specs[1].irq_routes[0].intid = 288;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            "replica 1: an interrupt cannot be routed (not a shared interrupt of this GIC)"
+        );
+    }
+
+    #[test]
+    fn the_kernel_tables_must_be_buildable() {
+        let mut specs = good();
+        specs[0].mappings[1].va = KERNEL_VA;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            std::format!(
+                "replica 0: cannot build kernel page tables: {:?}",
+                MapError::AlreadyMapped { va: KERNEL_VA }
+            )
+        );
+        let mut specs = good();
+        specs[1].mappings[1].size -= 0x800;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            "replica 1: cannot build kernel page tables: Misaligned"
+        );
+        let mut specs = good();
+        specs[1].tables_size = 0x2000;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            "replica 1: cannot build kernel page tables: OutOfTables"
+        );
+    }
+
+    #[test]
+    fn placement_rules_come_first() {
+        let mut specs = good();
+        specs[1].core_mask = 1;
+        assert_eq!(
+            checked(&specs, &MACHINE).err().unwrap(),
+            "replica 1: cores are shared with another replica or do not exist"
+        );
+    }
+}
