@@ -165,3 +165,32 @@ fn fixed_region_in_ram_is_outside_every_replica() {
         );
     }
 }
+
+/// `setvar_prefill_size` is planned as the length of the region's prefill file, patched in
+/// once the file is read (it was once planned as placeholder text, which no 8-byte symbol
+/// could take).
+#[test]
+fn a_prefill_size_symbol_is_the_length_of_the_regions_file() {
+    let (_, plan) = reference();
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&plan)).expect("the JSON report");
+    let mut found = Vec::new();
+    let mut stack = vec![&json];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("symbol").and_then(|s| s.as_str()) == Some("cfg_len") {
+                    found.push(map["value"].clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        found,
+        vec![serde_json::json!({ "prefill_size": "cfg_blob" })],
+        "cfg_len's patch"
+    );
+}

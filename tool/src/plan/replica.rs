@@ -341,10 +341,10 @@ impl Layout<'_> {
                 }
             }
             if let Some(symbol) = &map.setvar_prefill_size {
-                // The prefill file's length is only known when packing.
+                // The prefill file's length is patched in when the program is read.
                 symbols.push(SymbolPatch {
                     symbol: symbol.clone(),
-                    value: PatchValue::Bytes("<prefill size>".into()),
+                    value: PatchValue::PrefillSize(mr.name.clone()),
                 });
             }
         }
