@@ -1,5 +1,7 @@
 //! `#[protection_domain]`, as in `sel4-microkit`: marks the PD's `fn init() -> impl Handler`
-//! and makes it the program's entry. Optional arguments, in either order:
+//! and makes it the program's entry, through the runtime's `declare_protection_domain!`
+//! under whatever name the PD's `Cargo.toml` gives the runtime. Optional arguments, in
+//! either order:
 //!
 //! - `stack_size = <expr>`: accepted for source compatibility. On Atoll the stack is mapped
 //!   by the `microkit` tool from the description's `stack_size` attribute; the value is
@@ -64,29 +66,32 @@ pub fn protection_domain(attr: TokenStream, item: TokenStream) -> TokenStream {
             .into();
     }
     let name = &init.sig.ident;
-    let stack = stack.map(|size| {
-        quote! {
-            #[unsafe(no_mangle)]
-            #[used]
-            static __atoll_stack_size: usize = #size;
-        }
-    });
-    let heap = heap.map(|size| {
-        quote! {
-            #[global_allocator]
-            static __ATOLL_HEAP: ::atoll_microkit::heap::Heap<{ #size }> =
-                ::atoll_microkit::heap::Heap::new();
-        }
-    });
+    let runtime = match runtime_path() {
+        Ok(path) => path,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let stack = stack.map(|size| quote! { , stack_size = #size });
+    let heap = heap.map(|size| quote! { , heap_size = #size });
     quote! {
         #init
-        #stack
-        #heap
-        /// The program's entry, called by the runtime's `_start`.
-        #[unsafe(no_mangle)]
-        extern "C" fn atoll_pd_main() -> ! {
-            ::atoll_microkit::run_main(#name)
-        }
+        #runtime::declare_protection_domain!(init = #name #stack #heap);
     }
     .into()
+}
+
+/// The path of the runtime crate as the PD's `Cargo.toml` names it: `::atoll_microkit`, or
+/// `::sel4_microkit` for a PD that depends on it as `sel4-microkit = { package =
+/// "atoll-microkit", … }`, so the attribute works under any Cargo rename.
+fn runtime_path() -> syn::Result<proc_macro2::TokenStream> {
+    match proc_macro_crate::crate_name("atoll-microkit") {
+        Ok(proc_macro_crate::FoundCrate::Itself) => Ok(quote! { crate }),
+        Ok(proc_macro_crate::FoundCrate::Name(name)) => {
+            let ident = Ident::new(&name, proc_macro2::Span::call_site());
+            Ok(quote! { ::#ident })
+        }
+        Err(error) => Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            format!("#[protection_domain] needs atoll-microkit among the dependencies: {error}"),
+        )),
+    }
 }

@@ -116,13 +116,44 @@ macro_rules! debug_print {
     }};
 }
 
-/// [`debug_print!`] with a newline, which prints the line.
+/// [`debug_print!`] with a newline, which prints the line; `debug_println!()` prints an
+/// empty line.
 #[macro_export]
 macro_rules! debug_println {
+    () => {
+        $crate::debug_print("\n")
+    };
     ($($arg:tt)*) => {{
         $crate::debug_print!($($arg)*);
         $crate::debug_print("\n");
     }};
+}
+
+/// Declares the PD's initialisation function, as `#[protection_domain]` does, which expands
+/// to it: `declare_protection_domain!(init = my_init, stack_size = 0x4000, heap_size = 0x10000)`.
+/// `stack_size` and `heap_size` are optional and come in that order (see
+/// [`macro@protection_domain`] for what each does on Atoll).
+///
+/// Every path in it goes through `$crate`, so it works whatever name the PD's `Cargo.toml`
+/// gives this crate (`sel4-microkit = { package = "atoll-microkit", … }` among them).
+#[macro_export]
+macro_rules! declare_protection_domain {
+    (init = $init:path $(, stack_size = $stack:expr)? $(, heap_size = $heap:expr)? $(,)?) => {
+        $(
+            #[unsafe(no_mangle)]
+            #[used]
+            static __atoll_stack_size: usize = $stack;
+        )?
+        $(
+            #[global_allocator]
+            static __ATOLL_HEAP: $crate::heap::Heap<{ $heap }> = $crate::heap::Heap::new();
+        )?
+        /// The program's entry, called by the runtime's `_start`.
+        #[unsafe(no_mangle)]
+        extern "C" fn atoll_pd_main() -> ! {
+            $crate::run_main($init)
+        }
+    };
 }
 
 /// The PD's name, as the tool patched it.

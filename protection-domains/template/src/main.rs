@@ -5,7 +5,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use atoll_microkit::{
+use sel4_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
 };
 
