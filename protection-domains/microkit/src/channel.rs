@@ -159,7 +159,7 @@ impl fmt::Display for Channel {
 
 /// The channels of one notification: each set bit is one channel that signalled since the
 /// PD last received (signals on one channel coalesce).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChannelSet(u64);
 
 impl ChannelSet {
@@ -196,8 +196,18 @@ impl ChannelSet {
     }
 
     /// Shows the set as `{1, 4}`.
-    pub fn display(&self) -> impl fmt::Display + '_ {
-        self
+    pub fn display(&self) -> DisplayChannelSet<'_> {
+        DisplayChannelSet(self)
+    }
+}
+
+/// A [`ChannelSet`] shown as `{1, 4}` (from [`ChannelSet::display`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DisplayChannelSet<'a>(&'a ChannelSet);
+
+impl fmt::Display for DisplayChannelSet<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.0, f)
     }
 }
 
@@ -267,5 +277,16 @@ mod tests {
         assert!(set.contains(Channel::new(3)) && !set.contains(Channel::new(0)));
         assert_eq!(set.display().to_string(), "{1, 3, 61}");
         assert!(ChannelSet::from_badge(1 << 62).is_empty());
+    }
+
+    #[test]
+    fn channel_sets_order_and_hash_by_their_bits() {
+        use std::collections::BTreeSet;
+        let (a, b) = (ChannelSet::from_badge(0b01), ChannelSet::from_badge(0b10));
+        assert!(a < b);
+        let sets: BTreeSet<ChannelSet> = [b, a, b].into_iter().collect();
+        assert_eq!(sets.len(), 2);
+        let shown: DisplayChannelSet<'_> = b.display();
+        assert_eq!(shown.to_string(), "{1}");
     }
 }

@@ -71,6 +71,15 @@ impl Handler for NullHandler {
     type Error = Infallible;
 }
 
+/// A type with no values, as `sel4-microkit`'s: a handler that can never exist, for code
+/// that must name a handler type it never builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Never {}
+
+impl Handler for Never {
+    type Error = Infallible;
+}
+
 /// What a deferred action does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeferredActionInterface {

@@ -18,14 +18,14 @@ pub mod timer;
 
 pub use atoll_abi::fault::Fault;
 pub use atoll_microkit_macros::protection_domain;
-pub use channel::{Channel, ChannelSet, Child, IrqAckError, PeerDown};
+pub use channel::{Channel, ChannelSet, Child, DisplayChannelSet, IrqAckError, PeerDown};
 pub use handler::{
-    DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, NullHandler,
-    run_main,
+    DeferredAction, DeferredActionInterface, DeferredActionSlot, Handler, Infallible, Never,
+    NullHandler, run_main,
 };
 pub use message::{
-    MessageInfo, MessageRegisterValue, get_mr, set_mr, with_msg_bytes, with_msg_bytes_mut,
-    with_msg_regs, with_msg_regs_mut,
+    MessageInfo, MessageLabel, MessageRegisterValue, get_mr, set_mr, with_msg_bytes,
+    with_msg_bytes_mut, with_msg_regs, with_msg_regs_mut,
 };
 
 /// Where every PD built with this runtime starts (`_start`, first in its text), for

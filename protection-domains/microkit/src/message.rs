@@ -10,6 +10,9 @@ use atoll_sys::IpcBuffer;
 /// A message register's value.
 pub type MessageRegisterValue = u64;
 
+/// A message's label, as [`MessageInfo::new`] takes it and [`MessageInfo::label`] gives it.
+pub type MessageLabel = u64;
+
 /// Message registers a message can carry.
 const MRS: usize = syscall::MAX_MESSAGE_REGISTERS;
 
@@ -19,13 +22,13 @@ pub struct MessageInfo(syscall::MessageInfo);
 
 impl MessageInfo {
     /// A tag with `label` and `count` message registers (at most 120).
-    pub const fn new(label: u64, count: usize) -> Self {
+    pub const fn new(label: MessageLabel, count: usize) -> Self {
         let count = if count > MRS { MRS } else { count };
         Self(syscall::MessageInfo::new(label, count as u64))
     }
 
     /// The label.
-    pub const fn label(&self) -> u64 {
+    pub const fn label(&self) -> MessageLabel {
         self.0.label()
     }
 
