@@ -34,7 +34,7 @@ pub struct Args {
     /// Report to write.
     #[arg(short = 'r', long = "report", default_value = "report.txt")]
     pub report: PathBuf,
-    /// Only check the description; read no ELF and write nothing.
+    /// Only check the description and its prefill files; read no ELF and write nothing.
     #[arg(long)]
     pub check: bool,
     /// Reject Atoll's extensions (`<replica>`, `replica=`), so the file stays loadable by
@@ -226,6 +226,16 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         return Ok(false);
     };
     if args.check {
+        // The prefill files are part of the description (a build takes their sizes), so a
+        // check looks for them too, as a build would.
+        let prefill_errors = Files::prefill_errors(&system, &search_paths);
+        let refused = !prefill_errors.is_empty();
+        for error in prefill_errors {
+            report_tool_error(ToolError::Pack(error), args);
+        }
+        if refused {
+            return Ok(false);
+        }
         if format == MessageFormat::Human {
             let cross = system.channels.iter().filter(|c| c.cross_replica).count();
             println!(

@@ -100,6 +100,15 @@ impl Files {
         }
     }
 
+    /// What is wrong with the prefill files `system` names: each must be found in the
+    /// search paths, be readable, hold at least one byte and fit its region. `--check` runs
+    /// this (and reads no other file), so it refuses what a build would.
+    pub fn prefill_errors(system: &SystemDescription, search_paths: &[PathBuf]) -> Vec<PackError> {
+        let mut errors = Vec::new();
+        read_prefills(system, search_paths, &mut errors);
+        errors
+    }
+
     /// The length of the prefill file at `path`, if it was read.
     pub fn prefill_len(&self, path: &str) -> Option<u64> {
         self.prefills

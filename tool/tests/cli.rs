@@ -18,10 +18,23 @@ fn microkit(args: &[&str]) -> Output {
         .expect("run microkit")
 }
 
+/// `--check` of a fixture, with the fixture's own directory as the search path (where its
+/// prefill files are).
 fn check(path: &str, extra: &[&str]) -> Output {
     let file = fixture(path);
-    let file = file.to_str().expect("utf-8 path");
-    let mut args = vec![file, "--board", "qemu_virt_aarch64", "--check"];
+    let dir = file.parent().expect("a fixture directory").to_path_buf();
+    let (file, dir) = (
+        file.to_str().expect("utf-8 path"),
+        dir.to_str().expect("utf-8 path"),
+    );
+    let mut args = vec![
+        file,
+        "--board",
+        "qemu_virt_aarch64",
+        "--check",
+        "--search-path",
+        dir,
+    ];
     args.extend_from_slice(extra);
     microkit(&args)
 }
@@ -163,6 +176,8 @@ fn check_writes_nothing() {
         "--board",
         "imx8mp_evk",
         "--check",
+        "--search-path",
+        fixture("examples").to_str().expect("path"),
         "-o",
         image.to_str().expect("path"),
         "-r",
@@ -235,4 +250,61 @@ fn unreadable_file_exits_one() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read '/nonexistent/system.xml'"));
+}
+
+/// A prefill file is part of the description: `--check` refuses one it cannot find, or one
+/// that is empty, as a build does (and as Microkit does).
+#[test]
+fn check_refuses_a_missing_or_empty_prefill_file() {
+    let dir = std::env::temp_dir().join(format!("microkit-prefill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let xml = dir.join("system.xml");
+    std::fs::write(
+        &xml,
+        r#"<system>
+  <memory_region name="blob" prefill_path="blob.bin" />
+  <protection_domain name="p" priority="10">
+    <program_image path="p.elf" />
+    <map mr="blob" vaddr="0x1000_0000" perms="r" />
+  </protection_domain>
+</system>"#,
+    )
+    .expect("write description");
+    let run = || {
+        microkit(&[
+            xml.to_str().expect("path"),
+            "--board",
+            "qemu_virt_aarch64",
+            "--check",
+            "--search-path",
+            dir.to_str().expect("path"),
+        ])
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing prefill file was accepted"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("prefill file of region 'blob' 'blob.bin' was not found"),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("blob.bin"), b"").expect("empty file");
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty prefill file was accepted"
+    );
+    assert!(
+        text(&out.stderr).contains("'blob.bin' is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(dir.join("blob.bin"), b"contents").expect("file");
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }
