@@ -596,7 +596,14 @@ fn hostile_pds(board: &str) {
     // printed by the console owner afterwards.
     let cut = format!("{}~", "a".repeat(atoll_abi::limits::LOG_LINE_BYTES - 1));
     let at = position(&outcome, &cut);
-    position_after(&outcome, at, "chatter: still here after a 1249 byte line");
+    let still = position_after(&outcome, at, "chatter: still here after a 1249 byte line");
+    // A PD's bytes reach the console as it wrote them, but the escape byte, which could
+    // change the console for every replica's lines after it.
+    position_after(
+        &outcome,
+        still,
+        "chatter: bytes \u{4}\t\u{e9} pass, an escape does not: ?[2J",
+    );
     position(&outcome, echo);
     position(
         &outcome,

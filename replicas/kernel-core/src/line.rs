@@ -44,21 +44,32 @@ impl<const N: usize> LineBuf<N> {
     }
 }
 
-impl<const N: usize> fmt::Write for LineBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+/// The byte a thread's debug output puts on the console for `c`. Bytes pass through as
+/// Microkit passes them (UTF-8, tabs, carriage returns and other control bytes included),
+/// except the escape byte (0x1b), which becomes `?`: the console is every replica's, and an
+/// escape sequence could recolour it, move its cursor, clear it or switch its screen for
+/// every line after, not only the thread's own. A newline ends the line and never reaches
+/// this.
+pub const fn console_byte(c: u8) -> u8 {
+    if c == 0x1b { b'?' } else { c }
+}
+
+impl<const N: usize> LineBuf<N> {
+    /// Appends raw bytes (not necessarily UTF-8), cutting as [`fmt::Write`] does.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
         if self.cut {
-            return Ok(());
+            return;
         }
         let free = self.bytes.get_mut(self.len..).unwrap_or_default();
-        if let Some(room) = free.get_mut(..s.len()) {
-            room.copy_from_slice(s.as_bytes());
-            self.len = self.len.saturating_add(s.len());
-            return Ok(());
+        if let Some(room) = free.get_mut(..bytes.len()) {
+            room.copy_from_slice(bytes);
+            self.len = self.len.saturating_add(bytes.len());
+            return;
         }
         // Too long: keep what fits and end the line in the cut mark, which takes the last
         // byte of the buffer (overwriting text when the buffer was already full).
         let keep = free.len();
-        if let (Some(room), Some(text)) = (free.get_mut(..keep), s.as_bytes().get(..keep)) {
+        if let (Some(room), Some(text)) = (free.get_mut(..keep), bytes.get(..keep)) {
             room.copy_from_slice(text);
         }
         self.len = N;
@@ -66,6 +77,12 @@ impl<const N: usize> fmt::Write for LineBuf<N> {
             *last = b'~';
         }
         self.cut = true;
+    }
+}
+
+impl<const N: usize> fmt::Write for LineBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_bytes(s.as_bytes());
         Ok(())
     }
 }
@@ -95,6 +112,15 @@ impl fmt::Display for CoreSet {
 mod tests {
     use super::*;
     use core::fmt::Write;
+
+    #[test]
+    fn debug_bytes_pass_through_but_the_escape_byte() {
+        let mut l = LineBuf::<16>::new();
+        for &c in b"a\t\r\x04\xc3\xa9\x1b[2J" {
+            l.push_bytes(&[console_byte(c)]);
+        }
+        assert_eq!(l.as_bytes(), b"a\t\r\x04\xc3\xa9?[2J");
+    }
 
     #[test]
     fn short_text_fits() {

@@ -6,7 +6,6 @@
 //! lock ([`with`]). The timer, doorbell and device interrupts reach the kernel here.
 
 use core::cell::UnsafeCell;
-use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE, PD_TIMER_INTID};
@@ -137,11 +136,8 @@ impl Machine for Hw<'_> {
             console::log_raw(self.r, line.as_bytes());
             line.clear();
         } else {
-            let _ = line.write_char(if c.is_ascii_graphic() || c == b' ' {
-                c as char
-            } else {
-                '?'
-            });
+            // Bytes pass through; the console filters what it must (`console::write_line`).
+            line.push_bytes(&[c]);
         }
     }
 

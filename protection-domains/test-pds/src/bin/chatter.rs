@@ -1,7 +1,9 @@
 //! Hostile-PD test (`tests/systems/hostile.xml`): fills its kernel's line buffer for debug
 //! output exactly, then keeps writing, without a newline. The kernel must cut the line, not
 //! panic (this once took down the console-owning replica and every replica's log with it).
-//! It then tells `echo`, on another replica, which answers through the same console.
+//! It then prints control bytes and UTF-8, which reach the console as they are, and an
+//! escape sequence, whose escape byte does not, and tells `echo`, on another replica, which
+//! answers through the same console.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -28,6 +30,10 @@ fn init() -> impl Handler {
         "{}: still here after a {} byte line",
         pd_name(),
         LOG_LINE_BYTES + 1001
+    );
+    debug_println!(
+        "{}: bytes \u{4}\t\u{e9} pass, an escape does not: \u{1b}[2J",
+        pd_name()
     );
     ECHO.notify();
     NullHandler::new()
