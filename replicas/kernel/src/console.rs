@@ -10,7 +10,7 @@ use core::fmt::{self, Write};
 
 use atoll_abi::limits::LOG_LINE_BYTES;
 use atoll_abi::shared::{LogPop, bell};
-use atoll_kernel_core::line::{LineBuf, console_byte};
+use atoll_kernel_core::line::LineBuf;
 
 use crate::doorbell;
 use crate::replica::{Replica, replica};
@@ -87,13 +87,8 @@ pub fn drain(r: &Replica) {
     }
 }
 
-/// Writes one line: every byte as it is, but those the console may not pass
-/// ([`console_byte`]), whoever wrote the line (a thread of this replica, or another
-/// replica's kernel through its log ring).
 fn write_line(uart: &atoll_boards::uart::Uart, line: &[u8]) {
-    for &byte in line {
-        uart.write_bytes(&[console_byte(byte)]);
-    }
+    uart.write_bytes(line);
     uart.write_bytes(b"\n");
 }
 

@@ -136,8 +136,8 @@ impl Machine for Hw<'_> {
             console::log_raw(self.r, line.as_bytes());
             line.clear();
         } else {
-            // Bytes pass through; the console filters what it must (`console::write_line`).
-            line.push_bytes(&[c]);
+            // Bytes pass through, but those the shared console may not take.
+            line.push_bytes(&[atoll_kernel_core::line::console_byte(c)]);
         }
     }
 
