@@ -38,7 +38,7 @@ pub fn report_average(name: &str, instructions: u64, ns: Option<u128>, rounds: u
     let hundredths = instructions * 100 / rounds;
     debug_println!(
         "{}: BENCH {name}: {}.{:02} instructions{}, over {rounds} rounds",
-        pd_name(),
+        pd_name().unwrap(),
         hundredths / 100,
         hundredths % 100,
         VirtualTime(ns.map(|ns| ns / u128::from(rounds)))

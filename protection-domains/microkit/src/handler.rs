@@ -8,7 +8,7 @@ use atoll_sys::{Any, Cap, Endpoint, Reply};
 
 use crate::channel::{Channel, ChannelSet, Child, irqs};
 use crate::message::{MessageInfo, incoming, outgoing};
-use crate::{debug_println, pd_is_passive, pd_name};
+use crate::{debug_println, pd_is_passive};
 
 /// What a PD does with the events it receives. Every method has a default that panics
 /// (the PD did not expect the event), so a PD implements only what it uses.
@@ -202,7 +202,10 @@ fn perform_now(deferred: Option<DeferredAction>) {
     if let Some(action) = deferred
         && let Err(e) = action.execute_now()
     {
-        debug_println!("{}: deferred action failed: {e}", pd_name());
+        debug_println!(
+            "{}: deferred action failed: {e}",
+            crate::name_or_placeholder()
+        );
     }
 }
 
@@ -244,7 +247,10 @@ fn run<H: Handler>(mut handler: H) -> ! {
         let badge = received.badge;
         let id = (badge & 0x3F) as usize;
         if badge & (PPC_BADGE | FAULT_BADGE) != 0 && id >= 62 {
-            debug_println!("{}: ignored a message with badge {badge:#x}", pd_name());
+            debug_println!(
+                "{}: ignored a message with badge {badge:#x}",
+                crate::name_or_placeholder()
+            );
             continue;
         }
         if badge & PPC_BADGE != 0 {

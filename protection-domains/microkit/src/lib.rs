@@ -108,7 +108,7 @@ impl core::fmt::Write for DebugOut {
     }
 }
 
-/// Formats to the debug console: `debug_print!("{}: {}", pd_name(), value)`.
+/// Formats to the debug console: `debug_print!("{}: {}", pd_name().unwrap(), value)`.
 #[macro_export]
 macro_rules! debug_print {
     ($($arg:tt)*) => {{
@@ -156,13 +156,21 @@ macro_rules! declare_protection_domain {
     };
 }
 
-/// The PD's name, as the tool patched it.
-pub fn pd_name() -> &'static str {
+/// The PD's name, as the tool patched it; an error if the patched bytes are not UTF-8 (the
+/// tool only writes names it checked, so that takes a damaged program). As in
+/// `sel4-microkit`, PDs usually write `pd_name().unwrap()`.
+pub fn pd_name() -> Result<&'static str, core::str::Utf8Error> {
     // SAFETY: the tool patches the name before the PD runs and nothing writes it after;
     // only shared references to it are made.
     let name: &'static [u8; 64] = unsafe { &*core::ptr::addr_of!(patched::microkit_name) };
     let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    core::str::from_utf8(&name[..len]).unwrap_or("<invalid name>")
+    core::str::from_utf8(&name[..len])
+}
+
+/// The PD's name for the runtime's own messages, which must not fail (a panic report
+/// among them).
+pub(crate) fn name_or_placeholder() -> &'static str {
+    pd_name().unwrap_or("<invalid name>")
 }
 
 /// Whether the tool made this PD passive.
@@ -189,12 +197,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     match info.location() {
         Some(at) => debug_println!(
             "{}: panicked at {}:{}: {}",
-            pd_name(),
+            name_or_placeholder(),
             at.file(),
             at.line(),
             info.message()
         ),
-        None => debug_println!("{}: panicked: {}", pd_name(), info.message()),
+        None => debug_println!("{}: panicked: {}", name_or_placeholder(), info.message()),
     }
     let pc = panic as *const () as usize as u64;
     let info = syscall::MessageInfo::new(fault::PANIC, 1);

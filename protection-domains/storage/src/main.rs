@@ -9,6 +9,6 @@ use atoll_microkit::{Handler, NullHandler, debug_println, pd_name, protection_do
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: running at EL0", pd_name());
+    debug_println!("{}: running at EL0", pd_name().unwrap());
     NullHandler::new()
 }

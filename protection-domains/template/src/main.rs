@@ -18,7 +18,7 @@ struct Template {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: ready", pd_name());
+    debug_println!("{}: ready", pd_name().unwrap());
     Template { notifications: 0 }
 }
 
@@ -28,7 +28,11 @@ impl Handler for Template {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(PEER) {
             self.notifications += 1;
-            debug_println!("{}: notification {}", pd_name(), self.notifications);
+            debug_println!(
+                "{}: notification {}",
+                pd_name().unwrap(),
+                self.notifications
+            );
         }
         Ok(())
     }

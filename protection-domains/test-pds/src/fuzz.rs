@@ -124,7 +124,7 @@ pub fn beat(owner: u64, memory: &[AtomicU64], heartbeat: &Heartbeat) {
         && heartbeat.changed.load(Ordering::Relaxed) == 0
     {
         heartbeat.changed.store(i as u64 + 1, Ordering::Relaxed);
-        debug_println!("{}: memory changed at word {i}", pd_name());
+        debug_println!("{}: memory changed at word {i}", pd_name().unwrap());
     }
     bump(&heartbeat.beats);
 }

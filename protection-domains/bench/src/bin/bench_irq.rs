@@ -73,7 +73,7 @@ impl Handler for Latency {
         }
         disarm();
         if let Err(e) = TIMER.irq_ack() {
-            debug_println!("{}: irq_ack failed: {e:?}", pd_name());
+            debug_println!("{}: irq_ack failed: {e:?}", pd_name().unwrap());
             return Ok(());
         }
         if self.rounds == WARMUP + ROUNDS {

@@ -20,14 +20,17 @@ fn init() -> impl Handler {
     let run = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
     match run {
         1 => {
-            debug_println!("{}: run 1: reading unmapped memory on purpose", pd_name());
+            debug_println!(
+                "{}: run 1: reading unmapped memory on purpose",
+                pd_name().unwrap()
+            );
             // SAFETY: nothing is mapped at `UNMAPPED`, so the read faults and the kernel
             // stops this thread before any value is produced; no Rust object is involved.
             let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
         }
         2 => panic!("run 2: panicking on purpose"),
         _ => {
-            debug_println!("{}: run {run}: getting through", pd_name());
+            debug_println!("{}: run {run}: getting through", pd_name().unwrap());
             PARENT.notify();
         }
     }

@@ -30,7 +30,7 @@ fn init() -> impl Handler {
         let sum = get_mr(0);
         debug_println!(
             "{}: {what} added {} values: {} (label {}, {} register)",
-            pd_name(),
+            pd_name().unwrap(),
             values.len(),
             sum,
             reply.label(),
@@ -39,7 +39,7 @@ fn init() -> impl Handler {
         let unknown = server.pp_call(MessageInfo::new(99, 0));
         debug_println!(
             "{}: {what} answered an unknown operation with label {}",
-            pd_name(),
+            pd_name().unwrap(),
             unknown.label()
         );
     }

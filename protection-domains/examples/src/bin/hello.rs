@@ -10,7 +10,7 @@ use atoll_microkit::{Handler, NullHandler, debug_println, pd_name, protection_do
 
 #[protection_domain(stack_size = 0x4000, heap_size = 0x1000)]
 fn init() -> impl Handler {
-    let greeting = alloc::format!("{}: hello, world", pd_name());
+    let greeting = alloc::format!("{}: hello, world", pd_name().unwrap());
     debug_println!("{greeting}");
     NullHandler::new()
 }

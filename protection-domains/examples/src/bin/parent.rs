@@ -34,14 +34,18 @@ impl Handler for Parent {
     ) -> Result<Option<MessageInfo>, Self::Error> {
         let fault = msg_info.fault();
         if child != CHILD || self.restarts == MAX_RESTARTS {
-            debug_println!("{}: child {} {fault}; stopped", pd_name(), child.index());
+            debug_println!(
+                "{}: child {} {fault}; stopped",
+                pd_name().unwrap(),
+                child.index()
+            );
             child.stop();
             return Ok(None);
         }
         self.restarts += 1;
         debug_println!(
             "{}: child {} {fault}; restarting it ({} of {MAX_RESTARTS})",
-            pd_name(),
+            pd_name().unwrap(),
             child.index(),
             self.restarts
         );
@@ -54,7 +58,7 @@ impl Handler for Parent {
         if channels.contains(CHILD_CHANNEL) {
             debug_println!(
                 "{}: the child got through after {} restarts",
-                pd_name(),
+                pd_name().unwrap(),
                 self.restarts
             );
         }

@@ -17,7 +17,7 @@ struct Ping {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: sending {ROUNDS} pings", pd_name());
+    debug_println!("{}: sending {ROUNDS} pings", pd_name().unwrap());
     PONG.notify();
     Ping { rounds: 0 }
 }
@@ -27,14 +27,17 @@ impl Handler for Ping {
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if !channels.contains(PONG) {
-            debug_println!("{}: unexpected notification from {channels}", pd_name());
+            debug_println!(
+                "{}: unexpected notification from {channels}",
+                pd_name().unwrap()
+            );
             return Ok(());
         }
         self.rounds += 1;
         if self.rounds < ROUNDS {
             PONG.notify();
         } else {
-            debug_println!("{}: {} round trips done", pd_name(), self.rounds);
+            debug_println!("{}: {} round trips done", pd_name().unwrap(), self.rounds);
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ struct Server;
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: ready", pd_name());
+    debug_println!("{}: ready", pd_name().unwrap());
     Server
 }
 

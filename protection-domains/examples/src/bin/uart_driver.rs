@@ -83,7 +83,7 @@ impl Driver {
                 self.errors += 1;
                 debug_println!(
                     "{}: receive error {} (byte dropped)",
-                    pd_name(),
+                    pd_name().unwrap(),
                     self.errors
                 );
                 continue;
@@ -100,7 +100,7 @@ impl Driver {
                     let text =
                         core::str::from_utf8(&self.line[..self.len]).unwrap_or("<not UTF-8>");
                     let more = if self.cut { "..." } else { "" };
-                    debug_println!("{}: line {}: {text}{more}", pd_name(), self.lines);
+                    debug_println!("{}: line {}: {text}{more}", pd_name().unwrap(), self.lines);
                 }
                 self.len = 0;
                 self.cut = false;
@@ -121,7 +121,7 @@ fn init() -> impl Handler {
     };
     // Interrupt on received bytes and on a receive timeout.
     uart.write(pl011::IMSC, uart.read(pl011::IMSC) | pl011::RX_INTERRUPTS);
-    debug_println!("{}: listening", pd_name());
+    debug_println!("{}: listening", pd_name().unwrap());
     let mut driver = Driver {
         uart,
         line: [0; LINE],

@@ -45,7 +45,7 @@ impl Handler for Canary {
         self.deadline = (self.deadline + self.period).max(counter() + 1);
         arm_physical_timer(self.deadline);
         if TIMER.irq_ack().is_err() {
-            debug_println!("{}: cannot acknowledge the timer", pd_name());
+            debug_println!("{}: cannot acknowledge the timer", pd_name().unwrap());
         }
         Ok(())
     }

@@ -28,12 +28,12 @@ fn init() -> impl Handler {
     debug_print("\n");
     debug_println!(
         "{}: still here after a {} byte line",
-        pd_name(),
+        pd_name().unwrap(),
         LOG_LINE_BYTES + 1001
     );
     debug_println!(
         "{}: bytes \u{4}\t\u{e9} pass, an escape does not: \u{1b}[2J",
-        pd_name()
+        pd_name().unwrap()
     );
     ECHO.notify();
     NullHandler::new()

@@ -53,18 +53,18 @@ impl Consumer {
                     if buffer[..n] != *stream::message(self.sum.messages, &mut expected) {
                         debug_println!(
                             "{}: FAILED: message {} differs from what was sent",
-                            pd_name(),
+                            pd_name().unwrap(),
                             self.sum.messages
                         );
                     }
                     self.sum.add(&buffer[..n]);
                     if self.sum.messages == MESSAGES {
-                        debug_println!("{}: received {}", pd_name(), self.sum);
+                        debug_println!("{}: received {}", pd_name().unwrap(), self.sum);
                     }
                 }
                 Err(RingError::WouldBlock) => return took,
                 Err(e) => {
-                    debug_println!("{}: the ring failed: {e:?}", pd_name());
+                    debug_println!("{}: the ring failed: {e:?}", pd_name().unwrap());
                     self.failed = true;
                     return took;
                 }
@@ -84,7 +84,7 @@ impl Handler for Consumer {
             match Self::attach() {
                 Ok(rx) => self.rx = Some(rx),
                 Err(e) => {
-                    debug_println!("{}: cannot attach to the ring: {e:?}", pd_name());
+                    debug_println!("{}: cannot attach to the ring: {e:?}", pd_name().unwrap());
                     self.failed = true;
                     return Ok(());
                 }

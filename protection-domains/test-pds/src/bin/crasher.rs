@@ -10,9 +10,12 @@ const UNMAPPED: usize = 0x70_0000_0000;
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: starting, about to touch unmapped memory", pd_name());
+    debug_println!(
+        "{}: starting, about to touch unmapped memory",
+        pd_name().unwrap()
+    );
     // SAFETY: deliberately faults; the kernel stops this thread and tells the monitor.
     let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
-    debug_println!("{}: FAILED, the read did not fault", pd_name());
+    debug_println!("{}: FAILED, the read did not fault", pd_name().unwrap());
     NullHandler::new()
 }

@@ -33,12 +33,12 @@ fn init() -> impl Handler {
     if answered == ROUNDS {
         debug_println!(
             "{}: {answered} calls answered and {notified} notifications handled by the passive server",
-            pd_name()
+            pd_name().unwrap()
         );
     } else {
         debug_println!(
             "{}: FAILED: {answered} of {ROUNDS} calls answered correctly",
-            pd_name()
+            pd_name().unwrap()
         );
     }
     NullHandler::new()

@@ -13,7 +13,7 @@ impl Handler for Echo {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        debug_println!("{}: heard the chatter on {channels}", pd_name());
+        debug_println!("{}: heard the chatter on {channels}", pd_name().unwrap());
         Ok(())
     }
 }

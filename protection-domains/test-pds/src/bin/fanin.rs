@@ -40,19 +40,22 @@ impl Handler for Fanin {
         }
         let spread = |seen: u64| seen & SPREAD_MASK == SPREAD_MASK;
         if !spread(before) && spread(self.seen) {
-            debug_println!("{}: all {SPREAD} channels delivered", pd_name());
+            debug_println!("{}: all {SPREAD} channels delivered", pd_name().unwrap());
         }
         if channels.contains(DONE) {
             let missing = (SPREAD_MASK | 1 << FLOOD.index()) & !self.seen;
             if missing == 0 {
                 debug_println!(
                     "{}: flood over: channel 60 delivered {} times, {} deliveries in all; no bit lost",
-                    pd_name(),
+                    pd_name().unwrap(),
                     self.floods,
                     self.deliveries
                 );
             } else {
-                debug_println!("{}: FAILED: bits {missing:#x} never arrived", pd_name());
+                debug_println!(
+                    "{}: FAILED: bits {missing:#x} never arrived",
+                    pd_name().unwrap()
+                );
             }
         }
         for i in 0..SLOW {

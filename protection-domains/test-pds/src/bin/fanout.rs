@@ -14,13 +14,17 @@ const FLOOD_NOTIFIES: usize = 5000;
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: notifying channels 0 to {}", pd_name(), SPREAD - 1);
+    debug_println!(
+        "{}: notifying channels 0 to {}",
+        pd_name().unwrap(),
+        SPREAD - 1
+    );
     for id in 0..SPREAD {
         Channel::new(id).notify();
     }
     debug_println!(
         "{}: flooding channel 60 with {FLOOD_NOTIFIES} notifies",
-        pd_name()
+        pd_name().unwrap()
     );
     for i in 0..FLOOD_NOTIFIES {
         FLOOD.notify();
@@ -29,6 +33,6 @@ fn init() -> impl Handler {
         }
     }
     DONE.notify();
-    debug_println!("{}: done", pd_name());
+    debug_println!("{}: done", pd_name().unwrap());
     NullHandler::new()
 }

@@ -40,14 +40,14 @@ fn init() -> impl Handler {
     let p = fuzz::progress();
     let (seed, calls) = (fuzz::seed(), fuzz::calls());
     if p.next.load(Ordering::Relaxed) == 0 {
-        debug_println!("{}: seed {seed}, {calls} calls", pd_name());
+        debug_println!("{}: seed {seed}, {calls} calls", pd_name().unwrap());
     }
     loop {
         // Counted before it is made: a restart after this call blocked skips it. Once
         // past the last call, `next` is past `calls`: the run is finished.
         let i = p.next.fetch_add(1, Ordering::AcqRel);
         if i >= calls {
-            debug_println!("{}: all {calls} calls made", pd_name());
+            debug_println!("{}: all {calls} calls made", pd_name().unwrap());
             return Finished;
         }
         let c = fuzz::call(seed, i);

@@ -28,7 +28,7 @@ fn invoke(cap: u64, op: u64, args: &[u64]) -> Option<Error> {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    let name = pd_name();
+    let name = pd_name().unwrap();
     match invoke(
         CHILD_TCB,
         label::TCB_BIND_NOTIFICATION,

@@ -17,13 +17,13 @@ const PAUSE: u64 = 100_000;
 fn init() -> impl Handler {
     for attempt in 1..=ATTEMPTS {
         if let Err(e) = VICTIM.try_notify() {
-            debug_println!("{}: notify {attempt}: {e}; carrying on", pd_name());
+            debug_println!("{}: notify {attempt}: {e}; carrying on", pd_name().unwrap());
             return NullHandler::new();
         }
         for i in 0..PAUSE {
             core::hint::black_box(i);
         }
     }
-    debug_println!("{}: {ATTEMPTS} notifies delivered", pd_name());
+    debug_println!("{}: {ATTEMPTS} notifies delivered", pd_name().unwrap());
     NullHandler::new()
 }

@@ -47,12 +47,12 @@ impl Producer {
                 Ok(()) => {
                     self.sum.add(message);
                     if self.sum.messages == MESSAGES {
-                        debug_println!("{}: sent {}", pd_name(), self.sum);
+                        debug_println!("{}: sent {}", pd_name().unwrap(), self.sum);
                     }
                 }
                 Err(RingError::WouldBlock) => break,
                 Err(e) => {
-                    debug_println!("{}: the ring failed: {e:?}", pd_name());
+                    debug_println!("{}: the ring failed: {e:?}", pd_name().unwrap());
                     self.failed = true;
                 }
             }

@@ -14,13 +14,13 @@ impl Handler for Sleeper {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        debug_println!("{}: notified on {channels}", pd_name());
+        debug_println!("{}: notified on {channels}", pd_name().unwrap());
         Ok(())
     }
 }
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: waiting", pd_name());
+    debug_println!("{}: waiting", pd_name().unwrap());
     Sleeper
 }

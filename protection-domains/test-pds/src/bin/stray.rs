@@ -8,8 +8,11 @@ use atoll_microkit::{Channel, Handler, NullHandler, debug_println, pd_name, prot
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: notifying channel 7, which it does not own", pd_name());
+    debug_println!(
+        "{}: notifying channel 7, which it does not own",
+        pd_name().unwrap()
+    );
     Channel::new(7).notify();
-    debug_println!("{}: FAILED: the notify went through", pd_name());
+    debug_println!("{}: FAILED: the notify went through", pd_name().unwrap());
     NullHandler::new()
 }

@@ -21,7 +21,7 @@ impl Handler for Victim {
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
         if !self.notified {
             self.notified = true;
-            debug_println!("{}: notified on {channels}", pd_name());
+            debug_println!("{}: notified on {channels}", pd_name().unwrap());
         }
         Ok(())
     }

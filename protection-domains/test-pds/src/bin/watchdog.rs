@@ -83,7 +83,7 @@ impl Watchdog {
                 self.lost = true;
                 debug_println!(
                     "{}: lost heartbeat: the witness has not beaten for {LOST_TICKS} ticks",
-                    pd_name()
+                    pd_name().unwrap()
                 );
             }
         } else {
@@ -96,7 +96,7 @@ impl Watchdog {
                 self.changed_reported[i] = true;
                 debug_println!(
                     "{}: the {who}'s memory changed (word {})",
-                    pd_name(),
+                    pd_name().unwrap(),
                     at - 1
                 );
             }
@@ -104,7 +104,7 @@ impl Watchdog {
         if self.ticks.is_multiple_of(REPORT_TICKS) && !self.done {
             debug_println!(
                 "{}: {next} calls, {} restarts after {} ticks",
-                pd_name(),
+                pd_name().unwrap(),
                 self.restarts,
                 self.ticks
             );
@@ -185,6 +185,6 @@ impl Handler for Watchdog {
 
 #[protection_domain]
 fn init() -> impl Handler {
-    debug_println!("{}: watching the fuzzer", pd_name());
+    debug_println!("{}: watching the fuzzer", pd_name().unwrap());
     Watchdog::default()
 }
