@@ -214,10 +214,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// A value the tool patches (`<setvar>`), kept in `.data` under its own symbol name:
-/// `let base: &u64 = var!(uart_base: u64 = 0);`. Returns a `&'static` to it.
+/// `let base: &u64 = var!(uart_base: u64 = 0);`. Returns a `&'static` to it. Attributes
+/// before the name go on the static.
 #[macro_export]
 macro_rules! var {
-    ($symbol:ident: $ty:ty = $default:expr) => {{
+    ($(#[$attr:meta])* $symbol:ident: $ty:ty = $default:expr $(,)?) => {{
+        $(#[$attr])*
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".data.microkit")]
         #[used]
@@ -231,23 +233,105 @@ macro_rules! var {
 }
 
 /// The address of a memory region the tool maps and patches (`<setvar vaddr>`), as a
-/// `NonNull`: `memory_region_symbol!(ring_vaddr: *mut Ring)`, or a slice with `n = N` or
-/// `bytes = B` (then `*mut [T]`, N elements or B bytes' worth).
+/// `NonNull`, in `sel4-microkit`'s forms: `memory_region_symbol!(ring_vaddr: *mut Ring)`;
+/// `*mut T, bytes = B` (the region's size, which must hold a `T`); `*mut [T], n = N`
+/// (a slice of N elements), with `, bytes = B` the region's size, which must hold them;
+/// and Atoll's `*mut [T], bytes = B` (as many elements as B bytes hold). Attributes before
+/// the name go on the patched static; a trailing comma is allowed. Panics if the tool did
+/// not patch the symbol, or if the region is too small for what is asked.
 #[macro_export]
 macro_rules! memory_region_symbol {
-    ($symbol:ident: *mut [$ty:ty], n = $n:expr) => {{
-        let start = $crate::memory_region_symbol!($symbol: *mut $ty);
+    ($(#[$attr:meta])* $symbol:ident: *mut [$ty:ty], n = $n:expr, bytes = $bytes:expr $(,)?) => {{
+        let n: usize = $n;
+        assert!(
+            n.checked_mul(core::mem::size_of::<$ty>()).is_some_and(|need| need <= $bytes),
+            concat!("memory region `", stringify!($symbol), "` is smaller than its n elements")
+        );
+        let start = $crate::memory_region_symbol!($(#[$attr])* $symbol: *mut $ty);
+        core::ptr::NonNull::slice_from_raw_parts(start, n)
+    }};
+    ($(#[$attr:meta])* $symbol:ident: *mut [$ty:ty], n = $n:expr $(,)?) => {{
+        let start = $crate::memory_region_symbol!($(#[$attr])* $symbol: *mut $ty);
         core::ptr::NonNull::slice_from_raw_parts(start, $n)
     }};
-    ($symbol:ident: *mut [$ty:ty], bytes = $bytes:expr) => {{
-        let start = $crate::memory_region_symbol!($symbol: *mut $ty);
+    ($(#[$attr:meta])* $symbol:ident: *mut [$ty:ty], bytes = $bytes:expr $(,)?) => {{
+        let start = $crate::memory_region_symbol!($(#[$attr])* $symbol: *mut $ty);
         core::ptr::NonNull::slice_from_raw_parts(start, $bytes / core::mem::size_of::<$ty>())
     }};
-    ($symbol:ident: *mut $ty:ty) => {{
-        let vaddr: u64 = *$crate::var!($symbol: u64 = 0);
+    ($(#[$attr:meta])* $symbol:ident: *mut $ty:ty, bytes = $bytes:expr $(,)?) => {{
+        assert!(
+            core::mem::size_of::<$ty>() <= $bytes,
+            concat!("memory region `", stringify!($symbol), "` is smaller than its type")
+        );
+        $crate::memory_region_symbol!($(#[$attr])* $symbol: *mut $ty)
+    }};
+    ($(#[$attr:meta])* $symbol:ident: *mut $ty:ty $(,)?) => {{
+        let vaddr: u64 = *$crate::var!($(#[$attr])* $symbol: u64 = 0);
         match core::ptr::NonNull::new(vaddr as usize as *mut $ty) {
             Some(p) => p,
             None => panic!(concat!("memory region symbol `", stringify!($symbol), "` was not patched by the tool")),
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::string::String;
+
+    /// The panic message of `f`, which must panic.
+    fn panic_of(f: fn()) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("it panics");
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| String::from(*s))
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn var_takes_attributes_and_a_trailing_comma() {
+        let value: &u64 = crate::var!(#[allow(non_upper_case_globals)] atoll_test_var: u64 = 7,);
+        assert_eq!(*value, 7);
+    }
+
+    #[test]
+    fn every_memory_region_symbol_form_refuses_an_unpatched_symbol() {
+        let forms: [fn(); 5] = [
+            || {
+                let _ = crate::memory_region_symbol!(
+                    #[allow(non_upper_case_globals)]
+                    atoll_test_a: *mut u32
+                );
+            },
+            || {
+                let _ = crate::memory_region_symbol!(ATOLL_TEST_B: *mut u32, bytes = 4,);
+            },
+            || {
+                let _ = crate::memory_region_symbol!(ATOLL_TEST_C: *mut [u8], n = 4);
+            },
+            || {
+                let _ = crate::memory_region_symbol!(ATOLL_TEST_D: *mut [u8], n = 4, bytes = 8);
+            },
+            || {
+                let _ = crate::memory_region_symbol!(ATOLL_TEST_E: *mut [u16], bytes = 8);
+            },
+        ];
+        for form in forms {
+            assert!(panic_of(form).contains("was not patched by the tool"));
+        }
+    }
+
+    #[test]
+    fn a_region_too_small_for_what_is_asked_is_refused() {
+        let elements = || {
+            let _ = crate::memory_region_symbol!(ATOLL_TEST_F: *mut [u64], n = 4, bytes = 8);
+        };
+        assert!(panic_of(elements).contains("smaller than its n elements"));
+        let one = || {
+            let _ = crate::memory_region_symbol!(ATOLL_TEST_G: *mut u64, bytes = 4);
+        };
+        assert!(panic_of(one).contains("smaller than its type"));
+    }
 }
