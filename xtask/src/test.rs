@@ -97,6 +97,18 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     }
     step("host tests", &mut cargo(&["test"]))?;
     step(
+        "PD runtime with all its features",
+        &mut cargo(&[
+            "test",
+            "--quiet",
+            "-p",
+            "atoll-microkit",
+            "--features",
+            "full",
+            "--lib",
+        ]),
+    )?;
+    step(
         "end-to-end tests' own unit tests",
         &mut cargo(&["test", "--quiet", "-p", "atoll-e2e", "--lib"]),
     )?;

@@ -71,6 +71,36 @@ impl Handler for NullHandler {
     type Error = Infallible;
 }
 
+/// A boxed handler handles as the handler it holds (feature `alloc`).
+#[cfg(feature = "alloc")]
+impl<T: Handler + ?Sized> Handler for alloc::boxed::Box<T> {
+    type Error = T::Error;
+
+    fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        (**self).notified(channels)
+    }
+
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
+        (**self).protected(channel, msg_info)
+    }
+
+    fn fault(
+        &mut self,
+        child: Child,
+        msg_info: MessageInfo,
+    ) -> Result<Option<MessageInfo>, Self::Error> {
+        (**self).fault(child, msg_info)
+    }
+
+    fn take_deferred_action(&mut self) -> Option<DeferredAction> {
+        (**self).take_deferred_action()
+    }
+}
+
 /// A type with no values, as `sel4-microkit`'s: a handler that can never exist, for code
 /// that must name a handler type it never builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -276,4 +306,46 @@ fn run<H: Handler>(mut handler: H) -> ! {
 /// A handler returned an error: the PD reports it and stops.
 fn stop(error: &dyn fmt::Display) -> ! {
     panic!("handler error: {error}");
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    extern crate std;
+
+    use alloc::boxed::Box;
+
+    use super::*;
+
+    /// Counts what it is given.
+    #[derive(Default)]
+    struct Counter {
+        notified: u64,
+        deferred: bool,
+    }
+
+    impl Handler for Counter {
+        type Error = Infallible;
+
+        fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+            self.notified |= channels.bits();
+            Ok(())
+        }
+
+        fn take_deferred_action(&mut self) -> Option<DeferredAction> {
+            self.deferred = true;
+            None
+        }
+    }
+
+    #[test]
+    fn a_boxed_handler_handles_as_the_handler_it_holds() {
+        fn drive<H: Handler<Error = Infallible>>(handler: &mut H) {
+            let _ = handler.notified(ChannelSet::from_badge(0b101));
+            let _ = handler.take_deferred_action();
+        }
+        let mut boxed: Box<Counter> = Box::default();
+        drive(&mut boxed);
+        assert_eq!(boxed.notified, 0b101);
+        assert!(boxed.deferred);
+    }
 }

@@ -9,6 +9,9 @@
 //! that reports the panic to the monitor.
 #![no_std]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod channel;
 mod handler;
 pub mod heap;
@@ -96,6 +99,19 @@ pub fn debug_print(text: &str) {
     for byte in text.bytes() {
         atoll_sys::debug_put_char(byte);
     }
+}
+
+/// One byte of debug output, under the link-level name rust-sel4's support crates
+/// (`sel4-panicking-env`) call, so that they print through this runtime as they do
+/// through `sel4-microkit`.
+#[cfg(target_os = "none")]
+#[unsafe(no_mangle)]
+#[allow(
+    non_snake_case,
+    reason = "the symbol name rust-sel4's crates link against"
+)]
+pub fn __sel4_panicking_env__debug_put_char(c: u8) {
+    atoll_sys::debug_put_char(c);
 }
 
 /// Debug output as a `core::fmt::Write` sink, for [`debug_print!`] and [`debug_println!`].
