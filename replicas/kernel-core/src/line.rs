@@ -55,21 +55,6 @@ pub const fn console_byte(c: u8) -> u8 {
 }
 
 impl<const N: usize> LineBuf<N> {
-    /// Appends one raw byte, cutting as [`fmt::Write`] does.
-    #[inline]
-    pub fn push(&mut self, byte: u8) {
-        if self.cut {
-            return;
-        }
-        match self.bytes.get_mut(self.len) {
-            Some(slot) => {
-                *slot = byte;
-                self.len = self.len.saturating_add(1);
-            }
-            None => self.push_bytes(&[byte]),
-        }
-    }
-
     /// Appends raw bytes (not necessarily UTF-8), cutting as [`fmt::Write`] does.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         if self.cut {
@@ -132,13 +117,13 @@ mod tests {
     fn debug_bytes_pass_through_but_the_escape_byte() {
         let mut l = LineBuf::<16>::new();
         for &c in b"a\t\r\x04\xc3\xa9\x1b[2J" {
-            l.push(console_byte(c));
+            l.push_bytes(&[console_byte(c)]);
         }
         assert_eq!(l.as_bytes(), b"a\t\r\x04\xc3\xa9?[2J");
         // One byte at a time cuts as a whole text does.
         let mut full = LineBuf::<4>::new();
         for &c in b"abcdef" {
-            full.push(c);
+            full.push_bytes(&[c]);
         }
         assert_eq!(full.as_bytes(), b"abc~");
         assert!(full.was_cut());

@@ -137,7 +137,7 @@ impl Machine for Hw<'_> {
             line.clear();
         } else {
             // Bytes pass through, but those the shared console may not take.
-            line.push(atoll_kernel_core::line::console_byte(c));
+            line.push_bytes(&[atoll_kernel_core::line::console_byte(c)]);
         }
     }
 
