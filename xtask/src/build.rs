@@ -304,14 +304,22 @@ fn build_programs(
     Ok(())
 }
 
-/// The programs the description's PDs run, each once, found through `cargo metadata`.
-fn programs(system: &atoll_tool::model::SystemDescription) -> Result<Vec<Program>> {
+/// The workspace's packages, as `cargo metadata` describes them.
+pub(crate) fn workspace_packages() -> Result<Vec<serde_json::Value>> {
     let metadata = cargo()
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .output()?;
+    if !metadata.status.success() {
+        bail!("cargo metadata failed ({})", metadata.status);
+    }
     let metadata: serde_json::Value =
         serde_json::from_slice(&metadata.stdout).context("reading cargo metadata")?;
-    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    Ok(metadata["packages"].as_array().cloned().unwrap_or_default())
+}
+
+/// The programs the description's PDs run, each once, found through `cargo metadata`.
+fn programs(system: &atoll_tool::model::SystemDescription) -> Result<Vec<Program>> {
+    let packages = workspace_packages()?;
     let mut wanted: Vec<Program> = Vec::new();
     for pd in system.protection_domains.values() {
         let file = pd.program_image.path.clone();

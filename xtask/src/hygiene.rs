@@ -80,16 +80,18 @@ mod tests {
     #[test]
     fn every_crate_of_the_workspace_is_in_the_crate_table() {
         let map = architecture();
-        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
-            .expect("the workspace manifest");
-        let members = manifest
-            .split("members = [")
-            .nth(1)
-            .and_then(|rest| rest.split(']').next())
-            .expect("a members list");
-        let members: Vec<&str> = members.split('"').skip(1).step_by(2).collect();
+        let packages = crate::build::workspace_packages().expect("cargo metadata");
+        let root = workspace_root();
+        let members: Vec<String> = packages
+            .iter()
+            .filter_map(|p| p["manifest_path"].as_str())
+            .filter_map(|manifest| {
+                let dir = std::path::Path::new(manifest).parent()?;
+                Some(dir.strip_prefix(&root).ok()?.to_string_lossy().into_owned())
+            })
+            .collect();
         assert!(members.len() > 10, "{members:?}");
-        for member in members {
+        for member in &members {
             let parent = member.rsplit_once('/').map_or("", |(p, _)| p);
             assert!(
                 map.contains(&format!("| `{member}/` |"))
@@ -128,25 +130,10 @@ mod tests {
 
     #[test]
     fn the_dependency_list_in_the_map_is_the_manifests_own() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args([
-                "metadata",
-                "--format-version",
-                "1",
-                "--no-deps",
-                "--offline",
-            ])
-            .current_dir(workspace_root())
-            .output()
-            .expect("cargo metadata runs");
-        assert!(out.status.success(), "cargo metadata failed");
-        let metadata: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
-        let packages = metadata["packages"].as_array().expect("packages");
+        let packages = crate::build::workspace_packages().expect("cargo metadata");
         let ours: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
         let map = architecture();
-        for package in packages {
+        for package in &packages {
             let name = package["name"].as_str().expect("a package name");
             let deps = |dev: bool| {
                 let mut names: Vec<&str> = package["dependencies"]
