@@ -143,6 +143,28 @@ pub const EXAMPLE_UART: Variant = Variant {
         true,
     )
 };
+/// The sel4-microkit API probe, built through a Cargo rename, and its hooked child.
+pub const COMPAT_PROBE: Variant = Variant::of(
+    "compat-probe",
+    "protection-domains/compat/probe/system.xml",
+    false,
+);
+/// An upstream-style passive server with a deferred action, notified and called.
+pub const COMPAT_PASSIVE: Variant = Variant::of(
+    "compat-passive",
+    "protection-domains/compat/passive/system.xml",
+    false,
+);
+/// An upstream-style serial driver and client over two shared regions (QEMU virt's
+/// PL011).
+pub const COMPAT_SERIAL: Variant = Variant {
+    only_on: Some(VIRT),
+    ..Variant::of(
+        "compat-serial",
+        "protection-domains/compat/serial/system.xml",
+        true,
+    )
+};
 
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
@@ -164,6 +186,9 @@ pub const VARIANTS: &[Variant] = &[
     STACK,
     USER_FAULT,
     EXAMPLE_UART,
+    COMPAT_PROBE,
+    COMPAT_PASSIVE,
+    COMPAT_SERIAL,
 ];
 
 /// The variants built for `board`.

@@ -288,6 +288,40 @@ fn example(board: &str, variant: &Variant, expected: &[&str]) {
     );
 }
 
+/// The sel4-microkit compatibility suite (`protection-domains/compat/`): the API probe,
+/// whose child panics through a panic hook, and the passive server that is notified and
+/// called.
+fn compat(board: &str) {
+    let outcome = self_test(board, &variants::COMPAT_PROBE);
+    let mut at = position(&outcome, "MON0|INFO: started 2 PDs: probe, hooked");
+    for line in [
+        "probe: 16 checks passed",
+        "hooked: hook: on purpose, after setting a hook",
+        "probe: child 0 faulted (Panic",
+        "probe: done",
+    ] {
+        at = position_after(&outcome, at, line);
+    }
+    check(
+        &outcome,
+        !outcome.serial.contains("panicked") && !outcome.serial.contains("|ERROR"),
+        "the hook did not replace the panic message, or a PD faulted to the monitor",
+    );
+    example(
+        board,
+        &variants::COMPAT_PASSIVE,
+        &[
+            "MON0|INFO: started 2 PDs: passive_client, passive_server",
+            "passive_server: ready (passive: true)",
+            "MON0|INFO: PD 'passive_server' finished init and is passive",
+            "passive_client: round 1: notified back, then the call answered 2",
+            "passive_client: round 2: notified back, then the call answered 4",
+            "passive_client: round 3: notified back, then the call answered 6",
+            "passive_client: the passive server answered 3 notifications and 3 calls",
+        ],
+    );
+}
+
 fn examples(board: &str) {
     example(
         board,
@@ -376,6 +410,36 @@ fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines() {
         !outcome.serial.contains("|ERROR") && !outcome.serial.contains("receive error"),
         "the driver faulted or saw a receive error",
     );
+}
+
+/// The upstream-style serial driver and client: typed lines come back as `echo: <LINE>`,
+/// written by the driver from what the client queued in the shared ring.
+#[test]
+fn qemu_virt_aarch64_the_upstream_style_serial_pair_echoes_typed_lines() {
+    let board = "qemu_virt_aarch64";
+    let long = "y".repeat(90);
+    let input = format!("hello, atoll\r\n{long}\nlast one\n");
+    let outcome = Boot::variant(board, &variants::COMPAT_SERIAL)
+        .typing(input.as_bytes())
+        .until(&["echo: LAST ONE"])
+        .run();
+    let mut at = position(
+        &outcome,
+        "MON0|INFO: started 2 PDs: serial_driver, serial_client",
+    );
+    for line in [
+        "echo: HELLO, ATOLL",
+        &format!("echo: {}", "Y".repeat(80)),
+        "echo: LAST ONE",
+    ] {
+        at = position_after(&outcome, at, line);
+    }
+    check(
+        &outcome,
+        !outcome.serial.contains(&"Y".repeat(81)),
+        "a line longer than the client keeps was not cut at 80 bytes",
+    );
+    check_nothing_failed(&outcome, "a PD of the serial pair faulted");
 }
 
 /// The lines a healthy run of `tests/systems/cross.xml` ends with.
@@ -677,6 +741,11 @@ macro_rules! board_tests {
             #[test]
             fn the_example_systems_run() {
                 super::examples($board);
+            }
+
+            #[test]
+            fn the_sel4_microkit_compatibility_suite_runs() {
+                super::compat($board);
             }
 
             #[test]

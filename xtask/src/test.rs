@@ -26,6 +26,34 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// A PD compiled for unwinding (`-C panic=unwind`, which stable Rust cannot honour on the
+/// PD target) must be refused by the runtime with its own message, not fail later in an
+/// obscure way. Checked in a target directory of its own, so the flags do not invalidate
+/// the suite's other builds.
+fn unwinding_is_refused() -> Result<()> {
+    eprintln!("xtask test: a PD compiled with -C panic=unwind is refused");
+    let out = cargo(&[
+        "check",
+        "--quiet",
+        "-p",
+        "atoll-microkit",
+        "--target",
+        crate::build::PD_TARGET,
+    ])
+    .env("RUSTFLAGS", "-C panic=unwind")
+    .env(
+        "CARGO_TARGET_DIR",
+        workspace_root().join("target").join("unwind-check"),
+    )
+    .output()
+    .context("running cargo check")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !stderr.contains("which Atoll does not support") {
+        bail!("a PD compiled with -C panic=unwind was not refused with the runtime's message:\n{stderr}");
+    }
+    Ok(())
+}
+
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -65,6 +93,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "atoll-test-pds",
                 "-p",
                 "atoll-examples",
+                "-p",
+                "atoll-compat",
+                "-p",
+                "atoll-compat-probe",
                 "--target",
                 crate::build::PD_TARGET,
                 "--",
@@ -108,6 +140,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             "--lib",
         ]),
     )?;
+    unwinding_is_refused()?;
     step(
         "end-to-end tests' own unit tests",
         &mut cargo(&["test", "--quiet", "-p", "atoll-e2e", "--lib"]),

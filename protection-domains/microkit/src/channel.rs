@@ -3,7 +3,6 @@
 use core::fmt;
 
 use atoll_abi::pd::{MAX_CHANNELS, slot};
-use atoll_abi::syscall;
 use atoll_sys::{Cap, Endpoint, IrqHandler, Notification, Tcb};
 
 use crate::message::{MessageInfo, incoming, outgoing};
@@ -91,38 +90,44 @@ impl Channel {
         }
     }
 
-    pub(crate) fn check_notify(&self) {
-        self.check(notifications(), "notify", "a notification channel");
-    }
-
-    pub(crate) fn check_irq(&self) {
-        self.check(irqs(), "irq_ack", "an interrupt");
-    }
-
-    /// The capability this PD signals the other end through.
+    /// The capability this PD signals the other end through, for support crates (as
+    /// `sel4-microkit`'s). Panics, as [`Channel::notify`] does, if this PD has no
+    /// notification on the channel.
+    #[doc(hidden)]
     #[inline(always)]
-    pub(crate) fn notification_cap(&self) -> Cap<Notification> {
+    pub fn notification(&self) -> Cap<Notification> {
+        self.check(notifications(), "notify", "a notification channel");
         Cap::from_bits(u64::from(slot::OUTPUT_NOTIFICATION) + self.0 as u64)
     }
 
-    /// The capability of the interrupt this channel delivers.
+    /// The capability of the interrupt this channel delivers. Panics, as
+    /// [`Channel::irq_ack`] does, if the channel is not an interrupt of this PD.
+    #[doc(hidden)]
     #[inline(always)]
-    pub(crate) fn irq_handler_cap(&self) -> Cap<IrqHandler> {
+    pub fn irq_handler(&self) -> Cap<IrqHandler> {
+        self.check(irqs(), "irq_ack", "an interrupt");
         Cap::from_bits(u64::from(slot::IRQ_HANDLER) + self.0 as u64)
+    }
+
+    /// The endpoint this PD calls the other end through. Panics, as
+    /// [`Channel::pp_call`] does, if this PD may not call on the channel.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn endpoint(&self) -> Cap<Endpoint> {
+        self.check(pps(), "pp_call", "a protected procedure channel");
+        Cap::from_bits(u64::from(slot::OUTPUT_ENDPOINT) + self.0 as u64)
     }
 
     /// Signals the PD at the other end. Panics if this PD has no notification on it.
     pub fn notify(&self) {
-        self.check_notify();
-        self.notification_cap().signal();
+        self.notification().signal();
     }
 
     /// Signals the PD at the other end and reports whether the signal was delivered. Within
     /// a replica it always is; across replicas it is not when the peer's replica is down,
     /// and then nothing is sent. Panics if this PD has no notification on it.
     pub fn try_notify(&self) -> Result<(), PeerDown> {
-        self.check_notify();
-        self.notification_cap()
+        self.notification()
             .invoke(0, &[])
             .map(drop)
             .map_err(|_| PeerDown(self.0))
@@ -131,21 +136,15 @@ impl Channel {
     /// Acknowledges the interrupt this channel delivers, so it can arrive again. Panics if
     /// the channel is not an interrupt of this PD.
     pub fn irq_ack(&self) -> Result<(), IrqAckError> {
-        self.check_irq();
-        self.irq_handler_cap()
-            .ack()
-            .map_err(|e| IrqAckError(e as u64))
+        self.irq_handler().ack().map_err(|e| IrqAckError(e as u64))
     }
 
     /// Calls the PD at the other end (a protected procedure call) with the message in the
     /// message registers; returns its reply, whose registers replace them. Panics if this
     /// PD may not call on the channel.
     pub fn pp_call(&self, info: MessageInfo) -> MessageInfo {
-        self.check(pps(), "pp_call", "a protected procedure channel");
-        let endpoint: Cap<Endpoint> =
-            Cap::from_bits(u64::from(slot::OUTPUT_ENDPOINT) + self.0 as u64);
-        let r = endpoint.call(syscall::MessageInfo(info.into_inner()), outgoing(info));
-        let reply = MessageInfo::from_inner(r.info);
+        let r = self.endpoint().call(info.into_inner(), outgoing(info));
+        let reply = MessageInfo::from_inner(r.tag());
         incoming(reply, r.mrs);
         reply
     }
@@ -174,15 +173,8 @@ impl ChannelSet {
     }
 
     /// The channels that signalled, lowest id first.
-    pub fn iter(&self) -> impl Iterator<Item = Channel> + '_ {
-        let mut left = self.0;
-        core::iter::from_fn(move || {
-            (left != 0).then(|| {
-                let i = left.trailing_zeros() as usize;
-                left &= left - 1;
-                Channel(i)
-            })
-        })
+    pub fn iter(&self) -> ChannelSetIter {
+        ChannelSetIter(self.0)
     }
 
     /// Whether no channel signalled.
@@ -198,6 +190,23 @@ impl ChannelSet {
     /// Shows the set as `{1, 4}`.
     pub fn display(&self) -> DisplayChannelSet<'_> {
         DisplayChannelSet(self)
+    }
+}
+
+/// The channels of a [`ChannelSet`], lowest id first (from [`ChannelSet::iter`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelSetIter(u64);
+
+impl Iterator for ChannelSetIter {
+    type Item = Channel;
+
+    fn next(&mut self) -> Option<Channel> {
+        (self.0 != 0).then(|| {
+            let i = self.0.trailing_zeros() as usize;
+            self.0 &= self.0 - 1;
+            Channel(i)
+        })
     }
 }
 
@@ -240,7 +249,9 @@ impl Child {
         self.0
     }
 
-    fn tcb(&self) -> Cap<Tcb> {
+    /// The child's thread capability, for support crates (as `sel4-microkit`'s).
+    #[doc(hidden)]
+    pub fn tcb(&self) -> Cap<Tcb> {
         Cap::from_bits(u64::from(slot::CHILD_TCB) + self.0 as u64)
     }
 

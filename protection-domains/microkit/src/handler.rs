@@ -2,12 +2,12 @@
 
 use core::fmt;
 
-use atoll_abi::pd::{FAULT_BADGE, PPC_BADGE, slot};
 use atoll_abi::syscall::{self, label};
-use atoll_sys::{Any, Cap, Endpoint, Reply};
+use atoll_sys::{Any, Cap};
 
 use crate::channel::{Channel, ChannelSet, Child, irqs};
-use crate::message::{MessageInfo, incoming, outgoing};
+use crate::ipc::{self, Event};
+use crate::message::MessageInfo;
 use crate::{debug_println, pd_is_passive};
 
 /// What a PD does with the events it receives. Every method has a default that panics
@@ -50,6 +50,48 @@ pub trait Handler {
     /// [`DeferredActionSlot`]).
     fn take_deferred_action(&mut self) -> Option<DeferredAction> {
         None
+    }
+
+    /// Microkit's event loop on this handler, which returns only with an error from one
+    /// of its methods: tell the monitor a passive PD is ready, acknowledge every interrupt
+    /// once (so the first one can arrive), then receive, dispatch by badge and reply,
+    /// forever. [`run_main`] runs it on `init`'s handler; support crates may call it
+    /// themselves, as with `sel4-microkit`.
+    #[doc(hidden)]
+    fn run(&mut self) -> Result<Never, Self::Error> {
+        // A passive PD's "ready" goes to the monitor as the send half of its first
+        // receive, so it is already waiting when the monitor takes its scheduling context
+        // away.
+        let mut ready = pd_is_passive();
+        for channel in ChannelSet::from_badge(irqs()).iter() {
+            let _ = channel.irq_ack();
+        }
+        let mut reply: Option<MessageInfo> = None;
+        loop {
+            let event = match (reply.take(), self.take_deferred_action()) {
+                (Some(tag), deferred) => {
+                    perform_now(deferred);
+                    ipc::reply_recv(tag)
+                }
+                (None, deferred) => {
+                    let send = if core::mem::take(&mut ready) {
+                        perform_now(deferred);
+                        Some(ipc::ready())
+                    } else {
+                        deferred.map(|action| action.send_half())
+                    };
+                    match send {
+                        Some((cap, tag)) => ipc::nb_send_recv(cap, tag),
+                        None => ipc::recv(),
+                    }
+                }
+            };
+            match event {
+                Event::Notified(channels) => self.notified(channels)?,
+                Event::Protected(channel, info) => reply = Some(self.protected(channel, info)?),
+                Event::Fault(child, info) => reply = self.fault(child, info)?,
+            }
+        }
     }
 }
 
@@ -98,6 +140,10 @@ impl<T: Handler + ?Sized> Handler for alloc::boxed::Box<T> {
 
     fn take_deferred_action(&mut self) -> Option<DeferredAction> {
         (**self).take_deferred_action()
+    }
+
+    fn run(&mut self) -> Result<Never, Self::Error> {
+        (**self).run()
     }
 }
 
@@ -168,16 +214,11 @@ impl DeferredAction {
     fn send_half(&self) -> (Cap<Any>, syscall::MessageInfo) {
         match self.interface {
             DeferredActionInterface::Notify => {
-                self.channel.check_notify();
-                (
-                    self.channel.notification_cap().cast(),
-                    syscall::MessageInfo(0),
-                )
+                (self.channel.notification().cast(), syscall::MessageInfo(0))
             }
             DeferredActionInterface::IrqAck => {
-                self.channel.check_irq();
                 let tag = syscall::MessageInfo::new(label::IRQ_HANDLER_ACK, 0);
-                (self.channel.irq_handler_cap().cast(), tag)
+                (self.channel.irq_handler().cast(), tag)
             }
         }
     }
@@ -220,11 +261,15 @@ impl DeferredActionSlot {
     }
 }
 
-/// The runtime's main: runs `init`, then Microkit's event loop on its handler. Called by
-/// the entry `#[protection_domain]` generates.
+/// The runtime's main: runs `init`, then Microkit's event loop on its handler
+/// ([`Handler::run`]). Called by the entry `#[protection_domain]` generates. A handler
+/// error is printed and stops the PD, as a panic does.
 pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
-    let handler = init();
-    run(handler)
+    let mut handler = init();
+    match handler.run() {
+        Ok(never) => match never {},
+        Err(e) => panic!("handler error: {e}"),
+    }
 }
 
 /// Performs a deferred action that cannot ride on the next receive.
@@ -237,75 +282,6 @@ fn perform_now(deferred: Option<DeferredAction>) {
             crate::name_or_placeholder()
         );
     }
-}
-
-/// Microkit's event loop: tell the monitor a passive PD is ready, acknowledge every
-/// interrupt once (so the first one can arrive), then receive, dispatch by badge and
-/// reply, forever.
-fn run<H: Handler>(mut handler: H) -> ! {
-    // A passive PD's "ready" goes to the monitor as the send half of its first receive, so
-    // it is already waiting when the monitor takes its scheduling context away.
-    let mut ready = pd_is_passive();
-    for channel in ChannelSet::from_badge(irqs()).iter() {
-        let _ = channel.irq_ack();
-    }
-    let mut reply: Option<MessageInfo> = None;
-    let input: Cap<Endpoint> = Cap::from_bits(slot::INPUT.into());
-    let reply_object: Cap<Reply> = Cap::from_bits(slot::REPLY.into());
-    loop {
-        let received = match (reply.take(), handler.take_deferred_action()) {
-            (Some(tag), deferred) => {
-                perform_now(deferred);
-                let info = syscall::MessageInfo(tag.into_inner());
-                input.reply_recv(reply_object, info, outgoing(tag))
-            }
-            (None, deferred) => {
-                let send = if core::mem::take(&mut ready) {
-                    perform_now(deferred);
-                    let monitor = Cap::from_bits(slot::MONITOR_ENDPOINT.into());
-                    Some((monitor, syscall::MessageInfo(0)))
-                } else {
-                    deferred.map(|action| action.send_half())
-                };
-                match send {
-                    Some((cap, tag)) => input.nb_send_recv(reply_object, cap, tag),
-                    None => input.recv(reply_object),
-                }
-            }
-        };
-        let info = MessageInfo::from_inner(received.info);
-        let badge = received.badge;
-        let id = (badge & 0x3F) as usize;
-        if badge & (PPC_BADGE | FAULT_BADGE) != 0 && id >= 62 {
-            debug_println!(
-                "{}: ignored a message with badge {badge:#x}",
-                crate::name_or_placeholder()
-            );
-            continue;
-        }
-        if badge & PPC_BADGE != 0 {
-            incoming(info, received.mrs);
-            let channel = Channel::new(id);
-            match handler.protected(channel, info) {
-                Ok(tag) => reply = Some(tag),
-                Err(e) => stop(&e),
-            }
-        } else if badge & FAULT_BADGE != 0 {
-            incoming(info, received.mrs);
-            let child = Child::new(id);
-            match handler.fault(child, info) {
-                Ok(answer) => reply = answer,
-                Err(e) => stop(&e),
-            }
-        } else if let Err(e) = handler.notified(ChannelSet::from_badge(badge)) {
-            stop(&e);
-        }
-    }
-}
-
-/// A handler returned an error: the PD reports it and stops.
-fn stop(error: &dyn fmt::Display) -> ! {
-    panic!("handler error: {error}");
 }
 
 #[cfg(all(test, feature = "alloc"))]

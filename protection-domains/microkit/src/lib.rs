@@ -15,9 +15,22 @@ extern crate alloc;
 mod channel;
 mod handler;
 pub mod heap;
+#[doc(hidden)]
+pub mod ipc;
 mod message;
+pub mod panicking;
 #[cfg(target_arch = "aarch64")]
 pub mod timer;
+
+// A PD's panics abort: stable Rust has no way to unwind on this target (its `core` is
+// built with `panic = "abort"` and catching a panic needs an unstable intrinsic). A
+// `panic = "unwind"` profile setting leaves the strategy to the target, which aborts, but
+// `-C panic=unwind` in RUSTFLAGS would ask for unwinding: such a PD is refused here, with
+// the reason, instead of misbehaving later.
+#[cfg(all(panic = "unwind", target_os = "none"))]
+compile_error!(
+    "this PD is compiled with `-C panic=unwind`, which Atoll does not support (stable Rust cannot unwind on aarch64-unknown-none): remove it from RUSTFLAGS. A PD's panic runs its panic hook, is reported to its monitor, and stops or restarts the PD."
+);
 
 pub use atoll_abi::fault::Fault;
 pub use atoll_microkit_macros::protection_domain;
@@ -204,13 +217,18 @@ core::arch::global_asm!(
 );
 
 /// A panic is reported to the monitor (or the parent) as a fault message, which stops the
-/// PD, after its message is printed.
+/// PD, after the hook of [`panicking::set_hook`] runs or, without one, its message is
+/// printed. A panic inside the hook is printed, not hooked again.
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use atoll_abi::pd::slot;
     use atoll_abi::syscall::{self, fault};
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    let first = !PANICKING.swap(true, Ordering::Relaxed);
     match info.location() {
+        _ if first && let Some(hook) = panicking::hook() => hook(info),
         Some(at) => debug_println!(
             "{}: panicked at {}:{}: {}",
             name_or_placeholder(),

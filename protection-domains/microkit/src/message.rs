@@ -42,14 +42,23 @@ impl MessageInfo {
         self.0.length()
     }
 
-    /// The raw tag word.
-    pub const fn into_inner(self) -> u64 {
-        self.0.0
+    /// The kernel's tag, for support crates (as `sel4-microkit`'s, whose inner type is
+    /// `sel4::MessageInfo`).
+    #[doc(hidden)]
+    pub const fn inner(&self) -> &syscall::MessageInfo {
+        &self.0
     }
 
-    /// From a raw tag word.
-    pub const fn from_inner(word: u64) -> Self {
-        Self(syscall::MessageInfo(word))
+    /// The kernel's tag.
+    #[doc(hidden)]
+    pub const fn into_inner(self) -> syscall::MessageInfo {
+        self.0
+    }
+
+    /// From the kernel's tag.
+    #[doc(hidden)]
+    pub const fn from_inner(inner: syscall::MessageInfo) -> Self {
+        Self(inner)
     }
 
     /// The fault this message reports, decoded from its label and the message registers

@@ -172,6 +172,13 @@ impl Kernel {
                 None if blocking || call => self.cap_fault(m, t, cptr),
                 None => {}
             },
+            // Sending on a reply object answers the call it holds, as in seL4 MCS; the
+            // sender goes on running (a reply never blocks).
+            Some(ObjectKind::Reply) if !call => {
+                if let Some(r) = target.reply() {
+                    self.objects.reply(m, t, r, info);
+                }
+            }
             Some(ObjectKind::Doorbell)
                 if !(call && info.label() == syscall::label::DOORBELL_CONFIGURE) =>
             {

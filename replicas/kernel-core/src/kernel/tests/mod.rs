@@ -381,6 +381,45 @@ fn call_and_reply_recv_carry_badges_and_message_registers() {
 }
 
 #[test]
+fn sending_on_a_reply_object_answers_the_call_and_the_server_runs_on() {
+    let mut s = boot();
+    let ep = s.make(ObjectKind::Endpoint, 0);
+    let (server, client) = s.serving(ep, ep);
+    s.sys(
+        client,
+        syscall::CALL,
+        &[(0, 1), (1, MessageInfo::new(4, 0).0)],
+    );
+    assert_eq!(s.k.current(), Some(server));
+    // The server answers through its reply object (slot 2) with Send, not ReplyRecv.
+    s.sys(
+        server,
+        syscall::SEND,
+        &[(0, 2), (1, MessageInfo::new(0, 1).0), (2, 77)],
+    );
+    let back = *s.k.context(client).unwrap();
+    assert_eq!(MessageInfo(back.x[1]), MessageInfo::new(0, 1));
+    assert_eq!(back.x[2], 77);
+    assert_eq!(
+        s.k.thread_state(client),
+        ThreadState::Running,
+        "the client no longer waits for its reply"
+    );
+    assert_eq!(
+        s.k.thread_state(server),
+        ThreadState::Running,
+        "a reply never blocks its sender"
+    );
+    // The reply object is empty now: a second send answers nobody and changes nothing.
+    s.sys(
+        server,
+        syscall::SEND,
+        &[(0, 2), (1, MessageInfo::new(0, 1).0), (2, 78)],
+    );
+    assert_eq!(s.k.context(client).unwrap().x[2], 77);
+}
+
+#[test]
 fn a_passive_server_runs_on_its_callers_scheduling_context() {
     let mut s = boot();
     let ep = s.make(ObjectKind::Endpoint, 0);
