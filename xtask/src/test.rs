@@ -49,7 +49,9 @@ fn unwinding_is_refused() -> Result<()> {
     .context("running cargo check")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() || !stderr.contains("which Atoll does not support") {
-        bail!("a PD compiled with -C panic=unwind was not refused with the runtime's message:\n{stderr}");
+        bail!(
+            "a PD compiled with -C panic=unwind was not refused with the runtime's message:\n{stderr}"
+        );
     }
     Ok(())
 }
@@ -95,6 +97,20 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 "atoll-examples",
                 "-p",
                 "atoll-compat",
+                "--target",
+                crate::build::PD_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        // On its own: its `full` feature links `alloc`, which would then ask every PD
+        // checked with it for a heap.
+        step(
+            "clippy (the sel4-microkit API probe)",
+            &mut cargo(&[
+                "clippy",
+                "--quiet",
                 "-p",
                 "atoll-compat-probe",
                 "--target",
