@@ -167,7 +167,7 @@ macro_rules! debug_println {
 /// gives this crate (`sel4-microkit = { package = "atoll-microkit", … }` among them).
 #[macro_export]
 macro_rules! declare_protection_domain {
-    (init = $init:path $(, stack_size = $stack:expr)? $(, heap_size = $heap:expr)? $(,)?) => {
+    (init = $init:expr $(, stack_size = $stack:expr)? $(, heap_size = $heap:expr)? $(,)?) => {
         $(
             #[unsafe(no_mangle)]
             #[used]
