@@ -40,16 +40,21 @@ pub mod slot {
     pub const ROOT_CNODE_SLOTS: u32 = 64;
 }
 
-/// The user address space (TTBR0, 4 KiB granule, 39 bits: the same three-level walk as the
-/// kernel half). Microkit on AArch64 allows 40 bits; a description that maps anything at or
-/// above 512 GiB is refused by the tool with a clear message.
+/// The user address space (TTBR0, 4 KiB granule, 40 bits: a four-level walk). It is the range
+/// seL4 gives user space on the AArch64 boards Atoll runs on (40-bit physical addresses,
+/// built with hypervisor support: `vspace_user_top` is `0xff_ffff_ffff`), with the IPC buffer
+/// and stack where Microkit puts them, so every mapping Microkit accepts fits.
 pub mod vspace {
-    /// One past the highest user address.
-    pub const USER_TOP: u64 = 1 << 39;
-    /// The IPC buffer: the top user page.
+    /// One past the highest user address (1 TiB).
+    pub const USER_TOP: u64 = 1 << crate::spec::layout::USER_VA_BITS;
+    /// The IPC buffer: the top user page, `0xff_ffff_f000`.
     pub const IPC_BUFFER: u64 = USER_TOP - 0x1000;
-    /// Top of the stack: below the IPC buffer and a 4 KiB guard page.
+    /// Top of the stack, `0xff_ffff_e000`: below the IPC buffer and a 4 KiB guard page. The
+    /// stack grows down from here; mappings must end at or below its bottom.
     pub const STACK_TOP: u64 = IPC_BUFFER - 0x1000;
     /// Where PD programs are linked.
     pub const PROGRAM_BASE: u64 = 0x20_0000;
 }
+
+// Microkit's addresses on these boards.
+const _: () = assert!(vspace::IPC_BUFFER == 0xFF_FFFF_F000 && vspace::STACK_TOP == 0xFF_FFFF_E000);

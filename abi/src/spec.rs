@@ -41,8 +41,12 @@ pub mod layout {
     pub const KERNEL_STACK_SLOT: u64 = 0x8000;
     /// Bytes of stack in a slot (the upper half).
     pub const KERNEL_STACK_SIZE: u64 = 0x4000;
-    /// Number of VA bits translated (T0SZ = T1SZ = 64 - VA_BITS).
-    pub const VA_BITS: u32 = 39;
+    /// Virtual-address bits the kernel half translates (T1SZ = 64 - KERNEL_VA_BITS): three
+    /// levels of 4 KiB tables.
+    pub const KERNEL_VA_BITS: u32 = 39;
+    /// Virtual-address bits the user half translates (T0SZ = 64 - USER_VA_BITS): 1 TiB, what
+    /// seL4 gives user space on these boards, so four levels of 4 KiB tables.
+    pub const USER_VA_BITS: u32 = 40;
 }
 
 /// SGI that rings a replica's doorbell (one number serves every doorbell).

@@ -37,3 +37,7 @@ pub const IRQ_LIMIT: u64 = 1020;
 pub const MAX_CORE_INDEX: usize = 64;
 /// Largest number of XML nodes read (bounds memory on hostile input).
 pub const MAX_XML_NODES: u32 = 1_000_000;
+
+// The stack's top as the tool computes it is where the PD runtime puts it.
+const _: () =
+    assert!(USER_VSPACE_TOP - PAGES_ABOVE_STACK * PAGE_SIZE == atoll_abi::pd::vspace::STACK_TOP);

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use atoll_abi::bootprog::pd_flags;
-use atoll_abi::bootprog::{BootProgram, untyped_flags};
+use atoll_abi::bootprog::{BootProgram, Pd, untyped_flags};
 use atoll_abi::error::Error;
 use atoll_abi::object::ObjectKind;
 use atoll_abi::spec::PhysRange;
@@ -17,7 +17,8 @@ use atoll_kernel_core::id::{SlotId, ThreadId};
 use atoll_kernel_core::ipc::ThreadState;
 use atoll_kernel_core::kernel::fake::FakeMachine;
 use atoll_kernel_core::kernel::{Context, InitialiserBoot, Kernel, Machine};
-use atoll_tool::plan::{ImagePlacement, Plan};
+use atoll_kernel_core::pagetable::{self, Root, TableMemory};
+use atoll_tool::plan::{ImagePlacement, Plan, ReplicaPlan};
 
 const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
@@ -36,12 +37,17 @@ fn machine() -> FakeMachine {
 fn reference() -> Plan {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
-    let text = std::fs::read_to_string(path).expect("fixture");
-    let checked = atoll_tool::check(&text, BOARD, false);
+    plan_of(&std::fs::read_to_string(path).expect("fixture"))
+}
+
+/// A system description planned as packing plans it, with every program two pages at the
+/// usual link address, placed after the replica's objects.
+fn plan_of(text: &str) -> Plan {
+    let checked = atoll_tool::check(text, BOARD, false);
     let system = checked.system.expect("a valid system");
     let program = (0x20_0000, 0x20_2000);
     let mut plan =
-        atoll_tool::plan::plan_with_prefills(&system, &text, BOARD, &|_| None, &|_| Some(program))
+        atoll_tool::plan::plan_with_prefills(&system, text, BOARD, &|_| None, &|_| Some(program))
             .expect("a plan");
     for replica in &mut plan.replicas {
         // As packing does: programs start on the page after the objects.
@@ -117,65 +123,74 @@ fn invoke(
     Error::from_raw(MessageInfo(c.x[1]).label() as u32)
 }
 
+/// A replica's boot program, generated as packing does, checked (its untyped blocks are
+/// disjoint, and ordinary ones lie in the replica's RAM) and replayed on the kernel's core as
+/// the initialiser does: the kernel after it, its machine, the root's IPC buffer and the
+/// program's PDs.
+fn replay(plan: &Plan, replica: &ReplicaPlan) -> (Box<Kernel>, FakeMachine, u64, Vec<Pd>) {
+    let end = replica.ram.base + replica.ram.size;
+    let bytes = atoll_tool::plan::bootprog::generate(plan, replica, end - 0x1_0000)
+        .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
+    // Keep the bytes 8-byte aligned, as the loader's page is.
+    let words: Vec<u64> = bytes
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect();
+    let aligned = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..bytes.len()];
+    let program = BootProgram::parse(aligned).expect("the program parses");
+    assert_eq!(program.pds().len(), replica.protection_domains.len());
+
+    // The untyped blocks are disjoint; ordinary ones lie in the replica's RAM past the
+    // kernel's reserve.
+    let ranges: Vec<(PhysRange, bool)> = program
+        .untyped()
+        .iter()
+        .map(|u| {
+            let r = PhysRange {
+                base: u.base,
+                size: 1 << u.size_bits,
+            };
+            (r, u.flags & untyped_flags::DEVICE != 0)
+        })
+        .collect();
+    let ram = PhysRange {
+        base: replica.ram.base,
+        size: replica.ram.size,
+    };
+    for (i, (a, device)) in ranges.iter().enumerate() {
+        assert!(
+            *device || ram.contains(a),
+            "{a:?} outside the replica's RAM"
+        );
+        for (b, _) in &ranges[..i] {
+            assert!(!a.overlaps(b), "untyped {a:?} overlaps {b:?}");
+        }
+    }
+
+    let (mut k, mut m, ipc) = boot(&program, replica.ram.base + 0x10_0000);
+    for (step, inv) in program.invocations().iter().enumerate() {
+        let args = &inv.args[..inv.length as usize];
+        if let Some(e) = invoke(&mut k, &mut m, ipc, inv.cap, u64::from(inv.label), args) {
+            panic!(
+                "replica {}: step {step} {inv:?} failed: {e:?}",
+                replica.name
+            );
+        }
+    }
+    (k, m, ipc, program.pds().to_vec())
+}
+
 #[test]
 fn every_replica_of_the_reference_system_replays_its_boot_program() {
     let plan = reference();
     let mut made_passive = 0;
     for replica in &plan.replicas {
-        let end = replica.ram.base + replica.ram.size;
-        let bytes = atoll_tool::plan::bootprog::generate(&plan, replica, end - 0x1_0000)
-            .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
-        // Keep the bytes 8-byte aligned, as the loader's page is.
-        let words: Vec<u64> = bytes
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect();
-        let aligned = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..bytes.len()];
-        let program = BootProgram::parse(aligned).expect("the program parses");
-        assert_eq!(program.pds().len(), replica.protection_domains.len());
-
-        // The untyped blocks are disjoint; ordinary ones lie in the replica's RAM past the
-        // kernel's reserve.
-        let ranges: Vec<(PhysRange, bool)> = program
-            .untyped()
-            .iter()
-            .map(|u| {
-                let r = PhysRange {
-                    base: u.base,
-                    size: 1 << u.size_bits,
-                };
-                (r, u.flags & untyped_flags::DEVICE != 0)
-            })
-            .collect();
-        let ram = PhysRange {
-            base: replica.ram.base,
-            size: replica.ram.size,
-        };
-        for (i, (a, device)) in ranges.iter().enumerate() {
-            assert!(
-                *device || ram.contains(a),
-                "{a:?} outside the replica's RAM"
-            );
-            for (b, _) in &ranges[..i] {
-                assert!(!a.overlaps(b), "untyped {a:?} overlaps {b:?}");
-            }
-        }
-
-        let (mut k, mut m, ipc) = boot(&program, replica.ram.base + 0x10_0000);
-        for (step, inv) in program.invocations().iter().enumerate() {
-            let args = &inv.args[..inv.length as usize];
-            if let Some(e) = invoke(&mut k, &mut m, ipc, inv.cap, u64::from(inv.label), args) {
-                panic!(
-                    "replica {}: step {step} {inv:?} failed: {e:?}",
-                    replica.name
-                );
-            }
-        }
-        for pd in program.pds() {
+        let (mut k, mut m, ipc, pds) = replay(&plan, replica);
+        for pd in &pds {
             let Cap::Object {
                 kind: ObjectKind::Tcb,
                 data,
@@ -195,11 +210,7 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
         }
         // What the monitor does when a passive PD reports that its init is done: its
         // scheduling context moves from its thread to its notification.
-        for pd in program
-            .pds()
-            .iter()
-            .filter(|pd| pd.flags & pd_flags::PASSIVE != 0)
-        {
+        for pd in pds.iter().filter(|pd| pd.flags & pd_flags::PASSIVE != 0) {
             for (op, object) in [
                 (label::SCHED_CONTEXT_UNBIND_OBJECT, pd.tcb),
                 (label::SCHED_CONTEXT_BIND, pd.notification),
@@ -212,4 +223,74 @@ fn every_replica_of_the_reference_system_replays_its_boot_program() {
         }
     }
     assert!(made_passive > 0, "the reference system has a passive PD");
+}
+
+/// The fake machine's pages as translation tables, to walk a PD's address space.
+struct Walker<'a>(&'a mut FakeMachine);
+
+impl TableMemory for Walker<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        None
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; 512] {
+        self.0.page(pa).expect("a table in RAM")
+    }
+}
+
+/// Mappings anywhere below the stack of the 1 TiB user address space, as Microkit accepts
+/// them: a 2 MiB region at 512 GiB (where a Microkit driver may put its DMA buffer), one in
+/// the low 512 GiB and a page that ends at the stack's bottom. The boot program maps them
+/// all, and the stack and IPC buffer at the top of the space.
+#[test]
+fn a_pd_maps_across_the_whole_user_address_space() {
+    let plan = plan_of(
+        r#"<system>
+  <memory_region name="dma" size="0x200_000" page_size="0x200_000" />
+  <memory_region name="low" size="0x1000" />
+  <memory_region name="high" size="0x1000" />
+  <protection_domain name="driver">
+    <program_image path="driver.elf" />
+    <map mr="dma" vaddr="0x80_0000_0000" perms="rw" />
+    <map mr="low" vaddr="0x1000_0000" perms="rw" />
+    <map mr="high" vaddr="0xff_ffff_b000" perms="r" />
+  </protection_domain>
+</system>"#,
+    );
+    let replica = &plan.replicas[0];
+    let (k, mut m, _, pds) = replay(&plan, replica);
+    let Cap::Object { data, .. } = k.cap(SlotId::from_data(pds[0].tcb).expect("a slot")) else {
+        panic!("no TCB");
+    };
+    let thread = ThreadId::from_data(data).expect("a thread");
+    let (root, _) = k
+        .address_space(thread)
+        .expect("the PD has an address space");
+    let root = Root::user(root);
+    let maps = &replica.protection_domains[0].maps;
+    assert_eq!(pds[0].stack_top, 0xff_ffff_e000);
+    for map in maps {
+        let pa = pagetable::translate(&mut Walker(&mut m), root, map.vaddr + map.size - 8);
+        let pa = pa.unwrap_or_else(|| panic!("{} at {:#x} is not mapped", map.what, map.vaddr));
+        if let Some(expected) = map.phys_addr {
+            assert_eq!(pa.0, expected + map.size - 8, "{}", map.what);
+        }
+    }
+    assert_eq!(maps.iter().filter(|m| m.phys_addr.is_some()).count(), 3);
+    let vaddrs: Vec<(&str, u64)> = maps.iter().map(|m| (m.what.as_str(), m.vaddr)).collect();
+    assert_eq!(
+        vaddrs,
+        [
+            ("dma", 0x80_0000_0000),
+            ("low", 0x1000_0000),
+            ("high", 0xff_ffff_b000),
+            ("stack", 0xff_ffff_c000),
+            ("ipc_buffer", 0xff_ffff_f000),
+        ]
+    );
+    assert_eq!(
+        pagetable::translate(&mut Walker(&mut m), root, 0xff_ffff_e000),
+        None,
+        "the guard page between the stack and the IPC buffer"
+    );
 }

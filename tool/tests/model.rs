@@ -158,3 +158,63 @@ fn numbers_accept_microkit_spellings() {
     assert_eq!((a.irqs[0].number, a.irqs[0].id), (33, 61));
     assert_eq!(system.memory_regions["m"].size, Some(0x20_0000));
 }
+
+/// The diagnostics' codes and messages for a PD with a stack of `stack_size` bytes that maps
+/// a region of `size` bytes at `vaddr`.
+fn vaddr_diagnostics(vaddr: u64, size: u64, stack_size: u64) -> Vec<(String, String)> {
+    let text = format!(
+        r#"<system>
+  <memory_region name="dma" size="{size:#x}" page_size="{page:#x}" />
+  <protection_domain name="driver" stack_size="{stack_size:#x}">
+    <program_image path="driver.elf" />
+    <map mr="dma" vaddr="{vaddr:#x}" perms="rw" />
+  </protection_domain>
+</system>"#,
+        page = if size.is_multiple_of(0x20_0000) {
+            0x20_0000
+        } else {
+            0x1000
+        },
+    );
+    atoll_tool::check(&text, BOARD, false)
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.as_str().to_string(), d.message.clone()))
+        .collect()
+}
+
+/// A PD may map anything that ends at or below its stack's bottom in the 1 TiB user address
+/// space, as Microkit allows on AArch64: its stack top is `0xff_ffff_e000`, under a guard
+/// page and the IPC buffer.
+#[test]
+fn mappings_may_fill_the_user_address_space_up_to_the_stack() {
+    // 2 MiB at 512 GiB, as rust-sel4's http-server example maps `virtio_blk_driver_dma`.
+    assert_eq!(vaddr_diagnostics(0x80_0000_0000, 0x20_0000, 0x2000), []);
+    // Right up to the stack's bottom, for two stack sizes; 2 MiB pages as high as they go.
+    assert_eq!(vaddr_diagnostics(0xff_ffff_b000, 0x1000, 0x2000), []);
+    assert_eq!(vaddr_diagnostics(0xff_fff5_e000, 0x6_0000, 0x4_0000), []);
+    assert_eq!(vaddr_diagnostics(0xff_ffa0_0000, 0x20_0000, 0x1000), []);
+    // One page further.
+    assert_eq!(
+        vaddr_diagnostics(0xff_ffff_c000, 0x1000, 0x2000),
+        [(
+            "sdf::E054".to_string(),
+            "mapping of 'dma' (0x1000 bytes at 0xffffffc000) does not end at or below \
+             0xffffffc000, the bottom of the PD's stack"
+                .to_string()
+        )]
+    );
+    assert_eq!(
+        vaddr_diagnostics(0xff_fff5_e000, 0x6_1000, 0x4_0000)
+            .iter()
+            .map(|(code, _)| code.as_str())
+            .collect::<Vec<_>>(),
+        ["sdf::E054"]
+    );
+    // Past the top of the user address space.
+    for vaddr in [0xff_ffff_f000, 0x100_0000_0000] {
+        let codes = vaddr_diagnostics(vaddr, 0x1000, 0x2000);
+        assert_eq!(codes.len(), 1, "{vaddr:#x}: {codes:?}");
+        assert_eq!(codes[0].0, "sdf::E054");
+    }
+}

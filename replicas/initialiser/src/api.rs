@@ -357,7 +357,8 @@ pub fn run(program: Option<&BootProgram<'_>>) {
 }
 
 fn build_and_run(b: &mut Builder<'_>) -> Result<(), Error> {
-    // Tables for the stacks' 2 MiB range: level 2, then level 3.
+    // Tables for the stacks' 2 MiB range: level 2, then level 3 (the level-1 table of the
+    // low 512 GiB is there already: the kernel made it for the initialiser's program).
     for _ in 0..2 {
         let table = b.object(ObjectKind::PageTable, 0)?;
         sys::invoke(table, label::PAGE_TABLE_MAP, &[initial::VSPACE, STACKS])?;

@@ -18,7 +18,7 @@ use atoll_abi::limits::MAX_REPLICAS;
 use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
 use atoll_abi::spec::{PhysRange, ReplicaSpec, attrs};
 
-use crate::pagetable::{self, MapError, TableMemory};
+use crate::pagetable::{self, MapError, Root, TableMemory};
 
 /// Why the loader would refuse an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,20 +148,21 @@ fn spec_va(spec: &ReplicaSpec, spec_offset: u64) -> Result<u64, LoadError> {
 }
 
 /// Builds the replica's TTBR1 tables from its spec, and a TTBR0 identity map of the loader's
-/// code (the trampoline runs there while the MMU comes on): the roots, TTBR0's and TTBR1's.
+/// code (the trampoline runs there while the MMU comes on, under the kernel's TCR, so the
+/// TTBR0 root is a user-half root): the roots' addresses, TTBR0's and TTBR1's.
 pub fn build_tables<M: TableMemory>(
     mem: &mut M,
     spec: &ReplicaSpec,
     machine: &Machine,
 ) -> Result<(u64, u64), MapError> {
-    let ttbr1 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    let ttbr1 = Root::kernel(mem.alloc_table().ok_or(MapError::OutOfTables)?);
     for m in spec.mappings() {
         pagetable::map(mem, ttbr1, m.va, m.pa, m.size, m.attrs)?;
     }
-    let ttbr0 = mem.alloc_table().ok_or(MapError::OutOfTables)?;
+    let ttbr0 = Root::user(mem.alloc_table().ok_or(MapError::OutOfTables)?);
     let code = machine.loader_code;
     pagetable::map(mem, ttbr0, code.base, code.base, code.size, attrs::EXEC)?;
-    Ok((ttbr0, ttbr1))
+    Ok((ttbr0.pa(), ttbr1.pa()))
 }
 
 #[cfg(test)]
@@ -256,10 +257,12 @@ mod tests {
         // The tables the check built map what the spec says, on any board's memory.
         let mut mem = HostTables::new(area);
         let (ttbr0, ttbr1) = build_tables(&mut mem, &specs[1], &MACHINE).unwrap();
-        let (pa, _) = pagetable::translate(&mut mem, ttbr1, LINEAR_VA + 0x1234).unwrap();
+        let (pa, _) =
+            pagetable::translate(&mut mem, Root::kernel(ttbr1), LINEAR_VA + 0x1234).unwrap();
         assert_eq!(pa, specs[1].ram.base + 2 * MIB + 0x1234);
         let code = MACHINE.loader_code.base;
-        assert_eq!(pagetable::translate(&mut mem, ttbr0, code).unwrap().0, code);
+        let identity = pagetable::translate(&mut mem, Root::user(ttbr0), code);
+        assert_eq!(identity.unwrap().0, code);
     }
 
     #[test]

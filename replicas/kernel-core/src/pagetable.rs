@@ -1,11 +1,17 @@
-//! Builds aarch64 stage-1 translation tables: 4 KiB granule, 39-bit virtual addresses, so
-//! three levels (1 GiB, 2 MiB and 4 KiB entries). Used by the loader to build each replica's
-//! kernel address space from its spec; the same code is exercised on the host.
+//! Builds aarch64 stage-1 translation tables with a 4 KiB granule. The kernel half (TTBR1)
+//! translates 39 bits in three levels (1 GiB, 2 MiB and 4 KiB entries); the user half
+//! (TTBR0) translates 40 bits, as seL4 gives user space on these boards, so its walk starts
+//! one level higher, at a level-0 table of 512 GiB entries (of which only the first two are
+//! used). A [`Root`] says which. Used by the loader to build each replica's kernel address
+//! space and its trampoline's identity map, and by the kernel for its initialiser's address
+//! space; the same code is exercised on the host.
 //!
 //! Mappings use 2 MiB blocks where virtual address, physical address and length allow, and
-//! 4 KiB pages elsewhere. Mapping over an existing entry is an error, never a silent change.
+//! 4 KiB pages elsewhere; larger blocks are never made. Mapping over an existing entry is an
+//! error, never a silent change.
 
 use atoll_abi::spec::attrs;
+use atoll_abi::spec::layout::{KERNEL_VA_BITS, USER_VA_BITS};
 
 /// Entries per table.
 pub const ENTRIES: usize = 512;
@@ -42,17 +48,71 @@ pub mod desc {
 /// MAIR_EL1 value matching [`desc::ATTR_NORMAL`] and [`desc::ATTR_DEVICE`].
 pub const MAIR: u64 = 0xFF | (0x04 << 8);
 
-/// TCR_EL1 for two 39-bit halves with 4 KiB granules, write-back walks, inner shareable,
-/// 40-bit physical addresses.
+/// TCR_EL1 for a 40-bit user half and a 39-bit kernel half, 4 KiB granules, write-back
+/// walks, inner shareable, 40-bit physical addresses.
 pub const TCR: u64 = {
-    let t0sz = 64 - atoll_abi::spec::layout::VA_BITS as u64;
-    let t1sz = t0sz;
+    let t0sz = 64 - USER_VA_BITS as u64;
+    let t1sz = 64 - KERNEL_VA_BITS as u64;
     let walk0 = (0b01 << 8) | (0b01 << 10) | (0b11 << 12); // IRGN0, ORGN0 WB-WA, SH0 inner
     let walk1 = (0b01 << 24) | (0b01 << 26) | (0b11 << 28); // IRGN1, ORGN1, SH1
     let tg1_4k = 0b10 << 30;
     let ips_40bit = 0b010 << 32;
     t0sz | (t1sz << 16) | walk0 | walk1 | tg1_4k | ips_40bit
 };
+
+/// The level a walk of `va_bits` bits starts at, 4 KiB granule: each level resolves 9 bits
+/// above the page offset's 12, and level 3 is the last.
+const fn root_level(va_bits: u32) -> u32 {
+    3u32.saturating_sub(va_bits.saturating_sub(13) / 9)
+}
+
+/// The root of a tree of translation tables: where it is and the level it translates at.
+/// Only the two roots the hardware is set up for exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root {
+    pa: u64,
+    level: u32,
+}
+
+impl Root {
+    /// A user (TTBR0) root at `pa`: 40-bit addresses, the walk starts at level 0.
+    pub const fn user(pa: u64) -> Self {
+        Self {
+            pa,
+            level: root_level(USER_VA_BITS),
+        }
+    }
+
+    /// A kernel (TTBR1) root at `pa`: 39-bit addresses, the walk starts at level 1.
+    pub const fn kernel(pa: u64) -> Self {
+        Self {
+            pa,
+            level: root_level(KERNEL_VA_BITS),
+        }
+    }
+
+    /// The root table's physical address.
+    pub const fn pa(self) -> u64 {
+        self.pa
+    }
+
+    /// The level the root table translates at.
+    pub const fn level(self) -> u32 {
+        self.level
+    }
+
+    /// Whether `[first, last]` lies in the half this root translates: below 1 TiB for a user
+    /// root, in the top 512 GiB for a kernel root.
+    const fn covers(self, first: u64, last: u64) -> bool {
+        if self.level == root_level(USER_VA_BITS) {
+            last < 1u64.wrapping_shl(USER_VA_BITS)
+        } else {
+            first >= 0u64.wrapping_sub(1u64.wrapping_shl(KERNEL_VA_BITS))
+        }
+    }
+}
+
+const _: () = assert!(Root::user(0).level == 0 && Root::kernel(0).level == 1);
 
 /// Where tables come from.
 pub trait TableMemory {
@@ -67,7 +127,7 @@ pub trait TableMemory {
 pub enum MapError {
     /// Address or length not page aligned, or zero length.
     Misaligned,
-    /// The range wraps around the address space.
+    /// The range wraps around the address space, or leaves the half the root translates.
     Overflow,
     /// No table memory left.
     OutOfTables,
@@ -114,9 +174,19 @@ pub const fn descriptor_bits(mapping_attrs: u64) -> u64 {
     bits
 }
 
-/// Bits of `va` that index a level-`level` table (levels 1 to 3): always below 512.
+/// Bits of `va` that index a level-`level` table (levels 0 to 3): always below 512.
 const fn index(va: u64, level: u32) -> usize {
     (va.wrapping_shr(39u32.wrapping_sub(level.wrapping_mul(9))) & 0x1FF) as usize
+}
+
+/// Span translated by one entry of a level-`level` table (levels 0 to 3).
+const fn span(level: u32) -> u64 {
+    1u64.wrapping_shl(39u32.wrapping_sub(level.wrapping_mul(9)))
+}
+
+/// Whether entry `e` of a level-`level` table links a next-level table.
+const fn links_table(e: u64, level: u32) -> bool {
+    level < 3 && e & (desc::VALID | desc::TABLE_OR_PAGE) == desc::VALID | desc::TABLE_OR_PAGE
 }
 
 /// Entry `i` of a table (`index` keeps it below [`ENTRIES`]; the mask makes sure).
@@ -125,10 +195,10 @@ fn entry(table: &mut [u64; ENTRIES], i: usize) -> &mut u64 {
     &mut table[i & (ENTRIES - 1)]
 }
 
-/// Maps `size` bytes at `va` to `pa` in the tables rooted at `root` (a level-1 table).
+/// Maps `size` bytes at `va` to `pa` in the tables rooted at `root`.
 pub fn map<M: TableMemory>(
     mem: &mut M,
-    root: u64,
+    root: Root,
     va: u64,
     pa: u64,
     size: u64,
@@ -143,59 +213,47 @@ pub fn map<M: TableMemory>(
     }
     // Neither range wraps (so the sums below cannot overflow: offset < size).
     let last = size.wrapping_sub(1);
-    va.checked_add(last).ok_or(MapError::Overflow)?;
+    let va_last = va.checked_add(last).ok_or(MapError::Overflow)?;
     pa.checked_add(last).ok_or(MapError::Overflow)?;
+    if !root.covers(va, va_last) {
+        return Err(MapError::Overflow);
+    }
     first_mapped(mem, root, va, size).map_or(Ok(()), |va| Err(MapError::AlreadyMapped { va }))?;
     let bits = descriptor_bits(mapping_attrs);
     let mut offset = 0u64;
     while offset < size {
         let (v, p) = (va.wrapping_add(offset), pa.wrapping_add(offset));
-        let left = size.wrapping_sub(offset);
-        let l2 = next_table(mem, root, index(v, 1), v)?;
-        if v.is_multiple_of(BLOCK_2M) && p.is_multiple_of(BLOCK_2M) && left >= BLOCK_2M {
-            let e = entry(mem.table(l2), index(v, 2));
-            if *e != 0 {
-                return Err(MapError::AlreadyMapped { va: v });
-            }
-            *e = p | bits | desc::VALID;
-            offset = offset.wrapping_add(BLOCK_2M);
+        let block = v.is_multiple_of(BLOCK_2M)
+            && p.is_multiple_of(BLOCK_2M)
+            && size.wrapping_sub(offset) >= BLOCK_2M;
+        let (leaf_level, leaf_bits) = if block {
+            (2, p | bits | desc::VALID)
         } else {
-            let l3 = next_table(mem, l2, index(v, 2), v)?;
-            let e = entry(mem.table(l3), index(v, 3));
-            if *e != 0 {
-                return Err(MapError::AlreadyMapped { va: v });
-            }
-            *e = p | bits | desc::VALID | desc::TABLE_OR_PAGE;
-            offset = offset.wrapping_add(PAGE);
+            (3, p | bits | desc::VALID | desc::TABLE_OR_PAGE)
+        };
+        let mut table = root.pa;
+        for level in root.level..leaf_level {
+            table = next_table(mem, table, index(v, level), v)?;
         }
+        let e = entry(mem.table(table), index(v, leaf_level));
+        if *e != 0 {
+            return Err(MapError::AlreadyMapped { va: v });
+        }
+        *e = leaf_bits;
+        offset = offset.wrapping_add(span(leaf_level));
     }
     Ok(())
 }
 
 /// The first page of `[va, va + size)` that is already mapped, if any; the range is
 /// checked whole before anything is written, so a failed `map` changes nothing.
-fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> Option<u64> {
+fn first_mapped<M: TableMemory>(mem: &mut M, root: Root, va: u64, size: u64) -> Option<u64> {
     // `map` checked that the range does not wrap.
     let end = va.wrapping_add(size.wrapping_sub(1));
     let mut v = va;
     loop {
-        let l1 = *entry(mem.table(root), index(v, 1));
-        let step = if l1 & desc::VALID == 0 {
-            1 << 30
-        } else if l1 & desc::TABLE_OR_PAGE == 0 {
+        let Some(step) = empty_span(mem, root, v) else {
             return Some(v);
-        } else {
-            let l2 = *entry(mem.table(l1 & ADDRESS_MASK), index(v, 2));
-            if l2 & desc::VALID == 0 {
-                BLOCK_2M
-            } else if l2 & desc::TABLE_OR_PAGE == 0
-                || *entry(mem.table(l2 & ADDRESS_MASK), index(v, 3)) != 0
-            {
-                // A 2 MiB block, or a page already present in the level-3 table.
-                return Some(v);
-            } else {
-                PAGE
-            }
         };
         let next = (v & !step.wrapping_sub(1)).checked_add(step)?;
         if next > end {
@@ -203,6 +261,23 @@ fn first_mapped<M: TableMemory>(mem: &mut M, root: u64, va: u64, size: u64) -> O
         }
         v = next;
     }
+}
+
+/// Walks to `va`: the span of the empty entry the walk ends at, or `None` when something
+/// (a page, a block, or an entry that is neither empty nor a table) is there.
+fn empty_span<M: TableMemory>(mem: &mut M, root: Root, va: u64) -> Option<u64> {
+    let mut table = root.pa;
+    for level in root.level..=3 {
+        let e = *entry(mem.table(table), index(va, level));
+        if e == 0 {
+            return Some(span(level));
+        }
+        if !links_table(e, level) {
+            return None;
+        }
+        table = e & ADDRESS_MASK;
+    }
+    None
 }
 
 /// The next-level table behind `table[idx]`, created if absent.
@@ -225,21 +300,18 @@ fn next_table<M: TableMemory>(
 }
 
 /// Walks the tables: the physical address and descriptor bits `va` translates to.
-pub fn translate<M: TableMemory>(mem: &mut M, root: u64, va: u64) -> Option<(u64, u64)> {
-    let mut table = root;
-    for level in 1..=3u32 {
+pub fn translate<M: TableMemory>(mem: &mut M, root: Root, va: u64) -> Option<(u64, u64)> {
+    let mut table = root.pa;
+    for level in root.level..=3 {
         let e = *entry(mem.table(table), index(va, level));
         if e & desc::VALID == 0 {
             return None;
         }
-        let is_table = e & desc::TABLE_OR_PAGE != 0;
-        if level == 3 || !is_table {
-            if level == 1 && !is_table {
-                return None; // 1 GiB blocks are never created here.
+        if !links_table(e, level) {
+            if level < 2 {
+                return None; // 1 GiB and 512 GiB blocks are never created here.
             }
-            let offset_mask = 1u64
-                .wrapping_shl(39u32.wrapping_sub(level.wrapping_mul(9)))
-                .wrapping_sub(1);
+            let offset_mask = span(level).wrapping_sub(1);
             let pa = (e & ADDRESS_MASK & !offset_mask) | (va & offset_mask);
             return Some((pa, e & !ADDRESS_MASK));
         }
@@ -345,7 +417,7 @@ mod tests {
     #[test]
     fn pages_blocks_and_translation() {
         let mut mem = tables(16, 0x1000_0000);
-        let root = mem.alloc_table().unwrap();
+        let root = Root::kernel(mem.alloc_table().unwrap());
         let kva = 0xFFFF_FFFF_8000_0000;
         map(&mut mem, root, kva, 0x4100_0000, 0x3000, attrs::EXEC).unwrap();
         map(
@@ -373,7 +445,7 @@ mod tests {
     #[test]
     fn overlap_and_misalignment_are_errors() {
         let mut mem = tables(8, 0);
-        let root = mem.alloc_table().unwrap();
+        let root = Root::user(mem.alloc_table().unwrap());
         map(
             &mut mem,
             root,
@@ -402,9 +474,83 @@ mod tests {
     }
 
     #[test]
+    fn user_space_is_one_tib_in_four_levels() {
+        let mut mem = tables(16, 0x1000_0000);
+        let root = Root::user(mem.alloc_table().unwrap());
+        // At 512 GiB, where a 39-bit space ends: a 2 MiB block and a page.
+        map(&mut mem, root, 1 << 39, 0x4020_0000, 0x20_0000, attrs::USER).unwrap();
+        map(
+            &mut mem,
+            root,
+            (1 << 39) + 0x40_0000,
+            0x4100_0000,
+            0x1000,
+            attrs::USER | attrs::WRITE,
+        )
+        .unwrap();
+        // Root, level 1, level 2 and level 3.
+        assert_eq!(mem.used(), 4);
+        // The top page, where the IPC buffer goes.
+        map(&mut mem, root, (1 << 40) - 0x1000, 0x4200_0000, 0x1000, 0).unwrap();
+        // The same level-1 table (the second 512 GiB); a new level 2 and level 3.
+        assert_eq!(mem.used(), 6);
+        let root_table = *mem.table(root.pa());
+        assert!(root_table[2..].iter().all(|&e| e == 0));
+        assert_eq!(
+            translate(&mut mem, root, (1 << 39) + 0x1_2345).map(|t| t.0),
+            Some(0x4021_2345)
+        );
+        assert_eq!(
+            translate(&mut mem, root, (1 << 40) - 8).map(|t| t.0),
+            Some(0x4200_0FF8)
+        );
+        assert_eq!(translate(&mut mem, root, 1 << 40), None);
+        // Nothing at or above 1 TiB, and nothing that runs into it.
+        assert_eq!(
+            map(&mut mem, root, 1 << 40, 0, 0x1000, 0),
+            Err(MapError::Overflow)
+        );
+        assert_eq!(
+            map(&mut mem, root, (1 << 40) - 0x1000, 0, 0x2000, 0),
+            Err(MapError::Overflow)
+        );
+        assert_eq!(mem.used(), 6, "a refused mapping makes no table");
+    }
+
+    #[test]
+    fn a_root_maps_only_its_own_half() {
+        let mut mem = tables(8, 0);
+        let kernel = Root::kernel(mem.alloc_table().unwrap());
+        let user = Root::user(mem.alloc_table().unwrap());
+        let outside = [
+            (kernel, 0x20_0000),
+            (kernel, 0xFFFF_FF7F_FFFF_F000),
+            (user, 0xFFFF_FF80_0000_0000),
+        ];
+        for (root, va) in outside {
+            let refused = map(&mut mem, root, va, 0, 0x1000, 0);
+            assert_eq!(refused, Err(MapError::Overflow), "{va:#x}");
+        }
+        map(&mut mem, kernel, 0xFFFF_FF80_0000_0000, 0, 0x1000, 0).unwrap();
+    }
+
+    #[test]
+    fn a_block_on_the_walk_stops_a_mapping_before_any_write() {
+        let mut mem = tables(8, 0);
+        let root = Root::user(mem.alloc_table().unwrap());
+        map(&mut mem, root, 0x40_0000, 0x40_0000, 0x20_0000, 0).unwrap();
+        let before = (mem.used(), mem.tables.clone());
+        assert_eq!(
+            map(&mut mem, root, 0x3F_F000, 0, 0x2000, 0),
+            Err(MapError::AlreadyMapped { va: 0x40_0000 })
+        );
+        assert_eq!((mem.used(), mem.tables.clone()), before);
+    }
+
+    #[test]
     fn running_out_of_tables_is_an_error() {
-        let mut mem = tables(2, 0);
-        let root = mem.alloc_table().unwrap();
+        let mut mem = tables(3, 0);
+        let root = Root::user(mem.alloc_table().unwrap());
         assert_eq!(
             map(&mut mem, root, 0x1000, 0x1000, 0x1000, 0),
             Err(MapError::OutOfTables)
@@ -471,7 +617,7 @@ mod tests {
         #[test]
         fn mappings_translate_back(ranges in proptest::collection::vec((0u64..64, 1u64..700, 0u64..64), 1..8)) {
             let mut mem = tables(64, 0x8000_0000);
-            let root = mem.alloc_table().unwrap();
+            let root = Root::kernel(mem.alloc_table().unwrap());
             let mut done: std::vec::Vec<(u64, u64, u64)> = std::vec::Vec::new();
             for (vslot, pages, pslot) in ranges {
                 let va = 0xFFFF_FFC0_0000_0000 + vslot * 0x10_0000;

@@ -13,7 +13,7 @@ use atoll_abi::syscall::initial;
 use atoll_kernel_core::bootcheck::{self, UntypedRefusal, UntypedRules};
 use atoll_kernel_core::cap::Cap;
 use atoll_kernel_core::kernel::{Context, InitialiserBoot};
-use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, TableMemory};
+use atoll_kernel_core::pagetable::{self, ENTRIES, MapError, Root, TableMemory};
 
 use crate::console::klog;
 use crate::machine::{self, Inner};
@@ -95,7 +95,7 @@ impl TableMemory for BootPages<'_> {
 fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapError> {
     let r = pages.replica;
     let init = r.spec.initialiser;
-    let root = pages.alloc_table().ok_or(MapError::OutOfTables)?;
+    let root = Root::user(pages.alloc_table().ok_or(MapError::OutOfTables)?);
     let pa = r
         .spec
         .ram
@@ -139,7 +139,7 @@ fn build_address_space(pages: &mut BootPages<'_>, ipc: u64) -> Result<u64, MapEr
             .ok_or(MapError::Overflow)?;
         pagetable::map(pages, root, bootprog::VADDR, pa, size, user)?;
     }
-    Ok(root)
+    Ok(root.pa())
 }
 
 /// Why the initialiser could not be built.

@@ -303,7 +303,7 @@ impl Builder<'_> {
         })
     }
 
-    /// Maps a PD's translation tables (level 2 before level 3), its program page by page
+    /// Maps a PD's translation tables (level 1, then 2, then 3), its program page by page
     /// with its segments' permissions, its stack, IPC buffer and regions. Returns its
     /// VSpace's slot.
     fn address_space(
@@ -320,7 +320,7 @@ impl Builder<'_> {
             .iter()
             .map(|m| (m.vaddr, m.size, m.page_size))
             .chain([(image_base, image.size, PAGE_SIZE)]);
-        let (l2, l3) = table_vaddrs(ranges);
+        let tables_needed = table_vaddrs(ranges);
         let object = format!("page_tables_{name}");
         let tables = self.slot_of(&object)?;
         let planned = self
@@ -329,15 +329,15 @@ impl Builder<'_> {
             .iter()
             .find(|o| o.name == object)
             .map_or(0, |o| o.count);
-        if (l2.len() + l3.len()) as u64 > planned {
+        if tables_needed.count() as u64 > planned {
             return Err(format!(
                 "internal: PD '{name}' needs {} translation tables, {planned} were planned",
-                l2.len() + l3.len()
+                tables_needed.count()
             ));
         }
-        for (i, va) in l2.iter().chain(l3.iter()).enumerate() {
+        for (i, va) in tables_needed.in_map_order().enumerate() {
             let table = tables + i as u64;
-            self.call(table, label::PAGE_TABLE_MAP, &[vspace_slot, *va]);
+            self.call(table, label::PAGE_TABLE_MAP, &[vspace_slot, va]);
         }
         let what = format!("program of '{name}'");
         let frames = self.frames(&what, image.phys_addr, image.size, PAGE_SIZE)?;

@@ -47,8 +47,8 @@ pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
 pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
-pub use replica::table_vaddrs;
 pub(crate) use replica::truncate_name;
+pub use replica::{TableVaddrs, table_vaddrs};
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

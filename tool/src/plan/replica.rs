@@ -466,32 +466,60 @@ pub(crate) fn truncate_name(name: &str) -> String {
 }
 
 /// Translation tables below the VSpace root a PD needs for its mappings and its program
-/// (39-bit, 4 KiB granule: the root covers 512 GiB; a level-2 table per GiB touched and a
-/// level-3 table per 2 MiB mapped with small pages).
+/// (40-bit, 4 KiB granule: the root covers 1 TiB in 512 GiB entries; a level-1 table per
+/// 512 GiB touched, a level-2 table per GiB touched and a level-3 table per 2 MiB mapped
+/// with small pages).
 fn page_tables_needed(maps: &[MapPlan], program: Option<(u64, u64)>) -> u64 {
     let ranges = maps.iter().map(|m| (m.vaddr, m.size, m.page_size));
     let program = program.map(|(lo, hi)| (lo, hi.saturating_sub(lo), PAGE_SIZE));
-    let (l2, l3) = table_vaddrs(ranges.chain(program));
-    (l2.len() + l3.len()) as u64
+    table_vaddrs(ranges.chain(program)).count() as u64
 }
 
-/// The virtual addresses (bases) of the level-2 and level-3 tables that `(vaddr, size,
-/// page size)` ranges need, in address order.
-pub fn table_vaddrs(
-    ranges: impl IntoIterator<Item = (u64, u64, u64)>,
-) -> (BTreeSet<u64>, BTreeSet<u64>) {
+/// The bases of the translation tables below a VSpace root that some ranges need, by level.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableVaddrs {
+    /// Level-1 tables, one per 512 GiB touched.
+    pub level1: BTreeSet<u64>,
+    /// Level-2 tables, one per GiB touched.
+    pub level2: BTreeSet<u64>,
+    /// Level-3 tables, one per 2 MiB mapped with small pages.
+    pub level3: BTreeSet<u64>,
+}
+
+impl TableVaddrs {
+    /// How many tables.
+    pub fn count(&self) -> usize {
+        self.level1.len() + self.level2.len() + self.level3.len()
+    }
+
+    /// Every table's base in the order they can be mapped: each level before the next, each
+    /// in address order.
+    pub fn in_map_order(&self) -> impl Iterator<Item = u64> + '_ {
+        self.level1
+            .iter()
+            .chain(&self.level2)
+            .chain(&self.level3)
+            .copied()
+    }
+}
+
+/// The virtual addresses (bases) of the level-1, level-2 and level-3 tables that `(vaddr,
+/// size, page size)` ranges need.
+pub fn table_vaddrs(ranges: impl IntoIterator<Item = (u64, u64, u64)>) -> TableVaddrs {
     const GIB: u64 = 1 << 30;
-    let (mut l2, mut l3) = (BTreeSet::new(), BTreeSet::new());
+    const LEVEL1_SPAN: u64 = 1 << 39;
+    let mut tables = TableVaddrs::default();
     for (vaddr, size, page) in ranges {
         let last = vaddr + size.max(1) - 1;
         let mut v = vaddr & !(LARGE_PAGE_SIZE - 1);
         while v <= last {
-            l2.insert(v & !(GIB - 1));
+            tables.level1.insert(v & !(LEVEL1_SPAN - 1));
+            tables.level2.insert(v & !(GIB - 1));
             if page < LARGE_PAGE_SIZE {
-                l3.insert(v);
+                tables.level3.insert(v);
             }
             v += LARGE_PAGE_SIZE;
         }
     }
-    (l2, l3)
+    tables
 }

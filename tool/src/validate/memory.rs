@@ -197,14 +197,15 @@ impl Validator<'_> {
                         Code::VaddrRange,
                         map.vaddr.span,
                         format!(
-                            "mapping of '{}' ({size:#x} bytes at {vaddr:#x}) does not end below \
-                             {:#x}",
+                            "mapping of '{}' ({size:#x} bytes at {vaddr:#x}) does not end at or \
+                             below {:#x}, the bottom of the PD's stack",
                             region.name, space.stack_bottom
                         ),
                     )
                     .with_help(
                         "mappings must end at or below the bottom of the PD's stack, which sits \
-                         under the IPC buffer at the top of the address space",
+                         under the IPC buffer and a guard page at the top of the 1 TiB user \
+                         address space",
                     ),
                 ),
             }

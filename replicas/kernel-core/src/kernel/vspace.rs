@@ -1,10 +1,11 @@
 //! User address spaces: translation tables that live in retyped VSpace and PageTable
-//! objects, three levels of 4 KiB tables over 39 bits, as the kernel half uses; the
-//! invocations that map and unmap page tables (PageTable_Map, PageTable_Unmap) and frames
-//! (Frame_Map, Frame_Unmap, Frame_GetAddress).
+//! objects, four levels of 4 KiB tables over 40 bits (the VSpace is the level-0 root, of
+//! which only entries 0 and 1 lie below [`USER_TOP`]); the invocations that map and unmap
+//! page tables (PageTable_Map, PageTable_Unmap) and frames (Frame_Map, Frame_Unmap,
+//! Frame_GetAddress).
 //!
 //! A page-table capability that maps a table records where (`data`): the address space's
-//! ASID (its index plus one) in bits 0–11, the level the table serves (2 or 3) in bits
+//! ASID (its index plus one) in bits 0–11, the level the table serves (1, 2 or 3) in bits
 //! 12–13, and the base of the range it translates above. A mapped frame capability records
 //! the ASID in bits 0–11 and its virtual address above.
 //!
@@ -27,7 +28,7 @@ use crate::pagetable::{desc, descriptor_bits};
 const ADDRESS_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 const TABLE: u64 = desc::VALID | desc::TABLE_OR_PAGE;
 
-/// Bits of `va` that index a level-`level` table (levels 1 to 3): always below 512.
+/// Bits of `va` that index a level-`level` table (levels 0 to 3): always below 512.
 const fn index(va: u64, level: u32) -> usize {
     (va.wrapping_shr(39u32.wrapping_sub(level.wrapping_mul(9))) & 0x1FF) as usize
 }
@@ -42,10 +43,10 @@ fn entry(m: &mut impl Machine, table: u64, va: u64, level: u32) -> Option<&mut u
     m.page(table)?.get_mut(index(va, level))
 }
 
-/// The table of the given level on the walk to `va` (1 is the root), if present.
+/// The table of the given level on the walk to `va` (0 is the root), if present.
 fn table_at(m: &mut impl Machine, root: u64, va: u64, level: u32) -> Option<u64> {
     let mut table = root;
-    for l in 1..level {
+    for l in 0..level {
         let entry = *entry(m, table, va, l)?;
         if entry & TABLE != TABLE {
             return None;
@@ -86,8 +87,9 @@ pub(super) fn table_mapping(data: u64) -> Option<(VSpaceId, u64, u32)> {
     Some((decode_vspace(data)?, data & ADDRESS_MASK & !0x3FFF, level))
 }
 
-/// Installs the table at `table` as the next one missing on the walk to `va`; returns the
-/// level it now serves.
+/// Installs the table at `table` as the next one missing on the walk to `va` (a table linked
+/// from the level-0 root serves level 1, and so on to level 3); returns the level it now
+/// serves.
 pub(super) fn map_table(
     m: &mut impl Machine,
     root: u64,
@@ -98,7 +100,7 @@ pub(super) fn map_table(
         return Err(Error::InvalidArgument);
     }
     let mut parent = root;
-    for level in 1..=2 {
+    for level in 0..=2 {
         let e = entry(m, parent, va, level).ok_or(Error::InvalidArgument)?;
         if *e == 0 {
             *e = table | TABLE;

@@ -407,6 +407,7 @@ fn a_revoked_ipc_buffer_is_gone_from_the_thread() {
 fn an_unmapped_page_table_keeps_no_translation() {
     let mut s = boot();
     let vspace = s.make(ObjectKind::VSpace, 0);
+    let pt1 = s.make(ObjectKind::PageTable, 0);
     let pt2 = s.make(ObjectKind::PageTable, 0);
     let pt3 = s.make(ObjectKind::PageTable, 0);
     let frame = s.make(ObjectKind::Frame, 12);
@@ -420,6 +421,7 @@ fn an_unmapped_page_table_keeps_no_translation() {
         Err(Error::IllegalOperation),
         "an unmapped table has one capability"
     );
+    s.invoke(pt1, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt2, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(
@@ -457,7 +459,10 @@ fn an_unmapped_page_table_keeps_no_translation() {
     s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     let root_pa = s.vspace_root(vspace);
     let mut walk = Walker(&mut s.m);
-    assert_eq!(crate::pagetable::translate(&mut walk, root_pa, va), None);
+    assert_eq!(
+        crate::pagetable::translate(&mut walk, crate::pagetable::Root::user(root_pa), va),
+        None
+    );
 }
 
 /// Deleting the last capability to a mapped page table unlinks and clears it, even when
@@ -466,10 +471,12 @@ fn an_unmapped_page_table_keeps_no_translation() {
 fn a_deleted_page_table_is_cleared_whatever_went_first() {
     let mut s = boot();
     let vspace = s.make(ObjectKind::VSpace, 0);
+    let pt1 = s.make(ObjectKind::PageTable, 0);
     let pt2 = s.make(ObjectKind::PageTable, 0);
     let pt3 = s.make(ObjectKind::PageTable, 0);
     let frame = s.make(ObjectKind::Frame, 12);
     let va = 0x2000_0000;
+    s.invoke(pt1, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt2, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(frame, label::FRAME_MAP, &[vspace, va, rights::READ, 0])

@@ -634,6 +634,7 @@ fn invocation_errors() {
 fn frames_map_once_and_mapping_over_a_mapping_fails() {
     let mut s = boot();
     let vspace = s.make(ObjectKind::VSpace, 0);
+    let pt1 = s.make(ObjectKind::PageTable, 0);
     let pt2 = s.make(ObjectKind::PageTable, 0);
     let pt3 = s.make(ObjectKind::PageTable, 0);
     let frame = s.make(ObjectKind::Frame, 12);
@@ -648,6 +649,7 @@ fn frames_map_once_and_mapping_over_a_mapping_fails() {
         ),
         Err(Error::FailedLookup)
     );
+    s.invoke(pt1, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt2, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     s.invoke(pt3, label::PAGE_TABLE_MAP, &[vspace, va]).unwrap();
     assert_eq!(
@@ -674,7 +676,8 @@ fn frames_map_once_and_mapping_over_a_mapping_fails() {
     let root_pa = s.vspace_root(vspace);
     let mut walk = Walker(&mut s.m);
     assert_eq!(
-        crate::pagetable::translate(&mut walk, root_pa, va).map(|t| t.0),
+        crate::pagetable::translate(&mut walk, crate::pagetable::Root::user(root_pa), va)
+            .map(|t| t.0),
         Some(pa)
     );
     // Deleting the frame capability unmaps it; the other frame then maps.
@@ -682,6 +685,65 @@ fn frames_map_once_and_mapping_over_a_mapping_fails() {
         .unwrap();
     s.invoke(other, label::FRAME_MAP, &[vspace, va, rights::READ, 0])
         .unwrap();
+}
+
+/// User space is 1 TiB: tables and frames map past 512 GiB up to the last page (where a
+/// PD's IPC buffer goes), and nothing maps at or above 1 TiB.
+#[test]
+fn user_space_reaches_one_tib_and_stops_there() {
+    use atoll_abi::pd::vspace::{IPC_BUFFER, USER_TOP};
+    let mut s = boot();
+    let vspace = s.make(ObjectKind::VSpace, 0);
+    let map = |s: &mut Sys, frame: u64, va: u64| {
+        s.invoke(
+            frame,
+            label::FRAME_MAP,
+            &[vspace, va, rights::ALL, vm_attr::CACHED],
+        )
+    };
+    for va in [1 << 39, IPC_BUFFER] {
+        let frame = s.make(ObjectKind::Frame, 12);
+        assert_eq!(map(&mut s, frame, va), Err(Error::FailedLookup));
+        // Level 1 (once for both: they share the root's second entry), level 2, level 3.
+        let first = va == 1 << 39;
+        for _ in 0..if first { 3 } else { 2 } {
+            let table = s.make(ObjectKind::PageTable, 0);
+            s.invoke(table, label::PAGE_TABLE_MAP, &[vspace, va])
+                .unwrap();
+        }
+        let spare = s.make(ObjectKind::PageTable, 0);
+        assert_eq!(
+            s.invoke(spare, label::PAGE_TABLE_MAP, &[vspace, va]),
+            Err(Error::DeleteFirst),
+            "the walk to {va:#x} is complete"
+        );
+        map(&mut s, frame, va).unwrap();
+        let pa = s.invoke(frame, label::FRAME_GET_ADDRESS, &[]).unwrap()[0];
+        let root_pa = s.vspace_root(vspace);
+        let mut walk = Walker(&mut s.m);
+        let root = crate::pagetable::Root::user(root_pa);
+        assert_eq!(
+            crate::pagetable::translate(&mut walk, root, va + 8).map(|t| t.0),
+            Some(pa + 8)
+        );
+    }
+    // The root's entries past the second stay empty: nothing is reachable above 1 TiB.
+    let root_pa = s.vspace_root(vspace);
+    assert!(s.m.page(root_pa).unwrap()[2..].iter().all(|&e| e == 0));
+    let table = s.make(ObjectKind::PageTable, 0);
+    for va in [USER_TOP, USER_TOP + (1 << 39), !0xFFF] {
+        assert_eq!(
+            s.invoke(table, label::PAGE_TABLE_MAP, &[vspace, va]),
+            Err(Error::InvalidArgument),
+            "a table at {va:#x}"
+        );
+        let frame = s.make(ObjectKind::Frame, 12);
+        assert_eq!(
+            map(&mut s, frame, va),
+            Err(Error::InvalidArgument),
+            "a frame at {va:#x}"
+        );
+    }
 }
 
 #[test]

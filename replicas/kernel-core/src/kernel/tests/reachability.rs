@@ -17,8 +17,9 @@ use crate::pagetable::desc;
 
 /// Test objects live in root slots from here.
 const FIRST: u64 = initial::FIRST_FREE;
-/// Virtual addresses the mappings use: two share a level-3 table, one needs another.
-const VAS: [u64; 3] = [0x1000_0000, 0x1000_1000, 0x1020_0000];
+/// Virtual addresses the mappings use: two share a level-3 table, one needs another, and
+/// one lies past 512 GiB, behind the root's second entry.
+const VAS: [u64; 4] = [0x1000_0000, 0x1000_1000, 0x1020_0000, 0x80_1000_0000];
 
 /// The layout of the test slots: each kind has slots its objects are retyped into, so that
 /// random operations meet objects of the kinds they take often; copies and moves go to
@@ -26,14 +27,14 @@ const VAS: [u64; 3] = [0x1000_0000, 0x1000_1000, 0x1020_0000];
 const UNTYPED: [u64; 2] = [0, 1];
 const TCBS: [u64; 2] = [2, 3];
 const FRAMES: [u64; 3] = [4, 5, 6];
-const TABLES: [u64; 3] = [7, 8, 9];
+const TABLES: [u64; 4] = [7, 8, 9, 15];
 const VSPACES: [u64; 1] = [10];
 const NOTIFICATIONS: [u64; 1] = [11];
 const ENDPOINTS: [u64; 1] = [12];
 const SCHED_CONTEXTS: [u64; 1] = [13];
 const CNODES: [u64; 1] = [14];
 /// Where copies and moves go.
-const COPIES: std::ops::Range<u64> = 16..24;
+const COPIES: std::ops::Range<u64> = 17..25;
 
 /// What a retype into slot `i` makes: (kind number, size bits).
 fn kind_of(i: u64) -> (u64, u64) {
@@ -131,7 +132,7 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let deletable = [FRAMES, TABLES].concat();
+    let deletable = [&FRAMES[..], &TABLES].concat();
     let deletable = [&deletable[..], &VSPACES, &NOTIFICATIONS, &ENDPOINTS].concat();
     let bindable = [&TCBS[..], &NOTIFICATIONS].concat();
     prop_oneof![
@@ -468,7 +469,7 @@ fn check(s: &mut Sys) -> Result<(), String> {
     let roots: Vec<u64> = o.vspaces.values().flatten().copied().collect();
     let mut linked = BTreeSet::new();
     for root in roots {
-        walk(&mut s.m, &n, (root, 1), &mut linked)?;
+        walk(&mut s.m, &n, (root, 0), &mut linked)?;
     }
     for (&table, &mapped) in &n.tables {
         if !mapped && s.m.page(table).is_some_and(|p| p.iter().any(|&e| e != 0)) {
