@@ -223,6 +223,8 @@ mod tests {
         assert!(names(VIRT).contains(&"example-uart"));
         assert!(!names("zcu102").contains(&"example-uart"));
         assert!(!names("zcu102").contains(&"stack"));
-        assert_eq!(names("zcu102").len() + 3, names(VIRT).len());
+        assert!(names(VIRT).contains(&"compat-serial"));
+        assert!(!names("zcu102").contains(&"compat-serial"));
+        assert_eq!(names("zcu102").len() + 4, names(VIRT).len());
     }
 }
