@@ -1,7 +1,9 @@
 //! The serial client of `serial/system.xml`, in upstream style (the shape of the assistant
 //! in rust-sel4's banscii example): it reads the bytes the driver received from the ring in
 //! region `serial_rx`, and for every line writes `echo: <the line in capitals>` back
-//! through the ring in region `serial_tx`, then notifies the driver to transmit it.
+//! through the ring in region `serial_tx`, then notifies the driver to transmit it. It
+//! notifies the driver after every batch it takes, so a driver that stopped receiving
+//! because the ring was full knows there is room again.
 #![no_std]
 #![no_main]
 
@@ -58,7 +60,15 @@ impl Client {
         let end = 6 + self.len;
         out[end..end + 2].copy_from_slice(b"\r\n");
         for chunk in out[..end + 2].chunks(Ring::MESSAGE_BYTES) {
-            self.tx.try_send(chunk).map_err(Error)?;
+            match self.tx.try_send(chunk) {
+                // The driver, of higher priority, empties the ring as soon as it is
+                // notified; then there is room.
+                Err(RingError::WouldBlock) => {
+                    DRIVER.notify();
+                    self.tx.try_send(chunk).map_err(Error)?;
+                }
+                result => result.map_err(Error)?,
+            }
         }
         Ok(())
     }
@@ -117,10 +127,8 @@ impl Handler for Client {
         };
         let answered = self.pump(&mut rx);
         self.rx = Some(rx);
-        let answered = answered?;
-        if answered {
-            DRIVER.notify();
-        }
+        answered?;
+        DRIVER.notify();
         Ok(())
     }
 }

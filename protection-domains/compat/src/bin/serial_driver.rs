@@ -3,6 +3,11 @@
 //! client through the ring in region `serial_rx`, followed by a notify; bytes the client
 //! puts in the ring in region `serial_tx` (then notifies) are transmitted. The receive
 //! interrupt is acknowledged as a deferred action.
+//!
+//! Nothing typed is lost: when the client's ring is full, the driver stops taking bytes
+//! from the UART and masks its receive interrupt, so input waits in the UART's FIFO (and,
+//! past that, in whatever feeds the line) until the client has taken messages and
+//! notified; then the driver drains again.
 #![no_std]
 #![no_main]
 
@@ -83,7 +88,11 @@ struct Driver {
     uart: Pl011,
     rx: Producer<'static, 16, 7>,
     tx: Option<Consumer<'static, 16, 7>>,
-    dropped: u64,
+    /// Bytes taken from the UART that the full ring could not take yet.
+    held: [u8; Ring::MESSAGE_BYTES],
+    held_len: usize,
+    /// The ring was full: receive interrupts are masked until the client makes room.
+    stalled: bool,
     ack: DeferredActionSlot,
 }
 
@@ -96,26 +105,49 @@ fn region(base: NonNull<[u8]>) -> &'static mut [u8] {
 
 impl Driver {
     /// Clears the receive interrupts, then empties the FIFO into the ring, a message of up
-    /// to 56 bytes at a time; a message the full ring cannot take is counted and dropped.
-    fn drain(&mut self) -> bool {
+    /// to 56 bytes at a time. When the ring is full, the message in hand is held, the
+    /// receive interrupts are masked and the rest stays in the FIFO; `Ok(true)` if
+    /// anything went to the client.
+    fn drain(&mut self) -> Result<bool, Error> {
         self.uart.write(pl011::ICR, pl011::RX_INTERRUPTS);
         let mut sent = false;
         loop {
-            let mut chunk = [0u8; Ring::MESSAGE_BYTES];
-            let mut len = 0;
-            while len < chunk.len()
+            while self.held_len < self.held.len()
                 && let Some(byte) = self.uart.receive()
             {
-                chunk[len] = byte;
-                len += 1;
+                self.held[self.held_len] = byte;
+                self.held_len += 1;
             }
-            if len == 0 {
-                return sent;
+            if self.held_len == 0 {
+                break;
             }
-            match self.rx.try_send(&chunk[..len]) {
-                Ok(()) => sent = true,
-                Err(_) => self.dropped += len as u64,
+            match self.rx.try_send(&self.held[..self.held_len]) {
+                Ok(()) => {
+                    sent = true;
+                    self.held_len = 0;
+                }
+                Err(RingError::WouldBlock) => {
+                    self.stall(true);
+                    return Ok(sent);
+                }
+                Err(e) => return Err(Error::Ring(e)),
             }
+        }
+        self.stall(false);
+        Ok(sent)
+    }
+
+    /// Masks (`true`) or unmasks the receive interrupts.
+    fn stall(&mut self, stalled: bool) {
+        if stalled != self.stalled {
+            let mask = self.uart.read(pl011::IMSC);
+            let mask = if stalled {
+                mask & !pl011::RX_INTERRUPTS
+            } else {
+                mask | pl011::RX_INTERRUPTS
+            };
+            self.uart.write(pl011::IMSC, mask);
+            self.stalled = stalled;
         }
     }
 
@@ -145,14 +177,17 @@ impl Handler for Driver {
     type Error = Error;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
-        if channels.contains(IRQ) {
-            if self.drain() {
-                CLIENT.notify();
-            }
-            self.ack.defer_irq_ack(IRQ).map_err(Error::Irq)?;
-        }
+        // The client notifies after taking messages (room in the ring) and after queueing
+        // output; either way a stalled receive side may go on.
+        let drain = channels.contains(IRQ) || (channels.contains(CLIENT) && self.stalled);
         if channels.contains(CLIENT) {
             self.transmit()?;
+        }
+        if drain && self.drain()? {
+            CLIENT.notify();
+        }
+        if channels.contains(IRQ) {
+            self.ack.defer_irq_ack(IRQ).map_err(Error::Irq)?;
         }
         Ok(())
     }
@@ -172,12 +207,14 @@ fn init() -> impl Handler {
         uart,
         rx: rx.unwrap(),
         tx: None,
-        dropped: 0,
+        held: [0; Ring::MESSAGE_BYTES],
+        held_len: 0,
+        stalled: false,
         ack: DeferredActionSlot::new(),
     };
     debug_println!("{}: ready", pd_name().unwrap());
     // Bytes typed before now raised no interrupt that is still visible.
-    if driver.drain() {
+    if driver.drain().unwrap() {
         CLIENT.notify();
     }
     driver
