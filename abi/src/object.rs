@@ -29,12 +29,16 @@ pub enum ObjectKind {
     IrqHandler,
     /// The authority to give scheduling contexts budgets (one per replica).
     SchedControl,
+    /// The authority to call the firmware (seL4's `ARM_SMC` capability): one per
+    /// replica, handed to the initialiser; a badge limits it to one function id.
+    Smc,
 }
 
 impl ObjectKind {
     /// Fixed size of the object (log2 bytes); `None` for CNodes and frames, whose size
     /// depends on their radix or page size, and for the authorities that are not memory
-    /// (IRQ control and handlers, scheduling control), which are never retyped.
+    /// (IRQ control and handlers, scheduling control, firmware calls), which are never
+    /// retyped.
     pub const fn fixed_size_bits(self) -> Option<u32> {
         match self {
             Self::Tcb => Some(11),
@@ -44,8 +48,17 @@ impl ObjectKind {
             Self::Reply => Some(5),
             Self::VSpace | Self::PageTable => Some(12),
             Self::CNode | Self::Frame => None,
-            Self::IrqControl | Self::IrqHandler | Self::SchedControl => None,
+            Self::IrqControl | Self::IrqHandler | Self::SchedControl | Self::Smc => None,
         }
+    }
+
+    /// Whether it is an authority that is not memory (IRQ control and handlers,
+    /// scheduling control, firmware calls): never retyped, covering no physical range.
+    pub const fn is_authority(self) -> bool {
+        matches!(
+            self,
+            Self::IrqControl | Self::IrqHandler | Self::SchedControl | Self::Smc
+        )
     }
 
     /// Lower-case name for reports.
@@ -64,6 +77,7 @@ impl ObjectKind {
             Self::IrqControl => "irq_control",
             Self::IrqHandler => "irq_handler",
             Self::SchedControl => "sched_control",
+            Self::Smc => "smc",
         }
     }
 }

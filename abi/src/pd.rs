@@ -26,6 +26,8 @@ pub mod slot {
     pub const MONITOR_ENDPOINT: u32 = 5;
     /// The PD's own TCB (benchmark configuration only).
     pub const TCB: u32 = 6;
+    /// The firmware-call capability of a PD with `smc="true"` (Microkit's `ARM_SMC_CAP`).
+    pub const ARM_SMC: u32 = 7;
     /// First output notification capability: `+ channel id`.
     pub const OUTPUT_NOTIFICATION: u32 = 10;
     /// First output endpoint (PPC) capability: `+ channel id`.

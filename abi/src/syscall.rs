@@ -156,6 +156,14 @@ pub mod label {
     /// minting) is the bits it sets there. Sending on it rings; a call also answers whether
     /// the bits were delivered (label 0) or the replica is down or unknown (an error).
     pub const DOORBELL_CONFIGURE: u64 = 50;
+    /// SMC: (x0 … x7), eight arguments, as seL4's `ARM_SMC_Call`. The kernel passes them to
+    /// the firmware in registers `x0`–`x7` through the board's firmware call (`smc`, or
+    /// `hvc` where the firmware listens there) and replies with the eight registers it
+    /// returns. Refused with `InvalidArgument` when the capability's badge is not 0 and not
+    /// the function id in `x0`, and with `IllegalOperation` for the power-state calls
+    /// (PSCI, other than `PSCI_VERSION` and `PSCI_FEATURES`), which would reach cores and
+    /// replicas beyond the caller's.
+    pub const ARM_SMC_CALL: u64 = 60;
 }
 
 /// Object kinds as [`label::UNTYPED_RETYPE`] numbers them.
@@ -181,6 +189,7 @@ pub mod object_kind {
             ObjectKind::IrqControl => 11,
             ObjectKind::IrqHandler => 12,
             ObjectKind::SchedControl => 13,
+            ObjectKind::Smc => 14,
         }
     }
 
@@ -200,6 +209,7 @@ pub mod object_kind {
             11 => ObjectKind::IrqControl,
             12 => ObjectKind::IrqHandler,
             13 => ObjectKind::SchedControl,
+            14 => ObjectKind::Smc,
             _ => return None,
         })
     }
@@ -260,6 +270,8 @@ pub mod initial {
     pub const SCHED_CONTEXT: u64 = 6;
     /// Its IPC buffer frame.
     pub const IPC_BUFFER_FRAME: u64 = 7;
+    /// The replica's authority to call the firmware.
+    pub const SMC: u64 = 8;
     /// First untyped capability; they follow in address order.
     pub const FIRST_UNTYPED: u64 = 16;
     /// First slot free for the initialiser's own use.

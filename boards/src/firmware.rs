@@ -62,6 +62,88 @@ pub fn psci_call(conduit: PsciConduit, function: u32, a1: u64, a2: u64, a3: u64)
     x0 as i64
 }
 
+/// SMCCC's `NOT_SUPPORTED`, what a call the firmware does not know returns in `x0`.
+pub const NOT_SUPPORTED: u64 = u64::MAX;
+
+// Firmware calls on behalf of a PD (an SMC capability's invocation): `x0` points at eight
+// words, passed to the firmware in x0-x7 and replaced by what it leaves there. The calling
+// convention lets the firmware change x0-x17, so the pointer waits on the stack. Each
+// conduit's instruction has a label of its own: where no firmware answers (QEMU without
+// EL2 or EL3 takes only PSCI calls), the instruction is undefined, and the kernel's
+// exception handler, seeing the fault at one of these labels, answers `NOT_SUPPORTED` and
+// resumes after it ([`is_forward_instruction`]).
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".macro ATOLL_FORWARD name, insn",
+    ".global \\name",
+    ".type \\name, %function",
+    "\\name:",
+    "    str     x0, [sp, #-16]!",
+    "    mov     x8, x0",
+    "    ldp     x0, x1, [x8]",
+    "    ldp     x2, x3, [x8, #16]",
+    "    ldp     x4, x5, [x8, #32]",
+    "    ldp     x6, x7, [x8, #48]",
+    ".global \\name\\()_insn",
+    "\\name\\()_insn:",
+    "    \\insn  #0",
+    "    ldr     x8, [sp], #16",
+    "    stp     x0, x1, [x8]",
+    "    stp     x2, x3, [x8, #16]",
+    "    stp     x4, x5, [x8, #32]",
+    "    stp     x6, x7, [x8, #48]",
+    "    ret",
+    ".endm",
+    "ATOLL_FORWARD atoll_firmware_forward_smc, smc",
+    "ATOLL_FORWARD atoll_firmware_forward_hvc, hvc",
+);
+
+#[cfg(target_arch = "aarch64")]
+unsafe extern "C" {
+    fn atoll_firmware_forward_smc(regs: *mut [u64; 8]);
+    fn atoll_firmware_forward_hvc(regs: *mut [u64; 8]);
+    static atoll_firmware_forward_smc_insn: u8;
+    static atoll_firmware_forward_hvc_insn: u8;
+}
+
+/// Calls the firmware through `conduit` with `regs` in x0-x7; returns the registers it
+/// leaves there (`x0` = [`NOT_SUPPORTED`] where no firmware answers the conduit).
+#[cfg(target_arch = "aarch64")]
+pub fn forward(conduit: PsciConduit, mut regs: [u64; 8]) -> [u64; 8] {
+    // SAFETY: the routines read and write the eight words at the pointer, which is a live
+    // exclusive borrow, and otherwise follow the procedure-call standard; the firmware
+    // follows the SMC calling convention (x18-x30 and sp preserved). An undefined
+    // instruction at the call is answered by the kernel's handler (see above).
+    unsafe {
+        match conduit {
+            PsciConduit::Smc => atoll_firmware_forward_smc(&mut regs),
+            PsciConduit::Hvc => atoll_firmware_forward_hvc(&mut regs),
+        }
+    }
+    regs
+}
+
+/// Host builds never call firmware.
+#[cfg(not(target_arch = "aarch64"))]
+pub fn forward(_conduit: PsciConduit, regs: [u64; 8]) -> [u64; 8] {
+    let [_, x1, x2, x3, x4, x5, x6, x7] = regs;
+    [NOT_SUPPORTED, x1, x2, x3, x4, x5, x6, x7]
+}
+
+/// Whether `pc` is the firmware-call instruction of [`forward`].
+#[cfg(target_arch = "aarch64")]
+pub fn is_forward_instruction(pc: u64) -> bool {
+    let smc = &raw const atoll_firmware_forward_smc_insn as u64;
+    let hvc = &raw const atoll_firmware_forward_hvc_insn as u64;
+    pc == smc || pc == hvc
+}
+
+/// Host builds have no firmware-call instruction.
+#[cfg(not(target_arch = "aarch64"))]
+pub fn is_forward_instruction(_pc: u64) -> bool {
+    false
+}
+
 /// Host builds never call firmware.
 #[cfg(not(target_arch = "aarch64"))]
 pub fn psci_call(_conduit: PsciConduit, _function: u32, _a1: u64, _a2: u64, _a3: u64) -> i64 {

@@ -660,9 +660,22 @@ fn hostile_pds(board: &str) {
     // The echo runs on the other replica, which may come up after the rest has finished:
     // its line is awaited too.
     let echo = "echo: heard the chatter on {0}";
+    let firmware = "firmware: still running";
     let outcome = Boot::variant(board, &variants::HOSTILE)
-        .until(&[driver, "sleeper: notified on {3}", echo])
+        .until(&[driver, "sleeper: notified on {3}", echo, firmware])
         .run();
+    // A PD allowed to call the firmware: PSCI's version query answers; the calls that
+    // would switch off the machine or cores are refused, and the machine stays up.
+    let mut at = position(&outcome, "firmware: PSCI_VERSION answered ");
+    for line in [
+        "firmware: SMCCC_VERSION answered Ok(",
+        "firmware: SYSTEM_OFF: Err(IllegalOperation)",
+        "firmware: CPU_OFF: Err(IllegalOperation)",
+        "firmware: CPU_ON: Err(IllegalOperation)",
+        firmware,
+    ] {
+        at = position_after(&outcome, at, line);
+    }
     // A full line cut in place, the writer still running, and the other replica's line
     // printed by the console owner afterwards.
     let cut = format!("{}~", "a".repeat(atoll_abi::limits::LOG_LINE_BYTES - 1));

@@ -75,6 +75,8 @@ pub struct ProtectionDomain {
     pub replica: ReplicaIndex,
     /// May use the FPU.
     pub fpu: bool,
+    /// May call the firmware (`smc="true"`): holds the replica's SMC capability.
+    pub smc: bool,
     /// Parent PD and this PD's id in the parent's child table.
     pub parent: Option<(PdIndex, u8)>,
     /// Parent's symbol that receives the child id.

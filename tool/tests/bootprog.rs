@@ -294,3 +294,30 @@ fn a_pd_maps_across_the_whole_user_address_space() {
         "the guard page between the stack and the IPC buffer"
     );
 }
+
+/// A PD with `smc="true"` gets a copy of the replica's SMC capability when the boot
+/// program is replayed (the original stays with the initialiser); one without gets none.
+#[test]
+fn the_boot_program_gives_an_smc_pd_the_firmware_capability() {
+    let plan = plan_of(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/smc.xml"),
+        )
+        .expect("fixture"),
+    );
+    let (k, _, _, pds) = replay(&plan, &plan.replicas[0]);
+    assert_eq!(pds.len(), 2);
+    let smc_caps = (0..)
+        .map_while(SlotId::from_data)
+        .filter(|&s| {
+            matches!(
+                k.cap(s),
+                Cap::Object {
+                    kind: ObjectKind::Smc,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(smc_caps, 2, "the initialiser's and one PD's");
+}

@@ -194,3 +194,28 @@ fn a_prefill_size_symbol_is_the_length_of_the_regions_file() {
         "cfg_len's patch"
     );
 }
+
+/// A PD with `smc="true"` holds the replica's SMC capability in Microkit's slot 7; a PD
+/// without it has nothing there.
+#[test]
+fn an_smc_pd_holds_the_firmware_capability_in_slot_seven() {
+    use atoll_abi::pd::slot;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/smc.xml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let checked = atoll_tool::check(&text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    let at_slot = |name: &str| {
+        plan.replicas
+            .iter()
+            .flat_map(|r| &r.protection_domains)
+            .find(|p| p.name == name)
+            .expect("pd")
+            .capabilities
+            .iter()
+            .find(|c| c.slot == slot::ARM_SMC)
+            .map(|c| c.object.clone())
+    };
+    assert_eq!(at_slot("firmware_client").as_deref(), Some("smc"));
+    assert_eq!(at_slot("plain"), None);
+}

@@ -19,6 +19,7 @@ pub mod heap;
 pub mod ipc;
 mod message;
 pub mod panicking;
+pub mod smc;
 #[cfg(target_arch = "aarch64")]
 pub mod timer;
 

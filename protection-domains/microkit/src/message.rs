@@ -72,7 +72,7 @@ impl MessageInfo {
 /// This PD's IPC buffer.
 // SAFETY: every PD has its IPC buffer page mapped read-write at this fixed address for its
 // whole life, and only `atoll-sys`'s accessors reach it.
-const BUFFER: IpcBuffer = unsafe { IpcBuffer::at(vspace::IPC_BUFFER) };
+pub(crate) const BUFFER: IpcBuffer = unsafe { IpcBuffer::at(vspace::IPC_BUFFER) };
 
 /// Message register `i` (panics if `i` is past the last one).
 #[inline(always)]

@@ -38,6 +38,8 @@ kinds! {
     SchedContext;
     /// The handler of one interrupt.
     IrqHandler;
+    /// The authority to call the firmware (seL4's `ARM_SMC`).
+    Smc;
 }
 
 /// The capability at address `bits` of the caller's capability space, naming an object
@@ -236,6 +238,27 @@ impl Cap<IrqHandler> {
     #[inline]
     pub fn ack(self) -> Result<(), Error> {
         self.invoke(label::IRQ_HANDLER_ACK, &[]).map(drop)
+    }
+}
+
+impl Cap<Smc> {
+    /// Calls the firmware with `regs` in `x0`–`x7` (seL4's `ARM_SMC_Call`): the registers
+    /// it returns. The arguments and results past the fourth travel through `buffer`,
+    /// the caller's IPC buffer. The kernel refuses PSCI's power-state calls and, on a
+    /// badged capability, every function but the badge's; a call no firmware answers
+    /// returns `NOT_SUPPORTED` (-1) in `x0`.
+    pub fn call(self, buffer: IpcBuffer, regs: [u64; 8]) -> Result<[u64; 8], Error> {
+        let [a, b, c, d] = self.invoke_long(buffer, label::ARM_SMC_CALL, &regs)?;
+        Ok([
+            a,
+            b,
+            c,
+            d,
+            buffer.mr(4),
+            buffer.mr(5),
+            buffer.mr(6),
+            buffer.mr(7),
+        ])
     }
 }
 

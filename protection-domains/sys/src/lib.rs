@@ -25,6 +25,6 @@ pub use atoll_abi::error::Error;
 pub use atoll_abi::syscall::MessageInfo;
 pub use call::{Returned, debug_put_char, full, halt, raw, svc, yield_now};
 pub use cap::{
-    Any, Cap, CapKind, Endpoint, IrqHandler, Notification, Reply, SchedContext, Tcb, decode,
+    Any, Cap, CapKind, Endpoint, IrqHandler, Notification, Reply, SchedContext, Smc, Tcb, decode,
 };
 pub use ipc_buffer::IpcBuffer;

@@ -3,14 +3,14 @@
 
 use atoll_kernel_core::fault::Syndrome;
 
-use crate::entry::{Frame, KIND_IRQ, SOURCE_EL1_SPX};
+use crate::entry::{Frame, KIND_IRQ, KIND_SYNC, SOURCE_EL1_SPX};
 use crate::replica::{current_core, replica};
 use crate::stop::{park_forever, stop_replica, stop_unexpected};
 use crate::{arch, irq};
 
 /// Common vector entry for exceptions taken in the kernel.
 #[unsafe(no_mangle)]
-extern "C" fn handle_exception(_frame: &mut Frame, kind: u64, source: u64) {
+extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
     let Some(r) = replica() else { park_forever() };
     let Some(core) = current_core(r.spec) else {
         park_forever()
@@ -18,7 +18,28 @@ extern "C" fn handle_exception(_frame: &mut Frame, kind: u64, source: u64) {
     if kind == KIND_IRQ && source == SOURCE_EL1_SPX {
         return irq::handle_irq(r, core);
     }
+    if kind == KIND_SYNC && source == SOURCE_EL1_SPX && no_firmware_answered(frame) {
+        return;
+    }
     stop_unexpected(r, core);
+}
+
+/// A firmware call made for a PD (`atoll_boards::firmware::forward`) was undefined: no
+/// firmware listens on the board's conduit beyond what QEMU emulates. The call answers
+/// `NOT_SUPPORTED`, as firmware does for a call it does not know, and the kernel goes on
+/// after the instruction. Any other exception is not this one.
+fn no_firmware_answered(frame: &mut Frame) -> bool {
+    const EC_UNKNOWN: u64 = 0;
+    let (esr, _, _) = arch::exception_registers();
+    if (esr >> 26) & 0x3F != EC_UNKNOWN
+        || !atoll_boards::firmware::is_forward_instruction(frame.elr)
+    {
+        return false;
+    }
+    let [x0, ..] = &mut frame.x;
+    *x0 = atoll_boards::firmware::NOT_SUPPORTED;
+    frame.elr = frame.elr.wrapping_add(4);
+    true
 }
 
 /// Called by `entry.S` on this core's emergency stack when an exception arrived with the

@@ -217,6 +217,10 @@ impl Machine for Hw<'_> {
         self.lines[thread].clear();
         self.fp.thread_created(thread);
     }
+
+    fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
+        atoll_boards::firmware::forward(self.r.psci, regs)
+    }
 }
 
 /// The timer fired on the primary core: budgets pay for the time since the last charge.

@@ -81,13 +81,6 @@ impl Parser<'_> {
             value: String::new(),
             span: element.tag,
         });
-        if let Some(smc) = self.boolean(element, "smc").filter(|smc| smc.value) {
-            self.error(
-                Code::Unsupported,
-                smc.span,
-                "SMC forwarding is not supported by Atoll's kernel",
-            );
-        }
         let restart = match self.boolean(element, "restart") {
             Some(restart) if self.strict => {
                 self.strict_error(restart.span, "the 'restart' attribute");
@@ -118,6 +111,7 @@ impl Parser<'_> {
             stack_size: self.number(element, "stack_size"),
             cpu: self.number(element, "cpu"),
             fpu: self.flag(element, "fpu", true),
+            smc: self.flag(element, "smc", false),
             replica,
             child_id,
             setvar_id: if parent.is_some() {

@@ -74,6 +74,8 @@ pub struct PdDecl {
     pub cpu: Option<Spanned<u64>>,
     /// `fpu`.
     pub fpu: bool,
+    /// `smc`.
+    pub smc: bool,
     /// `replica` (Atoll extension).
     pub replica: Option<Spanned<String>>,
     /// `id` (children only).

@@ -507,7 +507,8 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
         blocks: Vec::new(),
         invocations: Vec::new(),
         next_slot: initial::FIRST_FREE,
-        slots: BTreeMap::new(),
+        // The replica's own authorities the PDs' capabilities come from.
+        slots: BTreeMap::from([("smc".to_string(), initial::SMC)]),
         region_frames: BTreeMap::new(),
     };
     // Untyped memory: kept ranges as device blocks, the rest of the RAM as ordinary ones.

@@ -237,6 +237,9 @@ impl Layout<'_> {
         caps.push(slot::FAULT_ENDPOINT, fault_target, "wgc", fault_badge);
         caps.push(slot::VSPACE, format!("vspace_{name}"), "rw", 0);
         caps.push(slot::REPLY, format!("reply_{name}"), "rwg", 0);
+        if pd.smc {
+            caps.push(slot::ARM_SMC, "smc".into(), "rw", 0);
+        }
         if pd.passive {
             caps.push(
                 slot::MONITOR_ENDPOINT,

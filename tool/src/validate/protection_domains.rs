@@ -80,6 +80,7 @@ impl Validator<'_> {
             core,
             replica,
             fpu: pd.fpu,
+            smc: pd.smc,
             parent,
             setvar_id,
             program_image: pd.program_image.as_ref().map_or(

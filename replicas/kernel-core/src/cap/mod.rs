@@ -118,7 +118,7 @@ pub enum Cap {
         size_bits: u8,
         /// Rights.
         rights: Rights,
-        /// Badge (endpoints, notifications, doorbells).
+        /// Badge (endpoints, notifications, doorbells; an SMC capability's function id).
         badge: u64,
         /// Kernel data: the object's table index for threads, endpoints, notifications,
         /// replies, scheduling contexts, address spaces and doorbells ([`NO_DATA`] until
@@ -149,10 +149,7 @@ impl Cap {
     /// authorities that are not memory.
     pub fn range(&self) -> Option<(u64, u64)> {
         match *self {
-            Cap::Object {
-                kind: ObjectKind::IrqControl | ObjectKind::IrqHandler | ObjectKind::SchedControl,
-                ..
-            } => None,
+            Cap::Object { kind, .. } if kind.is_authority() => None,
             Cap::Untyped {
                 base, size_bits, ..
             }

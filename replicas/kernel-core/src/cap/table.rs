@@ -198,7 +198,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     }
 
     /// seL4's Mutate: moves the capability to `dest`, reducing its rights and (for an
-    /// unbadged endpoint, notification or doorbell) setting a badge; its place in the
+    /// unbadged endpoint, notification, doorbell or SMC capability) setting a badge; its place in the
     /// derivation tree moves with it.
     pub fn mutate(
         &mut self,
@@ -233,9 +233,13 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
                 },
                 badge,
             ) => {
+                // An SMC capability's badge is the one function id it may call (seL4's).
                 let badgeable = matches!(
                     kind,
-                    ObjectKind::Endpoint | ObjectKind::Notification | ObjectKind::Doorbell
+                    ObjectKind::Endpoint
+                        | ObjectKind::Notification
+                        | ObjectKind::Doorbell
+                        | ObjectKind::Smc
                 );
                 let badge = match badge {
                     None => old,

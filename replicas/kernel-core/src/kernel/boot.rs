@@ -50,12 +50,10 @@ impl Kernel {
             ),
             (initial::IRQ_CONTROL, ObjectKind::IrqControl, 0, 0),
             (initial::SCHED_CONTROL, ObjectKind::SchedControl, 0, 0),
+            (initial::SMC, ObjectKind::Smc, 0, 0),
         ];
         for (s, kind, base, size_bits) in objects {
-            let indexed = !matches!(
-                kind,
-                ObjectKind::Frame | ObjectKind::IrqControl | ObjectKind::SchedControl
-            );
+            let indexed = !(kind == ObjectKind::Frame || kind.is_authority());
             let cap = Cap::Object {
                 kind,
                 base,

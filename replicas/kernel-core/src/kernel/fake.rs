@@ -43,6 +43,8 @@ pub struct FakeMachine {
     pub created: Vec<ThreadId>,
     /// TLB flushes asked for.
     pub flushes: usize,
+    /// Firmware calls made, with their registers.
+    pub firmware_calls: Vec<[u64; 8]>,
 }
 
 impl Default for FakeMachine {
@@ -62,6 +64,7 @@ impl Default for FakeMachine {
             rung: Vec::new(),
             created: Vec::new(),
             flushes: 0,
+            firmware_calls: Vec::new(),
         }
     }
 }
@@ -135,5 +138,12 @@ impl Machine for FakeMachine {
 
     fn thread_created(&mut self, thread: ThreadId) {
         self.created.push(thread);
+    }
+
+    /// Records the call; the firmware answers with each register plus one (a result
+    /// that shows it came back through the firmware).
+    fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
+        self.firmware_calls.push(regs);
+        regs.map(|r| r.wrapping_add(1))
     }
 }

@@ -22,14 +22,16 @@ use crate::id::{IrqId, NotificationId, SchedContextId, SlotId, TcbSlot, ThreadId
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Answer {
     pub len: usize,
-    pub mrs: [u64; 4],
+    /// The reply's message registers: the first four travel in `x2`–`x5`, the rest in
+    /// the caller's IPC buffer.
+    pub mrs: [u64; 8],
 }
 
 impl Answer {
     /// Success and nothing more.
     pub const EMPTY: Answer = Answer {
         len: 0,
-        mrs: [0; 4],
+        mrs: [0; 8],
     };
 }
 
@@ -143,6 +145,10 @@ impl Kernel {
                     let irq = IrqId::from_data(data).ok_or(Error::InvalidCapability)?;
                     let request = self.decode_irq_handler(t, op, &args)?;
                     self.invoke_irq_handler(m, irq, request);
+                }
+                ObjectKind::Smc => {
+                    let regs = Self::decode_smc(op, badge, &args)?;
+                    return Ok(Self::invoke_smc(m, regs));
                 }
                 ObjectKind::Doorbell if op == label::DOORBELL_CONFIGURE => {
                     let (d, bell) = self.decode_doorbell(data, rights, badge, &args)?;

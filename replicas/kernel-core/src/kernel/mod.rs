@@ -34,6 +34,7 @@ mod notification;
 mod objects;
 mod reply;
 mod sched_context;
+mod smc;
 mod syscall;
 mod tcb;
 mod untyped;
@@ -118,6 +119,9 @@ pub trait Machine {
     /// whatever the machine keeps per thread (FP registers, a part-written debug line)
     /// must start afresh, so nothing of the old thread reaches the new one.
     fn thread_created(&mut self, thread: ThreadId);
+    /// Calls the firmware with `x0`–`x7` (through the board's firmware conduit) and
+    /// returns the registers it leaves in them.
+    fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8];
 }
 
 /// The replica's capability table: CNodes' slots, then the TCBs' own at the top.

@@ -205,16 +205,18 @@ impl Kernel {
                 if self.objects.tcbs[t].live && call {
                     let (label, len, results) = match result {
                         Ok(r) => (0, r.len, r.mrs),
-                        Err(e) => (e as u64, 0, [0; 4]),
+                        Err(e) => (e as u64, 0, [0; 8]),
                     };
                     let ctx = &mut self.objects.tcbs[t].ctx;
                     ctx.x[0] = 0;
                     ctx.x[1] = MessageInfo::new(label, len as u64).0;
-                    let [a, b, c, d] = results;
-                    ctx.x[2] = a;
-                    ctx.x[3] = b;
-                    ctx.x[4] = c;
-                    ctx.x[5] = d;
+                    for r in ctx.x.iter_mut().skip(2).take(4) {
+                        *r = 0;
+                    }
+                    // The first four in x2-x5, the rest (if any) in its IPC buffer.
+                    for (i, &value) in results.iter().enumerate().take(len) {
+                        self.objects.set_mr(m, t, i, value);
+                    }
                 }
             }
         }

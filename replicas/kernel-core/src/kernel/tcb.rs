@@ -191,7 +191,7 @@ impl Kernel {
                 let c = o.tcbs[target].ctx;
                 return Ok(Answer {
                     len: 4,
-                    mrs: [c.pc, c.sp, c.x[0], c.x[1]],
+                    mrs: [c.pc, c.sp, c.x[0], c.x[1], 0, 0, 0, 0],
                 });
             }
             TcbInvocation::WriteRegisters { resume, pc, sp, x } => {

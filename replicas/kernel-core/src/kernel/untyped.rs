@@ -46,9 +46,7 @@ impl Kernel {
                     kind: ObjectKind::Frame,
                     size_bits,
                 },
-                ObjectKind::IrqControl | ObjectKind::IrqHandler | ObjectKind::SchedControl => {
-                    return Err(Error::InvalidArgument);
-                }
+                k if k.is_authority() => return Err(Error::InvalidArgument),
                 k => RetypeKind::Object(k),
             }
         };

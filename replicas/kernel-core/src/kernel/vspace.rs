@@ -346,7 +346,7 @@ impl Kernel {
             FrameInvocation::GetAddress => {
                 return Ok(Answer {
                     len: 1,
-                    mrs: [base, 0, 0, 0],
+                    mrs: [base, 0, 0, 0, 0, 0, 0, 0],
                 });
             }
         }

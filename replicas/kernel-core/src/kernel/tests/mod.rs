@@ -1240,3 +1240,59 @@ mod fastpath_agrees_with_the_general_path {
 
 mod hostile;
 mod reachability;
+
+#[test]
+fn firmware_calls_pass_eight_registers_each_way_and_power_calls_are_refused() {
+    let mut s = boot();
+    // SMCCC_VERSION with seven more arguments: all eight reach the firmware, and the
+    // eight it returns come back (the last four through the IPC buffer).
+    let args = [0x8000_0000, 1, 2, 3, 4, 5, 6, 7];
+    let first = s.invoke(initial::SMC, label::ARM_SMC_CALL, &args).unwrap();
+    assert_eq!(s.m.firmware_calls, [args]);
+    assert_eq!(first, [0x8000_0001, 2, 3, 4]);
+    let c = *s.k.context(s.root).unwrap();
+    assert_eq!(MessageInfo(c.x[1]).length(), 8);
+    let buffer = s.m.page(s.ipc_pa).unwrap();
+    assert_eq!(&buffer[1 + 4..1 + 8], &[5, 6, 7, 8]);
+    // PSCI's power-state calls never reach the firmware; its version query does.
+    for off in [0x8400_0008u64, 0xC400_0003, 0x8400_0002] {
+        let mut call = args;
+        call[0] = off;
+        let refused = s.invoke(initial::SMC, label::ARM_SMC_CALL, &call);
+        assert_eq!(refused, Err(Error::IllegalOperation), "{off:#x}");
+    }
+    let mut version = args;
+    version[0] = 0x8400_0000;
+    assert!(
+        s.invoke(initial::SMC, label::ARM_SMC_CALL, &version)
+            .is_ok()
+    );
+    assert_eq!(s.m.firmware_calls.len(), 2);
+    // A short message, another operation, and a badge naming another function.
+    assert_eq!(
+        s.invoke(initial::SMC, label::ARM_SMC_CALL, &args[..7]),
+        Err(Error::TruncatedMessage)
+    );
+    assert_eq!(
+        s.invoke(initial::SMC, label::IRQ_HANDLER_ACK, &args),
+        Err(Error::IllegalOperation)
+    );
+    let only_sip = s.mint(initial::SMC, rights::ALL, 0xC200_0001);
+    assert_eq!(
+        s.invoke(only_sip, label::ARM_SMC_CALL, &args),
+        Err(Error::InvalidArgument)
+    );
+    let mut sip = args;
+    sip[0] = 0xC200_0001;
+    assert!(s.invoke(only_sip, label::ARM_SMC_CALL, &sip).is_ok());
+    assert_eq!(s.m.firmware_calls.len(), 3);
+    // It is no memory: it cannot be retyped into, and nothing else becomes one.
+    assert_eq!(
+        s.invoke(
+            initial::FIRST_UNTYPED,
+            label::UNTYPED_RETYPE,
+            &retype_args(object_kind::number(ObjectKind::Smc), 0, 300)
+        ),
+        Err(Error::InvalidArgument)
+    );
+}
