@@ -24,11 +24,9 @@ fn call(function: u64) -> Result<i64, atoll_abi::error::Error> {
 fn init() -> impl Handler {
     let name = pd_name().unwrap();
     match call(PSCI_VERSION) {
-        Ok(v) if v > 0 => debug_println!(
-            "{name}: PSCI_VERSION answered {}.{}",
-            v >> 16,
-            v & 0xFFFF
-        ),
+        Ok(v) if v > 0 => {
+            debug_println!("{name}: PSCI_VERSION answered {}.{}", v >> 16, v & 0xFFFF)
+        }
         other => debug_println!("{name}: FAILED: PSCI_VERSION answered {other:?}"),
     }
     debug_println!("{name}: SMCCC_VERSION answered {:?}", call(SMCCC_VERSION));
