@@ -32,6 +32,9 @@ pub enum ObjectKind {
     /// The authority to call the firmware (seL4's `ARM_SMC` capability): one per
     /// replica, handed to the initialiser; a badge limits it to one function id.
     Smc,
+    /// The authority over the replica's domain scheduler (seL4's `DomainSet`): one per
+    /// replica, handed to the initialiser.
+    DomainSet,
 }
 
 impl ObjectKind {
@@ -48,7 +51,11 @@ impl ObjectKind {
             Self::Reply => Some(5),
             Self::VSpace | Self::PageTable => Some(12),
             Self::CNode | Self::Frame => None,
-            Self::IrqControl | Self::IrqHandler | Self::SchedControl | Self::Smc => None,
+            Self::IrqControl
+            | Self::IrqHandler
+            | Self::SchedControl
+            | Self::Smc
+            | Self::DomainSet => None,
         }
     }
 
@@ -57,7 +64,11 @@ impl ObjectKind {
     pub const fn is_authority(self) -> bool {
         matches!(
             self,
-            Self::IrqControl | Self::IrqHandler | Self::SchedControl | Self::Smc
+            Self::IrqControl
+                | Self::IrqHandler
+                | Self::SchedControl
+                | Self::Smc
+                | Self::DomainSet
         )
     }
 
@@ -78,6 +89,7 @@ impl ObjectKind {
             Self::IrqHandler => "irq_handler",
             Self::SchedControl => "sched_control",
             Self::Smc => "smc",
+            Self::DomainSet => "domain_set",
         }
     }
 }

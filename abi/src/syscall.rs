@@ -164,6 +164,32 @@ pub mod label {
     /// (PSCI, other than `PSCI_VERSION` and `PSCI_FEATURES`), which would reach cores and
     /// replicas beyond the caller's.
     pub const ARM_SMC_CALL: u64 = 60;
+    /// Domain set: (domain, tcb). Puts the thread in `domain` (below
+    /// [`super::domains::COUNT`]), as seL4's `DomainSet_Set`; a thread runs only while the
+    /// replica's domain schedule is in its domain. Every thread starts in domain 0.
+    pub const DOMAIN_SET_SET: u64 = 61;
+    /// Domain set: (index, domain, duration, unit). Entry `index` (below
+    /// [`super::domains::SCHEDULE_LENGTH`]) of the replica's domain schedule: `domain`
+    /// runs for `duration` microseconds (`unit` 0) or counter ticks (`unit` 1). A duration
+    /// of 0 ends the schedule there (Microkit's `schedule_end_marker`): after the last
+    /// entry the schedule starts again at its first.
+    pub const DOMAIN_SET_SCHEDULE_CONFIGURE: u64 = 62;
+    /// Domain set: (start index). Starts the domain schedule at entry `start index`, now.
+    /// Until it is started, every thread runs as if in one domain.
+    pub const DOMAIN_SET_SCHEDULE_START: u64 = 63;
+}
+
+/// The domain scheduler's limits (seL4's `KernelNumDomains` and
+/// `KernelNumDomainSchedules` as Microkit's SDK sets them).
+pub mod domains {
+    /// Domains: 0 to 15.
+    pub const COUNT: u64 = 16;
+    /// Entries in a domain schedule.
+    pub const SCHEDULE_LENGTH: u64 = 100;
+    /// Duration unit: microseconds.
+    pub const MICROSECONDS: u64 = 0;
+    /// Duration unit: ticks of the generic counter.
+    pub const COUNTER_TICKS: u64 = 1;
 }
 
 /// Object kinds as [`label::UNTYPED_RETYPE`] numbers them.
@@ -190,6 +216,7 @@ pub mod object_kind {
             ObjectKind::IrqHandler => 12,
             ObjectKind::SchedControl => 13,
             ObjectKind::Smc => 14,
+            ObjectKind::DomainSet => 15,
         }
     }
 
@@ -210,6 +237,7 @@ pub mod object_kind {
             12 => ObjectKind::IrqHandler,
             13 => ObjectKind::SchedControl,
             14 => ObjectKind::Smc,
+            15 => ObjectKind::DomainSet,
             _ => return None,
         })
     }
@@ -272,6 +300,8 @@ pub mod initial {
     pub const IPC_BUFFER_FRAME: u64 = 7;
     /// The replica's authority to call the firmware.
     pub const SMC: u64 = 8;
+    /// The replica's authority over its domain scheduler.
+    pub const DOMAIN_SET: u64 = 9;
     /// First untyped capability; they follow in address order.
     pub const FIRST_UNTYPED: u64 = 16;
     /// First slot free for the initialiser's own use.
