@@ -171,8 +171,8 @@ pub mod label {
     /// Domain set: (index, domain, duration, unit). Entry `index` (below
     /// [`super::domains::SCHEDULE_LENGTH`]) of the replica's domain schedule: `domain`
     /// runs for `duration` microseconds (`unit` 0) or counter ticks (`unit` 1). A duration
-    /// of 0 ends the schedule there (Microkit's `schedule_end_marker`): after the last
-    /// entry the schedule starts again at its first.
+    /// of 0 ends the schedule there (Microkit's `schedule_end_marker`): at an end marker,
+    /// or after the last entry, the schedule goes back to its start entry.
     pub const DOMAIN_SET_SCHEDULE_CONFIGURE: u64 = 62;
     /// Domain set: (start index). Starts the domain schedule at entry `start index`, now.
     /// Until it is started, every thread runs as if in one domain.

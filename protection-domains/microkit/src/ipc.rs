@@ -34,6 +34,7 @@ const REPLY: Cap<Reply> = Cap::from_bits(slot::REPLY as u64);
 /// came in CPU registers and go to the IPC buffer. `None` for a call or fault badge whose
 /// id is past the last channel, which only a damaged description could mint: it is
 /// reported and dropped.
+#[inline(always)]
 fn decode(received: Returned) -> Option<Event> {
     let info = MessageInfo::from_inner(received.tag());
     let badge = received.badge;
@@ -42,10 +43,7 @@ fn decode(received: Returned) -> Option<Event> {
         return Some(Event::Notified(ChannelSet::from_badge(badge)));
     }
     if id >= MAX_CHANNELS as usize {
-        debug_println!(
-            "{}: ignored a message with badge {badge:#x}",
-            crate::name_or_placeholder()
-        );
+        ignored(badge);
         return None;
     }
     incoming(info, received.mrs);
@@ -56,12 +54,28 @@ fn decode(received: Returned) -> Option<Event> {
     })
 }
 
+/// Reports a message dropped by [`decode`] (kept out of line: it never happens in a
+/// well-formed system).
+#[cold]
+#[inline(never)]
+fn ignored(badge: u64) {
+    debug_println!(
+        "{}: ignored a message with badge {badge:#x}",
+        crate::name_or_placeholder()
+    );
+}
+
 /// The event `received` carries, or (when it carries none) the next one.
+#[inline(always)]
 fn event_or_next(received: Returned) -> Event {
-    decode(received).unwrap_or_else(recv)
+    match decode(received) {
+        Some(event) => event,
+        None => recv(),
+    }
 }
 
 /// Waits for the next event.
+#[inline]
 pub fn recv() -> Event {
     loop {
         if let Some(event) = decode(INPUT.recv(REPLY)) {
@@ -77,12 +91,14 @@ pub fn reply(msg_info: MessageInfo) {
 }
 
 /// Replies as [`reply`] does and waits for the next event, in one system call.
+#[inline]
 pub fn reply_recv(msg_info: MessageInfo) -> Event {
     event_or_next(INPUT.reply_recv(REPLY, msg_info.into_inner(), outgoing(msg_info)))
 }
 
 /// Sends `tag` (no message registers) on `cap` without blocking and waits for the next
 /// event, in one system call: a deferred action, or a passive PD's "ready".
+#[inline]
 pub(crate) fn nb_send_recv(cap: Cap<Any>, tag: syscall::MessageInfo) -> Event {
     event_or_next(INPUT.nb_send_recv(REPLY, cap, tag))
 }

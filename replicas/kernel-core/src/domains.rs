@@ -44,6 +44,9 @@ pub struct Schedule {
     /// When the running entry ends.
     ends_at: u64,
     running: bool,
+    /// The running entry's domain (0 when not running), kept so that reading it, which
+    /// the scheduler does at every queue change, costs one load.
+    current: u8,
 }
 
 impl Default for Schedule {
@@ -64,6 +67,7 @@ impl Schedule {
             at: 0,
             ends_at: 0,
             running: false,
+            current: 0,
         }
     }
 
@@ -73,11 +77,9 @@ impl Schedule {
     }
 
     /// The domain whose threads run now (0 when the schedule is not running).
+    #[inline]
     pub fn current(&self) -> u8 {
-        match self.entries.get(self.at) {
-            Some(e) if self.running => e.domain,
-            _ => 0,
-        }
+        self.current
     }
 
     /// When the running entry ends (`None` when the schedule is not running).
@@ -114,6 +116,7 @@ impl Schedule {
         self.at = index;
         self.ends_at = now.saturating_add(entry.duration);
         self.running = true;
+        self.current = entry.domain;
         Ok(())
     }
 
@@ -131,10 +134,12 @@ impl Schedule {
             let duration = self.entry(self.at).duration;
             self.ends_at = self.ends_at.saturating_add(duration);
             if now < self.ends_at {
+                self.current = self.entry(self.at).domain;
                 return true;
             }
         }
         self.ends_at = now.saturating_add(self.entry(self.at).duration);
+        self.current = self.entry(self.at).domain;
         true
     }
 

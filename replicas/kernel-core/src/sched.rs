@@ -9,8 +9,9 @@
 //! budget leaves the ready queues until its next period begins.
 //!
 //! With a domain schedule running ([`crate::domains`]), only threads of the current domain
-//! are on the ready queues; a change of domain requeues every thread (O(threads), once per
-//! domain switch).
+//! are chosen: [`Scheduler::choose`] then walks the ready queues from the highest priority
+//! for the first such thread (O(ready threads)). Without one, which is every system that
+//! does not ask for domains, the cost is one test in `choose`, and nothing anywhere else.
 //!
 //! Time is counted in whatever unit the caller uses (the kernel uses counter ticks).
 //! Everything is fixed-size and O(1) per operation except [`Scheduler::tick`], which scans
@@ -94,6 +95,8 @@ pub struct Scheduler {
     next_refill: u64,
     /// The domain schedule.
     domains: Schedule,
+    /// Whether it was started: the one thing the common path reads of it.
+    domains_running: bool,
 }
 
 impl Default for Scheduler {
@@ -115,6 +118,7 @@ impl Scheduler {
             now: 0,
             next_refill: u64::MAX,
             domains: Schedule::new(),
+            domains_running: false,
         }
     }
 
@@ -204,9 +208,7 @@ impl Scheduler {
 
     /// Puts the thread in or out of the queues to match its state.
     fn requeue(&mut self, thread: ThreadId) {
-        let t = &self.threads[thread];
-        let in_domain = t.domain == self.domains.current();
-        let should = t.runnable && in_domain && self.has_budget(thread);
+        let should = self.threads[thread].runnable && self.has_budget(thread);
         match (self.threads[thread].ready, should) {
             (false, true) => self.enqueue(thread),
             (true, false) => self.dequeue(thread),
@@ -308,7 +310,6 @@ impl Scheduler {
     pub fn set_domain(&mut self, thread: ThreadId, domain: u8) -> Result<(), SchedError> {
         self.exists(thread)?;
         self.threads[thread].domain = domain;
-        self.requeue(thread);
         Ok(())
     }
 
@@ -326,22 +327,13 @@ impl Scheduler {
     /// stay ready.
     pub fn start_domains(&mut self, index: usize) -> Result<(), DomainError> {
         self.domains.start(index, self.now)?;
-        self.requeue_all();
+        self.domains_running = true;
         Ok(())
     }
 
     /// The domain whose threads run now.
     pub fn current_domain(&self) -> u8 {
         self.domains.current()
-    }
-
-    /// Puts every thread in or out of the queues (the domain changed).
-    fn requeue_all(&mut self) {
-        for thread in ThreadId::all() {
-            if self.threads[thread].exists {
-                self.requeue(thread);
-            }
-        }
     }
 
     /// Whether some thread wants to run but is off the queues until its budget is refilled
@@ -352,9 +344,13 @@ impl Scheduler {
             .any(|t| t.exists && t.runnable && !t.ready)
     }
 
-    /// The thread to run: the first ready thread of the highest ready priority.
+    /// The thread to run: the first ready thread of the highest ready priority (of the
+    /// current domain, when a domain schedule runs).
     #[inline]
     pub fn choose(&self) -> Option<ThreadId> {
+        if self.domains_running {
+            return self.choose_in_domain();
+        }
         let [b0, b1, b2, b3] = self.bitmap;
         let (base, bits) = if b3 != 0 {
             (192u8, b3)
@@ -370,6 +366,31 @@ impl Scheduler {
         // `bits` is non-zero, so its highest set bit, 63 - leading zeros, is 0..=63.
         let p = base | (bits.leading_zeros() ^ 63) as u8;
         self.heads[p]
+    }
+
+    /// The first ready thread of the current domain, highest priority first; `None` (the
+    /// core idles) when that domain has none, whatever other domains have ready.
+    #[cold]
+    fn choose_in_domain(&self) -> Option<ThreadId> {
+        let domain = self.domains.current();
+        // Only the priorities the bitmap marks as having ready threads, highest first.
+        for (word, &bits) in self.bitmap.iter().enumerate().rev() {
+            let mut left = bits;
+            while left != 0 {
+                let bit = left.leading_zeros() ^ 63; // the highest set bit, 0..=63
+                left ^= 1u64.wrapping_shl(bit);
+                // word < 4 and bit < 64: below 256.
+                let p = (word as u32).wrapping_mul(64).wrapping_add(bit) as u8;
+                let mut next = self.heads[p];
+                while let Some(t) = next {
+                    if self.threads[t].domain == domain {
+                        return Some(t);
+                    }
+                    next = self.threads[t].next;
+                }
+            }
+        }
+        None
     }
 
     /// Moves `sc` from `from` (which runs on it) to `to` (which has none).
@@ -508,13 +529,18 @@ impl Scheduler {
             .and_then(|t| self.threads[t].sc)
             .and_then(|sc| self.scs[sc].as_ref())
             .map(|c| c.remaining);
-        let refill =
-            (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));
-        let domain = self
-            .domains
-            .ends_at()
-            .map(|end| end.saturating_sub(self.now));
-        [budget, refill, domain].into_iter().flatten().min()
+        // u64::MAX stands for "nothing": no budget running down, no refill, no domain slot.
+        let budget = budget.unwrap_or(u64::MAX);
+        let refill = match self.next_refill {
+            u64::MAX => u64::MAX,
+            at => at.saturating_sub(self.now),
+        };
+        let domain = match self.domains.ends_at() {
+            Some(end) => end.saturating_sub(self.now),
+            None => u64::MAX,
+        };
+        let next = budget.min(refill).min(domain);
+        (next != u64::MAX).then_some(next)
     }
 
     /// Recomputes [`Scheduler::next_refill`].
@@ -558,9 +584,8 @@ impl Scheduler {
             }
         }
         self.update_next_refill();
-        if self.domains.advance(now) {
-            self.requeue_all();
-        }
+        // A new domain's threads are chosen from the next `choose`.
+        self.domains.advance(now);
         out_of_budget
     }
 }

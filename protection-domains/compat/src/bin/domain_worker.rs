@@ -31,6 +31,11 @@ fn init() -> impl Handler {
         "{name}: ran in {} slots of its domain while a higher-priority PD spins in another",
         GAPS + 1
     );
-    debug_println!("{name}: gaps of {} us, {} us and {} us", gaps[0], gaps[1], gaps[2]);
+    debug_println!(
+        "{name}: gaps of {} us, {} us and {} us",
+        gaps[0],
+        gaps[1],
+        gaps[2]
+    );
     NullHandler::new()
 }
