@@ -64,11 +64,7 @@ impl ObjectKind {
     pub const fn is_authority(self) -> bool {
         matches!(
             self,
-            Self::IrqControl
-                | Self::IrqHandler
-                | Self::SchedControl
-                | Self::Smc
-                | Self::DomainSet
+            Self::IrqControl | Self::IrqHandler | Self::SchedControl | Self::Smc | Self::DomainSet
         )
     }
 

@@ -30,6 +30,7 @@
 
 pub mod bootcheck;
 pub mod cap;
+pub mod domains;
 pub mod esr;
 pub mod fault;
 pub mod id;

@@ -8,10 +8,15 @@
 //! a signal ([`Scheduler::donate`], [`Scheduler::reclaim`]). A context that has spent its
 //! budget leaves the ready queues until its next period begins.
 //!
+//! With a domain schedule running ([`crate::domains`]), only threads of the current domain
+//! are on the ready queues; a change of domain requeues every thread (O(threads), once per
+//! domain switch).
+//!
 //! Time is counted in whatever unit the caller uses (the kernel uses counter ticks).
 //! Everything is fixed-size and O(1) per operation except [`Scheduler::tick`], which scans
 //! the contexts.
 
+use crate::domains::{DomainError, Schedule};
 use crate::id::{MAX_SCHED_CONTEXTS, MAX_THREADS, PRIORITIES, SchedContextId, Table, ThreadId};
 
 /// A thread's scheduling state.
@@ -28,6 +33,8 @@ struct Thread {
     next: Option<ThreadId>,
     prev: Option<ThreadId>,
     exists: bool,
+    /// Its domain (seL4's `DomainSet_Set`); 0 unless set.
+    domain: u8,
 }
 
 impl Thread {
@@ -40,6 +47,7 @@ impl Thread {
         next: None,
         prev: None,
         exists: false,
+        domain: 0,
     };
 }
 
@@ -84,6 +92,8 @@ pub struct Scheduler {
     /// Earliest refill among contexts that have spent part of their budget (`u64::MAX`:
     /// none), kept by every change so that [`Scheduler::next_event`] is O(1).
     next_refill: u64,
+    /// The domain schedule.
+    domains: Schedule,
 }
 
 impl Default for Scheduler {
@@ -104,6 +114,7 @@ impl Scheduler {
             bitmap: [0; PRIORITIES / 64],
             now: 0,
             next_refill: u64::MAX,
+            domains: Schedule::new(),
         }
     }
 
@@ -193,7 +204,9 @@ impl Scheduler {
 
     /// Puts the thread in or out of the queues to match its state.
     fn requeue(&mut self, thread: ThreadId) {
-        let should = self.threads[thread].runnable && self.has_budget(thread);
+        let t = &self.threads[thread];
+        let in_domain = t.domain == self.domains.current();
+        let should = t.runnable && in_domain && self.has_budget(thread);
         match (self.threads[thread].ready, should) {
             (false, true) => self.enqueue(thread),
             (true, false) => self.dequeue(thread),
@@ -288,6 +301,47 @@ impl Scheduler {
             self.enqueue(thread);
         }
         Ok(())
+    }
+
+    /// Puts the thread in domain `domain` (it leaves the queues if that domain is not
+    /// running).
+    pub fn set_domain(&mut self, thread: ThreadId, domain: u8) -> Result<(), SchedError> {
+        self.exists(thread)?;
+        self.threads[thread].domain = domain;
+        self.requeue(thread);
+        Ok(())
+    }
+
+    /// Sets entry `index` of the domain schedule to `domain` for `duration`.
+    pub fn configure_domain(
+        &mut self,
+        index: usize,
+        domain: u8,
+        duration: u64,
+    ) -> Result<(), DomainError> {
+        self.domains.configure(index, domain, duration)
+    }
+
+    /// Starts the domain schedule at entry `index`, now: only the threads of its domain
+    /// stay ready.
+    pub fn start_domains(&mut self, index: usize) -> Result<(), DomainError> {
+        self.domains.start(index, self.now)?;
+        self.requeue_all();
+        Ok(())
+    }
+
+    /// The domain whose threads run now.
+    pub fn current_domain(&self) -> u8 {
+        self.domains.current()
+    }
+
+    /// Puts every thread in or out of the queues (the domain changed).
+    fn requeue_all(&mut self) {
+        for thread in ThreadId::all() {
+            if self.threads[thread].exists {
+                self.requeue(thread);
+            }
+        }
     }
 
     /// Whether some thread wants to run but is off the queues until its budget is refilled
@@ -456,10 +510,11 @@ impl Scheduler {
             .map(|c| c.remaining);
         let refill =
             (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));
-        match (budget, refill) {
-            (Some(b), Some(r)) => Some(b.min(r)),
-            (b, r) => b.or(r),
-        }
+        let domain = self
+            .domains
+            .ends_at()
+            .map(|end| end.saturating_sub(self.now));
+        [budget, refill, domain].into_iter().flatten().min()
     }
 
     /// Recomputes [`Scheduler::next_refill`].
@@ -503,6 +558,9 @@ impl Scheduler {
             }
         }
         self.update_next_refill();
+        if self.domains.advance(now) {
+            self.requeue_all();
+        }
         out_of_budget
     }
 }

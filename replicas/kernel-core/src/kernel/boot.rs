@@ -51,6 +51,7 @@ impl Kernel {
             (initial::IRQ_CONTROL, ObjectKind::IrqControl, 0, 0),
             (initial::SCHED_CONTROL, ObjectKind::SchedControl, 0, 0),
             (initial::SMC, ObjectKind::Smc, 0, 0),
+            (initial::DOMAIN_SET, ObjectKind::DomainSet, 0, 0),
         ];
         for (s, kind, base, size_bits) in objects {
             let indexed = !(kind == ObjectKind::Frame || kind.is_authority());

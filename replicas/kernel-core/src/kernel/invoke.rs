@@ -146,6 +146,10 @@ impl Kernel {
                     let request = self.decode_irq_handler(t, op, &args)?;
                     self.invoke_irq_handler(m, irq, request);
                 }
+                ObjectKind::DomainSet => {
+                    let request = self.decode_domain(m, t, op, &args)?;
+                    self.invoke_domain(request)?;
+                }
                 ObjectKind::Smc => {
                     let regs = Self::decode_smc(op, badge, &args)?;
                     return Ok(Self::invoke_smc(m, regs));

@@ -21,6 +21,7 @@
 
 mod boot;
 mod cnode;
+mod domain;
 mod doorbell;
 mod endpoint;
 mod entry;

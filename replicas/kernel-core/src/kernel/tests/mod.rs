@@ -1296,3 +1296,75 @@ fn firmware_calls_pass_eight_registers_each_way_and_power_calls_are_refused() {
         Err(Error::InvalidArgument)
     );
 }
+
+#[test]
+fn a_domain_schedule_runs_each_domains_threads_only_in_its_slots() {
+    use atoll_abi::syscall::domains::{COUNTER_TICKS, MICROSECONDS};
+    let mut s = boot();
+    let (a_tcb, a) = s.thread(100, false, &[]);
+    let (b_tcb, b) = s.thread(200, false, &[]);
+    let set =
+        |s: &mut Sys, args: &[u64]| s.invoke(initial::DOMAIN_SET, label::DOMAIN_SET_SET, args);
+    let configure = |s: &mut Sys, args: &[u64]| {
+        s.invoke(
+            initial::DOMAIN_SET,
+            label::DOMAIN_SET_SCHEDULE_CONFIGURE,
+            args,
+        )
+    };
+    set(&mut s, &[1, b_tcb]).unwrap();
+    assert_eq!(set(&mut s, &[16, b_tcb]), Err(Error::InvalidArgument));
+    assert_eq!(
+        set(&mut s, &[1, initial::CNODE]),
+        Err(Error::InvalidCapability)
+    );
+    // Domain 0 (a, and the root) for 100 ticks, then domain 1 (b) for 50, then again.
+    configure(&mut s, &[0, 0, 100, COUNTER_TICKS]).unwrap();
+    configure(&mut s, &[1, 1, 50, COUNTER_TICKS]).unwrap();
+    assert_eq!(
+        configure(&mut s, &[99, 1, 5, MICROSECONDS]),
+        Err(Error::RangeError)
+    );
+    assert_eq!(
+        configure(&mut s, &[2, 1, 0, MICROSECONDS]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        configure(&mut s, &[2, 1, 5, 7]),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        configure(&mut s, &[2, 16, 5, MICROSECONDS]),
+        Err(Error::RangeError)
+    );
+    let start = |s: &mut Sys, index: u64| {
+        s.invoke(
+            initial::DOMAIN_SET,
+            label::DOMAIN_SET_SCHEDULE_START,
+            &[index],
+        )
+    };
+    assert_eq!(
+        start(&mut s, 2),
+        Err(Error::InvalidArgument),
+        "an end marker"
+    );
+    s.start(a_tcb);
+    s.start(b_tcb);
+    start(&mut s, 0).unwrap();
+    s.park_root();
+    assert_eq!(
+        s.k.current(),
+        Some(a),
+        "b has the higher priority but not the domain"
+    );
+    assert_eq!(s.k.next_event(), Some(100), "the domain's slot ends first");
+    s.k.timer(100);
+    assert_eq!(s.k.current(), Some(b), "domain 1's slot");
+    s.k.timer(50);
+    assert_eq!(
+        s.k.current(),
+        Some(a),
+        "the schedule came round to domain 0 again"
+    );
+}
