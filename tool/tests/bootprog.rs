@@ -388,3 +388,38 @@ fn the_boot_program_sets_domains_and_starts_the_schedule_last() {
     );
     assert_eq!(on_domain_set(label::DOMAIN_SET_SCHEDULE_START).len(), 1);
 }
+
+/// The domain example replayed: every invocation succeeds, and once the schedule is
+/// started its turns decide who runs: the emitter's domain first (the start entry), then
+/// the collector's, then domain 0's, where the initialiser goes on as the monitor, and then
+/// the start entry again after the end marker.
+#[test]
+fn a_replayed_domain_schedule_gives_each_domain_its_turns() {
+    let plan = plan_of(include_str!("fixtures/examples/domains.xml"));
+    let (mut k, _, _, pds) = replay(&plan, &plan.replicas[0]);
+    let thread = |name: &str| {
+        let pd = pds.iter().find(|pd| pd.name() == name).expect("a PD");
+        let Cap::Object { data, .. } = k.cap(SlotId::from_data(pd.tcb).expect("a slot")) else {
+            panic!("PD {name} has no TCB");
+        };
+        ThreadId::from_data(data).expect("a thread")
+    };
+    let (emitter, collector, logger) = (thread("emitter"), thread("collector"), thread("logger"));
+    assert_eq!(k.current(), Some(emitter), "the start entry: domain 1");
+    // The fake machine counts one tick per microsecond.
+    k.timer(8000);
+    let now = k.current();
+    assert!(
+        now == Some(collector) || now == Some(logger),
+        "domain 2's turn: {now:?}"
+    );
+    k.timer(125_000);
+    let monitor = k.current().expect("domain 0's turn runs the initialiser");
+    assert!(![emitter, collector, logger].contains(&monitor));
+    k.timer(1000);
+    assert_eq!(
+        k.current(),
+        Some(emitter),
+        "after the end marker, the start entry"
+    );
+}
