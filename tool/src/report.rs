@@ -161,10 +161,19 @@ fn domain_schedule(s: &mut String, schedule: &SchedulePlan) {
         schedule.start
     );
     for e in &schedule.entries {
+        let name = schedule
+            .domains
+            .iter()
+            .find(|d| d.id == e.domain)
+            .map_or("?", |d| d.name.as_str());
+        let unit = match e.unit {
+            Unit::EndMarker => "",
+            Unit::Us => "us",
+            Unit::Ticks => "ticks",
+        };
         let what = match e.unit {
             Unit::EndMarker => "end marker: back to the start entry".to_string(),
-            Unit::Us => format!("domain {} for {} us", e.domain, e.duration),
-            Unit::Ticks => format!("domain {} for {} ticks", e.domain, e.duration),
+            _ => format!("{name} ({}) for {} {unit}", e.domain, e.duration),
         };
         let _ = writeln!(s, "    entry {:>2}: {what}", e.index);
     }

@@ -219,7 +219,7 @@ fn the_plan_and_report_show_domains_and_the_schedule() {
         "{text}"
     );
     assert!(
-        text.contains("entry  2: domain 2 for 125000 ticks"),
+        text.contains("entry  2: collector (2) for 125000 ticks"),
         "{text}"
     );
     assert!(text.contains("entry  4: end marker"), "{text}");
