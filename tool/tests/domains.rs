@@ -33,6 +33,12 @@ fn entries(count: usize) -> String {
 
 #[test]
 fn the_example_is_modelled_as_microkit_reads_it() {
+    // Plain Microkit: --strict accepts it too.
+    assert!(
+        atoll_tool::check(EXAMPLE, BOARD, true)
+            .diagnostics
+            .is_empty()
+    );
     let checked = atoll_tool::check(EXAMPLE, BOARD, false);
     assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
     let system = checked.system.expect("a model");
@@ -141,6 +147,10 @@ fn the_structure_of_domains() {
     assert_eq!(codes(&unknown), ["sdf::E003"]);
     let attribute = with_domains(&format!(r#"<domain name="a" colour="red" />{schedule}"#));
     assert_eq!(codes(&attribute), ["sdf::E004"]);
+    let stray = with_domains(
+        r#"<domain name="a" /><domain_schedule><schedule_entry domain="a" duration="1 us" /><schedule_end /></domain_schedule>"#,
+    );
+    assert_eq!(codes(&stray), ["sdf::E003"]);
     let marker = with_domains(
         r#"<domain name="a" /><domain_schedule><schedule_entry domain="a" duration="1 us" /><schedule_end_marker domain="a" /></domain_schedule>"#,
     );
