@@ -188,6 +188,8 @@ codes! {
     UnusedRegion = "W001", "unused memory region";
     /// A declared replica that runs no PD.
     EmptyReplica = "W002", "replica without protection domains";
+    /// A domain schedule that never gives domain 0, the monitor's, a turn.
+    MonitorDomainIdle = "W003", "monitor's domain never scheduled";
 }
 
 impl fmt::Display for Code {

@@ -161,9 +161,33 @@ fn the_structure_of_domains() {
     assert_eq!(codes(&missing), ["sdf::E005"]);
     // Hex and separators, as in every Microkit number.
     let hex = with_domains(
-        r#"<domain name="a" id="0xf" /><domain_schedule><schedule_entry domain="a" duration="0x1_000 ticks" /></domain_schedule>"#,
+        r#"<domain name="a" id="0x0" /><domain name="b" id="0xf" /><domain_schedule><schedule_entry domain="a" duration="1 us" /><schedule_entry domain="b" duration="0x1_000 ticks" /></domain_schedule>"#,
     );
     assert_eq!(codes(&hex), Vec::<&str>::new());
+}
+
+#[test]
+fn a_schedule_without_a_turn_for_the_monitors_domain_is_warned_of() {
+    let schedule = |attributes: &str, entries: &str| {
+        with_domains(&format!(
+            r#"<domain name="a" id="1" /><domain name="m" id="0" /><domain_schedule {attributes}>{entries}</domain_schedule>"#
+        ))
+    };
+    let a = r#"<schedule_entry domain="a" duration="1 us" />"#;
+    let m = r#"<schedule_entry domain="m" duration="1 us" />"#;
+    let end = "<schedule_end_marker />";
+    assert_eq!(codes(&schedule("", a)), ["sdf::W003"]);
+    assert_eq!(codes(&schedule("", &format!("{a}{m}"))), Vec::<&str>::new());
+    // Entries before the start entry, or after an end marker, never run.
+    let before = schedule(r#"start_index="1""#, &format!("{m}{a}"));
+    assert_eq!(codes(&before), ["sdf::W003"]);
+    assert_eq!(codes(&schedule("", &format!("{a}{end}{m}"))), ["sdf::W003"]);
+    // A warning: the system is still accepted.
+    assert!(
+        atoll_tool::check(&schedule("", a), BOARD, false)
+            .plan
+            .is_some()
+    );
 }
 
 #[test]

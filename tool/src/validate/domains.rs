@@ -271,6 +271,34 @@ impl<'d> Validator<'d> {
                 )),
             );
         }
+        self.monitor_turn(decl, &entries, start);
         (entries, start, shift)
+    }
+
+    /// Warns when the schedule, from its start entry to its end, gives domain 0 no turn:
+    /// the monitor runs there, so after the schedule starts it would never run again.
+    fn monitor_turn(&mut self, decl: &ScheduleDecl, entries: &[ScheduleEntry], start: u64) {
+        let mut turns = entries
+            .iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take_while(|e| matches!(e, ScheduleEntry::Run { .. }))
+            .peekable();
+        if turns.peek().is_none() {
+            return; // no schedule to run: an error already
+        }
+        if !turns.any(|e| matches!(e, ScheduleEntry::Run { domain: 0, .. })) {
+            self.push(
+                Diagnostic::warning(
+                    Code::MonitorDomainIdle,
+                    decl.tag,
+                    "the domain schedule gives domain 0, where the monitor runs, no turn",
+                )
+                .with_help(
+                    "once the schedule starts, the monitor would never run: PD faults would go \
+                     unreported and passive PDs would never become passive; give domain 0 a \
+                     <schedule_entry> between the start entry and the end",
+                ),
+            );
+        }
     }
 }
