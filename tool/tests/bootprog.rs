@@ -423,3 +423,22 @@ fn a_replayed_domain_schedule_gives_each_domain_its_turns() {
         "after the end marker, the start entry"
     );
 }
+
+/// A shifted schedule (`index_shift="7"`, `start_index="2"`) replays too, and starts at the
+/// kernel's entry 9: the turn of `b`'s domain.
+#[test]
+fn a_shifted_domain_schedule_starts_at_its_shifted_start_entry() {
+    let plan = plan_of(include_str!(
+        "fixtures/e102_schedule_start_at_end_marker/accept.xml"
+    ));
+    assert_eq!(
+        plan.replicas[0].domain_schedule.as_ref().map(|s| s.start),
+        Some(9)
+    );
+    let (k, _, _, pds) = replay(&plan, &plan.replicas[0]);
+    let b = pds.iter().find(|pd| pd.name() == "b").expect("PD b");
+    let Cap::Object { data, .. } = k.cap(SlotId::from_data(b.tcb).expect("a slot")) else {
+        panic!("PD b has no TCB");
+    };
+    assert_eq!(k.current(), ThreadId::from_data(data));
+}
