@@ -108,6 +108,8 @@ codes! {
     UnknownReplica = "E024", "unknown replica";
     /// No protection domain, or more than 63.
     PdCount = "E025", "wrong number of protection domains";
+    /// A reference to a domain that is not declared in `<domains>`.
+    UnknownDomain = "E026", "unknown domain";
     /// Priority outside 0..=254.
     PriorityRange = "E030", "priority out of range";
     /// Budget larger than period.
@@ -174,10 +176,20 @@ codes! {
     FixedRegionInBootArea = "E091", "fixed region over the boot area";
     /// The first replica does not hold the boot core.
     BootCoreReplica = "E092", "boot core outside the first replica";
+    /// A domain id of 16 or more, or more domains than ids.
+    DomainId = "E100", "domain id out of range";
+    /// Two domains share an id.
+    DuplicateDomainId = "E101", "duplicate domain id";
+    /// A domain schedule the kernel cannot hold or start.
+    DomainSchedule = "E102", "invalid domain schedule";
+    /// `<domains>` in a system with more than one core.
+    DomainsMulticore = "E103", "domain scheduler on more than one core";
     /// A memory region no PD maps.
     UnusedRegion = "W001", "unused memory region";
     /// A declared replica that runs no PD.
     EmptyReplica = "W002", "replica without protection domains";
+    /// A domain schedule that never gives domain 0, the monitor's, a turn.
+    MonitorDomainIdle = "W003", "monitor's domain never scheduled";
 }
 
 impl fmt::Display for Code {

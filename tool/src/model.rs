@@ -23,6 +23,8 @@ pub struct SystemDescription {
     pub memory_regions: IndexMap<String, MemoryRegion>,
     /// Channels in document order.
     pub channels: Vec<Channel>,
+    /// The domain scheduler, when `<domains>` is given.
+    pub domains: Option<Domains>,
 }
 
 impl SystemDescription {
@@ -77,6 +79,8 @@ pub struct ProtectionDomain {
     pub fpu: bool,
     /// May call the firmware (`smc="true"`): holds the replica's SMC capability.
     pub smc: bool,
+    /// Its domain's id, when the system has `<domains>`.
+    pub domain: Option<u8>,
     /// Parent PD and this PD's id in the parent's child table.
     pub parent: Option<(PdIndex, u8)>,
     /// Parent's symbol that receives the child id.
@@ -258,4 +262,45 @@ pub struct Channel {
     pub cross_replica: bool,
     /// The `<channel>` element name.
     pub span: Span,
+}
+
+/// seL4's domain scheduler as `<domains>` sets it up: named domains and a schedule of
+/// turns that repeats from its start entry. Only in a system of one single-core replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domains {
+    /// Domain ids (below `atoll_abi::syscall::domains::COUNT`) by name, in document order.
+    pub ids: IndexMap<String, u8>,
+    /// The schedule's entries in order (fewer than
+    /// `atoll_abi::syscall::domains::SCHEDULE_LENGTH`, shift included).
+    pub schedule: Vec<ScheduleEntry>,
+    /// The entry the schedule starts at, and comes back to at an end marker, counted from
+    /// its first entry (not shifted); never an end marker.
+    pub start_index: u64,
+    /// Where the first entry goes in the kernel's schedule (`index_shift`, default 0).
+    pub index_shift: u64,
+    /// The `<domains>` element name.
+    pub span: Span,
+}
+
+/// One entry of a domain schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleEntry {
+    /// The domain with this id runs for this long.
+    Run {
+        /// Domain id.
+        domain: u8,
+        /// Non-zero.
+        duration: DomainDuration,
+    },
+    /// `<schedule_end_marker>`: the schedule goes back to its start entry.
+    EndMarker,
+}
+
+/// How long one turn of a domain lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainDuration {
+    /// Microseconds (`"… us"`).
+    Microseconds(u64),
+    /// Ticks of the generic counter (`"… ticks"`).
+    Ticks(u64),
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::plan::{PatchValue, PdPlan, Plan, ReplicaPlan};
+use crate::plan::{PatchValue, PdPlan, Plan, ReplicaPlan, SchedulePlan, Unit};
 
 /// A report that could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,9 @@ fn replica_text(s: &mut String, replica: &ReplicaPlan) {
         replica.ram.size,
         replica.free_bytes >> 10
     );
+    if let Some(schedule) = &replica.domain_schedule {
+        domain_schedule(s, schedule);
+    }
     for pd in &replica.protection_domains {
         protection_domain(s, pd);
     }
@@ -140,15 +143,55 @@ fn replica_text(s: &mut String, replica: &ReplicaPlan) {
     }
 }
 
+/// The domains (the monitor is in domain 0) and the kernel's schedule entries.
+fn domain_schedule(s: &mut String, schedule: &SchedulePlan) {
+    let domains: Vec<String> = schedule
+        .domains
+        .iter()
+        .map(|d| format!("{} ({})", d.name, d.id))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\n  domains: {}; the monitor runs in domain 0",
+        domains.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  domain schedule, starting at entry {}:",
+        schedule.start
+    );
+    for e in &schedule.entries {
+        let name = schedule
+            .domains
+            .iter()
+            .find(|d| d.id == e.domain)
+            .map_or("?", |d| d.name.as_str());
+        let unit = match e.unit {
+            Unit::EndMarker => "",
+            Unit::Us => "us",
+            Unit::Ticks => "ticks",
+        };
+        let what = match e.unit {
+            Unit::EndMarker => "end marker: back to the start entry".to_string(),
+            _ => format!("{name} ({}) for {} {unit}", e.domain, e.duration),
+        };
+        let _ = writeln!(s, "    entry {:>2}: {what}", e.index);
+    }
+}
+
 /// One PD: its scheduling, program, mappings, capabilities and symbols.
 fn protection_domain(s: &mut String, pd: &PdPlan) {
     let parent = pd
         .parent
         .as_ref()
         .map_or(String::new(), |(p, id)| format!(", child {id} of {p}"));
+    let domain = pd
+        .domain
+        .as_ref()
+        .map_or(String::new(), |d| format!(", domain {} ({})", d.name, d.id));
     let _ = writeln!(
         s,
-        "\n  PD {}: priority {}, budget {} us, period {} us{}{}, core {}{parent}, image {}",
+        "\n  PD {}: priority {}, budget {} us, period {} us{}{}, core {}{domain}{parent}, image {}",
         pd.name,
         pd.priority,
         pd.budget_us,

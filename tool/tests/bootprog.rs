@@ -123,16 +123,13 @@ fn invoke(
     Error::from_raw(MessageInfo(c.x[1]).label() as u32)
 }
 
-/// A replica's boot program, generated as packing does, checked (its untyped blocks are
-/// disjoint, and ordinary ones lie in the replica's RAM) and replayed on the kernel's core as
-/// the initialiser does: the kernel after it, its machine, the root's IPC buffer and the
-/// program's PDs.
-fn replay(plan: &Plan, replica: &ReplicaPlan) -> (Box<Kernel>, FakeMachine, u64, Vec<Pd>) {
+/// A replica's boot program as packing generates it, in 8-byte words (aligned as the
+/// loader's page is), and its length in bytes.
+fn generate(plan: &Plan, replica: &ReplicaPlan) -> (Vec<u64>, usize) {
     let end = replica.ram.base + replica.ram.size;
     let bytes = atoll_tool::plan::bootprog::generate(plan, replica, end - 0x1_0000)
         .unwrap_or_else(|e| panic!("replica {}: {e}", replica.name));
-    // Keep the bytes 8-byte aligned, as the loader's page is.
-    let words: Vec<u64> = bytes
+    let words = bytes
         .chunks(8)
         .map(|c| {
             let mut w = [0u8; 8];
@@ -140,7 +137,16 @@ fn replay(plan: &Plan, replica: &ReplicaPlan) -> (Box<Kernel>, FakeMachine, u64,
             u64::from_le_bytes(w)
         })
         .collect();
-    let aligned = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..bytes.len()];
+    (words, bytes.len())
+}
+
+/// A replica's boot program, generated as packing does, checked (its untyped blocks are
+/// disjoint, and ordinary ones lie in the replica's RAM) and replayed on the kernel's core as
+/// the initialiser does: the kernel after it, its machine, the root's IPC buffer and the
+/// program's PDs.
+fn replay(plan: &Plan, replica: &ReplicaPlan) -> (Box<Kernel>, FakeMachine, u64, Vec<Pd>) {
+    let (words, length) = generate(plan, replica);
+    let aligned = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
     let program = BootProgram::parse(aligned).expect("the program parses");
     assert_eq!(program.pds().len(), replica.protection_domains.len());
 
@@ -320,4 +326,119 @@ fn the_boot_program_gives_an_smc_pd_the_firmware_capability() {
         })
         .count();
     assert_eq!(smc_caps, 2, "the initialiser's and one PD's");
+}
+
+/// The domain example's boot program: each PD's thread is put in its domain once it is
+/// configured, the schedule's entries are written (shifted, with units, and the end
+/// marker), the PDs are started, and the schedule is started last at its start entry.
+#[test]
+fn the_boot_program_sets_domains_and_starts_the_schedule_last() {
+    use atoll_abi::syscall::{domains, initial};
+    let plan = plan_of(include_str!("fixtures/examples/domains.xml"));
+    let replica = &plan.replicas[0];
+    let (words, length) = generate(&plan, replica);
+    let bytes = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
+    let program = BootProgram::parse(bytes).expect("the program parses");
+    let calls: Vec<(u64, u64, &[u64])> = program
+        .invocations()
+        .iter()
+        .map(|i| (i.cap, u64::from(i.label), &i.args[..i.length as usize]))
+        .collect();
+    let position = |cap: u64, op: u64| calls.iter().position(|c| (c.0, c.1) == (cap, op));
+    let on_domain_set = |op: u64| -> Vec<&[u64]> {
+        calls
+            .iter()
+            .filter(|c| (c.0, c.1) == (initial::DOMAIN_SET, op))
+            .map(|c| c.2)
+            .collect()
+    };
+    let pds = program.pds();
+    let ids = [1, 2, 2]; // emitter, collector, logger
+    let set = on_domain_set(label::DOMAIN_SET_SET);
+    assert_eq!(set.len(), 3);
+    for ((pd, id), args) in pds.iter().zip(ids).zip(&set) {
+        assert_eq!(*args, [id, pd.tcb], "PD {}", pd.name());
+        let configured = position(pd.tcb, label::TCB_CONFIGURE).expect("configured");
+        let domain = calls
+            .iter()
+            .position(|c| c.2 == *args && c.1 == label::DOMAIN_SET_SET)
+            .expect("set");
+        let started = position(pd.tcb, label::TCB_WRITE_REGISTERS).expect("started");
+        assert!(configured < domain && domain < started, "PD {}", pd.name());
+    }
+    let (us, ticks) = (domains::MICROSECONDS, domains::COUNTER_TICKS);
+    assert_eq!(
+        on_domain_set(label::DOMAIN_SET_SCHEDULE_CONFIGURE),
+        [
+            &[0, 0, 2000, us][..],
+            &[1, 1, 8000, us],
+            &[2, 2, 125_000, ticks],
+            &[3, 0, 1000, us],
+            &[4, 0, 0, us],
+        ]
+    );
+    let last = calls.last().expect("invocations");
+    assert_eq!(
+        *last,
+        (
+            initial::DOMAIN_SET,
+            label::DOMAIN_SET_SCHEDULE_START,
+            &[1][..]
+        )
+    );
+    assert_eq!(on_domain_set(label::DOMAIN_SET_SCHEDULE_START).len(), 1);
+}
+
+/// The domain example replayed: every invocation succeeds, and once the schedule is
+/// started its turns decide who runs: the emitter's domain first (the start entry), then
+/// the collector's, then domain 0's, where the initialiser goes on as the monitor, and then
+/// the start entry again after the end marker.
+#[test]
+fn a_replayed_domain_schedule_gives_each_domain_its_turns() {
+    let plan = plan_of(include_str!("fixtures/examples/domains.xml"));
+    let (mut k, _, _, pds) = replay(&plan, &plan.replicas[0]);
+    let thread = |name: &str| {
+        let pd = pds.iter().find(|pd| pd.name() == name).expect("a PD");
+        let Cap::Object { data, .. } = k.cap(SlotId::from_data(pd.tcb).expect("a slot")) else {
+            panic!("PD {name} has no TCB");
+        };
+        ThreadId::from_data(data).expect("a thread")
+    };
+    let (emitter, collector, logger) = (thread("emitter"), thread("collector"), thread("logger"));
+    assert_eq!(k.current(), Some(emitter), "the start entry: domain 1");
+    // The fake machine counts one tick per microsecond.
+    k.timer(8000);
+    let now = k.current();
+    assert!(
+        now == Some(collector) || now == Some(logger),
+        "domain 2's turn: {now:?}"
+    );
+    k.timer(125_000);
+    let monitor = k.current().expect("domain 0's turn runs the initialiser");
+    assert!(![emitter, collector, logger].contains(&monitor));
+    k.timer(1000);
+    assert_eq!(
+        k.current(),
+        Some(emitter),
+        "after the end marker, the start entry"
+    );
+}
+
+/// A shifted schedule (`index_shift="7"`, `start_index="2"`) replays too, and starts at the
+/// kernel's entry 9: the turn of `b`'s domain.
+#[test]
+fn a_shifted_domain_schedule_starts_at_its_shifted_start_entry() {
+    let plan = plan_of(include_str!(
+        "fixtures/e102_schedule_start_at_end_marker/accept.xml"
+    ));
+    assert_eq!(
+        plan.replicas[0].domain_schedule.as_ref().map(|s| s.start),
+        Some(9)
+    );
+    let (k, _, _, pds) = replay(&plan, &plan.replicas[0]);
+    let b = pds.iter().find(|pd| pd.name() == "b").expect("PD b");
+    let Cap::Object { data, .. } = k.cap(SlotId::from_data(b.tcb).expect("a slot")) else {
+        panic!("PD b has no TCB");
+    };
+    assert_eq!(k.current(), ThreadId::from_data(data));
 }

@@ -63,18 +63,10 @@ impl Parser<'_> {
             "smc",
             "fpu",
             "replica",
+            "domain",
         ];
         if parent.is_some() {
             allowed.extend(["id", "setvar_id"]);
-        }
-        let domain_attribute = element.node.attributes().find(|a| a.name() == "domain");
-        if let Some(attribute) = domain_attribute {
-            allowed.push("domain");
-            self.error(
-                Code::Unsupported,
-                attribute.range_qname().into(),
-                "'domain' is not supported by Atoll: there is no domain scheduler",
-            );
         }
         self.attributes(element, &allowed);
         let name = self.name_attribute(element, "name").unwrap_or(Spanned {
@@ -113,6 +105,7 @@ impl Parser<'_> {
             fpu: self.flag(element, "fpu", true),
             smc: self.flag(element, "smc", false),
             replica,
+            domain: self.string(element, "domain"),
             child_id,
             setvar_id: if parent.is_some() {
                 self.string(element, "setvar_id")

@@ -9,9 +9,10 @@ use roxmltree::{Node, NodeType};
 
 use crate::diagnostics::{Code, Diagnostic, Span, did_you_mean};
 use crate::limits::{MAX_PDS, MAX_XML_NODES};
-use crate::model::{CapKind, Perms, Trigger};
+use crate::model::{CapKind, DomainDuration, Perms, Trigger};
 
 mod attributes;
+mod domains;
 mod elements;
 
 /// A value and where its text is.
@@ -38,6 +39,59 @@ pub struct Declarations {
     pub memory_regions: Vec<MrDecl>,
     /// `<channel>` elements with exactly two usable ends.
     pub channels: Vec<ChannelDecl>,
+    /// `<domains>` (the first, when given twice).
+    pub domains: Option<DomainsDecl>,
+}
+
+/// `<domains>`: the domains of seL4's domain scheduler and their schedule.
+#[derive(Debug)]
+pub struct DomainsDecl {
+    /// The element name.
+    pub tag: Span,
+    /// `<domain>` elements with a usable name.
+    pub domains: Vec<DomainDecl>,
+    /// `<domain_schedule>`; `None` when missing (already reported).
+    pub schedule: Option<ScheduleDecl>,
+}
+
+/// `<domain name id>`.
+#[derive(Debug)]
+pub struct DomainDecl {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `id` (default: the lowest id no other domain has).
+    pub id: Option<Spanned<u64>>,
+}
+
+/// `<domain_schedule>`.
+#[derive(Debug)]
+pub struct ScheduleDecl {
+    /// The element name.
+    pub tag: Span,
+    /// `start_index` (default 0).
+    pub start_index: Option<Spanned<u64>>,
+    /// `index_shift` (default 0).
+    pub index_shift: Option<Spanned<u64>>,
+    /// Its entries, in order.
+    pub entries: Vec<EntryDecl>,
+}
+
+/// One entry of a domain schedule.
+#[derive(Debug)]
+pub enum EntryDecl {
+    /// `<schedule_entry domain duration>`.
+    Run {
+        /// The element name.
+        tag: Span,
+        /// `domain`.
+        domain: Spanned<String>,
+        /// `duration`, non-zero.
+        duration: DomainDuration,
+    },
+    /// `<schedule_end_marker>` (its element name).
+    EndMarker(Span),
+    /// A `<schedule_entry>` with an error (already reported); it keeps its place.
+    Invalid,
 }
 
 /// `<replica name cores>`.
@@ -78,6 +132,8 @@ pub struct PdDecl {
     pub smc: bool,
     /// `replica` (Atoll extension).
     pub replica: Option<Spanned<String>>,
+    /// `domain`: the domain it runs in.
+    pub domain: Option<Spanned<String>>,
     /// `id` (children only).
     pub child_id: Option<Spanned<u64>>,
     /// `setvar_id` (children only).
@@ -316,7 +372,13 @@ const UNSUPPORTED_IRQ_ATTRIBUTES: &[&str] =
     &["pin", "vector", "ioapic", "polarity", "pcidev", "handle"];
 
 /// Child elements of `<system>`, for suggestions.
-const SYSTEM_CHILDREN: &[&str] = &["protection_domain", "memory_region", "channel", "replica"];
+const SYSTEM_CHILDREN: &[&str] = &[
+    "protection_domain",
+    "memory_region",
+    "channel",
+    "replica",
+    "domains",
+];
 /// Child elements of `<protection_domain>`, for suggestions.
 const PD_CHILDREN: &[&str] = &[
     "program_image",
@@ -386,11 +448,7 @@ impl<'t> Parser<'t> {
                     child,
                     "virtual machines need a hypervisor kernel, and Atoll's kernel is not one",
                 ),
-                "domains" => self.unsupported(
-                    child,
-                    "seL4's domain scheduler is not available: Atoll replicas schedule by \
-                     priority only",
-                ),
+                "domains" => self.domains(child),
                 "io_address_space" => {
                     self.unsupported(child, "IOMMU address spaces exist only on x86-64")
                 }

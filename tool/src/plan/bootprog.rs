@@ -280,6 +280,10 @@ impl Builder<'_> {
         if input.is_some_and(|c| c.object.starts_with("endpoint_")) {
             self.call(tcb, label::TCB_BIND_NOTIFICATION, &[ntfn]);
         }
+        if let Some(domain) = &pd.domain {
+            let args = [u64::from(domain.id), tcb];
+            self.call(initial::DOMAIN_SET, label::DOMAIN_SET_SET, &args);
+        }
         let mut pd_name = [0u8; 64];
         let short = truncate_name(name);
         pd_name[..short.len()].copy_from_slice(short.as_bytes());
@@ -472,6 +476,34 @@ impl Builder<'_> {
         self.call(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[handler + 1]);
         Ok(handler)
     }
+
+    /// With `<domains>`: writes the domain schedule's entries.
+    fn domain_schedule_entries(&mut self) {
+        let replica = self.replica;
+        for e in replica.domain_schedule.iter().flat_map(|s| &s.entries) {
+            let args = [e.index, u64::from(e.domain), e.duration, e.unit.abi()];
+            self.call(
+                initial::DOMAIN_SET,
+                label::DOMAIN_SET_SCHEDULE_CONFIGURE,
+                &args,
+            );
+        }
+    }
+
+    /// With `<domains>`: starts the domain schedule, as the boot program's last step.
+    ///
+    /// Last, after the PDs, as seL4's capDL initialiser starts it after the threads. Until
+    /// then every thread runs as if in one domain and the initialiser, above every PD in
+    /// priority, keeps its core: the replay is never cut into domain 0's turns, nor stalled
+    /// by a schedule without one. Once started, the schedule switches at once to its start
+    /// entry; the initialiser, in domain 0 as Microkit's monitor is, then reports the start
+    /// and serves as the monitor in domain 0's turns.
+    fn start_domain_schedule(&mut self) {
+        if let Some(schedule) = &self.replica.domain_schedule {
+            let args = [schedule.start];
+            self.call(initial::DOMAIN_SET, label::DOMAIN_SET_SCHEDULE_START, &args);
+        }
+    }
 }
 
 /// The replica's memory ranges whose contents must survive, as `(base, end)`: regions its
@@ -587,6 +619,7 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
             }
         }
     }
+    b.domain_schedule_entries();
     // Start every PD.
     for pd in &pds {
         b.call(
@@ -595,6 +628,7 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
             &[1, pd.entry, pd.stack_top],
         );
     }
+    b.start_domain_schedule();
     let monitor = (b.slot_of(MONITOR_ENDPOINT)?, b.slot_of("monitor_reply")?);
     let mut out = Vec::new();
     bootprog::write(

@@ -19,6 +19,8 @@
 //! - `replica`: each replica's PDs, kernel objects and capabilities; in its RAM, after
 //!   the kernel's reserve, its regions, then every kernel object, largest first so each is
 //!   naturally aligned; the rest stays free (untyped memory).
+//! - [`domains`]: with `<domains>`, each PD's domain and the kernel's domain schedule (a
+//!   system with domains has one replica, which holds the schedule).
 //! - `programs`: once the programs are read, each PD's program goes in its replica's free
 //!   RAM, page aligned, in PD order; and where the loader writes each boot program and each
 //!   region's contents.
@@ -29,6 +31,7 @@
 mod boot;
 pub mod bootprog;
 mod channels;
+pub mod domains;
 mod programs;
 pub mod ram;
 mod regions;
@@ -45,6 +48,7 @@ use crate::model::{MemoryRegion, Prefill, SystemDescription};
 #[cfg(test)]
 pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
+pub use domains::{DomainPlan, EntryPlan, SchedulePlan, Unit};
 pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
 pub(crate) use replica::truncate_name;
@@ -163,6 +167,9 @@ pub struct ReplicaPlan {
     pub protection_domains: Vec<PdPlan>,
     /// Device interrupts it owns.
     pub irqs: Vec<IrqRoute>,
+    /// Its domain schedule, when the system has `<domains>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_schedule: Option<SchedulePlan>,
 }
 
 /// One kernel object (or a run of identical frames).
@@ -203,6 +210,9 @@ pub struct PdPlan {
     pub restart: bool,
     /// Core it runs on.
     pub core: u32,
+    /// Its domain, when the system has `<domains>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainPlan>,
     /// Parent PD and child id.
     pub parent: Option<(String, u8)>,
     /// Capabilities in its Microkit CNode, by slot.

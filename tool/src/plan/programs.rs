@@ -147,6 +147,7 @@ mod tests {
             objects: Vec::new(),
             protection_domains: Vec::new(),
             irqs: Vec::new(),
+            domain_schedule: None,
         }
     }
 
@@ -187,6 +188,7 @@ mod tests {
             passive: false,
             restart: false,
             core: 1,
+            domain: None,
             parent: None,
             capabilities: Vec::new(),
             maps: Vec::new(),

@@ -9,8 +9,8 @@ use atoll_abi::pd::{FAULT_BADGE, PD_NAME_LENGTH, PPC_BADGE, slot, vspace};
 
 use super::ram::{Bump, RamSplit};
 use super::{
-    CapSlot, ChannelPlan, IrqRoute, KernelObject, MapPlan, PatchValue, PdPlan, ReplicaPlan,
-    SymbolPatch, error,
+    CapSlot, ChannelPlan, DomainPlan, IrqRoute, KernelObject, MapPlan, PatchValue, PdPlan,
+    ReplicaPlan, SymbolPatch, error,
 };
 use crate::diagnostics::{Code, Diagnostic};
 use crate::model::{ChannelEnd, Perms, ProtectionDomain, SystemDescription, Trigger};
@@ -102,6 +102,7 @@ impl Layout<'_> {
                 objects,
                 protection_domains,
                 irqs,
+                domain_schedule: self.system.domains.as_ref().map(super::domains::plan),
             });
         }
         replicas
@@ -201,6 +202,14 @@ impl Layout<'_> {
             passive: pd.passive,
             restart: pd.restart,
             core: pd.core,
+            domain: system
+                .domains
+                .as_ref()
+                .zip(pd.domain)
+                .map(|(domains, id)| DomainPlan {
+                    name: super::domains::domain_name(domains, id),
+                    id,
+                }),
             parent: pd
                 .parent
                 .map(|(p, id)| (system.protection_domains[p].name.clone(), id)),

@@ -1,4 +1,4 @@
-//! Rules that span elements: names, ids, priorities, memory layout, replicas. Every rule is
+//! Rules that span elements: names, ids, priorities, memory layout, replicas, domains. Every rule is
 //! checked and every violation reported; the model is returned only when there are no errors.
 
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ use crate::model::{
 use crate::parse::{Declarations, EndDecl, MapDecl, MrDecl, PdDecl, Spanned};
 
 mod channels;
+mod domains;
 mod memory;
 mod protection_domains;
 pub mod replicas;
@@ -61,7 +62,7 @@ pub fn validate(
         decls,
     };
     let mut used = vec![false; memory_regions.len()];
-    let protection_domains: Vec<ProtectionDomain> = decls
+    let mut protection_domains: Vec<ProtectionDomain> = decls
         .protection_domains
         .iter()
         .enumerate()
@@ -76,6 +77,10 @@ pub fn validate(
             )
         })
         .collect();
+    let (domains, pd_domains) = v.domains(&placement.replicas);
+    for (pd, domain) in protection_domains.iter_mut().zip(pd_domains) {
+        pd.domain = domain;
+    }
     v.child_ids();
     v.irq_numbers(&placement);
     let channels: Vec<Channel> = decls
@@ -117,6 +122,7 @@ pub fn validate(
             .map(|mr| (mr.name.clone(), mr))
             .collect(),
         channels,
+        domains,
     };
     (Some(system), diagnostics)
 }

@@ -81,6 +81,7 @@ impl Validator<'_> {
             replica,
             fpu: pd.fpu,
             smc: pd.smc,
+            domain: None, // set by `domains`
             parent,
             setvar_id,
             program_image: pd.program_image.as_ref().map_or(
