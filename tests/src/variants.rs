@@ -165,6 +165,14 @@ pub const COMPAT_SERIAL: Variant = Variant {
         true,
     )
 };
+/// Microkit's domain scheduler: a low-priority PD gets its domain's slots while a
+/// higher-priority PD in another domain never stops spinning (it keeps the machine busy,
+/// so the image runs on until the test has its lines).
+pub const COMPAT_DOMAINS: Variant = Variant::of(
+    "compat-domains",
+    "protection-domains/compat/domains/system.xml",
+    true,
+);
 
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
@@ -189,6 +197,7 @@ pub const VARIANTS: &[Variant] = &[
     COMPAT_PROBE,
     COMPAT_PASSIVE,
     COMPAT_SERIAL,
+    COMPAT_DOMAINS,
 ];
 
 /// The variants built for `board`.

@@ -307,6 +307,19 @@ fn compat(board: &str) {
         !outcome.serial.contains("panicked") && !outcome.serial.contains("|ERROR"),
         "the hook did not replace the panic message, or a PD faulted to the monitor",
     );
+    // Domains: the worker, of lower priority, runs in its domain's 2 ms slots although
+    // the spinner never stops; it sees the spinner's slots as gaps in time.
+    let outcome = Boot::variant(board, &variants::COMPAT_DOMAINS)
+        .until(&["domain_worker: gaps of "])
+        .run();
+    let at = position(&outcome, "domain_spinner: spinning for ever");
+    let at = position_after(
+        &outcome,
+        at,
+        "domain_worker: ran in 4 slots of its domain while a higher-priority PD spins in another",
+    );
+    position_after(&outcome, at, "domain_worker: gaps of ");
+    check_nothing_failed(&outcome, "a PD of the domains example faulted");
     example(
         board,
         &variants::COMPAT_PASSIVE,
