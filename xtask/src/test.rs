@@ -56,6 +56,57 @@ fn unwinding_is_refused() -> Result<()> {
     Ok(())
 }
 
+/// Clippy on `packages` for `target`, every warning an error.
+fn clippy(name: &str, packages: &[&str], target: &str) -> Result<()> {
+    let mut args = vec!["clippy", "--quiet"];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
+    args.extend(["--target", target, "--", "-D", "warnings"]);
+    step(name, &mut cargo(&args))
+}
+
+/// Formatting, clippy on every target and rustdoc.
+fn lints() -> Result<()> {
+    step("rustfmt", &mut cargo(&["fmt", "--all", "--check"]))?;
+    step(
+        "clippy (host crates)",
+        &mut cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    let pd = crate::build::PD_TARGET;
+    clippy(
+        "clippy (protection domains)",
+        &[
+            "atoll-microkit",
+            "atoll-pd-io",
+            "atoll-pd-rt",
+            "atoll-pd-storage",
+            "atoll-pd-template",
+            "atoll-bench-pds",
+            "atoll-test-pds",
+            "atoll-examples",
+            "atoll-compat",
+        ],
+        pd,
+    )?;
+    // On its own: its `full` feature links `alloc`, which would then ask every PD checked
+    // with it for a heap.
+    clippy(
+        "clippy (the sel4-microkit API probe)",
+        &["atoll-compat-probe"],
+        pd,
+    )?;
+    clippy(
+        "clippy (aarch64 crates)",
+        &["atoll-kernel", "atoll-loader", "atoll-initialiser"],
+        KERNEL_TARGET,
+    )?;
+    // Broken intra-doc links and stale names in the host crates' documentation.
+    let mut doc = cargo(&["doc", "--quiet", "--no-deps"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    step("rustdoc (host crates)", &mut doc)
+}
+
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -69,79 +120,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     setup::qemu(&machines)?;
 
     if lint {
-        step("rustfmt", &mut cargo(&["fmt", "--all", "--check"]))?;
-        step(
-            "clippy (host crates)",
-            &mut cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
-        )?;
-        step(
-            "clippy (protection domains)",
-            &mut cargo(&[
-                "clippy",
-                "--quiet",
-                "-p",
-                "atoll-microkit",
-                "-p",
-                "atoll-pd-io",
-                "-p",
-                "atoll-pd-rt",
-                "-p",
-                "atoll-pd-storage",
-                "-p",
-                "atoll-pd-template",
-                "-p",
-                "atoll-bench-pds",
-                "-p",
-                "atoll-test-pds",
-                "-p",
-                "atoll-examples",
-                "-p",
-                "atoll-compat",
-                "--target",
-                crate::build::PD_TARGET,
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        )?;
-        // On its own: its `full` feature links `alloc`, which would then ask every PD
-        // checked with it for a heap.
-        step(
-            "clippy (the sel4-microkit API probe)",
-            &mut cargo(&[
-                "clippy",
-                "--quiet",
-                "-p",
-                "atoll-compat-probe",
-                "--target",
-                crate::build::PD_TARGET,
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        )?;
-        step(
-            "clippy (aarch64 crates)",
-            &mut cargo(&[
-                "clippy",
-                "--quiet",
-                "-p",
-                "atoll-kernel",
-                "-p",
-                "atoll-loader",
-                "-p",
-                "atoll-initialiser",
-                "--target",
-                KERNEL_TARGET,
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        )?;
-        // Broken intra-doc links and stale names in the host crates' documentation.
-        let mut doc = cargo(&["doc", "--quiet", "--no-deps"]);
-        doc.env("RUSTDOCFLAGS", "-D warnings");
-        step("rustdoc (host crates)", &mut doc)?;
+        lints()?;
     }
     step("host tests", &mut cargo(&["test"]))?;
     step(
