@@ -120,12 +120,26 @@ fn bench_marker(name: &str) -> String {
 /// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
 /// boots it twice under icount; its figure `name`, which must be the same both times.
 fn pd_benchmark(system: &str, name: &str, out: &std::path::Path) -> Result<f64> {
+    pd_benchmark_within(system, name, out, 0.0)
+}
+
+/// [`pd_benchmark`] for a figure that is exact only to within `tolerance` instructions
+/// (the interrupt latency: its PD places the wake-up by polling the virtual counter, a
+/// step of a few instructions, and two identical boots have been seen to differ by
+/// 0.04 instruction on the average of 10,000 interrupts). Two boots that differ by more
+/// are a broken run; otherwise the figure is their mean.
+fn pd_benchmark_within(
+    system: &str,
+    name: &str,
+    out: &std::path::Path,
+    tolerance: f64,
+) -> Result<f64> {
     let path = workspace_root()
         .join("protection-domains")
         .join("bench")
         .join("systems")
         .join(system);
-    measure_system(&path, name, out)
+    measure_system(&path, name, out, tolerance)
 }
 
 /// Writes the generated benchmark system `xml` to `out/systems/<label>.xml` and measures its
@@ -135,7 +149,7 @@ fn generated_benchmark(label: &str, xml: &str, name: &str, out: &std::path::Path
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{label}.xml"));
     std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
-    measure_system(&path, name, out)
+    measure_system(&path, name, out, 0.0)
 }
 
 /// What a generated scale system measures.
@@ -205,8 +219,13 @@ fn scale_system(trip: Trip, channels: u32, answer_core: u32, replicas: u32) -> S
 }
 
 /// Builds the benchmark system at `path` and boots it twice under icount; its figure `name`,
-/// which must be the same both times.
-fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> Result<f64> {
+/// which must be the same both times (to within `tolerance`: then their mean).
+fn measure_system(
+    path: &std::path::Path,
+    name: &str,
+    out: &std::path::Path,
+    tolerance: f64,
+) -> Result<f64> {
     let system = path.file_name().map_or_else(
         || path.display().to_string(),
         |f| f.to_string_lossy().into_owned(),
@@ -232,14 +251,12 @@ fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> 
                 .ok_or_else(|| anyhow!("{system}: no figure on its BENCH {name} line"))?,
         );
     }
-    if counts[0] != counts[1] {
-        bail!(
-            "{system}: the instruction count differs between two identical runs: {} and {}",
-            counts[0],
-            counts[1]
-        );
+    let (a, b) = (counts[0], counts[1]);
+    if (a - b).abs() > tolerance {
+        bail!("{system}: the instruction count differs between two identical runs: {a} and {b}");
     }
-    Ok(counts[0])
+    // Rounded as the PDs print their figures (two decimals).
+    Ok(((a + b) / 2.0 * 100.0).round() / 100.0)
 }
 
 /// Runs the benchmarks; `smoke` checks the harness only (one quick boot), `compare` reports
@@ -371,7 +388,7 @@ struct RoundTrips {
 fn measure_round_trips(out: &std::path::Path) -> Result<RoundTrips> {
     Ok(RoundTrips {
         trivial: pd_benchmark("syscall.xml", "trivial system call", out)?,
-        interrupt: pd_benchmark("irq.xml", "interrupt to PD", out)?,
+        interrupt: pd_benchmark_within("irq.xml", "interrupt to PD", out, 0.5)?,
         ppc_passive: pd_benchmark("ppc-passive.xml", "ppc round trip", out)?,
         ppc_active: pd_benchmark("ppc-active.xml", "ppc round trip", out)?,
         notify_same: pd_benchmark("notify-same.xml", "notify round trip", out)?,

@@ -197,27 +197,40 @@ impl Kernel {
                     };
                 }
             }
-            _ => {
-                self.objects.changed = true;
-                let cap = self.caps.get(target.slot);
-                let result = self.invoke(m, t, target.slot, cap, info);
-                // The invoker may have deleted itself.
-                if self.objects.tcbs[t].live && call {
-                    let (label, len, results) = match result {
-                        Ok(r) => (0, r.len, r.mrs),
-                        Err(e) => (e as u64, 0, [0; 8]),
-                    };
-                    let ctx = &mut self.objects.tcbs[t].ctx;
-                    ctx.x[0] = 0;
-                    ctx.x[1] = MessageInfo::new(label, len as u64).0;
-                    for r in ctx.x.iter_mut().skip(2).take(4) {
-                        *r = 0;
-                    }
-                    // The first four in x2-x5, the rest (if any) in its IPC buffer.
-                    for (i, &value) in results.iter().enumerate().take(len) {
-                        self.objects.set_mr(m, t, i, value);
-                    }
-                }
+            _ => self.sys_invoke(m, t, target, info, call),
+        }
+    }
+
+    /// An invocation made by Send or Call on a capability that is not an endpoint,
+    /// notification or doorbell, and (for a call) its answer in the caller's registers
+    /// and IPC buffer. Out of line, so that the IPC paths of `sys_send` keep a small frame.
+    #[inline(never)]
+    fn sys_invoke(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        target: Target,
+        info: MessageInfo,
+        call: bool,
+    ) {
+        self.objects.changed = true;
+        let cap = self.caps.get(target.slot);
+        let result = self.invoke(m, t, target.slot, cap, info);
+        // The invoker may have deleted itself.
+        if self.objects.tcbs[t].live && call {
+            let (label, len, results) = match result {
+                Ok(r) => (0, r.len, r.mrs),
+                Err(e) => (e as u64, 0, [0; 8]),
+            };
+            let ctx = &mut self.objects.tcbs[t].ctx;
+            ctx.x[0] = 0;
+            ctx.x[1] = MessageInfo::new(label, len as u64).0;
+            for r in ctx.x.iter_mut().skip(2).take(4) {
+                *r = 0;
+            }
+            // The first four in x2-x5, the rest (if any) in its IPC buffer.
+            for (i, &value) in results.iter().enumerate().take(len) {
+                self.objects.set_mr(m, t, i, value);
             }
         }
     }
