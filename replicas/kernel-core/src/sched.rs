@@ -90,8 +90,10 @@ pub struct Scheduler {
     /// Bit `p % 64` of word `p / 64` is set when priority `p` has a ready thread.
     bitmap: [u64; PRIORITIES / 64],
     now: u64,
-    /// Earliest refill among contexts that have spent part of their budget (`u64::MAX`:
-    /// none), kept by every change so that [`Scheduler::next_event`] is O(1).
+    /// The next time something is due: the earliest refill among contexts that have spent
+    /// part of their budget, or the end of the running domain slot (`u64::MAX`: none),
+    /// kept by every change so that [`Scheduler::next_event`] is O(1) and reads nothing
+    /// of the domain schedule.
     next_refill: u64,
     /// The domain schedule.
     domains: Schedule,
@@ -328,6 +330,7 @@ impl Scheduler {
     pub fn start_domains(&mut self, index: usize) -> Result<(), DomainError> {
         self.domains.start(index, self.now)?;
         self.domains_running = true;
+        self.update_next_refill();
         Ok(())
     }
 
@@ -522,30 +525,24 @@ impl Scheduler {
         self.sc(thread).is_some()
     }
 
-    /// Time until the next scheduling event: `running`'s budget runs out or some context's
-    /// period ends. `None` when nothing is scheduled to happen.
+    /// Time until the next scheduling event: `running`'s budget runs out, some context's
+    /// period ends or the domain slot ends. `None` when nothing is scheduled to happen.
     pub fn next_event(&self, running: Option<ThreadId>) -> Option<u64> {
         let budget = running
             .and_then(|t| self.threads[t].sc)
             .and_then(|sc| self.scs[sc].as_ref())
             .map(|c| c.remaining);
-        // u64::MAX stands for "nothing": no budget running down, no refill, no domain slot.
-        let budget = budget.unwrap_or(u64::MAX);
-        let refill = match self.next_refill {
-            u64::MAX => u64::MAX,
-            at => at.saturating_sub(self.now),
-        };
-        let domain = match self.domains.ends_at() {
-            Some(end) => end.saturating_sub(self.now),
-            None => u64::MAX,
-        };
-        let next = budget.min(refill).min(domain);
-        (next != u64::MAX).then_some(next)
+        let refill =
+            (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));
+        match (budget, refill) {
+            (Some(b), Some(r)) => Some(b.min(r)),
+            (b, r) => b.or(r),
+        }
     }
 
     /// Recomputes [`Scheduler::next_refill`].
     fn update_next_refill(&mut self) {
-        self.next_refill = self
+        let refill = self
             .scs
             .values()
             .flatten()
@@ -553,6 +550,7 @@ impl Scheduler {
             .map(|c| c.refill_at)
             .min()
             .unwrap_or(u64::MAX);
+        self.next_refill = refill.min(self.domains.ends_at().unwrap_or(u64::MAX));
     }
 
     /// Time passes by `elapsed` while `running` runs: its context pays, and every context
@@ -583,9 +581,9 @@ impl Scheduler {
                 self.requeue(thread);
             }
         }
-        self.update_next_refill();
         // A new domain's threads are chosen from the next `choose`.
         self.domains.advance(now);
+        self.update_next_refill();
         out_of_budget
     }
 }
