@@ -116,7 +116,7 @@ pub fn run(
     log_path: &Path,
 ) -> std::io::Result<Outcome> {
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
+    let child = Command::new(QEMU)
         .args(qemu_args(board, image, options))
         .stdin(if options.input.is_empty() {
             Stdio::null()
@@ -132,6 +132,50 @@ pub fn run(
                 format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
             )
         })?;
+    let watched = watch(child, options, timeout, start)?;
+    let Watched {
+        status,
+        mut serial,
+        errors,
+        first_output,
+        until_seen,
+    } = watched;
+    if !errors.trim().is_empty() {
+        serial.push_str("\n--- qemu stderr ---\n");
+        serial.push_str(&errors);
+    }
+    if let Some(dir) = log_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(log_path, &serial)?;
+    Ok(Outcome {
+        status,
+        serial,
+        log_path: log_path.to_path_buf(),
+        elapsed: start.elapsed(),
+        first_output,
+        until_seen,
+    })
+}
+
+/// What [`watch`] saw of a running QEMU (or any child that prints the same way).
+struct Watched {
+    status: Option<ExitStatus>,
+    serial: String,
+    errors: String,
+    first_output: Option<Duration>,
+    until_seen: Option<Duration>,
+}
+
+/// Feeds `options.input` to `child`, watches its output until every `options.until` line
+/// has appeared, a `stop_on` line appears, it exits or `timeout` passes (then it is
+/// stopped), and returns what it printed, from `start`.
+fn watch(
+    mut child: std::process::Child,
+    options: &QemuOptions,
+    timeout: Duration,
+    start: Instant,
+) -> std::io::Result<Watched> {
     // Kept until QEMU has stopped: closing it would be an end of input on the serial port.
     let mut stdin = child.stdin.take();
     if let Some(input) = stdin.as_mut() {
@@ -180,21 +224,21 @@ pub fn run(
             })
             .unwrap_or_default()
     };
-    let mut serial = text(stdout);
+    let serial = text(stdout);
+    // QEMU may exit (a test build powers off) between two polls, with the awaited lines
+    // printed just before: they count, seen when it exited.
+    if until_seen.is_none()
+        && status.is_some()
+        && !options.until.is_empty()
+        && options.until.iter().all(|u| serial.contains(u.as_str()))
+    {
+        until_seen = Some(start.elapsed());
+    }
     let errors = text(stderr);
-    if !errors.trim().is_empty() {
-        serial.push_str("\n--- qemu stderr ---\n");
-        serial.push_str(&errors);
-    }
-    if let Some(dir) = log_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(log_path, &serial)?;
-    Ok(Outcome {
+    Ok(Watched {
         status,
         serial,
-        log_path: log_path.to_path_buf(),
-        elapsed: start.elapsed(),
+        errors,
         first_output,
         until_seen,
     })
@@ -245,6 +289,30 @@ mod tests {
     /// The pair `flag value` in `args`.
     fn has(args: &[String], flag: &str, value: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    /// A child that prints the awaited line and exits at once: the line counts even when
+    /// the exit is noticed before the output is (the race a test build's power-off made).
+    #[test]
+    fn lines_printed_just_before_an_exit_are_seen() {
+        let options = QemuOptions {
+            until: vec!["every PD started".into()],
+            ..QemuOptions::default()
+        };
+        for _ in 0..20 {
+            let child = Command::new("sh")
+                .args(["-c", "printf 'boot\\nevery PD started at 1 ms\\n'"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("sh");
+            let watched =
+                watch(child, &options, Duration::from_secs(10), Instant::now()).expect("watched");
+            assert!(watched.status.is_some_and(|s| s.success()));
+            assert!(watched.serial.contains("every PD started at 1 ms"));
+            assert!(watched.until_seen.is_some(), "the line was printed");
+        }
     }
 
     #[test]
