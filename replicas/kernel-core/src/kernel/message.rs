@@ -19,7 +19,10 @@ fn set_registers(ctx: &mut Context, mrs: [u64; syscall::REGISTER_MESSAGE_REGISTE
 }
 
 impl Objects {
-    /// Message register `i` of thread `t`.
+    /// Message register `i` of thread `t`. Always inlined, as [`Objects::set_mr`] is: in
+    /// `transfer`, a call would make it save and restore the callee-saved registers on
+    /// every message, short ones included.
+    #[inline(always)]
     pub fn mr(&mut self, m: &mut impl Machine, t: ThreadId, i: usize) -> u64 {
         let tcb = &self.tcbs[t];
         if let Some(&v) = tcb
@@ -38,6 +41,8 @@ impl Objects {
             .unwrap_or(0)
     }
 
+    /// Sets message register `i` of thread `t` (always inlined, as [`Objects::mr`] is).
+    #[inline(always)]
     pub fn set_mr(&mut self, m: &mut impl Machine, t: ThreadId, i: usize, value: u64) {
         let tcb = &mut self.tcbs[t];
         if let Some(r) = tcb
