@@ -1,4 +1,5 @@
-//! Installs what the build and tests need: rustup targets and components, and QEMU.
+//! Installs what the build and tests need: rustup targets and components, QEMU, and the C
+//! toolchain the SDK's tests build Microkit-style C programs with.
 
 use std::process::Command;
 
@@ -87,7 +88,16 @@ fn has_machines(list: &str, machines: &[&str]) -> bool {
 }
 
 /// The commands that install a QEMU with every machine Atoll boots on.
-fn install_commands() -> Vec<String> {
+/// Debian packages QEMU needs besides itself: `ipxe-qemu` holds the option ROMs of the
+/// network cards QEMU's `virt` machine adds by default (`efi-virtio.rom`), without which
+/// Microkit's own QEMU command for `qemu_virt_aarch64` (no `-nic none`) will not start.
+const QEMU_EXTRA: &[&str] = &["ipxe-qemu"];
+/// Debian packages the C SDK's tests need: Microkit's Makefiles with `LLVM=True` compile
+/// with `clang -target aarch64-none-elf` and link with `ld.lld`.
+pub const C_TOOLCHAIN: &[&str] = &["clang", "lld", "make"];
+
+/// The commands that install `packages` (and QEMU from bookworm-backports when `qemu`).
+fn install_commands(qemu: bool, packages: &[&str]) -> Vec<String> {
     let codename = std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
@@ -97,39 +107,63 @@ fn install_commands() -> Vec<String> {
             })
         })
         .unwrap_or_default();
-    if codename == "bookworm" {
-        vec![
-            "echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list".into(),
-            "apt-get update".into(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-arm".into(),
-        ]
-    } else {
-        vec![
-            "apt-get update".into(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-arm".into(),
-        ]
+    let install = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends";
+    let mut commands = Vec::new();
+    if qemu && codename == "bookworm" {
+        commands.push("echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list".into());
     }
+    commands.push("apt-get update".into());
+    if qemu {
+        let from = if codename == "bookworm" {
+            " -t bookworm-backports"
+        } else {
+            ""
+        };
+        commands.push(format!("{install}{from} qemu-system-arm"));
+    }
+    if !packages.is_empty() {
+        commands.push(format!("{install} {}", packages.join(" ")));
+    }
+    commands
 }
 
-/// Makes sure QEMU is installed with `machines`; installs it when running as root.
-pub fn qemu(machines: &[&str]) -> Result<()> {
-    if qemu_machines().is_some_and(|list| has_machines(&list, machines)) {
-        return Ok(());
-    }
-    let commands = install_commands();
+/// Whether Debian package `name` is installed.
+fn installed(name: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
+        .is_ok_and(|status| status.contains("install ok installed"))
+}
+
+/// Runs `commands` as root, or says how to when not root (`what` names what is missing).
+fn install(what: &str, commands: &[String]) -> Result<()> {
     let is_root = output(Command::new("id").arg("-u"))
         .map(|s| s.trim() == "0")
         .unwrap_or(false);
     if !is_root {
         bail!(
-            "QEMU with machines {} is not installed. Install it as root with:\n  {}",
-            machines.join(", "),
+            "{what} is not installed. Install it as root with:\n  {}",
             commands.join("\n  ")
         );
     }
-    for c in &commands {
+    for c in commands {
         run(Command::new("sh").args(["-c", c]))?;
     }
+    Ok(())
+}
+
+/// Makes sure QEMU is installed with `machines` (and the ROM files its machines load);
+/// installs it when running as root.
+pub fn qemu(machines: &[&str]) -> Result<()> {
+    let extra: Vec<&str> = QEMU_EXTRA
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    let has_qemu = qemu_machines().is_some_and(|list| has_machines(&list, machines));
+    if has_qemu && extra.is_empty() {
+        return Ok(());
+    }
+    let what = format!("QEMU with machines {}", machines.join(", "));
+    install(&what, &install_commands(!has_qemu, &extra))?;
     match qemu_machines() {
         Some(list) if has_machines(&list, machines) => Ok(()),
         _ => bail!(
@@ -137,6 +171,16 @@ pub fn qemu(machines: &[&str]) -> Result<()> {
             machines.join(", ")
         ),
     }
+}
+
+/// Makes sure the Debian `packages` are installed; installs the missing ones when running
+/// as root.
+pub fn packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install(&missing.join(", "), &install_commands(false, &missing))
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ use crate::message::{MessageInfo, incoming, outgoing};
 use crate::patched;
 
 /// The channels this PD may notify.
-fn notifications() -> u64 {
+pub(crate) fn notifications() -> u64 {
     patched::read(&raw const patched::microkit_notifications)
 }
 
 /// The channels this PD may call.
-fn pps() -> u64 {
+pub(crate) fn pps() -> u64 {
     patched::read(&raw const patched::microkit_pps)
 }
 

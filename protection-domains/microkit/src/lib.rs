@@ -12,6 +12,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "c-api")]
+pub mod capi;
 mod channel;
 mod handler;
 pub mod heap;
