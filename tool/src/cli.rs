@@ -41,14 +41,30 @@ pub struct Args {
     /// upstream Microkit.
     #[arg(long)]
     pub strict: bool,
+    /// The image's format. Atoll writes `binary` (an arm64 Image that runs from wherever
+    /// it is loaded); `elf` and `uimage` are refused.
+    #[arg(long, value_enum, default_value_t = ImageType::Binary)]
+    pub image_type: ImageType,
+    /// The kernel ELF to pack instead of the SDK's (for debugging).
+    #[arg(long, value_name = "KERNEL")]
+    pub override_kernel: Option<PathBuf>,
+    /// Also write the plan (objects, capabilities, mappings) as JSON here: Atoll's
+    /// `report.json` format, not capDL's (Atoll has no capDL initialiser).
+    #[arg(long, value_name = "CAPDL_SPEC")]
+    pub capdl_json: Option<PathBuf>,
+    /// Microkit's address-space views; Atoll writes none (a warning says so), and
+    /// `report.txt` lists every PD's mappings.
+    #[arg(long, value_name = "DIRECTORY_PATH")]
+    pub viper_output: Option<PathBuf>,
     /// Atoll extension: validate and plan, then write the reports (`-r` path, the same path
     /// with `.json`, and `system.dot` beside it) without building an image; no program
     /// images are needed.
     #[arg(long, conflicts_with = "check")]
     pub plan_only: bool,
-    /// Where the kernel and loader are: `<sdk>/<board>/atoll-kernel.elf` and
-    /// `atoll-loader.elf` (what `cargo xtask build` writes). Default: `$ATOLL_SDK`, else
-    /// `target/atoll`.
+    /// Where the kernel, loader and initialiser are: an SDK made by `cargo xtask sdk`
+    /// (`<sdk>/board/<board>/<config>/elf/`), or a build directory of `cargo xtask build`
+    /// (`<sdk>/<board>/`). Default: `$ATOLL_SDK`, else `$MICROKIT_SDK`, else the SDK this
+    /// command is installed in (`<sdk>/bin/microkit`), else `target/atoll`.
     #[arg(long, value_name = "DIR")]
     pub sdk: Option<PathBuf>,
     /// How to print errors and warnings.
@@ -59,12 +75,34 @@ pub struct Args {
 /// `--config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Config {
-    /// Kernel printing and assertions on.
+    /// The SDK's debug configuration: C PDs' `microkit_dbg_*` output prints.
     Debug,
-    /// Optimised, quiet.
+    /// The SDK's release configuration: C PDs' `microkit_dbg_*` output is silent.
     Release,
-    /// Release plus benchmark counters.
+    /// As release (Atoll's kernel is the same in every configuration).
     Benchmark,
+}
+
+impl Config {
+    /// Its name in an SDK's layout.
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Debug => "debug",
+            Config::Release => "release",
+            Config::Benchmark => "benchmark",
+        }
+    }
+}
+
+/// `--image-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageType {
+    /// A raw image with an arm64 Image header (what `booti` and `-device loader` take).
+    Binary,
+    /// An ELF file (refused).
+    Elf,
+    /// A U-Boot legacy image (refused).
+    Uimage,
 }
 
 /// `--message-format`.
@@ -113,6 +151,10 @@ pub enum ToolError {
     #[error("unknown board '{0}'")]
     #[diagnostic(code(microkit::board))]
     UnknownBoard(String),
+    /// An option this tool cannot honour.
+    #[error("{0}")]
+    #[diagnostic(code(microkit::unsupported))]
+    Unsupported(String),
     /// Packing the image failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -191,6 +233,24 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
         source,
     })?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
+    if args.image_type != ImageType::Binary {
+        return Err(ToolError::Unsupported(format!(
+            "--image-type {}: Atoll writes binary images only (an arm64 Image that U-Boot's \
+             booti and QEMU's -device loader start from wherever they load it)",
+            if args.image_type == ImageType::Elf {
+                "elf"
+            } else {
+                "uimage"
+            }
+        )));
+    }
+    if let Some(dir) = &args.viper_output {
+        eprintln!(
+            "warning: --viper-output {}: Atoll writes no viper files (report.txt lists every \
+             PD's mappings); ignored",
+            dir.display()
+        );
+    }
     let sdk = sdk(args, board);
     let search_paths = search_paths(args, &sdk);
     let packing = !args.check && !args.plan_only;
@@ -251,6 +311,7 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
     }
     if args.plan_only {
         write_reports(&plan, &args.report)?;
+        write_capdl_json(&plan, args)?;
         if format == MessageFormat::Human {
             println!(
                 "{path}: planned; reports written to {}",
@@ -267,27 +328,76 @@ fn run_checked(args: &Args) -> Result<bool, ToolError> {
     build.pack(args, board, plan, files)
 }
 
-/// `--sdk`, else `$ATOLL_SDK`, else `target/atoll`, for `board`.
-fn sdk(args: &Args, board: &Board) -> PathBuf {
+/// Where the kernel, loader and initialiser of `board` are, and the PD programs `cargo xtask
+/// build` left beside them if any.
+struct Sdk {
+    elf: PathBuf,
+    pds: Option<PathBuf>,
+}
+
+/// The SDK directory: `--sdk`, else `$ATOLL_SDK`, else `$MICROKIT_SDK`, else the SDK this
+/// command runs from (`<sdk>/bin/microkit` with `<sdk>/board` beside `bin`), else
+/// `target/atoll`.
+fn sdk_root(args: &Args) -> PathBuf {
+    let installed = || {
+        let exe = std::env::current_exe().ok()?;
+        let root = exe.parent()?.parent()?;
+        root.join("board").is_dir().then(|| root.to_path_buf())
+    };
     args.sdk
         .clone()
         .or_else(|| std::env::var_os("ATOLL_SDK").map(PathBuf::from))
+        .or_else(|| std::env::var_os("MICROKIT_SDK").map(PathBuf::from))
+        .or_else(installed)
         .unwrap_or_else(|| PathBuf::from("target/atoll"))
+}
+
+/// The parts of `board` for `args`'s configuration in the SDK's layout
+/// (`board/<board>/<config>/elf/`), else in a build directory (`<board>/`).
+fn sdk(args: &Args, board: &Board) -> Sdk {
+    let root = sdk_root(args);
+    let layout = root
+        .join("board")
         .join(board.name)
+        .join(args.config.name())
+        .join("elf");
+    if layout.is_dir() {
+        Sdk {
+            elf: layout,
+            pds: None,
+        }
+    } else {
+        let dir = root.join(board.name);
+        Sdk {
+            elf: dir.clone(),
+            pds: Some(dir.join("pds")),
+        }
+    }
 }
 
 /// The user's paths, then the PD programs `cargo xtask build` left beside the kernel, then
 /// the current directory (last, as Microkit does).
-fn search_paths(args: &Args, sdk: &Path) -> Vec<PathBuf> {
+fn search_paths(args: &Args, sdk: &Sdk) -> Vec<PathBuf> {
     let mut search_paths = args.search_path.clone();
-    search_paths.push(sdk.join("pds"));
+    search_paths.extend(sdk.pds.clone());
     search_paths.push(PathBuf::from("."));
     search_paths
 }
 
+/// Writes the plan as JSON to `--capdl-json`'s path, if given.
+fn write_capdl_json(plan: &Plan, args: &Args) -> Result<(), ToolError> {
+    let Some(path) = &args.capdl_json else {
+        return Ok(());
+    };
+    std::fs::write(path, crate::report::json(plan)).map_err(|source| ToolError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// What writing the image needs besides the plan and the files read for it.
 struct Build<'a> {
-    sdk: &'a Path,
+    sdk: &'a Sdk,
     search_paths: &'a [PathBuf],
     system: &'a SystemDescription,
 }
@@ -302,15 +412,19 @@ impl Build<'_> {
         plan: Plan,
         files: Files,
     ) -> Result<bool, ToolError> {
-        let read = |name: &str| {
-            let path = self.sdk.join(name);
+        let read = |path: PathBuf| {
             std::fs::read(&path).map_err(|source| ToolError::Read {
                 path: path.display().to_string(),
                 source,
             })
         };
-        let (kernel_elf, loader_elf) = (read("atoll-kernel.elf")?, read("atoll-loader.elf")?);
-        let initialiser_elf = std::fs::read(self.sdk.join("atoll-initialiser.elf")).ok();
+        let kernel = match &args.override_kernel {
+            Some(path) => path.clone(),
+            None => self.sdk.elf.join("atoll-kernel.elf"),
+        };
+        let kernel_elf = read(kernel)?;
+        let loader_elf = read(self.sdk.elf.join("atoll-loader.elf"))?;
+        let initialiser_elf = std::fs::read(self.sdk.elf.join("atoll-initialiser.elf")).ok();
         let inputs = crate::pack::Inputs {
             board,
             kernel_elf: &kernel_elf,
@@ -329,6 +443,7 @@ impl Build<'_> {
             }
         };
         write_reports(&packed.plan, &args.report)?;
+        write_capdl_json(&packed.plan, args)?;
         if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| ToolError::Write {
                 path: dir.display().to_string(),

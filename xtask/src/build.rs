@@ -109,10 +109,16 @@ fn build_boot_programs(board: &Board, release: bool, test: bool) -> Result<()> {
 }
 
 /// The ELF files of the kernel, the loader and the initialiser.
-struct BootElfs {
-    kernel: Vec<u8>,
-    loader: Vec<u8>,
-    initialiser: Vec<u8>,
+pub(crate) struct BootElfs {
+    pub(crate) kernel: Vec<u8>,
+    pub(crate) loader: Vec<u8>,
+    pub(crate) initialiser: Vec<u8>,
+}
+
+/// Builds (release profile) and reads the kernel, loader and initialiser for `board`.
+pub(crate) fn boot_elfs(board: &Board) -> Result<BootElfs> {
+    build_boot_programs(board, true, false)?;
+    read_boot_elfs(true)
 }
 
 /// Reads the ELFs [`build_boot_programs`] built, checking that a release kernel cannot panic.

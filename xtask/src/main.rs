@@ -12,6 +12,7 @@ mod fuzz;
 mod hygiene;
 mod layers;
 mod panics;
+mod sdk;
 mod setup;
 mod test;
 
@@ -42,6 +43,20 @@ enum Command {
     /// Measure the figures of docs/performance.md that Atoll can run today; write
     /// target/bench/results.json.
     Bench(BenchArgs),
+    /// Build Atoll's SDK in Microkit's layout (bin/microkit, and per board and configuration
+    /// include/, lib/libmicrokit.a, lib/microkit.ld and elf/), so Microkit Makefiles build C
+    /// protection domains against it with MICROKIT_SDK pointing at it.
+    Sdk(SdkArgs),
+}
+
+#[derive(Args)]
+struct SdkArgs {
+    /// Where to write it (default target/sdk/atoll-sdk-<version>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also pack it as atoll-sdk-<version>.tar.gz beside it.
+    #[arg(long)]
+    tarball: bool,
 }
 
 #[derive(Args)]
@@ -127,6 +142,16 @@ fn main() -> Result<()> {
         Command::Test(args) => test::run(&args.board, !args.no_lint),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
         Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
+        Command::Sdk(args) => {
+            setup::rust_targets()?;
+            let out = args.out.unwrap_or_else(sdk::default_out);
+            let sdk = sdk::build(&out, atoll_boards::BOARDS)?;
+            println!("{}", sdk.display());
+            if args.tarball {
+                println!("{}", sdk::tarball(&sdk)?.display());
+            }
+            Ok(())
+        }
     }
 }
 
