@@ -66,8 +66,13 @@ struct CoreBoot {
 
 const _: () = assert!(size_of::<CoreBoot>() == 64);
 
-/// SCTLR_EL1 for a replica kernel: MMU, data and instruction caches, stack alignment check.
-const KERNEL_SCTLR: u64 = 0x30D0_0800 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12);
+/// SCTLR_EL1 for a replica kernel: MMU, data and instruction caches, stack alignment check,
+/// and user-space cache maintenance by address (UCT: EL0 reads CTR_EL0; UCI: EL0 cleans and
+/// invalidates by virtual address, which only ever reaches memory its own mappings allow).
+/// PDs clean and invalidate their DMA buffers that way (seL4's `ARM_VSpace` cache
+/// invocations in the C SDK), as Linux lets its processes do.
+const KERNEL_SCTLR: u64 =
+    0x30D0_0800 | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 15) | (1 << 26);
 
 unsafe extern "C" {
     static __loader_start: u8;
