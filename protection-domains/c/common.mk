@@ -43,7 +43,7 @@ all: $(IMAGE_FILE)
 $(BUILD_DIR):
 	mkdir -p $@
 
-$(BUILD_DIR)/%.o: %.c Makefile | $(BUILD_DIR)
+$(BUILD_DIR)/%.o: %.c $(wildcard *.h) Makefile | $(BUILD_DIR)
 	$(CC) -c $(CFLAGS) $< -o $@
 
 $(BUILD_DIR)/%.elf: $(BUILD_DIR)/%.o

@@ -33,7 +33,9 @@ pub enum PackError {
     #[error("could not patch symbol '{symbol}' in '{pd}': {reason}")]
     #[diagnostic(
         code(microkit::symbol),
-        help("setvar symbols must be 8-byte variables kept in .data (see docs/pd-api.md)")
+        help(
+            "setvar symbols must be 8-byte variables in the program's data or zero-initialised data (see docs/pd-api.md)"
+        )
     )]
     Symbol {
         /// The PD.

@@ -36,7 +36,7 @@ pub const CONFIG_FILES: &[&str] = &[
 ];
 
 /// The C examples shipped in the SDK (`protection-domains/c/<name>`).
-pub const EXAMPLES: &[&str] = &["hello"];
+pub const EXAMPLES: &[&str] = &["hello", "passive_server", "hierarchy", "multikernel"];
 
 /// Where the C library's sources are.
 fn libmicrokit_dir() -> PathBuf {

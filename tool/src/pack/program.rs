@@ -144,8 +144,10 @@ fn overlaps(segment: &Segment<'_>, map: &MapPlan) -> bool {
         && map.vaddr < segment.vaddr.saturating_add(segment.mem_size)
 }
 
-/// Writes one symbol's value into `bytes` (the program flattened from `base`). A symbol
-/// must lie in file-backed bytes of a loadable segment.
+/// Writes one symbol's value into `bytes` (the program flattened from `base`, zero-filled
+/// sections included). A symbol must lie inside a loadable segment's memory: in its file
+/// bytes (`.data`) or in its zero-filled tail (`.bss`, where a C program's plain
+/// `uint64_t x;` goes), as Microkit patches either.
 fn patch_symbol(
     symbols: &ElfFile64<'_, Endianness>,
     segments: &[Segment<'_>],
@@ -159,11 +161,11 @@ fn patch_symbol(
         .find(|s| s.name() == Ok(patch.symbol.as_str()))
         .ok_or("not found in the program")?;
     let (addr, size) = (symbol.address(), symbol.size());
-    let backed = segments
-        .iter()
-        .any(|s| addr >= s.vaddr && addr.saturating_add(size) <= s.vaddr + s.bytes.len() as u64);
-    if !backed {
-        return Err("not in initialised data (make it a non-zero or .data static)".into());
+    let inside = segments.iter().any(|s| {
+        addr >= s.vaddr && addr.saturating_add(size) <= s.vaddr.saturating_add(s.mem_size)
+    });
+    if !inside {
+        return Err("not inside a loadable segment of the program".into());
     }
     let value: Vec<u8> = match &patch.value {
         PatchValue::Word(w) => w.to_le_bytes().to_vec(),
