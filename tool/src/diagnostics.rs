@@ -156,6 +156,8 @@ codes! {
     CapSlot = "E071", "invalid capability slot";
     /// Two `<cspace>` caps in one slot.
     OverlappingCaps = "E072", "overlapping capability slots";
+    /// A `<cspace>` capability to a PD of another replica.
+    CapAcrossReplicas = "E073", "capability across replicas";
     /// A replica core the board does not have.
     CoreRange = "E080", "replica core out of range";
     /// A core given to two replicas.

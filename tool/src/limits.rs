@@ -25,8 +25,9 @@ pub const MAX_STACK_SIZE: u64 = 0x100_0000;
 pub const USER_VSPACE_TOP: u64 = atoll_abi::pd::vspace::USER_TOP;
 /// Pages at the top of a PD's address space above its stack: the IPC buffer and a guard page.
 pub const PAGES_ABOVE_STACK: u64 = 2;
-/// `<cspace>` slots are `1..CAP_SLOT_COUNT`; slot 0 holds the Microkit CNode.
-pub const CAP_SLOT_COUNT: u64 = 128;
+/// `<cspace>` slots are `1..CAP_SLOT_COUNT`, the PD's root CNode (slot 0 holds the Microkit
+/// CNode). Microkit's tool accepts slots up to 127, but its root CNode, like Atoll's, has 64.
+pub const CAP_SLOT_COUNT: u64 = atoll_abi::pd::slot::ROOT_CNODE_SLOTS as u64;
 /// GIC interrupt ids below this are SGIs (the kernels' doorbells) and per-core PPIs (timers);
 /// a PD's device interrupt is a shared peripheral interrupt, which the loader routes to one
 /// core.

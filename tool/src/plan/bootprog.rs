@@ -412,9 +412,11 @@ impl Builder<'_> {
     }
 
     /// Fills a PD's Microkit CNode (claiming its interrupts and binding them to its
-    /// notification with the channel's bit as badge) and puts it into slot 0 of its root
-    /// CNode, guarded so the PD names slot `n` by the plain number `n`. Returns the slot
-    /// of the guarded root CNode capability.
+    /// notification with the channel's bit as badge) and lays out its capability space as
+    /// Microkit's: the root CNode (64 slots, no guard) indexed by the address's top 6 bits,
+    /// its slot 0 the Microkit CNode guarded by the next 49 bits, so the PD names Microkit
+    /// slot `n` by the plain number `n` and root slot `k` (a `<cspace>` capability) by
+    /// `k << 58`. Returns the slot of the root CNode capability.
     fn cspace(&mut self, pd: &PdPlan) -> Result<u64, String> {
         let name = &pd.name;
         let cnode = self.slot_of(&format!("cnode_{name}"))?;
@@ -437,21 +439,34 @@ impl Builder<'_> {
         }
         let root = self.slot_of(&format!("cnode_root_{name}"))?;
         let root_depth = u64::from(slot::ROOT_CNODE_SLOTS.trailing_zeros());
-        let args = [0, root_depth, initial::CNODE, cnode, 64, rights::ALL];
-        self.call(root, label::CNODE_COPY, &args);
-        let guarded = self.slots(1)?;
+        // A copy of the Microkit CNode's capability, guarded as it moves into root slot 0.
+        let copy = self.slots(1)?;
+        let args = [copy, 64, initial::CNODE, cnode, 64, rights::ALL];
+        self.call(initial::CNODE, label::CNODE_COPY, &args);
         let guard_bits = 64 - root_depth - depth;
         let args = [
-            guarded,
-            64,
+            0,
+            root_depth,
             initial::CNODE,
-            root,
+            copy,
             64,
             rights::ALL,
             guard_bits << 58,
         ];
-        self.call(initial::CNODE, label::CNODE_MUTATE, &args);
-        Ok(guarded)
+        self.call(root, label::CNODE_MUTATE, &args);
+        for cap in &pd.root_capabilities {
+            let source = self.slot_of(&cap.object)?;
+            let args = [
+                u64::from(cap.slot),
+                root_depth,
+                initial::CNODE,
+                source,
+                64,
+                rights_bits(cap.rights),
+            ];
+            self.call(root, label::CNODE_COPY, &args);
+        }
+        Ok(root)
     }
 
     /// Claims interrupt `irq` (text) and binds it to the PD's notification with badge
@@ -527,6 +542,20 @@ fn kept_ranges(plan: &Plan, replica: &ReplicaPlan) -> Vec<(u64, u64, bool)> {
         }
         if let Some(image) = &pd.image {
             ranges.push((image.phys_addr, image.phys_addr + image.size, true));
+        }
+    }
+    // A region placed in this replica's RAM that no PD maps (one only `<setvar
+    // region_paddr>` names) is kept out of the untyped memory all the same.
+    for region in &plan.memory_regions {
+        let here = matches!(&region.home, RegionHome::Replica(name) if *name == replica.name);
+        if let (true, Some(pa)) = (here, region.phys_addr)
+            && !ranges.iter().any(|r| r.0 == pa)
+        {
+            let size = region
+                .size
+                .next_multiple_of(region.page_size)
+                .max(region.page_size);
+            ranges.push((pa, pa + size, true));
         }
     }
     ranges

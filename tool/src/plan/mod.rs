@@ -217,6 +217,9 @@ pub struct PdPlan {
     pub parent: Option<(String, u8)>,
     /// Capabilities in its Microkit CNode, by slot.
     pub capabilities: Vec<CapSlot>,
+    /// `<cspace>` capabilities in its root CNode, by slot (slot 0 holds the Microkit CNode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub root_capabilities: Vec<CapSlot>,
     /// Its address space.
     pub maps: Vec<MapPlan>,
     /// Symbols to patch in its program image.

@@ -191,6 +191,7 @@ mod tests {
             domain: None,
             parent: None,
             capabilities: Vec::new(),
+            root_capabilities: Vec::new(),
             maps: Vec::new(),
             symbols: Vec::new(),
             image: None,

@@ -13,7 +13,7 @@ use super::{
     ReplicaPlan, SymbolPatch, error,
 };
 use crate::diagnostics::{Code, Diagnostic};
-use crate::model::{ChannelEnd, Perms, ProtectionDomain, SystemDescription, Trigger};
+use crate::model::{CapKind, ChannelEnd, Perms, ProtectionDomain, SystemDescription, Trigger};
 
 /// What every replica's plan is built from: the description and the shared decisions.
 pub(super) struct Layout<'a> {
@@ -214,10 +214,37 @@ impl Layout<'_> {
                 .parent
                 .map(|(p, id)| (system.protection_domains[p].name.clone(), id)),
             capabilities: caps.caps,
+            root_capabilities: self.root_caps(pd),
             maps,
             symbols,
             image: None,
         }
+    }
+
+    /// The `<cspace>` capabilities of `pd`: another (or its own) PD's TCB, scheduling
+    /// context or VSpace, in root CNode slots. Validation keeps the target in the same
+    /// replica.
+    fn root_caps(&self, pd: &ProtectionDomain) -> Vec<CapSlot> {
+        let mut caps: Vec<CapSlot> = pd
+            .caps
+            .iter()
+            .map(|cap| {
+                let target = &self.system.protection_domains[cap.pd].name;
+                let object = match cap.kind {
+                    CapKind::Tcb => format!("tcb_{target}"),
+                    CapKind::SchedContext => format!("sched_context_{target}"),
+                    CapKind::VSpace => format!("vspace_{target}"),
+                };
+                CapSlot {
+                    slot: u32::from(cap.slot),
+                    object,
+                    rights: "rwgc",
+                    badge: 0,
+                }
+            })
+            .collect();
+        caps.sort_by_key(|c| c.slot);
+        caps
     }
 
     /// The capabilities every PD has: its input, fault endpoint, VSpace and reply, and, for

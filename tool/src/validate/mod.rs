@@ -82,6 +82,7 @@ pub fn validate(
         pd.domain = domain;
     }
     v.child_ids();
+    v.caps_in_one_replica(&protection_domains, &placement);
     v.irq_numbers(&placement);
     let channels: Vec<Channel> = decls
         .channels

@@ -62,6 +62,12 @@ impl Validator<'_> {
             };
             if regions[mr].phys_addr.is_none() {
                 regions[mr].tool_allocated = true;
+                // Placed in this PD's replica even if no PD maps it, so that its address
+                // exists to be patched (as Microkit allocates it).
+                if !regions[mr].replicas.contains(&replica) {
+                    regions[mr].replicas.push(replica);
+                    regions[mr].replicas.sort_unstable();
+                }
             }
             setvars.extend(symbol.map(|symbol| Setvar {
                 symbol,
@@ -181,6 +187,46 @@ impl Validator<'_> {
             DEFAULT_STACK_SIZE
         } else {
             stack.value
+        }
+    }
+
+    /// A `<cspace>` capability names an object of the PD's own replica: a kernel's objects
+    /// cannot be invoked from another replica.
+    pub(super) fn caps_in_one_replica(
+        &mut self,
+        pds: &[ProtectionDomain],
+        placement: &super::replicas::Placement,
+    ) {
+        let replica_of = |pd: usize| placement.pds.get(pd).map(|&(replica, _)| replica);
+        let replica_name = |r: Option<usize>| {
+            r.and_then(|r| placement.replicas.get(r))
+                .map_or("?", |r| r.name.as_str())
+        };
+        for (index, pd) in pds.iter().enumerate() {
+            for (cap, decl) in pd
+                .caps
+                .iter()
+                .zip(&self.decls.protection_domains[index].caps)
+            {
+                let (mine, theirs) = (replica_of(index), replica_of(cap.pd));
+                if mine != theirs {
+                    self.push(
+                        Diagnostic::error(
+                            Code::CapAcrossReplicas,
+                            decl.pd.span,
+                            format!(
+                                "'{}' runs in replica '{}' but '{}' in replica '{}': a capability \
+                                 can only name an object of the PD's own replica",
+                                pd.name,
+                                replica_name(mine),
+                                pds[cap.pd].name,
+                                replica_name(theirs)
+                            ),
+                        )
+                        .with_help("place both PDs in one replica, or drop the capability"),
+                    );
+                }
+            }
         }
     }
 
