@@ -96,6 +96,12 @@ fn lints() -> Result<()> {
         &["atoll-compat-probe"],
         pd,
     )?;
+    // On its own: the runtime's `c-api` feature defines the program entry Rust PDs define.
+    clippy(
+        "clippy (the C SDK's libmicrokit)",
+        &["atoll-libmicrokit"],
+        pd,
+    )?;
     clippy(
         "clippy (aarch64 crates)",
         &["atoll-kernel", "atoll-loader", "atoll-initialiser"],
@@ -105,6 +111,46 @@ fn lints() -> Result<()> {
     let mut doc = cargo(&["doc", "--quiet", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc (host crates)", &mut doc)
+}
+
+/// Builds the SDK (every board) and checks its layout, then builds each C example for
+/// `boards` with its own Makefile against the SDK alone (clang and ld.lld, as Microkit's
+/// `LLVM=True`): the debug configuration, and `hello` also in release. Returns the SDK's
+/// directory and where the images are (`<board>/<config>/<example>/loader.img`).
+fn c_sdk(boards: &[&'static atoll_boards::Board]) -> Result<(PathBuf, PathBuf)> {
+    setup::packages(setup::C_TOOLCHAIN)?;
+    let sdk = crate::sdk::build(&crate::sdk::default_out(), atoll_boards::BOARDS)?;
+    crate::sdk::check_layout(&sdk, atoll_boards::BOARDS)?;
+    let images = workspace_root().join("target").join("atoll").join("c");
+    for board in boards {
+        let builds = crate::sdk::EXAMPLES
+            .iter()
+            .map(|e| (*e, "debug"))
+            .chain([("hello", "release")]);
+        for (example, config) in builds {
+            let build_dir = images.join(board.name).join(config).join(example);
+            if build_dir.exists() {
+                std::fs::remove_dir_all(&build_dir)?;
+            }
+            let mut make = Command::new("make");
+            make.arg("-s")
+                .arg("-C")
+                .arg(sdk.join("example").join(example))
+                .arg(format!("BUILD_DIR={}", build_dir.display()))
+                .arg(format!("MICROKIT_SDK={}", sdk.display()))
+                .arg(format!("MICROKIT_BOARD={}", board.name))
+                .arg(format!("MICROKIT_CONFIG={config}"))
+                .arg("LLVM=True");
+            step(
+                &format!(
+                    "building the C example {example} ({config}) for {}",
+                    board.name
+                ),
+                &mut make,
+            )?;
+        }
+    }
+    Ok((sdk, images))
 }
 
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
@@ -167,10 +213,14 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         .join("target")
         .join("debug")
         .join("microkit");
-    let filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
+    let (sdk, c_images) = c_sdk(&boards)?;
+    let mut filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
+    filters.push("c_sdk_".into());
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);
     e2e.args(&filters)
         .env("ATOLL_E2E_IMAGES", &images)
+        .env("ATOLL_SDK", &sdk)
+        .env("ATOLL_C_IMAGES", &c_images)
         .env("ATOLL_MICROKIT", &microkit)
         .env("ATOLL_SYSTEM_XML", workspace_root().join("system.xml"));
     step("QEMU end-to-end tests", &mut e2e)?;
