@@ -70,7 +70,11 @@ microkit_msginfo microkit_ppcall(microkit_channel ch, microkit_msginfo msginfo);
 void microkit_deferred_notify(microkit_channel ch);
 void microkit_deferred_irq_ack(microkit_channel ch);
 
-/* Children. A child the kernel refuses (not this PD's) is reported and stops this PD. */
+/* Children. An id past the last child id (61) prints
+ * "<name> microkit_<call>: invalid child given '<id>'" and does nothing. An id this PD has
+ * no child for names an empty capability slot: the kernel stops this PD with a capability
+ * fault (seL4_Fault_CapFault, as seL4 does), and nothing is printed. An operation the
+ * kernel refuses on a child is reported and stops this PD (seL4_Fault_Panic). */
 void microkit_pd_restart(microkit_child pd, seL4_Word entry_point);
 void microkit_pd_stop(microkit_child pd);
 void microkit_pd_resume(microkit_child pd);

@@ -9,8 +9,11 @@
 //!
 //! Wrong uses are reported the way Microkit's library reports them: a channel the PD does
 //! not own prints `<name> microkit_<call>: invalid channel given '<ch>'` and the call does
-//! nothing; a child the kernel refuses to restart or stop prints the error and stops the
-//! PD (reported to its parent or monitor as a fault).
+//! nothing; a child id past the last prints `<name> microkit_<call>: invalid child given
+//! '<id>'` and the call does nothing; a child the kernel refuses to restart or stop prints
+//! the error and stops the PD (reported to its parent or monitor as a panic fault). A child
+//! id the PD has no child for is an empty capability slot, which the kernel answers with a
+//! capability fault, as seL4 does: that stops the PD before the library sees an error.
 #![allow(
     non_upper_case_globals,
     non_snake_case,

@@ -53,6 +53,34 @@ typedef enum {
  * microkit_signal_msg carries for a deferred acknowledgement. */
 #define IRQAckIRQ 41
 
+/* Fault labels: the label of the message a parent's fault() receives, with seL4's
+ * numbering (seL4_Fault_tag_t of AArch64 with MCS). seL4_Fault_Panic is Atoll's: the PD's
+ * library stopped it (a missing entry point, a refused call), in a message of one
+ * register, the address of the library's panic handler. */
+typedef enum {
+    seL4_Fault_NullFault = 0,
+    seL4_Fault_CapFault = 1,
+    seL4_Fault_UnknownSyscall = 2,
+    seL4_Fault_UserException = 3,
+    seL4_Fault_VMFault = 6,
+    seL4_Fault_Panic = 7,
+} seL4_Fault_tag_t;
+
+/* Message registers of a VM fault, as seL4's (the fault status is the ESR). */
+typedef enum {
+    seL4_VMFault_IP = 0,
+    seL4_VMFault_Addr = 1,
+    seL4_VMFault_PrefetchFault = 2,
+    seL4_VMFault_FSR = 3,
+    seL4_VMFault_Length = 4,
+} seL4_VMFault_Msg;
+
+/* Message registers of a capability fault that match seL4's: the pc and the capability
+ * address (Atoll's third register is the system call number, and no lookup-failure
+ * description follows). */
+#define seL4_CapFault_IP 0
+#define seL4_CapFault_Addr 1
+
 /* A message tag: label in bits 12 and up, capsUnwrapped in 9-11, extraCaps in 7-8, length
  * in 0-6, as seL4's. Atoll carries no capabilities in messages: extraCaps and
  * capsUnwrapped are always 0 in what the kernel delivers. */
