@@ -168,6 +168,23 @@ fn multikernel(board: &str) {
     in_order(&outcome, &["consumer: on replica 'right'"]);
 }
 
+/// Every call of `microkit.h` and `sel4/sel4.h`, wrong uses included, each with its
+/// expected outcome (`atoll_e2e::c_api` lists them).
+fn api_test(board: &str) {
+    let image = c_image(board, "debug", "api_test");
+    let summary = atoll_e2e::c_api::summary_line();
+    let outcome = Boot::image(board, "c-api_test", image)
+        .until(&[summary.as_str()])
+        .run();
+    if let Err(e) = atoll_e2e::c_api::check_api_test(&outcome.serial) {
+        panic!(
+            "{e}\nserial log saved at {}\n----\n{}",
+            outcome.log_path.display(),
+            outcome.serial
+        );
+    }
+}
+
 /// The release configuration's library prints nothing for a PD's debug output (as
 /// Microkit's), while the kernel's own lines still come.
 fn release_is_quiet(board: &str) {
@@ -200,6 +217,11 @@ macro_rules! board_tests {
             #[test]
             fn c_pds_on_two_replicas_share_a_region_and_doorbells() {
                 super::multikernel($board);
+            }
+
+            #[test]
+            fn c_api_test_checks_every_call_and_wrong_use() {
+                super::api_test($board);
             }
 
             #[test]

@@ -36,7 +36,13 @@ pub const CONFIG_FILES: &[&str] = &[
 ];
 
 /// The C examples shipped in the SDK (`protection-domains/c/<name>`).
-pub const EXAMPLES: &[&str] = &["hello", "passive_server", "hierarchy", "multikernel"];
+pub const EXAMPLES: &[&str] = &[
+    "hello",
+    "passive_server",
+    "hierarchy",
+    "multikernel",
+    "api_test",
+];
 
 /// Where the C library's sources are.
 fn libmicrokit_dir() -> PathBuf {

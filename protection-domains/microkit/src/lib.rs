@@ -231,6 +231,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static PANICKING: AtomicBool = AtomicBool::new(false);
     let first = !PANICKING.swap(true, Ordering::Relaxed);
     match info.location() {
+        // The C library's release configuration prints nothing, as Microkit's.
+        _ if cfg!(feature = "c-api-quiet") => {}
         _ if first && let Some(hook) = panicking::hook() => hook(info),
         Some(at) => debug_println!(
             "{}: panicked at {}:{}: {}",
