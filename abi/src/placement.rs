@@ -32,8 +32,23 @@ pub struct Machine {
     pub cores: usize,
     /// The core the loader runs on, by index.
     pub boot_core: u32,
-    /// Interrupt lines of the GIC distributor: shared interrupts are ids 32 up to this.
-    pub irq_lines: u32,
+    /// The interrupt controller the replicas use: the one the loader found (the board's, or
+    /// the alternative it allows), or, in the tool, each the board allows in turn.
+    pub gic: GicDevice,
+}
+
+/// An interrupt controller as a board describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicDevice {
+    /// Architecture version: 2 or 3.
+    pub version: u32,
+    /// Distributor.
+    pub distributor: PhysRange,
+    /// GICv3: redistributors (all cores); GICv2: CPU interface.
+    pub cpu: PhysRange,
+    /// Interrupt lines the distributor implements (`GICD_TYPER.ITLinesNumber`): shared
+    /// interrupts are ids 32 up to this.
+    pub lines: u32,
 }
 
 /// Why a layout was refused.

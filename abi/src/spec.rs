@@ -434,6 +434,12 @@ impl ReplicaSpec {
         self.mappings.get(..n).unwrap_or_default()
     }
 
+    /// The valid mappings, to change.
+    pub fn mappings_mut(&mut self) -> &mut [Mapping] {
+        let n = (self.mapping_count as usize).min(MAX_KERNEL_MAPPINGS);
+        self.mappings.get_mut(..n).unwrap_or_default()
+    }
+
     /// The valid interrupt routes.
     pub fn irq_routes(&self) -> &[IrqRoute] {
         let n = (self.irq_route_count as usize).min(MAX_IRQ_ROUTES);

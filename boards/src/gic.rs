@@ -78,6 +78,37 @@ const FIRST_SPI: u32 = 32;
 /// INTIDs at or above this are special (spurious and friends).
 const SPECIAL_INTID: u32 = 1020;
 
+/// Offset of `GICD_PIDR2` in a GICv2 distributor (its 4 KiB frame); in a GICv3 one this
+/// word is reserved, read as zero (QEMU's `arm_gicv3_dist.c` answers it so, too).
+const GICD_PIDR2_V2: usize = 0xFE8;
+/// Offset of `GICD_PIDR2` in a GICv3 or GICv4 distributor (its 64 KiB frame).
+const GICD_PIDR2_V3: usize = 0xFFE8;
+
+/// The architecture version the distributor at `distributor` reports (`GICD_PIDR2.ArchRev`,
+/// bits 7:4: 2 for GICv2, 3 for GICv3, 4 for GICv4, 1 for GICv1), or 0 when neither place
+/// holds one. It reads where a GICv2 keeps the register first, which is harmless on a
+/// GICv3, and then, unless that found a GICv2 and if `frame` (the bytes of distributor
+/// registers there may be) reaches it, where a GICv3 keeps it: reading there on a GICv2,
+/// whose distributor has 4 KiB of registers, could fault.
+///
+/// # Safety
+///
+/// `frame` bytes from `distributor` must be a distributor's registers, mapped as device
+/// memory (or identity-mapped with the MMU off).
+pub unsafe fn arch_version(distributor: usize, frame: usize) -> u32 {
+    let read = |offset: usize| {
+        // SAFETY: the caller's contract: `offset` lies inside the mapped frame (checked
+        // below for the GICv3 offset); an ID register read has no side effect.
+        let pidr2 = unsafe { ((distributor.wrapping_add(offset)) as *const u32).read_volatile() };
+        (pidr2 >> 4) & 0xF
+    };
+    let v2 = read(GICD_PIDR2_V2);
+    if v2 != 0 || frame < GICD_PIDR2_V3.wrapping_add(4) {
+        return v2;
+    }
+    read(GICD_PIDR2_V3)
+}
+
 /// Why per-core set-up failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GicError {
@@ -458,7 +489,39 @@ mod sysreg {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "host tests")]
 mod tests {
+    extern crate std;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A distributor's 64 KiB of registers, all zero but `GICD_PIDR2` at `offset`.
+    fn frame_with_pidr2(offset: usize, pidr2: u32) -> Vec<u32> {
+        let mut frame = vec![0u32; 0x1_0000 / 4];
+        frame[offset / 4] = pidr2;
+        frame
+    }
+
+    #[test]
+    fn the_architecture_version_is_read_where_each_version_keeps_it() {
+        // The values QEMU's GIC models give (hw/intc/arm_gic.c, gicv3_internal.h).
+        let v2 = frame_with_pidr2(0xFE8, 0x2B);
+        let v3 = frame_with_pidr2(0xFFE8, 0x3B);
+        let v4 = frame_with_pidr2(0xFFE8, 0x4B);
+        let version = |frame: &Vec<u32>, size: usize| {
+            // SAFETY: `size` bytes of the vector stand for the registers.
+            unsafe { super::arch_version(frame.as_ptr() as usize, size) }
+        };
+        assert_eq!(version(&v2, 0x1000), 2);
+        assert_eq!(version(&v2, 0x1_0000), 2);
+        assert_eq!(version(&v3, 0x1_0000), 3);
+        assert_eq!(version(&v4, 0x1_0000), 4);
+        // A 4 KiB frame is never read at the GICv3 offset.
+        assert_eq!(version(&v3, 0x1000), 0);
+        assert_eq!(version(&frame_with_pidr2(0, 0), 0x1_0000), 0);
+    }
+
     #[test]
     fn affinity_packs_like_gicr_typer() {
         assert_eq!(super::affinity_value(0x0000_0001_0002_0304), 0x0102_0304);

@@ -26,6 +26,7 @@ pub mod firmware;
 pub mod gic;
 pub mod uart;
 
+pub use atoll_abi::placement::GicDevice;
 use atoll_abi::placement::Machine;
 use atoll_abi::spec::{PhysRange, PsciConduit, UartKind};
 
@@ -47,8 +48,13 @@ pub struct Board {
     pub cores: &'static [u64],
     /// The console UART.
     pub uart: UartDevice,
-    /// The interrupt controller.
+    /// The interrupt controller, which the `microkit` tool plans every image for.
     pub gic: GicDevice,
+    /// Another interrupt controller the machine may have instead, at the same distributor
+    /// address (QEMU's `virt` has a GICv2 unless `gic-version=3` is asked for). The loader
+    /// reads the distributor's architecture version ([`gic::arch_version`]) and, finding
+    /// this one, puts it in every replica's spec in place of [`Board::gic`].
+    pub gic_alternative: Option<GicDevice>,
     /// Generic-timer PPI the kernel uses (the EL1 virtual timer).
     pub timer_intid: u32,
     /// PSCI conduit when entered at EL1.
@@ -74,20 +80,6 @@ pub struct UartDevice {
     pub intid: u32,
 }
 
-/// The interrupt controller of a board.
-#[derive(Debug, Clone, Copy)]
-pub struct GicDevice {
-    /// 2 or 3.
-    pub version: u32,
-    /// Distributor.
-    pub distributor: PhysRange,
-    /// GICv3: redistributors (all cores); GICv2: CPU interface.
-    pub cpu: PhysRange,
-    /// Interrupt lines the distributor implements (`GICD_TYPER.ITLinesNumber`): shared
-    /// interrupts are ids 32 up to this.
-    pub lines: u32,
-}
-
 /// QEMU options for a board.
 #[derive(Debug, Clone, Copy)]
 pub struct QemuMachine {
@@ -103,10 +95,10 @@ pub struct QemuMachine {
     pub extra: &'static [&'static str],
 }
 
-/// QEMU `virt` with GICv3 and four Cortex-A53 cores.
+/// QEMU `virt` with GICv3 (or its default GICv2) and four Cortex-A53 cores.
 pub const QEMU_VIRT_AARCH64: Board = Board {
     name: "qemu_virt_aarch64",
-    description: "QEMU virt machine, GICv3, 4 x Cortex-A53, 1 GiB",
+    description: "QEMU virt machine, GICv3 or GICv2, 4 x Cortex-A53, 1 GiB",
     ram: PhysRange {
         base: 0x4000_0000,
         size: 0x4000_0000,
@@ -133,6 +125,21 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
         // QEMU virt's 256 shared interrupts, and 32 per-core ones.
         lines: 288,
     },
+    // `virt` without `gic-version=3` (Microkit's QEMU command line, for one): a GICv2 with
+    // the same distributor (4 KiB of registers) and the same 288 lines, and the CPU interface
+    // at 0x0801_0000 (8 KiB).
+    gic_alternative: Some(GicDevice {
+        version: 2,
+        distributor: PhysRange {
+            base: 0x0800_0000,
+            size: 0x1000,
+        },
+        cpu: PhysRange {
+            base: 0x0801_0000,
+            size: 0x2000,
+        },
+        lines: 288,
+    }),
     timer_intid: 27,
     psci_at_el1: PsciConduit::Hvc,
     psci_at_el2: PsciConduit::Smc,
@@ -176,6 +183,7 @@ pub const ZCU102: Board = Board {
         // The ZynqMP GIC-400's 160 shared interrupts (QEMU's xlnx-zcu102 has the same).
         lines: 192,
     },
+    gic_alternative: None,
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
     psci_at_el2: PsciConduit::Smc,
@@ -219,6 +227,7 @@ pub const IMX8MP_EVK: Board = Board {
         // The i.MX 8M Plus's 160 shared interrupts (QEMU's imx8mp-evk has the same).
         lines: 192,
     },
+    gic_alternative: None,
     timer_intid: 27,
     psci_at_el1: PsciConduit::Smc,
     psci_at_el2: PsciConduit::Smc,
@@ -235,10 +244,11 @@ pub const IMX8MP_EVK: Board = Board {
 
 impl Board {
     /// The machine as the image checks (`atoll_kernel_core::loadcheck`) see it: this
-    /// board, with the loader's code and data at `loader_code` (its start to
-    /// `__loader_end`), booting on core 0. The loader and the tool both build it here; the
-    /// loader then puts in the core it finds itself on.
-    pub const fn machine(&self, loader_code: PhysRange) -> Machine {
+    /// board with interrupt controller `gic` (one of [`Board::gics`]), with the loader's code
+    /// and data at `loader_code` (its start to `__loader_end`), booting on core 0. The
+    /// loader and the tool both build it here; the loader then puts in the core it finds
+    /// itself on.
+    pub const fn machine(&self, loader_code: PhysRange, gic: GicDevice) -> Machine {
         Machine {
             ram: self.ram,
             loader: PhysRange {
@@ -248,8 +258,19 @@ impl Board {
             loader_code,
             cores: self.cores.len(),
             boot_core: 0,
-            irq_lines: self.gic.lines,
+            gic,
         }
+    }
+
+    /// The interrupt controllers the machine may have: [`Board::gic`], then the alternative.
+    pub fn gics(&self) -> impl Iterator<Item = &GicDevice> {
+        core::iter::once(&self.gic).chain(&self.gic_alternative)
+    }
+
+    /// The interrupt controller of architecture version `version` (as the distributor
+    /// reports it), if the board allows one.
+    pub fn gic_of_version(&self, version: u32) -> Option<&GicDevice> {
+        self.gics().find(|g| g.version == version)
     }
 }
 
@@ -295,8 +316,34 @@ mod tests {
                 }
             }
             assert!(!board.uart_overlaps_ram());
+            // The loader finds the alternative by reading the one distributor's version.
+            if let Some(alternative) = &board.gic_alternative {
+                assert_eq!(alternative.distributor.base, board.gic.distributor.base);
+                assert_ne!(alternative.version, board.gic.version);
+            }
+            for gic in board.gics() {
+                assert!(matches!(gic.version, 2 | 3), "{}", board.name);
+                assert_eq!(board.gic_of_version(gic.version), Some(gic));
+            }
         }
         assert!(by_name("nonesuch").is_none());
+    }
+
+    #[test]
+    fn virt_has_gicv3_or_gicv2_and_the_others_one_gic() {
+        let virt = &QEMU_VIRT_AARCH64;
+        assert_eq!(
+            virt.gic_of_version(3).map(|g| g.cpu.base),
+            Some(0x080A_0000)
+        );
+        assert_eq!(
+            virt.gic_of_version(2).map(|g| g.cpu.base),
+            Some(0x0801_0000)
+        );
+        assert!(virt.gic_of_version(4).is_none());
+        assert!(ZCU102.gic_of_version(3).is_none());
+        assert!(IMX8MP_EVK.gic_of_version(2).is_none());
+        assert_eq!(ZCU102.gics().count(), 1);
     }
 
     impl Board {

@@ -16,11 +16,11 @@ use core::mem::size_of;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
-use atoll_abi::placement::{self, Machine, Placement, Specs};
+use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
 use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
 use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec};
 use atoll_boards::firmware;
-use atoll_boards::gic::Gic;
+use atoll_boards::gic::{self, Gic};
 use atoll_boards::uart::Uart;
 use atoll_kernel_core::fault::Syndrome;
 use atoll_kernel_core::line::CoreSet;
@@ -99,6 +99,9 @@ enum Refusal {
     Image(ImageError),
     Check(LoadError),
     Layout(&'static str, u32),
+    /// The interrupt distributor reports an architecture version (0: none) the board does
+    /// not describe.
+    Gic(u32),
 }
 
 impl core::fmt::Display for Refusal {
@@ -107,6 +110,19 @@ impl core::fmt::Display for Refusal {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
             Self::Check(e) => write!(f, "{e}"),
+            Self::Gic(version) => {
+                write!(
+                    f,
+                    "the interrupt distributor at {:#x} reports GIC architecture version \
+                     {version} (GICD_PIDR2); {} has ",
+                    BOARD.gic.distributor.base, BOARD.name
+                )?;
+                for (i, gic) in BOARD.gics().enumerate() {
+                    let or = if i == 0 { "" } else { " or " };
+                    write!(f, "{or}GICv{}", gic.version)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -182,9 +198,10 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         "boot core is not in the board's core table",
         0,
     ))?;
+    let gic = find_gic()?;
     let machine = Machine {
         boot_core,
-        ..BOARD.machine(loader_code())
+        ..BOARD.machine(loader_code(), *gic)
     };
     let mut specs: Specs = [None; MAX_REPLICAS];
     let mut starts: Starts = [None; MAX_REPLICAS];
@@ -218,7 +235,7 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
             place_replica(&context, spec, *spec_offset, start);
         }
     }
-    route_interrupts(&specs)?;
+    route_interrupts(gic, &specs)?;
     clean_all(&specs);
     start_cores(&specs, conduit, boot_core);
     log!("INFO", "entering K0 on core {boot_core}");
@@ -324,15 +341,41 @@ fn place_replica(
     );
 }
 
-/// Sets up the interrupt distributor and routes each replica's device interrupts.
-fn route_interrupts(specs: &Specs) -> Result<(), Refusal> {
+/// The interrupt controller the machine has, of those the board allows: the distributor's
+/// architecture version tells (QEMU `virt` has a GICv2 unless asked for a GICv3). Using
+/// another than the board's own, which the image was planned for, is logged.
+fn find_gic() -> Result<&'static GicDevice, Refusal> {
+    let distributor = BOARD.gic.distributor.base as usize;
+    let frame = BOARD.gics().map(|g| g.distributor.size).max().unwrap_or(0);
+    // SAFETY: every GIC the board allows has its distributor at this address (the boards'
+    // tests check it), with at least `frame` bytes of registers where the version read
+    // lands; the loader's table maps it as device memory.
+    let version = unsafe { gic::arch_version(distributor, frame as usize) };
+    let found = BOARD.gic_of_version(version).ok_or(Refusal::Gic(version))?;
+    if found.version != BOARD.gic.version {
+        log!(
+            "INFO",
+            "interrupt controller: GICv{} (distributor {:#x}, CPU interface {:#x}), not the \
+             board's GICv{}: every replica uses it",
+            found.version,
+            found.distributor.base,
+            found.cpu.base,
+            BOARD.gic.version
+        );
+    }
+    Ok(found)
+}
+
+/// Sets up the interrupt distributor of `found` (the machine's GIC) and routes each
+/// replica's device interrupts.
+fn route_interrupts(found: &GicDevice, specs: &Specs) -> Result<(), Refusal> {
     // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
     let gic = unsafe {
         Gic::new(
-            BOARD.gic.version,
-            BOARD.gic.distributor.base as usize,
-            BOARD.gic.cpu.base as usize,
-            BOARD.gic.cpu.size as usize,
+            found.version,
+            found.distributor.base as usize,
+            found.cpu.base as usize,
+            found.cpu.size as usize,
         )
     };
     gic.init_distributor();

@@ -3,7 +3,9 @@
 //!
 //! [`qemu_args`] builds the command line for a board; [`run`] boots an image with a
 //! timeout, collects the serial output and saves it under `target/` so a failing run can
-//! point at it.
+//! point at it. An image boots as QEMU's `-kernel` (the default) or, as Microkit's manual
+//! boots its images, with `-device loader` at any address ([`Load`], and
+//! [`QemuOptions::microkit_virt`] for Microkit's whole command line on `virt`).
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -13,10 +15,40 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use atoll_boards::Board;
+use atoll_boards::{Board, QemuMachine};
 
 /// The QEMU binary for every board.
 pub const QEMU: &str = "qemu-system-aarch64";
+
+/// How QEMU puts the image in memory and starts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Load {
+    /// `-kernel IMAGE`: QEMU reads the arm64 `Image` header and loads the file at RAM base +
+    /// `text_offset`, where the loader is linked.
+    #[default]
+    Kernel,
+    /// `-device loader,file=IMAGE,addr=ADDR,cpu-num=0`: the file's bytes at `ADDR`, and core
+    /// 0 started there with the MMU off, at the machine's highest exception level; the
+    /// other cores wait for PSCI `CPU_ON`. The loader copies itself to its link address
+    /// first.
+    Device {
+        /// Where the file is loaded and core 0 starts.
+        addr: u64,
+    },
+}
+
+/// Microkit's QEMU machine for `qemu_virt_aarch64` (its manual's command line): `virt` with
+/// EL2 and QEMU's default interrupt controller, a GICv2, and 2 GiB of RAM.
+pub const MICROKIT_QEMU_VIRT: QemuMachine = QemuMachine {
+    machine: "virt,virtualization=on",
+    cpu: Some("cortex-a53"),
+    memory: "size=2G",
+    smp: Some(4),
+    extra: &[],
+};
+
+/// Where Microkit's manual loads the image on `qemu_virt_aarch64`.
+pub const MICROKIT_QEMU_VIRT_ADDR: u64 = 0x7000_0000;
 
 /// Options for one QEMU run.
 #[derive(Clone, Debug, Default)]
@@ -38,11 +70,37 @@ pub struct QemuOptions {
     /// Bytes typed into the serial port: written to QEMU's standard input at the start
     /// (QEMU holds them until the UART has room), which stays open until QEMU stops.
     pub input: Vec<u8>,
+    /// How the image is loaded.
+    pub load: Load,
+    /// The machine to emulate instead of the board's (`-machine`, `-cpu`, `-smp`, `-m` and
+    /// the further options).
+    pub machine: Option<QemuMachine>,
+}
+
+impl QemuOptions {
+    /// Microkit's QEMU command line for `qemu_virt_aarch64`, as its manual gives it:
+    ///
+    /// ```text
+    /// qemu-system-aarch64 -machine virt,virtualization=on -cpu cortex-a53 -serial mon:stdio \
+    ///   -device loader,file=IMAGE,addr=0x70000000,cpu-num=0 -m size=2G -nographic -smp 4
+    /// ```
+    ///
+    /// ([`qemu_args`] adds `-no-reboot`, which changes nothing unless the machine resets.)
+    pub fn microkit_virt() -> Self {
+        QemuOptions {
+            interactive: true,
+            load: Load::Device {
+                addr: MICROKIT_QEMU_VIRT_ADDR,
+            },
+            machine: Some(MICROKIT_QEMU_VIRT),
+            ..QemuOptions::default()
+        }
+    }
 }
 
 /// QEMU arguments to boot `image` on `board`.
 pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<String> {
-    let q = &board.qemu;
+    let q = options.machine.as_ref().unwrap_or(&board.qemu);
     let mut args: Vec<String> = vec!["-machine".into(), q.machine.into()];
     if let Some(cpu) = q.cpu {
         args.extend(["-cpu".into(), cpu.into()]);
@@ -64,11 +122,14 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
             "stdio".into(),
         ]);
     }
-    args.extend([
-        "-no-reboot".into(),
-        "-kernel".into(),
-        image.display().to_string(),
-    ]);
+    args.push("-no-reboot".into());
+    match options.load {
+        Load::Kernel => args.extend(["-kernel".into(), image.display().to_string()]),
+        Load::Device { addr } => args.extend([
+            "-device".into(),
+            format!("loader,file={},addr={addr:#x},cpu-num=0", image.display()),
+        ]),
+    }
     if options.semihosting {
         args.extend([
             "-semihosting-config".into(),
@@ -326,6 +387,44 @@ mod tests {
             !a.iter()
                 .any(|x| x == "-icount" || x == "-semihosting-config")
         );
+    }
+
+    #[test]
+    fn an_image_loads_as_a_kernel_unless_a_device_loader_address_is_given() {
+        let a = args(&QemuOptions {
+            load: Load::Device { addr: 0x4010_0000 },
+            ..QemuOptions::default()
+        });
+        assert!(has(
+            &a,
+            "-device",
+            "loader,file=atoll.img,addr=0x40100000,cpu-num=0"
+        ));
+        assert!(!a.iter().any(|x| x == "-kernel"));
+        // The board's machine stays.
+        assert!(has(&a, "-machine", "virt,gic-version=3"));
+        assert!(has(&a, "-m", "1G"));
+    }
+
+    /// Microkit's manual's command line, option by option (the order of QEMU's options does
+    /// not matter), and nothing else but `-no-reboot`.
+    #[test]
+    fn microkits_command_line_is_reproduced() {
+        let microkit = "-machine virt,virtualization=on -cpu cortex-a53 -serial mon:stdio \
+             -device loader,file=atoll.img,addr=0x70000000,cpu-num=0 -m size=2G -nographic \
+             -smp 4 -no-reboot";
+        let options = |args: Vec<String>| {
+            let mut options = Vec::new();
+            let mut args = args.into_iter().peekable();
+            while let Some(flag) = args.next() {
+                let value = args.next_if(|a| !a.starts_with('-'));
+                options.push((flag, value));
+            }
+            options.sort();
+            options
+        };
+        let wanted = options(microkit.split_whitespace().map(String::from).collect());
+        assert_eq!(options(args(&QemuOptions::microkit_virt())), wanted);
     }
 
     #[test]

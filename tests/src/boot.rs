@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use atoll_runner::{Outcome, QemuOptions, run, target_dir};
+use atoll_boards::QemuMachine;
+use atoll_runner::{Load, Outcome, QemuOptions, run, target_dir};
 
 use crate::variants::Variant;
 
@@ -68,6 +69,37 @@ impl Boot {
     /// Passes `args` on to QEMU.
     pub fn qemu_args(mut self, args: &[&str]) -> Self {
         self.options.extra = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Loads the image with `-device loader` at `addr` and starts core 0 there, instead of
+    /// `-kernel`.
+    pub fn loaded_at(mut self, addr: u64) -> Self {
+        self.options.load = Load::Device { addr };
+        self
+    }
+
+    /// Emulates `machine` instead of the board's QEMU machine.
+    pub fn machine(mut self, machine: QemuMachine) -> Self {
+        self.options.machine = Some(machine);
+        self
+    }
+
+    /// Boots with Microkit's QEMU command line for `qemu_virt_aarch64`, exactly
+    /// ([`QemuOptions::microkit_virt`]): no semihosting, so a test build's refusal waits
+    /// instead of exiting with a status.
+    pub fn microkit_virt(mut self) -> Self {
+        self.options = QemuOptions {
+            until: self.options.until,
+            stop_on: self.options.stop_on,
+            ..QemuOptions::microkit_virt()
+        };
+        self
+    }
+
+    /// Stops QEMU as soon as the output shows any of `texts` (a failure).
+    pub fn stop_on(mut self, texts: &[&str]) -> Self {
+        self.options.stop_on = texts.iter().map(|t| t.to_string()).collect();
         self
     }
 

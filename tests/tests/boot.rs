@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use atoll_boards::QemuMachine;
 use atoll_e2e::boot::{Boot, image_of, images};
 use atoll_e2e::fuzz::{FUZZ_END, fuzz_verdict};
 use atoll_e2e::variants::{self, Variant};
@@ -820,6 +821,166 @@ fn qemu_virt_aarch64_entered_at_el2() {
     position(
         &outcome,
         "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL2)",
+    );
+    check_normal_boot(board, &outcome);
+}
+
+/// A boot's lines as comparable between two ways of booting the same image: sorted (other
+/// replicas' lines reach the console in no fixed order), without the lines that give times
+/// or tick counts, or name the interrupt controller the loader found, and with the entry
+/// level and GIC version in the others made alike.
+fn comparable_lines(outcome: &Outcome) -> Vec<String> {
+    let mut lines: Vec<String> = guest_lines(outcome)
+        .into_iter()
+        .filter(|l| {
+            !l.contains(" ns") && !l.contains(" ticks ") && !l.contains("interrupt controller:")
+        })
+        .map(|l| {
+            l.replace("(entered at EL2)", "(entered at EL1)")
+                .replace("GICv2", "GICv3")
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Microkit's QEMU command line for `qemu_virt_aarch64`, exactly as its manual gives it
+/// (`-device loader` at 0x7000_0000, well above the link address 0x4008_0000, on a `virt`
+/// with EL2 and QEMU's default GICv2), boots the default system as `-kernel` does on the
+/// board's own `virt,gic-version=3`: the loader moves itself to its link address, finds the
+/// GICv2 and gives it to every replica, and the boot prints the same lines.
+#[test]
+fn qemu_virt_aarch64_boots_with_microkits_qemu_command_line() {
+    let board = "qemu_virt_aarch64";
+    let image = image_of(board, &variants::BOOT);
+    let outcome = Boot::image(board, "microkit-virt", image.clone())
+        .microkit_virt()
+        .stop_on(&["|ERROR: ", "|FATAL: "])
+        .run();
+    position(
+        &outcome,
+        "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL2)",
+    );
+    position(
+        &outcome,
+        "LDR|INFO: interrupt controller: GICv2 (distributor 0x8000000, CPU interface 0x8010000), \
+         not the board's GICv3: every replica uses it",
+    );
+    for k in 0..3 {
+        let line = guest_lines(&outcome)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("K{k}|INFO: replica {k} of 3 booting")))
+            .unwrap_or_default();
+        check(
+            &outcome,
+            line.contains(", GICv2, "),
+            &format!("replica {k} does not drive the GICv2: {line:?}"),
+        );
+    }
+    check_normal_boot(board, &outcome);
+    let reference = Boot::image(board, "microkit-virt-reference", image).run();
+    check_normal_boot(board, &reference);
+    check(
+        &outcome,
+        comparable_lines(&outcome) == comparable_lines(&reference),
+        &format!(
+            "the boot printed other lines than with -kernel (log {})",
+            reference.log_path.display()
+        ),
+    );
+}
+
+/// The size of the image `variant` built for `board`.
+fn image_size(board: &str, variant: &Variant) -> u64 {
+    std::fs::metadata(image_of(board, variant))
+        .expect("the image is built")
+        .len()
+}
+
+/// Loaded just above where QEMU's `virt` keeps its device tree for a guest without a kernel
+/// (0x4000_0000 to 0x4010_0000, which the link address 0x4008_0000 lies in: QEMU refuses to
+/// load the image there, or below), the image overlaps its link address from above: the
+/// loader moves itself down over itself and boots as from `-kernel`, on the board's GICv3.
+#[test]
+fn qemu_virt_aarch64_boots_loaded_half_a_mebibyte_above_its_link_address() {
+    let board = "qemu_virt_aarch64";
+    let (link, addr) = (0x4008_0000, 0x4010_0000);
+    assert!(
+        image_size(board, &variants::BOOT) > addr - link,
+        "the image no longer overlaps its link address from there"
+    );
+    let outcome = Boot::image(board, "loaded-above", image_of(board, &variants::BOOT))
+        .loaded_at(addr)
+        .run();
+    check(
+        &outcome,
+        !outcome.serial.contains("interrupt controller:"),
+        "the loader did not keep the board's GICv3",
+    );
+    check_normal_boot(board, &outcome);
+}
+
+/// With an interrupt controller the board does not describe (a GICv4 here), the loader
+/// refuses to boot, saying what it found, instead of hanging.
+#[test]
+fn qemu_virt_aarch64_an_unknown_gic_is_refused() {
+    let board = "qemu_virt_aarch64";
+    let outcome = Boot::image(board, "gicv4", image_of(board, &variants::BOOT))
+        .machine(QemuMachine {
+            machine: "virt,gic-version=4,virtualization=on",
+            ..atoll_boards::QEMU_VIRT_AARCH64.qemu
+        })
+        .run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the machine with status 3",
+    );
+    position(
+        &outcome,
+        "LDR|ERROR: refusing to boot: the interrupt distributor at 0x8000000 reports GIC \
+         architecture version 4 (GICD_PIDR2); qemu_virt_aarch64 has GICv3 or GICv2",
+    );
+    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
+}
+
+/// The ZCU102's RAM starts at 0, and `-m 2G` gives `xlnx-zcu102` no more than the 2 GiB
+/// Atoll uses: nothing lies above the replicas. So the image goes below its link address
+/// (0x8_0000), at 0x1_0000, inside the 16 MiB the board keeps for the boot stub, loader and
+/// image: the image overlaps its link address from below and the loader moves itself up
+/// over itself. Then 0x40 above the link address: a move too short to make in one step
+/// (the code doing it would be overwritten), made through a place below.
+#[test]
+fn zcu102_boots_from_a_device_loader_below_and_just_above_its_link_address() {
+    let board = "zcu102";
+    assert!(image_size(board, &variants::BOOT) > 0x8_0000 - 0x1_0000);
+    for addr in [0x1_0000, 0x8_0040] {
+        let label = format!("loaded-at-{addr:#x}");
+        let outcome = Boot::image(board, &label, image_of(board, &variants::BOOT))
+            .loaded_at(addr)
+            .run();
+        check_normal_boot(board, &outcome);
+    }
+}
+
+/// `imx8mp-evk` cannot start the image from `-device loader` as it is: its Cortex-A53s
+/// have EL3 and the machine has no option to remove it, so without `-kernel` QEMU starts
+/// core 0 at EL3 and, as there is no firmware, turns its own PSCI off (it serves PSCI only
+/// to code below EL3). The loader then has no way to start the other cores and stops at
+/// EL3, silently. Without EL3 (`-global cortex-a53-arm-cpu.has_el3=off`) core 0 starts at
+/// EL2 with PSCI over SMC, as under `-kernel`, and the image boots from 0x8000_0000: 1 GiB
+/// into RAM, in what becomes a replica's memory, which is safe because the loader writes
+/// nothing outside its link address's range before it has moved there.
+#[test]
+fn imx8mp_evk_boots_from_a_device_loader_without_el3() {
+    let board = "imx8mp_evk";
+    let outcome = Boot::image(board, "loaded-no-el3", image_of(board, &variants::BOOT))
+        .loaded_at(0x8000_0000)
+        .qemu_args(&["-global", "cortex-a53-arm-cpu.has_el3=off"])
+        .run();
+    position(
+        &outcome,
+        "LDR|INFO: Atoll loader on imx8mp_evk (entered at EL2)",
     );
     check_normal_boot(board, &outcome);
 }

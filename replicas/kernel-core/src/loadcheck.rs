@@ -3,9 +3,10 @@
 //! one the loader refuses.
 //!
 //! [`check`] applies the layout rules of [`atoll_abi::placement`], then, replica by replica,
-//! builds the kernel page tables the spec asks for with [`pagetable`], finds the spec in the
-//! kernel's mappings, and checks that the GIC has every interrupt the replica routes; last,
-//! it finds the replica the boot core belongs to. The tables are built in memory the caller
+//! puts the machine's interrupt controller in the spec ([`use_gic`]), builds the kernel page
+//! tables the spec asks for with [`pagetable`], finds the spec in the kernel's mappings, and
+//! checks that the GIC has every interrupt the replica routes; last, it finds the replica
+//! the boot core belongs to. The tables are built in memory the caller
 //! hands over for each replica's table area: the loader hands over the area itself, so the
 //! tables the check built are the ones the replica runs on; the tool hands over plain host
 //! memory at the same addresses.
@@ -15,8 +16,9 @@
 
 use atoll_abi::image::Part;
 use atoll_abi::limits::MAX_REPLICAS;
-use atoll_abi::placement::{self, Machine, Placement, PlacementError, Specs};
-use atoll_abi::spec::{PhysRange, ReplicaSpec, attrs};
+use atoll_abi::limits::PAGE_SIZE;
+use atoll_abi::placement::{self, GicDevice, Machine, Placement, PlacementError, Specs};
+use atoll_abi::spec::{DeviceWindow, PhysRange, ReplicaSpec, attrs};
 
 use crate::pagetable::{self, MapError, Root, TableMemory};
 
@@ -73,8 +75,9 @@ pub type Starts = [Option<ReplicaStart>; MAX_REPLICAS];
 /// Checks an image's parts on `machine` as [`placement::check`] does (filling `specs`,
 /// which must start empty), and then everything else the loader needs of it, filling
 /// `starts` (a table the caller owns, as `specs` is: the loader keeps its tables small and
-/// unmoved). `tables` gives the memory for one replica's table area (the physical range it
-/// is handed).
+/// unmoved). Each spec in `specs` is left describing `machine.gic` ([`use_gic`]), as the
+/// loader writes it for the kernel. `tables` gives the memory for one replica's table area
+/// (the physical range it is handed).
 pub fn check<'a, I, M: TableMemory>(
     machine: &Machine,
     parts: impl Fn() -> I,
@@ -88,11 +91,16 @@ where
     let placement = placement::check(machine, parts, specs)?;
     let mut boot_core_found = false;
     // `placement::check` proved the specs of replicas `0..count` present, and no others.
-    for (entry, start) in specs.iter().zip(starts.iter_mut()).take(placement.count) {
+    for (entry, start) in specs
+        .iter_mut()
+        .zip(starts.iter_mut())
+        .take(placement.count)
+    {
         let Some((spec, spec_offset)) = entry else {
             continue;
         };
         let replica = spec.replica;
+        use_gic(spec, &machine.gic)?;
         check_routes(machine, spec)?;
         let spec_va = spec_va(spec, *spec_offset)?;
         let (ttbr0, ttbr1) = build_tables(&mut tables(table_area(spec)), spec, machine)
@@ -118,13 +126,59 @@ pub fn table_area(spec: &ReplicaSpec) -> PhysRange {
     }
 }
 
+/// Puts the machine's interrupt controller `gic` in the spec, if the spec describes another:
+/// the `microkit` tool plans every image for the board's GIC, and on a machine that has the
+/// board's alternative instead (QEMU `virt`'s default GICv2) the loader found that one. Each
+/// register window that differs moves to `gic`'s registers at the same virtual address, and
+/// so does the kernel mapping of it, which must be there, a device mapping of exactly that
+/// window; whether the moved mappings still fit is for the page-table build to find.
+pub fn use_gic(spec: &mut ReplicaSpec, gic: &GicDevice) -> Result<(), LoadError> {
+    let replica = spec.replica;
+    let mut windows = [spec.gic.distributor, spec.gic.cpu];
+    for (window, registers) in windows.iter_mut().zip([gic.distributor, gic.cpu]) {
+        if window.pa == registers.base && window.size == registers.size {
+            continue;
+        }
+        let mapping = spec
+            .mappings_mut()
+            .iter_mut()
+            .find(|m| {
+                m.va == window.va
+                    && m.pa == window.pa
+                    && m.attrs & attrs::DEVICE != 0
+                    && Some(m.size) == window.size.checked_next_multiple_of(PAGE_SIZE)
+            })
+            .ok_or(refuse(
+                "the interrupt controller's registers are not mapped as the spec says",
+                replica,
+            ))?;
+        let size = registers
+            .size
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(refuse(
+                "the machine's interrupt controller is too large",
+                replica,
+            ))?;
+        mapping.pa = registers.base;
+        mapping.size = size;
+        *window = DeviceWindow {
+            pa: registers.base,
+            size: registers.size,
+            ..*window
+        };
+    }
+    [spec.gic.distributor, spec.gic.cpu] = windows;
+    spec.gic.version = gic.version;
+    Ok(())
+}
+
 /// Every interrupt the replica routes is a shared interrupt this machine's GIC has (the
 /// spec's own check keeps it a shared interrupt id routed to one of the replica's cores).
 fn check_routes(machine: &Machine, spec: &ReplicaSpec) -> Result<(), LoadError> {
     if spec
         .irq_routes()
         .iter()
-        .any(|r| r.intid >= machine.irq_lines)
+        .any(|r| r.intid >= machine.gic.lines)
     {
         return Err(refuse(
             "an interrupt cannot be routed (not a shared interrupt of this GIC)",
@@ -212,6 +266,15 @@ mod tests {
 
     /// The count of replicas and their starts, if `specs` pass on `machine`.
     fn checked(specs: &[ReplicaSpec], machine: &Machine) -> Result<(usize, Starts), String> {
+        checked_specs(specs, machine).map(|(count, starts, _)| (count, starts))
+    }
+
+    /// The count of replicas, their starts and their specs as the check leaves them, if
+    /// `specs` pass on `machine`.
+    fn checked_specs(
+        specs: &[ReplicaSpec],
+        machine: &Machine,
+    ) -> Result<(usize, Starts, Specs), String> {
         let kernel = Part {
             entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
             kind: PartKind::Kernel,
@@ -236,7 +299,7 @@ mod tests {
             &mut starts,
             HostTables::new,
         )
-        .map(|placement| (placement.count, starts))
+        .map(|placement| (placement.count, starts, table))
         .map_err(|e| e.to_string())
     }
 
@@ -309,6 +372,85 @@ mod tests {
             checked(&specs, &MACHINE).err().unwrap(),
             "replica 1: an interrupt cannot be routed (not a shared interrupt of this GIC)"
         );
+    }
+
+    /// The specs of [`good`], with the kernel mapping [`MACHINE`]'s GIC as the tool does.
+    fn good_with_gic_mappings() -> Vec<ReplicaSpec> {
+        let mut specs = good();
+        for spec in &mut specs {
+            let n = spec.mapping_count as usize;
+            for (i, window) in [spec.gic.distributor, spec.gic.cpu].iter().enumerate() {
+                spec.mappings[n + i] = Mapping {
+                    va: window.va,
+                    pa: window.pa,
+                    size: window.size,
+                    attrs: attrs::WRITE | attrs::DEVICE,
+                };
+            }
+            spec.mapping_count += 2;
+        }
+        specs
+    }
+
+    #[test]
+    fn a_spec_describing_the_machines_gic_is_left_as_it_is() {
+        let specs = good_with_gic_mappings();
+        let (_, _, table) = checked_specs(&specs, &MACHINE).unwrap();
+        let (spec, _) = table[1].unwrap();
+        assert_eq!(spec.gic.version, 3);
+        assert_eq!(spec.mappings(), specs[1].mappings());
+    }
+
+    #[test]
+    fn a_spec_planned_for_gicv3_is_moved_to_the_gicv2_the_machine_has() {
+        let machine = Machine {
+            gic: fixture::GICV2,
+            ..MACHINE
+        };
+        let specs = good_with_gic_mappings();
+        let (count, starts, table) = checked_specs(&specs, &machine).unwrap();
+        assert_eq!(count, 2);
+        for replica in 0..count {
+            let (spec, _) = table[replica].unwrap();
+            assert_eq!(spec.gic.version, 2);
+            let (distributor, cpu) = (spec.gic.distributor, spec.gic.cpu);
+            assert_eq!((distributor.pa, distributor.size), (0x0800_0000, 0x1000));
+            assert_eq!((cpu.pa, cpu.size), (0x0801_0000, 0x2000));
+            assert_eq!(
+                (distributor.va, cpu.va),
+                (fixture::GIC_VA[0], fixture::GIC_VA[1])
+            );
+            // The tables the check built map the CPU interface where the redistributors
+            // were, and nothing of the redistributors' 512 KiB beyond it.
+            let start = starts[replica].unwrap();
+            let mut mem = HostTables::new(table_area(&spec));
+            let (_, ttbr1) = build_tables(&mut mem, &spec, &machine).unwrap();
+            assert_eq!(ttbr1, start.ttbr1);
+            let root = Root::kernel(ttbr1);
+            let (pa, _) = pagetable::translate(&mut mem, root, cpu.va + 0x1004).unwrap();
+            assert_eq!(pa, 0x0801_1004);
+            assert!(pagetable::translate(&mut mem, root, cpu.va + 0x2000).is_none());
+            assert!(pagetable::translate(&mut mem, root, distributor.va + 0x1000).is_none());
+        }
+    }
+
+    #[test]
+    fn a_gic_the_spec_does_not_map_as_it_says_cannot_be_moved() {
+        let machine = Machine {
+            gic: fixture::GICV2,
+            ..MACHINE
+        };
+        let mut specs = good_with_gic_mappings();
+        let n = specs[1].mapping_count as usize;
+        specs[1].mappings[n - 1].pa += 0x2_0000;
+        assert_eq!(
+            checked(&specs, &machine).err().unwrap(),
+            "replica 1: the interrupt controller's registers are not mapped as the spec says"
+        );
+        // On the machine the spec was planned for, nothing needs moving.
+        assert!(checked(&specs, &MACHINE).is_ok());
+        // A spec without the mappings at all is refused as well.
+        assert!(checked(&good(), &machine).is_err());
     }
 
     #[test]

@@ -237,26 +237,37 @@ pub(crate) fn write_image(
 
 /// Checks a written image as the loader will: the same parser and the same check
 /// (`atoll_kernel_core::loadcheck`, with the kernel page tables built in host memory), so
-/// the tool refuses at build time what the loader would refuse at boot.
+/// the tool refuses at build time what the loader would refuse at boot. The check runs once
+/// for each interrupt controller the board's machine may have (QEMU `virt`: GICv3 or GICv2),
+/// since the loader uses the one it finds.
 pub fn check_image(board: &Board, loader: &LoaderImage, image: &[u8]) -> Result<(), PackError> {
-    let refused =
-        |why: String| PackError::Layout(format!("the loader would refuse this image: {why}"));
     let proper = image.get(loader.bytes.len()..).unwrap_or_default();
-    let view = ImageView::parse(proper, Some(board.name)).map_err(|e| refused(e.to_string()))?;
-    let machine = board.machine(PhysRange {
+    let view = ImageView::parse(proper, Some(board.name))
+        .map_err(|e| PackError::Layout(format!("the loader would refuse this image: {e}")))?;
+    let loader_code = PhysRange {
         base: loader.base,
         size: loader.bytes.len() as u64,
-    });
-    let mut specs: placement::Specs = [None; atoll_abi::limits::MAX_REPLICAS];
-    let mut starts: loadcheck::Starts = [None; atoll_abi::limits::MAX_REPLICAS];
-    loadcheck::check(
-        &machine,
-        || view.parts(),
-        &mut specs,
-        &mut starts,
-        HostTables::new,
-    )
-    .map_err(|e| refused(e.to_string()))?;
+    };
+    for (i, gic) in board.gics().enumerate() {
+        let machine = board.machine(loader_code, *gic);
+        let mut specs: placement::Specs = [None; atoll_abi::limits::MAX_REPLICAS];
+        let mut starts: loadcheck::Starts = [None; atoll_abi::limits::MAX_REPLICAS];
+        loadcheck::check(
+            &machine,
+            || view.parts(),
+            &mut specs,
+            &mut starts,
+            HostTables::new,
+        )
+        .map_err(|e| {
+            let on = if i == 0 {
+                String::new()
+            } else {
+                format!(" on a {} with GICv{}", board.name, gic.version)
+            };
+            PackError::Layout(format!("the loader would refuse this image{on}: {e}"))
+        })?;
+    }
     Ok(())
 }
 
@@ -376,6 +387,30 @@ mod tests {
         assert_eq!(
             error,
             "the loader would refuse this image: replica 0: boot spec is not in any kernel mapping"
+        );
+    }
+
+    #[test]
+    fn an_image_is_checked_with_every_gic_the_board_allows() {
+        assert_eq!(BOARD.gics().count(), 2);
+        // Without the kernel mapping of its GICv3 redistributors, an image still boots on
+        // a virt with GICv3 (the kernel would fault, not the loader), but the loader cannot
+        // move that mapping to a GICv2's CPU interface: the tool says so.
+        let error = refusal("0;1;2,3", |specs| {
+            let spec = &mut specs[0].0;
+            let cpu = spec.gic.cpu;
+            let count = spec.mapping_count as usize;
+            let found = spec.mappings[..count]
+                .iter()
+                .position(|m| m.va == cpu.va && m.pa == cpu.pa)
+                .unwrap();
+            spec.mappings[found].pa += 0x2_0000;
+            spec.mappings[found].size -= 0x2_0000;
+        });
+        assert_eq!(
+            error,
+            "the loader would refuse this image on a qemu_virt_aarch64 with GICv2: replica 0: \
+             the interrupt controller's registers are not mapped as the spec says"
         );
     }
 
