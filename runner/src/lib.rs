@@ -35,7 +35,14 @@ pub enum Load {
         /// Where the file is loaded and core 0 starts.
         addr: u64,
     },
+    /// U-Boot as the firmware (`-bios`, Debian's `u-boot-qemu` build for `virt`), and the
+    /// image is a disk on a virtio block device: U-Boot's standard boot finds a `boot.scr`
+    /// on it and runs it, as on a board booting from an SD card.
+    UBootDisk,
 }
+
+/// Debian's U-Boot for QEMU's AArch64 `virt` machine (package `u-boot-qemu`).
+pub const U_BOOT_QEMU_ARM64: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
 /// Microkit's QEMU machine for `qemu_virt_aarch64` (its manual's command line): `virt` with
 /// EL2 and QEMU's default interrupt controller, a GICv2, and 2 GiB of RAM.
@@ -128,6 +135,14 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
         Load::Device { addr } => args.extend([
             "-device".into(),
             format!("loader,file={},addr={addr:#x},cpu-num=0", image.display()),
+        ]),
+        Load::UBootDisk => args.extend([
+            "-bios".into(),
+            U_BOOT_QEMU_ARM64.into(),
+            "-drive".into(),
+            format!("if=none,file={},format=raw,id=boot", image.display()),
+            "-device".into(),
+            "virtio-blk-device,drive=boot".into(),
         ]),
     }
     if options.semihosting {
@@ -350,6 +365,23 @@ mod tests {
     /// The pair `flag value` in `args`.
     fn has(args: &[String], flag: &str, value: &str) -> bool {
         args.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    /// U-Boot boots from the image as a virtio disk: no `-kernel`, no loader device.
+    #[test]
+    fn a_u_boot_disk_is_a_virtio_drive_under_u_boot_as_firmware() {
+        let a = args(&QemuOptions {
+            load: Load::UBootDisk,
+            ..QemuOptions::default()
+        });
+        assert!(has(&a, "-bios", U_BOOT_QEMU_ARM64));
+        assert!(has(
+            &a,
+            "-drive",
+            "if=none,file=atoll.img,format=raw,id=boot"
+        ));
+        assert!(has(&a, "-device", "virtio-blk-device,drive=boot"));
+        assert!(!a.iter().any(|x| x == "-kernel"));
     }
 
     /// A child that prints the awaited line and exits at once: the line counts even when

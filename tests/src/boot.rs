@@ -79,6 +79,12 @@ impl Boot {
         self
     }
 
+    /// Boots U-Boot as the firmware with the image as its disk (`Load::UBootDisk`).
+    pub fn from_u_boot_disk(mut self) -> Self {
+        self.options.load = Load::UBootDisk;
+        self
+    }
+
     /// Emulates `machine` instead of the board's QEMU machine.
     pub fn machine(mut self, machine: QemuMachine) -> Self {
         self.options.machine = Some(machine);

@@ -8,6 +8,7 @@
 
 mod bench;
 mod build;
+mod deploy;
 mod fuzz;
 mod hygiene;
 mod layers;
@@ -47,6 +48,23 @@ enum Command {
     /// include/, lib/libmicrokit.a, lib/microkit.ld and elf/), so Microkit Makefiles build C
     /// protection domains against it with MICROKIT_SDK pointing at it.
     Sdk(SdkArgs),
+    /// Build the system for a board and write what goes on its boot medium for U-Boot:
+    /// atoll.img, boot.scr (and its source boot.cmd), a FIT image atoll.itb and README.txt,
+    /// into target/deploy/<board>/ (docs/deploy.md).
+    Deploy(DeployArgs),
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// Board to deploy on.
+    #[arg(long, default_value = "qemu_virt_aarch64")]
+    board: String,
+    /// The system description (default: system.xml at the repository root).
+    #[arg(long)]
+    system: Option<PathBuf>,
+    /// Where to write the files (default target/deploy/<board>).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -142,6 +160,16 @@ fn main() -> Result<()> {
         Command::Test(args) => test::run(&args.board, !args.no_lint),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
         Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
+        Command::Deploy(args) => {
+            let build = BuildArgs {
+                board: args.board,
+                system: args.system,
+                ..BuildArgs::default()
+            };
+            let dir = deploy::deploy(&build, args.out)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
         Command::Sdk(args) => {
             setup::rust_targets()?;
             let out = args.out.unwrap_or_else(sdk::default_out);

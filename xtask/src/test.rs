@@ -153,6 +153,46 @@ fn c_sdk(boards: &[&'static atoll_boards::Board]) -> Result<(PathBuf, PathBuf)> 
     Ok((sdk, images))
 }
 
+/// The disks the U-Boot tests boot QEMU's `virt` from, with Debian's U-Boot as firmware:
+/// `cargo xtask deploy`'s files for the `boot` test image (`deploy.img`: its `boot.scr` and
+/// `atoll.img`), the same image started by `booti` from two other addresses
+/// (`booti-<address>.img`), and its FIT image started by `bootm` (`fit.img`).
+fn u_boot_disks(images: &std::path::Path) -> Result<PathBuf> {
+    use crate::deploy::{fat_disk, fit_script, script, write_files};
+    setup::packages(crate::deploy::PACKAGES)?;
+    eprintln!("xtask test: U-Boot disks");
+    let board = &atoll_boards::QEMU_VIRT_AARCH64;
+    let dir = workspace_root().join("target").join("atoll").join("u-boot");
+    let image = images.join(board.name).join("boot").join("atoll.img");
+    let files = write_files(board, &image, &dir.join("files"))?;
+    let img = files.join("atoll.img");
+    fat_disk(
+        &dir.join("deploy.img"),
+        &[("atoll.img", &img), ("boot.scr", &files.join("boot.scr"))],
+    )?;
+    // A script of its own for each disk, compiled beside it.
+    let scripted = |name: &str, text: String, payload: (&str, &std::path::Path)| -> Result<()> {
+        let source = dir.join(format!("{name}.cmd"));
+        std::fs::write(&source, text)?;
+        let compiled = dir.join(format!("{name}.scr"));
+        script(&source, &compiled)?;
+        fat_disk(
+            &dir.join(format!("{name}.img")),
+            &[payload, ("boot.scr", &compiled)],
+        )
+    };
+    for address in crate::deploy::TEST_BOOTI_ADDRESSES {
+        let text = crate::deploy::boot_script(board, address);
+        scripted(&format!("booti-{address}"), text, ("atoll.img", &img))?;
+    }
+    scripted(
+        "fit",
+        fit_script(board),
+        ("atoll.itb", &files.join("atoll.itb")),
+    )?;
+    Ok(dir)
+}
+
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -214,6 +254,11 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         .join("debug")
         .join("microkit");
     let (sdk, c_images) = c_sdk(&boards)?;
+    let u_boot_disks = if boards.iter().any(|b| b.name == "qemu_virt_aarch64") {
+        u_boot_disks(&images)?
+    } else {
+        PathBuf::new()
+    };
     let mut filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
     filters.push("c_sdk_".into());
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);
@@ -221,6 +266,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         .env("ATOLL_E2E_IMAGES", &images)
         .env("ATOLL_SDK", &sdk)
         .env("ATOLL_C_IMAGES", &c_images)
+        .env("ATOLL_U_BOOT_DISKS", &u_boot_disks)
         .env("ATOLL_MICROKIT", &microkit)
         .env("ATOLL_SYSTEM_XML", workspace_root().join("system.xml"));
     step("QEMU end-to-end tests", &mut e2e)?;
