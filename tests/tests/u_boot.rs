@@ -31,11 +31,11 @@ fn u_boot(label: &str, disk_name: &str, machine: Option<QemuMachine>) -> Outcome
     .run()
 }
 
-/// `lines` appear in this order, the image reached every PD and powered off by itself.
+/// `lines` appear in this order (U-Boot's, then U-Boot's "Starting kernel ...", then the
+/// loader's first line), the image reached every PD and powered off by itself.
 fn booted(outcome: &Outcome, lines: &[&str]) {
     let mut from = 0;
     let every = [
-        "Starting kernel ...",
         "LDR|INFO: image ok:",
         "K0|INFO: ping ring complete",
         "K0|INFO: every PD started and waiting for events",
@@ -69,6 +69,7 @@ fn qemu_virt_aarch64_u_boot_runs_the_deployed_boot_script_at_el1() {
         &[
             "Found U-Boot script /boot.scr",
             "Atoll: loading atoll.img from virtio 0:1 to 0x40400000",
+            "Starting kernel ...",
             "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL1)",
         ],
     );
@@ -86,6 +87,7 @@ fn qemu_virt_aarch64_u_boot_runs_the_deployed_boot_script_at_el2() {
         &outcome,
         &[
             "Found U-Boot script /boot.scr",
+            "Starting kernel ...",
             "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL2)",
         ],
     );
@@ -121,6 +123,7 @@ fn qemu_virt_aarch64_u_boot_bootm_starts_the_fit_image() {
             "Atoll: loading atoll.itb",
             "Trying 'kernel-1' kernel subimage",
             "Verifying Hash Integrity ... crc32+ OK",
+            "Starting kernel ...",
             "LDR|INFO: Atoll loader on qemu_virt_aarch64 (entered at EL1)",
         ],
     );
