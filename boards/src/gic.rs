@@ -28,33 +28,49 @@ pub trait Registers: Copy {
     fn read64(self, offset: usize) -> u64;
     /// Writes the 64-bit register at byte `offset`.
     fn write64(self, offset: usize, value: u64);
+    /// The frame starting at byte `offset` of this one.
+    fn at(self, offset: usize) -> Self;
 }
 
 /// A frame of device registers at a mapped address.
 #[derive(Clone, Copy, Debug)]
 pub struct Mmio(usize);
 
+impl Mmio {
+    /// The register at byte `offset`, as a pointer: the frame's address becomes a pointer
+    /// first and the offset is added to that, so that the compiler addresses a register
+    /// of a sub-frame (`at`) with the offset as an immediate.
+    #[inline(always)]
+    fn register<T>(self, offset: usize) -> *mut T {
+        (self.0 as *mut u8).wrapping_add(offset).cast::<T>()
+    }
+}
+
 impl Registers for Mmio {
     #[inline(always)]
     fn read32(self, offset: usize) -> u32 {
         // SAFETY: `Gic::new`'s contract: the frame is mapped as device memory, and every
         // offset the driver uses lies inside it (checked where it is computed).
-        unsafe { (self.0.wrapping_add(offset) as *const u32).read_volatile() }
+        unsafe { self.register::<u32>(offset).read_volatile() }
     }
     #[inline(always)]
     fn write32(self, offset: usize, value: u32) {
         // SAFETY: as in `read32`.
-        unsafe { (self.0.wrapping_add(offset) as *mut u32).write_volatile(value) }
+        unsafe { self.register::<u32>(offset).write_volatile(value) }
     }
     #[inline(always)]
     fn read64(self, offset: usize) -> u64 {
         // SAFETY: as in `read32`; the 64-bit registers used are 8-byte aligned.
-        unsafe { (self.0.wrapping_add(offset) as *const u64).read_volatile() }
+        unsafe { self.register::<u64>(offset).read_volatile() }
     }
     #[inline(always)]
     fn write64(self, offset: usize, value: u64) {
         // SAFETY: as in `read64`.
-        unsafe { (self.0.wrapping_add(offset) as *mut u64).write_volatile(value) }
+        unsafe { self.register::<u64>(offset).write_volatile(value) }
+    }
+    #[inline(always)]
+    fn at(self, offset: usize) -> Self {
+        Mmio(self.0.wrapping_add(offset))
     }
 }
 
@@ -75,14 +91,15 @@ const GICC_PMR: usize = 0x0004;
 const GICC_BPR: usize = 0x0008;
 const GICC_IAR: usize = 0x000C;
 const GICC_EOIR: usize = 0x0010;
-// GICv3 redistributor: RD_base frame, then the SGI_base frame 64 KiB after it.
+// GICv3 redistributor: the RD_base frame...
 const GICR_TYPER: usize = 0x0008;
 const GICR_WAKER: usize = 0x0014;
+// ...then the SGI_base frame, 64 KiB after it.
 const SGI_FRAME_OFFSET: usize = 0x1_0000;
-const GICR_IGROUPR0: usize = SGI_FRAME_OFFSET + 0x0080;
-const GICR_ISENABLER0: usize = SGI_FRAME_OFFSET + 0x0100;
-const GICR_ICENABLER0: usize = SGI_FRAME_OFFSET + 0x0180;
-const GICR_IPRIORITYR: usize = SGI_FRAME_OFFSET + 0x0400;
+const GICR_IGROUPR0: usize = 0x0080;
+const GICR_ISENABLER0: usize = 0x0100;
+const GICR_ICENABLER0: usize = 0x0180;
+const GICR_IPRIORITYR: usize = 0x0400;
 const REDISTRIBUTOR_STRIDE: usize = 0x2_0000;
 
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -288,15 +305,16 @@ impl<R: Registers> Gic<R> {
         if self.version == 3 { u32::MAX } else { 0 }
     }
 
-    fn redistributor_frame(&self, mpidr: u64) -> Result<usize, GicError> {
+    /// The RD_base frame of the redistributor of the core whose MPIDR is `mpidr`.
+    fn redistributor(&self, mpidr: u64) -> Result<R, GicError> {
         let wanted = affinity_value(mpidr);
         let frames = self.cpu_size / REDISTRIBUTOR_STRIDE;
         for index in 0..frames {
             // Inside the `cpu_size` bytes of the frame: no overflow.
-            let base = index.wrapping_mul(REDISTRIBUTOR_STRIDE);
-            let typer = self.cpu.read64(base.wrapping_add(GICR_TYPER));
+            let rd = self.cpu.at(index.wrapping_mul(REDISTRIBUTOR_STRIDE));
+            let typer = rd.read64(GICR_TYPER);
             if (typer >> 32) as u32 == wanted {
-                return Ok(base);
+                return Ok(rd);
             }
             if typer & GICR_TYPER_LAST != 0 {
                 break;
@@ -435,15 +453,15 @@ impl<R: Registers> Gic<R> {
         let single = self.security == Security::Single;
         let prio = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
         if self.version == 3 {
-            let frame = self.redistributor_frame(mpidr)?;
-            self.wake(frame)?;
-            let c = self.cpu;
-            c.write32(frame.wrapping_add(GICR_ICENABLER0), u32::MAX);
+            let rd = self.redistributor(mpidr)?;
+            wake(rd)?;
+            let sgi = rd.at(SGI_FRAME_OFFSET);
+            sgi.write32(GICR_ICENABLER0, u32::MAX);
             if single {
-                c.write32(frame.wrapping_add(GICR_IGROUPR0), u32::MAX);
+                sgi.write32(GICR_IGROUPR0, u32::MAX);
             }
             for n in 0..8 {
-                c.write32(word_of(frame.wrapping_add(GICR_IPRIORITYR), n, 1), prio);
+                sgi.write32(word_of(GICR_IPRIORITYR, n, 1), prio);
             }
             sysreg::init_cpu_interface();
         } else {
@@ -465,24 +483,6 @@ impl<R: Registers> Gic<R> {
         Ok(())
     }
 
-    /// Wakes the redistributor at `frame` if `GICR_WAKER.ProcessorSleep` says it sleeps,
-    /// and waits for its interface to the core to come up. Seen from Non-secure the
-    /// register belongs to the firmware (reads 0, ignores writes), which woke the
-    /// redistributor before starting the core: nothing is written then.
-    fn wake(&self, frame: usize) -> Result<(), GicError> {
-        let c = self.cpu;
-        let waker = frame.wrapping_add(GICR_WAKER);
-        let value = c.read32(waker);
-        if value & GICR_WAKER_PROCESSOR_SLEEP != 0 {
-            c.write32(waker, value & !GICR_WAKER_PROCESSOR_SLEEP);
-            if c.read32(waker) & GICR_WAKER_PROCESSOR_SLEEP != 0 {
-                return Err(GicError::RedistributorAsleep);
-            }
-        }
-        spin_until(|| c.read32(waker) & GICR_WAKER_CHILDREN_ASLEEP == 0)
-            .ok_or(GicError::RedistributorAsleep)
-    }
-
     /// Enables an SGI or PPI (`intid < 32`) on the calling core.
     pub fn enable_local(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
         self.set_local_enabled(mpidr, intid, true)
@@ -493,20 +493,16 @@ impl<R: Registers> Gic<R> {
     fn set_local_enabled(&self, mpidr: u64, intid: u32, enabled: bool) -> Result<(), GicError> {
         let bit = 1u32 << (intid % 32);
         if self.version == 3 {
-            let frame = self.redistributor_frame(mpidr)?;
-            let bank = if enabled {
-                GICR_ISENABLER0
+            let sgi = self.redistributor(mpidr)?.at(SGI_FRAME_OFFSET);
+            if enabled {
+                sgi.write32(GICR_ISENABLER0, bit);
             } else {
-                GICR_ICENABLER0
-            };
-            self.cpu.write32(frame.wrapping_add(bank), bit);
+                sgi.write32(GICR_ICENABLER0, bit);
+            }
+        } else if enabled {
+            self.dist.write32(GICD_ISENABLER, bit);
         } else {
-            let bank = if enabled {
-                GICD_ISENABLER
-            } else {
-                GICD_ICENABLER
-            };
-            self.dist.write32(bank, bit);
+            self.dist.write32(GICD_ICENABLER, bit);
         }
         Ok(())
     }
@@ -564,6 +560,22 @@ const fn word_of(base: usize, intid: usize, per_word: usize) -> usize {
         None => 0,
     };
     base.wrapping_add(index.wrapping_mul(4))
+}
+
+/// Wakes the redistributor whose RD_base frame is `rd` if `GICR_WAKER.ProcessorSleep` says
+/// it sleeps, and waits for its interface to the core to come up. Seen from Non-secure the
+/// register belongs to the firmware (reads 0, ignores writes), which woke the redistributor
+/// before starting the core: nothing is written then.
+fn wake<R: Registers>(rd: R) -> Result<(), GicError> {
+    let value = rd.read32(GICR_WAKER);
+    if value & GICR_WAKER_PROCESSOR_SLEEP != 0 {
+        rd.write32(GICR_WAKER, value & !GICR_WAKER_PROCESSOR_SLEEP);
+        if rd.read32(GICR_WAKER) & GICR_WAKER_PROCESSOR_SLEEP != 0 {
+            return Err(GicError::RedistributorAsleep);
+        }
+    }
+    spin_until(|| rd.read32(GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP == 0)
+        .ok_or(GicError::RedistributorAsleep)
 }
 
 /// Polls `done` until it holds, at most [`SPIN_LIMIT`] times; `None` if it never did.
@@ -714,6 +726,8 @@ mod tests {
         use std::vec::Vec;
 
         use super::super::*;
+
+        const SGI_IGROUPR0: usize = SGI_FRAME_OFFSET + GICR_IGROUPR0;
 
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Kind {
@@ -866,7 +880,7 @@ mod tests {
                         self.plain(o, value)
                     }
                     (Kind::Redistributors, o) => match o % REDISTRIBUTOR_STRIDE {
-                        GICR_WAKER | GICR_IGROUPR0 if ns => 0,
+                        GICR_WAKER | SGI_IGROUPR0 if ns => 0,
                         GICR_WAKER => {
                             if let Some(v) = value {
                                 let asleep =
@@ -893,20 +907,33 @@ mod tests {
             }
         }
 
-        impl Registers for &Frame {
+        /// Part of a frame, from byte `base` (offsets in the log are from the frame's start).
+        #[derive(Clone, Copy)]
+        pub struct View<'a> {
+            pub frame: &'a Frame,
+            pub base: usize,
+        }
+
+        impl Registers for View<'_> {
             fn read32(self, offset: usize) -> u32 {
-                self.access(offset, None) as u32
+                self.frame.access(self.base + offset, None) as u32
             }
             fn write32(self, offset: usize, value: u32) {
-                self.writes.borrow_mut().push((offset, u64::from(value)));
-                self.access(offset, Some(u64::from(value)));
+                self.write64(offset, u64::from(value));
             }
             fn read64(self, offset: usize) -> u64 {
-                self.access(offset, None)
+                self.frame.access(self.base + offset, None)
             }
             fn write64(self, offset: usize, value: u64) {
-                self.writes.borrow_mut().push((offset, value));
-                self.access(offset, Some(value));
+                let offset = self.base + offset;
+                self.frame.writes.borrow_mut().push((offset, value));
+                self.frame.access(offset, Some(value));
+            }
+            fn at(self, offset: usize) -> Self {
+                View {
+                    frame: self.frame,
+                    base: self.base + offset,
+                }
             }
         }
     }
@@ -914,9 +941,10 @@ mod tests {
     use super::{
         GICC_CTLR, GICD_CTLR, GICD_CTLR_ENABLE_V3, GICD_CTLR_NS_ARE_NS, GICD_CTLR_NS_ENABLE_GRP1A,
         GICD_ICENABLER, GICD_IGROUPR, GICD_ISENABLER, GICD_TYPER, GICD_TYPER_SECURITY_EXTN,
-        GICR_IGROUPR0, GICR_TYPER, GICR_WAKER, Gic, GicError, REDISTRIBUTOR_STRIDE, Security,
+        GICR_IGROUPR0, GICR_TYPER, GICR_WAKER, Gic, GicError, REDISTRIBUTOR_STRIDE,
+        SGI_FRAME_OFFSET, Security,
     };
-    use model::{Frame, Kind};
+    use model::{Frame, Kind, View};
 
     /// 192 lines, as on the ZCU102 and the i.MX 8M Plus: six words of 32.
     const TYPER_192_LINES: u64 = 5;
@@ -950,13 +978,14 @@ mod tests {
         (d, Frame::new(Kind::CpuInterface, 2, non_secure))
     }
 
-    fn driver<'a>(version: u32, d: &'a Frame, c: &'a Frame) -> Gic<&'a Frame> {
+    fn driver<'a>(version: u32, d: &'a Frame, c: &'a Frame) -> Gic<View<'a>> {
         let size = if version == 3 {
             4 * REDISTRIBUTOR_STRIDE
         } else {
             0x2000
         };
-        Gic::over(version, d, c, size)
+        let view = |frame| View { frame, base: 0 };
+        Gic::over(version, view(d), view(c), size)
     }
 
     fn igroupr_writes(frame: &Frame) -> usize {
@@ -996,7 +1025,10 @@ mod tests {
         let frame = 2 * REDISTRIBUTOR_STRIDE;
         // ProcessorSleep cleared (ChildrenAsleep, read-only, written back as read).
         assert_eq!(r.values_at(frame + GICR_WAKER), [0b100], "woken");
-        assert_eq!(r.values_at(frame + GICR_IGROUPR0), [u64::from(u32::MAX)]);
+        assert_eq!(
+            r.values_at(frame + SGI_FRAME_OFFSET + GICR_IGROUPR0),
+            [u64::from(u32::MAX)]
+        );
     }
 
     /// Under TF-A (DS = 0, Non-secure): no group register, no Secure enable and no
@@ -1030,7 +1062,10 @@ mod tests {
             r.values_at(frame + GICR_WAKER).is_empty(),
             "the firmware's register"
         );
-        assert!(r.values_at(frame + GICR_IGROUPR0).is_empty());
+        assert!(
+            r.values_at(frame + SGI_FRAME_OFFSET + GICR_IGROUPR0)
+                .is_empty()
+        );
         // Enabling and disabling write only the set/clear-enable registers.
         gic.set_enabled(59, 1, true).expect("SPI");
         assert_eq!(d.values_at(GICD_ISENABLER + 4), [1 << 27]);
