@@ -19,6 +19,16 @@
 .equ RELOC_HOP,           0x1000
 .equ IMAGE_SIZE_FIELD,    16
 
+.macro EARLY_PRINT label             // the string at \label (see early_puts)
+    adrp    x0, \label
+    add     x0, x0, :lo12:\label
+    bl      early_puts
+.endm
+.macro EARLY_HEX reg                // register \reg in hex (see early_puthex)
+    mov     x0, \reg
+    bl      early_puthex
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -193,9 +203,7 @@ park:
 // with the MMU off (device accesses need no translation), then stops.
 el3_entry:
     bl      early_uart_init
-    adrp    x0, el3_message
-    add     x0, x0, :lo12:el3_message
-    bl      early_puts
+    EARLY_PRINT el3_message
     mov     w0, #3                  // a refusal's exit status in test builds
     b       early_exit
 
@@ -300,24 +308,13 @@ loader_nested_exception:
     mrs     x19, esr_el1
     mrs     x20, elr_el1
     mrs     x21, far_el1
-    adrp    x0, nested_message
-    add     x0, x0, :lo12:nested_message
-    bl      early_puts
-    mov     x0, x19
-    bl      early_puthex
-    adrp    x0, nested_elr
-    add     x0, x0, :lo12:nested_elr
-    bl      early_puts
-    mov     x0, x20
-    bl      early_puthex
-    adrp    x0, nested_far
-    add     x0, x0, :lo12:nested_far
-    bl      early_puts
-    mov     x0, x21
-    bl      early_puthex
-    adrp    x0, nested_tail
-    add     x0, x0, :lo12:nested_tail
-    bl      early_puts
+    EARLY_PRINT nested_message
+    EARLY_HEX x19
+    EARLY_PRINT nested_elr
+    EARLY_HEX x20
+    EARLY_PRINT nested_far
+    EARLY_HEX x21
+    EARLY_PRINT nested_tail
     mov     w0, #4                  // a loader exception's exit status in test builds
     b       early_exit
 
@@ -353,20 +350,19 @@ loader_sync_current:
 // The console without Rust or a stack: leaf routines that use x0-x5 and return through x30.
 
 // Sets the console UART up as the Rust driver's `init` does.
+// Step n: register UART_INITn = (register & ~UART_INITn_CLEAR) | UART_INITn_SET.
+.macro EARLY_UART_STEP n
+    ldr     w2, [x1, #UART_INIT\n]
+    ldr     w3, =UART_INIT\n\()_CLEAR
+    bic     w2, w2, w3
+    ldr     w3, =UART_INIT\n\()_SET
+    orr     w2, w2, w3
+    str     w2, [x1, #UART_INIT\n]
+.endm
 early_uart_init:
     ldr     x1, =UART_BASE
-    ldr     w2, [x1, #UART_INIT1]
-    ldr     w3, =UART_INIT1_CLEAR
-    bic     w2, w2, w3
-    ldr     w3, =UART_INIT1_SET
-    orr     w2, w2, w3
-    str     w2, [x1, #UART_INIT1]
-    ldr     w2, [x1, #UART_INIT2]
-    ldr     w3, =UART_INIT2_CLEAR
-    bic     w2, w2, w3
-    ldr     w3, =UART_INIT2_SET
-    orr     w2, w2, w3
-    str     w2, [x1, #UART_INIT2]
+    EARLY_UART_STEP 1
+    EARLY_UART_STEP 2
     ret
 
 // Writes byte \reg to the console (UART base in x1), waiting for room. Clobbers w3.
