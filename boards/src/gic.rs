@@ -600,6 +600,12 @@ const fn affinity_value(mpidr: u64) -> u32 {
 
 /// GICv3 CPU interface system registers.
 mod sysreg {
+    /// The same writes serve both security states: at Non-secure EL1 under TF-A,
+    /// `ICC_IGRPEN1_EL1` is the Non-secure Group 1 enable, and `ICC_PMR_EL1`, `ICC_BPR1_EL1`
+    /// and `ICC_CTLR_EL1` are their Non-secure views (EL3 may keep some of `ICC_CTLR_EL1`'s
+    /// bits read-only, which then ignore the write). `ICC_SRE_EL1` is writable because EL3
+    /// (`ICC_SRE_EL3.Enable`, TF-A's doing) and EL2 (`ICC_SRE_EL2.Enable`, the loader's
+    /// `drop_to_el1`) let EL1 use the system registers.
     #[cfg(target_arch = "aarch64")]
     pub fn init_cpu_interface() {
         // SAFETY: writes to this core's own GIC CPU interface registers; system-register
