@@ -72,6 +72,14 @@ pub mod flags {
     /// Self-test: this replica's initialiser exercises the kernel's API with test threads,
     /// hostile cases included, and reports each check.
     pub const SELFTEST_KERNEL_API: u32 = 1 << 4;
+    /// Self-test, read by the loader on the boot replica's spec: the loader faults on
+    /// purpose, and its exception handler faults again while reporting it, to prove the
+    /// second exception is reported (by assembly alone) instead of recursing or hanging.
+    pub const SELFTEST_LOADER_FAULT: u32 = 1 << 5;
+    /// Self-test, read by the loader on the boot replica's spec: the loader probes PSCI
+    /// through the conduit the board does not use here, which no firmware answers, to prove
+    /// it refuses to boot with a message instead of hanging.
+    pub const SELFTEST_PSCI_UNANSWERED: u32 = 1 << 6;
 }
 
 /// A physical range.

@@ -93,6 +93,9 @@ pub struct QemuMachine {
     pub smp: Option<u32>,
     /// Further options.
     pub extra: &'static [&'static str],
+    /// Which of the machine's serial ports (QEMU's `-serial` options, in order) is the
+    /// board's console UART; the runner connects the ones before it to `null`.
+    pub console_serial: usize,
 }
 
 /// QEMU `virt` with GICv3 (or its default GICv2) and four Cortex-A53 cores.
@@ -150,6 +153,7 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
         memory: "1G",
         smp: Some(4),
         extra: &[],
+        console_serial: 0,
     },
 };
 
@@ -194,6 +198,7 @@ pub const ZCU102: Board = Board {
         memory: "2G",
         smp: None,
         extra: &["-audio", "none"],
+        console_serial: 0,
     },
 };
 
@@ -208,11 +213,15 @@ pub const IMX8MP_EVK: Board = Board {
     image_offset: 0x8_0000,
     boot_reserved: 0x100_0000,
     cores: &[0, 1, 2, 3],
+    // The EVK's console (the debug USB port's first channel, where U-Boot and TF-A print)
+    // is UART2, not UART1: the i.MX 8M Plus reference manual's memory map puts it at
+    // 0x3089_0000, and its interrupt is shared peripheral interrupt 27 (INTID 59), as in
+    // QEMU's `fsl-imx8mp` (FSL_IMX8MP_UART2, FSL_IMX8MP_UART2_IRQ) and Linux's device tree.
     uart: UartDevice {
         kind: UartKind::Imx,
-        base: 0x3086_0000,
+        base: 0x3089_0000,
         size: 0x1_0000,
-        intid: 58,
+        intid: 59,
     },
     gic: GicDevice {
         version: 3,
@@ -239,6 +248,10 @@ pub const IMX8MP_EVK: Board = Board {
         // The machine creates only as many cores as -smp asks for (default 1).
         smp: Some(4),
         extra: &[],
+        // QEMU hands its serial back-ends to the UARTs in order (`serial_hd(i)` to UART
+        // i + 1 in `fsl-imx8mp.c`): the console, UART2, is the second `-serial`, as QEMU's
+        // own documentation of the machine boots it (`-serial null -serial stdio`).
+        console_serial: 1,
     },
 };
 

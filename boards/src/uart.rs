@@ -50,6 +50,52 @@ const IMX_UCR2_SRST_RXEN_TXEN_WS_IRTS: u32 = (1 << 0) | (1 << 1) | (1 << 2) | (1
 const IMX_UTS_TXFULL: u32 = 1 << 4;
 const IMX_USR2_TXDC: u32 = 1 << 3;
 
+/// What code without Rust (the loader's assembly, which reports an EL3 entry or an exception
+/// taken while handling one) needs to print on a UART with the MMU off: two set-up steps,
+/// each `register = (register & !clear) | set` (what [`Uart::init`] does), then per byte:
+/// wait while bit `full_bit` of the status register is set, write the byte to the transmit
+/// register. Offsets are from the UART's base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarlyUart {
+    /// The two set-up steps: (offset, bits cleared, bits set).
+    pub init: [(usize, u32, u32); 2],
+    /// Offset of the status register.
+    pub status: usize,
+    /// Bit of the status register that is set while the transmit FIFO is full.
+    pub full_bit: u32,
+    /// Offset of the transmit register.
+    pub tx: usize,
+}
+
+impl EarlyUart {
+    /// The description for a UART of `kind`.
+    pub const fn of(kind: UartKind) -> Self {
+        match kind {
+            UartKind::Pl011 => EarlyUart {
+                init: [(0x030, 0, PL011_CR_UARTEN_TXE_RXE); 2],
+                status: 0x018,
+                full_bit: PL011_FR_TXFF.trailing_zeros(),
+                tx: 0x000,
+            },
+            UartKind::Cadence => EarlyUart {
+                init: [(0x000, u32::MAX, CADENCE_CR_TXEN_RXEN); 2],
+                status: 0x02C,
+                full_bit: CADENCE_SR_TXFULL.trailing_zeros(),
+                tx: 0x030,
+            },
+            UartKind::Imx => EarlyUart {
+                init: [
+                    (0x080, 0, IMX_UCR1_UARTEN),
+                    (0x084, 0, IMX_UCR2_SRST_RXEN_TXEN_WS_IRTS),
+                ],
+                status: 0x0B4,
+                full_bit: IMX_UTS_TXFULL.trailing_zeros(),
+                tx: 0x040,
+            },
+        }
+    }
+}
+
 /// A console UART at a mapped address.
 #[derive(Clone, Copy, Debug)]
 pub struct Uart {
@@ -162,5 +208,33 @@ impl core::fmt::Write for Uart {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         self.write_bytes(s.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::offset_of;
+
+    use super::*;
+
+    /// The assembly's offsets are the driver's registers.
+    #[test]
+    fn the_early_description_matches_the_driver() {
+        let pl011 = EarlyUart::of(UartKind::Pl011);
+        assert_eq!(pl011.init[0].0, offset_of!(Pl011Regs, cr));
+        assert_eq!(pl011.status, offset_of!(Pl011Regs, fr));
+        assert_eq!(pl011.tx, offset_of!(Pl011Regs, dr));
+        assert_eq!(1 << pl011.full_bit, PL011_FR_TXFF);
+        let cadence = EarlyUart::of(UartKind::Cadence);
+        assert_eq!(cadence.init[0].0, offset_of!(CadenceRegs, cr));
+        assert_eq!(cadence.status, offset_of!(CadenceRegs, sr));
+        assert_eq!(cadence.tx, offset_of!(CadenceRegs, fifo));
+        assert_eq!(1 << cadence.full_bit, CADENCE_SR_TXFULL);
+        let imx = EarlyUart::of(UartKind::Imx);
+        assert_eq!(imx.init[0].0, offset_of!(ImxRegs, ucr1));
+        assert_eq!(imx.init[1].0, offset_of!(ImxRegs, ucr2));
+        assert_eq!(imx.status, offset_of!(ImxRegs, uts));
+        assert_eq!(imx.tx, offset_of!(ImxRegs, utxd));
+        assert_eq!(1 << imx.full_bit, IMX_UTS_TXFULL);
     }
 }

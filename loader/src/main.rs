@@ -13,12 +13,13 @@ mod board {
 
 use core::fmt::Write;
 use core::mem::size_of;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use atoll_abi::image::{ALL_REPLICAS, ImageError, ImageHeader, ImageView, PartKind};
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
 use atoll_abi::shared::{SHARED_MAGIC, SHARED_VERSION, SharedHeader};
-use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec};
+use atoll_abi::spec::{PhysRange, PsciConduit, ReplicaSpec, flags};
 use atoll_boards::firmware;
 use atoll_boards::gic::{self, Gic};
 use atoll_boards::uart::Uart;
@@ -28,7 +29,20 @@ use atoll_kernel_core::loadcheck::{self, LoadError, ReplicaStart, Starts};
 use atoll_kernel_core::pagetable::{self, ENTRIES, TableMemory};
 use board::BOARD;
 
-core::arch::global_asm!(include_str!("entry.S"));
+core::arch::global_asm!(
+    include_str!(concat!(env!("OUT_DIR"), "/board.S")),
+    include_str!("entry.S")
+);
+
+/// Read by `entry.S`'s stops that run without Rust (an EL3 entry, an exception while handling
+/// one): whether they end QEMU through semihosting, as `halt` does in test builds.
+#[unsafe(no_mangle)]
+static LOADER_TEST_EXIT: u32 = cfg!(feature = "test-exit") as u32;
+
+/// Set by `entry.S` when a firmware call (`firmware::forward`) was an undefined instruction:
+/// nothing listens on that conduit.
+#[unsafe(no_mangle)]
+static LOADER_FIRMWARE_UNDEFINED: AtomicU32 = AtomicU32::new(0);
 
 /// A 4 KiB-aligned translation table.
 #[repr(C, align(4096))]
@@ -102,6 +116,11 @@ enum Refusal {
     /// The interrupt distributor reports an architecture version (0: none) the board does
     /// not describe.
     Gic(u32),
+    /// The interrupt controller cannot be set up.
+    GicSetup(gic::GicError),
+    /// No PSCI 0.2 or later answers `PSCI_VERSION` on the conduit: what it answered in `w0`,
+    /// or `None` if the instruction was undefined.
+    Psci(PsciConduit, Option<u32>),
 }
 
 impl core::fmt::Display for Refusal {
@@ -122,6 +141,28 @@ impl core::fmt::Display for Refusal {
                     write!(f, "{or}GICv{}", gic.version)?;
                 }
                 Ok(())
+            }
+            Self::GicSetup(e) => write!(f, "interrupt controller: {}", e.describe()),
+            Self::Psci(conduit, answer) => {
+                let how = conduit_name(*conduit);
+                match answer {
+                    None => write!(
+                        f,
+                        "no firmware answers PSCI calls: {how} is an undefined instruction here"
+                    )?,
+                    Some(v) if *v as i32 == -1 => {
+                        write!(f, "PSCI_VERSION over {how} answered NOT_SUPPORTED")?
+                    }
+                    Some(v) => write!(
+                        f,
+                        "PSCI_VERSION over {how} answered {v:#x}, not version 0.2 or later"
+                    )?,
+                }
+                write!(
+                    f,
+                    "; the other cores cannot be started: boot Atoll through firmware with PSCI \
+                     (TF-A, then U-Boot) or with QEMU's -kernel"
+                )
             }
         }
     }
@@ -215,6 +256,10 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     )
     .map_err(Refusal::Check)?;
     let first = placement::first(&specs).ok_or(Refusal::Layout("replica 0 is missing", 0))?;
+    if first.has_flag(flags::SELFTEST_LOADER_FAULT) {
+        selftest_fault();
+    }
+    probe_psci(conduit, first)?;
     log!(
         "INFO",
         "system {:#018x}: {} replicas on {} cores",
@@ -244,6 +289,50 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
     })
 }
 
+/// The conduit's instruction, for messages.
+const fn conduit_name(conduit: PsciConduit) -> &'static str {
+    match conduit {
+        PsciConduit::Hvc => "HVC",
+        PsciConduit::Smc => "SMC",
+    }
+}
+
+/// Asks the firmware for its PSCI version (`PSCI_VERSION`, which every PSCI from 0.2 on
+/// answers, as early as Atoll needs: it starts cores with the 64-bit `CPU_ON` of 0.2) before
+/// relying on it, and logs it. A conduit nobody answers refuses the boot: `NOT_SUPPORTED`,
+/// or an undefined instruction (no EL3 or EL2 firmware there), which the loader's exception
+/// vectors turn into `NOT_SUPPORTED` (`entry.S`). Firmware that takes the call and never
+/// returns cannot be caught here. The self-test `flags::SELFTEST_PSCI_UNANSWERED` probes the
+/// other conduit, which no firmware answers on QEMU `virt`.
+fn probe_psci(conduit: PsciConduit, boot: &ReplicaSpec) -> Result<(), Refusal> {
+    let conduit = match (boot.has_flag(flags::SELFTEST_PSCI_UNANSWERED), conduit) {
+        (false, c) => c,
+        (true, PsciConduit::Hvc) => PsciConduit::Smc,
+        (true, PsciConduit::Smc) => PsciConduit::Hvc,
+    };
+    LOADER_FIRMWARE_UNDEFINED.store(0, Ordering::Relaxed);
+    let [x0, ..] = firmware::forward(
+        conduit,
+        [u64::from(firmware::function::VERSION), 0, 0, 0, 0, 0, 0, 0],
+    );
+    if LOADER_FIRMWARE_UNDEFINED.load(Ordering::Relaxed) != 0 {
+        return Err(Refusal::Psci(conduit, None));
+    }
+    // An SMC32 call: the answer is w0, major version in bits 30:16, minor in 15:0.
+    let version = x0 as u32;
+    if version as i32 <= 1 {
+        return Err(Refusal::Psci(conduit, Some(version)));
+    }
+    log!(
+        "INFO",
+        "PSCI {}.{} over {}",
+        version >> 16,
+        version & 0xFFFF,
+        conduit_name(conduit)
+    );
+    Ok(())
+}
+
 /// Copies every program, region and boot-program part to its place, in one pass over the
 /// image: a replica's part into its RAM, a region outside the replicas to its address. The
 /// contents are written and the rest of each part's memory zeroed.
@@ -265,11 +354,12 @@ fn copy_parts(view: &ImageView<'_>, specs: &Specs) {
                 _ => continue,
             }
         };
-        copy_part(
-            base + part.entry.dest_offset,
-            part.bytes,
-            part.entry.mem_size,
-        );
+        let dest = base + part.entry.dest_offset;
+        copy_part(dest, part.bytes, part.entry.mem_size);
+        if part.kind == PartKind::PdImage {
+            // Code: out to where instruction fetches read (see `clean_all`).
+            clean_range(dest, part.entry.mem_size);
+        }
     }
 }
 
@@ -378,7 +468,14 @@ fn route_interrupts(found: &GicDevice, specs: &Specs) -> Result<(), Refusal> {
             found.cpu.size as usize,
         )
     };
-    gic.init_distributor();
+    if gic.security() == gic::Security::NonSecure {
+        log!(
+            "INFO",
+            "interrupt controller seen from Non-secure: its groups are the firmware's, Atoll \
+             uses Non-secure Group 1"
+        );
+    }
+    gic.init_distributor().map_err(Refusal::GicSetup)?;
     for (spec, _) in specs.iter().flatten() {
         for route in spec.irq_routes() {
             let mpidr = BOARD
@@ -559,7 +656,17 @@ impl TableMemory for ReplicaTables {
     }
 }
 
-/// Cleans everything secondaries may read with their MMU off to the point of coherency.
+/// Cleans everything secondaries may read with their MMU off to the point of coherency, and
+/// makes the code the loader wrote what every core fetches.
+///
+/// The kernel, the initialiser (both below each replica's `free_offset`) and the PD programs
+/// (cleaned as they are copied, in `copy_parts`) are instructions written as data. A data
+/// cache clean to the point of coherency also reaches the point of unification, where
+/// instruction fetches look; what an instruction cache may still hold for those addresses
+/// (U-Boot, which relocates itself to the top of RAM, runs from what becomes a replica's
+/// memory) is then invalidated on every core of the inner-shareable domain with one
+/// `ic ialluis`, before any core is started or the boot core enters its kernel. QEMU models
+/// no instruction cache, so only hardware can show this missing.
 fn clean_all(specs: &Specs) {
     for (spec, _) in specs.iter().flatten() {
         clean_range(spec.ram.base, spec.free_offset);
@@ -569,16 +676,23 @@ fn clean_all(specs: &Specs) {
     }
     let code = loader_code();
     clean_range(code.base, code.size);
+    // SAFETY: cache maintenance and barriers: no effect on memory contents. The `dsb` after
+    // the cleans (`clean_range`) orders them before the invalidation.
+    unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
 fn clean_range(base: u64, size: u64) {
-    const LINE: u64 = 64;
-    let mut addr = base & !(LINE - 1);
+    let ctr: u64;
+    // SAFETY: reading the cache type register has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    // CTR_EL0.DminLine: log2 of the smallest data cache line, in words.
+    let line = 4u64 << ((ctr >> 16) & 0xF);
+    let mut addr = base & !(line - 1);
     while addr < base + size {
         // SAFETY: cleaning a cache line by address has no architectural effect on memory
         // contents; the range is identity-mapped.
         unsafe { core::arch::asm!("dc cvac, {}", in(reg) addr, options(nostack)) };
-        addr += LINE;
+        addr += line;
     }
     // SAFETY: a barrier.
     unsafe { core::arch::asm!("dsb sy", options(nostack)) };
@@ -594,17 +708,30 @@ fn current_core() -> Option<u32> {
         .map(|i| i as u32)
 }
 
-/// Called by the loader's exception vectors.
+/// Set by the self-test `flags::SELFTEST_LOADER_FAULT` before it faults: the exception
+/// handler then faults again.
+static SELFTEST_FAULT_AGAIN: AtomicBool = AtomicBool::new(false);
+
+/// Addresses the loader's identity map (the low 4 GiB of a 39-bit space) leaves unmapped.
+const SELFTEST_FIRST_FAULT: usize = 0x7E_0000_0000;
+const SELFTEST_SECOND_FAULT: usize = 0x7F_0000_0000;
+
+/// The self-test `flags::SELFTEST_LOADER_FAULT`: a read from unmapped memory, and another
+/// from the handler reporting it.
+fn selftest_fault() {
+    log!(
+        "INFO",
+        "self-test: faulting in the loader, and again in its exception handler"
+    );
+    SELFTEST_FAULT_AGAIN.store(true, Ordering::Relaxed);
+    // SAFETY: deliberately faults; the exception handler never returns here.
+    let _ = unsafe { core::ptr::read_volatile(SELFTEST_FIRST_FAULT as *const u64) };
+}
+
+/// Called by the loader's exception vectors for the first exception (a second one, taken
+/// while this runs, is reported by `entry.S` alone).
 #[unsafe(no_mangle)]
 extern "C" fn loader_exception(kind: u64) -> ! {
-    static HANDLING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if HANDLING.swap(true, core::sync::atomic::Ordering::Relaxed) {
-        // A fault while reporting a fault (or a test build's semihosting exit without
-        // -semihosting): stop quietly.
-        loop {
-            aarch64_wfe();
-        }
-    }
     let (esr, far, elr): (u64, u64, u64);
     // SAFETY: reading syndrome registers has no side effects.
     unsafe {
@@ -615,6 +742,10 @@ extern "C" fn loader_exception(kind: u64) -> ! {
         "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}",
         Syndrome(esr)
     );
+    if SELFTEST_FAULT_AGAIN.load(Ordering::Relaxed) {
+        // SAFETY: deliberately faults again (the self-test); `entry.S` reports it and stops.
+        let _ = unsafe { core::ptr::read_volatile(SELFTEST_SECOND_FAULT as *const u64) };
+    }
     halt(4)
 }
 

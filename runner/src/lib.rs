@@ -52,6 +52,7 @@ pub const MICROKIT_QEMU_VIRT: QemuMachine = QemuMachine {
     memory: "size=2G",
     smp: Some(4),
     extra: &[],
+    console_serial: 0,
 };
 
 /// Where Microkit's manual loads the image on `qemu_virt_aarch64`.
@@ -117,6 +118,10 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
     }
     args.extend(["-m".into(), q.memory.into()]);
     args.extend(q.extra.iter().map(|s| s.to_string()));
+    // The machine's serial ports before the console's go nowhere.
+    for _ in 0..q.console_serial {
+        args.extend(["-serial".into(), "null".into()]);
+    }
     if options.interactive {
         args.extend(["-nographic".into(), "-serial".into(), "mon:stdio".into()]);
     } else {
@@ -457,6 +462,29 @@ mod tests {
         };
         let wanted = options(microkit.split_whitespace().map(String::from).collect());
         assert_eq!(options(args(&QemuOptions::microkit_virt())), wanted);
+    }
+
+    /// The i.MX 8M Plus EVK's console is UART2, QEMU's second serial port: the first goes
+    /// nowhere and the second is the console, in both kinds of run.
+    #[test]
+    fn the_console_is_the_boards_serial_port() {
+        let board = atoll_boards::by_name("imx8mp_evk").expect("the EVK");
+        for interactive in [false, true] {
+            let options = QemuOptions {
+                interactive,
+                ..QemuOptions::default()
+            };
+            let a = qemu_args(board, Path::new("atoll.img"), &options);
+            let serials: Vec<&str> = a
+                .windows(2)
+                .filter(|w| w[0] == "-serial")
+                .map(|w| w[1].as_str())
+                .collect();
+            let console = if interactive { "mon:stdio" } else { "stdio" };
+            assert_eq!(serials, ["null", console], "{a:?}");
+        }
+        let virt = args(&QemuOptions::default());
+        assert_eq!(virt.iter().filter(|x| *x == "-serial").count(), 1);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct Variant {
     pub initialiser_fault: Option<u32>,
     /// Replica whose initialiser runs the kernel-API self-test.
     pub api: Option<u32>,
+    /// The loader faults on purpose, and again in its exception handler.
+    pub loader_fault: bool,
+    /// The loader probes PSCI through a conduit no firmware answers.
+    pub psci_unanswered: bool,
     /// Not a test build: the image runs on until its test stops it (test builds power off
     /// once every check is done).
     pub runs_on: bool,
@@ -34,6 +38,8 @@ impl Variant {
             stack_overflow: None,
             initialiser_fault: None,
             api: None,
+            loader_fault: false,
+            psci_unanswered: false,
             runs_on: false,
             only_on: None,
         }
@@ -90,6 +96,18 @@ pub const STACK: Variant = Variant {
     stack_overflow: Some(1),
     only_on: Some(VIRT),
     ..Variant::named("stack")
+};
+/// The loader faults, and faults again while reporting it.
+pub const LOADER_FAULT: Variant = Variant {
+    loader_fault: true,
+    only_on: Some(VIRT),
+    ..Variant::named("loader-fault")
+};
+/// The loader finds no PSCI firmware on the conduit it probes.
+pub const PSCI_UNANSWERED: Variant = Variant {
+    psci_unanswered: true,
+    only_on: Some(VIRT),
+    ..Variant::named("psci-unanswered")
 };
 /// Replica 1's initialiser faults on purpose.
 pub const USER_FAULT: Variant = Variant {
@@ -193,6 +211,8 @@ pub const VARIANTS: &[Variant] = &[
     EXAMPLE_TEMPLATE,
     STACK,
     USER_FAULT,
+    LOADER_FAULT,
+    PSCI_UNANSWERED,
     EXAMPLE_UART,
     COMPAT_PROBE,
     COMPAT_PASSIVE,
@@ -234,6 +254,7 @@ mod tests {
         assert!(!names("zcu102").contains(&"stack"));
         assert!(names(VIRT).contains(&"compat-serial"));
         assert!(!names("zcu102").contains(&"compat-serial"));
-        assert_eq!(names("zcu102").len() + 4, names(VIRT).len());
+        assert!(!names("imx8mp_evk").contains(&"loader-fault"));
+        assert_eq!(names("zcu102").len() + 6, names(VIRT).len());
     }
 }

@@ -149,6 +149,8 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
     }
     position(outcome, &format!("LDR|INFO: Atoll loader on {board}"));
     position(outcome, "LDR|INFO: image ok:");
+    // The loader asked the firmware (QEMU's PSCI) for its version before relying on it.
+    position(outcome, "LDR|INFO: PSCI ");
     position(outcome, "K0|INFO: up on cores {0}");
     position(outcome, "K1|INFO: up on cores {1}");
     position(outcome, "K2|INFO: up on cores {2,3}");
@@ -403,9 +405,28 @@ fn examples(board: &str) {
 #[test]
 fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines() {
     let board = "qemu_virt_aarch64";
+    uart_driver_receives_typed_lines(Boot::variant(board, &variants::EXAMPLE_UART));
+}
+
+/// The same under Microkit's QEMU command line, whose `virt` has a GICv2: the UART's shared
+/// interrupt reaches the driver there too (Atoll owns the GICv2's groups there and puts its
+/// interrupts in the group it enables).
+#[test]
+fn qemu_virt_aarch64_the_uart_driver_receives_typed_lines_through_a_gicv2() {
+    let board = "qemu_virt_aarch64";
+    let boot = Boot::image(
+        board,
+        "example-uart-gicv2",
+        image_of(board, &variants::EXAMPLE_UART),
+    )
+    .microkit_virt();
+    uart_driver_receives_typed_lines(boot);
+}
+
+fn uart_driver_receives_typed_lines(boot: Boot) {
     let long = "x".repeat(100);
     let input = format!("hello, atoll\r\nsecond line\n{long}\nlast\n");
-    let outcome = Boot::variant(board, &variants::EXAMPLE_UART)
+    let outcome = boot
         .typing(input.as_bytes())
         .until(&["uart_driver: line 4: last"])
         .run();
@@ -827,13 +848,17 @@ fn qemu_virt_aarch64_entered_at_el2() {
 
 /// A boot's lines as comparable between two ways of booting the same image: sorted (other
 /// replicas' lines reach the console in no fixed order), without the lines that give times
-/// or tick counts, or name the interrupt controller the loader found, and with the entry
-/// level and GIC version in the others made alike.
+/// or tick counts, or name the interrupt controller the loader found or the PSCI conduit it
+/// uses (SMC at EL2, HVC at EL1 on `virt`), and with the entry level and GIC version in the
+/// others made alike.
 fn comparable_lines(outcome: &Outcome) -> Vec<String> {
     let mut lines: Vec<String> = guest_lines(outcome)
         .into_iter()
         .filter(|l| {
-            !l.contains(" ns") && !l.contains(" ticks ") && !l.contains("interrupt controller:")
+            !l.contains(" ns")
+                && !l.contains(" ticks ")
+                && !l.contains("interrupt controller:")
+                && !l.starts_with("LDR|INFO: PSCI ")
         })
         .map(|l| {
             l.replace("(entered at EL2)", "(entered at EL1)")
@@ -967,7 +992,7 @@ fn zcu102_boots_from_a_device_loader_below_and_just_above_its_link_address() {
 /// have EL3 and the machine has no option to remove it, so without `-kernel` QEMU starts
 /// core 0 at EL3 and, as there is no firmware, turns its own PSCI off (it serves PSCI only
 /// to code below EL3). The loader then has no way to start the other cores and stops at
-/// EL3, silently. Without EL3 (`-global cortex-a53-arm-cpu.has_el3=off`) core 0 starts at
+/// EL3, saying so (`imx8mp_evk_entered_at_el3_says_it_needs_firmware`). Without EL3 (`-global cortex-a53-arm-cpu.has_el3=off`) core 0 starts at
 /// EL2 with PSCI over SMC, as under `-kernel`, and the image boots from 0x8000_0000: 1 GiB
 /// into RAM, in what becomes a replica's memory, which is safe because the loader writes
 /// nothing outside its link address's range before it has moved there.
@@ -983,6 +1008,74 @@ fn imx8mp_evk_boots_from_a_device_loader_without_el3() {
         "LDR|INFO: Atoll loader on imx8mp_evk (entered at EL2)",
     );
     check_normal_boot(board, &outcome);
+}
+
+/// Entered at EL3 (`imx8mp-evk` under `-device loader`, with the EL3 its cores have), the
+/// loader says on the EVK's console, UART2, that it needs firmware below it, from assembly
+/// with the MMU off, and stops: a test build ends QEMU with a refusal's status 3.
+#[test]
+fn imx8mp_evk_entered_at_el3_says_it_needs_firmware() {
+    let board = "imx8mp_evk";
+    let boot = Boot::image(board, "loaded-el3", image_of(board, &variants::BOOT));
+    let outcome = loader_stops(boot.loaded_at(0x8000_0000), 3);
+    check(
+        &outcome,
+        guest_lines(&outcome)
+            == [
+                "LDR|ERROR: entered at EL3: Atoll needs firmware (TF-A) below it; boot it from \
+                 U-Boot or with QEMU's -kernel",
+            ],
+        "the EL3 message is not the only output",
+    );
+}
+
+/// The loader faults on purpose and its exception handler, reporting it, faults again: the
+/// first exception is reported as usual, the second by assembly alone (no Rust, no stack)
+/// with its syndrome, return address and fault address, and the loader stops (status 4 in a
+/// test build) instead of recursing or hanging.
+#[test]
+fn qemu_virt_aarch64_a_second_loader_exception_is_reported_without_rust() {
+    let board = "qemu_virt_aarch64";
+    let outcome = loader_stops(Boot::variant(board, &variants::LOADER_FAULT), 4);
+    check_lines_whole(&outcome);
+    let first = position(
+        &outcome,
+        "LDR|FATAL: loader exception (vector 4): data abort",
+    );
+    position_after(&outcome, first, "FAR 0x7e00000000 ELR ");
+    let second = position_after(
+        &outcome,
+        first,
+        "LDR|FATAL: exception while handling a loader exception: ESR 0x0000000096",
+    );
+    position_after(&outcome, second, " FAR 0x0000007f00000000; loader stopped");
+}
+
+/// Probing PSCI through a conduit nobody answers (the self-test asks for SMC on a `virt`
+/// entered at EL1, which has neither EL3 nor QEMU's PSCI there: the instruction is
+/// undefined), the loader refuses to boot with the reason instead of hanging.
+#[test]
+fn qemu_virt_aarch64_a_conduit_without_psci_is_refused() {
+    let board = "qemu_virt_aarch64";
+    let outcome = loader_stops(Boot::variant(board, &variants::PSCI_UNANSWERED), 3);
+    position(
+        &outcome,
+        "LDR|ERROR: refusing to boot: no firmware answers PSCI calls: SMC is an undefined \
+         instruction here; the other cores cannot be started",
+    );
+}
+
+/// Boots `boot`, whose loader must stop before any kernel runs, ending QEMU (a test build,
+/// with semihosting) with `status`.
+fn loader_stops(boot: Boot, status: i32) -> Outcome {
+    let outcome = boot.run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(status),
+        &format!("the loader did not stop with status {status}"),
+    );
+    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
+    outcome
 }
 
 board_tests! {

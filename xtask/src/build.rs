@@ -211,6 +211,19 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
             flags::SELFTEST_KERNEL_API,
         ),
     ];
+    // The loader's self-tests are read from the boot replica's spec.
+    let loader_selftests = [
+        (args.selftest_loader_fault, flags::SELFTEST_LOADER_FAULT),
+        (
+            args.selftest_psci_unanswered,
+            flags::SELFTEST_PSCI_UNANSWERED,
+        ),
+    ];
+    for (wanted, flag) in loader_selftests {
+        if wanted {
+            replica_flags[0] |= flag;
+        }
+    }
     for (option, replica, flag) in selftests {
         if let Some(r) = replica {
             let slot = replica_flags

@@ -116,6 +116,14 @@ pub struct BuildArgs {
     /// runs on instead of powering off, so the test can wait for the verdict).
     #[arg(long, value_name = "REPLICA")]
     pub selftest_api: Option<u32>,
+    /// Self-test: the loader faults on purpose, and faults again in its exception handler
+    /// (a test build ends QEMU with status 4 once the second exception is reported).
+    #[arg(long)]
+    pub selftest_loader_fault: bool,
+    /// Self-test: the loader probes PSCI through the conduit the board does not use, which
+    /// no firmware answers, and refuses to boot (status 3 in a test build).
+    #[arg(long)]
+    pub selftest_psci_unanswered: bool,
     /// Output directory (default target/atoll/<board>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -238,6 +238,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
                 selftest_stack_overflow: v.stack_overflow,
                 selftest_user_fault: v.initialiser_fault,
                 selftest_api: v.api,
+                selftest_loader_fault: v.loader_fault,
+                selftest_psci_unanswered: v.psci_unanswered,
                 system: v.system.map(|s| workspace_root().join(s)),
                 out: Some(images.join(b.name).join(v.name)),
                 ..BuildArgs::default()

@@ -192,7 +192,8 @@ fn init_core(r: &Replica, core: u32) {
     if let Err(e) = enabled {
         klog!(
             "ERROR",
-            "core {core}: interrupt controller set-up failed: {e:?}; core stopped"
+            "core {core}: interrupt controller set-up failed: {}; core stopped",
+            e.describe()
         );
         stop_this_core(r, core);
     }
