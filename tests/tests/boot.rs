@@ -827,13 +827,18 @@ fn qemu_virt_aarch64_entered_at_el2() {
 
 /// A boot's lines as comparable between two ways of booting the same image: sorted (other
 /// replicas' lines reach the console in no fixed order), without the lines that give times
-/// or tick counts, or name the interrupt controller the loader found, and with the entry
+/// or tick counts, name the interrupt controller the loader found, or say what the device
+/// tree (there is none under `-device loader`) and the PSCI conduit are, and with the entry
 /// level and GIC version in the others made alike.
 fn comparable_lines(outcome: &Outcome) -> Vec<String> {
     let mut lines: Vec<String> = guest_lines(outcome)
         .into_iter()
         .filter(|l| {
-            !l.contains(" ns") && !l.contains(" ticks ") && !l.contains("interrupt controller:")
+            !l.contains(" ns")
+                && !l.contains(" ticks ")
+                && !l.contains("interrupt controller:")
+                && !l.contains("device tree")
+                && !l.starts_with("LDR|INFO: PSCI over ")
         })
         .map(|l| {
             l.replace("(entered at EL2)", "(entered at EL1)")
@@ -983,6 +988,229 @@ fn imx8mp_evk_boots_from_a_device_loader_without_el3() {
         "LDR|INFO: Atoll loader on imx8mp_evk (entered at EL2)",
     );
     check_normal_boot(board, &outcome);
+}
+
+/// A device-tree fixture (`boards/fixtures/devicetree/`).
+fn device_tree(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .join("boards/fixtures/devicetree")
+        .join(name)
+}
+
+/// QEMU options that make the firmware hand `board`'s loader a device tree under
+/// `-kernel`: `virt` makes its own; `xlnx-zcu102` and `imx8mp-evk` have none, and pass the
+/// one given with `-dtb`, its `/memory` rewritten to the RAM they emulate.
+fn tree_args(board: &str) -> Vec<String> {
+    let tree = match board {
+        "zcu102" => "zcu102.dtb",
+        "imx8mp_evk" => "imx8mp-evk.dtb",
+        _ => return Vec::new(),
+    };
+    vec!["-dtb".into(), device_tree(tree).display().to_string()]
+}
+
+/// `board`'s QEMU machine with `memory` of RAM.
+fn with_memory(board: &str, memory: &'static str) -> QemuMachine {
+    QemuMachine {
+        memory,
+        ..atoll_boards::by_name(board).expect("a board").qemu
+    }
+}
+
+/// Booted with less RAM than its image needs (`memory`, which the device tree reports as
+/// `reported`), the loader refuses with both named, writing nothing: status 3, no kernel,
+/// no fault (the image's replicas would lie partly where no RAM is).
+fn too_little_ram(board: &str, memory: &'static str, reported: &str) {
+    let args = tree_args(board);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = Boot::image(
+        board,
+        &format!("ram-{memory}"),
+        image_of(board, &variants::BOOT),
+    )
+    .machine(with_memory(board, memory))
+    .qemu_args(&args)
+    .run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    let refusal = position(
+        &outcome,
+        "LDR|ERROR: refusing to boot: this image needs RAM 0x",
+    );
+    position_after(
+        &outcome,
+        refusal,
+        &format!("; the firmware reports {reported}, which does not hold replica "),
+    );
+    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
+}
+
+/// With more RAM than its image needs the board boots as with its own.
+fn more_ram(board: &str, memory: &'static str, reported: &str) {
+    let args = tree_args(board);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = Boot::image(
+        board,
+        &format!("ram-{memory}"),
+        image_of(board, &variants::BOOT),
+    )
+    .machine(with_memory(board, memory))
+    .qemu_args(&args)
+    .run();
+    position(&outcome, &format!(" bytes): RAM {reported}"));
+    check_normal_boot(board, &outcome);
+}
+
+#[test]
+fn qemu_virt_aarch64_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("qemu_virt_aarch64", "512M", "0x40000000-0x60000000");
+}
+
+#[test]
+fn zcu102_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("zcu102", "1G", "0x0-0x40000000");
+}
+
+#[test]
+fn imx8mp_evk_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("imx8mp_evk", "1G", "0x40000000-0x80000000");
+}
+
+#[test]
+fn qemu_virt_aarch64_with_more_ram_boots() {
+    more_ram("qemu_virt_aarch64", "2G", "0x40000000-0xc0000000");
+}
+
+#[test]
+fn zcu102_with_more_ram_boots() {
+    more_ram("zcu102", "4G", "0x0-0x100000000");
+}
+
+#[test]
+fn imx8mp_evk_with_more_ram_boots() {
+    more_ram("imx8mp_evk", "3G", "0x40000000-0x100000000");
+}
+
+/// A device tree that reserves memory the image's replica 1 uses (`-dtb`, on `virt`) is
+/// refused, naming the reservation.
+#[test]
+fn qemu_virt_aarch64_memory_the_firmware_reserves_is_refused_naming_it() {
+    let board = "qemu_virt_aarch64";
+    let tree = device_tree("qemu-virt-reserved.dtb").display().to_string();
+    let outcome = Boot::image(board, "reserved", image_of(board, &variants::BOOT))
+        .qemu_args(&["-dtb", &tree])
+        .run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    position(
+        &outcome,
+        "LDR|INFO: device tree: 0x40000000-0x40010000 reserved (/memreserve/)",
+    );
+    let refusal = position(
+        &outcome,
+        "LDR|ERROR: refusing to boot: this image needs RAM 0x",
+    );
+    position_after(
+        &outcome,
+        refusal,
+        "; the firmware reserves 0x60000000-0x60200000 \
+         (/reserved-memory/secure-monitor@60000000), which overlaps replica 1's RAM ",
+    );
+    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
+}
+
+/// A `prefill_bootinfo="fdt"` region holds the firmware's device tree: its PD reads the
+/// magic and the size, and zeroes after the tree.
+fn device_tree_region(board: &str) {
+    let args = tree_args(board);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = Boot::variant(board, &variants::DEVICE_TREE)
+        .qemu_args(&args)
+        .run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    let copied = position(
+        &outcome,
+        "LDR|INFO: device tree copied to the prefill_bootinfo=\"fdt\" region at 0x",
+    );
+    position_after(
+        &outcome,
+        copied,
+        "devicetree: device tree magic 0xd00dfeed, ",
+    );
+    check_nothing_failed(&outcome, "the device-tree PD failed");
+}
+
+#[test]
+fn qemu_virt_aarch64_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("qemu_virt_aarch64");
+}
+
+#[test]
+fn zcu102_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("zcu102");
+}
+
+#[test]
+fn imx8mp_evk_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("imx8mp_evk");
+}
+
+/// Without a device tree (`xlnx-zcu102` has none of its own), the region is zeroed, with a
+/// warning; with one too large for it, the loader refuses, naming both sizes.
+#[test]
+fn zcu102_a_device_tree_region_without_a_tree_or_too_small_for_it() {
+    let board = "zcu102";
+    let image = image_of(board, &variants::DEVICE_TREE);
+    let outcome = Boot::image(board, "devicetree-none", image.clone()).run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    position(
+        &outcome,
+        "LDR|WARN: no device tree to put in the prefill_bootinfo=\"fdt\" region at 0x",
+    );
+    position(
+        &outcome,
+        "devicetree: no device tree: the region is all zero",
+    );
+    // The zcu102 fixture padded to 576 KiB, which QEMU gives room to grow, twice its size
+    // and some more: more than the region's 1 MiB, less than the 2 MiB the loader reads.
+    let mut tree = std::fs::read(device_tree("zcu102.dtb")).expect("the fixture");
+    let size = 0x9_0000u32;
+    tree.resize(size as usize, 0);
+    tree[4..8].copy_from_slice(&size.to_be_bytes());
+    let path = target_dir().join("e2e-logs").join("zcu102-large.dtb");
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("log dir");
+    std::fs::write(&path, &tree).expect("write the tree");
+    let outcome = Boot::image(board, "devicetree-large", image)
+        .qemu_args(&["-dtb", &path.display().to_string()])
+        .run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    let refusal = position(&outcome, "LDR|ERROR: refusing to boot: the device tree (");
+    position_after(
+        &outcome,
+        refusal,
+        "bytes) does not fit in the prefill_bootinfo=\"fdt\" region at 0x",
+    );
+    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
 
 board_tests! {
