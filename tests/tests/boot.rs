@@ -999,69 +999,59 @@ fn device_tree(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// QEMU options that make the firmware hand `board`'s loader a device tree under
-/// `-kernel`: `virt` makes its own; `xlnx-zcu102` and `imx8mp-evk` have none, and pass the
-/// one given with `-dtb`, its `/memory` rewritten to the RAM they emulate.
-fn tree_args(board: &str) -> Vec<String> {
+/// `boot` with the QEMU options that make the firmware hand `board`'s loader a device tree
+/// under `-kernel`: `virt` makes its own; `xlnx-zcu102` and `imx8mp-evk` have none, and
+/// pass the one given with `-dtb`, its `/memory` rewritten to the RAM they emulate.
+fn with_tree(boot: Boot, board: &str) -> Boot {
     let tree = match board {
         "zcu102" => "zcu102.dtb",
         "imx8mp_evk" => "imx8mp-evk.dtb",
-        _ => return Vec::new(),
+        _ => return boot,
     };
-    vec!["-dtb".into(), device_tree(tree).display().to_string()]
+    boot.qemu_args(&["-dtb", &device_tree(tree).display().to_string()])
 }
 
-/// `board`'s QEMU machine with `memory` of RAM.
-fn with_memory(board: &str, memory: &'static str) -> QemuMachine {
-    QemuMachine {
+/// The default system's image for `board`, booted with a device tree and `memory` of RAM
+/// instead of the board's.
+fn boot_with_memory(board: &str, memory: &'static str) -> Outcome {
+    let machine = QemuMachine {
         memory,
         ..atoll_boards::by_name(board).expect("a board").qemu
-    }
+    };
+    let boot = Boot::image(
+        board,
+        &format!("ram-{memory}"),
+        image_of(board, &variants::BOOT),
+    );
+    with_tree(boot.machine(machine), board).run()
+}
+
+/// The loader refused the image (status 3, no kernel) with `refusal`, and `detail` after it.
+fn check_refused(outcome: &Outcome, refusal: &str, detail: &str) {
+    check(
+        outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    let at = position(outcome, &format!("LDR|ERROR: refusing to boot: {refusal}"));
+    position_after(outcome, at, detail);
+    check(outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
 
 /// Booted with less RAM than its image needs (`memory`, which the device tree reports as
 /// `reported`), the loader refuses with both named, writing nothing: status 3, no kernel,
 /// no fault (the image's replicas would lie partly where no RAM is).
 fn too_little_ram(board: &str, memory: &'static str, reported: &str) {
-    let args = tree_args(board);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let outcome = Boot::image(
-        board,
-        &format!("ram-{memory}"),
-        image_of(board, &variants::BOOT),
-    )
-    .machine(with_memory(board, memory))
-    .qemu_args(&args)
-    .run();
-    check(
-        &outcome,
-        outcome.exit_code() == Some(3),
-        "the loader did not refuse the image with status 3",
-    );
-    let refusal = position(
-        &outcome,
-        "LDR|ERROR: refusing to boot: this image needs RAM 0x",
-    );
-    position_after(
-        &outcome,
-        refusal,
+    check_refused(
+        &boot_with_memory(board, memory),
+        "this image needs RAM 0x",
         &format!("; the firmware reports {reported}, which does not hold replica "),
     );
-    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
 
 /// With more RAM than its image needs the board boots as with its own.
 fn more_ram(board: &str, memory: &'static str, reported: &str) {
-    let args = tree_args(board);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let outcome = Boot::image(
-        board,
-        &format!("ram-{memory}"),
-        image_of(board, &variants::BOOT),
-    )
-    .machine(with_memory(board, memory))
-    .qemu_args(&args)
-    .run();
+    let outcome = boot_with_memory(board, memory);
     position(&outcome, &format!(" bytes): RAM {reported}"));
     check_normal_boot(board, &outcome);
 }
@@ -1105,36 +1095,22 @@ fn qemu_virt_aarch64_memory_the_firmware_reserves_is_refused_naming_it() {
     let outcome = Boot::image(board, "reserved", image_of(board, &variants::BOOT))
         .qemu_args(&["-dtb", &tree])
         .run();
-    check(
-        &outcome,
-        outcome.exit_code() == Some(3),
-        "the loader did not refuse the image with status 3",
-    );
     position(
         &outcome,
         "LDR|INFO: device tree: 0x40000000-0x40010000 reserved (/memreserve/)",
     );
-    let refusal = position(
+    check_refused(
         &outcome,
-        "LDR|ERROR: refusing to boot: this image needs RAM 0x",
-    );
-    position_after(
-        &outcome,
-        refusal,
+        "this image needs RAM 0x",
         "; the firmware reserves 0x60000000-0x60200000 \
          (/reserved-memory/secure-monitor@60000000), which overlaps replica 1's RAM ",
     );
-    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
 
 /// A `prefill_bootinfo="fdt"` region holds the firmware's device tree: its PD reads the
 /// magic and the size, and zeroes after the tree.
 fn device_tree_region(board: &str) {
-    let args = tree_args(board);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let outcome = Boot::variant(board, &variants::DEVICE_TREE)
-        .qemu_args(&args)
-        .run();
+    let outcome = with_tree(Boot::variant(board, &variants::DEVICE_TREE), board).run();
     check(
         &outcome,
         outcome.exit_code() == Some(0),
@@ -1199,18 +1175,11 @@ fn zcu102_a_device_tree_region_without_a_tree_or_too_small_for_it() {
     let outcome = Boot::image(board, "devicetree-large", image)
         .qemu_args(&["-dtb", &path.display().to_string()])
         .run();
-    check(
+    check_refused(
         &outcome,
-        outcome.exit_code() == Some(3),
-        "the loader did not refuse the image with status 3",
-    );
-    let refusal = position(&outcome, "LDR|ERROR: refusing to boot: the device tree (");
-    position_after(
-        &outcome,
-        refusal,
+        "the device tree (",
         "bytes) does not fit in the prefill_bootinfo=\"fdt\" region at 0x",
     );
-    check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
 }
 
 board_tests! {

@@ -287,12 +287,8 @@ mod tests {
         checked_specs(specs, machine).map(|(count, starts, _)| (count, starts))
     }
 
-    /// The count of replicas, their starts and their specs as the check leaves them, if
-    /// `specs` pass on `machine`.
-    fn checked_specs(
-        specs: &[ReplicaSpec],
-        machine: &Machine,
-    ) -> Result<(usize, Starts, Specs), String> {
+    /// An image's parts: a kernel and `specs`.
+    fn parts_of(specs: &[ReplicaSpec]) -> Vec<Part<'static>> {
         let kernel = Part {
             entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
             kind: PartKind::Kernel,
@@ -300,14 +296,23 @@ mod tests {
         };
         // The specs' bytes live as long as the test: leak them.
         let specs: &'static [ReplicaSpec] = Vec::leak(specs.to_vec());
-        let parts: Vec<Part<'static>> = [kernel]
+        [kernel]
             .into_iter()
             .chain(specs.iter().map(|s| Part {
                 entry: PartEntry::new(PartKind::ReplicaSpec, s.replica, 0, 0, SPEC_OFFSET),
                 kind: PartKind::ReplicaSpec,
                 bytes: s.as_bytes(),
             }))
-            .collect();
+            .collect()
+    }
+
+    /// The count of replicas, their starts and their specs as the check leaves them, if
+    /// `specs` pass on `machine`.
+    fn checked_specs(
+        specs: &[ReplicaSpec],
+        machine: &Machine,
+    ) -> Result<(usize, Starts, Specs), String> {
+        let parts = parts_of(specs);
         let mut table: Specs = [None; MAX_REPLICAS];
         let mut starts: Starts = [None; MAX_REPLICAS];
         check(
@@ -500,20 +505,7 @@ mod tests {
     /// loader builds them in the replicas' RAM, which may not exist.
     #[test]
     fn the_firmwares_memory_is_checked_before_any_table_is_built() {
-        let specs = good();
-        let kernel = Part {
-            entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
-            kind: PartKind::Kernel,
-            bytes: &[],
-        };
-        let parts: Vec<Part<'_>> = [kernel]
-            .into_iter()
-            .chain(specs.iter().map(|s| Part {
-                entry: PartEntry::new(PartKind::ReplicaSpec, s.replica, 0, 0, SPEC_OFFSET),
-                kind: PartKind::ReplicaSpec,
-                bytes: s.as_bytes(),
-            }))
-            .collect();
+        let parts = parts_of(&good());
         let machine = Machine {
             memory: atoll_abi::memory_map::MemoryMap::of_ram(PhysRange {
                 base: 0x4000_0000,
