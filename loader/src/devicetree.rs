@@ -47,7 +47,8 @@ pub enum TreeRefusal {
     Damaged(u64, TreeError),
     /// The tree at this address, of this size, lies outside the board's RAM.
     OutsideRam(Location),
-    /// The tree overlaps the loader and its image (which moved there).
+    /// The tree (or, its size unknown, its header) overlaps the loader and its image
+    /// (which moved there, over it).
     OverLoader(Location, PhysRange),
     /// The tree does not fit in the `prefill_bootinfo="fdt"` region at this address, of
     /// this size.
@@ -68,10 +69,9 @@ impl core::fmt::Display for TreeRefusal {
             ),
             Self::OverLoader(tree, loader) => write!(
                 f,
-                "the device tree at {:#x} ({} bytes) overlaps the loader and its image at {}, \
-                 which the loader moved itself to: load the tree elsewhere",
+                "the device tree at {:#x} overlaps the loader and its image at {}, where the \
+                 loader moved itself: load the tree elsewhere",
                 tree.pa,
-                tree.len,
                 Span(*loader)
             ),
             Self::RegionTooSmall(tree, region, size) => write!(
@@ -105,6 +105,12 @@ pub fn read(x0: u64, loader: PhysRange) -> Result<Firmware, TreeRefusal> {
             Span(BOARD.ram)
         );
         return Ok(Firmware::NONE);
+    }
+    // A tree under the loader's own bytes was overwritten when the loader moved itself
+    // there: what is there now is the loader, whatever its first word says.
+    if header.overlaps(&loader) {
+        let at = Location { pa: x0, len: 8 };
+        return Err(TreeRefusal::OverLoader(at, loader));
     }
     // SAFETY: eight bytes at an 8-byte-aligned address inside the board's RAM, which the
     // loader's identity map covers as normal memory; reading them changes nothing.
