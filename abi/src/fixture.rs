@@ -6,6 +6,7 @@
     reason = "test fixtures of small constants"
 )]
 
+use crate::memory_map::MemoryMap;
 use crate::placement::{GicDevice, Machine};
 use crate::spec::{DeviceWindow, PhysRange, ReplicaSpec, layout};
 
@@ -29,6 +30,10 @@ pub const MACHINE: Machine = Machine {
     cores: 4,
     boot_core: 0,
     gic: GICV3,
+    memory: MemoryMap::of_ram(PhysRange {
+        base: 0x4000_0000,
+        size: 0x4000_0000,
+    }),
 };
 /// QEMU virt's GICv3: 288 lines, redistributors for four cores.
 pub const GICV3: GicDevice = GicDevice {

@@ -71,6 +71,10 @@ pub enum PartKind {
     Initialiser = 5,
     /// A replica's boot program (`crate::bootprog`), placed in its RAM like a PD image.
     BootProgram = 6,
+    /// A memory region the loader fills with the device tree the firmware handed it
+    /// (`prefill_bootinfo="fdt"`), zero past the tree; placed like [`PartKind::RegionData`]
+    /// and storing no bytes.
+    DeviceTree = 7,
 }
 
 impl PartKind {
@@ -83,6 +87,7 @@ impl PartKind {
             4 => Some(Self::RegionData),
             5 => Some(Self::Initialiser),
             6 => Some(Self::BootProgram),
+            7 => Some(Self::DeviceTree),
             _ => None,
         }
     }

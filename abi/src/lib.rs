@@ -33,6 +33,7 @@ pub mod fault;
 pub mod fixture;
 pub mod image;
 pub mod limits;
+pub mod memory_map;
 pub mod object;
 pub mod pd;
 pub mod placement;

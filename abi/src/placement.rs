@@ -7,12 +7,17 @@
 //! with a reason, any layout in which replicas would overlap each other, the loader, the
 //! shared area or memory outside the board's RAM, in which a core belongs to two replicas,
 //! or in which a PD image, region or boot program lands outside its replica's free memory.
+//! Last, everything the image uses (the loader's range, the shared area, every replica's
+//! RAM, every region outside the replicas) must lie in RAM the firmware reports and clear
+//! of every range it reserves ([`Machine::memory`]), so that an image planned for more RAM
+//! than the machine has is refused with both named before the loader writes anything.
 //! It is pure: the machine is described by a [`Machine`], so the host tests it.
 
 use core::mem::size_of;
 
 use crate::image::{ALL_REPLICAS, Part, PartEntry, PartKind};
 use crate::limits::{MAX_REPLICAS, PAGE_SIZE};
+use crate::memory_map::{MemoryMap, RamNamed, Reserved, Span};
 use crate::spec::{PhysRange, ReplicaSpec, attrs};
 
 #[cfg(doc)]
@@ -35,6 +40,9 @@ pub struct Machine {
     /// The interrupt controller the replicas use: the one the loader found (the board's, or
     /// the alternative it allows), or, in the tool, each the board allows in turn.
     pub gic: GicDevice,
+    /// The memory as the firmware reports it: the device tree's RAM and reserved ranges
+    /// when the loader was given one, otherwise the board's RAM with nothing reserved.
+    pub memory: MemoryMap,
 }
 
 /// An interrupt controller as a board describes it.
@@ -63,6 +71,8 @@ pub enum PlacementError {
     },
     /// A region outside every replica is misplaced.
     Region(&'static str),
+    /// The image uses memory the firmware does not report as RAM, or reserves.
+    Memory(MemoryConflict),
 }
 
 impl core::fmt::Display for PlacementError {
@@ -70,6 +80,73 @@ impl core::fmt::Display for PlacementError {
         match self {
             Self::Replica { replica, why } => write!(f, "replica {replica}: {why}"),
             Self::Region(why) => write!(f, "{why}"),
+            Self::Memory(conflict) => write!(f, "{conflict}"),
+        }
+    }
+}
+
+/// What an image uses a range of memory for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryUse {
+    /// The loader, its image and the room the board keeps after them.
+    Loader,
+    /// The kernels' shared area.
+    SharedArea,
+    /// A replica's RAM.
+    Replica(u32),
+    /// A memory region outside every replica's RAM.
+    Region,
+}
+
+impl core::fmt::Display for MemoryUse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Loader => f.write_str("the loader's range"),
+            Self::SharedArea => f.write_str("the shared area"),
+            Self::Replica(replica) => write!(f, "replica {replica}'s RAM"),
+            Self::Region => f.write_str("a region outside the replicas"),
+        }
+    }
+}
+
+/// Why the firmware's memory does not suit an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryProblem {
+    /// The range is not inside any RAM range the firmware reports (these).
+    NotRam(RamNamed),
+    /// The range overlaps this reserved range.
+    Reserved(Reserved),
+}
+
+/// An image's use of memory the firmware does not give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryConflict {
+    /// Everything the image uses, from its lowest to its highest byte.
+    pub needs: PhysRange,
+    /// What the range in conflict is for.
+    pub what: MemoryUse,
+    /// The range in conflict.
+    pub range: PhysRange,
+    /// What is wrong with it.
+    pub problem: MemoryProblem,
+}
+
+impl core::fmt::Display for MemoryConflict {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (needs, what, range) = (Span(self.needs), self.what, Span(self.range));
+        match &self.problem {
+            MemoryProblem::NotRam(ram) => write!(
+                f,
+                "this image needs RAM {needs}; the firmware reports {ram}, which does not \
+                 hold {what} {range}"
+            ),
+            MemoryProblem::Reserved(reserved) => write!(
+                f,
+                "this image needs RAM {needs}; the firmware reserves {} ({}), which overlaps \
+                 {what} {range}",
+                Span(reserved.range),
+                reserved.source()
+            ),
         }
     }
 }
@@ -113,7 +190,8 @@ where
     check_layout(machine, specs, count, &kernel.entry)?;
     check_placed_parts(machine, parts(), specs)?;
     check_initialiser(specs, initialiser.as_ref())?;
-    first(specs).ok_or(refuse("replica 0 is missing", 0))?;
+    let first = first(specs).ok_or(refuse("replica 0 is missing", 0))?;
+    check_reported_memory(machine, || memory_uses(machine, first, specs, parts()))?;
     Ok(Placement {
         count,
         kernel,
@@ -162,7 +240,10 @@ fn collect<'a>(
                 ));
             }
             // Checked once every replica's memory is known.
-            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram => {}
+            PartKind::PdImage
+            | PartKind::RegionData
+            | PartKind::DeviceTree
+            | PartKind::BootProgram => {}
         }
     }
     Ok((kernel, initialiser))
@@ -291,14 +372,18 @@ fn check_placed_parts<'a>(
     specs: &Specs,
 ) -> Result<(), PlacementError> {
     for part in parts {
-        if !matches!(
-            part.kind,
-            PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
-        ) {
+        if !matches!(part.kind, PartKind::PdImage | PartKind::BootProgram) && !is_region(part.kind)
+        {
             continue;
         }
         let r = part.entry.replica;
-        if part.kind == PartKind::RegionData && r == ALL_REPLICAS {
+        if part.kind == PartKind::DeviceTree && !part.bytes.is_empty() {
+            return Err(refuse(
+                "a region the loader fills with the device tree stores bytes of its own",
+                r,
+            ));
+        }
+        if is_region(part.kind) && r == ALL_REPLICAS {
             check_absolute_region(machine, &part.entry, specs)?;
             continue;
         }
@@ -315,6 +400,12 @@ fn check_placed_parts<'a>(
         }
     }
     Ok(())
+}
+
+/// Whether a part of `kind` is a memory region's contents (at an absolute address when it
+/// names no replica).
+pub fn is_region(kind: PartKind) -> bool {
+    matches!(kind, PartKind::RegionData | PartKind::DeviceTree)
 }
 
 /// A region outside every replica: inside the board's RAM, clear of the loader, the kernel
@@ -341,6 +432,68 @@ fn check_absolute_region(
         if range.overlaps(&spec.ram) || range.overlaps(&shared_area(spec)) {
             return Err(refused);
         }
+    }
+    Ok(())
+}
+
+/// Every range the image uses, by what for: the loader's range, the shared area, each
+/// replica's RAM and each region outside the replicas (the parts inside a replica lie in
+/// its RAM). The rules above have checked each lies in the board's RAM.
+fn memory_uses<'a>(
+    machine: &Machine,
+    first: &ReplicaSpec,
+    specs: &Specs,
+    parts: impl Iterator<Item = Part<'a>>,
+) -> impl Iterator<Item = (MemoryUse, PhysRange)> {
+    let replicas = specs
+        .iter()
+        .flatten()
+        .map(|(spec, _)| (MemoryUse::Replica(spec.replica), spec.ram));
+    let regions = parts
+        .filter(|p| is_region(p.kind) && p.entry.replica == ALL_REPLICAS)
+        .map(|p| {
+            let range = PhysRange {
+                base: p.entry.dest_offset,
+                size: p.entry.mem_size,
+            };
+            (MemoryUse::Region, range)
+        });
+    [
+        (MemoryUse::Loader, machine.loader),
+        (MemoryUse::SharedArea, shared_area(first)),
+    ]
+    .into_iter()
+    .chain(replicas)
+    .chain(regions)
+}
+
+/// Every range `uses` gives lies in RAM the firmware reports and clear of what it
+/// reserves.
+fn check_reported_memory<U>(machine: &Machine, uses: impl Fn() -> U) -> Result<(), PlacementError>
+where
+    U: Iterator<Item = (MemoryUse, PhysRange)>,
+{
+    let lowest = uses().map(|(_, r)| r.base).min().unwrap_or(0);
+    let highest = uses().map(|(_, r)| r.end()).max().unwrap_or(0);
+    let needs = PhysRange {
+        base: lowest,
+        size: highest.saturating_sub(lowest),
+    };
+    let memory = &machine.memory;
+    for (what, range) in uses() {
+        let problem = if !memory.is_ram(&range) {
+            MemoryProblem::NotRam(memory.ram_named())
+        } else if let Some(reserved) = memory.reservation_over(&range) {
+            MemoryProblem::Reserved(*reserved)
+        } else {
+            continue;
+        };
+        return Err(PlacementError::Memory(MemoryConflict {
+            needs,
+            what,
+            range,
+            problem,
+        }));
     }
     Ok(())
 }
@@ -409,6 +562,10 @@ mod tests {
         }
 
         fn check(&self) -> Result<usize, PlacementError> {
+            self.check_on(&MACHINE)
+        }
+
+        fn check_on(&self, machine: &Machine) -> Result<usize, PlacementError> {
             let kernel = Part {
                 entry: entry(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000),
                 kind: PartKind::Kernel,
@@ -426,8 +583,30 @@ mod tests {
             });
             let parts: Vec<Part<'_>> = [kernel].into_iter().chain(specs).chain(extra).collect();
             let mut table: Specs = [None; MAX_REPLICAS];
-            check(&MACHINE, || parts.iter().copied(), &mut table).map(|p| p.count)
+            check(machine, || parts.iter().copied(), &mut table).map(|p| p.count)
         }
+    }
+
+    /// [`MACHINE`] with the firmware reporting `ram` and reserving `reserved`.
+    fn reporting(ram: &[PhysRange], reserved: &[(PhysRange, &str)]) -> Machine {
+        let mut memory = MemoryMap::EMPTY;
+        for range in ram {
+            memory.add_ram(*range).unwrap();
+        }
+        for (range, node) in reserved {
+            let node = crate::memory_map::Label::new(node);
+            memory
+                .add_reserved(Reserved {
+                    range: *range,
+                    node,
+                })
+                .unwrap();
+        }
+        Machine { memory, ..MACHINE }
+    }
+
+    fn r(base: u64, size: u64) -> PhysRange {
+        PhysRange { base, size }
     }
 
     fn refused(image: &Image) -> std::string::String {
@@ -560,6 +739,115 @@ mod tests {
                 "region at {bad:#x}"
             );
         }
+    }
+
+    #[test]
+    fn an_image_needing_more_ram_than_the_firmware_reports_is_refused_naming_both() {
+        let image = Image::good();
+        // The fixture's replicas end at 0x4e000000, its region at 0x70100000.
+        let machine = reporting(&[r(0x4000_0000, 0x0c00_0000)], &[]);
+        assert_eq!(
+            std::format!("{}", image.check_on(&machine).unwrap_err()),
+            "this image needs RAM 0x40080000-0x70100000; the firmware reports \
+             0x40000000-0x4c000000, which does not hold replica 2's RAM 0x4a000000-0x4e000000"
+        );
+        // A hole under replica 1 in two banks.
+        let machine = reporting(
+            &[r(0x4000_0000, 0x0700_0000), r(0x4800_0000, 0x3800_0000)],
+            &[],
+        );
+        assert_eq!(
+            std::format!("{}", image.check_on(&machine).unwrap_err()),
+            "this image needs RAM 0x40080000-0x70100000; the firmware reports \
+             0x40000000-0x47000000, 0x48000000-0x80000000, which does not hold replica 1's \
+             RAM 0x46000000-0x4a000000"
+        );
+        // Not even the loader's own range.
+        let machine = reporting(&[r(0x4400_0000, 0x3c00_0000)], &[]);
+        let refusal = std::format!("{}", image.check_on(&machine).unwrap_err());
+        assert!(
+            refusal.ends_with("which does not hold the loader's range 0x40080000-0x41000000"),
+            "{refusal}"
+        );
+        let machine = reporting(&[], &[]);
+        let refusal = std::format!("{}", image.check_on(&machine).unwrap_err());
+        assert!(refusal.contains("the firmware reports no RAM"), "{refusal}");
+        // A region outside the replicas needs RAM too.
+        let machine = reporting(&[r(0x4000_0000, 0x3000_0000)], &[]);
+        let refusal = std::format!("{}", image.check_on(&machine).unwrap_err());
+        assert!(
+            refusal.ends_with("a region outside the replicas 0x70000000-0x70100000"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn more_ram_than_the_image_needs_is_fine() {
+        let image = Image::good();
+        for ram in [
+            &[r(0x4000_0000, 0x4000_0000)][..],
+            &[r(0, 0x1_0000_0000)],
+            &[r(0x4000_0000, 0x4000_0000), r(0x8_0000_0000, 0x8000_0000)],
+            // Touching banks merge.
+            &[r(0x4000_0000, 0x0800_0000), r(0x4800_0000, 0x3800_0000)],
+        ] {
+            assert_eq!(image.check_on(&reporting(ram, &[])), Ok(3), "{ram:x?}");
+        }
+    }
+
+    #[test]
+    fn nothing_the_image_uses_may_be_reserved() {
+        let image = Image::good();
+        let ram = [r(0x4000_0000, 0x4000_0000)];
+        let optee = "optee@47000000";
+        let machine = reporting(&ram, &[(r(0x4700_0000, 0x20_0000), optee)]);
+        assert_eq!(
+            std::format!("{}", image.check_on(&machine).unwrap_err()),
+            "this image needs RAM 0x40080000-0x70100000; the firmware reserves \
+             0x47000000-0x47200000 (/reserved-memory/optee@47000000), which overlaps \
+             replica 1's RAM 0x46000000-0x4a000000"
+        );
+        for (used, what) in [
+            (0x4100_0000, "the shared area"),
+            (0x4080_0000, "the loader's range"),
+            (0x7000_0000, "a region outside the replicas"),
+        ] {
+            let machine = reporting(&ram, &[(r(used, 0x1000), "")]);
+            let refusal = std::format!("{}", image.check_on(&machine).unwrap_err());
+            assert!(refusal.contains(what), "{refusal}");
+            assert!(refusal.contains("(/memreserve/)"), "{refusal}");
+        }
+        // Reserved memory the image does not use is no obstacle: below the loader, between
+        // the replicas and the region, above everything.
+        let machine = reporting(
+            &ram,
+            &[
+                (r(0x4000_0000, 0x8_0000), "low"),
+                (r(0x5000_0000, 0x100_0000), "middle"),
+                (r(0x7f00_0000, 0x100_0000), "high"),
+            ],
+        );
+        assert_eq!(image.check_on(&machine), Ok(3));
+    }
+
+    #[test]
+    fn a_device_tree_region_is_placed_like_a_region_and_stores_nothing() {
+        let mut image = Image::good();
+        image.extra[3].kind = PartKind::DeviceTree as u32;
+        image.extra[1].kind = PartKind::DeviceTree as u32;
+        assert_eq!(image.check(), Ok(3));
+        image.extra[3].dest_offset = ram_of(1).base;
+        assert_eq!(
+            refused(&image),
+            "a region outside the replicas lies outside RAM or over memory it may not touch"
+        );
+        let mut image = Image::good();
+        image.extra[1].kind = PartKind::DeviceTree as u32;
+        image.extra[1].dest_offset = 0;
+        assert_eq!(
+            refused(&image),
+            "replica 1: a program or region part lies outside the replica's free memory"
+        );
     }
 
     #[test]

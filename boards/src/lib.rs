@@ -1,5 +1,6 @@
 //! Board support: each board is data (memory map, devices, core clusters, QEMU machine)
-//! plus the few drivers the loader and kernel need ([`uart`], [`gic`]).
+//! plus the few drivers the loader and kernel need ([`uart`], [`gic`]), and the reader of
+//! the device tree the firmware hands the loader ([`devicetree`]).
 //!
 //! Design principles: no `cfg` per board anywhere. Host tools pick a [`Board`] by name
 //! ([`by_name`]); the loader is built for one board by its build script, which reads the
@@ -22,10 +23,12 @@
     )
 )]
 
+pub mod devicetree;
 pub mod firmware;
 pub mod gic;
 pub mod uart;
 
+use atoll_abi::memory_map::MemoryMap;
 pub use atoll_abi::placement::GicDevice;
 use atoll_abi::placement::Machine;
 use atoll_abi::spec::{PhysRange, PsciConduit, UartKind};
@@ -258,9 +261,10 @@ pub const IMX8MP_EVK: Board = Board {
 impl Board {
     /// The machine as the image checks (`atoll_kernel_core::loadcheck`) see it: this
     /// board with interrupt controller `gic` (one of [`Board::gics`]), with the loader's code
-    /// and data at `loader_code` (its start to `__loader_end`), booting on core 0. The
-    /// loader and the tool both build it here; the loader then puts in the core it finds
-    /// itself on.
+    /// and data at `loader_code` (its start to `__loader_end`), booting on core 0, its memory
+    /// the board's RAM with nothing reserved. The loader and the tool both build it here;
+    /// the loader then puts in the core it finds itself on and, given a device tree, the
+    /// memory the firmware reports.
     pub const fn machine(&self, loader_code: PhysRange, gic: GicDevice) -> Machine {
         Machine {
             ram: self.ram,
@@ -272,6 +276,7 @@ impl Board {
             cores: self.cores.len(),
             boot_core: 0,
             gic,
+            memory: MemoryMap::of_ram(self.ram),
         }
     }
 

@@ -161,6 +161,7 @@ relocate_end:
 __relocate_end:
 
 relocated:
+    mov     x20, x0                 // the firmware's x0 (a device tree's address, or 0)
     msr     daifset, #0xf
     mrs     x19, CurrentEL
     lsr     x19, x19, #2
@@ -193,6 +194,7 @@ relocated:
     add     x1, x1, #LOADER_STACK_SIZE
     mov     sp, x1
     mov     x0, x19
+    mov     x1, x20
     bl      loader_main
 park:
     wfe

@@ -11,7 +11,6 @@ mod board {
     include!(concat!(env!("OUT_DIR"), "/board.rs"));
 }
 
-use core::fmt::Write;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -102,11 +101,14 @@ fn console() -> Uart {
 
 macro_rules! log {
     ($level:literal, $($arg:tt)*) => {{
-        let mut uart = console();
+        use core::fmt::Write as _;
+        let mut uart = $crate::console();
         let _ = write!(uart, concat!("LDR|", $level, ": "));
         let _ = writeln!(uart, $($arg)*);
     }};
 }
+
+mod devicetree;
 
 /// Why the loader stopped.
 enum Refusal {
@@ -121,6 +123,8 @@ enum Refusal {
     /// No PSCI 0.2 or later answers `PSCI_VERSION` on the conduit: what it answered in `w0`,
     /// or `None` if the instruction was undefined.
     Psci(PsciConduit, Option<u32>),
+    /// The firmware's device tree cannot be used.
+    Tree(devicetree::TreeRefusal),
 }
 
 impl core::fmt::Display for Refusal {
@@ -129,6 +133,7 @@ impl core::fmt::Display for Refusal {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(why, replica) => write!(f, "replica {replica}: {why}"),
             Self::Check(e) => write!(f, "{e}"),
+            Self::Tree(e) => write!(f, "{e}"),
             Self::Gic(version) => {
                 write!(
                     f,
@@ -168,9 +173,10 @@ impl core::fmt::Display for Refusal {
     }
 }
 
-/// Entered from `entry.S` on the boot core at EL1 with the identity map on.
+/// Entered from `entry.S` on the boot core at EL1 with the identity map on, with the
+/// level it was entered at and what the firmware passed in `x0` (a device tree's address).
 #[unsafe(no_mangle)]
-extern "C" fn loader_main(entry_el: u64) -> ! {
+extern "C" fn loader_main(entry_el: u64, x0: u64) -> ! {
     set_canary();
     console().init();
     log!(
@@ -178,12 +184,7 @@ extern "C" fn loader_main(entry_el: u64) -> ! {
         "Atoll loader on {} (entered at EL{entry_el})",
         BOARD.name
     );
-    let conduit = if entry_el == 2 {
-        BOARD.psci_at_el2
-    } else {
-        BOARD.psci_at_el1
-    };
-    match load(conduit, entry_el as u32) {
+    match load(entry_el as u32, x0) {
         Ok(boot) => enter(boot),
         Err(refusal) => {
             log!("ERROR", "refusing to boot: {refusal}");
@@ -225,7 +226,7 @@ static mut CORE_BOOT: [CoreBoot; MAX_CORES] = [CoreBoot {
     arg1: 0,
 }; MAX_CORES];
 
-fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
+fn load(entry_el: u32, x0: u64) -> Result<Ready, Refusal> {
     let image = image_bytes();
     let view = ImageView::parse(image, Some(BOARD.name)).map_err(Refusal::Image)?;
     log!(
@@ -235,21 +236,36 @@ fn load(conduit: PsciConduit, entry_el: u32) -> Result<Ready, Refusal> {
         view.header().image_size,
         view.header().checksum
     );
+    let code = loader_code();
+    let running = PhysRange {
+        base: code.base,
+        size: code.size + view.header().image_size,
+    };
+    let firmware = devicetree::read(x0, running).map_err(Refusal::Tree)?;
+    let conduit = devicetree::conduit(entry_el, &firmware);
     let boot_core = current_core().ok_or(Refusal::Layout(
         "boot core is not in the board's core table",
         0,
     ))?;
     let gic = find_gic()?;
-    let machine = Machine {
+    let mut machine = Machine {
         boot_core,
-        ..BOARD.machine(loader_code(), *gic)
+        ..BOARD.machine(code, *gic)
     };
+    if let Some(memory) = firmware.memory {
+        machine.memory = memory;
+    }
     let mut specs: Specs = [None; MAX_REPLICAS];
     let mut starts: Starts = [None; MAX_REPLICAS];
-    // The check writes nothing but each replica's kernel page tables, in its table area.
-    let placement = loadcheck::check(
+    // The placement rules, the firmware's memory among them, write nothing; the device
+    // tree goes into its regions before anything else is written; the rest of the check
+    // writes nothing but each replica's kernel page tables, in its table area.
+    let placement = placement::check(&machine, || view.parts(), &mut specs)
+        .map_err(|e| Refusal::Check(e.into()))?;
+    devicetree::fill_regions(&view, &specs, firmware.tree).map_err(Refusal::Tree)?;
+    loadcheck::prepare(
         &machine,
-        || view.parts(),
+        &placement,
         &mut specs,
         &mut starts,
         ReplicaTables::of,

@@ -91,6 +91,9 @@ pub const FUZZ: Variant = Variant::of("fuzz", "tests/systems/fuzz.xml", true);
 /// A PD owning the physical timer's per-core interrupt; it reports after its last one.
 pub const PD_TIMER: Variant =
     Variant::of("pd-timer", "protection-domains/bench/systems/irq.xml", true);
+/// A PD reading the device tree the loader copied into its `prefill_bootinfo="fdt"`
+/// region.
+pub const DEVICE_TREE: Variant = Variant::of("devicetree", "tests/systems/devicetree.xml", false);
 /// Replica 1's kernel stack overflows on purpose.
 pub const STACK: Variant = Variant {
     stack_overflow: Some(1),
@@ -203,6 +206,7 @@ pub const VARIANTS: &[Variant] = &[
     HOSTILE,
     FUZZ,
     PD_TIMER,
+    DEVICE_TREE,
     EXAMPLE_HELLO,
     EXAMPLE_PINGPONG,
     EXAMPLE_PINGPONG_CROSS,

@@ -849,9 +849,9 @@ fn qemu_virt_aarch64_entered_at_el2() {
 
 /// A boot's lines as comparable between two ways of booting the same image: sorted (other
 /// replicas' lines reach the console in no fixed order), without the lines that give times
-/// or tick counts, or name the interrupt controller the loader found or the PSCI conduit it
-/// uses (SMC at EL2, HVC at EL1 on `virt`), and with the entry level and GIC version in the
-/// others made alike.
+/// or tick counts, name the interrupt controller the loader found, or say what the device
+/// tree (there is none under `-device loader`) and the PSCI conduit are, and with the entry
+/// level and GIC version in the others made alike.
 fn comparable_lines(outcome: &Outcome) -> Vec<String> {
     let mut lines: Vec<String> = guest_lines(outcome)
         .into_iter()
@@ -859,6 +859,7 @@ fn comparable_lines(outcome: &Outcome) -> Vec<String> {
             !l.contains(" ns")
                 && !l.contains(" ticks ")
                 && !l.contains("interrupt controller:")
+                && !l.contains("device tree")
                 && !l.starts_with("LDR|INFO: PSCI ")
         })
         .map(|l| {
@@ -1077,6 +1078,198 @@ fn loader_stops(boot: Boot, status: i32) -> Outcome {
     );
     check(&outcome, !outcome.serial.contains("K0|"), "a kernel ran");
     outcome
+}
+
+/// A device-tree fixture (`boards/fixtures/devicetree/`).
+fn device_tree(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .join("boards/fixtures/devicetree")
+        .join(name)
+}
+
+/// `boot` with the QEMU options that make the firmware hand `board`'s loader a device tree
+/// under `-kernel`: `virt` makes its own; `xlnx-zcu102` and `imx8mp-evk` have none, and
+/// pass the one given with `-dtb`, its `/memory` rewritten to the RAM they emulate.
+fn with_tree(boot: Boot, board: &str) -> Boot {
+    let tree = match board {
+        "zcu102" => "zcu102.dtb",
+        "imx8mp_evk" => "imx8mp-evk.dtb",
+        _ => return boot,
+    };
+    boot.qemu_args(&["-dtb", &device_tree(tree).display().to_string()])
+}
+
+/// The default system's image for `board`, booted with a device tree and `memory` of RAM
+/// instead of the board's.
+fn boot_with_memory(board: &str, memory: &'static str) -> Outcome {
+    let machine = QemuMachine {
+        memory,
+        ..atoll_boards::by_name(board).expect("a board").qemu
+    };
+    let boot = Boot::image(
+        board,
+        &format!("ram-{memory}"),
+        image_of(board, &variants::BOOT),
+    );
+    with_tree(boot.machine(machine), board).run()
+}
+
+/// The loader refused the image (status 3, no kernel) with `refusal`, and `detail` after it.
+fn check_refused(outcome: &Outcome, refusal: &str, detail: &str) {
+    check(
+        outcome,
+        outcome.exit_code() == Some(3),
+        "the loader did not refuse the image with status 3",
+    );
+    let at = position(outcome, &format!("LDR|ERROR: refusing to boot: {refusal}"));
+    position_after(outcome, at, detail);
+    check(outcome, !outcome.serial.contains("K0|"), "a kernel ran");
+}
+
+/// Booted with less RAM than its image needs (`memory`, which the device tree reports as
+/// `reported`), the loader refuses with both named, writing nothing: status 3, no kernel,
+/// no fault (the image's replicas would lie partly where no RAM is).
+fn too_little_ram(board: &str, memory: &'static str, reported: &str) {
+    check_refused(
+        &boot_with_memory(board, memory),
+        "this image needs RAM 0x",
+        &format!("; the firmware reports {reported}, which does not hold replica "),
+    );
+}
+
+/// With more RAM than its image needs the board boots as with its own.
+fn more_ram(board: &str, memory: &'static str, reported: &str) {
+    let outcome = boot_with_memory(board, memory);
+    position(&outcome, &format!(" bytes): RAM {reported}"));
+    check_normal_boot(board, &outcome);
+}
+
+#[test]
+fn qemu_virt_aarch64_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("qemu_virt_aarch64", "512M", "0x40000000-0x60000000");
+}
+
+#[test]
+fn zcu102_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("zcu102", "1G", "0x0-0x40000000");
+}
+
+#[test]
+fn imx8mp_evk_with_too_little_ram_is_refused_naming_both() {
+    too_little_ram("imx8mp_evk", "1G", "0x40000000-0x80000000");
+}
+
+#[test]
+fn qemu_virt_aarch64_with_more_ram_boots() {
+    more_ram("qemu_virt_aarch64", "2G", "0x40000000-0xc0000000");
+}
+
+#[test]
+fn zcu102_with_more_ram_boots() {
+    more_ram("zcu102", "4G", "0x0-0x100000000");
+}
+
+#[test]
+fn imx8mp_evk_with_more_ram_boots() {
+    more_ram("imx8mp_evk", "3G", "0x40000000-0x100000000");
+}
+
+/// A device tree that reserves memory the image's replica 1 uses (`-dtb`, on `virt`) is
+/// refused, naming the reservation.
+#[test]
+fn qemu_virt_aarch64_memory_the_firmware_reserves_is_refused_naming_it() {
+    let board = "qemu_virt_aarch64";
+    let tree = device_tree("qemu-virt-reserved.dtb").display().to_string();
+    let outcome = Boot::image(board, "reserved", image_of(board, &variants::BOOT))
+        .qemu_args(&["-dtb", &tree])
+        .run();
+    position(
+        &outcome,
+        "LDR|INFO: device tree: 0x40000000-0x40010000 reserved (/memreserve/)",
+    );
+    check_refused(
+        &outcome,
+        "this image needs RAM 0x",
+        "; the firmware reserves 0x60000000-0x60200000 \
+         (/reserved-memory/secure-monitor@60000000), which overlaps replica 1's RAM ",
+    );
+}
+
+/// A `prefill_bootinfo="fdt"` region holds the firmware's device tree: its PD reads the
+/// magic and the size, and zeroes after the tree.
+fn device_tree_region(board: &str) {
+    let outcome = with_tree(Boot::variant(board, &variants::DEVICE_TREE), board).run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    let copied = position(
+        &outcome,
+        "LDR|INFO: device tree copied to the prefill_bootinfo=\"fdt\" region at 0x",
+    );
+    position_after(
+        &outcome,
+        copied,
+        "devicetree: device tree magic 0xd00dfeed, ",
+    );
+    check_nothing_failed(&outcome, "the device-tree PD failed");
+}
+
+#[test]
+fn qemu_virt_aarch64_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("qemu_virt_aarch64");
+}
+
+#[test]
+fn zcu102_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("zcu102");
+}
+
+#[test]
+fn imx8mp_evk_a_device_tree_region_holds_the_firmwares_tree() {
+    device_tree_region("imx8mp_evk");
+}
+
+/// Without a device tree (`xlnx-zcu102` has none of its own), the region is zeroed, with a
+/// warning; with one too large for it, the loader refuses, naming both sizes.
+#[test]
+fn zcu102_a_device_tree_region_without_a_tree_or_too_small_for_it() {
+    let board = "zcu102";
+    let image = image_of(board, &variants::DEVICE_TREE);
+    let outcome = Boot::image(board, "devicetree-none", image.clone()).run();
+    check(
+        &outcome,
+        outcome.exit_code() == Some(0),
+        "QEMU did not power off by itself with status 0",
+    );
+    position(
+        &outcome,
+        "LDR|WARN: no device tree to put in the prefill_bootinfo=\"fdt\" region at 0x",
+    );
+    position(
+        &outcome,
+        "devicetree: no device tree: the region is all zero",
+    );
+    // The zcu102 fixture padded to 576 KiB, which QEMU gives room to grow, twice its size
+    // and some more: more than the region's 1 MiB, less than the 2 MiB the loader reads.
+    let mut tree = std::fs::read(device_tree("zcu102.dtb")).expect("the fixture");
+    let size = 0x9_0000u32;
+    tree.resize(size as usize, 0);
+    tree[4..8].copy_from_slice(&size.to_be_bytes());
+    let path = target_dir().join("e2e-logs").join("zcu102-large.dtb");
+    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("log dir");
+    std::fs::write(&path, &tree).expect("write the tree");
+    let outcome = Boot::image(board, "devicetree-large", image)
+        .qemu_args(&["-dtb", &path.display().to_string()])
+        .run();
+    check_refused(
+        &outcome,
+        "the device tree (",
+        "bytes) does not fit in the prefill_bootinfo=\"fdt\" region at 0x",
+    );
 }
 
 board_tests! {

@@ -168,7 +168,7 @@ pub fn build_planned(
         boot_programs = plan::boot_programs(&mut plan, &mut problems);
         errors.extend(problems.into_iter().map(PackError::Layout));
     }
-    let regions = pack::region_parts(&plan, &prefills, &mut errors);
+    let regions = pack::region_parts(system, &plan, &prefills, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }

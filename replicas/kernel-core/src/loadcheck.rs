@@ -2,7 +2,8 @@
 //! that the `microkit` tool runs on every image it writes: an image the tool writes is never
 //! one the loader refuses.
 //!
-//! [`check`] applies the layout rules of [`atoll_abi::placement`], then, replica by replica,
+//! [`check`] applies the layout rules of [`atoll_abi::placement`] (the memory the firmware
+//! reports included: [`Machine::memory`]), then ([`prepare`]), replica by replica,
 //! puts the machine's interrupt controller in the spec ([`use_gic`]), builds the kernel page
 //! tables the spec asks for with [`pagetable`], finds the spec in the kernel's mappings, and
 //! checks that the GIC has every interrupt the replica routes; last, it finds the replica
@@ -83,12 +84,29 @@ pub fn check<'a, I, M: TableMemory>(
     parts: impl Fn() -> I,
     specs: &mut Specs,
     starts: &mut Starts,
-    mut tables: impl FnMut(PhysRange) -> M,
+    tables: impl FnMut(PhysRange) -> M,
 ) -> Result<Placement<'a>, LoadError>
 where
     I: Iterator<Item = Part<'a>>,
 {
     let placement = placement::check(machine, parts, specs)?;
+    prepare(machine, &placement, specs, starts, tables)?;
+    Ok(placement)
+}
+
+/// The rest of [`check`] once [`placement::check`] has passed, with its `placement` and the
+/// `specs` it filled: each replica's GIC, interrupts, spec address and kernel page tables
+/// (written through `tables`), then the boot core. The loader runs the two steps apart, so
+/// that it writes nothing outside its own range (the tables) before the placement rules,
+/// the firmware's memory included, have passed, and can do what must come first in between
+/// (filling `prefill_bootinfo="fdt"` regions while the firmware's device tree is intact).
+pub fn prepare<M: TableMemory>(
+    machine: &Machine,
+    placement: &Placement<'_>,
+    specs: &mut Specs,
+    starts: &mut Starts,
+    mut tables: impl FnMut(PhysRange) -> M,
+) -> Result<(), LoadError> {
     let mut boot_core_found = false;
     // `placement::check` proved the specs of replicas `0..count` present, and no others.
     for (entry, start) in specs
@@ -115,7 +133,7 @@ where
     if !boot_core_found {
         return Err(refuse("boot core belongs to no replica", 0));
     }
-    Ok(placement)
+    Ok(())
 }
 
 /// The replica's page-table area (inside its RAM, as the placement rules proved).
@@ -269,12 +287,8 @@ mod tests {
         checked_specs(specs, machine).map(|(count, starts, _)| (count, starts))
     }
 
-    /// The count of replicas, their starts and their specs as the check leaves them, if
-    /// `specs` pass on `machine`.
-    fn checked_specs(
-        specs: &[ReplicaSpec],
-        machine: &Machine,
-    ) -> Result<(usize, Starts, Specs), String> {
+    /// An image's parts: a kernel and `specs`.
+    fn parts_of(specs: &[ReplicaSpec]) -> Vec<Part<'static>> {
         let kernel = Part {
             entry: PartEntry::new(PartKind::Kernel, ALL_REPLICAS, 0, 0x1_0000, 0),
             kind: PartKind::Kernel,
@@ -282,14 +296,23 @@ mod tests {
         };
         // The specs' bytes live as long as the test: leak them.
         let specs: &'static [ReplicaSpec] = Vec::leak(specs.to_vec());
-        let parts: Vec<Part<'static>> = [kernel]
+        [kernel]
             .into_iter()
             .chain(specs.iter().map(|s| Part {
                 entry: PartEntry::new(PartKind::ReplicaSpec, s.replica, 0, 0, SPEC_OFFSET),
                 kind: PartKind::ReplicaSpec,
                 bytes: s.as_bytes(),
             }))
-            .collect();
+            .collect()
+    }
+
+    /// The count of replicas, their starts and their specs as the check leaves them, if
+    /// `specs` pass on `machine`.
+    fn checked_specs(
+        specs: &[ReplicaSpec],
+        machine: &Machine,
+    ) -> Result<(usize, Starts, Specs), String> {
+        let parts = parts_of(specs);
         let mut table: Specs = [None; MAX_REPLICAS];
         let mut starts: Starts = [None; MAX_REPLICAS];
         check(
@@ -476,6 +499,46 @@ mod tests {
             checked(&specs, &MACHINE).err().unwrap(),
             "replica 1: cannot build kernel page tables: OutOfTables"
         );
+    }
+
+    /// Less RAM than the image needs is refused before a single table is built: the
+    /// loader builds them in the replicas' RAM, which may not exist.
+    #[test]
+    fn the_firmwares_memory_is_checked_before_any_table_is_built() {
+        let parts = parts_of(&good());
+        let machine = Machine {
+            memory: atoll_abi::memory_map::MemoryMap::of_ram(PhysRange {
+                base: 0x4000_0000,
+                size: 0x0400_0000,
+            }),
+            ..MACHINE
+        };
+        let mut table: Specs = [None; MAX_REPLICAS];
+        let mut starts: Starts = [None; MAX_REPLICAS];
+        let mut built = 0;
+        let refusal = check(
+            &machine,
+            || parts.iter().copied(),
+            &mut table,
+            &mut starts,
+            |area| {
+                built += 1;
+                HostTables::new(area)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(refusal, LoadError::Placement(PlacementError::Memory(_))),
+            "{refusal}"
+        );
+        assert!(
+            refusal
+                .to_string()
+                .starts_with("this image needs RAM 0x40080000-"),
+            "{refusal}"
+        );
+        assert_eq!(built, 0);
+        assert!(starts.iter().all(Option::is_none));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use zerocopy::IntoBytes;
 use crate::elf::{Binaries, KernelImage, LoaderImage};
 use crate::error::PackError;
 use crate::files::PrefillFile;
-use crate::model::SystemDescription;
+use crate::model::{Prefill, SystemDescription};
 use crate::plan::{
     BootProgram, KERNEL_OFFSET, PartPlace, PdPlan, Plan, ProgramShape, ProgramSource, ReplicaPlan,
 };
@@ -160,8 +160,10 @@ pub(crate) fn boot_program_parts(programs: Vec<BootProgram>) -> Vec<OwnedPart> {
 }
 
 /// Each placed region's contents: its prefill file, or nothing (the loader zeroes past
-/// what it writes).
+/// what it writes); a `prefill_bootinfo="fdt"` region is a part of its own kind, which the
+/// loader fills with the firmware's device tree.
 pub(crate) fn region_parts(
+    system: &SystemDescription,
     plan: &Plan,
     prefills: &[PrefillFile],
     errors: &mut Vec<PackError>,
@@ -172,12 +174,17 @@ pub(crate) fn region_parts(
             .iter()
             .find(|p| p.region == region.name)
             .map(|p| p.bytes.clone());
-        match region.part_place(plan, bytes.is_some()) {
-            Ok(Some(place)) => parts.push(OwnedPart::new(
-                PartKind::RegionData,
-                place,
-                bytes.unwrap_or_default(),
-            )),
+        let device_tree = system
+            .memory_regions
+            .get(region.name.as_str())
+            .is_some_and(|mr| mr.prefill == Some(Prefill::DeviceTree));
+        let kind = if device_tree {
+            PartKind::DeviceTree
+        } else {
+            PartKind::RegionData
+        };
+        match region.part_place(plan, bytes.is_some() || device_tree) {
+            Ok(Some(place)) => parts.push(OwnedPart::new(kind, place, bytes.unwrap_or_default())),
             Ok(None) => {}
             Err(reason) => errors.push(PackError::Prefill {
                 region: region.name.clone(),
@@ -321,6 +328,42 @@ mod tests {
             entry: PartEntry::new(PartKind::PdImage, 1, 0x1000, 0x1000, dest_offset),
             bytes: vec![0x55; 0x1000],
         }
+    }
+
+    /// A `prefill_bootinfo="fdt"` region is a device-tree part, in its replica's memory
+    /// at the region's size, storing nothing; a file-prefilled region stays region data.
+    #[test]
+    fn a_device_tree_region_is_a_part_of_its_own_kind() {
+        let text = r#"<system>
+            <memory_region name="dtb" size="0x10_0000" prefill_bootinfo="fdt" />
+            <memory_region name="plain" size="0x1000" />
+            <protection_domain name="a">
+                <program_image path="a.elf" />
+                <map mr="dtb" vaddr="0x1000_0000" />
+                <map mr="plain" vaddr="0x2000_0000" />
+            </protection_domain>
+        </system>"#;
+        let checked = crate::check(text, BOARD, false);
+        let (Some(system), Some(plan)) = (&checked.system, &checked.plan) else {
+            panic!("{:?}", checked.diagnostics);
+        };
+        let mut errors = Vec::new();
+        let parts = region_parts(system, plan, &[], &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let kinds: Vec<(u32, u64, usize)> = parts
+            .iter()
+            .map(|p| (p.entry.kind, p.entry.mem_size, p.bytes.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (PartKind::DeviceTree as u32, 0x10_0000, 0),
+                (PartKind::RegionData as u32, 0x1000, 0)
+            ]
+        );
+        let replica = &plan.replicas[0];
+        let dtb = plan.memory_regions[0].phys_addr.unwrap();
+        assert_eq!(parts[0].entry.dest_offset, dtb - replica.ram.base);
     }
 
     #[test]
