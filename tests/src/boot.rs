@@ -129,3 +129,19 @@ impl Boot {
         outcome
     }
 }
+
+/// Fails with the log unless every line of `lines` appears in `outcome`'s serial output,
+/// each after the one before.
+pub fn in_order(outcome: &Outcome, lines: &[&str]) {
+    let mut from = 0;
+    for line in lines {
+        match outcome.serial.get(from..).and_then(|rest| rest.find(line)) {
+            Some(at) => from += at + line.len(),
+            None => panic!(
+                "missing from the log (in this order): {line:?}\nserial log saved at {}\n----\n{}",
+                outcome.log_path.display(),
+                outcome.serial
+            ),
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use atoll_e2e::boot::Boot;
+use atoll_e2e::boot::{Boot, in_order};
 use atoll_runner::Outcome;
 
 /// An environment variable `cargo xtask test` sets, as a path.
@@ -52,21 +52,6 @@ fn boot_example(board: &str, example: &str, lines: &[&str]) -> Outcome {
     let outcome = boot_as_microkit(board, &format!("c-{example}"), image, last);
     in_order(&outcome, lines);
     outcome
-}
-
-/// Fails with the log unless every line of `lines` appears, each after the one before.
-fn in_order(outcome: &Outcome, lines: &[&str]) {
-    let mut from = 0;
-    for line in lines {
-        match outcome.serial.get(from..).and_then(|rest| rest.find(line)) {
-            Some(at) => from += at + line.len(),
-            None => panic!(
-                "missing from the log (in this order): {line:?}\nserial log saved at {}\n----\n{}",
-                outcome.log_path.display(),
-                outcome.serial
-            ),
-        }
-    }
 }
 
 /// Fails with the log if `text` appears.

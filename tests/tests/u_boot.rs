@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use atoll_boards::QemuMachine;
-use atoll_e2e::boot::Boot;
+use atoll_e2e::boot::{Boot, in_order};
 use atoll_runner::Outcome;
 
 const BOARD: &str = "qemu_virt_aarch64";
@@ -34,23 +34,14 @@ fn u_boot(label: &str, disk_name: &str, machine: Option<QemuMachine>) -> Outcome
 /// `lines` appear in this order (U-Boot's, then U-Boot's "Starting kernel ...", then the
 /// loader's first line), the image reached every PD and powered off by itself.
 fn booted(outcome: &Outcome, lines: &[&str]) {
-    let mut from = 0;
     let every = [
         "LDR|INFO: image ok:",
         "K0|INFO: ping ring complete",
         "K0|INFO: every PD started and waiting for events",
         "K0|INFO: boot checks done; powering off",
     ];
-    for line in lines.iter().chain(every.iter()) {
-        match outcome.serial.get(from..).and_then(|rest| rest.find(line)) {
-            Some(at) => from += at + line.len(),
-            None => panic!(
-                "missing from the log (in this order): {line:?}\nserial log saved at {}\n----\n{}",
-                outcome.log_path.display(),
-                outcome.serial
-            ),
-        }
-    }
+    let all: Vec<&str> = lines.iter().chain(every.iter()).copied().collect();
+    in_order(outcome, &all);
     assert!(
         outcome.exit_code() == Some(0) && !outcome.serial.contains("|ERROR"),
         "the image did not power off cleanly\nserial log saved at {}\n----\n{}",
