@@ -35,7 +35,8 @@ pub fn board(name: &str) -> Result<&'static Board> {
     })
 }
 
-fn cargo() -> Command {
+/// `cargo` (the one running xtask) in the workspace root.
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd

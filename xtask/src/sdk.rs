@@ -84,8 +84,8 @@ fn write(to: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Builds `libmicrokit.a` (quiet: with its debug output silenced) and returns its bytes.
 fn libmicrokit(quiet: bool) -> Result<Vec<u8>> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root()).args([
+    let mut cmd = crate::build::cargo();
+    cmd.args([
         "build",
         "--quiet",
         "--release",
@@ -113,8 +113,7 @@ fn libmicrokit(quiet: bool) -> Result<Vec<u8>> {
 
 /// The tool, built with the release profile.
 fn tool() -> Result<PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
+    let status = crate::build::cargo()
         .args(["build", "--quiet", "--release", "-p", "atoll-tool"])
         .status()
         .context("running cargo build -p atoll-tool")?;

@@ -12,8 +12,8 @@ use crate::build::{KERNEL_TARGET, board, build, workspace_root};
 use crate::setup;
 
 fn cargo(args: &[&str]) -> Command {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace_root()).args(args);
+    let mut cmd = crate::build::cargo();
+    cmd.args(args);
     cmd
 }
 
