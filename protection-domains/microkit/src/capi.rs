@@ -103,10 +103,10 @@ extern "C" fn atoll_c_missing_fault(
 
 /// A message arrived for an entry point the program does not define: report and stop.
 fn missing(entry: &str) -> ! {
-    puts_name();
-    put_str(" is missing the '");
-    put_str(entry);
-    put_str("' entry point\n");
+    say(format_args!(
+        "{} is missing the '{entry}' entry point\n",
+        name()
+    ));
     panic!("missing entry point '{entry}'");
 }
 
@@ -241,27 +241,23 @@ fn put_char(c: u8) {
     }
 }
 
-fn put_str(s: &str) {
-    s.bytes().for_each(put_char);
-}
+/// The library's output: debug output unless the configuration is quiet.
+struct Out;
 
-fn puts_name() {
-    put_str(crate::name_or_placeholder());
-}
-
-/// Prints an unsigned number in decimal.
-fn put_decimal(mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut n = digits.len();
-    loop {
-        n -= 1;
-        digits[n] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+impl core::fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        s.bytes().for_each(put_char);
+        Ok(())
     }
-    digits[n..].iter().copied().for_each(put_char);
+}
+
+/// Prints `text` through [`Out`].
+fn say(text: core::fmt::Arguments<'_>) {
+    let _ = core::fmt::Write::write_fmt(&mut Out, text);
+}
+
+fn name() -> &'static str {
+    crate::name_or_placeholder()
 }
 
 /// `microkit_dbg_putc`: one byte (the low 8 bits of `c`).
@@ -288,50 +284,43 @@ pub unsafe extern "C" fn microkit_dbg_puts(s: *const c_char) {
 /// `microkit_dbg_put8`: an 8-bit number in decimal.
 #[unsafe(no_mangle)]
 pub extern "C" fn microkit_dbg_put8(x: u8) {
-    put_decimal(x.into());
+    say(format_args!("{x}"));
 }
 
 /// `microkit_dbg_put32`: a 32-bit number in decimal.
 #[unsafe(no_mangle)]
 pub extern "C" fn microkit_dbg_put32(x: u32) {
-    put_decimal(x.into());
+    say(format_args!("{x}"));
 }
 
 /// Whether `ch` is one of the channels in `mask`; otherwise prints Microkit's message for
 /// `call` and returns false.
 fn channel_ok(ch: u32, mask: u64, call: &str) -> bool {
-    if ch < MAX_CHANNELS && mask & (1 << ch) != 0 {
-        return true;
+    let ok = ch < MAX_CHANNELS && mask & (1 << ch) != 0;
+    if !ok {
+        say(format_args!(
+            "{} {call}: invalid channel given '{ch}'\n",
+            name()
+        ));
     }
-    puts_name();
-    put_str(" ");
-    put_str(call);
-    put_str(": invalid channel given '");
-    put_decimal(ch.into());
-    put_str("'\n");
-    false
+    ok
 }
 
 /// Whether `child` is a child id at all; otherwise prints a message for `call`.
 fn child_ok(child: u32, call: &str) -> bool {
-    if child < MAX_CHANNELS {
-        return true;
+    let ok = child < MAX_CHANNELS;
+    if !ok {
+        say(format_args!(
+            "{} {call}: invalid child given '{child}'\n",
+            name()
+        ));
     }
-    puts_name();
-    put_str(" ");
-    put_str(call);
-    put_str(": invalid child given '");
-    put_decimal(child.into());
-    put_str("'\n");
-    false
+    ok
 }
 
 /// Reports a refused operation on a child and stops this PD, as Microkit's library does.
 fn child_refused(call: &str, child: u32, error: Error) -> ! {
-    put_str(call);
-    put_str(": error on child '");
-    put_decimal(child.into());
-    put_str("'\n");
+    say(format_args!("{call}: error on child '{child}'\n"));
     panic!("{call}: child {child}: error {}", error as u32);
 }
 
@@ -361,10 +350,11 @@ pub extern "C" fn microkit_irq_ack(ch: u32) {
     if channel_ok(ch, irqs(), "microkit_irq_ack")
         && let Err(e) = irq_handler(ch).ack()
     {
-        puts_name();
-        put_str(" microkit_irq_ack: error ");
-        put_decimal(e as u64);
-        put_str("\n");
+        say(format_args!(
+            "{} microkit_irq_ack: error {}\n",
+            name(),
+            e as u64
+        ));
     }
 }
 
@@ -391,8 +381,7 @@ pub extern "C" fn microkit_ppcall(ch: u32, msginfo: SeL4MessageInfo) -> SeL4Mess
     if !channel_ok(ch, pps(), "microkit_ppcall") {
         return SeL4MessageInfo::default();
     }
-    let endpoint = Cap::<Endpoint>::from_bits(u64::from(slot::OUTPUT_ENDPOINT + ch));
-    seL4_Call(endpoint.bits(), msginfo)
+    seL4_Call(u64::from(slot::OUTPUT_ENDPOINT + ch), msginfo)
 }
 
 /// `microkit_pd_restart`: starts child `child` again at `entry_point`, its stack pointer
@@ -437,7 +426,9 @@ pub unsafe extern "C" fn microkit_arm_smc_call(args: *const SmcContext, response
     // SAFETY: forwarded from the caller.
     let error = unsafe { seL4_ARM_SMC_Call(slot::ARM_SMC.into(), args, response) };
     if error != 0 {
-        put_str("microkit_arm_smc_call: error making SMC call\n");
+        say(format_args!(
+            "microkit_arm_smc_call: error making SMC call\n"
+        ));
         panic!("microkit_arm_smc_call: error {error}");
     }
 }
