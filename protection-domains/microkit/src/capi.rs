@@ -190,9 +190,7 @@ extern "C" fn atoll_pd_main() -> ! {
         flush_signal();
         set_signal(slot::MONITOR_ENDPOINT.into(), Tag(0));
     }
-    for channel in crate::ChannelSet::from_badge(irqs()).iter() {
-        let _ = channel.irq_ack();
-    }
+    crate::handler::ack_every_irq();
     let mut reply: Option<Tag> = None;
     loop {
         let event = match reply.take() {

@@ -63,9 +63,7 @@ pub trait Handler {
         // receive, so it is already waiting when the monitor takes its scheduling context
         // away.
         let mut ready = pd_is_passive();
-        for channel in ChannelSet::from_badge(irqs()).iter() {
-            let _ = channel.irq_ack();
-        }
+        ack_every_irq();
         let mut reply: Option<MessageInfo> = None;
         loop {
             let event = match (reply.take(), self.take_deferred_action()) {
@@ -269,6 +267,14 @@ pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
     match handler.run() {
         Ok(never) => match never {},
         Err(e) => panic!("handler error: {e}"),
+    }
+}
+
+/// Acknowledges every interrupt channel of the PD once, so that each can arrive: the event
+/// loop's first step (Rust's and the C library's).
+pub(crate) fn ack_every_irq() {
+    for channel in ChannelSet::from_badge(irqs()).iter() {
+        let _ = channel.irq_ack();
     }
 }
 
