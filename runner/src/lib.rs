@@ -37,7 +37,8 @@ pub enum Load {
     },
     /// U-Boot as the firmware (`-bios`, Debian's `u-boot-qemu` build for `virt`), and the
     /// image is a disk on a virtio block device: U-Boot's standard boot finds a `boot.scr`
-    /// on it and runs it, as on a board booting from an SD card.
+    /// on it and runs it, as on a board booting from an SD card. The disk is read-only, so
+    /// that several boots may share it (QEMU locks a writable image).
     UBootDisk,
 }
 
@@ -145,7 +146,10 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
             "-bios".into(),
             U_BOOT_QEMU_ARM64.into(),
             "-drive".into(),
-            format!("if=none,file={},format=raw,id=boot", image.display()),
+            format!(
+                "if=none,file={},format=raw,readonly=on,id=boot",
+                image.display()
+            ),
             "-device".into(),
             "virtio-blk-device,drive=boot".into(),
         ]),
@@ -383,7 +387,7 @@ mod tests {
         assert!(has(
             &a,
             "-drive",
-            "if=none,file=atoll.img,format=raw,id=boot"
+            "if=none,file=atoll.img,format=raw,readonly=on,id=boot"
         ));
         assert!(has(&a, "-device", "virtio-blk-device,drive=boot"));
         assert!(!a.iter().any(|x| x == "-kernel"));
