@@ -118,7 +118,13 @@ pub mod label {
     pub const TCB_BIND_NOTIFICATION: u64 = 18;
     /// TCB: ().
     pub const TCB_UNBIND_NOTIFICATION: u64 = 19;
-    /// Scheduling control: (sched_context, budget_us, period_us).
+    /// TCB: (core). Moves the thread to `core` (a board core index of the thread's
+    /// replica), as seL4's `TCB_SetAffinity`; with MCS scheduling it moves the thread's
+    /// own scheduling context, which is what decides the core a thread runs on.
+    pub const TCB_SET_AFFINITY: u64 = 23;
+    /// Scheduling control: (sched_context, budget_us, period_us[, core]). The context's
+    /// threads run on `core` (a board core index of the replica; default: the replica's
+    /// first core), as seL4's per-core SchedControl capabilities decide.
     pub const SCHED_CONTROL_CONFIGURE: u64 = 20;
     /// Scheduling context: (tcb). Gives an unbound scheduling context to a thread that has
     /// none of its own, as seL4's `SchedContext_Bind`.
