@@ -12,6 +12,8 @@ use core::marker::PhantomData;
 
 /// Threads per replica.
 pub const MAX_THREADS: usize = 64;
+/// Most cores a board may have.
+pub const MAX_CORES: usize = atoll_abi::limits::MAX_CORES;
 /// Endpoints per replica.
 pub const MAX_ENDPOINTS: usize = 128;
 /// Notifications per replica.
@@ -121,6 +123,26 @@ table_id!(
     ThreadId,
     MAX_THREADS
 );
+table_id!(
+    /// A core of the board, by its index (the `cpu` of a PD, the cores of a replica).
+    CoreId,
+    MAX_CORES
+);
+impl CoreId {
+    /// Core 0.
+    pub const MIN: CoreId = CoreId(0);
+
+    /// Its bit in a mask of cores.
+    pub const fn bit(self) -> u32 {
+        1u32 << (self.0 & 31)
+    }
+
+    /// The lowest core of a mask of cores, if any.
+    pub fn first_of(mask: u32) -> Option<CoreId> {
+        Self::new(mask.trailing_zeros() as usize)
+    }
+}
+
 table_id!(
     /// An endpoint.
     EndpointId,
@@ -235,7 +257,7 @@ impl TableIndex for u8 {
 }
 
 /// A fixed table of `N` entries indexed by ids of type `I` (`N` is `I::LIMIT`).
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct Table<I, T, const N: usize> {
     items: [T; N],
     id: PhantomData<I>,

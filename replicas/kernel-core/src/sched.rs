@@ -1,24 +1,68 @@
-//! The per-core scheduler: fixed priorities 0–255 (higher runs first), round robin within a
-//! priority, and scheduling contexts that give each thread a budget per period (Microkit's
-//! `budget` and `period`).
+//! The replica's scheduler: for every core of the replica, fixed priorities 0–255 (higher
+//! runs first) with round robin within a priority; and scheduling contexts that give each
+//! thread a budget per period (Microkit's `budget` and `period`), accounted exactly as
+//! seL4's MCS kernel does.
 //!
-//! A thread runs only on a scheduling context: its own, or one it was given for a while:
-//! a passive server runs on the context its caller lends it for a call ([`Scheduler::lend`],
-//! [`Scheduler::give_back`]), or on the context bound to its notification while it handles
-//! a signal ([`Scheduler::donate`], [`Scheduler::reclaim`]). A context that has spent its
-//! budget leaves the ready queues until its next period begins.
+//! **Cores.** A thread runs on the core of the scheduling context it runs on: each context
+//! has a core ([`Scheduler::configure`], [`Scheduler::set_core`]), and each core has its
+//! own ready queues, its own release queue and its own running context. So a passive server
+//! called from a thread on core 1 runs on core 1 on the context it was lent, and one called
+//! from core 2 runs on core 2. The kernel asks [`Scheduler::choose`] for one core at a time;
+//! [`Scheduler::take_touched`] tells it which other cores' queues changed, so that it can
+//! ask those cores to choose again.
+//!
+//! **Time.** The kernel reports the counter at every kernel entry ([`Scheduler::update`]):
+//! the time since the core's last report is added to what its running context has consumed,
+//! and when that reaches what the context may use, the context is charged and its thread
+//! stops. Consumption is *committed* to a context's refills when the core switches to
+//! another context ([`Scheduler::switch_to`]) or when it runs out, as seL4's `commitTime`.
+//! [`Scheduler::next_event`] says when the core must next enter the kernel: when its running
+//! context runs out, when a thread in its release queue gets its budget back, or when the
+//! domain slot ends; there is no periodic tick.
+//!
+//! **Budgets.** A context whose budget equals its period is a *round-robin* context: it is
+//! never throttled, and its budget is a time slice after which its thread goes to the back
+//! of its priority. Any other context is a *sporadic server* (seL4 MCS): its budget is held
+//! as up to [`MAX_REFILLS`] refills, each an amount usable from a time; the head refill is
+//! what the context may use now. Time used from a refill, starting at `t`, comes back as a
+//! new refill at `t + period`, so every piece of budget consumed is replenished one period
+//! after it was consumed, piece by piece. Within a refill, budget is used in order and at
+//! most at the rate time passes, so a unit of budget used at `t` is not usable again before
+//! `t + period`: in any window of one period a context never runs for more than its budget.
+//! Merging two refills (when they follow on, or when there are too many) only ever makes
+//! budget usable later, never earlier.
 //!
 //! With a domain schedule running ([`crate::domains`]), only threads of the current domain
 //! are chosen: [`Scheduler::choose`] then walks the ready queues from the highest priority
 //! for the first such thread (O(ready threads)). Without one, which is every system that
 //! does not ask for domains, the cost is one test in `choose`, and nothing anywhere else.
 //!
-//! Time is counted in whatever unit the caller uses (the kernel uses counter ticks).
-//! Everything is fixed-size and O(1) per operation except [`Scheduler::tick`], which scans
-//! the contexts.
+//! Everything is fixed-size; every operation is O(1) except placing a thread in a release
+//! queue (O(threads waiting there)) and the domain walk.
 
 use crate::domains::{DomainError, Schedule};
-use crate::id::{MAX_SCHED_CONTEXTS, MAX_THREADS, PRIORITIES, SchedContextId, Table, ThreadId};
+use crate::id::{
+    CoreId, MAX_CORES, MAX_SCHED_CONTEXTS, MAX_THREADS, PRIORITIES, SchedContextId, Table, ThreadId,
+};
+
+/// Most refills a sporadic context keeps (seL4's default `extra_refills` + 2 is similar).
+pub const MAX_REFILLS: usize = 8;
+
+/// Most refills one charge walks through; usage beyond them (a core that entered the kernel
+/// very late) is not charged again, as every refill has then been moved a period on.
+const CHARGE_STEPS: usize = 2 * MAX_REFILLS;
+
+/// Which queue a thread is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queue {
+    /// None: blocked, or without a scheduling context.
+    None,
+    /// The ready queue of its priority on a core.
+    Ready(CoreId),
+    /// A core's release queue: it wants to run but its context has no budget until its
+    /// head refill's time.
+    Release(CoreId),
+}
 
 /// A thread's scheduling state.
 #[derive(Clone, Copy, Debug)]
@@ -28,9 +72,9 @@ struct Thread {
     sc: Option<SchedContextId>,
     /// Its own scheduling context, if it is not passive.
     own_sc: Option<SchedContextId>,
-    ready: bool,
-    /// Wants to run (not blocked); it may still be off the queues for lack of budget.
+    /// Wants to run (not blocked); it may still be off the ready queues for lack of budget.
     runnable: bool,
+    queue: Queue,
     next: Option<ThreadId>,
     prev: Option<ThreadId>,
     exists: bool,
@@ -43,14 +87,25 @@ impl Thread {
         priority: 0,
         sc: None,
         own_sc: None,
-        ready: false,
         runnable: false,
+        queue: Queue::None,
         next: None,
         prev: None,
         exists: false,
         domain: 0,
     };
 }
+
+/// An amount of budget usable from a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refill {
+    /// From when it may be used.
+    pub at: u64,
+    /// How much.
+    pub amount: u64,
+}
+
+const NO_REFILL: Refill = Refill { at: 0, amount: 0 };
 
 /// A scheduling context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +114,179 @@ pub struct SchedContext {
     pub budget: u64,
     /// Length of a period.
     pub period: u64,
-    /// Budget left in the current period.
-    pub remaining: u64,
-    /// When the current period ends and the budget is refilled.
-    pub refill_at: u64,
+    /// The core its threads run on.
+    pub core: CoreId,
+    /// Round robin only: time used of the current slice.
+    used: u64,
+    /// Sporadic only: the refills, a ring of `len` entries from `first`; their amounts add
+    /// up to the budget.
+    refills: [Refill; MAX_REFILLS],
+    first: usize,
+    len: usize,
+}
+
+/// Position `i` of a refill ring.
+const fn ring(i: usize) -> usize {
+    i & (MAX_REFILLS - 1)
+}
+
+const _: () = assert!(MAX_REFILLS.is_power_of_two() && MAX_REFILLS >= 2);
+
+impl SchedContext {
+    fn new(budget: u64, period: u64, core: CoreId, now: u64) -> Self {
+        let mut refills = [NO_REFILL; MAX_REFILLS];
+        refills[0] = Refill {
+            at: now,
+            amount: budget,
+        };
+        Self {
+            budget,
+            period,
+            core,
+            used: 0,
+            refills,
+            first: 0,
+            len: 1,
+        }
+    }
+
+    /// Whether it is a round-robin context (budget equal to its period: never throttled).
+    pub fn round_robin(&self) -> bool {
+        self.budget >= self.period
+    }
+
+    /// Refill `i` from the head.
+    fn refill(&self, i: usize) -> Refill {
+        if i >= self.len {
+            return NO_REFILL;
+        }
+        self.refills
+            .get(ring(self.first.wrapping_add(i)))
+            .copied()
+            .unwrap_or(NO_REFILL)
+    }
+
+    /// The refills, head first (a round-robin context has one, its whole budget).
+    pub fn refills(&self) -> impl Iterator<Item = Refill> + '_ {
+        (0..self.len).map(|i| self.refill(i))
+    }
+
+    /// Budget it may use from `now` on, before consumption not yet committed.
+    pub fn available(&self, now: u64) -> u64 {
+        if self.round_robin() {
+            return self.budget.saturating_sub(self.used);
+        }
+        let head = self.refill(0);
+        if head.at <= now { head.amount } else { 0 }
+    }
+
+    /// When it next has budget (0 for a round-robin context, which always has).
+    pub fn ready_at(&self) -> u64 {
+        if self.round_robin() {
+            0
+        } else {
+            self.refill(0).at
+        }
+    }
+
+    fn pop_head(&mut self) -> Refill {
+        let head = self.refill(0);
+        if self.len > 0 {
+            self.first = ring(self.first.wrapping_add(1));
+            self.len = self.len.saturating_sub(1);
+        }
+        head
+    }
+
+    fn push_head(&mut self, r: Refill) {
+        if self.len >= MAX_REFILLS {
+            return;
+        }
+        self.first = ring(self.first.wrapping_add(MAX_REFILLS - 1));
+        if let Some(slot) = self.refills.get_mut(self.first) {
+            *slot = r;
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    /// Schedules used budget to come back (seL4's `schedule_used`): appended to the last
+    /// refill when it follows on from it or when the ring is full (the last refill is then
+    /// moved later as far as needed for the appended budget not to come back early),
+    /// otherwise a refill of its own.
+    fn schedule_used(&mut self, r: Refill) {
+        let tail = ring(self.first.wrapping_add(self.len.wrapping_sub(1)));
+        if self.len > 0
+            && let Some(last) = self.refills.get_mut(tail)
+            && (last.at.saturating_add(last.amount) >= r.at || self.len >= MAX_REFILLS)
+        {
+            last.at = last.at.max(r.at.saturating_sub(last.amount));
+            last.amount = last.amount.saturating_add(r.amount);
+            return;
+        }
+        let slot = ring(self.first.wrapping_add(self.len));
+        if let Some(slot) = self.refills.get_mut(slot) {
+            *slot = r;
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    /// Charges `usage` that ended at `now` (seL4's `refill_budget_check`): each piece taken
+    /// from a refill comes back one period after the piece began.
+    fn charge(&mut self, usage: u64, now: u64, min_budget: u64) {
+        if self.round_robin() {
+            self.used = self.used.saturating_add(usage);
+            return;
+        }
+        let mut left = usage;
+        let mut cursor = now.saturating_sub(usage);
+        for _ in 0..CHARGE_STEPS {
+            if left == 0 || self.len == 0 {
+                break;
+            }
+            let head = self.pop_head();
+            let start = head.at.max(cursor);
+            let take = head.amount.min(left);
+            left = left.saturating_sub(take);
+            cursor = start.saturating_add(take);
+            if take < head.amount {
+                self.push_head(Refill {
+                    at: cursor,
+                    amount: head.amount.saturating_sub(take),
+                });
+            }
+            self.schedule_used(Refill {
+                at: start.saturating_add(self.period),
+                amount: take,
+            });
+        }
+        self.tidy(min_budget);
+    }
+
+    /// Merges refills at the head: the next one into the head when it follows on from it
+    /// (seL4's `refill_unblock_check` merge), and a head too small to be worth running on
+    /// into the next (seL4's minimum budget).
+    fn tidy(&mut self, min_budget: u64) {
+        while self.len >= 2 {
+            let head = self.refill(0);
+            let next = self.refill(1);
+            let merged = if next.at <= head.at.saturating_add(head.amount) {
+                Refill {
+                    at: head.at,
+                    amount: head.amount.saturating_add(next.amount),
+                }
+            } else if head.amount < min_budget {
+                Refill {
+                    at: next.at,
+                    amount: head.amount.saturating_add(next.amount),
+                }
+            } else {
+                break;
+            };
+            self.pop_head();
+            self.pop_head();
+            self.push_head(merged);
+        }
+    }
 }
 
 /// Why a scheduler call was refused.
@@ -76,25 +300,48 @@ pub enum SchedError {
     InUse,
 }
 
-/// Threads' and scheduling contexts' tables.
-type Threads = Table<ThreadId, Thread, MAX_THREADS>;
-
-/// One core's scheduler.
-pub struct Scheduler {
-    threads: Threads,
-    scs: Table<SchedContextId, Option<SchedContext>, MAX_SCHED_CONTEXTS>,
-    /// Which thread each context serves now.
-    sc_thread: Table<SchedContextId, Option<ThreadId>, MAX_SCHED_CONTEXTS>,
+/// One core's queues and clock.
+#[derive(Clone, Copy)]
+struct Core {
     heads: Table<u8, Option<ThreadId>, PRIORITIES>,
     tails: Table<u8, Option<ThreadId>, PRIORITIES>,
     /// Bit `p % 64` of word `p / 64` is set when priority `p` has a ready thread.
     bitmap: [u64; PRIORITIES / 64],
+    /// Threads waiting for their context's head refill, earliest first.
+    release: Option<ThreadId>,
+    /// The context whose time this core counts now.
+    running_sc: Option<SchedContextId>,
+    /// Time it has consumed and not yet been charged.
+    consumed: u64,
+    /// When the core last reported the time.
+    since: u64,
+}
+
+impl Core {
+    const EMPTY: Core = Core {
+        heads: Table::filled(None),
+        tails: Table::filled(None),
+        bitmap: [0; PRIORITIES / 64],
+        release: None,
+        running_sc: None,
+        consumed: 0,
+        since: 0,
+    };
+}
+
+/// The replica's scheduler.
+pub struct Scheduler {
+    threads: Table<ThreadId, Thread, MAX_THREADS>,
+    scs: Table<SchedContextId, Option<SchedContext>, MAX_SCHED_CONTEXTS>,
+    /// Which thread each context serves now.
+    sc_thread: Table<SchedContextId, Option<ThreadId>, MAX_SCHED_CONTEXTS>,
+    cores: Table<CoreId, Core, MAX_CORES>,
+    /// The latest time any core reported.
     now: u64,
-    /// The next time something is due: the earliest refill among contexts that have spent
-    /// part of their budget, or the end of the running domain slot (`u64::MAX`: none),
-    /// kept by every change so that [`Scheduler::next_event`] is O(1) and reads nothing
-    /// of the domain schedule.
-    next_refill: u64,
+    /// The smallest head refill worth running on (timer units).
+    min_budget: u64,
+    /// Bit `c` is set when core `c`'s ready queues changed since [`Scheduler::take_touched`].
+    touched: u32,
     /// The domain schedule.
     domains: Schedule,
     /// Whether it was started: the one thing the common path reads of it.
@@ -114,19 +361,32 @@ impl Scheduler {
             threads: Table::filled(Thread::EMPTY),
             scs: Table::filled(None),
             sc_thread: Table::filled(None),
-            heads: Table::filled(None),
-            tails: Table::filled(None),
-            bitmap: [0; PRIORITIES / 64],
+            cores: Table::filled(Core::EMPTY),
             now: 0,
-            next_refill: u64::MAX,
+            min_budget: 0,
+            touched: 0,
             domains: Schedule::new(),
             domains_running: false,
         }
     }
 
-    /// The current time.
+    /// The latest time reported.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// Sets the smallest head refill worth running on: smaller ones are merged into the
+    /// next (the kernel uses a few microseconds, the cost of entering it).
+    pub fn set_min_budget(&mut self, min_budget: u64) {
+        self.min_budget = min_budget;
+    }
+
+    /// Starts counting time on `core` from `now` (its first thread is about to run).
+    pub fn start_core(&mut self, core: CoreId, now: u64) {
+        self.now = self.now.max(now);
+        let c = &mut self.cores[core];
+        c.since = now;
+        c.consumed = 0;
     }
 
     /// Creates a blocked thread at `priority`.
@@ -138,23 +398,44 @@ impl Scheduler {
         };
     }
 
-    /// Configures scheduling context `sc` with `budget` per `period`, full.
+    /// Configures scheduling context `sc` with `budget` per `period` on `core`, full from
+    /// now. Whatever it had consumed is forgotten; its thread moves to `core`.
     pub fn configure(
         &mut self,
         sc: SchedContextId,
         budget: u64,
         period: u64,
+        core: CoreId,
     ) -> Result<(), SchedError> {
         if budget == 0 || budget > period {
             return Err(SchedError::BadParameters);
         }
-        self.scs[sc] = Some(SchedContext {
-            budget,
-            period,
-            remaining: budget,
-            refill_at: self.now.saturating_add(period),
-        });
-        self.update_next_refill();
+        self.stop_counting(sc);
+        self.scs[sc] = Some(SchedContext::new(budget, period, core, self.now));
+        if let Some(thread) = self.sc_thread[sc] {
+            self.requeue(thread);
+        }
+        Ok(())
+    }
+
+    /// Moves context `sc` (and the thread it serves) to `core`, keeping its budget.
+    pub fn set_core(&mut self, sc: SchedContextId, core: CoreId) -> Result<(), SchedError> {
+        if self.scs[sc].is_none() {
+            return Err(SchedError::NoSuch);
+        }
+        self.commit_if_running(sc);
+        self.stop_counting(sc);
+        // A thread's queue is its context's core: leave the old one first.
+        let thread = self.sc_thread[sc];
+        if let Some(t) = thread {
+            self.unqueue(t);
+        }
+        if let Some(c) = self.scs[sc].as_mut() {
+            c.core = core;
+        }
+        if let Some(t) = thread {
+            self.requeue(t);
+        }
         Ok(())
     }
 
@@ -186,6 +467,7 @@ impl Scheduler {
         if self.sc_thread[sc].is_some() || self.threads[thread].own_sc.is_some() {
             return Err(SchedError::InUse);
         }
+        self.unqueue(thread);
         let t = &mut self.threads[thread];
         t.own_sc = Some(sc);
         if t.sc.is_none() {
@@ -196,30 +478,62 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Whether `thread` is in the ready queues.
+    /// Whether `thread` is in a ready queue.
     pub fn is_ready(&self, thread: ThreadId) -> bool {
-        self.threads[thread].ready
+        matches!(self.threads[thread].queue, Queue::Ready(_))
     }
 
-    fn has_budget(&self, thread: ThreadId) -> bool {
-        self.threads[thread]
-            .sc
-            .and_then(|sc| self.scs[sc].as_ref())
-            .is_some_and(|c| c.remaining > 0)
+    /// The core `thread` runs on: its context's (`None` without one).
+    pub fn core_of(&self, thread: ThreadId) -> Option<CoreId> {
+        let sc = self.threads[thread].sc?;
+        Some(self.scs[sc].as_ref()?.core)
     }
 
-    /// Puts the thread in or out of the queues to match its state.
-    fn requeue(&mut self, thread: ThreadId) {
-        let should = self.threads[thread].runnable && self.has_budget(thread);
-        match (self.threads[thread].ready, should) {
-            (false, true) => self.enqueue(thread),
-            (true, false) => self.dequeue(thread),
-            _ => {}
+    /// The queue the thread belongs in now.
+    fn wanted_queue(&self, thread: ThreadId) -> Queue {
+        let t = &self.threads[thread];
+        if !t.exists || !t.runnable {
+            return Queue::None;
+        }
+        let Some(c) = t.sc.and_then(|sc| self.scs[sc].as_ref()) else {
+            return Queue::None;
+        };
+        if c.available(self.now) > 0 {
+            Queue::Ready(c.core)
+        } else {
+            Queue::Release(c.core)
         }
     }
 
-    fn set_bit(&mut self, priority: u8, on: bool) {
-        if let Some(word) = self.bitmap.get_mut(usize::from(priority / 64)) {
+    /// Puts the thread in the queue that matches its state.
+    fn requeue(&mut self, thread: ThreadId) {
+        let want = self.wanted_queue(thread);
+        if want == self.threads[thread].queue {
+            return;
+        }
+        self.unqueue(thread);
+        match want {
+            Queue::Ready(core) => self.enqueue(core, thread),
+            Queue::Release(core) => self.enqueue_release(core, thread),
+            Queue::None => {}
+        }
+    }
+
+    /// Takes the thread out of whichever queue holds it.
+    fn unqueue(&mut self, thread: ThreadId) {
+        match self.threads[thread].queue {
+            Queue::Ready(core) => self.dequeue(core, thread),
+            Queue::Release(core) => self.dequeue_release(core, thread),
+            Queue::None => {}
+        }
+    }
+
+    fn touch(&mut self, core: CoreId) {
+        self.touched |= 1u32.wrapping_shl(core.index() as u32);
+    }
+
+    fn set_bit(&mut self, core: CoreId, priority: u8, on: bool) {
+        if let Some(word) = self.cores[core].bitmap.get_mut(usize::from(priority / 64)) {
             let bit = 1u64 << (priority % 64);
             if on {
                 *word |= bit;
@@ -229,21 +543,23 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, thread: ThreadId) {
+    fn enqueue(&mut self, core: CoreId, thread: ThreadId) {
         let p = self.threads[thread].priority;
-        let tail = self.tails[p];
-        self.threads[thread].prev = tail;
-        self.threads[thread].next = None;
+        let tail = self.cores[core].tails[p];
+        let t = &mut self.threads[thread];
+        t.prev = tail;
+        t.next = None;
+        t.queue = Queue::Ready(core);
         match tail {
-            None => self.heads[p] = Some(thread),
+            None => self.cores[core].heads[p] = Some(thread),
             Some(tail) => self.threads[tail].next = Some(thread),
         }
-        self.tails[p] = Some(thread);
-        self.set_bit(p, true);
-        self.threads[thread].ready = true;
+        self.cores[core].tails[p] = Some(thread);
+        self.set_bit(core, p, true);
+        self.touch(core);
     }
 
-    fn dequeue(&mut self, thread: ThreadId) {
+    fn dequeue(&mut self, core: CoreId, thread: ThreadId) {
         let Thread {
             priority: p,
             next,
@@ -251,18 +567,70 @@ impl Scheduler {
             ..
         } = self.threads[thread];
         match prev {
-            None => self.heads[p] = next,
+            None => self.cores[core].heads[p] = next,
             Some(prev) => self.threads[prev].next = next,
         }
         match next {
-            None => self.tails[p] = prev,
+            None => self.cores[core].tails[p] = prev,
             Some(next) => self.threads[next].prev = prev,
         }
-        if self.heads[p].is_none() {
-            self.set_bit(p, false);
+        if self.cores[core].heads[p].is_none() {
+            self.set_bit(core, p, false);
         }
         let t = &mut self.threads[thread];
-        t.ready = false;
+        t.queue = Queue::None;
+        t.next = None;
+        t.prev = None;
+        self.touch(core);
+    }
+
+    /// When the thread's context next has budget.
+    fn release_time(&self, thread: ThreadId) -> u64 {
+        self.threads[thread]
+            .sc
+            .and_then(|sc| self.scs[sc].as_ref())
+            .map_or(u64::MAX, SchedContext::ready_at)
+    }
+
+    /// Places the thread in `core`'s release queue, ordered by release time.
+    fn enqueue_release(&mut self, core: CoreId, thread: ThreadId) {
+        let at = self.release_time(thread);
+        let mut prev = None;
+        let mut next = self.cores[core].release;
+        // The queue holds at most every thread once.
+        for _ in 0..MAX_THREADS {
+            match next {
+                Some(n) if self.release_time(n) <= at => {
+                    prev = Some(n);
+                    next = self.threads[n].next;
+                }
+                _ => break,
+            }
+        }
+        let t = &mut self.threads[thread];
+        t.prev = prev;
+        t.next = next;
+        t.queue = Queue::Release(core);
+        match prev {
+            None => self.cores[core].release = Some(thread),
+            Some(p) => self.threads[p].next = Some(thread),
+        }
+        if let Some(n) = next {
+            self.threads[n].prev = Some(thread);
+        }
+    }
+
+    fn dequeue_release(&mut self, core: CoreId, thread: ThreadId) {
+        let Thread { next, prev, .. } = self.threads[thread];
+        match prev {
+            None => self.cores[core].release = next,
+            Some(p) => self.threads[p].next = next,
+        }
+        if let Some(n) = next {
+            self.threads[n].prev = prev;
+        }
+        let t = &mut self.threads[thread];
+        t.queue = Queue::None;
         t.next = None;
         t.prev = None;
     }
@@ -286,9 +654,9 @@ impl Scheduler {
     /// Moves the thread to the back of its priority's queue.
     pub fn yield_now(&mut self, thread: ThreadId) -> Result<(), SchedError> {
         self.exists(thread)?;
-        if self.threads[thread].ready {
-            self.dequeue(thread);
-            self.enqueue(thread);
+        if let Queue::Ready(core) = self.threads[thread].queue {
+            self.dequeue(core, thread);
+            self.enqueue(core, thread);
         }
         Ok(())
     }
@@ -296,22 +664,29 @@ impl Scheduler {
     /// Changes a thread's priority (it keeps its place among the ready, at the back).
     pub fn set_priority(&mut self, thread: ThreadId, priority: u8) -> Result<(), SchedError> {
         self.exists(thread)?;
-        let was_ready = self.threads[thread].ready;
-        if was_ready {
-            self.dequeue(thread);
+        let queue = self.threads[thread].queue;
+        if let Queue::Ready(core) = queue {
+            self.dequeue(core, thread);
         }
         self.threads[thread].priority = priority;
-        if was_ready {
-            self.enqueue(thread);
+        if let Queue::Ready(core) = queue {
+            self.enqueue(core, thread);
         }
         Ok(())
     }
 
-    /// Puts the thread in domain `domain` (it leaves the queues if that domain is not
-    /// running).
+    /// The thread's priority.
+    pub fn priority(&self, thread: ThreadId) -> u8 {
+        self.threads[thread].priority
+    }
+
+    /// Puts the thread in domain `domain`.
     pub fn set_domain(&mut self, thread: ThreadId, domain: u8) -> Result<(), SchedError> {
         self.exists(thread)?;
         self.threads[thread].domain = domain;
+        if let Queue::Ready(core) = self.threads[thread].queue {
+            self.touch(core);
+        }
         Ok(())
     }
 
@@ -330,7 +705,7 @@ impl Scheduler {
     pub fn start_domains(&mut self, index: usize) -> Result<(), DomainError> {
         self.domains.start(index, self.now)?;
         self.domains_running = true;
-        self.update_next_refill();
+        self.touched = u32::MAX;
         Ok(())
     }
 
@@ -339,22 +714,23 @@ impl Scheduler {
         self.domains.current()
     }
 
-    /// Whether some thread wants to run but is off the queues until its budget is refilled
-    /// (or until it gets a scheduling context).
+    /// Whether some thread wants to run but waits for its budget to be refilled (or for a
+    /// scheduling context).
     pub fn any_waiting_for_budget(&self) -> bool {
         self.threads
             .values()
-            .any(|t| t.exists && t.runnable && !t.ready)
+            .any(|t| t.exists && t.runnable && !matches!(t.queue, Queue::Ready(_)))
     }
 
-    /// The thread to run: the first ready thread of the highest ready priority (of the
-    /// current domain, when a domain schedule runs).
+    /// The thread `core` should run: the first ready thread of the highest ready priority
+    /// on it (of the current domain, when a domain schedule runs).
     #[inline]
-    pub fn choose(&self) -> Option<ThreadId> {
+    pub fn choose(&self, core: CoreId) -> Option<ThreadId> {
         if self.domains_running {
-            return self.choose_in_domain();
+            return self.choose_in_domain(core);
         }
-        let [b0, b1, b2, b3] = self.bitmap;
+        let c = &self.cores[core];
+        let [b0, b1, b2, b3] = c.bitmap;
         let (base, bits) = if b3 != 0 {
             (192u8, b3)
         } else if b2 != 0 {
@@ -368,23 +744,24 @@ impl Scheduler {
         };
         // `bits` is non-zero, so its highest set bit, 63 - leading zeros, is 0..=63.
         let p = base | (bits.leading_zeros() ^ 63) as u8;
-        self.heads[p]
+        c.heads[p]
     }
 
-    /// The first ready thread of the current domain, highest priority first; `None` (the
-    /// core idles) when that domain has none, whatever other domains have ready.
+    /// The first ready thread of the current domain on `core`, highest priority first;
+    /// `None` (the core idles) when that domain has none there.
     #[cold]
-    fn choose_in_domain(&self) -> Option<ThreadId> {
+    fn choose_in_domain(&self, core: CoreId) -> Option<ThreadId> {
         let domain = self.domains.current();
+        let c = &self.cores[core];
         // Only the priorities the bitmap marks as having ready threads, highest first.
-        for (word, &bits) in self.bitmap.iter().enumerate().rev() {
+        for (word, &bits) in c.bitmap.iter().enumerate().rev() {
             let mut left = bits;
             while left != 0 {
                 let bit = left.leading_zeros() ^ 63; // the highest set bit, 0..=63
                 left ^= 1u64.wrapping_shl(bit);
                 // word < 4 and bit < 64: below 256.
                 let p = (word as u32).wrapping_mul(64).wrapping_add(bit) as u8;
-                let mut next = self.heads[p];
+                let mut next = c.heads[p];
                 while let Some(t) = next {
                     if self.threads[t].domain == domain {
                         return Some(t);
@@ -394,6 +771,11 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// The cores whose ready queues changed since the last call (bit `c` for core `c`).
+    pub fn take_touched(&mut self) -> u32 {
+        core::mem::take(&mut self.touched)
     }
 
     /// Moves `sc` from `from` (which runs on it) to `to` (which has none).
@@ -414,8 +796,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Lends `caller`'s scheduling context to `server` for a call: the server runs on it,
-    /// the caller waits for the reply without one.
+    /// Lends `caller`'s scheduling context to `server` for a call: the server runs on it
+    /// (on its core), the caller waits for the reply without one.
     pub fn lend(&mut self, caller: ThreadId, server: ThreadId) -> Result<(), SchedError> {
         self.move_sc(caller, server)
     }
@@ -464,8 +846,7 @@ impl Scheduler {
         if self.exists(thread).is_err() {
             return;
         }
-        self.threads[thread].runnable = false;
-        self.requeue(thread);
+        self.unqueue(thread);
         if let Some(sc) = self.threads[thread].sc
             && self.sc_thread[sc] == Some(thread)
         {
@@ -489,9 +870,9 @@ impl Scheduler {
 
     /// Destroys a scheduling context: the thread it serves (if any) loses it.
     pub fn remove_sc(&mut self, sc: SchedContextId) {
-        self.scs[sc] = None;
-        self.update_next_refill();
+        self.stop_counting(sc);
         if let Some(thread) = self.sc_thread[sc].take() {
+            self.unqueue(thread);
             let t = &mut self.threads[thread];
             if t.own_sc == Some(sc) {
                 t.own_sc = None;
@@ -499,8 +880,8 @@ impl Scheduler {
             if t.sc == Some(sc) {
                 t.sc = None;
             }
-            self.requeue(thread);
         }
+        self.scs[sc] = None;
     }
 
     /// The thread's own scheduling context; `None` when it is passive.
@@ -525,293 +906,125 @@ impl Scheduler {
         self.sc(thread).is_some()
     }
 
-    /// Time until the next scheduling event: `running`'s budget runs out, some context's
-    /// period ends or the domain slot ends. `None` when nothing is scheduled to happen.
-    pub fn next_event(&self, running: Option<ThreadId>) -> Option<u64> {
-        let budget = running
-            .and_then(|t| self.threads[t].sc)
-            .and_then(|sc| self.scs[sc].as_ref())
-            .map(|c| c.remaining);
-        let refill =
-            (self.next_refill != u64::MAX).then(|| self.next_refill.saturating_sub(self.now));
-        match (budget, refill) {
-            (Some(b), Some(r)) => Some(b.min(r)),
-            (b, r) => b.or(r),
+    /// Any core that counts `sc`'s time stops counting it (the time is dropped: the
+    /// context is reconfigured, moved or destroyed).
+    fn stop_counting(&mut self, sc: SchedContextId) {
+        for c in self.cores.values_mut() {
+            if c.running_sc == Some(sc) {
+                c.running_sc = None;
+                c.consumed = 0;
+            }
         }
     }
 
-    /// Recomputes [`Scheduler::next_refill`].
-    fn update_next_refill(&mut self) {
-        let refill = self
-            .scs
-            .values()
-            .flatten()
-            .filter(|c| c.remaining < c.budget)
-            .map(|c| c.refill_at)
-            .min()
-            .unwrap_or(u64::MAX);
-        self.next_refill = refill.min(self.domains.ends_at().unwrap_or(u64::MAX));
+    /// Charges whatever a core consumed on `sc` (before it moves).
+    fn commit_if_running(&mut self, sc: SchedContextId) {
+        if let Some(core) = self.cores.find(|c| c.running_sc == Some(sc)) {
+            self.commit(core);
+        }
     }
 
-    /// Time passes by `elapsed` while `running` runs: its context pays, and every context
-    /// whose period has ended is refilled. Returns whether `running` must stop (no budget).
-    pub fn tick(&mut self, running: Option<ThreadId>, elapsed: u64) -> bool {
-        self.now = self.now.saturating_add(elapsed);
-        let mut out_of_budget = false;
-        if let Some(thread) = running.filter(|&t| self.threads[t].exists) {
-            if let Some(c) = self.threads[thread].sc.and_then(|sc| self.scs[sc].as_mut()) {
-                c.remaining = c.remaining.saturating_sub(elapsed);
-                out_of_budget = c.remaining == 0;
-            }
-            if out_of_budget {
-                self.requeue(thread);
+    /// Charges `core`'s running context with what it consumed; its thread leaves the ready
+    /// queue if that spent its budget, and goes to the back of its priority if it ended a
+    /// round-robin slice.
+    fn commit(&mut self, core: CoreId) {
+        let consumed = core::mem::take(&mut self.cores[core].consumed);
+        let Some(sc) = self.cores[core].running_sc else {
+            return;
+        };
+        let (now, min_budget) = (self.now, self.min_budget);
+        let Some(c) = self.scs[sc].as_mut() else {
+            return;
+        };
+        c.charge(consumed, now, min_budget);
+        let slice_over = c.round_robin() && c.used >= c.budget;
+        if slice_over {
+            c.used = 0;
+        }
+        if let Some(thread) = self.sc_thread[sc] {
+            self.requeue(thread);
+            if slice_over {
+                let _ = self.yield_now(thread);
             }
         }
-        let now = self.now;
-        for sc in SchedContextId::all() {
-            let Some(c) = self.scs[sc].as_mut().filter(|c| now >= c.refill_at) else {
-                continue;
+    }
+
+    /// `core` entered the kernel at time `now`: its running context has consumed the time
+    /// since the last report, and is charged when that spends what it may use; threads in
+    /// its release queue whose budget is back become ready, and the domain schedule moves
+    /// on. Returns whether the running context ran out.
+    pub fn update(&mut self, core: CoreId, now: u64) -> bool {
+        self.now = self.now.max(now);
+        let c = &mut self.cores[core];
+        c.consumed = c.consumed.saturating_add(now.saturating_sub(c.since));
+        c.since = c.since.max(now);
+        let mut out = false;
+        if let Some(sc) = c.running_sc
+            && let Some(ctx) = self.scs[sc].as_ref()
+            && c.consumed >= ctx.available(self.now)
+        {
+            self.commit(core);
+            out = true;
+        }
+        self.release_due(core);
+        if self.domains_running && self.domains.advance(self.now) {
+            // A new domain's threads are chosen on every core.
+            self.touched = u32::MAX;
+        }
+        out
+    }
+
+    /// Moves the threads of `core`'s release queue whose budget is back to its ready queue.
+    fn release_due(&mut self, core: CoreId) {
+        for _ in 0..MAX_THREADS {
+            let Some(t) = self.cores[core].release else {
+                return;
             };
-            // `period` is at least the budget, which is at least 1.
-            let since = now.saturating_sub(c.refill_at);
-            let periods = since.checked_div(c.period).unwrap_or(0).saturating_add(1);
-            c.refill_at = c.refill_at.saturating_add(periods.saturating_mul(c.period));
-            c.remaining = c.budget;
-            if let Some(thread) = self.sc_thread[sc] {
-                self.requeue(thread);
+            if self.release_time(t) > self.now {
+                return;
+            }
+            self.requeue(t);
+            if self.cores[core].release == Some(t) {
+                // Still not ready (no context any more): out of the way.
+                self.dequeue_release(core, t);
             }
         }
-        // A new domain's threads are chosen from the next `choose`.
-        self.domains.advance(now);
-        self.update_next_refill();
-        out_of_budget
+    }
+
+    /// `core` now runs `thread` (or idles): if that changes the context whose time it
+    /// counts, the previous one is charged first.
+    pub fn switch_to(&mut self, core: CoreId, thread: Option<ThreadId>) {
+        let sc = thread.and_then(|t| self.sc(t));
+        if self.cores[core].running_sc != sc {
+            self.commit(core);
+            self.cores[core].running_sc = sc;
+        }
+    }
+
+    /// The context whose time `core` counts.
+    pub fn running_sc(&self, core: CoreId) -> Option<SchedContextId> {
+        self.cores[core].running_sc
+    }
+
+    /// When (counter time) `core` must enter the kernel again: its running context runs
+    /// out, a thread in its release queue gets budget back, or the domain slot ends. `None`:
+    /// nothing is due.
+    pub fn next_event(&self, core: CoreId) -> Option<u64> {
+        let c = &self.cores[core];
+        let budget = c
+            .running_sc
+            .and_then(|sc| self.scs[sc].as_ref())
+            .map(|ctx| {
+                let left = ctx.available(self.now).saturating_sub(c.consumed);
+                c.since.saturating_add(left)
+            });
+        let release = c.release.map(|t| self.release_time(t));
+        [budget, release, self.domains.ends_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    extern crate std;
-    use std::vec::Vec;
-
-    use super::*;
-    use proptest::prelude::*;
-
-    type Sched = Scheduler;
-
-    fn t(i: usize) -> ThreadId {
-        ThreadId::new(i).unwrap()
-    }
-
-    fn c(i: usize) -> SchedContextId {
-        SchedContextId::new(i).unwrap()
-    }
-
-    fn thread(s: &mut Sched, i: usize, priority: u8, budget: u64, period: u64) {
-        s.add_thread(t(i), priority);
-        s.configure(c(i), budget, period).unwrap();
-        s.bind(t(i), c(i)).unwrap();
-        s.wake(t(i)).unwrap();
-    }
-
-    #[test]
-    fn highest_priority_first_then_round_robin() {
-        let mut s = Sched::new();
-        thread(&mut s, 0, 10, 100, 100);
-        thread(&mut s, 1, 200, 100, 100);
-        thread(&mut s, 2, 200, 100, 100);
-        assert_eq!(s.choose(), Some(t(1)));
-        s.yield_now(t(1)).unwrap();
-        assert_eq!(s.choose(), Some(t(2)));
-        s.block(t(2)).unwrap();
-        s.block(t(1)).unwrap();
-        assert_eq!(s.choose(), Some(t(0)));
-        s.set_priority(t(0), 255).unwrap();
-        s.wake(t(1)).unwrap();
-        assert_eq!(s.choose(), Some(t(0)));
-    }
-
-    #[test]
-    fn a_spent_budget_waits_for_its_next_period() {
-        let mut s = Sched::new();
-        thread(&mut s, 0, 250, 30, 100); // a high-priority spinner with a budget
-        thread(&mut s, 1, 10, 100, 100);
-        assert_eq!(s.choose(), Some(t(0)));
-        assert!(!s.tick(Some(t(0)), 20));
-        assert!(!s.any_waiting_for_budget());
-        assert!(s.tick(Some(t(0)), 10), "budget spent");
-        assert!(s.any_waiting_for_budget());
-        assert_eq!(
-            s.choose(),
-            Some(t(1)),
-            "the low-priority thread runs meanwhile"
-        );
-        s.tick(Some(t(1)), 69);
-        assert_eq!(s.choose(), Some(t(1)));
-        s.tick(Some(t(1)), 1); // t = 100: a new period
-        assert!(!s.any_waiting_for_budget());
-        assert_eq!(s.choose(), Some(t(0)));
-        assert_eq!(s.sched_context(c(0)).map(|c| c.remaining), Some(30));
-    }
-
-    #[test]
-    fn passive_servers_run_only_on_a_lent_context() {
-        let mut s = Sched::new();
-        thread(&mut s, 0, 100, 100, 100); // client
-        s.add_thread(t(1), 150); // passive server: no context of its own
-        s.wake(t(1)).unwrap();
-        assert_eq!(
-            s.choose(),
-            Some(t(0)),
-            "a passive thread is never chosen on its own"
-        );
-        s.lend(t(0), t(1)).unwrap(); // the call
-        assert_eq!(s.choose(), Some(t(1)));
-        assert!(!s.is_ready(t(0)));
-        s.tick(Some(t(1)), 40);
-        assert_eq!(
-            s.sched_context(c(0)).map(|c| c.remaining),
-            Some(60),
-            "the server spends the client's budget"
-        );
-        s.give_back(t(1), t(0)).unwrap(); // the reply
-        assert_eq!(s.choose(), Some(t(0)));
-        assert!(!s.is_ready(t(1)));
-        assert_eq!(s.give_back(t(1), t(0)), Err(SchedError::InUse));
-    }
-
-    #[test]
-    fn bad_parameters_are_refused() {
-        let mut s = Sched::new();
-        assert_eq!(s.configure(c(0), 0, 10), Err(SchedError::BadParameters));
-        assert_eq!(s.configure(c(0), 11, 10), Err(SchedError::BadParameters));
-        assert_eq!(SchedContextId::new(99), None, "no context 99 can be named");
-        assert_eq!(
-            s.wake(t(3)),
-            Err(SchedError::NoSuch),
-            "a thread that was never added"
-        );
-        thread(&mut s, 0, 1, 1, 1);
-        s.add_thread(t(1), 1);
-        assert_eq!(
-            s.bind(t(1), c(0)),
-            Err(SchedError::InUse),
-            "a context serves one thread"
-        );
-        assert_eq!(
-            s.bind(t(1), c(5)),
-            Err(SchedError::NoSuch),
-            "not configured"
-        );
-    }
-
-    #[test]
-    fn a_donated_context_runs_its_thread_until_it_is_reclaimed() {
-        let mut s = Sched::new();
-        thread(&mut s, 0, 10, 100, 100);
-        s.add_thread(t(1), 150); // a passive thread
-        s.configure(c(1), 50, 100).unwrap(); // a notification's context
-        s.wake(t(1)).unwrap();
-        assert_eq!(s.choose(), Some(t(0)));
-        s.donate(c(1), t(1)).unwrap();
-        assert_eq!(s.choose(), Some(t(1)));
-        assert_eq!(s.serves(c(1)), Some(t(1)));
-        assert_eq!(s.donate(c(1), t(1)), Err(SchedError::InUse));
-        assert_eq!(
-            s.give_back(t(1), t(0)),
-            Err(SchedError::InUse),
-            "a donated context is not a loan to the caller"
-        );
-        assert!(!s.reclaim(c(0), t(1)), "it does not run on that one");
-        assert!(s.reclaim(c(1), t(1)));
-        assert_eq!(s.serves(c(1)), None);
-        assert_eq!(s.choose(), Some(t(0)));
-        assert!(
-            !s.reclaim(c(0), t(0)),
-            "a thread's own context is never reclaimed"
-        );
-    }
-
-    #[derive(Clone, Debug)]
-    enum Op {
-        Wake(usize),
-        Block(usize),
-        Yield(usize),
-        SetPriority(usize, u8),
-        Run(u64),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0usize..8).prop_map(Op::Wake),
-            (0usize..8).prop_map(Op::Block),
-            (0usize..8).prop_map(Op::Yield),
-            (0usize..8, 0u8..4).prop_map(|(t, p)| Op::SetPriority(t, p * 60)),
-            (1u64..40).prop_map(Op::Run),
-        ]
-    }
-
-    proptest! {
-        /// Whatever happens, the chosen thread is runnable, has budget, and no runnable
-        /// thread with budget has a higher priority; no thread ever runs past its budget in
-        /// one period.
-        #[test]
-        fn the_choice_is_always_a_highest_priority_thread_with_budget(
-            params in proptest::collection::vec((0u8..4, 1u64..50, 0u64..50), 8),
-            ops in proptest::collection::vec(op(), 1..200),
-        ) {
-            let mut s = Sched::new();
-            let mut runnable = [false; 8];
-            let mut priority = [0u8; 8];
-            for (i, &(p, budget, extra)) in params.iter().enumerate() {
-                priority[i] = p * 60;
-                s.add_thread(t(i), priority[i]);
-                s.configure(c(i), budget, budget + extra).unwrap();
-                s.bind(t(i), c(i)).unwrap();
-            }
-            let mut spent = [0u64; 8];
-            let mut period_start = [0u64; 8];
-            for op in ops {
-                match op {
-                    Op::Wake(i) => { s.wake(t(i)).unwrap(); runnable[i] = true; }
-                    Op::Block(i) => { s.block(t(i)).unwrap(); runnable[i] = false; }
-                    Op::Yield(i) => s.yield_now(t(i)).unwrap(),
-                    Op::SetPriority(i, p) => { s.set_priority(t(i), p).unwrap(); priority[i] = p; }
-                    Op::Run(dt) => {
-                        let running = s.choose();
-                        if let Some(th) = running {
-                            let i = th.index();
-                            let sc = s.sched_context(c(i)).unwrap();
-                            // Track spending per period independently of the scheduler.
-                            let start = sc.refill_at - sc.period;
-                            if start != period_start[i] { period_start[i] = start; spent[i] = 0; }
-                            spent[i] += dt.min(sc.remaining);
-                            prop_assert!(spent[i] <= sc.budget, "thread {} overran its budget", i);
-                        }
-                        s.tick(running, dt);
-                    }
-                }
-                let with_budget: Vec<usize> = (0..8).filter(|&i| runnable[i] && s.sched_context(c(i)).unwrap().remaining > 0).collect();
-                match s.choose() {
-                    None => prop_assert!(with_budget.is_empty(), "idle while {:?} could run", with_budget),
-                    Some(th) => {
-                        let i = th.index();
-                        prop_assert!(with_budget.contains(&i), "chose {} which cannot run", i);
-                        let best = with_budget.iter().map(|&u| priority[u]).max().unwrap();
-                        prop_assert_eq!(priority[i], best);
-                    }
-                }
-                // The cached next refill agrees with a scan of every context.
-                let running = s.choose();
-                let mut scan = (0..8)
-                    .filter_map(|i| s.sched_context(c(i)))
-                    .filter(|sc| sc.remaining < sc.budget)
-                    .map(|sc| sc.refill_at - s.now())
-                    .min();
-                if let Some(sc) = running.and_then(|th| s.sched_context(c(th.index()))) {
-                    scan = Some(scan.map_or(sc.remaining, |n| n.min(sc.remaining)));
-                }
-                prop_assert_eq!(s.next_event(running), scan);
-            }
-        }
-    }
-}
+mod tests;

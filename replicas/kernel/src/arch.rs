@@ -16,6 +16,26 @@ pub fn counter() -> u64 {
     CNTVCT_EL0.get()
 }
 
+/// This core's index, from the top of its kernel stack (`entry.S`: core `c`'s stack is
+/// the upper half of the 32 KiB slot `c` above `KERNEL_STACKS_BASE`).
+#[inline]
+pub fn this_core() -> usize {
+    let top = aarch64_cpu::registers::TPIDR_EL1.get();
+    (top.wrapping_sub(atoll_abi::spec::layout::KERNEL_STACKS_BASE) >> 15).wrapping_sub(1) as usize
+}
+
+/// Arms this core's virtual timer to fire when the counter reaches `deadline` (at once if
+/// it has).
+pub fn arm_timer_at(deadline: u64) {
+    aarch64_cpu::registers::CNTV_CVAL_EL0.set(deadline);
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET);
+}
+
+/// Stops this core's virtual timer (nothing is due).
+pub fn disarm_timer() {
+    CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::CLEAR);
+}
+
 /// Arms this core's virtual timer to fire `ticks` counter ticks from now.
 pub fn arm_timer(ticks: u64) {
     CNTV_TVAL_EL0.set(ticks);
@@ -67,11 +87,6 @@ pub fn wait_for_event() {
 pub fn send_event() {
     barrier::dsb(barrier::ISH);
     aarch64_cpu::asm::sev();
-}
-
-/// Counter ticks left before this core's virtual timer fires (negative once it has).
-pub fn timer_remaining() -> i64 {
-    i64::from(CNTV_TVAL_EL0.get() as u32 as i32)
 }
 
 /// Switches the user address space to `root` tagged `asid` (TTBR0 walks stay on).

@@ -7,20 +7,24 @@
 //! (by ASID) only when it changes. With nothing to run, the core waits for an interrupt
 //! inside the exception.
 //!
-//! User threads run on the replica's primary core only; its other cores serve their own
-//! interrupts.
+//! Every core of the replica runs user threads: each chooses among the threads whose
+//! scheduling context is on it. A core marks itself as at EL0 (`Replica::at_el0`) under
+//! the lock just before it returns to a thread, and clears the mark at its next exception
+//! once the thread's registers are saved, so another core can stop it and know when the
+//! thread's registers are in memory (`Machine::stall`).
 
 use core::sync::atomic::Ordering;
 
 use atoll_abi::syscall::fault;
 use atoll_kernel_core::esr;
+use atoll_kernel_core::id::ThreadId;
 use atoll_kernel_core::kernel::Context;
 
 use crate::entry::{KIND_IRQ, KIND_SYNC, return_to_user};
 use crate::machine::{self, Inner};
 use crate::replica::{Replica, replica};
 use crate::stop::{park_forever, stop_unexpected};
-use crate::{arch, initialiser, irq, ping_ring};
+use crate::{arch, fp, initialiser, irq, ping_ring};
 
 /// Builds the initialiser and runs it on this (the primary) core; never returns. Without
 /// one (an image that carries none, or one that cannot be built), the core just serves
@@ -29,12 +33,23 @@ pub fn run_initialiser(r: &Replica) -> ! {
     if !initialiser::build(r) {
         idle_forever();
     }
-    machine::start_charging();
+    run(r, r.spec.primary_core() as usize)
+}
+
+/// Runs user threads on this core, `core`, for good: whichever the kernel chooses for it,
+/// waiting for an interrupt while there is none.
+pub fn run(r: &Replica, core: usize) -> ! {
     arch::enable_low_half(0);
     arch::set_fp_enabled(false);
-    let ctx = resume(r);
+    machine::with(|inner| {
+        inner.enter(core);
+        inner.kernel.start_core(arch::counter());
+    });
+    let ctx = resume(r, core);
     // SAFETY: `ctx` is the chosen thread's saved registers, in its TCB inside the static
-    // kernel state, where they stay; only this core runs user threads.
+    // kernel state, where they stay; no other core returns to this thread while this core
+    // may run it (a thread is chosen on its scheduling context's core only, and a core
+    // that moves it stops this one first).
     unsafe { return_to_user(ctx) }
 }
 
@@ -46,33 +61,50 @@ pub fn idle_forever() -> ! {
     }
 }
 
-/// Chooses the thread to return to (waiting for one if there is none) and returns its
-/// saved registers.
-fn resume(r: &Replica) -> *mut Context {
+/// Chooses the thread to return to on `core` (waiting for one if there is none) and returns
+/// its saved registers.
+fn resume(r: &Replica, core: usize) -> *mut Context {
+    let primary = core == r.spec.primary_core() as usize;
     loop {
-        if let Some(ctx) = machine::with(|inner| choose(r, inner)) {
+        if let Some(ctx) = machine::with(|inner| choose(r, inner, core)) {
             return ctx;
         }
         let status = r.status();
-        // Settled: every thread is blocked, none merely out of budget until its next period
-        // (the initialiser can run out of budget while it builds the PDs).
-        if status.user_settled.load(Ordering::Relaxed) == 0
-            && !machine::with(|inner| inner.kernel.waiting_for_budget())
+        // Settled: every core idles and every thread is blocked, none merely out of budget
+        // until its next period (the initialiser can run out of budget while it builds the
+        // PDs).
+        if primary
+            && status.user_settled.load(Ordering::Relaxed) == 0
+            && machine::with(|inner| inner.started && inner.kernel.settled())
         {
             status.settled_at.store(arch::counter(), Ordering::Relaxed);
             status.user_settled.store(1, Ordering::Release);
             ping_ring::on_user_settled(r);
         }
-        inner_idle(r);
+        arch::wait_for_interrupt();
+        irq::handle_irq(r, core as u32);
     }
 }
 
-/// Loads the thread the kernel chose, if any: its address space and FP access, and the
-/// timer armed for its budget. Returns its saved registers. A chosen thread without an
-/// address space is stopped, and the kernel chooses again.
-fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
-    loop {
-        let t = inner.kernel.current()?;
+/// Loads the thread the kernel chose for `core`, if any: its address space and FP access,
+/// and the timer armed for the core's next scheduling event. Returns its saved registers.
+/// A chosen thread without an address space is stopped, and the kernel chooses again.
+fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
+    if !inner.started {
+        inner.arm_timer(r, core);
+        return None;
+    }
+    if inner.kernel.core().index() != core {
+        // Another core entered the kernel since this one: this core's time is charged, and
+        // what that changed for it is chosen again.
+        inner.enter(core);
+        inner.kernel.timer();
+        inner.send_kicks(r);
+    }
+    let chosen = loop {
+        let Some(t) = inner.kernel.current() else {
+            break None;
+        };
         let Some(space) = inner.kernel.address_space(t) else {
             let pc = inner.kernel.context(t).map_or(0, |c| c.pc);
             let (kernel, mut hw) = inner.kernel_and_hw(r);
@@ -80,32 +112,24 @@ fn choose(r: &Replica, inner: &mut Inner) -> Option<*mut Context> {
             continue;
         };
         let ctx: *mut Context = inner.kernel.context_mut(t)?;
-        if space != inner.space {
+        if let Some(loaded) = inner.space.get_mut(core)
+            && space != *loaded
+        {
             arch::switch_user_space(space.0, space.1);
-            inner.space = space;
+            *loaded = space;
         }
-        inner.fp.load_for(t);
-        inner.loaded = Some(t);
-        inner.kernel.note_loaded();
-        if let Some(next) = inner.kernel.next_event() {
-            let next = next.clamp(1, i64::MAX as u64) as i64;
-            if next < arch::timer_remaining() {
-                arch::arm_timer(next as u64);
-            }
-        }
-        return Some(ctx);
+        inner.fp.load_for(core, t);
+        break Some(ctx);
+    };
+    inner.kernel.note_loaded();
+    inner.arm_timer(r, core);
+    if chosen.is_some()
+        && let Some(at_el0) = r.at_el0.get(core)
+    {
+        // Released with the lock: a core that takes it next sees this core at EL0.
+        at_el0.store(true, Ordering::Relaxed);
     }
-}
-
-/// Waits for an interrupt and serves it here, interrupts still masked. A pending interrupt
-/// ends `wfi` whether or not PSTATE masks it (the architecture's wake-up rule, which Linux's
-/// idle loop also relies on), so the kernel reads and handles it directly instead of taking
-/// the exception: no vector, no register frame, no return from exception. A spurious wake-up
-/// finds nothing to acknowledge.
-fn inner_idle(r: &Replica) {
-    arch::wait_for_interrupt();
-    // Only the primary core runs user threads, so only it gets here.
-    irq::handle_irq(r, r.spec.primary_core());
+    chosen
 }
 
 /// An exception from EL0 (`kind` as `entry.S` numbers them), the thread's registers
@@ -114,50 +138,46 @@ fn inner_idle(r: &Replica) {
 #[unsafe(no_mangle)]
 extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
     let Some(r) = replica() else { park_forever() };
-    match kind {
-        KIND_SYNC => {
-            if let Some(ctx) = handle_user_sync(r) {
-                return ctx;
-            }
-        }
-        _ => {
-            // Only a replica's primary core runs user threads.
-            let core = r.spec.primary_core();
-            if kind == KIND_IRQ {
-                irq::handle_irq(r, core);
-            } else {
-                stop_unexpected(r, core);
-            }
-        }
+    let core = arch::this_core();
+    let (esr, far, elr) = arch::exception_registers();
+    if let (Some(at_el0), Some(svc)) = (r.at_el0.get(core), r.entry_svc.get(core)) {
+        svc.store(
+            kind == KIND_SYNC && esr::class(esr) == esr::SVC64,
+            Ordering::Relaxed,
+        );
+        // The thread's registers are saved (`entry.S`): a core waiting to stop this one
+        // may now read and change them.
+        at_el0.store(false, Ordering::Release);
     }
-    resume(r)
+    fp::service(core);
+    match kind {
+        KIND_SYNC => return handle_user_sync(r, core, esr, far, elr),
+        KIND_IRQ => irq::handle_irq(r, core as u32),
+        _ => stop_unexpected(r, core as u32),
+    }
+    resume(r, core)
 }
 
-/// A synchronous exception from EL0: a system call, an FP trap, or a fault of the thread.
-/// Returns the registers of the thread to run next, chosen under the same lock, or `None`
-/// when there is none.
-fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
-    let (esr, far, elr) = arch::exception_registers();
+/// A synchronous exception from EL0 on `core`: a system call, an FP/SIMD trap, or a fault.
+/// Returns the caller's registers when the caller goes on as it was.
+fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *mut Context {
     let class = esr::class(esr);
-    machine::with(|inner| {
-        // Only a loaded thread runs at EL0, so one is.
-        let Some(t) = inner.loaded else {
-            return choose(r, inner);
+    let next = machine::with(|inner| {
+        inner.enter(core);
+        let Some(t) = inner.kernel.loaded() else {
+            // Another core stopped this one and took its entry over (the thread makes its
+            // system call again when it next runs): only choose again.
+            inner.kernel.timer();
+            inner.send_kicks(r);
+            return choose(r, inner, core);
         };
         if class == esr::FP_ASIMD {
-            inner.fp.trap(t);
-            return choose(r, inner);
+            fp_trap(r, inner, core, t);
+            return choose(r, inner, core);
         }
         let (kernel, mut hw) = inner.kernel_and_hw(r);
         match class {
-            esr::SVC64 => {
-                kernel.syscall(&mut hw);
-                // The caller goes on, and nothing it runs with changed since it was loaded
-                // (address space, FP access, budget timer): return to it as it is.
-                if kernel.caller_goes_on(t) {
-                    return kernel.context_mut(t).map(|c| c as *mut Context);
-                }
-            }
+            esr::SVC64 => kernel.syscall(&mut hw),
             esr::IABT_LOW | esr::DABT_LOW => {
                 let fetch = u64::from(class == esr::IABT_LOW);
                 kernel.user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);
@@ -167,6 +187,26 @@ fn handle_user_sync(r: &Replica) -> Option<*mut Context> {
                 kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
             }
         }
-        choose(r, inner)
-    })
+        inner.send_kicks(r);
+        if class == esr::SVC64 && inner.kernel.caller_goes_on(t) {
+            if let Some(at_el0) = r.at_el0.get(core) {
+                at_el0.store(true, Ordering::Relaxed);
+            }
+            return inner.kernel.context_mut(t).map(|c| c as *mut Context);
+        }
+        choose(r, inner, core)
+    });
+    next.unwrap_or_else(|| resume(r, core))
+}
+
+/// `t` trapped on an FP/SIMD instruction on `core`: its registers are loaded, first saved
+/// by the core that still holds them, if one does.
+fn fp_trap(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) {
+    for _ in 0..2 {
+        let Err(other) = inner.fp.trap(core, t) else {
+            return;
+        };
+        let state = inner.fp.state_of(t);
+        fp::request_flush(other, state, || machine::kick(r, other.index()));
+    }
 }

@@ -243,6 +243,11 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         // A budget as long as its period (a second): the initialiser is never throttled.
         budget: r.counter_hz,
         priority: INITIALISER_PRIORITY,
+        // Cores are below `MAX_CORES` (8): the mask fits.
+        cores: (r.spec.core_mask & 0xff) as u32,
+        // Two microseconds, about twice the cost of a kernel entry: a budget refill
+        // smaller than this would not pay for the entry that starts it.
+        min_budget: (r.counter_hz / 500_000).max(1),
         ctx,
     };
     inner

@@ -8,26 +8,29 @@ use atoll_abi::limits::PD_TIMER_INTID;
 use crate::console::{self, klog};
 use crate::replica::Replica;
 use crate::stop::stop_this_core;
-use crate::{arch, inbox, machine, ping_ring};
+use crate::{arch, fp, inbox, machine, ping_ring};
 
-/// Acknowledges and serves every pending interrupt (from the vectors, or from an idle
-/// core's `wfi`).
+/// Serves every interrupt pending for this core, `core`. The doorbell SGI doubles as the
+/// replica's reschedule interrupt: another core of the replica sends it when this core
+/// should choose again (`machine::kick`), or to have it save FP registers
+/// (`fp::request_flush`).
 pub fn handle_irq(r: &Replica, core: u32) {
+    fp::service(core as usize);
     while let Some(acked) = r.gic.acknowledge() {
         let intid = acked.intid;
         if intid == r.spec.gic.stop_sgi {
             r.gic.end_of_interrupt(acked);
             stop_this_core(r, core);
         }
+        let primary = core == r.spec.primary_core();
         if intid == r.spec.gic.timer_intid {
             tick(r, core);
         } else if intid == r.spec.gic.doorbell_sgi {
             inbox::service(r);
-            if core == r.spec.primary_core() {
-                machine::on_doorbell(r);
-            }
-        } else if (intid >= 32 || intid == PD_TIMER_INTID) && core == r.spec.primary_core() {
-            machine::on_device_irq(r, intid);
+            fp::service(core as usize);
+            machine::on_doorbell_sgi(r, core as usize, primary);
+        } else if (intid >= 32 || intid == PD_TIMER_INTID) && primary {
+            machine::on_device_irq(r, core as usize, intid);
         } else {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");
         }
@@ -35,30 +38,27 @@ pub fn handle_irq(r: &Replica, core: u32) {
     }
 }
 
-/// The timer fired: budgets are charged on the primary core (the timer may fire early for
-/// a budget), and once per tick interval the housekeeping runs.
+/// This core's timer fired: on the primary core, the replica's housekeeping tick when it
+/// is due; on every core, the scheduler's event (a budget's end, a refill, a domain slot's
+/// end). There is no periodic tick on the other cores.
 fn tick(r: &Replica, core: u32) {
-    let primary = core == r.spec.primary_core();
-    if primary {
-        machine::on_timer();
+    if core == r.spec.primary_core()
+        && let Some(due) = r.next_tick.get(core as usize)
+    {
+        let now = arch::counter();
+        if now >= due.load(Ordering::Relaxed) {
+            due.store(now.saturating_add(r.tick_interval), Ordering::Relaxed);
+            housekeeping(r);
+        }
     }
-    let now = arch::counter();
-    let (Some(due), Some(core_ticks)) = (
-        r.next_tick.get(core as usize),
-        r.core_ticks.get(core as usize),
-    ) else {
-        return;
-    };
-    let deadline = due.load(Ordering::Relaxed);
-    if now < deadline {
-        arch::arm_timer(deadline.wrapping_sub(now));
-        return;
-    }
-    due.store(now.saturating_add(r.tick_interval), Ordering::Relaxed);
-    arch::arm_timer(r.tick_interval);
-    core_ticks.fetch_add(1, Ordering::Relaxed);
-    if !primary {
-        return;
+    machine::on_timer(r, core as usize);
+}
+
+/// The primary core's periodic work: the replica's tick count, the console and the ping
+/// ring.
+fn housekeeping(r: &Replica) {
+    if let Some(core_ticks) = r.core_ticks.get(r.spec.primary_core() as usize) {
+        core_ticks.fetch_add(1, Ordering::Relaxed);
     }
     let ticks = r
         .status()

@@ -4,14 +4,20 @@
 //! it sees it: this replica's RAM through the linear map, the threads' debug lines, TLB
 //! maintenance, interrupts and doorbells. All of it lives in one static under the replica
 //! lock ([`with`]). The timer, doorbell and device interrupts reach the kernel here.
+//!
+//! Every core of the replica runs threads. Each kernel entry first tells the portable
+//! kernel which core it serves and the counter's time ([`Inner::enter`]: budgets are
+//! charged exactly, at every entry); when it is done, the other cores whose choice it
+//! changed are interrupted ([`kick`]), one interrupt at a time per core.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
+use atoll_abi::limits::MAX_CORES;
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE, PD_TIMER_INTID};
 use atoll_abi::syscall::fault;
 use atoll_kernel_core::fault::Syndrome;
-use atoll_kernel_core::id::{Table, ThreadId};
+use atoll_kernel_core::id::{CoreId, Table, ThreadId};
 use atoll_kernel_core::kernel::{Kernel, MAX_THREADS, Machine};
 use atoll_kernel_core::line::LineBuf;
 
@@ -34,10 +40,10 @@ type Lines = Table<ThreadId, LineBuf<LOG_LINE_BYTES>, MAX_THREADS>;
 pub struct Inner {
     /// The portable kernel.
     pub kernel: Kernel,
-    /// The thread this core last returned to.
-    pub loaded: Option<ThreadId>,
-    /// Its address space (root, ASID), to skip needless switches.
-    pub space: (u64, u16),
+    /// Each core's user address space (root, ASID), to skip needless switches.
+    pub space: [(u64, u16); MAX_CORES],
+    /// Each core's timer deadline (`u64::MAX`: stopped), to skip needless writes.
+    pub armed: [u64; MAX_CORES],
     /// The threads' FP/SIMD registers.
     pub fp: FpSwitch,
     lines: Lines,
@@ -52,8 +58,8 @@ static KERNEL: KernelCell = KernelCell {
     lock: IrqSpinLock::new(),
     inner: UnsafeCell::new(Inner {
         kernel: Kernel::new(),
-        loaded: None,
-        space: (0, 0),
+        space: [(0, 0); MAX_CORES],
+        armed: [u64::MAX; MAX_CORES],
         fp: FpSwitch::new(),
         lines: Table::filled(LineBuf::new()),
         started: false,
@@ -67,12 +73,25 @@ pub fn with<T>(f: impl FnOnce(&mut Inner) -> T) -> T {
     f(unsafe { &mut *KERNEL.inner.get() })
 }
 
-/// Counter value when budgets were last charged.
-static LAST_CHARGE: AtomicU64 = AtomicU64::new(0);
+/// Interrupts `core` so that it enters the kernel and chooses again, unless an interrupt
+/// is already on its way there (it clears the mark when it chooses).
+pub fn kick(r: &Replica, core: usize) {
+    if let Some(pending) = r.kick_pending.get(core)
+        && !pending.swap(true, Ordering::AcqRel)
+    {
+        let core = core as u32;
+        r.gic
+            .send_sgi(r.spec.gic.doorbell_sgi, r.core_mpidr(core), core);
+    }
+}
 
-/// Budgets are charged from now on (the first thread is about to run).
-pub fn start_charging() {
-    LAST_CHARGE.store(arch::counter(), Ordering::Relaxed);
+/// Interrupts every core of `cores` (bit `c` for core `c`).
+fn kick_all(r: &Replica, cores: u32) {
+    for core in 0..MAX_CORES {
+        if cores & (1 << core) != 0 {
+            kick(r, core);
+        }
+    }
 }
 
 /// The machine as the portable kernel sees it.
@@ -83,6 +102,49 @@ pub struct Hw<'a> {
 }
 
 impl Inner {
+    /// A kernel entry on `core` (this core) now: the portable kernel charges the time since
+    /// the core's last entry and serves this core from here on.
+    pub fn enter(&mut self, core: usize) {
+        if let Some(c) = CoreId::new(core) {
+            self.kernel.enter(c, arch::counter());
+        }
+    }
+
+    /// Arms `core`'s (this core's) timer for its next scheduling event, and on the primary
+    /// core for the replica's housekeeping tick; stops it when nothing is due.
+    pub fn arm_timer(&mut self, r: &Replica, core: usize) {
+        let mut due = if self.started && self.kernel.core().index() == core {
+            self.kernel.next_event().unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        if core == r.spec.primary_core() as usize
+            && let Some(tick) = r.next_tick.get(core)
+        {
+            due = due.min(tick.load(Ordering::Relaxed));
+        }
+        let Some(armed) = self.armed.get_mut(core) else {
+            return;
+        };
+        if due == *armed {
+            return;
+        }
+        *armed = due;
+        if due == u64::MAX {
+            arch::disarm_timer();
+        } else {
+            arch::arm_timer_at(due);
+        }
+    }
+
+    /// Interrupts the cores the last kernel entry asked to choose again.
+    pub fn send_kicks(&mut self, r: &Replica) {
+        let kicks = self.kernel.take_kicks();
+        if kicks != 0 {
+            kick_all(r, kicks);
+        }
+    }
+
     /// The kernel and the machine it works on (this replica, and the threads' output
     /// lines), borrowed apart.
     pub fn kernel_and_hw<'a>(&'a mut self, r: &'a Replica) -> (&'a mut Kernel, Hw<'a>) {
@@ -221,36 +283,75 @@ impl Machine for Hw<'_> {
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
         atoll_boards::firmware::forward(self.r.psci, regs)
     }
+
+    fn stall(&mut self, core: CoreId) -> bool {
+        let c = core.index();
+        let (Some(at_el0), Some(svc)) = (self.r.at_el0.get(c), self.r.entry_svc.get(c)) else {
+            return false;
+        };
+        if at_el0.load(Ordering::Acquire) {
+            kick(self.r, c);
+            // It clears the mark once its thread's registers are saved (`el0.rs`); it is
+            // at EL0 with interrupts on, so it takes the interrupt.
+            while at_el0.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+        }
+        svc.load(Ordering::Relaxed)
+    }
 }
 
-/// The timer fired on the primary core: budgets pay for the time since the last charge.
-pub fn on_timer() {
-    let now = arch::counter();
-    let elapsed = now.saturating_sub(LAST_CHARGE.swap(now, Ordering::Relaxed));
+/// Runs one kernel entry point on `core` (this core): the time since the core's last
+/// entry is charged first, and the cores whose choice the entry changed are interrupted
+/// after it.
+fn entry(r: &Replica, core: usize, f: impl FnOnce(&mut Kernel, &mut Hw<'_>)) {
     with(|inner| {
-        if inner.started {
-            inner.kernel.timer(elapsed);
+        // Before the initialiser starts nothing runs, is charged or watched.
+        if !inner.started {
+            return;
         }
+        inner.enter(core);
+        let (kernel, mut hw) = inner.kernel_and_hw(r);
+        f(kernel, &mut hw);
+        inner.send_kicks(r);
     });
 }
 
-/// The doorbell SGI arrived on the primary core: the PDs' cross-replica channel words are
-/// taken and their notifications signalled.
-pub fn on_doorbell(r: &Replica) {
+/// The timer fired on `core`: a budget ran out, a refill is due, a domain slot ended, or
+/// (on the primary core) the housekeeping tick is due. The timer is armed again for
+/// whatever is due next.
+pub fn on_timer(r: &Replica, core: usize) {
     with(|inner| {
-        // Before the initialiser starts nothing is watched; it takes what is pending when
-        // it sets each watch up.
         if inner.started {
-            let (kernel, mut hw) = inner.kernel_and_hw(r);
-            kernel.doorbell(&mut hw);
+            inner.enter(core);
+            inner.kernel.timer();
+            inner.send_kicks(r);
+        }
+        // The deadline has passed: whatever the cache says, the timer must be written.
+        if let Some(armed) = inner.armed.get_mut(core) {
+            *armed = 0;
+        }
+        inner.arm_timer(r, core);
+    });
+}
+
+/// The doorbell SGI arrived on `core`: another core of the replica asked it to choose
+/// again, and on the primary core, another replica may have rung the PDs' cross-replica
+/// channel words, which are taken and their notifications signalled.
+pub fn on_doorbell_sgi(r: &Replica, core: usize, primary: bool) {
+    if let Some(pending) = r.kick_pending.get(core) {
+        pending.store(false, Ordering::Release);
+    }
+    entry(r, core, |kernel, hw| {
+        if primary {
+            kernel.doorbell(hw);
+        } else {
+            kernel.timer();
         }
     });
 }
 
 /// A device interrupt owned by this replica: its handler's notification is signalled.
-pub fn on_device_irq(r: &Replica, irq: u32) {
-    with(|inner| {
-        let (kernel, mut hw) = inner.kernel_and_hw(r);
-        kernel.interrupt(&mut hw, irq);
-    });
+pub fn on_device_irq(r: &Replica, core: usize, irq: u32) {
+    entry(r, core, |kernel, hw| kernel.interrupt(hw, irq));
 }

@@ -19,19 +19,21 @@
 //! fails on one):
 //!
 //! 1. [`arch`] (registers) and [`entry`] (`entry.S`: vectors, frames, stacks);
-//! 2. [`fp`] (lazy FP/SIMD switching) and [`sync`] (replica-local locks);
-//! 3. [`replica`], this replica's state, set up once;
-//! 4. [`doorbell`], ringing peers and taking pending words, with no action on a bell;
-//! 5. [`console`], log lines (`klog!`) and the console drain;
-//! 6. [`ping_ring`], the boot protocol and ping ring between replicas;
-//! 7. [`inbox`], what the kernels' own bells mean, and ringing this replica itself;
-//! 8. [`stop`], stopping a core or the replica, and the panic handler;
-//! 9. [`machine`], the portable kernel under the replica lock, and the machine it sees;
-//! 10. [`initialiser`], building the first thread;
-//! 11. [`irq`], interrupts;
-//! 12. [`el0`] (exceptions from user threads, and returning to them) and [`el1`]
+//! 2. [`fp`] (lazy FP/SIMD switching on each core, and saving a core's registers when
+//!    another core asks);
+//! 3. [`sync`] (replica-local locks; a core waiting for one serves those requests);
+//! 4. [`replica`], this replica's state, set up once;
+//! 5. [`doorbell`], ringing peers and taking pending words, with no action on a bell;
+//! 6. [`console`], log lines (`klog!`) and the console drain;
+//! 7. [`ping_ring`], the boot protocol and ping ring between replicas;
+//! 8. [`inbox`], what the kernels' own bells mean, and ringing this replica itself;
+//! 9. [`stop`], stopping a core or the replica, and the panic handler;
+//! 10. [`machine`], the portable kernel under the replica lock, and the machine it sees;
+//! 11. [`initialiser`], building the first thread;
+//! 12. [`irq`], interrupts;
+//! 13. [`el0`] (exceptions from user threads, and returning to them) and [`el1`]
 //!     (exceptions taken in the kernel);
-//! 13. this file: the entry from `entry.S`, and bringing the replica and its cores up.
+//! 14. this file: the entry from `entry.S`, and bringing the replica and its cores up.
 #![no_std]
 // Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
 // the constructs that can panic are refused (exceptions are marked `#[expect]` or
@@ -65,7 +67,7 @@ mod replica;
 mod stop;
 mod sync;
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use atoll_abi::limits::MAX_CORES;
 use atoll_abi::shared::{ReplicaState, SharedArea, bell};
@@ -111,7 +113,7 @@ extern "C" fn kernel_main(spec_va: usize, core: usize) -> ! {
     if core == spec.primary_core() {
         el0::run_initialiser(r);
     }
-    el0::idle_forever()
+    el0::run(r, core as usize)
 }
 
 fn init_replica(spec: &'static ReplicaSpec) {
@@ -159,6 +161,9 @@ fn init_replica(spec: &'static ReplicaSpec) {
         console_lock: IrqSpinLock::new(),
         core_ticks: [const { AtomicU64::new(0) }; MAX_CORES],
         next_tick: [const { AtomicU64::new(0) }; MAX_CORES],
+        at_el0: [const { AtomicBool::new(false) }; MAX_CORES],
+        entry_svc: [const { AtomicBool::new(false) }; MAX_CORES],
+        kick_pending: [const { AtomicBool::new(false) }; MAX_CORES],
     };
     if !shared.header_ok() {
         park_forever();

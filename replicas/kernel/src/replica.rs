@@ -1,7 +1,7 @@
 //! This replica's kernel state: what its boot spec and the devices it names give it, set
 //! up once by the primary core and read by every core after.
 
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS};
 use atoll_abi::shared::{LogRing, ReplicaStatus, SharedArea};
@@ -41,6 +41,15 @@ pub struct Replica {
     pub core_ticks: [AtomicU64; MAX_CORES],
     /// Counter value of each core's next housekeeping tick.
     pub next_tick: [AtomicU64; MAX_CORES],
+    /// Per core: it runs (or is about to return to) a thread at EL0. Set under the kernel
+    /// lock just before the core returns to a thread; cleared at its next exception, once
+    /// the thread's registers are saved.
+    pub at_el0: [AtomicBool; MAX_CORES],
+    /// Per core: its last exception from EL0 was a system call.
+    pub entry_svc: [AtomicBool; MAX_CORES],
+    /// Per core: a reschedule interrupt was sent and the core has not chosen since (kicks
+    /// are coalesced: one interrupt until then).
+    pub kick_pending: [AtomicBool; MAX_CORES],
 }
 
 static REPLICA: InitOnce<Replica> = InitOnce::new();

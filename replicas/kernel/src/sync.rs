@@ -79,6 +79,8 @@ impl IrqSpinLock {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
+            // The lock's holder may be waiting for this core to save its FP registers.
+            crate::fp::service(arch::this_core());
             core::hint::spin_loop();
         }
         IrqGuard { lock: self, saved }

@@ -6,7 +6,7 @@ use atoll_abi::object::ObjectKind;
 
 use super::{InitialiserBoot, Kernel};
 use crate::cap::{Cap, NO_DATA, Rights};
-use crate::id::{SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId};
+use crate::id::{CoreId, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId};
 
 impl Kernel {
     /// Boot: builds the initialiser over boot memory the caller prepared (zeroed, the
@@ -90,8 +90,12 @@ impl Kernel {
                 .copy(slot(from)?, t.own_slot(which), Rights::ALL)?;
         }
         let o = &mut self.objects;
+        let core = CoreId::first_of(b.cores).ok_or(Error::InvalidArgument)?;
+        o.cores = b.cores;
+        o.core = core;
+        o.sched.set_min_budget(b.min_budget);
         o.sched
-            .configure(sc, b.budget, b.budget)
+            .configure(sc, b.budget, b.budget, core)
             .map_err(|_| Error::InvalidArgument)?;
         let tcb = &mut o.tcbs[t];
         tcb.ipc_buffer = Some(b.ipc_buffer);

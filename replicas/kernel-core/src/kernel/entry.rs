@@ -48,14 +48,9 @@ impl Kernel {
         self.objects.schedule();
     }
 
-    /// `elapsed` timer units passed: the running thread's budget pays, periods refill, and
-    /// the thread goes to the back of its priority (round robin).
-    pub fn timer(&mut self, elapsed: u64) {
-        let running = self.current();
-        self.objects.sched.tick(running, elapsed);
-        if let Some(t) = running {
-            let _ = self.objects.sched.yield_now(t);
-        }
+    /// The core's timer fired: [`Kernel::enter`] charged the budget and released what was
+    /// due; the core chooses again.
+    pub fn timer(&mut self) {
         self.objects.schedule();
     }
 

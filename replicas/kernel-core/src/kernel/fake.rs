@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::vec::Vec;
 
 use super::Machine;
-use crate::id::ThreadId;
+use crate::id::{CoreId, ThreadId};
 
 /// Bytes of a page.
 const PAGE: u64 = 0x1000;
@@ -45,6 +45,11 @@ pub struct FakeMachine {
     pub flushes: usize,
     /// Firmware calls made, with their registers.
     pub firmware_calls: Vec<[u64; 8]>,
+    /// Cores stopped by `Machine::stall`, in order.
+    pub stalls: Vec<CoreId>,
+    /// What `Machine::stall` answers: whether the stopped core had trapped for a system
+    /// call.
+    pub stall_in_syscall: bool,
 }
 
 impl Default for FakeMachine {
@@ -65,6 +70,8 @@ impl Default for FakeMachine {
             created: Vec::new(),
             flushes: 0,
             firmware_calls: Vec::new(),
+            stalls: Vec::new(),
+            stall_in_syscall: false,
         }
     }
 }
@@ -145,5 +152,11 @@ impl Machine for FakeMachine {
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
         self.firmware_calls.push(regs);
         regs.map(|r| r.wrapping_add(1))
+    }
+
+    /// Records the core; it had trapped for a system call if the test says so.
+    fn stall(&mut self, core: CoreId) -> bool {
+        self.stalls.push(core);
+        self.stall_in_syscall
     }
 }

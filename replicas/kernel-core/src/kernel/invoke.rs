@@ -16,7 +16,9 @@ use atoll_abi::syscall::{self, MessageInfo, ipc_buffer, label};
 use super::objects::Objects;
 use super::{Kernel, Machine, Target};
 use crate::cap::{Cap, Rights};
-use crate::id::{IrqId, NotificationId, SchedContextId, SlotId, TcbSlot, ThreadId, VSpaceId};
+use crate::id::{
+    CoreId, IrqId, NotificationId, SchedContextId, SlotId, TcbSlot, ThreadId, VSpaceId,
+};
 
 /// What an invocation replies with (beyond success).
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,7 +84,34 @@ impl Args {
     }
 }
 
+/// Whether invoking `cap` may change what a thread on another core runs with: its
+/// registers or state (TCB), its capabilities and the objects they name (CNode), its
+/// scheduling (scheduling contexts and control, domains). Those invocations stop the
+/// replica's other cores first (`Kernel::stall_others`).
+fn may_change_other_threads(cap: &Cap) -> bool {
+    match cap {
+        Cap::CNode { .. } => true,
+        Cap::Object { kind, .. } => matches!(
+            kind,
+            ObjectKind::Tcb
+                | ObjectKind::SchedContext
+                | ObjectKind::SchedControl
+                | ObjectKind::DomainSet
+        ),
+        _ => false,
+    }
+}
+
 impl Kernel {
+    /// A core argument: a core of this replica.
+    pub(super) fn core_arg(&self, value: u64) -> Result<CoreId, Error> {
+        usize::try_from(value)
+            .ok()
+            .and_then(CoreId::new)
+            .filter(|c| self.objects.cores & c.bit() != 0)
+            .ok_or(Error::InvalidArgument)
+    }
+
     /// Performs the invocation `info.label()` on the capability `cap` in `slot` for thread
     /// `t`: the object's decoder checks it, and only a request it accepts is performed.
     /// Kept out of the system-call handler, whose IPC paths it would otherwise slow with
@@ -98,6 +127,9 @@ impl Kernel {
     ) -> Result<Answer, Error> {
         let args = Args::read(&self.objects, m, t, info);
         let op = info.label();
+        if may_change_other_threads(&cap) && self.objects.cores & !self.objects.core.bit() != 0 {
+            self.stall_others(m);
+        }
         match cap {
             Cap::Untyped { .. } if op == label::UNTYPED_RETYPE => {
                 let request = self.decode_retype(t, slot, &args)?;

@@ -45,7 +45,7 @@ mod vspace;
 mod tests;
 
 use crate::cap::{Cap, CapTable};
-use crate::id::{CAP_SLOTS, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId, VSpaceId};
+use crate::id::{CAP_SLOTS, CoreId, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId, VSpaceId};
 use crate::ipc::ThreadState;
 
 pub use crate::id::{
@@ -123,6 +123,11 @@ pub trait Machine {
     /// Calls the firmware with `x0`–`x7` (through the board's firmware conduit) and
     /// returns the registers it leaves in them.
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8];
+    /// Stops `core`, another core of the replica that may be running a thread at EL0: it
+    /// is interrupted, and this returns once the thread's registers are saved in its
+    /// context (the core then waits for the replica's kernel). Returns whether the core
+    /// had trapped for a system call (its thread's `pc` is then just past the `svc`).
+    fn stall(&mut self, core: CoreId) -> bool;
 }
 
 /// The replica's capability table: CNodes' slots, then the TCBs' own at the top.
@@ -146,6 +151,11 @@ pub struct InitialiserBoot {
     pub budget: u64,
     /// Priority (its maximum controlled priority is 255).
     pub priority: u8,
+    /// The replica's cores (bit `c` for core `c`); the initialiser runs on the first.
+    pub cores: u32,
+    /// The smallest budget worth running on (counter ticks): a sporadic context's refill
+    /// smaller than this is merged into the next.
+    pub min_budget: u64,
     /// Its first registers.
     pub ctx: Context,
 }
@@ -193,9 +203,69 @@ impl Kernel {
         true
     }
 
-    /// The thread to run now, if any.
+    /// The thread this core is to run now, if any.
     pub fn current(&self) -> Option<ThreadId> {
-        self.objects.current
+        self.objects.current[self.objects.core]
+    }
+
+    /// A kernel entry on core `core` at counter time `now`: the core's running scheduling
+    /// context pays for the time since its last entry (charged if that spends its budget),
+    /// threads whose budget is back become ready, and the domain schedule moves on. Every
+    /// entry point below then serves this core.
+    pub fn enter(&mut self, core: CoreId, now: u64) {
+        self.objects.core = core;
+        if self.objects.sched.update(core, now) {
+            self.objects.changed = true;
+        }
+    }
+
+    /// The core the current kernel entry serves.
+    pub fn core(&self) -> CoreId {
+        self.objects.core
+    }
+
+    /// The thread this core last returned to, whose registers an exception from EL0 saved:
+    /// `None` when it was idle, or when another core stopped it and took the entry over
+    /// ([`Machine::stall`]).
+    pub fn loaded(&self) -> Option<ThreadId> {
+        self.objects.loaded[self.objects.core]
+    }
+
+    /// The cores to interrupt so that they choose again (bit `c` for core `c`), taken.
+    pub fn take_kicks(&mut self) -> u32 {
+        core::mem::take(&mut self.objects.kicks)
+    }
+
+    /// Starts counting time on this core from `now` (its first thread is about to run).
+    pub fn start_core(&mut self, now: u64) {
+        self.objects.sched.start_core(self.objects.core, now);
+    }
+
+    /// Before an invocation that may change what another core's thread runs with (its
+    /// registers, its state, its capabilities or scheduling): every other core running a
+    /// thread is stopped, and its pending entry is taken over, so that no core returns to
+    /// or saves into a thread this entry changes. A system call the stopped thread was
+    /// making is made again when it next runs (the registers it made it with are intact).
+    #[cold]
+    pub(super) fn stall_others(&mut self, m: &mut impl Machine) {
+        let me = self.objects.core;
+        for c in CoreId::all() {
+            if c == me {
+                continue;
+            }
+            let Some(t) = self.objects.loaded[c] else {
+                continue;
+            };
+            let in_syscall = m.stall(c);
+            let tcb = &mut self.objects.tcbs[t];
+            if in_syscall && tcb.live {
+                restart_point(&mut tcb.ctx);
+            }
+            self.objects.loaded[c] = None;
+            // It chooses again when it takes the kernel after this entry (the machine
+            // interrupted it).
+            self.objects.current[c] = None;
+        }
     }
 
     /// A thread's registers.
@@ -241,20 +311,25 @@ impl Kernel {
         self.caps.get(slot)
     }
 
-    /// Time until the next scheduling event (budget end or refill), if any.
+    /// When (counter time) this core must enter the kernel next: its running context's
+    /// budget ends, a thread waiting for budget on it is refilled, or the domain slot ends.
     pub fn next_event(&self) -> Option<u64> {
-        self.objects.sched.next_event(self.current())
+        self.objects.sched.next_event(self.objects.core)
     }
 
-    /// Whether some thread wants to run but waits for its budget: a core with nothing to
-    /// run is then not settled, only between periods.
-    pub fn waiting_for_budget(&self) -> bool {
-        self.objects.sched.any_waiting_for_budget()
+    /// Whether the replica has settled: no core has a thread to run, and no thread waits
+    /// for its budget (a core with nothing to run then is only between periods).
+    pub fn settled(&self) -> bool {
+        let cores = self.objects.cores;
+        CoreId::all().all(|c| cores & c.bit() == 0 || self.objects.current[c].is_none())
+            && !self.objects.sched.any_waiting_for_budget()
     }
 
     /// The machine has loaded the current thread (its address space, FP access and budget
     /// timer): from here on, [`Kernel::caller_goes_on`] tracks what changes.
     pub fn note_loaded(&mut self) {
+        let me = self.objects.core;
+        self.objects.loaded[me] = self.objects.current[me];
         self.objects.changed = false;
     }
 
@@ -264,7 +339,7 @@ impl Kernel {
     /// budget changes. (Only system calls run between two loads: every other kernel entry
     /// chooses and loads a thread again.) The machine can then return to it as it is.
     pub fn caller_goes_on(&self, t: ThreadId) -> bool {
-        self.objects.current == Some(t) && !self.objects.changed
+        self.current() == Some(t) && !self.objects.changed
     }
 }
 

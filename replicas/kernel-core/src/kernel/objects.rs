@@ -21,9 +21,9 @@ use super::tcb::Tcb;
 use super::{Machine, restart_point};
 use crate::cap::Cap;
 use crate::id::{
-    DoorbellId, EndpointId, IrqId, MAX_DOORBELLS, MAX_ENDPOINTS, MAX_IRQS, MAX_NOTIFICATIONS,
-    MAX_REPLIES, MAX_SCHED_CONTEXTS, MAX_THREADS, MAX_VSPACES, NotificationId, ReplyId,
-    SchedContextId, SlotId, Table, TableIndex, TcbSlot, ThreadId, VSpaceId,
+    CoreId, DoorbellId, EndpointId, IrqId, MAX_CORES, MAX_DOORBELLS, MAX_ENDPOINTS, MAX_IRQS,
+    MAX_NOTIFICATIONS, MAX_REPLIES, MAX_SCHED_CONTEXTS, MAX_THREADS, MAX_VSPACES, NotificationId,
+    ReplyId, SchedContextId, SlotId, Table, TableIndex, TcbSlot, ThreadId, VSpaceId,
 };
 use crate::ipc::{
     Endpoint, EndpointQueue, Endpoints, Notification, Notifications, Queue, ThreadState, Threads,
@@ -52,7 +52,17 @@ pub(super) struct Objects {
     /// The cross-replica channel words watched, and what each signals.
     pub watches: Watches,
     pub irqs: Table<IrqId, Irq, MAX_IRQS>,
-    pub current: Option<ThreadId>,
+    /// The thread each core should run, as the last scheduling decision for it left it.
+    pub current: Table<CoreId, Option<ThreadId>, MAX_CORES>,
+    /// The thread each core last returned to and may be running at EL0 (`None`: idle, or
+    /// stopped by another core, see `Kernel::stall_others`).
+    pub loaded: Table<CoreId, Option<ThreadId>, MAX_CORES>,
+    /// The core this kernel entry serves.
+    pub core: CoreId,
+    /// The replica's cores (bit `c` for core `c`).
+    pub cores: u32,
+    /// Cores asked to choose again (bit `c`), for the machine to interrupt.
+    pub kicks: u32,
     /// An object was invoked, or a fault raised, since the machine last loaded the current
     /// thread (`Kernel::note_loaded`): something a thread runs with (its address space,
     /// scheduling parameters, budget) may have changed (see `Kernel::caller_goes_on`).
@@ -97,7 +107,11 @@ impl Objects {
             doorbells: Table::filled(Doorbell::Free),
             watches: Watches::new(),
             irqs: Table::filled(Irq::UNCLAIMED),
-            current: None,
+            current: Table::filled(None),
+            loaded: Table::filled(None),
+            core: CoreId::MIN,
+            cores: 1,
+            kicks: 0,
             changed: true,
         }
     }
@@ -111,8 +125,27 @@ impl Objects {
         };
     }
 
+    /// Chooses what this core runs, and asks every other core of the replica whose queues
+    /// changed, and whose choice is now another thread, to choose again.
     pub fn schedule(&mut self) {
-        self.current = self.sched.choose();
+        let me = self.core;
+        let next = self.sched.choose(me);
+        self.current[me] = next;
+        self.sched.switch_to(me, next);
+        let others = self.sched.take_touched() & self.cores & !me.bit();
+        if others != 0 {
+            self.kick_changed(others);
+        }
+    }
+
+    /// Kicks each core of `cores` whose choice changed.
+    #[cold]
+    fn kick_changed(&mut self, cores: u32) {
+        for c in CoreId::all() {
+            if cores & c.bit() != 0 && self.sched.choose(c) != self.current[c] {
+                self.kicks |= c.bit();
+            }
+        }
     }
 
     pub fn resume(&mut self, t: ThreadId) {

@@ -10,13 +10,14 @@ use super::invoke::Args;
 use super::objects::Objects;
 use super::{Kernel, Machine};
 use crate::cap::Rights;
-use crate::id::{NotificationId, SchedContextId, ThreadId};
+use crate::id::{CoreId, NotificationId, SchedContextId, ThreadId};
 
 /// A checked SchedControl_Configure: a context's budget and period in timer units.
 pub(super) struct SchedConfigure {
     sc: SchedContextId,
     budget: u64,
     period: u64,
+    core: CoreId,
 }
 
 /// A checked invocation of a scheduling context.
@@ -46,16 +47,31 @@ impl Kernel {
         let tpu = m.ticks_per_us().max(1);
         let budget = args.get(1)?.saturating_mul(tpu);
         let period = args.get(2)?.saturating_mul(tpu);
-        Ok(SchedConfigure { sc, budget, period })
+        // The core is optional: the replica's first core unless given.
+        let core = match args.get(3) {
+            Ok(core) => self.core_arg(core)?,
+            Err(_) => CoreId::first_of(self.objects.cores).ok_or(Error::InvalidArgument)?,
+        };
+        Ok(SchedConfigure {
+            sc,
+            budget,
+            period,
+            core,
+        })
     }
 
     /// Performs SchedControl_Configure; the scheduler refuses parameters it cannot keep.
     #[inline(always)]
     pub(super) fn invoke_sched_control(&mut self, request: SchedConfigure) -> Result<(), Error> {
-        let SchedConfigure { sc, budget, period } = request;
+        let SchedConfigure {
+            sc,
+            budget,
+            period,
+            core,
+        } = request;
         self.objects
             .sched
-            .configure(sc, budget, period)
+            .configure(sc, budget, period, core)
             .map_err(|_| Error::RangeError)
     }
 

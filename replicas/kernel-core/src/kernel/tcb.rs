@@ -11,7 +11,7 @@ use super::invoke::{Answer, Args};
 use super::objects::Objects;
 use super::{Context, Kernel, Machine};
 use crate::cap::{Cap, Rights};
-use crate::id::{NotificationId, ReplyId, SchedContextId, SlotId, TcbSlot, ThreadId};
+use crate::id::{CoreId, NotificationId, ReplyId, SchedContextId, SlotId, TcbSlot, ThreadId};
 use crate::ipc::ThreadState;
 
 /// A thread control block.
@@ -73,6 +73,8 @@ pub(super) enum TcbInvocation {
         sp: u64,
         x: [u64; 4],
     },
+    /// TCB_SetAffinity: its own scheduling context moves to this core.
+    SetAffinity(SchedContextId, CoreId),
     /// TCB_Resume.
     Resume,
     /// TCB_Suspend.
@@ -143,6 +145,16 @@ impl Kernel {
                 let x = [3, 4, 5, 6].map(|i| args.or_zero(i));
                 TcbInvocation::WriteRegisters { resume, pc, sp, x }
             }
+            label::TCB_SET_AFFINITY => {
+                let core = self.core_arg(args.get(0)?)?;
+                // A passive thread runs where its lender does: it has no core to move.
+                let sc = self
+                    .objects
+                    .sched
+                    .own_sc(target)
+                    .ok_or(Error::IllegalOperation)?;
+                TcbInvocation::SetAffinity(sc, core)
+            }
             label::TCB_RESUME => TcbInvocation::Resume,
             label::TCB_SUSPEND => TcbInvocation::Suspend,
             label::TCB_BIND_NOTIFICATION => {
@@ -186,6 +198,9 @@ impl Kernel {
                 let _ = o.sched.set_priority(target, priority);
             }
             TcbInvocation::SetMcPriority(mcp) => o.tcbs[target].mcp = mcp,
+            TcbInvocation::SetAffinity(sc, core) => {
+                let _ = o.sched.set_core(sc, core);
+            }
             TcbInvocation::SetSchedParams(params) => self.set_sched_params(m, target, params)?,
             TcbInvocation::ReadRegisters => {
                 let c = o.tcbs[target].ctx;
@@ -416,8 +431,14 @@ impl Kernel {
 impl Objects {
     /// The last capability to thread `t` went: it stops, and nothing names it any more.
     pub(super) fn destroy_thread(&mut self, t: ThreadId) {
-        if self.current == Some(t) {
-            self.current = None;
+        for c in CoreId::all() {
+            if self.current[c] == Some(t) {
+                self.current[c] = None;
+                self.kicks |= c.bit();
+            }
+            if self.loaded[c] == Some(t) {
+                self.loaded[c] = None;
+            }
         }
         self.suspend(t);
         if let Some(n) = self.tcbs[t].bound {

@@ -12,7 +12,7 @@ use atoll_abi::syscall::{self, MessageInfo, fault, initial, label, object_kind, 
 
 use super::fake::FakeMachine;
 use super::*;
-use crate::id::{NotificationId, SlotId, ThreadId, VSpaceId};
+use crate::id::{CoreId, NotificationId, SlotId, ThreadId, VSpaceId};
 
 const RAM: (u64, u64) = (0x4000_0000, 0x5000_0000);
 const POOL: u64 = 0x4100_0000;
@@ -69,6 +69,8 @@ fn boot() -> Sys {
         ipc_buffer: BOOT + 0x4000,
         budget: 1_000_000,
         priority: 255,
+        cores: 0b11,
+        min_budget: 0,
         ctx: Context::default(),
     };
     let pool = Cap::Untyped {
@@ -89,6 +91,12 @@ fn boot() -> Sys {
 }
 
 impl Sys {
+    /// Core 0's timer fires at counter time `now`.
+    fn at(&mut self, now: u64) {
+        self.k.enter(CoreId::MIN, now);
+        self.k.timer();
+    }
+
     /// Makes the current thread perform system call `number` with registers `regs`
     /// (x0, x1, x2.., x6); returns its registers afterwards.
     fn sys(&mut self, thread: ThreadId, number: i64, regs: &[(usize, u64)]) -> Context {
@@ -900,9 +908,10 @@ fn a_budget_stops_a_spinning_thread_until_its_period_refills() {
     s.park_root();
     assert_eq!(s.k.current(), Some(hog));
     assert_eq!(s.k.next_event(), Some(300));
-    s.k.timer(300);
+    s.at(300);
     assert_eq!(s.k.current(), Some(low), "the hog spent its budget");
-    s.k.timer(700);
+    assert_eq!(s.k.next_event(), Some(1000), "its refill");
+    s.at(1000);
     assert_eq!(s.k.current(), Some(hog), "its period refilled");
 }
 
@@ -1359,9 +1368,9 @@ fn a_domain_schedule_runs_each_domains_threads_only_in_its_slots() {
         "b has the higher priority but not the domain"
     );
     assert_eq!(s.k.next_event(), Some(100), "the domain's slot ends first");
-    s.k.timer(100);
+    s.at(100);
     assert_eq!(s.k.current(), Some(b), "domain 1's slot");
-    s.k.timer(50);
+    s.at(150);
     assert_eq!(
         s.k.current(),
         Some(a),
