@@ -134,6 +134,7 @@ pub const LINES: &[&str] = &[
     "api_test microkit_pd_restart: invalid child given '62'",
     "api_test microkit_pd_stop: invalid child given '100'",
     "api_test microkit_pd_resume: invalid child given '4294967295'",
+    "api_test microkit_pd_set_affinity: invalid child given '77'",
     "microkit_arm_smc_call: error making SMC call",
     "api_noprot is missing the 'protected' entry point",
 ];

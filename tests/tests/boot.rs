@@ -185,15 +185,29 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
         started < off,
         "'every PD started' was not logged before power-off",
     );
-    // Every replica's initialiser runs in user space and starts its PDs there.
-    for (replica, pd) in ["io", "rt", "storage"].iter().enumerate() {
+    // Every replica's initialiser runs in user space and starts its PDs there; the storage
+    // replica runs one on each of its cores, `storage` on core 2 and `storage_blk` on core 3.
+    let replicas: [&[&str]; 3] = [&["io"], &["rt"], &["storage", "storage_blk"]];
+    for (replica, pds) in replicas.iter().enumerate() {
         position(
             outcome,
             &format!("MON{replica}|INFO: initialiser running at EL0"),
         );
-        position(outcome, &format!("MON{replica}|INFO: started 1 PDs: {pd}"));
-        position(outcome, &format!("{pd}: running at EL0"));
+        position(
+            outcome,
+            &format!(
+                "MON{replica}|INFO: started {} PDs: {}",
+                pds.len(),
+                pds.join(", ")
+            ),
+        );
+        for pd in *pds {
+            position(outcome, &format!("{pd}: running at EL0"));
+        }
     }
+    // The two storage PDs' start-up handshake: `storage` notified `storage_blk`, which
+    // could only answer once it ran.
+    position(outcome, "storage: block side answered");
 }
 
 /// A PD that owns the core's physical timer (IRQ 30, a per-core interrupt) programs it from
@@ -1338,7 +1352,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
     let outcome = Boot::image(board, "microkit-cli", image.clone())
         .until(&["ping ring complete"])
         .run();
-    position(&outcome, "LDR|INFO: image ok: 11 parts");
+    position(&outcome, "LDR|INFO: image ok: 12 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
         &outcome,

@@ -450,3 +450,70 @@ fn a_shifted_domain_schedule_starts_at_its_shifted_start_entry() {
     };
     assert_eq!(k.current(), ThreadId::from_data(data));
 }
+
+/// Every PD's scheduling context is configured for the PD's core, an absolute board core of
+/// its replica: `cpu` when given, the replica's first core for a PD that names only its
+/// replica, the parent's core for a child that names neither. A passive PD's context is
+/// configured the same way (it later moves to the PD's notification, core and all). The
+/// programs still replay.
+#[test]
+fn the_boot_program_configures_each_scheduling_context_for_its_pds_core() {
+    let plan = plan_of(
+        r#"<system>
+  <replica name="io" cores="0" />
+  <replica name="storage" cores="2-3" />
+  <protection_domain name="io" priority="150" replica="io">
+    <program_image path="io.elf" />
+  </protection_domain>
+  <protection_domain name="fs" priority="100" replica="storage">
+    <program_image path="fs.elf" />
+  </protection_domain>
+  <protection_domain name="blk" priority="120" budget="500" period="2000" cpu="3">
+    <program_image path="blk.elf" />
+    <protection_domain name="drv" priority="110" id="0">
+      <program_image path="drv.elf" />
+    </protection_domain>
+  </protection_domain>
+  <protection_domain name="cache" priority="130" replica="storage" cpu="3" passive="true">
+    <program_image path="cache.elf" />
+  </protection_domain>
+  <channel>
+    <end pd="fs" id="0" pp="true" />
+    <end pd="cache" id="0" />
+  </channel>
+</system>"#,
+    );
+    let mut configured = Vec::new();
+    for replica in &plan.replicas {
+        let (words, length) = generate(&plan, replica);
+        let bytes = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
+        let program = BootProgram::parse(bytes).expect("the program parses");
+        for pd in program.pds() {
+            let calls: Vec<&[u64]> = program
+                .invocations()
+                .iter()
+                .filter(|i| u64::from(i.label) == label::SCHED_CONTROL_CONFIGURE)
+                .map(|i| &i.args[..i.length as usize])
+                .filter(|args| args.first() == Some(&pd.sc))
+                .collect();
+            let [args] = calls[..] else {
+                panic!("PD {}: {} configurations", pd.name(), calls.len());
+            };
+            configured.push((pd.name().to_string(), args[1..].to_vec()));
+        }
+        replay(&plan, replica);
+    }
+    configured.sort();
+    let expected = [
+        ("blk", [500, 2000, 3]),
+        ("cache", [1000, 1000, 3]),
+        ("drv", [1000, 1000, 3]),
+        ("fs", [1000, 1000, 2]),
+        ("io", [1000, 1000, 0]),
+    ];
+    let expected: Vec<(String, Vec<u64>)> = expected
+        .iter()
+        .map(|(name, args)| (name.to_string(), args.to_vec()))
+        .collect();
+    assert_eq!(configured, expected);
+}

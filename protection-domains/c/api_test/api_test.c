@@ -273,6 +273,7 @@ static void check_wrong_channels(void)
     microkit_pd_restart(MICROKIT_MAX_CHANNELS, PROGRAM_ENTRY);
     microkit_pd_stop(100);
     microkit_pd_resume(4294967295u);
+    microkit_pd_set_affinity(77, 0);
     check_eq("microkit_ppcall without pp returns an empty tag", answer.words[0], 0);
     check_eq("microkit_ppcall without pp leaves the registers", microkit_mr_get(0), 0x6666);
 }

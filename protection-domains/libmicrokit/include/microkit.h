@@ -79,6 +79,12 @@ void microkit_pd_restart(microkit_child pd, seL4_Word entry_point);
 void microkit_pd_stop(microkit_child pd);
 void microkit_pd_resume(microkit_child pd);
 
+/* Atoll extension, not in Microkit's library: moves a child to `core`, a board core index
+ * of this PD's replica (the description's cpu numbering); the child runs on that core from
+ * then on. Invalid and refused ids are handled as for the calls above, and so is a core
+ * the kernel refuses (one that is not the replica's). */
+void microkit_pd_set_affinity(microkit_child pd, seL4_Uint32 core);
+
 /* A firmware call, for a PD whose description says smc="true". A refused call is
  * reported and stops the PD. */
 void microkit_arm_smc_call(seL4_ARM_SMCContext *args, seL4_ARM_SMCContext *response);

@@ -413,6 +413,17 @@ pub extern "C" fn microkit_pd_resume(child: u32) {
     }
 }
 
+/// `microkit_pd_set_affinity` (an Atoll extension): moves child `child` to `core`, a
+/// board core index of this PD's replica.
+#[unsafe(no_mangle)]
+pub extern "C" fn microkit_pd_set_affinity(child: u32, core: u32) {
+    if child_ok(child, "microkit_pd_set_affinity")
+        && let Err(e) = child_tcb(child).set_affinity(u64::from(core))
+    {
+        child_refused("microkit_pd_set_affinity", child, e);
+    }
+}
+
 /// `microkit_arm_smc_call`: a firmware call for a PD with `smc="true"`; a refused call
 /// is reported and stops the PD, as in Microkit.
 ///

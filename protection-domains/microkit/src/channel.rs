@@ -271,6 +271,20 @@ impl Child {
             panic!("cannot stop child {}: error {}", self.0, e as u64);
         }
     }
+
+    /// Moves the child to `core`, a board core index of this PD's replica (the `cpu`
+    /// numbering of the description): from then on the child runs on that core. An Atoll
+    /// extension, not in `sel4-microkit` (the C library's `microkit_pd_set_affinity`).
+    /// Panics if the kernel refuses (the child is not this PD's, or the core is not one of
+    /// the replica's).
+    pub fn set_affinity(&self, core: u32) {
+        if let Err(e) = self.tcb().set_affinity(u64::from(core)) {
+            panic!(
+                "cannot move child {} to core {core}: error {}",
+                self.0, e as u64
+            );
+        }
+    }
 }
 
 #[cfg(test)]

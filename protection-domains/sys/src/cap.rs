@@ -215,6 +215,13 @@ impl Cap<Tcb> {
         self.invoke(label::TCB_WRITE_REGISTERS, &[1, pc, sp])
             .map(drop)
     }
+
+    /// Moves the thread to `core`, a board core index of its replica (`TCB_SetAffinity`;
+    /// the kernel moves the thread's own scheduling context, which decides its core).
+    #[inline]
+    pub fn set_affinity(self, core: u64) -> Result<(), Error> {
+        self.invoke(label::TCB_SET_AFFINITY, &[core]).map(drop)
+    }
 }
 
 impl Cap<SchedContext> {

@@ -246,11 +246,13 @@ impl Builder<'_> {
             .as_ref()
             .ok_or_else(|| format!("internal: PD '{name}' has no placed program"))?;
         let vspace_slot = self.address_space(plan, pd, image)?;
+        // The context decides the core the PD's thread runs on (and, for a passive PD, the
+        // core its notification's handling runs on once the context moves there).
         let sc = self.slot_of(&format!("sched_context_{name}"))?;
         self.call(
             initial::SCHED_CONTROL,
             label::SCHED_CONTROL_CONFIGURE,
-            &[sc, pd.budget_us, pd.period_us],
+            &[sc, pd.budget_us, pd.period_us, u64::from(pd.core)],
         );
         let cspace = self.cspace(pd)?;
         // The thread, its faults going to its parent or the monitor, badged.
