@@ -1249,6 +1249,7 @@ mod fastpath_agrees_with_the_general_path {
 
 mod hostile;
 mod reachability;
+mod smp;
 
 #[test]
 fn firmware_calls_pass_eight_registers_each_way_and_power_calls_are_refused() {
