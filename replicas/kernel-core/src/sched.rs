@@ -151,11 +151,13 @@ impl SchedContext {
     }
 
     /// Whether it is a round-robin context (budget equal to its period: never throttled).
+    #[inline]
     pub fn round_robin(&self) -> bool {
         self.budget >= self.period
     }
 
     /// Refill `i` from the head.
+    #[inline]
     fn refill(&self, i: usize) -> Refill {
         if i >= self.len {
             return NO_REFILL;
@@ -172,6 +174,7 @@ impl SchedContext {
     }
 
     /// Budget it may use from `now` on, before consumption not yet committed.
+    #[inline]
     pub fn available(&self, now: u64) -> u64 {
         if self.round_robin() {
             return self.budget.saturating_sub(self.used);
@@ -490,6 +493,7 @@ impl Scheduler {
     }
 
     /// The queue the thread belongs in now.
+    #[inline]
     fn wanted_queue(&self, thread: ThreadId) -> Queue {
         let t = &self.threads[thread];
         if !t.exists || !t.runnable {
@@ -506,6 +510,7 @@ impl Scheduler {
     }
 
     /// Puts the thread in the queue that matches its state.
+    #[inline]
     fn requeue(&mut self, thread: ThreadId) {
         let want = self.wanted_queue(thread);
         if want == self.threads[thread].queue {
@@ -520,6 +525,7 @@ impl Scheduler {
     }
 
     /// Takes the thread out of whichever queue holds it.
+    #[inline]
     fn unqueue(&mut self, thread: ThreadId) {
         match self.threads[thread].queue {
             Queue::Ready(core) => self.dequeue(core, thread),
@@ -528,6 +534,7 @@ impl Scheduler {
         }
     }
 
+    #[inline]
     fn touch(&mut self, core: CoreId) {
         self.touched |= 1u32.wrapping_shl(core.index() as u32);
     }
@@ -543,6 +550,7 @@ impl Scheduler {
         }
     }
 
+    #[inline]
     fn enqueue(&mut self, core: CoreId, thread: ThreadId) {
         let p = self.threads[thread].priority;
         let tail = self.cores[core].tails[p];
@@ -559,6 +567,7 @@ impl Scheduler {
         self.touch(core);
     }
 
+    #[inline]
     fn dequeue(&mut self, core: CoreId, thread: ThreadId) {
         let Thread {
             priority: p,
@@ -927,6 +936,7 @@ impl Scheduler {
     /// Charges `core`'s running context with what it consumed; its thread leaves the ready
     /// queue if that spent its budget, and goes to the back of its priority if it ended a
     /// round-robin slice.
+    #[inline(never)]
     fn commit(&mut self, core: CoreId) {
         let consumed = core::mem::take(&mut self.cores[core].consumed);
         let Some(sc) = self.cores[core].running_sc else {
@@ -953,6 +963,7 @@ impl Scheduler {
     /// since the last report, and is charged when that spends what it may use; threads in
     /// its release queue whose budget is back become ready, and the domain schedule moves
     /// on. Returns whether the running context ran out.
+    #[inline]
     pub fn update(&mut self, core: CoreId, now: u64) -> bool {
         self.now = self.now.max(now);
         let c = &mut self.cores[core];
@@ -966,7 +977,9 @@ impl Scheduler {
             self.commit(core);
             out = true;
         }
-        self.release_due(core);
+        if self.cores[core].release.is_some() {
+            self.release_due(core);
+        }
         if self.domains_running && self.domains.advance(self.now) {
             // A new domain's threads are chosen on every core.
             self.touched = u32::MAX;
@@ -975,6 +988,7 @@ impl Scheduler {
     }
 
     /// Moves the threads of `core`'s release queue whose budget is back to its ready queue.
+    #[cold]
     fn release_due(&mut self, core: CoreId) {
         for _ in 0..MAX_THREADS {
             let Some(t) = self.cores[core].release else {
@@ -993,6 +1007,7 @@ impl Scheduler {
 
     /// `core` now runs `thread` (or idles): if that changes the context whose time it
     /// counts, the previous one is charged first.
+    #[inline]
     pub fn switch_to(&mut self, core: CoreId, thread: Option<ThreadId>) {
         let sc = thread.and_then(|t| self.sc(t));
         if self.cores[core].running_sc != sc {
@@ -1011,18 +1026,22 @@ impl Scheduler {
     /// nothing is due.
     pub fn next_event(&self, core: CoreId) -> Option<u64> {
         let c = &self.cores[core];
-        let budget = c
-            .running_sc
-            .and_then(|sc| self.scs[sc].as_ref())
-            .map(|ctx| {
-                let left = ctx.available(self.now).saturating_sub(c.consumed);
-                c.since.saturating_add(left)
-            });
-        let release = c.release.map(|t| self.release_time(t));
-        [budget, release, self.domains.ends_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        let mut due = u64::MAX;
+        if let Some(sc) = c.running_sc
+            && let Some(ctx) = &self.scs[sc]
+        {
+            let left = ctx.available(self.now).saturating_sub(c.consumed);
+            due = c.since.saturating_add(left);
+        }
+        if let Some(t) = c.release {
+            due = due.min(self.release_time(t));
+        }
+        if self.domains_running
+            && let Some(end) = self.domains.ends_at()
+        {
+            due = due.min(end);
+        }
+        (due != u64::MAX).then_some(due)
     }
 }
 
