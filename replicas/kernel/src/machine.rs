@@ -271,8 +271,8 @@ impl Machine for Hw<'_> {
         doorbell::take_pd_word(self.r, word)
     }
 
-    fn ticks_per_us(&self) -> u64 {
-        (self.r.counter_hz / 1_000_000).max(1)
+    fn counter_hz(&self) -> u64 {
+        self.r.counter_hz
     }
 
     fn thread_created(&mut self, thread: ThreadId) {

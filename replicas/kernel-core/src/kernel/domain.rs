@@ -59,9 +59,7 @@ impl Kernel {
             label::DOMAIN_SET_SCHEDULE_CONFIGURE => {
                 let domain = args.get(1)?;
                 let duration = match args.get(3)? {
-                    domains::MICROSECONDS => args
-                        .get(2)?
-                        .checked_mul(m.ticks_per_us())
+                    domains::MICROSECONDS => super::ticks_from_us(args.get(2)?, m.counter_hz())
                         .ok_or(Error::InvalidArgument)?,
                     domains::COUNTER_TICKS => args.get(2)?,
                     _ => return Err(Error::InvalidArgument),

@@ -139,8 +139,9 @@ impl Machine for FakeMachine {
         Some(core::mem::take(w))
     }
 
-    fn ticks_per_us(&self) -> u64 {
-        1
+    /// One tick a microsecond.
+    fn counter_hz(&self) -> u64 {
+        1_000_000
     }
 
     fn thread_created(&mut self, thread: ThreadId) {

@@ -114,8 +114,8 @@ pub trait Machine {
     /// Takes every bit pending in this replica's cross-replica channel word `word`; `None`
     /// if the word does not exist.
     fn take_pending_word(&mut self, word: u32) -> Option<u64>;
-    /// Timer units per microsecond (for scheduling parameters).
-    fn ticks_per_us(&self) -> u64;
+    /// The counter's frequency in Hz (scheduling parameters come in microseconds).
+    fn counter_hz(&self) -> u64;
     /// A new thread was made with id `thread`, which a destroyed thread may have had:
     /// whatever the machine keeps per thread (FP registers, a part-written debug line)
     /// must start afresh, so nothing of the old thread reaches the new one.
@@ -128,6 +128,13 @@ pub trait Machine {
     /// context (the core then waits for the replica's kernel). Returns whether the core
     /// had trapped for a system call (its thread's `pc` is then just past the `svc`).
     fn stall(&mut self, core: CoreId) -> bool;
+}
+
+/// `us` microseconds in counter ticks at `hz`, exactly (62.5 MHz is 62.5 ticks a
+/// microsecond), `None` past `u64::MAX`.
+fn ticks_from_us(us: u64, hz: u64) -> Option<u64> {
+    let ticks = u128::from(us).checked_mul(u128::from(hz))? / 1_000_000;
+    u64::try_from(ticks).ok()
 }
 
 /// The replica's capability table: CNodes' slots, then the TCBs' own at the top.

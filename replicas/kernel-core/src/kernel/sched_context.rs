@@ -44,9 +44,10 @@ impl Kernel {
         args: &Args,
     ) -> Result<SchedConfigure, Error> {
         let sc = self.sched_context_arg(t, args.get(0)?)?;
-        let tpu = m.ticks_per_us().max(1);
-        let budget = args.get(1)?.saturating_mul(tpu);
-        let period = args.get(2)?.saturating_mul(tpu);
+        let hz = m.counter_hz();
+        let ticks = |us: u64| super::ticks_from_us(us, hz).unwrap_or(u64::MAX);
+        let budget = ticks(args.get(1)?);
+        let period = ticks(args.get(2)?);
         // The core is optional: the replica's first core unless given.
         let core = match args.get(3) {
             Ok(core) => self.core_arg(core)?,

@@ -160,3 +160,13 @@ fn a_passive_server_runs_on_each_callers_core() {
     assert_eq!(s.k.current(), Some(c1));
     let _ = n;
 }
+
+#[test]
+fn microseconds_become_counter_ticks_exactly() {
+    use crate::kernel::ticks_from_us;
+    // QEMU's 62.5 MHz counter: 62.5 ticks a microsecond, not 62.
+    assert_eq!(ticks_from_us(10_000, 62_500_000), Some(625_000));
+    assert_eq!(ticks_from_us(1, 62_500_000), Some(62));
+    assert_eq!(ticks_from_us(u64::MAX, 1_000_000), Some(u64::MAX));
+    assert_eq!(ticks_from_us(u64::MAX, 2_000_000), None);
+}
