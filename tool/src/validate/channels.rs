@@ -61,6 +61,21 @@ impl Validator<'_> {
         let Some(r) = placement.replicas.get(replica) else {
             return;
         };
+        let first = r.cores.iter().copied().min();
+        if let (Some(&(_, core)), Some(first)) = (placement.pds.get(pd), first)
+            && core != first
+        {
+            let message = format!(
+                "IRQ {} is the core's physical timer, enabled on its replica's first core                  (core {first}), but '{}' runs on core {core}",
+                atoll_abi::limits::PD_TIMER_INTID,
+                self.decls.protection_domains[pd].name.value,
+            );
+            self.push(
+                Diagnostic::error(Code::IrqNumber, span, message)
+                    .with_help(format!("give the PD cpu=\"{first}\", or drop its cpu")),
+            );
+            return;
+        }
         let Some(&other) = r.protection_domains.iter().find(|&&p| p != pd) else {
             return;
         };
