@@ -345,6 +345,9 @@ pub struct Scheduler {
     min_budget: u64,
     /// Bit `c` is set when core `c`'s ready queues changed since [`Scheduler::take_touched`].
     touched: u32,
+    /// Bit `c` is set when core `c`'s next event may have moved since
+    /// [`Scheduler::take_timer_change`].
+    timer_dirty: u32,
     /// The domain schedule.
     domains: Schedule,
     /// Whether it was started: the one thing the common path reads of it.
@@ -368,6 +371,7 @@ impl Scheduler {
             now: 0,
             min_budget: 0,
             touched: 0,
+            timer_dirty: u32::MAX,
             domains: Schedule::new(),
             domains_running: false,
         }
@@ -414,6 +418,7 @@ impl Scheduler {
             return Err(SchedError::BadParameters);
         }
         self.stop_counting(sc);
+        self.timer_dirty = u32::MAX;
         self.scs[sc] = Some(SchedContext::new(budget, period, core, self.now));
         if let Some(thread) = self.sc_thread[sc] {
             self.requeue(thread);
@@ -616,6 +621,7 @@ impl Scheduler {
                 _ => break,
             }
         }
+        self.timer_dirty |= core.bit();
         let t = &mut self.threads[thread];
         t.prev = prev;
         t.next = next;
@@ -630,6 +636,7 @@ impl Scheduler {
     }
 
     fn dequeue_release(&mut self, core: CoreId, thread: ThreadId) {
+        self.timer_dirty |= core.bit();
         let Thread { next, prev, .. } = self.threads[thread];
         match prev {
             None => self.cores[core].release = next,
@@ -715,6 +722,7 @@ impl Scheduler {
         self.domains.start(index, self.now)?;
         self.domains_running = true;
         self.touched = u32::MAX;
+        self.timer_dirty = u32::MAX;
         Ok(())
     }
 
@@ -918,6 +926,7 @@ impl Scheduler {
     /// Any core that counts `sc`'s time stops counting it (the time is dropped: the
     /// context is reconfigured, moved or destroyed).
     fn stop_counting(&mut self, sc: SchedContextId) {
+        self.timer_dirty = u32::MAX;
         for c in self.cores.values_mut() {
             if c.running_sc == Some(sc) {
                 c.running_sc = None;
@@ -939,6 +948,7 @@ impl Scheduler {
     #[inline(never)]
     fn commit(&mut self, core: CoreId) {
         let consumed = core::mem::take(&mut self.cores[core].consumed);
+        self.timer_dirty |= core.bit();
         let Some(sc) = self.cores[core].running_sc else {
             return;
         };
@@ -983,6 +993,7 @@ impl Scheduler {
         if self.domains_running && self.domains.advance(self.now) {
             // A new domain's threads are chosen on every core.
             self.touched = u32::MAX;
+            self.timer_dirty = u32::MAX;
         }
         out
     }
@@ -1013,7 +1024,22 @@ impl Scheduler {
         if self.cores[core].running_sc != sc {
             self.commit(core);
             self.cores[core].running_sc = sc;
+            self.timer_dirty |= core.bit();
         }
+    }
+
+    /// Whether `core`'s next event may have moved since the last call (its running context
+    /// changed or was charged, its release queue changed, a context was configured, the
+    /// domain changed); the mark is taken.
+    pub fn take_timer_change(&mut self, core: CoreId) -> bool {
+        let changed = self.timer_dirty & core.bit() != 0;
+        self.timer_dirty &= !core.bit();
+        changed
+    }
+
+    /// The cores whose next event may have moved and that have not taken the mark yet.
+    pub fn timer_dirty(&self) -> u32 {
+        self.timer_dirty
     }
 
     /// The context whose time `core` counts.

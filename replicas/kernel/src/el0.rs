@@ -64,7 +64,6 @@ pub fn idle_forever() -> ! {
 /// Chooses the thread to return to on `core` (waiting for one if there is none) and returns
 /// its saved registers.
 fn resume(r: &Replica, core: usize) -> *mut Context {
-    let primary = core == r.spec.primary_core() as usize;
     loop {
         if let Some(ctx) = machine::with(|inner| choose(r, inner, core)) {
             return ctx;
@@ -72,13 +71,20 @@ fn resume(r: &Replica, core: usize) -> *mut Context {
         let status = r.status();
         // Settled: every core idles and every thread is blocked, none merely out of budget
         // until its next period (the initialiser can run out of budget while it builds the
-        // PDs).
-        if primary
-            && status.user_settled.load(Ordering::Relaxed) == 0
-            && machine::with(|inner| inner.started && inner.kernel.settled())
+        // PDs). Whichever core idles last sees it.
+        if status.user_settled.load(Ordering::Relaxed) == 0
+            && machine::with(|inner| {
+                // Under the lock, so that only one core marks it.
+                let first = inner.started
+                    && inner.kernel.settled()
+                    && status.user_settled.load(Ordering::Relaxed) == 0;
+                if first {
+                    status.settled_at.store(arch::counter(), Ordering::Relaxed);
+                    status.user_settled.store(1, Ordering::Release);
+                }
+                first
+            })
         {
-            status.settled_at.store(arch::counter(), Ordering::Relaxed);
-            status.user_settled.store(1, Ordering::Release);
             ping_ring::on_user_settled(r);
         }
         arch::wait_for_interrupt();
@@ -91,7 +97,7 @@ fn resume(r: &Replica, core: usize) -> *mut Context {
 /// A chosen thread without an address space is stopped, and the kernel chooses again.
 fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
     if !inner.started {
-        inner.arm_timer(r, core);
+        inner.arm_timer(r, core, false);
         return None;
     }
     if inner.kernel.core().index() != core {
@@ -122,7 +128,7 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
         break Some(ctx);
     };
     inner.kernel.note_loaded();
-    inner.arm_timer(r, core);
+    inner.arm_timer(r, core, false);
     if chosen.is_some()
         && let Some(at_el0) = r.at_el0.get(core)
     {

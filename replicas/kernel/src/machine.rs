@@ -112,8 +112,15 @@ impl Inner {
 
     /// Arms `core`'s (this core's) timer for its next scheduling event, and on the primary
     /// core for the replica's housekeeping tick; stops it when nothing is due.
-    pub fn arm_timer(&mut self, r: &Replica, core: usize) {
-        let mut due = if self.started && self.kernel.core().index() == core {
+    /// Unless `force`d (the timer fired: its deadline has passed), the timer is left as it
+    /// is when the kernel says the core's next event has not moved.
+    pub fn arm_timer(&mut self, r: &Replica, core: usize, force: bool) {
+        let ours = self.started && self.kernel.core().index() == core;
+        let changed = ours && self.kernel.timer_changed();
+        if !changed && !force {
+            return;
+        }
+        let mut due = if ours {
             self.kernel.next_event().unwrap_or(u64::MAX)
         } else {
             u64::MAX
@@ -331,7 +338,7 @@ pub fn on_timer(r: &Replica, core: usize) {
         if let Some(armed) = inner.armed.get_mut(core) {
             *armed = 0;
         }
-        inner.arm_timer(r, core);
+        inner.arm_timer(r, core, true);
     });
 }
 

@@ -72,8 +72,23 @@ impl IrqSpinLock {
     }
 
     /// Takes the lock, spinning.
+    #[inline(always)]
     pub fn lock(&self) -> IrqGuard<'_> {
         let saved = arch::irq_save();
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.spin();
+        }
+        IrqGuard { lock: self, saved }
+    }
+
+    /// Waits for the lock held by another core, serving that core's requests meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn spin(&self) {
         while self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -83,7 +98,6 @@ impl IrqSpinLock {
             crate::fp::service(arch::this_core());
             core::hint::spin_loop();
         }
-        IrqGuard { lock: self, saved }
     }
 
     /// Takes the lock if it is free.

@@ -318,18 +318,27 @@ impl Kernel {
         self.caps.get(slot)
     }
 
+    /// Whether this core's next event ([`Kernel::next_event`]) may have moved since the
+    /// machine last asked (the mark is taken).
+    pub fn timer_changed(&mut self) -> bool {
+        self.objects.sched.take_timer_change(self.objects.core)
+    }
+
     /// When (counter time) this core must enter the kernel next: its running context's
     /// budget ends, a thread waiting for budget on it is refilled, or the domain slot ends.
     pub fn next_event(&self) -> Option<u64> {
         self.objects.sched.next_event(self.objects.core)
     }
 
-    /// Whether the replica has settled: no core has a thread to run, and no thread waits
+    /// Whether the replica has settled: no core runs a thread or has one ready (another core
+    /// may not have chosen it yet), and no thread waits
     /// for its budget (a core with nothing to run then is only between periods).
     pub fn settled(&self) -> bool {
         let cores = self.objects.cores;
-        CoreId::all().all(|c| cores & c.bit() == 0 || self.objects.current[c].is_none())
-            && !self.objects.sched.any_waiting_for_budget()
+        CoreId::all().all(|c| {
+            cores & c.bit() == 0
+                || (self.objects.current[c].is_none() && self.objects.sched.choose(c).is_none())
+        }) && !self.objects.sched.any_waiting_for_budget()
     }
 
     /// The machine has loaded the current thread (its address space, FP access and budget

@@ -132,17 +132,22 @@ impl Objects {
         let next = self.sched.choose(me);
         self.current[me] = next;
         self.sched.switch_to(me, next);
-        let others = self.sched.take_touched() & self.cores & !me.bit();
-        if others != 0 {
-            self.kick_changed(others);
+        let others = self.cores & !me.bit();
+        let touched = self.sched.take_touched() & others;
+        // Another core whose next event moved (a thread now waits there for its budget)
+        // must arm its timer again.
+        let timers = self.sched.timer_dirty() & others;
+        if touched | timers != 0 {
+            self.kick_changed(touched, timers);
         }
     }
 
-    /// Kicks each core of `cores` whose choice changed.
+    /// Kicks each core of `touched` whose choice changed, and each core of `timers`.
     #[cold]
-    fn kick_changed(&mut self, cores: u32) {
+    fn kick_changed(&mut self, touched: u32, timers: u32) {
+        self.kicks |= timers;
         for c in CoreId::all() {
-            if cores & c.bit() != 0 && self.sched.choose(c) != self.current[c] {
+            if touched & c.bit() != 0 && self.sched.choose(c) != self.current[c] {
                 self.kicks |= c.bit();
             }
         }
