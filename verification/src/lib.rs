@@ -1,9 +1,15 @@
 //! Model checking of the protocols replicas share through memory, over every interleaving
 //! `loom` can produce. The models drive the same protocol functions the kernels run
-//! (`atoll_abi::shared::doorbell`), on loom's atomics.
-#![forbid(unsafe_code)]
+//! (`atoll_abi::shared::doorbell`, `atoll_channels::ring`), on loom's atomics; the model of
+//! the cross-core wake-up inside one replica ([`smp_wake`]) holds the protocol itself, as
+//! the kernel is to follow it.
+#![deny(unsafe_code)]
 
 use atoll_abi::shared::doorbell::PendingWord;
+
+// Its threads' saved registers are loom's checked cell, read and written through raw pointers.
+#[allow(unsafe_code)]
+pub mod smp_wake;
 
 /// A pending word on loom's atomics.
 #[derive(Debug, Default)]
