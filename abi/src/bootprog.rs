@@ -113,8 +113,13 @@ pub struct Pd {
     pub stack_top: u64,
     /// [`pd_flags`].
     pub flags: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// The core it runs on (its `cpu`; a board core index of the replica).
+    pub core: u16,
+    /// The core its `init` runs on: its own, but for a passive PD the replica's first core,
+    /// where the monitor runs at a higher priority, so that the PD's "ready" finds the
+    /// monitor waiting (as on one core). The monitor moves it to `core` when it makes it
+    /// passive, and back here when it restarts it.
+    pub init_core: u16,
 }
 
 impl Pd {
@@ -303,7 +308,8 @@ mod tests {
             entry: 0x20_0000,
             stack_top: 0x7F_FFFF_E000,
             flags: pd_flags::RESTART,
-            reserved: 0,
+            core: 0,
+            init_core: 0,
         };
         let untyped = [Untyped {
             base: 0x4160_0000,

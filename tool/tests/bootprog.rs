@@ -484,6 +484,7 @@ fn the_boot_program_configures_each_scheduling_context_for_its_pds_core() {
 </system>"#,
     );
     let mut configured = Vec::new();
+    let mut cores = Vec::new();
     for replica in &plan.replicas {
         let (words, length) = generate(&plan, replica);
         let bytes = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
@@ -500,13 +501,16 @@ fn the_boot_program_configures_each_scheduling_context_for_its_pds_core() {
                 panic!("PD {}: {} configurations", pd.name(), calls.len());
             };
             configured.push((pd.name().to_string(), args[1..].to_vec()));
+            // The monitor's record: the PD's core, and where its `init` runs.
+            cores.push((pd.name().to_string(), pd.core, pd.init_core));
         }
         replay(&plan, replica);
     }
     configured.sort();
     let expected = [
         ("blk", [500, 2000, 3]),
-        ("cache", [1000, 1000, 3]),
+        // Passive: its `init` runs on the replica's first core, beside the monitor.
+        ("cache", [1000, 1000, 2]),
         ("drv", [1000, 1000, 3]),
         ("fs", [1000, 1000, 2]),
         ("io", [1000, 1000, 0]),
@@ -516,4 +520,15 @@ fn the_boot_program_configures_each_scheduling_context_for_its_pds_core() {
         .map(|(name, args)| (name.to_string(), args.to_vec()))
         .collect();
     assert_eq!(configured, expected);
+    cores.sort();
+    assert_eq!(
+        cores,
+        [
+            ("blk".to_string(), 3, 3),
+            ("cache".to_string(), 3, 2),
+            ("drv".to_string(), 3, 3),
+            ("fs".to_string(), 2, 2),
+            ("io".to_string(), 0, 0),
+        ]
+    );
 }

@@ -204,7 +204,8 @@ mod tests {
             entry: 0x20_0000,
             stack_top: 0x7F_FFFF_E000,
             flags,
-            reserved: 0,
+            core: 0,
+            init_core: 0,
         }
     }
 

@@ -110,9 +110,11 @@ fn fault(pd: &Pd, then: AfterFault, msg: &sys::Reply) {
                 // It runs `init` again on its own context, then reports ready again.
                 // (It still has the context if it faulted before it first reported;
                 // then the notification does not.)
+                // On the core beside the monitor again, so that its "ready" reaches it.
                 let sc: Cap<SchedContext> = sys::cap(pd.sc);
                 let _ = sc.unbind_object(sys::cap::<Notification>(pd.notification));
                 let _ = sc.bind(tcb);
+                let _ = tcb.set_affinity(u64::from(pd.init_core));
             }
             match tcb.restart_at(pd.entry, pd.stack_top) {
                 Ok(()) => out
@@ -140,8 +142,11 @@ fn fault(pd: &Pd, then: AfterFault, msg: &sys::Reply) {
 /// handles a notification.
 fn make_passive(pd: &Pd) {
     let sc: Cap<SchedContext> = sys::cap(pd.sc);
-    let passive = sc
-        .unbind_object(sys::cap::<Tcb>(pd.tcb))
+    let tcb = sys::cap::<Tcb>(pd.tcb);
+    // Its `init` ran beside the monitor; its notifications are handled on its own core.
+    let passive = tcb
+        .set_affinity(u64::from(pd.core))
+        .and_then(|()| sc.unbind_object(tcb))
         .and_then(|()| sc.bind(sys::cap::<Notification>(pd.notification)));
     let mut out = Out::new();
     out.str("PD '").str(pd.name());

@@ -246,13 +246,15 @@ impl Builder<'_> {
             .as_ref()
             .ok_or_else(|| format!("internal: PD '{name}' has no placed program"))?;
         let vspace_slot = self.address_space(plan, pd, image)?;
-        // The context decides the core the PD's thread runs on (and, for a passive PD, the
-        // core its notification's handling runs on once the context moves there).
+        // The context decides the core the PD's thread runs on. A passive PD runs its
+        // `init` on the replica's first core, beside the monitor (see `Pd::init_core`); the
+        // monitor moves the context to the PD's core when it binds it to the notification.
+        let init_core = self.init_core(pd);
         let sc = self.slot_of(&format!("sched_context_{name}"))?;
         self.call(
             initial::SCHED_CONTROL,
             label::SCHED_CONTROL_CONFIGURE,
-            &[sc, pd.budget_us, pd.period_us, u64::from(pd.core)],
+            &[sc, pd.budget_us, pd.period_us, u64::from(init_core)],
         );
         let cspace = self.cspace(pd)?;
         // The thread, its faults going to its parent or the monitor, badged.
@@ -305,8 +307,18 @@ impl Builder<'_> {
             stack_top: vspace::STACK_TOP,
             flags: if pd.restart { pd_flags::RESTART } else { 0 }
                 | if pd.passive { pd_flags::PASSIVE } else { 0 },
-            reserved: 0,
+            core: u16::try_from(pd.core).map_err(|_| format!("internal: PD '{name}' core"))?,
+            init_core: u16::try_from(init_core)
+                .map_err(|_| format!("internal: PD '{name}' core"))?,
         })
+    }
+
+    /// The core a PD's `init` runs on: its own, or for a passive PD its replica's first.
+    fn init_core(&self, pd: &PdPlan) -> u32 {
+        match self.replica.cores.iter().min() {
+            Some(&first) if pd.passive => first,
+            _ => pd.core,
+        }
     }
 
     /// Maps a PD's translation tables (level 1, then 2, then 3), its program page by page
