@@ -60,6 +60,14 @@ impl Boot {
         self
     }
 
+    /// Runs QEMU under `-icount shift=0,sleep=off`: virtual time is the guest's instruction
+    /// count (one nanosecond each), so a measurement in counter ticks does not depend on
+    /// how busy the host is.
+    pub fn icount(mut self) -> Self {
+        self.options.icount = true;
+        self
+    }
+
     /// Types `input` into the serial port.
     pub fn typing(mut self, input: &[u8]) -> Self {
         self.options.input = input.to_vec();
