@@ -797,6 +797,7 @@ fn smp(board: &str) {
     let moved = "smp_moved: answered all 50 notifications while moved between cores";
     let far = "smp_far: 100 round trips done";
     let outcome = Boot::variant(board, &variants::SMP)
+        .timeout(std::time::Duration::from_secs(300))
         .until(&[ping, client, mover, moved, far])
         .stop_on(&SMP_FAILURES)
         .run();
@@ -897,8 +898,11 @@ fn budget_figures(outcome: &Outcome) -> [u64; 4] {
 /// or sees beyond it, is the time from the timer's interrupt to the switch away, and from
 /// the refill to its first counter read on its way back: a kernel entry and exit each
 /// period, well under `ENTRY_US` microseconds under icount (an interrupt reaches a PD in
-/// about 480 instructions, `docs/performance.md`). So over 100 periods its time lies within
-/// 100 entries' time of 100 budgets, and the periods span 100 periods to within one entry.
+/// about 480 instructions, `docs/performance.md`). A period starts when the spinner starts
+/// to use its refilled budget (seL4's sporadic servers), one such latency after the
+/// refill. So over 100 periods its time lies within 100 entries' time of 100 budgets, the
+/// periods span 100 periods to within as much, and the lower-priority spinner has the rest
+/// but for the kernel's switches, two a period.
 fn smp_budget(board: &str) {
     const PERIODS: u64 = 100;
     const BUDGET_US: u64 = 2000;
@@ -920,7 +924,7 @@ fn smp_budget(board: &str) {
     let slack = (PERIODS * ENTRY_US) as f64;
     check(
         &outcome,
-        (wall_us - (PERIODS * PERIOD_US) as f64).abs() <= ENTRY_US as f64,
+        (wall_us - (PERIODS * PERIOD_US) as f64).abs() <= slack,
         &format!("the 100 periods spanned {wall_us:.1} us, not 1 s"),
     );
     check(
@@ -931,10 +935,10 @@ fn smp_budget(board: &str) {
              {slack} us"
         ),
     );
-    // The rest of the core went to the lower-priority spinner, less the kernel's time.
+    // The rest of the core went to the lower-priority spinner, less the kernel's switches.
     check(
         &outcome,
-        ran_us + background_us <= wall_us && ran_us + background_us >= wall_us - slack,
+        ran_us + background_us <= wall_us && ran_us + background_us >= wall_us - 2.0 * slack,
         &format!("the spinners ran {ran_us:.1} us and {background_us:.1} us of {wall_us:.1} us"),
     );
     check_smp_clean(&outcome);

@@ -2,9 +2,10 @@
 //! `smp_moved`, between the replica's cores 2 and 3 while they exchange notifications.
 //!
 //! The child starts on core 2, as the description places it. Phase by phase the parent
-//! moves it to the other core, then runs `ROUNDS` rounds: it notifies the child, which
-//! counts the notification in the shared word [`smp::HANDLED`] and notifies back. Where the
-//! child is shows in what the parent sees while it spins right after its notify:
+//! moves it to the other core (`Child::set_affinity`), then runs `ROUNDS` rounds: it
+//! notifies the child, which counts the notification in the shared word [`smp::HANDLED`]
+//! and notifies back. Where the child is shows in what the parent sees while it spins
+//! right after its notify:
 //! - with the child on core 3, the child runs beside it and the count moves while the
 //!   parent is still spinning;
 //! - with the child on core 2, below the parent's priority, the child cannot run until the
@@ -39,19 +40,6 @@ const OTHER_CORE_TIMEOUT_US: u64 = 5_000_000;
 /// The core the child is on in `phase`.
 fn core_of(phase: u32) -> u32 {
     if phase.is_multiple_of(2) { 2 } else { 3 }
-}
-
-/// Moves the child to `core` of the replica.
-fn move_child(core: u32) -> Result<(), atoll_abi::error::Error> {
-    // SWITCH TO `CHILD.set_affinity(core)` once the runtime's extension lands (issue 18);
-    // until then, the invocation it makes.
-    CHILD
-        .tcb()
-        .invoke(
-            atoll_abi::syscall::label::TCB_SET_AFFINITY,
-            &[u64::from(core)],
-        )
-        .map(drop)
 }
 
 struct Mover {
@@ -148,11 +136,8 @@ impl Handler for Mover {
                 );
                 return Ok(());
             }
-            if let Err(e) = move_child(core_of(self.phase)) {
-                self.fail("the kernel refused to move the child");
-                debug_println!("{}: the error: {e:?}", pd_name().unwrap());
-                return Ok(());
-            }
+            // Panics, which the monitor reports, if the kernel refuses.
+            CHILD.set_affinity(core_of(self.phase));
         }
         self.next_round();
         Ok(())
