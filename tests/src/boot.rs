@@ -31,6 +31,7 @@ pub struct Boot {
     label: String,
     image: PathBuf,
     options: QemuOptions,
+    timeout: Duration,
 }
 
 impl Boot {
@@ -51,12 +52,27 @@ impl Boot {
                 semihosting: true,
                 ..QemuOptions::default()
             },
+            timeout: TIMEOUT,
         }
     }
 
     /// Stops QEMU once the output shows every one of `texts` (for images that run on).
     pub fn until(mut self, texts: &[&str]) -> Self {
         self.options.until = texts.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Runs QEMU under `-icount shift=0,sleep=off`: virtual time is the guest's instruction
+    /// count (one nanosecond each), so a measurement in counter ticks does not depend on
+    /// how busy the host is.
+    pub fn icount(mut self) -> Self {
+        self.options.icount = true;
+        self
+    }
+
+    /// Allows the boot `timeout` instead of [`TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -109,14 +125,14 @@ impl Boot {
         self
     }
 
-    /// Boots it and waits for QEMU to exit, for every `until` text, or for [`TIMEOUT`].
+    /// Boots it and waits for QEMU to exit, for every `until` text, or for its timeout.
     pub fn run(self) -> Outcome {
         let board = atoll_boards::by_name(&self.board)
             .unwrap_or_else(|| panic!("no board named {}", self.board));
         let log = target_dir()
             .join("e2e-logs")
             .join(format!("{}-{}.log", self.board, self.label));
-        let outcome = run(board, &self.image, &self.options, TIMEOUT, &log)
+        let outcome = run(board, &self.image, &self.options, self.timeout, &log)
             .unwrap_or_else(|e| panic!("QEMU does not run: {e}"));
         eprintln!(
             "{}/{}: {:?} in {:.2?}, serial log {}",

@@ -195,6 +195,17 @@ pub const COMPAT_DOMAINS: Variant = Variant::of(
     true,
 );
 
+/// PDs on both cores of one replica (issue 18): notify ping-pong, a PPC to a passive server
+/// and a child moved between the cores. Its PDs keep both cores busy, so it runs on until
+/// the test has every result.
+pub const SMP: Variant = Variant::of("smp", "tests/systems/smp.xml", true);
+/// A PD spinning for ever on one core of a replica while a higher-priority PD works on the
+/// other; it runs on (a test build would wait for the spinner to stop).
+pub const SMP_HOG: Variant = Variant::of("smp-hog", "tests/systems/smp-hog.xml", true);
+/// A budget-limited spinner and a lower-priority one sharing a core of a two-core replica;
+/// it runs on.
+pub const SMP_BUDGET: Variant = Variant::of("smp-budget", "tests/systems/smp-budget.xml", true);
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -222,6 +233,9 @@ pub const VARIANTS: &[Variant] = &[
     COMPAT_PASSIVE,
     COMPAT_SERIAL,
     COMPAT_DOMAINS,
+    SMP,
+    SMP_HOG,
+    SMP_BUDGET,
 ];
 
 /// The variants built for `board`.

@@ -780,6 +780,170 @@ fn fuzz(board: &str) {
     }
 }
 
+/// What a run of an SMP system stops on at once: a PD's own failure report, a fault the
+/// monitor reports, a kernel stopped.
+const SMP_FAILURES: [&str; 3] = ["FAILED", "|ERROR: ", "|FATAL: "];
+
+/// PDs on both cores of one replica (`tests/systems/smp.xml`, issue 18): a notify ping-pong
+/// between the replica's cores 2 and 3, 100,000 round trips; 1000 protected procedure calls
+/// from core 2 to a passive server placed on core 3, every answer checked; a parent that
+/// moves its child between the cores and sees it run beside it on core 3 and wait for it on
+/// core 2; and a ping-pong across replicas with a PD on the second core.
+fn smp(board: &str) {
+    let ping = "smp_ping: 100000 round trips with smp_pong on the other core in ";
+    let client = "smp_client: 1000 calls to the passive server on core 3 answered right";
+    let mover = "smp_mover: moved my child 9 times between cores 2 and 3: it ran beside me \
+                 in 25 rounds on core 3 and waited for me in 25 rounds on core 2";
+    let moved = "smp_moved: answered all 50 notifications while moved between cores";
+    let far = "smp_far: 100 round trips done";
+    let outcome = Boot::variant(board, &variants::SMP)
+        .timeout(std::time::Duration::from_secs(300))
+        .until(&[ping, client, mover, moved, far])
+        .stop_on(&SMP_FAILURES)
+        .run();
+    position(&outcome, "MON0|INFO: started 1 PDs: smp_far");
+    position(
+        &outcome,
+        "MON1|INFO: started 7 PDs: smp_near, smp_ping, smp_pong, smp_client, smp_server, smp_mover, smp_moved",
+    );
+    let ready = position(
+        &outcome,
+        "MON1|INFO: PD 'smp_server' finished init and is passive",
+    );
+    position_after(&outcome, ready, client);
+    for line in [ping, mover, moved, far] {
+        position(&outcome, line);
+    }
+    let at = position(&outcome, ping);
+    eprintln!(
+        "{board}: {}",
+        outcome.serial[at..].lines().next().unwrap_or_default()
+    );
+    check_smp_clean(&outcome);
+}
+
+/// No PD failed or faulted, and no kernel stopped.
+fn check_smp_clean(outcome: &Outcome) {
+    check_nothing_failed(outcome, "an SMP test PD failed or a kernel stopped");
+    check(
+        outcome,
+        !outcome.serial.contains("|ERROR") && !outcome.serial.contains("panicked"),
+        "a PD of the SMP system faulted",
+    );
+    check_lines_whole(outcome);
+}
+
+/// A PD spinning for ever on core 2 (`tests/systems/smp-hog.xml`), below the other PDs
+/// of its core, holds up nothing on core 3: the highest-priority PD there computes and
+/// prints (the checksum is the one the test computes), then makes 1000 notify round trips
+/// with a PD that runs on the hog's core above it; a PD on core 3 below the hog's priority
+/// runs too (on the hog's core it never would); and a PD on another replica's core makes
+/// 100 round trips with a PD on the hog's core.
+fn smp_hog(board: &str) {
+    let computed =
+        "smp_worker: computed 0x65e685e6bd8043cc on core 3 while smp_hog spins on core 2";
+    let trips = "smp_worker: 1000 round trips with smp_partner on the hog's core in ";
+    let low = "smp_low: notified on {3}";
+    let far = "smp_far: 100 round trips done";
+    let outcome = Boot::variant(board, &variants::SMP_HOG)
+        .until(&[computed, trips, low, far])
+        .stop_on(&SMP_FAILURES)
+        .run();
+    let spinning = position(&outcome, "smp_hog: spinning for ever on core 2");
+    position_after(&outcome, spinning, low);
+    let at = position_after(&outcome, spinning, computed);
+    let at = position_after(&outcome, at, trips);
+    eprintln!(
+        "{board}: {}",
+        outcome.serial[at..].lines().next().unwrap_or_default()
+    );
+    position(&outcome, far);
+    check_smp_clean(&outcome);
+}
+
+/// The figures on the line `smp_budgeted` prints after its 100 periods: the counter ticks
+/// it ran, the ticks the periods spanned, the ticks the lower-priority spinner ran, and
+/// the counter's frequency.
+fn budget_figures(outcome: &Outcome) -> [u64; 4] {
+    let marker = "smp_budgeted: 100 periods: ran ";
+    let at = position(outcome, marker);
+    let line = outcome.serial[at..].lines().next().unwrap_or_default();
+    let number = |after: &str| {
+        line.split(after)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let figures = [
+        number(marker),
+        number(" ticks of "),
+        number("the lower-priority spinner "),
+        number("counter at "),
+    ];
+    check(
+        outcome,
+        figures.iter().all(Option::is_some),
+        &format!("cannot read the figures of {line:?}"),
+    );
+    figures.map(Option::unwrap_or_default)
+}
+
+/// A spinner with a budget of 2 ms every 10 ms on core 3 of a two-core replica
+/// (`tests/systems/smp-budget.xml`) gets 20% of the core, measured by itself with the
+/// counter over 100 periods against the time they spanned, and a lower-priority spinner
+/// on the same core gets the rest. Under `-icount`, so time is the guest's.
+///
+/// The tolerance: the kernel charges a budget exactly, at every kernel entry, and arms the
+/// core's timer for the moment it runs out; what the spinner does not see of its budget,
+/// or sees beyond it, is the time from the timer's interrupt to the switch away, and from
+/// the refill to its first counter read on its way back: a kernel entry and exit each
+/// period, well under `ENTRY_US` microseconds under icount (an interrupt reaches a PD in
+/// about 480 instructions, `docs/performance.md`). A period starts when the spinner starts
+/// to use its refilled budget (seL4's sporadic servers), one such latency after the
+/// refill. So over 100 periods its time lies within 100 entries' time of 100 budgets, the
+/// periods span 100 periods to within as much, and the lower-priority spinner has the rest
+/// but for the kernel's switches, two a period.
+fn smp_budget(board: &str) {
+    const PERIODS: u64 = 100;
+    const BUDGET_US: u64 = 2000;
+    const PERIOD_US: u64 = 10_000;
+    const ENTRY_US: u64 = 10;
+    let outcome = Boot::variant(board, &variants::SMP_BUDGET)
+        .icount()
+        .until(&["smp_budgeted: 100 periods: "])
+        .stop_on(&SMP_FAILURES)
+        .run();
+    let [ran, wall, background, hz] = budget_figures(&outcome);
+    let us = |ticks: u64| ticks as f64 * 1e6 / hz.max(1) as f64;
+    let (ran_us, wall_us, background_us) = (us(ran), us(wall), us(background));
+    eprintln!(
+        "{board}: the budgeted spinner ran {ran_us:.1} us of {wall_us:.1} us ({:.3}%), the \
+         lower-priority one {background_us:.1} us",
+        ran_us * 100.0 / wall_us
+    );
+    let slack = (PERIODS * ENTRY_US) as f64;
+    check(
+        &outcome,
+        (wall_us - (PERIODS * PERIOD_US) as f64).abs() <= slack,
+        &format!("the 100 periods spanned {wall_us:.1} us, not 1 s"),
+    );
+    check(
+        &outcome,
+        (ran_us - (PERIODS * BUDGET_US) as f64).abs() <= slack,
+        &format!(
+            "the budgeted spinner ran {ran_us:.1} us in 100 periods, not 200,000 us to within \
+             {slack} us"
+        ),
+    );
+    // The rest of the core went to the lower-priority spinner, less the kernel's switches.
+    check(
+        &outcome,
+        ran_us + background_us <= wall_us && ran_us + background_us >= wall_us - 2.0 * slack,
+        &format!("the spinners ran {ran_us:.1} us and {background_us:.1} us of {wall_us:.1} us"),
+    );
+    check_smp_clean(&outcome);
+}
+
 macro_rules! board_tests {
     ($($module:ident => $board:literal),* $(,)?) => {$(
         mod $module {
@@ -841,6 +1005,21 @@ macro_rules! board_tests {
             #[test]
             fn a_pd_owning_the_physical_timer_gets_its_interrupts() {
                 super::pd_timer($board);
+            }
+
+            #[test]
+            fn pds_run_on_both_cores_of_a_replica_notify_call_and_move() {
+                super::smp($board);
+            }
+
+            #[test]
+            fn a_pd_spinning_on_one_core_of_a_replica_holds_up_nothing() {
+                super::smp_hog($board);
+            }
+
+            #[test]
+            fn a_budget_limited_pd_gets_its_share_of_its_core() {
+                super::smp_budget($board);
             }
         }
     )*};

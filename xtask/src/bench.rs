@@ -7,8 +7,11 @@
 //! `-icount shift=0,sleep=off`, and wall time), kernel `.text` and image size, and, with the
 //! benchmark PDs of `protection-domains/bench/`, a trivial system call, interrupt to PD, PPC
 //! round trips to passive and active servers, notify round trips on one replica and across
-//! two, and the scale ratios: the same round trips with 60 channels per PD against 2, with
-//! 4 replicas against 1, and with 60 channels crossing between two replicas against 1.
+//! two, the same across the two cores of one replica (a notify round trip, and a PPC to a
+//! passive server placed on the other core), and the scale ratios: the same round trips
+//! with 60 channels per PD against 2, with 4 replicas against 1, with 60 channels crossing
+//! between two replicas against 1, and a round trip on one core of a two-core replica with
+//! the other core busy against idle.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -382,6 +385,10 @@ struct RoundTrips {
     ppc_active: f64,
     notify_same: f64,
     notify_cross: f64,
+    /// Across the two cores of one replica.
+    notify_smp: f64,
+    /// To a passive server on the other core of the caller's replica.
+    ppc_passive_smp: f64,
 }
 
 /// Measures each system of [`RoundTrips`].
@@ -393,6 +400,8 @@ fn measure_round_trips(out: &std::path::Path) -> Result<RoundTrips> {
         ppc_active: pd_benchmark("ppc-active.xml", "ppc round trip", out)?,
         notify_same: pd_benchmark("notify-same.xml", "notify round trip", out)?,
         notify_cross: pd_benchmark("notify-cross.xml", "notify round trip", out)?,
+        notify_smp: pd_benchmark("notify-smp.xml", "notify round trip", out)?,
+        ppc_passive_smp: pd_benchmark("ppc-passive-smp.xml", "ppc round trip", out)?,
     })
 }
 
@@ -405,6 +414,10 @@ struct Scale {
     notify_4r: f64,
     call_4r: f64,
     cross_60: f64,
+    /// On core 0 of a two-core replica, core 1 idle.
+    notify_1busy: f64,
+    /// The same with a spinner keeping core 1 busy.
+    notify_2busy: f64,
 }
 
 /// Measures each system of [`Scale`].
@@ -417,6 +430,8 @@ fn measure_scale(out: &std::path::Path) -> Result<Scale> {
         notify_4r: scale_benchmark("notify-4rep", Trip::Notify, 1, 0, 4, out)?,
         call_4r: scale_benchmark("call-4rep", Trip::Call, 1, 0, 4, out)?,
         cross_60: scale_benchmark("cross-60ch", Trip::Notify, 60, 1, 2, out)?,
+        notify_1busy: pd_benchmark("notify-smp-1busy.xml", "notify round trip", out)?,
+        notify_2busy: pd_benchmark("notify-smp-2busy.xml", "notify round trip", out)?,
     })
 }
 
@@ -558,6 +573,22 @@ fn round_trip_table(trips: &RoundTrips) -> Vec<Figure> {
             reference: "Microkit SMP 2.24 (7,165 / 3,197)",
             exact: true,
         },
+        Figure {
+            name: "notify round trip, same replica, across cores",
+            value: trips.notify_smp,
+            unit: "instructions",
+            goal: None,
+            reference: "Microkit SMP two-hop 7,165 (A55); Linux eventfd 17,620",
+            exact: true,
+        },
+        Figure {
+            name: "PPC + reply, passive server on another core of the replica",
+            value: trips.ppc_passive_smp,
+            unit: "instructions",
+            goal: None,
+            reference: "-",
+            exact: true,
+        },
     ]
 }
 
@@ -597,6 +628,19 @@ fn scale_figures(scale: &Scale, trips: &RoundTrips) -> Vec<Figure> {
             Some((
                 "scale: notify across replicas, 60 / 1 crossing channels",
                 trips.notify_cross,
+            )),
+        ),
+        (
+            "notify round trip, same core, 1 of the replica's 2 cores busy",
+            scale.notify_1busy,
+            None,
+        ),
+        (
+            "notify round trip, same core, 2 of the replica's 2 cores busy",
+            scale.notify_2busy,
+            Some((
+                "scale: notify same core, 2 / 1 of the replica's cores busy",
+                scale.notify_1busy,
             )),
         ),
     ];
@@ -795,6 +839,8 @@ mod tests {
             ppc_active: 1000.0,
             notify_same: 2000.0,
             notify_cross: 3000.0,
+            notify_smp: 4000.0,
+            ppc_passive_smp: 2000.0,
         };
         let scale = Scale {
             notify_2: 2000.0,
@@ -804,6 +850,8 @@ mod tests {
             notify_4r: 2000.0,
             call_4r: 1000.0,
             cross_60: 3000.0,
+            notify_1busy: 2000.0,
+            notify_2busy: 2010.0,
         };
         let figures = scale_figures(&scale, &trips);
         let units: Vec<_> = figures.iter().map(|f| f.unit).collect();
@@ -821,12 +869,20 @@ mod tests {
                 "instructions",
                 "ratio",
                 "instructions",
+                "ratio",
+                "instructions",
+                "instructions",
                 "ratio"
             ]
         );
         assert_eq!(figures[2].name, "scale: notify, 60 / 2 channels per PD");
         assert_eq!(figures[2].value, 1.01);
         assert_eq!(figures[11].value, 1.0);
+        assert_eq!(
+            figures[14].name,
+            "scale: notify same core, 2 / 1 of the replica's cores busy"
+        );
+        assert_eq!(figures[14].value, 1.005);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![no_std]
 
 pub mod fuzz;
+pub mod smp;
 pub mod stream;
 
 /// The channels `fanout` notifies and `fanin` receives (`tests/systems/cross.xml`).
