@@ -105,7 +105,6 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
         // what that changed for it is chosen again.
         inner.enter(core);
         inner.kernel.timer();
-        inner.send_kicks(r);
     }
     let chosen = loop {
         let Some(t) = inner.kernel.current() else {
@@ -174,7 +173,6 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
             // Another core stopped this one and took its entry over (the thread makes its
             // system call again when it next runs): only choose again.
             inner.kernel.timer();
-            inner.send_kicks(r);
             return choose(r, inner, core);
         };
         if class == esr::FP_ASIMD {
@@ -193,7 +191,6 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
                 kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
             }
         }
-        inner.send_kicks(r);
         if class == esr::SVC64 && inner.kernel.caller_goes_on(t) {
             if let Some(at_el0) = r.at_el0.get(core) {
                 at_el0.store(true, Ordering::Relaxed);

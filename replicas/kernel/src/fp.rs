@@ -138,6 +138,8 @@ pub fn request_flush(core: CoreId, state: *mut FpState, interrupt: impl FnOnce()
     };
     slot.store(state, Ordering::Release);
     interrupt();
+    // A core waiting for a lock sleeps until an event.
+    arch::send_event();
     while !slot.load(Ordering::Acquire).is_null() {
         core::hint::spin_loop();
     }

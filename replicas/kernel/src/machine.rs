@@ -67,10 +67,22 @@ static KERNEL: KernelCell = KernelCell {
 };
 
 /// Runs `f` on the replica's kernel state with the replica lock held.
+///
+/// The cores the kernel asked to choose again are interrupted once the lock is released, so
+/// that they do not wait for it.
 pub fn with<T>(f: impl FnOnce(&mut Inner) -> T) -> T {
-    let _guard = KERNEL.lock.lock();
+    let guard = KERNEL.lock.lock();
     // SAFETY: the lock is held for the whole borrow, so it is the only one.
-    f(unsafe { &mut *KERNEL.inner.get() })
+    let inner = unsafe { &mut *KERNEL.inner.get() };
+    let out = f(inner);
+    let kicks = inner.kernel.take_kicks();
+    drop(guard);
+    if kicks != 0
+        && let Some(r) = crate::replica::replica()
+    {
+        kick_all(r, kicks);
+    }
+    out
 }
 
 /// Interrupts `core` so that it enters the kernel and chooses again, unless an interrupt
@@ -141,14 +153,6 @@ impl Inner {
             arch::disarm_timer();
         } else {
             arch::arm_timer_at(due);
-        }
-    }
-
-    /// Interrupts the cores the last kernel entry asked to choose again.
-    pub fn send_kicks(&mut self, r: &Replica) {
-        let kicks = self.kernel.take_kicks();
-        if kicks != 0 {
-            kick_all(r, kicks);
         }
     }
 
@@ -320,7 +324,6 @@ fn entry(r: &Replica, core: usize, f: impl FnOnce(&mut Kernel, &mut Hw<'_>)) {
         inner.enter(core);
         let (kernel, mut hw) = inner.kernel_and_hw(r);
         f(kernel, &mut hw);
-        inner.send_kicks(r);
     });
 }
 
@@ -332,7 +335,6 @@ pub fn on_timer(r: &Replica, core: usize) {
         if inner.started {
             inner.enter(core);
             inner.kernel.timer();
-            inner.send_kicks(r);
         }
         // The deadline has passed: whatever the cache says, the timer must be written.
         if let Some(armed) = inner.armed.get_mut(core) {
@@ -362,7 +364,6 @@ pub fn on_doorbell_sgi(r: &Replica, core: usize, primary: bool) {
         } else {
             kernel.timer();
         }
-        inner.send_kicks(r);
     });
 }
 

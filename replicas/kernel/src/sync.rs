@@ -96,7 +96,9 @@ impl IrqSpinLock {
         {
             // The lock's holder may be waiting for this core to save its FP registers.
             crate::fp::service(arch::this_core());
-            core::hint::spin_loop();
+            // Until the holder releases the lock (or asks for the registers): its release
+            // sends the event. Under QEMU this also lets the holder's core run.
+            arch::wait_for_event();
         }
     }
 
@@ -119,6 +121,8 @@ impl IrqSpinLock {
 impl Drop for IrqGuard<'_> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+        // Wakes the cores waiting for the lock (`IrqSpinLock::spin`).
+        arch::send_event();
         arch::irq_restore(self.saved);
     }
 }
