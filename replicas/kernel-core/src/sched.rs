@@ -498,7 +498,6 @@ impl Scheduler {
     }
 
     /// The queue the thread belongs in now.
-    #[inline]
     fn wanted_queue(&self, thread: ThreadId) -> Queue {
         let t = &self.threads[thread];
         if !t.exists || !t.runnable {
@@ -515,7 +514,6 @@ impl Scheduler {
     }
 
     /// Puts the thread in the queue that matches its state.
-    #[inline]
     fn requeue(&mut self, thread: ThreadId) {
         let want = self.wanted_queue(thread);
         if want == self.threads[thread].queue {
@@ -530,7 +528,6 @@ impl Scheduler {
     }
 
     /// Takes the thread out of whichever queue holds it.
-    #[inline]
     fn unqueue(&mut self, thread: ThreadId) {
         match self.threads[thread].queue {
             Queue::Ready(core) => self.dequeue(core, thread),
@@ -555,7 +552,6 @@ impl Scheduler {
         }
     }
 
-    #[inline]
     fn enqueue(&mut self, core: CoreId, thread: ThreadId) {
         let p = self.threads[thread].priority;
         let tail = self.cores[core].tails[p];
@@ -572,7 +568,6 @@ impl Scheduler {
         self.touch(core);
     }
 
-    #[inline]
     fn dequeue(&mut self, core: CoreId, thread: ThreadId) {
         let Thread {
             priority: p,
@@ -607,6 +602,8 @@ impl Scheduler {
     }
 
     /// Places the thread in `core`'s release queue, ordered by release time.
+    #[cold]
+    #[inline(never)]
     fn enqueue_release(&mut self, core: CoreId, thread: ThreadId) {
         let at = self.release_time(thread);
         let mut prev = None;
@@ -635,6 +632,8 @@ impl Scheduler {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn dequeue_release(&mut self, core: CoreId, thread: ThreadId) {
         self.timer_dirty |= core.bit();
         let Thread { next, prev, .. } = self.threads[thread];
