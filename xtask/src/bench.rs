@@ -582,6 +582,14 @@ fn round_trip_table(trips: &RoundTrips) -> Vec<Figure> {
             exact: true,
         },
         Figure {
+            name: "notify round trip, same replica, across cores / one core",
+            value: ratio(trips.notify_smp, trips.notify_same),
+            unit: "ratio",
+            goal: Some(1.2),
+            reference: "Microkit SMP 2.24 (7,165 / 3,197)",
+            exact: true,
+        },
+        Figure {
             name: "PPC + reply, passive server on another core of the replica",
             value: trips.ppc_passive_smp,
             unit: "instructions",
