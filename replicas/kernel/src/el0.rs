@@ -39,6 +39,11 @@ pub fn run_initialiser(r: &Replica) -> ! {
 /// Runs user threads on this core, `core`, for good: whichever the kernel chooses for it,
 /// waiting for an interrupt while there is none.
 pub fn run(r: &Replica, core: usize) -> ! {
+    // Interrupts are served only where the kernel waits for them (in `resume`) from here
+    // on: one taken at EL1 between choosing a thread and returning to it would choose
+    // again behind this core's back (it did: the core went on with the thread it had
+    // chosen while the kernel had another one current for it).
+    let _ = arch::irq_save();
     arch::enable_low_half(0);
     arch::set_fp_enabled(false);
     machine::with(|inner| {
