@@ -159,7 +159,6 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
         // may now read and change them.
         at_el0.store(false, Ordering::Release);
     }
-    fp::service(core);
     match kind {
         KIND_SYNC => return handle_user_sync(r, core, esr, far, elr),
         KIND_IRQ => irq::handle_irq(r, core as u32),

@@ -9,8 +9,9 @@
 //! core (a passive server called from there, `TCB_SetAffinity`) may have left its registers
 //! in the old core's: the core it traps on then asks the old core to save them
 //! ([`FpSwitch::trap`] returns the core to ask, [`request_flush`] asks and waits), and the
-//! old core does so wherever it is ([`service`]: at its next exception, and while it waits
-//! for a lock), without the replica lock, which the asking core holds throughout.
+//! old core does so without the replica lock, which the asking core holds throughout: the
+//! request's interrupt brings the old core into the kernel (or out of `wfi`), where it
+//! waits for that lock, and a core waiting for a lock serves the request ([`service`]).
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
@@ -121,9 +122,7 @@ impl FpSwitch {
             if owner(c) == Some(t) {
                 // The core's registers hold nothing anyone will ask for; it is not running
                 // `t` (a thread being created runs nowhere).
-                if let Some(o) = OWNER.get(c) {
-                    o.store(0, Ordering::Relaxed);
-                }
+                set_owner(c, None);
             }
         }
     }

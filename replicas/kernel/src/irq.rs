@@ -8,14 +8,13 @@ use atoll_abi::limits::PD_TIMER_INTID;
 use crate::console::{self, klog};
 use crate::replica::Replica;
 use crate::stop::stop_this_core;
-use crate::{arch, fp, inbox, machine, ping_ring};
+use crate::{arch, inbox, machine, ping_ring};
 
 /// Serves every interrupt pending for this core, `core`. The doorbell SGI doubles as the
 /// replica's reschedule interrupt: another core of the replica sends it when this core
-/// should choose again (`machine::kick`), or to have it save FP registers
-/// (`fp::request_flush`).
+/// should choose again (`machine::kick`), or to bring it to the replica lock, where it
+/// saves FP registers another core asks for (`fp::request_flush`).
 pub fn handle_irq(r: &Replica, core: u32) {
-    fp::service(core as usize);
     while let Some(acked) = r.gic.acknowledge() {
         let intid = acked.intid;
         if intid == r.spec.gic.stop_sgi {
@@ -27,7 +26,6 @@ pub fn handle_irq(r: &Replica, core: u32) {
             tick(r, core);
         } else if intid == r.spec.gic.doorbell_sgi {
             inbox::service(r);
-            fp::service(core as usize);
             machine::on_doorbell_sgi(r, core as usize, primary);
         } else if (intid >= 32 || intid == PD_TIMER_INTID) && primary {
             machine::on_device_irq(r, core as usize, intid);

@@ -348,19 +348,15 @@ pub fn on_timer(r: &Replica, core: usize) {
 /// again, and on the primary core, another replica may have rung the PDs' cross-replica
 /// channel words, which are taken and their notifications signalled.
 pub fn on_doorbell_sgi(r: &Replica, core: usize, primary: bool) {
-    with(|inner| {
+    entry(r, core, |kernel, hw| {
         // Under the lock, just before this core chooses: a kick made after this sends a new
-        // interrupt (`verification/src/smp_wake.rs` checks the order).
+        // interrupt (`verification/src/smp_wake.rs` checks the order). Kicks come only from
+        // kernel entries, so none is marked before the initialiser starts.
         if let Some(pending) = r.kick_pending.get(core) {
             pending.store(false, Ordering::Release);
         }
-        if !inner.started {
-            return;
-        }
-        inner.enter(core);
-        let (kernel, mut hw) = inner.kernel_and_hw(r);
         if primary {
-            kernel.doorbell(&mut hw);
+            kernel.doorbell(hw);
         } else {
             kernel.timer();
         }
