@@ -85,6 +85,9 @@ struct BenchArgs {
     /// Only check that the harness works (one quick boot).
     #[arg(long)]
     smoke: bool,
+    /// Only check that figures are the same on an idle and on a busy host.
+    #[arg(long)]
+    under_load: bool,
 }
 
 /// Options shared by `build` and `run`.
@@ -166,6 +169,7 @@ fn main() -> Result<()> {
         }
         Command::Run(args) => run(args),
         Command::Test(args) => test::run(&args.board, !args.no_lint),
+        Command::Bench(args) if args.under_load => bench::steady_under_load(),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
         Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
         Command::Deploy(args) => {

@@ -275,6 +275,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     if boards.iter().any(|b| b.name == "qemu_virt_aarch64") {
         eprintln!("xtask test: benchmark harness smoke test");
         crate::bench::run(false, true)?;
+        eprintln!("xtask test: benchmarks on a busy host");
+        crate::bench::steady_under_load()?;
     }
     eprintln!("xtask test: all passed in {:.1?}", started.elapsed());
     Ok(())
