@@ -263,11 +263,7 @@ fn scale_system(trip: Trip, channels: u32, answer_core: u32, replicas: u32) -> S
 
 /// Builds the benchmark system at `path` and boots it twice under icount; its figure `name`,
 /// which must be the same both times.
-fn measure_system(
-    path: &std::path::Path,
-    name: &str,
-    out: &std::path::Path,
-) -> Result<f64> {
+fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> Result<f64> {
     let system = path.file_name().map_or_else(
         || path.display().to_string(),
         |f| f.to_string_lossy().into_owned(),

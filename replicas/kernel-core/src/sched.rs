@@ -64,6 +64,19 @@ enum Queue {
     Release(CoreId),
 }
 
+/// What an IPC hand-over ([`Scheduler::hand_over`]) does with the context the blocking
+/// thread runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandOver {
+    /// Nothing: both threads keep theirs.
+    Keep,
+    /// A call: lent to the woken thread, if that has none.
+    Lend,
+    /// A reply: given back to the woken thread, if it was lent (not the blocking
+    /// thread's own) and the woken thread has none.
+    GiveBack,
+}
+
 /// A thread's scheduling state.
 #[derive(Clone, Copy, Debug)]
 struct Thread {
@@ -825,6 +838,36 @@ impl Scheduler {
             return Err(SchedError::InUse); // its own: nothing was lent
         }
         self.move_sc(server, caller)
+    }
+
+    /// An IPC hand-over, as the fast path makes it: `from` blocks and `to` wakes, and the
+    /// context `from` runs on moves to `to` as `sc` says. The end state is the one
+    /// [`Scheduler::block`], [`Scheduler::lend`] or [`Scheduler::give_back`], and
+    /// [`Scheduler::wake`] reach in any order, with each thread's queue worked out once.
+    /// Returns whether a context moved.
+    pub fn hand_over(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> bool {
+        let (f, t) = (&self.threads[from], &self.threads[to]);
+        let moved = f.exists
+            && t.exists
+            && t.sc.is_none()
+            && match sc {
+                HandOver::Keep => false,
+                HandOver::Lend => f.sc.is_some(),
+                HandOver::GiveBack => f.sc.is_some() && f.sc != f.own_sc,
+            };
+        if f.exists {
+            self.threads[from].runnable = false;
+            self.unqueue(from);
+        }
+        if moved && let Some(sc) = self.threads[from].sc.take() {
+            self.threads[to].sc = Some(sc);
+            self.sc_thread[sc] = Some(to);
+        }
+        if self.threads[to].exists {
+            self.threads[to].runnable = true;
+            self.requeue(to);
+        }
+        moved
     }
 
     /// Gives `thread`, which has no context, the unused context `sc` (a notification's,

@@ -17,8 +17,8 @@ use core::sync::atomic::Ordering;
 
 use atoll_abi::syscall::fault;
 use atoll_kernel_core::esr;
-use atoll_kernel_core::id::ThreadId;
-use atoll_kernel_core::kernel::Context;
+use atoll_kernel_core::id::{CoreId, ThreadId};
+use atoll_kernel_core::kernel::{Context, Entered};
 
 use crate::entry::{KIND_IRQ, KIND_SYNC, return_to_user};
 use crate::machine::{self, Inner};
@@ -172,10 +172,19 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
 fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *mut Context {
     let class = esr::class(esr);
     let next = machine::with(|inner| {
+        if class == esr::SVC64
+            && let Some(c) = CoreId::new(core)
+        {
+            let (kernel, mut hw) = inner.kernel_and_hw(r);
+            return match kernel.syscall_entry(&mut hw, c, arch::counter()) {
+                Entered::Light(t) => back_to(r, inner, core, t),
+                Entered::General(t) if inner.kernel.caller_goes_on(t) => back_to(r, inner, core, t),
+                Entered::General(_) | Entered::Stalled => choose(r, inner, core),
+            };
+        }
         inner.enter(core);
         let Some(t) = inner.kernel.loaded() else {
-            // Another core stopped this one and took its entry over (the thread makes its
-            // system call again when it next runs): only choose again.
+            // Another core stopped this one and took its entry over: only choose again.
             inner.kernel.timer();
             return choose(r, inner, core);
         };
@@ -185,7 +194,6 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
         }
         let (kernel, mut hw) = inner.kernel_and_hw(r);
         match class {
-            esr::SVC64 => kernel.syscall(&mut hw),
             esr::IABT_LOW | esr::DABT_LOW => {
                 let fetch = u64::from(class == esr::IABT_LOW);
                 kernel.user_fault(&mut hw, fault::VM_FAULT, [elr, far, fetch, esr]);
@@ -195,15 +203,18 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
                 kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
             }
         }
-        if class == esr::SVC64 && inner.kernel.caller_goes_on(t) {
-            if let Some(at_el0) = r.at_el0.get(core) {
-                at_el0.store(true, Ordering::Relaxed);
-            }
-            return inner.kernel.context_mut(t).map(|c| c as *mut Context);
-        }
         choose(r, inner, core)
     });
     next.unwrap_or_else(|| resume(r, core))
+}
+
+/// The caller of a system call, `t`, goes on on `core` as it was loaded: its saved
+/// registers, with the core marked at EL0 again.
+fn back_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*mut Context> {
+    if let Some(at_el0) = r.at_el0.get(core) {
+        at_el0.store(true, Ordering::Relaxed);
+    }
+    inner.kernel.context_mut(t).map(|c| c as *mut Context)
 }
 
 /// `t` trapped on an FP/SIMD instruction on `core`: its registers are loaded, first saved

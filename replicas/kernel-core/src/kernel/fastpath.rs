@@ -3,6 +3,10 @@
 //! the reply and no sender is queued; Signal and Wait on a notification. Each skips the
 //! general dispatch and the checks that cannot fail in its case.
 //!
+//! Before even those, [`Kernel::light_syscall`] serves the non-blocking calls that change
+//! nothing the scheduler knows (a poll, a signal nobody waits for, a doorbell ring) without
+//! the kernel entry's accounting: the time they take is charged at the core's next entry.
+//!
 //! Each function first checks every precondition without changing anything and returns
 //! `false` if one fails; the general path then serves the call with the same result. Past
 //! the checks, the state changes are the general path's own primitives in the same order,
@@ -11,14 +15,118 @@
 
 use atoll_abi::syscall::{self, MessageInfo};
 
+use super::reply::Reply;
+use super::syscall::Target;
 use super::{Kernel, Machine};
 use crate::cap::Rights;
-use crate::id::{NotificationId, ThreadId};
-use crate::ipc::{EndpointQueue, RecvOutcome, SendOutcome, ThreadState};
+use crate::id::{CoreId, NotificationId, ThreadId};
+use crate::ipc::{EndpointQueue, SendOutcome, ThreadState};
+use crate::sched::HandOver;
+
+/// What a system call entry ([`Kernel::syscall_entry`]) came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entered {
+    /// Served before the accounting: the caller goes on as it was loaded.
+    Light(ThreadId),
+    /// Served by the general entry for this caller ([`Kernel::caller_goes_on`] says
+    /// whether it goes on as loaded).
+    General(ThreadId),
+    /// Another core had stopped this one and taken its entry over: the core chooses again.
+    Stalled,
+}
 
 impl Kernel {
-    /// Serves system call `number` of the current thread `t` on the fast path when it can;
-    /// returns whether it did (when `false`, nothing changed).
+    /// A system call on `core` at counter time `now`, from the thread the core last
+    /// returned to. One that changes nothing the scheduler knows is served first, before
+    /// the entry's accounting: NBWait (Poll) on a notification whose signal lends no
+    /// scheduling context, a Send or NBSend on a notification that wakes nobody, or one on
+    /// a doorbell. Any other is served after [`Kernel::enter`], by [`Kernel::syscall`]
+    /// (fast path first), with the capability the first attempt looked up.
+    ///
+    /// The time a light call takes is charged at the core's next entry, which measures
+    /// from the last one. A budget that ends meanwhile has its timer interrupt pending when
+    /// the caller resumes, so the core enters the kernel again at once; a thread another
+    /// core made ready here has its reschedule interrupt pending the same way.
+    pub fn syscall_entry(&mut self, m: &mut impl Machine, core: CoreId, now: u64) -> Entered {
+        if let Some(t) = self.objects.loaded[core] {
+            let ctx = &self.objects.tcbs[t].ctx;
+            let (number, cptr) = (ctx.x[7] as i64, ctx.x[0]);
+            if matches!(number, syscall::NB_WAIT | syscall::SEND | syscall::NB_SEND)
+                && self.fastpath_on()
+                && self.objects.current[core] == Some(t)
+                && let Some(target) = self.resolve(t, cptr)
+                && let Some(entered) = self.light_syscall(m, (core, now), t, number, target)
+            {
+                return entered;
+            }
+        }
+        self.enter(core, now);
+        let Some(t) = self.loaded() else {
+            // Another core stopped this one and took its entry over (the thread makes its
+            // system call again when it next runs): only choose again.
+            self.timer();
+            return Entered::Stalled;
+        };
+        self.syscall(m);
+        Entered::General(t)
+    }
+
+    /// [`Kernel::syscall_entry`]'s first attempt, for system call `number` of `t`, the
+    /// current thread of `core`, on the capability `target` that `x0` names. A signal that
+    /// wakes a thread is served here too, after the accounting, so that the capability is
+    /// not looked up twice. `None` (nothing changed) when the call needs the general entry.
+    #[inline(never)]
+    fn light_syscall(
+        &mut self,
+        m: &mut impl Machine,
+        (core, now): (CoreId, u64),
+        t: ThreadId,
+        number: i64,
+        target: Target,
+    ) -> Option<Entered> {
+        if number == syscall::NB_WAIT {
+            return self.light_poll(t, target).then_some(Entered::Light(t));
+        }
+        if let Some(n) = target.notification(Rights::WRITE) {
+            let o = &self.objects;
+            let wakes = !o.ntfns[n].waiters.is_empty()
+                || o.ntfn_bound[n].is_some_and(|b| {
+                    matches!(o.threads.state(b), crate::ipc::ThreadState::Receiving(_))
+                });
+            if !wakes {
+                self.objects.signal(n, target.badge);
+                return Some(Entered::Light(t));
+            }
+            // The fast Signal, after the accounting.
+            self.enter(core, now);
+            self.objects.signal(n, target.badge);
+            self.objects.schedule();
+            return Some(Entered::General(t));
+        }
+        if target.kind == Some(atoll_abi::object::ObjectKind::Doorbell)
+            && target.rights.contains(Rights::WRITE)
+        {
+            self.objects.ring(m, target.data, target.badge);
+            return Some(Entered::Light(t));
+        }
+        None
+    }
+
+    /// Poll: NBWait on a notification with the read right, unbound or bound to `t`, unless
+    /// a pending signal would lend the poller the notification's scheduling context.
+    fn light_poll(&mut self, t: ThreadId, target: Target) -> bool {
+        let Some(n) = target.notification(Rights::READ) else {
+            return false;
+        };
+        let o = &mut self.objects;
+        if o.ntfn_bound[n].is_some_and(|b| b != t) || (o.ntfns[n].active && o.ntfn_sc[n].is_some())
+        {
+            return false;
+        }
+        o.wait(t, n, false);
+        true
+    }
+
     pub(super) fn fastpath(&mut self, m: &mut impl Machine, t: ThreadId, number: i64) -> bool {
         match number {
             syscall::CALL => self.fast_call(m, t),
@@ -96,9 +204,18 @@ impl Kernel {
             return true;
         };
         o.transfer(m, t, to, badge, info);
-        o.bind_reply(t, to);
-        o.sync(to);
-        o.sync(t);
+        // `bind_reply`, `sync(to)` and `sync(t)` of the general path in one hand-over.
+        let Some(r) = o.free_reply(to) else {
+            return true; // unreachable: checked above, and sending changed no reply
+        };
+        let lent = o.sched.hand_over(t, to, HandOver::Lend);
+        o.replies[r] = Reply {
+            live: true,
+            caller: Some(t),
+            server: Some(to),
+            lent,
+        };
+        o.tcbs[t].caller_reply = Some(r);
         o.schedule();
         true
     }
@@ -131,16 +248,26 @@ impl Kernel {
         if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
             return false;
         }
+        // The reply, as `Objects::answer` makes it to a caller that waits for a normal
+        // reply from `t`...
         let lent = o.replies[r].lent;
-        o.answer(m, t, r, (caller, t, lent), info);
-        // The receive, as `Objects::recv` makes it when nothing is pending and nobody sends.
+        o.unbind_caller(r, caller);
+        let _ = o.threads.reply(t, caller);
+        o.transfer(m, t, caller, 0, info);
+        // ... then the receive, as `Objects::recv` makes it when nothing is pending and
+        // nobody sends ...
         o.tcbs[t].recv_reply = Some(r);
         if let Some(n) = o.tcbs[t].bound {
             o.return_to(n, t);
         }
-        if let Ok(RecvOutcome::Blocked) = o.threads.recv(&mut o.eps[ep], ep, t, true) {
-            o.sync(t);
-        }
+        let _ = o.threads.recv(&mut o.eps[ep], ep, t, true);
+        // ... and the scheduler's side of both in one hand-over.
+        let sc = if lent {
+            HandOver::GiveBack
+        } else {
+            HandOver::Keep
+        };
+        o.sched.hand_over(t, caller, sc);
         o.schedule();
         true
     }

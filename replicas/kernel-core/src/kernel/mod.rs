@@ -53,6 +53,7 @@ pub use crate::id::{
     MAX_THREADS, MAX_VSPACES,
 };
 pub use doorbell::MAX_WATCHES;
+pub use fastpath::Entered;
 
 use atoll_abi::object::ObjectKind;
 use objects::Objects;

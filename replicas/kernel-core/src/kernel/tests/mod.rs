@@ -110,7 +110,12 @@ impl Sys {
             ctx.x[r] = v;
         }
         ctx.x[7] = number as u64;
-        self.k.syscall(&mut self.m);
+        // As the CPU side enters, for the thread it last loaded (at the scheduler's time:
+        // the tests move time with `at`).
+        let core = self.k.core();
+        self.k.objects.loaded[core] = Some(thread);
+        let now = self.k.objects.sched.now();
+        self.k.syscall_entry(&mut self.m, core, now);
         *self.k.context(thread).unwrap_or(&Context::default())
     }
 
