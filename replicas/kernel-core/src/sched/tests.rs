@@ -177,6 +177,58 @@ fn passive_servers_run_on_the_lent_context_and_its_core() {
     assert_eq!(s.give_back(t(1), t(0)), Err(SchedError::InUse));
 }
 
+/// The fast path's hand-over ends where block, lend or give back, and wake end, one by one.
+#[test]
+fn a_hand_over_ends_as_its_steps_one_by_one() {
+    // Each case: (`to` passive, what happens to the context); both schedulers start with
+    // the client (0, core 1) running and a server (1) blocked.
+    for (passive, sc) in [
+        (true, HandOver::Lend),
+        (false, HandOver::Lend),
+        (true, HandOver::Keep),
+        (false, HandOver::GiveBack),
+    ] {
+        let mut stepwise = Sched::new();
+        let mut at_once = Sched::new();
+        for s in [&mut stepwise, &mut at_once] {
+            thread(s, 0, 100, 100, 100, 1);
+            if passive {
+                s.add_thread(t(1), 150);
+            } else {
+                thread(s, 1, 150, 100, 100, 1);
+                s.block(t(1)).unwrap();
+            }
+            thread(s, 2, 150, 100, 100, 1); // ahead of the server at its priority
+        }
+        let moved_stepwise = match sc {
+            HandOver::Lend => stepwise.lend(t(0), t(1)).is_ok(),
+            HandOver::GiveBack => stepwise.give_back(t(0), t(1)).is_ok(),
+            HandOver::Keep => false,
+        };
+        stepwise.block(t(0)).unwrap();
+        stepwise.wake(t(1)).unwrap();
+        let moved = at_once.hand_over(t(0), t(1), sc);
+        assert_eq!(moved, moved_stepwise, "{passive} {sc:?}");
+        assert_eq!(moved, passive && sc == HandOver::Lend, "{passive} {sc:?}");
+        for i in 0..3 {
+            assert_eq!(at_once.sc(t(i)), stepwise.sc(t(i)), "{passive} {sc:?}");
+            assert_eq!(at_once.is_ready(t(i)), stepwise.is_ready(t(i)), "{passive} {sc:?}");
+        }
+        // The woken server queues behind the thread already at its priority.
+        assert_eq!(at_once.choose(core(1)), stepwise.choose(core(1)));
+        at_once.block(t(2)).unwrap();
+        stepwise.block(t(2)).unwrap();
+        assert_eq!(at_once.choose(core(1)), stepwise.choose(core(1)));
+    }
+    // A reply gives back only a lent context, never the replier's own.
+    let mut s = Sched::new();
+    thread(&mut s, 0, 100, 100, 100, 1);
+    s.add_thread(t(1), 100);
+    assert!(!s.hand_over(t(0), t(1), HandOver::GiveBack));
+    assert_eq!(s.sc(t(0)), Some(c(0)));
+    assert_eq!(s.sc(t(1)), None);
+}
+
 #[test]
 fn bad_parameters_are_refused() {
     let mut s = Sched::new();
