@@ -212,7 +212,11 @@ fn a_hand_over_ends_as_its_steps_one_by_one() {
         assert_eq!(moved, passive && sc == HandOver::Lend, "{passive} {sc:?}");
         for i in 0..3 {
             assert_eq!(at_once.sc(t(i)), stepwise.sc(t(i)), "{passive} {sc:?}");
-            assert_eq!(at_once.is_ready(t(i)), stepwise.is_ready(t(i)), "{passive} {sc:?}");
+            assert_eq!(
+                at_once.is_ready(t(i)),
+                stepwise.is_ready(t(i)),
+                "{passive} {sc:?}"
+            );
         }
         // The woken server queues behind the thread already at its priority.
         assert_eq!(at_once.choose(core(1)), stepwise.choose(core(1)));
