@@ -22,7 +22,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use table::CapTable;
+pub use table::{CapTable, Leaf};
 
 /// Access rights of a capability.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -67,6 +67,21 @@ pub struct CapTable<I, const N: usize> {
     cnode_top: usize,
     /// Work list of a cascading deletion (kept here, not on the kernel stack).
     work: Work<I, N>,
+    /// Moves on with every change to the table (see [`CapTable::generation`]).
+    generation: u64,
+}
+
+/// The last CNode level of a lookup that it resolved in full (see [`CapTable::leaf`]):
+/// while the table does not change, every address whose bits above the level's index are
+/// `high` resolves to slot `first` plus its low `radix` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The address bits above the index (`cptr >> radix`).
+    pub high: u64,
+    /// The level's first slot.
+    pub first: usize,
+    /// The level's index bits, 1 to 63.
+    pub radix: u32,
 }
 
 impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N> {
@@ -81,7 +96,19 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
             tcb_base,
             cnode_top: roots,
             work: Work::new(),
+            generation: 0,
         }
+    }
+
+    /// A count that moves on with every change to the table: a lookup's result, or a
+    /// [`Leaf`], holds for as long as it is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every change to the table goes through here first.
+    fn changing(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// The capability in `slot`.
@@ -145,6 +172,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
 
     /// Boot: places an original capability (untyped memory, IRQ control) in an empty slot.
     pub fn insert_original(&mut self, slot: I, cap: Cap) -> Result<(), Error> {
+        self.changing();
         self.empty(slot)?;
         if let Some((first, len)) = Self::cnode_slots(cap) {
             self.cnode_top = self
@@ -188,12 +216,14 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
 
     /// Copy with rights no wider than the source's; the copy is a child of the source.
     pub fn copy(&mut self, src: I, dest: I, rights: Rights) -> Result<(), Error> {
+        self.changing();
         self.derive(src, dest, rights, None)
     }
 
     /// Copy with reduced rights and a badge (endpoints, notifications, doorbells only; the
     /// source must be unbadged).
     pub fn mint(&mut self, src: I, dest: I, rights: Rights, badge: u64) -> Result<(), Error> {
+        self.changing();
         self.derive(src, dest, rights, Some(badge))
     }
 
@@ -207,6 +237,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         rights: Rights,
         badge: Option<u64>,
     ) -> Result<(), Error> {
+        self.changing();
         let cap = self.full(src)?;
         self.empty(dest)?;
         let changed = Self::transform(cap, rights, badge, false)?;
@@ -300,6 +331,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
 
     /// Moves a capability, keeping its place in the derivation tree.
     pub fn move_cap(&mut self, src: I, dest: I) -> Result<(), Error> {
+        self.changing();
         let _ = self.full(src)?;
         self.empty(dest)?;
         if src == dest {
@@ -356,6 +388,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     /// was in, and whether it was the last one to its object (so the kernel can destroy the
     /// object: release its waiters, unmap a frame, free its table entry).
     pub fn delete_with(&mut self, slot: I, gone: &mut dyn FnMut(I, Cap, bool)) {
+        self.changing();
         self.work.push(slot);
         while let Some(slot) = self.work.pop() {
             let cap = self.slots[slot].cap;
@@ -397,6 +430,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         slot: I,
         gone: &mut dyn FnMut(I, Cap, bool),
     ) -> Result<(), Error> {
+        self.changing();
         let _ = self.full(slot)?;
         // Deleting the deepest descendants first keeps every step a plain leaf deletion.
         while let Some(mut leaf) = self.slots[slot].first_child {
@@ -422,6 +456,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         count: usize,
         dest: I,
     ) -> Result<(), Error> {
+        self.changing();
         let Cap::Untyped {
             base,
             size_bits,
@@ -608,8 +643,58 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         }
     }
 
+    /// The CNode level that ends the full-depth (64-bit) lookup of `cptr` from `root`, if
+    /// the lookup ends by using up the address's bits in a CNode (not by reaching a slot
+    /// that holds no CNode): every address with the same bits above that level's index then
+    /// takes the same path, guards included, and ends in the same level.
+    pub fn leaf(&self, root: &Cap, cptr: u64) -> Option<Leaf> {
+        let mut cap = root;
+        let mut left = 64u32;
+        loop {
+            let Cap::CNode {
+                radix,
+                first,
+                guard,
+                guard_bits,
+                ..
+            } = *cap
+            else {
+                return None;
+            };
+            let (radix, guard_bits) = (u32::from(radix), u32::from(guard_bits));
+            let level = radix.checked_add(guard_bits)?;
+            if level == 0 || level > left {
+                return None;
+            }
+            left = left.wrapping_sub(level);
+            // 1 <= level <= 64 and left + level <= 64: no shift below reaches 64.
+            let field = cptr.wrapping_shr(left) & u64::MAX.wrapping_shr(64u32.wrapping_sub(level));
+            if guard_bits != 0 && field.wrapping_shr(radix) != guard {
+                return None;
+            }
+            if left == 0 {
+                return (1..64).contains(&radix).then_some(Leaf {
+                    high: cptr.wrapping_shr(radix),
+                    first: first as usize,
+                    radix,
+                });
+            }
+            let index = field & u64::MAX.wrapping_shr(64u32.wrapping_sub(radix.max(1)));
+            let index = if radix == 0 { 0 } else { index };
+            let slot = (first as usize)
+                .checked_add(index as usize)
+                .and_then(I::from_index)?;
+            let next = self.get_ref(slot);
+            if !matches!(next, Cap::CNode { .. }) {
+                return None;
+            }
+            cap = next;
+        }
+    }
+
     /// Sets the kernel data of an object capability (see [`Cap::Object`]).
     pub fn set_data(&mut self, slot: I, value: u64) -> Result<(), Error> {
+        self.changing();
         match &mut self.slots[slot].cap {
             Cap::Object { data, .. } => {
                 *data = value;
@@ -632,6 +717,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
 
     /// Sets a CNode capability's guard (seL4's Mutate data for CNodes).
     pub fn set_guard(&mut self, slot: I, guard: u64, guard_bits: u8) -> Result<(), Error> {
+        self.changing();
         let Cap::CNode {
             base, radix, first, ..
         } = self.full(slot)?

@@ -140,7 +140,7 @@ impl Kernel {
     /// The notification at `cptr` in `t`'s space if the capability has `right`: (id,
     /// badge).
     fn fast_notification(
-        &self,
+        &mut self,
         t: ThreadId,
         cptr: u64,
         right: Rights,

@@ -201,7 +201,7 @@ impl Kernel {
 
     /// A capability argument in `t`'s space (`FailedLookup` if the slot is empty).
     pub(super) fn arg(&self, t: ThreadId, cptr: u64) -> Result<Target, Error> {
-        self.resolve(t, cptr).ok_or(Error::FailedLookup)
+        self.resolve_walk(t, cptr).ok_or(Error::FailedLookup)
     }
 
     /// An argument naming an object of `kind`: its id.

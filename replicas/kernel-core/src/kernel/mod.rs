@@ -45,7 +45,7 @@ mod vspace;
 mod tests;
 
 use crate::cap::{Cap, CapTable};
-use crate::id::{CAP_SLOTS, CoreId, SlotId, TCB_SLOTS_BASE, TcbSlot, ThreadId, VSpaceId};
+use crate::id::{CAP_SLOTS, CoreId, SlotId, TCB_SLOTS_BASE, Table, TcbSlot, ThreadId, VSpaceId};
 use crate::ipc::ThreadState;
 
 pub use crate::id::{
@@ -168,9 +168,31 @@ pub struct InitialiserBoot {
     pub ctx: Context,
 }
 
+/// The last CNode level a thread's capability lookups ended in, and the capability
+/// table's generation when it was found ([`Kernel::resolve`]).
+#[derive(Clone, Copy, Debug)]
+struct LookupCache {
+    generation: u64,
+    leaf: crate::cap::Leaf,
+}
+
+impl LookupCache {
+    /// Matches no generation the table reaches.
+    const NONE: LookupCache = LookupCache {
+        generation: u64::MAX,
+        leaf: crate::cap::Leaf {
+            high: 0,
+            first: 0,
+            radix: 1,
+        },
+    };
+}
+
 /// One replica's kernel state.
 pub struct Kernel {
     caps: Caps,
+    /// Each thread's last lookup level (`Kernel::resolve`).
+    lookup_cache: Table<ThreadId, LookupCache, MAX_THREADS>,
     /// Every object but the capabilities, apart so that a deletion's callback can reach it.
     objects: Objects,
     /// Whether the fast path (`fastpath.rs`) is off: only tests that compare the two paths
@@ -190,6 +212,7 @@ impl Kernel {
     pub const fn new() -> Self {
         Self {
             caps: CapTable::new(0, TCB_SLOTS_BASE),
+            lookup_cache: Table::filled(LookupCache::NONE),
             objects: Objects::new(),
             #[cfg(test)]
             no_fastpath: false,

@@ -7,9 +7,10 @@ use atoll_abi::error::Error;
 use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::{self, MessageInfo, fault};
 
+use super::LookupCache;
 use super::{Kernel, Machine};
 use crate::cap::{Cap, Rights};
-use crate::id::{EndpointId, NotificationId, ReplyId, SlotId, TcbSlot, ThreadId};
+use crate::id::{EndpointId, NotificationId, ReplyId, SlotId, TableIndex, TcbSlot, ThreadId};
 
 /// A capability a system call named, as [`Kernel::resolve`] reads it.
 #[derive(Clone, Copy)]
@@ -100,10 +101,46 @@ impl Kernel {
 
     /// Resolves a capability address in thread `t`'s space to a non-empty slot, reading
     /// only the fields the IPC paths use (a whole capability is copied only to invoke it).
+    ///
+    /// One step for the common case: each thread keeps the last CNode level its lookups
+    /// ended in (for a PD, its Microkit CNode under its root), and while the capability
+    /// table has not changed since, an address with the same bits above that level's index
+    /// is that level's first slot plus its low bits, as the full walk would find.
     #[inline(always)]
-    pub(super) fn resolve(&self, t: ThreadId, cptr: u64) -> Option<Target> {
+    pub(super) fn resolve(&mut self, t: ThreadId, cptr: u64) -> Option<Target> {
+        let cache = self.lookup_cache[t];
+        let generation = self.caps.generation();
+        let leaf = cache.leaf;
+        let slot = if cache.generation == generation && cptr.wrapping_shr(leaf.radix) == leaf.high {
+            // `radix` is 1 to 63 in a kept leaf: the mask keeps the index bits.
+            let index = cptr & u64::MAX.wrapping_shr(64u32.wrapping_sub(leaf.radix));
+            let slot = leaf
+                .first
+                .checked_add(index as usize)
+                .and_then(SlotId::from_index)?;
+            #[cfg(test)]
+            {
+                let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
+                assert_eq!(Ok(slot), self.caps.lookup_from(root, cptr, 64), "{cptr:#x}");
+            }
+            slot
+        } else {
+            self.resolve_slow(t, cptr)?
+        };
+        self.target_at(slot)
+    }
+
+    /// [`Kernel::resolve`] by the full walk alone, keeping nothing (the invocations'
+    /// capability arguments).
+    pub(super) fn resolve_walk(&self, t: ThreadId, cptr: u64) -> Option<Target> {
         let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
         let slot = self.caps.lookup_from(root, cptr, 64).ok()?;
+        self.target_at(slot)
+    }
+
+    /// What the IPC paths read of the capability in `slot`; `None` if it is empty.
+    #[inline(always)]
+    fn target_at(&self, slot: SlotId) -> Option<Target> {
         Some(match *self.caps.get_ref(slot) {
             Cap::Null => return None,
             Cap::Object {
@@ -127,6 +164,21 @@ impl Kernel {
                 data: 0,
             },
         })
+    }
+
+    /// [`Kernel::resolve`]'s full walk, which keeps the level it ended in for the thread's
+    /// next lookups.
+    #[inline(never)]
+    fn resolve_slow(&mut self, t: ThreadId, cptr: u64) -> Option<SlotId> {
+        let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
+        let slot = self.caps.lookup_from(root, cptr, 64).ok()?;
+        if let Some(leaf) = self.caps.leaf(root, cptr) {
+            self.lookup_cache[t] = LookupCache {
+                generation: self.caps.generation(),
+                leaf,
+            };
+        }
+        Some(slot)
     }
 
     fn sys_send(

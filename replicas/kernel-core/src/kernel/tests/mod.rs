@@ -539,6 +539,62 @@ fn signal_and_wait_deliver_coalesced_badges() {
     assert_eq!(s.k.context(waiter).unwrap().x[0], 0, "nothing pending");
 }
 
+/// A thread's lookups keep the CNode level they ended in (`Kernel::resolve`); a change to
+/// its capability space, here a new root, is seen at its very next lookup.
+#[test]
+fn a_changed_capability_space_is_seen_by_the_next_lookup() {
+    let mut s = boot();
+    let n1 = s.make(ObjectKind::Notification, 0);
+    let n2 = s.make(ObjectKind::Notification, 0);
+    let n1_badged = s.mint(n1, rights::ALL, 0b01);
+    let n2_badged = s.mint(n2, rights::ALL, 0b10);
+    // Another root, guarded to depth 64 as the thread's own, with n2 where n1 was.
+    let other = s.make(ObjectKind::CNode, 4);
+    let guarded = s.slot();
+    s.invoke(
+        initial::CNODE,
+        label::CNODE_MUTATE,
+        &[
+            guarded,
+            64,
+            initial::CNODE,
+            other,
+            64,
+            rights::ALL,
+            60 << 58,
+        ],
+    )
+    .unwrap();
+    s.invoke(
+        guarded,
+        label::CNODE_COPY,
+        &[1, 64, initial::CNODE, n2_badged, 64, rights::ALL],
+    )
+    .unwrap();
+    let (tcb, t) = s.thread(100, false, &[n1_badged, n2_badged]);
+    s.start(tcb);
+    let park = s.park_root();
+    s.sys(t, syscall::SEND, &[(0, 1)]);
+    s.sys(t, syscall::SEND, &[(0, 2)]);
+    assert_eq!(
+        s.sys(t, syscall::NB_WAIT, &[(0, 1)]).x[0],
+        0b01,
+        "n1 through slot 1"
+    );
+    // Pending again in n1; n2's bits wait too.
+    s.sys(t, syscall::SEND, &[(0, 1)]);
+    // The thread's root becomes the other CNode, where slot 1 is n2.
+    s.wake_root(park);
+    s.invoke(tcb, label::TCB_CONFIGURE, &[0, guarded, 0, 0, 0])
+        .unwrap();
+    s.park_root();
+    assert_eq!(
+        s.sys(t, syscall::NB_WAIT, &[(0, 1)]).x[0],
+        0b10,
+        "slot 1 in the new root"
+    );
+}
+
 /// After calls that only signal, wait or pass messages, the caller goes on as the machine
 /// loaded it; after an invocation or a fault it does not, until the machine loads a thread
 /// again.
