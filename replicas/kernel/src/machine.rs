@@ -126,12 +126,19 @@ impl Inner {
     /// core for the replica's housekeeping tick; stops it when nothing is due.
     /// Unless `force`d (the timer fired: its deadline has passed), the timer is left as it
     /// is when the kernel says the core's next event has not moved.
+    #[inline]
     pub fn arm_timer(&mut self, r: &Replica, core: usize, force: bool) {
         let ours = self.started && self.kernel.core().index() == core;
         let changed = ours && self.kernel.timer_changed();
-        if !changed && !force {
-            return;
+        if changed || force {
+            self.write_timer(r, core, ours);
         }
+    }
+
+    /// [`Inner::arm_timer`] once the core's next event may have moved (`ours`: the
+    /// kernel's current entry serves this core, whose next event counts).
+    #[inline(never)]
+    fn write_timer(&mut self, r: &Replica, core: usize, ours: bool) {
         let mut due = if ours {
             self.kernel.next_event().unwrap_or(u64::MAX)
         } else {

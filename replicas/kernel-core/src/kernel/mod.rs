@@ -193,6 +193,9 @@ pub struct Kernel {
     caps: Caps,
     /// Each thread's last lookup level (`Kernel::resolve`).
     lookup_cache: Table<ThreadId, LookupCache, MAX_THREADS>,
+    /// Each thread's address space as last found, with the capability table's generation
+    /// then (`Kernel::address_space`).
+    space_cache: Table<ThreadId, (u64, Option<(u64, u16)>), MAX_THREADS>,
     /// Every object but the capabilities, apart so that a deletion's callback can reach it.
     objects: Objects,
     /// Whether the fast path (`fastpath.rs`) is off: only tests that compare the two paths
@@ -213,6 +216,7 @@ impl Kernel {
         Self {
             caps: CapTable::new(0, TCB_SLOTS_BASE),
             lookup_cache: Table::filled(LookupCache::NONE),
+            space_cache: Table::filled((u64::MAX, None)),
             objects: Objects::new(),
             #[cfg(test)]
             no_fastpath: false,
@@ -323,8 +327,26 @@ impl Kernel {
         }
     }
 
-    /// The translation table root and ASID of a thread's address space.
-    pub fn address_space(&self, thread: ThreadId) -> Option<(u64, u16)> {
+    /// The translation table root and ASID of a thread's address space. What it was last
+    /// found to be is kept with the capability table's generation: only a change to the
+    /// table (a new space for the thread, a space or the thread destroyed or made) changes
+    /// it.
+    #[inline]
+    pub fn address_space(&mut self, thread: ThreadId) -> Option<(u64, u16)> {
+        let generation = self.caps.generation();
+        let kept = self.space_cache[thread];
+        if kept.0 == generation {
+            #[cfg(test)]
+            assert_eq!(kept.1, self.find_address_space(thread));
+            return kept.1;
+        }
+        let space = self.find_address_space(thread);
+        self.space_cache[thread] = (generation, space);
+        space
+    }
+
+    /// [`Kernel::address_space`] from the thread's own slot.
+    fn find_address_space(&self, thread: ThreadId) -> Option<(u64, u16)> {
         if !self.objects.tcbs[thread].live {
             return None;
         }
