@@ -267,7 +267,7 @@ fn a_pd_maps_across_the_whole_user_address_space() {
 </system>"#,
     );
     let replica = &plan.replicas[0];
-    let (k, mut m, _, pds) = replay(&plan, replica);
+    let (mut k, mut m, _, pds) = replay(&plan, replica);
     let Cap::Object { data, .. } = k.cap(SlotId::from_data(pds[0].tcb).expect("a slot")) else {
         panic!("no TCB");
     };
