@@ -71,6 +71,15 @@ pub struct CapTable<I, const N: usize> {
     generation: u64,
 }
 
+/// Where a walk ([`CapTable::lookup_from`]) ended: the slot, and the last CNode level it
+/// went through (its first slot and radix, and whether it used up the address's bits).
+struct Walk<I> {
+    slot: I,
+    first: usize,
+    radix: u32,
+    used_up: bool,
+}
+
 /// The last CNode level of a lookup that it resolved in full (see [`CapTable::leaf`]):
 /// while the table does not change, every address whose bits above the level's index are
 /// `high` resolves to slot `first` plus its low `radix` bits.
@@ -592,6 +601,27 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     /// capability-space root).
     #[inline]
     pub fn lookup_from(&self, root: &Cap, cptr: u64, depth: u8) -> Result<I, LookupFault> {
+        self.walk(root, cptr, depth).map(|w| w.slot)
+    }
+
+    /// The CNode level that ends the full-depth (64-bit) lookup of `cptr` from `root`, if
+    /// the lookup ends by using up the address's bits in a CNode (not by reaching a slot
+    /// that holds no CNode): every address with the same bits above that level's index then
+    /// takes the same path, guards included, and ends in the same level.
+    pub fn leaf(&self, root: &Cap, cptr: u64) -> Option<Leaf> {
+        let w = self.walk(root, cptr, 64).ok()?;
+        (w.used_up && (1..64).contains(&w.radix)).then(|| Leaf {
+            high: cptr.wrapping_shr(w.radix),
+            first: w.first,
+            radix: w.radix,
+        })
+    }
+
+    /// seL4's guarded walk of `depth` bits of `cptr` from `root`: each level checks its
+    /// guard, then indexes `radix` bits, and follows a CNode found in the slot while bits
+    /// remain.
+    #[inline(always)]
+    fn walk(&self, root: &Cap, cptr: u64, depth: u8) -> Result<Walk<I>, LookupFault> {
         let mut cap = root;
         let mut left = u32::from(depth.min(64));
         loop {
@@ -637,56 +667,12 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
             left = left.wrapping_sub(level);
             let next = self.get_ref(slot);
             if left == 0 || !matches!(next, Cap::CNode { .. }) {
-                return Ok(slot);
-            }
-            cap = next;
-        }
-    }
-
-    /// The CNode level that ends the full-depth (64-bit) lookup of `cptr` from `root`, if
-    /// the lookup ends by using up the address's bits in a CNode (not by reaching a slot
-    /// that holds no CNode): every address with the same bits above that level's index then
-    /// takes the same path, guards included, and ends in the same level.
-    pub fn leaf(&self, root: &Cap, cptr: u64) -> Option<Leaf> {
-        let mut cap = root;
-        let mut left = 64u32;
-        loop {
-            let Cap::CNode {
-                radix,
-                first,
-                guard,
-                guard_bits,
-                ..
-            } = *cap
-            else {
-                return None;
-            };
-            let (radix, guard_bits) = (u32::from(radix), u32::from(guard_bits));
-            let level = radix.checked_add(guard_bits)?;
-            if level == 0 || level > left {
-                return None;
-            }
-            left = left.wrapping_sub(level);
-            // 1 <= level <= 64 and left + level <= 64: no shift below reaches 64.
-            let field = cptr.wrapping_shr(left) & u64::MAX.wrapping_shr(64u32.wrapping_sub(level));
-            if guard_bits != 0 && field.wrapping_shr(radix) != guard {
-                return None;
-            }
-            if left == 0 {
-                return (1..64).contains(&radix).then_some(Leaf {
-                    high: cptr.wrapping_shr(radix),
+                return Ok(Walk {
+                    slot,
                     first: first as usize,
-                    radix,
+                    radix: u32::from(radix),
+                    used_up: left == 0,
                 });
-            }
-            let index = field & u64::MAX.wrapping_shr(64u32.wrapping_sub(radix.max(1)));
-            let index = if radix == 0 { 0 } else { index };
-            let slot = (first as usize)
-                .checked_add(index as usize)
-                .and_then(I::from_index)?;
-            let next = self.get_ref(slot);
-            if !matches!(next, Cap::CNode { .. }) {
-                return None;
             }
             cap = next;
         }
