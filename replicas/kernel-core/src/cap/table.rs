@@ -80,7 +80,8 @@ struct Walk<I> {
     used_up: bool,
 }
 
-/// The last CNode level of a lookup that it resolved in full (see [`CapTable::leaf`]):
+/// The last CNode level of a lookup that it resolved in full (see
+/// [`CapTable::lookup_leaf`]):
 /// while the table does not change, every address whose bits above the level's index are
 /// `high` resolves to slot `first` plus its low `radix` bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -604,17 +605,18 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         self.walk(root, cptr, depth).map(|w| w.slot)
     }
 
-    /// The CNode level that ends the full-depth (64-bit) lookup of `cptr` from `root`, if
-    /// the lookup ends by using up the address's bits in a CNode (not by reaching a slot
-    /// that holds no CNode): every address with the same bits above that level's index then
-    /// takes the same path, guards included, and ends in the same level.
-    pub fn leaf(&self, root: &Cap, cptr: u64) -> Option<Leaf> {
-        let w = self.walk(root, cptr, 64).ok()?;
-        (w.used_up && (1..64).contains(&w.radix)).then(|| Leaf {
+    /// The full-depth (64-bit) lookup of `cptr` from `root`, with the CNode level that ended
+    /// it if the lookup ended by using up the address's bits in a CNode (not by reaching a
+    /// slot that holds no CNode): every address with the same bits above that level's index
+    /// then takes the same path, guards included, and ends in the same level.
+    pub fn lookup_leaf(&self, root: &Cap, cptr: u64) -> Result<(I, Option<Leaf>), LookupFault> {
+        let w = self.walk(root, cptr, 64)?;
+        let leaf = (w.used_up && (1..64).contains(&w.radix)).then(|| Leaf {
             high: cptr.wrapping_shr(w.radix),
             first: w.first,
             radix: w.radix,
-        })
+        });
+        Ok((w.slot, leaf))
     }
 
     /// seL4's guarded walk of `depth` bits of `cptr` from `root`: each level checks its

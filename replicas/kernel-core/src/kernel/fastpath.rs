@@ -3,7 +3,7 @@
 //! the reply and no sender is queued; Signal and Wait on a notification. Each skips the
 //! general dispatch and the checks that cannot fail in its case.
 //!
-//! Before even those, [`Kernel::light_syscall`] serves the non-blocking calls that change
+//! Before even those, [`Kernel::syscall_entry`] serves the non-blocking calls that change
 //! nothing the scheduler knows (a poll, a signal nobody waits for, a doorbell ring) without
 //! the kernel entry's accounting: the time they take is charged at the core's next entry.
 //!
@@ -15,7 +15,6 @@
 
 use atoll_abi::syscall::{self, MessageInfo};
 
-use super::reply::Reply;
 use super::syscall::Target;
 use super::{Kernel, Machine};
 use crate::cap::Rights;
@@ -40,8 +39,9 @@ impl Kernel {
     /// returned to. One that changes nothing the scheduler knows is served first, before
     /// the entry's accounting: NBWait (Poll) on a notification whose signal lends no
     /// scheduling context, a Send or NBSend on a notification that wakes nobody, or one on
-    /// a doorbell. Any other is served after [`Kernel::enter`], by [`Kernel::syscall`]
-    /// (fast path first), with the capability the first attempt looked up.
+    /// a doorbell; a signal that wakes a thread is served in the same step, after the
+    /// accounting. Any other is served after [`Kernel::enter`], by [`Kernel::syscall`]
+    /// (fast path first).
     ///
     /// The time a light call takes is charged at the core's next entry, which measures
     /// from the last one. A budget that ends meanwhile has its timer interrupt pending when
@@ -209,13 +209,7 @@ impl Kernel {
             return true; // unreachable: checked above, and sending changed no reply
         };
         let lent = o.sched.hand_over(t, to, HandOver::Lend);
-        o.replies[r] = Reply {
-            live: true,
-            caller: Some(t),
-            server: Some(to),
-            lent,
-        };
-        o.tcbs[t].caller_reply = Some(r);
+        o.bind_caller(r, t, to, lent);
         o.schedule();
         true
     }
@@ -248,12 +242,9 @@ impl Kernel {
         if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
             return false;
         }
-        // The reply, as `Objects::answer` makes it to a caller that waits for a normal
-        // reply from `t`...
+        // The reply's message, as `Objects::answer` delivers it...
         let lent = o.replies[r].lent;
-        o.unbind_caller(r, caller);
-        let _ = o.threads.reply(t, caller);
-        o.transfer(m, t, caller, 0, info);
+        o.deliver_reply(m, t, r, (caller, t), info);
         // ... then the receive, as `Objects::recv` makes it when nothing is pending and
         // nobody sends ...
         o.tcbs[t].recv_reply = Some(r);

@@ -60,6 +60,19 @@ impl Objects {
         };
         // A server with a context of its own is lent nothing (the scheduler refuses).
         let lent = self.sched.lend(caller, server).is_ok();
+        self.bind_caller(r, caller, server, lent);
+    }
+
+    /// Reply object `r` answers `caller`'s call to `server`, which runs on the caller's
+    /// context if `lent`.
+    #[inline(always)]
+    pub(super) fn bind_caller(
+        &mut self,
+        r: ReplyId,
+        caller: ThreadId,
+        server: ThreadId,
+        lent: bool,
+    ) {
         self.replies[r] = Reply {
             live: true,
             caller: Some(caller),
@@ -89,7 +102,7 @@ impl Objects {
     /// `t` replies through reply object `r`, bound to `caller` waiting for `server` (which
     /// ran on the caller's context if `lent`): the binding goes, the caller gets the
     /// message (or, after a fault, resumes or stays stopped), and its context comes back.
-    /// The fast ReplyRecv makes its reply through this too.
+    /// The fast ReplyRecv delivers its reply through [`Objects::deliver_reply`] too.
     #[inline(always)]
     pub fn answer(
         &mut self,
@@ -99,9 +112,30 @@ impl Objects {
         (caller, server, lent): (ThreadId, ThreadId, bool),
         info: MessageInfo,
     ) {
+        if !self.deliver_reply(m, t, r, (caller, server), info) {
+            return;
+        }
+        if lent {
+            let _ = self.sched.give_back(server, caller);
+        }
+        self.sync(caller);
+    }
+
+    /// The message side of [`Objects::answer`]: the binding goes and the caller gets the
+    /// message (or, after a fault, resumes or stays stopped). Returns whether `caller` was
+    /// waiting for `server`'s reply.
+    #[inline(always)]
+    pub(super) fn deliver_reply(
+        &mut self,
+        m: &mut impl Machine,
+        t: ThreadId,
+        r: ReplyId,
+        (caller, server): (ThreadId, ThreadId),
+        info: MessageInfo,
+    ) -> bool {
         self.unbind_caller(r, caller);
         if self.threads.reply(server, caller).is_err() {
-            return;
+            return false;
         }
         if self.tcbs[caller].fault_label != 0 {
             // A reply to a fault: label 0 resumes the thread, anything else leaves it stopped.
@@ -112,10 +146,7 @@ impl Objects {
         } else {
             self.transfer(m, t, caller, 0, info);
         }
-        if lent {
-            let _ = self.sched.give_back(server, caller);
-        }
-        self.sync(caller);
+        true
     }
 
     pub(super) fn destroy_reply(&mut self, r: ReplyId) {

@@ -171,8 +171,8 @@ impl Kernel {
     #[inline(never)]
     fn resolve_slow(&mut self, t: ThreadId, cptr: u64) -> Option<SlotId> {
         let root = self.caps.get_ref(t.own_slot(TcbSlot::CSpace));
-        let slot = self.caps.lookup_from(root, cptr, 64).ok()?;
-        if let Some(leaf) = self.caps.leaf(root, cptr) {
+        let (slot, leaf) = self.caps.lookup_leaf(root, cptr).ok()?;
+        if let Some(leaf) = leaf {
             self.lookup_cache[t] = LookupCache {
                 generation: self.caps.generation(),
                 leaf,
