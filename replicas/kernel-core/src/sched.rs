@@ -846,6 +846,14 @@ impl Scheduler {
     /// [`Scheduler::wake`] reach in any order, with each thread's queue worked out once.
     /// Returns whether a context moved.
     pub fn hand_over(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> bool {
+        match self.swap_alone(from, to, sc) {
+            Some(moved) => moved,
+            None => self.hand_over_in_steps(from, to, sc),
+        }
+    }
+
+    /// [`Scheduler::hand_over`] in any case: each thread's queue worked out from its state.
+    fn hand_over_in_steps(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> bool {
         let (f, t) = (&self.threads[from], &self.threads[to]);
         let moved = f.exists
             && t.exists
@@ -868,6 +876,69 @@ impl Scheduler {
             self.requeue(to);
         }
         moved
+    }
+
+    /// A hand-over in the case where it is a direct switch: `from` is ready on its
+    /// context's core and alone at its priority there; `to` is in no queue, will run on
+    /// that core (on the context that moves to it, or on its own) and has no other ready
+    /// thread at its priority there; and that context has budget now. Then `to` takes
+    /// `from`'s place in constant steps: two queue heads, two bitmap bits and the two
+    /// threads. The end state is the hand-over in steps' (the scheduler tests compare
+    /// them). Returns whether the context moved, or `None` (nothing changed) when the case
+    /// does not apply.
+    #[inline]
+    fn swap_alone(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> Option<bool> {
+        let (f, t) = (&self.threads[from], &self.threads[to]);
+        let (Queue::Ready(core), Some(lends)) = (f.queue, f.sc) else {
+            return None;
+        };
+        let moves = t.sc.is_none()
+            && match sc {
+                HandOver::Keep => false,
+                HandOver::Lend => true,
+                HandOver::GiveBack => f.own_sc != Some(lends),
+            };
+        let runs_on = if moves { lends } else { t.sc? };
+        if !f.exists || !t.exists || t.queue != Queue::None {
+            return None;
+        }
+        if !self.scs[runs_on]
+            .as_ref()
+            .is_some_and(|c| c.core == core && c.available(self.now) > 0)
+        {
+            return None;
+        }
+        let (p, q) = (f.priority, t.priority);
+        let c = &self.cores[core];
+        if c.heads[p] != Some(from) || c.tails[p] != Some(from) || (p != q && c.heads[q].is_some())
+        {
+            return None;
+        }
+        let c = &mut self.cores[core];
+        c.heads[p] = None;
+        c.tails[p] = None;
+        self.set_bit(core, p, false);
+        let c = &mut self.cores[core];
+        c.heads[q] = Some(to);
+        c.tails[q] = Some(to);
+        self.set_bit(core, q, true);
+        self.touch(core);
+        let f = &mut self.threads[from];
+        f.runnable = false;
+        f.queue = Queue::None;
+        if moves {
+            f.sc = None;
+        }
+        let t = &mut self.threads[to];
+        t.runnable = true;
+        t.queue = Queue::Ready(core);
+        t.next = None;
+        t.prev = None;
+        if moves {
+            t.sc = Some(lends);
+            self.sc_thread[lends] = Some(to);
+        }
+        Some(moves)
     }
 
     /// Gives `thread`, which has no context, the unused context `sc` (a notification's,

@@ -233,6 +233,83 @@ fn a_hand_over_ends_as_its_steps_one_by_one() {
     assert_eq!(s.sc(t(1)), None);
 }
 
+/// Everything the scheduler keeps about threads, contexts and queues, to compare two.
+fn state(s: &Sched) -> Vec<std::string::String> {
+    let mut out: Vec<_> = s.threads.values().map(|t| std::format!("{t:?}")).collect();
+    out.extend(s.sc_thread.values().map(|t| std::format!("{t:?}")));
+    for c in s.cores.values() {
+        out.push(std::format!("{:?} {:?}", c.bitmap, c.running_sc));
+        for p in 0..=255u8 {
+            out.push(std::format!("{:?} {:?}", c.heads[p], c.tails[p]));
+        }
+    }
+    out.push(std::format!("{} {}", s.touched, s.timer_dirty));
+    out
+}
+
+/// The direct switch (a thread alone at its priority hands its context to one that takes
+/// its place) ends exactly where the hand-over in steps ends, and where it does not apply
+/// it changes nothing.
+#[test]
+fn a_direct_switch_ends_as_the_hand_over_in_steps() {
+    // (client priority, another thread at the client's priority and one at the server's,
+    // the server passive, the client out of budget, what the context does, and whether the
+    // hand-over is the call or the reply that follows it)
+    let mut applied = 0;
+    for (client_p, reply) in [100u8, 150, 200].into_iter().flat_map(|p| [(p, false), (p, true)]) {
+        for others in 0..4u8 {
+            for passive in [true, false] {
+                for spent in [false, true] {
+                    for sc in [HandOver::Lend, HandOver::GiveBack, HandOver::Keep] {
+                        let setup = |s: &mut Sched| {
+                            s.set_min_budget(1);
+                            thread(s, 0, client_p, 50, 100, 1);
+                            if passive {
+                                s.add_thread(t(1), 150);
+                            } else {
+                                thread(s, 1, 150, 100, 100, 1);
+                                s.block(t(1)).unwrap();
+                            }
+                            if others & 1 != 0 {
+                                thread(s, 2, client_p, 100, 100, 1);
+                            }
+                            if others & 2 != 0 {
+                                thread(s, 3, 150, 100, 100, 1);
+                            }
+                            thread(s, 4, 250, 100, 100, 0); // on another core
+                            enter(s, 1, 0);
+                            if spent {
+                                s.update(core(1), 60); // the client's 50 are used up
+                            } else {
+                                s.update(core(1), 10);
+                            }
+                            if reply {
+                                s.hand_over_in_steps(t(0), t(1), HandOver::Lend);
+                            }
+                            s.take_touched();
+                        };
+                        let (from, to) = if reply { (t(1), t(0)) } else { (t(0), t(1)) };
+                        let (mut direct, mut steps) = (Sched::new(), Sched::new());
+                        setup(&mut direct);
+                        setup(&mut steps);
+                        let before = state(&direct);
+                        let case =
+                            std::format!("{client_p} {reply} {others} {passive} {spent} {sc:?}");
+                        if let Some(moved) = direct.swap_alone(from, to, sc) {
+                            applied += 1;
+                            assert_eq!(moved, steps.hand_over_in_steps(from, to, sc), "{case}");
+                            assert_eq!(state(&direct), state(&steps), "{case}");
+                        } else {
+                            assert_eq!(state(&direct), before, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(applied >= 12, "the direct switch applied in {applied} cases");
+}
+
 #[test]
 fn bad_parameters_are_refused() {
     let mut s = Sched::new();
