@@ -50,21 +50,47 @@ pub trait TableIndex: Copy {
     fn index(self) -> usize;
 }
 
-/// Defines a typed id for a table of `$limit` entries (a power of two, at most 2^16).
+/// Defines a typed id for a table of `$limit` entries (a power of two, at most 2^15).
+///
+/// An id holds its index with the bit `$limit` set: never zero, so `Option<Id>` is as
+/// small as the id and `None` is the zero value, and masking with `$limit - 1` (which every
+/// table access does anyway) gives the index back with no extra instruction.
 macro_rules! table_id {
     ($(#[$doc:meta])* $name:ident, $limit:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(u16);
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(core::num::NonZeroU16);
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.index())
+            }
+        }
 
         #[allow(dead_code, reason = "not every table uses every conversion")]
         impl $name {
+            /// The tag bit every id of this table carries.
+            const TAG: u16 = {
+                assert!(($limit as usize).is_power_of_two() && $limit <= 1 << 15);
+                $limit as u16
+            };
+
+            /// The id of index `index`, which the caller has checked is below `$limit`.
+            #[inline]
+            const fn tagged(index: u16) -> Self {
+                match core::num::NonZeroU16::new(index | Self::TAG) {
+                    Some(v) => Self(v),
+                    // The tag bit is set: never zero.
+                    None => Self(core::num::NonZeroU16::MAX),
+                }
+            }
+
             /// The id of entry `index`, if the table has one.
             #[inline]
             pub const fn new(index: usize) -> Option<Self> {
                 if index < $limit {
-                    // In range of u16: every limit is at most 2^16 (checked below).
-                    Some(Self(index as u16))
+                    // In range of u16: every limit is at most 2^15.
+                    Some(Self::tagged(index as u16))
                 } else {
                     None
                 }
@@ -73,14 +99,14 @@ macro_rules! table_id {
             /// Its position in the table.
             #[inline]
             pub const fn index(self) -> usize {
-                self.0 as usize
+                (self.0.get() & (Self::TAG - 1)) as usize
             }
 
             /// The id named by an object capability's kernel data, if it is in range.
             #[inline]
             pub const fn from_data(data: u64) -> Option<Self> {
                 if data < $limit as u64 {
-                    Some(Self(data as u16))
+                    Some(Self::tagged(data as u16))
                 } else {
                     None
                 }
@@ -89,18 +115,18 @@ macro_rules! table_id {
             /// Its value as an object capability's kernel data.
             #[inline]
             pub const fn data(self) -> u64 {
-                self.0 as u64
+                self.index() as u64
             }
 
             /// Every id of the table, in order.
             pub fn all() -> impl DoubleEndedIterator<Item = Self> + Clone {
-                (0..$limit).map(|i: usize| Self(i as u16))
+                (0..$limit).map(|i: usize| Self::tagged(i as u16))
             }
         }
 
         impl TableIndex for $name {
             const LIMIT: usize = {
-                assert!(($limit as usize).is_power_of_two() && $limit <= 1 << 16);
+                assert!(($limit as usize).is_power_of_two() && $limit <= 1 << 15);
                 $limit
             };
             #[inline]
@@ -109,7 +135,7 @@ macro_rules! table_id {
             }
             #[inline]
             fn index(self) -> usize {
-                self.0 as usize
+                $name::index(self)
             }
         }
     };
@@ -130,11 +156,11 @@ table_id!(
 );
 impl CoreId {
     /// Core 0.
-    pub const MIN: CoreId = CoreId(0);
+    pub const MIN: CoreId = CoreId::tagged(0);
 
     /// Its bit in a mask of cores.
     pub const fn bit(self) -> u32 {
-        1u32 << (self.0 & 31)
+        1u32 << (self.index() & 31)
     }
 
     /// The lowest core of a mask of cores, if any.
@@ -204,9 +230,9 @@ impl ThreadId {
     #[inline]
     pub const fn own_slot(self, which: TcbSlot) -> SlotId {
         // At most TCB_SLOTS_BASE + MAX_THREADS * TCB_SLOTS - 1, below CAP_SLOTS (above).
-        SlotId(
+        SlotId::tagged(
             (TCB_SLOTS_BASE as u16)
-                .wrapping_add(self.0.wrapping_mul(TCB_SLOTS as u16))
+                .wrapping_add((self.index() as u16).wrapping_mul(TCB_SLOTS as u16))
                 .wrapping_add(which as u16),
         )
     }
@@ -231,7 +257,7 @@ impl VSpaceId {
     /// The ASID its translations are tagged with (0 is the kernel's).
     #[inline]
     pub const fn asid(self) -> u16 {
-        self.0.wrapping_add(1)
+        (self.index() as u16).wrapping_add(1)
     }
 }
 
@@ -239,7 +265,7 @@ impl IrqId {
     /// The interrupt's GIC id.
     #[inline]
     pub const fn intid(self) -> u32 {
-        self.0 as u32
+        self.index() as u32
     }
 }
 
