@@ -206,6 +206,10 @@ pub const SMP_HOG: Variant = Variant::of("smp-hog", "tests/systems/smp-hog.xml",
 /// it runs on.
 pub const SMP_BUDGET: Variant = Variant::of("smp-budget", "tests/systems/smp-budget.xml", true);
 
+/// The default system with 640 KiB of constant data in one more PD: an image the
+/// loader-relocation tests can load overlapping its own link address.
+pub const BALLAST: Variant = Variant::of("ballast", "tests/systems/ballast.xml", false);
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -236,6 +240,7 @@ pub const VARIANTS: &[Variant] = &[
     SMP,
     SMP_HOG,
     SMP_BUDGET,
+    BALLAST,
 ];
 
 /// The variants built for `board`.

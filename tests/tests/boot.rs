@@ -134,6 +134,16 @@ fn normal_boot(board: &str) {
 }
 
 fn check_normal_boot(board: &str, outcome: &Outcome) {
+    check_boot_of(
+        board,
+        outcome,
+        [&["io"], &["rt"], &["storage", "storage_blk"]],
+    );
+}
+
+/// [`check_normal_boot`] for the default system with other PDs on its replicas (`pds`,
+/// replica by replica, in the order each replica starts them).
+fn check_boot_of(board: &str, outcome: &Outcome, pds: [&[&str]; 3]) {
     check(
         outcome,
         outcome.exit_code() == Some(0),
@@ -187,8 +197,7 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
     );
     // Every replica's initialiser runs in user space and starts its PDs there; the storage
     // replica runs one on each of its cores, `storage` on core 2 and `storage_blk` on core 3.
-    let replicas: [&[&str]; 3] = [&["io"], &["rt"], &["storage", "storage_blk"]];
-    for (replica, pds) in replicas.iter().enumerate() {
+    for (replica, pds) in pds.iter().enumerate() {
         position(
             outcome,
             &format!("MON{replica}|INFO: initialiser running at EL0"),
@@ -1119,17 +1128,18 @@ fn image_size(board: &str, variant: &Variant) -> u64 {
 
 /// Loaded just above where QEMU's `virt` keeps its device tree for a guest without a kernel
 /// (0x4000_0000 to 0x4010_0000, which the link address 0x4008_0000 lies in: QEMU refuses to
-/// load the image there, or below), the image overlaps its link address from above: the
-/// loader moves itself down over itself and boots as from `-kernel`, on the board's GICv3.
+/// load the image there, or below), an image of more than 512 KiB (the ballast system's)
+/// overlaps its link address from above: the loader moves itself down over itself and boots
+/// as from `-kernel`, on the board's GICv3.
 #[test]
 fn qemu_virt_aarch64_boots_loaded_half_a_mebibyte_above_its_link_address() {
     let board = "qemu_virt_aarch64";
     let (link, addr) = (0x4008_0000, 0x4010_0000);
     assert!(
-        image_size(board, &variants::BOOT) > addr - link,
+        image_size(board, &variants::BALLAST) > addr - link,
         "the image no longer overlaps its link address from there"
     );
-    let outcome = Boot::image(board, "loaded-above", image_of(board, &variants::BOOT))
+    let outcome = Boot::image(board, "loaded-above", image_of(board, &variants::BALLAST))
         .loaded_at(addr)
         .run();
     check(
@@ -1137,7 +1147,20 @@ fn qemu_virt_aarch64_boots_loaded_half_a_mebibyte_above_its_link_address() {
         !outcome.serial.contains("interrupt controller:"),
         "the loader did not keep the board's GICv3",
     );
-    check_normal_boot(board, &outcome);
+    check_ballast_boot(board, &outcome);
+}
+
+/// The ballast system (`variants::BALLAST`) booted normally, its ballast intact.
+fn check_ballast_boot(board: &str, outcome: &Outcome) {
+    check_boot_of(
+        board,
+        outcome,
+        [&["io", "ballast"], &["rt"], &["storage", "storage_blk"]],
+    );
+    position(
+        outcome,
+        "ballast: running at EL0, 655360 bytes of ballast intact",
+    );
 }
 
 /// With an interrupt controller the board does not describe (a GICv4 here), the loader
@@ -1167,19 +1190,19 @@ fn qemu_virt_aarch64_an_unknown_gic_is_refused() {
 /// The ZCU102's RAM starts at 0, and `-m 2G` gives `xlnx-zcu102` no more than the 2 GiB
 /// Atoll uses: nothing lies above the replicas. So the image goes below its link address
 /// (0x8_0000), at 0x1_0000, inside the 16 MiB the board keeps for the boot stub, loader and
-/// image: the image overlaps its link address from below and the loader moves itself up
-/// over itself. Then 0x40 above the link address: a move too short to make in one step
-/// (the code doing it would be overwritten), made through a place below.
+/// image: the ballast system's image overlaps its link address from below and the loader
+/// moves itself up over itself. Then 0x40 above the link address: a move too short to make
+/// in one step (the code doing it would be overwritten), made through a place below.
 #[test]
 fn zcu102_boots_from_a_device_loader_below_and_just_above_its_link_address() {
     let board = "zcu102";
-    assert!(image_size(board, &variants::BOOT) > 0x8_0000 - 0x1_0000);
+    assert!(image_size(board, &variants::BALLAST) > 0x8_0000 - 0x1_0000);
     for addr in [0x1_0000, 0x8_0040] {
         let label = format!("loaded-at-{addr:#x}");
-        let outcome = Boot::image(board, &label, image_of(board, &variants::BOOT))
+        let outcome = Boot::image(board, &label, image_of(board, &variants::BALLAST))
             .loaded_at(addr)
             .run();
-        check_normal_boot(board, &outcome);
+        check_ballast_boot(board, &outcome);
     }
 }
 

@@ -54,19 +54,29 @@ pub trait TableIndex: Copy {
 ///
 /// An id holds its index with the bit `$limit` set: never zero, so `Option<Id>` is as
 /// small as the id and `None` is the zero value, and masking with `$limit - 1` (which every
-/// table access does anyway) gives the index back with no extra instruction.
+/// table access does anyway) gives the index back with no extra instruction. A `plain` id
+/// holds its bare index instead, so that its first value is zero (the kernel keeps the
+/// core it serves in one, and its initial state must be all zeros).
 macro_rules! table_id {
-    ($(#[$doc:meta])* $name:ident, $limit:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(core::num::NonZeroU16);
+    (plain $(#[$doc:meta])* $name:ident, $limit:expr) => {
+        $crate::id::table_id!(@common $(#[$doc])* $name, $limit, u16);
+        #[allow(dead_code, reason = "not every table uses every conversion")]
+        impl $name {
+            /// The id of index `index`, which the caller has checked is below `$limit`.
+            #[inline]
+            const fn tagged(index: u16) -> Self {
+                Self(index)
+            }
 
-        impl core::fmt::Debug for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.index())
+            /// Its position in the table.
+            #[inline]
+            pub const fn index(self) -> usize {
+                self.0 as usize
             }
         }
-
+    };
+    ($(#[$doc:meta])* $name:ident, $limit:expr) => {
+        $crate::id::table_id!(@common $(#[$doc])* $name, $limit, core::num::NonZeroU16);
         #[allow(dead_code, reason = "not every table uses every conversion")]
         impl $name {
             /// The tag bit every id of this table carries.
@@ -85,21 +95,35 @@ macro_rules! table_id {
                 }
             }
 
-            /// The id of entry `index`, if the table has one.
-            #[inline]
-            pub const fn new(index: usize) -> Option<Self> {
-                if index < $limit {
-                    // In range of u16: every limit is at most 2^15.
-                    Some(Self::tagged(index as u16))
-                } else {
-                    None
-                }
-            }
-
             /// Its position in the table.
             #[inline]
             pub const fn index(self) -> usize {
                 (self.0.get() & (Self::TAG - 1)) as usize
+            }
+        }
+    };
+    (@common $(#[$doc:meta])* $name:ident, $limit:expr, $repr:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name($repr);
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.index())
+            }
+        }
+
+        #[allow(dead_code, reason = "not every table uses every conversion")]
+        impl $name {
+            /// The id of entry `index`, if the table has one.
+            #[inline]
+            pub const fn new(index: usize) -> Option<Self> {
+                if index < $limit {
+                    // In range of u16: every limit is at most 2^15 (checked below).
+                    Some(Self::tagged(index as u16))
+                } else {
+                    None
+                }
             }
 
             /// The id named by an object capability's kernel data, if it is in range.
@@ -141,7 +165,6 @@ macro_rules! table_id {
     };
 }
 
-#[cfg(test)]
 pub(crate) use table_id;
 
 table_id!(
@@ -150,6 +173,7 @@ table_id!(
     MAX_THREADS
 );
 table_id!(
+    plain
     /// A core of the board, by its index (the `cpu` of a PD, the cores of a replica).
     CoreId,
     MAX_CORES

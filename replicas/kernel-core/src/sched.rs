@@ -358,9 +358,10 @@ pub struct Scheduler {
     min_budget: u64,
     /// Bit `c` is set when core `c`'s ready queues changed since [`Scheduler::take_touched`].
     touched: u32,
-    /// Bit `c` is set when core `c`'s next event may have moved since
-    /// [`Scheduler::take_timer_change`].
-    timer_dirty: u32,
+    /// Bit `c` is set when core `c`'s next event has not moved since it last took the
+    /// mark ([`Scheduler::take_timer_change`]); clear, it may have. (Kept this way round so
+    /// that a new scheduler is all zeros, and the kernel's state needs no image space.)
+    timer_clean: u32,
     /// The domain schedule.
     domains: Schedule,
     /// Whether it was started: the one thing the common path reads of it.
@@ -384,7 +385,7 @@ impl Scheduler {
             now: 0,
             min_budget: 0,
             touched: 0,
-            timer_dirty: u32::MAX,
+            timer_clean: 0,
             domains: Schedule::new(),
             domains_running: false,
         }
@@ -431,7 +432,7 @@ impl Scheduler {
             return Err(SchedError::BadParameters);
         }
         self.stop_counting(sc);
-        self.timer_dirty = u32::MAX;
+        self.timer_clean = 0;
         self.scs[sc] = Some(SchedContext::new(budget, period, core, self.now));
         if let Some(thread) = self.sc_thread[sc] {
             self.requeue(thread);
@@ -631,7 +632,7 @@ impl Scheduler {
                 _ => break,
             }
         }
-        self.timer_dirty |= core.bit();
+        self.timer_clean &= !core.bit();
         let t = &mut self.threads[thread];
         t.prev = prev;
         t.next = next;
@@ -648,7 +649,7 @@ impl Scheduler {
     #[cold]
     #[inline(never)]
     fn dequeue_release(&mut self, core: CoreId, thread: ThreadId) {
-        self.timer_dirty |= core.bit();
+        self.timer_clean &= !core.bit();
         let Thread { next, prev, .. } = self.threads[thread];
         match prev {
             None => self.cores[core].release = next,
@@ -734,7 +735,7 @@ impl Scheduler {
         self.domains.start(index, self.now)?;
         self.domains_running = true;
         self.touched = u32::MAX;
-        self.timer_dirty = u32::MAX;
+        self.timer_clean = 0;
         Ok(())
     }
 
@@ -1039,7 +1040,7 @@ impl Scheduler {
     /// Any core that counts `sc`'s time stops counting it (the time is dropped: the
     /// context is reconfigured, moved or destroyed).
     fn stop_counting(&mut self, sc: SchedContextId) {
-        self.timer_dirty = u32::MAX;
+        self.timer_clean = 0;
         for c in self.cores.values_mut() {
             if c.running_sc == Some(sc) {
                 c.running_sc = None;
@@ -1061,7 +1062,7 @@ impl Scheduler {
     #[inline(never)]
     fn commit(&mut self, core: CoreId) {
         let consumed = core::mem::take(&mut self.cores[core].consumed);
-        self.timer_dirty |= core.bit();
+        self.timer_clean &= !core.bit();
         let Some(sc) = self.cores[core].running_sc else {
             return;
         };
@@ -1106,7 +1107,7 @@ impl Scheduler {
         if self.domains_running && self.domains.advance(self.now) {
             // A new domain's threads are chosen on every core.
             self.touched = u32::MAX;
-            self.timer_dirty = u32::MAX;
+            self.timer_clean = 0;
         }
         out
     }
@@ -1137,7 +1138,7 @@ impl Scheduler {
         if self.cores[core].running_sc != sc {
             self.commit(core);
             self.cores[core].running_sc = sc;
-            self.timer_dirty |= core.bit();
+            self.timer_clean &= !core.bit();
         }
     }
 
@@ -1145,14 +1146,14 @@ impl Scheduler {
     /// changed or was charged, its release queue changed, a context was configured, the
     /// domain changed); the mark is taken.
     pub fn take_timer_change(&mut self, core: CoreId) -> bool {
-        let changed = self.timer_dirty & core.bit() != 0;
-        self.timer_dirty &= !core.bit();
+        let changed = self.timer_clean & core.bit() == 0;
+        self.timer_clean |= core.bit();
         changed
     }
 
     /// The cores whose next event may have moved and that have not taken the mark yet.
     pub fn timer_dirty(&self) -> u32 {
-        self.timer_dirty
+        !self.timer_clean
     }
 
     /// The context whose time `core` counts.

@@ -42,7 +42,8 @@ pub struct Inner {
     pub kernel: Kernel,
     /// Each core's user address space (root, ASID), to skip needless switches.
     pub space: [(u64, u16); MAX_CORES],
-    /// Each core's timer deadline (`u64::MAX`: stopped), to skip needless writes.
+    /// Each core's timer deadline (`u64::MAX`: stopped; 0: not known, written at the next
+    /// arming), to skip needless writes.
     pub armed: [u64; MAX_CORES],
     /// The threads' FP/SIMD registers.
     pub fp: FpSwitch,
@@ -59,7 +60,7 @@ static KERNEL: KernelCell = KernelCell {
     inner: UnsafeCell::new(Inner {
         kernel: Kernel::new(),
         space: [(0, 0); MAX_CORES],
-        armed: [u64::MAX; MAX_CORES],
+        armed: [0; MAX_CORES],
         fp: FpSwitch::new(),
         lines: Table::filled(LineBuf::new()),
         started: false,

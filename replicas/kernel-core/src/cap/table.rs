@@ -56,19 +56,19 @@ impl<I: Copy, const N: usize> Work<I, N> {
 
 /// The capability table of a replica: `N` slots indexed by `I`. The first `roots` slots
 /// stand alone (the initial slots the kernel hands out at boot); CNodes get runs of the
-/// slots from there up to `tcb_base`; the slots from `tcb_base` up are the TCBs' own,
-/// [`TCB_SLOTS`] per thread in thread order.
-pub struct CapTable<I, const N: usize> {
+/// slots from there up to `TCB_BASE`; the slots from `TCB_BASE` up are the TCBs' own,
+/// [`TCB_SLOTS`] per thread in thread order. (The layout is a parameter of the type, not
+/// a field, so that a new kernel's state is all zeros and takes no room in its image.)
+pub struct CapTable<I, const N: usize, const TCB_BASE: usize> {
     slots: Table<I, Slot<I>, N>,
     roots: usize,
-    tcb_base: usize,
     /// Every CNode run ever handed out ends at or below this slot, so a new run can start
     /// here without a search while it fits.
     cnode_top: usize,
     /// Work list of a cascading deletion (kept here, not on the kernel stack).
     work: Work<I, N>,
-    /// Moves on with every change to the table (see [`CapTable::generation`]).
-    generation: u64,
+    /// Changes made to the table (see [`CapTable::generation`]).
+    changes: u64,
 }
 
 /// Where a walk ([`CapTable::lookup_from`]) ended: the slot, and the last CNode level it
@@ -94,31 +94,37 @@ pub struct Leaf {
     pub radix: u32,
 }
 
-impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N> {
-    /// A table whose first `roots` slots stand alone and whose slots from `tcb_base` up
+impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize, const TCB_BASE: usize>
+    CapTable<I, N, TCB_BASE>
+{
+    /// The first of the TCBs' own slots (`TCB_BASE`, at most `N`).
+    const TCB: usize = if TCB_BASE < N { TCB_BASE } else { N };
+
+    /// A table whose first `roots` slots stand alone and whose slots from `TCB_BASE` up
     /// hold the TCBs' own capabilities; CNodes get the slots between.
-    pub const fn new(roots: usize, tcb_base: usize) -> Self {
-        let tcb_base = if tcb_base < N { tcb_base } else { N };
-        let roots = if roots < tcb_base { roots } else { tcb_base };
+    pub const fn new(roots: usize) -> Self {
+        let roots = if roots < Self::TCB { roots } else { Self::TCB };
         Self {
             slots: Table::filled(Slot::EMPTY),
             roots,
-            tcb_base,
             cnode_top: roots,
             work: Work::new(),
-            generation: 0,
+            changes: 0,
         }
     }
 
     /// A count that moves on with every change to the table: a lookup's result, or a
-    /// [`Leaf`], holds for as long as it is the same.
+    /// [`Leaf`], holds for as long as it is the same. It starts at 1, so a kept result
+    /// can use 0 for "none" (and a new kernel's state is all zeros); it would come back to
+    /// 0 only after 2^64 changes.
+    #[inline]
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.changes.wrapping_add(1)
     }
 
     /// Every change to the table goes through here first.
     fn changing(&mut self) {
-        self.generation = self.generation.wrapping_add(1);
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// The capability in `slot`.
@@ -162,8 +168,8 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     }
 
     /// The slots the object of `cap` owns and that go with it: a CNode's contents, a TCB's
-    /// own slots (thread `t`'s are the `TCB_SLOTS` from `tcb_base + t * TCB_SLOTS`: with the
-    /// kernel's `tcb_base`, the layout of `ThreadId::own_slot`). (first slot index, count)
+    /// own slots (thread `t`'s are the `TCB_SLOTS` from `TCB_BASE + t * TCB_SLOTS`: with the
+    /// kernel's `TCB_BASE`, the layout of `ThreadId::own_slot`). (first slot index, count)
     fn owned_slots(&self, cap: Cap) -> Option<(usize, usize)> {
         match cap {
             Cap::CNode { .. } => Self::cnode_slots(cap).map(|(first, n)| (first.index(), n)),
@@ -173,7 +179,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
                 ..
             } => {
                 let thread = usize::try_from(data).ok().filter(|&t| t < MAX_THREADS)?;
-                let first = self.tcb_base.checked_add(thread.checked_mul(TCB_SLOTS)?)?;
+                let first = Self::TCB.checked_add(thread.checked_mul(TCB_SLOTS)?)?;
                 Some((first, TCB_SLOTS))
             }
             _ => None,
@@ -187,7 +193,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
         if let Some((first, len)) = Self::cnode_slots(cap) {
             self.cnode_top = self
                 .cnode_top
-                .max(first.index().saturating_add(len).min(self.tcb_base));
+                .max(first.index().saturating_add(len).min(Self::TCB));
         }
         self.slots[slot] = Slot { cap, ..Slot::EMPTY };
         Ok(())
@@ -567,13 +573,13 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize> CapTable<I, N
     /// A run of `want` slots past the root slots that no live CNode owns: above every run
     /// handed out so far while that fits, else the first free one.
     fn find_free_run(&self, want: usize) -> Option<usize> {
-        if self.cnode_top.checked_add(want)? <= self.tcb_base {
+        if self.cnode_top.checked_add(want)? <= Self::TCB {
             return Some(self.cnode_top);
         }
         let mut at = self.roots;
         loop {
             let end = at.checked_add(want)?;
-            if end > self.tcb_base {
+            if end > Self::TCB {
                 return None;
             }
             let clash = self.slots.values().find_map(|s| match s.cap {

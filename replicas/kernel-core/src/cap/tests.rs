@@ -20,14 +20,14 @@ crate::id::table_id!(
     SLOTS
 );
 
-type Table = CapTable<TestSlot, SLOTS>;
+type Table = CapTable<TestSlot, SLOTS, TCB_BASE>;
 
 fn s(i: usize) -> TestSlot {
     TestSlot::new(i).unwrap()
 }
 
 fn table() -> Table {
-    let mut t = CapTable::new(ROOTS, TCB_BASE);
+    let mut t = Table::new(ROOTS);
     t.insert_original(
         s(0),
         Cap::Untyped {

@@ -71,7 +71,7 @@ impl Kernel {
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
     /// it has none (or faulted while sending a fault).
     pub(super) fn fault(&mut self, m: &mut impl Machine, t: ThreadId, label: u64, mrs: [u64; 4]) {
-        self.objects.changed = true;
+        self.objects.unchanged = false;
         let handler = self.fault_handler(t);
         let tcb = &mut self.objects.tcbs[t];
         let (Some((ep, badge)), 0) = (handler, tcb.fault_label) else {

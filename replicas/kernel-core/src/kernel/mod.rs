@@ -139,7 +139,7 @@ fn ticks_from_us(us: u64, hz: u64) -> Option<u64> {
 }
 
 /// The replica's capability table: CNodes' slots, then the TCBs' own at the top.
-type Caps = CapTable<SlotId, CAP_SLOTS>;
+type Caps = CapTable<SlotId, CAP_SLOTS, TCB_SLOTS_BASE>;
 
 /// Where the initialiser's boot objects lie (physical addresses of zeroed boot memory; the
 /// address space's tables already built in `vspace`) and how it runs.
@@ -177,13 +177,14 @@ struct LookupCache {
 }
 
 impl LookupCache {
-    /// Matches no generation the table reaches.
+    /// Matches no generation the table reaches (it is never 0).
     const NONE: LookupCache = LookupCache {
-        generation: u64::MAX,
+        generation: 0,
         leaf: crate::cap::Leaf {
             high: 0,
             first: 0,
-            radix: 1,
+            // Never read (no generation matches); 0 keeps a new kernel's state all zeros.
+            radix: 0,
         },
     };
 }
@@ -214,9 +215,9 @@ impl Kernel {
     /// An empty kernel: no capabilities, no threads.
     pub const fn new() -> Self {
         Self {
-            caps: CapTable::new(0, TCB_SLOTS_BASE),
+            caps: CapTable::new(0),
             lookup_cache: Table::filled(LookupCache::NONE),
-            space_cache: Table::filled((u64::MAX, None)),
+            space_cache: Table::filled((0, None)),
             objects: Objects::new(),
             #[cfg(test)]
             no_fastpath: false,
@@ -250,7 +251,7 @@ impl Kernel {
     pub fn enter(&mut self, core: CoreId, now: u64) {
         self.objects.core = core;
         if self.objects.sched.update(core, now) {
-            self.objects.changed = true;
+            self.objects.unchanged = false;
         }
     }
 
@@ -392,7 +393,7 @@ impl Kernel {
     pub fn note_loaded(&mut self) {
         let me = self.objects.core;
         self.objects.loaded[me] = self.objects.current[me];
-        self.objects.changed = false;
+        self.objects.unchanged = true;
     }
 
     /// Whether the caller of the last system call, `t`, goes on as the machine last loaded
@@ -401,7 +402,7 @@ impl Kernel {
     /// budget changes. (Only system calls run between two loads: every other kernel entry
     /// chooses and loads a thread again.) The machine can then return to it as it is.
     pub fn caller_goes_on(&self, t: ThreadId) -> bool {
-        self.current() == Some(t) && !self.objects.changed
+        self.current() == Some(t) && self.objects.unchanged
     }
 }
 

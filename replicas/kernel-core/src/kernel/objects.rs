@@ -63,10 +63,11 @@ pub(super) struct Objects {
     pub cores: u32,
     /// Cores asked to choose again (bit `c`), for the machine to interrupt.
     pub kicks: u32,
-    /// An object was invoked, or a fault raised, since the machine last loaded the current
-    /// thread (`Kernel::note_loaded`): something a thread runs with (its address space,
-    /// scheduling parameters, budget) may have changed (see `Kernel::caller_goes_on`).
-    pub changed: bool,
+    /// No object was invoked and no fault raised since the machine last loaded the current
+    /// thread (`Kernel::note_loaded`); when false, something a thread runs with (its
+    /// address space, scheduling parameters, budget) may have changed (see
+    /// `Kernel::caller_goes_on`). False until a thread is first loaded.
+    pub unchanged: bool,
 }
 
 /// Takes the first free entry of a table of live flags.
@@ -110,9 +111,9 @@ impl Objects {
             current: Table::filled(None),
             loaded: Table::filled(None),
             core: CoreId::MIN,
-            cores: 1,
+            cores: 0,
             kicks: 0,
-            changed: true,
+            unchanged: false,
         }
     }
 

@@ -265,7 +265,7 @@ impl Kernel {
         info: MessageInfo,
         call: bool,
     ) {
-        self.objects.changed = true;
+        self.objects.unchanged = false;
         let cap = self.caps.get(target.slot);
         let result = self.invoke(m, t, target.slot, cap, info);
         // The invoker may have deleted itself.

@@ -243,7 +243,7 @@ fn state(s: &Sched) -> Vec<std::string::String> {
             out.push(std::format!("{:?} {:?}", c.heads[p], c.tails[p]));
         }
     }
-    out.push(std::format!("{} {}", s.touched, s.timer_dirty));
+    out.push(std::format!("{} {}", s.touched, s.timer_clean));
     out
 }
 
@@ -256,7 +256,10 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
     // the server passive, the client out of budget, what the context does, and whether the
     // hand-over is the call or the reply that follows it)
     let mut applied = 0;
-    for (client_p, reply) in [100u8, 150, 200].into_iter().flat_map(|p| [(p, false), (p, true)]) {
+    for (client_p, reply) in [100u8, 150, 200]
+        .into_iter()
+        .flat_map(|p| [(p, false), (p, true)])
+    {
         for others in 0..4u8 {
             for passive in [true, false] {
                 for spent in [false, true] {
@@ -307,7 +310,10 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
             }
         }
     }
-    assert!(applied >= 12, "the direct switch applied in {applied} cases");
+    assert!(
+        applied >= 12,
+        "the direct switch applied in {applied} cases"
+    );
 }
 
 #[test]
