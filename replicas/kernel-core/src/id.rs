@@ -54,27 +54,8 @@ pub trait TableIndex: Copy {
 ///
 /// An id holds its index with the bit `$limit` set: never zero, so `Option<Id>` is as
 /// small as the id and `None` is the zero value, and masking with `$limit - 1` (which every
-/// table access does anyway) gives the index back with no extra instruction. A `plain` id
-/// holds its bare index instead, so that its first value is zero (the kernel keeps the
-/// core it serves in one, and its initial state must be all zeros).
+/// table access does anyway) gives the index back with no extra instruction.
 macro_rules! table_id {
-    (plain $(#[$doc:meta])* $name:ident, $limit:expr) => {
-        $crate::id::table_id!(@common $(#[$doc])* $name, $limit, u16);
-        #[allow(dead_code, reason = "not every table uses every conversion")]
-        impl $name {
-            /// The id of index `index`, which the caller has checked is below `$limit`.
-            #[inline]
-            const fn tagged(index: u16) -> Self {
-                Self(index)
-            }
-
-            /// Its position in the table.
-            #[inline]
-            pub const fn index(self) -> usize {
-                self.0 as usize
-            }
-        }
-    };
     ($(#[$doc:meta])* $name:ident, $limit:expr) => {
         $crate::id::table_id!(@common $(#[$doc])* $name, $limit, core::num::NonZeroU16);
         #[allow(dead_code, reason = "not every table uses every conversion")]
@@ -99,6 +80,12 @@ macro_rules! table_id {
             #[inline]
             pub const fn index(self) -> usize {
                 (self.0.get() & (Self::TAG - 1)) as usize
+            }
+
+            /// The id of `index` modulo `$limit`.
+            #[inline]
+            pub const fn wrapping(index: usize) -> Self {
+                Self::tagged((index & ($limit - 1)) as u16)
             }
         }
     };
@@ -173,7 +160,6 @@ table_id!(
     MAX_THREADS
 );
 table_id!(
-    plain
     /// A core of the board, by its index (the `cpu` of a PD, the cores of a replica).
     CoreId,
     MAX_CORES

@@ -42,8 +42,9 @@ pub struct Inner {
     pub kernel: Kernel,
     /// Each core's user address space (root, ASID), to skip needless switches.
     pub space: [(u64, u16); MAX_CORES],
-    /// Each core's timer deadline (`u64::MAX`: stopped; 0: not known, written at the next
-    /// arming), to skip needless writes.
+    /// Each core's timer deadline, to skip needless writes: its complement, so that the
+    /// initial zeros read as `u64::MAX`, stopped (and the kernel's state takes no room in
+    /// its image). `!0`, deadline 0, forces the next write.
     pub armed: [u64; MAX_CORES],
     /// The threads' FP/SIMD registers.
     pub fp: FpSwitch,
@@ -153,10 +154,10 @@ impl Inner {
         let Some(armed) = self.armed.get_mut(core) else {
             return;
         };
-        if due == *armed {
+        if due == !*armed {
             return;
         }
-        *armed = due;
+        *armed = !due;
         if due == u64::MAX {
             arch::disarm_timer();
         } else {
@@ -346,7 +347,7 @@ pub fn on_timer(r: &Replica, core: usize) {
         }
         // The deadline has passed: whatever the cache says, the timer must be written.
         if let Some(armed) = inner.armed.get_mut(core) {
-            *armed = 0;
+            *armed = !0; // deadline 0
         }
         inner.arm_timer(r, core, true);
     });

@@ -92,7 +92,7 @@ impl Kernel {
         let o = &mut self.objects;
         let core = CoreId::first_of(b.cores).ok_or(Error::InvalidArgument)?;
         o.cores = b.cores;
-        o.core = core;
+        o.set_core(core);
         o.sched.set_min_budget(b.min_budget);
         o.sched
             .configure(sc, b.budget, b.budget, core)

@@ -127,7 +127,7 @@ impl Kernel {
     ) -> Result<Answer, Error> {
         let args = Args::read(&self.objects, m, t, info);
         let op = info.label();
-        if may_change_other_threads(&cap) && self.objects.cores & !self.objects.core.bit() != 0 {
+        if may_change_other_threads(&cap) && self.objects.cores & !self.objects.core().bit() != 0 {
             self.stall_others(m);
         }
         match cap {

@@ -241,7 +241,7 @@ impl Kernel {
 
     /// The thread this core is to run now, if any.
     pub fn current(&self) -> Option<ThreadId> {
-        self.objects.current[self.objects.core]
+        self.objects.current[self.objects.core()]
     }
 
     /// A kernel entry on core `core` at counter time `now`: the core's running scheduling
@@ -249,7 +249,7 @@ impl Kernel {
     /// threads whose budget is back become ready, and the domain schedule moves on. Every
     /// entry point below then serves this core.
     pub fn enter(&mut self, core: CoreId, now: u64) {
-        self.objects.core = core;
+        self.objects.set_core(core);
         if self.objects.sched.update(core, now) {
             self.objects.unchanged = false;
         }
@@ -257,14 +257,14 @@ impl Kernel {
 
     /// The core the current kernel entry serves.
     pub fn core(&self) -> CoreId {
-        self.objects.core
+        self.objects.core()
     }
 
     /// The thread this core last returned to, whose registers an exception from EL0 saved:
     /// `None` when it was idle, or when another core stopped it and took the entry over
     /// ([`Machine::stall`]).
     pub fn loaded(&self) -> Option<ThreadId> {
-        self.objects.loaded[self.objects.core]
+        self.objects.loaded[self.objects.core()]
     }
 
     /// The cores to interrupt so that they choose again (bit `c` for core `c`), taken.
@@ -274,7 +274,7 @@ impl Kernel {
 
     /// Starts counting time on this core from `now` (its first thread is about to run).
     pub fn start_core(&mut self, now: u64) {
-        self.objects.sched.start_core(self.objects.core, now);
+        self.objects.sched.start_core(self.objects.core(), now);
     }
 
     /// Before an invocation that may change what another core's thread runs with (its
@@ -284,7 +284,7 @@ impl Kernel {
     /// making is made again when it next runs (the registers it made it with are intact).
     #[cold]
     pub(super) fn stall_others(&mut self, m: &mut impl Machine) {
-        let me = self.objects.core;
+        let me = self.objects.core();
         for c in CoreId::all() {
             if c == me {
                 continue;
@@ -368,13 +368,13 @@ impl Kernel {
     /// Whether this core's next event ([`Kernel::next_event`]) may have moved since the
     /// machine last asked (the mark is taken).
     pub fn timer_changed(&mut self) -> bool {
-        self.objects.sched.take_timer_change(self.objects.core)
+        self.objects.sched.take_timer_change(self.objects.core())
     }
 
     /// When (counter time) this core must enter the kernel next: its running context's
     /// budget ends, a thread waiting for budget on it is refilled, or the domain slot ends.
     pub fn next_event(&self) -> Option<u64> {
-        self.objects.sched.next_event(self.objects.core)
+        self.objects.sched.next_event(self.objects.core())
     }
 
     /// Whether the replica has settled: no core runs a thread or has one ready (another core
@@ -391,7 +391,7 @@ impl Kernel {
     /// The machine has loaded the current thread (its address space, FP access and budget
     /// timer): from here on, [`Kernel::caller_goes_on`] tracks what changes.
     pub fn note_loaded(&mut self) {
-        let me = self.objects.core;
+        let me = self.objects.core();
         self.objects.loaded[me] = self.objects.current[me];
         self.objects.unchanged = true;
     }

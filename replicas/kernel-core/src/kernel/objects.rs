@@ -57,8 +57,9 @@ pub(super) struct Objects {
     /// The thread each core last returned to and may be running at EL0 (`None`: idle, or
     /// stopped by another core, see `Kernel::stall_others`).
     pub loaded: Table<CoreId, Option<ThreadId>, MAX_CORES>,
-    /// The core this kernel entry serves.
-    pub core: CoreId,
+    /// The index of the core this kernel entry serves ([`Objects::core`]; an index, not a
+    /// `CoreId`, so that a new kernel's state is all zeros).
+    serving: u16,
     /// The replica's cores (bit `c` for core `c`).
     pub cores: u32,
     /// Cores asked to choose again (bit `c`), for the machine to interrupt.
@@ -83,6 +84,18 @@ pub(super) fn free_count<I: TableIndex, const N: usize>(live: &Table<I, bool, N>
 }
 
 impl Objects {
+    /// The core this kernel entry serves.
+    #[inline]
+    pub fn core(&self) -> CoreId {
+        CoreId::wrapping(usize::from(self.serving))
+    }
+
+    /// This kernel entry serves `core`.
+    #[inline]
+    pub fn set_core(&mut self, core: CoreId) {
+        self.serving = core.index() as u16;
+    }
+
     pub const fn new() -> Self {
         Self {
             threads: Threads::new(),
@@ -110,7 +123,7 @@ impl Objects {
             irqs: Table::filled(Irq::UNCLAIMED),
             current: Table::filled(None),
             loaded: Table::filled(None),
-            core: CoreId::MIN,
+            serving: 0,
             cores: 0,
             kicks: 0,
             unchanged: false,
@@ -129,7 +142,7 @@ impl Objects {
     /// Chooses what this core runs, and asks every other core of the replica whose queues
     /// changed, and whose choice is now another thread, to choose again.
     pub fn schedule(&mut self) {
-        let me = self.core;
+        let me = self.core();
         let next = self.sched.choose(me);
         self.current[me] = next;
         self.sched.switch_to(me, next);
