@@ -459,12 +459,15 @@ fn boot_wall_times(image: &std::path::Path) -> Result<(f64, f64)> {
 struct Sizes {
     /// The release kernel's `.text`.
     kernel_text: u64,
+    /// The release kernel's `.data`: initialised state the image must carry and the loader
+    /// checksum and copy for every replica (none while the kernel's initial state is zeros).
+    kernel_data: u64,
     /// The packed image.
     image: u64,
 }
 
-/// Reads the kernel's `.text` size from the ELF beside the image in `out/image`, and the
-/// image's size.
+/// Reads the kernel's `.text` and `.data` sizes from the ELF beside the image in
+/// `out/image`, and the image's size.
 fn measure_sizes(out: &std::path::Path, image: &std::path::Path) -> Result<Sizes> {
     let kernel = std::fs::read(out.join("image").join("atoll-kernel.elf"))
         .context("reading the kernel ELF")?;
@@ -473,8 +476,13 @@ fn measure_sizes(out: &std::path::Path, image: &std::path::Path) -> Result<Sizes
         .section_by_name(".text")
         .map(|s| s.size())
         .ok_or_else(|| anyhow!("kernel has no .text"))?;
+    let kernel_data = file.section_by_name(".data").map_or(0, |s| s.size());
     let image = std::fs::metadata(image)?.len();
-    Ok(Sizes { kernel_text, image })
+    Ok(Sizes {
+        kernel_text,
+        kernel_data,
+        image,
+    })
 }
 
 /// The instruction counts of the benchmark systems under `protection-domains/bench/systems/`.
@@ -562,6 +570,14 @@ fn headline_figures(boot: &BootMeasures, sizes: &Sizes, trips: &RoundTrips) -> V
         unit: "bytes",
         goal: Some(65_536.0),
         reference: "seL4 63,876 bytes",
+        exact: true,
+    });
+    figures.push(Figure {
+        name: "kernel .data (release)",
+        value: sizes.kernel_data as f64,
+        unit: "bytes",
+        goal: Some(0.0),
+        reference: "-",
         exact: true,
     });
     figures.extend(round_trip_table(trips));
