@@ -42,15 +42,38 @@ fn check_nothing_failed(outcome: &Outcome, what: &str) {
     );
 }
 
+/// The guest's whole output lines. A last line without its newline is left out: QEMU was
+/// stopped while a replica printed it (the harness stops QEMU once it has seen its `until`
+/// texts, and another replica may be in the middle of a line then), so it is not the
+/// guest's to judge.
 fn guest_lines(outcome: &Outcome) -> Vec<&str> {
-    outcome
+    let guest = outcome
         .serial
         .split("\n--- qemu stderr ---")
         .next()
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .collect()
+        .unwrap_or("");
+    let whole = guest.rfind('\n').map_or("", |end| &guest[..end]);
+    whole.lines().filter(|l| !l.is_empty()).collect()
+}
+
+/// A line QEMU was stopped in the middle of is not a guest line; every whole one is, also
+/// with QEMU's stderr appended.
+#[test]
+fn a_line_cut_off_by_stopping_qemu_is_not_judged() {
+    let outcome = |serial: &str| Outcome {
+        status: None,
+        serial: serial.to_string(),
+        log_path: PathBuf::new(),
+        elapsed: std::time::Duration::ZERO,
+        first_output: None,
+        until_seen: None,
+    };
+    let cut = outcome("K0|INFO: up\nMON1|INFO: done\nK0|INFO:");
+    assert_eq!(guest_lines(&cut), ["K0|INFO: up", "MON1|INFO: done"]);
+    let whole = outcome("K0|INFO: up\nio: hello\n\n--- qemu stderr ---\nqemu: warning\n");
+    assert_eq!(guest_lines(&whole), ["K0|INFO: up", "io: hello"]);
+    let cut_before_stderr = outcome("K0|INFO: up\nK1|IN\n--- qemu stderr ---\nqemu: x\n");
+    assert_eq!(guest_lines(&cut_before_stderr), ["K0|INFO: up"]);
 }
 
 /// Every line carries exactly one source prefix and a level, or is a PD's own debug output
