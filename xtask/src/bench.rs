@@ -43,7 +43,7 @@ struct Figure {
     exact: bool,
 }
 
-const BOARD: &str = "qemu_virt_aarch64";
+pub(crate) const BOARD: &str = "qemu_virt_aarch64";
 /// The boot replica's summary once every replica has published its boot state.
 const REPLICAS_UP: &str = "all replicas settled at ";
 /// The boot replica's line once every PD of every replica has started and is waiting.
@@ -294,7 +294,7 @@ fn scale_system(trip: Trip, channels: u32, answer_core: u32, replicas: u32) -> S
 
 /// How many cores a built system's replicas reach (one more than the highest they use),
 /// from the tool's report.
-fn cores_used(report: &std::path::Path) -> Result<u32> {
+pub(crate) fn cores_used(report: &std::path::Path) -> Result<u32> {
     let text =
         std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
     let json: serde_json::Value =

@@ -16,6 +16,7 @@ mod panics;
 mod sdk;
 mod setup;
 mod test;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,10 @@ struct BenchArgs {
     /// Only check that figures are the same on an idle and on a busy host.
     #[arg(long)]
     under_load: bool,
+    /// Only trace one benchmark system (a path, or a name under
+    /// protection-domains/bench/systems/) and print its instructions per round by function.
+    #[arg(long, value_name = "SYSTEM")]
+    trace: Option<String>,
 }
 
 /// Options shared by `build` and `run`.
@@ -170,6 +175,10 @@ fn main() -> Result<()> {
         Command::Run(args) => run(args),
         Command::Test(args) => test::run(&args.board, !args.no_lint),
         Command::Bench(args) if args.under_load => bench::steady_under_load(),
+        Command::Bench(BenchArgs {
+            trace: Some(system),
+            ..
+        }) => trace::run(&system),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
         Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
         Command::Deploy(args) => {
