@@ -57,10 +57,19 @@ pub trait TableIndex: Copy {
 /// table access does anyway) gives the index back with no extra instruction.
 macro_rules! table_id {
     ($(#[$doc:meta])* $name:ident, $limit:expr) => {
-        $crate::id::table_id!(@common $(#[$doc])* $name, $limit, core::num::NonZeroU16);
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(core::num::NonZeroU16);
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.index())
+            }
+        }
+
         #[allow(dead_code, reason = "not every table uses every conversion")]
         impl $name {
-            /// The tag bit every id of this table carries.
+            /// The tag bit every id of this table carries: the table's length.
             const TAG: u16 = {
                 assert!(($limit as usize).is_power_of_two() && $limit <= 1 << 15);
                 $limit as u16
@@ -76,10 +85,15 @@ macro_rules! table_id {
                 }
             }
 
-            /// Its position in the table.
+            /// The id of entry `index`, if the table has one.
             #[inline]
-            pub const fn index(self) -> usize {
-                (self.0.get() & (Self::TAG - 1)) as usize
+            pub const fn new(index: usize) -> Option<Self> {
+                if index < $limit {
+                    // In range of u16: every limit is at most 2^15 (checked in `TAG`).
+                    Some(Self::tagged(index as u16))
+                } else {
+                    None
+                }
             }
 
             /// The id of `index` modulo `$limit`.
@@ -87,30 +101,11 @@ macro_rules! table_id {
             pub const fn wrapping(index: usize) -> Self {
                 Self::tagged((index & ($limit - 1)) as u16)
             }
-        }
-    };
-    (@common $(#[$doc:meta])* $name:ident, $limit:expr, $repr:ty) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name($repr);
 
-        impl core::fmt::Debug for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.index())
-            }
-        }
-
-        #[allow(dead_code, reason = "not every table uses every conversion")]
-        impl $name {
-            /// The id of entry `index`, if the table has one.
+            /// Its position in the table.
             #[inline]
-            pub const fn new(index: usize) -> Option<Self> {
-                if index < $limit {
-                    // In range of u16: every limit is at most 2^15 (checked below).
-                    Some(Self::tagged(index as u16))
-                } else {
-                    None
-                }
+            pub const fn index(self) -> usize {
+                (self.0.get() & (Self::TAG - 1)) as usize
             }
 
             /// The id named by an object capability's kernel data, if it is in range.
@@ -136,10 +131,7 @@ macro_rules! table_id {
         }
 
         impl TableIndex for $name {
-            const LIMIT: usize = {
-                assert!(($limit as usize).is_power_of_two() && $limit <= 1 << 15);
-                $limit
-            };
+            const LIMIT: usize = $name::TAG as usize;
             #[inline]
             fn from_index(index: usize) -> Option<Self> {
                 Self::new(index)
@@ -152,6 +144,7 @@ macro_rules! table_id {
     };
 }
 
+#[cfg(test)]
 pub(crate) use table_id;
 
 table_id!(
