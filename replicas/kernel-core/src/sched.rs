@@ -432,7 +432,7 @@ impl Scheduler {
             return Err(SchedError::BadParameters);
         }
         self.stop_counting(sc);
-        self.timer_clean = 0;
+        self.timers_moved();
         self.scs[sc] = Some(SchedContext::new(budget, period, core, self.now));
         if let Some(thread) = self.sc_thread[sc] {
             self.requeue(thread);
@@ -632,7 +632,7 @@ impl Scheduler {
                 _ => break,
             }
         }
-        self.timer_clean &= !core.bit();
+        self.timer_moved(core);
         let t = &mut self.threads[thread];
         t.prev = prev;
         t.next = next;
@@ -649,7 +649,7 @@ impl Scheduler {
     #[cold]
     #[inline(never)]
     fn dequeue_release(&mut self, core: CoreId, thread: ThreadId) {
-        self.timer_clean &= !core.bit();
+        self.timer_moved(core);
         let Thread { next, prev, .. } = self.threads[thread];
         match prev {
             None => self.cores[core].release = next,
@@ -735,7 +735,7 @@ impl Scheduler {
         self.domains.start(index, self.now)?;
         self.domains_running = true;
         self.touched = u32::MAX;
-        self.timer_clean = 0;
+        self.timers_moved();
         Ok(())
     }
 
@@ -853,17 +853,22 @@ impl Scheduler {
         }
     }
 
+    /// Whether a hand-over from `f` to `t` moves `f`'s context to `t`: `t` has none, and
+    /// `f`'s is lent on a call, or given back on a reply when it was lent (not `f`'s own).
+    fn context_moves(f: &Thread, t: &Thread, sc: HandOver) -> bool {
+        t.sc.is_none()
+            && f.sc.is_some()
+            && match sc {
+                HandOver::Keep => false,
+                HandOver::Lend => true,
+                HandOver::GiveBack => f.sc != f.own_sc,
+            }
+    }
+
     /// [`Scheduler::hand_over`] in any case: each thread's queue worked out from its state.
     fn hand_over_in_steps(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> bool {
         let (f, t) = (&self.threads[from], &self.threads[to]);
-        let moved = f.exists
-            && t.exists
-            && t.sc.is_none()
-            && match sc {
-                HandOver::Keep => false,
-                HandOver::Lend => f.sc.is_some(),
-                HandOver::GiveBack => f.sc.is_some() && f.sc != f.own_sc,
-            };
+        let moved = f.exists && t.exists && Self::context_moves(f, t, sc);
         if f.exists {
             self.threads[from].runnable = false;
             self.unqueue(from);
@@ -893,12 +898,7 @@ impl Scheduler {
         let (Queue::Ready(core), Some(lends)) = (f.queue, f.sc) else {
             return None;
         };
-        let moves = t.sc.is_none()
-            && match sc {
-                HandOver::Keep => false,
-                HandOver::Lend => true,
-                HandOver::GiveBack => f.own_sc != Some(lends),
-            };
+        let moves = Self::context_moves(f, t, sc);
         let runs_on = if moves { lends } else { t.sc? };
         if !f.exists || !t.exists || t.queue != Queue::None {
             return None;
@@ -1040,7 +1040,7 @@ impl Scheduler {
     /// Any core that counts `sc`'s time stops counting it (the time is dropped: the
     /// context is reconfigured, moved or destroyed).
     fn stop_counting(&mut self, sc: SchedContextId) {
-        self.timer_clean = 0;
+        self.timers_moved();
         for c in self.cores.values_mut() {
             if c.running_sc == Some(sc) {
                 c.running_sc = None;
@@ -1062,7 +1062,7 @@ impl Scheduler {
     #[inline(never)]
     fn commit(&mut self, core: CoreId) {
         let consumed = core::mem::take(&mut self.cores[core].consumed);
-        self.timer_clean &= !core.bit();
+        self.timer_moved(core);
         let Some(sc) = self.cores[core].running_sc else {
             return;
         };
@@ -1107,7 +1107,7 @@ impl Scheduler {
         if self.domains_running && self.domains.advance(self.now) {
             // A new domain's threads are chosen on every core.
             self.touched = u32::MAX;
-            self.timer_clean = 0;
+            self.timers_moved();
         }
         out
     }
@@ -1138,8 +1138,19 @@ impl Scheduler {
         if self.cores[core].running_sc != sc {
             self.commit(core);
             self.cores[core].running_sc = sc;
-            self.timer_clean &= !core.bit();
+            self.timer_moved(core);
         }
+    }
+
+    /// `core`'s next event may have moved.
+    #[inline]
+    fn timer_moved(&mut self, core: CoreId) {
+        self.timer_clean &= !core.bit();
+    }
+
+    /// Every core's next event may have moved.
+    fn timers_moved(&mut self) {
+        self.timer_clean = 0;
     }
 
     /// Whether `core`'s next event may have moved since the last call (its running context
