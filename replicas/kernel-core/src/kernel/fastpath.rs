@@ -88,12 +88,7 @@ impl Kernel {
             return self.light_poll(t, target).then_some(Entered::Light(t));
         }
         if let Some(n) = target.notification(Rights::WRITE) {
-            let o = &self.objects;
-            let wakes = !o.ntfns[n].waiters.is_empty()
-                || o.ntfn_bound[n].is_some_and(|b| {
-                    matches!(o.threads.state(b), crate::ipc::ThreadState::Receiving(_))
-                });
-            if !wakes {
+            if !self.objects.signal_wakes(n) {
                 self.objects.signal(n, target.badge);
                 return Some(Entered::Light(t));
             }
@@ -192,9 +187,9 @@ impl Kernel {
         let Some(server) = o.threads.queued(&o.eps[ep].queue).next() else {
             return false;
         };
-        if o.free_reply(server).is_none() {
+        let Some(r) = o.free_reply(server) else {
             return false;
-        }
+        };
         let badge = target.badge;
         let Ok(SendOutcome::Delivered { to }) =
             o.threads.send(&mut o.eps[ep], ep, t, badge, true, true)
@@ -203,11 +198,10 @@ impl Kernel {
             // would have done the same, so there is nothing to undo.
             return true;
         };
+        // The queue's head received it, and sending changed no reply object.
+        debug_assert_eq!(to, server);
         o.transfer(m, t, to, badge, info);
         // `bind_reply`, `sync(to)` and `sync(t)` of the general path in one hand-over.
-        let Some(r) = o.free_reply(to) else {
-            return true; // unreachable: checked above, and sending changed no reply
-        };
         let lent = o.sched.hand_over(t, to, HandOver::Lend);
         o.bind_caller(r, t, to, lent);
         o.schedule();

@@ -26,6 +26,16 @@ impl Objects {
         }
     }
 
+    /// Whether a signal on `n` wakes a thread ([`Objects::signal`]'s two cases: a waiter,
+    /// or the bound thread receiving on its endpoint), so that the caller must be charged
+    /// and a thread chosen. (A destroyed notification has neither.)
+    #[inline]
+    pub(super) fn signal_wakes(&self, n: NotificationId) -> bool {
+        !self.ntfns[n].waiters.is_empty()
+            || self.ntfn_bound[n]
+                .is_some_and(|b| matches!(self.threads.state(b), ThreadState::Receiving(_)))
+    }
+
     /// Signals notification `n` with `badge`: a waiter gets it, or the thread bound to it
     /// if that thread waits on an endpoint, or the bits wait in the word. A woken thread
     /// without a scheduling context runs on the notification's, if it has a free one.
