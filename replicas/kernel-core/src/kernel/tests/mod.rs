@@ -186,11 +186,9 @@ impl Sys {
         d
     }
 
-    /// A thread with its own CNode (radix 4, guarded to depth 64), address space and
-    /// scheduling context (none when `passive`), at `priority`, not yet started. Its
-    /// capabilities are copied into its slots `1..` from `caps` (root slots).
-    fn thread(&mut self, priority: u64, passive: bool, caps: &[u64]) -> (u64, ThreadId) {
-        let tcb = self.make(ObjectKind::Tcb, 0);
+    /// A new CNode of radix 4 with a guard of 60 zero bits, so that it resolves a whole
+    /// 64-bit address in one level (a thread's capability-space root); its slot.
+    fn guarded_cnode(&mut self) -> u64 {
         let cnode = self.make(ObjectKind::CNode, 4);
         let guarded = self.slot();
         self.invoke(
@@ -207,6 +205,15 @@ impl Sys {
             ],
         )
         .unwrap();
+        guarded
+    }
+
+    /// A thread with its own CNode (radix 4, guarded to depth 64), address space and
+    /// scheduling context (none when `passive`), at `priority`, not yet started. Its
+    /// capabilities are copied into its slots `1..` from `caps` (root slots).
+    fn thread(&mut self, priority: u64, passive: bool, caps: &[u64]) -> (u64, ThreadId) {
+        let tcb = self.make(ObjectKind::Tcb, 0);
+        let guarded = self.guarded_cnode();
         let vspace = self.make(ObjectKind::VSpace, 0);
         for (i, &c) in caps.iter().enumerate() {
             // Copy into the thread's CNode at index i + 1 (its guard makes depth 64).
@@ -559,22 +566,7 @@ fn a_changed_capability_space_is_seen_by_the_next_lookup() {
     let n1_badged = s.mint(n1, rights::ALL, 0b01);
     let n2_badged = s.mint(n2, rights::ALL, 0b10);
     // Another root, guarded to depth 64 as the thread's own, with n2 where n1 was.
-    let other = s.make(ObjectKind::CNode, 4);
-    let guarded = s.slot();
-    s.invoke(
-        initial::CNODE,
-        label::CNODE_MUTATE,
-        &[
-            guarded,
-            64,
-            initial::CNODE,
-            other,
-            64,
-            rights::ALL,
-            60 << 58,
-        ],
-    )
-    .unwrap();
+    let guarded = s.guarded_cnode();
     s.invoke(
         guarded,
         label::CNODE_COPY,
