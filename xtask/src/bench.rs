@@ -43,7 +43,7 @@ struct Figure {
     exact: bool,
 }
 
-pub(crate) const BOARD: &str = "qemu_virt_aarch64";
+const BOARD: &str = "qemu_virt_aarch64";
 /// The boot replica's summary once every replica has published its boot state.
 const REPLICAS_UP: &str = "all replicas settled at ";
 /// The boot replica's line once every PD of every replica has started and is waiting.
@@ -92,16 +92,19 @@ fn boot_until(
     boot_on_cores(image, icount, label, until, None)
 }
 
-/// [`boot_until`] on a machine of `cores` cores instead of the board's (`None`).
-fn boot_on_cores(
-    image: &std::path::Path,
+/// The board every benchmark runs on.
+pub(crate) fn bench_board() -> Result<&'static atoll_boards::Board> {
+    atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))
+}
+
+/// How a benchmark boots under QEMU: semihosting, `icount` if asked, stopped once its
+/// output shows `until`, on a machine of `cores` cores instead of the board's (`None`).
+pub(crate) fn bench_options(
     icount: bool,
-    label: &str,
     until: &str,
     cores: Option<u32>,
-) -> Result<atoll_runner::Outcome> {
-    let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
-    let options = atoll_runner::QemuOptions {
+) -> atoll_runner::QemuOptions {
+    atoll_runner::QemuOptions {
         semihosting: true,
         icount,
         until: vec![until.into()],
@@ -110,7 +113,19 @@ fn boot_on_cores(
             .map(|n| vec!["-smp".to_string(), n.to_string()])
             .unwrap_or_default(),
         ..Default::default()
-    };
+    }
+}
+
+/// [`boot_until`] on a machine of `cores` cores instead of the board's (`None`).
+fn boot_on_cores(
+    image: &std::path::Path,
+    icount: bool,
+    label: &str,
+    until: &str,
+    cores: Option<u32>,
+) -> Result<atoll_runner::Outcome> {
+    let board = bench_board()?;
+    let options = bench_options(icount, until, cores);
     let log = workspace_root()
         .join("target")
         .join("bench")
@@ -126,7 +141,7 @@ fn boot_on_cores(
 }
 
 /// The instruction count on a benchmark PD's line `BENCH <name>: <n> instructions, ...`.
-fn bench_instructions(serial: &str, name: &str) -> Option<f64> {
+pub(crate) fn bench_instructions(serial: &str, name: &str) -> Option<f64> {
     figure(serial, &bench_marker(name), " instructions")
 }
 
@@ -294,7 +309,7 @@ fn scale_system(trip: Trip, channels: u32, answer_core: u32, replicas: u32) -> S
 
 /// How many cores a built system's replicas reach (one more than the highest they use),
 /// from the tool's report.
-pub(crate) fn cores_used(report: &std::path::Path) -> Result<u32> {
+fn cores_used(report: &std::path::Path) -> Result<u32> {
     let text =
         std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
     let json: serde_json::Value =
@@ -308,6 +323,22 @@ pub(crate) fn cores_used(report: &std::path::Path) -> Result<u32> {
         .max()
         .and_then(|c| u32::try_from(c).ok()?.checked_add(1))
         .ok_or_else(|| anyhow!("{}: no replica's cores", report.display()))
+}
+
+/// Builds the benchmark system at `path` into `out` for the benchmark board; the image,
+/// and the cores its replicas reach (the machine it boots on has that many).
+pub(crate) fn build_benchmark(
+    path: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(crate::build::Built, u32)> {
+    let built = build(&BuildArgs {
+        board: BOARD.into(),
+        system: Some(path.to_path_buf()),
+        out: Some(out.to_path_buf()),
+        ..BuildArgs::default()
+    })?;
+    let cores = cores_used(&out.join("report.json"))?;
+    Ok((built, cores))
 }
 
 /// Builds the benchmark system at `path` and boots it twice under icount; its figure `name`,
@@ -332,14 +363,7 @@ fn measure_system(
         |f| f.to_string_lossy().into_owned(),
     );
     let label = system.trim_end_matches(".xml").to_string();
-    let args = BuildArgs {
-        board: BOARD.into(),
-        system: Some(path.to_path_buf()),
-        out: Some(out.join(&label)),
-        ..BuildArgs::default()
-    };
-    let built = build(&args)?;
-    let cores = cores_used(&out.join(&label).join("report.json"))?;
+    let (built, cores) = build_benchmark(path, &out.join(&label))?;
     let mut counts = Vec::new();
     for run in 1..=2 {
         let outcome = boot_on_cores(

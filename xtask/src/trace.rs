@@ -22,9 +22,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use object::{Object, ObjectSymbol, SymbolKind};
 
-use crate::BuildArgs;
-use crate::bench::{BOARD, cores_used};
-use crate::build::{build, workspace_root};
+use crate::bench::{bench_board, bench_instructions, bench_options, build_benchmark};
+use crate::build::workspace_root;
 
 /// Where the kernel's code lies: everything below is user code.
 const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
@@ -48,38 +47,21 @@ pub fn run(system: &str) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .ok_or_else(|| anyhow!("{}: not a system description", path.display()))?;
     let out = workspace_root().join("target/bench/trace").join(&label);
-    let built = build(&BuildArgs {
-        board: BOARD.into(),
-        system: Some(path.clone()),
-        out: Some(out.clone()),
-        ..BuildArgs::default()
-    })?;
-    let cores = cores_used(&out.join("report.json"))?;
+    let (built, cores) = build_benchmark(&path, &out)?;
     let log = out.join("trace.log");
-    let board = atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))?;
-    let options = atoll_runner::QemuOptions {
-        semihosting: true,
-        icount: true,
-        until: vec!["BENCH ".into()],
-        extra: [
-            "-smp",
-            &cores.to_string(),
-            "-d",
-            "in_asm,exec,nochain",
-            "-D",
-            &log.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        ..Default::default()
-    };
+    let mut options = bench_options(true, "BENCH ", Some(cores));
+    options.extra.extend(
+        ["-d", "in_asm,exec,nochain", "-D"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([log.display().to_string()]),
+    );
     println!(
         "trace: booting {} with QEMU's execution log",
         path.display()
     );
     let outcome = atoll_runner::run(
-        board,
+        bench_board()?,
         &built.image,
         &options,
         Duration::from_secs(300),
@@ -102,10 +84,8 @@ pub fn run(system: &str) -> Result<()> {
 /// The benchmark's name and figure from its `BENCH <name>: <n> instructions` line.
 fn bench_figure(serial: &str) -> Option<(String, f64)> {
     let line = serial.lines().find(|l| l.contains("BENCH "))?;
-    let rest = line.split_once("BENCH ")?.1;
-    let (name, tail) = rest.split_once(": ")?;
-    let value = tail.split_once(" instructions")?.0.trim().parse().ok()?;
-    Some((name.to_string(), value))
+    let name = line.split_once("BENCH ")?.1.split_once(": ")?.0;
+    Some((name.to_string(), bench_instructions(serial, name)?))
 }
 
 /// Instructions executed at each guest address between the first execution of the first
@@ -201,42 +181,9 @@ fn kernel_symbols(elf: &Path) -> Result<Vec<(u64, String)>> {
     Ok(symbols)
 }
 
-/// A legacy-mangled Rust name (`_ZN` length-prefixed parts `E`) as a path without its hash;
-/// any other name as it is.
+/// A symbol's name demangled, without its hash.
 fn demangle(name: &str) -> String {
-    let Some(mut rest) = name.strip_prefix("_ZN") else {
-        return name.to_string();
-    };
-    let mut parts = Vec::new();
-    while let Some(digits) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&n| n > 0) {
-        let Ok(len) = rest[..digits].parse::<usize>() else {
-            break;
-        };
-        let Some(part) = rest.get(digits..digits + len) else {
-            break;
-        };
-        parts.push(part);
-        rest = &rest[digits + len..];
-    }
-    if parts
-        .last()
-        .is_some_and(|p| p.len() == 17 && p.starts_with('h'))
-    {
-        parts.pop();
-    }
-    let joined = parts.join("::");
-    [
-        ("$LT$", "<"),
-        ("$GT$", ">"),
-        ("$u20$", " "),
-        ("$u7b$", "{"),
-        ("$u7d$", "}"),
-        ("$C$", ","),
-        ("$RF$", "&"),
-        ("..", "::"),
-    ]
-    .iter()
-    .fold(joined, |s, (from, to)| s.replace(from, to))
+    format!("{:#}", rustc_demangle::demangle(name))
 }
 
 /// Prints the window per round: the total, the PDs' share, and the kernel's by function.
