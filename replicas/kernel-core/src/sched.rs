@@ -77,6 +77,38 @@ pub enum HandOver {
     GiveBack,
 }
 
+/// A direct switch as [`Scheduler::swap_case`] finds it possible.
+#[derive(Clone, Copy)]
+struct Swap {
+    /// The core both threads are on.
+    core: CoreId,
+    /// The context the blocking thread runs on.
+    lends: SchedContextId,
+    /// Whether the context moves to the woken thread.
+    moves: bool,
+    from_priority: u8,
+    to_priority: u8,
+}
+
+/// The highest priority a ready-queue bitmap marks.
+#[inline(always)]
+fn highest(bitmap: &[u64; PRIORITIES / 64]) -> Option<u8> {
+    let [b0, b1, b2, b3] = *bitmap;
+    let (base, bits) = if b3 != 0 {
+        (192u8, b3)
+    } else if b2 != 0 {
+        (128, b2)
+    } else if b1 != 0 {
+        (64, b1)
+    } else if b0 != 0 {
+        (0, b0)
+    } else {
+        return None;
+    };
+    // `bits` is non-zero, so its highest set bit, 63 - leading zeros, is 0..=63.
+    Some(base | (bits.leading_zeros() ^ 63) as u8)
+}
+
 /// A thread's scheduling state.
 #[derive(Clone, Copy, Debug)]
 struct Thread {
@@ -331,6 +363,10 @@ struct Core {
     consumed: u64,
     /// When the core last reported the time.
     since: u64,
+    /// Its next event as [`Scheduler::keep_next_event`] last worked it out, when the mark
+    /// of [`Scheduler::take_timer_change`] was taken (0, before: nothing is known to be
+    /// quiet).
+    due: u64,
 }
 
 impl Core {
@@ -342,6 +378,7 @@ impl Core {
         running_sc: None,
         consumed: 0,
         since: 0,
+        due: 0,
     };
 }
 
@@ -760,21 +797,7 @@ impl Scheduler {
             return self.choose_in_domain(core);
         }
         let c = &self.cores[core];
-        let [b0, b1, b2, b3] = c.bitmap;
-        let (base, bits) = if b3 != 0 {
-            (192u8, b3)
-        } else if b2 != 0 {
-            (128, b2)
-        } else if b1 != 0 {
-            (64, b1)
-        } else if b0 != 0 {
-            (0, b0)
-        } else {
-            return None;
-        };
-        // `bits` is non-zero, so its highest set bit, 63 - leading zeros, is 0..=63.
-        let p = base | (bits.leading_zeros() ^ 63) as u8;
-        c.heads[p]
+        c.heads[highest(&c.bitmap)?]
     }
 
     /// The first ready thread of the current domain on `core`, highest priority first;
@@ -894,6 +917,72 @@ impl Scheduler {
     /// does not apply.
     #[inline]
     fn swap_alone(&mut self, from: ThreadId, to: ThreadId, sc: HandOver) -> Option<bool> {
+        let swap = self.swap_case(from, to, sc)?;
+        self.swap(from, to, swap);
+        self.touch(swap.core);
+        Some(swap.moves)
+    }
+
+    /// The switch of a protected procedure call or of its reply on `core`, made before the
+    /// kernel entry's accounting: `from` runs on `core`, and the context it runs on moves
+    /// with the call ([`HandOver::Lend`]) or with the reply ([`HandOver::GiveBack`]) to
+    /// `to`, which then runs on it. It applies in the direct switch's case, where
+    /// [`Scheduler::hand_over`] needs no queue walk (`from` alone at its priority on
+    /// `core`, `to` in no queue, the context with budget), when besides the context is
+    /// the one `core` counts, no domain schedule runs, and no other thread on `core` is
+    /// ready at `to`'s priority or above. Then `to` takes `from`'s place,
+    /// [`Scheduler::choose`] gives `to`, and `core` goes on counting the same context, so
+    /// its next event does not move and no other core needs to know. `false`: nothing
+    /// changed.
+    #[inline(always)]
+    pub fn switch(&mut self, core: CoreId, from: ThreadId, to: ThreadId, sc: HandOver) -> bool {
+        let (f, t) = (&self.threads[from], &self.threads[to]);
+        let Some(lends) = f.sc else {
+            return false;
+        };
+        if self.domains_running
+            || f.queue != Queue::Ready(core)
+            || !f.exists
+            || !t.exists
+            || t.queue != Queue::None
+            || !Self::context_moves(f, t, sc)
+            || self.cores[core].running_sc != Some(lends)
+        {
+            return false;
+        }
+        match &self.scs[lends] {
+            Some(c) if c.core == core && c.available(self.now) > 0 => {}
+            _ => return false,
+        }
+        let (p, q) = (f.priority, t.priority);
+        let c = &self.cores[core];
+        if c.heads[p] != Some(from) || c.tails[p] != Some(from) {
+            return false;
+        }
+        // The highest priority ready on the core besides `from`'s, which only `from` holds,
+        // must be below `to`'s (so nothing else is at `to`'s either).
+        let mut bitmap = c.bitmap;
+        if let Some(word) = bitmap.get_mut(usize::from(p / 64)) {
+            *word &= !(1u64 << (p % 64));
+        }
+        if highest(&bitmap).is_some_and(|h| h >= q) {
+            return false;
+        }
+        let swap = Swap {
+            core,
+            lends,
+            moves: true,
+            from_priority: p,
+            to_priority: q,
+        };
+        self.swap(from, to, swap);
+        true
+    }
+
+    /// Whether a hand-over from `from` to `to` is [`Scheduler::swap_alone`]'s case, and
+    /// how, without changing anything.
+    #[inline(always)]
+    fn swap_case(&self, from: ThreadId, to: ThreadId, sc: HandOver) -> Option<Swap> {
         let (f, t) = (&self.threads[from], &self.threads[to]);
         let (Queue::Ready(core), Some(lends)) = (f.queue, f.sc) else {
             return None;
@@ -915,6 +1004,26 @@ impl Scheduler {
         {
             return None;
         }
+        Some(Swap {
+            core,
+            lends,
+            moves,
+            from_priority: p,
+            to_priority: q,
+        })
+    }
+
+    /// `to` takes `from`'s place as [`Scheduler::swap_case`] found it.
+    #[inline(always)]
+    fn swap(&mut self, from: ThreadId, to: ThreadId, swap: Swap) {
+        let Swap {
+            core,
+            lends,
+            moves,
+            from_priority: p,
+            to_priority: q,
+            ..
+        } = swap;
         let c = &mut self.cores[core];
         c.heads[p] = None;
         c.tails[p] = None;
@@ -923,7 +1032,6 @@ impl Scheduler {
         c.heads[q] = Some(to);
         c.tails[q] = Some(to);
         self.set_bit(core, q, true);
-        self.touch(core);
         let f = &mut self.threads[from];
         f.runnable = false;
         f.queue = Queue::None;
@@ -939,7 +1047,11 @@ impl Scheduler {
             t.sc = Some(lends);
             self.sc_thread[lends] = Some(to);
         }
-        Some(moves)
+    }
+
+    /// The context `thread` runs on now, whether or not it exists (a reclaim's test).
+    pub fn runs_on(&self, thread: ThreadId) -> Option<SchedContextId> {
+        self.threads[thread].sc
     }
 
     /// Gives `thread`, which has no context, the unused context `sc` (a notification's,
@@ -1162,6 +1274,27 @@ impl Scheduler {
         changed
     }
 
+    /// [`Scheduler::next_event`], kept for [`Scheduler::quiet`]: the machine asks for it
+    /// each time it takes the mark and finds it changed.
+    pub fn keep_next_event(&mut self, core: CoreId) -> Option<u64> {
+        let next = self.next_event(core);
+        self.cores[core].due = next.unwrap_or(u64::MAX);
+        next
+    }
+
+    /// Whether nothing is due on `core` at counter time `now`: its running context has
+    /// budget left, no thread in its release queue has its budget back, and the domain slot
+    /// goes on, so an entry's accounting ([`Scheduler::update`]) would only count the time.
+    /// Known without working it out while the core's next event has not moved since the
+    /// mark was last taken and the event kept: every change that may move it clears the
+    /// mark, and what the
+    /// accounting alone does to the running context (time consumed, from a later point)
+    /// leaves it where it was. Otherwise `false`.
+    #[inline(always)]
+    pub fn quiet(&self, core: CoreId, now: u64) -> bool {
+        self.timer_clean & core.bit() != 0 && now < self.cores[core].due
+    }
+
     /// The cores whose next event may have moved and that have not taken the mark yet.
     pub fn timer_dirty(&self) -> u32 {
         !self.timer_clean
@@ -1175,6 +1308,7 @@ impl Scheduler {
     /// When (counter time) `core` must enter the kernel again: its running context runs
     /// out, a thread in its release queue gets budget back, or the domain slot ends. `None`:
     /// nothing is due.
+    #[inline]
     pub fn next_event(&self, core: CoreId) -> Option<u64> {
         let c = &self.cores[core];
         let mut due = u64::MAX;

@@ -178,6 +178,7 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
             let (kernel, mut hw) = inner.kernel_and_hw(r);
             return match kernel.syscall_entry(&mut hw, c, arch::counter()) {
                 Entered::Light(t) => back_to(r, inner, core, t),
+                Entered::Switched(t) => switched_to(r, inner, core, t),
                 Entered::General(t) if inner.kernel.caller_goes_on(t) => back_to(r, inner, core, t),
                 Entered::General(_) | Entered::Stalled => choose(r, inner, core),
             };
@@ -215,6 +216,25 @@ fn back_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*
         at_el0.store(true, Ordering::Relaxed);
     }
     inner.kernel.context_mut(t).map(|c| c as *mut Context)
+}
+
+/// A call or reply switched `core` straight to `t` ([`Entered::Switched`]): only what
+/// differs from the thread it leaves is loaded, its address space and FP access. The core
+/// counts the same context, so the timer is rearmed only if another entry moved the
+/// core's next event meanwhile.
+fn switched_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*mut Context> {
+    let (Some(space), Some(loaded)) = (inner.kernel.address_space(t), inner.space.get_mut(core))
+    else {
+        return choose(r, inner, core);
+    };
+    if space != *loaded {
+        arch::switch_user_space(space.0, space.1);
+        *loaded = space;
+    }
+    inner.fp.load_for(core, t);
+    inner.kernel.note_loaded();
+    inner.arm_timer(r, core, false);
+    back_to(r, inner, core, t)
 }
 
 /// `t` trapped on an FP/SIMD instruction on `core`: its registers are loaded, first saved

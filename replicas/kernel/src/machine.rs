@@ -142,7 +142,7 @@ impl Inner {
     #[inline(never)]
     fn write_timer(&mut self, r: &Replica, core: usize, ours: bool) {
         let mut due = if ours {
-            self.kernel.next_event().unwrap_or(u64::MAX)
+            self.kernel.keep_next_event().unwrap_or(u64::MAX)
         } else {
             u64::MAX
         };

@@ -18,8 +18,8 @@ use atoll_abi::syscall::{self, MessageInfo};
 use super::syscall::Target;
 use super::{Kernel, Machine};
 use crate::cap::Rights;
-use crate::id::{CoreId, NotificationId, ThreadId};
-use crate::ipc::{EndpointQueue, SendOutcome, ThreadState};
+use crate::id::{CoreId, EndpointId, NotificationId, ReplyId, ThreadId};
+use crate::ipc::{EndpointQueue, ThreadState};
 use crate::sched::HandOver;
 
 /// What a system call entry ([`Kernel::syscall_entry`]) came to.
@@ -27,11 +27,41 @@ use crate::sched::HandOver;
 pub enum Entered {
     /// Served before the accounting: the caller goes on as it was loaded.
     Light(ThreadId),
+    /// A protected procedure call or its reply switched straight to this thread, before
+    /// the accounting, on the context the core already counts (the fast Call and
+    /// ReplyRecv's direct switch): the machine loads it; the core's next event has not
+    /// moved.
+    Switched(ThreadId),
     /// Served by the general entry for this caller ([`Kernel::caller_goes_on`] says
     /// whether it goes on as loaded).
     General(ThreadId),
     /// Another core had stopped this one and taken its entry over: the core chooses again.
     Stalled,
+}
+
+/// A Call in the fast path's case, as [`Kernel::call_case`] finds it.
+#[derive(Clone, Copy)]
+struct FastCall {
+    ep: EndpointId,
+    /// The server waiting at the head of the endpoint's queue.
+    server: ThreadId,
+    /// Its free reply object.
+    reply: ReplyId,
+    badge: u64,
+    info: MessageInfo,
+}
+
+/// A ReplyRecv in the fast path's case, as [`Kernel::reply_recv_case`] finds it.
+#[derive(Clone, Copy)]
+struct FastReply {
+    reply: ReplyId,
+    /// The endpoint it receives on next.
+    ep: EndpointId,
+    /// The thread waiting for the reply.
+    caller: ThreadId,
+    /// Whether the caller lent the replier the context it runs on.
+    lent: bool,
+    info: MessageInfo,
 }
 
 impl Kernel {
@@ -51,13 +81,18 @@ impl Kernel {
         if let Some(t) = self.objects.loaded[core] {
             let ctx = &self.objects.tcbs[t].ctx;
             let (number, cptr) = (ctx.x[7] as i64, ctx.x[0]);
-            if matches!(number, syscall::NB_WAIT | syscall::SEND | syscall::NB_SEND)
-                && self.fastpath_on()
-                && self.objects.current[core] == Some(t)
-                && let Some(target) = self.resolve(t, cptr)
-                && let Some(entered) = self.light_syscall(m, (core, now), t, number, target)
-            {
-                return entered;
+            if self.fastpath_on() && self.objects.current[core] == Some(t) {
+                if matches!(number, syscall::CALL | syscall::REPLY_RECV)
+                    && let Some(entered) = self.fast_ipc(m, (core, now), t, number)
+                {
+                    return entered;
+                }
+                if matches!(number, syscall::NB_WAIT | syscall::SEND | syscall::NB_SEND)
+                    && let Some(target) = self.resolve(t, cptr)
+                    && let Some(entered) = self.light_syscall(m, (core, now), t, number, target)
+                {
+                    return entered;
+                }
             }
         }
         self.enter(core, now);
@@ -69,6 +104,206 @@ impl Kernel {
         };
         self.syscall(m);
         Entered::General(t)
+    }
+
+    /// Call or ReplyRecv, by `number`, on the fast path: `None` (nothing changed) when the
+    /// call is not its case, and the general entry serves it.
+    #[inline(always)]
+    fn fast_ipc(
+        &mut self,
+        m: &mut impl Machine,
+        (core, now): (CoreId, u64),
+        t: ThreadId,
+        number: i64,
+    ) -> Option<Entered> {
+        if number == syscall::CALL {
+            let call = self.call_case(t)?;
+            Some(self.fast_call(m, (core, now), t, call))
+        } else {
+            let reply = self.reply_recv_case(t)?;
+            Some(self.fast_reply_recv(m, (core, now), t, reply))
+        }
+    }
+
+    /// Whether `t`'s Call is the fast path's case: the capability may send and have the
+    /// caller replied to, and a server waits on the endpoint with a free reply object.
+    /// Nothing changes.
+    #[inline(always)]
+    fn call_case(&mut self, t: ThreadId) -> Option<FastCall> {
+        let ctx = &self.objects.tcbs[t].ctx;
+        let (cptr, info) = (ctx.x[0], MessageInfo(ctx.x[1]));
+        let target = self.resolve(t, cptr)?;
+        let ep = target.call_endpoint()?;
+        let o = &self.objects;
+        if o.eps[ep].kind != EndpointQueue::Recv {
+            return None;
+        }
+        let server = o.threads.queued(&o.eps[ep].queue).next()?;
+        let reply = o.free_reply(server)?;
+        Some(FastCall {
+            ep,
+            server,
+            reply,
+            badge: target.badge,
+            info,
+        })
+    }
+
+    /// The fast Call, [`Kernel::call_case`] found. With a passive server, when the
+    /// scheduler's [`switch`](crate::sched::Scheduler::switch) applies and nothing is due
+    /// on the core yet ([`Kernel::quiet`]), it is seL4's direct switch: before the entry's
+    /// accounting, the server takes the caller's place on the caller's context, which the
+    /// core goes on counting. Otherwise, after the accounting, one hand-over does the
+    /// scheduler's side of the call, and the core chooses. Both end where the general
+    /// path's send, `bind_reply` and choice would.
+    #[inline(always)]
+    fn fast_call(
+        &mut self,
+        m: &mut impl Machine,
+        (core, now): (CoreId, u64),
+        t: ThreadId,
+        c: FastCall,
+    ) -> Entered {
+        let switched = self.objects.sched.runs_on(c.server).is_none()
+            && self.fits_registers(t, c.info)
+            && self.quiet(core, now)
+            && self.objects.sched.switch(core, t, c.server, HandOver::Lend);
+        if !switched {
+            self.enter(core, now);
+        }
+        let o = &mut self.objects;
+        // The endpoint's head receives it (`call_case`), so this is a delivery, and it
+        // changes no reply object.
+        let _ = o
+            .threads
+            .send(&mut o.eps[c.ep], c.ep, t, c.badge, true, true);
+        if switched {
+            o.transfer_registers(t, c.server, c.badge, c.info);
+            o.bind_caller(c.reply, t, c.server, true);
+            o.set_core(core);
+            o.current[core] = Some(c.server);
+            return Entered::Switched(c.server);
+        }
+        o.transfer(m, t, c.server, c.badge, c.info);
+        let lent = o.sched.hand_over(t, c.server, HandOver::Lend);
+        o.bind_caller(c.reply, t, c.server, lent);
+        o.schedule();
+        Entered::General(t)
+    }
+
+    /// Whether `t`'s ReplyRecv is the fast path's case: the reply object has a caller
+    /// waiting for `t`'s normal (not fault) reply, the endpoint may be received from and
+    /// has no sender queued, and no notification is pending for `t`. Nothing changes.
+    #[inline(always)]
+    fn reply_recv_case(&mut self, t: ThreadId) -> Option<FastReply> {
+        let ctx = &self.objects.tcbs[t].ctx;
+        let (cptr, info, reply_cptr) = (ctx.x[0], MessageInfo(ctx.x[1]), ctx.x[6]);
+        let reply = self.resolve(t, reply_cptr)?.reply()?;
+        let ep = self.resolve(t, cptr)?.endpoint(Rights::READ)?;
+        let o = &self.objects;
+        let r = o.replies[reply];
+        let caller = r.caller?;
+        if r.server != Some(t)
+            || o.tcbs[caller].fault_label != 0
+            || !matches!(o.threads.state(caller), ThreadState::WaitingForReply(s) if s == t)
+            || o.eps[ep].kind == EndpointQueue::Send
+            || o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active)
+        {
+            return None;
+        }
+        Some(FastReply {
+            reply,
+            ep,
+            caller,
+            lent: r.lent,
+            info,
+        })
+    }
+
+    /// The fast ReplyRecv, [`Kernel::reply_recv_case`] found. When the caller lent `t` its
+    /// context, the scheduler's [`switch`](crate::sched::Scheduler::switch) applies,
+    /// nothing is due on the core yet, and `t`'s bound notification has no context to
+    /// take back from it, it is the direct switch: before the accounting, the caller runs
+    /// on its context again in `t`'s place. Otherwise, after the accounting, one hand-over
+    /// does the scheduler's side of the reply and the receive. Both end where the general
+    /// path's `answer`, receive and choice would.
+    #[inline(always)]
+    fn fast_reply_recv(
+        &mut self,
+        m: &mut impl Machine,
+        (core, now): (CoreId, u64),
+        t: ThreadId,
+        c: FastReply,
+    ) -> Entered {
+        let switched = c.lent
+            && self.fits_registers(t, c.info)
+            && self.nothing_to_take(t)
+            && self.quiet(core, now)
+            && self
+                .objects
+                .sched
+                .switch(core, t, c.caller, HandOver::GiveBack);
+        if !switched {
+            self.enter(core, now);
+        }
+        let o = &mut self.objects;
+        // The reply's message, as `Objects::answer` delivers it...
+        if switched {
+            o.unbind_caller(c.reply, c.caller);
+            let _ = o.threads.reply(t, c.caller);
+            o.transfer_registers(t, c.caller, 0, c.info);
+        } else {
+            o.deliver_reply(m, t, c.reply, (c.caller, t), c.info);
+        }
+        // ... then the receive, as `Objects::recv` makes it when nothing is pending and
+        // nobody sends ...
+        o.tcbs[t].recv_reply = Some(c.reply);
+        if !switched && let Some(n) = o.tcbs[t].bound {
+            o.return_to(n, t);
+        }
+        let _ = o.threads.recv(&mut o.eps[c.ep], c.ep, t, true);
+        if switched {
+            o.set_core(core);
+            o.current[core] = Some(c.caller);
+            return Entered::Switched(c.caller);
+        }
+        // ... and the scheduler's side of both in one hand-over.
+        let sc = if c.lent {
+            HandOver::GiveBack
+        } else {
+            HandOver::Keep
+        };
+        o.sched.hand_over(t, c.caller, sc);
+        o.schedule();
+        Entered::General(t)
+    }
+
+    /// Whether `t`, not sending a fault, sends a message that fits the registers
+    /// ([`Objects::transfer_registers`](super::objects::Objects::transfer_registers)).
+    #[inline(always)]
+    fn fits_registers(&self, t: ThreadId, info: MessageInfo) -> bool {
+        info.length() <= syscall::REGISTER_MESSAGE_REGISTERS
+            && self.objects.tcbs[t].fault_label == 0
+    }
+
+    /// Whether `t`'s bound notification, if any, has no context to take back from `t` when
+    /// `t` waits again ([`Objects::return_to`](super::objects::Objects::return_to) does
+    /// nothing).
+    #[inline(always)]
+    fn nothing_to_take(&self, t: ThreadId) -> bool {
+        let o = &self.objects;
+        o.tcbs[t]
+            .bound
+            .is_none_or(|n| o.ntfn_sc[n].is_none_or(|sc| o.sched.runs_on(t) != Some(sc)))
+    }
+
+    /// Whether nothing is due on `core` at counter time `now`
+    /// ([`Scheduler::quiet`](crate::sched::Scheduler::quiet)). The kernel entry's
+    /// accounting would then only count the time, which a switch that keeps the core's
+    /// context can leave to the core's next entry: the same context pays for it then.
+    #[inline(always)]
+    fn quiet(&self, core: CoreId, now: u64) -> bool {
+        self.objects.sched.quiet(core, now)
     }
 
     /// [`Kernel::syscall_entry`]'s first attempt, for system call `number` of `t`, the
@@ -122,10 +357,8 @@ impl Kernel {
         true
     }
 
-    pub(super) fn fastpath(&mut self, m: &mut impl Machine, t: ThreadId, number: i64) -> bool {
+    pub(super) fn fastpath(&mut self, t: ThreadId, number: i64) -> bool {
         match number {
-            syscall::CALL => self.fast_call(m, t),
-            syscall::REPLY_RECV => self.fast_reply_recv(m, t),
             syscall::SEND | syscall::NB_SEND => self.fast_signal(t),
             syscall::WAIT => self.fast_wait(t),
             _ => false,
@@ -166,94 +399,6 @@ impl Kernel {
         }
         self.objects.wait(t, n, true);
         self.objects.schedule();
-        true
-    }
-
-    /// Call: a server waits on the endpoint with a free reply object; the capability may
-    /// send and be replied through.
-    fn fast_call(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
-        let ctx = &self.objects.tcbs[t].ctx;
-        let (cptr, info) = (ctx.x[0], MessageInfo(ctx.x[1]));
-        let Some(target) = self.resolve(t, cptr) else {
-            return false;
-        };
-        let Some(ep) = target.call_endpoint() else {
-            return false;
-        };
-        let o = &mut self.objects;
-        if o.eps[ep].kind != EndpointQueue::Recv {
-            return false;
-        }
-        let Some(server) = o.threads.queued(&o.eps[ep].queue).next() else {
-            return false;
-        };
-        let Some(r) = o.free_reply(server) else {
-            return false;
-        };
-        let badge = target.badge;
-        let Ok(SendOutcome::Delivered { to }) =
-            o.threads.send(&mut o.eps[ep], ep, t, badge, true, true)
-        else {
-            // Unreachable: a receiver was queued and the caller runs. The general path
-            // would have done the same, so there is nothing to undo.
-            return true;
-        };
-        // The queue's head received it, and sending changed no reply object.
-        debug_assert_eq!(to, server);
-        o.transfer(m, t, to, badge, info);
-        // `bind_reply`, `sync(to)` and `sync(t)` of the general path in one hand-over.
-        let lent = o.sched.hand_over(t, to, HandOver::Lend);
-        o.bind_caller(r, t, to, lent);
-        o.schedule();
-        true
-    }
-
-    /// ReplyRecv: the reply object has a caller waiting for a normal (not fault) reply, the
-    /// endpoint has no sender queued and no notification is pending for the server.
-    fn fast_reply_recv(&mut self, m: &mut impl Machine, t: ThreadId) -> bool {
-        let ctx = &self.objects.tcbs[t].ctx;
-        let (cptr, info, reply_cptr) = (ctx.x[0], MessageInfo(ctx.x[1]), ctx.x[6]);
-        let Some(r) = self.resolve(t, reply_cptr).and_then(|r| r.reply()) else {
-            return false;
-        };
-        let Some(ep) = self
-            .resolve(t, cptr)
-            .and_then(|target| target.endpoint(Rights::READ))
-        else {
-            return false;
-        };
-        let o = &mut self.objects;
-        let Some(caller) = o.replies[r].caller else {
-            return false;
-        };
-        if o.replies[r].server != Some(t)
-            || o.tcbs[caller].fault_label != 0
-            || o.threads.state(caller) != ThreadState::WaitingForReply(t)
-            || o.eps[ep].kind == EndpointQueue::Send
-        {
-            return false;
-        }
-        if o.tcbs[t].bound.is_some_and(|n| o.ntfns[n].active) {
-            return false;
-        }
-        // The reply's message, as `Objects::answer` delivers it...
-        let lent = o.replies[r].lent;
-        o.deliver_reply(m, t, r, (caller, t), info);
-        // ... then the receive, as `Objects::recv` makes it when nothing is pending and
-        // nobody sends ...
-        o.tcbs[t].recv_reply = Some(r);
-        if let Some(n) = o.tcbs[t].bound {
-            o.return_to(n, t);
-        }
-        let _ = o.threads.recv(&mut o.eps[ep], ep, t, true);
-        // ... and the scheduler's side of both in one hand-over.
-        let sc = if lent {
-            HandOver::GiveBack
-        } else {
-            HandOver::Keep
-        };
-        o.sched.hand_over(t, caller, sc);
-        o.schedule();
         true
     }
 }

@@ -63,6 +63,26 @@ impl Objects {
         }
     }
 
+    /// [`Objects::transfer`] of a message that fits the registers (at most
+    /// [`syscall::REGISTER_MESSAGE_REGISTERS`] long) from a thread that does not send a
+    /// fault: the registers alone, as the fast path's switch copies them.
+    #[inline(always)]
+    pub fn transfer_registers(
+        &mut self,
+        from: ThreadId,
+        to: ThreadId,
+        badge: u64,
+        info: MessageInfo,
+    ) {
+        let f = &self.tcbs[from].ctx;
+        let sent = [f.x[2], f.x[3], f.x[4], f.x[5]];
+        let len = info.length();
+        let ctx = &mut self.tcbs[to].ctx;
+        set_registers(ctx, sent, len);
+        ctx.x[0] = badge;
+        ctx.x[1] = MessageInfo::new(info.label(), len as u64).0;
+    }
+
     /// Copies a message from `from` to `to`: the badge in `x0`, the tag in `x1`, and the
     /// message registers (past the first four only when both have an IPC buffer).
     pub fn transfer(

@@ -371,6 +371,13 @@ impl Kernel {
         self.objects.sched.take_timer_change(self.objects.core())
     }
 
+    /// [`Kernel::next_event`], kept so that a switch on the fast path can tell that
+    /// nothing is due yet without working it out: the machine asks for it whenever
+    /// [`Kernel::timer_changed`] says it may have moved.
+    pub fn keep_next_event(&mut self) -> Option<u64> {
+        self.objects.sched.keep_next_event(self.objects.core())
+    }
+
     /// When (counter time) this core must enter the kernel next: its running context's
     /// budget ends, a thread waiting for budget on it is refilled, or the domain slot ends.
     pub fn next_event(&self) -> Option<u64> {

@@ -65,7 +65,7 @@ impl Kernel {
         let (x0, x6, x7, x8) = (ctx.x[0], ctx.x[6], ctx.x[7], ctx.x[8]);
         let (pc, sp) = (ctx.pc, ctx.sp);
         let number = x7 as i64;
-        if self.fastpath_on() && self.fastpath(m, t, number) {
+        if self.fastpath_on() && self.fastpath(t, number) {
             return;
         }
         match number {

@@ -255,12 +255,12 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
     // (client priority, another thread at the client's priority and one at the server's,
     // the server passive, the client out of budget, what the context does, and whether the
     // hand-over is the call or the reply that follows it)
-    let mut applied = 0;
+    let (mut applied, mut switches) = (0, 0);
     for (client_p, reply) in [100u8, 150, 200]
         .into_iter()
         .flat_map(|p| [(p, false), (p, true)])
     {
-        for others in 0..4u8 {
+        for others in 0..8u8 {
             for passive in [true, false] {
                 for spent in [false, true] {
                     for sc in [HandOver::Lend, HandOver::GiveBack, HandOver::Keep] {
@@ -279,6 +279,10 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
                             if others & 2 != 0 {
                                 thread(s, 3, 150, 100, 100, 1);
                             }
+                            if others & 4 != 0 {
+                                thread(s, 5, 220, 100, 100, 1);
+                                s.block(t(5)).unwrap();
+                            }
                             thread(s, 4, 250, 100, 100, 0); // on another core
                             enter(s, 1, 0);
                             if spent {
@@ -295,15 +299,39 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
                         let (mut direct, mut steps) = (Sched::new(), Sched::new());
                         setup(&mut direct);
                         setup(&mut steps);
+                        let mut switched = Sched::new();
+                        setup(&mut switched);
+                        if others & 4 != 0 {
+                            // Ready above both, but not chosen yet: made ready by another
+                            // core, with this one's interrupt on its way.
+                            for s in [&mut direct, &mut steps, &mut switched] {
+                                s.wake(t(5)).unwrap();
+                                s.take_touched();
+                            }
+                        }
                         let before = state(&direct);
                         let case =
                             std::format!("{client_p} {reply} {others} {passive} {spent} {sc:?}");
+                        let running = steps.running_sc(core(1));
                         if let Some(moved) = direct.swap_alone(from, to, sc) {
                             applied += 1;
                             assert_eq!(moved, steps.hand_over_in_steps(from, to, sc), "{case}");
                             assert_eq!(state(&direct), state(&steps), "{case}");
                         } else {
                             assert_eq!(state(&direct), before, "{case}");
+                        }
+                        // The switch before the accounting: where it applies, it ends as
+                        // the hand-over does, the core chooses `to` and counts the same
+                        // context; elsewhere it changes nothing.
+                        if switched.switch(core(1), from, to, sc) {
+                            switches += 1;
+                            assert_eq!(switched.choose(core(1)), Some(to), "{case}");
+                            assert_eq!(switched.running_sc(core(1)), running, "{case}");
+                            assert_eq!(switched.sc(to), running, "{case}");
+                            direct.take_touched();
+                            assert_eq!(state(&switched), state(&direct), "{case}");
+                        } else {
+                            assert_eq!(state(&switched), before, "{case}");
                         }
                     }
                 }
@@ -314,6 +342,7 @@ fn a_direct_switch_ends_as_the_hand_over_in_steps() {
         applied >= 12,
         "the direct switch applied in {applied} cases"
     );
+    assert!(switches >= 6, "the switch applied in {switches} cases");
 }
 
 #[test]
