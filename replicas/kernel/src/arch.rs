@@ -56,6 +56,16 @@ pub fn exception_registers() -> (u64, u64, u64) {
     (ESR_EL1.get(), FAR_EL1.get(), ELR_EL1.get())
 }
 
+/// The syndrome of the exception being served (`ESR_EL1`).
+pub fn exception_syndrome() -> u64 {
+    ESR_EL1.get()
+}
+
+/// Whether IRQs are masked on this core.
+pub fn irqs_masked() -> bool {
+    DAIF.is_set(DAIF::I)
+}
+
 /// Masks IRQs on this core and returns the previous mask state.
 pub fn irq_save() -> u64 {
     let saved = DAIF.get();

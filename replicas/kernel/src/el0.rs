@@ -67,10 +67,10 @@ pub fn idle_forever() -> ! {
 }
 
 /// Chooses the thread to return to on `core` (waiting for one if there is none) and returns
-/// its saved registers.
+/// its saved registers. IRQs stay masked throughout: `wfi` wakes on a pending one.
 fn resume(r: &Replica, core: usize) -> *mut Context {
     loop {
-        if let Some(ctx) = machine::with(|inner| choose(r, inner, core)) {
+        if let Some(ctx) = machine::with_masked(|inner| choose(r, inner, core)) {
             return ctx;
         }
         let status = r.status();
@@ -78,7 +78,7 @@ fn resume(r: &Replica, core: usize) -> *mut Context {
         // until its next period (the initialiser can run out of budget while it builds the
         // PDs). Whichever core idles last sees it.
         if status.user_settled.load(Ordering::Relaxed) == 0
-            && machine::with(|inner| {
+            && machine::with_masked(|inner| {
                 // Under the lock, so that only one core marks it.
                 let first = inner.started
                     && inner.kernel.settled()
@@ -149,7 +149,7 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
 extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
     let Some(r) = replica() else { park_forever() };
     let core = arch::this_core();
-    let (esr, far, elr) = arch::exception_registers();
+    let esr = arch::exception_syndrome();
     if let (Some(at_el0), Some(svc)) = (r.at_el0.get(core), r.entry_svc.get(core)) {
         svc.store(
             kind == KIND_SYNC && esr::class(esr) == esr::SVC64,
@@ -160,7 +160,7 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
         at_el0.store(false, Ordering::Release);
     }
     match kind {
-        KIND_SYNC => return handle_user_sync(r, core, esr, far, elr),
+        KIND_SYNC => return handle_user_sync(r, core, esr),
         KIND_IRQ => irq::handle_irq(r, core as u32),
         _ => stop_unexpected(r, core as u32),
     }
@@ -169,9 +169,12 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
 
 /// A synchronous exception from EL0 on `core`: a system call, an FP/SIMD trap, or a fault.
 /// Returns the caller's registers when the caller goes on as it was.
-fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *mut Context {
+///
+/// It runs with IRQs masked, as the exception left them, so the replica lock is taken
+/// without saving the mask.
+fn handle_user_sync(r: &Replica, core: usize, esr: u64) -> *mut Context {
     let class = esr::class(esr);
-    let next = machine::with(|inner| {
+    let next = machine::with_masked(|inner| {
         if class == esr::SVC64
             && let Some(c) = CoreId::new(core)
         {
@@ -193,6 +196,8 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64, far: u64, elr: u64) -> *
             fp_trap(r, inner, core, t);
             return choose(r, inner, core);
         }
+        // Nothing since the exception was taken has taken another: its registers hold.
+        let (_, far, elr) = arch::exception_registers();
         let (kernel, mut hw) = inner.kernel_and_hw(r);
         match class {
             esr::IABT_LOW | esr::DABT_LOW => {

@@ -73,8 +73,20 @@ static KERNEL: KernelCell = KernelCell {
 /// The cores the kernel asked to choose again are interrupted once the lock is released, so
 /// that they do not wait for it.
 pub fn with<T>(f: impl FnOnce(&mut Inner) -> T) -> T {
-    let guard = KERNEL.lock.lock();
-    // SAFETY: the lock is held for the whole borrow, so it is the only one.
+    locked(KERNEL.lock.lock(), f)
+}
+
+/// [`with`] on a path where IRQs are masked already: serving an exception from EL0.
+#[inline(always)]
+pub fn with_masked<T>(f: impl FnOnce(&mut Inner) -> T) -> T {
+    locked(KERNEL.lock.lock_masked(), f)
+}
+
+/// Runs `f` on the kernel state under `guard`, a hold on the replica lock, then releases
+/// it and interrupts the cores the kernel asked to choose again.
+#[inline(always)]
+fn locked<G, T>(guard: G, f: impl FnOnce(&mut Inner) -> T) -> T {
+    // SAFETY: `guard` holds the lock for the whole borrow, so it is the only one.
     let inner = unsafe { &mut *KERNEL.inner.get() };
     let out = f(inner);
     let kicks = inner.kernel.take_kicks();
@@ -323,9 +335,9 @@ impl Machine for Hw<'_> {
 
 /// Runs one kernel entry point on `core` (this core): the time since the core's last
 /// entry is charged first, and the cores whose choice the entry changed are interrupted
-/// after it.
+/// after it. Interrupts are served with IRQs masked, as taking one left them.
 fn entry(r: &Replica, core: usize, f: impl FnOnce(&mut Kernel, &mut Hw<'_>)) {
-    with(|inner| {
+    with_masked(|inner| {
         // Before the initialiser starts nothing runs, is charged or watched.
         if !inner.started {
             return;
@@ -340,7 +352,7 @@ fn entry(r: &Replica, core: usize, f: impl FnOnce(&mut Kernel, &mut Hw<'_>)) {
 /// (on the primary core) the housekeeping tick is due. The timer is armed again for
 /// whatever is due next.
 pub fn on_timer(r: &Replica, core: usize) {
-    with(|inner| {
+    with_masked(|inner| {
         if inner.started {
             inner.enter(core);
             inner.kernel.timer();

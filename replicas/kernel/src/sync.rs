@@ -75,6 +75,22 @@ impl IrqSpinLock {
     #[inline(always)]
     pub fn lock(&self) -> IrqGuard<'_> {
         let saved = arch::irq_save();
+        self.acquire();
+        IrqGuard { lock: self, saved }
+    }
+
+    /// Takes the lock, spinning, on a path where IRQs are masked already (an exception
+    /// taken from EL0 masks them, and the kernel leaves them masked while it serves one):
+    /// there is no mask to save, and the guard leaves it as it is.
+    #[inline(always)]
+    pub fn lock_masked(&self) -> MaskedGuard<'_> {
+        debug_assert!(arch::irqs_masked());
+        self.acquire();
+        MaskedGuard { lock: self }
+    }
+
+    #[inline(always)]
+    fn acquire(&self) {
         if self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -82,7 +98,13 @@ impl IrqSpinLock {
         {
             self.spin();
         }
-        IrqGuard { lock: self, saved }
+    }
+
+    #[inline(always)]
+    fn release(&self) {
+        self.locked.store(false, Ordering::Release);
+        // Wakes the cores waiting for the lock (`IrqSpinLock::spin`).
+        arch::send_event();
     }
 
     /// Waits for the lock held by another core, serving that core's requests meanwhile.
@@ -120,9 +142,19 @@ impl IrqSpinLock {
 
 impl Drop for IrqGuard<'_> {
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
-        // Wakes the cores waiting for the lock (`IrqSpinLock::spin`).
-        arch::send_event();
+        self.lock.release();
         arch::irq_restore(self.saved);
+    }
+}
+
+/// Proof of holding an [`IrqSpinLock`] taken with IRQs masked already
+/// ([`IrqSpinLock::lock_masked`]).
+pub struct MaskedGuard<'a> {
+    lock: &'a IrqSpinLock,
+}
+
+impl Drop for MaskedGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.release();
     }
 }
