@@ -151,7 +151,8 @@ impl Kernel {
 
     /// The fast Call, [`Kernel::call_case`] found. With a passive server, when the
     /// scheduler's [`switch`](crate::sched::Scheduler::switch) applies and nothing is due
-    /// on the core yet ([`Kernel::quiet`]), it is seL4's direct switch: before the entry's
+    /// on the core yet ([`Scheduler::quiet`](crate::sched::Scheduler::quiet)), it is seL4's
+    /// direct switch: before the entry's
     /// accounting, the server takes the caller's place on the caller's context, which the
     /// core goes on counting. Otherwise, after the accounting, one hand-over does the
     /// scheduler's side of the call, and the core chooses. Both end where the general
@@ -164,9 +165,8 @@ impl Kernel {
         t: ThreadId,
         c: FastCall,
     ) -> Entered {
-        let switched = self.objects.sched.runs_on(c.server).is_none()
-            && self.fits_registers(t, c.info)
-            && self.quiet(core, now)
+        let switched = !self.objects.sched.has_sc(c.server)
+            && self.objects.sched.quiet(core, now)
             && self.objects.sched.switch(core, t, c.server, HandOver::Lend);
         if !switched {
             self.enter(core, now);
@@ -177,14 +177,13 @@ impl Kernel {
         let _ = o
             .threads
             .send(&mut o.eps[c.ep], c.ep, t, c.badge, true, true);
+        o.transfer(m, t, c.server, c.badge, c.info);
         if switched {
-            o.transfer_registers(t, c.server, c.badge, c.info);
             o.bind_caller(c.reply, t, c.server, true);
             o.set_core(core);
             o.current[core] = Some(c.server);
             return Entered::Switched(c.server);
         }
-        o.transfer(m, t, c.server, c.badge, c.info);
         let lent = o.sched.hand_over(t, c.server, HandOver::Lend);
         o.bind_caller(c.reply, t, c.server, lent);
         o.schedule();
@@ -236,9 +235,8 @@ impl Kernel {
         c: FastReply,
     ) -> Entered {
         let switched = c.lent
-            && self.fits_registers(t, c.info)
             && self.nothing_to_take(t)
-            && self.quiet(core, now)
+            && self.objects.sched.quiet(core, now)
             && self
                 .objects
                 .sched
@@ -248,13 +246,7 @@ impl Kernel {
         }
         let o = &mut self.objects;
         // The reply's message, as `Objects::answer` delivers it...
-        if switched {
-            o.unbind_caller(c.reply, c.caller);
-            let _ = o.threads.reply(t, c.caller);
-            o.transfer_registers(t, c.caller, 0, c.info);
-        } else {
-            o.deliver_reply(m, t, c.reply, (c.caller, t), c.info);
-        }
+        o.deliver_reply(m, t, c.reply, (c.caller, t), c.info);
         // ... then the receive, as `Objects::recv` makes it when nothing is pending and
         // nobody sends ...
         o.tcbs[t].recv_reply = Some(c.reply);
@@ -278,14 +270,6 @@ impl Kernel {
         Entered::General(t)
     }
 
-    /// Whether `t`, not sending a fault, sends a message that fits the registers
-    /// ([`Objects::transfer_registers`](super::objects::Objects::transfer_registers)).
-    #[inline(always)]
-    fn fits_registers(&self, t: ThreadId, info: MessageInfo) -> bool {
-        info.length() <= syscall::REGISTER_MESSAGE_REGISTERS
-            && self.objects.tcbs[t].fault_label == 0
-    }
-
     /// Whether `t`'s bound notification, if any, has no context to take back from `t` when
     /// `t` waits again ([`Objects::return_to`](super::objects::Objects::return_to) does
     /// nothing).
@@ -294,16 +278,7 @@ impl Kernel {
         let o = &self.objects;
         o.tcbs[t]
             .bound
-            .is_none_or(|n| o.ntfn_sc[n].is_none_or(|sc| o.sched.runs_on(t) != Some(sc)))
-    }
-
-    /// Whether nothing is due on `core` at counter time `now`
-    /// ([`Scheduler::quiet`](crate::sched::Scheduler::quiet)). The kernel entry's
-    /// accounting would then only count the time, which a switch that keeps the core's
-    /// context can leave to the core's next entry: the same context pays for it then.
-    #[inline(always)]
-    fn quiet(&self, core: CoreId, now: u64) -> bool {
-        self.objects.sched.quiet(core, now)
+            .is_none_or(|n| o.ntfn_sc[n].is_none_or(|sc| o.sched.sc(t) != Some(sc)))
     }
 
     /// [`Kernel::syscall_entry`]'s first attempt, for system call `number` of `t`, the

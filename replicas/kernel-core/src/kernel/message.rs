@@ -63,29 +63,35 @@ impl Objects {
         }
     }
 
-    /// [`Objects::transfer`] of a message that fits the registers (at most
-    /// [`syscall::REGISTER_MESSAGE_REGISTERS`] long) from a thread that does not send a
-    /// fault: the registers alone, as the fast path's switch copies them.
+    /// Copies a message from `from` to `to`: the badge in `x0`, the tag in `x1`, and the
+    /// message registers (past the first four only when both have an IPC buffer).
+    ///
+    /// The common message, one that fits the registers from a thread that is not sending
+    /// a fault, is copied inline; any other goes through [`Objects::transfer_any`].
     #[inline(always)]
-    pub fn transfer_registers(
+    pub fn transfer(
         &mut self,
+        m: &mut impl Machine,
         from: ThreadId,
         to: ThreadId,
         badge: u64,
         info: MessageInfo,
     ) {
-        let f = &self.tcbs[from].ctx;
-        let sent = [f.x[2], f.x[3], f.x[4], f.x[5]];
+        let f = &self.tcbs[from];
         let len = info.length();
+        if f.fault_label != 0 || len > syscall::REGISTER_MESSAGE_REGISTERS {
+            return self.transfer_any(m, from, to, badge, info);
+        }
+        let sent = [f.ctx.x[2], f.ctx.x[3], f.ctx.x[4], f.ctx.x[5]];
         let ctx = &mut self.tcbs[to].ctx;
         set_registers(ctx, sent, len);
         ctx.x[0] = badge;
         ctx.x[1] = MessageInfo::new(info.label(), len as u64).0;
     }
 
-    /// Copies a message from `from` to `to`: the badge in `x0`, the tag in `x1`, and the
-    /// message registers (past the first four only when both have an IPC buffer).
-    pub fn transfer(
+    /// [`Objects::transfer`] of any message: a fault's, or one past the registers.
+    #[inline(never)]
+    fn transfer_any(
         &mut self,
         m: &mut impl Machine,
         from: ThreadId,
