@@ -153,26 +153,12 @@ fn bench_marker(name: &str) -> String {
 /// Builds the benchmark system `system` (under `protection-domains/bench/systems/`) and
 /// boots it twice under icount; its figure `name`, which must be the same both times.
 fn pd_benchmark(system: &str, name: &str, out: &std::path::Path) -> Result<f64> {
-    pd_benchmark_within(system, name, out, 0.0)
-}
-
-/// How far apart two boots' interrupt latencies may be (instructions a round): see
-/// [`measure_system`].
-const INTERRUPT_TOLERANCE: f64 = 0.5;
-
-/// [`pd_benchmark`] for a figure that may differ by up to `tolerance` between two boots.
-fn pd_benchmark_within(
-    system: &str,
-    name: &str,
-    out: &std::path::Path,
-    tolerance: f64,
-) -> Result<f64> {
     let path = workspace_root()
         .join("protection-domains")
         .join("bench")
         .join("systems")
         .join(system);
-    measure_system(&path, name, out, tolerance)
+    measure_system(&path, name, out)
 }
 
 /// Busy host processes, stopped when dropped.
@@ -204,26 +190,26 @@ impl Drop for HostLoad {
 }
 
 /// The figures hold on a busy machine: the PPC round trip to a passive server and the round
-/// trip between two cores of a replica (whose cores QEMU runs in turn) are measured on an
-/// idle host, then while two busy processes compete for the host's cores, and the counts
-/// must be the same; the interrupt latency must agree to within its tolerance (see
-/// [`measure_system`]). Under `-icount` QEMU counts guest instructions only, so nothing of
-/// the host's speed may reach a measured window.
+/// trip between two cores of a replica (whose cores QEMU runs in turn) and the interrupt
+/// latency (across an idle core's `wfi`) are measured on an idle host, then while two busy
+/// processes compete for the host's cores, and the counts must be the same. Under `-icount`
+/// QEMU counts guest instructions only, so nothing of the host's speed may reach a measured
+/// window.
 pub fn steady_under_load() -> Result<()> {
     crate::setup::rust_targets()?;
     crate::setup::qemu(&["virt"])?;
     let out = workspace_root().join("target").join("bench").join("load");
-    for (system, name, tolerance) in [
-        ("ppc-passive.xml", "ppc round trip", 0.0),
-        ("notify-smp.xml", "notify round trip", 0.0),
-        ("irq.xml", "interrupt to PD", INTERRUPT_TOLERANCE),
+    for (system, name) in [
+        ("ppc-passive.xml", "ppc round trip"),
+        ("notify-smp.xml", "notify round trip"),
+        ("irq.xml", "interrupt to PD"),
     ] {
-        let idle = pd_benchmark_within(system, name, &out, tolerance)?;
+        let idle = pd_benchmark(system, name, &out)?;
         let loaded = {
             let _load = HostLoad::start(2)?;
-            pd_benchmark_within(system, name, &out, tolerance)?
+            pd_benchmark(system, name, &out)?
         };
-        if (idle - loaded).abs() > tolerance {
+        if idle != loaded {
             bail!("{system}: {idle} instructions on an idle host, {loaded} on a busy one");
         }
         println!("bench under load: {system} gives {idle} instructions idle, {loaded} loaded");
@@ -238,7 +224,7 @@ fn generated_benchmark(label: &str, xml: &str, name: &str, out: &std::path::Path
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{label}.xml"));
     std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
-    measure_system(&path, name, out, 0.0)
+    measure_system(&path, name, out)
 }
 
 /// What a generated scale system measures.
@@ -344,20 +330,16 @@ pub(crate) fn build_benchmark(
 /// Builds the benchmark system at `path` and boots it twice under icount; its figure `name`,
 /// which must be the same both times.
 ///
-/// The machine has only the cores the system's replicas use. QEMU runs the cores of a
+/// The machine has only the cores the system's replicas use: QEMU runs the cores of a
 /// machine in turn on one host thread under icount, and with more than one it switches
-/// between them on a timer its main loop re-arms at host-dependent moments: a benchmark on
-/// one core of a four-core machine was seen to differ by 0.01 to 0.3 instruction a round
-/// between two boots (the interrupt latency). On a one-core machine it still differs, more
-/// rarely, by 0.01 (one boot in five or so), for a cause not yet found: that figure alone
-/// is taken to within `tolerance` ([`INTERRUPT_TOLERANCE`]), as the mean of the two boots;
-/// every other must be the same in both.
-fn measure_system(
-    path: &std::path::Path,
-    name: &str,
-    out: &std::path::Path,
-    tolerance: f64,
-) -> Result<f64> {
+/// between them on a timer its main loop re-arms at host-dependent moments.
+///
+/// A core that goes idle does so through `arch::wait_for_interrupt`, whose `yield` makes QEMU
+/// count every instruction before the `wfi` before its main loop can see the core halted;
+/// without it, QEMU sometimes moved virtual time past the next timer event by the
+/// instructions it had not counted yet, and the interrupt latency differed by 0.01 to 0.3
+/// instruction a round between boots.
+fn measure_system(path: &std::path::Path, name: &str, out: &std::path::Path) -> Result<f64> {
     let system = path.file_name().map_or_else(
         || path.display().to_string(),
         |f| f.to_string_lossy().into_owned(),
@@ -379,11 +361,10 @@ fn measure_system(
         );
     }
     let (a, b) = (counts[0], counts[1]);
-    if (a - b).abs() > tolerance {
+    if a != b {
         bail!("{system}: the instruction count differs between two identical runs: {a} and {b}");
     }
-    // Rounded as the PDs print their figures (two decimals).
-    Ok(((a + b) / 2.0 * 100.0).round() / 100.0)
+    Ok(a)
 }
 
 /// Runs the benchmarks; `smoke` checks the harness only (one quick boot), `compare` reports
@@ -527,7 +508,7 @@ struct RoundTrips {
 fn measure_round_trips(out: &std::path::Path) -> Result<RoundTrips> {
     Ok(RoundTrips {
         trivial: pd_benchmark("syscall.xml", "trivial system call", out)?,
-        interrupt: pd_benchmark_within("irq.xml", "interrupt to PD", out, INTERRUPT_TOLERANCE)?,
+        interrupt: pd_benchmark("irq.xml", "interrupt to PD", out)?,
         ppc_passive: pd_benchmark("ppc-passive.xml", "ppc round trip", out)?,
         ppc_active: pd_benchmark("ppc-active.xml", "ppc round trip", out)?,
         notify_same: pd_benchmark("notify-same.xml", "notify round trip", out)?,
