@@ -37,6 +37,11 @@ pub mod untyped_flags {
     /// device memory. The kernel never zeroes it and only frames are made from it, as from
     /// seL4's device untyped memory.
     pub const DEVICE: u32 = 1 << 0;
+    /// Memory user space may only read: every frame made from it carries read rights
+    /// alone. The kernels' status page (the first page of the kernel shared area) is the
+    /// only block the kernel accepts over the shared area, and only with this flag and
+    /// [`DEVICE`].
+    pub const READ_ONLY: u32 = 1 << 1;
 }
 
 /// PD flags.

@@ -27,6 +27,7 @@
 )]
 
 pub mod bootprog;
+pub mod directory;
 pub mod error;
 pub mod fault;
 #[cfg(any(test, feature = "fixtures"))]

@@ -1,7 +1,10 @@
 //! The kernel-to-kernel shared area: the only memory every replica kernel maps.
 //!
 //! It holds, per replica, a status record, a doorbell inbox and a log ring, and after them
-//! the cross-replica channel words of the PDs ([`pd_words`]). Nothing here
+//! the cross-replica channel words of the PDs ([`pd_words`]). The header and the status
+//! records fill the first page alone ([`STATUS_PAGE_BYTES`]), so that a PD can be given
+//! exactly them, read-only (the `microkit` tool's built-in `device="atoll_status"`), and
+//! nothing else of the area; the doorbells start on the next page. Nothing here
 //! is protected by a lock: each word has one writer, or is changed only by atomic
 //! read-modify-write, and every reader treats what it reads as untrusted (a peer replica
 //! may be faulty). The loader zeroes the area and writes the header before any replica runs.
@@ -25,8 +28,18 @@ use crate::limits::{LOG_LINE_BYTES, LOG_RING_SLOTS, MAX_REPLICAS};
 
 /// Magic at the start of the shared area.
 pub const SHARED_MAGIC: [u8; 8] = *b"ATOLLSHM";
-/// Shared-area layout version.
-pub const SHARED_VERSION: u32 = 1;
+/// Shared-area layout version (2: the status records have the first page to themselves,
+/// the doorbells start at [`STATUS_PAGE_BYTES`]).
+pub const SHARED_VERSION: u32 = 2;
+
+/// Bytes of the status page: the first page of the shared area, which holds the
+/// [`SharedHeader`] and the [`ReplicaStatus`] records and nothing else.
+pub const STATUS_PAGE_BYTES: u64 = crate::limits::PAGE_SIZE;
+
+/// Padding after the status records, to the end of the status page.
+const STATUS_PAD_BYTES: usize = STATUS_PAGE_BYTES as usize
+    - size_of::<SharedHeader>()
+    - MAX_REPLICAS * size_of::<ReplicaStatus>();
 
 /// Doorbell bits the kernels use between themselves.
 pub mod bell {
@@ -345,6 +358,9 @@ pub struct SharedArea {
     pub header: SharedHeader,
     /// Status records, indexed by replica.
     pub status: [ReplicaStatus; MAX_REPLICAS],
+    /// Zero: the rest of the status page, so that the doorbells start on a page of their
+    /// own and the status page can be mapped alone.
+    pub status_pad: [u8; STATUS_PAD_BYTES],
     /// Doorbell inboxes, indexed by receiving replica.
     pub doorbells: [DoorbellInbox; MAX_REPLICAS],
     /// Log rings, indexed by producing replica.
@@ -361,7 +377,13 @@ const _: () = assert!(size_of::<PendingWord>() == 64);
 const _: () = assert!(offset_of!(LogRing, consumer) == 64);
 const _: () = assert!(offset_of!(LogRing, slots) == 128);
 const _: () = assert!(offset_of!(SharedArea, status) == 64);
-const _: () = assert!(offset_of!(SharedArea, doorbells) == 64 + 64 * MAX_REPLICAS);
+const _: () = assert!(
+    size_of::<SharedHeader>() + MAX_REPLICAS * size_of::<ReplicaStatus>()
+        <= STATUS_PAGE_BYTES as usize
+);
+const _: () = assert!(offset_of!(SharedArea, status_pad) == 64 + 64 * MAX_REPLICAS);
+const _: () = assert!(offset_of!(SharedArea, doorbells) == STATUS_PAGE_BYTES as usize);
+const _: () = assert!(STATUS_PAGE_BYTES == 4096);
 const _: () = assert!(SHARED_AREA_SIZE <= crate::limits::LARGE_PAGE_SIZE);
 
 /// The cross-replica channel words: after the shared area (page aligned), to the end of
@@ -482,6 +504,34 @@ mod tests {
         assert_eq!(inbox.take(1), 0);
         assert_eq!(inbox.ring(1, bell::STATUS), Some(true));
         assert_eq!(inbox.take(MAX_REPLICAS + 3), 0);
+    }
+
+    /// The layout `docs/boot.md` (section 5) and `docs/system-description.md` ("The
+    /// status page") describe.
+    #[test]
+    fn layout_is_the_documented_one() {
+        assert_eq!(offset_of!(SharedArea, header), 0);
+        assert_eq!(offset_of!(SharedArea, status), 0x40);
+        assert_eq!(offset_of!(SharedArea, doorbells), 0x1000);
+        assert_eq!(offset_of!(SharedArea, logs), 0x2000);
+        assert_eq!(size_of::<LogRing>(), 32_896);
+        assert_eq!(size_of::<SharedArea>(), 0x4_2400);
+        assert_eq!(SHARED_AREA_SIZE, 0x4_3000);
+        assert_eq!(pd_words::OFFSET, SHARED_AREA_SIZE);
+        let fields = [
+            offset_of!(ReplicaStatus, state),
+            offset_of!(ReplicaStatus, user_settled),
+            offset_of!(ReplicaStatus, cores_online),
+            offset_of!(ReplicaStatus, ticks),
+            offset_of!(ReplicaStatus, fault_esr),
+            offset_of!(ReplicaStatus, fault_far),
+            offset_of!(ReplicaStatus, fault_elr),
+            offset_of!(ReplicaStatus, fault_core),
+            offset_of!(ReplicaStatus, settled_at),
+        ];
+        assert_eq!(fields, [0, 4, 8, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38]);
+        assert_eq!(offset_of!(SharedHeader, version), 8);
+        assert_eq!(offset_of!(SharedHeader, replica_count), 12);
     }
 
     fn format_line(i: usize) -> std::string::String {

@@ -313,7 +313,7 @@ pub mod initial {
     /// First slot free for the initialiser's own use.
     pub const FIRST_FREE: u64 = 256;
     /// log2 of the root CNode's slot count.
-    pub const ROOT_RADIX: u8 = 10;
+    pub const ROOT_RADIX: u8 = 11;
     /// Where its IPC buffer is mapped.
     pub const IPC_BUFFER_VADDR: u64 = 0x3F_F000_0000;
     /// Bytes of replica RAM past the initialiser's program that the kernel keeps for the

@@ -68,6 +68,48 @@ pub struct Board {
     pub default_clusters: &'static [&'static [u32]],
     /// How to emulate the board.
     pub qemu: QemuMachine,
+    /// Devices a system description may name (`<memory_region device="…">`,
+    /// `<irq device="…">`), so that one description serves every board.
+    pub devices: &'static [Device],
+}
+
+/// A device of a board that driver PDs use: its register block and its interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Device {
+    /// Name a system description uses (`net0`, `blk0`, `sd1`), unique on the board.
+    pub name: &'static str,
+    /// The device's programming model, which says which driver it needs.
+    pub kind: DeviceKind,
+    /// The register block, exactly (not rounded to pages).
+    pub regs: PhysRange,
+    /// GIC interrupt id (a shared peripheral interrupt: SPI number + 32).
+    pub intid: u32,
+    /// How the interrupt is signalled.
+    pub trigger: Trigger,
+}
+
+/// Programming model of a [`Device`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A virtio-mmio transport (version 2), whatever virtio device sits behind it.
+    VirtioMmio,
+    /// Cadence GEM Ethernet MAC (the ZynqMP's GEM).
+    CadenceGem,
+    /// NXP ENET Ethernet MAC (QEMU's `imx.enet`).
+    ImxEnet,
+    /// SD Host Controller Interface with the standard register set (QEMU's `generic-sdhci`).
+    Sdhci,
+    /// NXP uSDHC SD/MMC controller (QEMU's `imx-usdhc`): SDHCI-like, with its own registers.
+    ImxUsdhc,
+}
+
+/// How a device signals its interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Level-sensitive.
+    Level,
+    /// Edge-triggered (rising).
+    Edge,
 }
 
 /// The console UART of a board.
@@ -158,6 +200,41 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
         extra: &[],
         console_serial: 0,
     },
+    devices: &[QEMU_VIRT_NET0, QEMU_VIRT_BLK0],
+};
+
+/// `qemu_virt_aarch64`'s `net0`: the virtio-mmio transport at 0x0a00_3e00, QEMU's
+/// `virtio-mmio-bus.31`, the highest of `virt`'s 32 transports (0x0a00_0000 + 0x200 × n),
+/// which QEMU gives the first `-device virtio-*-device` on the command line that names no
+/// bus: the runner's `virtio-net-device`. Its interrupt is SPI 47 (SPI 16 + n), edge
+/// rising as `virt`'s device tree declares it. Checked against QEMU 10.0's `virt` (its
+/// `dumpdtb` and `info qtree`).
+pub const QEMU_VIRT_NET0: Device = Device {
+    name: "net0",
+    kind: DeviceKind::VirtioMmio,
+    regs: PhysRange {
+        base: 0x0A00_3E00,
+        size: 0x200,
+    },
+    intid: 32 + 47,
+    trigger: Trigger::Edge,
+};
+
+/// `qemu_virt_aarch64`'s `blk0`: the virtio-mmio transport at 0x0a00_2e00, QEMU's
+/// `virtio-mmio-bus.23`: the runner places its `virtio-blk-device` there explicitly
+/// (`bus=virtio-mmio-bus.23`), so that the disk never shares a 4 KiB page with the NIC
+/// (which takes `virtio-mmio-bus.31`, [`QEMU_VIRT_NET0`]) and so a driver mapping one
+/// cannot reach the other. Its interrupt is SPI 39, edge rising. Checked against QEMU
+/// 10.0's `virt` (its `dumpdtb` and `info qtree`).
+pub const QEMU_VIRT_BLK0: Device = Device {
+    name: "blk0",
+    kind: DeviceKind::VirtioMmio,
+    regs: PhysRange {
+        base: 0x0A00_2E00,
+        size: 0x200,
+    },
+    intid: 32 + 39,
+    trigger: Trigger::Edge,
 };
 
 /// Xilinx ZCU102 (ZynqMP): GIC-400, four Cortex-A53 cores, Cadence UART.
@@ -203,6 +280,51 @@ pub const ZCU102: Board = Board {
         extra: &["-audio", "none"],
         console_serial: 0,
     },
+    devices: &[ZCU102_NET0, ZCU102_SD0, ZCU102_SD1],
+};
+
+/// `zcu102`'s `net0`: GEM3, the Cadence GEM wired to the board's Ethernet port, at
+/// 0xff0e_0000 (4 KiB in the ZynqMP's address map; QEMU models its first 0x800 bytes), SPI
+/// 63, level (both of its queue interrupts arrive on that one line). QEMU gives its NICs to
+/// GEM0 to GEM3 in order, so GEM3 is the fourth `-net nic`. Checked against QEMU 10.0's
+/// `xlnx-zcu102` (`info qtree`, and `qom-get` of the GEM's interrupt line into the GIC).
+pub const ZCU102_NET0: Device = Device {
+    name: "net0",
+    kind: DeviceKind::CadenceGem,
+    regs: PhysRange {
+        base: 0xFF0E_0000,
+        size: 0x1000,
+    },
+    intid: 32 + 63,
+    trigger: Trigger::Level,
+};
+
+/// `zcu102`'s `sd0`: the ZynqMP's SD0 controller (an SDHCI) at 0xff16_0000 (4 KiB in the
+/// address map; QEMU models 0x100 bytes), SPI 48, level; QEMU's `-drive if=sd,index=0`.
+/// Checked against QEMU 10.0's `xlnx-zcu102`.
+pub const ZCU102_SD0: Device = Device {
+    name: "sd0",
+    kind: DeviceKind::Sdhci,
+    regs: PhysRange {
+        base: 0xFF16_0000,
+        size: 0x1000,
+    },
+    intid: 32 + 48,
+    trigger: Trigger::Level,
+};
+
+/// `zcu102`'s `sd1`: the ZynqMP's SD1 controller at 0xff17_0000, the board's SD card
+/// slot, SPI 49, level; QEMU's `-drive if=sd,index=1`. Checked against QEMU 10.0's
+/// `xlnx-zcu102`.
+pub const ZCU102_SD1: Device = Device {
+    name: "sd1",
+    kind: DeviceKind::Sdhci,
+    regs: PhysRange {
+        base: 0xFF17_0000,
+        size: 0x1000,
+    },
+    intid: 32 + 49,
+    trigger: Trigger::Level,
 };
 
 /// NXP i.MX 8M Plus EVK: GICv3, four Cortex-A53 cores, i.MX UART.
@@ -256,6 +378,65 @@ pub const IMX8MP_EVK: Board = Board {
         // own documentation of the machine boots it (`-serial null -serial stdio`).
         console_serial: 1,
     },
+    devices: &[IMX8MP_NET0, IMX8MP_SD0, IMX8MP_SD1, IMX8MP_SD2],
+};
+
+/// `imx8mp_evk`'s `net0`: ENET1, the i.MX 8M Plus's FEC-style MAC, at 0x30be_0000 (64 KiB
+/// in the SoC's memory map; QEMU models 16 KiB), its MAC interrupt SPI 118, level. (ENET1
+/// has three more lines, SPI 119 to 121, for its extra queues and timer; QEMU models only
+/// the timer's, SPI 121, and raises the MAC's events on it too. A driver needs SPI 118.)
+/// QEMU's `imx8mp-evk` has only this NIC and gives it the first `-nic`. Checked against
+/// QEMU 10.0's `imx8mp-evk` (`info qtree`, and `qom-get` of the MAC's interrupt line into
+/// the GIC).
+pub const IMX8MP_NET0: Device = Device {
+    name: "net0",
+    kind: DeviceKind::ImxEnet,
+    regs: PhysRange {
+        base: 0x30BE_0000,
+        size: 0x1_0000,
+    },
+    intid: 32 + 118,
+    trigger: Trigger::Level,
+};
+
+/// `imx8mp_evk`'s `sd0`: uSDHC1 at 0x30b4_0000 (64 KiB in the memory map; QEMU models
+/// 0x100 bytes), SPI 22, level; the EVK wires it to its Wi-Fi module's SDIO. QEMU's
+/// `-drive if=sd,bus=0`. Checked against QEMU 10.0's `imx8mp-evk`.
+pub const IMX8MP_SD0: Device = Device {
+    name: "sd0",
+    kind: DeviceKind::ImxUsdhc,
+    regs: PhysRange {
+        base: 0x30B4_0000,
+        size: 0x1_0000,
+    },
+    intid: 32 + 22,
+    trigger: Trigger::Level,
+};
+
+/// `imx8mp_evk`'s `sd1`: uSDHC2 at 0x30b5_0000, the EVK's SD card slot, SPI 23, level;
+/// QEMU's `-drive if=sd,bus=1`. Checked against QEMU 10.0's `imx8mp-evk`.
+pub const IMX8MP_SD1: Device = Device {
+    name: "sd1",
+    kind: DeviceKind::ImxUsdhc,
+    regs: PhysRange {
+        base: 0x30B5_0000,
+        size: 0x1_0000,
+    },
+    intid: 32 + 23,
+    trigger: Trigger::Level,
+};
+
+/// `imx8mp_evk`'s `sd2`: uSDHC3 at 0x30b6_0000, the EVK's eMMC, SPI 24, level; QEMU's
+/// `-drive if=sd,bus=2`. Checked against QEMU 10.0's `imx8mp-evk`.
+pub const IMX8MP_SD2: Device = Device {
+    name: "sd2",
+    kind: DeviceKind::ImxUsdhc,
+    regs: PhysRange {
+        base: 0x30B6_0000,
+        size: 0x1_0000,
+    },
+    intid: 32 + 24,
+    trigger: Trigger::Level,
 };
 
 impl Board {
@@ -289,6 +470,11 @@ impl Board {
     /// reports it), if the board allows one.
     pub fn gic_of_version(&self, version: u32) -> Option<&GicDevice> {
         self.gics().find(|g| g.version == version)
+    }
+
+    /// The device called `name` ([`Board::devices`]), if the board has one.
+    pub fn device(&self, name: &str) -> Option<&'static Device> {
+        self.devices.iter().find(|d| d.name == name)
     }
 }
 
@@ -362,6 +548,60 @@ mod tests {
         assert!(ZCU102.gic_of_version(3).is_none());
         assert!(IMX8MP_EVK.gic_of_version(2).is_none());
         assert_eq!(ZCU102.gics().count(), 1);
+    }
+
+    #[test]
+    fn devices_are_consistent() {
+        for board in BOARDS {
+            for (i, device) in board.devices.iter().enumerate() {
+                let name = (board.name, device.name);
+                assert_eq!(board.device(device.name), Some(device), "{name:?}");
+                assert!(device.regs.size > 0, "{name:?}");
+                // A shared peripheral interrupt the board's interrupt controllers have.
+                for gic in board.gics() {
+                    assert!((32..gic.lines).contains(&device.intid), "{name:?}");
+                }
+                assert_ne!(device.intid, board.uart.intid, "{name:?}");
+                assert!(!device.regs.overlaps(&board.ram), "{name:?}");
+                let uart = PhysRange {
+                    base: board.uart.base,
+                    size: board.uart.size,
+                };
+                assert!(!device.regs.overlaps(&uart), "{name:?}");
+                for gic in board.gics() {
+                    assert!(!device.regs.overlaps(&gic.distributor), "{name:?}");
+                    assert!(!device.regs.overlaps(&gic.cpu), "{name:?}");
+                }
+                for other in &board.devices[..i] {
+                    assert_ne!(other.name, device.name, "{name:?}");
+                    assert!(!other.regs.overlaps(&device.regs), "{name:?}");
+                    assert_ne!(other.intid, device.intid, "{name:?}");
+                }
+            }
+        }
+        assert!(QEMU_VIRT_AARCH64.device("net1").is_none());
+    }
+
+    #[test]
+    fn every_board_has_a_nic_and_virt_keeps_its_devices_in_separate_pages() {
+        for board in BOARDS {
+            assert!(board.device("net0").is_some(), "{}", board.name);
+        }
+        let (net, blk) = (
+            QEMU_VIRT_AARCH64.device("net0").map(|d| d.regs),
+            QEMU_VIRT_AARCH64.device("blk0").map(|d| d.regs),
+        );
+        let (Some(net), Some(blk)) = (net, blk) else {
+            panic!("virt lacks net0 or blk0")
+        };
+        // First and last 4 KiB page of each: no page holds registers of both.
+        let pages = |range: PhysRange| (range.base / 0x1000, (range.end() - 1) / 0x1000);
+        let ((net_first, net_last), (blk_first, blk_last)) = (pages(net), pages(blk));
+        assert!(net_last < blk_first || blk_last < net_first);
+        assert_eq!(QEMU_VIRT_NET0.intid, 79);
+        assert_eq!(QEMU_VIRT_BLK0.intid, 71);
+        assert_eq!(ZCU102_NET0.intid, 95);
+        assert_eq!(IMX8MP_NET0.intid, 150);
     }
 
     impl Board {

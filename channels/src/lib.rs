@@ -4,6 +4,10 @@
 //! every shared word accessed through atomics, so a peer writing at the wrong time is never
 //! undefined behaviour; nothing read from shared memory trusted: indices and lengths are
 //! checked, and a corrupt ring is an error the caller sees, not a crash.
+//!
+//! [`ring`] carries small messages between replicas; [`queue`] carries buffers of a shared
+//! data region between a device driver and its client, in the shape of seL4's sDDF.
 #![no_std]
 
+pub mod queue;
 pub mod ring;

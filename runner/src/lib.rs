@@ -84,7 +84,52 @@ pub struct QemuOptions {
     /// The machine to emulate instead of the board's (`-machine`, `-cpu`, `-smp`, `-m` and
     /// the further options).
     pub machine: Option<QemuMachine>,
+    /// The board's network interface on QEMU's user networking, with a host port forwarded
+    /// to the guest ([`nic_args`]).
+    pub forward: Option<Forward>,
 }
+
+/// A TCP port of the host's loopback forwarded to a port of the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// The port on `127.0.0.1`.
+    pub host: u16,
+    /// The guest's port.
+    pub guest: u16,
+}
+
+/// The guest's address on QEMU's user network (its DHCP server hands out this one first).
+pub const GUEST_ADDRESS: &str = "10.0.2.15";
+
+/// The QEMU options that give `board` its network interface on QEMU's user networking
+/// (`-netdev user`: no privileges, no host configuration; the guest reaches nothing but
+/// QEMU's own DHCP and DNS), with `forward` from the host's loopback into the guest.
+///
+/// On `virt` the interface is a virtio-net device on the virtio-mmio transport the board's
+/// `net0` names (the last one, at 0x0a00_3e00), so that it never shares a page of registers
+/// with the disk. The other boards' interfaces are not supported yet: `None`.
+pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
+    let netdev = format!(
+        "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}",
+        forward.host, forward.guest
+    );
+    match board.name {
+        "qemu_virt_aarch64" => Some(vec![
+            "-netdev".into(),
+            netdev,
+            "-device".into(),
+            format!("virtio-net-device,netdev=net0,bus={VIRT_NET_BUS}"),
+            // Virtio 1.0 over MMIO, not QEMU's default legacy interface for `virt`.
+            "-global".into(),
+            "virtio-mmio.force-legacy=false".into(),
+        ]),
+        _ => None,
+    }
+}
+
+/// QEMU's name of the virtio-mmio transport at 0x0a00_3e00 on `virt` (QEMU numbers the
+/// transports' buses from the lowest address).
+const VIRT_NET_BUS: &str = "virtio-mmio-bus.31";
 
 impl QemuOptions {
     /// Microkit's QEMU command line for `qemu_virt_aarch64`, as its manual gives it:
@@ -163,6 +208,9 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
     if options.icount {
         args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
     }
+    if let Some(forward) = options.forward {
+        args.extend(nic_args(board, forward).unwrap_or_default());
+    }
     args.extend(options.extra.iter().cloned());
     args
 }
@@ -201,22 +249,12 @@ pub fn run(
     log_path: &Path,
 ) -> std::io::Result<Outcome> {
     let start = Instant::now();
-    let child = Command::new(QEMU)
-        .args(qemu_args(board, image, options))
-        .stdin(if options.input.is_empty() {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
-            )
-        })?;
+    let stdin = if options.input.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    };
+    let child = start_qemu(board, image, options, stdin)?;
     let watched = watch(child, options, timeout, start)?;
     let Watched {
         status,
@@ -241,6 +279,127 @@ pub fn run(
         first_output,
         until_seen,
     })
+}
+
+/// Starts QEMU on `image` with its output piped for [`collect`].
+fn start_qemu(
+    board: &Board,
+    image: &Path,
+    options: &QemuOptions,
+    stdin: Stdio,
+) -> std::io::Result<std::process::Child> {
+    Command::new(QEMU)
+        .args(qemu_args(board, image, options))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {QEMU}: {e} (run `cargo xtask test`, which installs it)"),
+            )
+        })
+}
+
+/// A QEMU started by [`spawn`], for tests that talk to the guest while it runs.
+pub struct Running {
+    child: std::process::Child,
+    stdout: Option<Collected>,
+    stderr: Option<Collected>,
+    start: Instant,
+    log_path: PathBuf,
+}
+
+/// Starts `image` on `board` and returns at once; [`Running::stop`] ends it and saves its
+/// serial log at `log_path`. Dropping a [`Running`] also stops QEMU.
+pub fn spawn(
+    board: &Board,
+    image: &Path,
+    options: &QemuOptions,
+    log_path: &Path,
+) -> std::io::Result<Running> {
+    let mut child = start_qemu(board, image, options, Stdio::null())?;
+    Ok(Running {
+        stdout: child.stdout.take().map(|s| collect(Box::new(s))),
+        stderr: child.stderr.take().map(|s| collect(Box::new(s))),
+        child,
+        start: Instant::now(),
+        log_path: log_path.to_path_buf(),
+    })
+}
+
+impl Running {
+    /// What the guest has printed so far.
+    pub fn serial(&self) -> String {
+        self.stdout
+            .as_ref()
+            .map_or_else(String::new, |(buffer, _)| {
+                String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner()))
+                    .replace('\r', "")
+            })
+    }
+
+    /// Waits until a complete line of the guest's output contains `text`; `false` if QEMU
+    /// exits or `timeout` passes first.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let serial = self.serial();
+            let whole = serial.rfind('\n').map_or("", |i| &serial[..i]);
+            if whole.contains(text) {
+                return true;
+            }
+            if Instant::now() > until || !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether QEMU is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops QEMU (if it still runs), saves the serial log and returns what it printed.
+    pub fn stop(mut self) -> std::io::Result<Outcome> {
+        let status = match self.child.try_wait()? {
+            Some(status) => Some(status),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                None
+            }
+        };
+        let mut serial = finish(self.stdout.take());
+        let errors = finish(self.stderr.take());
+        if !errors.trim().is_empty() {
+            serial.push_str("\n--- qemu stderr ---\n");
+            serial.push_str(&errors);
+        }
+        if let Some(dir) = self.log_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&self.log_path, &serial)?;
+        Ok(Outcome {
+            status,
+            serial,
+            log_path: self.log_path.clone(),
+            elapsed: self.start.elapsed(),
+            first_output: None,
+            until_seen: None,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// What [`watch`] saw of a running QEMU (or any child that prints the same way).
@@ -300,16 +459,7 @@ fn watch(
     };
     drop(stdin);
     // QEMU has exited, so its pipes are closed: the readers finish with everything it wrote.
-    let text = |stream: Option<Collected>| {
-        stream
-            .map(|(b, reader)| {
-                let _ = reader.join();
-                String::from_utf8_lossy(&b.lock().unwrap_or_else(|e| e.into_inner()))
-                    .replace('\r', "")
-            })
-            .unwrap_or_default()
-    };
-    let serial = text(stdout);
+    let serial = finish(stdout);
     // QEMU may exit (a test build powers off) between two polls, with the awaited lines
     // printed just before: they count, seen when it exited.
     if until_seen.is_none()
@@ -319,7 +469,7 @@ fn watch(
     {
         until_seen = Some(start.elapsed());
     }
-    let errors = text(stderr);
+    let errors = finish(stderr);
     Ok(Watched {
         status,
         serial,
@@ -331,6 +481,17 @@ fn watch(
 
 /// A stream being read on a thread into a buffer the caller can watch grow.
 type Collected = (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>);
+
+/// Everything a collected stream held once it ended (its writer has exited), as text.
+fn finish(stream: Option<Collected>) -> String {
+    stream
+        .map(|(buffer, reader)| {
+            let _ = reader.join();
+            String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner()))
+                .replace('\r', "")
+        })
+        .unwrap_or_default()
+}
 
 /// Reads a stream on a thread into a shared buffer, so the caller can watch it grow.
 fn collect(mut stream: Box<dyn Read + Send>) -> Collected {

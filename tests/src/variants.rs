@@ -210,6 +210,14 @@ pub const SMP_BUDGET: Variant = Variant::of("smp-budget", "tests/systems/smp-bud
 /// loader-relocation tests can load overlapping its own link address.
 pub const BALLAST: Variant = Variant::of("ballast", "tests/systems/ballast.xml", false);
 
+/// The default system as `cargo xtask run` builds it (not a test build): it runs on, serving
+/// HTTP through the board's NIC, until the service tests stop it. Only on `virt` until the
+/// other boards' NIC drivers exist.
+pub const SERVICE: Variant = Variant {
+    only_on: Some("qemu_virt_aarch64"),
+    ..Variant::of("service", "system.xml", true)
+};
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -241,6 +249,7 @@ pub const VARIANTS: &[Variant] = &[
     SMP_HOG,
     SMP_BUDGET,
     BALLAST,
+    SERVICE,
 ];
 
 /// The variants built for `board`.
@@ -278,6 +287,8 @@ mod tests {
         assert!(names(VIRT).contains(&"compat-serial"));
         assert!(!names("zcu102").contains(&"compat-serial"));
         assert!(!names("imx8mp_evk").contains(&"loader-fault"));
-        assert_eq!(names("zcu102").len() + 6, names(VIRT).len());
+        assert!(names(VIRT).contains(&"service"));
+        assert!(!names("zcu102").contains(&"service"));
+        assert_eq!(names("zcu102").len() + 7, names(VIRT).len());
     }
 }

@@ -160,7 +160,7 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
     check_boot_of(
         board,
         outcome,
-        [&["io"], &["rt"], &["storage", "storage_blk"]],
+        [&["net_driver", "io"], &["rt"], &["storage", "storage_blk"]],
     );
 }
 
@@ -1588,7 +1588,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
     let outcome = Boot::image(board, "microkit-cli", image.clone())
         .until(&["ping ring complete"])
         .run();
-    position(&outcome, "LDR|INFO: image ok: 12 parts");
+    position(&outcome, "LDR|INFO: image ok: 17 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
         &outcome,
@@ -1631,9 +1631,10 @@ fn make_sdk(board: &str, built: &std::path::Path, work: &std::path::Path) -> Pat
     sdk
 }
 
-/// The value of `symbol` in a PD's packed program: the PD part of the image holds the
-/// program flattened from its lowest page, so the symbol sits at `address - part.vaddr`.
-fn patched_bytes(image: &[u8], replica: u32, elf: &[u8], symbol: &str) -> Vec<u8> {
+/// The value of `symbol` in the packed program of PD `pd` (in description order) of
+/// `replica`: the PD part of the image holds the program flattened from its lowest page, so
+/// the symbol sits at `address - part.vaddr`.
+fn patched_bytes(image: &[u8], (replica, pd): (u32, usize), elf: &[u8], symbol: &str) -> Vec<u8> {
     use atoll_abi::image::{ImageView, PartKind};
     use object::{Object, ObjectSymbol};
     let start = image
@@ -1643,7 +1644,8 @@ fn patched_bytes(image: &[u8], replica: u32, elf: &[u8], symbol: &str) -> Vec<u8
     let view = ImageView::parse(&image[start..], None).expect("valid image");
     let part = view
         .parts()
-        .find(|p| p.kind == PartKind::PdImage && p.entry.replica == replica)
+        .filter(|p| p.kind == PartKind::PdImage && p.entry.replica == replica)
+        .nth(pd)
         .expect("PD part");
     let file = object::File::parse(elf).expect("ELF");
     let sym = file
@@ -1664,25 +1666,26 @@ fn qemu_virt_aarch64_microkit_patches_program_symbols() {
     let image = std::fs::read(built.join("atoll.img")).expect("image");
     let io = std::fs::read(built.join("pds").join("io.elf")).expect("io.elf");
     let rt = std::fs::read(built.join("pds").join("rt.elf")).expect("rt.elf");
-    let name = patched_bytes(&image, 0, &io, "microkit_name");
+    // io is the second PD of replica 0, after the network driver.
+    let name = patched_bytes(&image, (0, 1), &io, "microkit_name");
     assert_eq!(&name[..3], b"io\0");
     assert!(name.iter().skip(2).all(|&b| b == 0), "name not NUL padded");
-    // io notifies storage on channel 0 and rt on channel 1.
+    // io notifies storage on channel 0, rt on channel 1 and the network driver on 2.
     assert_eq!(
-        patched_bytes(&image, 0, &io, "microkit_notifications"),
-        0b11u64.to_le_bytes()
+        patched_bytes(&image, (0, 1), &io, "microkit_notifications"),
+        0b111u64.to_le_bytes()
     );
     assert_eq!(
-        patched_bytes(&image, 0, &io, "microkit_pps"),
+        patched_bytes(&image, (0, 1), &io, "microkit_pps"),
         0u64.to_le_bytes()
     );
     // rt's end of its channel has notify="false": it may notify nobody.
     assert_eq!(
-        &patched_bytes(&image, 1, &rt, "microkit_name")[..3],
+        &patched_bytes(&image, (1, 0), &rt, "microkit_name")[..3],
         b"rt\0"
     );
     assert_eq!(
-        patched_bytes(&image, 1, &rt, "microkit_notifications"),
+        patched_bytes(&image, (1, 0), &rt, "microkit_notifications"),
         0u64.to_le_bytes()
     );
 

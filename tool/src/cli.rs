@@ -37,8 +37,8 @@ pub struct Args {
     /// Only check the description and its prefill files; read no ELF and write nothing.
     #[arg(long)]
     pub check: bool,
-    /// Reject Atoll's extensions (`<replica>`, `replica=`), so the file stays loadable by
-    /// upstream Microkit.
+    /// Reject Atoll's extensions (`<replica>`, `replica=`, `restart=`, `device=`), so the
+    /// file stays loadable by upstream Microkit.
     #[arg(long)]
     pub strict: bool,
     /// The image's format. Atoll writes `binary` (an arm64 Image that runs from wherever

@@ -96,6 +96,8 @@ codes! {
     ElementCount = "E010", "wrong number of child elements";
     /// A Microkit feature that needs hardware or kernel support Atoll lacks.
     Unsupported = "E011", "feature not supported by Atoll";
+    /// Two attributes of one element that exclude each other (`device` and what it sets).
+    ConflictingAttributes = "E012", "conflicting attributes";
     /// Two things of one kind share a name.
     DuplicateName = "E020", "duplicate name";
     /// The name `monitor` is reserved.
@@ -110,6 +112,8 @@ codes! {
     PdCount = "E025", "wrong number of protection domains";
     /// A reference to a domain that is not declared in `<domains>`.
     UnknownDomain = "E026", "unknown domain";
+    /// `device=` names no device of the board.
+    UnknownDevice = "E027", "unknown board device";
     /// Priority outside 0..=254.
     PriorityRange = "E030", "priority out of range";
     /// Budget larger than period.
@@ -148,6 +152,8 @@ codes! {
     WriteOnly = "E057", "write-only mapping";
     /// Inconsistent prefill attributes.
     Prefill = "E058", "invalid prefill";
+    /// A mapping of the built-in `atoll_status` region that is not read-only and cached.
+    StatusPageMap = "E059", "status page not mapped read-only and cached";
     /// One symbol patched twice in one PD.
     DuplicateSymbol = "E060", "duplicate setvar symbol";
     /// Two children of one PD share an id.

@@ -45,6 +45,26 @@ pub enum PackError {
         /// What is wrong.
         reason: String,
     },
+    /// A `<setvar directory="system">` symbol too small for the system directory.
+    #[error(
+        "could not patch symbol '{symbol}' in '{pd}' with the system directory: the symbol is {size} bytes, the directory {needed}"
+    )]
+    #[diagnostic(
+        code(microkit::symbol),
+        help(
+            "declare the symbol as an `atoll_abi::directory::Directory` (default `Directory::EMPTY`), which is the directory's size (see docs/system-description.md)"
+        )
+    )]
+    DirectorySymbol {
+        /// The PD.
+        pd: String,
+        /// The symbol.
+        symbol: String,
+        /// The symbol's size in the program.
+        size: u64,
+        /// The directory's size (`size_of::<Directory>()`).
+        needed: usize,
+    },
     /// A program segment overlaps a mapping of the PD.
     #[error(
         "'{pd}': program segment {segment:#x}+{size:#x} overlaps the mapping of '{what}' at {vaddr:#x}"

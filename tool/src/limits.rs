@@ -42,3 +42,6 @@ pub const MAX_XML_NODES: u32 = 1_000_000;
 // The stack's top as the tool computes it is where the PD runtime puts it.
 const _: () =
     assert!(USER_VSPACE_TOP - PAGES_ABOVE_STACK * PAGE_SIZE == atoll_abi::pd::vspace::STACK_TOP);
+
+// The system directory (`<setvar directory="system">`) lists every PD of a system.
+const _: () = assert!(MAX_PDS <= atoll_abi::directory::MAX_DIRECTORY_PDS);

@@ -170,17 +170,27 @@ pub struct Irq {
     pub trigger: Trigger,
     /// Symbol ← `id`.
     pub setvar_id: Option<String>,
-    /// The `irq` attribute value.
+    /// The `irq` attribute value, or the `device` one (Atoll extension).
     pub span: Span,
 }
 
-/// `<setvar symbol region_paddr>`.
+/// `<setvar symbol region_paddr>` or `<setvar symbol directory="system">`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setvar {
     /// Symbol to patch.
     pub symbol: String,
-    /// Region whose physical address it receives.
-    pub region_paddr: MrIndex,
+    /// What it receives.
+    pub value: SetvarValue,
+}
+
+/// What a `<setvar>` symbol receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetvarValue {
+    /// The physical address of this region (`region_paddr`).
+    RegionPaddr(MrIndex),
+    /// Atoll extension (`directory="system"`): the system's directory, an
+    /// `atoll_abi::directory::Directory` naming every replica, its cores and its PDs.
+    Directory,
 }
 
 /// Kind of capability a `<cspace>` entry shares.
@@ -225,8 +235,14 @@ pub struct MemoryRegion {
     pub page_size: u64,
     /// Whether `page_size` was written in the file.
     pub page_size_given: bool,
-    /// Fixed physical address.
+    /// Fixed physical address: `phys_addr`, or for `device="…"` (Atoll extension) the first
+    /// page of the board device's registers (the size then covers their last page), or for
+    /// `device="atoll_status"` the start of the kernel shared area.
     pub phys_addr: Option<u64>,
+    /// `device="atoll_status"` (Atoll extension, built in on every board): the status page,
+    /// the first page of the kernel shared area (`atoll_abi::shared::STATUS_PAGE_BYTES`),
+    /// which the kernels write and PDs may only read, cached.
+    pub status_page: bool,
     /// Initial contents.
     pub prefill: Option<Prefill>,
     /// Named by `<setvar region_paddr>` without `phys_addr`: the tool picks a contiguous

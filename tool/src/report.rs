@@ -84,6 +84,7 @@ fn memory_regions(s: &mut String, plan: &Plan) {
             crate::plan::RegionHome::FixedRam => "fixed, in RAM".to_string(),
             crate::plan::RegionHome::Replica(name) => format!("replica {name}"),
             crate::plan::RegionHome::Shared => "shared pool".to_string(),
+            crate::plan::RegionHome::Status => "status page, read-only".to_string(),
             crate::plan::RegionHome::Unused => "unused".to_string(),
         };
         let _ = writeln!(
@@ -244,6 +245,7 @@ fn protection_domain(s: &mut String, pd: &PdPlan) {
             PatchValue::Word(w) => format!("{w:#x}"),
             PatchValue::Bytes(b) => format!("{b:?}"),
             PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
+            PatchValue::Directory(directory) => directory.to_string(),
         };
         let _ = writeln!(s, "      {} = {value}", sym.symbol);
     }

@@ -91,6 +91,7 @@ fn boot(program: &BootProgram<'_>, boot_pages: u64) -> (Box<Kernel>, FakeMachine
         size_bits: u.size_bits as u8,
         watermark: 0,
         device: u.flags & untyped_flags::DEVICE != 0,
+        read_only: u.flags & untyped_flags::READ_ONLY != 0,
     });
     k.boot_initialiser(&layout, untyped).unwrap();
     (k, machine(), layout.ipc_buffer)
@@ -531,4 +532,56 @@ fn the_boot_program_configures_each_scheduling_context_for_its_pds_core() {
             ("io".to_string(), 0, 0),
         ]
     );
+}
+
+/// The status page (`device="atoll_status"`) in each replica that maps it: its frame comes
+/// from a one-page device block over the first page of the kernel shared area (never zeroed,
+/// only frames are made from it), the boot program maps it read-only and cached, and the
+/// replayed PD's translation is normal, inner-shareable, write-back memory, read-only and
+/// never executable, like any read-only RAM mapping (not device memory: the kernels write
+/// the page with normal stores).
+#[test]
+fn the_status_page_is_mapped_read_only_as_normal_memory() {
+    use atoll_abi::spec::attrs;
+    use atoll_abi::syscall::{rights, vm_attr};
+    use atoll_kernel_core::pagetable::desc;
+    let plan = plan_of(include_str!("fixtures/examples/status_page.xml"));
+    let base = plan.kernel_shared.base;
+    assert_eq!(base, 0x4100_0000);
+    for replica in &plan.replicas {
+        let (words, length) = generate(&plan, replica);
+        let bytes = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
+        let program = BootProgram::parse(bytes).expect("the program parses");
+        let block = program
+            .untyped()
+            .iter()
+            .find(|u| u.base == base)
+            .expect("a block over the status page");
+        assert_eq!(block.size_bits, 12, "one page, replica {}", replica.name);
+        assert_ne!(block.flags & untyped_flags::DEVICE, 0);
+        // The kernel makes read-only frames of it, whatever a boot program asks.
+        assert_ne!(block.flags & untyped_flags::READ_ONLY, 0);
+        let maps: Vec<&[u64]> = program
+            .invocations()
+            .iter()
+            .filter(|i| u64::from(i.label) == label::FRAME_MAP && i.args[1] == 0x1000_0000)
+            .map(|i| &i.args[..i.length as usize])
+            .collect();
+        assert_eq!(maps.len(), 1, "replica {}", replica.name);
+        assert_eq!(maps[0][2..], [rights::READ, vm_attr::CACHED]);
+
+        let (mut k, mut m, _, pds) = replay(&plan, replica);
+        let Cap::Object { data, .. } = k.cap(SlotId::from_data(pds[0].tcb).expect("a slot")) else {
+            panic!("no TCB");
+        };
+        let thread = ThreadId::from_data(data).expect("a thread");
+        let (root, _) = k.address_space(thread).expect("an address space");
+        let (pa, bits) = pagetable::translate(&mut Walker(&mut m), Root::user(root), 0x1000_0040)
+            .expect("the status page is mapped");
+        assert_eq!(pa, base + 0x40);
+        let leaf = desc::VALID | desc::TABLE_OR_PAGE;
+        assert_eq!(bits & !leaf, pagetable::descriptor_bits(attrs::USER));
+        assert_eq!(bits & desc::ATTR_DEVICE, desc::ATTR_NORMAL);
+        assert_ne!(bits & desc::READ_ONLY, 0);
+    }
 }

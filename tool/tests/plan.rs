@@ -219,3 +219,46 @@ fn an_smc_pd_holds_the_firmware_capability_in_slot_seven() {
     assert_eq!(at_slot("firmware_client").as_deref(), Some("smc"));
     assert_eq!(at_slot("plain"), None);
 }
+
+/// The status page (`device="atoll_status"`) in the reports: its home is `status`, at the
+/// kernel shared area's base, and each PD maps it read-only and cached.
+#[test]
+fn the_status_page_has_a_home_of_its_own_in_the_reports() {
+    let text = include_str!("fixtures/examples/status_page.xml");
+    let checked = atoll_tool::check(text, BOARD, false);
+    assert!(!checked.has_errors(), "{:#?}", checked.diagnostics);
+    let plan = checked.plan.expect("a plan");
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&plan)).expect("the JSON report");
+    assert_eq!(json["kernel_shared"]["base"], "0x41000000");
+    assert_eq!(
+        json["memory_regions"],
+        serde_json::json!([{
+            "name": "replica_status",
+            "size": "0x1000",
+            "page_size": "0x1000",
+            "phys_addr": "0x41000000",
+            "home": "status",
+            "prefill": null,
+        }])
+    );
+    for replica in json["replicas"].as_array().expect("replicas") {
+        let map = &replica["protection_domains"][0]["maps"][0];
+        assert_eq!(
+            *map,
+            serde_json::json!({
+                "what": "replica_status",
+                "vaddr": "0x10000000",
+                "phys_addr": "0x41000000",
+                "size": "0x1000",
+                "perms": "r--",
+                "cached": true,
+            })
+        );
+    }
+    let text = report::text(&plan);
+    assert!(
+        text.contains("at 0x41000000   (status page, read-only)"),
+        "{text}"
+    );
+}

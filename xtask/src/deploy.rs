@@ -38,12 +38,18 @@ pub fn boot_script(board: &Board, address: &str) -> String {
 }
 
 /// A boot script that starts the FIT image instead (its one kernel image, `kernel-1`).
+///
+/// `bootm` copies the image out of the FIT to its load address (the link address), so the
+/// FIT is loaded 64 MiB above `kernel_addr_r`: at `kernel_addr_r` itself, a few MiB above
+/// the link address on some boards (QEMU `virt`: 0x40400000 against 0x40080000), the copy
+/// of an image of more than 3.5 MiB would overwrite the FIT it comes from.
 pub fn fit_script(board: &Board) -> String {
     format!(
         "# Atoll for {board}: load the FIT image atoll.itb and start it with bootm.\n\
-         echo \"Atoll: loading atoll.itb from ${{devtype}} ${{devnum}}:${{distro_bootpart}}\"\n\
-         load ${{devtype}} ${{devnum}}:${{distro_bootpart}} ${{kernel_addr_r}} atoll.itb\n\
-         bootm ${{kernel_addr_r}}:kernel-1 - ${{fdtcontroladdr}}\n",
+         setexpr fit_addr ${{kernel_addr_r}} + 0x4000000\n\
+         echo \"Atoll: loading atoll.itb from ${{devtype}} ${{devnum}}:${{distro_bootpart}} to ${{fit_addr}}\"\n\
+         load ${{devtype}} ${{devnum}}:${{distro_bootpart}} ${{fit_addr}} atoll.itb\n\
+         bootm ${{fit_addr}}:kernel-1 - ${{fdtcontroladdr}}\n",
         board = board.name,
     )
 }
@@ -57,9 +63,11 @@ fn readme(board: &Board) -> String {
          atoll.img   the image: an arm64 Image that runs from wherever it is loaded\n\
          boot.scr    U-Boot script (source: boot.cmd): loads atoll.img from the partition it\n\
          \x20           is on to ${{kernel_addr_r}} and starts it with booti\n\
-         atoll.itb   the same image in a FIT (load and entry {link:#x}), for bootm:\n\
-         \x20           load <dev> <n>:<part> ${{kernel_addr_r}} atoll.itb\n\
-         \x20           bootm ${{kernel_addr_r}}:kernel-1 - ${{fdtcontroladdr}}\n\
+         atoll.itb   the same image in a FIT (load and entry {link:#x}), for bootm, loaded\n\
+         \x20           well clear of that address (bootm copies the image there):\n\
+         \x20           setexpr fit_addr ${{kernel_addr_r}} + 0x4000000\n\
+         \x20           load <dev> <n>:<part> ${{fit_addr}} atoll.itb\n\
+         \x20           bootm ${{fit_addr}}:kernel-1 - ${{fdtcontroladdr}}\n\
          \n\
          SD card: copy atoll.img and boot.scr to the FAT boot partition, beside the board's\n\
          firmware (ZCU102: BOOT.BIN with FSBL, PMUFW, TF-A and U-Boot; i.MX 8M Plus EVK:\n\

@@ -148,6 +148,9 @@ struct RunArgs {
     /// Count instructions: -icount shift=0,sleep=off (cycle counter = instructions).
     #[arg(long)]
     icount: bool,
+    /// The port of 127.0.0.1 forwarded to the guest's HTTP service (port 80).
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
     /// Arguments passed through to QEMU.
     #[arg(last = true)]
     qemu_args: Vec<String>,
@@ -209,22 +212,84 @@ fn run(args: RunArgs) -> Result<()> {
     setup::rust_targets()?;
     setup::qemu(&[board.qemu.machine])?;
     let built = build::build(&args.build)?;
+    let forward = atoll_runner::Forward {
+        host: args.http_port,
+        guest: 80,
+    };
+    let networked = atoll_runner::nic_args(board, forward).is_some();
     let options = atoll_runner::QemuOptions {
         semihosting: args.build.test,
         icount: args.icount,
         interactive: true,
         extra: args.qemu_args,
+        forward: networked.then_some(forward),
         ..atoll_runner::QemuOptions::default()
     };
     let qemu_args = atoll_runner::qemu_args(board, &built.image, &options);
     eprintln!("xtask: {} {}", atoll_runner::QEMU, qemu_args.join(" "));
     eprintln!("xtask: press Ctrl-A X to quit QEMU");
-    let status = std::process::Command::new(atoll_runner::QEMU)
+    if !networked {
+        eprintln!(
+            "xtask: no network interface on {} yet: no HTTP service",
+            board.name
+        );
+    }
+    let qemu = std::process::Command::new(atoll_runner::QEMU)
         .args(&qemu_args)
-        .status()
+        .spawn()
         .with_context(|| format!("starting {}", atoll_runner::QEMU))?;
+    let qemu = std::sync::Arc::new(std::sync::Mutex::new(qemu));
+    // Interrupted or terminated, xtask stops QEMU first (an interactive QEMU keeps the
+    // terminal's Ctrl-C for the guest; this is for signals sent to xtask).
+    let stopping = std::sync::Arc::clone(&qemu);
+    ctrlc::set_handler(move || {
+        let mut qemu = stopping.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = qemu.kill();
+        let _ = qemu.wait();
+        std::process::exit(130);
+    })
+    .context("installing the signal handler")?;
+    if networked {
+        let port = args.http_port;
+        std::thread::spawn(move || announce_when_serving(port));
+    }
+    let status = loop {
+        if let Some(status) = qemu
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_wait()
+            .context("waiting for QEMU")?
+        {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     if !status.success() {
         bail!("QEMU exited with {status}");
     }
     Ok(())
+}
+
+/// Prints where the guest's HTTP service is once it answers a request on `port`.
+fn announce_when_serving(port: u16) {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut stream| {
+                stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                stream.write_all(
+                    b"GET /status HTTP/1.1\r\nHost: atoll\r\nConnection: close\r\n\r\n",
+                )?;
+                let mut head = [0u8; 12];
+                stream.read_exact(&mut head)?;
+                Ok(head.starts_with(b"HTTP/1.1 "))
+            })
+            .unwrap_or(false);
+        if answered {
+            eprintln!("Atoll is serving http://127.0.0.1:{port}/");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }

@@ -113,6 +113,9 @@ fn lints() -> Result<()> {
     step("rustdoc (host crates)", &mut doc)
 }
 
+/// Debian packages of the clients the HTTP service's end-to-end tests run on the host.
+const SERVICE_CLIENTS: &[&str] = &["curl", "chromium", "wrk"];
+
 /// Builds the SDK (every board) and checks its layout, then builds each C example for
 /// `boards` with its own Makefile against the SDK alone (clang and ld.lld, as Microkit's
 /// `LLVM=True`): the debug configuration, and `hello` also in release. Returns the SDK's
@@ -261,6 +264,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     } else {
         PathBuf::new()
     };
+    // The HTTP service's tests drive the guest with real clients.
+    setup::packages(SERVICE_CLIENTS)?;
     let mut filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
     filters.push("c_sdk_".into());
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);

@@ -125,7 +125,8 @@ fn invocation_rules(b: &mut Builder<'_>) -> Result<(), Error> {
     let r = sys::invoke(
         untyped,
         label::UNTYPED_RETYPE,
-        &retype_args(kind, 0, 1022, 5),
+        // Five objects from two slots before the root CNode's end.
+        &retype_args(kind, 0, (1 << initial::ROOT_RADIX) - 2, 5),
     );
     b.check(
         "retyping past the end of the CNode: range error",

@@ -71,14 +71,19 @@ pub struct UntypedRules {
 impl UntypedRules {
     /// Whether one block may be handed out: inside the replica's RAM past the kernel's boot
     /// objects, or, for device memory, wholly outside the RAM and the shared area; never
-    /// over the boot program.
+    /// over the boot program. The one exception in the shared area is its status page,
+    /// exactly, as read-only device memory: user space may read the replicas' status
+    /// records, never write them or reach the doorbells and logs after them.
     pub fn allows(&self, u: &Untyped) -> bool {
         let block = untyped_range(u);
         let in_ram = self.ram.contains(&block) && block.base >= self.kernel_end;
-        let device = u.flags & untyped_flags::DEVICE != 0
-            && !self.ram.overlaps(&block)
-            && !self.shared.overlaps(&block);
-        (in_ram || device) && !self.program.overlaps(&block)
+        let is_device = u.flags & untyped_flags::DEVICE != 0;
+        let device = is_device && !self.ram.overlaps(&block) && !self.shared.overlaps(&block);
+        let status_page = is_device
+            && u.flags & untyped_flags::READ_ONLY != 0
+            && block.base == self.shared.base
+            && block.size == atoll_abi::shared::STATUS_PAGE_BYTES;
+        (in_ram || device || status_page) && !self.program.overlaps(&block)
     }
 
     /// Checks a whole untyped list: no more than [`MAX_UNTYPED`] blocks, each allowed, none
@@ -187,6 +192,30 @@ mod tests {
         assert!(!RULES.allows(&device(0x2000_0000, 29)));
         // Covering the RAM and more.
         assert!(!RULES.allows(&device(0x4000_0000, 27)));
+    }
+
+    #[test]
+    fn the_status_page_alone_is_handed_out_and_only_read_only() {
+        let status = Untyped {
+            flags: untyped_flags::DEVICE | untyped_flags::READ_ONLY,
+            ..device(0x3000_0000, 12)
+        };
+        assert!(RULES.allows(&status));
+        // Not without the read-only flag, not as ordinary memory, not larger, not the
+        // doorbells' page after it.
+        assert!(!RULES.allows(&device(0x3000_0000, 12)));
+        assert!(!RULES.allows(&Untyped {
+            flags: untyped_flags::READ_ONLY,
+            ..status
+        }));
+        assert!(!RULES.allows(&Untyped {
+            size_bits: 13,
+            ..status
+        }));
+        assert!(!RULES.allows(&Untyped {
+            base: 0x3000_1000,
+            ..status
+        }));
     }
 
     #[test]

@@ -224,6 +224,7 @@ fn build_initialiser(r: &Replica, inner: &mut Inner) -> Result<(usize, u64), Boo
         size_bits: u.size_bits as u8,
         watermark: 0,
         device: u.flags & bootprog::untyped_flags::DEVICE != 0,
+        read_only: u.flags & bootprog::untyped_flags::READ_ONLY != 0,
     });
     let mut ctx = Context {
         pc: spec.initialiser.entry,

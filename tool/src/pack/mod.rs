@@ -366,6 +366,28 @@ mod tests {
         assert_eq!(parts[0].entry.dest_offset, dtb - replica.ram.base);
     }
 
+    /// The status page lies in the kernel shared area, which the loader zeroes and whose
+    /// header it writes: the image carries no part for it (the loader's check refuses any
+    /// region part there), so nothing overwrites the records the kernels publish.
+    #[test]
+    fn the_status_page_is_no_part_of_the_image() {
+        let text = r#"<system>
+            <memory_region name="replica_status" device="atoll_status" />
+            <protection_domain name="a">
+                <program_image path="a.elf" />
+                <map mr="replica_status" vaddr="0x1000_0000" perms="r" />
+            </protection_domain>
+        </system>"#;
+        let checked = crate::check(text, BOARD, false);
+        let (Some(system), Some(plan)) = (&checked.system, &checked.plan) else {
+            panic!("{:?}", checked.diagnostics);
+        };
+        let mut errors = Vec::new();
+        let parts = region_parts(system, plan, &[], &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(parts.len(), 0);
+    }
+
     #[test]
     fn a_planned_image_passes_the_loaders_checks() {
         let image = image(&[pd_image(crate::plan::KERNEL_RESERVE)]).unwrap();

@@ -88,12 +88,8 @@ pub(super) fn load(
     }
     for patch in &pd.symbols {
         let patched = patch_symbol(&symbols, &segments, patch, prefill_sizes, base, &mut bytes);
-        if let Err(reason) = patched {
-            errors.push(PackError::Symbol {
-                pd: pd.name.clone(),
-                symbol: patch.symbol.clone(),
-                reason,
-            });
+        if let Err(error) = patched {
+            errors.push(error.into_pack_error(&pd.name, &patch.symbol));
         }
     }
     Some(Program {
@@ -144,6 +140,47 @@ fn overlaps(segment: &Segment<'_>, map: &MapPlan) -> bool {
         && map.vaddr < segment.vaddr.saturating_add(segment.mem_size)
 }
 
+/// Why a symbol could not be patched.
+#[derive(Debug, PartialEq, Eq)]
+enum PatchError {
+    /// Missing, outside the segments, or the wrong size for a word or a name.
+    Symbol(String),
+    /// Too small for the system directory: its size, and the directory's.
+    DirectoryTooSmall(u64, usize),
+}
+
+impl PatchError {
+    fn into_pack_error(self, pd: &str, symbol: &str) -> PackError {
+        let (pd, symbol) = (pd.to_string(), symbol.to_string());
+        match self {
+            Self::Symbol(reason) => PackError::Symbol { pd, symbol, reason },
+            Self::DirectoryTooSmall(size, needed) => PackError::DirectorySymbol {
+                pd,
+                symbol,
+                size,
+                needed,
+            },
+        }
+    }
+}
+
+/// Whether a symbol of `size` bytes takes `value`, `len` bytes once encoded: a word or a
+/// prefill size exactly 8 bytes, a name more than its length (so that a NUL follows it),
+/// the system directory at least its size (the rest is zeroed).
+fn check_size(value: &PatchValue, size: u64, len: usize) -> Result<(), PatchError> {
+    let len64 = len as u64;
+    match value {
+        PatchValue::Word(_) | PatchValue::PrefillSize(_) if size != 8 => Err(PatchError::Symbol(
+            format!("it is {size} bytes; it must be 8"),
+        )),
+        PatchValue::Bytes(_) if size <= len64 => Err(PatchError::Symbol(format!(
+            "it is {size} bytes; it must be more than {len}"
+        ))),
+        PatchValue::Directory(_) if size < len64 => Err(PatchError::DirectoryTooSmall(size, len)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes one symbol's value into `bytes` (the program flattened from `base`, zero-filled
 /// sections included). A symbol must lie inside a loadable segment's memory: in its file
 /// bytes (`.data`) or in its zero-filled tail (`.bss`, where a C program's plain
@@ -155,17 +192,19 @@ fn patch_symbol(
     prefill_sizes: &dyn Fn(&str) -> Option<u64>,
     base: u64,
     bytes: &mut [u8],
-) -> Result<(), String> {
+) -> Result<(), PatchError> {
     let symbol = symbols
         .symbols()
         .find(|s| s.name() == Ok(patch.symbol.as_str()))
-        .ok_or("not found in the program")?;
+        .ok_or_else(|| PatchError::Symbol("not found in the program".into()))?;
     let (addr, size) = (symbol.address(), symbol.size());
     let inside = segments.iter().any(|s| {
         addr >= s.vaddr && addr.saturating_add(size) <= s.vaddr.saturating_add(s.mem_size)
     });
     if !inside {
-        return Err("not inside a loadable segment of the program".into());
+        return Err(PatchError::Symbol(
+            "not inside a loadable segment of the program".into(),
+        ));
     }
     let value: Vec<u8> = match &patch.value {
         PatchValue::Word(w) => w.to_le_bytes().to_vec(),
@@ -173,16 +212,9 @@ fn patch_symbol(
             prefill_sizes(region).unwrap_or(0).to_le_bytes().to_vec()
         }
         PatchValue::Bytes(b) => b.as_bytes().to_vec(),
+        PatchValue::Directory(directory) => directory.bytes.clone(),
     };
-    let word = !matches!(patch.value, PatchValue::Bytes(_));
-    if (word && size != 8) || (!word && (size as usize) <= value.len()) {
-        let needed = if word {
-            "8".to_string()
-        } else {
-            format!("more than {}", value.len())
-        };
-        return Err(format!("it is {size} bytes; it must be {needed}"));
-    }
+    check_size(&patch.value, size, value.len())?;
     let at = (addr - base) as usize;
     let slot = &mut bytes[at..at + size as usize];
     slot.fill(0);
@@ -197,4 +229,193 @@ fn described(segment: &Segment<'_>) -> (u64, u64, String) {
         .map(|&(bit, c)| if segment.flags & bit != 0 { c } else { '-' })
         .collect();
     (segment.vaddr, segment.mem_size, perms)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use atoll_abi::directory::Directory;
+
+    use super::*;
+    use crate::plan::{DirectoryPatch, PdPlan};
+
+    const SEGMENT: u64 = 0x20_0000;
+    const SEGMENT_BYTES: u64 = 0x4000;
+
+    /// A minimal AArch64 ELF: one read-write loadable segment of [`SEGMENT_BYTES`] at
+    /// [`SEGMENT`] (its first page in the file, the rest zero-filled), and a global
+    /// object symbol per `(name, offset in the segment, size)`.
+    fn elf(symbols: &[(&str, u64, u64)]) -> Vec<u8> {
+        fn put(out: &mut Vec<u8>, at: usize, bytes: &[u8]) {
+            if out.len() < at + bytes.len() {
+                out.resize(at + bytes.len(), 0);
+            }
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        const DATA: usize = 0x1000;
+        let mut out = vec![0u8; DATA + 0x1000];
+        out[DATA..].fill(0x55);
+        // String and symbol tables after the segment's bytes.
+        let mut strtab = vec![0u8];
+        let mut symtab = vec![0u8; 24];
+        for &(name, offset, size) in symbols {
+            let mut sym = Vec::new();
+            sym.extend((strtab.len() as u32).to_le_bytes());
+            sym.extend([0x11, 0]); // STB_GLOBAL, STT_OBJECT
+            sym.extend(0xfff1u16.to_le_bytes()); // SHN_ABS
+            sym.extend((SEGMENT + offset).to_le_bytes());
+            sym.extend(size.to_le_bytes());
+            symtab.extend(sym);
+            strtab.extend(name.as_bytes());
+            strtab.push(0);
+        }
+        let shstrtab = b"\0.symtab\0.strtab\0.shstrtab\0";
+        let (symtab_at, strtab_at) = (out.len(), out.len() + symtab.len());
+        let shstrtab_at = strtab_at + strtab.len();
+        let sections_at = (shstrtab_at + shstrtab.len()).next_multiple_of(8);
+        put(&mut out, symtab_at, &symtab);
+        put(&mut out, strtab_at, &strtab);
+        put(&mut out, shstrtab_at, shstrtab);
+        let section = |name: u32, kind: u32, at: usize, size: usize, link: u32, entsize: u64| {
+            let mut s = Vec::new();
+            s.extend(name.to_le_bytes());
+            s.extend(kind.to_le_bytes());
+            s.extend(0u64.to_le_bytes()); // flags
+            s.extend(0u64.to_le_bytes()); // addr
+            s.extend((at as u64).to_le_bytes());
+            s.extend((size as u64).to_le_bytes());
+            s.extend(link.to_le_bytes());
+            s.extend(1u32.to_le_bytes()); // info: the first global symbol
+            s.extend(8u64.to_le_bytes()); // addralign
+            s.extend(entsize.to_le_bytes());
+            s
+        };
+        let mut sections = vec![0u8; 64];
+        sections.extend(section(1, 2, symtab_at, symtab.len(), 2, 24)); // SHT_SYMTAB
+        sections.extend(section(9, 3, strtab_at, strtab.len(), 0, 0)); // SHT_STRTAB
+        sections.extend(section(17, 3, shstrtab_at, shstrtab.len(), 0, 0));
+        put(&mut out, sections_at, &sections);
+        // The ELF header and the one program header.
+        let mut header = Vec::new();
+        header.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+        header.extend(2u16.to_le_bytes()); // ET_EXEC
+        header.extend(183u16.to_le_bytes()); // EM_AARCH64
+        header.extend(1u32.to_le_bytes());
+        header.extend(SEGMENT.to_le_bytes()); // entry
+        header.extend(64u64.to_le_bytes()); // program headers
+        header.extend((sections_at as u64).to_le_bytes());
+        header.extend(0u32.to_le_bytes());
+        for half in [64u16, 56, 1, 64, 4, 3] {
+            header.extend(half.to_le_bytes());
+        }
+        header.extend(1u32.to_le_bytes()); // PT_LOAD
+        header.extend(6u32.to_le_bytes()); // PF_R | PF_W
+        header.extend((DATA as u64).to_le_bytes());
+        header.extend(SEGMENT.to_le_bytes());
+        header.extend(SEGMENT.to_le_bytes());
+        header.extend(0x1000u64.to_le_bytes()); // file size
+        header.extend(SEGMENT_BYTES.to_le_bytes()); // memory size
+        header.extend(0x1000u64.to_le_bytes()); // align
+        put(&mut out, 0, &header);
+        out
+    }
+
+    /// The plan of the `io` PD of a system shaped like the repository's `system.xml`, with
+    /// only its directory symbol left to patch.
+    fn io_plan() -> PdPlan {
+        let text = include_str!("../../tests/fixtures/examples/directory.xml");
+        let plan = crate::check(text, &atoll_boards::QEMU_VIRT_AARCH64, false)
+            .plan
+            .expect("a plan");
+        let mut pd = plan
+            .replicas
+            .iter()
+            .flat_map(|r| &r.protection_domains)
+            .find(|pd| pd.name == "io")
+            .expect("the io PD")
+            .clone();
+        pd.symbols
+            .retain(|s| matches!(s.value, PatchValue::Directory(_)));
+        assert_eq!(pd.symbols.len(), 1);
+        pd
+    }
+
+    /// Loads `pd`'s program, written as `elf` in a directory of its own, named after
+    /// `test`.
+    fn load_elf(
+        test: &str,
+        pd: &PdPlan,
+        elf: &[u8],
+        errors: &mut Vec<PackError>,
+    ) -> Option<Program> {
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("atoll-tool-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(Path::new(&pd.program_image)), elf).unwrap();
+        let program = load(pd, None, std::slice::from_ref(&dir), &|_| None, errors);
+        std::fs::remove_dir_all(&dir).unwrap();
+        program
+    }
+
+    const DIRECTORY_BYTES: u64 = size_of::<Directory>() as u64;
+
+    #[test]
+    fn the_directory_is_written_over_a_symbol_that_holds_it() {
+        let pd = io_plan();
+        // A symbol larger than the directory, from the file's bytes into the zero-filled
+        // tail: zeroed past the directory.
+        let elf = elf(&[("atoll_directory", 0x800, DIRECTORY_BYTES + 8)]);
+        let mut errors = Vec::new();
+        let program = load_elf("directory-fits", &pd, &elf, &mut errors).expect("a program");
+        assert_eq!(errors, []);
+        let at = (SEGMENT + 0x800 - program.base) as usize;
+        let directory = Directory::read(&program.bytes[at..]).expect("a valid directory");
+        let names: Vec<&str> = directory.replicas().map(|r| r.name()).collect();
+        assert_eq!(names, ["io", "rt", "storage"]);
+        let end = at + DIRECTORY_BYTES as usize;
+        assert_eq!(program.bytes[end..end + 8], [0; 8]);
+        // The bytes before the symbol are the file's.
+        assert_eq!(program.bytes[at - 8..at], [0x55; 8]);
+    }
+
+    #[test]
+    fn a_symbol_smaller_than_the_directory_is_refused_with_both_sizes() {
+        let pd = io_plan();
+        let elf = elf(&[("atoll_directory", 0x100, 8)]);
+        let mut errors = Vec::new();
+        load_elf("directory-too-small", &pd, &elf, &mut errors);
+        assert_eq!(
+            errors,
+            [PackError::DirectorySymbol {
+                pd: "io".into(),
+                symbol: "atoll_directory".into(),
+                size: 8,
+                needed: DIRECTORY_BYTES as usize,
+            }]
+        );
+        let message = errors[0].to_string();
+        for part in ["'io'", "'atoll_directory'", "8 bytes", "5440"] {
+            assert!(message.contains(part), "{message}");
+        }
+    }
+
+    #[test]
+    fn symbol_sizes_each_value_takes() {
+        let directory = PatchValue::Directory(DirectoryPatch {
+            replicas: 0,
+            pds: 0,
+            bytes: vec![0; 16],
+        });
+        let word = PatchValue::Word(1);
+        let name = PatchValue::Bytes("io".into());
+        let ok = |value: &PatchValue, size: u64, len: usize| check_size(value, size, len).is_ok();
+        assert!(ok(&word, 8, 8) && !ok(&word, 16, 8) && !ok(&word, 4, 8));
+        assert!(ok(&name, 3, 2) && !ok(&name, 2, 2));
+        assert!(ok(&directory, 16, 16) && ok(&directory, 17, 16));
+        assert_eq!(
+            check_size(&directory, 15, 16),
+            Err(PatchError::DirectoryTooSmall(15, 16))
+        );
+    }
 }

@@ -221,15 +221,17 @@ impl Parser<'_> {
         self.decls.replicas.push(ReplicaDecl { name, cores, ram });
     }
 
-    pub(super) fn strict_error(&mut self, span: Span, what: &str) {
-        self.error(
+    /// Reports an Atoll extension under `--strict`; the caller may replace the help.
+    pub(super) fn strict_error(&mut self, span: Span, what: &str) -> &mut Diagnostic {
+        let diagnostic = self.error(
             Code::StrictExtension,
             span,
             format!("{what} is an Atoll extension, rejected by --strict"),
-        )
-        .help = Some(
+        );
+        diagnostic.help = Some(
             "drop --strict, or place PDs with 'cpu' only so upstream Microkit can load the file"
                 .into(),
         );
+        diagnostic
     }
 }

@@ -207,7 +207,9 @@ impl Parser<'_> {
             mr: mr?,
             vaddr: vaddr?,
             perms,
+            perms_span: self.string(element, "perms").map(|p| p.span),
             cached,
+            cached_span: self.string(element, "cached").map(|c| c.span),
             setvar_vaddr: self.string(element, "setvar_vaddr"),
             setvar_size: self.string(element, "setvar_size"),
             setvar_prefill_size: self.string(element, "setvar_prefill_size"),
@@ -269,7 +271,7 @@ impl Parser<'_> {
     }
 
     pub(super) fn irq(&mut self, element: Element<'_, '_>) -> Option<IrqDecl> {
-        self.attributes(element, &["irq", "id", "trigger", "setvar_id"]);
+        self.attributes(element, &["irq", "id", "trigger", "setvar_id", "device"]);
         self.leaf(element);
         let x86 = element
             .node
@@ -278,38 +280,132 @@ impl Parser<'_> {
         if x86 {
             return None;
         }
-        let irq = self.required_number(element, "irq");
-        let id = self.required_number(element, "id");
-        let trigger = match self.string(element, "trigger") {
-            None => Trigger::Level,
-            Some(t) if t.value == "level" => Trigger::Level,
-            Some(t) if t.value == "edge" => Trigger::Edge,
-            Some(t) => {
-                self.error(
-                    Code::InvalidValue,
-                    t.span,
-                    format!("trigger must be 'level' or 'edge', not '{}'", t.value),
-                );
-                Trigger::Level
+        let source = match self.device(element, &["irq", "trigger"]) {
+            Some(device) => Some(IrqSource::Device(device)),
+            None => {
+                let irq = self.required_number(element, "irq");
+                let trigger = match self.string(element, "trigger") {
+                    None => Trigger::Level,
+                    Some(t) if t.value == "level" => Trigger::Level,
+                    Some(t) if t.value == "edge" => Trigger::Edge,
+                    Some(t) => {
+                        self.error(
+                            Code::InvalidValue,
+                            t.span,
+                            format!("trigger must be 'level' or 'edge', not '{}'", t.value),
+                        );
+                        Trigger::Level
+                    }
+                };
+                irq.map(|irq| IrqSource::Number { irq, trigger })
             }
         };
+        let id = self.required_number(element, "id");
         Some(IrqDecl {
-            irq: irq?,
+            source: source?,
             id: id?,
-            trigger,
             setvar_id: self.string(element, "setvar_id"),
         })
     }
 
+    /// The `device` attribute (Atoll extension), reporting each of `exclusive` given with it
+    /// and its use under `--strict` (the device is kept, so that nothing missing is reported
+    /// on top).
+    fn device(&mut self, element: Element<'_, '_>, exclusive: &[&str]) -> Option<Spanned<String>> {
+        let device = self.string(element, "device")?;
+        if self.strict {
+            self.strict_error(device.span, "the 'device' attribute")
+                .help = Some(format!(
+                "drop --strict, or give the {} for one board in place of 'device'",
+                if element.name() == "irq" {
+                    "interrupt's 'irq' and 'trigger'"
+                } else {
+                    "region's 'phys_addr' and 'size'"
+                }
+            ));
+        }
+        for &name in exclusive {
+            let Some(other) = self.string(element, name) else {
+                continue;
+            };
+            let diagnostic = self.error(
+                Code::ConflictingAttributes,
+                other.span,
+                format!(
+                    "'<{}>' takes '{name}' or 'device', not both",
+                    element.name()
+                ),
+            );
+            diagnostic
+                .secondary
+                .push((device.span, "the board's device named here".into()));
+            diagnostic.help = Some(format!(
+                "'device' takes {} from the board's device; drop '{name}'",
+                if element.name() == "irq" {
+                    "the interrupt number and trigger"
+                } else {
+                    "the region's physical address and size"
+                }
+            ));
+        }
+        Some(device)
+    }
+
     pub(super) fn setvar(&mut self, element: Element<'_, '_>) -> Option<SetvarDecl> {
-        self.attributes(element, &["symbol", "region_paddr"]);
+        self.attributes(element, &["symbol", "region_paddr", "directory"]);
         self.leaf(element);
         let symbol = self.name_attribute(element, "symbol");
-        let region_paddr = self.required_string(element, "region_paddr");
+        let value = match self.directory(element) {
+            Some(directory) => Some(SetvarSource::Directory(directory)),
+            None => self
+                .required_string(element, "region_paddr")
+                .map(SetvarSource::RegionPaddr),
+        };
         Some(SetvarDecl {
             symbol: symbol?,
-            region_paddr: region_paddr?,
+            value: value?,
         })
+    }
+
+    /// The `directory` attribute of `<setvar>` (Atoll extension), whose one value is
+    /// `system`, reporting `region_paddr` given with it and its use under `--strict` (the
+    /// setvar is kept, so that nothing missing is reported on top). `None` when it is not
+    /// given; `Some` with the value's span otherwise, even when the value is wrong (already
+    /// reported), so that `region_paddr` is not asked for.
+    fn directory(&mut self, element: Element<'_, '_>) -> Option<Span> {
+        let directory = self.string(element, "directory")?;
+        if self.strict {
+            self.strict_error(directory.span, "the 'directory' attribute")
+                .help = Some(
+                "drop --strict, or drop the <setvar>: upstream Microkit patches no directory"
+                    .into(),
+            );
+        }
+        if directory.value != "system" {
+            self.error(
+                Code::InvalidValue,
+                directory.span,
+                format!("directory must be 'system', not '{}'", directory.value),
+            )
+            .help = Some(
+                "the one directory is the system's: <setvar symbol=\"…\" directory=\"system\" />"
+                    .into(),
+            );
+        }
+        if let Some(region) = self.string(element, "region_paddr") {
+            let diagnostic = self.error(
+                Code::ConflictingAttributes,
+                region.span,
+                "'<setvar>' takes 'region_paddr' or 'directory', not both",
+            );
+            diagnostic
+                .secondary
+                .push((directory.span, "the directory asked for here".into()));
+            diagnostic.help = Some(
+                "a symbol receives one value: use a second <setvar> with another symbol".into(),
+            );
+        }
+        Some(directory.span)
     }
 
     pub(super) fn cspace(&mut self, element: Element<'_, '_>) -> Vec<CapDecl> {
@@ -337,6 +433,13 @@ impl Parser<'_> {
     }
 
     pub(super) fn memory_region(&mut self, element: Element<'_, '_>) {
+        const EXCLUSIVE: &[&str] = &[
+            "phys_addr",
+            "size",
+            "page_size",
+            "prefill_path",
+            "prefill_bootinfo",
+        ];
         self.attributes(
             element,
             &[
@@ -346,10 +449,25 @@ impl Parser<'_> {
                 "phys_addr",
                 "prefill_path",
                 "prefill_bootinfo",
+                "device",
             ],
         );
         self.leaf(element);
         let name = self.name_attribute(element, "name");
+        if let Some(device) = self.device(element, EXCLUSIVE) {
+            if let Some(name) = name {
+                self.decls.memory_regions.push(MrDecl {
+                    name,
+                    size: None,
+                    page_size: None,
+                    phys_addr: None,
+                    prefill_path: None,
+                    prefill_bootinfo: None,
+                    device: Some(device),
+                });
+            }
+            return;
+        }
         let size = self.number(element, "size");
         let size_written = element.node.attribute("size").is_some();
         let page_size = self.number(element, "page_size");
@@ -391,6 +509,7 @@ impl Parser<'_> {
                 phys_addr,
                 prefill_path,
                 prefill_bootinfo,
+                device: None,
             });
         }
     }

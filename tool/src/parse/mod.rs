@@ -170,8 +170,12 @@ pub struct MapDecl {
     pub vaddr: Spanned<u64>,
     /// `perms` (`rw` when invalid, after the error).
     pub perms: Perms,
+    /// Where `perms` is written, if it is.
+    pub perms_span: Option<Span>,
     /// `cached`.
     pub cached: bool,
+    /// Where `cached` is written, if it is.
+    pub cached_span: Option<Span>,
     /// `setvar_vaddr`.
     pub setvar_vaddr: Option<Spanned<String>>,
     /// `setvar_size`.
@@ -183,14 +187,27 @@ pub struct MapDecl {
 /// `<irq>` (ARM flavour).
 #[derive(Debug)]
 pub struct IrqDecl {
-    /// `irq`.
-    pub irq: Spanned<u64>,
+    /// `irq` and `trigger`, or `device`.
+    pub source: IrqSource,
     /// `id`.
     pub id: Spanned<u64>,
-    /// `trigger`.
-    pub trigger: Trigger,
     /// `setvar_id`.
     pub setvar_id: Option<Spanned<String>>,
+}
+
+/// Where an `<irq>`'s interrupt comes from.
+#[derive(Debug)]
+pub enum IrqSource {
+    /// `irq`, with `trigger` (level when not given or invalid, after the error).
+    Number {
+        /// `irq`.
+        irq: Spanned<u64>,
+        /// `trigger`.
+        trigger: Trigger,
+    },
+    /// `device` (Atoll extension): a device of the board, whose interrupt and trigger
+    /// validation looks up.
+    Device(Spanned<String>),
 }
 
 /// `<setvar>`.
@@ -198,8 +215,18 @@ pub struct IrqDecl {
 pub struct SetvarDecl {
     /// `symbol`.
     pub symbol: Spanned<String>,
-    /// `region_paddr`.
-    pub region_paddr: Spanned<String>,
+    /// What the symbol receives.
+    pub value: SetvarSource,
+}
+
+/// What a `<setvar>` patches into its symbol.
+#[derive(Debug)]
+pub enum SetvarSource {
+    /// `region_paddr`: the physical address of the region it names.
+    RegionPaddr(Spanned<String>),
+    /// `directory="system"` (Atoll extension): the system's directory
+    /// (`atoll_abi::directory::Directory`); the span of the attribute value.
+    Directory(Span),
 }
 
 /// `<cap_tcb>`, `<cap_sc>` or `<cap_vspace>` inside `<cspace>`.
@@ -228,6 +255,9 @@ pub struct MrDecl {
     pub prefill_path: Option<Spanned<String>>,
     /// `prefill_bootinfo` (only `fdt` gets this far).
     pub prefill_bootinfo: Option<Spanned<String>>,
+    /// `device` (Atoll extension): a device of the board whose registers the region covers;
+    /// when given, the five attributes above are not (each one given was an error).
+    pub device: Option<Spanned<String>>,
 }
 
 /// `<channel>`.

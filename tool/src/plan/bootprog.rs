@@ -614,7 +614,12 @@ pub fn generate(plan: &Plan, replica: &ReplicaPlan, program_pa: u64) -> Result<V
         .map(|blk| Untyped {
             base: blk.base,
             size_bits: blk.bits,
-            flags: if blk.device { untyped_flags::DEVICE } else { 0 },
+            flags: match (blk.device, blk.base == plan.kernel_shared.base) {
+                // The kernels' status page: the kernel makes read-only frames of it.
+                (true, true) => untyped_flags::DEVICE | untyped_flags::READ_ONLY,
+                (true, false) => untyped_flags::DEVICE,
+                (false, _) => 0,
+            },
         })
         .collect();
 

@@ -13,12 +13,15 @@
 //! - [`ram`]: the board's RAM is split into the boot area, the kernel shared area, a pool
 //!   for regions that PDs of several replicas map, then one share per replica.
 //! - `regions`: a region with `phys_addr` keeps its address (a device outside RAM, or
-//!   fixed RAM that belongs to no replica); a region mapped in one replica comes from that
+//!   fixed RAM that belongs to no replica); the built-in `atoll_status` region is the
+//!   first page of the kernel shared area; a region mapped in one replica comes from that
 //!   replica's RAM, one mapped in several from the shared pool.
 //! - `channels`: each cross-replica notification gets a pending word in the shared area.
 //! - `replica`: each replica's PDs, kernel objects and capabilities; in its RAM, after
 //!   the kernel's reserve, its regions, then every kernel object, largest first so each is
 //!   naturally aligned; the rest stays free (untyped memory).
+//! - [`directory`]: when a PD asks for it (`<setvar directory="system">`), the system's
+//!   directory, encoded once for every such symbol.
 //! - [`domains`]: with `<domains>`, each PD's domain and the kernel's domain schedule (a
 //!   system with domains has one replica, which holds the schedule).
 //! - `programs`: once the programs are read, each PD's program goes in its replica's free
@@ -31,6 +34,7 @@
 mod boot;
 pub mod bootprog;
 mod channels;
+pub mod directory;
 pub mod domains;
 mod programs;
 pub mod ram;
@@ -48,6 +52,7 @@ use crate::model::{MemoryRegion, Prefill, SystemDescription};
 #[cfg(test)]
 pub(crate) use boot::tests as boot_tests;
 pub use boot::{BootProgram, SpecInputs, TABLE_PAGES, boot_programs, boot_specs};
+pub use directory::DirectoryPatch;
 pub use domains::{DomainPlan, EntryPlan, SchedulePlan, Unit};
 pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
@@ -123,6 +128,10 @@ pub enum RegionHome {
     Replica(String),
     /// The shared pool: PDs of several replicas map it.
     Shared,
+    /// The status page (`device="atoll_status"`): the first page of the kernel shared area,
+    /// which the kernels write and the loader initialises with the rest of that area (it is
+    /// no part of the image). PDs map it read-only, as normal cacheable memory.
+    Status,
     /// Mapped by nobody: not allocated.
     Unused,
 }
@@ -287,7 +296,7 @@ pub struct MapPlan {
 pub struct SymbolPatch {
     /// Symbol.
     pub symbol: String,
-    /// Value: a word, or bytes for `microkit_name`.
+    /// Value: a word, bytes for `microkit_name`, or the system directory.
     pub value: PatchValue,
 }
 
@@ -301,6 +310,9 @@ pub enum PatchValue {
     Bytes(String),
     /// The length of this region's prefill file, known once the file is read.
     PrefillSize(String),
+    /// The system directory (`<setvar directory="system">`, Atoll extension): an encoded
+    /// `atoll_abi::directory::Directory`, written over the symbol, which must hold it.
+    Directory(DirectoryPatch),
 }
 
 /// A device interrupt and where it goes.
@@ -452,8 +464,10 @@ pub fn plan_with_prefills(
     );
     let memory_regions = regions::plans(system, &homes, &sizes, &region_addr);
     let channels = channels::plan(system, split.kernel_shared, &mut errors);
+    let directory = directory::plan(system, &mut errors);
     let layout = replica::Layout {
         system,
+        directory: directory.as_ref(),
         region_addr: &region_addr,
         region_sizes: &sizes,
         channels: &channels,
@@ -475,7 +489,8 @@ pub fn plan_with_prefills(
 }
 
 /// The rules of booting: the first replica holds the boot core, and no region at a fixed
-/// address lies in the memory Atoll boots from.
+/// address lies in the memory Atoll boots from (but the status page, which is the first
+/// page of the kernel shared area by definition).
 fn check_boot_rules(
     system: &SystemDescription,
     board: &Board,
@@ -495,7 +510,7 @@ fn check_boot_rules(
         ));
     }
     let boot = boot_area(board);
-    for mr in system.memory_regions.values() {
+    for mr in system.memory_regions.values().filter(|mr| !mr.status_page) {
         if let Some(pa) = mr.phys_addr {
             let range = PhysRange {
                 base: pa,

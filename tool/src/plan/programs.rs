@@ -100,8 +100,9 @@ impl RegionPlan {
     /// Where the loader writes this region's contents (its prefill file, if `prefilled`,
     /// then zeroes, as Microkit zeroes RAM-backed regions): in its replica's RAM, or at its
     /// own address when it lies outside the replicas. `Ok(None)` when the loader has nothing
-    /// to do (the region is unused, or a device); an error when a device region would be
-    /// prefilled.
+    /// to do (the region is unused, a device, or the status page, which the loader sets up
+    /// with the kernel shared area); an error when a device region or the status page would
+    /// be prefilled.
     pub fn part_place(&self, plan: &Plan, prefilled: bool) -> Result<Option<PartPlace>, String> {
         let mem_size = self
             .size
@@ -123,6 +124,9 @@ impl RegionPlan {
                     "a device region (fixed physical address outside RAM) cannot be prefilled"
                         .into(),
                 );
+            }
+            (RegionHome::Status, _) if prefilled => {
+                return Err("the status page (device=\"atoll_status\") cannot be prefilled".into());
             }
             _ => None,
         })
@@ -265,6 +269,9 @@ mod tests {
         let device = region(RegionHome::Device, Some(0x900_0000));
         assert_eq!(device.part_place(&plan, false), Ok(None));
         assert!(device.part_place(&plan, true).is_err());
+        let status = region(RegionHome::Status, Some(plan.kernel_shared.base));
+        assert_eq!(status.part_place(&plan, false), Ok(None));
+        assert!(status.part_place(&plan, true).is_err());
         assert_eq!(
             region(RegionHome::Unused, None).part_place(&plan, true),
             Ok(None)

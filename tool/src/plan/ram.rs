@@ -48,7 +48,7 @@ pub struct RamRequest {
 
 /// How `system` divides `board`'s RAM: explicit replica shares, the pool for the regions
 /// whose home is [`RegionHome::Shared`], and the fixed regions inside RAM, which belong to
-/// no replica.
+/// no replica (the status page lies in the kernel shared area, outside the split).
 pub fn ram_request(
     system: &SystemDescription,
     board: &Board,
@@ -65,6 +65,7 @@ pub fn ram_request(
     let reserved = system
         .memory_regions
         .values()
+        .filter(|mr| !mr.status_page)
         .filter_map(|mr| {
             mr.phys_addr.map(|pa| PhysRange {
                 base: pa,

@@ -14,6 +14,7 @@ pub(super) fn homes(system: &SystemDescription, board: &Board) -> Vec<RegionHome
         .memory_regions
         .values()
         .map(|mr| match (mr.phys_addr, mr.replicas.as_slice()) {
+            (Some(_), _) if mr.status_page => RegionHome::Status,
             (Some(pa), _)
                 if PhysRange {
                     base: pa,
@@ -55,7 +56,9 @@ pub(super) fn place(
         let placed = match &homes[i] {
             RegionHome::Shared => pool.take(size, mr.page_size),
             RegionHome::Replica(_) => replica_ram[mr.replicas[0]].take(size, mr.page_size),
-            RegionHome::Device | RegionHome::FixedRam | RegionHome::Unused => continue,
+            RegionHome::Device | RegionHome::FixedRam | RegionHome::Status | RegionHome::Unused => {
+                continue;
+            }
         };
         match placed {
             Some(pa) => region_addr[i] = Some(pa),

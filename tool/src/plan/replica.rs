@@ -9,15 +9,19 @@ use atoll_abi::pd::{FAULT_BADGE, PD_NAME_LENGTH, PPC_BADGE, slot, vspace};
 
 use super::ram::{Bump, RamSplit};
 use super::{
-    CapSlot, ChannelPlan, DomainPlan, IrqRoute, KernelObject, MapPlan, PatchValue, PdPlan,
-    ReplicaPlan, SymbolPatch, error,
+    CapSlot, ChannelPlan, DirectoryPatch, DomainPlan, IrqRoute, KernelObject, MapPlan, PatchValue,
+    PdPlan, ReplicaPlan, SymbolPatch, error,
 };
 use crate::diagnostics::{Code, Diagnostic};
-use crate::model::{CapKind, ChannelEnd, Perms, ProtectionDomain, SystemDescription, Trigger};
+use crate::model::{
+    CapKind, ChannelEnd, Perms, ProtectionDomain, SetvarValue, SystemDescription, Trigger,
+};
 
 /// What every replica's plan is built from: the description and the shared decisions.
 pub(super) struct Layout<'a> {
     pub(super) system: &'a SystemDescription,
+    /// The system directory, when a PD asks for it.
+    pub(super) directory: Option<&'a DirectoryPatch>,
     pub(super) region_addr: &'a [Option<u64>],
     pub(super) region_sizes: &'a [u64],
     pub(super) channels: &'a [ChannelPlan],
@@ -402,8 +406,21 @@ impl Layout<'_> {
             });
         }
         for setvar in &pd.setvars {
-            let value = self.region_addr[setvar.region_paddr].unwrap_or(0);
-            symbols.push(word(setvar.symbol.clone(), value));
+            match setvar.value {
+                SetvarValue::RegionPaddr(mr) => {
+                    let value = self.region_addr[mr].unwrap_or(0);
+                    symbols.push(word(setvar.symbol.clone(), value));
+                }
+                SetvarValue::Directory => {
+                    // Planned whenever a PD asks for it (an error otherwise).
+                    if let Some(directory) = self.directory {
+                        symbols.push(SymbolPatch {
+                            symbol: setvar.symbol.clone(),
+                            value: PatchValue::Directory(directory.clone()),
+                        });
+                    }
+                }
+            }
         }
         for (symbol, value) in &caps.id_symbols {
             symbols.push(word(symbol.clone(), *value));

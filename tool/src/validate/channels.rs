@@ -9,10 +9,11 @@ impl Validator<'_> {
         let timer = u64::from(atoll_abi::limits::PD_TIMER_INTID);
         // Shared interrupts are claimed machine-wide; the per-core timer once per replica.
         let mut seen: HashMap<(u64, Option<usize>), (Span, &str)> = HashMap::new();
+        let irqs = std::mem::take(&mut self.irqs);
         for (index, pd) in decls.protection_domains.iter().enumerate() {
             let replica = placement.pds.get(index).map_or(0, |p| p.0);
-            for irq in &pd.irqs {
-                let (number, span) = (irq.irq.value, irq.irq.span);
+            for irq in irqs.get(index).into_iter().flatten().flatten() {
+                let (number, span) = (irq.number, irq.span);
                 let key = (number, (number == timer).then_some(replica));
                 if number == timer {
                     self.pd_timer(placement, index, replica, span);
@@ -47,6 +48,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.irqs = irqs;
     }
 
     /// The physical timer's interrupt opens that core's timer registers to EL0, so its PD
@@ -66,7 +68,7 @@ impl Validator<'_> {
             && core != first
         {
             let message = format!(
-                "IRQ {} is the core's physical timer, enabled on its replica's first core                  (core {first}), but '{}' runs on core {core}",
+                "IRQ {} is the core's physical timer, enabled on its replica's first core (core {first}), but '{}' runs on core {core}",
                 atoll_abi::limits::PD_TIMER_INTID,
                 self.decls.protection_domains[pd].name.value,
             );

@@ -4,6 +4,28 @@ use super::*;
 
 impl Validator<'_> {
     pub(super) fn memory_region(&mut self, mr: &MrDecl) -> MemoryRegion {
+        if let Some(name) = &mr.device {
+            // The parser kept none of the attributes `device` excludes.
+            let status_page = name.value == devices::STATUS_DEVICE;
+            let pages = if status_page {
+                Some(devices::status_page(self.board))
+            } else {
+                self.device(name, &format!("memory region '{}'", mr.name.value), true)
+                    .map(devices::device_pages)
+            };
+            return MemoryRegion {
+                name: mr.name.value.clone(),
+                size: Some(pages.map_or(PAGE_SIZE, |(_, size)| size)),
+                page_size: PAGE_SIZE,
+                page_size_given: false,
+                phys_addr: pages.map(|(base, _)| base),
+                prefill: None,
+                status_page,
+                tool_allocated: false,
+                replicas: Vec::new(),
+                span: mr.name.span,
+            };
+        }
         let page_size = match &mr.page_size {
             Some(page) if page.value != PAGE_SIZE && page.value != LARGE_PAGE_SIZE => {
                 self.push(
@@ -93,6 +115,7 @@ impl Validator<'_> {
             page_size,
             page_size_given: mr.page_size.is_some(),
             phys_addr: mr.phys_addr.as_ref().map(|p| p.value),
+            status_page: false,
             prefill,
             tool_allocated: false,
             replicas: Vec::new(),
@@ -118,10 +141,12 @@ impl Validator<'_> {
             let ((index, (base, end)), (other, (other_base, other_end))) =
                 (fixed[later], fixed[earlier]);
             let span = |i: usize| {
-                decls.memory_regions[i]
-                    .phys_addr
+                let decl = &decls.memory_regions[i];
+                decl.phys_addr
                     .as_ref()
-                    .map_or(regions[i].span, |p| p.span)
+                    .map(|p| p.span)
+                    .or(decl.device.as_ref().map(|d| d.span))
+                    .unwrap_or(regions[i].span)
             };
             self.push(
                 Diagnostic::error(
@@ -156,6 +181,9 @@ impl Validator<'_> {
             };
             used[mr] = true;
             let region = &regions[mr];
+            if region.status_page {
+                self.status_page_map(map, region);
+            }
             if let Some(prefill_size) = &map.setvar_prefill_size
                 && !matches!(region.prefill, Some(Prefill::File(_)))
             {

@@ -1,5 +1,6 @@
-//! Rules that span elements: names, ids, priorities, memory layout, replicas, domains. Every rule is
-//! checked and every violation reported; the model is returned only when there are no errors.
+//! Rules that span elements: names, ids, priorities, memory layout, the board's devices,
+//! replicas, domains. Every rule is checked and every violation reported; the model is
+//! returned only when there are no errors.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -14,16 +15,18 @@ use crate::limits::{
 };
 use crate::model::{
     Channel, ChannelEnd, Irq, Map, MemoryRegion, Prefill, ProgramImage, ProtectionDomain, Setvar,
-    SharedCap, SystemDescription,
+    SetvarValue, SharedCap, SystemDescription,
 };
-use crate::parse::{Declarations, EndDecl, MapDecl, MrDecl, PdDecl, Spanned};
+use crate::parse::{Declarations, EndDecl, MapDecl, MrDecl, PdDecl, SetvarSource, Spanned};
 
 mod channels;
+mod devices;
 mod domains;
 mod memory;
 mod protection_domains;
 pub mod replicas;
 
+use devices::ResolvedIrq;
 use memory::{AddressSpace, upgrade_page_size};
 use replicas::Placement;
 
@@ -38,6 +41,7 @@ pub fn validate(
         diagnostics: Vec::new(),
         symbols: HashMap::new(),
         ids: HashMap::new(),
+        irqs: Vec::new(),
     };
     v.pd_count();
     let pd_names = v.unique_names(
@@ -50,6 +54,8 @@ pub fn validate(
     );
     v.reserved_names();
     let placement = replicas::place(decls, board, &mut v.diagnostics);
+    v.directory_names(&placement);
+    v.irqs = v.resolve_irqs();
     let mut memory_regions: Vec<MemoryRegion> = decls
         .memory_regions
         .iter()
@@ -191,6 +197,8 @@ struct Validator<'d> {
     symbols: HashMap<(usize, String), Span>,
     /// Per PD: channel/IRQ id → where it was first used.
     ids: HashMap<(usize, u64), Span>,
+    /// Per PD, per `<irq>`: its interrupt, `None` when it names an unknown device.
+    irqs: Vec<Vec<Option<ResolvedIrq>>>,
 }
 
 impl<'d> Validator<'d> {

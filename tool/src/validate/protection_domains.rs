@@ -1,5 +1,7 @@
 //! Each protection domain: priority, budget, period, stack, capabilities and child ids.
 
+use atoll_abi::directory::{PD_NAME_BYTES, REPLICA_NAME_BYTES};
+
 use super::*;
 
 impl Validator<'_> {
@@ -43,21 +45,34 @@ impl Validator<'_> {
             stack_bottom: USER_VSPACE_TOP - PAGES_ABOVE_STACK * PAGE_SIZE - stack_size,
         };
         let maps = self.maps(space, &pd.maps, lookup, regions, used);
-        let irqs = pd
-            .irqs
-            .iter()
-            .map(|irq| Irq {
-                number: irq.irq.value.min(u64::from(u32::MAX)) as u32,
-                id: self.claim_id(index, &irq.id, "IRQ"),
-                trigger: irq.trigger,
-                setvar_id: self.symbol_opt(index, irq.setvar_id.as_ref()),
-                span: irq.irq.span,
-            })
-            .collect();
+        let resolved = self.irqs.get(index).cloned().unwrap_or_default();
+        let mut irqs = Vec::new();
+        for (irq, resolved) in pd.irqs.iter().zip(resolved) {
+            let id = self.claim_id(index, &irq.id, "IRQ");
+            let setvar_id = self.symbol_opt(index, irq.setvar_id.as_ref());
+            // One naming an unknown device is reported already.
+            irqs.extend(resolved.map(|resolved| Irq {
+                number: resolved.number.min(u64::from(u32::MAX)) as u32,
+                id,
+                trigger: resolved.trigger,
+                setvar_id,
+                span: resolved.span,
+            }));
+        }
         let mut setvars = Vec::new();
         for setvar in &pd.setvars {
             let symbol = self.symbol(index, &setvar.symbol);
-            let Some(mr) = lookup.mr(&setvar.region_paddr, "setvar", &mut self.diagnostics) else {
+            let region = match &setvar.value {
+                SetvarSource::Directory(_) => {
+                    setvars.extend(symbol.map(|symbol| Setvar {
+                        symbol,
+                        value: SetvarValue::Directory,
+                    }));
+                    continue;
+                }
+                SetvarSource::RegionPaddr(region) => region,
+            };
+            let Some(mr) = lookup.mr(region, "setvar", &mut self.diagnostics) else {
                 continue;
             };
             if regions[mr].phys_addr.is_none() {
@@ -71,7 +86,7 @@ impl Validator<'_> {
             }
             setvars.extend(symbol.map(|symbol| Setvar {
                 symbol,
-                region_paddr: mr,
+                value: SetvarValue::RegionPaddr(mr),
             }));
         }
         let caps = self.caps(pd, lookup);
@@ -105,6 +120,55 @@ impl Validator<'_> {
             setvars,
             caps,
             span: pd.name.span,
+        }
+    }
+
+    /// With a `<setvar directory="system">` anywhere, every replica's and every PD's name
+    /// must fit the directory's name fields (a NUL always follows a name).
+    pub(super) fn directory_names(&mut self, placement: &Placement) {
+        let decls = self.decls;
+        let Some(asked) = decls
+            .protection_domains
+            .iter()
+            .flat_map(|pd| &pd.setvars)
+            .find_map(|setvar| match setvar.value {
+                SetvarSource::Directory(span) => Some(span),
+                SetvarSource::RegionPaddr(_) => None,
+            })
+        else {
+            return;
+        };
+        let replicas = placement
+            .replicas
+            .iter()
+            .map(|r| ("replica", r.name.as_str(), r.span, REPLICA_NAME_BYTES));
+        let pds = decls.protection_domains.iter().map(|pd| {
+            (
+                "protection domain",
+                pd.name.value.as_str(),
+                pd.name.span,
+                PD_NAME_BYTES,
+            )
+        });
+        let long: Vec<_> = replicas
+            .chain(pds)
+            .filter(|&(_, name, _, field)| name.len() >= field)
+            .collect();
+        for (kind, name, span, field) in long {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    span,
+                    format!(
+                        "{kind} name '{name}' is {} bytes; the system directory holds {kind} \
+                         names of at most {} bytes",
+                        name.len(),
+                        field - 1
+                    ),
+                )
+                .with_secondary(asked, "the system directory asked for here")
+                .with_help("shorten the name, or patch no directory"),
+            );
         }
     }
 

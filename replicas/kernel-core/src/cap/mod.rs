@@ -94,6 +94,8 @@ pub enum Cap {
         /// Device memory, or memory the loader filled: only frames (and smaller untyped
         /// blocks) are made from it, and the kernel never zeroes it (seL4's device untyped).
         device: bool,
+        /// Frames made from it carry read rights alone (the kernels' status page).
+        read_only: bool,
     },
     /// A CNode of `2^radix` slots starting at table slot `first`.
     CNode {

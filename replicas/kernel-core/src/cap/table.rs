@@ -478,6 +478,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize, const TCB_BAS
             size_bits,
             watermark,
             device,
+            read_only,
         } = self.full(untyped)?
         else {
             return Err(Error::InvalidCapability);
@@ -535,6 +536,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize, const TCB_BAS
                     size_bits,
                     watermark: 0,
                     device,
+                    read_only,
                 },
                 RetypeKind::CNode { radix } => Cap::CNode {
                     base: object_base,
@@ -549,7 +551,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize, const TCB_BAS
                     kind,
                     base: object_base,
                     size_bits: object_bits,
-                    rights: Rights::ALL,
+                    rights: if read_only { Rights::READ } else { Rights::ALL },
                     badge: 0,
                     data: if matches!(kind, ObjectKind::Frame | ObjectKind::PageTable) {
                         0
@@ -566,6 +568,7 @@ impl<I: TableIndex + PartialEq + core::fmt::Debug, const N: usize, const TCB_BAS
             size_bits,
             watermark: end,
             device,
+            read_only,
         };
         Ok(())
     }

@@ -35,10 +35,48 @@ fn table() -> Table {
             size_bits: 16,
             watermark: 0,
             device: false,
+            read_only: false,
         },
     )
     .unwrap();
     t
+}
+
+/// Frames made from read-only untyped memory (the kernels' status page) carry read rights
+/// alone, and so do the frames of a smaller untyped block made from it.
+#[test]
+fn frames_of_read_only_memory_can_only_be_read() {
+    let mut t = Table::new(ROOTS);
+    t.insert_original(
+        s(0),
+        Cap::Untyped {
+            base: UNTYPED_BASE,
+            size_bits: 13,
+            watermark: 0,
+            device: true,
+            read_only: true,
+        },
+    )
+    .unwrap();
+    let frame = RetypeKind::Frame {
+        kind: ObjectKind::Frame,
+        size_bits: 12,
+    };
+    t.retype(s(0), frame, 1, s(1)).unwrap();
+    t.retype(s(0), RetypeKind::Untyped { size_bits: 12 }, 1, s(2))
+        .unwrap();
+    t.retype(s(2), frame, 1, s(3)).unwrap();
+    for slot in [s(1), s(3)] {
+        assert!(
+            matches!(t.get(slot), Cap::Object { rights, .. } if rights == Rights::READ),
+            "{:?}",
+            t.get(slot)
+        );
+    }
+    // Ordinary memory gives frames every right.
+    let mut t = table();
+    t.retype(s(0), frame, 1, s(1)).unwrap();
+    assert!(matches!(t.get(s(1)), Cap::Object { rights, .. } if rights == Rights::ALL));
 }
 
 fn endpoint(t: &mut Table, dest: TestSlot) {

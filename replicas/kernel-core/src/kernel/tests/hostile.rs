@@ -170,6 +170,7 @@ fn an_ipc_buffer_is_a_frame_of_ram_the_thread_may_read_and_write() {
             size_bits: 12,
             watermark: 0,
             device: true,
+            read_only: false,
         },
     )
     .unwrap();

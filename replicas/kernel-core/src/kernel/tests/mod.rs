@@ -78,6 +78,7 @@ fn boot() -> Sys {
         size_bits: POOL_BITS,
         watermark: 0,
         device: false,
+        read_only: false,
     };
     let root = k.boot_initialiser(&layout, [pool]).unwrap();
     assert_eq!(k.current(), Some(root));
@@ -1164,6 +1165,7 @@ fn device_untyped_makes_only_frames_and_keeps_their_contents() {
             size_bits: 16,
             watermark: 0,
             device: true,
+            read_only: false,
         },
     )
     .unwrap();

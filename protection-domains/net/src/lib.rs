@@ -1,0 +1,40 @@
+//! Network driver PDs: each drives one board's NIC and serves one client (the network stack)
+//! through the queues of `atoll_channels::queue` (seL4 sDDF's shape).
+//!
+//! The device-independent part is here: [`NET_QUEUE_SLOTS`] and the data regions'
+//! [`geometry`], shared with the client; the device drivers are in their modules
+//! ([`virtio`] for QEMU `virt`'s virtio-net).
+#![no_std]
+
+pub mod virtio;
+
+use atoll_channels::queue::Geometry;
+
+/// Descriptor slots in each of the four queues (a power of two).
+pub const NET_QUEUE_SLOTS: usize = 256;
+/// Buffers in each data region (receive and transmit).
+pub const NET_BUFFERS: u32 = 128;
+/// Bytes per buffer: an Ethernet frame of 1,514 bytes after [`HEADROOM`], rounded up.
+pub const NET_BUF_SIZE: u32 = 2048;
+/// Bytes at the start of every buffer that carry no frame: the frame starts at this offset
+/// and a descriptor's length counts them. The driver may use them for its device's own
+/// header (virtio-net's 12-byte `virtio_net_hdr` lies just before the frame), so frames go
+/// to and from the device without a copy.
+pub const HEADROOM: u32 = 16;
+/// The longest frame a buffer holds.
+pub const MAX_FRAME: u32 = NET_BUF_SIZE - HEADROOM;
+
+/// The geometry of each data region.
+pub const fn geometry() -> Geometry {
+    match Geometry::new(NET_BUFFERS, NET_BUF_SIZE) {
+        Ok(geometry) => geometry,
+        Err(_) => panic!("invalid network buffer geometry"),
+    }
+}
+
+/// Bytes of the region that holds the four queues.
+pub const QUEUES_BYTES: usize =
+    core::mem::size_of::<atoll_channels::queue::NetQueues<NET_QUEUE_SLOTS>>();
+
+const _: () = assert!(NET_BUF_SIZE.is_multiple_of(8) && HEADROOM.is_multiple_of(8));
+const _: () = assert!(MAX_FRAME >= 1514);

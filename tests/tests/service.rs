@@ -1,0 +1,478 @@
+//! The default system's HTTP service, driven from the host by real clients through QEMU's
+//! user networking: `curl` for every endpoint and status code, 1,000 requests on one kept
+//! connection, 64 connections at once, every malformed request the server must refuse,
+//! idle connections beyond the table, and the dashboard rendered by headless Chromium.
+//!
+//! The image is the default `system.xml` as `cargo xtask run` builds it (it runs on); the
+//! guest's port 80 is forwarded to a free port of 127.0.0.1.
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atoll_e2e::boot::image_of;
+use atoll_e2e::variants::SERVICE;
+use atoll_runner::{Forward, QemuOptions, Running, spawn, target_dir};
+
+const BOARD: &str = "qemu_virt_aarch64";
+
+/// How long the service may take to answer its first request after QEMU starts.
+const START: Duration = Duration::from_secs(60);
+/// How long one exchange may take.
+const EXCHANGE: Duration = Duration::from_secs(20);
+
+/// A port of 127.0.0.1 nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Boots the service image with the guest's port 80 on `port`.
+fn boot(label: &str, port: u16) -> Running {
+    let board = atoll_boards::by_name(BOARD).expect("the board");
+    let options = QemuOptions {
+        forward: Some(Forward {
+            host: port,
+            guest: 80,
+        }),
+        ..QemuOptions::default()
+    };
+    let log = target_dir()
+        .join("e2e-logs")
+        .join(format!("{BOARD}-{label}.log"));
+    spawn(board, &image_of(BOARD, &SERVICE), &options, &log).expect("QEMU starts")
+}
+
+/// Sends `request` on a new connection and reads until the server closes it.
+fn exchange(port: u16, request: &[u8]) -> String {
+    try_exchange(port, request).expect("connect and send")
+}
+
+/// [`exchange`], or the error if the connection cannot be made.
+fn try_exchange(port: u16, request: &[u8]) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(EXCHANGE))?;
+    stream.write_all(request)?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Reads one response (head and `Content-Length` body) from a kept connection.
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Waits until the service answers `GET /status`.
+fn wait_until_serving(qemu: &mut Running, port: u16) {
+    let until = Instant::now() + START;
+    while Instant::now() < until {
+        // QEMU forwards the port only once it has started: refused until then.
+        let answer = try_exchange(
+            port,
+            b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            qemu.is_running(),
+            "QEMU stopped before the service answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the service did not answer within {START:?}");
+}
+
+/// `curl` with `args`; its standard output.
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "20"])
+        .args(args)
+        .output()
+        .expect("curl runs (cargo xtask test installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The status code and body of `curl` with `args` on `url`.
+fn curl_code(args: &[&str], url: &str) -> (u16, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-w", "\n%{http_code}", url]);
+    let out = curl(&all);
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Runs `checks` on a booted service; on failure, the serial log is saved and named.
+fn with_service(label: &str, checks: impl FnOnce(u16)) {
+    let port = free_port();
+    let mut qemu = boot(label, port);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        wait_until_serving(&mut qemu, port);
+        checks(port);
+    }));
+    let running = qemu.is_running();
+    let outcome = qemu.stop().expect("the serial log is saved");
+    if let Err(panic) = result {
+        eprintln!("serial log saved at {}", outcome.log_path.display());
+        resume_unwind(panic);
+    }
+    assert!(
+        running,
+        "QEMU stopped during the checks; serial log {}",
+        outcome.log_path.display()
+    );
+    for bad in ["|ERROR", "panicked", "faulted"] {
+        assert!(
+            !outcome.serial.contains(bad),
+            "the serial log has {bad:?}: {}\n----\n{}",
+            outcome.log_path.display(),
+            outcome.serial
+        );
+    }
+}
+
+#[test]
+fn qemu_virt_aarch64_service_answers_every_endpoint() {
+    with_service("service-endpoints", |port| {
+        let base = format!("http://127.0.0.1:{port}");
+        let (code, body) = curl_code(&[], &format!("{base}/status"));
+        assert_eq!(code, 200, "{body}");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("/status is JSON");
+        assert!(status["replicas"].is_array(), "{body}");
+
+        let (code, body) = curl_code(&[], &format!("{base}/"));
+        assert_eq!(code, 200);
+        assert!(body.contains("<html") && body.contains("/status"), "{body}");
+
+        let (code, body) = curl_code(&["-I"], &format!("{base}/status"));
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.to_ascii_lowercase()
+                .contains("content-type: application/json")
+        );
+
+        for (args, path, want) in [
+            (&[][..], "/rt", 503),
+            (&[][..], "/kv/greeting", 503),
+            (
+                &["-X", "PUT", "--data-binary", "hello"][..],
+                "/kv/greeting",
+                503,
+            ),
+            (&["-X", "DELETE"][..], "/kv/greeting", 503),
+            (&[][..], "/kv/%ff", 400),
+            (&[][..], "/nowhere", 404),
+            (&["-X", "POST", "--data", "x"][..], "/status", 405),
+            (&["-X", "BREW"][..], "/", 501),
+        ] {
+            let (code, body) = curl_code(args, &format!("{base}{path}"));
+            assert_eq!(code, want, "{args:?} {path}: {body}");
+            let error: serde_json::Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{args:?} {path}: not JSON ({e}): {body}"));
+            assert!(error["error"].is_string(), "{args:?} {path}: {body}");
+        }
+        let allow = curl(&["-i", "-X", "POST", "--data", "x", &format!("{base}/status")]);
+        assert!(
+            allow.to_ascii_lowercase().contains("allow: get, head"),
+            "{allow}"
+        );
+    });
+}
+
+#[test]
+fn qemu_virt_aarch64_service_keeps_connections_and_serves_many_at_once() {
+    with_service("service-connections", |port| {
+        // 1,000 requests in a row, on one kept connection.
+        let url = format!("url = \"http://127.0.0.1:{port}/status\"\noutput = \"/dev/null\"\n");
+        let config = target_dir().join("e2e-logs").join("service-1000.curl");
+        std::fs::create_dir_all(config.parent().expect("a directory")).expect("mkdir");
+        std::fs::write(&config, url.repeat(1000)).expect("curl config");
+        let out = curl(&[
+            "-K",
+            &config.display().to_string(),
+            "-w",
+            "%{http_code} %{num_connects}\n",
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1000, "{out}");
+        assert!(lines.iter().all(|l| l.starts_with("200 ")), "{out}");
+        let connects: u32 = lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
+            .sum();
+        assert_eq!(
+            connects, 1,
+            "curl opened {connects} connections for 1,000 requests"
+        );
+
+        // 64 connections open at once, each asking once, then each asking again.
+        let mut streams: Vec<TcpStream> = (0..64)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        for round in 0..2 {
+            for stream in &mut streams {
+                stream.set_read_timeout(Some(EXCHANGE)).expect("timeout");
+                stream
+                    .write_all(b"GET /status HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .expect("send");
+            }
+            for (i, stream) in streams.iter_mut().enumerate() {
+                let answer = read_response(stream);
+                assert!(
+                    answer.starts_with("HTTP/1.1 200"),
+                    "round {round}, connection {i}: {answer:?}"
+                );
+            }
+        }
+        drop(streams);
+
+        // 100 connections that never send: the oldest idle ones make room, and a new
+        // client is still served.
+        let idle: Vec<TcpStream> = (0..100)
+            .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let answer = exchange(
+            port,
+            b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        drop(idle);
+    });
+}
+
+#[test]
+fn qemu_virt_aarch64_service_refuses_malformed_requests() {
+    with_service("service-malformed", |port| {
+        let huge_header = format!(
+            "GET /status HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(9000)
+        );
+        let cases: [(&str, &[u8], &str); 7] = [
+            ("a request line that is not one", b"GARBAGE\r\n\r\n", "400"),
+            ("an unknown HTTP version", b"GET / HTTP/9.9\r\nHost: t\r\n\r\n", "400"),
+            ("headers beyond 8 KiB", huge_header.as_bytes(), "431"),
+            (
+                "a body beyond 64 KiB",
+                b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n",
+                "413",
+            ),
+            (
+                "a Content-Length that is not a number",
+                b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: ten\r\n\r\n",
+                "400",
+            ),
+            (
+                "two different Content-Lengths",
+                b"PUT /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "400",
+            ),
+            (
+                "a key that is not UTF-8",
+                b"GET /kv/%C3%28 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                "400",
+            ),
+        ];
+        for (what, request, code) in cases {
+            let answer = exchange(port, request);
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {code}")),
+                "{what}: wanted {code}, got {answer:?}"
+            );
+        }
+        // The service still answers after all of them.
+        let answer = exchange(
+            port,
+            b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+
+        // 24 clients each part-way through a 64 KiB body hold more than the service's budget
+        // for unfinished requests: some are answered 503 and closed, nothing crashes, and a
+        // new client is served.
+        let body = vec![b'x'; 40 * 1024];
+        let mut slow: Vec<TcpStream> = (0..24)
+            .map(|_| {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                stream
+                    .write_all(b"PUT /kv/big HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n")
+                    .expect("send the head");
+                stream
+            })
+            .collect();
+        for stream in &mut slow {
+            stream
+                .set_write_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            let _ = stream.write_all(&body);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let refused = slow
+            .iter_mut()
+            .map(|stream| {
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("timeout");
+                let mut head = [0u8; 12];
+                stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 503")
+            })
+            .filter(|&refused| refused)
+            .count();
+        assert!(refused > 0, "no unfinished request was refused");
+        drop(slow);
+        let answer = exchange(
+            port,
+            b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    });
+}
+
+#[test]
+fn qemu_virt_aarch64_service_dashboard_shows_every_replica_in_a_browser() {
+    with_service("service-dashboard", |port| {
+        let status = curl(&[&format!("http://127.0.0.1:{port}/status")]);
+        let status: serde_json::Value = serde_json::from_str(&status).expect("/status is JSON");
+        let names: Vec<String> = status["replicas"]
+            .as_array()
+            .expect("replicas")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect();
+        assert_eq!(names, ["io", "rt", "storage"], "{status}");
+        let profile = target_dir().join("e2e-logs").join("chromium-profile");
+        let _ = std::fs::remove_dir_all(&profile);
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                // Let the page's script fetch /status and render before the DOM is dumped.
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .output()
+            .expect("chromium runs (cargo xtask test installs it)");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        for name in &names {
+            assert!(
+                dom.contains(&format!("data-replica=\"{name}\"")),
+                "no row for replica {name} in the rendered dashboard:\n{dom}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// The ticks of every replica, by name, from `GET /status`.
+fn ticks(port: u16) -> Vec<(String, u64)> {
+    let status = curl(&[&format!("http://127.0.0.1:{port}/status")]);
+    let status: serde_json::Value =
+        serde_json::from_str(&status).unwrap_or_else(|e| panic!("/status ({e}): {status}"));
+    status["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or("?").to_string(),
+                r["ticks"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// `wrk` at 64 connections for 30 s on `GET /status`: no socket error, every answer a
+/// 2xx, and the other replicas' ticks advance as usual meanwhile (100 Hz: at least 80% of
+/// the wall time's ticks, since QEMU runs slower than real time when the host is busy).
+#[test]
+fn qemu_virt_aarch64_service_holds_a_load_of_64_connections_for_30_seconds() {
+    with_service("service-wrk", |port| {
+        let before = ticks(port);
+        let started = Instant::now();
+        let out = Command::new("wrk")
+            .args(["-t", "2", "-c", "64", "-d", "30s", "--latency"])
+            .arg(format!("http://127.0.0.1:{port}/status"))
+            .output()
+            .expect("wrk runs (cargo xtask test installs it)");
+        let elapsed = started.elapsed();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("{report}");
+        assert!(out.status.success(), "wrk failed: {report}");
+        assert!(!report.contains("Non-2xx or 3xx responses"), "{report}");
+        let requests: u64 = report
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .split_once(" requests in ")
+                    .map(|(n, _)| n.trim().to_string())
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(requests > 0, "{report}");
+        // wrk's socket errors: none on connect, read or write. A few requests on a kept
+        // connection wait more than wrk's 2 s for their answer (a known defect, see
+        // docs/services.md: the stack retransmits a lost segment only at the next frame);
+        // they must stay below one in a thousand.
+        if let Some(line) = report.lines().find(|l| l.contains("Socket errors:")) {
+            let count = |what: &str| -> u64 {
+                line.split(',')
+                    .find_map(|part| part.trim().strip_prefix(what))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(u64::MAX)
+            };
+            let errors = (
+                count("Socket errors: connect"),
+                count("read"),
+                count("write"),
+            );
+            assert_eq!(errors, (0, 0, 0), "{report}");
+            assert!(count("timeout").saturating_mul(1000) < requests, "{report}");
+        }
+        let after = ticks(port);
+        // QEMU's virtual clock follows the host's without icount: ticks follow wall time.
+        let expected = elapsed.as_secs_f64() * 100.0;
+        for ((name, t0), (_, t1)) in before.iter().zip(&after) {
+            let advanced = t1.saturating_sub(*t0) as f64;
+            assert!(
+                advanced >= expected * 0.8,
+                "replica {name} ticked {advanced} times in {elapsed:?} under load (expected about {expected})"
+            );
+        }
+    });
+}
