@@ -13,6 +13,7 @@ pub mod write;
 use std::path::PathBuf;
 
 use atoll_abi::image::{ALL_REPLICAS, ImageView, PartEntry, PartKind};
+use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::placement;
 use atoll_abi::spec::{PhysRange, ReplicaSpec};
 use atoll_boards::Board;
@@ -145,10 +146,20 @@ impl ProgramSource for ProgramParts<'_> {
             });
             return;
         };
-        let mut part = OwnedPart::new(PartKind::PdImage, place, bytes);
+        let mut part = OwnedPart::new(PartKind::PdImage, place, without_zero_tail(bytes));
         (part.entry.vaddr, part.entry.entry) = (vaddr, entry);
         self.parts.push(part);
     }
+}
+
+/// `bytes` without the whole pages of zeros at their end: the loader zeroes a part's memory
+/// past the bytes it carries, so a program's `.bss` (a PD's heap, for one), flattened as
+/// zeros for symbol patching, need not be carried in the image, copied and checksummed.
+fn without_zero_tail(mut bytes: Vec<u8>) -> Vec<u8> {
+    let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let kept = used.next_multiple_of(PAGE_SIZE as usize).min(bytes.len());
+    bytes.truncate(kept);
+    bytes
 }
 
 /// The boot programs as parts of their replicas.
@@ -282,6 +293,20 @@ pub fn check_image(board: &Board, loader: &LoaderImage, image: &[u8]) -> Result<
 mod tests {
     use super::*;
     use crate::plan::boot_tests::{fake_kernel, planned, specs};
+
+    #[test]
+    fn whole_zero_pages_at_the_end_are_left_out() {
+        let mut bytes = vec![0u8; 5 * 0x1000];
+        bytes[0x1100] = 7;
+        assert_eq!(without_zero_tail(bytes.clone()).len(), 0x2000);
+        // A non-zero byte in the last page keeps everything.
+        bytes[5 * 0x1000 - 1] = 1;
+        assert_eq!(without_zero_tail(bytes).len(), 5 * 0x1000);
+        // All zeros: nothing is carried.
+        assert!(without_zero_tail(vec![0; 0x3000]).is_empty());
+        // A short program keeps its length.
+        assert_eq!(without_zero_tail(vec![1; 10]).len(), 10);
+    }
 
     const BOARD: &Board = &atoll_boards::QEMU_VIRT_AARCH64;
 
