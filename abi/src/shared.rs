@@ -416,12 +416,33 @@ pub mod pd_words {
     }
 }
 
+impl SharedHeader {
+    /// Whether this is the header of a shared area of this layout.
+    pub fn is_current(&self) -> bool {
+        self.magic == SHARED_MAGIC && self.version == SHARED_VERSION
+    }
+}
+
 impl SharedArea {
     /// Whether the header is one this kernel understands.
     pub fn header_ok(&self) -> bool {
-        self.header.magic == SHARED_MAGIC && self.header.version == SHARED_VERSION
+        self.header.is_current()
     }
 }
+
+/// The status page as a PD that maps it (read-only) sees it: the first
+/// [`STATUS_PAGE_BYTES`] of the [`SharedArea`], its header and the status records.
+#[derive(FromBytes, KnownLayout)]
+#[repr(C)]
+pub struct StatusPage {
+    /// The shared area's header.
+    pub header: SharedHeader,
+    /// Status records, indexed by replica.
+    pub status: [ReplicaStatus; MAX_REPLICAS],
+}
+
+const _: () = assert!(offset_of!(StatusPage, status) == offset_of!(SharedArea, status));
+const _: () = assert!(size_of::<StatusPage>() as u64 <= STATUS_PAGE_BYTES);
 
 #[cfg(test)]
 mod tests {

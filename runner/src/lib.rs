@@ -330,33 +330,6 @@ pub fn spawn(
 }
 
 impl Running {
-    /// What the guest has printed so far.
-    pub fn serial(&self) -> String {
-        self.stdout
-            .as_ref()
-            .map_or_else(String::new, |(buffer, _)| {
-                String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner()))
-                    .replace('\r', "")
-            })
-    }
-
-    /// Waits until a complete line of the guest's output contains `text`; `false` if QEMU
-    /// exits or `timeout` passes first.
-    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        loop {
-            let serial = self.serial();
-            let whole = serial.rfind('\n').map_or("", |i| &serial[..i]);
-            if whole.contains(text) {
-                return true;
-            }
-            if Instant::now() > until || !matches!(self.child.try_wait(), Ok(None)) {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Whether QEMU is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -22,6 +22,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use atoll_abi::directory::Directory;
+use atoll_abi::shared::StatusPage;
 use atoll_channels::queue::{DataRegion, NetQueues, QueueError};
 use atoll_http::{App, Connection, KvError, Outcome, RtStats, Stored, SystemStatus};
 use atoll_microkit::{
@@ -87,7 +88,7 @@ struct Stack {
 /// What the API serves (`GET /status` and the rest).
 struct Api {
     /// The kernels' status page, mapped read-only, if the description maps it.
-    page: Option<&'static status::StatusPage>,
+    page: Option<&'static StatusPage>,
     /// The system's directory, patched in by the tool.
     directory: &'static Directory,
 }
@@ -131,8 +132,8 @@ fn init() -> Io {
     // page-aligned 4 KiB) read-only into this PD for its lifetime. `StatusPage` is plain
     // data whose every bit pattern is valid (`FromBytes`) and whose fields are atomics: the
     // kernels write the page, and this PD only loads from it through a shared reference.
-    let page: Option<&'static status::StatusPage> =
-        (page != 0).then(|| unsafe { &*(page as usize as *const status::StatusPage) });
+    let page: Option<&'static StatusPage> =
+        (page != 0).then(|| unsafe { &*(page as usize as *const StatusPage) });
     let directory = var!(atoll_directory: Directory = Directory::EMPTY);
     let mut io = Io {
         device: None,
@@ -352,13 +353,13 @@ impl Stack {
                 moved = true;
             }
         }
-        moved |= self.keep_one_listening(time);
+        moved |= self.keep_one_listening();
         moved
     }
 
     /// Makes sure a socket listens: drops the oldest idle connection, or answers the newest
     /// connection `503` if every one is busy.
-    fn keep_one_listening(&mut self, _time: Instant) -> bool {
+    fn keep_one_listening(&mut self) -> bool {
         let listening = self
             .conns
             .iter()

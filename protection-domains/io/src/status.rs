@@ -15,30 +15,13 @@ use core::sync::atomic::Ordering;
 
 use atoll_abi::directory::Directory;
 use atoll_abi::limits::MAX_REPLICAS;
-use atoll_abi::shared::{
-    ReplicaState as Raw, ReplicaStatus as Record, SHARED_MAGIC, SHARED_VERSION, SharedHeader,
-};
+use atoll_abi::shared::{ReplicaState as Raw, StatusPage};
 use atoll_http::{PdState, PdStatus, ReplicaState, ReplicaStatus, SystemStatus};
-use zerocopy::{FromBytes, KnownLayout};
-
-/// The status page as it lies in memory: the shared area's header, then one record per
-/// replica.
-#[derive(FromBytes, KnownLayout)]
-#[repr(C)]
-pub struct StatusPage {
-    header: SharedHeader,
-    records: [Record; MAX_REPLICAS],
-}
-
-const _: () = assert!(core::mem::size_of::<StatusPage>() <= 4096);
-const _: () = assert!(core::mem::offset_of!(StatusPage, records) == 64);
 
 /// The system's status from the page (if mapped) and the directory.
 pub fn read(page: Option<&StatusPage>, directory: &Directory) -> SystemStatus {
     let published = match page {
-        Some(p) if p.header.magic == SHARED_MAGIC && p.header.version == SHARED_VERSION => {
-            (p.header.replica_count as usize).min(MAX_REPLICAS)
-        }
+        Some(p) if p.header.is_current() => (p.header.replica_count as usize).min(MAX_REPLICAS),
         _ => 0,
     };
     let named = directory.check().is_ok();
@@ -50,7 +33,7 @@ pub fn read(page: Option<&StatusPage>, directory: &Directory) -> SystemStatus {
     let replicas = (0..count)
         .map(|index| {
             let record = page
-                .and_then(|p| p.records.get(index))
+                .and_then(|p| p.status.get(index))
                 .filter(|_| index < published);
             let state = record.map_or(ReplicaState::Offline, |r| {
                 match Raw::from_raw(r.state.load(Ordering::Acquire)) {

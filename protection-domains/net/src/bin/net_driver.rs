@@ -271,7 +271,7 @@ impl Driver {
             match unsafe { self.nic.receive_begin(buffer) } {
                 Ok(token) => match self.rx_tokens.get_mut(token as usize) {
                     Some(slot) => *slot = Some(desc),
-                    None => self.count_bad(),
+                    None => self.counters.count_bad(),
                 },
                 Err(_) => {
                     // The virtqueue is full after all: hand the buffer straight back.
@@ -314,7 +314,7 @@ impl Driver {
             match unsafe { self.nic.transmit_begin(frame) } {
                 Ok(token) => match self.tx_tokens.get_mut(token as usize) {
                     Some(slot) => *slot = Some(desc),
-                    None => self.count_bad(),
+                    None => self.counters.count_bad(),
                 },
                 Err(_) => {
                     self.counters.refused += 1;
@@ -324,10 +324,6 @@ impl Driver {
             }
         }
         moved
-    }
-
-    fn count_bad(&mut self) {
-        self.counters.count_bad();
     }
 }
 
