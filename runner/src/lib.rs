@@ -123,6 +123,10 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
             "-global".into(),
             "virtio-mmio.force-legacy=false".into(),
         ]),
+        // The Cadence GEM (GEM3): not wired yet.
+        "zcu102" => None,
+        // The i.MX ENET (ENET1): not wired yet.
+        "imx8mp_evk" => None,
         _ => None,
     }
 }

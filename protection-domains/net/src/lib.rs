@@ -2,11 +2,21 @@
 //! through the queues of `atoll_channels::queue` (seL4 sDDF's shape).
 //!
 //! The device-independent part is here: [`NET_QUEUE_SLOTS`] and the data regions'
-//! [`geometry`], shared with the client; the device drivers are in their modules
-//! ([`virtio`] for QEMU `virt`'s virtio-net).
+//! [`geometry`], shared with the client, and the loop that serves the client
+//! ([`driver::Driver`]) over any card ([`driver::Nic`]). The cards are in their modules
+//! ([`virtio`] for QEMU `virt`'s virtio-net, [`gem`] for the ZynqMP's Cadence GEM,
+//! [`enet`] for the i.MX 8M Plus's ENET). One driver program serves every board: it
+//! finds which card it drives from the physical address of the registers the description
+//! mapped into it ([`card_kind`]), by the boards' own device table.
 #![no_std]
 
+pub mod cache;
+pub mod driver;
+pub mod enet;
+pub mod gem;
 pub mod virtio;
+
+pub use atoll_boards::DeviceKind;
 
 use atoll_channels::queue::Geometry;
 
@@ -38,3 +48,28 @@ pub const QUEUES_BYTES: usize =
 
 const _: () = assert!(NET_BUF_SIZE.is_multiple_of(8) && HEADROOM.is_multiple_of(8));
 const _: () = assert!(MAX_FRAME >= 1514);
+
+/// Which card has its registers at `paddr` on one of the boards Atoll knows: the kind of
+/// the board device whose register block starts in the page at `paddr`. `None` for an
+/// address no board's device table has (a description that maps something else).
+pub fn card_kind(paddr: u64) -> Option<DeviceKind> {
+    let page = paddr & !0xFFF;
+    atoll_boards::BOARDS
+        .iter()
+        .flat_map(|board| board.devices.iter())
+        .find(|device| device.regs.base & !0xFFF == page)
+        .map(|device| device.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_boards_nic_is_found_by_its_registers_page() {
+        assert_eq!(card_kind(0x0A00_3000), Some(DeviceKind::VirtioMmio));
+        assert_eq!(card_kind(0xFF0E_0000), Some(DeviceKind::CadenceGem));
+        assert_eq!(card_kind(0x30BE_0000), Some(DeviceKind::ImxEnet));
+        assert_eq!(card_kind(0x4000_0000), None);
+    }
+}

@@ -15,9 +15,21 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
+
+use crate::driver::{Buffer, Nic};
+use crate::{HEADROOM, NET_BUF_SIZE};
+
+/// Requests in flight in each virtqueue.
+const VIRTQ: usize = 64;
+/// Bytes of the card's header in front of a frame (virtio 1.0: `virtio_net_hdr` with
+/// `num_buffers`).
+const VIRTIO_HEADER: usize = 12;
+/// Where in a buffer the card's part starts.
+const CARD_START: usize = HEADROOM as usize - VIRTIO_HEADER;
 
 /// The virtio-mmio magic value ("virt", little-endian) at offset 0 of a transport.
 const MMIO_MAGIC: u32 = 0x7472_6976;
@@ -56,7 +68,7 @@ static POOL_USED: AtomicUsize = AtomicUsize::new(0);
 pub struct DmaPool;
 
 impl DmaPool {
-    /// Records the pool and the two data regions. Called once, before [`VirtioNic::probe`].
+    /// Records the pool and the two data regions. Called once, before [`VirtioNic::new`].
     pub fn init(pool: DmaWindow, rx: DmaWindow, tx: DmaWindow) {
         WINDOWS.set([pool, rx, tx]);
     }
@@ -145,6 +157,122 @@ pub unsafe fn find_net(regs: NonNull<u8>, len: usize) -> Option<MmioTransport<'s
         offset += MMIO_SLOT;
     }
     None
+}
+
+/// QEMU `virt`'s virtio-net card, through `virtio-drivers`' raw interface: a buffer is
+/// handed to the card from [`HEADROOM`] − 12 bytes on, so the card's header fills the end of
+/// the headroom and the frame starts at [`HEADROOM`].
+pub struct VirtioNic {
+    raw: VirtIONetRaw<AtollHal, MmioTransport<'static>, VIRTQ>,
+    /// The tag and buffer of each receive request in flight, by the card's token.
+    rx: [Option<(u64, Buffer)>; VIRTQ],
+    /// The same for sends, with the bytes handed to the card.
+    tx: [Option<(u64, Buffer, usize)>; VIRTQ],
+}
+
+impl VirtioNic {
+    /// Sets the card up (after [`DmaPool::init`]) with its interrupts on.
+    pub fn new(transport: MmioTransport<'static>) -> Result<Self, virtio_drivers::Error> {
+        let mut raw = VirtIONetRaw::new(transport)?;
+        raw.enable_interrupts();
+        Ok(Self {
+            raw,
+            rx: [None; VIRTQ],
+            tx: [None; VIRTQ],
+        })
+    }
+
+    /// The card's part of `buffer`: from [`CARD_START`] to the buffer's end.
+    fn card_part(buffer: &Buffer) -> &'static mut [u8] {
+        // SAFETY: the driver passes only buffers of the data regions it holds (checked
+        // descriptors and its ledgers), mapped into this PD. The slice is only handed to
+        // the card (its physical address) and its header written: a client that breaks the
+        // protocol and writes the buffer meanwhile changes only the frame it gets or sends.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                (buffer.vaddr + CARD_START) as *mut u8,
+                NET_BUF_SIZE as usize - CARD_START,
+            )
+        }
+    }
+}
+
+impl Nic for VirtioNic {
+    // Virtio devices see the guest's memory coherently.
+    const COHERENT: bool = true;
+
+    fn mac(&self) -> [u8; 6] {
+        self.raw.mac_address()
+    }
+
+    fn ack_interrupt(&mut self) {
+        self.raw.ack_interrupt();
+    }
+
+    fn rx_room(&self) -> bool {
+        self.rx.iter().any(Option::is_none)
+    }
+
+    fn rx_post(&mut self, tag: u64, buffer: Buffer) -> bool {
+        // SAFETY: the driver holds the buffer until the card completes this request.
+        let Ok(token) = (unsafe { self.raw.receive_begin(Self::card_part(&buffer)) }) else {
+            return false;
+        };
+        match self.rx.get_mut(usize::from(token)) {
+            Some(slot) => {
+                *slot = Some((tag, buffer));
+                true
+            }
+            // The queue has VIRTQ entries, so its tokens are below VIRTQ.
+            None => false,
+        }
+    }
+
+    fn rx_take(&mut self) -> Option<(u64, u32)> {
+        let token = self.raw.poll_receive()?;
+        // A token the driver did not hand out (a broken card) has no buffer to give back.
+        let (tag, buffer) = self.rx.get_mut(usize::from(token)).and_then(Option::take)?;
+        // SAFETY: the same buffer as handed to `receive_begin` for this token.
+        let len = match unsafe { self.raw.receive_complete(token, Self::card_part(&buffer)) } {
+            Ok((header, frame)) if header == VIRTIO_HEADER => frame as u32,
+            _ => 0,
+        };
+        Some((tag, len))
+    }
+
+    fn tx_room(&self) -> bool {
+        self.tx.iter().any(Option::is_none)
+    }
+
+    fn tx_post(&mut self, tag: u64, buffer: Buffer, len: u32) -> bool {
+        let part = Self::card_part(&buffer);
+        let mut header = [0u8; VIRTIO_HEADER];
+        let _ = self.raw.fill_buffer_header(&mut header);
+        part[..VIRTIO_HEADER].copy_from_slice(&header);
+        let bytes = VIRTIO_HEADER + len as usize;
+        // SAFETY: the driver holds the buffer until the card completes this request.
+        let Ok(token) = (unsafe { self.raw.transmit_begin(&part[..bytes]) }) else {
+            return false;
+        };
+        match self.tx.get_mut(usize::from(token)) {
+            Some(slot) => {
+                *slot = Some((tag, buffer, bytes));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn tx_take(&mut self) -> Option<u64> {
+        let token = self.raw.poll_transmit()?;
+        let (tag, buffer, bytes) = self.tx.get_mut(usize::from(token)).and_then(Option::take)?;
+        // SAFETY: the same bytes as handed to `transmit_begin` for this token.
+        let _ = unsafe {
+            self.raw
+                .transmit_complete(token, &Self::card_part(&buffer)[..bytes])
+        };
+        Some(tag)
+    }
 }
 
 /// A set-once value for `no_std` statics (the driver sets its windows once, before any

@@ -1,0 +1,60 @@
+//! The Cadence GEM of the ZynqMP (`zcu102`'s GEM3; QEMU `cadence_gem`).
+//!
+//! Not written yet: [`GemNic::new`] reports that the card has no driver.
+
+use core::ptr::NonNull;
+
+use crate::driver::{Buffer, Nic, Region};
+
+/// The card.
+pub struct GemNic {
+    _regs: NonNull<u8>,
+}
+
+impl GemNic {
+    /// Resets the card and sets it up with its descriptor rings in `rings` (uncached,
+    /// `rings_bytes` bytes), its interrupts on; `None` if it cannot.
+    ///
+    /// # Safety
+    ///
+    /// `regs` must be the card's register block (a page), mapped uncached into this PD
+    /// alone, and `rings` a region mapped uncached into this PD alone.
+    pub unsafe fn new(regs: NonNull<u8>, rings: Region, rings_bytes: usize) -> Option<Self> {
+        let _ = (regs, rings, rings_bytes);
+        None
+    }
+}
+
+impl Nic for GemNic {
+    const COHERENT: bool = false;
+
+    fn mac(&self) -> [u8; 6] {
+        [0; 6]
+    }
+
+    fn ack_interrupt(&mut self) {}
+
+    fn rx_room(&self) -> bool {
+        false
+    }
+
+    fn rx_post(&mut self, _tag: u64, _buffer: Buffer) -> bool {
+        false
+    }
+
+    fn rx_take(&mut self) -> Option<(u64, u32)> {
+        None
+    }
+
+    fn tx_room(&self) -> bool {
+        false
+    }
+
+    fn tx_post(&mut self, _tag: u64, _buffer: Buffer, _len: u32) -> bool {
+        false
+    }
+
+    fn tx_take(&mut self) -> Option<u64> {
+        None
+    }
+}
