@@ -425,8 +425,24 @@ fn qemu_virt_aarch64_service_holds_a_load_of_64_connections_for_30_seconds() {
     with_service("service-wrk", |port| {
         let before = ticks(port);
         let started = Instant::now();
+        // QEMU's user networking listens on the forwarded port with a backlog of one
+        // (libslirp's `listen(s, 1)`), so of 64 simultaneous connects the host's kernel
+        // admits two at a time, at its SYN-ACK retransmission times (1 s, then doubling):
+        // the last connections open up to half a minute late, and their first request
+        // waits in the host's accept queue, not in Atoll. wrk's timeout is set past that
+        // wait, so that a timeout still means an answer Atoll failed to give.
         let out = Command::new("wrk")
-            .args(["-t", "2", "-c", "64", "-d", "30s", "--latency"])
+            .args([
+                "-t",
+                "2",
+                "-c",
+                "64",
+                "-d",
+                "30s",
+                "--timeout",
+                "40s",
+                "--latency",
+            ])
             .arg(format!("http://127.0.0.1:{port}/status"))
             .output()
             .expect("wrk runs (cargo xtask test installs it)");
@@ -445,10 +461,8 @@ fn qemu_virt_aarch64_service_holds_a_load_of_64_connections_for_30_seconds() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         assert!(requests > 0, "{report}");
-        // wrk's socket errors: none on connect, read or write. A few requests on a kept
-        // connection wait more than wrk's 2 s for their answer (a known defect, see
-        // docs/services.md: the stack retransmits a lost segment only at the next frame);
-        // they must stay below one in a thousand.
+        // wrk's socket errors: none on connect, read or write, and no request left
+        // unanswered.
         if let Some(line) = report.lines().find(|l| l.contains("Socket errors:")) {
             let count = |what: &str| -> u64 {
                 line.split(',')
@@ -460,9 +474,9 @@ fn qemu_virt_aarch64_service_holds_a_load_of_64_connections_for_30_seconds() {
                 count("Socket errors: connect"),
                 count("read"),
                 count("write"),
+                count("timeout"),
             );
-            assert_eq!(errors, (0, 0, 0), "{report}");
-            assert!(count("timeout").saturating_mul(1000) < requests, "{report}");
+            assert_eq!(errors, (0, 0, 0, 0), "{report}");
         }
         let after = ticks(port);
         // QEMU's virtual clock follows the host's without icount: ticks follow wall time.

@@ -2,10 +2,11 @@
 //! runs the TCP/IP stack (smoltcp, with a DHCP client) and the HTTP API (`atoll-http`) on
 //! port 80.
 //!
-//! The stack is polled whenever the driver notifies: frames arrived, or buffers came back.
-//! This PD has no timer yet, so nothing in the stack may wait for one: sockets send their
-//! ACKs at once and do not delay small segments (Nagle); smoltcp's retransmission and DHCP
-//! renewal timers are looked at when the next frame arrives.
+//! The stack is polled whenever the driver notifies (frames arrived, or buffers came back)
+//! and when the stack's next timer is due: the PD owns its core's physical timer (channel
+//! 3, IRQ 30) and sets it to what smoltcp asks for (retransmissions, DHCP renewal) after
+//! each poll. Sockets send their ACKs at once and do not delay small segments (Nagle): an
+//! answer never waits for a timer.
 //! Connections are a fixed table of [`CONNECTIONS`] TCP sockets, each with its HTTP state.
 //! One socket always listens: when the last free one takes a connection, the oldest idle
 //! connection is dropped to make room, and if none is idle the new connection is answered
@@ -38,6 +39,8 @@ use device::NetDevice;
 
 /// The network driver.
 const DRIVER: Channel = Channel::new(2);
+/// The core's physical timer (IRQ 30), if the description gives it to this PD.
+const TIMER: Channel = Channel::new(3);
 /// The HTTP port.
 const HTTP_PORT: u16 = 80;
 /// TCP connections served at once (one more is always listening).
@@ -71,6 +74,8 @@ struct Conn {
 }
 
 struct Io {
+    /// Whether this PD owns its core's physical timer (the description's `<irq irq="30">`).
+    timer: bool,
     device: Option<NetDevice>,
     stack: Option<Stack>,
     api: Api,
@@ -135,7 +140,14 @@ fn init() -> Io {
     let page: Option<&'static StatusPage> =
         (page != 0).then(|| unsafe { &*(page as usize as *const StatusPage) });
     let directory = var!(atoll_directory: Directory = Directory::EMPTY);
+    // The claim succeeds only if the description gives the timer's interrupt to this PD;
+    // without it, the stack's timers are looked at when frames arrive.
+    let timer = timer::claim_physical_timer(TIMER).is_ok();
+    if !timer {
+        debug_println!("io: no timer (no <irq irq=\"30\" id=\"3\">): timeouts wait for traffic");
+    }
     let mut io = Io {
+        timer,
         device: None,
         stack: None,
         api: Api { page, directory },
@@ -230,10 +242,25 @@ impl Io {
                 DRIVER.notify();
             }
             if !busy && device.ready_to_wait() {
-                return;
+                break;
+            }
+        }
+        if self.timer {
+            let time = now();
+            match stack.iface.poll_at(time, &stack.sockets) {
+                Some(at) => timer::arm_physical_timer(ticks_at(at)),
+                None => timer::disarm_physical_timer(),
             }
         }
     }
+}
+
+/// The counter value at `at` (the inverse of [`now`], rounded up so the timer never fires
+/// before smoltcp's deadline).
+fn ticks_at(at: Instant) -> u64 {
+    let micros = u128::try_from(at.total_micros()).unwrap_or(0);
+    let hz = u128::from(timer::counter_frequency());
+    u64::try_from((micros * hz).div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 impl Stack {
@@ -413,8 +440,16 @@ impl Handler for Io {
     type Error = Infallible;
 
     fn notified(&mut self, channels: ChannelSet) -> Result<(), Self::Error> {
+        if channels.contains(TIMER) && self.timer {
+            // Lower the (level) interrupt before taking the next; `pump` sets the timer
+            // again for the stack's next deadline.
+            timer::disarm_physical_timer();
+            let _ = TIMER.irq_ack();
+        }
         if channels.contains(DRIVER) {
             self.attach();
+        }
+        if channels.contains(DRIVER) || channels.contains(TIMER) {
             self.pump();
         }
         Ok(())

@@ -1,8 +1,9 @@
 //! The counters and the timer EL0 may use. Every thread may read the virtual counter and
 //! its frequency, and the PMU's instruction counter (event counter 0, which the kernel
-//! sets up). Only the PD that owns its core's EL1 physical timer interrupt (IRQ 30) may
-//! program that timer: for any other thread the kernel denies EL0 access, and the write
-//! is an undefined-instruction fault.
+//! sets up). Only the thread that acknowledged its core's EL1 physical timer interrupt
+//! (IRQ 30) last, through the interrupt's handler capability, may program that timer: for
+//! any other thread the kernel denies EL0 access, and the write is an
+//! undefined-instruction fault.
 
 /// The virtual counter.
 #[inline]

@@ -161,10 +161,10 @@ pub fn allow_user_counter() {
     aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1);
 }
 
-/// Also lets EL0 program this core's EL1 physical timer (`CNTKCTL_EL1.EL0PTEN`): for the PD
-/// that owns its interrupt, which the tool puts alone in its replica.
-pub fn allow_user_physical_timer() {
-    aarch64_cpu::registers::CNTKCTL_EL1.set(aarch64_cpu::registers::CNTKCTL_EL1.get() | 1 << 9);
+/// Lets EL0 program this core's EL1 physical timer (`CNTKCTL_EL1.EL0PTEN`), or stops it:
+/// open only while the thread that handles the timer's interrupt is loaded.
+pub fn set_user_physical_timer(allowed: bool) {
+    aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1 | u64::from(allowed) << 9);
 }
 
 /// Starts event counter 0 counting retired instructions at EL0 and EL1 (event 0x08,

@@ -122,12 +122,8 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
             continue;
         };
         let ctx: *mut Context = inner.kernel.context_mut(t)?;
-        if let Some(loaded) = inner.space.get_mut(core)
-            && space != *loaded
-        {
-            arch::switch_user_space(space.0, space.1);
-            *loaded = space;
-        }
+        load_space(inner, core, t, space);
+        check_pd_timer(inner, core, t);
         inner.fp.load_for(core, t);
         break Some(ctx);
     };
@@ -182,7 +178,10 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64) -> *mut Context {
             return match kernel.syscall_entry(&mut hw, c, arch::counter()) {
                 Entered::Light(t) => back_to(r, inner, core, t),
                 Entered::Switched(t) => switched_to(r, inner, core, t),
-                Entered::General(t) if inner.kernel.caller_goes_on(t) => back_to(r, inner, core, t),
+                Entered::General(t) if inner.kernel.caller_goes_on(t) => {
+                    check_pd_timer(inner, core, t);
+                    back_to(r, inner, core, t)
+                }
                 Entered::General(_) | Entered::Stalled => choose(r, inner, core),
             };
         }
@@ -223,19 +222,43 @@ fn back_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*
     inner.kernel.context_mut(t).map(|c| c as *mut Context)
 }
 
+/// Loads `t`'s address space `space` on `core`, unless it is loaded already, and with a new
+/// space, opens or closes the core's physical timer to EL0 ([`check_pd_timer`]).
+#[inline(always)]
+fn load_space(inner: &mut Inner, core: usize, t: ThreadId, space: (u64, u16)) {
+    let Some(loaded) = inner.space.get_mut(core) else {
+        return;
+    };
+    if space != *loaded {
+        arch::switch_user_space(space.0, space.1);
+        *loaded = space;
+        check_pd_timer(inner, core, t);
+    }
+}
+
+/// Opens the core's physical timer to EL0 exactly while the thread that handles its
+/// interrupt runs: after a change of address space, and after a general system call (which
+/// may have made `t` the owner: `IRQHandler_Ack`).
+#[inline(always)]
+fn check_pd_timer(inner: &mut Inner, core: usize, t: ThreadId) {
+    let timer = inner.kernel.handles_pd_timer(t);
+    if let Some(open) = inner.pd_timer.get_mut(core)
+        && *open != timer
+    {
+        arch::set_user_physical_timer(timer);
+        *open = timer;
+    }
+}
+
 /// A call or reply switched `core` straight to `t` ([`Entered::Switched`]): only what
 /// differs from the thread it leaves is loaded, its address space and FP access. The core
 /// counts the same context, so the timer is rearmed only if another entry moved the
 /// core's next event meanwhile.
 fn switched_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*mut Context> {
-    let (Some(space), Some(loaded)) = (inner.kernel.address_space(t), inner.space.get_mut(core))
-    else {
+    let Some(space) = inner.kernel.address_space(t) else {
         return choose(r, inner, core);
     };
-    if space != *loaded {
-        arch::switch_user_space(space.0, space.1);
-        *loaded = space;
-    }
+    load_space(inner, core, t, space);
     inner.fp.load_for(core, t);
     inner.kernel.note_loaded();
     inner.arm_timer(r, core, false);

@@ -42,6 +42,8 @@ pub struct Inner {
     pub kernel: Kernel,
     /// Each core's user address space (root, ASID), to skip needless switches.
     pub space: [(u64, u16); MAX_CORES],
+    /// Whether EL0 may program each core's physical timer now (its handler is loaded).
+    pub pd_timer: [bool; MAX_CORES],
     /// Each core's timer deadline, to skip needless writes: its complement, so that the
     /// initial zeros read as `u64::MAX`, stopped (and the kernel's state takes no room in
     /// its image). `!0`, deadline 0, forces the next write.
@@ -61,6 +63,7 @@ static KERNEL: KernelCell = KernelCell {
     inner: UnsafeCell::new(Inner {
         kernel: Kernel::new(),
         space: [(0, 0); MAX_CORES],
+        pd_timer: [false; MAX_CORES],
         armed: [0; MAX_CORES],
         fp: FpSwitch::new(),
         lines: Table::filled(LineBuf::new()),
@@ -273,9 +276,8 @@ impl Machine for Hw<'_> {
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
         if irq == PD_TIMER_INTID {
-            // The tool puts the timer's PD alone in its replica; it programs the timer
-            // from EL0 on this core, the one that runs the replica's threads.
-            arch::allow_user_physical_timer();
+            // The thread it signals programs the timer from EL0 on this core, the one that
+            // runs the replica's threads, while it is loaded (`el0::load_space`).
             return true;
         }
         // The loader routed (and set the trigger of) every shared interrupt the spec gives

@@ -51,8 +51,9 @@ impl Validator<'_> {
         self.irqs = irqs;
     }
 
-    /// The physical timer's interrupt opens that core's timer registers to EL0, so its PD
-    /// must be alone in its replica: no other PD could then disturb its timer.
+    /// The physical timer's interrupt is enabled on its replica's first core, so its PD
+    /// must run there. (Other PDs may share the replica: the kernel opens the timer's
+    /// registers to EL0 only while the thread its interrupt signals runs.)
     pub(super) fn pd_timer(
         &mut self,
         placement: &Placement,
@@ -76,24 +77,7 @@ impl Validator<'_> {
                 Diagnostic::error(Code::IrqNumber, span, message)
                     .with_help(format!("give the PD cpu=\"{first}\", or drop its cpu")),
             );
-            return;
         }
-        let Some(&other) = r.protection_domains.iter().find(|&&p| p != pd) else {
-            return;
-        };
-        let name = |i: usize| &self.decls.protection_domains[i].name.value;
-        let message = format!(
-            "IRQ {} is the core's physical timer, which its PD programs itself, so '{}' must be \
-             alone in its replica; '{}' shares replica '{}' with it",
-            atoll_abi::limits::PD_TIMER_INTID,
-            name(pd),
-            name(other),
-            r.name
-        );
-        self.push(Diagnostic::error(Code::IrqNumber, span, message).with_help(
-            "put the timer's PD in a replica of its own (a <replica> element, or a cpu no \
-             other PD uses)",
-        ));
     }
 
     pub(super) fn channel(

@@ -36,6 +36,9 @@ struct Latency {
 
 #[protection_domain]
 fn init() -> impl Handler {
+    if let Err(e) = atoll_microkit::timer::claim_physical_timer(TIMER) {
+        debug_println!("{}: cannot claim the timer: {e:?}", pd_name().unwrap());
+    }
     let deadline = ticks() + DELAY_TICKS;
     arm(deadline);
     Latency {

@@ -9,7 +9,7 @@
 use core::sync::atomic::AtomicU64;
 
 use atoll_microkit::timer::{
-    arm_physical_timer, counter, counter_frequency, disarm_physical_timer,
+    arm_physical_timer, claim_physical_timer, counter, counter_frequency, disarm_physical_timer,
 };
 use atoll_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, pd_name, protection_domain,
@@ -55,6 +55,9 @@ impl Handler for Canary {
 fn init() -> impl Handler {
     fuzz::fill(OWNER, &MEMORY);
     let period = (counter_frequency() / 1000).max(1);
+    if claim_physical_timer(TIMER).is_err() {
+        debug_println!("{}: cannot claim the timer", pd_name().unwrap_or("canary"));
+    }
     let deadline = counter() + period;
     arm_physical_timer(deadline);
     Canary { period, deadline }

@@ -176,7 +176,7 @@ impl Kernel {
                 ObjectKind::IrqHandler => {
                     let irq = IrqId::from_data(data).ok_or(Error::InvalidCapability)?;
                     let request = self.decode_irq_handler(t, op, &args)?;
-                    self.invoke_irq_handler(m, irq, request);
+                    self.invoke_irq_handler(m, t, irq, request);
                 }
                 ObjectKind::DomainSet => {
                     let request = self.decode_domain(m, t, op, &args)?;

@@ -4,6 +4,7 @@
 //! IRQHandler_Clear).
 
 use atoll_abi::error::Error;
+use atoll_abi::limits::PD_TIMER_INTID;
 use atoll_abi::object::ObjectKind;
 use atoll_abi::syscall::label;
 
@@ -13,12 +14,17 @@ use super::{Kernel, Machine};
 use crate::cap::{Cap, Rights};
 use crate::id::{IrqId, NotificationId, SlotId, ThreadId};
 
-/// An interrupt: whether a handler capability exists, and what it signals.
+/// An interrupt: whether a handler capability exists, what it signals, and which thread
+/// last acknowledged it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Irq {
     pub handler: bool,
     pub ntfn: Option<NotificationId>,
     pub badge: u64,
+    /// The thread that last invoked IRQHandler_Ack. For the core's physical timer
+    /// ([`PD_TIMER_INTID`]), the one thread that may program it from EL0: holding the
+    /// handler capability is the authority, and acknowledging claims it.
+    pub owner: Option<ThreadId>,
 }
 
 impl Irq {
@@ -27,6 +33,7 @@ impl Irq {
         handler: false,
         ntfn: None,
         badge: 0,
+        owner: None,
     };
 }
 
@@ -137,18 +144,22 @@ impl Kernel {
         }
     }
 
-    /// Performs an invocation of the handler of interrupt `irq`.
+    /// Performs an invocation of the handler of interrupt `irq` by thread `t`.
     #[inline(always)]
     pub(super) fn invoke_irq_handler(
         &mut self,
         m: &mut impl Machine,
+        t: ThreadId,
         irq: IrqId,
         request: IrqHandlerInvocation,
     ) {
         let intid = irq.intid();
         let entry = &mut self.objects.irqs[irq];
         match request {
-            IrqHandlerInvocation::Ack => m.set_irq_enabled(intid, true),
+            IrqHandlerInvocation::Ack => {
+                entry.owner = Some(t);
+                m.set_irq_enabled(intid, true);
+            }
             IrqHandlerInvocation::SetNotification(n, badge) => {
                 entry.ntfn = Some(n);
                 entry.badge = badge;
@@ -156,13 +167,34 @@ impl Kernel {
             }
             IrqHandlerInvocation::Clear => {
                 entry.ntfn = None;
+                entry.owner = None;
                 m.set_irq_enabled(intid, false);
             }
         }
     }
 }
 
+impl Kernel {
+    /// Whether `thread` may program its core's physical timer ([`PD_TIMER_INTID`]) from
+    /// EL0: it is the thread that last acknowledged the timer's interrupt through its
+    /// handler capability. Other PDs sharing its replica cannot touch the timer.
+    #[inline]
+    pub fn handles_pd_timer(&self, thread: ThreadId) -> bool {
+        IrqId::new(PD_TIMER_INTID as usize)
+            .is_some_and(|irq| self.objects.irqs[irq].owner == Some(thread))
+    }
+}
+
 impl Objects {
+    /// Thread `t` is going: it owns no interrupt any more.
+    pub(super) fn disown_irqs(&mut self, t: ThreadId) {
+        if let Some(irq) = IrqId::new(PD_TIMER_INTID as usize)
+            && self.irqs[irq].owner == Some(t)
+        {
+            self.irqs[irq].owner = None;
+        }
+    }
+
     /// The last capability to the handler of interrupt `irq` went: it signals nothing and
     /// stays masked.
     pub(super) fn destroy_irq_handler(&mut self, m: &mut impl Machine, irq: IrqId) {

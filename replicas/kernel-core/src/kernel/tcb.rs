@@ -450,6 +450,7 @@ impl Objects {
             }
         }
         self.sched.remove_thread(t);
+        self.disown_irqs(t);
         self.tcbs[t] = Tcb::EMPTY;
     }
 }

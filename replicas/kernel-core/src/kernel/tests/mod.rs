@@ -1038,6 +1038,43 @@ fn interrupts_signal_their_notification_until_acknowledged() {
 }
 
 #[test]
+fn the_physical_timer_is_programmable_only_by_the_thread_that_acknowledged_it() {
+    let mut s = boot();
+    s.m.claimable = Some(std::vec![30]);
+    let n = s.make(ObjectKind::Notification, 0);
+    let badged = s.mint(n, rights::ALL, 1 << 3);
+    let handler = s.slot();
+    s.invoke(
+        initial::IRQ_CONTROL,
+        label::IRQ_CONTROL_GET,
+        &[30, 0, initial::CNODE, handler, 64],
+    )
+    .unwrap();
+    s.invoke(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[badged])
+        .unwrap();
+    let root = s.root;
+    assert!(
+        !s.k.handles_pd_timer(root),
+        "setting the notification claims nothing"
+    );
+    s.invoke(handler, label::IRQ_HANDLER_ACK, &[]).unwrap();
+    assert!(
+        s.k.handles_pd_timer(root),
+        "the acknowledging thread owns it"
+    );
+    s.invoke(handler, label::IRQ_HANDLER_CLEAR, &[]).unwrap();
+    assert!(!s.k.handles_pd_timer(root), "cleared: nobody owns it");
+    s.invoke(handler, label::IRQ_HANDLER_ACK, &[]).unwrap();
+    assert!(s.k.handles_pd_timer(root));
+    s.invoke(initial::CNODE, label::CNODE_DELETE, &[handler, 64])
+        .unwrap();
+    assert!(
+        !s.k.handles_pd_timer(root),
+        "the handler's last capability went: nobody owns the timer"
+    );
+}
+
+#[test]
 fn doorbells_ring_their_replica_with_their_badge() {
     let mut s = boot();
     let d = s.make(ObjectKind::Doorbell, 0);
