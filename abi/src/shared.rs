@@ -1,10 +1,12 @@
 //! The kernel-to-kernel shared area: the only memory every replica kernel maps.
 //!
-//! It holds, per replica, a status record, a doorbell inbox and a log ring, and after them
-//! the cross-replica channel words of the PDs ([`pd_words`]). The header and the status
-//! records fill the first page alone ([`STATUS_PAGE_BYTES`]), so that a PD can be given
-//! exactly them, read-only (the `microkit` tool's built-in `device="atoll_status"`), and
-//! nothing else of the area; the doorbells start on the next page. Nothing here
+//! It holds, per replica, a status record, a doorbell inbox and a log ring, one record per
+//! PD of the system ([`PdRecord`]), the traffic of the first cross-replica channel words
+//! ([`WordRecord`]), and after them the cross-replica channel words of the PDs
+//! ([`pd_words`]). The header, the replicas' status records, the PD records and the word
+//! records fill the first page alone ([`STATUS_PAGE_BYTES`]), so that a PD can be given exactly them,
+//! read-only (the `microkit` tool's built-in `device="atoll_status"`), and nothing else of
+//! the area; the doorbells start on the next page. Nothing here
 //! is protected by a lock: each word has one writer, or is changed only by atomic
 //! read-modify-write, and every reader treats what it reads as untrusted (a peer replica
 //! may be faulty). The loader zeroes the area and writes the header before any replica runs.
@@ -24,22 +26,36 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use zerocopy::{FromBytes, IntoBytes, KnownLayout};
 
+use crate::directory::MAX_DIRECTORY_PDS;
 use crate::limits::{LOG_LINE_BYTES, LOG_RING_SLOTS, MAX_REPLICAS};
 
 /// Magic at the start of the shared area.
 pub const SHARED_MAGIC: [u8; 8] = *b"ATOLLSHM";
 /// Shared-area layout version (2: the status records have the first page to themselves,
-/// the doorbells start at [`STATUS_PAGE_BYTES`]).
-pub const SHARED_VERSION: u32 = 2;
+/// the doorbells start at [`STATUS_PAGE_BYTES`]; 3: the [`PdRecord`] and [`WordRecord`]
+/// tables follow the status records on that page).
+pub const SHARED_VERSION: u32 = 3;
 
 /// Bytes of the status page: the first page of the shared area, which holds the
-/// [`SharedHeader`] and the [`ReplicaStatus`] records and nothing else.
+/// [`SharedHeader`], the [`ReplicaStatus`] records and the [`PdRecord`] table and nothing
+/// else.
 pub const STATUS_PAGE_BYTES: u64 = crate::limits::PAGE_SIZE;
 
-/// Padding after the status records, to the end of the status page.
+/// Records in the PD table, indexed by a PD's index in the system directory
+/// (`crate::directory`): one for every PD a system may have, children included.
+pub const PD_RECORDS: usize = MAX_DIRECTORY_PDS;
+
+/// Records in the channel-word table: the traffic of cross-replica channel words 0 to
+/// `WORD_RECORDS - 1` ([`pd_words`]; the tool numbers a system's words from 0), counted by
+/// the kernels that send and take them.
+pub const WORD_RECORDS: usize = 64;
+
+/// Padding after the word records, to the end of the status page.
 const STATUS_PAD_BYTES: usize = STATUS_PAGE_BYTES as usize
     - size_of::<SharedHeader>()
-    - MAX_REPLICAS * size_of::<ReplicaStatus>();
+    - MAX_REPLICAS * size_of::<ReplicaStatus>()
+    - PD_RECORDS * size_of::<PdRecord>()
+    - WORD_RECORDS * size_of::<WordRecord>();
 
 /// Doorbell bits the kernels use between themselves.
 pub mod bell {
@@ -87,6 +103,165 @@ impl ReplicaState {
             Self::Up => "up",
             Self::Down => "down",
         }
+    }
+}
+
+/// A PD's life cycle, as its replica's kernel publishes it in the PD's [`PdRecord`].
+///
+/// A PD blocked waiting for events is `Running`: it is alive. The kernel tracks the PD's
+/// thread: the boot program names it (`TCB_SetStatusIndex`) before starting it, a resume
+/// or restart makes it `Running`, a fault `Faulted` until it is restarted (its monitor or
+/// parent stopping it leaves it `Faulted`), and a suspension or its TCB's destruction
+/// `Stopped`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PdState {
+    /// Nothing published: the loader zeroed the record, and no kernel has a thread for it
+    /// (its replica has not reached it, or it is no PD of the system).
+    Unpublished = 0,
+    /// Named by the boot program, not started yet.
+    Starting = 1,
+    /// Started or restarted (running, ready, or blocked waiting for events).
+    Running = 2,
+    /// Stopped by a fault and not restarted (yet).
+    Faulted = 3,
+    /// Stopped on purpose (suspended), or its thread is gone.
+    Stopped = 4,
+}
+
+impl PdState {
+    /// Decodes a raw state; anything unknown reads as `None` (a corrupt record).
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Unpublished),
+            1 => Some(Self::Starting),
+            2 => Some(Self::Running),
+            3 => Some(Self::Faulted),
+            4 => Some(Self::Stopped),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name for logs (the names `GET /status` shows, but `unpublished`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Unpublished => "unpublished",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Faulted => "faulted",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// One PD's record in the status page's PD table, at the PD's index in the system
+/// directory. Written only by the kernel of the replica whose thread the boot program
+/// named with that index (`TCB_SetStatusIndex`), read by anyone who maps the status page.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct PdRecord {
+    /// A [`PdState`] as `u32`.
+    pub state: AtomicU32,
+    /// Faults the PD's thread has taken since it was named, whatever became of them
+    /// (saturating).
+    pub faults: AtomicU32,
+}
+
+/// A [`PdRecord`] as read: one snapshot of its two words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PdView {
+    /// The published state; `None` if the word is no state (a corrupt record).
+    pub state: Option<PdState>,
+    /// The fault count.
+    pub faults: u32,
+}
+
+impl PdRecord {
+    /// Publishes `state` and `faults`: the count first, then the state with release, so
+    /// that a reader that sees the state (acquire) sees at least this count.
+    pub fn publish(&self, state: PdState, faults: u32) {
+        self.faults.store(faults, Ordering::Relaxed);
+        self.state.store(state as u32, Ordering::Release);
+    }
+
+    /// Reads the record (the state with acquire, then the count).
+    pub fn read(&self) -> PdView {
+        let state = PdState::from_raw(self.state.load(Ordering::Acquire));
+        PdView {
+            state,
+            faults: self.faults.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The traffic of one cross-replica channel word: one receiving PD's word for one sending
+/// replica (a word has one sender). The sending kernel writes `from`, `to`, `sent` and
+/// `dropped`; the receiving kernel writes `received`. Counts only grow (atomic adds), and a
+/// reader trusts none of it: a faulty replica may have written anything.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C)]
+pub struct WordRecord {
+    /// 1 + the sending replica's index; 0 until the word is first rung.
+    pub from: AtomicU32,
+    /// 1 + the receiving replica's index; 0 until the word is first rung.
+    pub to: AtomicU32,
+    /// Notifications that set bits in the word (each a PD's notify across replicas).
+    pub sent: AtomicU64,
+    /// Notifications refused because the receiving replica was down.
+    pub dropped: AtomicU64,
+    /// Times the receiving kernel took bits from the word and signalled its PD. Notifies
+    /// that arrive before the receiver takes the word coalesce, so this is at most `sent`.
+    pub received: AtomicU64,
+}
+
+/// A [`WordRecord`] as read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WordView {
+    /// The sending replica's index.
+    pub from: usize,
+    /// The receiving replica's index.
+    pub to: usize,
+    /// Notifications sent.
+    pub sent: u64,
+    /// Notifications refused (receiver down).
+    pub dropped: u64,
+    /// Times the receiver took the word.
+    pub received: u64,
+}
+
+impl WordRecord {
+    /// Counts a notify from replica `from` to replica `to` through this word: delivered
+    /// (`sent`) or refused (`dropped`). Only the sending replica calls it.
+    pub fn count_send(&self, from: usize, to: usize, delivered: bool) {
+        let tag = |r: usize| u32::try_from(r).map_or(0, |r| r.saturating_add(1));
+        self.from.store(tag(from), Ordering::Relaxed);
+        self.to.store(tag(to), Ordering::Relaxed);
+        let counter = if delivered { &self.sent } else { &self.dropped };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the receiving kernel taking bits from the word. Only the receiving replica
+    /// calls it.
+    pub fn count_take(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The record, if the word was ever rung and names two replicas of the system (fewer
+    /// than `replicas`); `None` otherwise.
+    pub fn read(&self, replicas: usize) -> Option<WordView> {
+        let index = |tag: u32| {
+            usize::try_from(tag)
+                .ok()?
+                .checked_sub(1)
+                .filter(|&r| r < replicas.min(MAX_REPLICAS))
+        };
+        Some(WordView {
+            from: index(self.from.load(Ordering::Relaxed))?,
+            to: index(self.to.load(Ordering::Relaxed))?,
+            sent: self.sent.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -358,6 +533,10 @@ pub struct SharedArea {
     pub header: SharedHeader,
     /// Status records, indexed by replica.
     pub status: [ReplicaStatus; MAX_REPLICAS],
+    /// PD records, indexed by a PD's index in the system directory.
+    pub pds: [PdRecord; PD_RECORDS],
+    /// Traffic records of cross-replica channel words, indexed by word.
+    pub words: [WordRecord; WORD_RECORDS],
     /// Zero: the rest of the status page, so that the doorbells start on a page of their
     /// own and the status page can be mapped alone.
     pub status_pad: [u8; STATUS_PAD_BYTES],
@@ -373,15 +552,28 @@ pub const SHARED_AREA_SIZE: u64 =
 
 const _: () = assert!(size_of::<SharedHeader>() == 64);
 const _: () = assert!(size_of::<ReplicaStatus>() == 64);
+const _: () = assert!(size_of::<PdRecord>() == 8);
+const _: () = assert!(offset_of!(PdRecord, faults) == 4);
+const _: () = assert!(size_of::<WordRecord>() == 32);
+const _: () = assert!(offset_of!(WordRecord, sent) == 8);
+const _: () = assert!(offset_of!(WordRecord, received) == 24);
 const _: () = assert!(size_of::<PendingWord>() == 64);
 const _: () = assert!(offset_of!(LogRing, consumer) == 64);
 const _: () = assert!(offset_of!(LogRing, slots) == 128);
 const _: () = assert!(offset_of!(SharedArea, status) == 64);
 const _: () = assert!(
-    size_of::<SharedHeader>() + MAX_REPLICAS * size_of::<ReplicaStatus>()
+    size_of::<SharedHeader>()
+        + MAX_REPLICAS * size_of::<ReplicaStatus>()
+        + PD_RECORDS * size_of::<PdRecord>()
+        + WORD_RECORDS * size_of::<WordRecord>()
         <= STATUS_PAGE_BYTES as usize
 );
-const _: () = assert!(offset_of!(SharedArea, status_pad) == 64 + 64 * MAX_REPLICAS);
+const _: () = assert!(offset_of!(SharedArea, pds) == 64 + 64 * MAX_REPLICAS);
+const _: () = assert!(offset_of!(SharedArea, words) == 64 + 64 * MAX_REPLICAS + 8 * PD_RECORDS);
+const _: () = assert!(
+    offset_of!(SharedArea, status_pad)
+        == 64 + 64 * MAX_REPLICAS + 8 * PD_RECORDS + 32 * WORD_RECORDS
+);
 const _: () = assert!(offset_of!(SharedArea, doorbells) == STATUS_PAGE_BYTES as usize);
 const _: () = assert!(STATUS_PAGE_BYTES == 4096);
 const _: () = assert!(SHARED_AREA_SIZE <= crate::limits::LARGE_PAGE_SIZE);
@@ -431,7 +623,8 @@ impl SharedArea {
 }
 
 /// The status page as a PD that maps it (read-only) sees it: the first
-/// [`STATUS_PAGE_BYTES`] of the [`SharedArea`], its header and the status records.
+/// [`STATUS_PAGE_BYTES`] of the [`SharedArea`], its header, the status records and the PD
+/// records.
 #[derive(FromBytes, KnownLayout)]
 #[repr(C)]
 pub struct StatusPage {
@@ -439,9 +632,37 @@ pub struct StatusPage {
     pub header: SharedHeader,
     /// Status records, indexed by replica.
     pub status: [ReplicaStatus; MAX_REPLICAS],
+    /// PD records, indexed by a PD's index in the system directory.
+    pub pds: [PdRecord; PD_RECORDS],
+    /// Traffic records of cross-replica channel words, indexed by word.
+    pub words: [WordRecord; WORD_RECORDS],
+}
+
+impl StatusPage {
+    /// The records of the channel words ever rung between the page's replicas, if the page
+    /// is of this layout; nothing otherwise (an older page has no word table).
+    pub fn words(&self) -> impl Iterator<Item = WordView> + '_ {
+        let current = self.header.is_current();
+        let replicas = self.header.replica_count as usize;
+        self.words
+            .iter()
+            .filter(move |_| current)
+            .filter_map(move |w| w.read(replicas))
+    }
+
+    /// PD `index`'s record as read, if the page is of this layout ([`SharedHeader::is_current`])
+    /// and the index is in the table; `None` otherwise (an older page has no PD table).
+    pub fn pd(&self, index: usize) -> Option<PdView> {
+        if !self.header.is_current() {
+            return None;
+        }
+        self.pds.get(index).map(PdRecord::read)
+    }
 }
 
 const _: () = assert!(offset_of!(StatusPage, status) == offset_of!(SharedArea, status));
+const _: () = assert!(offset_of!(StatusPage, pds) == offset_of!(SharedArea, pds));
+const _: () = assert!(offset_of!(StatusPage, words) == offset_of!(SharedArea, words));
 const _: () = assert!(size_of::<StatusPage>() as u64 <= STATUS_PAGE_BYTES);
 
 #[cfg(test)]
@@ -533,6 +754,12 @@ mod tests {
     fn layout_is_the_documented_one() {
         assert_eq!(offset_of!(SharedArea, header), 0);
         assert_eq!(offset_of!(SharedArea, status), 0x40);
+        assert_eq!(offset_of!(SharedArea, pds), 0x240);
+        assert_eq!(offset_of!(SharedArea, words), 0x438);
+        assert_eq!(offset_of!(SharedArea, status_pad), 0xC38);
+        assert_eq!(PD_RECORDS, 63);
+        assert_eq!(offset_of!(PdRecord, state), 0);
+        assert_eq!(offset_of!(PdRecord, faults), 4);
         assert_eq!(offset_of!(SharedArea, doorbells), 0x1000);
         assert_eq!(offset_of!(SharedArea, logs), 0x2000);
         assert_eq!(size_of::<LogRing>(), 32_896);
@@ -553,6 +780,69 @@ mod tests {
         assert_eq!(fields, [0, 4, 8, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38]);
         assert_eq!(offset_of!(SharedHeader, version), 8);
         assert_eq!(offset_of!(SharedHeader, replica_count), 12);
+    }
+
+    #[test]
+    fn word_records_count_both_ends_and_refuse_foreign_replicas() {
+        let mut page = StatusPage::new_box_zeroed().unwrap();
+        page.header.magic = SHARED_MAGIC;
+        page.header.version = SHARED_VERSION;
+        page.header.replica_count = 3;
+        assert_eq!(page.words().count(), 0, "no word rung yet");
+        page.words[4].count_send(0, 2, true);
+        page.words[4].count_send(0, 2, true);
+        page.words[4].count_send(0, 2, false);
+        page.words[4].count_take();
+        assert_eq!(
+            page.words().collect::<Vec<_>>(),
+            [WordView {
+                from: 0,
+                to: 2,
+                sent: 2,
+                dropped: 1,
+                received: 1
+            }]
+        );
+        // A record naming a replica the system does not have is left out.
+        page.words[9].count_send(0, 5, true);
+        assert_eq!(page.words().count(), 1);
+        page.header.version = SHARED_VERSION - 1;
+        assert_eq!(page.words().count(), 0, "an older page has no word table");
+    }
+
+    #[test]
+    fn pd_records_read_back_and_unknown_states_read_as_corrupt() {
+        let mut page = StatusPage::new_box_zeroed().unwrap();
+        // A zeroed page has no header yet: nothing is read from it.
+        assert_eq!(page.pd(0), None);
+        page.header.magic = SHARED_MAGIC;
+        page.header.version = SHARED_VERSION;
+        let unpublished = PdView {
+            state: Some(PdState::Unpublished),
+            faults: 0,
+        };
+        assert_eq!(page.pd(0), Some(unpublished));
+        page.pds[5].publish(PdState::Faulted, 3);
+        assert_eq!(
+            page.pd(5),
+            Some(PdView {
+                state: Some(PdState::Faulted),
+                faults: 3
+            })
+        );
+        page.pds[6].state.store(99, Ordering::Relaxed);
+        assert_eq!(page.pd(6).map(|v| v.state), Some(None));
+        assert_eq!(page.pd(PD_RECORDS), None);
+        assert_eq!(page.pd(usize::MAX), None);
+        // A page of an older layout (no PD table) is not read as one.
+        page.header.version = 2;
+        assert_eq!(page.pd(5), None);
+        for raw in 0..5 {
+            let state = PdState::from_raw(raw).unwrap();
+            assert_eq!(state as u32, raw);
+            assert!(!state.name().is_empty());
+        }
+        assert_eq!(PdState::from_raw(5), None);
     }
 
     fn format_line(i: usize) -> std::string::String {

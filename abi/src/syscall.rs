@@ -122,6 +122,14 @@ pub mod label {
     /// replica), as seL4's `TCB_SetAffinity`; with MCS scheduling it moves the thread's
     /// own scheduling context, which is what decides the core a thread runs on.
     pub const TCB_SET_AFFINITY: u64 = 23;
+    /// TCB: (index). Atoll's, harmless metadata as seL4's `DebugNameThread`: the thread is
+    /// PD `index` of the system directory ([`crate::directory`]), and its kernel publishes
+    /// the PD's state and fault count in record `index` of the status page's PD table
+    /// ([`crate::shared::PdRecord`]) from now on. The boot program sets it for every PD
+    /// before starting it. Set once per TCB, so that a PD holding another's TCB capability
+    /// cannot move that PD's record onto a third's: a second one is `IllegalOperation`, an
+    /// index at or past [`crate::shared::PD_RECORDS`] is `RangeError`.
+    pub const TCB_SET_STATUS_INDEX: u64 = 24;
     /// Scheduling control: (sched_context, budget_us, period_us[, core]). The context's
     /// threads run on `core` (a board core index of the replica; default: the replica's
     /// first core), as seL4's per-core SchedControl capabilities decide.

@@ -107,7 +107,11 @@ pub const GUEST_ADDRESS: &str = "10.0.2.15";
 ///
 /// On `virt` the interface is a virtio-net device on the virtio-mmio transport the board's
 /// `net0` names (the last one, at 0x0a00_3e00), so that it never shares a page of registers
-/// with the disk. The other boards' interfaces are not supported yet: `None`.
+/// with the disk. On `zcu102` it is GEM3, the board's Ethernet port: the machine hands the
+/// NICs of the command line to GEM0 to GEM3 in order, so GEM3 gets the fourth and the other
+/// three share a hub of their own that leads nowhere (QEMU warns so, once).
+/// On `imx8mp-evk` it is ENET1, which the machine always has and wires to
+/// the first NIC given. The other boards' interfaces are not supported yet: `None`.
 pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
     let netdev = format!(
         "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}",
@@ -123,10 +127,39 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
             "-global".into(),
             "virtio-mmio.force-legacy=false".into(),
         ]),
-        // The Cadence GEM (GEM3): not wired yet.
-        "zcu102" => None,
-        // The i.MX ENET (ENET1): not wired yet.
-        "imx8mp_evk" => None,
+        // `xlnx-zcu102` creates its four GEMs itself and hands each, GEM0 first, the next NIC
+        // of the command line (`qemu_configure_nic_device`); the board's port is GEM3. QEMU
+        // takes all `-nic`s before any `-net nic`, so the four are `-net nic`, in order. The
+        // first three name no netdev: QEMU puts them on hub 0 and nothing else, so GEM0-2
+        // lead nowhere. QEMU warns once ("hub 0 is not connected to host network"), and no
+        // form avoids a warning: a NIC without a peer is warned about one by one, and no
+        // NIC entry comes without a netdev or a hub port, so only a real backend (another
+        // `user` network) would silence it.
+        "zcu102" => {
+            let unused = "nic,model=cadence_gem".to_string();
+            Some(vec![
+                "-netdev".into(),
+                netdev,
+                "-net".into(),
+                unused.clone(),
+                "-net".into(),
+                unused.clone(),
+                "-net".into(),
+                unused,
+                "-net".into(),
+                "nic,netdev=net0,model=cadence_gem".into(),
+            ])
+        }
+        // `fsl-imx8mp` creates its one ENET (ENET1, `imx.enet`) itself and hands it the
+        // first NIC of the command line (`qemu_configure_nic_device`), so it takes a
+        // `-net nic` bound to the user netdev rather than a `-device`; `model=imx.enet`
+        // names the only model the machine accepts.
+        "imx8mp_evk" => Some(vec![
+            "-netdev".into(),
+            netdev,
+            "-net".into(),
+            "nic,netdev=net0,model=imx.enet".into(),
+        ]),
         _ => None,
     }
 }

@@ -543,11 +543,60 @@ const CROSS_DONE: [&str; 3] = [
 /// stream through a ring in a shared region arrives whole (same checksum on both sides).
 fn cross_replica_channels(board: &str) {
     let mut until = CROSS_DONE.to_vec();
-    until.extend(["prober: 50 notifies delivered", "victim: notified on {0}"]);
+    until.extend([
+        "prober: 50 notifies delivered",
+        "victim: notified on {0}",
+        // The kernels report the traffic once it has been quiet for a second: prober's
+        // 50 notifies, all delivered.
+        "channel traffic K0 -> K2: dropped 0, sent 50, ",
+    ]);
     let outcome = Boot::variant(board, &variants::CROSS).until(&until).run();
     check_cross(&outcome);
     position(&outcome, "victim: notified on {0}");
     position(&outcome, "prober: 50 notifies delivered");
+    // The kernels counted the traffic on the status page: fanout's channels and flood and
+    // producer's ring from a to b, prober's notifies from a to c, in the report that shows
+    // all 50 of those. Notifies coalesce until the receiver takes them: received is at
+    // most sent.
+    let report = position(&outcome, "channel traffic K0 -> K2: dropped 0, sent 50, ");
+    let (sent, received, dropped) = traffic(&outcome, report, 0, 2);
+    check(
+        &outcome,
+        sent == 50 && (1..=50).contains(&received) && dropped == 0,
+        "the a -> c traffic was not counted",
+    );
+    // The same report's a -> b line, just before.
+    let block = outcome.serial[..report]
+        .rfind("channel traffic K0 -> K1: ")
+        .unwrap_or(report);
+    let (sent, received, dropped) = traffic(&outcome, block, 0, 1);
+    check(
+        &outcome,
+        sent >= 1 && (1..=sent).contains(&received) && dropped == 0,
+        "the a -> b traffic was not counted",
+    );
+}
+
+/// The traffic the boot replica reported from replica `from` to `to`, in its first report
+/// at or after byte `after` of the log: sent, received and dropped notifies (`channel
+/// traffic K0 -> K1: dropped 0, sent 62, received 9`).
+fn traffic(outcome: &Outcome, after: usize, from: usize, to: usize) -> (u64, u64, u64) {
+    let at = position_after(
+        outcome,
+        after,
+        &format!("channel traffic K{from} -> K{to}: "),
+    );
+    let line = outcome.serial[at..].lines().next().unwrap_or("");
+    let count = |what: &str| {
+        line.split(", ")
+            .find_map(|part| {
+                part.rsplit_once(&format!("{what} "))
+                    .map(|(_, n)| n.to_string())
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    (count("sent"), count("received"), count("dropped"))
 }
 
 /// With replica c stopped on purpose, a notify towards its PD is a no-op the sender is
@@ -558,10 +607,20 @@ fn cross_replica_peer_down(board: &str) {
     // notifies before that are delivered: which attempt it is does not matter, only that
     // the sender is told and carries on.
     let mut until = CROSS_DONE.to_vec();
-    until.push("prober: notify ");
+    // The prober stops at the first notify refused: the report after it shows that one.
+    until.extend(["prober: notify ", "channel traffic K0 -> K2: dropped 1, "]);
     let outcome = Boot::variant(board, &variants::CROSS_DOWN)
         .until(&until)
         .run();
+    // The refused notify was counted as dropped (those before replica c stopped, if any,
+    // as sent), and nothing was received.
+    let report = position(&outcome, "channel traffic K0 -> K2: dropped 1, ");
+    let (_, received, dropped) = traffic(&outcome, report, 0, 2);
+    check(
+        &outcome,
+        dropped == 1 && received != u64::MAX,
+        "the notify towards the stopped replica was not counted as dropped",
+    );
     position(&outcome, "K0|ERROR: K2 is down");
     let told = position(&outcome, "prober: notify ");
     check(
@@ -1588,7 +1647,7 @@ fn qemu_virt_aarch64_microkit_tool_packs_a_bootable_image() {
     let outcome = Boot::image(board, "microkit-cli", image.clone())
         .until(&["ping ring complete"])
         .run();
-    position(&outcome, "LDR|INFO: image ok: 17 parts");
+    position(&outcome, "LDR|INFO: image ok: 18 parts");
     position(&outcome, "K2|INFO: up on cores {2,3}");
     position(
         &outcome,

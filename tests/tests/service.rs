@@ -4,7 +4,10 @@
 //! idle connections beyond the table, and the dashboard rendered by headless Chromium.
 //!
 //! The image is the default `system.xml` as `cargo xtask run` builds it (it runs on); the
-//! guest's port 80 is forwarded to a free port of 127.0.0.1.
+//! guest's port 80 is forwarded to a free port of 127.0.0.1. Every check runs on every
+//! board, each through its own NIC (virtio-net on `virt`, the Cadence GEM on `zcu102`, the
+//! i.MX ENET on `imx8mp_evk`); the 30 s `wrk` load runs on `virt`. On `virt` too, the same
+//! system with a static address (`tests/systems/service-static.xml`) serves without DHCP.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
@@ -14,10 +17,31 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atoll_e2e::boot::image_of;
-use atoll_e2e::variants::SERVICE;
+use atoll_e2e::variants::{SERVICE, SERVICE_STATIC, Variant};
 use atoll_runner::{Forward, QemuOptions, Running, spawn, target_dir};
 
-const BOARD: &str = "qemu_virt_aarch64";
+/// The board the load test runs on.
+const LOAD_BOARD: &str = "qemu_virt_aarch64";
+
+/// A check on every board: `$check(board)` as one test per board, `$check::<board>`.
+macro_rules! on_every_board {
+    ($check:ident) => {
+        mod $check {
+            #[test]
+            fn qemu_virt_aarch64() {
+                super::$check("qemu_virt_aarch64");
+            }
+            #[test]
+            fn zcu102() {
+                super::$check("zcu102");
+            }
+            #[test]
+            fn imx8mp_evk() {
+                super::$check("imx8mp_evk");
+            }
+        }
+    };
+}
 
 /// How long the service may take to answer its first request after QEMU starts.
 const START: Duration = Duration::from_secs(60);
@@ -32,9 +56,10 @@ fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-/// Boots the service image with the guest's port 80 on `port`.
-fn boot(label: &str, port: u16) -> Running {
-    let board = atoll_boards::by_name(BOARD).expect("the board");
+/// Boots the `variant` image of `board` with the guest's port 80 on `port`.
+fn boot(board: &str, variant: &Variant, label: &str, port: u16) -> Running {
+    let name = board;
+    let board = atoll_boards::by_name(board).expect("the board");
     let options = QemuOptions {
         forward: Some(Forward {
             host: port,
@@ -44,8 +69,8 @@ fn boot(label: &str, port: u16) -> Running {
     };
     let log = target_dir()
         .join("e2e-logs")
-        .join(format!("{BOARD}-{label}.log"));
-    spawn(board, &image_of(BOARD, &SERVICE), &options, &log).expect("QEMU starts")
+        .join(format!("{name}-{label}.log"));
+    spawn(board, &image_of(name, variant), &options, &log).expect("QEMU starts")
 }
 
 /// Sends `request` on a new connection and reads until the server closes it.
@@ -130,10 +155,16 @@ fn curl_code(args: &[&str], url: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// Runs `checks` on a booted service; on failure, the serial log is saved and named.
-fn with_service(label: &str, checks: impl FnOnce(u16)) {
+/// Runs `checks` on a booted service of `board`; on failure, the serial log is saved and
+/// named.
+fn with_service(board: &str, label: &str, checks: impl FnOnce(u16)) {
+    with_image(board, &SERVICE, label, checks);
+}
+
+/// [`with_service`] on the `variant` image of the service; the serial log.
+fn with_image(board: &str, variant: &Variant, label: &str, checks: impl FnOnce(u16)) -> String {
     let port = free_port();
-    let mut qemu = boot(label, port);
+    let mut qemu = boot(board, variant, label, port);
     let result = catch_unwind(AssertUnwindSafe(|| {
         wait_until_serving(&mut qemu, port);
         checks(port);
@@ -157,16 +188,43 @@ fn with_service(label: &str, checks: impl FnOnce(u16)) {
             outcome.serial
         );
     }
+    outcome.serial
 }
 
-#[test]
-fn qemu_virt_aarch64_service_answers_every_endpoint() {
-    with_service("service-endpoints", |port| {
+on_every_board!(answers_every_endpoint);
+
+fn answers_every_endpoint(board: &str) {
+    with_service(board, "service-endpoints", |port| {
         let base = format!("http://127.0.0.1:{port}");
         let (code, body) = curl_code(&[], &format!("{base}/status"));
         assert_eq!(code, 200, "{body}");
         let status: serde_json::Value = serde_json::from_str(&body).expect("/status is JSON");
         assert!(status["replicas"].is_array(), "{body}");
+        // Every PD as its kernel publishes it: running, and never faulted.
+        let pds: Vec<(&str, &str, u64)> = status["replicas"]
+            .as_array()
+            .expect("replicas")
+            .iter()
+            .flat_map(|r| r["pds"].as_array().expect("pds"))
+            .map(|pd| {
+                (
+                    pd["name"].as_str().unwrap_or("?"),
+                    pd["state"].as_str().unwrap_or("?"),
+                    pd["faults"].as_u64().expect("a published fault count"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pds,
+            [
+                ("net_driver", "running", 0),
+                ("io", "running", 0),
+                ("rt", "running", 0),
+                ("storage", "running", 0),
+                ("storage_blk", "running", 0)
+            ],
+            "{body}"
+        );
 
         let (code, body) = curl_code(&[], &format!("{base}/"));
         assert_eq!(code, 200);
@@ -207,9 +265,34 @@ fn qemu_virt_aarch64_service_answers_every_endpoint() {
     });
 }
 
+/// The address given in the description (`<setvar value>` on `net_ipv4_address`,
+/// `net_ipv4_prefix` and `net_ipv4_gateway`) instead of DHCP's: the `io` PD says so, runs
+/// no DHCP client, and answers through QEMU's forwarded port, which reaches only
+/// 10.0.2.15.
 #[test]
-fn qemu_virt_aarch64_service_keeps_connections_and_serves_many_at_once() {
-    with_service("service-connections", |port| {
+fn qemu_virt_aarch64_serves_on_a_static_address() {
+    let serial = with_image(
+        "qemu_virt_aarch64",
+        &SERVICE_STATIC,
+        "service-static",
+        |port| {
+            let (code, body) = curl_code(&[], &format!("http://127.0.0.1:{port}/status"));
+            assert_eq!(code, 200, "{body}");
+            let status: serde_json::Value = serde_json::from_str(&body).expect("/status is JSON");
+            assert!(status["replicas"].is_array(), "{body}");
+        },
+    );
+    assert!(
+        serial.contains("io: address 10.0.2.15/24 (static); serving HTTP on port 80"),
+        "{serial}"
+    );
+    assert!(!serial.contains("(DHCP)"), "a DHCP client ran:\n{serial}");
+}
+
+on_every_board!(keeps_connections_and_serves_many_at_once);
+
+fn keeps_connections_and_serves_many_at_once(board: &str) {
+    with_service(board, "service-connections", |port| {
         // 1,000 requests in a row, on one kept connection.
         let url = format!("url = \"http://127.0.0.1:{port}/status\"\noutput = \"/dev/null\"\n");
         let config = target_dir().join("e2e-logs").join("service-1000.curl");
@@ -269,9 +352,10 @@ fn qemu_virt_aarch64_service_keeps_connections_and_serves_many_at_once() {
     });
 }
 
-#[test]
-fn qemu_virt_aarch64_service_refuses_malformed_requests() {
-    with_service("service-malformed", |port| {
+on_every_board!(refuses_malformed_requests);
+
+fn refuses_malformed_requests(board: &str) {
+    with_service(board, "service-malformed", |port| {
         let huge_header = format!(
             "GET /status HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
             "a".repeat(9000)
@@ -356,9 +440,10 @@ fn qemu_virt_aarch64_service_refuses_malformed_requests() {
     });
 }
 
-#[test]
-fn qemu_virt_aarch64_service_dashboard_shows_every_replica_in_a_browser() {
-    with_service("service-dashboard", |port| {
+on_every_board!(dashboard_shows_every_replica_in_a_browser);
+
+fn dashboard_shows_every_replica_in_a_browser(board: &str) {
+    with_service(board, "service-dashboard", |port| {
         let status = curl(&[&format!("http://127.0.0.1:{port}/status")]);
         let status: serde_json::Value = serde_json::from_str(&status).expect("/status is JSON");
         let names: Vec<String> = status["replicas"]
@@ -422,7 +507,7 @@ fn ticks(port: u16) -> Vec<(String, u64)> {
 /// the wall time's ticks, since QEMU runs slower than real time when the host is busy).
 #[test]
 fn qemu_virt_aarch64_service_holds_a_load_of_64_connections_for_30_seconds() {
-    with_service("service-wrk", |port| {
+    with_service(LOAD_BOARD, "service-wrk", |port| {
         let before = ticks(port);
         let started = Instant::now();
         // QEMU's user networking listens on the forwarded port with a backlog of one

@@ -65,6 +65,26 @@ pub enum PackError {
         /// The directory's size (`size_of::<Directory>()`).
         needed: usize,
     },
+    /// A `<setvar value>` symbol smaller than the value's 8 bytes.
+    #[error(
+        "could not patch symbol '{symbol}' in '{pd}' with the value {value:#x}: the symbol is {size} bytes, the value 8"
+    )]
+    #[diagnostic(
+        code(microkit::symbol),
+        help(
+            "declare the symbol as a 64-bit variable: `var!(name: u64 = 0)` (`atoll-microkit`), `uint64_t name;` in C (see docs/system-description.md)"
+        )
+    )]
+    ValueSymbol {
+        /// The PD.
+        pd: String,
+        /// The symbol.
+        symbol: String,
+        /// The symbol's size in the program.
+        size: u64,
+        /// The value it was to receive.
+        value: u64,
+    },
     /// A program segment overlaps a mapping of the PD.
     #[error(
         "'{pd}': program segment {segment:#x}+{size:#x} overlaps the mapping of '{what}' at {vaddr:#x}"

@@ -174,7 +174,8 @@ pub struct Irq {
     pub span: Span,
 }
 
-/// `<setvar symbol region_paddr>` or `<setvar symbol directory="system">`.
+/// `<setvar symbol region_paddr>`, `<setvar symbol directory="system">` or
+/// `<setvar symbol value>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setvar {
     /// Symbol to patch.
@@ -191,6 +192,9 @@ pub enum SetvarValue {
     /// Atoll extension (`directory="system"`): the system's directory, an
     /// `atoll_abi::directory::Directory` naming every replica, its cores and its PDs.
     Directory,
+    /// Atoll extension (`value="…"`): this literal, a number or an IPv4 address, written as
+    /// 8 little-endian bytes.
+    Value(u64),
 }
 
 /// Kind of capability a `<cspace>` entry shares.

@@ -246,6 +246,7 @@ fn protection_domain(s: &mut String, pd: &PdPlan) {
             PatchValue::Bytes(b) => format!("{b:?}"),
             PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
             PatchValue::Directory(directory) => directory.to_string(),
+            PatchValue::Literal(value) => format!("{value:#x} (setvar value)"),
         };
         let _ = writeln!(s, "      {} = {value}", sym.symbol);
     }

@@ -585,3 +585,71 @@ fn the_status_page_is_mapped_read_only_as_normal_memory() {
         assert_ne!(bits & desc::READ_ONLY, 0);
     }
 }
+
+/// Every PD's thread is named with its index in the system directory (its record in the
+/// status page's PD table) once it is configured and before it is started. The reference
+/// system lists `uart` first but runs it on the second replica, and has a child (`plugin`):
+/// the indices follow the directory (replicas in order, children included), not the
+/// document. Replayed, the kernel publishes each PD `starting`, then `running`.
+#[test]
+fn the_boot_program_names_every_pd_with_its_directory_index() {
+    use atoll_abi::shared::PdState;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/examples/sdf_reference.xml");
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let system = atoll_tool::check(&text, BOARD, false)
+        .system
+        .expect("a valid system");
+    let directory = atoll_tool::plan::directory::encode(&system).expect("a directory");
+    let plan = reference();
+    let mut named = Vec::new();
+    for replica in &plan.replicas {
+        let (words, length) = generate(&plan, replica);
+        let bytes = &zerocopy::IntoBytes::as_bytes(words.as_slice())[..length];
+        let program = BootProgram::parse(bytes).expect("the program parses");
+        let calls: Vec<(u64, u64, &[u64])> = program
+            .invocations()
+            .iter()
+            .map(|i| (i.cap, u64::from(i.label), &i.args[..i.length as usize]))
+            .collect();
+        let position = |cap: u64, op: u64| calls.iter().position(|c| (c.0, c.1) == (cap, op));
+        let mut indices = Vec::new();
+        for pd in program.pds() {
+            let at = position(pd.tcb, label::TCB_SET_STATUS_INDEX).expect("named");
+            let configured = position(pd.tcb, label::TCB_CONFIGURE).expect("configured");
+            let started = position(pd.tcb, label::TCB_WRITE_REGISTERS).expect("started");
+            assert!(configured < at && at < started, "PD {}", pd.name());
+            let &[index] = calls[at].2 else {
+                panic!("PD {}: {:?}", pd.name(), calls[at]);
+            };
+            let listed = &directory.pds[index as usize];
+            assert_eq!(listed.name(), pd.name());
+            assert_eq!(listed.replica as usize, replica.index);
+            let planned = replica
+                .protection_domains
+                .iter()
+                .find(|p| p.name == pd.name())
+                .expect("planned");
+            assert_eq!(u64::from(planned.status_index), index);
+            indices.push(index as u32);
+            named.push((index, pd.name().to_string()));
+        }
+        let names = calls
+            .iter()
+            .filter(|c| c.1 == label::TCB_SET_STATUS_INDEX)
+            .count();
+        assert_eq!(names, program.pds().len(), "one name each");
+
+        let (_, m, _, _) = replay(&plan, replica);
+        let starting = indices.iter().map(|&i| (i, PdState::Starting, 0));
+        let running = indices.iter().map(|&i| (i, PdState::Running, 0));
+        let expected: Vec<(u32, PdState, u32)> = starting.chain(running).collect();
+        assert_eq!(m.published, expected, "replica {}", replica.name);
+    }
+    named.sort();
+    let expected: Vec<(u64, String)> = [(0, "kv"), (1, "app"), (2, "plugin"), (3, "uart")]
+        .map(|(i, n)| (i, n.to_string()))
+        .into();
+    assert_eq!(named, expected);
+    assert_eq!(directory.pd_count, 4);
+}

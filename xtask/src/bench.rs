@@ -11,7 +11,8 @@
 //! passive server placed on the other core), and the scale ratios: the same round trips
 //! with 60 channels per PD against 2, with 4 replicas against 1, with 60 channels crossing
 //! between two replicas against 1, and a round trip on one core of a two-core replica with
-//! the other core busy against idle.
+//! the other core busy against idle; and the HTTP service's cost per request and its `wrk`
+//! figures (`bench_http`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -388,9 +389,11 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let sizes = measure_sizes(&out, &built.image)?;
     let trips = measure_round_trips(&out)?;
     let scale = measure_scale(&out)?;
+    let http = crate::bench_http::measure(&out)?;
 
     let mut figures = headline_figures(&boot, &sizes, &trips);
     figures.extend(scale_figures(&scale, &trips));
+    figures.extend(http_figures(&http));
     print_table(&figures);
     write_results(&out, &figures)?;
     if compare {
@@ -718,6 +721,52 @@ fn round_trip_table(trips: &RoundTrips) -> Vec<Figure> {
             reference: "-",
             exact: true,
         },
+    ]
+}
+
+/// The HTTP service's figures (see `bench_http`): instructions per request are exact only
+/// to the batching of frames, which follows the host's timing, so they vary a little
+/// between runs; the `wrk` figures are wall time.
+fn http_figures(http: &crate::bench_http::Http) -> Vec<Figure> {
+    let row = |name, value, unit, reference| Figure {
+        name,
+        value,
+        unit,
+        goal: None,
+        reference,
+        exact: false,
+    };
+    vec![
+        row(
+            "GET /status round trip, kept connection (machine-wide)",
+            http.get_status,
+            "instructions",
+            "-",
+        ),
+        row(
+            "PUT /kv 1 KiB round trip, kept connection (machine-wide; 503 until storage)",
+            http.put_1k,
+            "instructions",
+            "-",
+        ),
+        row(
+            "wrk GET /status, 64 connections, 10 s",
+            http.wrk_rps,
+            "requests/s",
+            "reported, wall time",
+        ),
+        row(
+            "wrk GET /status, 99th percentile latency",
+            http.wrk_p99_ms,
+            "ms",
+            "reported, wall time",
+        ),
+        row(
+            "QEMU user networking: host CPU per request (QEMU main thread)",
+            http.slirp_us,
+            "µs",
+            "reported, wall time",
+        ),
     ]
 }
 

@@ -7,6 +7,7 @@
 )]
 
 mod bench;
+mod bench_http;
 mod build;
 mod deploy;
 mod fuzz;

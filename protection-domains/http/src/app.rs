@@ -117,22 +117,25 @@ pub struct PdStatus {
     pub name: String,
     /// What it is doing.
     pub state: PdState,
-    /// Faults it has taken since boot; `None` (JSON `null`) where its replica does not
-    /// publish them.
+    /// Faults it has taken since boot, whatever became of them (it was restarted, or
+    /// stopped); `None` (JSON `null`) where nobody published them (its replica has not
+    /// named it yet, or the status page has no PD records).
     pub faults: Option<u64>,
 }
 
-/// A protection domain's state; JSON has the lower-case names.
+/// A protection domain's state (the kernels' `atoll_abi::shared::PdState`, but for its
+/// "nothing published", which the I/O PD shows as `Starting`); JSON has the lower-case
+/// names, which `docs/services.md` documents and clients rely on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PdState {
     /// Not started yet, or being started.
     Starting,
-    /// Started (running or waiting for events).
+    /// Started or restarted: running, or blocked waiting for events.
     Running,
     /// Stopped by a fault and not restarted (yet).
     Faulted,
-    /// Stopped on purpose.
+    /// Stopped on purpose, or its replica is down.
     Stopped,
 }
 
@@ -341,6 +344,36 @@ mod tests {
         assert_eq!(key(&"k".repeat(MAX_KEY + 1)), None);
         // 255 bytes after decoding, though the raw segment is three times as long.
         assert!(key(&"%41".repeat(MAX_KEY)).is_some());
+    }
+
+    /// The PD states and fault counts `GET /status` shows (`docs/services.md`): the names
+    /// are stable, and a count nobody published is `null`.
+    #[test]
+    fn pd_states_and_fault_counts_as_json() {
+        for (state, faults, expected) in [
+            (
+                PdState::Starting,
+                None,
+                r#""state":"starting","faults":null"#,
+            ),
+            (PdState::Running, Some(0), r#""state":"running","faults":0"#),
+            (PdState::Faulted, Some(3), r#""state":"faulted","faults":3"#),
+            (
+                PdState::Stopped,
+                Some(u64::from(u32::MAX)),
+                r#""state":"stopped","faults":4294967295"#,
+            ),
+        ] {
+            let pd = PdStatus {
+                name: "p".into(),
+                state,
+                faults,
+            };
+            let response = json(&pd);
+            assert_eq!(response.status, 200);
+            let expected = alloc::format!(r#"{{"name":"p",{expected}}}"#);
+            assert_eq!(&*response.body, expected.as_bytes());
+        }
     }
 
     #[test]

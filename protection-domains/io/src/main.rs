@@ -1,6 +1,6 @@
 //! The `io` PD: the system's front door. It is the network driver's client (channel 2) and
-//! runs the TCP/IP stack (smoltcp, with a DHCP client) and the HTTP API (`atoll-http`) on
-//! port 80.
+//! runs the TCP/IP stack (smoltcp, with a DHCP client unless the description gives it a
+//! static address: [`static_ipv4`]) and the HTTP API (`atoll-http`) on port 80.
 //!
 //! The stack is polled whenever the driver notifies (frames arrived, or buffers came back)
 //! and when the stack's next timer is due: the PD owns its core's physical timer (channel
@@ -33,7 +33,7 @@ use atoll_pd_net::{NET_BUF_SIZE, NET_BUFFERS, NET_QUEUE_SLOTS, QUEUES_BYTES, geo
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use device::NetDevice;
 
@@ -85,7 +85,8 @@ struct Io {
 struct Stack {
     iface: Interface,
     sockets: SocketSet<'static>,
-    dhcp: SocketHandle,
+    /// The DHCP client; `None` with a static address ([`static_ipv4`]).
+    dhcp: Option<SocketHandle>,
     conns: Vec<Conn>,
     configured: bool,
 }
@@ -96,10 +97,29 @@ struct Api {
     page: Option<&'static StatusPage>,
     /// The system's directory, patched in by the tool.
     directory: &'static Directory,
+    /// `GET /status` requests answered so far.
+    status_calls: u64,
+    /// `PUT /kv` requests answered so far.
+    put_calls: u64,
+}
+
+/// Whether this build reports the machine's instruction count at every 1,000th `GET
+/// /status` and `PUT /kv` (`cargo xtask bench` builds it with `ATOLL_IO_BENCH` set): the
+/// difference between two reports is what 1,000 requests cost the whole machine.
+const BENCH: bool = option_env!("ATOLL_IO_BENCH").is_some();
+
+/// Reports the instruction count at the `n`th request of kind `what`, in a bench build.
+fn bench_mark(what: &str, n: u64) {
+    if BENCH && n.is_multiple_of(1000) {
+        let at = timer::instructions();
+        debug_println!("BENCH-HTTP {what} #{n}: {at} instructions");
+    }
 }
 
 impl App for Api {
     fn status(&mut self) -> SystemStatus {
+        self.status_calls += 1;
+        bench_mark("status", self.status_calls);
         status::read(self.page, self.directory)
     }
 
@@ -112,12 +132,33 @@ impl App for Api {
     }
 
     fn kv_put(&mut self, _key: &str, _value: &[u8]) -> Result<Stored, KvError> {
+        self.put_calls += 1;
+        bench_mark("put", self.put_calls);
         Err(KvError::Unavailable)
     }
 
     fn kv_delete(&mut self, _key: &str) -> Result<(), KvError> {
         Err(KvError::Unavailable)
     }
+}
+
+/// The address the description gives this PD, if it gives one (`<setvar
+/// symbol="net_ipv4_address" value="10.0.2.15" />`, Atoll's literal setvar), with its prefix
+/// length (`net_ipv4_prefix`; 24 when 0 or above 32) and its gateway (`net_ipv4_gateway`;
+/// none when 0): then the PD uses it and runs no DHCP client, for networks without a DHCP
+/// server. Unpatched (0), the address comes from DHCP. A value above 32 bits is no address
+/// and is ignored (the tool takes any 64-bit value).
+fn static_ipv4() -> Option<(Ipv4Cidr, Option<Ipv4Address>)> {
+    let address = *var!(net_ipv4_address: u64 = 0);
+    let prefix = *var!(net_ipv4_prefix: u64 = 0);
+    let gateway = *var!(net_ipv4_gateway: u64 = 0);
+    let address = u32::try_from(address).ok().filter(|&a| a != 0)?;
+    let prefix = u8::try_from(prefix).ok().filter(|p| (1..=32).contains(p));
+    let gateway = u32::try_from(gateway).ok().filter(|&g| g != 0);
+    Some((
+        Ipv4Cidr::new(Ipv4Address::from(address), prefix.unwrap_or(24)),
+        gateway.map(Ipv4Address::from),
+    ))
 }
 
 /// The time smoltcp runs on: the counter, in microseconds.
@@ -150,7 +191,12 @@ fn init() -> Io {
         timer,
         device: None,
         stack: None,
-        api: Api { page, directory },
+        api: Api {
+            page,
+            directory,
+            status_calls: 0,
+            put_calls: 0,
+        },
     };
     // The driver sets the queues up and then notifies; it usually runs first.
     io.attach();
@@ -191,9 +237,21 @@ impl Io {
         };
         let mut device = NetDevice::new(net.client(), rx, tx);
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
-        let iface = Interface::new(config, &mut device, now());
+        let mut iface = Interface::new(config, &mut device, now());
         let mut sockets = SocketSet::new(Vec::<SocketStorage<'static>>::new());
-        let dhcp = sockets.add(dhcpv4::Socket::new());
+        let fixed = static_ipv4();
+        let dhcp = match fixed {
+            Some((address, gateway)) => {
+                iface.update_ip_addrs(|addrs| {
+                    let _ = addrs.push(IpCidr::Ipv4(address));
+                });
+                if let Some(gateway) = gateway {
+                    let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+                }
+                None
+            }
+            None => Some(sockets.add(dhcpv4::Socket::new())),
+        };
         let conns = (0..=CONNECTIONS)
             .map(|_| {
                 let mut socket = tcp::Socket::new(
@@ -221,9 +279,16 @@ impl Io {
             sockets,
             dhcp,
             conns,
-            configured: false,
+            configured: fixed.is_some(),
         });
-        debug_println!("io: attached to the network driver; asking for an address (DHCP)");
+        match fixed {
+            Some((address, _)) => {
+                debug_println!("io: address {address} (static); serving HTTP on port {HTTP_PORT}")
+            }
+            None => {
+                debug_println!("io: attached to the network driver; asking for an address (DHCP)")
+            }
+        }
     }
 
     /// Polls the stack and serves the connections until nothing changes, then asks the
@@ -265,7 +330,10 @@ fn ticks_at(at: Instant) -> u64 {
 
 impl Stack {
     fn dhcp_events(&mut self) {
-        let event = self.sockets.get_mut::<dhcpv4::Socket<'_>>(self.dhcp).poll();
+        let Some(dhcp) = self.dhcp else {
+            return;
+        };
+        let event = self.sockets.get_mut::<dhcpv4::Socket<'_>>(dhcp).poll();
         match event {
             Some(dhcpv4::Event::Configured(config)) => {
                 let address = config.address;

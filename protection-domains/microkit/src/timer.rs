@@ -6,16 +6,30 @@
 //! registers to EL0 only while the claiming thread runs.
 
 pub use atoll_sys::counter::{
-    arm_physical_timer, counter, counter_frequency, disarm_physical_timer,
+    arm_physical_timer, counter, counter_frequency, disarm_physical_timer, instructions,
 };
 
 use crate::{Channel, IrqAckError};
 
+/// Why [`claim_physical_timer`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerClaimError {
+    /// The channel is no interrupt of this PD: the description gives it no `<irq>` there.
+    NotAnInterrupt,
+    /// The kernel refused the acknowledgement (the interrupt is not the timer's, or its
+    /// handler capability is gone).
+    Refused(IrqAckError),
+}
+
 /// Claims the core's physical timer for this PD, whose interrupt arrives on `channel` (the
 /// `id` of its `<irq irq="30">`): acknowledging the interrupt through its handler capability
 /// is what makes the kernel let this thread program the timer. Call it once before the
-/// first [`arm_physical_timer`]; it fails if the channel is not the timer's interrupt, and
-/// arming without the claim is an undefined-instruction fault.
-pub fn claim_physical_timer(channel: Channel) -> Result<(), IrqAckError> {
-    channel.irq_ack()
+/// first [`arm_physical_timer`]; arming without the claim is an undefined-instruction
+/// fault. Unlike [`Channel::irq_ack`], it does not panic on a channel that is no
+/// interrupt of this PD, so a PD can run with or without a timer in its description.
+pub fn claim_physical_timer(channel: Channel) -> Result<(), TimerClaimError> {
+    if crate::channel::irqs() & (1 << channel.index()) == 0 {
+        return Err(TimerClaimError::NotAnInterrupt);
+    }
+    channel.irq_ack().map_err(TimerClaimError::Refused)
 }

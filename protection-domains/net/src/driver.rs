@@ -35,6 +35,27 @@ impl Buffer {
     pub const fn frame_vaddr(&self) -> usize {
         self.vaddr + HEADROOM as usize
     }
+
+    /// The source address of the frame to send in this buffer (at least an Ethernet
+    /// header: the driver checked its length), if it is a station's (not zero, not a group
+    /// address). Cards whose client uses an address of its own (the `io` PD's locally
+    /// administered one) learn it from here and let frames to it in.
+    pub fn source_station(&self) -> Option<[u8; 6]> {
+        let mut source = [0u8; 6];
+        for (i, byte) in source.iter_mut().enumerate() {
+            // SAFETY: the driver passes only buffers of the transmit data region it holds
+            // (checked descriptors and its ledger), mapped into this PD, with a frame of at
+            // least 14 bytes at `frame_vaddr`; the source address is bytes 6 to 11. A client
+            // that writes the buffer meanwhile changes only the address the card accepts.
+            *byte = unsafe { ((self.frame_vaddr() + 6 + i) as *const u8).read_volatile() };
+        }
+        is_station(source).then_some(source)
+    }
+}
+
+/// Whether `mac` may be a station's address: not zero, not a group (multicast) address.
+pub fn is_station(mac: [u8; 6]) -> bool {
+    mac != [0; 6] && mac[0] & 1 == 0
 }
 
 /// One data region as the driver sees it: its address here and its physical address.

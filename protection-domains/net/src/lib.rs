@@ -10,6 +10,7 @@
 //! mapped into it ([`card_kind`]), by the boards' own device table.
 #![no_std]
 
+mod barrier;
 pub mod cache;
 pub mod driver;
 pub mod enet;

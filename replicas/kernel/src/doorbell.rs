@@ -70,13 +70,38 @@ fn pd_word(r: &Replica, index: u32) -> Option<&'static AtomicU64> {
 /// target is unknown, this replica, or down (its status record says so), or the word does
 /// not exist: the sender can tell, and never waits on a stopped replica.
 pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
-    ring_word(r, target, || {
+    let delivered = ring_word(r, target, || {
         pd_word(r, word).map(|w| doorbell::ring(w, bits))
-    })
+    });
+    // Counted on the status page: a notify delivered, or refused by a replica that is down
+    // (not one to an unknown replica or word, which is the sender's mistake).
+    if let Some(record) = usize::try_from(word)
+        .ok()
+        .and_then(|w| r.shared.words.get(w))
+        && (delivered || is_down(r, target))
+    {
+        record.count_send(r.index, target, delivered);
+    }
+    delivered
+}
+
+/// Whether `target` is another replica of the system whose status says it is down.
+fn is_down(r: &Replica, target: usize) -> bool {
+    target != r.index
+        && r.status_of(target)
+            .is_some_and(|s| s.state() == Some(ReplicaState::Down))
 }
 
 /// Takes every bit pending in channel word `word` (this replica's side, after the doorbell
 /// SGI was acknowledged); `None` if the word does not exist.
 pub fn take_pd_word(r: &Replica, word: u32) -> Option<u64> {
-    pd_word(r, word).map(doorbell::take)
+    let bits = pd_word(r, word).map(doorbell::take)?;
+    if bits != 0
+        && let Some(record) = usize::try_from(word)
+            .ok()
+            .and_then(|w| r.shared.words.get(w))
+    {
+        record.count_take();
+    }
+    Some(bits)
 }

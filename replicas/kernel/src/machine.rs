@@ -15,6 +15,7 @@ use core::sync::atomic::Ordering;
 
 use atoll_abi::limits::MAX_CORES;
 use atoll_abi::limits::{LOG_LINE_BYTES, PAGE_SIZE, PD_TIMER_INTID};
+use atoll_abi::shared::PdState;
 use atoll_abi::syscall::fault;
 use atoll_kernel_core::fault::Syndrome;
 use atoll_kernel_core::id::{CoreId, Table, ThreadId};
@@ -316,6 +317,17 @@ impl Machine for Hw<'_> {
 
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
         atoll_boards::firmware::forward(self.r.psci, regs)
+    }
+
+    fn publish_pd(&mut self, index: u32, state: PdState, faults: u32) {
+        // The kernel checked the index when the thread was named; a record past the table
+        // is ignored all the same. Each record has this replica as its one writer.
+        if let Some(record) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.r.shared.pds.get(i))
+        {
+            record.publish(state, faults);
+        }
     }
 
     fn stall(&mut self, core: CoreId) -> bool {

@@ -9,7 +9,7 @@
 //! records, rings the doorbells and prints.
 
 use core::fmt::Write;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use atoll_abi::limits::LOG_LINE_BYTES;
 use atoll_abi::shared::{ReplicaState, bell};
@@ -25,6 +25,14 @@ use crate::{arch, doorbell};
 
 /// This replica's progress (only replica 0's leaves the wait).
 static RING: PingRing = PingRing::new();
+
+/// Ticks the channel traffic must stay unchanged before the boot replica reports it.
+const TRAFFIC_QUIET_TICKS: u64 = 100;
+/// The channel traffic's sum of counts at the last tick, when it last changed, and when
+/// it was last reported (replica 0's primary core alone writes them, on its ticks).
+static TRAFFIC_SEEN: AtomicU64 = AtomicU64::new(0);
+static TRAFFIC_CHANGED_AT: AtomicU64 = AtomicU64::new(0);
+static TRAFFIC_REPORTED: AtomicU64 = AtomicU64::new(0);
 
 /// This replica's tick count now.
 fn now(r: &Replica) -> u64 {
@@ -54,6 +62,7 @@ pub fn on_status(r: &Replica) {
 pub fn on_tick(r: &Replica, ticks: u64) {
     report_new_failures(r);
     report_pds_started(r);
+    report_quiet_traffic(r, ticks);
     let exit = r.spec.has_flag(flags::EXIT_WHEN_DONE);
     match RING.on_tick(ticks, r.replica_count(), exit, || users_settled(r)) {
         Tick::Idle => {}
@@ -79,6 +88,7 @@ fn power_off(r: &Replica, settled: bool) {
     // A replica may have settled since the report at the top of this tick.
     report_pds_started(r);
     summarise(r, "final status");
+    report_channel_traffic(r);
     klog!("INFO", "boot checks done; powering off");
     console::drain(r);
     if let Some(uart) = r.console {
@@ -157,6 +167,60 @@ fn summarise(r: &Replica, what: &str) {
         "INFO",
         "multikernel ({what} at {ms}.{us:03} ms, {nanos} ns): {text}"
     );
+}
+
+/// Reports the channel traffic once it has changed and then stayed the same for
+/// [`TRAFFIC_QUIET_TICKS`] ticks: a burst of notifies across replicas is logged once, with
+/// its final counts, when it is over.
+fn report_quiet_traffic(r: &Replica, ticks: u64) {
+    let sum = r
+        .shared
+        .words
+        .iter()
+        .filter_map(|w| w.read(r.replica_count()))
+        .fold(0u64, |sum, v| {
+            sum.wrapping_add(v.sent)
+                .wrapping_add(v.received)
+                .wrapping_add(v.dropped)
+        });
+    if sum != TRAFFIC_SEEN.load(Ordering::Relaxed) {
+        TRAFFIC_SEEN.store(sum, Ordering::Relaxed);
+        TRAFFIC_CHANGED_AT.store(ticks, Ordering::Relaxed);
+        return;
+    }
+    let quiet = ticks.saturating_sub(TRAFFIC_CHANGED_AT.load(Ordering::Relaxed));
+    if sum != TRAFFIC_REPORTED.load(Ordering::Relaxed) && quiet >= TRAFFIC_QUIET_TICKS {
+        TRAFFIC_REPORTED.store(sum, Ordering::Relaxed);
+        report_channel_traffic(r);
+    }
+}
+
+/// Logs, for each pair of replicas whose PDs notified across, the traffic the kernels
+/// counted on the status page: `channel traffic K0 -> K1: dropped 0, sent 62, received 9`
+/// (received: the receiver's takes; notifies coalesce until it takes them).
+fn report_channel_traffic(r: &Replica) {
+    let count = r.replica_count();
+    for from in 0..count {
+        for to in 0..count {
+            let mut total: Option<(u64, u64, u64)> = None;
+            for view in r.shared.words.iter().filter_map(|w| w.read(count)) {
+                if view.from == from && view.to == to {
+                    let (s, v, d) = total.unwrap_or((0, 0, 0));
+                    total = Some((
+                        s.saturating_add(view.sent),
+                        v.saturating_add(view.received),
+                        d.saturating_add(view.dropped),
+                    ));
+                }
+            }
+            if let Some((sent, received, dropped)) = total {
+                klog!(
+                    "INFO",
+                    "channel traffic K{from} -> K{to}: dropped {dropped}, sent {sent}, received {received}"
+                );
+            }
+        }
+    }
 }
 
 /// The wait is over: starts the ping (replica 0).

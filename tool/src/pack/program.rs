@@ -147,6 +147,8 @@ enum PatchError {
     Symbol(String),
     /// Too small for the system directory: its size, and the directory's.
     DirectoryTooSmall(u64, usize),
+    /// Too small for a `<setvar value>`'s 8 bytes: its size, and the value.
+    LiteralTooSmall(u64, u64),
 }
 
 impl PatchError {
@@ -160,13 +162,19 @@ impl PatchError {
                 size,
                 needed,
             },
+            Self::LiteralTooSmall(size, value) => PackError::ValueSymbol {
+                pd,
+                symbol,
+                size,
+                value,
+            },
         }
     }
 }
 
 /// Whether a symbol of `size` bytes takes `value`, `len` bytes once encoded: a word or a
 /// prefill size exactly 8 bytes, a name more than its length (so that a NUL follows it),
-/// the system directory at least its size (the rest is zeroed).
+/// the system directory and a literal at least their size (the rest is zeroed).
 fn check_size(value: &PatchValue, size: u64, len: usize) -> Result<(), PatchError> {
     let len64 = len as u64;
     match value {
@@ -177,6 +185,9 @@ fn check_size(value: &PatchValue, size: u64, len: usize) -> Result<(), PatchErro
             "it is {size} bytes; it must be more than {len}"
         ))),
         PatchValue::Directory(_) if size < len64 => Err(PatchError::DirectoryTooSmall(size, len)),
+        PatchValue::Literal(value) if size < len64 => {
+            Err(PatchError::LiteralTooSmall(size, *value))
+        }
         _ => Ok(()),
     }
 }
@@ -213,6 +224,7 @@ fn patch_symbol(
         }
         PatchValue::Bytes(b) => b.as_bytes().to_vec(),
         PatchValue::Directory(directory) => directory.bytes.clone(),
+        PatchValue::Literal(value) => value.to_le_bytes().to_vec(),
     };
     check_size(&patch.value, size, value.len())?;
     let at = (addr - base) as usize;
@@ -400,6 +412,73 @@ mod tests {
         }
     }
 
+    /// The plan of a PD given its address by `<setvar value="10.0.2.15">`, with only that
+    /// symbol left to patch.
+    fn literal_plan() -> PdPlan {
+        let text = r#"<system>
+  <protection_domain name="io" priority="100">
+    <program_image path="io.elf" />
+    <setvar symbol="net_ipv4_address" value="10.0.2.15" />
+  </protection_domain>
+</system>"#;
+        let checked = crate::check(text, &atoll_boards::QEMU_VIRT_AARCH64, false);
+        assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
+        let mut pd = checked.plan.expect("a plan").replicas[0].protection_domains[0].clone();
+        pd.symbols
+            .retain(|s| matches!(s.value, PatchValue::Literal(_)));
+        assert_eq!(pd.symbols.len(), 1);
+        pd
+    }
+
+    #[test]
+    fn a_literal_is_written_little_endian_and_zeroed_past_its_eight_bytes() {
+        let pd = literal_plan();
+        for (test, size) in [("literal-8", 8), ("literal-16", 16)] {
+            let elf = elf(&[("net_ipv4_address", 0x800, size)]);
+            let mut errors = Vec::new();
+            let program = load_elf(test, &pd, &elf, &mut errors).expect("a program");
+            assert_eq!(errors, []);
+            let at = (SEGMENT + 0x800 - program.base) as usize;
+            assert_eq!(
+                program.bytes[at..at + 8],
+                0x0a00_020f_u64.to_le_bytes(),
+                "{size}"
+            );
+            let end = at + size as usize;
+            assert_eq!(program.bytes[at + 8..end], vec![0; size as usize - 8]);
+            // The file's bytes on either side are untouched.
+            assert_eq!(program.bytes[at - 8..at], [0x55; 8]);
+            assert_eq!(program.bytes[end..end + 8], [0x55; 8]);
+        }
+    }
+
+    #[test]
+    fn a_symbol_smaller_than_a_literal_is_refused_with_its_size_and_the_value() {
+        let pd = literal_plan();
+        let elf = elf(&[("net_ipv4_address", 0x100, 4)]);
+        let mut errors = Vec::new();
+        load_elf("literal-too-small", &pd, &elf, &mut errors);
+        assert_eq!(
+            errors,
+            [PackError::ValueSymbol {
+                pd: "io".into(),
+                symbol: "net_ipv4_address".into(),
+                size: 4,
+                value: 0x0a00_020f,
+            }]
+        );
+        let message = errors[0].to_string();
+        for part in [
+            "'io'",
+            "'net_ipv4_address'",
+            "0xa00020f",
+            "4 bytes",
+            "the value 8",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+    }
+
     #[test]
     fn symbol_sizes_each_value_takes() {
         let directory = PatchValue::Directory(DirectoryPatch {
@@ -413,6 +492,12 @@ mod tests {
         assert!(ok(&word, 8, 8) && !ok(&word, 16, 8) && !ok(&word, 4, 8));
         assert!(ok(&name, 3, 2) && !ok(&name, 2, 2));
         assert!(ok(&directory, 16, 16) && ok(&directory, 17, 16));
+        let literal = PatchValue::Literal(7);
+        assert!(ok(&literal, 8, 8) && ok(&literal, 16, 8));
+        assert_eq!(
+            check_size(&literal, 4, 8),
+            Err(PatchError::LiteralTooSmall(4, 7))
+        );
         assert_eq!(
             check_size(&directory, 15, 16),
             Err(PatchError::DirectoryTooSmall(15, 16))

@@ -352,12 +352,15 @@ impl Parser<'_> {
     }
 
     pub(super) fn setvar(&mut self, element: Element<'_, '_>) -> Option<SetvarDecl> {
-        self.attributes(element, &["symbol", "region_paddr", "directory"]);
+        self.attributes(element, &["symbol", "region_paddr", "directory", "value"]);
         self.leaf(element);
         let symbol = self.name_attribute(element, "symbol");
-        let value = match self.directory(element) {
-            Some(directory) => Some(SetvarSource::Directory(directory)),
-            None => self
+        let directory = self.directory(element);
+        let literal = self.literal(element, directory);
+        let value = match (directory, literal) {
+            (Some(directory), _) => Some(SetvarSource::Directory(directory)),
+            (None, Some(literal)) => literal.map(SetvarSource::Value),
+            (None, None) => self
                 .required_string(element, "region_paddr")
                 .map(SetvarSource::RegionPaddr),
         };
@@ -406,6 +409,64 @@ impl Parser<'_> {
             );
         }
         Some(directory.span)
+    }
+
+    /// The `value` attribute of `<setvar>` (Atoll extension): a literal number or IPv4
+    /// address (`parse_setvar_value`), so that a description can configure a PD (an
+    /// address, a size) without a rebuild. Reports a value that does not parse, `directory`
+    /// (`directory`, its span) or `region_paddr` given with it, and its use under
+    /// `--strict`. `None` when it is not given, so that `region_paddr` is asked for;
+    /// `Some(None)` when it is given but unusable (already reported), so that nothing
+    /// missing is reported on top.
+    fn literal(
+        &mut self,
+        element: Element<'_, '_>,
+        directory: Option<Span>,
+    ) -> Option<Option<Spanned<u64>>> {
+        let text = self.string(element, "value")?;
+        if self.strict {
+            self.strict_error(text.span, "the 'value' attribute").help = Some(
+                "drop --strict, or drop the <setvar> and set the variable in the program: \
+                 upstream Microkit patches no literal value"
+                    .into(),
+            );
+        }
+        let conflict = match directory {
+            Some(span) => Some(("directory", span, "the directory asked for here")),
+            None => self
+                .string(element, "region_paddr")
+                .map(|region| ("region_paddr", region.span, "the region named here")),
+        };
+        if let Some((other, span, label)) = conflict {
+            let diagnostic = self.error(
+                Code::ConflictingAttributes,
+                text.span,
+                format!("'<setvar>' takes 'value' or '{other}', not both"),
+            );
+            diagnostic.secondary.push((span, label.into()));
+            diagnostic.help = Some(
+                "a symbol receives one value: use a second <setvar> with another symbol".into(),
+            );
+        }
+        match parse_setvar_value(&text.value) {
+            Ok(value) => Some(Some(Spanned {
+                value,
+                span: text.span,
+            })),
+            Err(why) => {
+                self.error(
+                    Code::InvalidValue,
+                    text.span,
+                    format!("setvar value '{}' {why}", text.value),
+                )
+                .help = Some(
+                    "write a decimal number or 0x-prefixed hex ('_' may separate digits), at \
+                     most 64 bits, or an IPv4 address such as 10.0.2.15"
+                        .into(),
+                );
+                Some(None)
+            }
+        }
     }
 
     pub(super) fn cspace(&mut self, element: Element<'_, '_>) -> Vec<CapDecl> {

@@ -227,6 +227,8 @@ pub enum SetvarSource {
     /// `directory="system"` (Atoll extension): the system's directory
     /// (`atoll_abi::directory::Directory`); the span of the attribute value.
     Directory(Span),
+    /// `value` (Atoll extension): a literal number or IPv4 address, parsed.
+    Value(Spanned<u64>),
 }
 
 /// `<cap_tcb>`, `<cap_sc>` or `<cap_vspace>` inside `<cspace>`.
@@ -316,6 +318,50 @@ pub fn parse_number(text: &str) -> Result<u64, NumberError> {
     } else {
         Err(NumberError::Empty)
     }
+}
+
+/// Parses a `<setvar value>` (Atoll extension): a number as [`parse_number`] reads it, or a
+/// dotted-quad IPv4 address (`10.0.2.15` is `0x0a00_020f`, the address as a big-endian
+/// `u32`, which is how `core::net::Ipv4Addr::from(u32)` reads it back). The error is the
+/// end of a sentence that starts with the value: "is not a number or an IPv4 address".
+/// Each part of an address is plain decimal, 0 to 255, without a leading zero (which some
+/// tools read as octal: `010` would mean 8 there and 10 here, so it is refused).
+pub fn parse_setvar_value(text: &str) -> Result<u64, String> {
+    if !text.contains('.') {
+        return parse_number(text).map_err(|error| match error {
+            NumberError::TooLarge => "does not fit in 64 bits".to_string(),
+            NumberError::Empty | NumberError::Invalid => {
+                "is not a number or an IPv4 address".to_string()
+            }
+        });
+    }
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() != 4 {
+        return Err(format!(
+            "is not an IPv4 address: it has {} parts, not 4",
+            parts.len()
+        ));
+    }
+    let mut address: u32 = 0;
+    for part in parts {
+        let byte = match part.parse::<u32>() {
+            _ if part.is_empty() => return Err("is not an IPv4 address: a part is empty".into()),
+            _ if !part.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(format!(
+                    "is not an IPv4 address: '{part}' is not a decimal number"
+                ));
+            }
+            _ if part.len() > 1 && part.starts_with('0') => {
+                return Err(format!(
+                    "is not an IPv4 address: '{part}' has a leading zero"
+                ));
+            }
+            Ok(byte) if byte <= 255 => byte,
+            _ => return Err(format!("is not an IPv4 address: {part} is above 255")),
+        };
+        address = address << 8 | byte;
+    }
+    Ok(u64::from(address))
 }
 
 /// Parses a replica's core list: `0`, `2,3`, `2-3`, `0, 2-3`. Cores are returned distinct,
@@ -536,6 +582,51 @@ mod tests {
         assert_eq!(parse_number("-1"), Err(NumberError::Invalid));
         assert_eq!(parse_number("12a"), Err(NumberError::Invalid));
         assert_eq!(parse_number(" 1"), Err(NumberError::Invalid));
+    }
+
+    #[test]
+    fn setvar_values() {
+        assert_eq!(parse_setvar_value("24"), Ok(24));
+        assert_eq!(parse_setvar_value("0x0a00_020f"), Ok(0x0a00_020f));
+        assert_eq!(parse_setvar_value("10.0.2.15"), Ok(0x0a00_020f));
+        assert_eq!(parse_setvar_value("0.0.0.0"), Ok(0));
+        assert_eq!(parse_setvar_value("255.255.255.255"), Ok(0xffff_ffff));
+        assert_eq!(parse_setvar_value("0xFFFF_FFFF_FFFF_FFFF"), Ok(u64::MAX));
+        let error = |text| parse_setvar_value(text).unwrap_err();
+        assert_eq!(error("18446744073709551616"), "does not fit in 64 bits");
+        for garbage in ["", "ten", "-1", "10.0.2.15/24", "0x", " 1"] {
+            assert!(parse_setvar_value(garbage).is_err(), "{garbage:?}");
+        }
+        assert_eq!(error("ten"), "is not a number or an IPv4 address");
+        assert_eq!(
+            error("256.1.1.1"),
+            "is not an IPv4 address: 256 is above 255"
+        );
+        assert_eq!(
+            error("99999999999.1.1.1"),
+            "is not an IPv4 address: 99999999999 is above 255"
+        );
+        assert_eq!(
+            error("10.0.2"),
+            "is not an IPv4 address: it has 3 parts, not 4"
+        );
+        assert_eq!(
+            error("10.0.2.15.1"),
+            "is not an IPv4 address: it has 5 parts, not 4"
+        );
+        assert_eq!(error("10..2.15"), "is not an IPv4 address: a part is empty");
+        assert_eq!(
+            error("10.0.2.0x1"),
+            "is not an IPv4 address: '0x1' is not a decimal number"
+        );
+        assert_eq!(
+            error("10.0.+2.15"),
+            "is not an IPv4 address: '+2' is not a decimal number"
+        );
+        assert_eq!(
+            error("010.0.2.15"),
+            "is not an IPv4 address: '010' has a leading zero"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use atoll_abi::bootprog::{self, Invocation, Pd, Untyped, pd_flags, untyped_flags
 use atoll_abi::limits::PAGE_SIZE;
 use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
 use atoll_abi::pd::{slot, vspace};
+use atoll_abi::shared::PD_RECORDS;
 use atoll_abi::syscall::{initial, label, object_kind, rights, vm_attr};
 
 use super::{
@@ -279,6 +280,12 @@ impl Builder<'_> {
             label::TCB_SET_SCHED_PARAMS,
             &[initial::TCB, prio, prio, sc, fault_ep],
         );
+        // Its PD's record on the status page, where its kernel publishes its state and
+        // faults from now on: named before it is started, so it reads `starting` first.
+        if (pd.status_index as usize) < PD_RECORDS {
+            let index = u64::from(pd.status_index);
+            self.call(tcb, label::TCB_SET_STATUS_INDEX, &[index]);
+        }
         let input = pd.capabilities.iter().find(|c| c.slot == slot::INPUT);
         let ntfn = self.slot_of(&format!("notification_{name}"))?;
         if input.is_some_and(|c| c.object.starts_with("endpoint_")) {

@@ -219,6 +219,11 @@ pub struct PdPlan {
     pub restart: bool,
     /// Core it runs on.
     pub core: u32,
+    /// Its index in the system directory (`atoll_abi::directory`: PDs grouped by replica,
+    /// each replica's in document order, children included), which is also its record in
+    /// the status page's PD table: the boot program names its thread with it
+    /// (`TCB_SET_STATUS_INDEX`), and its kernel publishes its state and faults there.
+    pub status_index: u32,
     /// Its domain, when the system has `<domains>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<DomainPlan>,
@@ -296,7 +301,7 @@ pub struct MapPlan {
 pub struct SymbolPatch {
     /// Symbol.
     pub symbol: String,
-    /// Value: a word, bytes for `microkit_name`, or the system directory.
+    /// Value: a word, bytes for `microkit_name`, the system directory or a literal.
     pub value: PatchValue,
 }
 
@@ -313,6 +318,10 @@ pub enum PatchValue {
     /// The system directory (`<setvar directory="system">`, Atoll extension): an encoded
     /// `atoll_abi::directory::Directory`, written over the symbol, which must hold it.
     Directory(DirectoryPatch),
+    /// A literal (`<setvar value>`, Atoll extension): 8 little-endian bytes written over a
+    /// symbol of at least 8 (zeroed past them). Not a [`Self::Word`], whose symbol must be
+    /// exactly 8 bytes as Microkit's are; the reports also tell the two apart.
+    Literal(#[serde(serialize_with = "hex")] u64),
 }
 
 /// A device interrupt and where it goes.

@@ -192,6 +192,7 @@ mod tests {
             passive: false,
             restart: false,
             core: 1,
+            status_index: pd as u32,
             domain: None,
             parent: None,
             capabilities: Vec::new(),

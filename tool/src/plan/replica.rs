@@ -141,6 +141,21 @@ impl Layout<'_> {
         (pds, objects, irqs)
     }
 
+    /// PD `pd_index`'s index in the system directory: its place among every replica's PDs,
+    /// replicas in index order, as `directory::encode` lists them. Validation keeps a
+    /// system below the directory's `MAX_DIRECTORY_PDS` (63), so it fits the status page's
+    /// PD table; a PD no replica lists (none after validation) gets `u32::MAX`, no record,
+    /// and the boot program names no thread with an index past the table.
+    fn status_index(&self, pd_index: usize) -> u32 {
+        self.system
+            .replicas
+            .values()
+            .flat_map(|r| r.protection_domains.iter())
+            .position(|&p| p == pd_index)
+            .and_then(|i| u32::try_from(i).ok())
+            .unwrap_or(u32::MAX)
+    }
+
     /// Whether a PD receives on an endpoint (children or PPC callers), as Microkit decides.
     fn has_endpoint(&self, pd: usize) -> bool {
         let has_children = self
@@ -206,6 +221,7 @@ impl Layout<'_> {
             passive: pd.passive,
             restart: pd.restart,
             core: pd.core,
+            status_index: self.status_index(pd_index),
             domain: system
                 .domains
                 .as_ref()
@@ -420,6 +436,10 @@ impl Layout<'_> {
                         });
                     }
                 }
+                SetvarValue::Value(value) => symbols.push(SymbolPatch {
+                    symbol: setvar.symbol.clone(),
+                    value: PatchValue::Literal(value),
+                }),
             }
         }
         for (symbol, value) in &caps.id_symbols {

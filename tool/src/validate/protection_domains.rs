@@ -70,6 +70,13 @@ impl Validator<'_> {
                     }));
                     continue;
                 }
+                SetvarSource::Value(value) => {
+                    setvars.extend(symbol.map(|symbol| Setvar {
+                        symbol,
+                        value: SetvarValue::Value(value.value),
+                    }));
+                    continue;
+                }
                 SetvarSource::RegionPaddr(region) => region,
             };
             let Some(mr) = lookup.mr(region, "setvar", &mut self.diagnostics) else {
@@ -133,7 +140,7 @@ impl Validator<'_> {
             .flat_map(|pd| &pd.setvars)
             .find_map(|setvar| match setvar.value {
                 SetvarSource::Directory(span) => Some(span),
-                SetvarSource::RegionPaddr(_) => None,
+                SetvarSource::RegionPaddr(_) | SetvarSource::Value(_) => None,
             })
         else {
             return;

@@ -3,6 +3,7 @@
 
 use atoll_abi::syscall::MessageInfo;
 
+use super::tcb::PdChange;
 use super::{Kernel, Machine};
 use crate::cap::Cap;
 use crate::id::{EndpointId, IrqId, TcbSlot, ThreadId};
@@ -69,9 +70,11 @@ impl Kernel {
     }
 
     /// Thread `t` faulted: it calls its fault endpoint with the fault message, or stops if
-    /// it has none (or faulted while sending a fault).
+    /// it has none (or faulted while sending a fault). Either way a named thread's PD is
+    /// published `faulted`, its count one higher.
     pub(super) fn fault(&mut self, m: &mut impl Machine, t: ThreadId, label: u64, mrs: [u64; 4]) {
         self.objects.unchanged = false;
+        self.objects.publish(m, t, PdChange::Fault);
         let handler = self.fault_handler(t);
         let tcb = &mut self.objects.tcbs[t];
         let (Some((ep, badge)), 0) = (handler, tcb.fault_label) else {

@@ -2,7 +2,7 @@
 //! and the tool's boot-program replay drive the kernel with (feature `fake-machine` outside
 //! this crate's tests). Pages exist on first touch and start zeroed; what the kernel asks of
 //! the CPU (debug output, unhandled faults, interrupts, doorbells, new threads, TLB
-//! flushes) is recorded for the test to look at.
+//! flushes, published PD records) is recorded for the test to look at.
 
 extern crate std;
 
@@ -10,6 +10,8 @@ use core::ops::Range;
 use std::boxed::Box;
 use std::collections::HashMap;
 use std::vec::Vec;
+
+use atoll_abi::shared::PdState;
 
 use super::Machine;
 use crate::id::{CoreId, ThreadId};
@@ -50,6 +52,8 @@ pub struct FakeMachine {
     /// What `Machine::stall` answers: whether the stopped core had trapped for a system
     /// call.
     pub stall_in_syscall: bool,
+    /// PD records published, in order: (directory index, state, fault count).
+    pub published: Vec<(u32, PdState, u32)>,
 }
 
 impl Default for FakeMachine {
@@ -72,6 +76,7 @@ impl Default for FakeMachine {
             firmware_calls: Vec::new(),
             stalls: Vec::new(),
             stall_in_syscall: false,
+            published: Vec::new(),
         }
     }
 }
@@ -153,6 +158,10 @@ impl Machine for FakeMachine {
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8] {
         self.firmware_calls.push(regs);
         regs.map(|r| r.wrapping_add(1))
+    }
+
+    fn publish_pd(&mut self, index: u32, state: PdState, faults: u32) {
+        self.published.push((index, state, faults));
     }
 
     /// Records the core; it had trapped for a system call if the test says so.

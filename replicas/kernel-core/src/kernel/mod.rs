@@ -56,6 +56,7 @@ pub use doorbell::MAX_WATCHES;
 pub use fastpath::Entered;
 
 use atoll_abi::object::ObjectKind;
+use atoll_abi::shared::PdState;
 use objects::Objects;
 use syscall::Target;
 
@@ -124,6 +125,11 @@ pub trait Machine {
     /// Calls the firmware with `x0`–`x7` (through the board's firmware conduit) and
     /// returns the registers it leaves in them.
     fn firmware_call(&mut self, regs: [u64; 8]) -> [u64; 8];
+    /// Publishes the state and fault count of the PD whose index in the system directory
+    /// is `index` (below `atoll_abi::shared::PD_RECORDS`: the kernel checks it when the
+    /// thread is named), in its record of the status page's PD table. Only threads the
+    /// boot program named (`TCB_SetStatusIndex`) publish.
+    fn publish_pd(&mut self, index: u32, state: PdState, faults: u32);
     /// Stops `core`, another core of the replica that may be running a thread at EL0: it
     /// is interrupted, and this returns once the thread's registers are saved in its
     /// context (the core then waits for the replica's kernel). Returns whether the core

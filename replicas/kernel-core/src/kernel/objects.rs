@@ -17,7 +17,7 @@ use atoll_abi::syscall::MessageInfo;
 use super::doorbell::{Doorbell, Watches};
 use super::irq::Irq;
 use super::reply::Reply;
-use super::tcb::Tcb;
+use super::tcb::{PdChange, Tcb};
 use super::{Machine, restart_point};
 use crate::cap::Cap;
 use crate::id::{
@@ -246,6 +246,7 @@ impl Objects {
         match kind {
             ObjectKind::Tcb => {
                 if let Some(t) = ThreadId::from_data(data) {
+                    self.publish(m, t, PdChange::Gone);
                     self.destroy_thread(t);
                 }
             }

@@ -7,6 +7,7 @@ use atoll_abi::syscall::MessageInfo;
 
 use super::Machine;
 use super::objects::Objects;
+use super::tcb::PdChange;
 use crate::id::{ReplyId, ThreadId};
 
 /// A reply object: who waits for a reply through it, from whom, and whether the caller
@@ -138,10 +139,13 @@ impl Objects {
             return false;
         }
         if self.tcbs[caller].fault_label != 0 {
-            // A reply to a fault: label 0 resumes the thread, anything else leaves it stopped.
+            // A reply to a fault: label 0 resumes the thread, anything else leaves it stopped
+            // (and its PD `faulted`).
             self.tcbs[caller].fault_label = 0;
             if info.label() != 0 {
                 self.threads.cancel(caller, &mut self.eps, &mut self.ntfns);
+            } else {
+                self.publish(m, caller, PdChange::Running);
             }
         } else {
             self.transfer(m, t, caller, 0, info);

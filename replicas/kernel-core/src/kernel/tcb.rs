@@ -1,10 +1,17 @@
 //! Thread control blocks: a thread's registers and IPC state, and the invocations that
 //! configure, schedule, start and stop it (TCB_Configure, TCB_SetPriority,
 //! TCB_SetMCPriority, TCB_SetSchedParams, TCB_ReadRegisters, TCB_WriteRegisters,
-//! TCB_Resume, TCB_Suspend, TCB_BindNotification, TCB_UnbindNotification).
+//! TCB_Resume, TCB_Suspend, TCB_BindNotification, TCB_UnbindNotification, and Atoll's
+//! TCB_SetStatusIndex).
+//!
+//! A thread the boot program named with TCB_SetStatusIndex is a PD of the system directory:
+//! the kernel publishes its PD's life cycle and fault count through
+//! [`Machine::publish_pd`] (the status page's PD table) as it starts, faults, is
+//! restarted and stops ([`Objects::publish`]). Threads without an index publish nothing.
 
 use atoll_abi::error::Error;
 use atoll_abi::object::ObjectKind;
+use atoll_abi::shared::{PD_RECORDS, PdState};
 use atoll_abi::syscall::label;
 
 use super::invoke::{Answer, Args};
@@ -32,6 +39,35 @@ pub(super) struct Tcb {
     /// A fault message it is sending (label, registers), label 0 when none.
     pub fault_label: u64,
     pub fault_mrs: [u64; 4],
+    /// Its PD's record in the status page's PD table, once named (TCB_SetStatusIndex).
+    pub published: Option<Published>,
+}
+
+/// A named thread's record in the status page's PD table and what was last published
+/// there: the kernel keeps the count itself, so that it never reads the shared page back.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Published {
+    /// Its PD's index in the system directory, below [`PD_RECORDS`].
+    pub index: u8,
+    /// The state last published.
+    pub state: PdState,
+    /// Faults since it was named (saturating).
+    pub faults: u32,
+}
+
+/// What happened to a named thread's PD, for [`Objects::publish`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PdChange {
+    /// Resumed or restarted: TCB_Resume, TCB_WriteRegisters with `resume`, or a reply with
+    /// label 0 to its fault.
+    Running,
+    /// It faulted (whatever becomes of the fault): counted.
+    Fault,
+    /// Suspended: TCB_Suspend, or TCB_WriteRegisters without `resume`. A PD stopped after
+    /// a fault (as its monitor does before restarting or giving up on it) stays `Faulted`.
+    Suspended,
+    /// Its TCB was destroyed.
+    Gone,
 }
 
 impl Tcb {
@@ -51,6 +87,7 @@ impl Tcb {
         caller_reply: None,
         fault_label: 0,
         fault_mrs: [0; 4],
+        published: None,
     };
 }
 
@@ -83,6 +120,9 @@ pub(super) enum TcbInvocation {
     BindNotification(NotificationId),
     /// TCB_UnbindNotification of the notification the thread is bound to.
     UnbindNotification(NotificationId),
+    /// TCB_SetStatusIndex: the thread is this PD of the system directory (below
+    /// [`PD_RECORDS`]).
+    SetStatusIndex(u8),
 }
 
 /// A checked TCB_Configure: the slots whose capabilities go into the thread's own slots,
@@ -177,6 +217,19 @@ impl Kernel {
                     .bound
                     .ok_or(Error::IllegalOperation)?,
             ),
+            label::TCB_SET_STATUS_INDEX => {
+                let index = usize::try_from(args.get(0)?)
+                    .ok()
+                    .filter(|&i| i < PD_RECORDS)
+                    .and_then(|i| u8::try_from(i).ok())
+                    .ok_or(Error::RangeError)?;
+                // Once per TCB: a PD holding another's TCB capability cannot move that
+                // PD's record onto a third's.
+                if self.objects.tcbs[target].published.is_some() {
+                    return Err(Error::IllegalOperation);
+                }
+                TcbInvocation::SetStatusIndex(index)
+            }
             _ => return Err(Error::IllegalOperation),
         })
     }
@@ -221,12 +274,23 @@ impl Kernel {
                 ctx.x[1] = x1;
                 ctx.x[2] = x2;
                 ctx.x[3] = x3;
-                if resume {
-                    self.restart(target)?;
-                }
+                // Stopped by now; running again if it can be restarted.
+                let restarted = if resume { self.restart(target) } else { Ok(()) };
+                let change = match (resume, restarted) {
+                    (true, Ok(())) => PdChange::Running,
+                    _ => PdChange::Suspended,
+                };
+                self.objects.publish(m, target, change);
+                restarted?;
             }
-            TcbInvocation::Resume => self.restart(target)?,
-            TcbInvocation::Suspend => o.suspend(target),
+            TcbInvocation::Resume => {
+                self.restart(target)?;
+                self.objects.publish(m, target, PdChange::Running);
+            }
+            TcbInvocation::Suspend => {
+                o.suspend(target);
+                o.publish(m, target, PdChange::Suspended);
+            }
             TcbInvocation::BindNotification(n) => {
                 o.tcbs[target].bound = Some(n);
                 o.ntfn_bound[n] = Some(target);
@@ -234,6 +298,20 @@ impl Kernel {
             TcbInvocation::UnbindNotification(n) => {
                 o.tcbs[target].bound = None;
                 o.ntfn_bound[n] = None;
+            }
+            TcbInvocation::SetStatusIndex(index) => {
+                // Named before it is started, as the boot program does: `Starting`.
+                let state = if o.threads.state(target) == ThreadState::Inactive {
+                    PdState::Starting
+                } else {
+                    PdState::Running
+                };
+                o.tcbs[target].published = Some(Published {
+                    index,
+                    state,
+                    faults: 0,
+                });
+                m.publish_pd(u32::from(index), state, 0);
             }
         }
         Ok(Answer::EMPTY)
@@ -429,6 +507,24 @@ impl Kernel {
 }
 
 impl Objects {
+    /// Publishes `change` of thread `t`'s PD, if the boot program named the thread
+    /// (TCB_SetStatusIndex); a thread without an index publishes nothing.
+    pub(super) fn publish(&mut self, m: &mut impl Machine, t: ThreadId, change: PdChange) {
+        let Some(p) = self.tcbs[t].published.as_mut() else {
+            return;
+        };
+        match change {
+            PdChange::Running => p.state = PdState::Running,
+            PdChange::Fault => {
+                p.faults = p.faults.saturating_add(1);
+                p.state = PdState::Faulted;
+            }
+            PdChange::Suspended if p.state == PdState::Faulted => {}
+            PdChange::Suspended | PdChange::Gone => p.state = PdState::Stopped,
+        }
+        m.publish_pd(u32::from(p.index), p.state, p.faults);
+    }
+
     /// The last capability to thread `t` went: it stops, and nothing names it any more.
     pub(super) fn destroy_thread(&mut self, t: ThreadId) {
         for c in CoreId::all() {

@@ -1396,6 +1396,7 @@ mod fastpath_agrees_with_the_general_path {
 }
 
 mod hostile;
+mod published;
 mod reachability;
 mod smp;
 
