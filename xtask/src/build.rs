@@ -133,6 +133,7 @@ fn read_boot_elfs(release: bool) -> Result<BootElfs> {
     // A debug build keeps its overflow checks and may panic; a release kernel must not.
     if release {
         crate::panics::check_kernel(&kernel_path, &kernel)?;
+        check_no_kernel_data(&kernel)?;
     }
     let loader = std::fs::read(bin_dir.join("atoll-loader")).context("reading the loader ELF")?;
     let initialiser =
@@ -373,6 +374,24 @@ fn pd_package_with_bin(packages: &[serde_json::Value], bin: &str) -> Option<Stri
             .is_some_and(|t| t.iter().any(|t| t["name"] == bin && t["kind"][0] == "bin"));
         (in_pds && has_bin).then(|| p["name"].as_str().unwrap_or_default().to_string())
     })
+}
+
+/// Refuses a kernel with initialised data: its state must start as zeros (`.bss`), which
+/// the image need not carry nor the loader copy and checksum for every replica. A static
+/// that is not all zeros (an `Option` whose `None` lands on a niche of non-zero value, for
+/// one) moves whole tables into `.data` and adds their size to the image and the boot.
+fn check_no_kernel_data(kernel: &[u8]) -> Result<()> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(kernel).context("parsing the kernel ELF")?;
+    let data = file.section_by_name(".data").map_or(0, |s| s.size());
+    if data != 0 {
+        bail!(
+            "the kernel has {data} bytes of initialised data (.data): its statics must start \
+             as zeros (look for a static whose initial value is not all zero bytes, such as \
+             an Option with a niche)"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

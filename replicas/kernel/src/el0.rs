@@ -122,8 +122,7 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
             continue;
         };
         let ctx: *mut Context = inner.kernel.context_mut(t)?;
-        load_space(inner, core, t, space);
-        check_pd_timer(inner, core, t);
+        load_space(inner, core, space);
         inner.fp.load_for(core, t);
         break Some(ctx);
     };
@@ -178,10 +177,7 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64) -> *mut Context {
             return match kernel.syscall_entry(&mut hw, c, arch::counter()) {
                 Entered::Light(t) => back_to(r, inner, core, t),
                 Entered::Switched(t) => switched_to(r, inner, core, t),
-                Entered::General(t) if inner.kernel.caller_goes_on(t) => {
-                    check_pd_timer(inner, core, t);
-                    back_to(r, inner, core, t)
-                }
+                Entered::General(t) if inner.kernel.caller_goes_on(t) => back_to(r, inner, core, t),
                 Entered::General(_) | Entered::Stalled => choose(r, inner, core),
             };
         }
@@ -222,26 +218,21 @@ fn back_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*
     inner.kernel.context_mut(t).map(|c| c as *mut Context)
 }
 
-/// Loads `t`'s address space `space` on `core`, unless it is loaded already, and with a new
-/// space, opens or closes the core's physical timer to EL0 ([`check_pd_timer`]).
+/// Loads address space `space` on `core`, unless it is loaded already, and with a new one
+/// opens the core's physical timer to EL0 exactly if it is the space of the thread that
+/// owns the timer (`Hw::pd_timer_owner` records it when the thread acknowledges the timer's
+/// interrupt, and opens the timer then).
 #[inline(always)]
-fn load_space(inner: &mut Inner, core: usize, t: ThreadId, space: (u64, u16)) {
+fn load_space(inner: &mut Inner, core: usize, space: (u64, u16)) {
     let Some(loaded) = inner.space.get_mut(core) else {
         return;
     };
-    if space != *loaded {
-        arch::switch_user_space(space.0, space.1);
-        *loaded = space;
-        check_pd_timer(inner, core, t);
+    if space == *loaded {
+        return;
     }
-}
-
-/// Opens the core's physical timer to EL0 exactly while the thread that handles its
-/// interrupt runs: after a change of address space, and after a general system call (which
-/// may have made `t` the owner: `IRQHandler_Ack`).
-#[inline(always)]
-fn check_pd_timer(inner: &mut Inner, core: usize, t: ThreadId) {
-    let timer = inner.kernel.handles_pd_timer(t);
+    arch::switch_user_space(space.0, space.1);
+    *loaded = space;
+    let timer = space.0 != 0 && inner.pd_timer_space.get(core) == Some(&space);
     if let Some(open) = inner.pd_timer.get_mut(core)
         && *open != timer
     {
@@ -258,7 +249,7 @@ fn switched_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Opti
     let Some(space) = inner.kernel.address_space(t) else {
         return choose(r, inner, core);
     };
-    load_space(inner, core, t, space);
+    load_space(inner, core, space);
     inner.fp.load_for(core, t);
     inner.kernel.note_loaded();
     inner.arm_timer(r, core, false);

@@ -157,6 +157,9 @@ impl Kernel {
         let entry = &mut self.objects.irqs[irq];
         match request {
             IrqHandlerInvocation::Ack => {
+                if intid == PD_TIMER_INTID && entry.owner != Some(t) {
+                    m.pd_timer_owner(true);
+                }
                 entry.owner = Some(t);
                 m.set_irq_enabled(intid, true);
             }
@@ -167,6 +170,9 @@ impl Kernel {
             }
             IrqHandlerInvocation::Clear => {
                 entry.ntfn = None;
+                if intid == PD_TIMER_INTID && entry.owner.is_some() {
+                    m.pd_timer_owner(false);
+                }
                 entry.owner = None;
                 m.set_irq_enabled(intid, false);
             }
@@ -187,17 +193,21 @@ impl Kernel {
 
 impl Objects {
     /// Thread `t` is going: it owns no interrupt any more.
-    pub(super) fn disown_irqs(&mut self, t: ThreadId) {
+    pub(super) fn disown_irqs(&mut self, m: &mut impl Machine, t: ThreadId) {
         if let Some(irq) = IrqId::new(PD_TIMER_INTID as usize)
             && self.irqs[irq].owner == Some(t)
         {
             self.irqs[irq].owner = None;
+            m.pd_timer_owner(false);
         }
     }
 
     /// The last capability to the handler of interrupt `irq` went: it signals nothing and
     /// stays masked.
     pub(super) fn destroy_irq_handler(&mut self, m: &mut impl Machine, irq: IrqId) {
+        if irq.intid() == PD_TIMER_INTID && self.irqs[irq].owner.is_some() {
+            m.pd_timer_owner(false);
+        }
         self.irqs[irq] = Irq::UNCLAIMED;
         m.set_irq_enabled(irq.intid(), false);
     }

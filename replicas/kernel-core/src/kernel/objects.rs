@@ -247,6 +247,7 @@ impl Objects {
             ObjectKind::Tcb => {
                 if let Some(t) = ThreadId::from_data(data) {
                     self.publish(m, t, PdChange::Gone);
+                    self.disown_irqs(m, t);
                     self.destroy_thread(t);
                 }
             }

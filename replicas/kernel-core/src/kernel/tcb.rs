@@ -49,8 +49,10 @@ pub(super) struct Tcb {
 pub(super) struct Published {
     /// Its PD's index in the system directory, below [`PD_RECORDS`].
     pub index: u8,
-    /// The state last published.
-    pub state: PdState,
+    /// The state last published, as its raw value: a [`PdState`] field would let `None`
+    /// of `Option<Published>` take a non-zero value of it, and the kernel's zeroed tables
+    /// would then need initialised data (`.data`) instead of `.bss`.
+    pub state: u32,
     /// Faults since it was named (saturating).
     pub faults: u32,
 }
@@ -308,7 +310,7 @@ impl Kernel {
                 };
                 o.tcbs[target].published = Some(Published {
                     index,
-                    state,
+                    state: state as u32,
                     faults: 0,
                 });
                 m.publish_pd(u32::from(index), state, 0);
@@ -513,16 +515,17 @@ impl Objects {
         let Some(p) = self.tcbs[t].published.as_mut() else {
             return;
         };
-        match change {
-            PdChange::Running => p.state = PdState::Running,
+        let state = match change {
+            PdChange::Running => PdState::Running,
             PdChange::Fault => {
                 p.faults = p.faults.saturating_add(1);
-                p.state = PdState::Faulted;
+                PdState::Faulted
             }
-            PdChange::Suspended if p.state == PdState::Faulted => {}
-            PdChange::Suspended | PdChange::Gone => p.state = PdState::Stopped,
-        }
-        m.publish_pd(u32::from(p.index), p.state, p.faults);
+            PdChange::Suspended if p.state == PdState::Faulted as u32 => PdState::Faulted,
+            PdChange::Suspended | PdChange::Gone => PdState::Stopped,
+        };
+        p.state = state as u32;
+        m.publish_pd(u32::from(p.index), state, p.faults);
     }
 
     /// The last capability to thread `t` went: it stops, and nothing names it any more.
@@ -546,7 +549,6 @@ impl Objects {
             }
         }
         self.sched.remove_thread(t);
-        self.disown_irqs(t);
         self.tcbs[t] = Tcb::EMPTY;
     }
 }
