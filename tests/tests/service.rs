@@ -453,7 +453,11 @@ fn dashboard_shows_every_replica_in_a_browser(board: &str) {
             .filter_map(|r| r["name"].as_str().map(String::from))
             .collect();
         assert_eq!(names, ["io", "rt", "storage"], "{status}");
-        let profile = target_dir().join("e2e-logs").join("chromium-profile");
+        // A profile of its own per board: the boards' tests run at the same time, and
+        // Chromium refuses a profile another instance holds.
+        let profile = target_dir()
+            .join("e2e-logs")
+            .join(format!("chromium-profile-{board}"));
         let _ = std::fs::remove_dir_all(&profile);
         let out = Command::new("chromium")
             .args([

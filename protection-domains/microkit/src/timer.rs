@@ -2,8 +2,8 @@
 //! may read the virtual counter and its frequency. A PD given its core's EL1 physical timer
 //! interrupt (`<irq irq="30">`, on its replica's first core) claims the timer with
 //! [`claim_physical_timer`] and may then program it, and gets its interrupt on the channel
-//! of its `<irq>`. Other PDs of the replica cannot touch the timer: the kernel opens its
-//! registers to EL0 only while the claiming thread runs.
+//! of its `<irq>`. Each access traps and the kernel makes it for the claiming thread alone:
+//! other PDs of the replica cannot touch the timer.
 
 pub use atoll_sys::counter::{
     arm_physical_timer, counter, counter_frequency, disarm_physical_timer, instructions,

@@ -50,9 +50,9 @@ pub fn instructions() -> u64 {
 /// unmasked. Only for the PD that owns its interrupt.
 #[inline]
 pub fn arm_physical_timer(deadline: u64) {
-    // SAFETY: writes the EL1 physical timer's compare value and control; EL0 access is
-    // granted by CNTKCTL_EL1.EL0PTEN to the PD that owns the timer's interrupt. No memory
-    // is touched.
+    // SAFETY: writes the EL1 physical timer's compare value and control: each write traps,
+    // and the kernel makes it for the thread that owns the timer's interrupt (any other
+    // thread faults). No memory is touched.
     unsafe {
         core::arch::asm!(
             "msr cntp_cval_el0, {d}",

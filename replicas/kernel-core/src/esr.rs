@@ -142,3 +142,105 @@ mod tests {
         assert_eq!(aborts, [IABT_LOW, IABT_CUR, DABT_LOW, DABT_CUR]);
     }
 }
+
+/// One of the core's EL1 physical timer registers EL0 may use (the `CNTP_*_EL0` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhysTimerReg {
+    /// `CNTP_TVAL_EL0`: the time left to the deadline (op2 0).
+    Tval,
+    /// `CNTP_CTL_EL0`: enable, mask, status (op2 1).
+    Ctl,
+    /// `CNTP_CVAL_EL0`: the deadline (op2 2).
+    Cval,
+}
+
+/// A trapped `MRS`/`MSR` of a physical timer register ([`SYS64`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysTimerAccess {
+    /// The register.
+    pub reg: PhysTimerReg,
+    /// The general register: 0–30, or 31 for `xzr`.
+    pub rt: usize,
+    /// `MRS` (a read into `rt`) rather than `MSR`.
+    pub read: bool,
+}
+
+/// The physical timer access an `ESR_EL1` of class [`SYS64`] describes, if it is one
+/// (`op0` 3, `op1` 3, `CRn` 14, `CRm` 2, `op2` 0 to 2; the ISS layout of the Arm ARM's
+/// "ISS encoding for an exception from MSR, MRS, or System instruction execution").
+pub const fn phys_timer_access(esr: u64) -> Option<PhysTimerAccess> {
+    if class(esr) != SYS64 {
+        return None;
+    }
+    let iss = esr & 0x1FF_FFFF;
+    let read = iss & 1 == 1;
+    let crm = (iss >> 1) & 0xF;
+    let rt = ((iss >> 5) & 0x1F) as usize;
+    let crn = (iss >> 10) & 0xF;
+    let op1 = (iss >> 14) & 0x7;
+    let op2 = (iss >> 17) & 0x7;
+    let op0 = (iss >> 20) & 0x3;
+    if op0 != 3 || op1 != 3 || crn != 14 || crm != 2 {
+        return None;
+    }
+    let reg = match op2 {
+        0 => PhysTimerReg::Tval,
+        1 => PhysTimerReg::Ctl,
+        2 => PhysTimerReg::Cval,
+        _ => return None,
+    };
+    Some(PhysTimerAccess { reg, rt, read })
+}
+
+#[cfg(test)]
+mod timer_tests {
+    use super::*;
+
+    /// The ESR of a trapped access: class 0x18, IL set, and the ISS fields.
+    fn esr(op0: u64, op1: u64, crn: u64, crm: u64, op2: u64, rt: u64, read: bool) -> u64 {
+        (u64::from(SYS64) << 26)
+            | 1 << 25
+            | op0 << 20
+            | op2 << 17
+            | op1 << 14
+            | crn << 10
+            | rt << 5
+            | crm << 1
+            | u64::from(read)
+    }
+
+    #[test]
+    fn physical_timer_accesses_are_recognised_and_nothing_else() {
+        // msr cntp_cval_el0, x5 (the io PD's arm); the ESR a real trap of it gives.
+        assert_eq!(
+            phys_timer_access(0x6234_f904 | 1 << 25),
+            Some(PhysTimerAccess {
+                reg: PhysTimerReg::Cval,
+                rt: 8,
+                read: false
+            })
+        );
+        assert_eq!(
+            phys_timer_access(esr(3, 3, 14, 2, 1, 31, false)),
+            Some(PhysTimerAccess {
+                reg: PhysTimerReg::Ctl,
+                rt: 31,
+                read: false
+            })
+        );
+        assert_eq!(
+            phys_timer_access(esr(3, 3, 14, 2, 0, 3, true)),
+            Some(PhysTimerAccess {
+                reg: PhysTimerReg::Tval,
+                rt: 3,
+                read: true
+            })
+        );
+        // The virtual timer (CRm 3), the counter (CRm 0), PMU registers, another class.
+        assert_eq!(phys_timer_access(esr(3, 3, 14, 3, 1, 0, false)), None);
+        assert_eq!(phys_timer_access(esr(3, 3, 14, 0, 1, 0, true)), None);
+        assert_eq!(phys_timer_access(esr(3, 3, 9, 12, 0, 0, false)), None);
+        assert_eq!(phys_timer_access(esr(3, 3, 14, 2, 3, 0, false)), None);
+        assert_eq!(phys_timer_access(u64::from(SVC64) << 26), None);
+    }
+}

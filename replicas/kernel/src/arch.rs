@@ -161,10 +161,29 @@ pub fn allow_user_counter() {
     aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1);
 }
 
-/// Lets EL0 program this core's EL1 physical timer (`CNTKCTL_EL1.EL0PTEN`), or stops it:
-/// open only while the thread that handles the timer's interrupt is loaded.
-pub fn set_user_physical_timer(allowed: bool) {
-    aarch64_cpu::registers::CNTKCTL_EL1.set(1 << 1 | u64::from(allowed) << 9);
+/// Reads one of this core's EL1 physical timer registers for the thread that owns the
+/// timer (`el0::emulate_pd_timer`).
+pub fn read_phys_timer(reg: atoll_kernel_core::esr::PhysTimerReg) -> u64 {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0};
+    use atoll_kernel_core::esr::PhysTimerReg;
+    match reg {
+        PhysTimerReg::Tval => CNTP_TVAL_EL0.get(),
+        PhysTimerReg::Ctl => CNTP_CTL_EL0.get(),
+        PhysTimerReg::Cval => CNTP_CVAL_EL0.get(),
+    }
+}
+
+/// Writes one of this core's EL1 physical timer registers for the thread that owns the
+/// timer; the kernel keeps the virtual timer, so nothing of its own changes.
+pub fn write_phys_timer(reg: atoll_kernel_core::esr::PhysTimerReg, value: u64) {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTP_TVAL_EL0};
+    use atoll_kernel_core::esr::PhysTimerReg;
+    match reg {
+        PhysTimerReg::Tval => CNTP_TVAL_EL0.set(value),
+        PhysTimerReg::Ctl => CNTP_CTL_EL0.set(value),
+        PhysTimerReg::Cval => CNTP_CVAL_EL0.set(value),
+    }
+    barrier::isb(barrier::SY);
 }
 
 /// Starts event counter 0 counting retired instructions at EL0 and EL1 (event 0x08,

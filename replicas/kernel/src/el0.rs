@@ -169,6 +169,9 @@ extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
 /// without saving the mask.
 fn handle_user_sync(r: &Replica, core: usize, esr: u64) -> *mut Context {
     let class = esr::class(esr);
+    if class == esr::SYS64 {
+        return system_register_trap(r, core, esr);
+    }
     let next = machine::with_masked(|inner| {
         if class == esr::SVC64
             && let Some(c) = CoreId::new(core)
@@ -191,6 +194,7 @@ fn handle_user_sync(r: &Replica, core: usize, esr: u64) -> *mut Context {
             fp_trap(r, inner, core, t);
             return choose(r, inner, core);
         }
+
         // Nothing since the exception was taken has taken another: its registers hold.
         let (_, far, elr) = arch::exception_registers();
         let (kernel, mut hw) = inner.kernel_and_hw(r);
@@ -218,27 +222,70 @@ fn back_to(r: &Replica, inner: &mut Inner, core: usize, t: ThreadId) -> Option<*
     inner.kernel.context_mut(t).map(|c| c as *mut Context)
 }
 
-/// Loads address space `space` on `core`, unless it is loaded already, and with a new one
-/// opens the core's physical timer to EL0 exactly if it is the space of the thread that
-/// owns the timer (`Hw::pd_timer_owner` records it when the thread acknowledges the timer's
-/// interrupt, and opens the timer then).
+/// Loads address space `space` on `core`, unless it is loaded already.
 #[inline(always)]
 fn load_space(inner: &mut Inner, core: usize, space: (u64, u16)) {
-    let Some(loaded) = inner.space.get_mut(core) else {
-        return;
-    };
-    if space == *loaded {
-        return;
-    }
-    arch::switch_user_space(space.0, space.1);
-    *loaded = space;
-    let timer = space.0 != 0 && inner.pd_timer_space.get(core) == Some(&space);
-    if let Some(open) = inner.pd_timer.get_mut(core)
-        && *open != timer
+    if let Some(loaded) = inner.space.get_mut(core)
+        && space != *loaded
     {
-        arch::set_user_physical_timer(timer);
-        *open = timer;
+        arch::switch_user_space(space.0, space.1);
+        *loaded = space;
     }
+}
+
+/// A trapped `MRS`/`MSR` from EL0 on `core`: the physical timer's owner programming it
+/// ([`emulate_pd_timer`]), or the thread's fault. Apart from [`handle_user_sync`]'s
+/// closure, so that the system-call path there is compiled as if it did not exist (the
+/// call inside it cost the round trips 22 instructions of register saving).
+#[cold]
+#[inline(never)]
+fn system_register_trap(r: &Replica, core: usize, esr: u64) -> *mut Context {
+    let next = machine::with_masked(|inner| {
+        inner.enter(core);
+        let Some(t) = inner.kernel.loaded() else {
+            inner.kernel.timer();
+            return choose(r, inner, core);
+        };
+        if !emulate_pd_timer(inner, t, esr) {
+            let (_, _, elr) = arch::exception_registers();
+            let (kernel, mut hw) = inner.kernel_and_hw(r);
+            let sp = kernel.context(t).map_or(0, |c| c.sp);
+            kernel.user_fault(&mut hw, fault::USER_EXCEPTION, [elr, sp, esr, 0]);
+        }
+        choose(r, inner, core)
+    });
+    next.unwrap_or_else(|| resume(r, core))
+}
+
+/// Makes the physical timer access the trapped `esr` describes for thread `t`, if it is
+/// one and `t` owns the core's physical timer (it acknowledged the timer's interrupt last:
+/// `Kernel::handles_pd_timer`): reads or writes the register at EL1 with `t`'s general
+/// register and steps `t` past the instruction. `false` if not, and the trap is `t`'s
+/// fault. EL0 never gets the registers themselves (`CNTKCTL_EL1.EL0PTEN` stays clear), so
+/// the other PDs of the replica cannot touch the timer and a change of thread costs
+/// nothing; the owner pays a trap each time it programs the timer.
+fn emulate_pd_timer(inner: &mut Inner, t: ThreadId, esr: u64) -> bool {
+    let Some(access) = atoll_kernel_core::esr::phys_timer_access(esr) else {
+        return false;
+    };
+    if !inner.kernel.handles_pd_timer(t) {
+        return false;
+    }
+    let Some(ctx) = inner.kernel.context_mut(t) else {
+        return false;
+    };
+    if access.read {
+        let value = arch::read_phys_timer(access.reg);
+        if let Some(x) = ctx.x.get_mut(access.rt) {
+            *x = value;
+        }
+    } else {
+        // x31 is xzr here.
+        let value = ctx.x.get(access.rt).copied().unwrap_or(0);
+        arch::write_phys_timer(access.reg, value);
+    }
+    ctx.pc = ctx.pc.wrapping_add(4);
+    true
 }
 
 /// A call or reply switched `core` straight to `t` ([`Entered::Switched`]): only what

@@ -43,12 +43,6 @@ pub struct Inner {
     pub kernel: Kernel,
     /// Each core's user address space (root, ASID), to skip needless switches.
     pub space: [(u64, u16); MAX_CORES],
-    /// Whether EL0 may program each core's physical timer now (`CNTKCTL_EL1.EL0PTEN`).
-    pub pd_timer: [bool; MAX_CORES],
-    /// The address space of the thread that owns each core's physical timer (it
-    /// acknowledged the timer's interrupt there), `(0, 0)` if none: EL0 may program the
-    /// timer exactly while that space is loaded.
-    pub pd_timer_space: [(u64, u16); MAX_CORES],
     /// Each core's timer deadline, to skip needless writes: its complement, so that the
     /// initial zeros read as `u64::MAX`, stopped (and the kernel's state takes no room in
     /// its image). `!0`, deadline 0, forces the next write.
@@ -68,8 +62,6 @@ static KERNEL: KernelCell = KernelCell {
     inner: UnsafeCell::new(Inner {
         kernel: Kernel::new(),
         space: [(0, 0); MAX_CORES],
-        pd_timer: [false; MAX_CORES],
-        pd_timer_space: [(0, 0); MAX_CORES],
         armed: [0; MAX_CORES],
         fp: FpSwitch::new(),
         lines: Table::filled(LineBuf::new()),
@@ -134,9 +126,6 @@ pub struct Hw<'a> {
     r: &'a Replica,
     lines: &'a mut Lines,
     fp: &'a mut FpSwitch,
-    space: &'a [(u64, u16); MAX_CORES],
-    pd_timer: &'a mut [bool; MAX_CORES],
-    pd_timer_space: &'a mut [(u64, u16); MAX_CORES],
 }
 
 impl Inner {
@@ -196,9 +185,6 @@ impl Inner {
             r,
             lines: &mut self.lines,
             fp: &mut self.fp,
-            space: &self.space,
-            pd_timer: &mut self.pd_timer,
-            pd_timer_space: &mut self.pd_timer_space,
         };
         (&mut self.kernel, hw)
     }
@@ -288,8 +274,9 @@ impl Machine for Hw<'_> {
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
         if irq == PD_TIMER_INTID {
-            // The thread it signals programs the timer from EL0 on this core, the one that
-            // runs the replica's threads, while it is loaded (`el0::load_space`).
+            // The thread that acknowledges it programs the timer from EL0 on this core, the
+            // one that runs the replica's threads: its accesses trap and the kernel makes
+            // them for it (`el0::emulate_pd_timer`).
             return true;
         }
         // The loader routed (and set the trigger of) every shared interrupt the spec gives
@@ -299,27 +286,6 @@ impl Machine for Hw<'_> {
             .irq_routes()
             .iter()
             .any(|route| route.intid == irq)
-    }
-
-    fn pd_timer_owner(&mut self, current_owns: bool) {
-        let core = arch::this_core();
-        if current_owns {
-            // The thread running here acknowledged the timer's interrupt: its address
-            // space is the one loaded on this core.
-            if let (Some(owner), Some(&space)) =
-                (self.pd_timer_space.get_mut(core), self.space.get(core))
-            {
-                *owner = space;
-            }
-        } else {
-            *self.pd_timer_space = [(0, 0); MAX_CORES];
-        }
-        if let Some(open) = self.pd_timer.get_mut(core)
-            && *open != current_owns
-        {
-            arch::set_user_physical_timer(current_owns);
-            *open = current_owns;
-        }
     }
 
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {

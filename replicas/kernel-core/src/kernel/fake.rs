@@ -54,8 +54,6 @@ pub struct FakeMachine {
     pub stall_in_syscall: bool,
     /// PD records published, in order: (directory index, state, fault count).
     pub published: Vec<(u32, PdState, u32)>,
-    /// The physical timer's changes of hands, in order (`Machine::pd_timer_owner`).
-    pub pd_timer_owner: Vec<bool>,
 }
 
 impl Default for FakeMachine {
@@ -79,7 +77,6 @@ impl Default for FakeMachine {
             stalls: Vec::new(),
             stall_in_syscall: false,
             published: Vec::new(),
-            pd_timer_owner: Vec::new(),
         }
     }
 }
@@ -117,10 +114,6 @@ impl Machine for FakeMachine {
 
     fn flush_tlb(&mut self, _asid: u16, _va: Option<u64>) {
         self.flushes = self.flushes.saturating_add(1);
-    }
-
-    fn pd_timer_owner(&mut self, current_owns: bool) {
-        self.pd_timer_owner.push(current_owns);
     }
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {

@@ -14,17 +14,12 @@ use super::{Kernel, Machine};
 use crate::cap::{Cap, Rights};
 use crate::id::{IrqId, NotificationId, SlotId, ThreadId};
 
-/// An interrupt: whether a handler capability exists, what it signals, and which thread
-/// last acknowledged it.
+/// An interrupt: whether a handler capability exists, and what it signals.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Irq {
     pub handler: bool,
     pub ntfn: Option<NotificationId>,
     pub badge: u64,
-    /// The thread that last invoked IRQHandler_Ack. For the core's physical timer
-    /// ([`PD_TIMER_INTID`]), the one thread that may program it from EL0: holding the
-    /// handler capability is the authority, and acknowledging claims it.
-    pub owner: Option<ThreadId>,
 }
 
 impl Irq {
@@ -33,7 +28,6 @@ impl Irq {
         handler: false,
         ntfn: None,
         badge: 0,
-        owner: None,
     };
 }
 
@@ -157,10 +151,9 @@ impl Kernel {
         let entry = &mut self.objects.irqs[irq];
         match request {
             IrqHandlerInvocation::Ack => {
-                if intid == PD_TIMER_INTID && entry.owner != Some(t) {
-                    m.pd_timer_owner(true);
+                if intid == PD_TIMER_INTID {
+                    self.objects.pd_timer_owner = Some(t);
                 }
-                entry.owner = Some(t);
                 m.set_irq_enabled(intid, true);
             }
             IrqHandlerInvocation::SetNotification(n, badge) => {
@@ -170,10 +163,9 @@ impl Kernel {
             }
             IrqHandlerInvocation::Clear => {
                 entry.ntfn = None;
-                if intid == PD_TIMER_INTID && entry.owner.is_some() {
-                    m.pd_timer_owner(false);
+                if intid == PD_TIMER_INTID {
+                    self.objects.pd_timer_owner = None;
                 }
-                entry.owner = None;
                 m.set_irq_enabled(intid, false);
             }
         }
@@ -186,27 +178,23 @@ impl Kernel {
     /// handler capability. Other PDs sharing its replica cannot touch the timer.
     #[inline]
     pub fn handles_pd_timer(&self, thread: ThreadId) -> bool {
-        IrqId::new(PD_TIMER_INTID as usize)
-            .is_some_and(|irq| self.objects.irqs[irq].owner == Some(thread))
+        self.objects.pd_timer_owner == Some(thread)
     }
 }
 
 impl Objects {
     /// Thread `t` is going: it owns no interrupt any more.
-    pub(super) fn disown_irqs(&mut self, m: &mut impl Machine, t: ThreadId) {
-        if let Some(irq) = IrqId::new(PD_TIMER_INTID as usize)
-            && self.irqs[irq].owner == Some(t)
-        {
-            self.irqs[irq].owner = None;
-            m.pd_timer_owner(false);
+    pub(super) fn disown_irqs(&mut self, t: ThreadId) {
+        if self.pd_timer_owner == Some(t) {
+            self.pd_timer_owner = None;
         }
     }
 
     /// The last capability to the handler of interrupt `irq` went: it signals nothing and
     /// stays masked.
     pub(super) fn destroy_irq_handler(&mut self, m: &mut impl Machine, irq: IrqId) {
-        if irq.intid() == PD_TIMER_INTID && self.irqs[irq].owner.is_some() {
-            m.pd_timer_owner(false);
+        if irq.intid() == PD_TIMER_INTID {
+            self.pd_timer_owner = None;
         }
         self.irqs[irq] = Irq::UNCLAIMED;
         m.set_irq_enabled(irq.intid(), false);

@@ -107,11 +107,6 @@ pub trait Machine {
     fn flush_tlb(&mut self, asid: u16, va: Option<u64>);
     /// Whether interrupt `irq` belongs to this replica; configures its trigger if so.
     fn claim_irq(&mut self, irq: u32, edge: bool) -> bool;
-    /// The core's physical timer ([`PD_TIMER_INTID`](atoll_abi::limits::PD_TIMER_INTID))
-    /// changed hands: `true`, the thread running on this core acknowledged its interrupt
-    /// and may program it from EL0 from now on (whenever its address space is loaded);
-    /// `false`, no thread may any more.
-    fn pd_timer_owner(&mut self, current_owns: bool);
     /// Unmasks (`true`) or masks an interrupt.
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool);
     /// Sets `bits` in cross-replica channel word `word`, watched on replica `replica`, and

@@ -69,6 +69,11 @@ pub(super) struct Objects {
     /// address space, scheduling parameters, budget) may have changed (see
     /// `Kernel::caller_goes_on`). False until a thread is first loaded.
     pub unchanged: bool,
+    /// The thread that last acknowledged the core's physical timer's interrupt
+    /// ([`PD_TIMER_INTID`](atoll_abi::limits::PD_TIMER_INTID)) through its handler
+    /// capability: the one thread the kernel programs that timer for (holding the handler
+    /// capability is the authority, and acknowledging claims it).
+    pub pd_timer_owner: Option<ThreadId>,
 }
 
 /// Takes the first free entry of a table of live flags.
@@ -127,6 +132,7 @@ impl Objects {
             cores: 0,
             kicks: 0,
             unchanged: false,
+            pd_timer_owner: None,
         }
     }
 
@@ -247,7 +253,7 @@ impl Objects {
             ObjectKind::Tcb => {
                 if let Some(t) = ThreadId::from_data(data) {
                     self.publish(m, t, PdChange::Gone);
-                    self.disown_irqs(m, t);
+                    self.disown_irqs(t);
                     self.destroy_thread(t);
                 }
             }
