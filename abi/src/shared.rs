@@ -233,17 +233,23 @@ impl WordRecord {
     /// Counts a notify from replica `from` to replica `to` through this word: delivered
     /// (`sent`) or refused (`dropped`). Only the sending replica calls it.
     pub fn count_send(&self, from: usize, to: usize, delivered: bool) {
-        let tag = |r: usize| u32::try_from(r).map_or(0, |r| r.saturating_add(1));
-        self.from.store(tag(from), Ordering::Relaxed);
-        self.to.store(tag(to), Ordering::Relaxed);
+        // A word has one sending and one receiving replica: its ends are written once.
+        if self.from.load(Ordering::Relaxed) == 0 {
+            let tag = |r: usize| u32::try_from(r).map_or(0, |r| r.saturating_add(1));
+            self.to.store(tag(to), Ordering::Relaxed);
+            self.from.store(tag(from), Ordering::Relaxed);
+        }
         let counter = if delivered { &self.sent } else { &self.dropped };
+        // Several cores of the sending replica may notify through the word at once.
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts the receiving kernel taking bits from the word. Only the receiving replica
-    /// calls it.
+    /// Counts the receiving kernel taking bits from the word. Only the receiving replica's
+    /// core that serves its doorbell calls it, so a plain load and store count exactly.
     pub fn count_take(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
+        let taken = self.received.load(Ordering::Relaxed);
+        self.received
+            .store(taken.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// The record, if the word was ever rung and names two replicas of the system (fewer
