@@ -28,6 +28,7 @@ use core::ptr::NonNull;
 
 use crate::barrier;
 use crate::driver::{Buffer, Nic, Region};
+use crate::regs::Regs;
 use crate::{MAX_FRAME, NET_BUFFERS};
 
 /// The card's registers the driver uses, by their offset in the register block. All of them
@@ -176,26 +177,6 @@ const _: () = assert!(RINGS_NEEDED <= 0x4000);
 const _: () = assert!(RX_BUFFER_BYTES.is_multiple_of(16) && RX_BUFFER_BYTES <= 0x3FF0);
 const _: () = assert!(MAX_FRAME_LENGTH <= RX_BUFFER_BYTES && MAX_FRAME_LENGTH < 1 << 14);
 const _: () = assert!(MAX_FRAME <= u16::MAX as u32);
-
-/// The card's register block.
-#[derive(Clone, Copy)]
-struct Regs(NonNull<u8>);
-
-impl Regs {
-    /// Reads the register at `offset` (one of [`reg`]'s).
-    fn read(self, offset: usize) -> u32 {
-        // SAFETY: `offset` is one of `reg`'s, inside the register page (checked at compile
-        // time), 4-byte aligned; the page is mapped uncached into this PD alone for its
-        // lifetime (`EnetNic::new`'s contract). The card takes 32-bit accesses only.
-        unsafe { self.0.byte_add(offset).cast::<u32>().read_volatile() }
-    }
-
-    /// Writes `value` to the register at `offset`.
-    fn write(self, offset: usize, value: u32) {
-        // SAFETY: as in `read`.
-        unsafe { self.0.byte_add(offset).cast::<u32>().write_volatile(value) }
-    }
-}
 
 /// One buffer descriptor, by the driver's address of its first byte in ring memory.
 #[derive(Clone, Copy)]

@@ -54,6 +54,7 @@ use core::ptr::NonNull;
 
 use crate::barrier;
 use crate::driver::{Buffer, Nic, Region, is_station};
+use crate::regs::Regs;
 use crate::{HEADROOM, MAX_FRAME, NET_BUFFERS};
 
 /// The card's registers the driver uses, by their offset in the register block. All of them
@@ -248,36 +249,6 @@ const _: () = assert!(RINGS_NEEDED <= 0x4000);
 const _: () = assert!(RX_BUFFER_BYTES / 64 <= 0xFF && RX_BUFFER_BYTES >= 1538);
 const _: () = assert!(MAX_TX_FRAME <= MAX_FRAME && MAX_TX_FRAME <= TX_LENGTH);
 const _: () = assert!((HEADROOM as u64).is_multiple_of(RX_BUFFER_ALIGN));
-
-/// The card's register page.
-#[derive(Clone, Copy)]
-struct Regs(NonNull<u8>);
-
-impl Regs {
-    /// Whether `offset` names a word of the page.
-    const fn valid(offset: usize) -> bool {
-        offset.is_multiple_of(4) && offset + 4 <= 0x1000
-    }
-
-    /// Reads the register at `offset` (0 for an offset outside the page).
-    fn read(self, offset: usize) -> u32 {
-        if !Self::valid(offset) {
-            return 0;
-        }
-        // SAFETY: an aligned word of the register page, which `GemNic::new`'s caller
-        // promised is mapped uncached into this PD for the driver alone.
-        unsafe { self.0.byte_add(offset).cast::<u32>().read_volatile() }
-    }
-
-    /// Writes the register at `offset` (nothing for an offset outside the page).
-    fn write(self, offset: usize, value: u32) {
-        if !Self::valid(offset) {
-            return;
-        }
-        // SAFETY: as in `read`.
-        unsafe { self.0.byte_add(offset).cast::<u32>().write_volatile(value) }
-    }
-}
 
 /// The rings region, one aligned word at a time.
 #[derive(Clone, Copy)]

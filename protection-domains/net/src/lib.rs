@@ -15,6 +15,7 @@ pub mod cache;
 pub mod driver;
 pub mod enet;
 pub mod gem;
+mod regs;
 pub mod virtio;
 
 pub use atoll_boards::DeviceKind;
