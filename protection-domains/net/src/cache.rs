@@ -33,12 +33,6 @@ pub fn clean_invalidate(vaddr: usize, len: usize) {
     });
 }
 
-/// Drops the lines of `[vaddr, vaddr + len)` after a card wrote there (clean and
-/// invalidate, as EL0 may not discard data: the lines are clean by then).
-pub fn invalidate(vaddr: usize, len: usize) {
-    clean_invalidate(vaddr, len);
-}
-
 /// Calls `f` with the address of each cache line in the range, then waits for the
 /// maintenance to complete.
 fn for_each_line(vaddr: usize, len: usize, mut f: impl FnMut(usize)) {

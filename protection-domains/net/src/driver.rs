@@ -199,8 +199,9 @@ impl<'a, N: Nic> Driver<'a, N> {
                 continue;
             }
             if !N::COHERENT {
-                // Lines the CPU fetched (speculatively) while the card wrote are stale.
-                crate::cache::invalidate(self.rx.buffer(tag).vaddr, NET_BUF_SIZE as usize);
+                // Lines the CPU fetched (speculatively) while the card wrote are stale (EL0
+                // may not discard lines, but they are clean by then).
+                crate::cache::clean_invalidate(self.rx.buffer(tag).vaddr, NET_BUF_SIZE as usize);
             }
             self.counters.received += 1;
             // The client posted at most as many buffers as the queue has slots.

@@ -26,10 +26,11 @@
 
 use core::ptr::NonNull;
 
+use crate::MAX_FRAME;
 use crate::barrier;
-use crate::driver::{Buffer, Nic, Region};
+use crate::driver::{Buffer, Nic, Region, is_station};
 use crate::regs::Regs;
-use crate::{MAX_FRAME, NET_BUFFERS};
+use crate::slots::{SLOTS, Slots};
 
 /// The card's registers the driver uses, by their offset in the register block. All of them
 /// lie in its first 4 KiB page, the part the description maps.
@@ -139,9 +140,6 @@ const BD_RX_TRUNCATED: u16 = 1 << 0;
 const BD_RX_ERRORS: u16 =
     BD_RX_LONG | BD_RX_NON_OCTET | BD_RX_CRC | BD_RX_OVERRUN | BD_RX_TRUNCATED;
 
-/// Descriptors in each ring: one per buffer of a data region, so the card can hold every
-/// buffer the client hands over.
-const SLOTS: usize = NET_BUFFERS as usize;
 /// Bytes of a (legacy) buffer descriptor.
 const DESC_BYTES: usize = 8;
 /// Where in `net_rings` the receive ring starts.
@@ -216,20 +214,14 @@ impl Descriptor {
     }
 }
 
-/// A ring of [`SLOTS`] descriptors and the tags of the buffers the card holds in it. The card
-/// works through the ring in order, so the driver hands it slots at `next_post` and takes
-/// them back, in the same order, at `next_take`.
+/// A ring of [`SLOTS`] descriptors and the slots the card holds in it. The card works
+/// through the ring in order, so the driver hands it slots and takes them back in the same
+/// order.
 struct Ring {
     /// The driver's address of the first descriptor.
     base: usize,
-    /// The tag of the buffer in each slot the card holds.
-    tags: [u64; SLOTS],
-    /// The next slot to hand the card.
-    next_post: usize,
-    /// The oldest slot the card holds.
-    next_take: usize,
-    /// Slots the card holds.
-    held: usize,
+    /// The slots the card holds, with their buffers' tags.
+    slots: Slots,
 }
 
 impl Ring {
@@ -237,10 +229,7 @@ impl Ring {
     const fn new(base: usize) -> Self {
         Self {
             base,
-            tags: [0; SLOTS],
-            next_post: 0,
-            next_take: 0,
-            held: 0,
+            slots: Slots::new(),
         }
     }
 
@@ -266,22 +255,20 @@ impl Ring {
 
     /// Whether a slot is free.
     fn has_room(&self) -> bool {
-        self.held < SLOTS
+        self.slots.has_room()
     }
 
     /// Hands the card the next slot, with the buffer at `paddr`, `length` and `status`
     /// (which includes [`BD_OWNED`]); the card is told to look afterwards, at `kick`.
     fn post(&mut self, regs: Regs, kick: usize, tag: u64, paddr: u32, length: u16, status: u16) {
-        let slot = self.next_post;
+        let slot = self.slots.next_post();
         let descriptor = self.descriptor(slot);
         descriptor.set_address(paddr);
         descriptor.set_length(length);
         // The card must see the buffer before the status word that gives it the slot.
         barrier::ring_writes();
         descriptor.set_status(status | Self::wrap(slot));
-        self.tags[slot] = tag;
-        self.next_post = (slot + 1) % SLOTS;
-        self.held += 1;
+        self.slots.post(tag);
         // The descriptor must have reached memory before the card looks for it.
         barrier::before_kick();
         regs.write(kick, DESCRIPTORS_ACTIVE);
@@ -290,11 +277,7 @@ impl Ring {
     /// The oldest slot the card gave back: its tag, status word and length; `None` while the
     /// card still holds it (or holds nothing).
     fn take(&mut self) -> Option<(u64, u16, u16)> {
-        if self.held == 0 {
-            return None;
-        }
-        let slot = self.next_take;
-        let descriptor = self.descriptor(slot);
+        let descriptor = self.descriptor(self.slots.oldest()?);
         let status = descriptor.status();
         if status & BD_OWNED != 0 {
             return None;
@@ -302,9 +285,7 @@ impl Ring {
         // The rest of the descriptor is read after the status word that gave it back.
         barrier::ring_reads();
         let length = descriptor.length();
-        self.next_take = (slot + 1) % SLOTS;
-        self.held -= 1;
-        Some((self.tags[slot], status, length))
+        Some((self.slots.take(), status, length))
     }
 }
 
@@ -348,7 +329,7 @@ fn mac_from(palr: u32, paur: u32) -> Option<[u8; 6]> {
     let [a, b, c, d] = palr.to_be_bytes();
     let [e, f, _, _] = paur.to_be_bytes();
     let mac = [a, b, c, d, e, f];
-    (mac != [0; 6] && a & 1 == 0).then_some(mac)
+    is_station(mac).then_some(mac)
 }
 
 /// The i.MX ENET.

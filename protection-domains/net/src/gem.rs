@@ -55,7 +55,8 @@ use core::ptr::NonNull;
 use crate::barrier;
 use crate::driver::{Buffer, Nic, Region, is_station};
 use crate::regs::Regs;
-use crate::{HEADROOM, MAX_FRAME, NET_BUFFERS};
+use crate::slots::{SLOTS, Slots};
+use crate::{HEADROOM, MAX_FRAME};
 
 /// The card's registers the driver uses, by their offset in the register block. All of them
 /// lie in its first 4 KiB page, the part the description maps.
@@ -202,9 +203,6 @@ const TX_WRAP: u32 = 1 << 30;
 /// Transmit descriptor, word 1: software owns it (sent, or never ready).
 const TX_USED: u32 = 1 << 31;
 
-/// Descriptors in each ring: one per buffer of a data region, so the card can hold every
-/// buffer the client has.
-const SLOTS: usize = NET_BUFFERS as usize;
 /// Bytes of a descriptor (two words: 32-bit addressing, no timestamps).
 const DESC_BYTES: usize = 8;
 /// Where the receive ring lies in the rings region.
@@ -278,11 +276,6 @@ impl RingMemory {
     }
 }
 
-/// The slot after `slot` in a ring.
-const fn next(slot: usize) -> usize {
-    (slot + 1) % SLOTS
-}
-
 /// The slot before `slot` in a ring.
 const fn previous(slot: usize) -> usize {
     (slot + SLOTS - 1) % SLOTS
@@ -290,24 +283,15 @@ const fn previous(slot: usize) -> usize {
 
 /// The receive ring: which buffers the card holds, in the order it fills them.
 struct RxRing {
-    /// The tag of the buffer in each slot the card holds.
-    tags: [u64; SLOTS],
-    /// The slot the next buffer goes into.
-    head: usize,
-    /// The oldest slot the card holds: the one it fills next.
-    tail: usize,
-    /// Slots the card holds (filled or not, until taken).
-    held: usize,
+    /// The slots the card holds (filled or not, until taken).
+    slots: Slots,
 }
 
 impl RxRing {
     /// An empty ring.
     const fn new() -> Self {
         Self {
-            tags: [0; SLOTS],
-            head: 0,
-            tail: 0,
-            held: 0,
+            slots: Slots::new(),
         }
     }
 
@@ -337,7 +321,7 @@ impl RxRing {
 
     /// Whether the card can take another buffer.
     const fn has_room(&self) -> bool {
-        self.held < SLOTS
+        self.slots.has_room()
     }
 
     /// Hands the card the buffer at `paddr` (its frame's start) with `tag`. `None` if the
@@ -347,28 +331,24 @@ impl RxRing {
         if !self.has_room() {
             return None;
         }
-        let slot = self.head;
+        let slot = self.slots.next_post();
         ring.store(Self::word1(slot), 0);
         barrier::ring_writes();
         ring.store(Self::word0(slot), (paddr & RX_ADDRESS) | Self::wrap(slot));
-        self.tags[slot] = tag;
-        self.head = next(slot);
-        self.held += 1;
+        self.slots.post(tag);
         // The card reads a slot right after filling the one before. If that one is not
         // filled yet, the card reads this slot later, as handed over now; otherwise it may
         // have read it already. The hand-over must be seen before the slot before is looked
         // at.
         barrier::ring_full();
-        let before_filled = self.held == 1 || ring.load(Self::word0(previous(slot))) & RX_USED != 0;
+        let before_filled =
+            self.slots.held() == 1 || ring.load(Self::word0(previous(slot))) & RX_USED != 0;
         Some(before_filled)
     }
 
     /// The tag and length of the oldest buffer the card filled, if it did.
     fn take(&mut self, ring: RingMemory) -> Option<(u64, u32)> {
-        if self.held == 0 {
-            return None;
-        }
-        let slot = self.tail;
+        let slot = self.slots.oldest()?;
         if ring.load(Self::word0(slot)) & RX_USED == 0 {
             return None;
         }
@@ -379,15 +359,14 @@ impl RxRing {
             // this frame comes after both).
             return None;
         }
-        let tag = self.tags[slot];
-        self.tail = next(slot);
-        self.held -= 1;
-        Some((tag, received_length(status)))
+        Some((self.slots.take(), received_length(status)))
     }
 
     /// Whether the card holds an empty buffer: a slot it holds that it has not filled.
     fn card_has_empty(&self, ring: RingMemory) -> bool {
-        (0..self.held).any(|i| ring.load(Self::word0((self.tail + i) % SLOTS)) & RX_USED == 0)
+        self.slots
+            .held_slots()
+            .any(|slot| ring.load(Self::word0(slot)) & RX_USED == 0)
     }
 }
 
@@ -405,24 +384,15 @@ fn received_length(status: u32) -> u32 {
 
 /// The transmit ring: which frames the card holds, in the order it sends them.
 struct TxRing {
-    /// The tag of the buffer in each slot the card holds.
-    tags: [u64; SLOTS],
-    /// The slot the next frame goes into.
-    head: usize,
-    /// The oldest slot the card holds: the one it sends next.
-    tail: usize,
-    /// Slots the card holds (sent or not, until taken).
-    held: usize,
+    /// The slots the card holds (sent or not, until taken).
+    slots: Slots,
 }
 
 impl TxRing {
     /// An empty ring.
     const fn new() -> Self {
         Self {
-            tags: [0; SLOTS],
-            head: 0,
-            tail: 0,
-            held: 0,
+            slots: Slots::new(),
         }
     }
 
@@ -452,7 +422,7 @@ impl TxRing {
 
     /// Whether the card can take another frame.
     const fn has_room(&self) -> bool {
-        self.held < SLOTS
+        self.slots.has_room()
     }
 
     /// Hands the card the frame of `len` bytes at `paddr`, with `tag`; `false` if the ring
@@ -461,7 +431,7 @@ impl TxRing {
         if !self.has_room() {
             return false;
         }
-        let slot = self.head;
+        let slot = self.slots.next_post();
         ring.store(Self::word0(slot), paddr);
         barrier::ring_writes();
         // One buffer per frame; the used bit clear hands it over, and the card adds the FCS.
@@ -469,27 +439,25 @@ impl TxRing {
             Self::word1(slot),
             (len & TX_LENGTH) | TX_LAST | Self::wrap(slot),
         );
-        self.tags[slot] = tag;
-        self.head = next(slot);
-        self.held += 1;
+        self.slots.post(tag);
         true
     }
 
     /// The tag of the oldest frame the card sent, if it did.
     fn take(&mut self, ring: RingMemory) -> Option<u64> {
-        if self.held == 0 || ring.load(Self::word1(self.tail)) & TX_USED == 0 {
+        let slot = self.slots.oldest()?;
+        if ring.load(Self::word1(slot)) & TX_USED == 0 {
             return None;
         }
         barrier::ring_reads();
-        let tag = self.tags[self.tail];
-        self.tail = next(self.tail);
-        self.held -= 1;
-        Some(tag)
+        Some(self.slots.take())
     }
 
     /// Whether the card holds a frame it has not sent.
     fn card_has_unsent(&self, ring: RingMemory) -> bool {
-        self.held > 0 && ring.load(Self::word1(self.tail)) & TX_USED == 0
+        self.slots
+            .oldest()
+            .is_some_and(|slot| ring.load(Self::word1(slot)) & TX_USED == 0)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod driver;
 pub mod enet;
 pub mod gem;
 mod regs;
+mod slots;
 pub mod virtio;
 
 pub use atoll_boards::DeviceKind;
