@@ -455,6 +455,12 @@ struct Entry {
     value_len: usize,
 }
 
+/// Sequence numbers each superblock generation may use for a compaction's base: a
+/// compaction of reservation generation `r` numbers its records from `r *
+/// SEQ_PER_GENERATION` (or the next sequence number, if higher), so no two attempts share
+/// a number. Far more records than a half holds.
+const SEQ_PER_GENERATION: u64 = 1 << 32;
+
 /// The store over a device `D`.
 pub struct Store<D: BlockDevice> {
     dev: D,
@@ -733,6 +739,25 @@ impl<D: BlockDevice> Store<D> {
     /// Writes every live record, with `key` set to `value` (or removed), to the other
     /// half, then switches to it with a superblock of the next generation.
     fn compact(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), Error> {
+        // First a superblock of the next generation naming the same half (a reservation,
+        // durable before any record of this compaction is written): the records then take
+        // sequence numbers from a base no earlier attempt could have used, `generation`
+        // shifted into the high bits. A compaction that crashed before its switch leaves
+        // records in the other half; a later one must not let one of them pass as the
+        // next record after its own last.
+        let reservation = Superblock {
+            generation: self.sb.generation.checked_add(1).ok_or(Error::Full)?,
+            ..self.sb
+        };
+        self.dev
+            .write(reservation.generation % 2, &reservation.encode())?;
+        self.dev.flush()?;
+        self.sb = reservation;
+        let base = reservation
+            .generation
+            .checked_mul(SEQ_PER_GENERATION)
+            .ok_or(Error::Full)?
+            .max(self.next_seq);
         let sb = self.sb;
         let old_start = sb.half_start(sb.active).ok_or(Error::Corrupt)?;
         let other = if sb.active == 0 { 1 } else { 0 };
@@ -740,7 +765,7 @@ impl<D: BlockDevice> Store<D> {
         let generation = sb.generation.checked_add(1).ok_or(Error::Full)?;
         let mut index = BTreeMap::new();
         let mut offset = 0u64;
-        let mut seq = self.next_seq;
+        let mut seq = base;
         let mut write = |dev: &mut D, k: &[u8], v: &[u8], offset: &mut u64, seq: &mut u64| {
             let blocks = record_blocks(k.len(), v.len());
             let end = offset.checked_add(blocks).ok_or(Error::Full)?;
@@ -778,7 +803,7 @@ impl<D: BlockDevice> Store<D> {
         self.dev.flush()?;
         let new_sb = Superblock {
             generation,
-            start_seq: self.next_seq,
+            start_seq: base,
             half_blocks: sb.half_blocks,
             active: other,
         };
