@@ -9,5 +9,7 @@
 //! data region between a device driver and its client, in the shape of seL4's sDDF.
 #![no_std]
 
+pub mod block;
+pub mod kv;
 pub mod queue;
 pub mod ring;
