@@ -71,6 +71,9 @@ pub struct Board {
     /// Devices a system description may name (`<memory_region device="…">`,
     /// `<irq device="…">`), so that one description serves every board.
     pub devices: &'static [Device],
+    /// Names that stand for one of [`Board::devices`] by role, the same on every board
+    /// (`disk0`: the disk the storage replica keeps its data on), as `(alias, device)`.
+    pub aliases: &'static [(&'static str, &'static str)],
 }
 
 /// A device of a board that driver PDs use: its register block and its interrupt.
@@ -201,6 +204,7 @@ pub const QEMU_VIRT_AARCH64: Board = Board {
         console_serial: 0,
     },
     devices: &[QEMU_VIRT_NET0, QEMU_VIRT_BLK0],
+    aliases: &[("disk0", "blk0")],
 };
 
 /// `qemu_virt_aarch64`'s `net0`: the virtio-mmio transport at 0x0a00_3e00, QEMU's
@@ -281,6 +285,8 @@ pub const ZCU102: Board = Board {
         console_serial: 0,
     },
     devices: &[ZCU102_NET0, ZCU102_SD0, ZCU102_SD1],
+    // The board's SD card slot.
+    aliases: &[("disk0", "sd1")],
 };
 
 /// `zcu102`'s `net0`: GEM3, the Cadence GEM wired to the board's Ethernet port, at
@@ -379,6 +385,8 @@ pub const IMX8MP_EVK: Board = Board {
         console_serial: 1,
     },
     devices: &[IMX8MP_NET0, IMX8MP_SD0, IMX8MP_SD1, IMX8MP_SD2],
+    // The EVK's SD card slot.
+    aliases: &[("disk0", "sd1")],
 };
 
 /// `imx8mp_evk`'s `net0`: ENET1, the i.MX 8M Plus's FEC-style MAC, at 0x30be_0000 (64 KiB
@@ -472,8 +480,14 @@ impl Board {
         self.gics().find(|g| g.version == version)
     }
 
-    /// The device called `name` ([`Board::devices`]), if the board has one.
+    /// The device called `name` ([`Board::devices`]), or that the alias `name` stands for
+    /// ([`Board::aliases`]), if the board has one.
     pub fn device(&self, name: &str) -> Option<&'static Device> {
+        let name = self
+            .aliases
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, device)| *device);
         self.devices.iter().find(|d| d.name == name)
     }
 }
@@ -489,6 +503,28 @@ pub fn by_name(name: &str) -> Option<&'static Board> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_board_has_a_disk0_and_no_alias_hides_a_device() {
+        for board in BOARDS {
+            let disk = board.device("disk0").expect(board.name);
+            assert!(
+                matches!(
+                    disk.kind,
+                    DeviceKind::VirtioMmio | DeviceKind::Sdhci | DeviceKind::ImxUsdhc
+                ),
+                "{}",
+                board.name
+            );
+            for (alias, device) in board.aliases {
+                assert!(board.devices.iter().all(|d| d.name != *alias), "{alias}");
+                assert!(board.devices.iter().any(|d| d.name == *device), "{device}");
+            }
+        }
+        assert_eq!(QEMU_VIRT_AARCH64.device("disk0"), Some(&QEMU_VIRT_BLK0));
+        assert_eq!(ZCU102.device("disk0"), Some(&ZCU102_SD1));
+        assert_eq!(IMX8MP_EVK.device("disk0"), Some(&IMX8MP_SD1));
+    }
 
     #[test]
     fn boards_are_consistent() {

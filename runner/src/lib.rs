@@ -87,6 +87,9 @@ pub struct QemuOptions {
     /// The board's network interface on QEMU's user networking, with a host port forwarded
     /// to the guest ([`nic_args`]).
     pub forward: Option<Forward>,
+    /// A raw disk image attached as the board's `disk0` ([`disk_args`]), read and written
+    /// in place.
+    pub disk: Option<PathBuf>,
 }
 
 /// A TCP port of the host's loopback forwarded to a port of the guest.
@@ -163,6 +166,90 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
         _ => None,
     }
 }
+
+/// The QEMU options that attach the raw image `disk` as `board`'s `disk0`, the disk the
+/// storage replica keeps its data on; `None` for a board without one.
+///
+/// On `virt` it is a virtio-blk device on the transport `blk0` names
+/// ([`VIRT_DISK_BUS`], a page of registers apart from the NIC's). On `zcu102` it is the SD
+/// card in SD1, the board's card slot (`xlnx-zcu102` gives SD controller `n` the drive
+/// `if=sd,index=n`); on `imx8mp-evk` the card in uSDHC2, the EVK's slot (`fsl-imx8mp`
+/// gives uSDHC `n` the drive `if=sd,bus=n`). QEMU's SD cards take only images whose size
+/// is a power of two. Every form writes through to the file as the guest writes (QEMU's
+/// default `cache=writeback` keeps written data in the host's page cache, which a killed
+/// QEMU does not lose), and a guest flush reaches the host's disk (`fdatasync`).
+pub fn disk_args(board: &Board, disk: &Path) -> Option<Vec<String>> {
+    let file = disk.display();
+    match board.name {
+        "qemu_virt_aarch64" => Some(vec![
+            "-drive".into(),
+            format!("if=none,id=disk0,file={file},format=raw"),
+            "-device".into(),
+            format!("virtio-blk-device,drive=disk0,bus={VIRT_DISK_BUS}"),
+            "-global".into(),
+            "virtio-mmio.force-legacy=false".into(),
+        ]),
+        "zcu102" => Some(vec![
+            "-drive".into(),
+            format!("if=sd,index=1,file={file},format=raw"),
+        ]),
+        "imx8mp_evk" => Some(vec![
+            "-drive".into(),
+            format!("if=sd,bus=1,file={file},format=raw"),
+        ]),
+        _ => None,
+    }
+}
+
+/// Bytes of a disk image [`prepare_disk`] creates: 64 MiB.
+pub const DISK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Makes sure the disk image at `path` can be `board`'s `disk0`: creates it (zeros,
+/// [`DISK_BYTES`], with its directory) if it does not exist, and checks an existing one is
+/// a whole number of 512-byte blocks and, on the boards with an SD card, a power of two in
+/// size (QEMU refuses other SD card images). Says whether it created it.
+pub fn prepare_disk(board: &Board, path: &Path) -> std::io::Result<bool> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let created = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(invalid(format!("{} is not a file", path.display())));
+        }
+        Ok(_) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::File::create_new(path)?.set_len(DISK_BYTES)?;
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    let size = std::fs::metadata(path)?.len();
+    let sd = board.device("disk0").is_some_and(|d| {
+        matches!(
+            d.kind,
+            atoll_boards::DeviceKind::Sdhci | atoll_boards::DeviceKind::ImxUsdhc
+        )
+    });
+    if size == 0 || !size.is_multiple_of(512) {
+        return Err(invalid(format!(
+            "{}: {size} bytes is not a whole number of 512-byte blocks",
+            path.display()
+        )));
+    }
+    if sd && !size.is_power_of_two() {
+        return Err(invalid(format!(
+            "{}: {size} bytes: {}'s disk is an SD card, and QEMU takes only SD card images \
+             whose size is a power of two (truncate -s 64M makes one)",
+            path.display(),
+            board.name
+        )));
+    }
+    Ok(created)
+}
+
+/// QEMU's name of the virtio-mmio transport at 0x0a00_2e00 on `virt`, the board's `blk0`.
+const VIRT_DISK_BUS: &str = "virtio-mmio-bus.23";
 
 /// QEMU's name of the virtio-mmio transport at 0x0a00_3e00 on `virt` (QEMU numbers the
 /// transports' buses from the lowest address).
@@ -247,6 +334,9 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
     }
     if let Some(forward) = options.forward {
         args.extend(nic_args(board, forward).unwrap_or_default());
+    }
+    if let Some(disk) = &options.disk {
+        args.extend(disk_args(board, disk).unwrap_or_default());
     }
     args.extend(options.extra.iter().cloned());
     args
@@ -562,6 +652,73 @@ mod tests {
         ));
         assert!(has(&a, "-device", "virtio-blk-device,drive=boot"));
         assert!(!a.iter().any(|x| x == "-kernel"));
+    }
+
+    /// Each board's disk goes where its `disk0` is: the virtio transport of `blk0` on
+    /// `virt`, the card slot's SD controller on the boards.
+    #[test]
+    fn a_disk_is_attached_as_each_boards_disk0() {
+        let disk = Some(PathBuf::from("disk.img"));
+        let a = args(&QemuOptions {
+            disk: disk.clone(),
+            ..QemuOptions::default()
+        });
+        assert!(has(
+            &a,
+            "-drive",
+            "if=none,id=disk0,file=disk.img,format=raw"
+        ));
+        assert!(has(
+            &a,
+            "-device",
+            "virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.23"
+        ));
+        // The transport `blk0` names: bus n sits at 0x0a00_0000 + 0x200 n.
+        let blk0 = atoll_boards::by_name("qemu_virt_aarch64")
+            .and_then(|b| b.device("blk0"))
+            .expect("blk0");
+        assert_eq!(0x0A00_0000 + 0x200 * 23, blk0.regs.base);
+        for (board, drive) in [
+            ("zcu102", "if=sd,index=1,file=disk.img,format=raw"),
+            ("imx8mp_evk", "if=sd,bus=1,file=disk.img,format=raw"),
+        ] {
+            let board = atoll_boards::by_name(board).expect("board");
+            let a = qemu_args(
+                board,
+                Path::new("atoll.img"),
+                &QemuOptions {
+                    disk: disk.clone(),
+                    ..QemuOptions::default()
+                },
+            );
+            assert!(has(&a, "-drive", drive), "{a:?}");
+        }
+        assert!(!args(&QemuOptions::default()).iter().any(|x| x == "-drive"));
+    }
+
+    /// A missing image is made at 64 MiB of zeros; a bad size is refused, naming it.
+    #[test]
+    fn a_disk_image_is_created_once_and_bad_sizes_are_refused() {
+        let dir = std::env::temp_dir().join(format!("atoll-disk-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let virt = atoll_boards::by_name("qemu_virt_aarch64").expect("virt");
+        let zcu = atoll_boards::by_name("zcu102").expect("zcu102");
+        let path = dir.join("sub").join("disk.img");
+        assert!(prepare_disk(virt, &path).expect("created"));
+        assert_eq!(std::fs::metadata(&path).expect("made").len(), DISK_BYTES);
+        std::fs::write(&path, b"kept").expect("write");
+        let odd = prepare_disk(virt, &path).expect_err("4 bytes");
+        assert!(odd.to_string().contains("512-byte blocks"), "{odd}");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(3 * 512))
+            .expect("resize");
+        assert!(!prepare_disk(virt, &path).expect("virtio takes any size"));
+        let sd = prepare_disk(zcu, &path).expect_err("not a power of two");
+        assert!(sd.to_string().contains("power of two"), "{sd}");
+        assert!(prepare_disk(virt, &dir).is_err(), "a directory");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A child that prints the awaited line and exits at once: the line counts even when

@@ -298,4 +298,26 @@ mod tests {
         assert!(!names("imx8mp_evk").contains(&"service-static"));
         assert_eq!(names("zcu102").len() + 7, names(VIRT).len());
     }
+
+    /// `service-static.xml` is `system.xml` with the static address set: every element
+    /// the same, in the same order, but for the address's `<setvar>`s.
+    #[test]
+    fn the_static_service_system_is_the_default_one_with_an_address() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace");
+        let elements = |file: &str| {
+            std::fs::read_to_string(root.join(file))
+                .expect("readable")
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+                .filter(|l| !l.starts_with("<setvar symbol=\"net_ipv4_"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let default = elements("system.xml");
+        assert!(default.len() > 20);
+        assert_eq!(elements("tests/systems/service-static.xml"), default);
+    }
 }

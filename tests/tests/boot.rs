@@ -160,7 +160,7 @@ fn check_normal_boot(board: &str, outcome: &Outcome) {
     check_boot_of(
         board,
         outcome,
-        [&["net_driver", "io"], &["rt"], &["storage", "storage_blk"]],
+        [&["net_driver", "io"], &["rt"], &["storage", "blk_driver"]],
     );
 }
 
@@ -219,7 +219,7 @@ fn check_boot_of(board: &str, outcome: &Outcome, pds: [&[&str]; 3]) {
         "'every PD started' was not logged before power-off",
     );
     // Every replica's initialiser runs in user space and starts its PDs there; the storage
-    // replica runs one on each of its cores, `storage` on core 2 and `storage_blk` on core 3.
+    // replica runs one on each of its cores, `storage` on core 2 and `blk_driver` on core 3.
     for (replica, pds) in pds.iter().enumerate() {
         position(
             outcome,
@@ -237,9 +237,12 @@ fn check_boot_of(board: &str, outcome: &Outcome, pds: [&[&str]; 3]) {
             position(outcome, &format!("{pd}: running at EL0"));
         }
     }
-    // The two storage PDs' start-up handshake: `storage` notified `storage_blk`, which
-    // could only answer once it ran.
-    position(outcome, "storage: block side answered");
+    // The two storage PDs' start-up handshake: `blk_driver` set up the block queues and
+    // told `storage`, which found that the test boots no disk and says so.
+    position(
+        outcome,
+        "storage: no disk: the key-value store is unavailable",
+    );
 }
 
 /// A PD that owns the core's physical timer (IRQ 30, a per-core interrupt) programs it from
@@ -1248,7 +1251,7 @@ fn check_ballast_boot(board: &str, outcome: &Outcome) {
     check_boot_of(
         board,
         outcome,
-        [&["io", "ballast"], &["rt"], &["storage", "storage_blk"]],
+        [&["io", "ballast"], &["rt"], &["storage", "blk_driver"]],
     );
     position(
         outcome,

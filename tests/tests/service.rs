@@ -11,14 +11,16 @@
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use atoll_e2e::boot::image_of;
+use atoll_e2e::service::{
+    EXCHANGE, boot, exchange, free_port, fresh_disk, read_response, wait_until_serving,
+};
 use atoll_e2e::variants::{SERVICE, SERVICE_STATIC, Variant};
-use atoll_runner::{Forward, QemuOptions, Running, spawn, target_dir};
+use atoll_runner::target_dir;
 
 /// The board the load test runs on.
 const LOAD_BOARD: &str = "qemu_virt_aarch64";
@@ -41,99 +43,6 @@ macro_rules! on_every_board {
             }
         }
     };
-}
-
-/// How long the service may take to answer its first request after QEMU starts.
-const START: Duration = Duration::from_secs(60);
-/// How long one exchange may take.
-const EXCHANGE: Duration = Duration::from_secs(20);
-
-/// A port of 127.0.0.1 nothing listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
-
-/// Boots the `variant` image of `board` with the guest's port 80 on `port`.
-fn boot(board: &str, variant: &Variant, label: &str, port: u16) -> Running {
-    let name = board;
-    let board = atoll_boards::by_name(board).expect("the board");
-    let options = QemuOptions {
-        forward: Some(Forward {
-            host: port,
-            guest: 80,
-        }),
-        ..QemuOptions::default()
-    };
-    let log = target_dir()
-        .join("e2e-logs")
-        .join(format!("{name}-{label}.log"));
-    spawn(board, &image_of(name, variant), &options, &log).expect("QEMU starts")
-}
-
-/// Sends `request` on a new connection and reads until the server closes it.
-fn exchange(port: u16, request: &[u8]) -> String {
-    try_exchange(port, request).expect("connect and send")
-}
-
-/// [`exchange`], or the error if the connection cannot be made.
-fn try_exchange(port: u16, request: &[u8]) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(EXCHANGE))?;
-    stream.write_all(request)?;
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    Ok(String::from_utf8_lossy(&answer).into_owned())
-}
-
-/// Reads one response (head and `Content-Length` body) from a kept connection.
-fn read_response(stream: &mut TcpStream) -> String {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if bytes.len() >= end + 4 + length {
-                return text;
-            }
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// Waits until the service answers `GET /status`.
-fn wait_until_serving(qemu: &mut Running, port: u16) {
-    let until = Instant::now() + START;
-    while Instant::now() < until {
-        // QEMU forwards the port only once it has started: refused until then.
-        let answer = try_exchange(
-            port,
-            b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap_or_default();
-        if answer.starts_with("HTTP/1.1 200") {
-            return;
-        }
-        assert!(
-            qemu.is_running(),
-            "QEMU stopped before the service answered"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the service did not answer within {START:?}");
 }
 
 /// `curl` with `args`; its standard output.
@@ -164,7 +73,8 @@ fn with_service(board: &str, label: &str, checks: impl FnOnce(u16)) {
 /// [`with_service`] on the `variant` image of the service; the serial log.
 fn with_image(board: &str, variant: &Variant, label: &str, checks: impl FnOnce(u16)) -> String {
     let port = free_port();
-    let mut qemu = boot(board, variant, label, port);
+    let disk = fresh_disk(board, label);
+    let mut qemu = boot(board, variant, label, port, Some(&disk));
     let result = catch_unwind(AssertUnwindSafe(|| {
         wait_until_serving(&mut qemu, port);
         checks(port);
@@ -221,7 +131,7 @@ fn answers_every_endpoint(board: &str) {
                 ("io", "running", 0),
                 ("rt", "running", 0),
                 ("storage", "running", 0),
-                ("storage_blk", "running", 0)
+                ("blk_driver", "running", 0)
             ],
             "{body}"
         );
@@ -237,15 +147,30 @@ fn answers_every_endpoint(board: &str) {
                 .contains("content-type: application/json")
         );
 
+        // The key-value store on the storage replica, on the test's fresh disk: created,
+        // read, replaced, deleted.
+        for (args, want, body) in [
+            (&[][..], 404, None),
+            (&["-X", "PUT", "--data-binary", "hello"][..], 201, None),
+            (&[][..], 200, Some("hello")),
+            (
+                &["-X", "PUT", "--data-binary", "hello again"][..],
+                204,
+                None,
+            ),
+            (&[][..], 200, Some("hello again")),
+            (&["-X", "DELETE"][..], 204, None),
+            (&["-X", "DELETE"][..], 404, None),
+            (&[][..], 404, None),
+        ] {
+            let (code, got) = curl_code(args, &format!("{base}/kv/greeting"));
+            assert_eq!(code, want, "{args:?}: {got}");
+            if let Some(body) = body {
+                assert_eq!(got, body, "{args:?}");
+            }
+        }
         for (args, path, want) in [
             (&[][..], "/rt", 503),
-            (&[][..], "/kv/greeting", 503),
-            (
-                &["-X", "PUT", "--data-binary", "hello"][..],
-                "/kv/greeting",
-                503,
-            ),
-            (&["-X", "DELETE"][..], "/kv/greeting", 503),
             (&[][..], "/kv/%ff", 400),
             (&[][..], "/nowhere", 404),
             (&["-X", "POST", "--data", "x"][..], "/status", 405),

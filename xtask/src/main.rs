@@ -39,6 +39,9 @@ enum Command {
     Run(RunArgs),
     /// Run the whole test suite: lints, host tests and QEMU end-to-end tests on every board.
     Test(TestArgs),
+    /// The storage kill test at length: QEMU killed at 200 random moments while a client
+    /// streams writes, each acknowledged write checked after every restart.
+    CrashTest(CrashArgs),
     /// Fuzz the kernel's system calls from a PD, watched by a witness, a canary on another
     /// replica and a watchdog (tests/systems/fuzz.xml); fails on a kernel fault, a lost
     /// heartbeat or changed memory.
@@ -152,9 +155,27 @@ struct RunArgs {
     /// The port of 127.0.0.1 forwarded to the guest's HTTP service (port 80).
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// The disk image the storage replica keeps its data on (default
+    /// target/atoll/<board>/disk.img, created at 64 MiB of zeros if missing), so the data
+    /// survives a restart.
+    #[arg(long)]
+    disk: Option<PathBuf>,
+    /// Attach no disk (the storage service then says it has none).
+    #[arg(long, conflicts_with = "disk")]
+    no_disk: bool,
     /// Arguments passed through to QEMU.
     #[arg(last = true)]
     qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct CrashArgs {
+    /// Boards to run it on (default: qemu_virt_aarch64).
+    #[arg(long)]
+    board: Vec<String>,
+    /// Kill points per board.
+    #[arg(long, default_value_t = 200)]
+    points: usize,
 }
 
 #[derive(Args)]
@@ -178,6 +199,7 @@ fn main() -> Result<()> {
         }
         Command::Run(args) => run(args),
         Command::Test(args) => test::run(&args.board, !args.no_lint),
+        Command::CrashTest(args) => test::crash_test(&args.board, args.points),
         Command::Bench(args) if args.under_load => bench::steady_under_load(),
         Command::Bench(BenchArgs {
             trace: Some(system),
@@ -218,12 +240,34 @@ fn run(args: RunArgs) -> Result<()> {
         guest: 80,
     };
     let networked = atoll_runner::nic_args(board, forward).is_some();
+    let disk = if args.no_disk {
+        None
+    } else {
+        let disk = args.disk.unwrap_or_else(|| {
+            build::workspace_root()
+                .join("target")
+                .join("atoll")
+                .join(board.name)
+                .join("disk.img")
+        });
+        if atoll_runner::prepare_disk(board, &disk)
+            .with_context(|| format!("the disk image {}", disk.display()))?
+        {
+            eprintln!(
+                "xtask: created the disk image {} ({} MiB of zeros)",
+                disk.display(),
+                atoll_runner::DISK_BYTES >> 20
+            );
+        }
+        Some(disk)
+    };
     let options = atoll_runner::QemuOptions {
         semihosting: args.build.test,
         icount: args.icount,
         interactive: true,
         extra: args.qemu_args,
         forward: networked.then_some(forward),
+        disk,
         ..atoll_runner::QemuOptions::default()
     };
     let qemu_args = atoll_runner::qemu_args(board, &built.image, &options);

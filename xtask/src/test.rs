@@ -79,6 +79,8 @@ fn lints() -> Result<()> {
         &[
             "atoll-microkit",
             "atoll-pd-io",
+            "atoll-pd-net",
+            "atoll-pd-blk",
             "atoll-pd-rt",
             "atoll-pd-storage",
             "atoll-pd-template",
@@ -196,6 +198,60 @@ fn u_boot_disks(images: &std::path::Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Where the end-to-end tests' images are built: `<board>/<variant>/` under it.
+fn e2e_images() -> PathBuf {
+    workspace_root().join("target").join("atoll").join("e2e")
+}
+
+/// Builds the image of variant `v` for board `b` under `images`.
+fn build_variant(
+    b: &atoll_boards::Board,
+    v: &atoll_e2e::variants::Variant,
+    images: &std::path::Path,
+) -> Result<()> {
+    eprintln!("xtask test: building the {} image for {}", v.name, b.name);
+    let args = BuildArgs {
+        board: b.name.into(),
+        test: !v.runs_on,
+        selftest_fault: v.kernel_fault,
+        selftest_stack_overflow: v.stack_overflow,
+        selftest_user_fault: v.initialiser_fault,
+        selftest_api: v.api,
+        selftest_loader_fault: v.loader_fault,
+        selftest_psci_unanswered: v.psci_unanswered,
+        system: v.system.map(|s| workspace_root().join(s)),
+        out: Some(images.join(b.name).join(v.name)),
+        ..BuildArgs::default()
+    };
+    build(&args)?;
+    Ok(())
+}
+
+/// `cargo xtask crash-test`: the storage kill test (`tests/tests/storage.rs`) with `points`
+/// kill points on each of `boards`, one board after the other.
+pub fn crash_test(boards: &[String], points: usize) -> Result<()> {
+    let started = Instant::now();
+    let boards: Vec<&'static atoll_boards::Board> = if boards.is_empty() {
+        vec![&atoll_boards::QEMU_VIRT_AARCH64]
+    } else {
+        boards.iter().map(|b| board(b)).collect::<Result<_>>()?
+    };
+    setup::rust_targets()?;
+    let machines: Vec<&str> = boards.iter().map(|b| b.qemu.machine).collect();
+    setup::qemu(&machines)?;
+    let images = e2e_images();
+    for b in &boards {
+        build_variant(b, &atoll_e2e::variants::SERVICE, &images)?;
+        let mut kill = cargo(&["test", "-p", "atoll-e2e", "--test", "storage", "--"]);
+        kill.args([b.name, "--nocapture", "--test-threads=1"])
+            .env("ATOLL_E2E_IMAGES", &images)
+            .env("ATOLL_CRASH_POINTS", points.to_string());
+        step(&format!("{points} kill points on {}", b.name), &mut kill)?;
+    }
+    eprintln!("xtask crash-test: all passed in {:.1?}", started.elapsed());
+    Ok(())
+}
+
 /// Runs the suite; `boards` limits the QEMU tests (empty = all boards).
 pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let started = Instant::now();
@@ -212,6 +268,22 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         lints()?;
     }
     step("host tests", &mut cargo(&["test"]))?;
+    // The driver and service PDs' device-independent logic, tested on the host (their
+    // programs are built for the PD target only).
+    step(
+        "PD crates' host tests",
+        &mut cargo(&[
+            "test",
+            "--quiet",
+            "-p",
+            "atoll-pd-net",
+            "-p",
+            "atoll-pd-blk",
+            "-p",
+            "atoll-pd-storage",
+            "--lib",
+        ]),
+    )?;
     step(
         "PD runtime with all its features",
         &mut cargo(&[
@@ -230,24 +302,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         &mut cargo(&["test", "--quiet", "-p", "atoll-e2e", "--lib"]),
     )?;
 
-    let images: PathBuf = workspace_root().join("target").join("atoll").join("e2e");
+    let images = e2e_images();
     for b in &boards {
         for v in atoll_e2e::variants::for_board(b.name) {
-            eprintln!("xtask test: building the {} image for {}", v.name, b.name);
-            let args = BuildArgs {
-                board: b.name.into(),
-                test: !v.runs_on,
-                selftest_fault: v.kernel_fault,
-                selftest_stack_overflow: v.stack_overflow,
-                selftest_user_fault: v.initialiser_fault,
-                selftest_api: v.api,
-                selftest_loader_fault: v.loader_fault,
-                selftest_psci_unanswered: v.psci_unanswered,
-                system: v.system.map(|s| workspace_root().join(s)),
-                out: Some(images.join(b.name).join(v.name)),
-                ..BuildArgs::default()
-            };
-            build(&args)?;
+            build_variant(b, &v, &images)?;
         }
     }
     step(

@@ -18,6 +18,7 @@ extern crate alloc;
 
 mod device;
 mod status;
+mod store;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -36,6 +37,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use device::NetDevice;
+use store::StoreClient;
 
 /// The network driver.
 const DRIVER: Channel = Channel::new(2);
@@ -101,6 +103,8 @@ struct Api {
     status_calls: u64,
     /// `PUT /kv` requests answered so far.
     put_calls: u64,
+    /// The key-value store on the storage replica.
+    store: StoreClient,
 }
 
 /// Whether this build reports the machine's instruction count at every 1,000th `GET
@@ -127,18 +131,21 @@ impl App for Api {
         None
     }
 
-    fn kv_get(&mut self, _key: &str) -> Result<Vec<u8>, KvError> {
-        Err(KvError::Unavailable)
+    fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, KvError> {
+        self.store.get(key.as_bytes())
     }
 
-    fn kv_put(&mut self, _key: &str, _value: &[u8]) -> Result<Stored, KvError> {
+    fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<Stored, KvError> {
         self.put_calls += 1;
         bench_mark("put", self.put_calls);
-        Err(KvError::Unavailable)
+        match self.store.put(key.as_bytes(), value)? {
+            true => Ok(Stored::Created),
+            false => Ok(Stored::Replaced),
+        }
     }
 
-    fn kv_delete(&mut self, _key: &str) -> Result<(), KvError> {
-        Err(KvError::Unavailable)
+    fn kv_delete(&mut self, key: &str) -> Result<(), KvError> {
+        self.store.delete(key.as_bytes())
     }
 }
 
@@ -196,6 +203,7 @@ fn init() -> Io {
             directory,
             status_calls: 0,
             put_calls: 0,
+            store: StoreClient::new(),
         },
     };
     // The driver sets the queues up and then notifies; it usually runs first.

@@ -13,7 +13,8 @@ use crate::{arch, inbox, machine, ping_ring};
 /// Serves every interrupt pending for this core, `core`. The doorbell SGI doubles as the
 /// replica's reschedule interrupt: another core of the replica sends it when this core
 /// should choose again (`machine::kick`), or to bring it to the replica lock, where it
-/// saves FP registers another core asks for (`fp::request_flush`).
+/// saves FP registers another core asks for (`fp::request_flush`). Device interrupts are
+/// served on every core of the replica, not only its first.
 pub fn handle_irq(r: &Replica, core: u32) {
     while let Some(acked) = r.gic.acknowledge() {
         let intid = acked.intid;
@@ -27,7 +28,11 @@ pub fn handle_irq(r: &Replica, core: u32) {
         } else if intid == r.spec.gic.doorbell_sgi {
             inbox::service(r);
             machine::on_doorbell_sgi(r, core as usize, primary);
-        } else if (intid >= 32 || intid == PD_TIMER_INTID) && primary {
+        } else if intid >= 32 || intid == PD_TIMER_INTID {
+            // Whichever core of the replica takes it: the loader routes a shared interrupt
+            // to the core of the PD that declares it, and the physical timer's is the
+            // core's own. The handler's thread may run on another core of the replica (it
+            // was moved, or waits elsewhere): signalling its notification kicks that core.
             machine::on_device_irq(r, core as usize, intid);
         } else {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");

@@ -274,9 +274,9 @@ impl Machine for Hw<'_> {
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {
         if irq == PD_TIMER_INTID {
-            // The thread that acknowledges it programs the timer from EL0 on this core, the
-            // one that runs the replica's threads: its accesses trap and the kernel makes
-            // them for it (`el0::emulate_pd_timer`).
+            // The thread that acknowledges it programs the timer of the core it runs on
+            // from EL0: its accesses trap and the kernel makes them for it
+            // (`el0::emulate_pd_timer`).
             return true;
         }
         // The loader routed (and set the trigger of) every shared interrupt the spec gives
@@ -289,10 +289,12 @@ impl Machine for Hw<'_> {
     }
 
     fn set_irq_enabled(&mut self, irq: u32, enabled: bool) {
-        // A per-core interrupt (the PD timer) is this core's: the one that runs the
-        // replica's threads. It cannot fail: this core's redistributor was found when the
-        // core came up.
-        let mpidr = self.r.core_mpidr(self.r.spec.primary_core());
+        // A shared interrupt is enabled at the distributor, from any core. A per-core one
+        // (the PD timer) is the calling core's: the core of the thread that acknowledges
+        // it, whose timer that thread programs, or the core that took it. A GICv2 banks
+        // the register per core, so no other core's could be reached anyway. It cannot
+        // fail: this core's redistributor was found when the core came up.
+        let mpidr = atoll_boards::firmware::current_affinity();
         let _ = self.r.gic.set_enabled(irq, mpidr, enabled);
     }
 
@@ -396,7 +398,9 @@ pub fn on_doorbell_sgi(r: &Replica, core: usize, primary: bool) {
     });
 }
 
-/// A device interrupt owned by this replica: its handler's notification is signalled.
+/// A device interrupt owned by this replica, taken on `core` (any of the replica's): its
+/// handler's notification is signalled, and the core of a thread that wakes is kicked if it
+/// is another.
 pub fn on_device_irq(r: &Replica, core: usize, irq: u32) {
     entry(r, core, |kernel, hw| kernel.interrupt(hw, irq));
 }

@@ -1,35 +1,55 @@
 //! A crash-safe log-structured key-value store over a block device of 512-byte blocks
-//! whose writes are durable only after a flush (a volatile write cache).
+//! whose writes are durable only after a flush (a volatile write cache), which serves every
+//! undamaged record of a damaged disk.
 //!
 //! Keys are 1..=255 bytes, values 0..=65536 bytes. [`Store::put`] and [`Store::delete`]
 //! return `Ok` only after the device has flushed the record: that is the acknowledged
 //! point, and an acknowledged operation survives any crash. An operation in flight at a
 //! crash is either wholly present or wholly absent after [`Store::open`].
 //!
-//! # On-disk format (version 1; all integers little-endian)
+//! # On-disk format (version 2; all integers little-endian)
 //!
 //! - **Superblocks**, blocks 0 and 1. Bytes 0..8 magic `AtollKVs`, 8..12 format version,
 //!   12..20 generation, 20..28 the sequence number of the active half's first record,
-//!   28..36 the blocks in each half, 36..40 the active half (0 or 1), 40..44 CRC-32 of
-//!   bytes 0..40; the rest zero. Generation `g` is written to block `g % 2`, so a new
-//!   superblock never overwrites the one in force; the valid superblock with the higher
-//!   generation wins.
-//! - **Halves**: blocks `2..2 + h` and `2 + h..2 + 2h`, `h = (blocks - 2) / 2`. The
-//!   active half holds an append-only log of records from its first block.
-//! - **Record**: a 24-byte header (0..4 magic `AKVr`, 4..12 sequence number, 12 kind:
-//!   1 put, 2 delete, 13 key length, 14..16 zero, 16..20 value length, 20..24 CRC-32 of
-//!   header bytes 0..20, the key and the value), then the key, then the value, padded
-//!   with zeros to whole blocks. A delete has no value.
+//!   28..36 the blocks in each half, 36..40 the active half (0 or 1), 40..48 the store's
+//!   secret nonce, 48..52 CRC-32 of bytes 0..48; the rest zero. Generation `g` is written
+//!   to block `g % 2`, so a new superblock never overwrites the one in force; the valid
+//!   superblock with the higher generation wins.
+//! - **Halves**: blocks `2..2 + h` and `2 + h..2 + 2h`, `h = (blocks - 2) / 2` (at most
+//!   [`MAX_HALF_BLOCKS`]). The active half holds an append-only log of records from its
+//!   first block.
+//! - **Record**: a 32-byte header, then the key, then the value, padded with zeros to whole
+//!   blocks. Header: 0..4 magic `AKVr`, 4..12 sequence number, 12 kind (1 put, 2 delete),
+//!   13 key length, 14 flags (bit 0: the record just before this one was found torn when
+//!   this one was appended), 15 zero, 16..20 value length, 20..24 the body check, 24..28
+//!   zero, 28..32 the header check. A delete has no value. The body check is the CRC-32 of
+//!   the nonce's 8 bytes followed by the key and the value; the header check is the CRC-32
+//!   of the nonce's 8 bytes followed by header bytes 0..28.
 //!
 //! # Recovery
 //!
-//! [`Store::open`] takes the superblock in force and scans the active half from its
-//! start: a record counts only if its magic is right, its sequence number is exactly the
-//! next one expected, its lengths fit the half and its CRC is right. The first record
-//! that fails ends the log: what follows is discarded (counted in [`Recovery`] when it
-//! was the torn record: right magic and sequence, bad CRC or lengths). Sequence numbers
-//! only grow over a store's life, so a stale record left in a half from an earlier use
-//! can never pass for the next one. The scan reads each block of the half at most once.
+//! [`Store::open`] takes the superblock in force and scans the active half from its start,
+//! expecting the superblock's first sequence number and then each next one. A record whose
+//! header is valid (magic, header check, possible lengths that fit in the half) and carries
+//! the expected number is kept if its body check is right; if not it is *skipped by its
+//! length* and counted as damaged (or as the torn tail, if nothing valid follows). When the
+//! block at the scan position holds no valid header with the expected number, the scan
+//! *resyncs*: it looks at every later block of the half for a valid header with a number at
+//! least the expected one and a valid body, and resumes there, counting the numbers it
+//! jumped over as lost. If there is none, the log ends. Every step is reported in
+//! [`Recovery`]. A dropped record is as if it had never been written: its key reads as its
+//! previous whole record says (an older value, or a deleted key back), which the report's
+//! [`Recovery::damaged`] flags.
+//!
+//! This cannot take stale data: sequence numbers only grow over a store's life
+//! (compaction numbers its records above every earlier attempt's), every record of the
+//! active half's current use has a number at least the superblock's first one, and each
+//! record is written only after the one before it is flushed, so no block beyond the true
+//! end of the log holds a valid header with a number at least the expected one unless it is
+//! a real later record left behind by damage. The checks are keyed with the nonce, so a
+//! value a client stored that holds bytes shaped like a record cannot pass as one when a
+//! resync looks inside old data (unless the client knows the nonce). Opening reads each
+//! block of the active half at most once, in chunks.
 //!
 //! # Compaction
 //!
@@ -70,9 +90,13 @@ pub const MAX_KEY: usize = 255;
 /// The longest value, in bytes.
 pub const MAX_VALUE: usize = 65536;
 /// The on-disk format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The smallest device a store fits on: two superblocks and two halves of one block.
 pub const MIN_BLOCKS: u64 = 4;
+/// The largest half (1 TiB): [`Store::format`] uses no more of a larger device. It keeps the
+/// sequence numbers one half's log can use below the [`SEQ_PER_GENERATION`] a compaction
+/// reserves for each generation.
+pub const MAX_HALF_BLOCKS: u64 = 1 << 31;
 
 /// One block's bytes.
 pub type Block = [u8; BLOCK_SIZE];
@@ -80,9 +104,18 @@ pub type Block = [u8; BLOCK_SIZE];
 const SUPER_MAGIC: [u8; 8] = *b"AtollKVs";
 const RECORD_MAGIC: [u8; 4] = *b"AKVr";
 /// The bytes of a record header.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = 32;
+/// The header bytes the header check covers (all but the check itself).
+const HEADER_CHECKED: usize = 28;
 const KIND_PUT: u8 = 1;
 const KIND_DELETE: u8 = 2;
+/// Header flag: the record just before this one was found torn by the recovery after which
+/// this one was appended, so that one is crash residue, not damage.
+const FLAG_AFTER_TORN: u8 = 1;
+/// Blocks a recovery scan asks the device for at once.
+const SCAN_CHUNK: u64 = 64;
+/// The superblock bytes its CRC covers.
+const SUPER_CHECKED: usize = 48;
 
 /// A block device of 512-byte blocks with a volatile write cache: a write is durable only
 /// after [`BlockDevice::flush`] returns `Ok`.
@@ -95,6 +128,41 @@ pub trait BlockDevice {
     fn write(&mut self, block: u64, buf: &Block) -> Result<(), IoError>;
     /// Makes every write so far durable.
     fn flush(&mut self) -> Result<(), IoError>;
+
+    /// Reads the `buf.len() / 512` blocks from `block` on into `buf` (a whole number of
+    /// blocks; a partial one at the end is left as it is). By default one block at a time; a
+    /// device that moves several blocks per request does it in fewer.
+    fn read_blocks(&mut self, block: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let mut n = block;
+        for chunk in buf.chunks_exact_mut(BLOCK_SIZE) {
+            let one: &mut Block = chunk.try_into().map_err(|_| IoError)?;
+            self.read(n, one)?;
+            n = n.checked_add(1).ok_or(IoError)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the `buf.len() / 512` whole blocks of `buf` from `block` on (durable after
+    /// the next flush, each block on its own: a crash may keep any of them). By default
+    /// one block at a time.
+    fn write_blocks(&mut self, block: u64, buf: &[u8]) -> Result<(), IoError> {
+        let mut n = block;
+        for chunk in buf.chunks_exact(BLOCK_SIZE) {
+            let one: &Block = chunk.try_into().map_err(|_| IoError)?;
+            self.write(n, one)?;
+            n = n.checked_add(1).ok_or(IoError)?;
+        }
+        Ok(())
+    }
+
+    /// Writes zeros to the `count` blocks from `block` on. By default one block at a time.
+    fn zero_blocks(&mut self, block: u64, count: u64) -> Result<(), IoError> {
+        let zero = [0; BLOCK_SIZE];
+        for i in 0..count {
+            self.write(block.checked_add(i).ok_or(IoError)?, &zero)?;
+        }
+        Ok(())
+    }
 }
 
 /// A device error.
@@ -143,7 +211,12 @@ impl core::fmt::Display for Error {
     }
 }
 
-/// What [`Store::open`] found.
+/// What [`Store::open`] found. Its `Display` is one line for a log.
+///
+/// Every sequence number from the superblock's first to the one after the last record of
+/// the log is accounted for exactly once: `records_kept + records_damaged + old_torn +
+/// torn_tail + seqs_lost`. Damage to the last records of the log that breaks their headers
+/// cannot be told from a crash before they were written: those records are not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Recovery {
     /// The generation of the superblock in force.
@@ -152,17 +225,68 @@ pub struct Recovery {
     pub superblocks_valid: u8,
     /// Records of the active log kept.
     pub records_kept: u64,
-    /// Blocks of the active half the kept records take.
+    /// Blocks of the active half the log takes (where the next record goes).
     pub log_blocks: u64,
-    /// Records discarded at the tail (0 or 1: the torn record, with the right magic and
-    /// sequence number but a bad CRC or lengths).
-    pub records_discarded: u64,
-    /// Blocks the discarded record claimed (bounded by the half).
-    pub blocks_discarded: u64,
+    /// Damaged records dropped: a valid header but a bad body, with a later record after
+    /// them (damage in the middle of the log, not a crash).
+    pub records_damaged: u64,
+    /// Blocks the damaged records took.
+    pub blocks_damaged: u64,
+    /// Sequence numbers the scan jumped over when it resynced past blocks with no valid
+    /// header: records lost with their headers.
+    pub seqs_lost: u64,
+    /// How many times the scan resynced and found a later record.
+    pub resyncs: u64,
+    /// Records with a bad body that an earlier recovery already found as its torn tail (the
+    /// record after each says so): residue of an earlier crash, not damage.
+    pub old_torn: u64,
+    /// Whether the log ends in a torn record: a valid header, a bad body, nothing valid
+    /// after it. Normally the operation in flight at a crash (never acknowledged); damage
+    /// to the body of the last acknowledged record looks the same.
+    pub torn_tail: bool,
+    /// Blocks the torn record took.
+    pub torn_blocks: u64,
+}
+
+impl Recovery {
+    /// Records of the log dropped because of damage: damaged bodies and records lost with
+    /// their headers (not the torn tail or old torn records, which a crash explains).
+    pub fn dropped(&self) -> u64 {
+        self.records_damaged.saturating_add(self.seqs_lost)
+    }
+
+    /// Whether recovery found damage (anything a crash does not explain).
+    pub fn damaged(&self) -> bool {
+        self.dropped() > 0
+    }
+}
+
+impl core::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "generation {} ({}/2 superblocks valid): {} records kept in {} blocks, \
+             {} damaged dropped ({} blocks), {} lost to {} resyncs, {} old torn, ",
+            self.generation,
+            self.superblocks_valid,
+            self.records_kept,
+            self.log_blocks,
+            self.records_damaged,
+            self.blocks_damaged,
+            self.seqs_lost,
+            self.resyncs,
+            self.old_torn,
+        )?;
+        if self.torn_tail {
+            write!(f, "torn tail of {} blocks", self.torn_blocks)
+        } else {
+            f.write_str("no torn tail")
+        }
+    }
 }
 
 /// A superblock's contents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Superblock {
     /// Grows by one at each compaction.
     pub generation: u64,
@@ -172,10 +296,34 @@ pub struct Superblock {
     pub half_blocks: u64,
     /// The active half, 0 or 1.
     pub active: u8,
+    /// The store's secret, chosen at [`Store::format`]: it keys every record's checks, so
+    /// bytes a client stored cannot pass as a record. Kept out of `Debug` output.
+    pub nonce: u64,
+}
+
+impl core::fmt::Debug for Superblock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Superblock")
+            .field("generation", &self.generation)
+            .field("start_seq", &self.start_seq)
+            .field("half_blocks", &self.half_blocks)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
 }
 
 fn crc(parts: &[&[u8]]) -> u32 {
     let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+/// A CRC-32 keyed with the store's nonce: the nonce's bytes, then the data.
+fn keyed_crc(nonce: u64, parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&nonce.to_le_bytes());
     for p in parts {
         h.update(p);
     }
@@ -191,13 +339,14 @@ fn copy_into(dst: &mut [u8], src: &[u8]) {
 impl Superblock {
     /// The block bytes of this superblock.
     pub fn encode(&self) -> Block {
-        let mut v = Vec::with_capacity(44);
+        let mut v = Vec::with_capacity(SUPER_CHECKED.saturating_add(4));
         v.extend_from_slice(&SUPER_MAGIC);
         v.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         v.extend_from_slice(&self.generation.to_le_bytes());
         v.extend_from_slice(&self.start_seq.to_le_bytes());
         v.extend_from_slice(&self.half_blocks.to_le_bytes());
         v.extend_from_slice(&u32::from(self.active).to_le_bytes());
+        v.extend_from_slice(&self.nonce.to_le_bytes());
         let c = crc(&[&v]);
         v.extend_from_slice(&c.to_le_bytes());
         let mut b = [0; BLOCK_SIZE];
@@ -214,11 +363,12 @@ impl Superblock {
         let (start_seq, rest) = rest.split_first_chunk::<8>()?;
         let (half_blocks, rest) = rest.split_first_chunk::<8>()?;
         let (active, rest) = rest.split_first_chunk::<4>()?;
+        let (nonce, rest) = rest.split_first_chunk::<8>()?;
         let (stored, _) = rest.split_first_chunk::<4>()?;
         if *magic != SUPER_MAGIC || u32::from_le_bytes(*version) != FORMAT_VERSION {
             return None;
         }
-        if crc(&[b.get(..40)?]) != u32::from_le_bytes(*stored) {
+        if crc(&[b.get(..SUPER_CHECKED)?]) != u32::from_le_bytes(*stored) {
             return None;
         }
         let half_blocks = u64::from_le_bytes(*half_blocks);
@@ -228,7 +378,7 @@ impl Superblock {
             1 => 1,
             _ => return None,
         };
-        if half_blocks == 0 || needed > block_count {
+        if half_blocks == 0 || half_blocks > MAX_HALF_BLOCKS || needed > block_count {
             return None;
         }
         Some(Superblock {
@@ -236,6 +386,7 @@ impl Superblock {
             start_seq: u64::from_le_bytes(*start_seq),
             half_blocks,
             active,
+            nonce: u64::from_le_bytes(*nonce),
         })
     }
 
@@ -287,14 +438,26 @@ pub fn record_blocks(key_len: usize, value_len: usize) -> u64 {
     u64::try_from(bytes.div_ceil(BLOCK_SIZE)).unwrap_or(u64::MAX)
 }
 
-/// The blocks of a record, padded to whole blocks. The lengths must be valid
-/// (key 1..=255, value at most 65536, none for a delete).
-pub fn encode_record(seq: u64, kind: Kind, key: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(
-        HEADER_LEN
-            .saturating_add(key.len())
-            .saturating_add(value.len()),
-    );
+/// The blocks of a record of a store with secret `nonce`, padded to whole blocks. The
+/// lengths must be valid (key 1..=255, value at most 65536, none for a delete).
+pub fn encode_record(nonce: u64, seq: u64, kind: Kind, key: &[u8], value: &[u8]) -> Vec<u8> {
+    encode_with_flags(nonce, seq, kind, 0, key, value)
+}
+
+fn encode_with_flags(
+    nonce: u64,
+    seq: u64,
+    kind: Kind,
+    flags: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Vec<u8> {
+    let blocks = record_blocks(key.len(), value.len());
+    let padded = usize::try_from(blocks)
+        .ok()
+        .and_then(|b| b.checked_mul(BLOCK_SIZE))
+        .unwrap_or(0);
+    let mut v = Vec::with_capacity(padded);
     v.extend_from_slice(&RECORD_MAGIC);
     v.extend_from_slice(&seq.to_le_bytes());
     v.push(match kind {
@@ -302,149 +465,416 @@ pub fn encode_record(seq: u64, kind: Kind, key: &[u8], value: &[u8]) -> Vec<u8> 
         Kind::Delete => KIND_DELETE,
     });
     v.push(u8::try_from(key.len()).unwrap_or(0));
-    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&[flags, 0]);
     v.extend_from_slice(&u32::try_from(value.len()).unwrap_or(u32::MAX).to_le_bytes());
-    let c = crc(&[&v, key, value]);
-    v.extend_from_slice(&c.to_le_bytes());
+    v.extend_from_slice(&keyed_crc(nonce, &[key, value]).to_le_bytes());
+    v.extend_from_slice(&[0; 4]);
+    let check = keyed_crc(nonce, &[&v]);
+    v.extend_from_slice(&check.to_le_bytes());
     v.extend_from_slice(key);
     v.extend_from_slice(value);
-    let blocks = record_blocks(key.len(), value.len());
-    let padded = usize::try_from(blocks)
-        .ok()
-        .and_then(|b| b.checked_mul(BLOCK_SIZE))
-        .unwrap_or(v.len());
-    v.resize(padded, 0);
+    v.resize(padded.max(v.len()), 0);
     v
 }
 
-/// A record header's fields.
+/// A valid record header's fields.
+#[derive(Debug, Clone, Copy)]
 struct Header {
     seq: u64,
     kind: Kind,
+    flags: u8,
     key_len: usize,
     value_len: usize,
-    crc: u32,
+    body_check: u32,
 }
 
-/// The header at the start of `b` if its magic is right (`Ok`), or `Err(())` if not;
-/// `Ok(None)` for the right magic with impossible fields.
-fn parse_header(b: &Block) -> Result<Option<(u64, Option<Header>)>, ()> {
-    let (magic, rest) = b.split_first_chunk::<4>().ok_or(())?;
-    if *magic != RECORD_MAGIC {
-        return Err(());
+impl Header {
+    /// The blocks the record takes.
+    fn blocks(&self) -> u64 {
+        record_blocks(self.key_len, self.value_len)
     }
-    let (seq, rest) = rest.split_first_chunk::<8>().ok_or(())?;
-    let seq = u64::from_le_bytes(*seq);
-    let (fields, rest) = rest.split_first_chunk::<4>().ok_or(())?;
-    let (value_len, rest) = rest.split_first_chunk::<4>().ok_or(())?;
-    let (stored, _) = rest.split_first_chunk::<4>().ok_or(())?;
-    let [kind, key_len, r0, r1] = *fields;
-    let value_len = usize::try_from(u32::from_le_bytes(*value_len)).unwrap_or(usize::MAX);
+}
+
+/// The header at the start of `b`, if it is a valid one for a store with secret `nonce`:
+/// magic, header check, zeros where zeros belong, a known kind and possible lengths.
+fn parse_header(nonce: u64, b: &[u8]) -> Option<Header> {
+    let (head, _) = b.split_first_chunk::<HEADER_LEN>()?;
+    let (magic, rest) = head.split_first_chunk::<4>()?;
+    if *magic != RECORD_MAGIC {
+        return None;
+    }
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (fields, rest) = rest.split_first_chunk::<4>()?;
+    let (value_len, rest) = rest.split_first_chunk::<4>()?;
+    let (body_check, rest) = rest.split_first_chunk::<4>()?;
+    let (reserved, rest) = rest.split_first_chunk::<4>()?;
+    let (check, _) = rest.split_first_chunk::<4>()?;
+    if keyed_crc(nonce, &[head.get(..HEADER_CHECKED)?]) != u32::from_le_bytes(*check) {
+        return None;
+    }
+    let [kind, key_len, flags, zero] = *fields;
     let kind = match kind {
         KIND_PUT => Kind::Put,
         KIND_DELETE => Kind::Delete,
-        _ => return Ok(Some((seq, None))),
+        _ => return None,
     };
+    let value_len = usize::try_from(u32::from_le_bytes(*value_len)).ok()?;
     let valid = key_len != 0
-        && r0 == 0
-        && r1 == 0
+        && zero == 0
+        && *reserved == [0; 4]
+        && flags & !FLAG_AFTER_TORN == 0
         && value_len <= MAX_VALUE
         && (kind == Kind::Put || value_len == 0);
-    Ok(Some((
-        seq,
-        valid.then_some(Header {
-            seq,
-            kind,
-            key_len: usize::from(key_len),
-            value_len,
-            crc: u32::from_le_bytes(*stored),
-        }),
-    )))
+    valid.then_some(Header {
+        seq: u64::from_le_bytes(*seq),
+        kind,
+        flags,
+        key_len: usize::from(key_len),
+        value_len,
+        body_check: u32::from_le_bytes(*body_check),
+    })
 }
 
-/// What reading at a log position found.
-enum Read {
-    /// A valid record of this many blocks.
-    Valid(Record, u64),
-    /// The end of the log: no record with the expected sequence number starts here.
-    End,
-    /// The torn record: right magic and sequence, bad CRC or lengths; its blocks.
-    Torn(u64),
+/// The key and value of the record whose header is `h` and whose blocks start `bytes`, if
+/// its body check is right.
+fn check_body<'a>(nonce: u64, h: &Header, bytes: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let key_end = HEADER_LEN.checked_add(h.key_len)?;
+    let value_end = key_end.checked_add(h.value_len)?;
+    let key = bytes.get(HEADER_LEN..key_end)?;
+    let value = bytes.get(key_end..value_end)?;
+    (keyed_crc(nonce, &[key, value]) == h.body_check).then_some((key, value))
+}
+
+/// The record at the start of `bytes` (its header and as many of its blocks as `bytes`
+/// holds), if both of its checks pass for a store with secret `nonce`.
+pub fn decode_record(nonce: u64, bytes: &[u8]) -> Option<Record> {
+    let h = parse_header(nonce, bytes)?;
+    let (key, value) = check_body(nonce, &h, bytes)?;
+    Some(Record {
+        seq: h.seq,
+        kind: h.kind,
+        key: key.to_vec(),
+        value: value.to_vec(),
+    })
 }
 
 /// Reads the record at `offset` of the half starting at block `start` of `half_blocks`
-/// blocks, expecting sequence number `seq`. Reads only blocks inside the half.
+/// blocks, expecting sequence number `seq`: `None` unless it is there, whole and valid.
+/// Reads only blocks inside the half.
 fn read_record<D: BlockDevice>(
     dev: &mut D,
+    nonce: u64,
     start: u64,
     half_blocks: u64,
     offset: u64,
     seq: u64,
-) -> Result<Read, IoError> {
+) -> Result<Option<Record>, IoError> {
     let Some(room) = half_blocks.checked_sub(offset).filter(|r| *r > 0) else {
-        return Ok(Read::End);
+        return Ok(None);
     };
     let Some(first) = start.checked_add(offset) else {
-        return Ok(Read::End);
+        return Ok(None);
     };
     let mut block = [0; BLOCK_SIZE];
     dev.read(first, &mut block)?;
-    let header = match parse_header(&block) {
-        Err(()) => return Ok(Read::End),
-        Ok(None) => return Ok(Read::End),
-        Ok(Some((s, _))) if s != seq => return Ok(Read::End),
-        Ok(Some((_, None))) => return Ok(Read::Torn(1)),
-        Ok(Some((_, Some(h)))) => h,
+    let Some(header) = parse_header(nonce, &block).filter(|h| h.seq == seq) else {
+        return Ok(None);
     };
-    let blocks = record_blocks(header.key_len, header.value_len);
-    if blocks > room {
-        return Ok(Read::Torn(room));
-    }
-    let mut bytes = Vec::with_capacity(
-        usize::try_from(blocks)
-            .unwrap_or(0)
-            .saturating_mul(BLOCK_SIZE),
-    );
-    bytes.extend_from_slice(&block);
-    for i in 1..blocks {
-        let Some(n) = first.checked_add(i) else {
-            return Ok(Read::Torn(blocks));
+    let blocks = header.blocks();
+    let Some(len) = usize::try_from(blocks)
+        .ok()
+        .and_then(|b| b.checked_mul(BLOCK_SIZE))
+        .filter(|_| blocks <= room)
+    else {
+        return Ok(None);
+    };
+    let mut bytes = vec![0; len];
+    copy_into(&mut bytes, &block);
+    if blocks > 1 {
+        let (Some(second), Some(rest)) = (first.checked_add(1), bytes.get_mut(BLOCK_SIZE..)) else {
+            return Ok(None);
         };
-        dev.read(n, &mut block)?;
-        bytes.extend_from_slice(&block);
+        dev.read_blocks(second, rest)?;
     }
-    let key_end = HEADER_LEN.saturating_add(header.key_len);
-    let value_end = key_end.saturating_add(header.value_len);
-    let (Some(head), Some(key), Some(value)) = (
-        bytes.get(..20),
-        bytes.get(HEADER_LEN..key_end),
-        bytes.get(key_end..value_end),
-    ) else {
-        return Ok(Read::Torn(blocks));
-    };
-    if crc(&[head, key, value]) != header.crc {
-        return Ok(Read::Torn(blocks));
-    }
-    Ok(Read::Valid(
-        Record {
+    Ok(
+        check_body(nonce, &header, &bytes).map(|(key, value)| Record {
             seq: header.seq,
             kind: header.kind,
             key: key.to_vec(),
             value: value.to_vec(),
-        },
-        blocks,
-    ))
+        }),
+    )
 }
 
 /// Writes a record's blocks from block `first`.
 fn write_blocks<D: BlockDevice>(dev: &mut D, first: u64, bytes: &[u8]) -> Result<(), Error> {
-    let mut n = first;
-    for chunk in bytes.chunks_exact(BLOCK_SIZE) {
-        let block: &Block = chunk.try_into().map_err(|_| Error::Corrupt)?;
-        dev.write(n, block)?;
-        n = n.checked_add(1).ok_or(Error::Full)?;
+    if !bytes.len().is_multiple_of(BLOCK_SIZE) {
+        return Err(Error::Corrupt);
     }
+    dev.write_blocks(first, bytes)?;
     Ok(())
+}
+
+/// The bytes of `blocks` blocks, if they fit in a `usize`.
+fn block_bytes(blocks: u64) -> Option<usize> {
+    usize::try_from(blocks).ok()?.checked_mul(BLOCK_SIZE)
+}
+
+/// A forward-only window over one half for the recovery scan: it reads each block at most
+/// once, in chunks of [`SCAN_CHUNK`], and forgets blocks before the earliest one a later
+/// request may still ask for. Requests must never go back before an earlier request's
+/// first block.
+struct Window<'d, D: BlockDevice> {
+    dev: &'d mut D,
+    /// The device block of the half's first block.
+    start: u64,
+    /// The blocks in the half.
+    half_blocks: u64,
+    /// The half offset of the first block in `buf`.
+    base: u64,
+    /// Blocks `base..` of the half, as read.
+    buf: Vec<u8>,
+}
+
+impl<'d, D: BlockDevice> Window<'d, D> {
+    fn new(dev: &'d mut D, start: u64, half_blocks: u64) -> Self {
+        Window {
+            dev,
+            start,
+            half_blocks,
+            base: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The half offset just past the blocks read so far.
+    fn loaded_end(&self) -> u64 {
+        let blocks = u64::try_from(self.buf.len() / BLOCK_SIZE).unwrap_or(u64::MAX);
+        self.base.saturating_add(blocks)
+    }
+
+    /// The bytes of half blocks `from..to`, or `None` if they are not all in the half (or
+    /// lie before what was already forgotten).
+    fn get(&mut self, from: u64, to: u64) -> Result<Option<&[u8]>, IoError> {
+        if from < self.base || from >= to || to > self.half_blocks {
+            return Ok(None);
+        }
+        let end = self.loaded_end();
+        if from >= end {
+            self.buf.clear();
+            self.base = from;
+        } else if from.saturating_sub(self.base) >= SCAN_CHUNK {
+            let Some(n) = block_bytes(from.saturating_sub(self.base)) else {
+                return Ok(None);
+            };
+            self.buf.drain(..n.min(self.buf.len()));
+            self.base = from;
+        }
+        let end = self.loaded_end();
+        if to > end {
+            let want = to.max(end.saturating_add(SCAN_CHUNK)).min(self.half_blocks);
+            let (Some(add), Some(first)) = (
+                block_bytes(want.saturating_sub(end)),
+                self.start.checked_add(end),
+            ) else {
+                return Ok(None);
+            };
+            let old = self.buf.len();
+            self.buf.resize(old.saturating_add(add), 0);
+            let Some(dst) = self.buf.get_mut(old..) else {
+                return Ok(None);
+            };
+            self.dev.read_blocks(first, dst)?;
+        }
+        let (Some(lo), Some(hi)) = (
+            block_bytes(from.saturating_sub(self.base)),
+            block_bytes(to.saturating_sub(self.base)),
+        ) else {
+            return Ok(None);
+        };
+        Ok(self.buf.get(lo..hi))
+    }
+}
+
+/// A header-valid record with a bad body, not yet known to be damage, crash residue or the
+/// torn tail.
+#[derive(Debug, Clone, Copy)]
+struct Bad {
+    seq: u64,
+    end: u64,
+    blocks: u64,
+}
+
+/// The state of a recovery scan of the active half.
+struct Scan {
+    nonce: u64,
+    half_blocks: u64,
+    start_seq: u64,
+    /// The half offset to look at next.
+    pos: u64,
+    /// The sequence number expected there.
+    expected: u64,
+    /// Where the next record goes: the end of the last record kept or skipped.
+    tail: u64,
+    bad: Option<Bad>,
+    index: BTreeMap<Vec<u8>, Entry>,
+    recovery: Recovery,
+}
+
+impl Scan {
+    /// Settles the pending bad record now that a header-valid record `h` follows at `at`:
+    /// crash residue if `h` says its predecessor was torn and follows it directly, damage
+    /// otherwise.
+    fn settle(&mut self, h: &Header, at: u64) {
+        if let Some(b) = self.bad.take() {
+            let residue = h.flags & FLAG_AFTER_TORN != 0
+                && b.end == at
+                && b.seq.checked_add(1) == Some(h.seq);
+            if residue {
+                self.recovery.old_torn = self.recovery.old_torn.saturating_add(1);
+            } else {
+                self.recovery.records_damaged = self.recovery.records_damaged.saturating_add(1);
+                self.recovery.blocks_damaged =
+                    self.recovery.blocks_damaged.saturating_add(b.blocks);
+            }
+        }
+    }
+
+    /// Takes the valid record `h` with key `key` at `at`.
+    fn keep(&mut self, h: &Header, key: Vec<u8>, at: u64) {
+        self.settle(h, at);
+        match h.kind {
+            Kind::Put => {
+                self.index.insert(
+                    key,
+                    Entry {
+                        offset: at,
+                        seq: h.seq,
+                        value_len: h.value_len,
+                    },
+                );
+            }
+            Kind::Delete => {
+                self.index.remove(&key);
+            }
+        }
+        self.recovery.records_kept = self.recovery.records_kept.saturating_add(1);
+        let end = at.saturating_add(h.blocks());
+        self.tail = self.tail.max(end);
+        self.pos = end;
+        self.expected = self.expected.max(h.seq.saturating_add(1));
+    }
+
+    /// Skips the header-valid record `h` at `at` whose body is bad.
+    fn skip(&mut self, h: &Header, at: u64) {
+        self.settle(h, at);
+        let blocks = h.blocks();
+        let end = at.saturating_add(blocks);
+        self.bad = Some(Bad {
+            seq: h.seq,
+            end,
+            blocks,
+        });
+        self.tail = self.tail.max(end);
+        self.pos = self.pos.max(end);
+        self.expected = self.expected.max(h.seq.saturating_add(1));
+    }
+
+    /// The valid header at half offset `at` whose record fits in the half, if any.
+    fn header_at<D: BlockDevice>(
+        &self,
+        w: &mut Window<'_, D>,
+        at: u64,
+    ) -> Result<Option<Header>, IoError> {
+        let Some(end) = at.checked_add(1) else {
+            return Ok(None);
+        };
+        let header = w.get(at, end)?.and_then(|b| parse_header(self.nonce, b));
+        Ok(header.filter(|h| {
+            at.checked_add(h.blocks())
+                .is_some_and(|e| e <= self.half_blocks)
+        }))
+    }
+
+    /// The key of the record `h` at `at` if its body is valid.
+    fn body_at<D: BlockDevice>(
+        &self,
+        w: &mut Window<'_, D>,
+        h: &Header,
+        at: u64,
+    ) -> Result<Option<Vec<u8>>, IoError> {
+        let end = at.saturating_add(h.blocks());
+        Ok(w.get(at, end)?
+            .and_then(|b| check_body(self.nonce, h, b))
+            .map(|(key, _)| key.to_vec()))
+    }
+
+    /// One step of the scan at `pos`: `false` at the end of the log.
+    fn step<D: BlockDevice>(&mut self, w: &mut Window<'_, D>) -> Result<bool, IoError> {
+        let at = self.pos;
+        if at >= self.half_blocks {
+            return Ok(false);
+        }
+        if let Some(h) = self.header_at(w, at)?.filter(|h| h.seq == self.expected) {
+            match self.body_at(w, &h, at)? {
+                Some(key) => self.keep(&h, key, at),
+                None => self.skip(&h, at),
+            }
+            return Ok(true);
+        }
+        self.resync(w)
+    }
+
+    /// Looks at every block from `pos` on for a valid header with a sequence number at
+    /// least the expected one and a valid body, and resumes there. Header-valid records
+    /// with bad bodies met on the way are skipped (so the tail ends up past them, and the
+    /// next sequence number above theirs). `false` if there is no such record: the end of
+    /// the log.
+    fn resync<D: BlockDevice>(&mut self, w: &mut Window<'_, D>) -> Result<bool, IoError> {
+        let mut at = self.pos;
+        while at < self.half_blocks {
+            if let Some(h) = self.header_at(w, at)?.filter(|h| h.seq >= self.expected) {
+                match self.body_at(w, &h, at)? {
+                    Some(key) => {
+                        self.recovery.resyncs = self.recovery.resyncs.saturating_add(1);
+                        self.keep(&h, key, at);
+                        return Ok(true);
+                    }
+                    None => self.skip(&h, at),
+                }
+            }
+            at = at.saturating_add(1);
+        }
+        Ok(false)
+    }
+
+    /// The recovery report, once the scan has ended.
+    fn finish(mut self) -> (BTreeMap<Vec<u8>, Entry>, u64, u64, Option<u64>, Recovery) {
+        let mut torn_end = None;
+        if let Some(b) = self.bad.take() {
+            self.recovery.torn_tail = true;
+            self.recovery.torn_blocks = b.blocks;
+            torn_end = Some(b.end);
+        }
+        let r = &mut self.recovery;
+        r.log_blocks = self.tail;
+        r.seqs_lost = self
+            .expected
+            .saturating_sub(self.start_seq)
+            .saturating_sub(r.records_kept)
+            .saturating_sub(r.records_damaged)
+            .saturating_sub(r.old_torn)
+            .saturating_sub(u64::from(r.torn_tail));
+        // The flag the next record carries is only meaningful right after the torn one.
+        let after_torn = torn_end.filter(|e| *e == self.tail);
+        (
+            self.index,
+            self.tail,
+            self.expected,
+            after_torn,
+            self.recovery,
+        )
+    }
 }
 
 /// Where a live value is: its record's offset in the active half and sequence number.
@@ -458,8 +888,8 @@ struct Entry {
 /// Sequence numbers each superblock generation may use for a compaction's base: a
 /// compaction of reservation generation `r` numbers its records from `r *
 /// SEQ_PER_GENERATION` (or the next sequence number, if higher), so no two attempts share
-/// a number. Far more records than a half holds.
-const SEQ_PER_GENERATION: u64 = 1 << 32;
+/// a number. Far more records than a half holds (see [`MAX_HALF_BLOCKS`]).
+pub const SEQ_PER_GENERATION: u64 = 1 << 32;
 
 /// The store over a device `D`.
 pub struct Store<D: BlockDevice> {
@@ -471,6 +901,8 @@ pub struct Store<D: BlockDevice> {
     index: BTreeMap<Vec<u8>, Entry>,
     /// Blocks the live records would take after a compaction.
     live_blocks: u64,
+    /// The log ends in a torn record: the next record appended says so.
+    after_torn: bool,
     poisoned: bool,
 }
 
@@ -494,22 +926,23 @@ fn check_key(key: &[u8]) -> Result<(), Error> {
 
 impl<D: BlockDevice> Store<D> {
     /// Makes a new, empty store on `dev`, erasing (zeroing) every block first, so that no
-    /// earlier contents can ever be read as records.
-    pub fn format(mut dev: D) -> Result<Self, Error> {
+    /// earlier contents can ever be read as records. `nonce` is the store's secret: it keys
+    /// every record's checks, so that bytes a client stores can never pass as a record.
+    /// Choose it at random (from the platform's entropy source) and never show it to a
+    /// client; it is kept in the superblock.
+    pub fn format(mut dev: D, nonce: u64) -> Result<Self, Error> {
         let count = dev.block_count();
         if count < MIN_BLOCKS {
             return Err(Error::DeviceTooSmall);
         }
-        let zero = [0; BLOCK_SIZE];
-        for b in 0..count {
-            dev.write(b, &zero)?;
-        }
+        dev.zero_blocks(0, count)?;
         dev.flush()?;
         let sb = Superblock {
             generation: 1,
             start_seq: 0,
-            half_blocks: count.saturating_sub(2) / 2,
+            half_blocks: (count.saturating_sub(2) / 2).min(MAX_HALF_BLOCKS),
             active: 0,
+            nonce,
         };
         dev.write(1, &sb.encode())?;
         dev.flush()?;
@@ -520,11 +953,33 @@ impl<D: BlockDevice> Store<D> {
             next_seq: 0,
             index: BTreeMap::new(),
             live_blocks: 0,
+            after_torn: false,
             poisoned: false,
         })
     }
 
-    /// Opens the store on `dev`, recovering the log of the superblock in force.
+    /// Opens the store on `dev` ([`Store::open`]), or, if the device is blank (both
+    /// superblock blocks all zeros, as a new disk image is), formats a new one with `nonce`
+    /// ([`Store::format`]): `None` in place of the recovery report then. A device that holds
+    /// no valid superblock but is not blank is refused with [`Error::NoStore`] and left as
+    /// it is: its contents may be someone's data (or a store whose superblocks were both
+    /// destroyed), and formatting would erase them.
+    pub fn open_or_format(mut dev: D, nonce: u64) -> Result<(Self, Option<Recovery>), Error> {
+        if dev.block_count() < MIN_BLOCKS {
+            return Err(Error::DeviceTooSmall);
+        }
+        let (mut b0, mut b1) = ([0; BLOCK_SIZE], [0; BLOCK_SIZE]);
+        dev.read(0, &mut b0)?;
+        dev.read(1, &mut b1)?;
+        if b0.iter().chain(b1.iter()).all(|b| *b == 0) {
+            return Ok((Self::format(dev, nonce)?, None));
+        }
+        let (store, recovery) = Self::open(dev)?;
+        Ok((store, Some(recovery)))
+    }
+
+    /// Opens the store on `dev`, recovering the log of the superblock in force: every
+    /// record with valid checks is served, damaged ones are dropped and reported.
     pub fn open(mut dev: D) -> Result<(Self, Recovery), Error> {
         let count = dev.block_count();
         if count < MIN_BLOCKS {
@@ -536,56 +991,33 @@ impl<D: BlockDevice> Store<D> {
         let (sb, valid) = choose_superblock(&b0, &b1, count);
         let sb = sb.ok_or(Error::NoStore)?;
         let start = sb.half_start(sb.active).ok_or(Error::NoStore)?;
-        let mut recovery = Recovery {
-            generation: sb.generation,
-            superblocks_valid: valid,
-            ..Recovery::default()
+        let mut scan = Scan {
+            nonce: sb.nonce,
+            half_blocks: sb.half_blocks,
+            start_seq: sb.start_seq,
+            pos: 0,
+            expected: sb.start_seq,
+            tail: 0,
+            bad: None,
+            index: BTreeMap::new(),
+            recovery: Recovery {
+                generation: sb.generation,
+                superblocks_valid: valid,
+                ..Recovery::default()
+            },
         };
-        let mut index = BTreeMap::new();
-        let mut tail = 0u64;
-        let mut seq = sb.start_seq;
-        // Each step advances `tail` by at least one block; bounded by the half.
-        while tail < sb.half_blocks {
-            match read_record(&mut dev, start, sb.half_blocks, tail, seq)? {
-                Read::End => break,
-                Read::Torn(blocks) => {
-                    recovery.records_discarded = 1;
-                    recovery.blocks_discarded = blocks;
-                    break;
-                }
-                Read::Valid(record, blocks) => {
-                    match record.kind {
-                        Kind::Put => {
-                            index.insert(
-                                record.key,
-                                Entry {
-                                    offset: tail,
-                                    seq,
-                                    value_len: record.value.len(),
-                                },
-                            );
-                        }
-                        Kind::Delete => {
-                            index.remove(&record.key);
-                        }
-                    }
-                    recovery.records_kept = recovery.records_kept.saturating_add(1);
-                    tail = tail.saturating_add(blocks.max(1));
-                    let Some(next) = seq.checked_add(1) else {
-                        break;
-                    };
-                    seq = next;
-                }
-            }
-        }
-        recovery.log_blocks = tail;
+        let mut window = Window::new(&mut dev, start, sb.half_blocks);
+        // Each step moves `pos` forward by at least one block, or ends: bounded by the half.
+        while scan.step(&mut window)? {}
+        let (index, tail, next_seq, after_torn, recovery) = scan.finish();
         let mut store = Store {
             dev,
             sb,
             tail,
-            next_seq: seq,
+            next_seq,
             index,
             live_blocks: 0,
+            after_torn: after_torn.is_some(),
             poisoned: false,
         };
         store.live_blocks = store.count_live();
@@ -614,12 +1046,13 @@ impl<D: BlockDevice> Store<D> {
         self.index.is_empty()
     }
 
-    /// The superblock in force.
+    /// The superblock in force. It holds the store's secret nonce: the only way to get it
+    /// back, not for clients' eyes.
     pub fn superblock(&self) -> Superblock {
         self.sb
     }
 
-    /// The value of `key`, read from the device.
+    /// The value of `key`, read from the device (and checked again).
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         check_key(key)?;
         let Some(entry) = self.index.get(key).copied() else {
@@ -628,14 +1061,20 @@ impl<D: BlockDevice> Store<D> {
         let start = self.sb.half_start(self.sb.active).ok_or(Error::Corrupt)?;
         match read_record(
             &mut self.dev,
+            self.sb.nonce,
             start,
             self.sb.half_blocks,
             entry.offset,
             entry.seq,
         )? {
-            Read::Valid(r, _) if r.kind == Kind::Put && r.key == key => Ok(Some(r.value)),
+            Some(r) if r.kind == Kind::Put && r.key == key => Ok(Some(r.value)),
             _ => Err(Error::Corrupt),
         }
+    }
+
+    /// Whether `key` is live (from the index: no device access).
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.index.contains_key(key)
     }
 
     /// The live keys starting with `prefix`, in order.
@@ -707,7 +1146,8 @@ impl<D: BlockDevice> Store<D> {
             Kind::Delete
         };
         let value = value.unwrap_or(&[]);
-        let bytes = encode_record(seq, kind, key, value);
+        let flags = if self.after_torn { FLAG_AFTER_TORN } else { 0 };
+        let bytes = encode_with_flags(self.sb.nonce, seq, kind, flags, key, value);
         let start = self.sb.half_start(self.sb.active).ok_or(Error::Corrupt)?;
         let first = start.checked_add(self.tail).ok_or(Error::Full)?;
         write_blocks(&mut self.dev, first, &bytes)?;
@@ -733,6 +1173,7 @@ impl<D: BlockDevice> Store<D> {
         }
         self.tail = self.tail.saturating_add(need);
         self.next_seq = next_seq;
+        self.after_torn = false;
         Ok(())
     }
 
@@ -743,8 +1184,8 @@ impl<D: BlockDevice> Store<D> {
         // durable before any record of this compaction is written): the records then take
         // sequence numbers from a base no earlier attempt could have used, `generation`
         // shifted into the high bits. A compaction that crashed before its switch leaves
-        // records in the other half; a later one must not let one of them pass as the
-        // next record after its own last.
+        // records in the other half; a later one must not let one of them pass as a
+        // record of its own log (the next after its last, or one a resync finds).
         let reservation = Superblock {
             generation: self.sb.generation.checked_add(1).ok_or(Error::Full)?,
             ..self.sb
@@ -773,7 +1214,7 @@ impl<D: BlockDevice> Store<D> {
                 return Err(Error::Full);
             }
             let first = new_start.checked_add(*offset).ok_or(Error::Full)?;
-            write_blocks(dev, first, &encode_record(*seq, Kind::Put, k, v))?;
+            write_blocks(dev, first, &encode_record(sb.nonce, *seq, Kind::Put, k, v))?;
             index.insert(
                 k.to_vec(),
                 Entry {
@@ -790,11 +1231,17 @@ impl<D: BlockDevice> Store<D> {
             if k.as_slice() == key {
                 continue;
             }
-            let record =
-                match read_record(&mut self.dev, old_start, sb.half_blocks, e.offset, e.seq)? {
-                    Read::Valid(r, _) if r.kind == Kind::Put && r.key == *k => r,
-                    _ => return Err(Error::Corrupt),
-                };
+            let record = match read_record(
+                &mut self.dev,
+                sb.nonce,
+                old_start,
+                sb.half_blocks,
+                e.offset,
+                e.seq,
+            )? {
+                Some(r) if r.kind == Kind::Put && r.key == *k => r,
+                _ => return Err(Error::Corrupt),
+            };
             write(&mut self.dev, k, &record.value, &mut offset, &mut seq)?;
         }
         if let Some(v) = value {
@@ -804,8 +1251,8 @@ impl<D: BlockDevice> Store<D> {
         let new_sb = Superblock {
             generation,
             start_seq: base,
-            half_blocks: sb.half_blocks,
             active: other,
+            ..sb
         };
         self.dev.write(generation % 2, &new_sb.encode())?;
         self.dev.flush()?;
@@ -814,6 +1261,7 @@ impl<D: BlockDevice> Store<D> {
         self.next_seq = seq;
         self.index = index;
         self.live_blocks = self.count_live();
+        self.after_torn = false;
         Ok(())
     }
 }

@@ -170,3 +170,64 @@ fn microseconds_become_counter_ticks_exactly() {
     assert_eq!(ticks_from_us(u64::MAX, 1_000_000), Some(u64::MAX));
     assert_eq!(ticks_from_us(u64::MAX, 2_000_000), None);
 }
+
+/// A device interrupt is served by whichever core of the replica takes it. Taken on the core
+/// its handler's thread runs on (where the loader routes a shared interrupt: the core of
+/// the PD that declares it), it wakes the thread there and no other core is interrupted;
+/// taken on another core (the thread was moved since), it kicks the thread's core, which
+/// then runs it.
+#[test]
+fn an_interrupt_wakes_its_handler_thread_on_the_threads_own_core() {
+    let mut s = boot();
+    let n = s.make(ObjectKind::Notification, 0);
+    let badged = s.mint(n, rights::ALL, 1 << 2);
+    let handler = s.slot();
+    s.invoke(
+        initial::IRQ_CONTROL,
+        label::IRQ_CONTROL_GET,
+        &[33, 1, initial::CNODE, handler, 64],
+    )
+    .unwrap();
+    s.invoke(handler, label::IRQ_HANDLER_SET_NOTIFICATION, &[badged])
+        .unwrap();
+    let (_, t) = s.thread_on(100, 1, &[n, handler]);
+    assert_eq!(s.run_core(CORE1, 10), Some(t));
+    s.sys(t, syscall::WAIT, &[(0, 1)]);
+    assert_eq!(s.k.current(), None, "core 1 idles while its thread waits");
+    s.back_to_core0(11);
+    s.k.take_kicks();
+
+    // Taken on core 1, the thread's own core: it runs there at once.
+    s.k.enter(CORE1, 12);
+    s.k.interrupt(&mut s.m, 33);
+    assert_eq!(s.k.current(), Some(t), "woken on the core that took it");
+    assert_eq!(
+        s.k.context(t).unwrap().x[0],
+        1 << 2,
+        "with the handler's badge"
+    );
+    assert_eq!(s.k.take_kicks(), 0, "no other core is interrupted");
+    assert_eq!(s.m.irqs.get(&33), Some(&false), "masked until acknowledged");
+    s.k.note_loaded();
+    let ack = MessageInfo::new(label::IRQ_HANDLER_ACK, 0).0;
+    s.sys(t, syscall::CALL, &[(0, 2), (1, ack)]);
+    assert_eq!(s.m.irqs.get(&33), Some(&true), "acknowledged from core 1");
+    s.sys(t, syscall::WAIT, &[(0, 1)]);
+    assert_eq!(s.k.current(), None);
+
+    // Taken on core 0, where the root thread runs on: core 1 is kicked and runs the thread.
+    s.back_to_core0(13);
+    s.k.interrupt(&mut s.m, 33);
+    assert_eq!(
+        s.k.current(),
+        Some(s.root),
+        "core 0 goes on with the root thread"
+    );
+    assert_eq!(
+        s.k.take_kicks(),
+        CORE1.bit(),
+        "the thread's core must choose again"
+    );
+    assert_eq!(s.run_core(CORE1, 14), Some(t), "and runs it");
+    assert_eq!(s.k.context(t).unwrap().x[0], 1 << 2);
+}

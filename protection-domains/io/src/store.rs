@@ -1,0 +1,153 @@
+//! The key-value store's client side: `/kv/{key}` requests go to the storage replica's
+//! store through the region `kv_io` and channel 0, in the protocol of
+//! `atoll_channels::kv`.
+//!
+//! The HTTP API asks synchronously ([`atoll_http::App`]), so each request waits for its
+//! answer, spinning on the region: a durable write takes the store a disk write and a
+//! flush. The network driver, at a higher priority, still takes frames meanwhile; the
+//! other connections wait. A store that does not answer within [`PATIENCE_MS`] (or has not
+//! set its region up, or is on a stopped replica) is `503`; a request that timed out keeps
+//! its buffer until the store answers it, and when all of them are held, requests are
+//! `503` until then.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use atoll_channels::kv::{
+    KV_MAX_VALUE, KV_REGION_BYTES, KvClient, KvError as Protocol, KvRegion, Link, Request,
+    Response, Status,
+};
+use atoll_http::KvError;
+use atoll_microkit::timer::{counter, counter_frequency};
+use atoll_microkit::{Channel, var};
+
+/// The store.
+const STORE: Channel = Channel::new(0);
+/// How long a request may wait for the store's answer, in milliseconds.
+pub const PATIENCE_MS: u64 = 10_000;
+/// How long the store may take to accept a session, in milliseconds.
+const SESSION_MS: u64 = 1_000;
+
+/// The client's state.
+pub struct StoreClient {
+    client: Option<KvClient<'static>>,
+    /// A GET's value, as the store sent it.
+    value: Vec<u8>,
+}
+
+/// A deadline `ms` milliseconds from now, in counter ticks.
+fn deadline(ms: u64) -> u64 {
+    counter().saturating_add(counter_frequency().saturating_mul(ms) / 1000)
+}
+
+impl StoreClient {
+    /// A client that attaches to the store's region when it first needs it.
+    pub fn new() -> Self {
+        Self {
+            client: None,
+            value: vec![0; KV_MAX_VALUE],
+        }
+    }
+
+    /// The client, attached if the store has set its region up.
+    fn attached<'c>(
+        client: &'c mut Option<KvClient<'static>>,
+    ) -> Result<&'c mut KvClient<'static>, KvError> {
+        if client.is_none() {
+            let vaddr = *var!(kv_io: u64 = 0);
+            if vaddr == 0 {
+                return Err(KvError::Unavailable);
+            }
+            // SAFETY: the description maps `kv_io` (`KV_REGION_BYTES`) read-write into this
+            // PD and the store only, for the PD's lifetime; it is used only through the
+            // protocol's types, which access shared memory with atomics.
+            let region =
+                unsafe { KvRegion::attach_raw(vaddr as usize as *mut u8, KV_REGION_BYTES) };
+            *client = Some(region.map_err(|_| KvError::Unavailable)?.client());
+        }
+        client.as_mut().ok_or(KvError::Unavailable)
+    }
+
+    /// Opens a session with the store if there is none.
+    fn session(&mut self) -> Result<(), KvError> {
+        let client = Self::attached(&mut self.client)?;
+        let until = deadline(SESSION_MS);
+        loop {
+            match client.connect() {
+                Ok(Link::Open) => return Ok(()),
+                Ok(Link::Requested) => STORE.notify(),
+                Ok(Link::Pending) if counter() < until => core::hint::spin_loop(),
+                Ok(Link::Pending) => return Err(KvError::Unavailable),
+                // The store restarted: ask again (the next call requests a new session).
+                Err(Protocol::SessionLost) => {}
+                Err(_) => return Err(KvError::Unavailable),
+            }
+        }
+    }
+
+    /// Sends `request` and waits for its answer: the response, its result in
+    /// [`StoreClient::result`].
+    fn call(&mut self, request: &Request<'_>) -> Result<Response, KvError> {
+        self.session()?;
+        let client = Self::attached(&mut self.client)?;
+        let ticket = client.submit(request).map_err(|_| KvError::Unavailable)?;
+        if client.notify_needed() {
+            STORE.notify();
+        }
+        let until = deadline(PATIENCE_MS);
+        loop {
+            match client.poll(&mut self.value) {
+                Ok(Some((t, response))) if t == ticket => return Ok(response),
+                // The late answer of a request that timed out: its buffer is back.
+                Ok(Some(_)) => {}
+                Ok(None) if counter() < until => core::hint::spin_loop(),
+                Ok(None) => return Err(KvError::Unavailable),
+                Err(Protocol::BadResponse { ticket: t, .. })
+                | Err(Protocol::OutputTooSmall { ticket: t, .. })
+                    if t == ticket =>
+                {
+                    return Err(KvError::Unavailable);
+                }
+                Err(Protocol::SessionLost) => return Err(KvError::Unavailable),
+                // Something the store broke about another buffer: dropped and counted.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&mut self, key: &[u8]) -> Result<Vec<u8>, KvError> {
+        let response = self.call(&Request::Get { key })?;
+        match response.status {
+            Status::Ok => Ok(self.value.get(..response.len).unwrap_or_default().to_vec()),
+            status => Err(error(status)),
+        }
+    }
+
+    /// Stores `value` under `key`; whether the key is new.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool, KvError> {
+        let response = self.call(&Request::Put { key, value })?;
+        match response.status {
+            Status::Ok => Ok(response.created()),
+            status => Err(error(status)),
+        }
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), KvError> {
+        let response = self.call(&Request::Delete { key })?;
+        match response.status {
+            Status::Ok => Ok(()),
+            status => Err(error(status)),
+        }
+    }
+}
+
+/// The HTTP API's error for a store's answer other than `Ok`.
+fn error(status: Status) -> KvError {
+    match status {
+        Status::NotFound => KvError::NotFound,
+        Status::Full => KvError::Full,
+        _ => KvError::Unavailable,
+    }
+}
