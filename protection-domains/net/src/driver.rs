@@ -8,7 +8,7 @@
 //! give it is dropped too: a broken card cannot make the driver give the client a buffer
 //! twice.
 
-use atoll_channels::queue::{Consumer, Desc, DriverSide, Ledger};
+use atoll_channels::queue::{Consumer, Corrupt, Desc, DriverSide, Ledger};
 
 use crate::{HEADROOM, MAX_FRAME, NET_BUF_SIZE, NET_BUFFERS, NET_QUEUE_SLOTS, geometry};
 
@@ -311,6 +311,12 @@ fn handed_over(
     loop {
         match queue.dequeue() {
             Ok(Some(desc)) if held.receive(&desc).is_ok() => return Some(desc),
+            // An impossible producer index consumes nothing: looking again would find it
+            // again, for ever. Count it and stop until the client notifies once more.
+            Err(Corrupt::Index) => {
+                counters.bad += 1;
+                return None;
+            }
             Ok(Some(_)) | Err(_) => counters.bad += 1,
             Ok(None) => return None,
         }
@@ -470,6 +476,40 @@ mod tests {
         assert_eq!(driver.nic.rx_posted.len(), 1, "the duplicate is dropped");
         assert_eq!(driver.nic.tx_posted.len(), 1);
         assert_eq!(driver.counters.bad, 2);
+    }
+
+    /// A client that sets its producer index beyond the queue's capacity cannot make the
+    /// driver loop: the index is counted as bad each time the driver looks, and nothing
+    /// else happens until the client repairs it.
+    #[test]
+    fn an_impossible_producer_index_does_not_hang_the_driver() {
+        let memory = memory();
+        let base = memory.as_mut_ptr().cast::<u8>();
+        let (mut driver, mut client) = setup(memory);
+        client.rx_free.enqueue(Desc::new(0, 0)).expect("room");
+        // SAFETY: the test's region holds the queues at its start; the driver and the
+        // client use it through atomics only, as this does.
+        let shared = unsafe { &*base.cast::<NetQueues<NET_QUEUE_SLOTS>>() };
+        for queue in [&shared.rx_free, &shared.tx_active] {
+            queue.producer.value.store(
+                NET_QUEUE_SLOTS as u32 * 3,
+                core::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        driver.serve();
+        assert!(driver.nic.rx_posted.is_empty());
+        assert_eq!(driver.counters.bad, 2);
+        shared
+            .rx_free
+            .producer
+            .value
+            .store(1, core::sync::atomic::Ordering::Relaxed);
+        driver.serve();
+        assert_eq!(
+            driver.nic.rx_posted.len(),
+            1,
+            "served once the index is repaired"
+        );
     }
 
     #[test]
