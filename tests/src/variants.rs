@@ -206,6 +206,15 @@ pub const SMP_HOG: Variant = Variant::of("smp-hog", "tests/systems/smp-hog.xml",
 /// it runs on.
 pub const SMP_BUDGET: Variant = Variant::of("smp-budget", "tests/systems/smp-budget.xml", true);
 
+/// A device interrupt owned by a PD on the second core of its replica: the disk's block
+/// driver on core 3 of cores 2 and 3, the store on core 2. Only on `virt`, whose disk
+/// driver (virtio-blk) waits for its interrupt; the SD drivers of the other boards poll.
+/// It runs on: the test stops it once the store has opened.
+pub const IRQ_SECOND_CORE: Variant = Variant {
+    only_on: Some(VIRT),
+    ..Variant::of("irq-second-core", "tests/systems/irq-second-core.xml", true)
+};
+
 /// The default system with 640 KiB of constant data in one more PD: an image the
 /// loader-relocation tests can load overlapping its own link address.
 pub const BALLAST: Variant = Variant::of("ballast", "tests/systems/ballast.xml", false);
@@ -251,6 +260,7 @@ pub const VARIANTS: &[Variant] = &[
     SMP,
     SMP_HOG,
     SMP_BUDGET,
+    IRQ_SECOND_CORE,
     BALLAST,
     SERVICE,
     SERVICE_STATIC,
@@ -296,7 +306,9 @@ mod tests {
         }
         assert!(names(VIRT).contains(&"service-static"));
         assert!(!names("imx8mp_evk").contains(&"service-static"));
-        assert_eq!(names("zcu102").len() + 7, names(VIRT).len());
+        assert!(names(VIRT).contains(&"irq-second-core"));
+        assert!(!names("zcu102").contains(&"irq-second-core"));
+        assert_eq!(names("zcu102").len() + 8, names(VIRT).len());
     }
 
     /// `service-static.xml` is `system.xml` with the static address set: every element

@@ -1961,3 +1961,64 @@ fn qemu_virt_aarch64_a_user_fault_stops_only_the_thread() {
     let last = summary_ticks(&outcome, "final status", 1);
     check(&outcome, last > 0, "replica 1 stopped ticking");
 }
+
+/// A PD on the second core of its replica gets the device interrupt it owns
+/// (`tests/systems/irq-second-core.xml`): the disk's block driver runs on core 3 of the
+/// storage replica's cores 2 and 3, and the store on core 2 formats a fresh disk, each of
+/// its block requests completing only when the disk's interrupt reaches the driver. The
+/// loader routes the interrupt to the driver's core; a kernel that serves device
+/// interrupts only on a replica's first core drops it there ("unexpected interrupt") and
+/// the store's requests time out. Under the board's GICv3 (routing by `GICD_IROUTER`).
+#[test]
+fn qemu_virt_aarch64_a_pd_on_a_replicas_second_core_gets_its_device_interrupts() {
+    device_irq_on_a_second_core(None, "irq-second-core");
+}
+
+/// The same under `virt`'s default GICv2 (routing by `GICD_ITARGETSR`).
+#[test]
+fn qemu_virt_aarch64_a_pd_on_a_replicas_second_core_gets_its_device_interrupts_through_a_gicv2() {
+    let gicv2 = QemuMachine {
+        machine: "virt",
+        ..atoll_boards::QEMU_VIRT_AARCH64.qemu
+    };
+    device_irq_on_a_second_core(Some(gicv2), "irq-second-core-gicv2");
+}
+
+fn device_irq_on_a_second_core(machine: Option<QemuMachine>, label: &str) {
+    let board = "qemu_virt_aarch64";
+    let disk = atoll_e2e::service::fresh_disk(board, label);
+    let args = atoll_runner::disk_args(&atoll_boards::QEMU_VIRT_AARCH64, &disk)
+        .expect("virt attaches a disk");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let image = image_of(board, &variants::IRQ_SECOND_CORE);
+    let mut boot = Boot::image(board, label, image)
+        .qemu_args(&args)
+        .until(&["storage: opened the store"])
+        .stop_on(&[
+            "unexpected interrupt",
+            "storage: the store could not be opened",
+        ]);
+    if let Some(machine) = machine {
+        boot = boot.machine(machine);
+    }
+    let outcome = boot.run();
+    // virtio-blk's interrupt on virt: SPI 39, edge-triggered.
+    let routed = position(&outcome, "LDR|INFO: IRQ 71 (edge) routed to core 3 for K1");
+    let started = position_after(
+        &outcome,
+        routed,
+        "MON1|INFO: started 2 PDs: storage, blk_driver",
+    );
+    position_after(
+        &outcome,
+        started,
+        "storage: opened the store: a new one on a blank disk of 131072 blocks",
+    );
+    check(
+        &outcome,
+        !outcome.serial.contains("unexpected interrupt")
+            && !outcome.serial.contains("|ERROR")
+            && !outcome.serial.contains("device error"),
+        "the disk's interrupt was dropped, or a PD failed",
+    );
+}

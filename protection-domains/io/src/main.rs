@@ -18,7 +18,6 @@ extern crate alloc;
 
 mod device;
 mod status;
-mod store;
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -36,9 +35,11 @@ use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
+use atoll_pd_storage::client::{KvError as StoreError, StoreClient};
 use device::NetDevice;
-use store::StoreClient;
 
+/// The key-value store, on the storage replica.
+const STORE: Channel = Channel::new(0);
 /// The network driver.
 const DRIVER: Channel = Channel::new(2);
 /// The core's physical timer (IRQ 30), if the description gives it to this PD.
@@ -132,20 +133,29 @@ impl App for Api {
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, KvError> {
-        self.store.get(key.as_bytes())
+        self.store.get(key.as_bytes()).map_err(http_error)
     }
 
     fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<Stored, KvError> {
         self.put_calls += 1;
         bench_mark("put", self.put_calls);
-        match self.store.put(key.as_bytes(), value)? {
+        match self.store.put(key.as_bytes(), value).map_err(http_error)? {
             true => Ok(Stored::Created),
             false => Ok(Stored::Replaced),
         }
     }
 
     fn kv_delete(&mut self, key: &str) -> Result<(), KvError> {
-        self.store.delete(key.as_bytes())
+        self.store.delete(key.as_bytes()).map_err(http_error)
+    }
+}
+
+/// The HTTP API's error for the store's.
+fn http_error(e: StoreError) -> KvError {
+    match e {
+        StoreError::NotFound => KvError::NotFound,
+        StoreError::Full => KvError::Full,
+        StoreError::Unavailable => KvError::Unavailable,
     }
 }
 
@@ -203,7 +213,10 @@ fn init() -> Io {
             directory,
             status_calls: 0,
             put_calls: 0,
-            store: StoreClient::new(),
+            // SAFETY: `kv_io` is patched (or left 0) by the tool with where the description
+            // maps this PD's region shared with the store, read-write, for the PD's
+            // lifetime; only this client uses it.
+            store: unsafe { StoreClient::new(*var!(kv_io: u64 = 0), STORE) },
         },
     };
     // The driver sets the queues up and then notifies; it usually runs first.

@@ -1,6 +1,7 @@
-//! The storage service's request handling, apart from the PD around it so it is tested on
-//! the host: [`handle`] carries out one request of the key-value protocol
-//! (`atoll_channels::kv`) on an `atoll_kv::Store` and says what to answer.
+//! The storage service's library: its request handling, apart from the PD around it so
+//! it is tested on the host ([`handle`] carries out one request of the key-value protocol,
+//! `atoll_channels::kv`, on an `atoll_kv::Store` and says what to answer), and the
+//! synchronous client other PDs reach the store with ([`client`]).
 //!
 //! The PD (`src/main.rs`) runs the store on its disk (the block driver behind the queues of
 //! `atoll_channels::block`, `src/disk.rs`) and serves each client's region with a
@@ -17,8 +18,12 @@
     )
 )]
 
-#[cfg(test)]
+#[cfg(any(test, target_arch = "aarch64"))]
 extern crate alloc;
+
+// It waits on the PD runtime's counter, which exists only on the target.
+#[cfg(target_arch = "aarch64")]
+pub mod client;
 
 use atoll_channels::kv::{KV_FLAG_CREATED, KV_MAX_KEY, KV_MAX_VALUE, ListWriter, Request, Status};
 use atoll_kv::{BlockDevice, Error, Store};

@@ -2,7 +2,8 @@
 //! replica. It keeps the store (`atoll-kv`) on the board's disk, reached through the block
 //! driver on the replica's other core (`blk_driver`, channel 1), and serves the store to
 //! clients on other replicas through the key-value protocol of `atoll_channels::kv`: the
-//! I/O service over the region `kv_io` and channel 0.
+//! I/O service over the region `kv_io` and channel 0, and a second client, if the
+//! description maps one, over `kv_peer` and channel 2.
 //!
 //! Start-up: the block driver sets up the block queues and notifies; this PD then attaches,
 //! reads the disk's size, opens the store (recovering its log, and reporting what recovery
@@ -29,7 +30,7 @@ use atoll_channels::block::{
     read_info,
 };
 use atoll_channels::kv::{
-    KV_MAX_VALUE, KV_REGION_BYTES, KV_SCRATCH_BYTES, KvRegion, KvServer, Rejected, Status,
+    KV_MAX_VALUE, KV_QUEUE_SLOTS, KV_REGION_BYTES, KV_SCRATCH_BYTES, KvRegion, KvServer, Status,
 };
 use atoll_channels::queue::DataRegion;
 use atoll_kv::{Error, Store};
@@ -41,8 +42,10 @@ use atoll_pd_storage::{Answer, handle, needs_reopen};
 
 use disk::Disk;
 
-/// The I/O service, the store's client.
+/// The I/O service, the store's client (region `kv_io`).
 const IO: Channel = Channel::new(0);
+/// A second client, if the description gives one (region `kv_peer`).
+const PEER: Channel = Channel::new(2);
 /// The block driver.
 const BLOCK: Channel = Channel::new(1);
 
@@ -59,8 +62,9 @@ struct Service {
     /// `None`: no disk, or the store could not be opened: every request is answered
     /// `Unavailable`.
     store: Option<Store<Disk<'static>>>,
-    /// The I/O service's region.
-    io: Option<KvServer<'static>>,
+    /// Each client's region, with its channel: the I/O service's and, if the description
+    /// maps one, a second client's.
+    clients: Vec<(KvServer<'static>, Channel)>,
     /// A request's key and value, copied out of shared memory.
     scratch: Vec<u8>,
     /// A GET's value or a LIST's keys.
@@ -123,10 +127,13 @@ impl Storage {
                 None
             }
         };
-        let io = kv_region(*var!(kv_io: u64 = 0));
+        let clients = [(*var!(kv_io: u64 = 0), IO), (*var!(kv_peer: u64 = 0), PEER)]
+            .into_iter()
+            .filter_map(|(vaddr, channel)| Some((kv_region(vaddr)?, channel)))
+            .collect();
         let mut service = Box::new(Service {
             store,
-            io,
+            clients,
             scratch: vec![0; KV_SCRATCH_BYTES],
             out: vec![0; KV_MAX_VALUE],
         });
@@ -193,48 +200,60 @@ fn open(disk: Disk<'static>) -> Option<Store<Disk<'static>>> {
 }
 
 impl Service {
-    /// Serves every request waiting in the clients' regions, then asks to be notified of
-    /// the next ones.
+    /// Serves every client's waiting requests, a client at a time and at most a queue's
+    /// worth of each in a round, so that no client can hold the store from the others;
+    /// then asks each to notify it of its next ones.
     fn serve(&mut self) {
-        let Some(server) = self.io.as_mut() else {
-            return;
-        };
         loop {
-            // Each `Some` takes a descriptor off the queue: this ends.
-            while let Some(next) = server.next(&mut self.scratch) {
-                match next {
-                    Ok((token, request)) => {
-                        let (answer, error) = match self.store.as_mut() {
-                            Some(store) => handle(store, &request, &mut self.out),
-                            None => (
-                                Answer {
-                                    status: Status::Unavailable,
-                                    flags: 0,
-                                    len: 0,
-                                },
-                                None,
-                            ),
-                        };
-                        let body = self.out.get(..answer.len).unwrap_or_default();
-                        if let Err(e) = server.reply(token, answer.status, answer.flags, body) {
-                            debug_println!("storage: an answer was lost: {e:?}");
-                        }
-                        if let Some(e) = error.filter(|e| needs_reopen(*e)) {
-                            self.store = reopen(self.store.take(), e);
-                        }
-                    }
-                    // Answered or dropped by the protocol already; counted there.
-                    Err(Rejected::Corrupt(_) | Rejected::Duplicate(_)) => {}
-                    Err(Rejected::Malformed(_) | Rejected::ScratchTooSmall(_)) => {}
-                }
+            let mut waiting = false;
+            for index in 0..self.clients.len() {
+                waiting |= self.serve_one(index);
             }
-            if server.notify_needed() {
-                IO.notify();
-            }
-            if server.ready_to_wait() {
+            if !waiting {
                 return;
             }
         }
+    }
+
+    /// Serves up to a queue's worth of client `index`'s requests; whether it may have more.
+    fn serve_one(&mut self, index: usize) -> bool {
+        let Some((server, channel)) = self.clients.get_mut(index) else {
+            return false;
+        };
+        for _ in 0..KV_QUEUE_SLOTS {
+            // Each `Some` takes a descriptor off the queue.
+            let Some(next) = server.next(&mut self.scratch) else {
+                break;
+            };
+            // A rejected request was answered or dropped by the protocol already, and
+            // counted there.
+            let Ok((token, request)) = next else {
+                continue;
+            };
+            let (answer, error) = match self.store.as_mut() {
+                Some(store) => handle(store, &request, &mut self.out),
+                None => (
+                    Answer {
+                        status: Status::Unavailable,
+                        flags: 0,
+                        len: 0,
+                    },
+                    None,
+                ),
+            };
+            let body = self.out.get(..answer.len).unwrap_or_default();
+            if let Err(e) = server.reply(token, answer.status, answer.flags, body) {
+                debug_println!("storage: an answer was lost: {e:?}");
+            }
+            if let Some(e) = error.filter(|e| needs_reopen(*e)) {
+                self.store = reopen(self.store.take(), e);
+            }
+        }
+        if server.notify_needed() {
+            // A client on a stopped replica is not told; the others go on.
+            let _ = channel.try_notify();
+        }
+        !server.ready_to_wait()
     }
 }
 

@@ -1,14 +1,13 @@
-//! The key-value store's client side: `/kv/{key}` requests go to the storage replica's
-//! store through the region `kv_io` and channel 0, in the protocol of
-//! `atoll_channels::kv`.
+//! A synchronous client of the store, for PDs on other replicas: each call sends one
+//! request through the client's region (`atoll_channels::kv`) and the channel to the
+//! store, and waits for its answer, spinning on the region (a durable write takes the
+//! store a disk write and a flush). A PD of a higher priority on the same core still runs
+//! meanwhile.
 //!
-//! The HTTP API asks synchronously ([`atoll_http::App`]), so each request waits for its
-//! answer, spinning on the region: a durable write takes the store a disk write and a
-//! flush. The network driver, at a higher priority, still takes frames meanwhile; the
-//! other connections wait. A store that does not answer within [`PATIENCE_MS`] (or has not
-//! set its region up, or is on a stopped replica) is `503`; a request that timed out keeps
-//! its buffer until the store answers it, and when all of them are held, requests are
-//! `503` until then.
+//! A store that does not answer within [`PATIENCE_MS`] (or has not set its region up, or
+//! is on a stopped replica) is [`KvError::Unavailable`]; a request that timed out keeps its
+//! buffer until the store answers it, and when all of them are held, calls are
+//! `Unavailable` until then.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -17,19 +16,31 @@ use atoll_channels::kv::{
     KV_MAX_VALUE, KV_REGION_BYTES, KvClient, KvError as Protocol, KvRegion, Link, Request,
     Response, Status,
 };
-use atoll_http::KvError;
+use atoll_microkit::Channel;
 use atoll_microkit::timer::{counter, counter_frequency};
-use atoll_microkit::{Channel, var};
 
-/// The store.
-const STORE: Channel = Channel::new(0);
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvError {
+    /// No such key.
+    NotFound,
+    /// The store cannot be reached, did not answer in time, or failed.
+    Unavailable,
+    /// The store has no room for the value.
+    Full,
+}
+
 /// How long a request may wait for the store's answer, in milliseconds.
 pub const PATIENCE_MS: u64 = 10_000;
 /// How long the store may take to accept a session, in milliseconds.
 const SESSION_MS: u64 = 1_000;
 
-/// The client's state.
+/// A client of the store.
 pub struct StoreClient {
+    /// The region's address here (0: the description maps none).
+    vaddr: u64,
+    /// The channel to the store.
+    store: Channel,
     client: Option<KvClient<'static>>,
     /// A GET's value, as the store sent it.
     value: Vec<u8>,
@@ -41,9 +52,20 @@ fn deadline(ms: u64) -> u64 {
 }
 
 impl StoreClient {
-    /// A client that attaches to the store's region when it first needs it.
-    pub fn new() -> Self {
+    /// A client of the store over the region at `vaddr` (`KV_REGION_BYTES`, as the tool
+    /// patched it into a `setvar_vaddr` symbol; 0 if the description maps none: every
+    /// call is then `Unavailable`) and the channel `store`. It attaches when it first
+    /// needs the region.
+    ///
+    /// # Safety
+    ///
+    /// A non-zero `vaddr` must be where the description maps the client's region
+    /// read-write into this PD, for the PD's lifetime, shared with the store only and used
+    /// in this PD only through this client.
+    pub unsafe fn new(vaddr: u64, store: Channel) -> Self {
         Self {
+            vaddr,
+            store,
             client: None,
             value: vec![0; KV_MAX_VALUE],
         }
@@ -52,14 +74,13 @@ impl StoreClient {
     /// The client, attached if the store has set its region up.
     fn attached<'c>(
         client: &'c mut Option<KvClient<'static>>,
+        vaddr: u64,
     ) -> Result<&'c mut KvClient<'static>, KvError> {
         if client.is_none() {
-            let vaddr = *var!(kv_io: u64 = 0);
             if vaddr == 0 {
                 return Err(KvError::Unavailable);
             }
-            // SAFETY: the description maps `kv_io` (`KV_REGION_BYTES`) read-write into this
-            // PD and the store only, for the PD's lifetime; it is used only through the
+            // SAFETY: `new`'s caller guarantees the region; it is used only through the
             // protocol's types, which access shared memory with atomics.
             let region =
                 unsafe { KvRegion::attach_raw(vaddr as usize as *mut u8, KV_REGION_BYTES) };
@@ -70,12 +91,12 @@ impl StoreClient {
 
     /// Opens a session with the store if there is none.
     fn session(&mut self) -> Result<(), KvError> {
-        let client = Self::attached(&mut self.client)?;
+        let client = Self::attached(&mut self.client, self.vaddr)?;
         let until = deadline(SESSION_MS);
         loop {
             match client.connect() {
                 Ok(Link::Open) => return Ok(()),
-                Ok(Link::Requested) => STORE.notify(),
+                Ok(Link::Requested) => self.store.notify(),
                 Ok(Link::Pending) if counter() < until => core::hint::spin_loop(),
                 Ok(Link::Pending) => return Err(KvError::Unavailable),
                 // The store restarted: ask again (the next call requests a new session).
@@ -89,10 +110,10 @@ impl StoreClient {
     /// [`StoreClient::result`].
     fn call(&mut self, request: &Request<'_>) -> Result<Response, KvError> {
         self.session()?;
-        let client = Self::attached(&mut self.client)?;
+        let client = Self::attached(&mut self.client, self.vaddr)?;
         let ticket = client.submit(request).map_err(|_| KvError::Unavailable)?;
         if client.notify_needed() {
-            STORE.notify();
+            self.store.notify();
         }
         let until = deadline(PATIENCE_MS);
         loop {
@@ -143,7 +164,7 @@ impl StoreClient {
     }
 }
 
-/// The HTTP API's error for a store's answer other than `Ok`.
+/// The error for a store's answer other than `Ok`.
 fn error(status: Status) -> KvError {
     match status {
         Status::NotFound => KvError::NotFound,
