@@ -80,6 +80,12 @@ pub mod flags {
     /// through the conduit the board does not use here, which no firmware answers, to prove
     /// it refuses to boot with a message instead of hanging.
     pub const SELFTEST_PSCI_UNANSWERED: u32 = 1 << 6;
+    /// Self-test: this replica faults on purpose [`LATE_FAULT_TICKS`] ticks after it is up,
+    /// while its PDs are at work, to prove that the other replicas lose nothing of what
+    /// they were doing with it.
+    pub const SELFTEST_FAULT_LATE: u32 = 1 << 7;
+    /// The replica tick at which [`SELFTEST_FAULT_LATE`] faults: 5 s at 100 Hz.
+    pub const LATE_FAULT_TICKS: u32 = 500;
 }
 
 /// A physical range.

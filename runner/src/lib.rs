@@ -171,7 +171,7 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
 /// storage replica keeps its data on; `None` for a board without one.
 ///
 /// On `virt` it is a virtio-blk device on the transport `blk0` names
-/// ([`VIRT_DISK_BUS`], a page of registers apart from the NIC's). On `zcu102` it is the SD
+/// (`virtio-mmio-bus.23`, a page of registers apart from the NIC's). On `zcu102` it is the SD
 /// card in SD1, the board's card slot (`xlnx-zcu102` gives SD controller `n` the drive
 /// `if=sd,index=n`); on `imx8mp-evk` the card in uSDHC2, the EVK's slot (`fsl-imx8mp`
 /// gives uSDHC `n` the drive `if=sd,bus=n`). QEMU's SD cards take only images whose size

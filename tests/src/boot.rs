@@ -88,6 +88,12 @@ impl Boot {
         self
     }
 
+    /// Attaches the raw image `disk` as the board's `disk0`.
+    pub fn disk(mut self, disk: &std::path::Path) -> Self {
+        self.options.disk = Some(disk.to_path_buf());
+        self
+    }
+
     /// Loads the image with `-device loader` at `addr` and starts core 0 there, instead of
     /// `-kernel`.
     pub fn loaded_at(mut self, addr: u64) -> Self {

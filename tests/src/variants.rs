@@ -11,6 +11,8 @@ pub struct Variant {
     pub system: Option<&'static str>,
     /// Replica whose kernel faults on purpose.
     pub kernel_fault: Option<u32>,
+    /// Replica whose kernel faults on purpose 5 s after boot, its PDs at work.
+    pub kernel_fault_late: Option<u32>,
     /// Replica whose kernel stack overflows on purpose.
     pub stack_overflow: Option<u32>,
     /// Replica whose initialiser faults on purpose.
@@ -35,6 +37,7 @@ impl Variant {
             name,
             system: None,
             kernel_fault: None,
+            kernel_fault_late: None,
             stack_overflow: None,
             initialiser_fault: None,
             api: None,
@@ -91,6 +94,12 @@ pub const FUZZ: Variant = Variant::of("fuzz", "tests/systems/fuzz.xml", true);
 /// A PD owning the physical timer's per-core interrupt; it reports after its last one.
 pub const PD_TIMER: Variant =
     Variant::of("pd-timer", "protection-domains/bench/systems/irq.xml", true);
+/// The same PD on the second core of a two-core replica: the interrupt is the core's own.
+pub const PD_TIMER_SECOND_CORE: Variant = Variant::of(
+    "pd-timer-second-core",
+    "tests/systems/pd-timer-second-core.xml",
+    true,
+);
 /// A PD reading the device tree the loader copied into its `prefill_bootinfo="fdt"`
 /// region.
 pub const DEVICE_TREE: Variant = Variant::of("devicetree", "tests/systems/devicetree.xml", false);
@@ -229,6 +238,15 @@ pub const SERVICE_STATIC: Variant = Variant {
     only_on: Some(VIRT),
     ..Variant::of("service-static", "tests/systems/service-static.xml", true)
 };
+/// Two clients of the key-value store on replicas of their own; the writer's replica
+/// stops on purpose while it writes (`tests/tests/storage.rs`). Only on `virt`: the storage
+/// replica is the same on every board, and its disk's driver is tested on each by the
+/// service and kill tests.
+pub const STORAGE_CLIENTS: Variant = Variant {
+    kernel_fault_late: Some(1),
+    only_on: Some(VIRT),
+    ..Variant::of("storage-clients", "tests/systems/storage-clients.xml", true)
+};
 
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
@@ -241,6 +259,7 @@ pub const VARIANTS: &[Variant] = &[
     HOSTILE,
     FUZZ,
     PD_TIMER,
+    PD_TIMER_SECOND_CORE,
     DEVICE_TREE,
     EXAMPLE_HELLO,
     EXAMPLE_PINGPONG,
@@ -264,6 +283,7 @@ pub const VARIANTS: &[Variant] = &[
     BALLAST,
     SERVICE,
     SERVICE_STATIC,
+    STORAGE_CLIENTS,
 ];
 
 /// The variants built for `board`.
@@ -308,7 +328,7 @@ mod tests {
         assert!(!names("imx8mp_evk").contains(&"service-static"));
         assert!(names(VIRT).contains(&"irq-second-core"));
         assert!(!names("zcu102").contains(&"irq-second-core"));
-        assert_eq!(names("zcu102").len() + 8, names(VIRT).len());
+        assert_eq!(names("zcu102").len() + 9, names(VIRT).len());
     }
 
     /// `service-static.xml` is `system.xml` with the static address set: every element

@@ -261,6 +261,27 @@ fn pd_timer(board: &str) {
     );
 }
 
+/// The same PD on core 3, the second core of its replica
+/// (`tests/systems/pd-timer-second-core.xml`): it programs core 3's timer, the kernel
+/// enables the interrupt on core 3 when the PD acknowledges it there, and core 3 takes
+/// and delivers each one. A kernel that served device interrupts only on a replica's first
+/// core (and enabled the timer's there) never woke the PD.
+fn pd_timer_second_core(board: &str) {
+    let outcome = Boot::variant(board, &variants::PD_TIMER_SECOND_CORE)
+        .until(&["bench_irq: BENCH interrupt to PD: "])
+        .stop_on(&["unexpected interrupt"])
+        .run();
+    position(&outcome, "MON1|INFO: started 1 PDs: bench_irq");
+    position(&outcome, "over 10000 rounds");
+    check(
+        &outcome,
+        !outcome.serial.contains("|ERROR")
+            && !outcome.serial.contains("irq_ack failed")
+            && !outcome.serial.contains("unexpected interrupt"),
+        "the timer PD faulted, could not acknowledge its interrupt, or an interrupt was dropped",
+    );
+}
+
 /// The monitor reports each PD fault with the PD's name and the fault in words, restarts
 /// the PD that asks for it (a bounded number of times) and stops the others; a PD of the
 /// same replica and the other replica keep running.
@@ -1110,6 +1131,11 @@ macro_rules! board_tests {
             #[test]
             fn a_pd_owning_the_physical_timer_gets_its_interrupts() {
                 super::pd_timer($board);
+            }
+
+            #[test]
+            fn a_pd_on_a_replicas_second_core_owning_the_physical_timer_gets_its_interrupts() {
+                super::pd_timer_second_core($board);
             }
 
             #[test]

@@ -22,10 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atoll_e2e::boot::Boot;
 use atoll_e2e::service::{
     EXCHANGE, Response, boot, free_port, fresh_disk, read_one, wait_until_serving,
 };
-use atoll_e2e::variants::SERVICE;
+use atoll_e2e::variants::{SERVICE, STORAGE_CLIENTS};
 
 /// Kill points the suite runs on `virt`.
 const SUITE_POINTS: usize = 16;
@@ -426,6 +427,84 @@ fn qemu_virt_aarch64_serves_every_undamaged_record_of_a_damaged_disk() {
     let lost = number(" lost to ");
     assert_eq!(dropped + lost, damaged.len(), "{line}");
     assert_eq!(number(" records kept"), KEYS - damaged.len(), "{line}");
+}
+
+/// The writer's replica stopped on purpose while it streams writes: the store loses none
+/// of the writes it acknowledged (nor leaves the one in flight partial), and goes on serving
+/// its other client, on another replica.
+#[test]
+fn qemu_virt_aarch64_a_clients_replica_stopping_mid_write_loses_nothing_and_stops_no_one_else() {
+    const BOARD: &str = "qemu_virt_aarch64";
+    let disk = fresh_disk(BOARD, "storage-clients");
+    std::fs::File::options()
+        .write(true)
+        .open(&disk)
+        .and_then(|f| f.set_len(KILL_DISK_BYTES))
+        .expect("the disk image shrinks");
+    let outcome = Boot::variant(BOARD, &STORAGE_CLIENTS)
+        .disk(&disk)
+        .until(&["kv_peer: still served after the writer's replica stopped"])
+        .stop_on(&[
+            "kv_peer: round trip",
+            "reads back wrong",
+            "the store did not come up",
+        ])
+        .timeout(Duration::from_secs(120))
+        .run();
+    let fail = |what: &str| -> ! {
+        panic!(
+            "{what}\nserial log saved at {}\n----\n{}",
+            outcome.log_path.display(),
+            outcome.serial
+        )
+    };
+    let serial = &outcome.serial;
+    let Some(down) = serial.find("K0|ERROR: K1 is down") else {
+        fail("the writer's replica did not stop");
+    };
+    // Every write the writer said was acknowledged before its replica stopped.
+    let acknowledged = serial[..down]
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("kv_writer: ")?
+                .strip_suffix(" acknowledged")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    let read_back = serial
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("kv_peer: the writer's replica is down; ")?
+                .strip_suffix(" of its writes read back whole")?
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or_else(|| fail("the peer did not read the writer's writes back"));
+    eprintln!(
+        "the writer's replica stopped after {acknowledged}+ acknowledged writes; {read_back} read back"
+    );
+    if acknowledged < 10 {
+        fail("the writer had not written before its replica stopped");
+    }
+    if read_back < acknowledged {
+        fail("acknowledged writes were lost");
+    }
+    if !serial.contains("kv_peer: still served after the writer's replica stopped") {
+        fail("the other client was not served after the writer's replica stopped");
+    }
+    for bad in [
+        "panicked",
+        "MON0|ERROR",
+        "MON2|ERROR",
+        "K2|ERROR",
+        "K2|FATAL",
+    ] {
+        if serial.contains(bad) {
+            fail(&format!("the log has {bad:?}"));
+        }
+    }
 }
 
 /// The number of kill points: `ATOLL_CRASH_POINTS`, or `default`.

@@ -11,8 +11,10 @@
 //! passive server placed on the other core), and the scale ratios: the same round trips
 //! with 60 channels per PD against 2, with 4 replicas against 1, with 60 channels crossing
 //! between two replicas against 1, and a round trip on one core of a two-core replica with
-//! the other core busy against idle; and the HTTP service's cost per request and its `wrk`
-//! figures (`bench_http`).
+//! the other core busy against idle; the HTTP service's cost per request and its `wrk`
+//! figures (`bench_http`); and the key-value store's cost per durable `PUT` and per `GET`
+//! across replicas, and per MiB of log it recovers (`bench_kv`). `ATOLL_BENCH_ONLY=kv` or
+//! `=http` measures one of the last two only.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -374,6 +376,9 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     crate::setup::rust_targets()?;
     crate::setup::qemu(&["virt"])?;
     let out = workspace_root().join("target").join("bench");
+    if let Ok(part) = std::env::var(ONLY) {
+        return run_part(&out, &part);
+    }
     let built = build_default_image(&out)?;
 
     let first = boot(&built.image, true, "boot-icount-1")?;
@@ -390,15 +395,33 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let trips = measure_round_trips(&out)?;
     let scale = measure_scale(&out)?;
     let http = crate::bench_http::measure(&out)?;
+    let kv = crate::bench_kv::measure(&out)?;
 
     let mut figures = headline_figures(&boot, &sizes, &trips);
     figures.extend(scale_figures(&scale, &trips));
     figures.extend(http_figures(&http));
+    figures.extend(kv_figures(&kv));
     print_table(&figures);
     write_results(&out, &figures)?;
     if compare {
         compare_with_baseline(&figures)?;
     }
+    Ok(())
+}
+
+/// The environment variable that makes `cargo xtask bench` measure one part only, to work
+/// on it: `kv` (the key-value store's figures) or `http` (the HTTP service's). It prints
+/// that part's table and writes no results.
+const ONLY: &str = "ATOLL_BENCH_ONLY";
+
+/// Measures only the part `part` of the benchmarks ([`ONLY`]) and prints its figures.
+fn run_part(out: &std::path::Path, part: &str) -> Result<()> {
+    let figures = match part {
+        "kv" => kv_figures(&crate::bench_kv::measure(out)?),
+        "http" => http_figures(&crate::bench_http::measure(out)?),
+        _ => bail!("{ONLY}={part}: the parts are kv and http"),
+    };
+    print_table(&figures);
     Ok(())
 }
 
@@ -744,7 +767,7 @@ fn http_figures(http: &crate::bench_http::Http) -> Vec<Figure> {
             "-",
         ),
         row(
-            "PUT /kv 1 KiB round trip, kept connection (machine-wide; 503 until storage)",
+            "PUT /kv 1 KiB round trip, durable, kept connection (machine-wide)",
             http.put_1k,
             "instructions",
             "-",
@@ -762,11 +785,55 @@ fn http_figures(http: &crate::bench_http::Http) -> Vec<Figure> {
             "reported, wall time",
         ),
         row(
+            "wrk PUT /kv 4 KiB durable, 64 connections, 10 s",
+            http.wrk_put_rps,
+            "requests/s",
+            "reported, wall time",
+        ),
+        row(
+            "wrk PUT /kv 4 KiB durable, 99th percentile latency",
+            http.wrk_put_p99_ms,
+            "ms",
+            "reported, wall time",
+        ),
+        row(
             "QEMU user networking: host CPU per request (QEMU main thread)",
             http.slirp_us,
             "µs",
             "reported, wall time",
         ),
+    ]
+}
+
+/// The key-value store's figures (see `bench_kv`): machine-wide instruction counts that
+/// hold the store's polling while the host carries out its disk requests, so they vary a
+/// little between runs and with the host's disk; reported, without goals.
+fn kv_figures(kv: &crate::bench_kv::Kv) -> Vec<Figure> {
+    let row = |name, value, unit| Figure {
+        name,
+        value,
+        unit,
+        goal: None,
+        reference: "reported; holds the store's disk waits",
+        exact: false,
+    };
+    vec![
+        row(
+            "kv PUT 4 KiB durable, new key, cross-replica (machine-wide)",
+            kv.put_4k,
+            "instructions",
+        ),
+        row(
+            "kv GET 4 KiB, cross-replica (machine-wide)",
+            kv.get_4k,
+            "instructions",
+        ),
+        row(
+            "kv recovery per MiB of log (store open, machine-wide)",
+            kv.recovery_per_mib(),
+            "instructions",
+        ),
+        row("kv log recovered for the figure above", kv.log_mib, "MiB"),
     ]
 }
 

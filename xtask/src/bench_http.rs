@@ -7,18 +7,24 @@
 //!   every core executed, so the difference between two marks is what 1,000 requests cost
 //!   the driver, the stack, the kernels and the other replicas' ticks meanwhile; QEMU's
 //!   user networking, on the host, costs none of it.
+//! - Every boot has a fresh disk image (`target/bench/http-disk.img`, 64 MiB), so the
+//!   storage replica's store formats it and serves `/kv`: a `PUT` is a durable write (a
+//!   record written and flushed) before it is answered.
 //! - The requests go one after another over one kept connection: 3,000 `GET /status` (the
 //!   figure is the last 1,000, after the connection and the caches have warmed up) and
-//!   2,000 `PUT /kv/bench` with a 1 KiB body (the last 1,000).
-//! - `wrk` then runs for 10 s at 64 connections against a boot without `-icount`: requests
-//!   per second and the 99th percentile latency are reported, not goals (wall time on a
-//!   shared machine). The host CPU time QEMU's main thread spends meanwhile, where QEMU's
-//!   user networking (libslirp) runs, divided by the requests, is what the user networking
-//!   costs per request on its own.
+//!   2,000 `PUT /kv/bench` with a 1 KiB body (the last 1,000; each replaces the value).
+//! - `wrk` then runs for 10 s at 64 connections against a boot without `-icount`: first
+//!   `GET /status`, then durable 4 KiB `PUT`s (a Lua script, `target/bench/wrk-put.lua`,
+//!   sets the method and the body and goes round 256 keys per thread, so the live data
+//!   stays small: a log that fills its half compacts to little). Requests per second and the
+//!   99th percentile latency are reported, not goals (wall time on a shared machine). The
+//!   host CPU time QEMU's main thread spends during the `GET` run, where QEMU's user
+//!   networking (libslirp) runs, divided by the requests, is what the user networking costs
+//!   per request on its own.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -40,6 +46,10 @@ pub(crate) struct Http {
     pub wrk_rps: f64,
     /// `wrk`'s 99th percentile latency, in milliseconds.
     pub wrk_p99_ms: f64,
+    /// `wrk` durable 4 KiB `PUT`s per second.
+    pub wrk_put_rps: f64,
+    /// `wrk`'s 99th percentile latency of those `PUT`s, in milliseconds.
+    pub wrk_put_p99_ms: f64,
     /// Host CPU time of QEMU's main thread (user networking) per request, in microseconds.
     pub slirp_us: f64,
 }
@@ -55,13 +65,15 @@ pub(crate) fn measure(out: &Path) -> Result<Http> {
     };
     let image = build(&args)?.image;
     let (get_status, put_1k) = instructions_per_request(board, &image)?;
-    let (wrk_rps, wrk_p99_ms, slirp_us) = wrk(board, &image)?;
+    let wrk = wrk(board, &image, out)?;
     Ok(Http {
         get_status,
         put_1k,
-        wrk_rps,
-        wrk_p99_ms,
-        slirp_us,
+        wrk_rps: wrk.get.rps,
+        wrk_p99_ms: wrk.get.p99_ms,
+        wrk_put_rps: wrk.put.rps,
+        wrk_put_p99_ms: wrk.put.p99_ms,
+        slirp_us: wrk.slirp_us,
     })
 }
 
@@ -72,8 +84,24 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Boots `image` with the guest's port 80 forwarded to a free port, and waits until it
-/// answers `GET /status`.
+/// A fresh (zeroed) disk image for a boot of the HTTP benchmarks.
+fn fresh_disk(board: &atoll_boards::Board) -> Result<PathBuf> {
+    let disk = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("http-disk.img");
+    match std::fs::remove_file(&disk) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", disk.display())),
+    }
+    atoll_runner::prepare_disk(board, &disk)
+        .with_context(|| format!("creating {}", disk.display()))?;
+    Ok(disk)
+}
+
+/// Boots `image` on a fresh disk with the guest's port 80 forwarded to a free port, and
+/// waits until it answers `GET /status` and its store takes a `PUT`.
 fn serve(
     board: &atoll_boards::Board,
     image: &Path,
@@ -87,6 +115,7 @@ fn serve(
             host: port,
             guest: 80,
         }),
+        disk: Some(fresh_disk(board)?),
         ..Default::default()
     };
     let log = workspace_root()
@@ -102,7 +131,7 @@ fn serve(
                 stream.write_all(b"GET /status HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer);
-            if answer.starts_with(b"HTTP/1.1 200") {
+            if answer.starts_with(b"HTTP/1.1 200") && store_ready(port) {
                 return Ok((qemu, port));
             }
         }
@@ -115,6 +144,26 @@ fn serve(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether the service's store takes a `PUT` (it answers `503` until the storage replica
+/// has opened its disk).
+fn store_ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+    round_trip(
+        &mut stream,
+        b"PUT /kv/ready HTTP/1.1\r\nHost: b\r\nContent-Length: 1\r\n\r\n1",
+    )
+    .is_ok_and(|status| stored(&status))
+}
+
+/// Whether a `PUT /kv` answer's status line says the value was stored (`201` created,
+/// `204` replaced).
+fn stored(status: &str) -> bool {
+    status.starts_with("HTTP/1.1 201") || status.starts_with("HTTP/1.1 204")
 }
 
 /// Sends `request` on `stream` and reads its whole answer (head and `Content-Length` body);
@@ -163,9 +212,8 @@ fn instructions_per_request(board: &atoll_boards::Board, image: &Path) -> Result
             }
         }
         for _ in 0..2 * PER_MARK {
-            // 503 until the storage replica serves the key-value store.
             let status = round_trip(&mut stream, &put)?;
-            if !status.starts_with("HTTP/1.1 ") {
+            if !stored(&status) {
                 bail!("PUT /kv answered {status}");
             }
         }
@@ -208,28 +256,104 @@ fn per_request(serial: &str, what: &str) -> Option<f64> {
     (*n1 == n0 + PER_MARK).then(|| (c1.wrapping_sub(*c0) & 0xFFFF_FFFF) as f64 / PER_MARK as f64)
 }
 
-/// `wrk` for 10 s at 64 connections without `-icount`: requests per second, the 99th
-/// percentile in milliseconds, and QEMU's main-thread CPU time per request in µs.
-fn wrk(board: &atoll_boards::Board, image: &Path) -> Result<(f64, f64, f64)> {
+/// What one `wrk` run gives.
+struct WrkRun {
+    /// Requests per second.
+    rps: f64,
+    /// The 99th percentile latency, in milliseconds.
+    p99_ms: f64,
+}
+
+/// The `wrk` figures of one boot.
+struct WrkFigures {
+    /// `GET /status`.
+    get: WrkRun,
+    /// Durable 4 KiB `PUT /kv/...`.
+    put: WrkRun,
+    /// QEMU's main-thread CPU time per `GET /status`, in µs.
+    slirp_us: f64,
+}
+
+/// The Lua script that makes `wrk` send 4 KiB `PUT`s: each thread goes round 256 keys of
+/// its own (`/kv/wrk-<thread>-<n>`).
+const WRK_PUT_SCRIPT: &str = r#"-- Written by cargo xtask bench: durable 4 KiB PUTs to the key-value store.
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local body = string.rep("v", 4096)
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format("PUT", "/kv/wrk-" .. id .. "-" .. (n % 256), nil, body)
+end
+"#;
+
+/// `wrk` for 10 s at 64 connections without `-icount`, on one boot: `GET /status`, then
+/// durable 4 KiB `PUT`s (the script written into `out`).
+fn wrk(board: &atoll_boards::Board, image: &Path, out: &Path) -> Result<WrkFigures> {
+    let script = out.join("wrk-put.lua");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(&script, WRK_PUT_SCRIPT)
+        .with_context(|| format!("writing {}", script.display()))?;
     let (qemu, port) = serve(board, image, false, "http-wrk")?;
+    let url = format!("http://127.0.0.1:{port}");
     let pid = qemu_pid(port);
     let cpu_before = pid.and_then(main_thread_cpu);
-    let out = Command::new("wrk")
-        .args(["-t", "2", "-c", "64", "-d", "10s", "--latency"])
-        .arg(format!("http://127.0.0.1:{port}/status"))
-        .output();
+    let get = run_wrk(&format!("{url}/status"), None);
     let cpu_after = pid.and_then(main_thread_cpu);
-    let _ = qemu.stop();
-    let out = out.context("running wrk (cargo xtask test installs it)")?;
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    let parsed =
-        parse_wrk(&report).ok_or_else(|| anyhow!("cannot read wrk's report:\n{report}"))?;
-    let (rps, p99, requests) = parsed;
-    let slirp = match (cpu_before, cpu_after) {
+    let put = get
+        .is_ok()
+        .then(|| run_wrk(&format!("{url}/kv/"), Some(&script)));
+    let outcome = qemu.stop();
+    let log = outcome.map_or_else(
+        |_| "(the serial log could not be read)".to_string(),
+        |o| o.log_path.display().to_string(),
+    );
+    let (get, requests) = get.with_context(|| format!("wrk GET /status; serial log {log}"))?;
+    let (put, _) = put
+        .unwrap_or_else(|| Err(anyhow!("not run")))
+        .with_context(|| format!("wrk PUT /kv; serial log {log}"))?;
+    let slirp_us = match (cpu_before, cpu_after) {
         (Some(a), Some(b)) if requests > 0.0 => (b - a) * 1e6 / requests,
         _ => f64::NAN,
     };
-    Ok((rps, p99, slirp))
+    Ok(WrkFigures { get, put, slirp_us })
+}
+
+/// One `wrk` run of 10 s at 64 connections against `url` (with the Lua `script`, if
+/// any): its figures and its request count. Fails if no answer at all was a success.
+fn run_wrk(url: &str, script: Option<&Path>) -> Result<(WrkRun, f64)> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t", "2", "-c", "64", "-d", "10s", "--latency"]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .context("running wrk (cargo xtask test installs it)")?;
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rps, p99_ms, requests) =
+        parse_wrk(&report).ok_or_else(|| anyhow!("cannot read wrk's report:\n{report}"))?;
+    let failed = non_success(&report);
+    if failed > 0.0 {
+        println!("bench http: {failed} of {requests} answers from {url} were not 2xx or 3xx");
+    }
+    if requests == 0.0 || failed >= requests {
+        bail!("no answer from {url} was a success:\n{report}");
+    }
+    Ok((WrkRun { rps, p99_ms }, requests))
+}
+
+/// The answers a `wrk` report counts as neither 2xx nor 3xx (0 when it has no such line).
+fn non_success(report: &str) -> f64 {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Requests per second, the 99th percentile in ms, and the request count of a `wrk
@@ -324,6 +448,11 @@ mod tests {
             \x20 454821 requests in 30.02s, 256.33MB read\n\
             Requests/sec:  15150.16\n";
         assert_eq!(parse_wrk(report), Some((15150.16, 5.59, 454821.0)));
+        assert_eq!(non_success(report), 0.0);
+        assert_eq!(
+            non_success("  Non-2xx or 3xx responses: 17\nRequests/sec: 1.0\n"),
+            17.0
+        );
         assert_eq!(duration_ms("1.67s"), Some(1670.0));
         assert_eq!(duration_ms("812.00us"), Some(0.812));
     }

@@ -198,6 +198,11 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
             flags::SELFTEST_FAULT,
         ),
         (
+            "--selftest-fault-late",
+            args.selftest_fault_late,
+            flags::SELFTEST_FAULT_LATE,
+        ),
+        (
             "--selftest-stack-overflow",
             args.selftest_stack_overflow,
             flags::SELFTEST_STACK_OVERFLOW,

@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_http;
+mod bench_kv;
 mod build;
 mod deploy;
 mod fuzz;
@@ -118,6 +119,9 @@ pub struct BuildArgs {
     /// Self-test: make this replica fault on purpose during boot.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_fault: Option<u32>,
+    /// Self-test: make this replica fault on purpose 5 s after boot, its PDs at work.
+    #[arg(long, value_name = "REPLICA")]
+    pub selftest_fault_late: Option<u32>,
     /// Self-test: make this replica overflow its kernel stack on purpose during boot.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_stack_overflow: Option<u32>,

@@ -214,6 +214,7 @@ fn build_variant(
         board: b.name.into(),
         test: !v.runs_on,
         selftest_fault: v.kernel_fault,
+        selftest_fault_late: v.kernel_fault_late,
         selftest_stack_overflow: v.stack_overflow,
         selftest_user_fault: v.initialiser_fault,
         selftest_api: v.api,
@@ -305,7 +306,7 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     let images = e2e_images();
     for b in &boards {
         for v in atoll_e2e::variants::for_board(b.name) {
-            build_variant(b, &v, &images)?;
+            build_variant(b, v, &images)?;
         }
     }
     step(

@@ -24,6 +24,8 @@ extern crate alloc;
 // It waits on the PD runtime's counter, which exists only on the target.
 #[cfg(target_arch = "aarch64")]
 pub mod client;
+#[cfg(target_arch = "aarch64")]
+pub mod testing;
 
 use atoll_channels::kv::{KV_FLAG_CREATED, KV_MAX_KEY, KV_MAX_VALUE, ListWriter, Request, Status};
 use atoll_kv::{BlockDevice, Error, Store};

@@ -78,11 +78,3 @@ pub fn selftest_stack_overflow(depth: u64) -> u64 {
         depth.wrapping_add(1),
     )))
 }
-
-/// Self-test: a read from an address no replica maps.
-pub fn selftest_fault() {
-    const UNMAPPED: usize = 0xFFFF_FFEE_0000_0000;
-    // SAFETY: deliberately faults; the data abort handler stops this replica and never
-    // returns here.
-    let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
-}

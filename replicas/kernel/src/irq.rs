@@ -7,7 +7,7 @@ use atoll_abi::limits::PD_TIMER_INTID;
 
 use crate::console::{self, klog};
 use crate::replica::Replica;
-use crate::stop::stop_this_core;
+use crate::stop::{self, stop_this_core};
 use crate::{arch, inbox, machine, ping_ring};
 
 /// Serves every interrupt pending for this core, `core`. The doorbell SGI doubles as the
@@ -73,5 +73,14 @@ fn housekeeping(r: &Replica) {
     }
     if r.index == 0 {
         ping_ring::on_tick(r, ticks);
+    }
+    if ticks == u64::from(atoll_abi::spec::flags::LATE_FAULT_TICKS)
+        && r.spec.has_flag(atoll_abi::spec::flags::SELFTEST_FAULT_LATE)
+    {
+        klog!(
+            "INFO",
+            "self-test: faulting on purpose {ticks} ticks after boot, PDs at work, to show only this replica stops"
+        );
+        stop::selftest_fault();
     }
 }

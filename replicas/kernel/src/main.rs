@@ -240,7 +240,7 @@ fn primary_up(r: &Replica) {
             "INFO",
             "self-test: faulting on purpose to show only this replica stops"
         );
-        el1::selftest_fault();
+        stop::selftest_fault();
     }
     klog!("INFO", "up on cores {}", CoreSet(online));
     r.status().set_state(ReplicaState::Up);

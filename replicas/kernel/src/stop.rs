@@ -92,3 +92,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         None => park_forever(),
     }
 }
+
+/// Self-test: a read from an address no replica maps, which stops this replica through the
+/// kernel's data abort handler.
+pub fn selftest_fault() {
+    const UNMAPPED: usize = 0xFFFF_FFEE_0000_0000;
+    // SAFETY: deliberately faults; the data abort handler stops this replica and never
+    // returns here.
+    let _ = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+}

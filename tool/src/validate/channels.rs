@@ -15,9 +15,6 @@ impl Validator<'_> {
             for irq in irqs.get(index).into_iter().flatten().flatten() {
                 let (number, span) = (irq.number, irq.span);
                 let key = (number, (number == timer).then_some(replica));
-                if number == timer {
-                    self.pd_timer(placement, index, replica, span);
-                }
                 if number != timer && !(FIRST_DEVICE_IRQ..IRQ_LIMIT).contains(&number) {
                     let help = format!(
                         "device interrupts are shared GIC interrupts, ids {FIRST_DEVICE_IRQ} to {}; \
@@ -49,35 +46,6 @@ impl Validator<'_> {
             }
         }
         self.irqs = irqs;
-    }
-
-    /// The physical timer's interrupt is enabled on its replica's first core, so its PD
-    /// must run there. (Other PDs may share the replica: the kernel opens the timer's
-    /// registers to EL0 only while the thread its interrupt signals runs.)
-    pub(super) fn pd_timer(
-        &mut self,
-        placement: &Placement,
-        pd: usize,
-        replica: usize,
-        span: Span,
-    ) {
-        let Some(r) = placement.replicas.get(replica) else {
-            return;
-        };
-        let first = r.cores.iter().copied().min();
-        if let (Some(&(_, core)), Some(first)) = (placement.pds.get(pd), first)
-            && core != first
-        {
-            let message = format!(
-                "IRQ {} is the core's physical timer, enabled on its replica's first core (core {first}), but '{}' runs on core {core}",
-                atoll_abi::limits::PD_TIMER_INTID,
-                self.decls.protection_domains[pd].name.value,
-            );
-            self.push(
-                Diagnostic::error(Code::IrqNumber, span, message)
-                    .with_help(format!("give the PD cpu=\"{first}\", or drop its cpu")),
-            );
-        }
     }
 
     pub(super) fn channel(

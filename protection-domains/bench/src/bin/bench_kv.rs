@@ -111,7 +111,8 @@ fn attach() -> Result<KvClient<'static>, KvError> {
     Ok(region.client())
 }
 
-/// Writes the key of operation `n` of `phase` into `buf`; its bytes.
+/// Writes the key of warm-up or measured operation `n` into `buf` (`warm/00000012`,
+/// `data/00000012`); its bytes.
 fn key(buf: &mut [u8; 16], warmup: bool, n: u32) -> &[u8] {
     let prefix: &[u8; 5] = if warmup { b"warm/" } else { b"data/" };
     buf[..5].copy_from_slice(prefix);

@@ -85,13 +85,14 @@ fn init() -> BlkDriver {
         }
         Some(device) if matches!(device.kind, DeviceKind::Sdhci | DeviceKind::ImxUsdhc) => {
             let rings = rings.as_ptr() as usize;
-            // SAFETY (both): the description maps `blk_regs` (the board's `disk0`, the SD
-            // controller) and `blk_rings` (for the ADMA2 table, at the physical address the
-            // tool patched) uncached into this PD alone, for its lifetime; nothing else here
-            // touches them.
             let card = if device.kind == DeviceKind::Sdhci {
+                // SAFETY: the description maps `blk_regs` (the board's `disk0`, the SD
+                // controller) and `blk_rings` (for the ADMA2 table, at the physical address
+                // the tool patched) uncached into this PD alone, for its lifetime; nothing
+                // else here touches them.
                 unsafe { SdhciDisk::new(regs, rings, rings_paddr, RINGS_BYTES) }.map(Card::Sdhci)
             } else {
+                // SAFETY: as for the SDHCI above.
                 unsafe { UsdhcDisk::new(regs, rings, rings_paddr, RINGS_BYTES) }.map(Card::Usdhc)
             };
             match card {
