@@ -170,29 +170,9 @@ fn stored(status: &str) -> bool {
 /// the status line.
 fn round_trip(stream: &mut TcpStream, request: &[u8]) -> Result<String> {
     stream.write_all(request)?;
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                })
-                .unwrap_or(0);
-            if bytes.len() >= end + 4 + length {
-                return Ok(head.lines().next().unwrap_or_default().to_string());
-            }
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            bail!("the service closed the connection mid-answer");
-        }
-        bytes.extend_from_slice(&chunk[..n]);
-    }
+    let answer = atoll_e2e::service::read_one(stream)
+        .ok_or_else(|| anyhow!("the service closed the connection mid-answer"))?;
+    Ok(answer.head.lines().next().unwrap_or_default().to_string())
 }
 
 /// Instructions per `GET /status` and per 1 KiB `PUT /kv` round trip, under `-icount`.
