@@ -49,16 +49,48 @@ pub fn boot(
     spawn(board, &image_of(name, variant), &options, &log).expect("QEMU starts")
 }
 
-/// A fresh disk image for a test, `target/e2e-disks/<board>-<label>.img` (64 MiB of zeros;
-/// any earlier one is removed).
+/// Bytes of the tests' disk images: 8 MiB (a power of two, as QEMU's SD cards need), so
+/// that the store formats it quickly and its log compacts within a test.
+pub const TEST_DISK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How long the store may take to answer after the HTTP service does (it formats a blank
+/// disk first).
+pub const STORE_START: Duration = Duration::from_secs(90);
+
+/// A fresh disk image for a test, `target/e2e-disks/<board>-<label>.img`
+/// ([`TEST_DISK_BYTES`] of zeros; any earlier one is removed).
 pub fn fresh_disk(board: &str, label: &str) -> PathBuf {
     let path = target_dir()
         .join("e2e-disks")
         .join(format!("{board}-{label}.img"));
     let _ = std::fs::remove_file(&path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("the disks' directory");
+    }
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(TEST_DISK_BYTES))
+        .expect("a disk image");
     let board = atoll_boards::by_name(board).expect("the board");
-    atoll_runner::prepare_disk(board, &path).expect("a disk image");
+    atoll_runner::prepare_disk(board, &path).expect("a disk image the board takes");
     path
+}
+
+/// Waits until the key-value store answers through the HTTP API (a `GET` that is not
+/// `503`).
+pub fn wait_for_store(port: u16) {
+    let until = Instant::now() + STORE_START;
+    while Instant::now() < until {
+        let answer = try_exchange(
+            port,
+            b"GET /kv/probe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 ") && !answer.starts_with("HTTP/1.1 503") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the store did not answer within {STORE_START:?}");
 }
 
 /// Sends `request` on a new connection and reads until the server closes it.

@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atoll_e2e::service::{
-    EXCHANGE, boot, exchange, free_port, fresh_disk, read_response, wait_until_serving,
+    EXCHANGE, boot, exchange, free_port, fresh_disk, read_response, wait_for_store,
+    wait_until_serving,
 };
 use atoll_e2e::variants::{SERVICE, SERVICE_STATIC, Variant};
 use atoll_runner::target_dir;
@@ -147,8 +148,9 @@ fn answers_every_endpoint(board: &str) {
                 .contains("content-type: application/json")
         );
 
-        // The key-value store on the storage replica, on the test's fresh disk: created,
-        // read, replaced, deleted.
+        // The key-value store on the storage replica, on the test's fresh disk (formatted
+        // at start: waited for): created, read, replaced, deleted.
+        wait_for_store(port);
         for (args, want, body) in [
             (&[][..], 404, None),
             (&["-X", "PUT", "--data-binary", "hello"][..], 201, None),

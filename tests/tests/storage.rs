@@ -20,11 +20,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atoll_e2e::boot::Boot;
 use atoll_e2e::service::{
-    EXCHANGE, Response, boot, free_port, fresh_disk, read_one, wait_until_serving,
+    EXCHANGE, Response, boot, free_port, fresh_disk, read_one, wait_for_store, wait_until_serving,
 };
 use atoll_e2e::variants::{SERVICE, STORAGE_CLIENTS};
 
@@ -32,11 +32,6 @@ use atoll_e2e::variants::{SERVICE, STORAGE_CLIENTS};
 const SUITE_POINTS: usize = 16;
 /// Kill points the suite runs on `zcu102`, whose disk is an SD card.
 const SD_POINTS: usize = 4;
-/// How long the store may take to answer after the HTTP service does.
-const STORE_START: Duration = Duration::from_secs(60);
-/// Bytes of the kill tests' disk: 8 MiB, so that the log (two halves of 4 MiB) compacts
-/// every few kill points (a power of two, as QEMU's SD cards need).
-const KILL_DISK_BYTES: u64 = 8 * 1024 * 1024;
 /// Distinct keys the writer uses (so that values are replaced and deleted often).
 const KEYS: u64 = 48;
 
@@ -82,19 +77,6 @@ fn connect(port: u16) -> TcpStream {
     stream.set_read_timeout(Some(EXCHANGE)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
-}
-
-/// Waits until the store answers (a `GET` that is not `503`).
-fn wait_for_store(port: u16) {
-    let until = Instant::now() + STORE_START;
-    while Instant::now() < until {
-        let mut stream = connect(port);
-        if send(&mut stream, "GET", "probe", b"").is_some_and(|r| r.code != 503) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the store did not answer within {STORE_START:?}");
 }
 
 /// Reads every key of the model back and checks it; the operation in flight at the kill
@@ -181,13 +163,8 @@ fn kill_test(board: &str, points: usize) {
     let seed = seed();
     eprintln!("{board}: {points} kill points, seed {seed} (ATOLL_CRASH_SEED repeats it)");
     let mut rng = Rng(seed | 1);
-    // A small disk, so that the log fills and compacts within a few kill points.
+    // The tests' small disk: the log fills and compacts within a few kill points.
     let disk = fresh_disk(board, "kill");
-    std::fs::File::options()
-        .write(true)
-        .open(&disk)
-        .and_then(|f| f.set_len(KILL_DISK_BYTES))
-        .expect("the disk image shrinks");
     let model = Arc::new(Mutex::new(Model::default()));
     for point in 0..=points {
         let port = free_port();
@@ -436,11 +413,6 @@ fn qemu_virt_aarch64_serves_every_undamaged_record_of_a_damaged_disk() {
 fn qemu_virt_aarch64_a_clients_replica_stopping_mid_write_loses_nothing_and_stops_no_one_else() {
     const BOARD: &str = "qemu_virt_aarch64";
     let disk = fresh_disk(BOARD, "storage-clients");
-    std::fs::File::options()
-        .write(true)
-        .open(&disk)
-        .and_then(|f| f.set_len(KILL_DISK_BYTES))
-        .expect("the disk image shrinks");
     let outcome = Boot::variant(BOARD, &STORAGE_CLIENTS)
         .disk(&disk)
         .until(&["kv_peer: still served after the writer's replica stopped"])
