@@ -23,7 +23,8 @@
 //! | tx `free` | driver → client | the buffers of frames sent, for the client to reuse |
 //!
 //! [`DriverSide`] and [`ClientSide`] hold the producer or consumer end of each, as that side
-//! uses it. A block device is to have its own pair over the same queues later.
+//! uses it. A block driver and its client use a pair of the same queues ([`crate::block`]),
+//! and so do the store and each of its clients ([`crate::kv`]).
 //!
 //! # Ownership
 //!
