@@ -2039,7 +2039,10 @@ fn device_irq_on_a_second_core(machine: Option<QemuMachine>, label: &str) {
     position_after(
         &outcome,
         started,
-        "storage: opened the store: a new one on a blank disk of 131072 blocks",
+        &format!(
+            "storage: opened the store: a new one on a blank disk of {} blocks",
+            atoll_e2e::service::TEST_DISK_BYTES / 512
+        ),
     );
     check(
         &outcome,

@@ -5,7 +5,8 @@
 //! meanwhile.
 //!
 //! A store that does not answer within [`PATIENCE_MS`] (or has not set its region up, or
-//! is on a stopped replica) is [`KvError::Unavailable`]; a request that timed out keeps its
+//! is on a stopped replica, which a waiting call notices within 100 ms) is
+//! [`KvError::Unavailable`]; a request that timed out keeps its
 //! buffer until the store answers it, and when all of them are held, calls are
 //! `Unavailable` until then.
 
@@ -34,6 +35,8 @@ pub enum KvError {
 pub const PATIENCE_MS: u64 = 10_000;
 /// How long the store may take to accept a session, in milliseconds.
 const SESSION_MS: u64 = 1_000;
+/// How often a waiting call checks that the store's replica is still up, in milliseconds.
+const LOOK_MS: u64 = 100;
 
 /// A client of the store.
 pub struct StoreClient {
@@ -96,7 +99,10 @@ impl StoreClient {
         loop {
             match client.connect() {
                 Ok(Link::Open) => return Ok(()),
-                Ok(Link::Requested) => self.store.notify(),
+                // A store on a stopped replica is not waited for.
+                Ok(Link::Requested) => {
+                    self.store.try_notify().map_err(|_| KvError::Unavailable)?;
+                }
                 Ok(Link::Pending) if counter() < until => core::hint::spin_loop(),
                 Ok(Link::Pending) => return Err(KvError::Unavailable),
                 // The store restarted: ask again (the next call requests a new session).
@@ -113,16 +119,23 @@ impl StoreClient {
         let client = Self::attached(&mut self.client, self.vaddr)?;
         let ticket = client.submit(request).map_err(|_| KvError::Unavailable)?;
         if client.notify_needed() {
-            self.store.notify();
+            self.store.try_notify().map_err(|_| KvError::Unavailable)?;
         }
         let until = deadline(PATIENCE_MS);
+        let mut look = deadline(LOOK_MS);
         loop {
             match client.poll(&mut self.value) {
                 Ok(Some((t, response))) if t == ticket => return Ok(response),
                 // The late answer of a request that timed out: its buffer is back.
                 Ok(Some(_)) => {}
-                Ok(None) if counter() < until => core::hint::spin_loop(),
-                Ok(None) => return Err(KvError::Unavailable),
+                Ok(None) if counter() >= until => return Err(KvError::Unavailable),
+                // Every so often, whether the store's replica stopped meanwhile (a spare
+                // notification costs the store one look at its queues).
+                Ok(None) if counter() >= look => {
+                    self.store.try_notify().map_err(|_| KvError::Unavailable)?;
+                    look = deadline(LOOK_MS);
+                }
+                Ok(None) => core::hint::spin_loop(),
                 Err(Protocol::BadResponse { ticket: t, .. })
                 | Err(Protocol::OutputTooSmall { ticket: t, .. })
                     if t == ticket =>
