@@ -495,6 +495,18 @@ impl Board {
 /// Every supported board; the first is the default.
 pub const BOARDS: &[&Board] = &[&QEMU_VIRT_AARCH64, &ZCU102, &IMX8MP_EVK];
 
+/// The device, on any of the boards Atoll knows, whose register block starts in the 4 KiB
+/// page at `paddr`: how a driver PD that is given a page of registers (a description's
+/// `<memory_region device="…">`) finds what it drives, so that one program serves every
+/// board. `None` for a page no board's device table has.
+pub fn device_in_page(paddr: u64) -> Option<&'static Device> {
+    let page = paddr & !0xFFF;
+    BOARDS
+        .iter()
+        .flat_map(|board| board.devices.iter())
+        .find(|device| device.regs.base & !0xFFF == page)
+}
+
 /// Looks a board up by name.
 pub fn by_name(name: &str) -> Option<&'static Board> {
     BOARDS.iter().copied().find(|b| b.name == name)

@@ -10,7 +10,7 @@
 //! ([`virtio`] for QEMU `virt`'s virtio-blk, [`sdhci`] for the ZynqMP's SDHCI, [`usdhc`] for
 //! the i.MX 8M Plus's uSDHC). One driver program serves every board: it finds which
 //! controller it drives from the physical address of the registers the description mapped
-//! into it ([`disk_kind`]), by the boards' own device table. Cache maintenance for the
+//! into it ([`disk_device`]), by the boards' own device table. Cache maintenance for the
 //! controllers that do not snoop the caches is the network drivers' ([`cache`]).
 #![no_std]
 
@@ -36,25 +36,15 @@ pub const BLK_MAX_BLOCKS: u32 = BLOCK_MAX_BLOCKS;
 
 /// The board device whose register block lies in the 4 KiB page at `paddr` (the page the
 /// description maps as `blk_regs`) and that can be a disk (a virtio-mmio transport or an
-/// SD controller), on one of the boards Atoll knows. `None` for an address no board's
-/// device table has.
+/// SD controller), on one of the boards Atoll knows ([`atoll_boards::device_in_page`]).
+/// `None` for an address no board's device table has, or a device that is no disk.
 pub fn disk_device(paddr: u64) -> Option<&'static Device> {
-    let page = paddr & !0xFFF;
-    atoll_boards::BOARDS
-        .iter()
-        .flat_map(|board| board.devices.iter())
-        .filter(|device| {
-            matches!(
-                device.kind,
-                DeviceKind::VirtioMmio | DeviceKind::Sdhci | DeviceKind::ImxUsdhc
-            )
-        })
-        .find(|device| device.regs.base & !0xFFF == page)
-}
-
-/// Which controller has its registers in the page at `paddr` (see [`disk_device`]).
-pub fn disk_kind(paddr: u64) -> Option<DeviceKind> {
-    disk_device(paddr).map(|device| device.kind)
+    atoll_boards::device_in_page(paddr).filter(|device| {
+        matches!(
+            device.kind,
+            DeviceKind::VirtioMmio | DeviceKind::Sdhci | DeviceKind::ImxUsdhc
+        )
+    })
 }
 
 #[cfg(test)]
@@ -65,7 +55,7 @@ mod tests {
     fn each_boards_disk_is_found_by_its_registers_page() {
         for board in atoll_boards::BOARDS {
             let disk = board.device("disk0").expect(board.name);
-            assert_eq!(disk_kind(disk.regs.base & !0xFFF), Some(disk.kind));
+            assert_eq!(disk_device(disk.regs.base & !0xFFF), Some(disk));
             assert_eq!(disk_device(disk.regs.base), Some(disk));
         }
         let virt = disk_device(0x0A00_2000).expect("virt's disk");
@@ -73,7 +63,12 @@ mod tests {
             (virt.kind, virt.regs.base & 0xFFF),
             (DeviceKind::VirtioMmio, 0xE00)
         );
-        assert_eq!(disk_kind(0xFF17_0000), Some(DeviceKind::Sdhci));
-        assert_eq!(disk_kind(0x4000_0000), None);
+        assert_eq!(
+            disk_device(0xFF17_0000).map(|d| d.kind),
+            Some(DeviceKind::Sdhci)
+        );
+        assert_eq!(disk_device(0x4000_0000), None);
+        // The NIC's page holds a device, but no disk.
+        assert_eq!(disk_device(0xFF0E_0000), None);
     }
 }

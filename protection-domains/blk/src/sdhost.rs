@@ -28,6 +28,8 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use atoll_channels::block::BLOCK_MAX_BLOCKS;
+use atoll_pd_net::barrier;
+use atoll_pd_net::regs::Regs;
 
 use crate::driver::{Disk, Op};
 use crate::sd::{
@@ -605,7 +607,7 @@ impl<V: Variant, B: Bus> SdDisk<V, B> {
         if CardStatus(status[0]).error() {
             return None;
         }
-        barrier::after_dma();
+        barrier::ring_reads();
         let mut scr = [0u8; 8];
         for (index, byte) in scr.iter_mut().enumerate() {
             *byte = self.dma_area.read_byte(SCRATCH_OFFSET + index);
@@ -753,7 +755,7 @@ impl<V: Variant, B: Bus> SdDisk<V, B> {
         self.port.write(reg::ARGUMENT, command.arg);
         // The descriptors and the client's buffer (cleaned by the loop) must be in memory
         // before the controller is told to go and read them.
-        barrier::before_dma();
+        barrier::before_kick();
         V::issue(&mut self.port, transfer_mode, command.register());
         true
     }
@@ -915,7 +917,7 @@ impl<V: Variant, B: Bus> Disk for SdDisk<V, B> {
                     card_error |= CardStatus(self.port.read(reg::RESPONSE)).error();
                 }
                 if status & int::TRANSFER_COMPLETE != 0 {
-                    barrier::after_dma();
+                    barrier::ring_reads();
                     if card_error {
                         self.fail(tag);
                     } else if write {
@@ -974,16 +976,14 @@ impl<V: Variant, B: Bus> Disk for SdDisk<V, B> {
     }
 }
 
-/// The controller's register window in a PD, and the virtual counter for time.
+/// The controller's register window in a PD (every register the driver uses is in its
+/// first page: the network drivers' bounds-checked register page), and the virtual counter
+/// for time.
 pub struct Mmio {
-    base: NonNull<u8>,
+    regs: Regs,
 }
 
 impl Mmio {
-    /// The bytes of the window the driver touches (every register it uses is in its first
-    /// page).
-    const WINDOW: usize = 0x1000;
-
     /// The registers at `base`.
     ///
     /// # Safety
@@ -991,95 +991,40 @@ impl Mmio {
     /// `base` must be the controller's register block (at least a page), mapped uncached
     /// into this PD for this driver alone, for the life of the returned value.
     pub unsafe fn new(base: NonNull<u8>) -> Self {
-        Self { base }
+        // SAFETY: the caller's guarantee, which is `Regs::new`'s.
+        let regs = unsafe { Regs::new(base) };
+        Self { regs }
     }
 }
 
 impl Bus for Mmio {
     fn read(&mut self, offset: usize) -> u32 {
-        if !offset.is_multiple_of(4) || offset + 4 > Self::WINDOW {
-            return 0;
-        }
-        // SAFETY: an aligned word of the register page, which `Mmio::new`'s caller
-        // promised is mapped uncached into this PD for this driver alone.
-        unsafe { self.base.byte_add(offset).cast::<u32>().read_volatile() }
+        self.regs.read(offset)
     }
 
     fn write(&mut self, offset: usize, value: u32) {
-        if !offset.is_multiple_of(4) || offset + 4 > Self::WINDOW {
-            return;
-        }
-        // SAFETY: as in `read`.
-        unsafe {
-            self.base
-                .byte_add(offset)
-                .cast::<u32>()
-                .write_volatile(value)
-        }
+        self.regs.write(offset, value);
     }
 
     fn now_us(&mut self) -> u64 {
-        counter::now_us()
+        now_us()
     }
 }
 
-/// Time from the virtual counter, which the kernel lets EL0 read.
-mod counter {
-    /// Microseconds of the virtual counter.
-    #[cfg(target_arch = "aarch64")]
-    pub fn now_us() -> u64 {
-        let count: u64;
-        let hz: u64;
-        // SAFETY: reads the EL0-readable virtual counter and its frequency (the kernel sets
-        // CNTKCTL_EL1.EL0VCTEN); no memory is touched.
-        unsafe {
-            core::arch::asm!(
-                "isb",
-                "mrs {c}, cntvct_el0",
-                "mrs {f}, cntfrq_el0",
-                c = out(reg) count,
-                f = out(reg) hz,
-                options(nomem, nostack),
-            );
-        }
-        (u128::from(count) * 1_000_000 / u128::from(hz.max(1))) as u64
-    }
-
-    /// Elsewhere (host builds, which never drive a real controller) time moves a
-    /// microsecond per look, so every bounded wait still ends.
-    #[cfg(not(target_arch = "aarch64"))]
-    pub fn now_us() -> u64 {
-        use core::sync::atomic::{AtomicU64, Ordering};
-        static NOW: AtomicU64 = AtomicU64::new(0);
-        NOW.fetch_add(1, Ordering::Relaxed)
-    }
+/// Microseconds of the virtual counter, which the kernel lets EL0 read.
+#[cfg(target_arch = "aarch64")]
+fn now_us() -> u64 {
+    use atoll_microkit::timer::{counter, counter_frequency};
+    (u128::from(counter()) * 1_000_000 / u128::from(counter_frequency())) as u64
 }
 
-/// The barriers between the driver's memory writes and the controller's DMA.
-mod barrier {
-    /// Completes earlier writes to memory (descriptors, the client's buffer) before the
-    /// register write that starts the DMA.
-    pub fn before_dma() {
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: a barrier only.
-        unsafe {
-            core::arch::asm!("dsb sy", options(nostack, preserves_flags));
-        }
-        #[cfg(not(target_arch = "aarch64"))]
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Orders the read of the status that says a DMA finished before reads of the memory it
-    /// wrote.
-    pub fn after_dma() {
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: a barrier only.
-        unsafe {
-            core::arch::asm!("dsb ld", options(nostack, preserves_flags));
-        }
-        #[cfg(not(target_arch = "aarch64"))]
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-    }
+/// Elsewhere (host builds, which never drive a real controller) time moves a microsecond
+/// per look, so every bounded wait still ends.
+#[cfg(not(target_arch = "aarch64"))]
+fn now_us() -> u64 {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static NOW: AtomicU64 = AtomicU64::new(0);
+    NOW.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

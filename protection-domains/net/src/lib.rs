@@ -10,12 +10,12 @@
 //! mapped into it ([`card_kind`]), by the boards' own device table.
 #![no_std]
 
-mod barrier;
+pub mod barrier;
 pub mod cache;
 pub mod driver;
 pub mod enet;
 pub mod gem;
-mod regs;
+pub mod regs;
 mod slots;
 pub mod virtio;
 
@@ -52,16 +52,18 @@ pub const QUEUES_BYTES: usize =
 const _: () = assert!(NET_BUF_SIZE.is_multiple_of(8) && HEADROOM.is_multiple_of(8));
 const _: () = assert!(MAX_FRAME >= 1514);
 
-/// Which card has its registers at `paddr` on one of the boards Atoll knows: the kind of
-/// the board device whose register block starts in the page at `paddr`. `None` for an
-/// address no board's device table has (a description that maps something else).
+/// Which card has its registers at `paddr` on one of the boards Atoll knows
+/// ([`atoll_boards::device_in_page`]). `None` for an address no board's device table has (a
+/// description that maps something else).
 pub fn card_kind(paddr: u64) -> Option<DeviceKind> {
-    let page = paddr & !0xFFF;
-    atoll_boards::BOARDS
-        .iter()
-        .flat_map(|board| board.devices.iter())
-        .find(|device| device.regs.base & !0xFFF == page)
-        .map(|device| device.kind)
+    atoll_boards::device_in_page(paddr).map(|device| device.kind)
+}
+
+/// Whether a count that went from `old` to `new` reached a power of two on the way: the
+/// driver PDs log their error counts then, so that a flood of errors cannot flood the log.
+pub const fn crossed_power_of_two(old: u64, new: u64) -> bool {
+    // The largest power of two up to `new` (`new` is at least 1 here) lies above `old`.
+    new > old && (1u64 << new.ilog2()) > old
 }
 
 #[cfg(test)]
@@ -74,5 +76,17 @@ mod tests {
         assert_eq!(card_kind(0xFF0E_0000), Some(DeviceKind::CadenceGem));
         assert_eq!(card_kind(0x30BE_0000), Some(DeviceKind::ImxEnet));
         assert_eq!(card_kind(0x4000_0000), None);
+    }
+
+    #[test]
+    fn a_power_of_two_is_crossed_exactly_when_one_lies_in_the_step() {
+        for old in 0..70u64 {
+            for new in 0..140u64 {
+                let expected = new > old && (old + 1..=new).any(u64::is_power_of_two);
+                assert_eq!(crossed_power_of_two(old, new), expected, "{old} -> {new}");
+            }
+        }
+        assert!(!crossed_power_of_two(u64::MAX - 1, u64::MAX));
+        assert!(crossed_power_of_two((1 << 63) - 1, 1 << 63));
     }
 }

@@ -23,6 +23,7 @@ use atoll_pd_blk::sdhci::SdhciDisk;
 use atoll_pd_blk::usdhc::UsdhcDisk;
 use atoll_pd_blk::virtio::{DMA_BYTES as VIRTIO_DMA_BYTES, DmaWindow, VirtioDisk, find_disk};
 use atoll_pd_blk::{BLOCK_DATA_BYTES, BLOCK_QUEUE_SLOTS, BLOCK_QUEUES_BYTES, DeviceKind};
+use atoll_pd_net::crossed_power_of_two;
 use virtio_drivers::transport::mmio::MmioTransport;
 
 /// The disk's interrupt.
@@ -240,7 +241,7 @@ fn serve<D: Disk>(driver: &mut Driver<'static, D>, channels: ChannelSet) {
 /// Logs the client's bad requests and the disk's errors when their count reaches a power of
 /// two, so that a flood of them cannot flood the log.
 fn report(before: &Counters, now: &Counters) {
-    let crossed = |old: u64, new: u64| new != old && (old + 1..=new).any(u64::is_power_of_two);
+    let crossed = crossed_power_of_two;
     if crossed(before.bad, now.bad) {
         debug_println!(
             "blk_driver: {} bad requests from the client so far",

@@ -21,7 +21,10 @@ use atoll_pd_net::driver::{Counters, Driver, Nic, Region};
 use atoll_pd_net::enet::EnetNic;
 use atoll_pd_net::gem::GemNic;
 use atoll_pd_net::virtio::{DmaPool, DmaWindow, VirtioNic, find_net};
-use atoll_pd_net::{DeviceKind, NET_BUF_SIZE, NET_QUEUE_SLOTS, QUEUES_BYTES, card_kind, geometry};
+use atoll_pd_net::{
+    DeviceKind, NET_BUF_SIZE, NET_QUEUE_SLOTS, QUEUES_BYTES, card_kind, crossed_power_of_two,
+    geometry,
+};
 
 /// The card's interrupt.
 const DEVICE: Channel = Channel::new(0);
@@ -180,7 +183,7 @@ fn serve<N: Nic>(driver: &mut Driver<'static, N>, channels: ChannelSet) {
 /// Logs the client's bad descriptors and the card's errors when their count reaches a
 /// power of two, so that a flood of them cannot flood the log.
 fn report(before: &Counters, now: &Counters) {
-    let crossed = |old: u64, new: u64| new != old && (old + 1..=new).any(u64::is_power_of_two);
+    let crossed = crossed_power_of_two;
     if crossed(before.bad, now.bad) {
         debug_println!(
             "net_driver: {} bad descriptors from the client so far (dropped)",
