@@ -126,9 +126,6 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
             netdev,
             "-device".into(),
             format!("virtio-net-device,netdev=net0,bus={VIRT_NET_BUS}"),
-            // Virtio 1.0 over MMIO, not QEMU's default legacy interface for `virt`.
-            "-global".into(),
-            "virtio-mmio.force-legacy=false".into(),
         ]),
         // `xlnx-zcu102` creates its four GEMs itself and hands each, GEM0 first, the next NIC
         // of the command line (`qemu_configure_nic_device`); the board's port is GEM3. QEMU
@@ -170,8 +167,9 @@ pub fn nic_args(board: &Board, forward: Forward) -> Option<Vec<String>> {
 /// The QEMU options that attach the raw image `disk` as `board`'s `disk0`, the disk the
 /// storage replica keeps its data on; `None` for a board without one.
 ///
-/// On `virt` it is a virtio-blk device on the transport `blk0` names
-/// (`virtio-mmio-bus.23`, a page of registers apart from the NIC's). On `zcu102` it is the SD
+/// On `virt` it is a virtio-blk device on the transport `blk0` names (`virtio-mmio-bus.23`,
+/// a page of registers apart from the NIC's; virtio 1.0, which [`qemu_args`] asks for once
+/// for the NIC and the disk). On `zcu102` it is the SD
 /// card in SD1, the board's card slot (`xlnx-zcu102` gives SD controller `n` the drive
 /// `if=sd,index=n`); on `imx8mp-evk` the card in uSDHC2, the EVK's slot (`fsl-imx8mp`
 /// gives uSDHC `n` the drive `if=sd,bus=n`). QEMU's SD cards take only images whose size
@@ -186,8 +184,6 @@ pub fn disk_args(board: &Board, disk: &Path) -> Option<Vec<String>> {
             format!("if=none,id=disk0,file={file},format=raw"),
             "-device".into(),
             format!("virtio-blk-device,drive=disk0,bus={VIRT_DISK_BUS}"),
-            "-global".into(),
-            "virtio-mmio.force-legacy=false".into(),
         ]),
         "zcu102" => Some(vec![
             "-drive".into(),
@@ -332,12 +328,18 @@ pub fn qemu_args(board: &Board, image: &Path, options: &QemuOptions) -> Vec<Stri
     if options.icount {
         args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
     }
-    if let Some(forward) = options.forward {
-        args.extend(nic_args(board, forward).unwrap_or_default());
+    let nic = options.forward.and_then(|forward| nic_args(board, forward));
+    let disk = options
+        .disk
+        .as_ref()
+        .and_then(|disk| disk_args(board, disk));
+    if board.name == "qemu_virt_aarch64" && (nic.is_some() || disk.is_some()) {
+        // Virtio 1.0 over MMIO, not QEMU's default legacy interface for `virt`, for the
+        // NIC and the disk alike.
+        args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
     }
-    if let Some(disk) = &options.disk {
-        args.extend(disk_args(board, disk).unwrap_or_default());
-    }
+    args.extend(nic.into_iter().flatten());
+    args.extend(disk.into_iter().flatten());
     args.extend(options.extra.iter().cloned());
     args
 }
@@ -694,6 +696,20 @@ mod tests {
             assert!(has(&a, "-drive", drive), "{a:?}");
         }
         assert!(!args(&QemuOptions::default()).iter().any(|x| x == "-drive"));
+        // `virt`'s transports speak virtio 1.0, said once for the NIC and the disk.
+        let both = args(&QemuOptions {
+            disk: disk.clone(),
+            forward: Some(Forward {
+                host: 8080,
+                guest: 80,
+            }),
+            ..QemuOptions::default()
+        });
+        let modern = both
+            .windows(2)
+            .filter(|w| w[0] == "-global" && w[1] == "virtio-mmio.force-legacy=false")
+            .count();
+        assert_eq!(modern, 1, "{both:?}");
     }
 
     /// A missing image is made at 64 MiB of zeros; a bad size is refused, naming it.

@@ -2014,12 +2014,9 @@ fn qemu_virt_aarch64_a_pd_on_a_replicas_second_core_gets_its_device_interrupts_t
 fn device_irq_on_a_second_core(machine: Option<QemuMachine>, label: &str) {
     let board = "qemu_virt_aarch64";
     let disk = atoll_e2e::service::fresh_disk(board, label);
-    let args = atoll_runner::disk_args(&atoll_boards::QEMU_VIRT_AARCH64, &disk)
-        .expect("virt attaches a disk");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let image = image_of(board, &variants::IRQ_SECOND_CORE);
     let mut boot = Boot::image(board, label, image)
-        .qemu_args(&args)
+        .disk(&disk)
         .until(&["storage: opened the store"])
         .stop_on(&[
             "unexpected interrupt",
