@@ -184,3 +184,42 @@ pub fn wait_until_serving(qemu: &mut Running, port: u16) {
     }
     panic!("the service did not answer within {START:?}");
 }
+
+/// Boots the `variant` image of `board` on `disk`, waits until the service answers, runs
+/// `checks` on its port and stops QEMU (a kill); fails if QEMU stopped during the checks or
+/// the log shows an error, a panic or a fault, and returns the serial log. On a failure the
+/// saved log is named.
+pub fn with_running(
+    board: &str,
+    variant: &Variant,
+    label: &str,
+    disk: &Path,
+    checks: impl FnOnce(u16),
+) -> String {
+    let port = free_port();
+    let mut qemu = boot(board, variant, label, port, Some(disk));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until_serving(&mut qemu, port);
+        checks(port);
+    }));
+    let running = qemu.is_running();
+    let outcome = qemu.stop().expect("the serial log is saved");
+    if let Err(panic) = result {
+        eprintln!("serial log saved at {}", outcome.log_path.display());
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        running,
+        "QEMU stopped during the checks; serial log {}",
+        outcome.log_path.display()
+    );
+    for bad in ["|ERROR", "panicked", "faulted"] {
+        assert!(
+            !outcome.serial.contains(bad),
+            "the serial log has {bad:?}: {}\n----\n{}",
+            outcome.log_path.display(),
+            outcome.serial
+        );
+    }
+    outcome.serial
+}

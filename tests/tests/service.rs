@@ -12,13 +12,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use atoll_e2e::service::{
-    EXCHANGE, boot, exchange, free_port, fresh_disk, read_response, wait_for_store,
-    wait_until_serving,
+    EXCHANGE, exchange, fresh_disk, read_response, wait_for_store, with_running,
 };
 use atoll_e2e::variants::{SERVICE, SERVICE_STATIC, Variant};
 use atoll_runner::target_dir;
@@ -73,33 +71,7 @@ fn with_service(board: &str, label: &str, checks: impl FnOnce(u16)) {
 
 /// [`with_service`] on the `variant` image of the service; the serial log.
 fn with_image(board: &str, variant: &Variant, label: &str, checks: impl FnOnce(u16)) -> String {
-    let port = free_port();
-    let disk = fresh_disk(board, label);
-    let mut qemu = boot(board, variant, label, port, Some(&disk));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        wait_until_serving(&mut qemu, port);
-        checks(port);
-    }));
-    let running = qemu.is_running();
-    let outcome = qemu.stop().expect("the serial log is saved");
-    if let Err(panic) = result {
-        eprintln!("serial log saved at {}", outcome.log_path.display());
-        resume_unwind(panic);
-    }
-    assert!(
-        running,
-        "QEMU stopped during the checks; serial log {}",
-        outcome.log_path.display()
-    );
-    for bad in ["|ERROR", "panicked", "faulted"] {
-        assert!(
-            !outcome.serial.contains(bad),
-            "the serial log has {bad:?}: {}\n----\n{}",
-            outcome.log_path.display(),
-            outcome.serial
-        );
-    }
-    outcome.serial
+    with_running(board, variant, label, &fresh_disk(board, label), checks)
 }
 
 on_every_board!(answers_every_endpoint);

@@ -25,6 +25,7 @@ use std::time::Duration;
 use atoll_e2e::boot::Boot;
 use atoll_e2e::service::{
     EXCHANGE, Response, boot, free_port, fresh_disk, read_one, wait_for_store, wait_until_serving,
+    with_running,
 };
 use atoll_e2e::variants::{SERVICE, STORAGE_CLIENTS};
 
@@ -245,26 +246,10 @@ fn with_store(
     disk: &std::path::Path,
     checks: impl FnOnce(u16),
 ) -> String {
-    let port = free_port();
-    let mut qemu = boot(board, &SERVICE, label, port, Some(disk));
-    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_until_serving(&mut qemu, port);
+    with_running(board, &SERVICE, label, disk, |port| {
         wait_for_store(port);
         checks(port);
-    }));
-    let outcome = qemu.stop().expect("the serial log");
-    if let Err(panic) = checked {
-        eprintln!("serial log saved at {}", outcome.log_path.display());
-        std::panic::resume_unwind(panic);
-    }
-    for bad in ["panicked", "|ERROR", "faulted"] {
-        assert!(
-            !outcome.serial.contains(bad),
-            "the log has {bad:?}: {}",
-            outcome.log_path.display()
-        );
-    }
-    outcome.serial
+    })
 }
 
 /// `curl -X PUT .../kv/k -d v`, a kill, a boot on the same disk, and `v` comes back.
