@@ -86,10 +86,10 @@ fn verify(port: u16, model: &mut Model, point: usize) {
     let mut stream = connect(port);
     let in_flight = model.in_flight.take();
     let mut keys: Vec<String> = model.acked.keys().cloned().collect();
-    if let Some((key, _)) = &in_flight {
-        if !model.acked.contains_key(key) {
-            keys.push(key.clone());
-        }
+    if let Some((key, _)) = &in_flight
+        && !model.acked.contains_key(key)
+    {
+        keys.push(key.clone());
     }
     for key in keys {
         let answer = send(&mut stream, "GET", &key, b"").expect("the GET is answered");
