@@ -73,6 +73,20 @@ fn lints() -> Result<()> {
         "clippy (host crates)",
         &mut cargo(&["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    // Not a default member (its tests need the images `cargo xtask test` builds).
+    step(
+        "clippy (end-to-end tests)",
+        &mut cargo(&[
+            "clippy",
+            "--quiet",
+            "-p",
+            "atoll-e2e",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     let pd = crate::build::PD_TARGET;
     clippy(
         "clippy (protection domains)",
