@@ -1072,7 +1072,11 @@ mod tests {
         ) {
             let bytes = words * 4;
             let mut table = [[0u32; 2]; TABLE_ENTRIES];
-            let count = adma2_table(paddr, bytes, &mut table).unwrap();
+            // 32-bit ADMA2 reaches the first 4 GiB only: a buffer past them has no table.
+            let Some(count) = adma2_table(paddr, bytes, &mut table) else {
+                proptest::prop_assert!(paddr + u64::from(bytes) > 1 << 32);
+                return Ok(());
+            };
             let mut next = paddr;
             for (index, [low, high]) in table.iter().take(count).enumerate() {
                 proptest::prop_assert_eq!(u64::from(*high), next);
