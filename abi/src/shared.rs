@@ -27,14 +27,15 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use zerocopy::{FromBytes, IntoBytes, KnownLayout};
 
 use crate::directory::MAX_DIRECTORY_PDS;
-use crate::limits::{LOG_LINE_BYTES, LOG_RING_SLOTS, MAX_REPLICAS};
+use crate::limits::{LOG_LINE_BYTES, LOG_RING_SLOTS, MAX_CORES, MAX_REPLICAS};
 
 /// Magic at the start of the shared area.
 pub const SHARED_MAGIC: [u8; 8] = *b"ATOLLSHM";
 /// Shared-area layout version (2: the status records have the first page to themselves,
 /// the doorbells start at [`STATUS_PAGE_BYTES`]; 3: the [`PdRecord`] and [`WordRecord`]
-/// tables follow the status records on that page).
-pub const SHARED_VERSION: u32 = 3;
+/// tables follow the status records on that page; 4: the [`CoreCounters`] table follows
+/// them).
+pub const SHARED_VERSION: u32 = 4;
 
 /// Bytes of the status page: the first page of the shared area, which holds the
 /// [`SharedHeader`], the [`ReplicaStatus`] records and the [`PdRecord`] table and nothing
@@ -50,12 +51,21 @@ pub const PD_RECORDS: usize = MAX_DIRECTORY_PDS;
 /// the kernels that send and take them.
 pub const WORD_RECORDS: usize = 64;
 
-/// Padding after the word records, to the end of the status page.
+/// Where the word records end.
+const WORDS_END: usize = size_of::<SharedHeader>()
+    + MAX_REPLICAS * size_of::<ReplicaStatus>()
+    + PD_RECORDS * size_of::<PdRecord>()
+    + WORD_RECORDS * size_of::<WordRecord>();
+
+/// Padding after the word records, so that each core's counters have a cache line of their
+/// own.
+const CORES_PAD_BYTES: usize = WORDS_END.next_multiple_of(64) - WORDS_END;
+
+/// Padding after the core counters, to the end of the status page.
 const STATUS_PAD_BYTES: usize = STATUS_PAGE_BYTES as usize
-    - size_of::<SharedHeader>()
-    - MAX_REPLICAS * size_of::<ReplicaStatus>()
-    - PD_RECORDS * size_of::<PdRecord>()
-    - WORD_RECORDS * size_of::<WordRecord>();
+    - WORDS_END
+    - CORES_PAD_BYTES
+    - MAX_CORES * size_of::<CoreCounters>();
 
 /// Doorbell bits the kernels use between themselves.
 pub mod bell {
@@ -324,6 +334,114 @@ impl ReplicaStatus {
     }
 }
 
+/// What one core's kernel did and suffered: the interference counters. Indexed by the
+/// machine's core index; written only by the kernel of the replica that owns the core, on
+/// that core (a plain load and store count exactly), read by anyone who maps the status
+/// page. A reader trusts none of it: a faulty replica may have written anything.
+///
+/// An interrupt is *foreign* to a core when it serves no thread of that core and no timer
+/// of its own: [`sgis`](Self::sgis) (a doorbell from another replica, or another core of the
+/// replica asking this one to choose again) and [`devices`](Self::devices) (a device's
+/// interrupt). Broadcast maintenance is what a kernel executes that reaches every core of
+/// the chip (an inner-shareable `tlbi`): a core suffers the sum of every other core's.
+#[derive(FromBytes, IntoBytes, KnownLayout)]
+#[repr(C, align(64))]
+pub struct CoreCounters {
+    /// Exceptions the kernel took on this core from EL0 (system calls, faults, traps and
+    /// interrupts taken while a thread ran), and interrupts it woke for while idle.
+    pub entries: AtomicU64,
+    /// The kernel's own timer interrupts (the virtual timer: the replica's housekeeping tick
+    /// and its scheduling events).
+    pub timer_irqs: AtomicU64,
+    /// The virtual counter when the kernel last took the physical timer's interrupt (PPI 30,
+    /// a PD's of this core): with the timer's deadline, how long the interrupt took to reach
+    /// the kernel, and with the time the PD's handler starts, how long the kernel took from
+    /// there.
+    pub pd_timer_at: AtomicU64,
+    /// Software-generated interrupts: doorbells from other replicas and reschedule requests
+    /// from the replica's other cores.
+    pub sgis: AtomicU64,
+    /// Device interrupts (shared peripheral interrupts).
+    pub devices: AtomicU64,
+    /// Times the core found a kernel lock of its replica held and waited for it.
+    pub lock_waits: AtomicU64,
+    /// Counter ticks the core spent waiting for those locks.
+    pub lock_wait_ticks: AtomicU64,
+    /// Broadcast (inner-shareable) TLB maintenance instructions this core's kernel executed.
+    pub broadcasts: AtomicU64,
+}
+
+/// A [`CoreCounters`] record as read: one snapshot of each counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreView {
+    /// [`CoreCounters::entries`].
+    pub entries: u64,
+    /// [`CoreCounters::timer_irqs`].
+    pub timer_irqs: u64,
+    /// [`CoreCounters::pd_timer_at`].
+    pub pd_timer_at: u64,
+    /// [`CoreCounters::sgis`].
+    pub sgis: u64,
+    /// [`CoreCounters::devices`].
+    pub devices: u64,
+    /// [`CoreCounters::lock_waits`].
+    pub lock_waits: u64,
+    /// [`CoreCounters::lock_wait_ticks`].
+    pub lock_wait_ticks: u64,
+    /// [`CoreCounters::broadcasts`].
+    pub broadcasts: u64,
+}
+
+impl CoreView {
+    /// Interrupts foreign to the core: software-generated and device interrupts.
+    pub fn foreign_irqs(&self) -> u64 {
+        self.sgis.saturating_add(self.devices)
+    }
+
+    /// What happened between `earlier` and `self`, counter by counter (a counter that went
+    /// backwards, which only a corrupt record does, counts 0); `pd_timer_at` is `self`'s.
+    pub fn since(&self, earlier: &CoreView) -> CoreView {
+        CoreView {
+            entries: self.entries.saturating_sub(earlier.entries),
+            timer_irqs: self.timer_irqs.saturating_sub(earlier.timer_irqs),
+            // A time, not a count: the later one.
+            pd_timer_at: self.pd_timer_at,
+            sgis: self.sgis.saturating_sub(earlier.sgis),
+            devices: self.devices.saturating_sub(earlier.devices),
+            lock_waits: self.lock_waits.saturating_sub(earlier.lock_waits),
+            lock_wait_ticks: self.lock_wait_ticks.saturating_sub(earlier.lock_wait_ticks),
+            broadcasts: self.broadcasts.saturating_sub(earlier.broadcasts),
+        }
+    }
+}
+
+impl CoreCounters {
+    /// Adds `n` to `counter`. Only the owning core's kernel counts, so a plain load and
+    /// store (no atomic read-modify-write) count exactly.
+    #[inline(always)]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Reads every counter.
+    pub fn read(&self) -> CoreView {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CoreView {
+            entries: get(&self.entries),
+            timer_irqs: get(&self.timer_irqs),
+            pd_timer_at: get(&self.pd_timer_at),
+            sgis: get(&self.sgis),
+            devices: get(&self.devices),
+            lock_waits: get(&self.lock_waits),
+            lock_wait_ticks: get(&self.lock_wait_ticks),
+            broadcasts: get(&self.broadcasts),
+        }
+    }
+}
+
 /// A doorbell pending word on its own cache line.
 #[derive(FromBytes, IntoBytes, KnownLayout)]
 #[repr(C, align(64))]
@@ -543,6 +661,10 @@ pub struct SharedArea {
     pub pds: [PdRecord; PD_RECORDS],
     /// Traffic records of cross-replica channel words, indexed by word.
     pub words: [WordRecord; WORD_RECORDS],
+    /// Zero: up to the next cache line.
+    pub cores_pad: [u8; CORES_PAD_BYTES],
+    /// Interference counters, indexed by core.
+    pub cores: [CoreCounters; MAX_CORES],
     /// Zero: the rest of the status page, so that the doorbells start on a page of their
     /// own and the status page can be mapped alone.
     pub status_pad: [u8; STATUS_PAD_BYTES],
@@ -572,14 +694,24 @@ const _: () = assert!(
         + MAX_REPLICAS * size_of::<ReplicaStatus>()
         + PD_RECORDS * size_of::<PdRecord>()
         + WORD_RECORDS * size_of::<WordRecord>()
+        + CORES_PAD_BYTES
+        + MAX_CORES * size_of::<CoreCounters>()
         <= STATUS_PAGE_BYTES as usize
 );
 const _: () = assert!(offset_of!(SharedArea, pds) == 64 + 64 * MAX_REPLICAS);
 const _: () = assert!(offset_of!(SharedArea, words) == 64 + 64 * MAX_REPLICAS + 8 * PD_RECORDS);
+const _: () = assert!(size_of::<CoreCounters>() == 64);
+const _: () = assert!(offset_of!(CoreCounters, broadcasts) == 56);
 const _: () = assert!(
-    offset_of!(SharedArea, status_pad)
+    offset_of!(SharedArea, cores_pad)
         == 64 + 64 * MAX_REPLICAS + 8 * PD_RECORDS + 32 * WORD_RECORDS
 );
+const _: () = assert!(offset_of!(SharedArea, cores).is_multiple_of(64));
+const _: () = assert!(CORES_PAD_BYTES < 64);
+const _: () = assert!(matches!(
+    offset_of!(SharedArea, cores).checked_add(64 * MAX_CORES),
+    Some(end) if end == offset_of!(SharedArea, status_pad)
+));
 const _: () = assert!(offset_of!(SharedArea, doorbells) == STATUS_PAGE_BYTES as usize);
 const _: () = assert!(STATUS_PAGE_BYTES == 4096);
 const _: () = assert!(SHARED_AREA_SIZE <= crate::limits::LARGE_PAGE_SIZE);
@@ -642,9 +774,33 @@ pub struct StatusPage {
     pub pds: [PdRecord; PD_RECORDS],
     /// Traffic records of cross-replica channel words, indexed by word.
     pub words: [WordRecord; WORD_RECORDS],
+    /// Zero: up to the next cache line.
+    pub cores_pad: [u8; CORES_PAD_BYTES],
+    /// Interference counters, indexed by core.
+    pub cores: [CoreCounters; MAX_CORES],
 }
 
 impl StatusPage {
+    /// Core `core`'s interference counters as read, if the page is of this layout and the
+    /// index is in the table; `None` otherwise (an older page has no core table).
+    pub fn core(&self, core: usize) -> Option<CoreView> {
+        if !self.header.is_current() {
+            return None;
+        }
+        self.cores.get(core).map(CoreCounters::read)
+    }
+
+    /// Broadcast maintenance executed by every core's kernel, summed: what reached every
+    /// core of the chip (0 on a page of another layout).
+    pub fn broadcasts(&self) -> u64 {
+        if !self.header.is_current() {
+            return 0;
+        }
+        self.cores.iter().fold(0u64, |sum, c| {
+            sum.wrapping_add(c.broadcasts.load(Ordering::Relaxed))
+        })
+    }
+
     /// The records of the channel words ever rung between the page's replicas, if the page
     /// is of this layout; nothing otherwise (an older page has no word table).
     pub fn words(&self) -> impl Iterator<Item = WordView> + '_ {
@@ -669,6 +825,7 @@ impl StatusPage {
 const _: () = assert!(offset_of!(StatusPage, status) == offset_of!(SharedArea, status));
 const _: () = assert!(offset_of!(StatusPage, pds) == offset_of!(SharedArea, pds));
 const _: () = assert!(offset_of!(StatusPage, words) == offset_of!(SharedArea, words));
+const _: () = assert!(offset_of!(StatusPage, cores) == offset_of!(SharedArea, cores));
 const _: () = assert!(size_of::<StatusPage>() as u64 <= STATUS_PAGE_BYTES);
 
 #[cfg(test)]
@@ -762,7 +919,9 @@ mod tests {
         assert_eq!(offset_of!(SharedArea, status), 0x40);
         assert_eq!(offset_of!(SharedArea, pds), 0x240);
         assert_eq!(offset_of!(SharedArea, words), 0x438);
-        assert_eq!(offset_of!(SharedArea, status_pad), 0xC38);
+        assert_eq!(offset_of!(SharedArea, cores_pad), 0xC38);
+        assert_eq!(offset_of!(SharedArea, cores), 0xC40);
+        assert_eq!(offset_of!(SharedArea, status_pad), 0xE40);
         assert_eq!(PD_RECORDS, 63);
         assert_eq!(offset_of!(PdRecord, state), 0);
         assert_eq!(offset_of!(PdRecord, faults), 4);

@@ -6,10 +6,12 @@
 //! checked, and a corrupt ring is an error the caller sees, not a crash.
 //!
 //! [`ring`] carries small messages between replicas; [`queue`] carries buffers of a shared
-//! data region between a device driver and its client, in the shape of seL4's sDDF.
+//! data region between a device driver and its client, in the shape of seL4's sDDF;
+//! [`rt`] publishes the real-time PD's statistics to other replicas.
 #![no_std]
 
 pub mod block;
 pub mod kv;
 pub mod queue;
 pub mod ring;
+pub mod rt;

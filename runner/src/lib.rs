@@ -464,6 +464,17 @@ impl Running {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// What QEMU has printed on the serial port so far (complete or not).
+    pub fn serial(&self) -> String {
+        self.stdout
+            .as_ref()
+            .map(|(buffer, _)| {
+                String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner()))
+                    .replace('\r', "")
+            })
+            .unwrap_or_default()
+    }
+
     /// Stops QEMU (if it still runs), saves the serial log and returns what it printed.
     pub fn stop(mut self) -> std::io::Result<Outcome> {
         let status = match self.child.try_wait()? {

@@ -8,5 +8,6 @@
 pub mod boot;
 pub mod c_api;
 pub mod fuzz;
+pub mod rt;
 pub mod service;
 pub mod variants;

@@ -33,9 +33,21 @@ pub fn boot(
     port: u16,
     disk: Option<&Path>,
 ) -> Running {
+    boot_with(board, variant, label, port, disk, |_| {})
+}
+
+/// [`boot`], with `adjust` changing the QEMU options first (`-icount`, more arguments).
+pub fn boot_with(
+    board: &str,
+    variant: &Variant,
+    label: &str,
+    port: u16,
+    disk: Option<&Path>,
+    adjust: impl FnOnce(&mut QemuOptions),
+) -> Running {
     let name = board;
     let board = atoll_boards::by_name(board).expect("the board");
-    let options = QemuOptions {
+    let mut options = QemuOptions {
         forward: Some(Forward {
             host: port,
             guest: 80,
@@ -43,6 +55,7 @@ pub fn boot(
         disk: disk.map(Path::to_path_buf),
         ..QemuOptions::default()
     };
+    adjust(&mut options);
     let log = target_dir()
         .join("e2e-logs")
         .join(format!("{name}-{label}.log"));

@@ -248,6 +248,16 @@ pub const STORAGE_CLIENTS: Variant = Variant {
     ..Variant::of("storage-clients", "tests/systems/storage-clients.xml", true)
 };
 
+/// The default system with 5,000-period windows for the real-time PD, as `cargo xtask run`
+/// builds it (not a test build): the real-time tests (`tests/tests/rt.rs`) run it idle and
+/// under load.
+pub const RT: Variant = Variant::of("rt", "tests/systems/rt.xml", true);
+/// [`RT`] with the I/O replica's kernel stopped on purpose 5 s after boot, its PDs at work.
+pub const RT_IO_FAULT: Variant = Variant {
+    kernel_fault_late: Some(0),
+    ..Variant::of("rt-io-fault", "tests/systems/rt.xml", true)
+};
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -284,6 +294,8 @@ pub const VARIANTS: &[Variant] = &[
     SERVICE,
     SERVICE_STATIC,
     STORAGE_CLIENTS,
+    RT,
+    RT_IO_FAULT,
 ];
 
 /// The variants built for `board`.
@@ -351,5 +363,103 @@ mod tests {
         let default = elements("system.xml");
         assert!(default.len() > 20);
         assert_eq!(elements("tests/systems/service-static.xml"), default);
+    }
+
+    /// `tests/systems/rt.xml` is `system.xml` with shorter windows for the real-time PD.
+    #[test]
+    fn the_real_time_test_system_is_the_default_one_with_short_windows() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace");
+        let elements = |file: &str| {
+            std::fs::read_to_string(root.join(file))
+                .expect("readable")
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+                .map(|l| {
+                    l.replace(
+                        "\"rt_window\" value=\"5000\"",
+                        "\"rt_window\" value=\"10000\"",
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let default = elements("system.xml");
+        assert!(
+            default
+                .iter()
+                .any(|l| l.contains("\"rt_window\" value=\"10000\""))
+        );
+        assert_eq!(elements("tests/systems/rt.xml"), default);
+    }
+
+    /// `systems/single-kernel.xml` is `system.xml` in one replica: every element the same,
+    /// in the same order, but for the replicas, the PDs' `replica` and `cpu`, and io's
+    /// timer; and each PD on the core it has in the default system.
+    #[test]
+    fn the_single_kernel_system_is_the_default_one_in_one_replica() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace");
+        let pd_attribute = |line: &str, name: &str| {
+            let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
+            let len = line.get(start..)?.find('"')?;
+            line.get(start..start + len).map(str::to_string)
+        };
+        let read = |file: &str| {
+            std::fs::read_to_string(root.join(file))
+                .expect("readable")
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+                .filter(|l| !l.starts_with("<replica "))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let without_placement = |line: &String| {
+            let mut line = line.clone();
+            for name in ["replica", "cpu"] {
+                if let Some(value) = pd_attribute(&line, name) {
+                    line = line.replace(&format!(" {name}=\"{value}\""), "");
+                }
+            }
+            line
+        };
+        // The one difference but the placement: io has no timer (one PD per replica may
+        // own the physical timer's interrupt, and here rt does).
+        let io_timer = "<irq irq=\"30\" id=\"3\" />";
+        let default: Vec<String> = read("system.xml")
+            .into_iter()
+            .filter(|l| l != io_timer)
+            .collect();
+        let single = read("systems/single-kernel.xml");
+        assert!(!single.iter().any(|l| l == io_timer));
+        assert!(default.len() > 20);
+        assert_eq!(
+            single.iter().map(without_placement).collect::<Vec<_>>(),
+            default.iter().map(without_placement).collect::<Vec<_>>()
+        );
+        // The default system's cores: a PD without `cpu` is on its replica's first core.
+        let replica_cores = [("io", "0"), ("rt", "1"), ("storage", "2")];
+        for (d, s) in default.iter().zip(&single) {
+            if !d.starts_with("<protection_domain ") {
+                continue;
+            }
+            let core = pd_attribute(d, "cpu").or_else(|| {
+                let replica = pd_attribute(d, "replica")?;
+                replica_cores
+                    .iter()
+                    .find(|(r, _)| *r == replica)
+                    .map(|(_, c)| c.to_string())
+            });
+            assert_eq!(pd_attribute(s, "cpu"), core, "{s}");
+            assert_eq!(pd_attribute(s, "replica").as_deref(), Some("all"), "{s}");
+        }
+        assert!(
+            std::fs::read_to_string(root.join("systems/single-kernel.xml"))
+                .unwrap()
+                .contains("<replica name=\"all\" cores=\"0,1,2,3\" />")
+        );
     }
 }

@@ -109,6 +109,14 @@ fn answers_every_endpoint(board: &str) {
             "{body}"
         );
 
+        // The real-time job's statistics, published by the rt replica.
+        let (code, body) = curl_code(&[], &format!("{base}/rt"));
+        assert_eq!(code, 200, "{body}");
+        let rt: serde_json::Value = serde_json::from_str(&body).expect("/rt is JSON");
+        assert_eq!(rt["period_ns"], 1_000_000, "{body}");
+        assert!(rt["releases"].as_u64().unwrap_or(0) > 0, "{body}");
+        assert!(rt["total"]["jitter_ns"]["max"].is_u64(), "{body}");
+
         let (code, body) = curl_code(&[], &format!("{base}/"));
         assert_eq!(code, 200);
         assert!(body.contains("<html") && body.contains("/status"), "{body}");
@@ -144,7 +152,6 @@ fn answers_every_endpoint(board: &str) {
             }
         }
         for (args, path, want) in [
-            (&[][..], "/rt", 503),
             (&[][..], "/kv/%ff", 400),
             (&[][..], "/nowhere", 404),
             (&["-X", "POST", "--data", "x"][..], "/status", 405),

@@ -396,12 +396,15 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let scale = measure_scale(&out)?;
     let http = crate::bench_http::measure(&out)?;
     let kv = crate::bench_kv::measure(&out)?;
+    let rt = crate::bench_rt::measure(&out)?;
 
     let mut figures = headline_figures(&boot, &sizes, &trips);
     figures.extend(scale_figures(&scale, &trips));
     figures.extend(http_figures(&http));
     figures.extend(kv_figures(&kv));
+    figures.extend(rt_figures(&rt));
     print_table(&figures);
+    print_rt_table(&out, &rt)?;
     write_results(&out, &figures)?;
     if compare {
         compare_with_baseline(&figures)?;
@@ -410,7 +413,8 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
 }
 
 /// The environment variable that makes `cargo xtask bench` measure one part only, to work
-/// on it: `kv` (the key-value store's figures) or `http` (the HTTP service's). It prints
+/// on it: `kv` (the key-value store's figures), `http` (the HTTP service's) or `rt` (the
+/// real-time cells). It prints
 /// that part's table and writes no results.
 const ONLY: &str = "ATOLL_BENCH_ONLY";
 
@@ -419,7 +423,12 @@ fn run_part(out: &std::path::Path, part: &str) -> Result<()> {
     let figures = match part {
         "kv" => kv_figures(&crate::bench_kv::measure(out)?),
         "http" => http_figures(&crate::bench_http::measure(out)?),
-        _ => bail!("{ONLY}={part}: the parts are kv and http"),
+        "rt" => {
+            let rt = crate::bench_rt::measure(out)?;
+            print_rt_table(out, &rt)?;
+            rt_figures(&rt)
+        }
+        _ => bail!("{ONLY}={part}: the parts are kv, http and rt"),
     };
     print_table(&figures);
     Ok(())
@@ -835,6 +844,61 @@ fn kv_figures(kv: &crate::bench_kv::Kv) -> Vec<Figure> {
         ),
         row("kv log recovered for the figure above", kv.log_mib, "MiB"),
     ]
+}
+
+/// The real-time cells' figures (`bench_rt`): per cell, the job's jitter and response, and
+/// what its core suffered. The multikernel layout's interference counters have their goal,
+/// 0 under load; the jitter figures are virtual time under `-icount`, which holds QEMU's
+/// round robin of the cores (the "other cores spinning" row is that share alone).
+fn rt_figures(rt: &crate::bench_rt::Rt) -> Vec<Figure> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut figures = Vec::new();
+    for c in rt.cells.iter().chain(std::iter::once(&rt.spinning)) {
+        let w = &c.window;
+        let counted_goal = (c.name == "multikernel loaded").then_some(0.0);
+        let mut row = |what: &str, value: u64, unit, goal: Option<f64>, exact| {
+            figures.push(Figure {
+                name: leak(format!("rt {}: {what}", c.name)),
+                value: value as f64,
+                unit,
+                goal,
+                reference: "virtual time, 10,000 periods of 1 ms",
+                exact,
+            });
+        };
+        row("jitter max", w.jitter[4], "ns", None, false);
+        row("jitter p99.9", w.jitter[3], "ns", None, false);
+        row("jitter mean", w.jitter[1], "ns", None, false);
+        row("kernel path max", w.path.1, "ns", None, false);
+        row("kernel path mean", w.path.0, "ns", None, false);
+        row("response max", w.response[4], "ns", None, false);
+        row("deadline misses", w.missed, "periods", None, false);
+        row(
+            "foreign interrupts",
+            w.foreign_irqs.0,
+            "irqs",
+            counted_goal,
+            false,
+        );
+        row("lock wait time", w.lock_waits.1, "ns", counted_goal, false);
+        row(
+            "broadcast maintenance",
+            w.broadcasts.0,
+            "instructions",
+            counted_goal,
+            false,
+        );
+    }
+    figures
+}
+
+/// Prints the real-time cells' table and writes it to `out/rt-table.md`.
+fn print_rt_table(out: &std::path::Path, rt: &crate::bench_rt::Rt) -> Result<()> {
+    let table = crate::bench_rt::table(rt);
+    println!("\nreal-time cells (virtual time under -icount; see docs/performance.md):\n{table}");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("rt-table.md"), &table)?;
+    Ok(())
 }
 
 /// The scale figures: each, and where it has one, its ratio to the same round trip in the

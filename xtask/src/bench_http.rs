@@ -102,7 +102,7 @@ fn fresh_disk(board: &atoll_boards::Board) -> Result<PathBuf> {
 
 /// Boots `image` on a fresh disk with the guest's port 80 forwarded to a free port, and
 /// waits until it answers `GET /status` and its store takes a `PUT`.
-fn serve(
+pub(crate) fn serve(
     board: &atoll_boards::Board,
     image: &Path,
     icount: bool,
@@ -256,7 +256,7 @@ struct WrkFigures {
 
 /// The Lua script that makes `wrk` send 4 KiB `PUT`s: each thread goes round 256 keys of
 /// its own (`/kv/wrk-<thread>-<n>`).
-const WRK_PUT_SCRIPT: &str = r#"-- Written by cargo xtask bench: durable 4 KiB PUTs to the key-value store.
+pub(crate) const WRK_PUT_SCRIPT: &str = r#"-- Written by cargo xtask bench: durable 4 KiB PUTs to the key-value store.
 local threads = 0
 function setup(thread)
   thread:set("id", threads)
@@ -338,7 +338,7 @@ fn non_success(report: &str) -> f64 {
 
 /// Requests per second, the 99th percentile in ms, and the request count of a `wrk
 /// --latency` report.
-fn parse_wrk(report: &str) -> Option<(f64, f64, f64)> {
+pub(crate) fn parse_wrk(report: &str) -> Option<(f64, f64, f64)> {
     let rps = report
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?

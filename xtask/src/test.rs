@@ -296,6 +296,8 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
             "atoll-pd-blk",
             "-p",
             "atoll-pd-storage",
+            "-p",
+            "atoll-pd-rt",
             "--lib",
         ]),
     )?;

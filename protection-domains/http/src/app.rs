@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `/` | `GET`, `HEAD` | `200`, the [`DASHBOARD`] page (`text/html`) |
 //! | `/status` | `GET`, `HEAD` | `200`, [`SystemStatus`] as JSON |
-//! | `/rt` | `GET`, `HEAD` | `200`, [`RtStats`] as JSON; `503` if the app has none |
+//! | `/rt` | `GET`, `HEAD` | `200`, [`RtStats`] (the real-time PD's statistics) as JSON; `503` if the app has none |
 //! | `/kv/{key}` | `GET`, `HEAD` | `200` with the value (`application/octet-stream`); `404` |
 //! | `/kv/{key}` | `PUT` | the body is the value: `201` if the key is new, `204` if replaced |
 //! | `/kv/{key}` | `DELETE` | `204`; `404` if there was no such key |
@@ -26,6 +26,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use atoll_channels::rt::{Histogram, RtSnapshot, Window};
 use serde::Serialize;
 
 use crate::percent::percent_decode;
@@ -152,21 +153,168 @@ pub struct ChannelStatus {
     pub dropped: u64,
 }
 
-/// Statistics of the real-time PD's periodic job, as `GET /rt` shows them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// The real-time PD's statistics, as `GET /rt` shows them: its job's parameters and two
+/// [`RtWindow`]s, built from a consistent copy of the region it publishes
+/// ([`RtStats::from_snapshot`]). Times are in nanoseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RtStats {
-    /// The job's period, in nanoseconds.
+    /// The job's period.
     pub period_ns: u64,
-    /// Activations so far.
-    pub activations: u64,
-    /// Activations that finished after their deadline.
+    /// The job's budget (its scheduling context's).
+    pub budget_ns: u64,
+    /// Periods per window.
+    pub window_periods: u64,
+    /// Releases since the PD started, skipped ones included.
+    pub releases: u64,
+    /// The core the PD runs on.
+    pub core: u64,
+    /// The simulated plant's output, in millionths.
+    pub plant_output_ppm: i64,
+    /// Everything since the PD started (index 0).
+    pub total: RtWindow,
+    /// The last complete window (index 0, and empty, until one completes).
+    pub last: RtWindow,
+}
+
+/// The statistics of a run of periods (`atoll_channels::rt::Window`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RtWindow {
+    /// Which window: 0 for the one since the start, else 1, 2, ... in order.
+    pub index: u64,
+    /// Periods whose job ran.
+    pub periods: u64,
+    /// Jobs that finished after their deadline (the next release).
     pub deadline_misses: u64,
-    /// The smallest release latency seen, in nanoseconds.
-    pub latency_min_ns: u64,
-    /// The mean release latency, in nanoseconds.
-    pub latency_mean_ns: u64,
-    /// The largest release latency seen, in nanoseconds.
-    pub latency_max_ns: u64,
+    /// Releases skipped because an earlier job still ran.
+    pub skipped_releases: u64,
+    /// Release jitter: when the job started, less its release.
+    pub jitter_ns: RtDistribution,
+    /// Response time: when the job finished, less its release.
+    pub response_ns: RtDistribution,
+    /// The kernel path: when the job started, less when its core's kernel took the timer's
+    /// interrupt (the kernel's share of the jitter); mean and max.
+    pub path_ns: RtPath,
+    /// What the PD's core suffered.
+    pub interference: RtInterference,
+    /// The jitter histogram's non-empty buckets in order, each `[start_ns, count]`: the
+    /// bucket counts values from its start up to the next bucket's start (the last bucket
+    /// takes everything above its start).
+    pub jitter_histogram: Vec<[u64; 2]>,
+}
+
+/// The kernel path's mean and maximum, in nanoseconds (0 while none is known).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RtPath {
+    /// The mean, rounded down.
+    pub mean: u64,
+    /// The largest.
+    pub max: u64,
+}
+
+/// A summary of a histogram of nanosecond values; all 0 while it is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RtDistribution {
+    /// The smallest value (exact).
+    pub min: u64,
+    /// The mean, rounded down (exact).
+    pub mean: u64,
+    /// The 99th percentile: an upper bound, the end of the bucket holding it (at most
+    /// 12.5 % above it), never above `max`.
+    pub p99: u64,
+    /// The 99.9th percentile, bounded the same way.
+    pub p99_9: u64,
+    /// The largest value (exact).
+    pub max: u64,
+}
+
+/// Interference the PD's core suffered over a window (`atoll_channels::rt::Interference`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RtInterference {
+    /// Interrupts foreign to the core (software-generated and device interrupts).
+    pub foreign_irqs: u64,
+    /// The most of them in one period.
+    pub foreign_irqs_max_per_period: u64,
+    /// Times the core waited for a kernel lock.
+    pub lock_waits: u64,
+    /// Nanoseconds it spent waiting.
+    pub lock_wait_ns: u64,
+    /// The longest waiting in one period, in nanoseconds.
+    pub lock_wait_ns_max_per_period: u64,
+    /// Broadcast maintenance executed anywhere on the chip (each reaches the core).
+    pub broadcasts: u64,
+    /// The most of it in one period.
+    pub broadcasts_max_per_period: u64,
+    /// Kernel entries on the core.
+    pub kernel_entries: u64,
+}
+
+impl RtStats {
+    /// The statistics in `snapshot`. Nothing in it is trusted beyond its arithmetic (the
+    /// region is written by another replica's PD): any contents give some record, never a
+    /// panic.
+    pub fn from_snapshot(snapshot: &RtSnapshot) -> Self {
+        let h = &snapshot.header;
+        Self {
+            period_ns: h.period_ns,
+            budget_ns: h.budget_ns,
+            window_periods: h.window_periods,
+            releases: h.releases,
+            core: h.core,
+            plant_output_ppm: h.plant_output,
+            total: RtWindow::from_window(&snapshot.total),
+            last: RtWindow::from_window(&snapshot.last),
+        }
+    }
+}
+
+impl RtWindow {
+    /// The record of `w`.
+    pub fn from_window(w: &Window) -> Self {
+        let i = &w.interference;
+        Self {
+            index: w.index,
+            periods: w.periods,
+            deadline_misses: w.deadline_misses,
+            skipped_releases: w.skipped_releases,
+            jitter_ns: RtDistribution::from_histogram(&w.jitter),
+            response_ns: RtDistribution::from_histogram(&w.response),
+            path_ns: RtPath {
+                mean: w.path_mean_ns(),
+                max: w.path_max_ns,
+            },
+            interference: RtInterference {
+                foreign_irqs: i.foreign_irqs,
+                foreign_irqs_max_per_period: i.foreign_irqs_max,
+                lock_waits: i.lock_waits,
+                lock_wait_ns: i.lock_wait_ns,
+                lock_wait_ns_max_per_period: i.lock_wait_ns_max,
+                broadcasts: i.broadcasts,
+                broadcasts_max_per_period: i.broadcasts_max,
+                kernel_entries: i.kernel_entries,
+            },
+            jitter_histogram: w
+                .jitter
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|&(_, &count)| count != 0)
+                .map(|(i, &count)| [Histogram::bucket_start(i), u64::from(count)])
+                .collect(),
+        }
+    }
+}
+
+impl RtDistribution {
+    /// The summary of `h`: p99 is `quantile(990_000)`, p99.9 `quantile(999_000)`.
+    pub fn from_histogram(h: &Histogram) -> Self {
+        Self {
+            min: h.min(),
+            mean: h.mean(),
+            p99: h.quantile(990_000),
+            p99_9: h.quantile(999_000),
+            max: h.max,
+        }
+    }
 }
 
 /// The methods this server knows (RFC 9110's and `PATCH`); any other is `501`.
@@ -310,6 +458,8 @@ fn json(value: &impl Serialize) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use atoll_channels::rt::BUCKETS;
+
     use super::*;
 
     #[test]
@@ -374,6 +524,151 @@ mod tests {
             let expected = alloc::format!(r#"{{"name":"p",{expected}}}"#);
             assert_eq!(&*response.body, expected.as_bytes());
         }
+    }
+
+    /// A snapshot with known values: `total` 1,000 periods, mostly quiet with a tail;
+    /// `last` window 7, two periods.
+    fn snapshot() -> RtSnapshot {
+        use atoll_channels::rt::{Period, PeriodInterference, RtHeader};
+        let mut total = Window::new(0);
+        let quiet = Period {
+            jitter_ns: 1_000,
+            response_ns: 21_000,
+            interference: PeriodInterference {
+                kernel_entries: 2,
+                ..PeriodInterference::default()
+            },
+            ..Period::default()
+        };
+        let busy = Period {
+            jitter_ns: 5_000,
+            response_ns: 25_000,
+            interference: PeriodInterference {
+                foreign_irqs: 1,
+                kernel_entries: 2,
+                ..PeriodInterference::default()
+            },
+            ..Period::default()
+        };
+        let late = Period {
+            jitter_ns: 50_000,
+            response_ns: 70_000,
+            missed: true,
+            skipped: 1,
+            interference: PeriodInterference {
+                foreign_irqs: 4,
+                lock_waits: 3,
+                lock_wait_ns: 1_500,
+                broadcasts: 2,
+                kernel_entries: 10,
+            },
+            path_ns: None,
+        };
+        for _ in 0..990 {
+            total.record(&quiet);
+        }
+        for _ in 0..9 {
+            total.record(&busy);
+        }
+        total.record(&late);
+        let mut last = Window::new(7);
+        for (jitter_ns, response_ns) in [(100, 9_000), (4_000, 12_000)] {
+            last.record(&Period {
+                jitter_ns,
+                response_ns,
+                ..Period::default()
+            });
+        }
+        RtSnapshot {
+            header: RtHeader {
+                period_ns: 1_000_000,
+                budget_ns: 500_000,
+                window_periods: 10_000,
+                releases: 12_345,
+                core: 1,
+                plant_output: -42,
+            },
+            total,
+            last,
+        }
+    }
+
+    /// The JSON of [`snapshot`], worked out by hand from the bucket layout (8 per power of
+    /// two: 1,000 ns is in [960, 1024), 5,000 in [4,608, 5,120), 50,000 in [49,152, 53,248),
+    /// 21,000 in [20,480, 22,528), 25,000 in [24,576, 26,624), 100 in [96, 104), 4,000 in
+    /// [3,840, 4,096)); a percentile is its bucket's end, capped at the maximum.
+    const SNAPSHOT_JSON: &str = concat!(
+        r#"{"period_ns":1000000,"budget_ns":500000,"window_periods":10000,"releases":12345,"#,
+        r#""core":1,"plant_output_ppm":-42,"#,
+        r#""total":{"index":0,"periods":1000,"deadline_misses":1,"skipped_releases":1,"#,
+        r#""jitter_ns":{"min":1000,"mean":1085,"p99":1023,"p99_9":5119,"max":50000},"#,
+        r#""response_ns":{"min":21000,"mean":21085,"p99":22527,"p99_9":26623,"max":70000},"#,
+        r#""path_ns":{"mean":0,"max":0},"#,
+        r#""interference":{"foreign_irqs":13,"foreign_irqs_max_per_period":4,"lock_waits":3,"#,
+        r#""lock_wait_ns":1500,"lock_wait_ns_max_per_period":1500,"broadcasts":2,"#,
+        r#""broadcasts_max_per_period":2,"kernel_entries":2008},"#,
+        r#""jitter_histogram":[[960,990],[4608,9],[49152,1]]},"#,
+        r#""last":{"index":7,"periods":2,"deadline_misses":0,"skipped_releases":0,"#,
+        r#""jitter_ns":{"min":100,"mean":2050,"p99":4000,"p99_9":4000,"max":4000},"#,
+        r#""response_ns":{"min":9000,"mean":10500,"p99":12000,"p99_9":12000,"max":12000},"#,
+        r#""path_ns":{"mean":0,"max":0},"#,
+        r#""interference":{"foreign_irqs":0,"foreign_irqs_max_per_period":0,"lock_waits":0,"#,
+        r#""lock_wait_ns":0,"lock_wait_ns_max_per_period":0,"broadcasts":0,"#,
+        r#""broadcasts_max_per_period":0,"kernel_entries":0},"#,
+        r#""jitter_histogram":[[96,1],[3840,1]]}}"#
+    );
+
+    #[test]
+    fn rt_stats_from_a_snapshot_as_json() {
+        let stats = RtStats::from_snapshot(&snapshot());
+        assert_eq!(stats.total.jitter_ns.p99, 1_023, "an upper bound of 1,000");
+        let response = json(&stats);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.content_type, JSON);
+        assert_eq!(core::str::from_utf8(&response.body), Ok(SNAPSHOT_JSON));
+    }
+
+    #[test]
+    fn rt_stats_of_nothing_recorded_are_zero() {
+        let stats = RtStats::from_snapshot(&RtSnapshot::default());
+        assert_eq!(stats, RtStats::default());
+        let body = json(&stats).body;
+        let text = core::str::from_utf8(&body).unwrap();
+        assert!(
+            text.contains(r#""jitter_ns":{"min":0,"mean":0,"p99":0,"p99_9":0,"max":0}"#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#""jitter_histogram":[]}}"#), "{text}");
+    }
+
+    /// The largest record (every bucket of both windows counted, every number at its
+    /// widest) fits in [`MAX_JSON`], and the histogram lists all buckets in order.
+    #[test]
+    fn the_largest_rt_stats_fit() {
+        let mut s = snapshot();
+        s.header.plant_output = i64::MIN;
+        for w in [&mut s.total, &mut s.last] {
+            w.periods = u64::MAX;
+            w.jitter.buckets = [u32::MAX; BUCKETS];
+            w.jitter.max = u64::MAX;
+            w.jitter.sum = u64::MAX;
+        }
+        let stats = RtStats::from_snapshot(&s);
+        assert_eq!(stats.total.jitter_histogram.len(), BUCKETS);
+        assert!(
+            stats
+                .total
+                .jitter_histogram
+                .windows(2)
+                .all(|p| p[0][0] < p[1][0])
+        );
+        assert_eq!(
+            stats.total.jitter_histogram[BUCKETS - 1],
+            [15 << 20, u64::from(u32::MAX)]
+        );
+        let response = json(&stats);
+        assert_eq!(response.status, 200);
+        assert!(response.body.len() < 16 * 1024, "{}", response.body.len());
     }
 
     #[test]

@@ -25,7 +25,8 @@
 //!   cargo-fuzz target (`fuzz/`) feed it arbitrary bytes.
 //! - **Memory from the heap.** The status records use `alloc`'s `Vec` and `String` rather
 //!   than fixed capacities: the number of replicas, PDs and channels is the system's, not
-//!   this crate's, and the PD has a global allocator anyway.
+//!   this crate's, and the PD has a global allocator anyway. The real-time statistics list
+//!   only a histogram's non-empty buckets, in a `Vec` too.
 //!
 //! # Protocol choices
 //!
@@ -80,8 +81,8 @@ pub mod percent;
 mod response;
 
 pub use app::{
-    App, ChannelStatus, KvError, PdState, PdStatus, ReplicaState, ReplicaStatus, RtStats, Stored,
-    SystemStatus,
+    App, ChannelStatus, KvError, PdState, PdStatus, ReplicaState, ReplicaStatus, RtDistribution,
+    RtInterference, RtStats, RtWindow, Stored, SystemStatus,
 };
 pub use connection::{Connection, Outcome, Sink};
 pub use percent::{PercentDecodeError, percent_decode};
@@ -106,7 +107,9 @@ pub const MAX_KEY: usize = 255;
 
 /// The dashboard served at `GET /`: one self-contained page (inline CSS and JavaScript, no
 /// external assets) that polls `/status` and `/rt` every second and shows one table row
-/// per replica (`<tr data-replica="NAME">`) and its PDs.
+/// per replica (`<tr data-replica="NAME">`) and its PDs, and the real-time statistics: a
+/// table of both windows' figures and the total jitter histogram as an inline SVG
+/// (`<svg id="rt-histogram">`), hidden while `/rt` answers an error.
 pub const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Writes the answer to a connection the server has no room for: `503 Service Unavailable`

@@ -3,6 +3,7 @@
 
 mod common;
 
+use atoll_channels::rt::{Period, PeriodInterference, RtHeader, RtSnapshot, Window};
 use atoll_http::{Connection, DASHBOARD, KvError, MAX_BODY, MAX_HEAD, Outcome, RtStats};
 use common::{Mock, SYSTEM_JSON, feed, one, replies, replies_with_head, reply};
 
@@ -101,21 +102,113 @@ fn rt_statistics_or_503() {
     assert_eq!(r.status, 503);
     assert_eq!(r.error(), "rt statistics unavailable");
 
-    app.rt = Some(RtStats {
-        period_ns: 1_000_000,
-        activations: 10,
-        deadline_misses: 1,
-        latency_min_ns: 100,
-        latency_mean_ns: 150,
-        latency_max_ns: 900,
+    let mut total = Window::new(0);
+    let mut last = Window::new(2);
+    for (jitter_ns, response_ns, missed) in [(800, 40_000, false), (3_000, 1_100_000, true)] {
+        let period = Period {
+            jitter_ns,
+            response_ns,
+            missed,
+            interference: PeriodInterference {
+                foreign_irqs: 2,
+                broadcasts: 1,
+                ..PeriodInterference::default()
+            },
+            ..Period::default()
+        };
+        total.record(&period);
+        last.record(&period);
+    }
+    total.record(&Period {
+        jitter_ns: 800,
+        response_ns: 41_000,
+        ..Period::default()
     });
-    let r = reply(&feed(&mut app, &[&get("/rt")]).0);
+    let snapshot = RtSnapshot {
+        header: RtHeader {
+            period_ns: 1_000_000,
+            budget_ns: 500_000,
+            window_periods: 2,
+            releases: 3,
+            core: 1,
+            plant_output: -42,
+        },
+        total,
+        last,
+    };
+    app.rt = Some(RtStats::from_snapshot(&snapshot));
+    let (out, _) = feed(
+        &mut app,
+        &[&get("/rt"), b"HEAD /rt HTTP/1.1\r\nHost: atoll\r\n\r\n"],
+    );
+    let all = replies_with_head(&out, &[false, true]);
+    let r = &all[0];
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(all[1].status, 200);
+    assert_eq!(all[1].header("content-length"), r.header("content-length"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let header: Vec<_> = [
+        "period_ns",
+        "budget_ns",
+        "window_periods",
+        "releases",
+        "core",
+    ]
+    .iter()
+    .map(|k| v[k].as_u64().unwrap())
+    .collect();
+    assert_eq!(header, [1_000_000, 500_000, 2, 3, 1]);
+    assert_eq!(v["plant_output_ppm"], -42);
+    let total = &v["total"];
     assert_eq!(
-        r.body_str(),
-        r#"{"period_ns":1000000,"activations":10,"deadline_misses":1,"latency_min_ns":100,"latency_mean_ns":150,"latency_max_ns":900}"#
+        (total["index"].as_u64(), total["periods"].as_u64()),
+        (Some(0), Some(3))
     );
+    assert_eq!(total["deadline_misses"], 1);
+    assert_eq!(total["skipped_releases"], 0);
+    assert_eq!(
+        total["jitter_ns"],
+        serde_json::json!({"min": 800, "mean": 1533, "p99": 3000, "p99_9": 3000, "max": 3000})
+    );
+    assert_eq!(total["response_ns"]["max"], 1_100_000);
+    assert_eq!(total["interference"]["foreign_irqs"], 4);
+    assert_eq!(total["interference"]["foreign_irqs_max_per_period"], 2);
+    assert_eq!(total["interference"]["broadcasts"], 2);
+    // 800 ns is in the bucket [768, 832), 3,000 in [2,816, 3,072).
+    assert_eq!(
+        total["jitter_histogram"],
+        serde_json::json!([[768, 2], [2816, 1]])
+    );
+    let last = &v["last"];
+    assert_eq!(
+        (last["index"].as_u64(), last["periods"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        last["jitter_histogram"],
+        serde_json::json!([[768, 1], [2816, 1]])
+    );
+    let windows = [
+        "index",
+        "periods",
+        "deadline_misses",
+        "skipped_releases",
+        "jitter_ns",
+    ];
+    for key in windows
+        .iter()
+        .chain(&["response_ns", "path_ns", "interference", "jitter_histogram"])
+    {
+        assert!(last.get(key).is_some(), "no {key}");
+    }
+    assert_eq!(last.as_object().unwrap().len(), 9);
+    assert_eq!(last["path_ns"], serde_json::json!({"mean": 0, "max": 0}));
+    assert_eq!(v.as_object().unwrap().len(), 8);
+
+    // And 503 again once the app has none.
+    app.rt = None;
+    assert_eq!(reply(&feed(&mut app, &[&get("/rt")]).0).status, 503);
 }
 
 #[test]

@@ -25,6 +25,7 @@ use alloc::vec::Vec;
 use atoll_abi::directory::Directory;
 use atoll_abi::shared::StatusPage;
 use atoll_channels::queue::{DataRegion, NetQueues, QueueError};
+use atoll_channels::rt::RtRegion;
 use atoll_http::{App, Connection, KvError, Outcome, RtStats, Stored, SystemStatus};
 use atoll_microkit::{
     Channel, ChannelSet, Handler, Infallible, debug_println, protection_domain, timer, var,
@@ -46,6 +47,9 @@ const DRIVER: Channel = Channel::new(2);
 const TIMER: Channel = Channel::new(3);
 /// The HTTP port.
 const HTTP_PORT: u16 = 80;
+/// Tries at a consistent copy of the real-time PD's statistics per `GET /rt`: it publishes
+/// every few periods and briefly, so a try fails only if it overlaps a publication.
+const RT_READ_ATTEMPTS: usize = 8;
 /// TCP connections served at once (one more is always listening).
 const CONNECTIONS: usize = 64;
 /// Bytes of each socket's receive and transmit buffers.
@@ -98,6 +102,9 @@ struct Stack {
 struct Api {
     /// The kernels' status page, mapped read-only, if the description maps it.
     page: Option<&'static StatusPage>,
+    /// The real-time PD's statistics (`GET /rt`), mapped read-only, if the description
+    /// maps them (`rt_stats`).
+    rt: Option<&'static RtRegion>,
     /// The system's directory, patched in by the tool.
     directory: &'static Directory,
     /// `GET /status` requests answered so far.
@@ -129,7 +136,10 @@ impl App for Api {
     }
 
     fn rt(&mut self) -> Option<RtStats> {
-        None
+        // None (answered 503) without the region, before the real-time PD has published,
+        // or while it publishes throughout the attempts.
+        let snapshot = self.rt?.read(RT_READ_ATTEMPTS)?;
+        Some(RtStats::from_snapshot(&snapshot))
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, KvError> {
@@ -189,7 +199,8 @@ fn now() -> Instant {
 fn init() -> Io {
     debug_println!("io: running at EL0");
     // The regions are optional: a description without them gets a service without status
-    // records or without a network (0: the tool patched no address).
+    // records, without real-time statistics (`/rt` answers 503) or without a network (0:
+    // the tool patched no address).
     let page = *var!(replica_status: u64 = 0);
     // SAFETY: a patched address is where the description maps the status page (a whole,
     // page-aligned 4 KiB) read-only into this PD for its lifetime. `StatusPage` is plain
@@ -197,6 +208,16 @@ fn init() -> Io {
     // kernels write the page, and this PD only loads from it through a shared reference.
     let page: Option<&'static StatusPage> =
         (page != 0).then(|| unsafe { &*(page as usize as *const StatusPage) });
+    let rt_stats = *var!(rt_stats: u64 = 0);
+    // SAFETY: a patched address is where the description maps the real-time PD's
+    // statistics region (a whole, page-aligned 4 KiB, `RT_REGION_BYTES`, the size of
+    // `RtRegion`, whose alignment of 8 a page's meets) read-only into this PD for its
+    // lifetime. `RtRegion` is plain data whose every bit pattern is valid (`FromBytes`) and
+    // whose fields are atomics (but for padding nobody writes): the real-time PD on another
+    // replica writes it, and this PD only loads from it through a shared reference, trusting
+    // nothing it reads (`RtRegion::read`).
+    let rt: Option<&'static RtRegion> =
+        (rt_stats != 0).then(|| unsafe { &*(rt_stats as usize as *const RtRegion) });
     let directory = var!(atoll_directory: Directory = Directory::EMPTY);
     // The claim succeeds only if the description gives the timer's interrupt to this PD;
     // without it, the stack's timers are looked at when frames arrive.
@@ -210,6 +231,7 @@ fn init() -> Io {
         stack: None,
         api: Api {
             page,
+            rt,
             directory,
             status_calls: 0,
             put_calls: 0,

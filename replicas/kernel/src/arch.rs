@@ -138,6 +138,29 @@ pub fn flush_user_tlb(asid: u16, va: Option<u64>) {
     }
 }
 
+/// Invalidates user translations of `asid` (for `va`, or all) on this core alone: no
+/// broadcast reaches the other cores of the chip.
+pub fn flush_user_tlb_local(asid: u16, va: Option<u64>) {
+    let asid = u64::from(asid) << 48;
+    // SAFETY: TLB maintenance has no effect on memory; the barriers order it with the
+    // table writes before (to this core's view: non-shareable suffices, as no other core
+    // walks these tables) and the accesses after.
+    unsafe {
+        match va {
+            Some(va) => core::arch::asm!(
+                "dsb nshst", "tlbi vae1, {0}", "dsb nsh", "isb",
+                in(reg) asid | ((va >> 12) & 0xFFF_FFFF_FFFF),
+                options(nostack)
+            ),
+            None => core::arch::asm!(
+                "dsb nshst", "tlbi aside1, {0}", "dsb nsh", "isb",
+                in(reg) asid,
+                options(nostack)
+            ),
+        }
+    }
+}
+
 /// Lets EL0 (and the kernel's save and restore code) use FP/SIMD registers (`true`), or
 /// makes any use trap (`false`), for lazy switching.
 pub fn set_fp_enabled(enabled: bool) {

@@ -93,6 +93,7 @@ fn resume(r: &Replica, core: usize) -> *mut Context {
             ping_ring::on_user_settled(r);
         }
         arch::wait_for_interrupt();
+        r.count(core, |c| &c.entries);
         irq::handle_irq(r, core as u32);
     }
 }
@@ -144,6 +145,7 @@ fn choose(r: &Replica, inner: &mut Inner, core: usize) -> Option<*mut Context> {
 extern "C" fn handle_user_exception(kind: u64) -> *mut Context {
     let Some(r) = replica() else { park_forever() };
     let core = arch::this_core();
+    r.count(core, |c| &c.entries);
     let esr = arch::exception_syndrome();
     if let (Some(at_el0), Some(svc)) = (r.at_el0.get(core), r.entry_svc.get(core)) {
         svc.store(

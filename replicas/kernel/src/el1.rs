@@ -16,6 +16,7 @@ extern "C" fn handle_exception(frame: &mut Frame, kind: u64, source: u64) {
         park_forever()
     };
     if kind == KIND_IRQ && source == SOURCE_EL1_SPX {
+        r.count(core as usize, |c| &c.entries);
         return irq::handle_irq(r, core);
     }
     if kind == KIND_SYNC && source == SOURCE_EL1_SPX && no_firmware_answered(frame) {

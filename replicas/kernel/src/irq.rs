@@ -10,7 +10,8 @@ use crate::replica::Replica;
 use crate::stop::{self, stop_this_core};
 use crate::{arch, inbox, machine, ping_ring};
 
-/// Serves every interrupt pending for this core, `core`. The doorbell SGI doubles as the
+/// Serves every interrupt pending for this core, `core`, counting each by its source in the
+/// core's interference counters (`atoll_abi::shared::CoreCounters`). The doorbell SGI doubles as the
 /// replica's reschedule interrupt: another core of the replica sends it when this core
 /// should choose again (`machine::kick`), or to bring it to the replica lock, where it
 /// saves FP registers another core asks for (`fp::request_flush`). Device interrupts are
@@ -23,9 +24,12 @@ pub fn handle_irq(r: &Replica, core: u32) {
             stop_this_core(r, core);
         }
         let primary = core == r.spec.primary_core();
+        let c = core as usize;
         if intid == r.spec.gic.timer_intid {
+            r.count(c, |c| &c.timer_irqs);
             tick(r, core);
         } else if intid == r.spec.gic.doorbell_sgi {
+            r.count(c, |c| &c.sgis);
             inbox::service(r);
             machine::on_doorbell_sgi(r, core as usize, primary);
         } else if intid >= 32 || intid == PD_TIMER_INTID {
@@ -33,7 +37,16 @@ pub fn handle_irq(r: &Replica, core: u32) {
             // to the core of the PD that declares it, and the physical timer's is the
             // core's own. The handler's thread may run on another core of the replica (it
             // was moved, or waits elsewhere): signalling its notification kicks that core.
-            machine::on_device_irq(r, core as usize, intid);
+            if intid == PD_TIMER_INTID {
+                if let Some(counters) = r.counters(c) {
+                    counters
+                        .pd_timer_at
+                        .store(arch::counter(), Ordering::Relaxed);
+                }
+            } else {
+                r.count(c, |c| &c.devices);
+            }
+            machine::on_device_irq(r, c, intid);
         } else {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");
         }

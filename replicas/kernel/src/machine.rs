@@ -269,7 +269,18 @@ impl Machine for Hw<'_> {
     }
 
     fn flush_tlb(&mut self, asid: u16, va: Option<u64>) {
-        arch::flush_user_tlb(asid, va);
+        if self.r.single_core() {
+            // The replica's address spaces are used on this core alone, and no other
+            // replica's core ever loads one of its ASIDs: nothing outside this core can
+            // hold the translations.
+            arch::flush_user_tlb_local(asid, va);
+        } else {
+            // The replica's other cores may hold them. Architecturally, no instruction
+            // reaches a chosen set of cores: the inner-shareable form reaches the whole
+            // chip, so it is counted.
+            arch::flush_user_tlb(asid, va);
+            self.r.count(arch::this_core(), |c| &c.broadcasts);
+        }
     }
 
     fn claim_irq(&mut self, irq: u32, _edge: bool) -> bool {

@@ -171,6 +171,12 @@ fn init_replica(spec: &'static ReplicaSpec) {
     let Some(r) = replica::install(replica) else {
         park_forever(); // set up twice: only the primary core gets here, once
     };
+    // Each core of the replica counts its lock waits in its interference counters.
+    for (core, counters) in r.shared.cores.iter().enumerate() {
+        if spec.core_mask & (1 << core) != 0 {
+            sync::count_waits_in(core, counters);
+        }
+    }
     r.status().set_state(ReplicaState::Booting);
     klog!(
         "INFO",

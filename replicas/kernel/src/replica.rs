@@ -4,7 +4,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU64};
 
 use atoll_abi::limits::{MAX_CORES, MAX_REPLICAS};
-use atoll_abi::shared::{LogRing, ReplicaStatus, SharedArea};
+use atoll_abi::shared::{CoreCounters, LogRing, ReplicaStatus, SharedArea};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec, layout};
 use atoll_boards::gic::Gic;
 use atoll_boards::uart::Uart;
@@ -95,6 +95,27 @@ impl Replica {
     /// Number of replicas in the system (bounded by the ABI limit).
     pub fn replica_count(&self) -> usize {
         (self.spec.replica_count as usize).min(MAX_REPLICAS)
+    }
+
+    /// Core `core`'s interference counters on the status page (this replica's kernel
+    /// writes only its own cores').
+    #[inline(always)]
+    pub fn counters(&self, core: usize) -> Option<&CoreCounters> {
+        self.shared.cores.get(core)
+    }
+
+    /// Counts one more of what `counter` picks in core `core`'s interference counters.
+    #[inline(always)]
+    pub fn count(&self, core: usize, counter: impl FnOnce(&CoreCounters) -> &AtomicU64) {
+        if let Some(c) = self.counters(core) {
+            CoreCounters::add(counter(c), 1);
+        }
+    }
+
+    /// Whether the replica has one core: its address spaces are used on that core alone, so
+    /// TLB maintenance for them need not reach any other core.
+    pub fn single_core(&self) -> bool {
+        self.spec.core_mask.count_ones() == 1
     }
 
     /// Whether this replica drains the log rings to the console.

@@ -5,7 +5,24 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use atoll_abi::limits::MAX_CORES;
+use atoll_abi::shared::CoreCounters;
+
 use crate::arch;
+
+/// Where each core counts its waits for a lock: its interference counters on the status
+/// page, given once the replica's state is set up (`count_waits_in`); a wait before that
+/// is not counted.
+static WAIT_COUNTERS: [InitOnce<&'static CoreCounters>; MAX_CORES] =
+    [const { InitOnce::new() }; MAX_CORES];
+
+/// Has core `core` count its waits for a lock in `counters` (the replica's primary core,
+/// once for each core of the replica, before the others start).
+pub fn count_waits_in(core: usize, counters: &'static CoreCounters) {
+    if let Some(slot) = WAIT_COUNTERS.get(core) {
+        let _ = slot.init(counters);
+    }
+}
 
 /// A value written once by the replica's primary core and read by every core after.
 pub struct InitOnce<T> {
@@ -107,10 +124,13 @@ impl IrqSpinLock {
         arch::send_event();
     }
 
-    /// Waits for the lock held by another core, serving that core's requests meanwhile.
+    /// Waits for the lock held by another core, serving that core's requests meanwhile, and
+    /// counts the wait in the core's interference counters.
     #[cold]
     #[inline(never)]
     fn spin(&self) {
+        let core = arch::this_core();
+        let since = arch::counter();
         while self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -121,6 +141,11 @@ impl IrqSpinLock {
             // Until the holder releases the lock (or asks for the registers): its release
             // sends the event. Under QEMU this also lets the holder's core run.
             arch::wait_for_event();
+        }
+        // The core's interference counters: one more wait, and how long it took.
+        if let Some(c) = WAIT_COUNTERS.get(core).and_then(InitOnce::get) {
+            CoreCounters::add(&c.lock_waits, 1);
+            CoreCounters::add(&c.lock_wait_ticks, arch::counter().wrapping_sub(since));
         }
     }
 

@@ -83,7 +83,7 @@ impl App for Mock {
     }
 
     fn rt(&mut self) -> Option<RtStats> {
-        self.rt
+        self.rt.clone()
     }
 
     fn kv_get(&mut self, key: &str) -> Result<Vec<u8>, KvError> {
