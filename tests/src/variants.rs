@@ -307,11 +307,27 @@ pub fn for_board(board: &str) -> impl Iterator<Item = &'static Variant> {
 mod tests {
     use super::*;
 
+    /// The workspace's root.
+    fn root() -> &'static std::path::Path {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace")
+    }
+
+    /// The element lines of a system description (trimmed, comments left out).
+    fn elements(file: &str) -> Vec<String> {
+        std::fs::read_to_string(root().join(file))
+            .expect("readable")
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+            .map(str::to_string)
+            .collect()
+    }
+
     #[test]
     fn names_are_unique_and_systems_exist() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the workspace");
+        let root = root();
         for (i, v) in VARIANTS.iter().enumerate() {
             assert!(
                 VARIANTS[..i].iter().all(|w| w.name != v.name),
@@ -347,36 +363,23 @@ mod tests {
     /// the same, in the same order, but for the address's `<setvar>`s.
     #[test]
     fn the_static_service_system_is_the_default_one_with_an_address() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the workspace");
-        let elements = |file: &str| {
-            std::fs::read_to_string(root.join(file))
-                .expect("readable")
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+        let without_address = |file| {
+            elements(file)
+                .into_iter()
                 .filter(|l| !l.starts_with("<setvar symbol=\"net_ipv4_"))
-                .map(str::to_string)
                 .collect::<Vec<_>>()
         };
-        let default = elements("system.xml");
+        let default = without_address("system.xml");
         assert!(default.len() > 20);
-        assert_eq!(elements("tests/systems/service-static.xml"), default);
+        assert_eq!(without_address("tests/systems/service-static.xml"), default);
     }
 
     /// `tests/systems/rt.xml` is `system.xml` with shorter windows for the real-time PD.
     #[test]
     fn the_real_time_test_system_is_the_default_one_with_short_windows() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the workspace");
-        let elements = |file: &str| {
-            std::fs::read_to_string(root.join(file))
-                .expect("readable")
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+        let long_windows = |file| {
+            elements(file)
+                .into_iter()
                 .map(|l| {
                     l.replace(
                         "\"rt_window\" value=\"5000\"",
@@ -385,13 +388,13 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let default = elements("system.xml");
+        let default = long_windows("system.xml");
         assert!(
             default
                 .iter()
                 .any(|l| l.contains("\"rt_window\" value=\"10000\""))
         );
-        assert_eq!(elements("tests/systems/rt.xml"), default);
+        assert_eq!(long_windows("tests/systems/rt.xml"), default);
     }
 
     /// `systems/single-kernel.xml` is `system.xml` in one replica: every element the same,
@@ -399,22 +402,15 @@ mod tests {
     /// timer; and each PD on the core it has in the default system.
     #[test]
     fn the_single_kernel_system_is_the_default_one_in_one_replica() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the workspace");
         let pd_attribute = |line: &str, name: &str| {
             let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
             let len = line.get(start..)?.find('"')?;
             line.get(start..start + len).map(str::to_string)
         };
         let read = |file: &str| {
-            std::fs::read_to_string(root.join(file))
-                .expect("readable")
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with('<') && !l.starts_with("<!--"))
+            elements(file)
+                .into_iter()
                 .filter(|l| !l.starts_with("<replica "))
-                .map(str::to_string)
                 .collect::<Vec<_>>()
         };
         let without_placement = |line: &String| {
@@ -457,7 +453,7 @@ mod tests {
             assert_eq!(pd_attribute(s, "replica").as_deref(), Some("all"), "{s}");
         }
         assert!(
-            std::fs::read_to_string(root.join("systems/single-kernel.xml"))
+            std::fs::read_to_string(root().join("systems/single-kernel.xml"))
                 .unwrap()
                 .contains("<replica name=\"all\" cores=\"0,1,2,3\" />")
         );

@@ -109,12 +109,22 @@ fn answers_every_endpoint(board: &str) {
             "{body}"
         );
 
-        // The real-time job's statistics, published by the rt replica.
-        let (code, body) = curl_code(&[], &format!("{base}/rt"));
-        assert_eq!(code, 200, "{body}");
-        let rt: serde_json::Value = serde_json::from_str(&body).expect("/rt is JSON");
+        // The real-time job's statistics, published by the rt replica every 100 periods
+        // (and once at its start, before its first period): wait for a publication of
+        // periods that ran.
+        let until = Instant::now() + Duration::from_secs(30);
+        let (rt, body) = loop {
+            let (code, body) = curl_code(&[], &format!("{base}/rt"));
+            assert_eq!(code, 200, "{body}");
+            let rt: serde_json::Value = serde_json::from_str(&body).expect("/rt is JSON");
+            if rt["releases"].as_u64().unwrap_or(0) > 0 || Instant::now() > until {
+                break (rt, body);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert_eq!(rt["period_ns"], 1_000_000, "{body}");
         assert!(rt["releases"].as_u64().unwrap_or(0) > 0, "{body}");
+        assert!(rt["total"]["periods"].as_u64().unwrap_or(0) > 0, "{body}");
         assert!(rt["total"]["jitter_ns"]["max"].is_u64(), "{body}");
 
         let (code, body) = curl_code(&[], &format!("{base}/"));

@@ -25,7 +25,8 @@
 //! and the most in one period, and the kernel entries on the core.
 //!
 //! Without the status page it measures no interference; without the region it publishes
-//! nothing; without the timer it says so and waits.
+//! nothing; without the timer it says so and waits. Its statistics live on its stack: give
+//! it `stack_size="0x10000"`.
 #![no_std]
 #![no_main]
 
@@ -61,6 +62,7 @@ struct Rt {
 #[protection_domain]
 fn init() -> impl Handler {
     let name = pd_name().unwrap_or("rt");
+    debug_println!("{name}: running at EL0");
     let period_us = (*var!(rt_period_us: u64 = 1_000)).clamp(10, 1_000_000);
     let window = (*var!(rt_window: u64 = 10_000)).max(1);
     let budget_us = *var!(rt_budget_us: u64 = 0);
