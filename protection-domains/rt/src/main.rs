@@ -86,8 +86,8 @@ fn init() -> impl Handler {
         .map_or(usize::MAX, |pd| pd.core as usize);
     let hz = timer::counter_frequency();
     let header = RtHeader {
-        period_ns: period_us * 1_000,
-        budget_ns: budget_us * 1_000,
+        period_ns: period_us.saturating_mul(1_000),
+        budget_ns: budget_us.saturating_mul(1_000),
         window_periods: window,
         releases: 0,
         core: core as u64,
