@@ -100,17 +100,20 @@ fn fresh_disk(board: &atoll_boards::Board) -> Result<PathBuf> {
     Ok(disk)
 }
 
-/// Boots `image` on a fresh disk with the guest's port 80 forwarded to a free port, and
-/// waits until it answers `GET /status` and its store takes a `PUT`.
+/// Boots `image` on a fresh disk with the guest's port 80 forwarded to a free port (and
+/// `extra` QEMU arguments), and waits until it answers `GET /status` and its store takes a
+/// `PUT`.
 pub(crate) fn serve(
     board: &atoll_boards::Board,
     image: &Path,
     icount: bool,
     label: &str,
+    extra: &[String],
 ) -> Result<(atoll_runner::Running, u16)> {
     let port = free_port()?;
     let options = atoll_runner::QemuOptions {
         icount,
+        extra: extra.to_vec(),
         forward: Some(atoll_runner::Forward {
             host: port,
             guest: 80,
@@ -177,7 +180,7 @@ fn round_trip(stream: &mut TcpStream, request: &[u8]) -> Result<String> {
 
 /// Instructions per `GET /status` and per 1 KiB `PUT /kv` round trip, under `-icount`.
 fn instructions_per_request(board: &atoll_boards::Board, image: &Path) -> Result<(f64, f64)> {
-    let (qemu, port) = serve(board, image, true, "http-icount")?;
+    let (qemu, port) = serve(board, image, true, "http-icount", &[])?;
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_nodelay(true)?;
@@ -277,7 +280,7 @@ fn wrk(board: &atoll_boards::Board, image: &Path, out: &Path) -> Result<WrkFigur
     std::fs::create_dir_all(out)?;
     std::fs::write(&script, WRK_PUT_SCRIPT)
         .with_context(|| format!("writing {}", script.display()))?;
-    let (qemu, port) = serve(board, image, false, "http-wrk")?;
+    let (qemu, port) = serve(board, image, false, "http-wrk", &[])?;
     let url = format!("http://127.0.0.1:{port}");
     let pid = qemu_pid(port);
     let cpu_before = pid.and_then(main_thread_cpu);

@@ -13,13 +13,17 @@
 //!   `GET /status`, at the rate the system sustains, and takes the first whole window that
 //!   starts under it: loaded. The figures are the window's line as the job printed it.
 //! - **The emulator's share.** Under `-icount` QEMU runs the four cores one after another
-//!   on one host thread, each for a share of the time to the next timer event. A release
-//!   that falls due while another core runs waits for the job's core's turn: virtual-time
-//!   jitter under load holds that wait, which no hardware has. `protection-domains/bench/
-//!   systems/rt-spin.xml` measures it alone: the job on core 1 and the three other cores
+//!   on one host thread, each for a share of the time to the next event on its clocks. A
+//!   release that falls due while another core runs waits for the job's core's turn: with
+//!   plain `-icount` that wait reached 2 ms with nothing touching the job's core. Every cell
+//!   therefore runs with QEMU's turns bounded to [`TURN_US`] ([`bounded_turns`]), which
+//!   brings the wait down to a few µs. What remains: while `n` cores are busy, each
+//!   advances at `1/n` of virtual time, so the job's own instructions take up to four times
+//!   as long in virtual time as when it runs alone. `protection-domains/bench/systems/
+//!   rt-spin.xml` measures that share alone: the job on core 1 and the three other cores
 //!   spinning at EL0 (no system call, no interrupt, no device, nothing that can reach core
-//!   1). Its figures are reported beside the cells. The interference counters have no such
-//!   share: they count what the kernels did.
+//!   1), reported beside the cells. The interference counters have no such share: they
+//!   count what the kernels did.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,7 +36,29 @@ use crate::BuildArgs;
 use crate::build::{build, workspace_root};
 
 /// How long one window of 10,000 periods may take in wall time, under load.
-const WINDOW_WAIT: Duration = Duration::from_secs(900);
+const WINDOW_WAIT: Duration = Duration::from_secs(1800);
+
+/// The longest turn QEMU gives a core, in virtual µs, in the cells measured with bounded
+/// turns: a QEMU timer every this many µs (a network filter's release timer on the virtual
+/// clock, which touches no guest state) ends every core's turn at least that often.
+pub(crate) const TURN_US: u32 = 5;
+
+/// The QEMU arguments that bound every core's turn to [`TURN_US`]: QEMU gives each core at
+/// most a share of the time to the next timer event on its clocks, and a `filter-buffer`
+/// on the network back-end arms one every `interval` µs (it only holds the back-end's
+/// outgoing packets for up to that long). `net0` is the back-end `nic_args` creates; a
+/// system without a NIC gets one of its own, unconnected.
+fn bounded_turns(has_nic: bool) -> Vec<String> {
+    let mut args = Vec::new();
+    if !has_nic {
+        args.extend(["-netdev".into(), "user,id=net0".into()]);
+    }
+    args.extend([
+        "-object".into(),
+        format!("filter-buffer,id=turns,netdev=net0,queue=tx,interval={TURN_US}"),
+    ]);
+    args
+}
 
 /// One cell's measurement.
 pub(crate) struct Cell {
@@ -157,7 +183,8 @@ fn idle_and_loaded(
     names: [&'static str; 2],
     script: &Path,
 ) -> Result<Vec<Cell>> {
-    let (mut qemu, port) = crate::bench_http::serve(board, image, true, label)?;
+    let (mut qemu, port) =
+        crate::bench_http::serve(board, image, true, label, &bounded_turns(true))?;
     let result = (|| -> Result<Vec<Cell>> {
         let next = last_window(&qemu.serial()) + 2;
         let idle = wait_for_window(&mut qemu, next)?;
@@ -201,6 +228,7 @@ fn idle_and_loaded(
 fn spinning(board: &'static atoll_boards::Board, image: &Path) -> Result<Cell> {
     let options = atoll_runner::QemuOptions {
         icount: true,
+        extra: bounded_turns(false),
         ..Default::default()
     };
     let log = workspace_root()
