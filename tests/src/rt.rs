@@ -118,6 +118,36 @@ impl WindowLine {
     }
 }
 
+/// The highest window index in `serial` (0: none yet).
+pub fn last_index(serial: &str) -> u64 {
+    WindowLine::all(serial).last().map_or(0, |w| w.index)
+}
+
+/// Waits up to `timeout` for window `index` in what `qemu` prints; why not, if it does not
+/// come (QEMU stopped, or the time ran out).
+pub fn wait_for(
+    qemu: &mut atoll_runner::Running,
+    index: u64,
+    timeout: std::time::Duration,
+) -> Result<WindowLine, String> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(w) = WindowLine::all(&qemu.serial())
+            .into_iter()
+            .find(|w| w.index == index)
+        {
+            return Ok(w);
+        }
+        if !qemu.is_running() {
+            return Err(format!("QEMU stopped before window {index}"));
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!("no window {index} within {timeout:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

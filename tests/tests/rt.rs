@@ -47,28 +47,12 @@ const EMULATOR_MISSES: u64 = 25;
 
 /// The highest window index the serial log shows so far (0: none yet).
 fn last_window(qemu: &Running) -> u64 {
-    WindowLine::all(&qemu.serial())
-        .last()
-        .map_or(0, |w| w.index)
+    atoll_e2e::rt::last_index(&qemu.serial())
 }
 
-/// Waits for window `index`'s line.
+/// Waits for window `index`'s lines.
 fn wait_for_window(qemu: &mut Running, index: u64) -> WindowLine {
-    let until = Instant::now() + WINDOW_WAIT;
-    loop {
-        if let Some(w) = WindowLine::all(&qemu.serial())
-            .into_iter()
-            .find(|w| w.index == index)
-        {
-            return w;
-        }
-        assert!(qemu.is_running(), "QEMU stopped before window {index}");
-        assert!(
-            Instant::now() < until,
-            "no window {index} within {WINDOW_WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    atoll_e2e::rt::wait_for(qemu, index, WINDOW_WAIT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A whole window with nothing foreign on the job's core.

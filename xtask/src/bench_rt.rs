@@ -27,7 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use atoll_e2e::rt::WindowLine;
@@ -120,29 +120,9 @@ pub(crate) fn measure(out: &Path) -> Result<Rt> {
     Ok(Rt { cells, spinning })
 }
 
-/// The highest window index in `serial` (0: none yet).
-fn last_window(serial: &str) -> u64 {
-    WindowLine::all(serial).last().map_or(0, |w| w.index)
-}
-
 /// Waits for window `index` in QEMU's output.
 fn wait_for_window(qemu: &mut atoll_runner::Running, index: u64) -> Result<WindowLine> {
-    let until = Instant::now() + WINDOW_WAIT;
-    loop {
-        if let Some(w) = WindowLine::all(&qemu.serial())
-            .into_iter()
-            .find(|w| w.index == index)
-        {
-            return Ok(w);
-        }
-        if !qemu.is_running() {
-            bail!("QEMU stopped before window {index}");
-        }
-        if Instant::now() > until {
-            bail!("no window {index} within {WINDOW_WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    atoll_e2e::rt::wait_for(qemu, index, WINDOW_WAIT).map_err(|e| anyhow!(e))
 }
 
 /// `wrk` running on until stopped, at `connections` connections against `url`.
@@ -186,13 +166,13 @@ fn idle_and_loaded(
     let (mut qemu, port) =
         crate::bench_http::serve(board, image, true, label, &bounded_turns(true))?;
     let result = (|| -> Result<Vec<Cell>> {
-        let next = last_window(&qemu.serial()) + 2;
+        let next = atoll_e2e::rt::last_index(&qemu.serial()) + 2;
         let idle = wait_for_window(&mut qemu, next)?;
         println!("bench rt: {}: {idle:?}", names[0]);
         let url = format!("http://127.0.0.1:{port}");
         let put = start_wrk(&format!("{url}/kv/"), 64, Some(script))?;
         let get = start_wrk(&format!("{url}/status"), 16, None)?;
-        let next = last_window(&qemu.serial()) + 2;
+        let next = atoll_e2e::rt::last_index(&qemu.serial()) + 2;
         let loaded = wait_for_window(&mut qemu, next);
         let rps = (stop_wrk(put), stop_wrk(get));
         let loaded = loaded?;

@@ -116,43 +116,33 @@ pub fn switch_user_space(root: u64, asid: u16) {
     barrier::isb(barrier::SY);
 }
 
-/// Invalidates user translations of `asid` (for `va`, or all) on every core of the
-/// inner-shareable domain.
-pub fn flush_user_tlb(asid: u16, va: Option<u64>) {
+/// Invalidates user translations of `asid` (for `va`, or all): on every core of the
+/// inner-shareable domain (`broadcast`: the whole chip, as no instruction reaches a chosen
+/// set of cores), or on this core alone.
+pub fn flush_user_tlb(asid: u16, va: Option<u64>, broadcast: bool) {
     let asid = u64::from(asid) << 48;
+    let page = va.map(|va| asid | ((va >> 12) & 0xFFF_FFFF_FFFF));
     // SAFETY: TLB maintenance has no effect on memory; the barriers order it with the
-    // table writes before and the accesses after.
+    // table writes before and the accesses after (for this core alone, non-shareable
+    // barriers suffice: no other core walks the tables).
     unsafe {
-        match va {
-            Some(va) => core::arch::asm!(
+        match (page, broadcast) {
+            (Some(page), true) => core::arch::asm!(
                 "dsb ishst", "tlbi vae1is, {0}", "dsb ish", "isb",
-                in(reg) asid | ((va >> 12) & 0xFFF_FFFF_FFFF),
+                in(reg) page,
                 options(nostack)
             ),
-            None => core::arch::asm!(
+            (None, true) => core::arch::asm!(
                 "dsb ishst", "tlbi aside1is, {0}", "dsb ish", "isb",
                 in(reg) asid,
                 options(nostack)
             ),
-        }
-    }
-}
-
-/// Invalidates user translations of `asid` (for `va`, or all) on this core alone: no
-/// broadcast reaches the other cores of the chip.
-pub fn flush_user_tlb_local(asid: u16, va: Option<u64>) {
-    let asid = u64::from(asid) << 48;
-    // SAFETY: TLB maintenance has no effect on memory; the barriers order it with the
-    // table writes before (to this core's view: non-shareable suffices, as no other core
-    // walks these tables) and the accesses after.
-    unsafe {
-        match va {
-            Some(va) => core::arch::asm!(
+            (Some(page), false) => core::arch::asm!(
                 "dsb nshst", "tlbi vae1, {0}", "dsb nsh", "isb",
-                in(reg) asid | ((va >> 12) & 0xFFF_FFFF_FFFF),
+                in(reg) page,
                 options(nostack)
             ),
-            None => core::arch::asm!(
+            (None, false) => core::arch::asm!(
                 "dsb nshst", "tlbi aside1, {0}", "dsb nsh", "isb",
                 in(reg) asid,
                 options(nostack)

@@ -31,7 +31,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
         } else if intid == r.spec.gic.doorbell_sgi {
             r.count(c, |c| &c.sgis);
             inbox::service(r);
-            machine::on_doorbell_sgi(r, core as usize, primary);
+            machine::on_doorbell_sgi(r, c, primary);
         } else if intid >= 32 || intid == PD_TIMER_INTID {
             // Whichever core of the replica takes it: the loader routes a shared interrupt
             // to the core of the PD that declares it, and the physical timer's is the

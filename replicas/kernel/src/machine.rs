@@ -269,16 +269,13 @@ impl Machine for Hw<'_> {
     }
 
     fn flush_tlb(&mut self, asid: u16, va: Option<u64>) {
-        if self.r.single_core() {
-            // The replica's address spaces are used on this core alone, and no other
-            // replica's core ever loads one of its ASIDs: nothing outside this core can
-            // hold the translations.
-            arch::flush_user_tlb_local(asid, va);
-        } else {
-            // The replica's other cores may hold them. Architecturally, no instruction
-            // reaches a chosen set of cores: the inner-shareable form reaches the whole
-            // chip, so it is counted.
-            arch::flush_user_tlb(asid, va);
+        // A one-core replica's address spaces are used on that core alone, and no other
+        // replica's core ever loads one of its ASIDs: nothing outside this core can hold
+        // the translations. A larger replica's other cores may, and the broadcast that
+        // reaches them reaches the whole chip, so it is counted.
+        let broadcast = !self.r.single_core();
+        arch::flush_user_tlb(asid, va, broadcast);
+        if broadcast {
             self.r.count(arch::this_core(), |c| &c.broadcasts);
         }
     }
