@@ -34,6 +34,7 @@ pub mod fault;
 pub mod fixture;
 pub mod image;
 pub mod limits;
+pub mod marks;
 pub mod memory_map;
 pub mod object;
 pub mod pd;

@@ -866,6 +866,21 @@ fn rt_figures(rt: &crate::bench_rt::Rt) -> Vec<Figure> {
                 exact,
             });
         };
+        row("core-clock jitter max", c.core_clock.max, "ns", None, false);
+        row(
+            "core-clock jitter p99.9",
+            c.core_clock.p999,
+            "ns",
+            None,
+            false,
+        );
+        row(
+            "core-clock jitter mean",
+            c.core_clock.mean.round() as u64,
+            "ns",
+            None,
+            false,
+        );
         row("jitter max", w.jitter[4], "ns", None, false);
         row("jitter p99.9", w.jitter[3], "ns", None, false);
         row("jitter mean", w.jitter[1], "ns", None, false);
@@ -888,6 +903,18 @@ fn rt_figures(rt: &crate::bench_rt::Rt) -> Vec<Figure> {
             counted_goal,
             false,
         );
+    }
+    // The jitter goal, on the job's core's own clock: loaded within 1 µs of idle.
+    let cell = |name: &str| rt.cells.iter().find(|c| c.name == name);
+    if let (Some(idle), Some(loaded)) = (cell("multikernel idle"), cell("multikernel loaded")) {
+        figures.push(Figure {
+            name: "rt multikernel: core-clock jitter max, loaded less idle",
+            value: loaded.core_clock.max as f64 - idle.core_clock.max as f64,
+            unit: "ns",
+            goal: Some(1_000.0),
+            reference: "the job's core's own instructions, 10,000 periods of 1 ms",
+            exact: false,
+        });
     }
     figures
 }

@@ -24,6 +24,15 @@
 //!   spinning at EL0 (no system call, no interrupt, no device, nothing that can reach core
 //!   1), reported beside the cells. The interference counters have no such share: they
 //!   count what the kernels did.
+//! - **The core's own clock.** Every cell also runs QEMU with the `atoll-coreclock` plugin
+//!   (`runner/coreclock`), which counts each core's own instructions and times every
+//!   release from its interrupt's entry to the job's start on that count (one instruction
+//!   per virtual ns under `shift=0`). A core halted in `wfi` costs nothing until its
+//!   interrupt, so that clock holds what the job's core itself executed for the release,
+//!   including anything another replica made it do, and none of the emulator's turns or
+//!   shared time. The bench reads the plugin's record of every job of the cell's window
+//!   ([`CoreClock::window`]) and reports it beside the virtual-time figures; the goal, a
+//!   loaded worst case within 1 µs of the idle one, is judged on it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,7 +42,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use atoll_e2e::rt::WindowLine;
 
 use crate::BuildArgs;
-use crate::build::{build, workspace_root};
+use crate::build::{build, cargo, workspace_root};
 
 /// How long one window of 10,000 periods may take in wall time, under load.
 const WINDOW_WAIT: Duration = Duration::from_secs(1800);
@@ -68,6 +77,130 @@ pub(crate) struct Cell {
     pub window: WindowLine,
     /// Requests per second the load got from the service, if it was loaded: (PUT, GET).
     pub load_rps: Option<(f64, f64)>,
+    /// The window's releases on the job's core's own clock.
+    pub core_clock: CoreJitter,
+}
+
+/// The releases of one window on the job's core's own clock (`atoll-coreclock`), in ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct CoreJitter {
+    /// Jobs with a release timed.
+    pub jobs: u64,
+    /// Jobs the plugin saw no release for (a release it could not time).
+    pub untimed: u64,
+    /// Mean.
+    pub mean: f64,
+    /// 99.9th percentile (nearest rank).
+    pub p999: u64,
+    /// Worst.
+    pub max: u64,
+}
+
+impl CoreJitter {
+    /// The figures of `values` (ns each; `None` for an untimed job).
+    pub(crate) fn of(values: &[Option<u32>]) -> CoreJitter {
+        let mut timed: Vec<u64> = values.iter().flatten().map(|&v| u64::from(v)).collect();
+        timed.sort_unstable();
+        let jobs = timed.len() as u64;
+        let rank = (jobs * 999).div_ceil(1000).max(1) as usize;
+        CoreJitter {
+            jobs,
+            untimed: values.len() as u64 - jobs,
+            mean: if jobs == 0 {
+                0.0
+            } else {
+                timed.iter().sum::<u64>() as f64 / jobs as f64
+            },
+            p999: timed.get(rank - 1).copied().unwrap_or(0),
+            max: timed.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The `atoll-coreclock` plugin, for one QEMU run: its library, the kernel's vectors and
+/// the file it writes.
+struct CoreClock {
+    lib: PathBuf,
+    vectors: u64,
+    out: PathBuf,
+}
+
+impl CoreClock {
+    /// Builds the plugin (a host library) and finds the vectors of the kernel in the image
+    /// directory `image_dir`; the plugin will write `out`.
+    fn new(image_dir: &Path, out: PathBuf) -> Result<CoreClock> {
+        let status = cargo()
+            .args(["build", "--quiet", "-p", "atoll-coreclock"])
+            .status()
+            .context("running cargo build -p atoll-coreclock")?;
+        if !status.success() {
+            bail!("building atoll-coreclock failed");
+        }
+        let lib = workspace_root()
+            .join("target")
+            .join("debug")
+            .join("libatoll_coreclock.so");
+        let elf = image_dir.join("atoll-kernel.elf");
+        let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        let vectors = kernel_vectors(&data)?;
+        for path in [&lib, &out] {
+            if path.to_string_lossy().contains(',') {
+                bail!(
+                    "QEMU's -plugin option cannot take a path with a comma: {}",
+                    path.display()
+                );
+            }
+        }
+        Ok(CoreClock { lib, vectors, out })
+    }
+
+    /// QEMU's arguments that load it.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "-plugin".into(),
+            format!(
+                "{},vectors={:#x},out={}",
+                self.lib.display(),
+                self.vectors,
+                self.out.display()
+            ),
+        ]
+    }
+
+    /// The figures of the jobs of window `w` (window `i` holds jobs `(i - 1) * periods` to
+    /// `i * periods`, counted from the job's first).
+    fn window(&self, w: &WindowLine) -> Result<CoreJitter> {
+        let bytes =
+            std::fs::read(&self.out).with_context(|| format!("reading {}", self.out.display()))?;
+        let records = atoll_coreclock::read_records(&bytes);
+        let start = w.index.saturating_sub(1).saturating_mul(w.periods) as usize;
+        let end = start.saturating_add(w.periods as usize);
+        let jobs = records.get(start..end).ok_or_else(|| {
+            anyhow!(
+                "the core-clock plugin recorded {} jobs; window {} needs {end}",
+                records.len(),
+                w.index
+            )
+        })?;
+        let figures = CoreJitter::of(jobs);
+        if figures.jobs == 0 {
+            bail!(
+                "the core-clock plugin timed no release of window {}",
+                w.index
+            );
+        }
+        Ok(figures)
+    }
+}
+
+/// The address of the kernel's exception vectors (`kernel_vectors` in `entry.S`).
+fn kernel_vectors(elf: &[u8]) -> Result<u64> {
+    use object::{Object, ObjectSymbol};
+    let file = object::File::parse(elf).context("parsing the kernel ELF")?;
+    file.symbols()
+        .find(|s| s.name() == Ok("kernel_vectors"))
+        .map(|s| s.address())
+        .ok_or_else(|| anyhow!("the kernel ELF has no kernel_vectors symbol"))
 }
 
 /// The real-time figures: the four cells and the emulator's share.
@@ -82,6 +215,7 @@ pub(crate) struct Rt {
 pub(crate) fn measure(out: &Path) -> Result<Rt> {
     let board = crate::bench::bench_board()?;
     let root = workspace_root();
+    // The image; its kernel ELF is beside it.
     let image = |system: Option<&str>, dir: &str| -> Result<PathBuf> {
         let args = BuildArgs {
             board: board.name.into(),
@@ -163,12 +297,15 @@ fn idle_and_loaded(
     names: [&'static str; 2],
     script: &Path,
 ) -> Result<Vec<Cell>> {
-    let (mut qemu, port) =
-        crate::bench_http::serve(board, image, true, label, &bounded_turns(true))?;
+    let clock = core_clock(image, label)?;
+    let mut extra = bounded_turns(true);
+    extra.extend(clock.args());
+    let (mut qemu, port) = crate::bench_http::serve(board, image, true, label, &extra)?;
     let result = (|| -> Result<Vec<Cell>> {
         let next = atoll_e2e::rt::last_index(&qemu.serial()) + 2;
         let idle = wait_for_window(&mut qemu, next)?;
-        println!("bench rt: {}: {idle:?}", names[0]);
+        let idle_clock = clock.window(&idle)?;
+        println!("bench rt: {}: {idle:?}, {idle_clock:?}", names[0]);
         let url = format!("http://127.0.0.1:{port}");
         let put = start_wrk(&format!("{url}/kv/"), 64, Some(script))?;
         let get = start_wrk(&format!("{url}/status"), 16, None)?;
@@ -177,8 +314,9 @@ fn idle_and_loaded(
         let rps = (stop_wrk(put), stop_wrk(get));
         let loaded = loaded?;
         let rps = (rps.0?, rps.1?);
+        let loaded_clock = clock.window(&loaded)?;
         println!(
-            "bench rt: {}: {loaded:?}, load {:.0} PUT/s and {:.0} GET/s",
+            "bench rt: {}: {loaded:?}, {loaded_clock:?}, load {:.0} PUT/s and {:.0} GET/s",
             names[1], rps.0, rps.1
         );
         if rps.0 < 1.0 || rps.1 < 1.0 {
@@ -189,11 +327,13 @@ fn idle_and_loaded(
                 name: names[0],
                 window: idle,
                 load_rps: None,
+                core_clock: idle_clock,
             },
             Cell {
                 name: names[1],
                 window: loaded,
                 load_rps: Some(rps),
+                core_clock: loaded_clock,
             },
         ])
     })();
@@ -204,11 +344,27 @@ fn idle_and_loaded(
     })
 }
 
+/// The core-clock plugin for a run of `image` labelled `label`, writing under
+/// `target/bench/`.
+fn core_clock(image: &Path, label: &str) -> Result<CoreClock> {
+    let dir = image
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no directory", image.display()))?;
+    let out = workspace_root()
+        .join("target")
+        .join("bench")
+        .join(format!("{label}.coreclock"));
+    CoreClock::new(dir, out)
+}
+
 /// The job with the other cores spinning: the emulator's share of the jitter.
 fn spinning(board: &'static atoll_boards::Board, image: &Path) -> Result<Cell> {
+    let clock = core_clock(image, "rt-spin")?;
+    let mut extra = bounded_turns(false);
+    extra.extend(clock.args());
     let options = atoll_runner::QemuOptions {
         icount: true,
-        extra: bounded_turns(false),
+        extra,
         ..Default::default()
     };
     let log = workspace_root()
@@ -223,11 +379,13 @@ fn spinning(board: &'static atoll_boards::Board, image: &Path) -> Result<Cell> {
         let log = outcome.map_or_else(|_| "(unsaved)".into(), |o| o.log_path.display().to_string());
         format!("rt-spin: serial log {log}")
     })?;
-    println!("bench rt: other cores spinning: {window:?}");
+    let core_clock = clock.window(&window)?;
+    println!("bench rt: other cores spinning: {window:?}, {core_clock:?}");
     Ok(Cell {
         name: "multikernel, other cores spinning",
         window,
         load_rps: None,
+        core_clock,
     })
 }
 
@@ -240,7 +398,7 @@ fn us(ns: u64) -> String {
 /// it).
 pub(crate) fn table(rt: &Rt) -> String {
     let mut t = String::from(
-        "| cell | periods | missed | jitter max µs | jitter p99.9 µs | jitter mean µs | kernel path max µs | kernel path mean µs | response max µs | foreign irqs (max per period) | lock waits, ns (max per period) | broadcasts (max per period) | load PUT/s, GET/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| cell | periods | missed | core clock: jitter max µs | core clock: jitter p99.9 µs | core clock: jitter mean µs | jitter max µs | jitter p99.9 µs | jitter mean µs | kernel path max µs | kernel path mean µs | response max µs | foreign irqs (max per period) | lock waits, ns (max per period) | broadcasts (max per period) | load PUT/s, GET/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in rt.cells.iter().chain(std::iter::once(&rt.spinning)) {
         let w = &c.window;
@@ -248,10 +406,13 @@ pub(crate) fn table(rt: &Rt) -> String {
             .load_rps
             .map_or("-".to_string(), |(p, g)| format!("{p:.0}, {g:.0}"));
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {} ({}) | {} |\n",
             c.name,
             w.periods,
             w.missed,
+            us(c.core_clock.max),
+            us(c.core_clock.p999),
+            c.core_clock.mean / 1000.0,
             us(w.jitter[4]),
             us(w.jitter[3]),
             us(w.jitter[1]),
@@ -268,4 +429,29 @@ pub(crate) fn table(rt: &Rt) -> String {
         ));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_clock_figures_are_exact_and_count_the_untimed() {
+        let mut values: Vec<Option<u32>> = (1..=2000).map(Some).collect();
+        values.push(None);
+        let f = CoreJitter::of(&values);
+        assert_eq!(f.jobs, 2000);
+        assert_eq!(f.untimed, 1);
+        assert_eq!(f.max, 2000);
+        // Nearest rank: the 1,998th of 2,000.
+        assert_eq!(f.p999, 1998);
+        assert!((f.mean - 1000.5).abs() < 1e-9);
+        assert_eq!(CoreJitter::of(&[None]).jobs, 0);
+        assert_eq!(CoreJitter::of(&[Some(7)]).p999, 7);
+    }
+
+    #[test]
+    fn a_kernel_without_vectors_is_refused() {
+        assert!(kernel_vectors(b"not an elf").is_err());
+    }
 }

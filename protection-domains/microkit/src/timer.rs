@@ -6,7 +6,7 @@
 //! other PDs of the replica cannot touch the timer.
 
 pub use atoll_sys::counter::{
-    arm_physical_timer, counter, counter_frequency, disarm_physical_timer, instructions,
+    arm_physical_timer, counter, counter_frequency, disarm_physical_timer, instructions, mark,
 };
 
 use crate::{Channel, IrqAckError};

@@ -38,6 +38,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
             // core's own. The handler's thread may run on another core of the replica (it
             // was moved, or waits elsewhere): signalling its notification kicks that core.
             if intid == PD_TIMER_INTID {
+                arch::mark::<{ atoll_abi::marks::RELEASE_TAKEN }>();
                 if let Some(counters) = r.counters(c) {
                     counters
                         .pd_timer_at
