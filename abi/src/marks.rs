@@ -8,18 +8,14 @@
 //! The bench's QEMU plugin (`runner/coreclock`) counts each core's own instructions instead,
 //! and times a release from the interrupt's entry to the job's start on that count:
 //!
-//! 1. the core starts on an interrupt: it wakes from `wfi` in the kernel ([`WOKEN`], where the
-//!    kernel waits with interrupts masked), or takes one at an exception vector's IRQ entry
-//!    (found by address);
+//! 1. the core starts on an interrupt: it wakes from a `wfi` (where the kernel waits with
+//!    interrupts masked), or takes one at an exception vector's IRQ entry (found by address);
 //! 2. the kernel finds it is the PD timer's ([`RELEASE_TAKEN`], in its IRQ dispatch);
 //! 3. the job starts ([`JOB_START`], the first thing the real-time PD's job does).
 //!
 //! The marks are `HINT #imm` with an immediate the Arm architecture leaves unallocated: every
 //! Armv8-A core executes it as a no-op (Arm ARM, "HINT"), and so does QEMU. Each costs one
-//! instruction per release (and [`WOKEN`] one per wake-up).
-
-/// `HINT` immediate the kernel executes as a core wakes from `wfi`.
-pub const WOKEN: u32 = 0x7b;
+//! instruction per release.
 
 /// `HINT` immediate the kernel executes when it takes the PD timer's interrupt (IRQ 30).
 pub const RELEASE_TAKEN: u32 = 0x7c;
@@ -44,9 +40,6 @@ mod tests {
         assert_eq!(hint_encoding(1), 0xd503_203f);
         assert_eq!(hint_encoding(RELEASE_TAKEN), 0xd503_2f9f);
         assert_eq!(hint_encoding(JOB_START), 0xd503_2fbf);
-        assert_eq!(hint_encoding(WOKEN), 0xd503_2f7f);
         assert_ne!(RELEASE_TAKEN, JOB_START);
-        assert_ne!(WOKEN, RELEASE_TAKEN);
-        assert_ne!(WOKEN, JOB_START);
     }
 }

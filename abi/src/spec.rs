@@ -16,7 +16,7 @@ pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
 pub const SPEC_SIZE: usize = 1992;
 /// Current spec version.
-pub const SPEC_VERSION: u32 = 2;
+pub const SPEC_VERSION: u32 = 3;
 
 /// Kernel virtual address layout (TTBR1, 39-bit VA, 4 KiB granule). The same in every replica,
 /// so one kernel ELF serves them all and a debugger sees the same addresses everywhere.
@@ -80,9 +80,10 @@ pub mod flags {
     /// through the conduit the board does not use here, which no firmware answers, to prove
     /// it refuses to boot with a message instead of hanging.
     pub const SELFTEST_PSCI_UNANSWERED: u32 = 1 << 6;
-    /// Self-test: this replica faults on purpose [`LATE_FAULT_TICKS`] ticks after it is up,
-    /// while its PDs are at work, to prove that the other replicas lose nothing of what
-    /// they were doing with it.
+    /// Self-test: this replica faults on purpose [`LATE_FAULT_TICKS`] ticks after it is up
+    /// (or [`ReplicaSpec::fault_late_ticks`](super::ReplicaSpec::fault_late_ticks) when that
+    /// is not 0), while its PDs are at work, to prove that the other replicas lose nothing
+    /// of what they were doing with it (`cargo xtask run --inject-fault`).
     pub const SELFTEST_FAULT_LATE: u32 = 1 << 7;
     /// The replica tick at which [`SELFTEST_FAULT_LATE`] faults: 5 s at 100 Hz.
     pub const LATE_FAULT_TICKS: u32 = 500;
@@ -315,8 +316,9 @@ pub struct ReplicaSpec {
     pub replica_cores: [u64; MAX_REPLICAS],
     /// Number of valid [`ReplicaSpec::mappings`].
     pub mapping_count: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// With [`flags::SELFTEST_FAULT_LATE`]: the replica tick at which it faults on purpose;
+    /// 0 for [`flags::LATE_FAULT_TICKS`].
+    pub fault_late_ticks: u32,
     /// Kernel mappings, in the order they should be created.
     pub mappings: [Mapping; MAX_KERNEL_MAPPINGS],
     /// Filled by the loader.

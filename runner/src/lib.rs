@@ -6,7 +6,17 @@
 //! point at it. An image boots as QEMU's `-kernel` (the default) or, as Microkit's manual
 //! boots its images, with `-device loader` at any address ([`Load`], and
 //! [`QemuOptions::microkit_virt`] for Microkit's whole command line on `virt`).
+//!
+//! [`qmp`] reads a running QEMU's guest memory through its machine protocol, and
+//! [`inspect`] decodes from it what every replica is doing (`cargo xtask inspect`); [`gdb`]
+//! starts a machine halted for `gdb-multiarch` with Atoll's symbols (`cargo xtask gdb`);
+//! [`coreclock`] loads the bench's QEMU plugin and reads its records.
 #![forbid(unsafe_code)]
+
+pub mod coreclock;
+pub mod gdb;
+pub mod inspect;
+pub mod qmp;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

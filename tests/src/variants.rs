@@ -13,6 +13,9 @@ pub struct Variant {
     pub kernel_fault: Option<u32>,
     /// Replica whose kernel faults on purpose 5 s after boot, its PDs at work.
     pub kernel_fault_late: Option<u32>,
+    /// `cargo xtask run --inject-fault REPLICA:SECONDS`: a replica, by name, whose kernel
+    /// faults on purpose that long after it is up.
+    pub inject_fault: Option<&'static str>,
     /// Replica whose kernel stack overflows on purpose.
     pub stack_overflow: Option<u32>,
     /// Replica whose initialiser faults on purpose.
@@ -38,6 +41,7 @@ impl Variant {
             system: None,
             kernel_fault: None,
             kernel_fault_late: None,
+            inject_fault: None,
             stack_overflow: None,
             initialiser_fault: None,
             api: None,
@@ -252,9 +256,10 @@ pub const STORAGE_CLIENTS: Variant = Variant {
 /// builds it (not a test build): the real-time tests (`tests/tests/rt.rs`) run it idle and
 /// under load.
 pub const RT: Variant = Variant::of("rt", "tests/systems/rt.xml", true);
-/// [`RT`] with the I/O replica's kernel stopped on purpose 5 s after boot, its PDs at work.
+/// [`RT`] with the I/O replica's kernel stopped on purpose 4 s after boot, its PDs at work,
+/// as `cargo xtask run --inject-fault io:4` builds it.
 pub const RT_IO_FAULT: Variant = Variant {
-    kernel_fault_late: Some(0),
+    inject_fault: Some("io:4"),
     ..Variant::of("rt-io-fault", "tests/systems/rt.xml", true)
 };
 

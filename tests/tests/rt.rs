@@ -18,8 +18,6 @@
 //! periods, `docs/performance.md`). Under load the test therefore holds the interference counters
 //! to zero, and the misses to what the emulator alone explains ([`EMULATOR_MISSES`]).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +31,7 @@ use atoll_e2e::service::{
 };
 use atoll_e2e::variants::{RT, RT_IO_FAULT, Variant};
 use atoll_runner::Running;
+use atoll_runner::qmp::Qmp;
 use zerocopy::FromBytes;
 
 /// How long one window of 5,000 periods may take in wall time, under load.
@@ -150,7 +149,9 @@ impl Load {
 }
 
 fn idle_and_loaded(board: &str) {
-    let serial = with_rt(board, &RT, "rt", Vec::new(), |qemu, port| {
+    let (socket, extra) = qmp_socket(board, "rt");
+    let scratch = socket.with_extension("mem");
+    let serial = with_rt(board, &RT, "rt", extra, |qemu, port| {
         wait_until_serving(qemu, port);
         wait_for_store(port);
 
@@ -159,6 +160,10 @@ fn idle_and_loaded(board: &str) {
         assert_undisturbed(&idle, "idle");
         assert!(idle.on_time(), "idle: a deadline missed: {idle:?}");
 
+        // What `cargo xtask inspect` shows of the system before the load.
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(30)).expect("QMP");
+        let calm = inspect(board, &RT, &mut qmp, &scratch);
+
         // Under load: a window that starts after the clients have.
         let load = Load::start(port);
         let first = last_window(qemu) + 2;
@@ -166,7 +171,18 @@ fn idle_and_loaded(board: &str) {
         let before = load.answered();
         let loaded = wait_for_window(qemu, first);
         let during = load.answered() - before;
+        // And at work: nothing new on the job's core but its own timer and entries.
+        let inspected = inspect(board, &RT, &mut qmp, &scratch);
         load.stop();
+        assert_inspected(board, &inspected, &[], true);
+        let (was, is) = (job_core(&calm), job_core(&inspected));
+        for quiet in ["sgis", "device_irqs", "lock_waits", "broadcasts"] {
+            assert_eq!(was[quiet], is[quiet], "{quiet} under load: {was} then {is}");
+        }
+        assert!(
+            is["timer_irqs"].as_u64() > was["timer_irqs"].as_u64(),
+            "{was} then {is}"
+        );
         assert!(
             during >= 20,
             "the load got only {during} answers during the window: no load"
@@ -243,92 +259,174 @@ fn rt_stats_address(board: &str, variant: &Variant) -> u64 {
     u64::from_str_radix(address.trim_start_matches("0x"), 16).expect("a hex address")
 }
 
-/// QEMU's machine protocol on a Unix socket.
-struct Qmp {
-    stream: BufReader<UnixStream>,
+/// The real-time region at `address`, copied out of guest memory.
+fn read_rt(qmp: &mut Qmp, address: u64, scratch: &Path) -> Option<RtSnapshot> {
+    let bytes = qmp
+        .read_physical(address, RT_REGION_BYTES as u64, scratch)
+        .expect("the region");
+    RtRegion::read_from_bytes(&bytes).ok()?.read(3)
 }
 
-impl Qmp {
-    fn connect(path: &Path) -> Qmp {
-        let until = Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() > until => panic!("QEMU's QMP socket: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("a timeout");
-        let mut qmp = Qmp {
-            stream: BufReader::new(stream),
-        };
-        qmp.reply(); // the greeting
-        qmp.command(r#"{"execute":"qmp_capabilities"}"#);
-        qmp
+/// QEMU's QMP socket for a test's boot, under `target/e2e-logs/`, and the arguments that
+/// open it.
+fn qmp_socket(board: &str, label: &str) -> (PathBuf, Vec<String>) {
+    let socket = atoll_runner::target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-{label}.qmp"));
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).expect("the logs' directory");
     }
+    let _ = std::fs::remove_file(&socket);
+    let args = atoll_runner::qmp::server_args(&socket);
+    (socket, args)
+}
 
-    /// The next message that is not an event.
-    fn reply(&mut self) -> serde_json::Value {
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).expect("a QMP message");
-            let v: serde_json::Value = serde_json::from_str(&line).expect("QMP JSON");
-            if v.get("event").is_none() {
-                return v;
-            }
+/// What `cargo xtask inspect --json` prints for the running `variant`, read through `qmp`.
+fn inspect(board: &str, variant: &Variant, qmp: &mut Qmp, scratch: &Path) -> serde_json::Value {
+    let report = image_of(board, variant).with_file_name("report.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the build's report"))
+            .expect("JSON");
+    atoll_runner::inspect::snapshot(&report, qmp, scratch)
+        .unwrap_or_else(|e| panic!("inspect: {e}"))
+        .to_json()
+}
+
+/// The entry of `list` whose `name` is `name`.
+fn named<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+/// The default layout's replicas, their cores and their PDs, as `inspect` must show them.
+const LAYOUT: [(&str, &[u64], &[&str]); 3] = [
+    ("io", &[0], &["net_driver", "io"]),
+    ("rt", &[1], &["rt"]),
+    ("storage", &[2, 3], &["storage", "blk_driver"]),
+];
+
+/// Checks an `inspect` of the default layout field by field, with the replicas in `down`
+/// stopped by a fault and the others up; with `traffic`, the I/O and storage replicas have
+/// notified each other both ways.
+fn assert_inspected(board: &str, j: &serde_json::Value, down: &[&str], traffic: bool) {
+    assert_eq!(j["board"], board, "{j}");
+    assert_eq!(
+        j["shared_version"],
+        atoll_abi::shared::SHARED_VERSION,
+        "{j}"
+    );
+    assert_eq!(j["replicas"].as_array().map(Vec::len), Some(3), "{j}");
+    for (index, (name, cores, pds)) in LAYOUT.iter().enumerate() {
+        let r = named(&j["replicas"], name);
+        assert_eq!(r["index"], index, "{r}");
+        assert_eq!(r["cores"], serde_json::json!(cores), "{r}");
+        assert!(r["ticks"].as_u64().unwrap_or(0) > 100, "{r}");
+        assert_eq!(r["settled"], true, "{r}");
+        assert!(
+            r["log"]["queued"].is_u64() && r["log"]["dropped"].is_u64(),
+            "{r}"
+        );
+        if down.contains(name) {
+            assert_eq!(r["state"], "down", "{r}");
+            let fault = &r["fault"];
+            assert!(fault["esr"].as_str().is_some_and(|e| e != "0x0"), "{r}");
+            assert!(
+                cores.iter().any(|&c| fault["core"] == c),
+                "the fault on a core of the replica: {r}"
+            );
+        } else {
+            assert_eq!(r["state"], "up", "{r}");
+            assert_eq!(r["cores_online"], serde_json::json!(cores), "{r}");
+            assert!(r["fault"].is_null(), "{r}");
+        }
+        for pd in *pds {
+            let p = named(&j["pds"], pd);
+            assert_eq!(p["replica"], *name, "{p}");
+            assert!(cores.iter().any(|&c| p["core"] == c), "{p}");
+            // A down replica's PDs keep the state their kernel published last.
+            assert_eq!(p["state"], "running", "{p}");
+            assert_eq!(p["faults"], 0, "{p}");
         }
     }
-
-    fn command(&mut self, json: &str) -> serde_json::Value {
-        let s = self.stream.get_mut();
-        s.write_all(json.as_bytes()).expect("a QMP command");
-        s.write_all(b"\n").expect("a QMP command");
-        let reply = self.reply();
-        assert!(reply.get("error").is_none(), "QMP {json}: {reply}");
-        reply
+    if down.contains(&"io") {
+        // The console's owner is gone: the job's window lines wait in its replica's ring.
+        let queued = named(&j["replicas"], "rt")["log"]["queued"].as_u64();
+        assert!(queued.is_some_and(|q| q >= 2), "{j}");
     }
-
-    /// The real-time region at `address`, copied out of guest memory.
-    fn rt(&mut self, address: u64, scratch: &Path) -> Option<RtSnapshot> {
-        let _ = std::fs::remove_file(scratch);
-        self.command(&format!(
-            r#"{{"execute":"pmemsave","arguments":{{"val":{address},"size":{RT_REGION_BYTES},"filename":"{}"}}}}"#,
-            scratch.display()
-        ));
-        let bytes = std::fs::read(scratch).expect("the saved region");
-        RtRegion::read_from_bytes(&bytes).ok()?.read(3)
+    let rt = named(&j["pds"], "rt");
+    assert_eq!(
+        (&rt["priority"], &rt["budget_us"], &rt["period_us"]),
+        (
+            &serde_json::json!(200),
+            &serde_json::json!(500),
+            &serde_json::json!(1000)
+        ),
+        "{rt}"
+    );
+    // The io <-> storage channel, both ways.
+    let channels = j["channels"].as_array().expect("channels");
+    let doorbells: Vec<&serde_json::Value> = channels
+        .iter()
+        .filter(|c| c["cross_replica"] == true)
+        .flat_map(|c| c["doorbells"].as_array().into_iter().flatten())
+        .collect();
+    for (from, to) in [("io", "storage"), ("storage", "io")] {
+        let d = doorbells
+            .iter()
+            .find(|d| d["from"] == from && d["to"] == to)
+            .unwrap_or_else(|| panic!("no doorbell {from} -> {to}: {j}"));
+        let (Some(sent), Some(received)) = (d["sent"].as_u64(), d["received"].as_u64()) else {
+            panic!("no counts: {d}");
+        };
+        assert!(received <= sent, "{d}");
+        assert!(!traffic || received > 0, "no traffic: {d}");
+        assert!(d["dropped"].is_u64() && d["pending"].is_boolean(), "{d}");
     }
+    let core = job_core(j);
+    assert_eq!(core["replica"], "rt", "{core}");
+    assert!(core["entries"].as_u64().unwrap_or(0) > 1000, "{core}");
+    // Since boot: the ping round the replicas at boot is one doorbell to each.
+    assert!(core["sgis"].as_u64().is_some_and(|n| n <= 1), "{core}");
+    for quiet in ["device_irqs", "lock_waits", "lock_wait_ticks", "broadcasts"] {
+        assert_eq!(core[quiet], 0, "{quiet}: {core}");
+    }
+}
+
+/// The job's core's counters in an `inspect`.
+fn job_core(j: &serde_json::Value) -> &serde_json::Value {
+    j["cores"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["index"] == 1))
+        .expect("core 1")
 }
 
 fn through_io_fault(board: &str) {
     let scratch: PathBuf = atoll_runner::target_dir()
         .join("e2e-logs")
         .join(format!("{board}-rt-io-fault.region"));
-    let socket = scratch.with_extension("qmp");
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).expect("the logs' directory");
-    }
-    let _ = std::fs::remove_file(&socket);
+    let (socket, extra) = qmp_socket(board, "rt-io-fault");
     let address = rt_stats_address(board, &RT_IO_FAULT);
-    let extra = vec![
-        "-qmp".into(),
-        format!("unix:{},server=on,wait=off", socket.display()),
-    ];
     with_rt(board, &RT_IO_FAULT, "rt-io-fault", extra, |qemu, _port| {
-        // The I/O replica (K0, the console's owner) stops 5 s after boot.
+        // The I/O replica (K0, the console's owner) stops 4 s after boot
+        // (`--inject-fault io:4`: at its 400th tick).
         let until = Instant::now() + WINDOW_WAIT;
         while !qemu.serial().contains("K0|FATAL") {
             assert!(qemu.is_running(), "QEMU stopped");
             assert!(Instant::now() < until, "the I/O replica never stopped");
             std::thread::sleep(Duration::from_millis(200));
         }
-        let mut qmp = Qmp::connect(&socket);
-        let at_fault = qmp.rt(address, &scratch).expect("the job's statistics");
+        assert!(
+            qemu.serial()
+                .contains("faulting on purpose 400 ticks after boot"),
+            "the fault at the tick asked for:\n{}",
+            qemu.serial()
+        );
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(30)).expect("QMP");
+        let at_fault = read_rt(&mut qmp, address, &scratch).expect("the job's statistics");
         let until = Instant::now() + WINDOW_WAIT;
         let later = loop {
-            let now = qmp.rt(address, &scratch);
+            let now = read_rt(&mut qmp, address, &scratch);
             if let Some(s) = now.filter(|s| s.header.releases >= at_fault.header.releases + PERIODS)
             {
                 break s;
@@ -350,6 +448,56 @@ fn through_io_fault(board: &str) {
         assert_eq!(b.interference.foreign_irqs, a.interference.foreign_irqs);
         assert_eq!(b.interference.lock_waits, a.interference.lock_waits);
         assert_eq!(b.interference.broadcasts, a.interference.broadcasts);
+
+        // What `cargo xtask inspect` shows: the I/O replica down with its epitaph, the
+        // others up, read from memory although the console went down with it.
+        let j = inspect(board, &RT_IO_FAULT, &mut qmp, &scratch);
+        assert_inspected(board, &j, &["io"], false);
+    });
+}
+
+/// The bench's core clock (`runner/coreclock`, the plugin `cargo xtask bench` times each
+/// real-time release with on its core's own instructions), on `virt` (the plugin is the
+/// same for every board): every job of an idle window has its release timed, and idle, with
+/// no other core busy, the core's own clock and virtual time agree on the jitter.
+#[test]
+fn qemu_virt_aarch64_core_clock_times_every_release() {
+    let board = "qemu_virt_aarch64";
+    let lib = atoll_runner::coreclock::library();
+    assert!(
+        lib.exists(),
+        "{} is missing: `cargo xtask test` builds it",
+        lib.display()
+    );
+    let out = atoll_runner::target_dir()
+        .join("e2e-logs")
+        .join(format!("{board}-rt-coreclock.records"));
+    let kernel = image_of(board, &RT).with_file_name("atoll-kernel.elf");
+    let args = atoll_runner::coreclock::qemu_args(&lib, &kernel, &out).expect("the plugin");
+    with_rt(board, &RT, "rt-coreclock", args, |qemu, _port| {
+        // The first window holds the boot; the second is idle.
+        let w = wait_for_window(qemu, 2);
+        assert_undisturbed(&w, "idle");
+        let records = atoll_runner::coreclock::records(&out).expect("the records");
+        let window = records
+            .get(PERIODS as usize..2 * PERIODS as usize)
+            .unwrap_or_else(|| panic!("{} records for {w:?}", records.len()));
+        let timed: Vec<u64> = window.iter().flatten().map(|&v| u64::from(v)).collect();
+        assert_eq!(timed.len(), window.len(), "untimed releases: {window:?}");
+        let mean = timed.iter().sum::<u64>() as f64 / timed.len() as f64;
+        let max = timed.iter().copied().max().unwrap_or(0);
+        // The kernel's path alone is some hundreds of instructions.
+        assert!(timed.iter().all(|&v| v >= 100), "{timed:?}");
+        let virtual_mean = w.jitter[1] as f64;
+        assert!(
+            (mean - virtual_mean).abs() <= virtual_mean * 0.2,
+            "core clock mean {mean} ns against virtual time's {virtual_mean} ns: {w:?}"
+        );
+        assert!(
+            max <= w.jitter[4] + 500,
+            "core clock max {max} ns against virtual time's {}: {w:?}",
+            w.jitter[4]
+        );
     });
 }
 

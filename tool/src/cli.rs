@@ -431,6 +431,7 @@ impl Build<'_> {
             loader_elf: &loader_elf,
             search_paths: self.search_paths,
             replica_flags: &[],
+            fault_late_ticks: &[],
             initialiser_elf: initialiser_elf.as_deref(),
         };
         let packed = match crate::build_planned(self.system, plan, files, &inputs) {

@@ -177,6 +177,7 @@ pub fn build_planned(
         kernel: &binaries.kernel,
         initialiser: binaries.initialiser.as_ref(),
         flags: inputs.replica_flags,
+        fault_late_ticks: inputs.fault_late_ticks,
         boot_programs: &boot_programs,
     };
     let specs = plan::boot_specs(&plan, &spec_inputs)

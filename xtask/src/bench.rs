@@ -866,18 +866,28 @@ fn rt_figures(rt: &crate::bench_rt::Rt) -> Vec<Figure> {
                 exact,
             });
         };
-        row("core-clock jitter max", c.core_clock.max, "ns", None, false);
+        // A window the plugin could not time has no core-clock figures, only its count.
+        if c.core_clock.jobs > 0 {
+            row("core-clock jitter max", c.core_clock.max, "ns", None, false);
+            row(
+                "core-clock jitter p99.9",
+                c.core_clock.p999,
+                "ns",
+                None,
+                false,
+            );
+            row(
+                "core-clock jitter mean",
+                c.core_clock.mean.round() as u64,
+                "ns",
+                None,
+                false,
+            );
+        }
         row(
-            "core-clock jitter p99.9",
-            c.core_clock.p999,
-            "ns",
-            None,
-            false,
-        );
-        row(
-            "core-clock jitter mean",
-            c.core_clock.mean.round() as u64,
-            "ns",
+            "core-clock untimed releases",
+            c.core_clock.untimed,
+            "periods",
             None,
             false,
         );
@@ -906,7 +916,10 @@ fn rt_figures(rt: &crate::bench_rt::Rt) -> Vec<Figure> {
     }
     // The jitter goal, on the job's core's own clock: loaded within 1 µs of idle.
     let cell = |name: &str| rt.cells.iter().find(|c| c.name == name);
-    if let (Some(idle), Some(loaded)) = (cell("multikernel idle"), cell("multikernel loaded")) {
+    if let (Some(idle), Some(loaded)) = (cell("multikernel idle"), cell("multikernel loaded"))
+        && idle.core_clock.jobs > 0
+        && loaded.core_clock.jobs > 0
+    {
         figures.push(Figure {
             name: "rt multikernel: core-clock jitter max, loaded less idle",
             value: loaded.core_clock.max as f64 - idle.core_clock.max as f64,

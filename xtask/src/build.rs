@@ -78,8 +78,28 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     let description = read_system(args, board)?;
     let pd_dir = out.join("pds");
     build_programs(&description.system, release, &pd_dir, &args.pd_env)?;
-    let replica_flags = replica_flags(args, description.system.replicas.len())?;
-    let packed = pack(board, &description, &elfs, pd_dir, &replica_flags)?;
+    let mut replica_flags = replica_flags(args, description.system.replicas.len())?;
+    // In declaration order, which is the replicas' index order.
+    let names: Vec<&str> = description
+        .system
+        .replicas
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut fault_late_ticks = vec![0u32; names.len()];
+    if let Some(spec) = &args.inject_fault {
+        let (replica, ticks) = injected_fault(spec, &names)?;
+        replica_flags[replica] |= flags::SELFTEST_FAULT_LATE;
+        fault_late_ticks[replica] = ticks;
+    }
+    let packed = pack(
+        board,
+        &description,
+        &elfs,
+        pd_dir,
+        &replica_flags,
+        &fault_late_ticks,
+    )?;
     write_outputs(&out, &elfs, &packed)
 }
 
@@ -242,6 +262,32 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
     Ok(replica_flags)
 }
 
+/// `--inject-fault REPLICA:SECONDS` against the system's replica `names`: the replica's
+/// index and the tick of its fault (at the kernel's tick rate).
+fn injected_fault(spec: &str, names: &[&str]) -> Result<(usize, u32)> {
+    let (replica, seconds) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("--inject-fault {spec}: expected REPLICA:SECONDS, as io:5"))?;
+    let index = names
+        .iter()
+        .position(|n| *n == replica)
+        .or_else(|| replica.parse::<usize>().ok().filter(|&i| i < names.len()))
+        .ok_or_else(|| {
+            anyhow!(
+                "--inject-fault {spec}: no replica {replica:?}; the system has {}",
+                names.join(", ")
+            )
+        })?;
+    let seconds: u32 =
+        seconds.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
+            anyhow!("--inject-fault {spec}: SECONDS must be a whole number from 1")
+        })?;
+    let ticks = seconds
+        .checked_mul(atoll_abi::spec::DEFAULT_TICK_HZ)
+        .ok_or_else(|| anyhow!("--inject-fault {spec}: too many seconds"))?;
+    Ok((index, ticks))
+}
+
 /// Packs the image, finding PD programs in `pd_dir` and then beside the description.
 fn pack(
     board: &'static Board,
@@ -249,6 +295,7 @@ fn pack(
     elfs: &BootElfs,
     pd_dir: PathBuf,
     replica_flags: &[u32],
+    fault_late_ticks: &[u32],
 ) -> Result<atoll_tool::pack::Packed> {
     let mut search_paths = vec![pd_dir];
     if let Some(dir) = description.path.parent() {
@@ -260,6 +307,7 @@ fn pack(
         loader_elf: &elfs.loader,
         search_paths: &search_paths,
         replica_flags,
+        fault_late_ticks,
         initialiser_elf: Some(&elfs.initialiser),
     };
     atoll_tool::build(&description.system, &description.text, &inputs).map_err(|errors| {
@@ -402,6 +450,27 @@ fn check_no_kernel_data(kernel: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn an_injected_fault_names_a_replica_and_whole_seconds() {
+        let names = ["io", "rt", "storage"];
+        assert_eq!(
+            super::injected_fault("storage:3", &names).unwrap(),
+            (2, 300)
+        );
+        assert_eq!(super::injected_fault("1:2", &names).unwrap(), (1, 200));
+        for (bad, says) in [
+            ("storage", "REPLICA:SECONDS"),
+            ("disk:3", "io, rt, storage"),
+            ("7:3", "no replica"),
+            ("io:0", "whole number"),
+            ("io:1.5", "whole number"),
+            ("io:99999999", "too many"),
+        ] {
+            let e = super::injected_fault(bad, &names).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     /// A PD program is a binary target of a package under `protection-domains/`, not a
     /// library or a package elsewhere.

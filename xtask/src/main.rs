@@ -14,6 +14,7 @@ mod build;
 mod deploy;
 mod fuzz;
 mod hygiene;
+mod inspect;
 mod layers;
 mod panics;
 mod sdk;
@@ -59,6 +60,15 @@ enum Command {
     /// atoll.img, boot.scr (and its source boot.cmd), a FIT image atoll.itb and README.txt,
     /// into target/deploy/<board>/ (docs/deploy.md).
     Deploy(DeployArgs),
+    /// Show what every replica of the running system is doing (the system `cargo xtask run`
+    /// runs, read through its QMP socket target/atoll/<board>/qmp.sock): replicas, PDs,
+    /// channels with pending bits, log rings and each core's interference counters.
+    Inspect(inspect::InspectArgs),
+    /// Build, then start QEMU halted with its GDB stub and gdb-multiarch on it, with the
+    /// loader's, kernel's and initialiser's symbols and an `atoll-pd` command that loads
+    /// the symbols of the PD the selected core runs (`-- <args>` passes arguments to GDB,
+    /// for example `-batch -ex ...`).
+    Gdb(inspect::GdbArgs),
 }
 
 #[derive(Args)]
@@ -123,6 +133,15 @@ pub struct BuildArgs {
     /// Self-test: make this replica fault on purpose 5 s after boot, its PDs at work.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_fault_late: Option<u32>,
+    /// Fault injection: the replica named (or numbered) REPLICA takes a deliberate fatal
+    /// fault SECONDS of its own time after it is up, its PDs at work (whole seconds; the
+    /// kernel's epitaph and `cargo xtask inspect` then show it down).
+    #[arg(
+        long,
+        value_name = "REPLICA:SECONDS",
+        conflicts_with = "selftest_fault_late"
+    )]
+    pub inject_fault: Option<String>,
     /// Self-test: make this replica overflow its kernel stack on purpose during boot.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_stack_overflow: Option<u32>,
@@ -212,6 +231,8 @@ fn main() -> Result<()> {
         }) => trace::run(&system),
         Command::Bench(args) => bench::run(args.compare, args.smoke),
         Command::FuzzKernel(args) => fuzz::run_fuzz(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Gdb(args) => inspect::gdb(args),
         Command::Deploy(args) => {
             let build = BuildArgs {
                 board: args.board,
@@ -245,39 +266,25 @@ fn run(args: RunArgs) -> Result<()> {
         guest: 80,
     };
     let networked = atoll_runner::nic_args(board, forward).is_some();
-    let disk = if args.no_disk {
-        None
-    } else {
-        let disk = args.disk.unwrap_or_else(|| {
-            build::workspace_root()
-                .join("target")
-                .join("atoll")
-                .join(board.name)
-                .join("disk.img")
-        });
-        if atoll_runner::prepare_disk(board, &disk)
-            .with_context(|| format!("the disk image {}", disk.display()))?
-        {
-            eprintln!(
-                "xtask: created the disk image {} ({} MiB of zeros)",
-                disk.display(),
-                atoll_runner::DISK_BYTES >> 20
-            );
-        }
-        Some(disk)
-    };
+    let disk = run_disk(board, args.disk, args.no_disk)?;
+    let image_dir = built
+        .image
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no directory", built.image.display()))?;
+    let mut extra = inspect::qmp_server_args(image_dir)?;
+    extra.extend(args.qemu_args);
     let options = atoll_runner::QemuOptions {
         semihosting: args.build.test,
         icount: args.icount,
         interactive: true,
-        extra: args.qemu_args,
+        extra,
         forward: networked.then_some(forward),
         disk,
         ..atoll_runner::QemuOptions::default()
     };
     let qemu_args = atoll_runner::qemu_args(board, &built.image, &options);
     eprintln!("xtask: {} {}", atoll_runner::QEMU, qemu_args.join(" "));
-    eprintln!("xtask: press Ctrl-A X to quit QEMU");
+    eprintln!("xtask: press Ctrl-A X to quit QEMU; `cargo xtask inspect` shows every replica");
     if !networked {
         eprintln!(
             "xtask: no network interface on {} yet: no HTTP service",
@@ -318,6 +325,35 @@ fn run(args: RunArgs) -> Result<()> {
         bail!("QEMU exited with {status}");
     }
     Ok(())
+}
+
+/// The disk image `cargo xtask run` (and `gdb`) attaches: `disk`, or by default
+/// target/atoll/<board>/disk.img, created if missing; none with `no_disk`.
+fn run_disk(
+    board: &atoll_boards::Board,
+    disk: Option<PathBuf>,
+    no_disk: bool,
+) -> Result<Option<PathBuf>> {
+    if no_disk {
+        return Ok(None);
+    }
+    let disk = disk.unwrap_or_else(|| {
+        build::workspace_root()
+            .join("target")
+            .join("atoll")
+            .join(board.name)
+            .join("disk.img")
+    });
+    if atoll_runner::prepare_disk(board, &disk)
+        .with_context(|| format!("the disk image {}", disk.display()))?
+    {
+        eprintln!(
+            "xtask: created the disk image {} ({} MiB of zeros)",
+            disk.display(),
+            atoll_runner::DISK_BYTES >> 20
+        );
+    }
+    Ok(Some(disk))
 }
 
 /// Prints where the guest's HTTP service is once it answers a request on `port`.

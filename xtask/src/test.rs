@@ -229,6 +229,7 @@ fn build_variant(
         test: !v.runs_on,
         selftest_fault: v.kernel_fault,
         selftest_fault_late: v.kernel_fault_late,
+        inject_fault: v.inject_fault.map(str::to_string),
         selftest_stack_overflow: v.stack_overflow,
         selftest_user_fault: v.initialiser_fault,
         selftest_api: v.api,
@@ -329,6 +330,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
         "building the microkit tool",
         &mut cargo(&["build", "--quiet", "-p", "atoll-tool"]),
     )?;
+    step(
+        "building the bench's QEMU plugin",
+        &mut cargo(&["build", "--quiet", "-p", "atoll-coreclock"]),
+    )?;
     let microkit = workspace_root()
         .join("target")
         .join("debug")
@@ -339,8 +344,10 @@ pub fn run(boards: &[String], lint: bool) -> Result<()> {
     } else {
         PathBuf::new()
     };
-    // The HTTP service's tests drive the guest with real clients.
+    // The HTTP service's tests drive the guest with real clients; the debugger's tests run
+    // GDB.
     setup::packages(SERVICE_CLIENTS)?;
+    setup::packages(&[atoll_runner::gdb::GDB])?;
     let mut filters: Vec<String> = boards.iter().map(|b| b.name.to_string()).collect();
     filters.push("c_sdk_".into());
     let mut e2e = cargo(&["test", "-p", "atoll-e2e", "--"]);

@@ -93,14 +93,10 @@ pub fn irq_enable() {
 /// its deadline then looked later by up to a few hundred instructions, in about one boot in
 /// seven, depending on the host's timing. With the hint, at most the `wfi` itself is
 /// uncounted at that moment.
-///
-/// The `WOKEN` mark after it (`atoll_abi::marks`) is where the bench's instrumented
-/// emulator starts timing a release on the core's own clock.
 pub fn wait_for_interrupt() {
     // SAFETY: `yield` is a hint: it touches no memory, register or flag.
     unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
     aarch64_cpu::asm::wfi();
-    mark::<{ atoll_abi::marks::WOKEN }>();
 }
 
 /// Executes the mark `HINT #IMM` (`atoll_abi::marks`): a no-op on every core, seen by the

@@ -88,8 +88,11 @@ fn housekeeping(r: &Replica) {
     if r.index == 0 {
         ping_ring::on_tick(r, ticks);
     }
-    if ticks == u64::from(atoll_abi::spec::flags::LATE_FAULT_TICKS)
-        && r.spec.has_flag(atoll_abi::spec::flags::SELFTEST_FAULT_LATE)
+    let fault_at = match r.spec.fault_late_ticks {
+        0 => atoll_abi::spec::flags::LATE_FAULT_TICKS,
+        at => at,
+    };
+    if ticks == u64::from(fault_at) && r.spec.has_flag(atoll_abi::spec::flags::SELFTEST_FAULT_LATE)
     {
         klog!(
             "INFO",

@@ -13,10 +13,10 @@
 //! emulator's.
 //!
 //! Each release is found by three points (`atoll_abi::marks`):
-//! 1. the core starts on an interrupt: the kernel's `WOKEN` mark, after the `wfi` in which
-//!    it waits with interrupts masked, or an IRQ entry of its exception vectors (their
-//!    address is the `vectors` argument; every replica's kernel runs at the same virtual
-//!    address);
+//! 1. the core starts on an interrupt: the first instruction it executes after a `wfi`
+//!    (where the kernel waits, with interrupts masked), or an IRQ entry of the kernel's
+//!    exception vectors (their address is the `vectors` argument; every replica's kernel
+//!    runs at the same virtual address);
 //! 2. the kernel's `RELEASE_TAKEN` mark, when the interrupt is the PD timer's: the release
 //!    started at the core's last such start;
 //! 3. the real-time PD's `JOB_START` mark.
@@ -34,10 +34,13 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use atoll_abi::marks::{JOB_START, RELEASE_TAKEN, WOKEN, hint_encoding};
+use atoll_abi::marks::{JOB_START, RELEASE_TAKEN, hint_encoding};
+
+/// The A64 encoding of `wfi`.
+pub const WFI: u32 = 0xd503_207f;
 
 /// Offsets of the four IRQ entries in an AArch64 vector table: from EL1 with SP_EL0, from
 /// EL1 with SP_ELx, from EL0 in AArch64, from EL0 in AArch32 (Arm ARM, "Exception vectors").
@@ -83,12 +86,15 @@ impl CoreClock {
 /// What one instrumented instruction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
-    /// The kernel's `WOKEN` mark, or an IRQ entry of its vectors.
+    /// An IRQ entry of the kernel's vectors.
     Entry = 1,
     /// The kernel's `RELEASE_TAKEN` mark.
     ReleaseTaken = 2,
     /// The real-time PD's `JOB_START` mark.
     JobStart = 3,
+    /// A `wfi`: the core halts until an interrupt; the next instruction it executes starts
+    /// it on that interrupt.
+    Halt = 4,
 }
 
 impl Point {
@@ -103,7 +109,7 @@ impl Point {
             return Some(Point::Entry);
         }
         match word {
-            Some(w) if w == hint_encoding(WOKEN) => Some(Point::Entry),
+            Some(WFI) => Some(Point::Halt),
             Some(w) if w == hint_encoding(RELEASE_TAKEN) => Some(Point::ReleaseTaken),
             Some(w) if w == hint_encoding(JOB_START) => Some(Point::JobStart),
             _ => None,
@@ -111,36 +117,14 @@ impl Point {
     }
 
     fn from_tag(tag: usize) -> Option<Point> {
-        [Point::Entry, Point::ReleaseTaken, Point::JobStart]
-            .into_iter()
-            .find(|p| *p as usize == tag)
-    }
-}
-
-/// A point's callback data: the point, and how many of its block's instructions (itself
-/// included) its block counted after the one before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tag {
-    /// The point.
-    pub point: Point,
-    /// The block's instructions from this one to its end.
-    pub after: usize,
-}
-
-impl Tag {
-    /// The tag as a callback's user data word.
-    #[must_use]
-    pub fn encode(self) -> usize {
-        (self.after << 8) | self.point as usize
-    }
-
-    /// The tag of a user data word.
-    #[must_use]
-    pub fn decode(word: usize) -> Option<Tag> {
-        Some(Tag {
-            point: Point::from_tag(word & 0xff)?,
-            after: word >> 8,
-        })
+        [
+            Point::Entry,
+            Point::ReleaseTaken,
+            Point::JobStart,
+            Point::Halt,
+        ]
+        .into_iter()
+        .find(|p| *p as usize == tag)
     }
 }
 
@@ -232,13 +216,6 @@ pub mod ffi {
         pub fn qemu_plugin_insn_vaddr(insn: *const c_void) -> u64;
         /// Copies up to `len` bytes of an instruction's encoding; returns how many.
         pub fn qemu_plugin_insn_data(insn: *const c_void, dest: *mut c_void, len: usize) -> usize;
-        /// Calls `cb` each time the block starts.
-        pub fn qemu_plugin_register_vcpu_tb_exec_cb(
-            tb: *mut c_void,
-            cb: VcpuUdataCb,
-            flags: c_int,
-            userdata: *mut c_void,
-        );
         /// Calls `cb` each time the instruction executes.
         pub fn qemu_plugin_register_vcpu_insn_exec_cb(
             insn: *mut c_void,
@@ -257,6 +234,8 @@ pub mod ffi {
 struct Plugin {
     /// Each vCPU's instructions executed, by vCPU index.
     counts: Vec<AtomicU64>,
+    /// Each vCPU halted in a `wfi` it has not yet left.
+    halted: Vec<AtomicBool>,
     /// The kernel's vectors.
     vectors: u64,
     /// Each vCPU's release in progress.
@@ -317,8 +296,9 @@ pub unsafe extern "C" fn qemu_plugin_install(
     };
     let plugin = Plugin {
         counts: (0..MAX_VCPUS).map(|_| AtomicU64::new(0)).collect(),
+        halted: (0..MAX_VCPUS).map(|_| AtomicBool::new(false)).collect(),
         vectors: args.vectors,
-        cores: Mutex::new(Vec::new()),
+        cores: Mutex::new(vec![CoreClock::default(); MAX_VCPUS]),
         out: Mutex::new(out),
     };
     if PLUGIN.set(plugin).is_err() {
@@ -333,23 +313,26 @@ pub unsafe extern "C" fn qemu_plugin_install(
     0
 }
 
-/// Instruments a block: on entry, it adds its instruction count to its vCPU's count; the
-/// release's points also call [`on_point`], told how many of the block's instructions come
-/// after them (so that the count they read is the one at their own instruction).
+/// Instruments a block: every instruction adds one to its vCPU's count as it executes
+/// ([`on_instruction`]); the release's points also call [`on_point`], after it.
 ///
-/// Counting per block rather than per instruction: QEMU 10.0 aborts (`arm_mmu_idx_el`, from
-/// a system register write's flags rebuild) when every instruction carries an inline
-/// operation. A block runs to its end unless one of its instructions takes a synchronous
-/// exception, which the release's path does not (an `svc` ends its block).
+/// Why a callback per instruction, the slow way:
+/// - An inline add per instruction (QEMU's fast way) makes QEMU 10.0 abort under `-icount`
+///   (`arm_mmu_idx_el: code should not be reached`, from a system register write's flags
+///   rebuild), and so does an inline add per block.
+/// - A count per block, added as the block starts, is not exact under `-icount`: a block
+///   whose device access is not its last instruction is rewound to that access, which then
+///   runs as a block of its own without instrumentation (QEMU's `cpu_io_recompile`), and
+///   the rest of the block runs again. The kernel's interrupt path reads the interrupt
+///   controller mid-block, so that path's counts came out wrong.
+///
+/// Per instruction, a rewound block has counted exactly the instructions it ran, the
+/// device access included (its callback runs before it), and the access's own block
+/// counts nothing.
 extern "C" fn on_translate(_id: ffi::PluginId, tb: *mut c_void) {
     let Some(plugin) = PLUGIN.get() else { return };
     // SAFETY: `tb` is the block QEMU is translating, valid during this callback.
     let n = unsafe { ffi::qemu_plugin_tb_n_insns(tb) };
-    // SAFETY: QEMU's function on the block being translated; `on_block` has the declared
-    // type and its user data is a count, never dereferenced.
-    unsafe {
-        ffi::qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, ffi::CB_NO_REGS, n as *mut c_void);
-    }
     for i in 0..n {
         // SAFETY: `i` is below the block's instruction count.
         let insn = unsafe { ffi::qemu_plugin_tb_get_insn(tb, i) };
@@ -362,46 +345,56 @@ extern "C" fn on_translate(_id: ffi::PluginId, tb: *mut c_void) {
             )
         };
         let word = (len == 4).then(|| u32::from_le_bytes(bytes));
-        if let Some(point) = Point::of(vaddr, word, plugin.vectors) {
-            let tag = Tag {
-                point,
-                after: n - i,
-            };
-            // SAFETY: QEMU's function on an instruction of the block being translated;
-            // `on_point` has the declared type and its user data is a tag, never
-            // dereferenced.
-            unsafe {
+        // SAFETY: QEMU's function on an instruction of the block being translated, with
+        // callbacks of the declared type; the user data is a tag, never dereferenced.
+        unsafe {
+            ffi::qemu_plugin_register_vcpu_insn_exec_cb(
+                insn,
+                on_instruction,
+                ffi::CB_NO_REGS,
+                std::ptr::null_mut(),
+            );
+            if let Some(point) = Point::of(vaddr, word, plugin.vectors) {
                 ffi::qemu_plugin_register_vcpu_insn_exec_cb(
                     insn,
                     on_point,
                     ffi::CB_NO_REGS,
-                    tag.encode() as *mut c_void,
+                    point as usize as *mut c_void,
                 );
             }
         }
     }
 }
 
-/// A block of `n` instructions starts on vCPU `vcpu`.
-extern "C" fn on_block(vcpu: c_uint, n: *mut c_void) {
-    if let Some(count) = PLUGIN.get().and_then(|p| p.counts.get(vcpu as usize)) {
-        count.fetch_add(n as u64, Ordering::Relaxed);
+/// An instruction is about to execute on vCPU `vcpu`; the first after a `wfi` starts the
+/// core on an interrupt.
+extern "C" fn on_instruction(vcpu: c_uint, _udata: *mut c_void) {
+    let Some(plugin) = PLUGIN.get() else { return };
+    let index = vcpu as usize;
+    let Some(count) = plugin.counts.get(index) else {
+        return;
+    };
+    let count = count.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    if plugin
+        .halted
+        .get(index)
+        .is_some_and(|h| h.swap(false, Ordering::Relaxed))
+        && let Ok(mut cores) = plugin.cores.lock()
+        && let Some(core) = cores.get_mut(index)
+    {
+        core.entry(count);
     }
 }
 
 /// A release's point executed on vCPU `vcpu`.
 extern "C" fn on_point(vcpu: c_uint, tag: *mut c_void) {
-    let (Some(plugin), Some(Tag { point, after })) = (PLUGIN.get(), Tag::decode(tag as usize))
-    else {
+    let (Some(plugin), Some(point)) = (PLUGIN.get(), Point::from_tag(tag as usize)) else {
         return;
     };
     let Some(count) = plugin.counts.get(vcpu as usize) else {
         return;
     };
     let count = count.load(Ordering::Relaxed);
-    // The block added all its instructions on entry: the count at this one is less those
-    // after it.
-    let count = count.saturating_sub(after as u64);
     let Ok(mut cores) = plugin.cores.lock() else {
         return;
     };
@@ -414,6 +407,11 @@ extern "C" fn on_point(vcpu: c_uint, tag: *mut c_void) {
     };
     match point {
         Point::Entry => core.entry(count),
+        Point::Halt => {
+            if let Some(h) = plugin.halted.get(index) {
+                h.store(true, Ordering::Relaxed);
+            }
+        }
         Point::ReleaseTaken => core.release_taken(),
         Point::JobStart => {
             let release = core.job_start(count);
@@ -491,22 +489,18 @@ mod tests {
             Point::of(0x1000, Some(hint_encoding(JOB_START)), VECTORS),
             Some(Point::JobStart)
         );
-        assert_eq!(
-            Point::of(0x1000, Some(hint_encoding(WOKEN)), VECTORS),
-            Some(Point::Entry)
-        );
+        assert_eq!(Point::of(0x1000, Some(WFI), VECTORS), Some(Point::Halt));
         assert_eq!(Point::of(0x1000, Some(hint_encoding(0)), VECTORS), None);
         assert_eq!(Point::of(u64::MAX, None, u64::MAX - 0x80 + 1), None);
-        for p in [Point::Entry, Point::ReleaseTaken, Point::JobStart] {
+        for p in [
+            Point::Entry,
+            Point::ReleaseTaken,
+            Point::JobStart,
+            Point::Halt,
+        ] {
             assert_eq!(Point::from_tag(p as usize), Some(p));
         }
         assert_eq!(Point::from_tag(0), None);
-        let tag = Tag {
-            point: Point::JobStart,
-            after: 17,
-        };
-        assert_eq!(Tag::decode(tag.encode()), Some(tag));
-        assert_eq!(Tag::decode(0x1100), None);
     }
 
     #[test]

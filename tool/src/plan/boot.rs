@@ -151,6 +151,9 @@ pub struct SpecInputs<'a> {
     pub initialiser: Option<&'a KernelImage>,
     /// Spec flags per replica (`atoll_abi::spec::flags`); missing entries are zero.
     pub flags: &'a [u32],
+    /// The tick of each replica's deliberate late fault (`ReplicaSpec::fault_late_ticks`);
+    /// missing entries are zero.
+    pub fault_late_ticks: &'a [u32],
     /// The replicas' boot programs.
     pub boot_programs: &'a [BootProgram],
 }
@@ -275,6 +278,7 @@ fn replica_spec(
     let board = inputs.board;
     spec.replica = i as u32;
     spec.flags = inputs.flags.get(i).copied().unwrap_or(0);
+    spec.fault_late_ticks = inputs.fault_late_ticks.get(i).copied().unwrap_or(0);
     spec.core_mask = mask;
     spec.ram = PhysRange {
         base: replica.ram.base,
@@ -432,6 +436,7 @@ pub(crate) mod tests {
                 kernel,
                 initialiser: None,
                 flags: &[],
+                fault_late_ticks: &[],
                 boot_programs: &[],
             },
         )
