@@ -102,6 +102,26 @@ pub struct QemuOptions {
     pub disk: Option<PathBuf>,
 }
 
+/// The QEMU arguments that bound every core's turn under `-icount` to `turn_us` µs of
+/// virtual time. QEMU runs the cores one after another, giving each at most a share of the
+/// time to the next event on its clocks; a `filter-buffer` on the network back-end `net0`
+/// arms a timer every `interval` µs (it only holds the back-end's outgoing packets that
+/// long, and touches no guest state), so every turn ends at least that often. Without it a
+/// core whose interrupt falls due waits for the others' turns, up to milliseconds. With
+/// `has_nic` false (no `net0` from [`nic_args`]), an unconnected back-end is added.
+#[must_use]
+pub fn bounded_turns(has_nic: bool, turn_us: u32) -> Vec<String> {
+    let mut args = Vec::new();
+    if !has_nic {
+        args.extend(["-netdev".into(), "user,id=net0".into()]);
+    }
+    args.extend([
+        "-object".into(),
+        format!("filter-buffer,id=turns,netdev=net0,queue=tx,interval={turn_us}"),
+    ]);
+    args
+}
+
 /// A TCP port of the host's loopback forwarded to a port of the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {

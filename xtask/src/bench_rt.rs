@@ -52,21 +52,10 @@ const WINDOW_WAIT: Duration = Duration::from_secs(1800);
 /// clock, which touches no guest state) ends every core's turn at least that often.
 pub(crate) const TURN_US: u32 = 5;
 
-/// The QEMU arguments that bound every core's turn to [`TURN_US`]: QEMU gives each core at
-/// most a share of the time to the next timer event on its clocks, and a `filter-buffer`
-/// on the network back-end arms one every `interval` µs (it only holds the back-end's
-/// outgoing packets for up to that long). `net0` is the back-end `nic_args` creates; a
-/// system without a NIC gets one of its own, unconnected.
+/// The QEMU arguments that bound every core's turn to [`TURN_US`]
+/// ([`atoll_runner::bounded_turns`]).
 fn bounded_turns(has_nic: bool) -> Vec<String> {
-    let mut args = Vec::new();
-    if !has_nic {
-        args.extend(["-netdev".into(), "user,id=net0".into()]);
-    }
-    args.extend([
-        "-object".into(),
-        format!("filter-buffer,id=turns,netdev=net0,queue=tx,interval={TURN_US}"),
-    ]);
-    args
+    atoll_runner::bounded_turns(has_nic, TURN_US)
 }
 
 /// One cell's measurement.
