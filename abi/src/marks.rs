@@ -23,6 +23,19 @@ pub const RELEASE_TAKEN: u32 = 0x7c;
 /// `HINT` immediate the real-time PD executes as its job starts.
 pub const JOB_START: u32 = 0x7d;
 
+/// Executes the mark `HINT #IMM` ([`RELEASE_TAKEN`] or [`JOB_START`]): a no-op on every
+/// core, seen by the bench's instrumented emulator. The kernel and the real-time PD (through
+/// `atoll_sys::counter::mark`) both call this one.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub fn mark<const IMM: u32>() {
+    // SAFETY: a `hint` with an immediate the architecture leaves unallocated is a no-op: it
+    // touches no memory, register or flag.
+    unsafe {
+        core::arch::asm!("hint #{imm}", imm = const IMM, options(nomem, nostack, preserves_flags));
+    }
+}
+
 /// The A64 encoding of `HINT #imm` (`imm` is 7 bits).
 #[must_use]
 pub const fn hint_encoding(imm: u32) -> u32 {

@@ -80,14 +80,13 @@ pub mod flags {
     /// through the conduit the board does not use here, which no firmware answers, to prove
     /// it refuses to boot with a message instead of hanging.
     pub const SELFTEST_PSCI_UNANSWERED: u32 = 1 << 6;
-    /// Self-test: this replica faults on purpose [`LATE_FAULT_TICKS`] ticks after it is up
-    /// (or [`ReplicaSpec::fault_late_ticks`](super::ReplicaSpec::fault_late_ticks) when that
-    /// is not 0), while its PDs are at work, to prove that the other replicas lose nothing
-    /// of what they were doing with it (`cargo xtask run --inject-fault`).
-    pub const SELFTEST_FAULT_LATE: u32 = 1 << 7;
-    /// The replica tick at which [`SELFTEST_FAULT_LATE`] faults: 5 s at 100 Hz.
-    pub const LATE_FAULT_TICKS: u32 = 500;
+    // Bit 7 was the late-fault self-test's; `ReplicaSpec::fault_late_ticks` now carries it
+    // alone.
 }
+
+/// The tick of `--selftest-fault-late`'s deliberate fault
+/// ([`ReplicaSpec::fault_late_ticks`]): 5 s at 100 Hz.
+pub const LATE_FAULT_TICKS: u32 = 500;
 
 /// A physical range.
 #[derive(
@@ -316,8 +315,9 @@ pub struct ReplicaSpec {
     pub replica_cores: [u64; MAX_REPLICAS],
     /// Number of valid [`ReplicaSpec::mappings`].
     pub mapping_count: u32,
-    /// With [`flags::SELFTEST_FAULT_LATE`]: the replica tick at which it faults on purpose;
-    /// 0 for [`flags::LATE_FAULT_TICKS`].
+    /// Self-test and fault injection: the replica tick at which the replica faults on
+    /// purpose, while its PDs are at work, to prove that the other replicas lose nothing of
+    /// what they were doing with it (`--selftest-fault-late`, `--inject-fault`); 0: never.
     pub fault_late_ticks: u32,
     /// Kernel mappings, in the order they should be created.
     pub mappings: [Mapping; MAX_KERNEL_MAPPINGS],

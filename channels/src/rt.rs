@@ -214,6 +214,45 @@ pub struct PeriodInterference {
 }
 
 impl Interference {
+    /// The fields as words, in their declared order: the layout of
+    /// [`SharedWindow::interference`].
+    fn to_words(self) -> [u64; 8] {
+        [
+            self.foreign_irqs,
+            self.foreign_irqs_max,
+            self.lock_waits,
+            self.lock_wait_ns,
+            self.lock_wait_ns_max,
+            self.broadcasts,
+            self.broadcasts_max,
+            self.kernel_entries,
+        ]
+    }
+
+    /// The fields from [`Interference::to_words`]'s words.
+    fn from_words(words: [u64; 8]) -> Interference {
+        let [
+            foreign_irqs,
+            foreign_irqs_max,
+            lock_waits,
+            lock_wait_ns,
+            lock_wait_ns_max,
+            broadcasts,
+            broadcasts_max,
+            kernel_entries,
+        ] = words;
+        Interference {
+            foreign_irqs,
+            foreign_irqs_max,
+            lock_waits,
+            lock_wait_ns,
+            lock_wait_ns_max,
+            broadcasts,
+            broadcasts_max,
+            kernel_entries,
+        }
+    }
+
     /// Counts one period's interference.
     pub fn record(&mut self, p: &PeriodInterference) {
         self.foreign_irqs = self.foreign_irqs.saturating_add(p.foreign_irqs);
@@ -454,18 +493,7 @@ fn store_window(to: &SharedWindow, from: &Window) {
         .store(from.skipped_releases, Ordering::Relaxed);
     store_histogram(&to.jitter, &from.jitter);
     store_histogram(&to.response, &from.response);
-    let i = &from.interference;
-    let words = [
-        i.foreign_irqs,
-        i.foreign_irqs_max,
-        i.lock_waits,
-        i.lock_wait_ns,
-        i.lock_wait_ns_max,
-        i.broadcasts,
-        i.broadcasts_max,
-        i.kernel_entries,
-    ];
-    for (t, f) in to.interference.iter().zip(words) {
+    for (t, f) in to.interference.iter().zip(from.interference.to_words()) {
         t.store(f, Ordering::Relaxed);
     }
     let path = [from.path_max_ns, from.path_sum_ns, from.path_count];
@@ -475,16 +503,7 @@ fn store_window(to: &SharedWindow, from: &Window) {
 }
 
 fn load_window(from: &SharedWindow) -> Window {
-    let [
-        foreign_irqs,
-        foreign_irqs_max,
-        lock_waits,
-        lock_wait_ns,
-        lock_wait_ns_max,
-        broadcasts,
-        broadcasts_max,
-        kernel_entries,
-    ] = from
+    let interference = from
         .interference
         .each_ref()
         .map(|w| w.load(Ordering::Relaxed));
@@ -497,16 +516,7 @@ fn load_window(from: &SharedWindow) -> Window {
         skipped_releases: from.skipped_releases.load(Ordering::Relaxed),
         jitter: load_histogram(&from.jitter),
         response: load_histogram(&from.response),
-        interference: Interference {
-            foreign_irqs,
-            foreign_irqs_max,
-            lock_waits,
-            lock_wait_ns,
-            lock_wait_ns_max,
-            broadcasts,
-            broadcasts_max,
-            kernel_entries,
-        },
+        interference: Interference::from_words(interference),
         path_max_ns,
         path_sum_ns,
         path_count,

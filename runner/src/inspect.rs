@@ -9,6 +9,7 @@
 //! panic.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use atoll_abi::shared::{
     ReplicaState, SHARED_MAGIC, SHARED_VERSION, SharedArea, pd_words::WORD_BYTES,
@@ -179,6 +180,18 @@ fn list<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, String> {
         .ok_or_else(|| format!("`{key}` is no list in {}", short(v)))
 }
 
+/// The plan report the build writes beside the image in `dir` (`report.json`), which
+/// [`snapshot`] and the GDB script (`crate::gdb`) name what they find with.
+///
+/// # Errors
+/// The file is missing or is no JSON, said with its path.
+pub fn plan_report(dir: &Path) -> Result<Value, String> {
+    let path = dir.join("report.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+}
+
 /// The kernel shared region of the plan `report`: its base and size.
 ///
 /// # Errors
@@ -230,7 +243,6 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
         ));
     }
 
-    let mut names = Vec::new();
     let mut replicas = Vec::new();
     let mut pds = Vec::new();
     for r in list(report, "replicas")? {
@@ -242,24 +254,20 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
             .get(index)
             .ok_or_else(|| format!("replica index {index} is beyond the status table"))?;
         let state = status.state();
-        let online = status
-            .cores_online
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let online = status.cores_online.load(Ordering::Relaxed);
         let fault = (state == Some(ReplicaState::Down)).then(|| Fault {
-            core: status.fault_core.load(std::sync::atomic::Ordering::Relaxed),
-            esr: status.fault_esr.load(std::sync::atomic::Ordering::Relaxed),
-            far: status.fault_far.load(std::sync::atomic::Ordering::Relaxed),
-            elr: status.fault_elr.load(std::sync::atomic::Ordering::Relaxed),
+            core: status.fault_core.load(Ordering::Relaxed),
+            esr: status.fault_esr.load(Ordering::Relaxed),
+            far: status.fault_far.load(Ordering::Relaxed),
+            elr: status.fault_elr.load(Ordering::Relaxed),
         });
         let log = area.logs.get(index);
         let (log_queued, log_dropped) = log.map_or((0, 0), |l| {
-            let head = l.producer.head.load(std::sync::atomic::Ordering::Relaxed);
-            let tail = l.consumer.tail.load(std::sync::atomic::Ordering::Relaxed);
+            let head = l.producer.head.load(Ordering::Relaxed);
+            let tail = l.consumer.tail.load(Ordering::Relaxed);
             (
                 head.wrapping_sub(tail),
-                l.producer
-                    .dropped
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                l.producer.dropped.load(Ordering::Relaxed),
             )
         });
         replicas.push(Replica {
@@ -268,11 +276,8 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
             cores,
             state: state.map_or("corrupt", ReplicaState::name).to_string(),
             cores_online: (0..64).filter(|b| online & (1 << b) != 0).collect(),
-            ticks: status.ticks.load(std::sync::atomic::Ordering::Relaxed),
-            settled: status
-                .user_settled
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 1,
+            ticks: status.ticks.load(Ordering::Relaxed),
+            settled: status.user_settled.load(Ordering::Relaxed) == 1,
             fault,
             log_queued,
             log_dropped,
@@ -295,23 +300,29 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
                 faults: view.map_or(0, |v| v.faults),
             });
         }
-        names.push((index, name));
     }
+    // Each inbox's pending bits, by sending replica's name.
     let name_of = |index: usize| {
-        names
+        replicas
             .iter()
-            .find(|(i, _)| *i == index)
-            .map_or_else(|| format!("replica {index}"), |(_, n)| n.clone())
+            .find(|r| r.index == index)
+            .map_or_else(|| format!("replica {index}"), |r| r.name.clone())
     };
-    for replica in &mut replicas {
-        if let Some(inbox) = area.doorbells.get(replica.index) {
-            for (from, word) in inbox.from.iter().enumerate() {
-                let bits = word.bits.load(std::sync::atomic::Ordering::Relaxed);
-                if bits != 0 {
-                    replica.doorbells.push((name_of(from), bits));
-                }
-            }
-        }
+    let pending: Vec<Vec<(String, u64)>> = replicas
+        .iter()
+        .map(|r| {
+            area.doorbells
+                .get(r.index)
+                .into_iter()
+                .flat_map(|inbox| inbox.from.iter().enumerate())
+                .map(|(from, word)| (from, word.bits.load(Ordering::Relaxed)))
+                .filter(|&(_, bits)| bits != 0)
+                .map(|(from, bits)| (name_of(from), bits))
+                .collect()
+        })
+        .collect();
+    for (replica, pending) in replicas.iter_mut().zip(pending) {
+        replica.doorbells = pending;
     }
 
     let mut channels = Vec::new();
@@ -594,25 +605,17 @@ mod tests {
         area.status[0].set_state(ReplicaState::Down);
         area.status[0]
             .fault_esr
-            .store(0x9600_0045, std::sync::atomic::Ordering::Relaxed);
-        area.status[0]
-            .fault_far
-            .store(0xdead, std::sync::atomic::Ordering::Relaxed);
+            .store(0x9600_0045, Ordering::Relaxed);
+        area.status[0].fault_far.store(0xdead, Ordering::Relaxed);
         area.status[1].set_state(ReplicaState::Up);
-        area.status[1]
-            .ticks
-            .store(420, std::sync::atomic::Ordering::Relaxed);
-        area.status[1]
-            .cores_online
-            .store(0b1100, std::sync::atomic::Ordering::Relaxed);
+        area.status[1].ticks.store(420, Ordering::Relaxed);
+        area.status[1].cores_online.store(0b1100, Ordering::Relaxed);
         area.pds[0].publish(PdState::Running, 0);
         area.pds[1].publish(PdState::Faulted, 2);
         area.words[0].count_send(0, 1, true);
         area.words[0].count_send(0, 1, false);
         area.logs[1].push(b"a line");
-        area.doorbells[1].from[0]
-            .bits
-            .store(1, std::sync::atomic::Ordering::Relaxed);
+        area.doorbells[1].from[0].bits.store(1, Ordering::Relaxed);
         let mut bytes = area.as_mut_bytes().to_vec();
         bytes.resize(0x50000, 0);
         // The storage-to-io word has bit 3 pending.

@@ -25,10 +25,7 @@ fn gdb(board: &str, port: u16, label: &str, commands: &[&str]) -> String {
         .parent()
         .expect("the image's directory")
         .to_path_buf();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("report.json")).expect("the build's report"),
-    )
-    .expect("JSON");
+    let report = atoll_runner::inspect::plan_report(&dir).unwrap_or_else(|e| panic!("{e}"));
     let logs = atoll_runner::target_dir().join("e2e-logs");
     std::fs::create_dir_all(&logs).expect("the logs' directory");
     let script_path = logs.join(format!("{board}-{label}.gdb"));

@@ -248,12 +248,17 @@ fn imx8mp_evk_rt_meets_every_deadline_idle_and_under_load() {
     idle_and_loaded("imx8mp_evk");
 }
 
+/// The build's plan report for `variant`'s image of `board`.
+fn plan_report(board: &str, variant: &Variant) -> serde_json::Value {
+    let image = image_of(board, variant);
+    let dir = image.parent().expect("the image's directory");
+    atoll_runner::inspect::plan_report(dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The guest-physical address of the `rt_stats` region in `variant`'s image, from the
 /// build's report.
 fn rt_stats_address(board: &str, variant: &Variant) -> u64 {
-    let report = image_of(board, variant).with_file_name("report.json");
-    let text = std::fs::read_to_string(&report).expect("the build's report");
-    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let report = plan_report(board, variant);
     let region = report["memory_regions"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["name"] == "rt_stats"))
@@ -286,11 +291,7 @@ fn qmp_socket(board: &str, label: &str) -> (PathBuf, Vec<String>) {
 
 /// What `cargo xtask inspect --json` prints for the running `variant`, read through `qmp`.
 fn inspect(board: &str, variant: &Variant, qmp: &mut Qmp, scratch: &Path) -> serde_json::Value {
-    let report = image_of(board, variant).with_file_name("report.json");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("the build's report"))
-            .expect("JSON");
-    atoll_runner::inspect::snapshot(&report, qmp, scratch)
+    atoll_runner::inspect::snapshot(&plan_report(board, variant), qmp, scratch)
         .unwrap_or_else(|e| panic!("inspect: {e}"))
         .to_json()
 }

@@ -108,21 +108,28 @@ impl CoreJitter {
 
 /// The `atoll-coreclock` plugin, for one QEMU run: its arguments and the file it writes.
 struct CoreClock {
+    /// QEMU's arguments that load it.
     args: Vec<String>,
     out: PathBuf,
 }
 
+/// Builds the plugin, a host library ([`atoll_runner::coreclock::library`]), once for the
+/// cells.
+fn build_core_clock() -> Result<()> {
+    let status = cargo()
+        .args(["build", "--quiet", "-p", "atoll-coreclock"])
+        .status()
+        .context("running cargo build -p atoll-coreclock")?;
+    if !status.success() {
+        bail!("building atoll-coreclock failed");
+    }
+    Ok(())
+}
+
 impl CoreClock {
-    /// Builds the plugin (a host library) for the image whose kernel ELF is in `image_dir`;
-    /// the plugin will write `out`.
+    /// The plugin ([`build_core_clock`]) for the image whose kernel ELF is in `image_dir`;
+    /// it will write `out`.
     fn new(image_dir: &Path, out: PathBuf) -> Result<CoreClock> {
-        let status = cargo()
-            .args(["build", "--quiet", "-p", "atoll-coreclock"])
-            .status()
-            .context("running cargo build -p atoll-coreclock")?;
-        if !status.success() {
-            bail!("building atoll-coreclock failed");
-        }
         let args = atoll_runner::coreclock::qemu_args(
             &atoll_runner::coreclock::library(),
             &image_dir.join("atoll-kernel.elf"),
@@ -130,11 +137,6 @@ impl CoreClock {
         )
         .map_err(|e| anyhow!(e))?;
         Ok(CoreClock { args, out })
-    }
-
-    /// QEMU's arguments that load it.
-    fn args(&self) -> Vec<String> {
-        self.args.clone()
     }
 
     /// The figures of the jobs of window `w` (window `i` holds jobs `(i - 1) * periods` to
@@ -182,6 +184,7 @@ pub(crate) fn measure(out: &Path) -> Result<Rt> {
         Some("protection-domains/bench/systems/rt-spin.xml"),
         "rt-spin",
     )?;
+    build_core_clock()?;
     let script = out.join("wrk-put.lua");
     std::fs::write(&script, crate::bench_http::WRK_PUT_SCRIPT)
         .with_context(|| format!("writing {}", script.display()))?;
@@ -250,7 +253,7 @@ fn idle_and_loaded(
 ) -> Result<Vec<Cell>> {
     let clock = core_clock(image, label)?;
     let mut extra = bounded_turns(true);
-    extra.extend(clock.args());
+    extra.extend(clock.args.iter().cloned());
     let (mut qemu, port) = crate::bench_http::serve(board, image, true, label, &extra)?;
     let result = (|| -> Result<Vec<Cell>> {
         let next = atoll_e2e::rt::last_index(&qemu.serial()) + 2;
@@ -312,7 +315,7 @@ fn core_clock(image: &Path, label: &str) -> Result<CoreClock> {
 fn spinning(board: &'static atoll_boards::Board, image: &Path) -> Result<Cell> {
     let clock = core_clock(image, "rt-spin")?;
     let mut extra = bounded_turns(false);
-    extra.extend(clock.args());
+    extra.extend(clock.args.iter().cloned());
     let options = atoll_runner::QemuOptions {
         icount: true,
         extra,

@@ -78,7 +78,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     let description = read_system(args, board)?;
     let pd_dir = out.join("pds");
     build_programs(&description.system, release, &pd_dir, &args.pd_env)?;
-    let mut replica_flags = replica_flags(args, description.system.replicas.len())?;
+    let replica_flags = replica_flags(args, description.system.replicas.len())?;
     // In declaration order, which is the replicas' index order.
     let names: Vec<&str> = description
         .system
@@ -86,12 +86,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         .keys()
         .map(String::as_str)
         .collect();
-    let mut fault_late_ticks = vec![0u32; names.len()];
-    if let Some(spec) = &args.inject_fault {
-        let (replica, ticks) = injected_fault(spec, &names)?;
-        replica_flags[replica] |= flags::SELFTEST_FAULT_LATE;
-        fault_late_ticks[replica] = ticks;
-    }
+    let fault_late_ticks = fault_late_ticks(args, &names)?;
     let packed = pack(
         board,
         &description,
@@ -218,11 +213,6 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
             flags::SELFTEST_FAULT,
         ),
         (
-            "--selftest-fault-late",
-            args.selftest_fault_late,
-            flags::SELFTEST_FAULT_LATE,
-        ),
-        (
             "--selftest-stack-overflow",
             args.selftest_stack_overflow,
             flags::SELFTEST_STACK_OVERFLOW,
@@ -260,6 +250,23 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
         }
     }
     Ok(replica_flags)
+}
+
+/// Each replica's tick of a deliberate late fault (0: none): `--selftest-fault-late R` at
+/// `LATE_FAULT_TICKS`, `--inject-fault REPLICA:SECONDS` at its time.
+fn fault_late_ticks(args: &BuildArgs, names: &[&str]) -> Result<Vec<u32>> {
+    let mut ticks = vec![0u32; names.len()];
+    if let Some(r) = args.selftest_fault_late {
+        let slot = ticks
+            .get_mut(r as usize)
+            .ok_or_else(|| anyhow!("--selftest-fault-late {r}: there is no replica {r}"))?;
+        *slot = atoll_abi::spec::LATE_FAULT_TICKS;
+    }
+    if let Some(spec) = &args.inject_fault {
+        let (replica, at) = injected_fault(spec, names)?;
+        ticks[replica] = at;
+    }
+    Ok(ticks)
 }
 
 /// `--inject-fault REPLICA:SECONDS` against the system's replica `names`: the replica's

@@ -60,15 +60,8 @@ pub(crate) fn run(args: &InspectArgs) -> Result<()> {
             .join("atoll")
             .join(board.name)
     });
-    let report_path = dir.join("report.json");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report_path).with_context(|| {
-            format!(
-                "reading {} (run `cargo xtask run` first)",
-                report_path.display()
-            )
-        })?)
-        .with_context(|| format!("parsing {}", report_path.display()))?;
+    let report = atoll_runner::inspect::plan_report(&dir)
+        .map_err(|e| anyhow!("{e} (run `cargo xtask run` first)"))?;
     let mut qmp = atoll_runner::qmp::Qmp::connect(&qmp_socket(&dir), Duration::ZERO)
         .map_err(|e| anyhow!(e))?;
     let scratch = dir.join("inspect.mem");
@@ -126,12 +119,7 @@ pub(crate) fn gdb(args: GdbArgs) -> Result<()> {
         .parent()
         .ok_or_else(|| anyhow!("{} has no directory", built.image.display()))?
         .to_path_buf();
-    let report_path = dir.join("report.json");
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&report_path)
-            .with_context(|| format!("reading {}", report_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", report_path.display()))?;
+    let report = atoll_runner::inspect::plan_report(&dir).map_err(|e| anyhow!(e))?;
     let script = dir.join("atoll.gdb");
     std::fs::write(
         &script,

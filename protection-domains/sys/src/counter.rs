@@ -75,13 +75,5 @@ pub fn disarm_physical_timer() {
     }
 }
 
-/// Executes the mark `HINT #IMM` (`atoll_abi::marks`): a no-op on every core, seen by the
-/// bench's instrumented emulator, which times a release on the core's own instruction count.
-#[inline(always)]
-pub fn mark<const IMM: u32>() {
-    // SAFETY: a `hint` with an immediate the architecture leaves unallocated is a no-op: it
-    // touches no memory, register or flag.
-    unsafe {
-        core::arch::asm!("hint #{imm}", imm = const IMM, options(nomem, nostack, preserves_flags));
-    }
-}
+/// The mark `HINT #IMM` (`atoll_abi::marks`): a no-op the bench's instrumented emulator sees.
+pub use atoll_abi::marks::mark;

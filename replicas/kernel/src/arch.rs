@@ -99,17 +99,6 @@ pub fn wait_for_interrupt() {
     aarch64_cpu::asm::wfi();
 }
 
-/// Executes the mark `HINT #IMM` (`atoll_abi::marks`): a no-op on every core, seen by the
-/// bench's instrumented emulator.
-#[inline(always)]
-pub fn mark<const IMM: u32>() {
-    // SAFETY: a `hint` with an immediate the architecture leaves unallocated is a no-op: it
-    // touches no memory, register or flag.
-    unsafe {
-        core::arch::asm!("hint #{imm}", imm = const IMM, options(nomem, nostack, preserves_flags));
-    }
-}
-
 /// Waits for an event (or an interrupt).
 pub fn wait_for_event() {
     aarch64_cpu::asm::wfe();

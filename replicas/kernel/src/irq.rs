@@ -38,7 +38,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
             // core's own. The handler's thread may run on another core of the replica (it
             // was moved, or waits elsewhere): signalling its notification kicks that core.
             if intid == PD_TIMER_INTID {
-                arch::mark::<{ atoll_abi::marks::RELEASE_TAKEN }>();
+                atoll_abi::marks::mark::<{ atoll_abi::marks::RELEASE_TAKEN }>();
                 if let Some(counters) = r.counters(c) {
                     counters
                         .pd_timer_at
@@ -88,12 +88,8 @@ fn housekeeping(r: &Replica) {
     if r.index == 0 {
         ping_ring::on_tick(r, ticks);
     }
-    let fault_at = match r.spec.fault_late_ticks {
-        0 => atoll_abi::spec::flags::LATE_FAULT_TICKS,
-        at => at,
-    };
-    if ticks == u64::from(fault_at) && r.spec.has_flag(atoll_abi::spec::flags::SELFTEST_FAULT_LATE)
-    {
+    let fault_at = r.spec.fault_late_ticks;
+    if fault_at != 0 && ticks == u64::from(fault_at) {
         klog!(
             "INFO",
             "self-test: faulting on purpose {ticks} ticks after boot, PDs at work, to show only this replica stops"

@@ -42,9 +42,8 @@ pub struct Inputs<'a> {
     pub search_paths: &'a [PathBuf],
     /// Boot-spec flags per replica (`atoll_abi::spec::flags`); missing entries are zero.
     pub replica_flags: &'a [u32],
-    /// The tick of each replica's deliberate late fault (with
-    /// `atoll_abi::spec::flags::SELFTEST_FAULT_LATE`); missing entries are zero (the default
-    /// tick).
+    /// The tick of each replica's deliberate late fault
+    /// (`atoll_abi::spec::ReplicaSpec::fault_late_ticks`); missing entries are zero (none).
     pub fault_late_ticks: &'a [u32],
     /// The replica initialiser ELF, if the image should carry one.
     pub initialiser_elf: Option<&'a [u8]>,

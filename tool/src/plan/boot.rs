@@ -152,7 +152,7 @@ pub struct SpecInputs<'a> {
     /// Spec flags per replica (`atoll_abi::spec::flags`); missing entries are zero.
     pub flags: &'a [u32],
     /// The tick of each replica's deliberate late fault (`ReplicaSpec::fault_late_ticks`);
-    /// missing entries are zero.
+    /// missing entries are zero (none).
     pub fault_late_ticks: &'a [u32],
     /// The replicas' boot programs.
     pub boot_programs: &'a [BootProgram],
