@@ -35,7 +35,7 @@ pub const SHARED_MAGIC: [u8; 8] = *b"ATOLLSHM";
 /// the doorbells start at [`STATUS_PAGE_BYTES`]; 3: the [`PdRecord`] and [`WordRecord`]
 /// tables follow the status records on that page; 4: the [`CoreCounters`] table follows
 /// them).
-pub const SHARED_VERSION: u32 = 4;
+pub const SHARED_VERSION: u32 = 5;
 
 /// Bytes of the status page: the first page of the shared area, which holds the
 /// [`SharedHeader`], the [`ReplicaStatus`] records and the [`PdRecord`] table and nothing
@@ -91,6 +91,14 @@ pub enum ReplicaState {
     Up = 2,
     /// Stopped after a fatal error; the record holds the epitaph.
     Down = 3,
+    /// Being placed again by the loader's restart path, on one of its own cores, after a
+    /// surviving replica started it there (`restart="true"`). The epoch is already the new
+    /// one; the kernel publishes `Booting` when it starts.
+    Restarting = 4,
+    /// Its tick count stayed frozen longer than its `hung_after_ms`: a surviving replica
+    /// published this for it, asked its cores to stop, and sends it nothing more. It goes
+    /// back to `Up` if its ticks move again.
+    Hung = 5,
 }
 
 impl ReplicaState {
@@ -101,6 +109,8 @@ impl ReplicaState {
             1 => Some(Self::Booting),
             2 => Some(Self::Up),
             3 => Some(Self::Down),
+            4 => Some(Self::Restarting),
+            5 => Some(Self::Hung),
             _ => None,
         }
     }
@@ -112,6 +122,8 @@ impl ReplicaState {
             Self::Booting => "booting",
             Self::Up => "up",
             Self::Down => "down",
+            Self::Restarting => "restarting",
+            Self::Hung => "hung",
         }
     }
 }
@@ -295,7 +307,10 @@ pub struct SharedHeader {
     pub reserved: [u64; 6],
 }
 
-/// One replica's status record; written only by that replica.
+/// One replica's status record; written by that replica, with three exceptions while it is
+/// not running: the loader's restart path writes `state` (`Restarting`) and `epoch` before
+/// the replica's kernel starts again, and a surviving replica that finds it hung writes
+/// `state` (`Up` to `Hung` and back, by compare-and-swap).
 #[derive(FromBytes, IntoBytes, KnownLayout)]
 #[repr(C, align(64))]
 pub struct ReplicaStatus {
@@ -317,7 +332,11 @@ pub struct ReplicaStatus {
     /// Epitaph: ELR of the fatal exception.
     pub fault_elr: AtomicU64,
     /// Epitaph: core the fatal exception was taken on.
-    pub fault_core: AtomicU64,
+    pub fault_core: AtomicU32,
+    /// How many times the replica was restarted: 0 from the first boot, one more at each
+    /// restart, written by the loader's restart path before the kernel starts again. Peers
+    /// tell a restarted replica from the one they knew by it.
+    pub epoch: AtomicU32,
     /// The virtual counter when `user_settled` became 1.
     pub settled_at: AtomicU64,
 }
@@ -331,6 +350,21 @@ impl ReplicaStatus {
     /// Publishes a state, after everything written before it.
     pub fn set_state(&self, state: ReplicaState) {
         self.state.store(state as u32, Ordering::Release);
+    }
+
+    /// Moves the state from `from` to `to` if it is still `from`; whether it did.
+    pub fn swap_state(&self, from: ReplicaState, to: ReplicaState) -> bool {
+        self.state
+            .compare_exchange(from as u32, to as u32, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether peers may deliver to the replica: it is not down, being restarted or hung.
+    pub fn reachable(&self) -> bool {
+        !matches!(
+            self.state(),
+            Some(ReplicaState::Down | ReplicaState::Restarting | ReplicaState::Hung)
+        )
     }
 }
 
@@ -940,9 +974,10 @@ mod tests {
             offset_of!(ReplicaStatus, fault_far),
             offset_of!(ReplicaStatus, fault_elr),
             offset_of!(ReplicaStatus, fault_core),
+            offset_of!(ReplicaStatus, epoch),
             offset_of!(ReplicaStatus, settled_at),
         ];
-        assert_eq!(fields, [0, 4, 8, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38]);
+        assert_eq!(fields, [0, 4, 8, 0x10, 0x18, 0x20, 0x28, 0x30, 0x34, 0x38]);
         assert_eq!(offset_of!(SharedHeader, version), 8);
         assert_eq!(offset_of!(SharedHeader, replica_count), 12);
     }

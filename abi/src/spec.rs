@@ -14,9 +14,9 @@ use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 1992;
+pub const SPEC_SIZE: usize = 2568;
 /// Current spec version.
-pub const SPEC_VERSION: u32 = 3;
+pub const SPEC_VERSION: u32 = 4;
 
 /// Kernel virtual address layout (TTBR1, 39-bit VA, 4 KiB granule). The same in every replica,
 /// so one kernel ELF serves them all and a debugger sees the same addresses everywhere.
@@ -250,6 +250,10 @@ pub struct LoaderFilled {
     pub entry_el: u32,
     /// Physical address of the loader's trampoline, for a kernel that restarts a core.
     pub trampoline: u64,
+    /// Physical address of the loader's restart entry: a surviving kernel starts a core of
+    /// a stopped replica there with PSCI `CPU_ON`, the replica's index as its context, and
+    /// the loader places that replica again and enters it (`restart="true"`).
+    pub restart_entry: u64,
 }
 
 /// How to call PSCI firmware.
@@ -336,11 +340,33 @@ pub struct ReplicaSpec {
     pub boot_program_offset: u64,
     /// Its bytes.
     pub boot_program_size: u64,
+    /// The replicas that are restarted when they stop (bit i = replica i; `<replica
+    /// restart="true">`), the same in every replica's spec: a surviving kernel restarts them.
+    pub restart_mask: u32,
+    /// Self-test and fault injection: the replica tick at which the replica's kernel hangs on
+    /// purpose (its timer stopped, interrupts still taken), to show its peers report it hung
+    /// and stop it (`--inject-hang`); 0: never.
+    pub hang_late_ticks: u32,
+    /// Per replica: how long its tick count may stay frozen, in milliseconds, before the
+    /// others report it hung (`<replica hung_after_ms>`); 0: never checked.
+    pub hung_after_ms: [u32; MAX_REPLICAS],
+    /// The cross-replica channel words this replica receives on (bit w = word w of
+    /// `shared::pd_words`), which a restart of it clears.
+    pub words_in: u64,
+    /// The cross-replica channel words this replica sends on, which a restart of it clears.
+    pub words_out: u64,
+    /// Per cross-replica channel word (below 64): every bit its sender may set, the
+    /// receiving PD's ids of its channels to the sending replica. A restart of a replica sets
+    /// these bits in the words it sends on, so that each PD with a channel to it is notified
+    /// on that channel and learns of the restart (`words_out`).
+    pub word_bits: [u64; 64],
 }
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);
 const _: () = assert!(offset_of!(ReplicaSpec, ram) == 48);
-const _: () = assert!(offset_of!(ReplicaSpec, boot_program_offset) == 1976);
+const _: () = assert!(offset_of!(ReplicaSpec, boot_program_offset) == 1984);
+const _: () = assert!(offset_of!(ReplicaSpec, restart_mask) == 2000);
+const _: () = assert!(offset_of!(ReplicaSpec, words_out) == 2048);
 const _: () = assert!(size_of::<ReplicaSpec>() == SPEC_SIZE);
 const _: () = assert!(size_of::<ReplicaSpec>().is_multiple_of(8));
 
@@ -476,5 +502,20 @@ impl ReplicaSpec {
     /// Whether the given flag is set.
     pub const fn has_flag(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Whether replica `replica` is restarted when it stops (`restart="true"`).
+    pub fn restarts(&self, replica: usize) -> bool {
+        replica < (self.replica_count as usize).min(MAX_REPLICAS)
+            && u32::try_from(replica).is_ok_and(|r| self.restart_mask & (1 << r) != 0)
+    }
+
+    /// How long replica `replica`'s tick count may stay frozen before it is reported hung, in
+    /// milliseconds (`None`: never checked).
+    pub fn hung_after_ms(&self, replica: usize) -> Option<u32> {
+        self.hung_after_ms
+            .get(replica)
+            .copied()
+            .filter(|&ms| ms != 0 && replica < self.replica_count as usize)
     }
 }

@@ -28,6 +28,11 @@ pub const YIELD: i64 = -11;
 pub const DEBUG_PUT_CHAR: i64 = -12;
 /// Debug builds: stop the calling thread for good.
 pub const DEBUG_HALT: i64 = -13;
+/// Reads every replica's epoch (how many times it was restarted; Atoll extension): `x0` the
+/// number of replicas, `x2`–`x5` the epochs, two `u32` a register, replica `2i` in the low
+/// half of register `i`. The PD runtime asks when a cross-replica channel signals, to tell a
+/// restarted peer from the one it knew.
+pub const REPLICA_EPOCHS: i64 = -14;
 
 /// A message's tag (`x1`), laid out as seL4 lays it out: the label in bits 12 and up, the
 /// number of extra capabilities in bits 7–8 (Atoll passes none: capability arguments of

@@ -12,6 +12,19 @@ pub mod function {
     pub const CPU_ON: u32 = 0xC400_0003;
     /// SYSTEM_OFF.
     pub const SYSTEM_OFF: u32 = 0x8400_0008;
+    /// AFFINITY_INFO, 64-bit.
+    pub const AFFINITY_INFO: u32 = 0xC400_0004;
+}
+
+/// A core's power state as PSCI `AFFINITY_INFO` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Affinity {
+    /// Running (or not yet fully off).
+    On,
+    /// Off: `CPU_ON` may start it.
+    Off,
+    /// A `CPU_ON` for it is under way.
+    OnPending,
 }
 
 /// A PSCI return code other than success.
@@ -154,6 +167,16 @@ pub fn psci_call(_conduit: PsciConduit, _function: u32, _a1: u64, _a2: u64, _a3:
 pub fn cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
     match psci_call(conduit, function::CPU_ON, mpidr, entry, context) {
         0 => Ok(()),
+        e => Err(PsciError(e)),
+    }
+}
+
+/// Whether core `mpidr` is on, off or being started (PSCI `AFFINITY_INFO` at level 0).
+pub fn affinity_info(conduit: PsciConduit, mpidr: u64) -> Result<Affinity, PsciError> {
+    match psci_call(conduit, function::AFFINITY_INFO, mpidr, 0, 0) {
+        0 => Ok(Affinity::On),
+        1 => Ok(Affinity::Off),
+        2 => Ok(Affinity::OnPending),
         e => Err(PsciError(e)),
     }
 }

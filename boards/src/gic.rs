@@ -80,6 +80,9 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_ICPENDR: usize = 0x0280;
+const GICD_ISACTIVER: usize = 0x0300;
+const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ITARGETSR: usize = 0x0800;
 const GICD_ICFGR: usize = 0x0C00;
@@ -91,6 +94,7 @@ const GICC_PMR: usize = 0x0004;
 const GICC_BPR: usize = 0x0008;
 const GICC_IAR: usize = 0x000C;
 const GICC_EOIR: usize = 0x0010;
+const GICC_RPR: usize = 0x0014;
 // GICv3 redistributor: the RD_base frame...
 const GICR_TYPER: usize = 0x0008;
 const GICR_WAKER: usize = 0x0014;
@@ -99,6 +103,7 @@ const SGI_FRAME_OFFSET: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_ISENABLER0: usize = 0x0100;
 const GICR_ICENABLER0: usize = 0x0180;
+const GICR_ICACTIVER0: usize = 0x0380;
 const GICR_IPRIORITYR: usize = 0x0400;
 const REDISTRIBUTOR_STRIDE: usize = 0x2_0000;
 
@@ -419,6 +424,31 @@ impl<R: Registers> Gic<R> {
         prio_taken && route_taken
     }
 
+    /// GICv2: the lowest interrupt id active as the calling core sees the distributor.
+    fn first_active(&self) -> Option<u32> {
+        let words = self.lines().min(SPECIAL_INTID).div_ceil(32) as usize;
+        (0..words).find_map(|w| {
+            let bits = self
+                .dist
+                .read32(GICD_ISACTIVER.wrapping_add(w.wrapping_mul(4)));
+            (bits != 0).then(|| (w as u32).wrapping_mul(32) | bits.trailing_zeros())
+        })
+    }
+
+    /// Clears shared interrupt `intid`'s pending and active states (nothing for another id):
+    /// the loader's restart path does it for the interrupts of the replica it places again,
+    /// whose handler may have stopped half-way.
+    pub fn clear_spi(&self, intid: u32) {
+        if !(FIRST_SPI..self.lines().min(SPECIAL_INTID)).contains(&intid) {
+            return;
+        }
+        let i = intid as usize;
+        let bit = 1u32 << (intid % 32);
+        // Below 1020: inside the distributor.
+        self.dist.write32(word_of(GICD_ICPENDR, i, 32), bit);
+        self.dist.write32(word_of(GICD_ICACTIVER, i, 32), bit);
+    }
+
     /// Enables (unmasks) or disables interrupt `intid`: a shared one at the distributor, an
     /// SGI or PPI on the calling core, whose MPIDR is `mpidr`.
     pub fn set_enabled(&self, intid: u32, mpidr: u64, enabled: bool) -> Result<(), GicError> {
@@ -463,10 +493,27 @@ impl<R: Registers> Gic<R> {
             for n in 0..8 {
                 sgi.write32(word_of(GICR_IPRIORITYR, n, 1), prio);
             }
+            // A core restarted after its replica stopped may have left an interrupt active
+            // (a fault inside a handler): the CPU interface's state was reset with the core,
+            // the redistributor's was not.
+            sgi.write32(GICR_ICACTIVER0, u32::MAX);
             sysreg::init_cpu_interface();
         } else {
             let d = self.dist;
             d.write32(GICD_ICENABLER, u32::MAX);
+            // A core restarted after its replica stopped may have left interrupts active,
+            // and the CPU interface's running priority with them (a GICv2's is not reset
+            // with the core): end them until the interface is idle (an end of interrupt
+            // drops the running priority, and QEMU's takes any interrupt that exists), then
+            // deactivate what is left.
+            for _ in 0..32 {
+                let running = self.cpu.read32(GICC_RPR) & 0x1FF;
+                let Some(active) = (running < 0xFF).then(|| self.first_active()).flatten() else {
+                    break;
+                };
+                self.cpu.write32(GICC_EOIR, active);
+            }
+            d.write32(GICD_ICACTIVER, u32::MAX);
             if single {
                 d.write32(GICD_IGROUPR, 0);
             }

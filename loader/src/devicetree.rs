@@ -207,7 +207,10 @@ pub fn conduit(entry_el: u32, firmware: &Firmware) -> PsciConduit {
 }
 
 /// The `prefill_bootinfo="fdt"` regions of the image: physical address and size.
-fn regions<'a>(view: &'a ImageView<'a>, specs: &'a Specs) -> impl Iterator<Item = (u64, u64)> + 'a {
+pub fn regions<'a>(
+    view: &'a ImageView<'a>,
+    specs: &'a Specs,
+) -> impl Iterator<Item = (u64, u64)> + 'a {
     view.parts()
         .filter(|p| p.kind == PartKind::DeviceTree)
         .filter_map(|part| {

@@ -29,6 +29,28 @@
     bl      early_puthex
 .endm
 
+// Identity map with caches on, and the loader's vectors, before any Rust code runs
+// (device-memory alignment rules). Clobbers x1.
+.macro LOADER_MMU_ON
+    adrp    x1, LOADER_IDENTITY_TABLE
+    add     x1, x1, :lo12:LOADER_IDENTITY_TABLE
+    msr     ttbr0_el1, x1
+    ldr     x1, =LOADER_MAIR
+    msr     mair_el1, x1
+    ldr     x1, =LOADER_TCR
+    msr     tcr_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x1, =(SCTLR_EL1_RES1 | SCTLR_MMU_CACHES)
+    msr     sctlr_el1, x1
+    isb
+    adrp    x1, loader_vectors
+    add     x1, x1, :lo12:loader_vectors
+    msr     vbar_el1, x1
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -171,24 +193,7 @@ relocated:
 2:
     cmp     x19, #3
     b.eq    el3_entry               // EL3 entry is not supported: no PSCI to start cores.
-    // Identity map with caches on before any Rust code runs (device-memory alignment rules).
-    adrp    x1, LOADER_IDENTITY_TABLE
-    add     x1, x1, :lo12:LOADER_IDENTITY_TABLE
-    msr     ttbr0_el1, x1
-    ldr     x1, =LOADER_MAIR
-    msr     mair_el1, x1
-    ldr     x1, =LOADER_TCR
-    msr     tcr_el1, x1
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    ldr     x1, =(SCTLR_EL1_RES1 | SCTLR_MMU_CACHES)
-    msr     sctlr_el1, x1
-    isb
-    adrp    x1, loader_vectors
-    add     x1, x1, :lo12:loader_vectors
-    msr     vbar_el1, x1
+    LOADER_MMU_ON
     adrp    x1, LOADER_STACK
     add     x1, x1, :lo12:LOADER_STACK
     add     x1, x1, #LOADER_STACK_SIZE
@@ -236,6 +241,46 @@ drop_to_el1:
     msr     spsr_el2, x9
     msr     elr_el2, x30
     eret
+
+// Entered by PSCI CPU_ON on a core of a stopped replica (`restart="true"`), started by a
+// surviving replica's kernel, with the replica's index in x0 (MMU off, EL2 or EL1). Turns
+// the loader's identity map on, takes the restart lock (restarts share the loader's stack
+// and records), places the replica again (`loader_restart`, restart.rs, which returns this
+// core's boot record or turns the core off), releases the lock and enters the replica's
+// kernel through the trampoline.
+.global loader_restart_entry
+loader_restart_entry:
+    msr     daifset, #0xf
+    mov     x20, x0
+    mrs     x9, CurrentEL
+    lsr     x9, x9, #2
+    cmp     x9, #2
+    b.ne    1f
+    bl      drop_to_el1
+1:
+    LOADER_MMU_ON
+    adrp    x1, loader_restart_lock
+    add     x1, x1, :lo12:loader_restart_lock
+    sevl
+2:  wfe
+    ldaxr   w2, [x1]
+    cbnz    w2, 2b
+    mov     w2, #1
+    stxr    w3, w2, [x1]
+    cbnz    w3, 2b
+    adrp    x1, LOADER_STACK
+    add     x1, x1, :lo12:LOADER_STACK
+    add     x1, x1, #LOADER_STACK_SIZE
+    mov     sp, x1
+    mov     x0, x20
+    bl      loader_restart
+    mov     x19, x0
+    adrp    x1, loader_restart_lock
+    add     x1, x1, :lo12:loader_restart_lock
+    stlr    wzr, [x1]
+    sev
+    mov     x0, x19
+    b       replica_trampoline
 
 // Enters a replica kernel on this core. x0 = physical address of the core's CoreBoot record:
 // (mair, tcr, ttbr0, ttbr1, sctlr, entry, arg0, arg1). Reached by PSCI CPU_ON on secondary
@@ -437,6 +482,8 @@ nested_tail:
 early_exit_block:
     .quad   0, 0
 loader_exception_count:
+    .word   0
+loader_restart_lock:
     .word   0
 
     .section .text.head, "ax"

@@ -91,6 +91,12 @@ unsafe extern "C" {
     static __loader_start: u8;
     static __loader_end: u8;
     fn replica_trampoline(core_boot: *const CoreBoot) -> !;
+    fn loader_restart_entry() -> !;
+}
+
+/// Where `CPU_ON` starts a core that enters a replica (`entry.S`).
+fn trampoline_address() -> u64 {
+    replica_trampoline as *const () as u64
 }
 
 fn console() -> Uart {
@@ -109,6 +115,7 @@ macro_rules! log {
 }
 
 mod devicetree;
+mod restart;
 
 /// Why the loader stopped.
 enum Refusal {
@@ -290,6 +297,7 @@ fn load(entry_el: u32, x0: u64) -> Result<Ready, Refusal> {
         placement: &placement,
         conduit,
         entry_el,
+        restarting: false,
     };
     for (entry, start) in specs.iter().zip(&starts).take(placement.count) {
         if let (Some((spec, spec_offset)), Some(start)) = (entry, start) {
@@ -297,6 +305,12 @@ fn load(entry_el: u32, x0: u64) -> Result<Ready, Refusal> {
         }
     }
     route_interrupts(gic, &specs)?;
+    restart::remember(restart::BootRecord {
+        machine,
+        conduit,
+        entry_el,
+        gic,
+    });
     clean_all(&specs);
     start_cores(&specs, conduit, boot_core);
     log!("INFO", "entering K0 on core {boot_core}");
@@ -384,6 +398,9 @@ struct Context<'a> {
     placement: &'a Placement<'a>,
     conduit: PsciConduit,
     entry_el: u32,
+    /// Placing a replica again after it stopped: the console belongs to a running replica,
+    /// so nothing is printed.
+    restarting: bool,
 }
 
 /// Copies the kernel and the initialiser into one replica's RAM, writes its spec and fills
@@ -412,7 +429,8 @@ fn place_replica(
     let mut spec = *spec;
     spec.loader.psci_conduit = context.conduit as u32;
     spec.loader.entry_el = context.entry_el;
-    spec.loader.trampoline = replica_trampoline as *const () as u64;
+    spec.loader.trampoline = trampoline_address();
+    spec.loader.restart_entry = loader_restart_entry as *const () as u64;
     copy_part(
         ram.base + spec_offset,
         zerocopy::IntoBytes::as_bytes(&spec),
@@ -432,9 +450,13 @@ fn place_replica(
             arg0: start.spec_va,
             arg1: u64::from(core),
         };
-        // SAFETY: only the boot core runs the loader; no other core reads CORE_BOOT until
-        // it is started, after this write and a cache clean.
+        // SAFETY: only one core runs the loader at a time (the boot core, or one restart
+        // under the restart lock); no core reads its CORE_BOOT record until it is started,
+        // after this write and a cache clean.
         unsafe { (*core::ptr::addr_of_mut!(CORE_BOOT))[core as usize] = record };
+    }
+    if context.restarting {
+        return;
     }
     log!(
         "INFO",
@@ -529,12 +551,7 @@ fn start_cores(specs: &Specs, conduit: PsciConduit, boot_core: u32) {
             }
             let mpidr = BOARD.cores[core as usize];
             let record = core_boot_record(core);
-            match firmware::cpu_on(
-                conduit,
-                mpidr,
-                replica_trampoline as *const () as u64,
-                record as u64,
-            ) {
+            match firmware::cpu_on(conduit, mpidr, trampoline_address(), record as u64) {
                 Ok(()) => {}
                 Err(e) => log!(
                     "ERROR",
@@ -690,6 +707,12 @@ fn clean_all(specs: &Specs) {
     if let Some((spec, _)) = &specs[0] {
         clean_range(spec.shared.pa, spec.shared.size);
     }
+    clean_loader();
+}
+
+/// Cleans the loader's code and data (the cores' boot records among them) to the point of
+/// coherency, and invalidates every core's instruction cache (see [`clean_all`]).
+fn clean_loader() {
     let code = loader_code();
     clean_range(code.base, code.size);
     // SAFETY: cache maintenance and barriers: no effect on memory contents. The `dsb` after

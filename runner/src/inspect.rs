@@ -45,15 +45,20 @@ pub struct Replica {
     pub index: usize,
     /// Its cores.
     pub cores: Vec<u64>,
-    /// Its published state (`offline`, `booting`, `up`, `down`, or `corrupt`).
+    /// Its published state (`offline`, `booting`, `up`, `down`, `restarting`, `hung`, or
+    /// `corrupt`).
     pub state: String,
+    /// Its epoch: how many times it was restarted (0 from the first boot).
+    pub epoch: u32,
+    /// Whether it is restarted when it stops (`restart="true"`, from the plan report).
+    pub restart: bool,
     /// Cores running, as published.
     pub cores_online: Vec<u32>,
     /// Its primary core's timer ticks.
     pub ticks: u64,
     /// Whether its user space has settled once (every PD started and waiting).
     pub settled: bool,
-    /// Its last fatal fault, once it is down.
+    /// Its last fatal fault: once it is down, and after a restart (the previous life's).
     pub fault: Option<Fault>,
     /// Its log ring: lines waiting for the console's owner.
     pub log_queued: u32,
@@ -255,8 +260,10 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
             .ok_or_else(|| format!("replica index {index} is beyond the status table"))?;
         let state = status.state();
         let online = status.cores_online.load(Ordering::Relaxed);
-        let fault = (state == Some(ReplicaState::Down)).then(|| Fault {
-            core: status.fault_core.load(Ordering::Relaxed),
+        let epoch = status.epoch.load(Ordering::Relaxed);
+        let stopped = matches!(state, Some(ReplicaState::Down | ReplicaState::Restarting));
+        let fault = (stopped || epoch != 0).then(|| Fault {
+            core: u64::from(status.fault_core.load(Ordering::Relaxed)),
             esr: status.fault_esr.load(Ordering::Relaxed),
             far: status.fault_far.load(Ordering::Relaxed),
             elr: status.fault_elr.load(Ordering::Relaxed),
@@ -275,6 +282,8 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
             index,
             cores,
             state: state.map_or("corrupt", ReplicaState::name).to_string(),
+            epoch,
+            restart: r.get("restart").and_then(Value::as_bool).unwrap_or(false),
             cores_online: (0..64).filter(|b| online & (1 << b) != 0).collect(),
             ticks: status.ticks.load(Ordering::Relaxed),
             settled: status.user_settled.load(Ordering::Relaxed) == 1,
@@ -417,6 +426,9 @@ impl Snapshot {
                 "index": r.index,
                 "cores": r.cores,
                 "state": r.state,
+                "epoch": r.epoch,
+                "restarts": r.epoch,
+                "restart": r.restart,
                 "cores_online": r.cores_online,
                 "ticks": r.ticks,
                 "settled": r.settled,
@@ -473,7 +485,7 @@ impl Snapshot {
     #[must_use]
     pub fn table(&self) -> String {
         let mut t = format!(
-            "board {} (shared area v{})\n\nREPLICA   STATE    CORES    ONLINE   TICKS      LOG  DROPPED  LAST FAULT\n",
+            "board {} (shared area v{})\n\nREPLICA   STATE      EPOCH  CORES    ONLINE   TICKS      LOG  DROPPED  LAST FAULT\n",
             self.board, self.version
         );
         let cores = |c: &[u64]| c.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
@@ -493,9 +505,10 @@ impl Snapshot {
                 },
             );
             t.push_str(&format!(
-                "{:<9} {:<8} {:<8} {:<8} {:<10} {:<4} {:<8} {}\n",
+                "{:<9} {:<10} {:<6} {:<8} {:<8} {:<10} {:<4} {:<8} {}\n",
                 r.name,
                 r.state,
+                r.epoch,
                 cores(&r.cores),
                 cores(&online),
                 r.ticks,

@@ -13,9 +13,12 @@ pub struct Variant {
     pub kernel_fault: Option<u32>,
     /// Replica whose kernel faults on purpose 5 s after boot, its PDs at work.
     pub kernel_fault_late: Option<u32>,
-    /// `cargo xtask run --inject-fault REPLICA:SECONDS`: a replica, by name, whose kernel
-    /// faults on purpose that long after it is up.
+    /// `cargo xtask run --inject-fault REPLICA:SECONDS[,...]`: replicas, by name, whose
+    /// kernels fault on purpose that long after they are up.
     pub inject_fault: Option<&'static str>,
+    /// `cargo xtask run --inject-hang REPLICA:SECONDS[,...]`: replicas whose kernels hang on
+    /// purpose that long after they are up.
+    pub inject_hang: Option<&'static str>,
     /// Replica whose kernel stack overflows on purpose.
     pub stack_overflow: Option<u32>,
     /// Replica whose initialiser faults on purpose.
@@ -42,6 +45,7 @@ impl Variant {
             kernel_fault: None,
             kernel_fault_late: None,
             inject_fault: None,
+            inject_hang: None,
             stack_overflow: None,
             initialiser_fault: None,
             api: None,

@@ -432,6 +432,7 @@ impl Build<'_> {
             search_paths: self.search_paths,
             replica_flags: &[],
             fault_late_ticks: &[],
+            hang_late_ticks: &[],
             initialiser_elf: initialiser_elf.as_deref(),
         };
         let packed = match crate::build_planned(self.system, plan, files, &inputs) {

@@ -178,6 +178,10 @@ codes! {
     CrossReplicaChild = "E085", "parent and child in different replicas";
     /// An Atoll extension used under `--strict`.
     StrictExtension = "E086", "Atoll extension rejected by --strict";
+    /// `restart="true"` on a replica that cannot be restarted: the system's only replica
+    /// (no other replica survives to restart it), or one with a cross-replica channel word
+    /// past the 64 its restart can clear.
+    ReplicaRestart = "E087", "replica cannot be restarted";
     /// The plan does not fit the board's memory.
     OutOfMemory = "E090", "not enough memory";
     /// A region at a fixed physical address over the RAM Atoll boots from.

@@ -178,6 +178,7 @@ pub fn build_planned(
         initialiser: binaries.initialiser.as_ref(),
         flags: inputs.replica_flags,
         fault_late_ticks: inputs.fault_late_ticks,
+        hang_late_ticks: inputs.hang_late_ticks,
         boot_programs: &boot_programs,
     };
     let specs = plan::boot_specs(&plan, &spec_inputs)

@@ -36,6 +36,18 @@ pub const FIRST_DEVICE_IRQ: u64 = 32;
 pub const IRQ_LIMIT: u64 = 1020;
 /// Highest core index a core list may mention (before the board is consulted).
 pub const MAX_CORE_INDEX: usize = 64;
+/// The timer tick rate every replica's boot spec gets (`ReplicaSpec::tick_hz`).
+pub const TICK_HZ: u32 = atoll_abi::spec::DEFAULT_TICK_HZ;
+/// `<replica hung_after_ms>` may be at most this many milliseconds (one minute).
+pub const MAX_HUNG_AFTER_MS: u64 = 60_000;
+/// `<replica hung_after_ms>` must cover at least this many ticks of [`TICK_HZ`]: a
+/// replica's tick count moves only once a tick, and its peers look at it on their own
+/// ticks, so a shorter time could report a healthy replica hung.
+pub const MIN_HUNG_TICKS: u64 = 3;
+/// Cross-replica channel words a restart can clear: it clears a replica's words by the
+/// 64-bit masks of its boot spec (`ReplicaSpec::words_in`, `words_out`), so a restartable
+/// replica's words must all be below this.
+pub const RESTART_WORDS: u64 = atoll_abi::shared::WORD_RECORDS as u64;
 /// Largest number of XML nodes read (bounds memory on hostile input).
 pub const MAX_XML_NODES: u32 = 1_000_000;
 
@@ -45,3 +57,6 @@ const _: () =
 
 // The system directory (`<setvar directory="system">`) lists every PD of a system.
 const _: () = assert!(MAX_PDS <= atoll_abi::directory::MAX_DIRECTORY_PDS);
+
+// A restart mask has a bit per replica, and word masks a bit per word.
+const _: () = assert!(MAX_REPLICAS <= u32::BITS as usize && RESTART_WORDS <= u64::BITS as u64);

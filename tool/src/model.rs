@@ -50,8 +50,22 @@ pub struct Replica {
     pub declared: bool,
     /// PDs that run on it, in document order.
     pub protection_domains: Vec<PdIndex>,
+    /// Atoll extension (`restart="true"`): when the replica stops after a fatal fault, a
+    /// surviving replica has the loader place it again from the image and start it; the
+    /// span of the attribute value. `None`: it stays down (`restart` false or not given).
+    pub restart: Option<Span>,
+    /// Atoll extension (`hung_after_ms`): how long, in milliseconds, its tick count may
+    /// stay frozen before the other replicas report it hung (`None`: never checked).
+    pub hung_after_ms: Option<u32>,
     /// The `<replica>` element, or the first PD that implied it.
     pub span: Span,
+}
+
+impl Replica {
+    /// Whether the replica is restarted when it stops (`restart="true"`).
+    pub fn restarts(&self) -> bool {
+        self.restart.is_some()
+    }
 }
 
 /// A protection domain.

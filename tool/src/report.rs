@@ -98,9 +98,17 @@ fn memory_regions(s: &mut String, plan: &Plan) {
 /// One replica: its cores and RAM, its PDs, interrupts and kernel objects.
 fn replica_text(s: &mut String, replica: &ReplicaPlan) {
     let cores: Vec<String> = replica.cores.iter().map(u32::to_string).collect();
+    let restart = if replica.restart {
+        ", restarted when it stops"
+    } else {
+        ""
+    };
+    let hung = replica
+        .hung_after_ms
+        .map_or(String::new(), |ms| format!(", hung after {ms} ms frozen"));
     let _ = writeln!(
         s,
-        "\n== Replica {} (K{}): cores {{{}}}, RAM {:#x} +{:#x}, {} KiB left free",
+        "\n== Replica {} (K{}): cores {{{}}}, RAM {:#x} +{:#x}, {} KiB left free{restart}{hung}",
         replica.name,
         replica.index,
         cores.join(","),
@@ -247,8 +255,17 @@ fn protection_domain(s: &mut String, pd: &PdPlan) {
             PatchValue::PrefillSize(region) => format!("length of {region}'s prefill file"),
             PatchValue::Directory(directory) => directory.to_string(),
             PatchValue::Literal(value) => format!("{value:#x} (setvar value)"),
+            PatchValue::Words(words) => {
+                let words: Vec<String> = words.iter().map(|w| format!("{w:#x}")).collect();
+                format!("[{}]", words.join(", "))
+            }
         };
-        let _ = writeln!(s, "      {} = {value}", sym.symbol);
+        let optional = if sym.optional {
+            " (if the program has it)"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "      {} = {value}{optional}", sym.symbol);
     }
 }
 

@@ -87,6 +87,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         .map(String::as_str)
         .collect();
     let fault_late_ticks = fault_late_ticks(args, &names)?;
+    let hang_late_ticks = hang_late_ticks(args, &names)?;
     let packed = pack(
         board,
         &description,
@@ -94,6 +95,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         pd_dir,
         &replica_flags,
         &fault_late_ticks,
+        &hang_late_ticks,
     )?;
     write_outputs(&out, &elfs, &packed)
 }
@@ -262,36 +264,61 @@ fn fault_late_ticks(args: &BuildArgs, names: &[&str]) -> Result<Vec<u32>> {
             .ok_or_else(|| anyhow!("--selftest-fault-late {r}: there is no replica {r}"))?;
         *slot = atoll_abi::spec::LATE_FAULT_TICKS;
     }
-    if let Some(spec) = &args.inject_fault {
-        let (replica, at) = injected_fault(spec, names)?;
-        ticks[replica] = at;
+    if let Some(list) = &args.inject_fault {
+        injected(&mut ticks, "--inject-fault", list, names)?;
     }
     Ok(ticks)
 }
 
-/// `--inject-fault REPLICA:SECONDS` against the system's replica `names`: the replica's
-/// index and the tick of its fault (at the kernel's tick rate).
-fn injected_fault(spec: &str, names: &[&str]) -> Result<(usize, u32)> {
+/// Each replica's tick of a deliberate hang (0: none): `--inject-hang REPLICA:SECONDS`.
+fn hang_late_ticks(args: &BuildArgs, names: &[&str]) -> Result<Vec<u32>> {
+    let mut ticks = vec![0u32; names.len()];
+    if let Some(list) = &args.inject_hang {
+        injected(&mut ticks, "--inject-hang", list, names)?;
+    }
+    Ok(ticks)
+}
+
+/// Fills `ticks` from `flag`'s comma-separated `REPLICA:SECONDS` list; a replica named
+/// twice is refused.
+fn injected(ticks: &mut [u32], flag: &str, list: &str, names: &[&str]) -> Result<()> {
+    for spec in list.split(',') {
+        let (replica, at) = injected_fault(flag, spec, names)?;
+        if ticks[replica] != 0 {
+            return Err(anyhow!(
+                "{flag} {list}: replica {} is named twice",
+                names[replica]
+            ));
+        }
+        ticks[replica] = at;
+    }
+    Ok(())
+}
+
+/// `flag REPLICA:SECONDS` against the system's replica `names`: the replica's index and
+/// the tick of the injection (at the kernel's tick rate).
+fn injected_fault(flag: &str, spec: &str, names: &[&str]) -> Result<(usize, u32)> {
     let (replica, seconds) = spec
         .rsplit_once(':')
-        .ok_or_else(|| anyhow!("--inject-fault {spec}: expected REPLICA:SECONDS, as io:5"))?;
+        .ok_or_else(|| anyhow!("{flag} {spec}: expected REPLICA:SECONDS, as io:5"))?;
     let index = names
         .iter()
         .position(|n| *n == replica)
         .or_else(|| replica.parse::<usize>().ok().filter(|&i| i < names.len()))
         .ok_or_else(|| {
             anyhow!(
-                "--inject-fault {spec}: no replica {replica:?}; the system has {}",
+                "{flag} {spec}: no replica {replica:?}; the system has {}",
                 names.join(", ")
             )
         })?;
-    let seconds: u32 =
-        seconds.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
-            anyhow!("--inject-fault {spec}: SECONDS must be a whole number from 1")
-        })?;
+    let seconds: u32 = seconds
+        .parse()
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| anyhow!("{flag} {spec}: SECONDS must be a whole number from 1"))?;
     let ticks = seconds
         .checked_mul(atoll_abi::spec::DEFAULT_TICK_HZ)
-        .ok_or_else(|| anyhow!("--inject-fault {spec}: too many seconds"))?;
+        .ok_or_else(|| anyhow!("{flag} {spec}: too many seconds"))?;
     Ok((index, ticks))
 }
 
@@ -303,6 +330,7 @@ fn pack(
     pd_dir: PathBuf,
     replica_flags: &[u32],
     fault_late_ticks: &[u32],
+    hang_late_ticks: &[u32],
 ) -> Result<atoll_tool::pack::Packed> {
     let mut search_paths = vec![pd_dir];
     if let Some(dir) = description.path.parent() {
@@ -315,6 +343,7 @@ fn pack(
         search_paths: &search_paths,
         replica_flags,
         fault_late_ticks,
+        hang_late_ticks,
         initialiser_elf: Some(&elfs.initialiser),
     };
     atoll_tool::build(&description.system, &description.text, &inputs).map_err(|errors| {
@@ -461,11 +490,12 @@ mod tests {
     #[test]
     fn an_injected_fault_names_a_replica_and_whole_seconds() {
         let names = ["io", "rt", "storage"];
+        let f = "--inject-fault";
         assert_eq!(
-            super::injected_fault("storage:3", &names).unwrap(),
+            super::injected_fault(f, "storage:3", &names).unwrap(),
             (2, 300)
         );
-        assert_eq!(super::injected_fault("1:2", &names).unwrap(), (1, 200));
+        assert_eq!(super::injected_fault(f, "1:2", &names).unwrap(), (1, 200));
         for (bad, says) in [
             ("storage", "REPLICA:SECONDS"),
             ("disk:3", "io, rt, storage"),
@@ -474,9 +504,24 @@ mod tests {
             ("io:1.5", "whole number"),
             ("io:99999999", "too many"),
         ] {
-            let e = super::injected_fault(bad, &names).unwrap_err().to_string();
+            let e = super::injected_fault(f, bad, &names)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn injections_take_a_list_of_replicas_each_once() {
+        let names = ["io", "rt", "storage"];
+        let mut ticks = [0; 3];
+        super::injected(&mut ticks, "--inject-hang", "storage:3,io:9", &names).unwrap();
+        assert_eq!(ticks, [900, 0, 300]);
+        let mut ticks = [0; 3];
+        let e = super::injected(&mut ticks, "--inject-fault", "rt:1,1:2", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("replica rt is named twice"), "{e}");
     }
 
     /// A PD program is a binary target of a package under `protection-domains/`, not a

@@ -135,13 +135,20 @@ pub struct BuildArgs {
     pub selftest_fault_late: Option<u32>,
     /// Fault injection: the replica named (or numbered) REPLICA takes a deliberate fatal
     /// fault SECONDS of its own time after it is up, its PDs at work (whole seconds; the
-    /// kernel's epitaph and `cargo xtask inspect` then show it down).
+    /// kernel's epitaph and `cargo xtask inspect` then show it down, or restarting with
+    /// `restart="true"`). A comma-separated list names several replicas, as `storage:4,rt:8`.
+    /// The fault comes in a replica's first life only.
     #[arg(
         long,
-        value_name = "REPLICA:SECONDS",
+        value_name = "REPLICA:SECONDS[,...]",
         conflicts_with = "selftest_fault_late"
     )]
     pub inject_fault: Option<String>,
+    /// Hang injection: the kernel of replica REPLICA stops its timer and loops SECONDS after
+    /// it is up (interrupts still taken), so that its peers report it hung (it needs a
+    /// `hung_after_ms`) and stop it. A comma-separated list names several replicas.
+    #[arg(long, value_name = "REPLICA:SECONDS[,...]")]
+    pub inject_hang: Option<String>,
     /// Self-test: make this replica overflow its kernel stack on purpose during boot.
     #[arg(long, value_name = "REPLICA")]
     pub selftest_stack_overflow: Option<u32>,

@@ -230,6 +230,7 @@ fn build_variant(
         selftest_fault: v.kernel_fault,
         selftest_fault_late: v.kernel_fault_late,
         inject_fault: v.inject_fault.map(str::to_string),
+        inject_hang: v.inject_hang.map(str::to_string),
         selftest_stack_overflow: v.stack_overflow,
         selftest_user_fault: v.initialiser_fault,
         selftest_api: v.api,

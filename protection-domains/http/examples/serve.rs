@@ -104,6 +104,7 @@ impl App for Shared {
                     name: "main".into(),
                     cores: vec![0, 1],
                     state: ReplicaState::Up,
+                    epoch: 0,
                     ticks,
                     pds: vec![
                         pd("net", PdState::Running, 0),
@@ -120,6 +121,7 @@ impl App for Shared {
                     name: "rt".into(),
                     cores: vec![2],
                     state: ReplicaState::Up,
+                    epoch: 0,
                     ticks: ticks / 2,
                     pds: vec![pd("rt", PdState::Running, 0)],
                     channels: vec![],
@@ -128,6 +130,7 @@ impl App for Shared {
                     name: "storage".into(),
                     cores: vec![3],
                     state: ReplicaState::Down,
+                    epoch: 0,
                     ticks: 4711,
                     pds: vec![pd("storage", PdState::Faulted, 3)],
                     channels: vec![],

@@ -88,6 +88,8 @@ pub struct ReplicaStatus {
     pub cores: Vec<u32>,
     /// Its life-cycle state.
     pub state: ReplicaState,
+    /// How many times it was restarted (0 from the first boot).
+    pub epoch: u32,
     /// Timer ticks its primary core has seen.
     pub ticks: u64,
     /// Its protection domains.
@@ -109,6 +111,10 @@ pub enum ReplicaState {
     Up,
     /// Stopped after a fatal error.
     Down,
+    /// Being placed again after it stopped (`restart="true"`).
+    Restarting,
+    /// Its tick count stayed frozen past its `hung_after_ms`.
+    Hung,
 }
 
 /// One protection domain.
@@ -679,6 +685,7 @@ mod tests {
                     name: "r".repeat(3000),
                     cores: vec![0, 1],
                     state: ReplicaState::Up,
+                    epoch: 0,
                     ticks: u64::MAX,
                     pds: vec![],
                     channels: vec![],

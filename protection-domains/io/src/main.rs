@@ -565,4 +565,14 @@ impl Handler for Io {
         }
         Ok(())
     }
+
+    fn peer_restarted(&mut self, channel: Channel) -> Result<(), Self::Error> {
+        if channel == STORE {
+            debug_println!(
+                "io: the store's replica restarted; the next request opens a new session"
+            );
+            self.api.store.forget();
+        }
+        Ok(())
+    }
 }

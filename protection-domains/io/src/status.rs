@@ -61,8 +61,11 @@ pub fn read(page: Option<&StatusPage>, directory: &Directory) -> SystemStatus {
                     Some(Raw::Booting) => ReplicaState::Booting,
                     Some(Raw::Up) => ReplicaState::Up,
                     Some(Raw::Down) | None => ReplicaState::Down,
+                    Some(Raw::Restarting) => ReplicaState::Restarting,
+                    Some(Raw::Hung) => ReplicaState::Hung,
                 }
             });
+            let epoch = record.map_or(0, |r| r.epoch.load(Ordering::Relaxed));
             let ticks = record.map_or(0, |r| r.ticks.load(Ordering::Relaxed));
             let online = record.map_or(0, |r| r.cores_online.load(Ordering::Relaxed));
             let entry = named.then(|| directory.replicas().nth(index)).flatten();
@@ -91,6 +94,7 @@ pub fn read(page: Option<&StatusPage>, directory: &Directory) -> SystemStatus {
                 name,
                 cores: (0..64).filter(|c| cores_of & (1 << c) != 0).collect(),
                 state,
+                epoch,
                 ticks,
                 pds,
                 channels: page.map_or_else(Vec::new, |p| channels_of(p, index, &names)),
@@ -107,16 +111,22 @@ fn pd_state(record: Option<PdView>, replica: ReplicaState) -> (PdState, Option<u
         // No PD table: a PD of a replica that is up was started by its monitor.
         let guess = match replica {
             ReplicaState::Up => PdState::Running,
-            ReplicaState::Down => PdState::Stopped,
-            ReplicaState::Offline | ReplicaState::Booting => PdState::Starting,
+            ReplicaState::Down | ReplicaState::Hung => PdState::Stopped,
+            ReplicaState::Offline | ReplicaState::Booting | ReplicaState::Restarting => {
+                PdState::Starting
+            }
         };
         return (guess, None);
     };
     let faults = Some(u64::from(view.faults));
     match (replica, view.state) {
-        // Its kernel stopped with everything it ran.
-        (ReplicaState::Down, Some(RawPd::Unpublished)) => (PdState::Stopped, None),
-        (ReplicaState::Down, _) => (PdState::Stopped, faults),
+        // Its kernel stopped with everything it ran (or hangs, cut off).
+        (ReplicaState::Down | ReplicaState::Hung, Some(RawPd::Unpublished)) => {
+            (PdState::Stopped, None)
+        }
+        (ReplicaState::Down | ReplicaState::Hung, _) => (PdState::Stopped, faults),
+        // Being placed again: its PDs start afresh, whatever their records still say.
+        (ReplicaState::Restarting, _) => (PdState::Starting, None),
         // Not named yet: its replica's boot program has not reached it.
         (_, Some(RawPd::Unpublished)) => (PdState::Starting, None),
         (_, Some(RawPd::Starting)) => (PdState::Starting, faults),

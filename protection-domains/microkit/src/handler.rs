@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use atoll_abi::limits::MAX_REPLICAS;
 use atoll_abi::syscall::{self, label};
 use atoll_sys::{Any, Cap};
 
@@ -46,6 +47,18 @@ pub trait Handler {
         );
     }
 
+    /// Atoll extension (not in `sel4-microkit`): the PD at the other end of `channel` lives
+    /// on another replica, which stopped and was restarted (`<replica restart="true">`)
+    /// since this PD last heard from it. Everything that PD had (its memory, its view of
+    /// shared regions, notifications in flight) is gone; shared-memory protocols start
+    /// again (sessions, queue indices). Called once per channel to the restarted replica,
+    /// before [`Handler::notified`] with the event that revealed it. The default does
+    /// nothing.
+    fn peer_restarted(&mut self, channel: Channel) -> Result<(), Self::Error> {
+        let _ = channel;
+        Ok(())
+    }
+
     /// An action to perform together with the next receive, if any (see
     /// [`DeferredActionSlot`]).
     fn take_deferred_action(&mut self) -> Option<DeferredAction> {
@@ -63,6 +76,7 @@ pub trait Handler {
         // receive, so it is already waiting when the monitor takes its scheduling context
         // away.
         let mut ready = pd_is_passive();
+        let mut peers = Peers::new();
         ack_every_irq();
         let mut reply: Option<MessageInfo> = None;
         loop {
@@ -85,11 +99,57 @@ pub trait Handler {
                 }
             };
             match event {
-                Event::Notified(channels) => self.notified(channels)?,
+                Event::Notified(channels) => {
+                    for channel in peers.restarted(channels).iter() {
+                        self.peer_restarted(channel)?;
+                    }
+                    self.notified(channels)?
+                }
                 Event::Protected(channel, info) => reply = Some(self.protected(channel, info)?),
                 Event::Fault(child, info) => reply = self.fault(child, info)?,
             }
         }
+    }
+}
+
+/// The epochs of the replicas this PD has channels to, as it last saw them.
+struct Peers {
+    channels: [u64; MAX_REPLICAS],
+    any: u64,
+    epochs: [u32; MAX_REPLICAS],
+}
+
+impl Peers {
+    fn new() -> Self {
+        let channels = crate::patched::peer_channels();
+        let any = channels.iter().fold(0, |all, c| all | c);
+        let epochs = if any == 0 {
+            [0; MAX_REPLICAS]
+        } else {
+            atoll_sys::call::replica_epochs().1
+        };
+        Self {
+            channels,
+            any,
+            epochs,
+        }
+    }
+
+    /// The channels whose peer replica restarted since last time, if `signalled` holds a
+    /// channel to another replica (one system call then; none otherwise).
+    fn restarted(&mut self, signalled: ChannelSet) -> ChannelSet {
+        if signalled.bits() & self.any == 0 {
+            return ChannelSet::from_badge(0);
+        }
+        let (_, now) = atoll_sys::call::replica_epochs();
+        let mut restarted = 0;
+        for ((seen, now), channels) in self.epochs.iter_mut().zip(now).zip(self.channels) {
+            if *seen != now {
+                *seen = now;
+                restarted |= channels;
+            }
+        }
+        ChannelSet::from_badge(restarted)
     }
 }
 

@@ -84,6 +84,23 @@ pub mod patched {
     #[used]
     pub static mut microkit_irqs: u64 = 0;
 
+    /// Atoll extension: per replica index, this PD's channels whose other end is a PD of
+    /// that replica, for replicas other than its own (bit = channel id). The runtime tells
+    /// the PD when one of those replicas restarts ([`crate::Handler::peer_restarted`]).
+    /// Optional: the tool patches it when the program has it.
+    #[unsafe(no_mangle)]
+    #[unsafe(link_section = ".data.microkit")]
+    #[used]
+    pub static mut atoll_peer_channels: [u64; atoll_abi::limits::MAX_REPLICAS] =
+        [0; atoll_abi::limits::MAX_REPLICAS];
+
+    /// This PD's channels to another replica's PDs, per replica index.
+    pub(crate) fn peer_channels() -> [u64; atoll_abi::limits::MAX_REPLICAS] {
+        // SAFETY: patched by the tool in the ELF file before the PD runs, never written
+        // after.
+        unsafe { core::ptr::addr_of!(atoll_peer_channels).read_volatile() }
+    }
+
     /// Reads one of the patched words above.
     pub(crate) fn read(word: *const u64) -> u64 {
         // SAFETY: `word` is one of this module's statics, which the tool patches in the

@@ -74,6 +74,13 @@ impl StoreClient {
         }
     }
 
+    /// Forgets the region and every request in flight, after the store's replica restarted
+    /// (the store sets the region up afresh): the next call attaches again and opens a new
+    /// session.
+    pub fn forget(&mut self) {
+        self.client = None;
+    }
+
     /// The client, attached if the store has set its region up.
     fn attached<'c>(
         client: &'c mut Option<KvClient<'static>>,

@@ -100,6 +100,20 @@ pub fn debug_put_char(c: u8) {
     svc(syscall::DEBUG_PUT_CHAR, u64::from(c), 0, [0; 4], 0);
 }
 
+/// Every replica's epoch (Atoll extension): how many replicas the system has, and each
+/// one's count of restarts (zero past the count).
+#[inline(always)]
+pub fn replica_epochs() -> (usize, [u32; atoll_abi::limits::MAX_REPLICAS]) {
+    let r = svc(syscall::REPLICA_EPOCHS, 0, 0, [0; 4], 0);
+    let mut epochs = [0; atoll_abi::limits::MAX_REPLICAS];
+    for (pair, register) in epochs.chunks_mut(2).zip(r.mrs) {
+        for (i, epoch) in pair.iter_mut().enumerate() {
+            *epoch = (register >> (32 * i)) as u32;
+        }
+    }
+    (usize::try_from(r.badge).unwrap_or(0), epochs)
+}
+
 /// Goes to the back of its priority's queue.
 #[inline(always)]
 pub fn yield_now() {

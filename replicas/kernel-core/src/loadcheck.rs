@@ -117,23 +117,35 @@ pub fn prepare<M: TableMemory>(
         let Some((spec, spec_offset)) = entry else {
             continue;
         };
-        let replica = spec.replica;
-        use_gic(spec, &machine.gic)?;
-        check_routes(machine, spec)?;
-        let spec_va = spec_va(spec, *spec_offset)?;
-        let (ttbr0, ttbr1) = build_tables(&mut tables(table_area(spec)), spec, machine)
-            .map_err(|error| LoadError::Tables { replica, error })?;
-        *start = Some(ReplicaStart {
-            ttbr0,
-            ttbr1,
-            spec_va,
-        });
+        *start = Some(prepare_replica(machine, spec, *spec_offset, &mut tables)?);
         boot_core_found |= spec.core_mask.checked_shr(machine.boot_core).unwrap_or(0) & 1 != 0;
     }
     if !boot_core_found {
         return Err(refuse("boot core belongs to no replica", 0));
     }
     Ok(())
+}
+
+/// [`prepare`]'s work for one replica: its GIC, interrupts, spec address and kernel page
+/// tables (written through `tables`, into its table area alone). The loader's restart path
+/// runs it for the replica it places again, and writes nothing of the others'.
+pub fn prepare_replica<M: TableMemory>(
+    machine: &Machine,
+    spec: &mut ReplicaSpec,
+    spec_offset: u64,
+    tables: &mut impl FnMut(PhysRange) -> M,
+) -> Result<ReplicaStart, LoadError> {
+    let replica = spec.replica;
+    use_gic(spec, &machine.gic)?;
+    check_routes(machine, spec)?;
+    let spec_va = spec_va(spec, spec_offset)?;
+    let (ttbr0, ttbr1) = build_tables(&mut tables(table_area(spec)), spec, machine)
+        .map_err(|error| LoadError::Tables { replica, error })?;
+    Ok(ReplicaStart {
+        ttbr0,
+        ttbr1,
+        spec_va,
+    })
 }
 
 /// The replica's page-table area (inside its RAM, as the placement rules proved).

@@ -99,6 +99,13 @@ pub fn wait_for_interrupt() {
     aarch64_cpu::asm::wfi();
 }
 
+/// Tells the machine this core is spinning (`yield`): a machine that shares one host thread
+/// among its cores, as QEMU's round-robin does, runs another core meanwhile.
+pub fn yield_hint() {
+    // SAFETY: a hint with no effect on memory or registers.
+    unsafe { core::arch::asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Waits for an event (or an interrupt).
 pub fn wait_for_event() {
     aarch64_cpu::asm::wfe();

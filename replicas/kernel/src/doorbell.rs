@@ -9,7 +9,7 @@
 
 use core::sync::atomic::AtomicU64;
 
-use atoll_abi::shared::{ReplicaState, doorbell, pd_words};
+use atoll_abi::shared::{doorbell, pd_words};
 
 use crate::replica::Replica;
 
@@ -32,7 +32,7 @@ fn ring_word(r: &Replica, target: usize, set: impl FnOnce() -> Option<bool>) -> 
     let Some(status) = r.status_of(target) else {
         return false;
     };
-    if target == r.index || status.state() == Some(ReplicaState::Down) {
+    if target == r.index || !status.reachable() {
         return false;
     }
     match set() {
@@ -85,11 +85,10 @@ pub fn ring_pd_word(r: &Replica, target: usize, word: u32, bits: u64) -> bool {
     delivered
 }
 
-/// Whether `target` is another replica of the system whose status says it is down.
+/// Whether `target` is another replica of the system that is not reachable: down, being
+/// restarted, or hung.
 fn is_down(r: &Replica, target: usize) -> bool {
-    target != r.index
-        && r.status_of(target)
-            .is_some_and(|s| s.state() == Some(ReplicaState::Down))
+    target != r.index && r.status_of(target).is_some_and(|s| !s.reachable())
 }
 
 /// Takes every bit pending in channel word `word` (this replica's side, after the doorbell

@@ -24,7 +24,7 @@ use crate::entry::{KIND_IRQ, KIND_SYNC, return_to_user};
 use crate::machine::{self, Inner};
 use crate::replica::{Replica, replica};
 use crate::stop::{park_forever, stop_unexpected};
-use crate::{arch, fp, initialiser, irq, ping_ring};
+use crate::{arch, fp, initialiser, irq, ping_ring, restart};
 
 /// Builds the initialiser and runs it on this (the primary) core; never returns. Without
 /// one (an image that carries none, or one that cannot be built), the core just serves
@@ -91,6 +91,7 @@ fn resume(r: &Replica, core: usize) -> *mut Context {
             })
         {
             ping_ring::on_user_settled(r);
+            restart::on_settled(r);
         }
         arch::wait_for_interrupt();
         r.count(core, |c| &c.entries);

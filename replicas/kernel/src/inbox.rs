@@ -7,8 +7,8 @@ use atoll_abi::shared::bell;
 
 use crate::console::{self, klog};
 use crate::doorbell;
-use crate::ping_ring;
 use crate::replica::Replica;
+use crate::{ping_ring, restart};
 
 /// Rings replica `target` with `bits`. Returns `false` if `target` does not exist or is
 /// down (nothing is sent then: a stopped replica is never waited on).
@@ -45,8 +45,11 @@ fn dispatch(r: &Replica, sender: usize, bits: u64) {
     if bits & bell::PING_BROKEN != 0 && r.index == 0 {
         ping_ring::on_ping_broken(r, sender);
     }
-    if bits & bell::STATUS != 0 && r.index == 0 {
-        ping_ring::on_status(r);
+    if bits & bell::STATUS != 0 {
+        if r.index == 0 {
+            ping_ring::on_status(r);
+        }
+        restart::watch(r);
     }
     let unknown = bits & !(bell::LOG | bell::PING | bell::PING_BROKEN | bell::STATUS);
     if unknown != 0 {

@@ -1,14 +1,14 @@
 //! Interrupts, on any core of the replica: the stop SGI, the timer, the doorbell SGI and
 //! the devices the replica owns.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use atoll_abi::limits::PD_TIMER_INTID;
 
 use crate::console::{self, klog};
 use crate::replica::Replica;
-use crate::stop::{self, stop_this_core};
-use crate::{arch, inbox, machine, ping_ring};
+use crate::stop;
+use crate::{arch, inbox, machine, ping_ring, restart};
 
 /// Serves every interrupt pending for this core, `core`, counting each by its source in the
 /// core's interference counters (`atoll_abi::shared::CoreCounters`). The doorbell SGI doubles as the
@@ -21,7 +21,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
         let intid = acked.intid;
         if intid == r.spec.gic.stop_sgi {
             r.gic.end_of_interrupt(acked);
-            stop_this_core(r, core);
+            stop::on_stop_interrupt(r, core);
         }
         let primary = core == r.spec.primary_core();
         let c = core as usize;
@@ -52,6 +52,28 @@ pub fn handle_irq(r: &Replica, core: u32) {
             klog!("WARN", "core {core}: unexpected interrupt {intid}");
         }
         r.gic.end_of_interrupt(acked);
+        if HANG.load(Ordering::Relaxed) && core == r.spec.primary_core() {
+            hang();
+        }
+    }
+}
+
+/// Set by the primary core's housekeeping at the tick of `--inject-hang`.
+static HANG: AtomicBool = AtomicBool::new(false);
+
+/// The `--inject-hang` self-test: the primary core stops its timer and loops in the kernel,
+/// with interrupts taken, as a kernel that lost its tick would: its tick count freezes, its
+/// peers report it hung (`hung_after_ms`) and send it the stop interrupt, which stops the
+/// replica (and restarts it with `restart="true"`).
+fn hang() -> ! {
+    klog!(
+        "INFO",
+        "self-test: hanging on purpose: timer stopped, interrupts still taken"
+    );
+    arch::disarm_timer();
+    loop {
+        arch::irq_enable();
+        arch::wait_for_interrupt();
     }
 }
 
@@ -88,8 +110,19 @@ fn housekeeping(r: &Replica) {
     if r.index == 0 {
         ping_ring::on_tick(r, ticks);
     }
+    restart::watch(r);
+    // The deliberate fault and hang come in the replica's first life only, not again after
+    // a restart.
+    let hang_at = r.spec.hang_late_ticks;
+    if hang_at != 0 && ticks == u64::from(hang_at) && r.status().epoch.load(Ordering::Relaxed) == 0
+    {
+        HANG.store(true, Ordering::Relaxed);
+    }
     let fault_at = r.spec.fault_late_ticks;
-    if fault_at != 0 && ticks == u64::from(fault_at) {
+    if fault_at != 0
+        && ticks == u64::from(fault_at)
+        && r.status().epoch.load(Ordering::Relaxed) == 0
+    {
         klog!(
             "INFO",
             "self-test: faulting on purpose {ticks} ticks after boot, PDs at work, to show only this replica stops"

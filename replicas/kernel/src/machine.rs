@@ -314,6 +314,14 @@ impl Machine for Hw<'_> {
         doorbell::take_pd_word(self.r, word)
     }
 
+    fn replica_epochs(&mut self) -> (usize, [u32; atoll_abi::limits::MAX_REPLICAS]) {
+        let mut epochs = [0; atoll_abi::limits::MAX_REPLICAS];
+        for (epoch, status) in epochs.iter_mut().zip(self.r.statuses()) {
+            *epoch = status.epoch.load(core::sync::atomic::Ordering::Acquire);
+        }
+        (self.r.replica_count(), epochs)
+    }
+
     fn counter_hz(&self) -> u64 {
         self.r.counter_hz
     }
@@ -335,6 +343,9 @@ impl Machine for Hw<'_> {
             .and_then(|i| self.r.shared.pds.get(i))
         {
             record.publish(state, faults);
+        }
+        if state == PdState::Running {
+            crate::restart::pd_started();
         }
     }
 

@@ -26,14 +26,15 @@
 //! 5. [`doorbell`], ringing peers and taking pending words, with no action on a bell;
 //! 6. [`console`], log lines (`klog!`) and the console drain;
 //! 7. [`ping_ring`], the boot protocol and ping ring between replicas;
-//! 8. [`inbox`], what the kernels' own bells mean, and ringing this replica itself;
-//! 9. [`stop`], stopping a core or the replica, and the panic handler;
-//! 10. [`machine`], the portable kernel under the replica lock, and the machine it sees;
-//! 11. [`initialiser`], building the first thread;
-//! 12. [`irq`], interrupts;
-//! 13. [`el0`] (exceptions from user threads, and returning to them) and [`el1`]
+//! 8. [`restart`], watching the other replicas: restarting, hung, back;
+//! 9. [`inbox`], what the kernels' own bells mean, and ringing this replica itself;
+//! 10. [`stop`], stopping a core or the replica, and the panic handler;
+//! 11. [`machine`], the portable kernel under the replica lock, and the machine it sees;
+//! 12. [`initialiser`], building the first thread;
+//! 13. [`irq`], interrupts;
+//! 14. [`el0`] (exceptions from user threads, and returning to them) and [`el1`]
 //!     (exceptions taken in the kernel);
-//! 14. this file: the entry from `entry.S`, and bringing the replica and its cores up.
+//! 15. this file: the entry from `entry.S`, and bringing the replica and its cores up.
 #![no_std]
 // Nothing a thread, a peer replica, a device or the firmware controls may panic a kernel:
 // the constructs that can panic are refused (exceptions are marked `#[expect]` or
@@ -64,6 +65,7 @@ mod irq;
 mod machine;
 mod ping_ring;
 mod replica;
+mod restart;
 mod stop;
 mod sync;
 
@@ -178,6 +180,7 @@ fn init_replica(spec: &'static ReplicaSpec) {
         }
     }
     r.status().set_state(ReplicaState::Booting);
+    restart::on_start(r);
     klog!(
         "INFO",
         "replica {} of {} booting on cores {}: RAM {:#x}-{:#x} ({} MiB), GICv{}, timer {} kHz, tick {} Hz",
@@ -251,4 +254,11 @@ fn primary_up(r: &Replica) {
     klog!("INFO", "up on cores {}", CoreSet(online));
     r.status().set_state(ReplicaState::Up);
     inbox::ring(r, 0, bell::STATUS);
+    if r.status().epoch.load(Ordering::Acquire) != 0 {
+        // Back after a restart: every peer learns the new epoch now, and takes the channel
+        // words the restart set for its PDs (`ReplicaSpec::word_bits`).
+        for peer in (1..r.replica_count()).filter(|&p| p != r.index) {
+            inbox::ring(r, peer, bell::STATUS);
+        }
+    }
 }

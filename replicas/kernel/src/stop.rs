@@ -41,7 +41,9 @@ pub fn stop_replica(
     status.fault_esr.store(esr, Ordering::Relaxed);
     status.fault_far.store(far, Ordering::Relaxed);
     status.fault_elr.store(elr, Ordering::Relaxed);
-    status.fault_core.store(u64::from(core), Ordering::Relaxed);
+    status.fault_core.store(core, Ordering::Relaxed);
+    // Once down, `settled_at` says when it stopped: a restart reports its time from it.
+    status.settled_at.store(arch::counter(), Ordering::Relaxed);
     let mut line: LineBuf<LOG_LINE_BYTES> = console::format_line(r.index, "FATAL", what);
     let _ = core::fmt::Write::write_fmt(
         &mut line,
@@ -64,14 +66,39 @@ pub fn stop_replica(
     stop_this_core(r, core)
 }
 
-/// Takes this core offline (PSCI CPU_OFF).
+/// Takes this core offline (PSCI CPU_OFF). The replica's last core to go rings every peer's
+/// status bell first, so that a replica that restarts it (`restart="true"`) knows it may.
 pub fn stop_this_core(r: &Replica, core: u32) -> ! {
     arch::irq_save();
-    r.status()
+    let before = r
+        .status()
         .cores_online
         .fetch_and(!(1 << core), Ordering::AcqRel);
+    if before & !(1 << core) == 0 && r.status().state() == Some(ReplicaState::Down) {
+        for peer in (0..r.replica_count()).filter(|&p| p != r.index) {
+            inbox::ring(r, peer, bell::STATUS);
+        }
+    }
     let _refused = firmware::cpu_off(r.psci);
     park_forever()
+}
+
+/// The stop interrupt arrived on `core`: a sibling core stopping the replica, or a peer that
+/// found the replica hung (which published `hung` first). The latter stops the replica with
+/// an epitaph saying so.
+pub fn on_stop_interrupt(r: &Replica, core: u32) -> ! {
+    if r.status().state() == Some(ReplicaState::Hung) {
+        let elr = arch::exception_registers().2;
+        stop_replica(
+            r,
+            core,
+            0,
+            0,
+            elr,
+            format_args!("stopped by a peer that found this replica hung"),
+        )
+    }
+    stop_this_core(r, core)
 }
 
 /// Stops this core without reporting (nothing trustworthy to report with).

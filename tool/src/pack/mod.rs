@@ -45,6 +45,9 @@ pub struct Inputs<'a> {
     /// The tick of each replica's deliberate late fault
     /// (`atoll_abi::spec::ReplicaSpec::fault_late_ticks`); missing entries are zero (none).
     pub fault_late_ticks: &'a [u32],
+    /// Each replica's tick of a deliberate hang, by replica index
+    /// (`atoll_abi::spec::ReplicaSpec::hang_late_ticks`); missing entries are zero (none).
+    pub hang_late_ticks: &'a [u32],
     /// The replica initialiser ELF, if the image should carry one.
     pub initialiser_elf: Option<&'a [u8]>,
 }

@@ -173,14 +173,18 @@ impl PatchError {
 }
 
 /// Whether a symbol of `size` bytes takes `value`, `len` bytes once encoded: a word or a
-/// prefill size exactly 8 bytes, a name more than its length (so that a NUL follows it),
-/// the system directory and a literal at least their size (the rest is zeroed).
+/// prefill size exactly 8 bytes, an array of words exactly its size, a name more than its
+/// length (so that a NUL follows it), the system directory and a literal at least their
+/// size (the rest is zeroed).
 fn check_size(value: &PatchValue, size: u64, len: usize) -> Result<(), PatchError> {
     let len64 = len as u64;
     match value {
         PatchValue::Word(_) | PatchValue::PrefillSize(_) if size != 8 => Err(PatchError::Symbol(
             format!("it is {size} bytes; it must be 8"),
         )),
+        PatchValue::Words(_) if size != len64 => Err(PatchError::Symbol(format!(
+            "it is {size} bytes; it must be {len}"
+        ))),
         PatchValue::Bytes(_) if size <= len64 => Err(PatchError::Symbol(format!(
             "it is {size} bytes; it must be more than {len}"
         ))),
@@ -195,7 +199,8 @@ fn check_size(value: &PatchValue, size: u64, len: usize) -> Result<(), PatchErro
 /// Writes one symbol's value into `bytes` (the program flattened from `base`, zero-filled
 /// sections included). A symbol must lie inside a loadable segment's memory: in its file
 /// bytes (`.data`) or in its zero-filled tail (`.bss`, where a C program's plain
-/// `uint64_t x;` goes), as Microkit patches either.
+/// `uint64_t x;` goes), as Microkit patches either. An optional symbol the program lacks
+/// is skipped; one it has is checked and written like any other.
 fn patch_symbol(
     symbols: &ElfFile64<'_, Endianness>,
     segments: &[Segment<'_>],
@@ -204,10 +209,15 @@ fn patch_symbol(
     base: u64,
     bytes: &mut [u8],
 ) -> Result<(), PatchError> {
-    let symbol = symbols
+    let Some(symbol) = symbols
         .symbols()
         .find(|s| s.name() == Ok(patch.symbol.as_str()))
-        .ok_or_else(|| PatchError::Symbol("not found in the program".into()))?;
+    else {
+        if patch.optional {
+            return Ok(());
+        }
+        return Err(PatchError::Symbol("not found in the program".into()));
+    };
     let (addr, size) = (symbol.address(), symbol.size());
     let inside = segments.iter().any(|s| {
         addr >= s.vaddr && addr.saturating_add(size) <= s.vaddr.saturating_add(s.mem_size)
@@ -225,6 +235,7 @@ fn patch_symbol(
         PatchValue::Bytes(b) => b.as_bytes().to_vec(),
         PatchValue::Directory(directory) => directory.bytes.clone(),
         PatchValue::Literal(value) => value.to_le_bytes().to_vec(),
+        PatchValue::Words(words) => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
     };
     check_size(&patch.value, size, value.len())?;
     let at = (addr - base) as usize;
@@ -479,6 +490,99 @@ mod tests {
         }
     }
 
+    /// The plan of PD `a` on replica `r0`, with channels 3 and 5 to `b` on replica `r1`.
+    fn peer_plan() -> PdPlan {
+        let text = r#"<system>
+  <replica name="r0" cores="0" />
+  <replica name="r1" cores="1" restart="true" />
+  <protection_domain name="a" replica="r0"><program_image path="a.elf" /></protection_domain>
+  <protection_domain name="b" replica="r1"><program_image path="b.elf" /></protection_domain>
+  <channel><end pd="a" id="3" /><end pd="b" id="0" /></channel>
+  <channel><end pd="a" id="5" /><end pd="b" id="1" /></channel>
+</system>"#;
+        let checked = crate::check(text, &atoll_boards::QEMU_VIRT_AARCH64, false);
+        assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
+        checked.plan.expect("a plan").replicas[0].protection_domains[0].clone()
+    }
+
+    /// `pd` with only its optional patches (`optional`) or only its others.
+    fn only(mut pd: PdPlan, optional: bool) -> PdPlan {
+        pd.symbols.retain(|s| s.optional == optional);
+        pd
+    }
+
+    #[test]
+    fn peer_channels_are_written_as_eight_little_endian_words() {
+        let pd = only(peer_plan(), true);
+        assert_eq!(pd.symbols.len(), 1);
+        let elf = elf(&[("atoll_peer_channels", 0x800, 64)]);
+        let mut errors = Vec::new();
+        let program = load_elf("peer-channels", &pd, &elf, &mut errors).expect("a program");
+        assert_eq!(errors, []);
+        let at = (SEGMENT + 0x800 - program.base) as usize;
+        let words: Vec<u64> = program.bytes[at..at + 64]
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [0, 1 << 3 | 1 << 5, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(program.bytes[at - 8..at], [0x55; 8]);
+        assert_eq!(program.bytes[at + 64..at + 72], [0x55; 8]);
+    }
+
+    #[test]
+    fn a_program_without_peer_channels_is_left_as_it_is() {
+        let pd = only(peer_plan(), true);
+        let elf = elf(&[("something_else", 0x800, 64)]);
+        let mut errors = Vec::new();
+        let program = load_elf("no-peer-channels", &pd, &elf, &mut errors).expect("a program");
+        assert_eq!(errors, []);
+        assert!(program.bytes[..0x1000].iter().all(|&b| b == 0x55));
+    }
+
+    #[test]
+    fn peer_channels_of_the_wrong_size_are_refused() {
+        let pd = only(peer_plan(), true);
+        let elf = elf(&[("atoll_peer_channels", 0x800, 8)]);
+        let mut errors = Vec::new();
+        load_elf("peer-channels-small", &pd, &elf, &mut errors);
+        assert_eq!(
+            errors,
+            [PackError::Symbol {
+                pd: "a".into(),
+                symbol: "atoll_peer_channels".into(),
+                reason: "it is 8 bytes; it must be 64".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn microkit_symbols_stay_mandatory() {
+        let pd = only(peer_plan(), false);
+        let elf = elf(&[]);
+        let mut errors = Vec::new();
+        load_elf("mandatory", &pd, &elf, &mut errors);
+        let missing: Vec<&str> = errors
+            .iter()
+            .map(|e| match e {
+                PackError::Symbol { symbol, reason, .. } => {
+                    assert_eq!(reason, "not found in the program");
+                    symbol.as_str()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            missing,
+            [
+                "microkit_name",
+                "microkit_passive",
+                "microkit_notifications",
+                "microkit_pps",
+                "microkit_irqs"
+            ]
+        );
+    }
+
     #[test]
     fn symbol_sizes_each_value_takes() {
         let directory = PatchValue::Directory(DirectoryPatch {
@@ -494,6 +598,8 @@ mod tests {
         assert!(ok(&directory, 16, 16) && ok(&directory, 17, 16));
         let literal = PatchValue::Literal(7);
         assert!(ok(&literal, 8, 8) && ok(&literal, 16, 8));
+        let words = PatchValue::Words(vec![0; 8]);
+        assert!(ok(&words, 64, 64) && !ok(&words, 72, 64) && !ok(&words, 8, 64));
         assert_eq!(
             check_size(&literal, 4, 8),
             Err(PatchError::LiteralTooSmall(4, 7))

@@ -194,13 +194,18 @@ impl Parser<'_> {
             self.strict_error(element.tag, "the '<replica>' element");
             return;
         }
-        self.attributes(element, &["name", "cores", "ram"]);
+        self.attributes(
+            element,
+            &["name", "cores", "ram", "restart", "hung_after_ms"],
+        );
         for child in self.children(element) {
             self.unknown_element(child, "replica", &[]);
         }
         let name = self.name_attribute(element, "name");
         let cores = self.required_string(element, "cores");
         let ram = self.number(element, "ram");
+        let restart = self.boolean(element, "restart");
+        let hung_after_ms = self.number(element, "hung_after_ms");
         let (Some(name), Some(cores)) = (name, cores) else {
             return;
         };
@@ -218,7 +223,13 @@ impl Parser<'_> {
             value: list,
             span: cores.span,
         };
-        self.decls.replicas.push(ReplicaDecl { name, cores, ram });
+        self.decls.replicas.push(ReplicaDecl {
+            name,
+            cores,
+            ram,
+            restart,
+            hung_after_ms,
+        });
     }
 
     /// Reports an Atoll extension under `--strict`; the caller may replace the help.

@@ -94,7 +94,7 @@ pub enum EntryDecl {
     Invalid,
 }
 
-/// `<replica name cores>`.
+/// `<replica name cores ram restart hung_after_ms>`.
 #[derive(Debug)]
 pub struct ReplicaDecl {
     /// Name.
@@ -103,6 +103,14 @@ pub struct ReplicaDecl {
     pub cores: Spanned<Vec<u32>>,
     /// `ram`: bytes of RAM for this replica (default: an equal share of what is left).
     pub ram: Option<Spanned<u64>>,
+    /// `restart` (Atoll extension): when the replica stops after a fatal fault, a surviving
+    /// replica has the loader place it again (`None`: not written, or not a boolean, already
+    /// reported; false).
+    pub restart: Option<Spanned<bool>>,
+    /// `hung_after_ms` (Atoll extension): how long its tick count may stay frozen before
+    /// the others report it hung, as written (validation checks the range); `None`: never
+    /// checked, or not a number (already reported).
+    pub hung_after_ms: Option<Spanned<u64>>,
 }
 
 /// `<protection_domain>`.

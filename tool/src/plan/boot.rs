@@ -9,8 +9,8 @@
 use crate::elf::KernelImage;
 use atoll_abi::limits::{MAX_CORES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::spec::{
-    DEFAULT_TICK_HZ, DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ProgramPart,
-    ReplicaSpec, SPEC_SIZE, STOP_SGI, attrs, layout,
+    DOORBELL_SGI, DeviceWindow, GicSpec, Mapping, PhysRange, ProgramPart, ReplicaSpec, SPEC_SIZE,
+    STOP_SGI, attrs, layout,
 };
 use atoll_boards::Board;
 
@@ -154,6 +154,9 @@ pub struct SpecInputs<'a> {
     /// The tick of each replica's deliberate late fault (`ReplicaSpec::fault_late_ticks`);
     /// missing entries are zero (none).
     pub fault_late_ticks: &'a [u32],
+    /// The tick of each replica's deliberate hang (`ReplicaSpec::hang_late_ticks`); missing
+    /// entries are zero (none).
+    pub hang_late_ticks: &'a [u32],
     /// The replicas' boot programs.
     pub boot_programs: &'a [BootProgram],
 }
@@ -185,12 +188,16 @@ pub fn boot_specs(plan: &Plan, inputs: &SpecInputs<'_>) -> Result<Vec<(ReplicaSp
     }
     let mut replica_cores = [0u64; MAX_REPLICAS];
     replica_cores[..count].copy_from_slice(&masks);
+    let words = super::channels::word_masks(plan);
+    let word_bits = super::channels::word_bits(plan);
     plan.replicas
         .iter()
         .map(|replica| {
             let mut spec = common_spec(plan, inputs, &reserve, count);
             spec.replica_cores = replica_cores;
+            spec.word_bits = word_bits;
             replica_spec(&mut spec, replica, masks[replica.index], inputs, &reserve)?;
+            (spec.words_in, spec.words_out) = words.get(replica.index).copied().unwrap_or((0, 0));
             spec.check()
                 .map_err(|e| format!("replica {}: {e}", replica.index))?;
             Ok((spec, reserve.spec))
@@ -203,7 +210,8 @@ const GIC_CPU_VA: u64 = layout::DEVICE_BASE + layout::DEVICE_SLOT;
 const CONSOLE_VA: u64 = layout::DEVICE_BASE + 2 * layout::DEVICE_SLOT;
 
 /// What every replica's spec holds alike: the count, tick, shared area, interrupt
-/// controller, cores, system hash and the kernel's reserve.
+/// controller, cores, system hash, the kernel's reserve, and which replicas are restarted
+/// and checked for hangs.
 fn common_spec(
     plan: &Plan,
     inputs: &SpecInputs<'_>,
@@ -213,8 +221,14 @@ fn common_spec(
     let board = inputs.board;
     let mut spec = ReplicaSpec::new_zeroed();
     spec.replica_count = count as u32;
-    spec.tick_hz = DEFAULT_TICK_HZ;
+    spec.tick_hz = crate::limits::TICK_HZ;
     spec.system_hash = plan.system_hash;
+    for (index, replica) in plan.replicas.iter().enumerate().take(MAX_REPLICAS) {
+        if replica.restart {
+            spec.restart_mask |= 1 << index;
+        }
+        spec.hung_after_ms[index] = replica.hung_after_ms.unwrap_or(0);
+    }
     spec.free_offset = reserve.free;
     spec.tables_offset = reserve.tables;
     spec.tables_size = TABLE_PAGES * PAGE_SIZE;
@@ -279,6 +293,7 @@ fn replica_spec(
     spec.replica = i as u32;
     spec.flags = inputs.flags.get(i).copied().unwrap_or(0);
     spec.fault_late_ticks = inputs.fault_late_ticks.get(i).copied().unwrap_or(0);
+    spec.hang_late_ticks = inputs.hang_late_ticks.get(i).copied().unwrap_or(0);
     spec.core_mask = mask;
     spec.ram = PhysRange {
         base: replica.ram.base,
@@ -437,6 +452,7 @@ pub(crate) mod tests {
                 initialiser: None,
                 flags: &[],
                 fault_late_ticks: &[],
+                hang_late_ticks: &[],
                 boot_programs: &[],
             },
         )
@@ -495,6 +511,89 @@ pub(crate) mod tests {
             assert_eq!(specs[1].0.system_hash, plan.system_hash);
             check_invariants(board, &specs);
         }
+    }
+
+    /// The boot specs of `xml`, planned on QEMU `virt` with the fake kernel.
+    fn specs_of(xml: &str) -> Vec<ReplicaSpec> {
+        let board = &atoll_boards::QEMU_VIRT_AARCH64;
+        let checked = crate::check(xml, board, false);
+        let plan = checked
+            .plan
+            .unwrap_or_else(|| panic!("{xml}: {:?}", checked.diagnostics));
+        specs(board, &plan, &fake_kernel())
+            .unwrap()
+            .into_iter()
+            .map(|(spec, _)| spec)
+            .collect()
+    }
+
+    #[test]
+    fn every_spec_says_which_replicas_restart_and_when_each_is_hung() {
+        let specs = specs_of(
+            r#"<system>
+  <replica name="r0" cores="0" />
+  <replica name="r1" cores="1" restart="true" hung_after_ms="100" />
+  <replica name="r2" cores="2-3" restart="true" hung_after_ms="0x7530" />
+  <protection_domain name="a" replica="r0"><program_image path="a.elf" /></protection_domain>
+  <protection_domain name="b" replica="r1"><program_image path="b.elf" /></protection_domain>
+  <protection_domain name="c" replica="r2"><program_image path="c.elf" /></protection_domain>
+</system>"#,
+        );
+        assert_eq!(specs.len(), 3);
+        for spec in &specs {
+            assert_eq!(spec.restart_mask, 0b110);
+            assert_eq!(spec.hung_after_ms, [0, 100, 30_000, 0, 0, 0, 0, 0]);
+            assert_eq!(spec.hang_late_ticks, 0);
+            assert_eq!(spec.loader.restart_entry, 0);
+            assert_eq!(spec.tick_hz, 100);
+            assert!(!spec.restarts(0) && spec.restarts(1) && spec.restarts(2));
+            assert_eq!(spec.hung_after_ms(0), None);
+            assert_eq!(spec.hung_after_ms(1), Some(100));
+            // No cross-replica channel: no word.
+            assert_eq!((spec.words_in, spec.words_out), (0, 0));
+        }
+        // Without the attributes, nothing restarts and nothing is watched.
+        let specs = specs_of(
+            r#"<system>
+  <protection_domain name="a" cpu="0"><program_image path="a.elf" /></protection_domain>
+  <protection_domain name="b" cpu="1"><program_image path="b.elf" /></protection_domain>
+</system>"#,
+        );
+        for spec in &specs {
+            assert_eq!(
+                (spec.restart_mask, spec.hung_after_ms),
+                (0, [0; MAX_REPLICAS])
+            );
+        }
+    }
+
+    #[test]
+    fn each_spec_has_the_words_its_replica_receives_and_sends_on() {
+        // Words, one per (receiving PD, sending replica), in channel order: a to b is word
+        // 0, b to a word 1; a's second channel to b reuses word 0; a to c is word 2, and c
+        // to a reuses word 1 (c is on b's replica). A channel within r1 has none.
+        let specs = specs_of(
+            r#"<system>
+  <replica name="r0" cores="0" />
+  <replica name="r1" cores="1-2" restart="true" />
+  <protection_domain name="a" replica="r0"><program_image path="a.elf" /></protection_domain>
+  <protection_domain name="b" replica="r1"><program_image path="b.elf" /></protection_domain>
+  <protection_domain name="c" replica="r1"><program_image path="c.elf" /></protection_domain>
+  <channel><end pd="a" id="3" /><end pd="b" id="5" /></channel>
+  <channel><end pd="a" id="4" /><end pd="b" id="6" notify="false" /></channel>
+  <channel><end pd="a" id="7" /><end pd="c" id="0" /></channel>
+  <channel><end pd="b" id="9" /><end pd="c" id="1" /></channel>
+</system>"#,
+        );
+        let words: Vec<(u64, u64)> = specs.iter().map(|s| (s.words_in, s.words_out)).collect();
+        assert_eq!(words, [(0b010, 0b101), (0b101, 0b010)]);
+        // Each word's bits, the same in both: b's ids 5 and 6 (not 9: within r1), a's 3
+        // and 7, c's 0.
+        let mut bits = [0u64; 64];
+        bits[..3].copy_from_slice(&[1 << 5 | 1 << 6, 1 << 3 | 1 << 7, 1 << 0]);
+        assert!(specs.iter().all(|s| s.word_bits == bits));
+        // The same restart mask in both.
+        assert!(specs.iter().all(|s| s.restart_mask == 0b10));
     }
 
     #[test]

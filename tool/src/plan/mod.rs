@@ -57,7 +57,7 @@ pub use domains::{DomainPlan, EntryPlan, SchedulePlan, Unit};
 pub use programs::{KERNEL_OFFSET, PartPlace, ProgramShape, ProgramSource, place_programs};
 pub use ram::{KERNEL_RESERVE, RamRequest, RamSplit, boot_area, kernel_shared_area, split_ram};
 pub(crate) use replica::truncate_name;
-pub use replica::{TableVaddrs, table_vaddrs};
+pub use replica::{PEER_CHANNELS_SYMBOL, TableVaddrs, table_vaddrs};
 
 /// The whole plan.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -106,6 +106,10 @@ fn hex<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
 /// A 64-bit hash as `0x` and 16 hex digits.
 fn hex18<S: serde::Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{value:#018x}"))
+}
+
+fn hex_words<S: serde::Serializer>(values: &[u64], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(values.iter().map(|v| format!("{v:#x}")))
 }
 
 fn hex_opt<S: serde::Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -165,6 +169,11 @@ pub struct ReplicaPlan {
     pub index: usize,
     /// Cores.
     pub cores: Vec<u32>,
+    /// Restarted when it stops (`restart="true"`, Atoll extension).
+    pub restart: bool,
+    /// How long its tick count may stay frozen before the others report it hung, in
+    /// milliseconds (`hung_after_ms`, Atoll extension); `None`: never checked.
+    pub hung_after_ms: Option<u32>,
     /// Its RAM.
     pub ram: Range,
     /// RAM left free (untyped) after regions and kernel objects.
@@ -301,8 +310,13 @@ pub struct MapPlan {
 pub struct SymbolPatch {
     /// Symbol.
     pub symbol: String,
-    /// Value: a word, bytes for `microkit_name`, the system directory or a literal.
+    /// Value: a word, bytes for `microkit_name`, the system directory, a literal or an
+    /// array of words (`atoll_peer_channels`).
     pub value: PatchValue,
+    /// A program without the symbol is left as it is (`atoll_peer_channels`, which C PDs
+    /// and older programs lack); otherwise a missing symbol is an error.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 /// A patch value.
@@ -322,6 +336,9 @@ pub enum PatchValue {
     /// symbol of at least 8 (zeroed past them). Not a [`Self::Word`], whose symbol must be
     /// exactly 8 bytes as Microkit's are; the reports also tell the two apart.
     Literal(#[serde(serialize_with = "hex")] u64),
+    /// An array of 8-byte words, each little-endian, in order (`atoll_peer_channels`); the
+    /// symbol must be exactly that size.
+    Words(#[serde(serialize_with = "hex_words")] Vec<u64>),
 }
 
 /// A device interrupt and where it goes.

@@ -143,6 +143,8 @@ mod tests {
             name: "r".into(),
             index: 1,
             cores: vec![1],
+            restart: false,
+            hung_after_ms: None,
             ram: Range {
                 base: 0x4000_0000,
                 size: 0x10_0000,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use atoll_abi::limits::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use atoll_abi::limits::{LARGE_PAGE_SIZE, MAX_REPLICAS, PAGE_SIZE};
 use atoll_abi::object::{CNODE_SLOT_BITS, ObjectKind};
 use atoll_abi::pd::{FAULT_BADGE, PD_NAME_LENGTH, PPC_BADGE, slot, vspace};
 
@@ -36,6 +36,9 @@ struct PdCaps {
     notify_mask: u64,
     pp_mask: u64,
     irq_mask: u64,
+    /// Per replica: the PD's channel ids whose other end is a PD of that replica, for
+    /// replicas other than the PD's own (whose entry stays 0).
+    peer_channels: [u64; MAX_REPLICAS],
     id_symbols: Vec<(String, u64)>,
 }
 
@@ -72,8 +75,14 @@ fn word(symbol: String, value: u64) -> SymbolPatch {
     SymbolPatch {
         symbol,
         value: PatchValue::Word(value),
+        optional: false,
     }
 }
+
+/// The optional symbol that receives a PD's channels by the replica of their other end:
+/// `[u64; MAX_REPLICAS]`, element `r` with bit `id` for each of the PD's channel ids whose
+/// other end is a PD of replica `r`, 0 for the PD's own replica.
+pub const PEER_CHANNELS_SYMBOL: &str = "atoll_peer_channels";
 
 impl Layout<'_> {
     /// Every replica's plan; kernel objects are placed in `replica_ram`.
@@ -101,6 +110,8 @@ impl Layout<'_> {
                 name: replica.name.clone(),
                 index,
                 cores: replica.cores.clone(),
+                restart: replica.restarts(),
+                hung_after_ms: replica.hung_after_ms,
                 ram: split.replicas[index].into(),
                 free_bytes: ram.left(),
                 objects,
@@ -195,6 +206,12 @@ impl Layout<'_> {
                 }
                 if let Some(symbol) = &me.setvar_id {
                     caps.id_symbols.push((symbol.clone(), u64::from(me.id)));
+                }
+                let peer_replica = system.protection_domains[peer.pd].replica;
+                if peer_replica != pd.replica
+                    && let Some(mask) = caps.peer_channels.get_mut(peer_replica)
+                {
+                    *mask |= 1 << me.id;
                 }
                 self.end_caps(me, peer, planned, &mut caps, objects);
             }
@@ -376,11 +393,17 @@ impl Layout<'_> {
             SymbolPatch {
                 symbol: "microkit_name".into(),
                 value: PatchValue::Bytes(truncate_name(&pd.name)),
+                optional: false,
             },
             word("microkit_passive".into(), u64::from(pd.passive)),
             word("microkit_notifications".into(), caps.notify_mask),
             word("microkit_pps".into(), caps.pp_mask),
             word("microkit_irqs".into(), caps.irq_mask),
+            SymbolPatch {
+                symbol: PEER_CHANNELS_SYMBOL.into(),
+                value: PatchValue::Words(caps.peer_channels.to_vec()),
+                optional: true,
+            },
         ];
         for map in &pd.maps {
             let mr = &self.system.memory_regions[map.mr];
@@ -404,6 +427,7 @@ impl Layout<'_> {
                 symbols.push(SymbolPatch {
                     symbol: symbol.clone(),
                     value: PatchValue::PrefillSize(mr.name.clone()),
+                    optional: false,
                 });
             }
         }
@@ -433,12 +457,14 @@ impl Layout<'_> {
                         symbols.push(SymbolPatch {
                             symbol: setvar.symbol.clone(),
                             value: PatchValue::Directory(directory.clone()),
+                            optional: false,
                         });
                     }
                 }
                 SetvarValue::Value(value) => symbols.push(SymbolPatch {
                     symbol: setvar.symbol.clone(),
                     value: PatchValue::Literal(value),
+                    optional: false,
                 }),
             }
         }

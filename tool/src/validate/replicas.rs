@@ -4,14 +4,18 @@
 //! in the replica that owns its `cpu` (default core 0). Without them, every distinct core in
 //! use becomes its own replica, named `core<N>`. A child PD that gives neither `cpu` nor
 //! `replica` stays with its parent, because a parent and its children must share a replica.
+//!
+//! A declared replica's `hung_after_ms` is checked here too (not 0, at most a minute, at
+//! least three ticks), and so is its `restart`, which the system's only replica may not
+//! have; whether a restartable replica's cross-replica words can be cleared is known only
+//! once they are numbered (`plan::channels`).
 
 use std::collections::HashMap;
 
 use atoll_boards::Board;
 
 use crate::diagnostics::{Code, Diagnostic, Span};
-use crate::limits::LARGE_PAGE_SIZE;
-use crate::limits::MAX_REPLICAS;
+use crate::limits::{LARGE_PAGE_SIZE, MAX_HUNG_AFTER_MS, MAX_REPLICAS, MIN_HUNG_TICKS, TICK_HZ};
 use crate::model::Replica;
 use crate::parse::{Declarations, PdDecl, Spanned};
 
@@ -77,6 +81,8 @@ pub fn place(decls: &Declarations, board: &Board, diagnostics: &mut Vec<Diagnost
                 cores: vec![0],
                 declared: false,
                 protection_domains: Vec::new(),
+                restart: None,
+                hung_after_ms: None,
                 span: first.name.span,
             });
         }
@@ -235,16 +241,74 @@ fn declared_replicas(
             }
             ok.then_some(ram.value)
         });
+        let hung_after_ms = decl
+            .hung_after_ms
+            .as_ref()
+            .and_then(|hung| checked_hung_after_ms(hung, diagnostics));
         replicas.push(Replica {
             ram,
             name: decl.name.value.clone(),
             cores,
             declared: true,
             protection_domains: Vec::new(),
+            restart: decl
+                .restart
+                .as_ref()
+                .filter(|restart| restart.value)
+                .map(|restart| restart.span),
+            hung_after_ms,
             span: decl.name.span,
         });
     }
+    if let [only] = replicas.as_slice()
+        && let Some(restart) = only.restart
+    {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::ReplicaRestart,
+                restart,
+                format!(
+                    "replica '{}' cannot be restarted: it is the system's only replica, so none \
+                     is left to restart it when it stops",
+                    only.name
+                ),
+            )
+            .with_secondary(only.span, "the only replica")
+            .with_help(
+                "a surviving replica restarts one that stopped: declare another <replica>, or \
+                 drop restart=\"true\"",
+            ),
+        );
+    }
     replicas
+}
+
+/// A replica's `hung_after_ms`, if it is neither 0 nor above a minute nor shorter than
+/// [`MIN_HUNG_TICKS`] ticks.
+fn checked_hung_after_ms(hung: &Spanned<u64>, diagnostics: &mut Vec<Diagnostic>) -> Option<u32> {
+    let tick_ms = 1000 / u64::from(TICK_HZ);
+    let shortest = (MIN_HUNG_TICKS * 1000).div_ceil(u64::from(TICK_HZ));
+    let range = format!("give {shortest} to {MAX_HUNG_AFTER_MS} milliseconds");
+    let (message, help) = match hung.value {
+        0 => (
+            "'hung_after_ms' must not be 0".to_string(),
+            format!("leave 'hung_after_ms' out for a replica that is never checked, or {range}"),
+        ),
+        ms if ms > MAX_HUNG_AFTER_MS => (
+            format!("hung_after_ms {ms} is above {MAX_HUNG_AFTER_MS} (one minute)"),
+            range,
+        ),
+        ms if ms < shortest => (
+            format!(
+                "hung_after_ms {ms} is shorter than {MIN_HUNG_TICKS} ticks of the {TICK_HZ} Hz \
+                 timer ({shortest} ms): a healthy replica could be reported hung"
+            ),
+            format!("a replica's tick count moves only once a tick (every {tick_ms} ms): {range}"),
+        ),
+        ms => return u32::try_from(ms).ok(),
+    };
+    diagnostics.push(Diagnostic::error(Code::InvalidValue, hung.span, message).with_help(help));
+    None
 }
 
 fn place_declared(
@@ -334,6 +398,8 @@ fn implied_replica(replicas: &mut Vec<Replica>, core: u32, pd: &PdDecl) -> usize
         cores: vec![core],
         declared: false,
         protection_domains: Vec::new(),
+        restart: None,
+        hung_after_ms: None,
         span: pd.cpu.as_ref().map_or(pd.name.span, |c| c.span),
     });
     replicas.len() - 1

@@ -37,6 +37,7 @@ pub fn system() -> SystemStatus {
                 name: "main".into(),
                 cores: vec![0],
                 state: ReplicaState::Up,
+                epoch: 0,
                 ticks: 123,
                 pds: vec![PdStatus {
                     name: "net".into(),
@@ -49,6 +50,7 @@ pub fn system() -> SystemStatus {
                 name: "rt \"1\"".into(),
                 cores: vec![2, 3],
                 state: ReplicaState::Booting,
+                epoch: 3,
                 ticks: u64::MAX,
                 pds: vec![PdStatus {
                     name: "ctl".into(),
@@ -69,9 +71,9 @@ pub fn system() -> SystemStatus {
 /// [`system`] as JSON, written out by hand.
 pub const SYSTEM_JSON: &str = concat!(
     r#"{"replicas":["#,
-    r#"{"name":"main","cores":[0],"state":"up","ticks":123,"#,
+    r#"{"name":"main","cores":[0],"state":"up","epoch":0,"ticks":123,"#,
     r#""pds":[{"name":"net","state":"running","faults":0}],"channels":[]},"#,
-    r#"{"name":"rt \"1\"","cores":[2,3],"state":"booting","ticks":18446744073709551615,"#,
+    r#"{"name":"rt \"1\"","cores":[2,3],"state":"booting","epoch":3,"ticks":18446744073709551615,"#,
     r#""pds":[{"name":"ctl","state":"faulted","faults":2}],"#,
     r#""channels":[{"name":"main-rt","sent":5,"received":4,"dropped":1}]}"#,
     r#"]}"#

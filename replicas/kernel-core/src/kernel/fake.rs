@@ -33,6 +33,8 @@ pub struct FakeMachine {
     /// The cross-replica channel words. They stand for every replica's: a test can ring a
     /// word and watch it on the same kernel.
     pub words: Vec<u64>,
+    /// Every replica's epoch, as `Machine::replica_epochs` reports them.
+    pub epochs: Vec<u32>,
     /// Debug output, every thread's together.
     pub out: Vec<u8>,
     /// Faults with no handler: (thread, label, message registers).
@@ -67,6 +69,7 @@ impl Default for FakeMachine {
             claimable: None,
             down_replica: None,
             words: Vec::new(),
+            epochs: Vec::new(),
             out: Vec::new(),
             unhandled: Vec::new(),
             irqs: HashMap::new(),
@@ -137,6 +140,16 @@ impl Machine for FakeMachine {
             }
             _ => false,
         }
+    }
+
+    fn replica_epochs(&mut self) -> (usize, [u32; atoll_abi::limits::MAX_REPLICAS]) {
+        (self.epochs.len(), {
+            let mut all = [0; atoll_abi::limits::MAX_REPLICAS];
+            for (e, v) in all.iter_mut().zip(&self.epochs) {
+                *e = *v;
+            }
+            all
+        })
     }
 
     fn take_pending_word(&mut self, word: u32) -> Option<u64> {

@@ -116,6 +116,9 @@ pub trait Machine {
     /// Takes every bit pending in this replica's cross-replica channel word `word`; `None`
     /// if the word does not exist.
     fn take_pending_word(&mut self, word: u32) -> Option<u64>;
+    /// Every replica's epoch (how many times it was restarted), and how many replicas
+    /// there are (the rest of the array is zero).
+    fn replica_epochs(&mut self) -> (usize, [u32; atoll_abi::limits::MAX_REPLICAS]);
     /// The counter's frequency in Hz (scheduling parameters come in microseconds).
     fn counter_hz(&self) -> u64;
     /// A new thread was made with id `thread`, which a destroyed thread may have had:

@@ -94,6 +94,19 @@ impl Kernel {
             }
             syscall::DEBUG_PUT_CHAR => m.put_char(t, x0 as u8),
             syscall::DEBUG_HALT => self.objects.suspend(t),
+            syscall::REPLICA_EPOCHS => {
+                let (count, epochs) = m.replica_epochs();
+                let ctx = &mut self.objects.tcbs[t].ctx;
+                if let Some(x0) = ctx.x.first_mut() {
+                    *x0 = count as u64;
+                }
+                let registers = ctx.x.iter_mut().skip(2).take(4);
+                for (register, pair) in registers.zip(epochs.chunks(2)) {
+                    let low = u64::from(pair.first().copied().unwrap_or(0));
+                    let high = u64::from(pair.get(1).copied().unwrap_or(0));
+                    *register = low | (high << 32);
+                }
+            }
             _ => self.fault(m, t, fault::UNKNOWN_SYSCALL, [pc, sp, x7, 0]),
         }
         self.objects.schedule();

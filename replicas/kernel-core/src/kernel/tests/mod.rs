@@ -1172,6 +1172,20 @@ fn debug_put_char_reaches_the_console() {
 }
 
 #[test]
+fn replica_epochs_come_back_two_a_register() {
+    let mut s = boot();
+    s.m.epochs = [0, 3, 1].to_vec();
+    let root = s.root;
+    s.sys(root, syscall::REPLICA_EPOCHS, &[]);
+    let x = s.k.objects.tcbs[root].ctx.x;
+    assert_eq!(x[0], 3, "the replica count");
+    assert_eq!(x[2], 3 << 32, "replicas 0 and 1");
+    assert_eq!(x[3], 1, "replica 2, and no replica 3");
+    assert_eq!((x[4], x[5]), (0, 0));
+    assert_eq!(s.k.current(), Some(root), "the caller runs on");
+}
+
+#[test]
 fn an_unbadged_signal_is_not_lost() {
     let mut s = boot();
     let n = s.make(ObjectKind::Notification, 0);

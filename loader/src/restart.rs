@@ -1,0 +1,378 @@
+//! Placing one replica again after it stopped (`<replica restart="true">`).
+//!
+//! A surviving replica's kernel claims the stopped replica (its state goes from `down` to
+//! `restarting`) and starts one of the stopped replica's own cores here with PSCI `CPU_ON`,
+//! the replica's index as the context (`loader_restart_entry` in `entry.S`). On that core,
+//! with the loader's identity map and stack, this module redoes the loader's work for that
+//! replica alone, from the image the loader was booted from, which stays where the firmware
+//! put it: no replica maps the loader or the image, so none can have written them. It
+//!
+//! 1. parses and checks the image again (its checksum proves it intact) and runs the
+//!    placement rules on the machine the boot saw, which give the same specs;
+//! 2. waits until every core of the replica is off (PSCI `AFFINITY_INFO`);
+//! 3. zeroes the part of the replica's RAM the loader fills, builds its kernel tables,
+//!    copies its kernel, spec, initialiser, boot program and PD programs, and refills its
+//!    device-tree regions from a copy outside its RAM (the rest of its RAM is object
+//!    memory, which its kernel zeroes as it hands it out);
+//! 4. clears what the replica left in the interrupt controller (its shared interrupts'
+//!    pending and active states; each core clears its own when its kernel starts) and in the
+//!    shared area (its doorbell inbox, and the cross-replica channel words it receives or
+//!    sends on, so no bit from before crosses the restart), keeps the epitaph of the fault,
+//!    and publishes the next epoch;
+//! 5. starts the replica's other cores at the trampoline with `CPU_ON`, and enters the
+//!    kernel on this one.
+//!
+//! The work runs on the stopped replica's own core, not on the survivor's: the survivor's
+//! cores never leave their PDs for longer than two PSCI calls, and no kernel ever has a
+//! writable mapping of another replica's memory. Restarts are serialised by a lock taken in
+//! `entry.S`, since they share the loader's stack and records.
+//!
+//! What it logs goes to the replica's own log ring (`LDR|` lines), which the console's
+//! owner prints; nothing here writes to the UART another replica owns.
+
+use core::fmt::Write as _;
+use core::sync::atomic::Ordering;
+
+use atoll_abi::image::{ALL_REPLICAS, ImageView, PartKind};
+use atoll_abi::limits::{LOG_LINE_BYTES, MAX_CORES, MAX_REPLICAS};
+use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
+use atoll_abi::shared::{ReplicaState, SharedArea, pd_words};
+use atoll_abi::spec::{PsciConduit, ReplicaSpec};
+use atoll_boards::firmware::{self, Affinity};
+use atoll_boards::gic::Gic;
+use atoll_kernel_core::line::LineBuf;
+use atoll_kernel_core::loadcheck;
+
+use crate::{BOARD, Context, CoreBoot, ReplicaTables};
+
+/// What the boot learnt that a restart needs again: the machine the placement rules ran on
+/// (the firmware's memory map among it), how to call PSCI, and the interrupt controller.
+#[derive(Clone, Copy)]
+pub struct BootRecord {
+    pub machine: Machine,
+    pub conduit: PsciConduit,
+    pub entry_el: u32,
+    pub gic: &'static GicDevice,
+}
+
+/// Written once by the boot core before it starts any other core; read by restarts after.
+static mut BOOT_RECORD: Option<BootRecord> = None;
+
+/// Keeps what a restart needs (the boot core, before it starts the other cores).
+pub fn remember(record: BootRecord) {
+    // SAFETY: only the boot core runs the loader now, before any other core starts; restarts
+    // read it only after a replica ran, which starts after this write (and the cache clean
+    // of the loader's data in `clean_all`).
+    unsafe { *core::ptr::addr_of_mut!(BOOT_RECORD) = Some(record) };
+}
+
+fn boot_record() -> Option<BootRecord> {
+    // SAFETY: written once before any replica ran (`remember`), never after.
+    unsafe { *core::ptr::addr_of!(BOOT_RECORD) }
+}
+
+/// How many times a core is asked whether it is off before the restart gives up on it.
+const OFF_POLLS: u32 = 100_000;
+
+/// Entered from `entry.S` on a core of the stopped replica `replica`, with the identity map,
+/// the loader's stack and the restart lock: places the replica again and returns the boot
+/// record of this core, which `entry.S` enters after releasing the lock. A restart that
+/// cannot be done is logged, the replica published `down` again, and this core turned off.
+#[unsafe(no_mangle)]
+extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
+    let index = usize::try_from(replica).unwrap_or(usize::MAX);
+    // A kernel started this core, so the boot got as far as starting cores.
+    let Some(boot) = boot_record() else {
+        off(PsciConduit::Smc)
+    };
+    // The image the boot checked, checked again: its checksum proves nobody wrote it.
+    let Ok(view) = ImageView::parse(crate::image_bytes(), Some(BOARD.name)) else {
+        off(boot.conduit)
+    };
+    let mut specs: Specs = [None; MAX_REPLICAS];
+    let Ok(placement) = placement::check(&boot.machine, || view.parts(), &mut specs) else {
+        off(boot.conduit)
+    };
+    let Some(first) = placement::first(&specs) else {
+        off(boot.conduit)
+    };
+    // SAFETY: the placement rules proved the shared area lies in RAM outside the loader and
+    // every replica, identity-mapped; the loader initialised it at boot and every user
+    // reaches it through atomics only.
+    let shared: &SharedArea = unsafe { &*(first.shared.pa as *const SharedArea) };
+    let Some(status) = shared.status.get(index) else {
+        off(boot.conduit)
+    };
+    let restart = Restart {
+        boot: &boot,
+        view: &view,
+        specs: &specs,
+        placement: &placement,
+        shared,
+        index,
+    };
+    match restart.place_again() {
+        Ok(core_boot) => core_boot,
+        Err(why) => {
+            restart.log("ERROR", format_args!("K{index} cannot be restarted: {why}"));
+            status.set_state(ReplicaState::Down);
+            off(boot.conduit)
+        }
+    }
+}
+
+/// Turns this core off for good.
+fn off(conduit: PsciConduit) -> ! {
+    let _ = firmware::cpu_off(conduit);
+    loop {
+        // SAFETY: waiting for an event has no effect on memory.
+        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
+    }
+}
+
+/// One restart's inputs: the boot's record, the image and its specs checked again, the
+/// shared area, and the replica being placed.
+struct Restart<'a> {
+    boot: &'a BootRecord,
+    view: &'a ImageView<'a>,
+    specs: &'a Specs,
+    placement: &'a Placement<'a>,
+    shared: &'a SharedArea,
+    index: usize,
+}
+
+impl Restart<'_> {
+    fn place_again(&self) -> Result<*const CoreBoot, &'static str> {
+        let (boot, index, shared) = (self.boot, self.index, self.shared);
+        let Some(Some((mut spec, spec_offset))) = self.specs.get(index).copied() else {
+            return Err("no such replica");
+        };
+        if !spec.restarts(index) {
+            return Err("it is not marked restart=\"true\"");
+        }
+        let status = shared.status.get(index).ok_or("no status record")?;
+        if status.state() != Some(ReplicaState::Restarting) {
+            return Err("it was not claimed for a restart");
+        }
+        let this = crate::current_core().ok_or("this core is not in the board's core table")?;
+        if spec.core_mask & (1 << this) == 0 {
+            return Err("started on a core that is not the replica's");
+        }
+        let epoch = status.epoch.load(Ordering::Relaxed).wrapping_add(1);
+        self.log(
+            "INFO",
+            format_args!("restarting K{index} on core {this} (epoch {epoch})"),
+        );
+        wait_cores_off(boot, &spec, this)?;
+
+        // Its memory, from the image. What the loader fills (below `free_offset`: kernel,
+        // spec, tables, initialiser, boot program, PD programs) is zeroed whole first, gaps
+        // included; the rest is the kernel's object memory, which the kernel zeroes as it
+        // hands it out (a retype zeroes the new object, `Machine::zero`), so no byte of the
+        // previous life is readable in the new one without zeroing all of it here (a
+        // third of a GiB for each replica of the default system: 33 ms of a restart).
+        let ram = spec.ram;
+        let loaded = spec.free_offset.min(ram.size);
+        // SAFETY: the placement rules proved the replica's RAM is its own, outside the
+        // loader, the image and every other replica, identity-mapped; its cores are off.
+        unsafe { crate::mem::zero(ram.base as *mut u8, loaded as usize) };
+        let start = loadcheck::prepare_replica(
+            &boot.machine,
+            &mut spec,
+            spec_offset,
+            &mut ReplicaTables::of,
+        )
+        .map_err(|_| "its kernel tables cannot be built again")?;
+        self.copy_own_parts(&spec);
+        self.refill_device_tree(&spec);
+        let context = Context {
+            placement: self.placement,
+            conduit: boot.conduit,
+            entry_el: boot.entry_el,
+            restarting: true,
+        };
+        crate::place_replica(&context, &spec, spec_offset, &start);
+        crate::clean_range(ram.base, spec.free_offset);
+
+        // What it left in the interrupt controller and the shared area.
+        clear_interrupts(boot, &spec);
+        clear_words(shared, &spec, index);
+        status.user_settled.store(0, Ordering::Relaxed);
+        status.ticks.store(0, Ordering::Relaxed);
+        status.epoch.store(epoch, Ordering::Release);
+        announce(&spec);
+        crate::clean_loader();
+
+        // Its cores.
+        for core in 0..MAX_CORES as u32 {
+            if spec.core_mask & (1 << core) == 0 || core == this {
+                continue;
+            }
+            let Some(&mpidr) = BOARD.cores.get(core as usize) else {
+                continue;
+            };
+            if let Err(e) = firmware::cpu_on(
+                boot.conduit,
+                mpidr,
+                crate::trampoline_address(),
+                crate::core_boot_record(core) as u64,
+            ) {
+                self.log(
+                    "ERROR",
+                    format_args!(
+                        "PSCI CPU_ON core {core} failed: {}; K{index} runs without it",
+                        e.name()
+                    ),
+                );
+            }
+        }
+        Ok(crate::core_boot_record(this))
+    }
+
+    /// Copies the replica's own PD programs, region contents and boot program (the parts
+    /// the tool placed in its RAM), as `copy_parts` does for every replica at boot.
+    fn copy_own_parts(&self, spec: &ReplicaSpec) {
+        for part in self.view.parts() {
+            if !matches!(
+                part.kind,
+                PartKind::PdImage | PartKind::RegionData | PartKind::BootProgram
+            ) || part.entry.replica == ALL_REPLICAS
+                || part.entry.replica as usize != self.index
+            {
+                continue;
+            }
+            let dest = spec.ram.base + part.entry.dest_offset;
+            crate::copy_part(dest, part.bytes, part.entry.mem_size);
+            if part.kind == PartKind::PdImage {
+                crate::clean_range(dest, part.entry.mem_size);
+            }
+        }
+    }
+
+    /// Refills the replica's `prefill_bootinfo="fdt"` regions inside its RAM, just zeroed,
+    /// from one outside it (the boot filled them all with the same tree).
+    fn refill_device_tree(&self, spec: &ReplicaSpec) {
+        let inside = |pa: u64| spec.ram.base <= pa && pa < spec.ram.end();
+        let regions = || crate::devicetree::regions(self.view, self.specs);
+        if !regions().any(|(pa, _)| inside(pa)) {
+            return;
+        }
+        let Some((source, source_size)) = regions().find(|&(pa, _)| !inside(pa)) else {
+            self.log(
+                "WARN",
+                format_args!(
+                    "K{}'s device-tree regions are left zero: no copy lies outside its RAM",
+                    self.index
+                ),
+            );
+            return;
+        };
+        for (pa, size) in regions().filter(|&(pa, _)| inside(pa)) {
+            let len = size.min(source_size) as usize;
+            // SAFETY: both regions lie in RAM the placement rules proved the loader may
+            // write (the destination in the stopped replica's RAM, the source outside it),
+            // identity-mapped and disjoint (one inside the replica's RAM, one outside).
+            unsafe { crate::mem::copy(pa as *mut u8, source as *const u8, len) };
+        }
+    }
+
+    /// Appends an `LDR|` line to the replica's log ring, which only its kernel writes
+    /// otherwise: it is stopped, and restarts are serialised. The console's owner prints it.
+    fn log(&self, level: &str, args: core::fmt::Arguments<'_>) {
+        let Some(ring) = self.shared.logs.get(self.index) else {
+            return;
+        };
+        let mut line: LineBuf<LOG_LINE_BYTES> = LineBuf::new();
+        let _ = write!(line, "LDR|{level}: {args}");
+        ring.push(line.as_bytes());
+    }
+}
+
+/// Waits until every core of the replica but this one is off.
+fn wait_cores_off(boot: &BootRecord, spec: &ReplicaSpec, this: u32) -> Result<(), &'static str> {
+    for core in 0..MAX_CORES as u32 {
+        if spec.core_mask & (1 << core) == 0 || core == this {
+            continue;
+        }
+        let Some(&mpidr) = BOARD.cores.get(core as usize) else {
+            continue;
+        };
+        let mut polls = 0;
+        loop {
+            match firmware::affinity_info(boot.conduit, mpidr) {
+                Ok(Affinity::Off) => break,
+                // Firmware without AFFINITY_INFO: the kernel found every core offline
+                // before claiming the replica, and CPU_ON reports a core still on.
+                Err(_) => break,
+                Ok(Affinity::On | Affinity::OnPending) if polls < OFF_POLLS => polls += 1,
+                Ok(_) => return Err("one of its cores does not turn off"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Clears the pending and active states of the replica's shared interrupts, and routes them
+/// to its cores again (the same routes as at boot).
+fn clear_interrupts(boot: &BootRecord, spec: &ReplicaSpec) {
+    // SAFETY: the distributor is identity-mapped device memory; these registers are the
+    // replica's own interrupts', which nobody else touches while it is stopped.
+    let gic = unsafe {
+        Gic::new(
+            boot.gic.version,
+            boot.gic.distributor.base as usize,
+            boot.gic.cpu.base as usize,
+            boot.gic.cpu.size as usize,
+        )
+    };
+    for route in spec.irq_routes() {
+        let mpidr = BOARD
+            .cores
+            .get(route.core as usize)
+            .copied()
+            .unwrap_or(u64::MAX);
+        gic.clear_spi(route.intid);
+        let _ = gic.route_spi(route.intid, mpidr, route.core, route.edge != 0);
+    }
+}
+
+/// Clears the replica's doorbell inbox and every cross-replica channel word it receives or
+/// sends on: no bit rung before the restart reaches either side after it.
+fn clear_words(shared: &SharedArea, spec: &ReplicaSpec, index: usize) {
+    if let Some(inbox) = shared.doorbells.get(index) {
+        for word in &inbox.from {
+            word.bits.store(0, Ordering::Release);
+        }
+    }
+    let words = spec.words_in | spec.words_out;
+    let base = spec.shared.pa;
+    for w in 0..64u64 {
+        if words & (1 << w) == 0 {
+            continue;
+        }
+        if let Some(offset) = pd_words::offset(w, spec.shared.size) {
+            // SAFETY: the word lies inside the kernel shared region (checked by `offset`),
+            // identity-mapped RAM used through atomics only.
+            let word = unsafe { &*((base + offset) as *const core::sync::atomic::AtomicU64) };
+            word.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Sets, in every cross-replica channel word the replica sends on, each bit its sender may
+/// set (`ReplicaSpec::word_bits`), after the new epoch is published: once the restarted
+/// kernel rings its peers, each PD with a channel to the replica is notified on that channel,
+/// and its runtime, reading the epochs, tells it that its peer restarted.
+fn announce(spec: &ReplicaSpec) {
+    let base = spec.shared.pa;
+    for (w, bits) in (0..64u64).zip(spec.word_bits) {
+        if spec.words_out & (1 << w) == 0 || bits == 0 {
+            continue;
+        }
+        if let Some(offset) = pd_words::offset(w, spec.shared.size) {
+            // SAFETY: as in `clear_words`.
+            let word = unsafe { &*((base + offset) as *const core::sync::atomic::AtomicU64) };
+            word.fetch_or(bits, Ordering::Release);
+        }
+    }
+}
