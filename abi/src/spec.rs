@@ -14,7 +14,7 @@ use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 2568;
+pub const SPEC_SIZE: usize = 2576;
 /// Current spec version.
 pub const SPEC_VERSION: u32 = 4;
 
@@ -360,6 +360,12 @@ pub struct ReplicaSpec {
     /// these bits in the words it sends on, so that each PD with a channel to it is notified
     /// on that channel and learns of the restart (`words_out`).
     pub word_bits: [u64; 64],
+    /// The replicas that receive on the words this replica sends on (bit r = replica r): a
+    /// restarted kernel rings them (and replica 0) so that they take the words the restart
+    /// set.
+    pub out_peers: u32,
+    /// Reserved, zero.
+    pub reserved3: u32,
 }
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);

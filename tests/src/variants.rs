@@ -261,10 +261,25 @@ pub const STORAGE_CLIENTS: Variant = Variant {
 /// under load.
 pub const RT: Variant = Variant::of("rt", "tests/systems/rt.xml", true);
 /// [`RT`] with the I/O replica's kernel stopped on purpose 4 s after boot, its PDs at work,
-/// as `cargo xtask run --inject-fault io:4` builds it.
+/// as `cargo xtask run --inject-fault io:4` builds it, in a system where the I/O replica is
+/// not restarted: it stays down.
 pub const RT_IO_FAULT: Variant = Variant {
     inject_fault: Some("io:4"),
-    ..Variant::of("rt-io-fault", "tests/systems/rt.xml", true)
+    ..Variant::of("rt-io-fault", "tests/systems/rt-io-down.xml", true)
+};
+/// [`RT`] with the storage replica's kernel stopped on purpose 4 s after boot, while
+/// clients write to the store: it is restarted (`tests/tests/restart.rs`).
+pub const RESTART_STORAGE: Variant = Variant {
+    inject_fault: Some("storage:4"),
+    ..Variant::of("restart-storage", "tests/systems/rt.xml", true)
+};
+/// [`RT`] with each replica stopped in turn: storage by a fault at 3 s, the boot replica by
+/// a fault at 6 s, the real-time replica by a hang at 9 s, which its peers find and stop;
+/// each is restarted (`tests/tests/restart.rs`).
+pub const RESTART_EACH: Variant = Variant {
+    inject_fault: Some("storage:3,io:6"),
+    inject_hang: Some("rt:9"),
+    ..Variant::of("restart-each", "tests/systems/rt.xml", true)
 };
 
 /// Every image variant, in build order.
@@ -305,6 +320,8 @@ pub const VARIANTS: &[Variant] = &[
     STORAGE_CLIENTS,
     RT,
     RT_IO_FAULT,
+    RESTART_STORAGE,
+    RESTART_EACH,
 ];
 
 /// The variants built for `board`.
@@ -404,6 +421,27 @@ mod tests {
                 .any(|l| l.contains("\"rt_window\" value=\"10000\""))
         );
         assert_eq!(long_windows("tests/systems/rt.xml"), default);
+    }
+
+    /// `tests/systems/rt-io-down.xml` is `tests/systems/rt.xml` with the I/O replica not
+    /// restarted.
+    #[test]
+    fn the_io_down_test_system_is_the_real_time_one_without_io_restart() {
+        let restarted = elements("tests/systems/rt-io-down.xml")
+            .into_iter()
+            .map(|l| {
+                l.replace(
+                    "<replica name=\"io\" cores=\"0\" hung_after_ms",
+                    "<replica name=\"io\" cores=\"0\" restart=\"true\" hung_after_ms",
+                )
+            })
+            .collect::<Vec<_>>();
+        let rt = elements("tests/systems/rt.xml");
+        assert!(
+            rt.iter()
+                .any(|l| l.contains("name=\"io\" cores=\"0\" restart=\"true\""))
+        );
+        assert_eq!(restarted, rt);
     }
 
     /// `systems/single-kernel.xml` is `system.xml` in one replica: every element the same,

@@ -397,12 +397,14 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
     let http = crate::bench_http::measure(&out)?;
     let kv = crate::bench_kv::measure(&out)?;
     let rt = crate::bench_rt::measure(&out)?;
+    let restarts = crate::bench_restart::measure(&out)?;
 
     let mut figures = headline_figures(&boot, &sizes, &trips);
     figures.extend(scale_figures(&scale, &trips));
     figures.extend(http_figures(&http));
     figures.extend(kv_figures(&kv));
     figures.extend(rt_figures(&rt));
+    figures.extend(restart_figures(&restarts));
     print_table(&figures);
     print_rt_table(&out, &rt)?;
     write_results(&out, &figures)?;
@@ -413,8 +415,8 @@ pub fn run(compare: bool, smoke: bool) -> Result<()> {
 }
 
 /// The environment variable that makes `cargo xtask bench` measure one part only, to work
-/// on it: `kv` (the key-value store's figures), `http` (the HTTP service's) or `rt` (the
-/// real-time cells). It prints
+/// on it: `kv` (the key-value store's figures), `http` (the HTTP service's), `rt` (the
+/// real-time cells) or `restart` (replica restart times). It prints
 /// that part's table and writes no results.
 const ONLY: &str = "ATOLL_BENCH_ONLY";
 
@@ -428,7 +430,8 @@ fn run_part(out: &std::path::Path, part: &str) -> Result<()> {
             print_rt_table(out, &rt)?;
             rt_figures(&rt)
         }
-        _ => bail!("{ONLY}={part}: the parts are kv, http and rt"),
+        "restart" => restart_figures(&crate::bench_restart::measure(out)?),
+        _ => bail!("{ONLY}={part}: the parts are kv, http, rt and restart"),
     };
     print_table(&figures);
     Ok(())
@@ -844,6 +847,33 @@ fn kv_figures(kv: &crate::bench_kv::Kv) -> Vec<Figure> {
         ),
         row("kv log recovered for the figure above", kv.log_mib, "MiB"),
     ]
+}
+
+/// Replica restart times (`bench_restart`), in virtual time under `-icount shift=0` (the
+/// machine's instructions): to every PD of the replica started, against the goal, and to
+/// every PD waiting for events, reported.
+fn restart_figures(restarts: &[crate::bench_restart::Restart]) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    for r in restarts {
+        let (started, waiting) = crate::bench_restart::figure_names(r.name);
+        figures.push(Figure {
+            name: started,
+            value: r.started,
+            unit: "ns (virtual)",
+            goal: Some(10_000_000.0),
+            reference: "goal 10 ms; Linux multikernel work: well under 1 s; seL4 + Microkit: none",
+            exact: true,
+        });
+        figures.push(Figure {
+            name: waiting,
+            value: r.waiting,
+            unit: "ns (virtual)",
+            goal: None,
+            reference: "reported; holds the PDs' own start-up (store recovery, DHCP)",
+            exact: true,
+        });
+    }
+    figures
 }
 
 /// The real-time cells' figures (`bench_rt`): per cell, the job's jitter and response, and

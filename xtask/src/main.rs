@@ -9,6 +9,7 @@
 mod bench;
 mod bench_http;
 mod bench_kv;
+mod bench_restart;
 mod bench_rt;
 mod build;
 mod deploy;

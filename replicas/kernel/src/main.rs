@@ -255,10 +255,13 @@ fn primary_up(r: &Replica) {
     r.status().set_state(ReplicaState::Up);
     inbox::ring(r, 0, bell::STATUS);
     if r.status().epoch.load(Ordering::Acquire) != 0 {
-        // Back after a restart: every peer learns the new epoch now, and takes the channel
-        // words the restart set for its PDs (`ReplicaSpec::word_bits`).
+        // Back after a restart: the peers whose PDs have channels from this replica take
+        // the words the restart set for them (`ReplicaSpec::word_bits`) now; replica 0 (rung
+        // above) reports it. Other peers learn the epoch at their next look.
         for peer in (1..r.replica_count()).filter(|&p| p != r.index) {
-            inbox::ring(r, peer, bell::STATUS);
+            if r.spec.out_peers & (1 << peer) != 0 {
+                inbox::ring(r, peer, bell::STATUS);
+            }
         }
     }
 }

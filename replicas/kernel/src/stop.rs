@@ -66,17 +66,26 @@ pub fn stop_replica(
     stop_this_core(r, core)
 }
 
-/// Takes this core offline (PSCI CPU_OFF). The replica's last core to go rings every peer's
-/// status bell first, so that a replica that restarts it (`restart="true"`) knows it may.
+/// Takes this core offline (PSCI CPU_OFF). The last core of a replica with `restart="true"`
+/// to go rings its keeper's status bell first (the lowest-numbered peer that is up, which
+/// restarts it), so that the restart need not wait for the keeper's next tick; no other
+/// peer is disturbed.
 pub fn stop_this_core(r: &Replica, core: u32) -> ! {
     arch::irq_save();
     let before = r
         .status()
         .cores_online
         .fetch_and(!(1 << core), Ordering::AcqRel);
-    if before & !(1 << core) == 0 && r.status().state() == Some(ReplicaState::Down) {
-        for peer in (0..r.replica_count()).filter(|&p| p != r.index) {
-            inbox::ring(r, peer, bell::STATUS);
+    if before & !(1 << core) == 0
+        && r.status().state() == Some(ReplicaState::Down)
+        && r.spec.restarts(r.index)
+    {
+        let keeper = r
+            .statuses()
+            .enumerate()
+            .find(|&(i, s)| i != r.index && s.state() == Some(ReplicaState::Up));
+        if let Some((keeper, _)) = keeper {
+            inbox::ring(r, keeper, bell::STATUS);
         }
     }
     let _refused = firmware::cpu_off(r.psci);

@@ -138,6 +138,25 @@ pub(super) fn word_masks(plan: &Plan) -> Vec<(u64, u64)> {
     masks
 }
 
+/// Per replica (by index): the replicas that receive on the words it sends on (bit `r` for
+/// replica `r`).
+pub(super) fn word_receivers(plan: &Plan) -> Vec<u32> {
+    let replica_of = |pd: &str| {
+        plan.replicas
+            .iter()
+            .position(|r| r.protection_domains.iter().any(|p| p.name == pd))
+    };
+    let mut receivers = vec![0u32; plan.replicas.len()];
+    for doorbell in plan.channels.iter().flat_map(|c| &c.doorbells) {
+        if let (Some(from), Some(to)) = (replica_of(&doorbell.from), replica_of(&doorbell.to))
+            && let (Some(mask), Some(bit)) = (receivers.get_mut(from), 1u32.checked_shl(to as u32))
+        {
+            *mask |= bit;
+        }
+    }
+    receivers
+}
+
 /// Per cross-replica channel word below [`RESTART_WORDS`]: every bit its sender may set,
 /// the receiving PD's ids of its notifying channels from the sending replica (what a
 /// restart of that replica sets in the word to tell the PD, `ReplicaSpec::word_bits`).
