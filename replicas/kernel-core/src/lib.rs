@@ -41,3 +41,4 @@ pub mod loadcheck;
 pub mod pagetable;
 pub mod ping_ring;
 pub mod sched;
+pub mod watch;

@@ -25,6 +25,7 @@ use atoll_abi::shared::{ReplicaState, ReplicaStatus};
 use atoll_boards::firmware::{self, Affinity};
 
 use atoll_kernel_core::ping_ring::since_reset;
+use atoll_kernel_core::watch::{self, TickWatch, Ticks};
 
 use crate::arch;
 use crate::console::klog;
@@ -36,9 +37,8 @@ const OFF_POLLS: u32 = 10_000;
 
 /// Per peer: the epoch this replica last saw.
 static SEEN_EPOCH: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
-/// Per peer: its tick count when this replica last looked, and the counter then.
-static SEEN_TICKS: [AtomicU64; MAX_REPLICAS] = [const { AtomicU64::new(0) }; MAX_REPLICAS];
-static TICKS_SINCE: [AtomicU64; MAX_REPLICAS] = [const { AtomicU64::new(0) }; MAX_REPLICAS];
+/// Per peer: its tick count when this replica last looked, and since when.
+static TICKS: [TickWatch; MAX_REPLICAS] = [const { TickWatch::new() }; MAX_REPLICAS];
 
 /// Looks at every peer (a status bell, or a tick of the primary core).
 pub fn watch(r: &Replica) {
@@ -71,12 +71,9 @@ fn notice_epoch(peer: usize, status: &ReplicaStatus, keeper: bool) {
     }
 }
 
-/// The replica that acts for `peer`: the lowest-numbered one that is up, other than it.
+/// The replica that acts for `peer` (`atoll_kernel_core::watch::keeper_of`).
 fn keeper_of(r: &Replica, peer: usize) -> Option<usize> {
-    r.statuses()
-        .enumerate()
-        .find(|&(i, s)| i != peer && s.state() == Some(ReplicaState::Up))
-        .map(|(i, _)| i)
+    watch::keeper_of(r.statuses().map(ReplicaStatus::state), peer)
 }
 
 /// Claims the stopped `peer` and starts its primary core at the loader's restart entry.
@@ -128,28 +125,25 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
 /// Reports `peer` hung when its ticks stay frozen past its limit, and up again when they
 /// move.
 fn watch_ticks(r: &Replica, peer: usize, status: &ReplicaStatus) {
-    let (Some(limit_ms), Some(seen), Some(since)) = (
-        r.spec.hung_after_ms(peer),
-        SEEN_TICKS.get(peer),
-        TICKS_SINCE.get(peer),
-    ) else {
+    let (Some(limit_ms), Some(seen)) = (r.spec.hung_after_ms(peer), TICKS.get(peer)) else {
         return;
     };
-    let now = arch::counter();
     let ticks = status.ticks.load(Ordering::Relaxed);
-    if seen.swap(ticks, Ordering::Relaxed) != ticks || since.load(Ordering::Relaxed) == 0 {
-        since.store(now, Ordering::Relaxed);
-        if status.swap_state(ReplicaState::Hung, ReplicaState::Up) {
-            klog!(
-                "INFO",
-                "K{peer} is no longer hung: its ticks move again ({ticks})"
-            );
+    let frozen = match seen.look(ticks, arch::counter()) {
+        Ticks::Moving => {
+            if status.swap_state(ReplicaState::Hung, ReplicaState::Up) {
+                klog!(
+                    "INFO",
+                    "K{peer} is no longer hung: its ticks move again ({ticks})"
+                );
+            }
+            return;
         }
-        return;
-    }
-    let limit = r.counter_hz.saturating_mul(u64::from(limit_ms)) / 1000;
-    let frozen = now.saturating_sub(since.load(Ordering::Relaxed));
-    if frozen <= limit || !status.swap_state(ReplicaState::Up, ReplicaState::Hung) {
+        Ticks::Frozen(frozen) => frozen,
+    };
+    if !watch::is_hung(frozen, limit_ms, r.counter_hz)
+        || !status.swap_state(ReplicaState::Up, ReplicaState::Hung)
+    {
         return;
     }
     klog!(
