@@ -14,7 +14,7 @@ use crate::limits::{MAX_CORES, MAX_IRQ_ROUTES, MAX_KERNEL_MAPPINGS, MAX_REPLICAS
 /// Magic at the start of a spec.
 pub const SPEC_MAGIC: [u8; 8] = *b"ATOLLSPC";
 /// Size of a spec in bytes (checked against the struct at compile time).
-pub const SPEC_SIZE: usize = 2576;
+pub const SPEC_SIZE: usize = 2632;
 /// Current spec version.
 pub const SPEC_VERSION: u32 = 4;
 
@@ -356,17 +356,18 @@ pub struct ReplicaSpec {
     /// The cross-replica channel words this replica sends on, which a restart of it clears.
     pub words_out: u64,
     /// Per cross-replica channel word (below 64): every bit its sender may set, the
-    /// receiving PD's ids of its channels to the sending replica. A restart of a replica sets
+    /// receiving PD's ids of its channels to the sending replica. A restarted kernel rings
     /// these bits in the words it sends on, so that each PD with a channel to it is notified
     /// on that channel and learns of the restart (`words_out`).
     pub word_bits: [u64; 64],
-    /// The replicas that receive on the words this replica sends on (bit r = replica r): a
-    /// restarted kernel rings them (and replica 0) so that they take the words the restart
-    /// set.
-    pub out_peers: u32,
-    /// Reserved, zero.
-    pub reserved3: u32,
+    /// Per cross-replica channel word (below 64): the index of the replica that receives on
+    /// it ([`NO_REPLICA`] for a word that does not exist). A restarted kernel rings each word
+    /// it sends on with its `word_bits`, through the receiving replica's doorbell.
+    pub word_receiver: [u8; 64],
 }
+
+/// [`ReplicaSpec::word_receiver`] of a word that does not exist.
+pub const NO_REPLICA: u8 = u8::MAX;
 
 const _: () = assert!(offset_of!(ReplicaSpec, core_mask) == 32);
 const _: () = assert!(offset_of!(ReplicaSpec, ram) == 48);

@@ -200,7 +200,6 @@ impl Restart<'_> {
         status.user_settled.store(0, Ordering::Relaxed);
         status.ticks.store(0, Ordering::Relaxed);
         status.epoch.store(epoch, Ordering::Release);
-        announce(&spec);
         crate::clean_loader();
 
         // Its cores.
@@ -355,24 +354,6 @@ fn clear_words(shared: &SharedArea, spec: &ReplicaSpec, index: usize) {
             // identity-mapped RAM used through atomics only.
             let word = unsafe { &*((base + offset) as *const core::sync::atomic::AtomicU64) };
             word.store(0, Ordering::Release);
-        }
-    }
-}
-
-/// Sets, in every cross-replica channel word the replica sends on, each bit its sender may
-/// set (`ReplicaSpec::word_bits`), after the new epoch is published: once the restarted
-/// kernel rings its peers, each PD with a channel to the replica is notified on that channel,
-/// and its runtime, reading the epochs, tells it that its peer restarted.
-fn announce(spec: &ReplicaSpec) {
-    let base = spec.shared.pa;
-    for (w, bits) in (0..64u64).zip(spec.word_bits) {
-        if spec.words_out & (1 << w) == 0 || bits == 0 {
-            continue;
-        }
-        if let Some(offset) = pd_words::offset(w, spec.shared.size) {
-            // SAFETY: as in `clear_words`.
-            let word = unsafe { &*((base + offset) as *const core::sync::atomic::AtomicU64) };
-            word.fetch_or(bits, Ordering::Release);
         }
     }
 }

@@ -281,6 +281,26 @@ fn storage_restarts(board: &str) {
         assert_replica(&j, "io", &[0], 0, false);
         assert_replica(&j, "rt", &[1], 0, false);
         assert_pds_running(&j, &["storage", "blk_driver", "io", "net_driver", "rt"]);
+        // The restarted kernel's notice to io is a notification like any other: taken no
+        // more often than sent, in both directions.
+        let doorbells: Vec<&serde_json::Value> = j["channels"]
+            .as_array()
+            .expect("channels")
+            .iter()
+            .filter(|c| c["cross_replica"] == true)
+            .flat_map(|c| c["doorbells"].as_array().into_iter().flatten())
+            .collect();
+        for (from, to) in [("io", "storage"), ("storage", "io")] {
+            let d = doorbells
+                .iter()
+                .find(|d| d["from"] == from && d["to"] == to)
+                .unwrap_or_else(|| panic!("no doorbell {from} -> {to}: {j}"));
+            let (sent, received) = (d["sent"].as_u64(), d["received"].as_u64());
+            assert!(
+                sent.is_some_and(|s| s > 0) && received <= sent,
+                "{from} -> {to}: {d}"
+            );
+        }
         let epochs = status_epochs(port);
         for (name, state, epoch) in [("io", "up", 0), ("rt", "up", 0), ("storage", "up", 1)] {
             assert!(

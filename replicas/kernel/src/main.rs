@@ -254,14 +254,5 @@ fn primary_up(r: &Replica) {
     klog!("INFO", "up on cores {}", CoreSet(online));
     r.status().set_state(ReplicaState::Up);
     inbox::ring(r, 0, bell::STATUS);
-    if r.status().epoch.load(Ordering::Acquire) != 0 {
-        // Back after a restart: the peers whose PDs have channels from this replica take
-        // the words the restart set for them (`ReplicaSpec::word_bits`) now; replica 0 (rung
-        // above) reports it. Other peers learn the epoch at their next look.
-        for peer in (1..r.replica_count()).filter(|&p| p != r.index) {
-            if r.spec.out_peers & (1 << peer) != 0 {
-                inbox::ring(r, peer, bell::STATUS);
-            }
-        }
-    }
+    restart::announce(r);
 }

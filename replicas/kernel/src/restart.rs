@@ -27,9 +27,9 @@ use atoll_boards::firmware::{self, Affinity};
 use atoll_kernel_core::ping_ring::since_reset;
 use atoll_kernel_core::watch::{self, TickWatch, Ticks};
 
-use crate::arch;
 use crate::console::klog;
 use crate::replica::Replica;
+use crate::{arch, doorbell};
 
 /// Times the keeper asks whether a stopped replica's primary core is off before it leaves
 /// the restart to its next tick.
@@ -157,6 +157,24 @@ fn watch_ticks(r: &Replica, peer: usize, status: &ReplicaStatus) {
     for core in (0..64u32).filter(|c| cores & (1 << c) != 0) {
         r.gic
             .send_sgi(r.spec.gic.stop_sgi, r.core_mpidr(core), core);
+    }
+}
+
+/// Back after a restart: rings every cross-replica channel word this replica sends on with
+/// every bit its sender may set (`ReplicaSpec::word_bits`), through the receiving replica's
+/// doorbell as any notification, so that each PD with a channel from this replica is
+/// notified on it and its runtime, seeing the new epoch, tells it its peer restarted. A
+/// peer with no channel from this replica is not interrupted. The restart cleared the words
+/// before the new epoch was published, so these are the first bits of the new life.
+pub fn announce(r: &Replica) {
+    if r.status().epoch.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let words = (0..64u32).zip(r.spec.word_bits).zip(r.spec.word_receiver);
+    for ((word, bits), receiver) in words {
+        if r.spec.words_out & (1 << word) != 0 && bits != 0 {
+            doorbell::ring_pd_word(r, usize::from(receiver), word, bits);
+        }
     }
 }
 

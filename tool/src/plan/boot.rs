@@ -199,7 +199,7 @@ pub fn boot_specs(plan: &Plan, inputs: &SpecInputs<'_>) -> Result<Vec<(ReplicaSp
             spec.word_bits = word_bits;
             replica_spec(&mut spec, replica, masks[replica.index], inputs, &reserve)?;
             (spec.words_in, spec.words_out) = words.get(replica.index).copied().unwrap_or((0, 0));
-            spec.out_peers = receivers.get(replica.index).copied().unwrap_or(0);
+            spec.word_receiver = receivers;
             spec.check()
                 .map_err(|e| format!("replica {}: {e}", replica.index))?;
             Ok((spec, reserve.spec))
@@ -589,8 +589,10 @@ pub(crate) mod tests {
         );
         let words: Vec<(u64, u64)> = specs.iter().map(|s| (s.words_in, s.words_out)).collect();
         assert_eq!(words, [(0b010, 0b101), (0b101, 0b010)]);
-        let peers: Vec<u32> = specs.iter().map(|s| s.out_peers).collect();
-        assert_eq!(peers, [0b10, 0b01], "each replica's words reach the other");
+        // Word 0 (to b), 1 (to a), 2 (to c): received on r1, r0, r1; no more words.
+        let mut receivers = [atoll_abi::spec::NO_REPLICA; 64];
+        receivers[..3].copy_from_slice(&[1, 0, 1]);
+        assert!(specs.iter().all(|s| s.word_receiver == receivers));
         // Each word's bits, the same in both: b's ids 5 and 6 (not 9: within r1), a's 3
         // and 7, c's 0.
         let mut bits = [0u64; 64];

@@ -138,20 +138,21 @@ pub(super) fn word_masks(plan: &Plan) -> Vec<(u64, u64)> {
     masks
 }
 
-/// Per replica (by index): the replicas that receive on the words it sends on (bit `r` for
-/// replica `r`).
-pub(super) fn word_receivers(plan: &Plan) -> Vec<u32> {
+/// Per cross-replica channel word below [`RESTART_WORDS`]: the index of the replica that
+/// receives on it (`NO_REPLICA` for a word that does not exist).
+pub(super) fn word_receivers(plan: &Plan) -> [u8; RESTART_WORDS as usize] {
     let replica_of = |pd: &str| {
         plan.replicas
             .iter()
             .position(|r| r.protection_domains.iter().any(|p| p.name == pd))
     };
-    let mut receivers = vec![0u32; plan.replicas.len()];
+    let mut receivers = [atoll_abi::spec::NO_REPLICA; RESTART_WORDS as usize];
     for doorbell in plan.channels.iter().flat_map(|c| &c.doorbells) {
-        if let (Some(from), Some(to)) = (replica_of(&doorbell.from), replica_of(&doorbell.to))
-            && let (Some(mask), Some(bit)) = (receivers.get_mut(from), 1u32.checked_shl(to as u32))
-        {
-            *mask |= bit;
+        if let (Some(to), Some(slot)) = (
+            replica_of(&doorbell.to).and_then(|r| u8::try_from(r).ok()),
+            receivers.get_mut(doorbell.word as usize),
+        ) {
+            *slot = to;
         }
     }
     receivers
