@@ -307,6 +307,7 @@ fn load(entry_el: u32, x0: u64) -> Result<Ready, Refusal> {
     route_interrupts(gic, &specs)?;
     restart::remember(restart::BootRecord {
         machine,
+        shared: first.shared.pa,
         conduit,
         entry_el,
         gic,

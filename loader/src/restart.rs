@@ -36,7 +36,7 @@ use core::sync::atomic::Ordering;
 use atoll_abi::image::{ALL_REPLICAS, ImageView, PartKind};
 use atoll_abi::limits::{LOG_LINE_BYTES, MAX_CORES, MAX_REPLICAS};
 use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
-use atoll_abi::shared::{ReplicaState, SharedArea, pd_words};
+use atoll_abi::shared::{ReplicaState, ReplicaStatus, SharedArea, pd_words};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec};
 use atoll_boards::firmware::{self, Affinity};
 use atoll_boards::gic::Gic;
@@ -50,6 +50,8 @@ use crate::{BOARD, Context, CoreBoot, ReplicaTables};
 #[derive(Clone, Copy)]
 pub struct BootRecord {
     pub machine: Machine,
+    /// The shared area's physical address.
+    pub shared: u64,
     pub conduit: PsciConduit,
     pub entry_el: u32,
     pub gic: &'static GicDevice,
@@ -77,7 +79,9 @@ const OFF_POLLS: u32 = 100_000;
 /// Entered from `entry.S` on a core of the stopped replica `replica`, with the identity map,
 /// the loader's stack and the restart lock: places the replica again and returns the boot
 /// record of this core, which `entry.S` enters after releasing the lock. A restart that
-/// cannot be done is logged, the replica published `down` again, and this core turned off.
+/// cannot be done is logged in the replica's log ring, the replica published `down` again
+/// (with the new epoch and no ticks, so that its keeper does not try again: a restart
+/// would fail the same way), and this core turned off.
 #[unsafe(no_mangle)]
 extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
     let index = usize::try_from(replica).unwrap_or(usize::MAX);
@@ -85,23 +89,35 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
     let Some(boot) = boot_record() else {
         off(PsciConduit::Smc)
     };
+    // SAFETY: the boot's placement rules proved the shared area lies in RAM outside the
+    // loader and every replica, identity-mapped; the loader initialised it at boot and every
+    // user reaches it through atomics only.
+    let shared: &SharedArea = unsafe { &*(boot.shared as *const SharedArea) };
+    let Some(status) = shared.status.get(index) else {
+        off(boot.conduit)
+    };
+    if status.state() != Some(ReplicaState::Restarting) {
+        // Not claimed for a restart (a stray CPU_ON): touch nothing.
+        off(boot.conduit)
+    }
+    let refuse = |why: &str| -> ! {
+        log(
+            shared,
+            index,
+            "ERROR",
+            format_args!("K{index} cannot be restarted: {why}"),
+        );
+        new_life(status);
+        status.set_state(ReplicaState::Down);
+        off(boot.conduit)
+    };
     // The image the boot checked, checked again: its checksum proves nobody wrote it.
     let Ok(view) = ImageView::parse(crate::image_bytes(), Some(BOARD.name)) else {
-        off(boot.conduit)
+        refuse("the image kept in memory no longer checks")
     };
     let mut specs: Specs = [None; MAX_REPLICAS];
     let Ok(placement) = placement::check(&boot.machine, || view.parts(), &mut specs) else {
-        off(boot.conduit)
-    };
-    let Some(first) = placement::first(&specs) else {
-        off(boot.conduit)
-    };
-    // SAFETY: the placement rules proved the shared area lies in RAM outside the loader and
-    // every replica, identity-mapped; the loader initialised it at boot and every user
-    // reaches it through atomics only.
-    let shared: &SharedArea = unsafe { &*(first.shared.pa as *const SharedArea) };
-    let Some(status) = shared.status.get(index) else {
-        off(boot.conduit)
+        refuse("the image kept in memory no longer passes the placement rules")
     };
     let restart = Restart {
         boot: &boot,
@@ -111,14 +127,37 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
         shared,
         index,
     };
+    let old_epoch = status.epoch.load(Ordering::Relaxed);
     match restart.place_again() {
         Ok(core_boot) => core_boot,
+        Err(why) if status.epoch.load(Ordering::Relaxed) == old_epoch => refuse(why),
         Err(why) => {
             restart.log("ERROR", format_args!("K{index} cannot be restarted: {why}"));
             status.set_state(ReplicaState::Down);
             off(boot.conduit)
         }
     }
+}
+
+/// Starts the replica's new life in its status record: no ticks, not settled, the next
+/// epoch (published last).
+fn new_life(status: &ReplicaStatus) -> u32 {
+    status.user_settled.store(0, Ordering::Relaxed);
+    status.ticks.store(0, Ordering::Relaxed);
+    let epoch = status.epoch.load(Ordering::Relaxed).wrapping_add(1);
+    status.epoch.store(epoch, Ordering::Release);
+    epoch
+}
+
+/// Appends an `LDR|` line to replica `index`'s log ring, which only its kernel writes
+/// otherwise: it is stopped, and restarts are serialised. The console's owner prints it.
+fn log(shared: &SharedArea, index: usize, level: &str, args: core::fmt::Arguments<'_>) {
+    let Some(ring) = shared.logs.get(index) else {
+        return;
+    };
+    let mut line: LineBuf<LOG_LINE_BYTES> = LineBuf::new();
+    let _ = write!(line, "LDR|{level}: {args}");
+    ring.push(line.as_bytes());
 }
 
 /// Turns this core off for good.
@@ -151,14 +190,14 @@ impl Restart<'_> {
             return Err("it is not marked restart=\"true\"");
         }
         let status = shared.status.get(index).ok_or("no status record")?;
-        if status.state() != Some(ReplicaState::Restarting) {
-            return Err("it was not claimed for a restart");
-        }
         let this = crate::current_core().ok_or("this core is not in the board's core table")?;
         if spec.core_mask & (1 << this) == 0 {
             return Err("started on a core that is not the replica's");
         }
-        let epoch = status.epoch.load(Ordering::Relaxed).wrapping_add(1);
+        // The new life starts here: nothing rung to or by the old one crosses into it (the
+        // words are cleared before the new epoch is published).
+        clear_words(shared, &spec, index);
+        let epoch = new_life(status);
         self.log(
             "INFO",
             format_args!("restarting K{index} on core {this} (epoch {epoch})"),
@@ -194,12 +233,8 @@ impl Restart<'_> {
         crate::place_replica(&context, &spec, spec_offset, &start);
         crate::clean_range(ram.base, spec.free_offset);
 
-        // What it left in the interrupt controller and the shared area.
+        // What it left in the interrupt controller.
         clear_interrupts(boot, &spec);
-        clear_words(shared, &spec, index);
-        status.user_settled.store(0, Ordering::Relaxed);
-        status.ticks.store(0, Ordering::Relaxed);
-        status.epoch.store(epoch, Ordering::Release);
         crate::clean_loader();
 
         // Its cores.
@@ -275,15 +310,9 @@ impl Restart<'_> {
         }
     }
 
-    /// Appends an `LDR|` line to the replica's log ring, which only its kernel writes
-    /// otherwise: it is stopped, and restarts are serialised. The console's owner prints it.
+    /// Appends an `LDR|` line to the replica's log ring.
     fn log(&self, level: &str, args: core::fmt::Arguments<'_>) {
-        let Some(ring) = self.shared.logs.get(self.index) else {
-            return;
-        };
-        let mut line: LineBuf<LOG_LINE_BYTES> = LineBuf::new();
-        let _ = write!(line, "LDR|{level}: {args}");
-        ring.push(line.as_bytes());
+        log(self.shared, self.index, level, args);
     }
 }
 

@@ -35,6 +35,14 @@ use crate::{arch, doorbell};
 /// the restart to its next tick.
 const OFF_POLLS: u32 = 10_000;
 
+/// A restarted replica that stops again within this many of its ticks (1 s at 100 Hz), or
+/// that the loader could not place, is not restarted again: its own start-up fails, and
+/// a restart would only repeat it.
+const GRACE_TICKS: u64 = 100;
+
+/// Per peer: 1 + the epoch in which the keeper gave up restarting it, once logged.
+static GAVE_UP: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
+
 /// Per peer: the epoch this replica last saw.
 static SEEN_EPOCH: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
 /// Per peer: its tick count when this replica last looked, and since when.
@@ -86,6 +94,21 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
     };
     if status.cores_online.load(Ordering::Acquire) != 0 {
         return; // its cores are still stopping; the last one rings us
+    }
+    let epoch = status.epoch.load(Ordering::Acquire);
+    let ticks = status.ticks.load(Ordering::Relaxed);
+    if epoch != 0 && ticks < GRACE_TICKS {
+        let first = GAVE_UP.get(peer).is_some_and(|g| {
+            g.swap(epoch.saturating_add(1), Ordering::Relaxed) != epoch.saturating_add(1)
+        });
+        if first {
+            klog!(
+                "ERROR",
+                "K{peer} stopped {ticks} ticks into its restart (epoch {epoch}): not restarted \
+                 again, a restart would repeat it"
+            );
+        }
+        return;
     }
     let mpidr = r.core_mpidr(core);
     let mut polls = 0;
