@@ -99,6 +99,10 @@ pub enum ReplicaState {
     /// published this for it, asked its cores to stop, and sends it nothing more. It goes
     /// back to `Up` if its ticks move again.
     Hung = 5,
+    /// Stopped, and not restarted again: the loader could not place it, or it stopped again
+    /// within a second of a restart (its own start-up fails, and a restart would repeat
+    /// it), or its cores did not turn off. The record holds the last epitaph.
+    Failed = 6,
 }
 
 impl ReplicaState {
@@ -111,6 +115,7 @@ impl ReplicaState {
             3 => Some(Self::Down),
             4 => Some(Self::Restarting),
             5 => Some(Self::Hung),
+            6 => Some(Self::Failed),
             _ => None,
         }
     }
@@ -124,6 +129,7 @@ impl ReplicaState {
             Self::Down => "down",
             Self::Restarting => "restarting",
             Self::Hung => "hung",
+            Self::Failed => "failed",
         }
     }
 }
@@ -337,7 +343,8 @@ pub struct ReplicaStatus {
     /// restart, written by the loader's restart path before the kernel starts again. Peers
     /// tell a restarted replica from the one they knew by it.
     pub epoch: AtomicU32,
-    /// The virtual counter when `user_settled` became 1.
+    /// The virtual counter when `user_settled` became 1; once `down`, when the replica
+    /// stopped (a restart times itself from it).
     pub settled_at: AtomicU64,
 }
 
@@ -359,11 +366,17 @@ impl ReplicaStatus {
             .is_ok()
     }
 
-    /// Whether peers may deliver to the replica: it is not down, being restarted or hung.
+    /// Whether peers may deliver to the replica: it is not down, being restarted, hung or
+    /// failed.
     pub fn reachable(&self) -> bool {
         !matches!(
             self.state(),
-            Some(ReplicaState::Down | ReplicaState::Restarting | ReplicaState::Hung)
+            Some(
+                ReplicaState::Down
+                    | ReplicaState::Restarting
+                    | ReplicaState::Hung
+                    | ReplicaState::Failed
+            )
         )
     }
 }

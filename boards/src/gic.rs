@@ -81,7 +81,7 @@ const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
 const GICD_ICPENDR: usize = 0x0280;
-const GICD_ISACTIVER: usize = 0x0300;
+const GICD_CPENDSGIR: usize = 0x0F10;
 const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ITARGETSR: usize = 0x0800;
@@ -94,7 +94,8 @@ const GICC_PMR: usize = 0x0004;
 const GICC_BPR: usize = 0x0008;
 const GICC_IAR: usize = 0x000C;
 const GICC_EOIR: usize = 0x0010;
-const GICC_RPR: usize = 0x0014;
+const GICC_APR: usize = 0x00D0;
+const GICC_NSAPR: usize = 0x00E0;
 // GICv3 redistributor: the RD_base frame...
 const GICR_TYPER: usize = 0x0008;
 const GICR_WAKER: usize = 0x0014;
@@ -103,6 +104,7 @@ const SGI_FRAME_OFFSET: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_ISENABLER0: usize = 0x0100;
 const GICR_ICENABLER0: usize = 0x0180;
+const GICR_ICPENDR0: usize = 0x0280;
 const GICR_ICACTIVER0: usize = 0x0380;
 const GICR_IPRIORITYR: usize = 0x0400;
 const REDISTRIBUTOR_STRIDE: usize = 0x2_0000;
@@ -424,17 +426,6 @@ impl<R: Registers> Gic<R> {
         prio_taken && route_taken
     }
 
-    /// GICv2: the lowest interrupt id active as the calling core sees the distributor.
-    fn first_active(&self) -> Option<u32> {
-        let words = self.lines().min(SPECIAL_INTID).div_ceil(32) as usize;
-        (0..words).find_map(|w| {
-            let bits = self
-                .dist
-                .read32(GICD_ISACTIVER.wrapping_add(w.wrapping_mul(4)));
-            (bits != 0).then(|| (w as u32).wrapping_mul(32) | bits.trailing_zeros())
-        })
-    }
-
     /// Clears shared interrupt `intid`'s pending and active states (nothing for another id):
     /// the loader's restart path does it for the interrupts of the replica it places again,
     /// whose handler may have stopped half-way.
@@ -494,25 +485,29 @@ impl<R: Registers> Gic<R> {
                 sgi.write32(word_of(GICR_IPRIORITYR, n, 1), prio);
             }
             // A core restarted after its replica stopped may have left an interrupt active
-            // (a fault inside a handler): the CPU interface's state was reset with the core,
-            // the redistributor's was not.
+            // (a fault inside a handler) or pending (a stop request): the CPU interface's
+            // state was reset with the core, the redistributor's was not. What a pending
+            // doorbell announced is in the shared words, which the kernel reads at start.
+            sgi.write32(GICR_ICPENDR0, u32::MAX);
             sgi.write32(GICR_ICACTIVER0, u32::MAX);
             sysreg::init_cpu_interface();
         } else {
             let d = self.dist;
             d.write32(GICD_ICENABLER, u32::MAX);
-            // A core restarted after its replica stopped may have left interrupts active,
-            // and the CPU interface's running priority with them (a GICv2's is not reset
-            // with the core): end them until the interface is idle (an end of interrupt
-            // drops the running priority, and QEMU's takes any interrupt that exists), then
-            // deactivate what is left.
-            for _ in 0..32 {
-                let running = self.cpu.read32(GICC_RPR) & 0x1FF;
-                let Some(active) = (running < 0xFF).then(|| self.first_active()).flatten() else {
-                    break;
-                };
-                self.cpu.write32(GICC_EOIR, active);
+            // A core restarted after its replica stopped may have left interrupts active
+            // (a fault inside a handler), and the CPU interface's active priorities with them,
+            // or pending (a stop request): a GICv2 keeps all of it across a core's reset.
+            // Zeroing the active priority registers (the one value other than a saved one
+            // the architecture allows) makes the interface idle; then this core's SGIs and
+            // PPIs are deactivated and their pending states cleared (its shared interrupts
+            // are its replica's, which the loader clears on a restart). What a pending
+            // doorbell announced is in the shared words, which the kernel reads at start.
+            for n in 0..4 {
+                self.cpu.write32(word_of(GICC_APR, n, 1), 0);
+                self.cpu.write32(word_of(GICC_NSAPR, n, 1), 0);
+                d.write32(word_of(GICD_CPENDSGIR, n, 1), u32::MAX);
             }
+            d.write32(GICD_ICPENDR, u32::MAX);
             d.write32(GICD_ICACTIVER, u32::MAX);
             if single {
                 d.write32(GICD_IGROUPR, 0);

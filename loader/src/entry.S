@@ -261,13 +261,13 @@ loader_restart_entry:
     LOADER_MMU_ON
     adrp    x1, loader_restart_lock
     add     x1, x1, :lo12:loader_restart_lock
+    mov     w4, #1
     sevl
 2:  wfe
-    ldaxr   w2, [x1]
-    cbnz    w2, 2b
-    mov     w2, #1
-    stxr    w3, w2, [x1]
-    cbnz    w3, 2b
+3:  ldaxr   w2, [x1]
+    cbnz    w2, 2b                      // held: wait for its release's event
+    stxr    w3, w4, [x1]
+    cbnz    w3, 3b                      // lost the reservation: try again at once
     adrp    x1, LOADER_STACK
     add     x1, x1, :lo12:LOADER_STACK
     add     x1, x1, #LOADER_STACK_SIZE
@@ -280,6 +280,37 @@ loader_restart_entry:
     stlr    wzr, [x1]
     sev
     mov     x0, x19
+    b       replica_trampoline
+
+// Releases the restart lock and turns this core off with PSCI CPU_OFF over the conduit in
+// w0 (1: HVC, 2: SMC, as `PsciConduit`), without touching the stack: once the lock is free,
+// another restart may use the loader's stack at once. Never returns.
+.global loader_restart_off
+loader_restart_off:
+    msr     daifset, #0xf
+    adrp    x1, loader_restart_lock
+    add     x1, x1, :lo12:loader_restart_lock
+    stlr    wzr, [x1]
+    sev
+    mov     w2, w0
+    ldr     x0, =0x84000002             // CPU_OFF
+    cmp     w2, #1
+    b.ne    1f
+    hvc     #0
+    b       2f
+1:  smc     #0
+2:  wfe                                 // the firmware refused: stay here
+    b       2b
+
+// The boot core's last step: releases the restart lock, which the loader image starts held
+// (no restart may use the loader's stack while the boot core still runs on it), and enters
+// the boot core's replica through the trampoline (x0 = its boot record). Uses no stack.
+.global loader_enter_boot
+loader_enter_boot:
+    adrp    x1, loader_restart_lock
+    add     x1, x1, :lo12:loader_restart_lock
+    stlr    wzr, [x1]
+    sev
     b       replica_trampoline
 
 // Enters a replica kernel on this core. x0 = physical address of the core's CoreBoot record:
@@ -484,6 +515,6 @@ early_exit_block:
 loader_exception_count:
     .word   0
 loader_restart_lock:
-    .word   0
+    .word   1                           // held by the boot core until `loader_enter_boot`
 
     .section .text.head, "ax"

@@ -92,6 +92,7 @@ unsafe extern "C" {
     static __loader_end: u8;
     fn replica_trampoline(core_boot: *const CoreBoot) -> !;
     fn loader_restart_entry() -> !;
+    fn loader_enter_boot(core_boot: *const CoreBoot) -> !;
 }
 
 /// Where `CPU_ON` starts a core that enters a replica (`entry.S`).
@@ -597,8 +598,9 @@ fn enter(ready: Ready) -> ! {
     }
     console().flush();
     // SAFETY: the record describes tables that map the kernel we copied, the trampoline's
-    // own page and everything the kernel's spec lists; it never returns.
-    unsafe { replica_trampoline(ready.core_boot) }
+    // own page and everything the kernel's spec lists; it never returns, and it releases
+    // the restart lock only once nothing runs on the loader's stack any more.
+    unsafe { loader_enter_boot(ready.core_boot) }
 }
 
 /// The bytes after the loader, up to the end of RAM.
@@ -777,6 +779,12 @@ extern "C" fn loader_exception(kind: u64) -> ! {
     unsafe {
         core::arch::asm!("mrs {}, esr_el1", "mrs {}, far_el1", "mrs {}, elr_el1", out(reg) esr, out(reg) far, out(reg) elr, options(nomem, nostack));
     }
+    if restart::active() {
+        restart::abandon(format_args!(
+            "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}",
+            Syndrome(esr)
+        ));
+    }
     log!(
         "FATAL",
         "loader exception (vector {kind}): {} ESR {esr:#x} FAR {far:#x} ELR {elr:#x}",
@@ -791,6 +799,9 @@ extern "C" fn loader_exception(kind: u64) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if restart::active() {
+        restart::abandon(format_args!("loader panic: {info}"));
+    }
     log!("FATAL", "loader panic: {info}");
     halt(5)
 }

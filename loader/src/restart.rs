@@ -5,33 +5,37 @@
 //! the replica's index as the context (`loader_restart_entry` in `entry.S`). On that core,
 //! with the loader's identity map and stack, this module redoes the loader's work for that
 //! replica alone, from the image the loader was booted from, which stays where the firmware
-//! put it: no replica maps the loader or the image, so none can have written them. It
+//! put it: no replica can write the loader or the image (each kernel's boot tables map the
+//! loader's code read-only, for the moment its MMU comes on; nothing maps the image). It
 //!
 //! 1. parses and checks the image again (its checksum proves it intact) and runs the
 //!    placement rules on the machine the boot saw, which give the same specs;
 //! 2. waits until every core of the replica is off (PSCI `AFFINITY_INFO`);
-//! 3. zeroes the part of the replica's RAM the loader fills, builds its kernel tables,
-//!    copies its kernel, spec, initialiser, boot program and PD programs, and refills its
-//!    device-tree regions from a copy outside its RAM (the rest of its RAM is object
-//!    memory, which its kernel zeroes as it hands it out);
-//! 4. clears what the replica left in the interrupt controller (its shared interrupts'
-//!    pending and active states; each core clears its own when its kernel starts) and in the
-//!    shared area (its doorbell inbox, and the cross-replica channel words it receives or
-//!    sends on, so no bit from before crosses the restart), keeps the epitaph of the fault,
-//!    and publishes the next epoch;
-//! 5. starts the replica's other cores at the trampoline with `CPU_ON`, and enters the
+//! 3. clears the replica's doorbell inbox and the cross-replica channel words it receives
+//!    or sends on, so no bit from before crosses the restart, and then publishes the next
+//!    epoch (the epitaph of the fault stays);
+//! 4. zeroes the part of the replica's RAM the loader fills, builds its kernel tables and
+//!    copies its kernel, spec, initialiser, boot program and PD programs (the rest of its
+//!    RAM is object memory, which its kernel zeroes as it hands it out);
+//! 5. clears what the replica left in the interrupt controller (its shared interrupts'
+//!    pending and active states; each core clears its own when its kernel starts);
+//! 6. starts the replica's other cores at the trampoline with `CPU_ON`, and enters the
 //!    kernel on this one.
 //!
 //! The work runs on the stopped replica's own core, not on the survivor's: the survivor's
-//! cores never leave their PDs for longer than two PSCI calls, and no kernel ever has a
-//! writable mapping of another replica's memory. Restarts are serialised by a lock taken in
-//! `entry.S`, since they share the loader's stack and records.
+//! cores spend only a few PSCI calls on it, and no kernel ever has a writable mapping of
+//! another replica's memory. Restarts are serialised by a lock taken in `entry.S`, since
+//! they share the loader's stack and records; the boot core holds it until it leaves the
+//! loader. A restart that cannot be done (the image no longer checks, a core does not turn
+//! off, an exception or panic in the loader) is logged, the replica published `failed` (its
+//! keeper does not try again: it would fail the same way), and the lock given back as the
+//! core turns off.
 //!
 //! What it logs goes to the replica's own log ring (`LDR|` lines), which the console's
 //! owner prints; nothing here writes to the UART another replica owns.
 
 use core::fmt::Write as _;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use atoll_abi::image::{ALL_REPLICAS, ImageView, PartKind};
 use atoll_abi::limits::{LOG_LINE_BYTES, MAX_CORES, MAX_REPLICAS};
@@ -73,18 +77,63 @@ fn boot_record() -> Option<BootRecord> {
     unsafe { *core::ptr::addr_of!(BOOT_RECORD) }
 }
 
+/// PSCI's `NOT_SUPPORTED`.
+const NOT_SUPPORTED: i64 = -1;
+
 /// How many times a core is asked whether it is off before the restart gives up on it.
 const OFF_POLLS: u32 = 100_000;
 
+/// The replica a restart is placing, while it runs (`NONE` otherwise): an exception or a
+/// panic in the loader then abandons that restart ([`abandon`]).
+static RESTARTING: AtomicUsize = AtomicUsize::new(NONE);
+const NONE: usize = usize::MAX;
+
+/// Whether a restart is under way on this core (the restart lock is held).
+pub fn active() -> bool {
+    RESTARTING.load(Ordering::Relaxed) != NONE
+}
+
+/// An exception or panic during a restart: logs `what` in the replica's ring, publishes it
+/// `failed`, and turns the core off, giving the lock back.
+pub fn abandon(what: core::fmt::Arguments<'_>) -> ! {
+    let index = RESTARTING.load(Ordering::Relaxed);
+    match boot_record() {
+        Some(boot) => {
+            // SAFETY: as in `loader_restart`.
+            let shared: &SharedArea = unsafe { &*(boot.shared as *const SharedArea) };
+            fail(shared, index, boot.conduit, what)
+        }
+        None => off(PsciConduit::Smc),
+    }
+}
+
+/// Logs why replica `index` cannot be restarted, publishes it `failed`, and turns this
+/// core off, giving the restart lock back.
+fn fail(
+    shared: &SharedArea,
+    index: usize,
+    conduit: PsciConduit,
+    why: core::fmt::Arguments<'_>,
+) -> ! {
+    log(
+        shared,
+        index,
+        "ERROR",
+        format_args!("K{index} cannot be restarted: {why}"),
+    );
+    if let Some(status) = shared.status.get(index) {
+        status.set_state(ReplicaState::Failed);
+    }
+    RESTARTING.store(NONE, Ordering::Relaxed);
+    off(conduit)
+}
+
 /// Entered from `entry.S` on a core of the stopped replica `replica`, with the identity map,
 /// the loader's stack and the restart lock: places the replica again and returns the boot
-/// record of this core, which `entry.S` enters after releasing the lock. A restart that
-/// cannot be done is logged in the replica's log ring, the replica published `down` again
-/// (with the new epoch and no ticks, so that its keeper does not try again: a restart
-/// would fail the same way), and this core turned off.
+/// record of this core, which `entry.S` enters after releasing the lock.
 #[unsafe(no_mangle)]
 extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
-    let index = usize::try_from(replica).unwrap_or(usize::MAX);
+    let index = usize::try_from(replica).unwrap_or(NONE);
     // A kernel started this core, so the boot got as far as starting cores.
     let Some(boot) = boot_record() else {
         off(PsciConduit::Smc)
@@ -100,17 +149,8 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
         // Not claimed for a restart (a stray CPU_ON): touch nothing.
         off(boot.conduit)
     }
-    let refuse = |why: &str| -> ! {
-        log(
-            shared,
-            index,
-            "ERROR",
-            format_args!("K{index} cannot be restarted: {why}"),
-        );
-        new_life(status);
-        status.set_state(ReplicaState::Down);
-        off(boot.conduit)
-    };
+    RESTARTING.store(index, Ordering::Relaxed);
+    let refuse = |why: &str| -> ! { fail(shared, index, boot.conduit, format_args!("{why}")) };
     // The image the boot checked, checked again: its checksum proves nobody wrote it.
     let Ok(view) = ImageView::parse(crate::image_bytes(), Some(BOARD.name)) else {
         refuse("the image kept in memory no longer checks")
@@ -127,15 +167,12 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
         shared,
         index,
     };
-    let old_epoch = status.epoch.load(Ordering::Relaxed);
     match restart.place_again() {
-        Ok(core_boot) => core_boot,
-        Err(why) if status.epoch.load(Ordering::Relaxed) == old_epoch => refuse(why),
-        Err(why) => {
-            restart.log("ERROR", format_args!("K{index} cannot be restarted: {why}"));
-            status.set_state(ReplicaState::Down);
-            off(boot.conduit)
+        Ok(core_boot) => {
+            RESTARTING.store(NONE, Ordering::Relaxed);
+            core_boot
         }
+        Err(why) => refuse(why),
     }
 }
 
@@ -160,13 +197,16 @@ fn log(shared: &SharedArea, index: usize, level: &str, args: core::fmt::Argument
     ring.push(line.as_bytes());
 }
 
-/// Turns this core off for good.
+unsafe extern "C" {
+    /// Releases the restart lock and turns this core off (`entry.S`), using no stack.
+    fn loader_restart_off(conduit: u32) -> !;
+}
+
+/// Gives the restart lock back and turns this core off for good.
 fn off(conduit: PsciConduit) -> ! {
-    let _ = firmware::cpu_off(conduit);
-    loop {
-        // SAFETY: waiting for an event has no effect on memory.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
-    }
+    // SAFETY: called only on the restart path, which holds the lock; the routine uses no
+    // stack, so another restart may take the lock and the loader's stack at once.
+    unsafe { loader_restart_off(conduit as u32) }
 }
 
 /// One restart's inputs: the boot's record, the image and its specs checked again, the
@@ -194,6 +234,7 @@ impl Restart<'_> {
         if spec.core_mask & (1 << this) == 0 {
             return Err("started on a core that is not the replica's");
         }
+        wait_cores_off(boot, &spec, this)?;
         // The new life starts here: nothing rung to or by the old one crosses into it (the
         // words are cleared before the new epoch is published).
         clear_words(shared, &spec, index);
@@ -202,7 +243,6 @@ impl Restart<'_> {
             "INFO",
             format_args!("restarting K{index} on core {this} (epoch {epoch})"),
         );
-        wait_cores_off(boot, &spec, this)?;
 
         // Its memory, from the image. What the loader fills (below `free_offset`: kernel,
         // spec, tables, initialiser, boot program, PD programs) is zeroed whole first, gaps
@@ -223,7 +263,7 @@ impl Restart<'_> {
         )
         .map_err(|_| "its kernel tables cannot be built again")?;
         self.copy_own_parts(&spec);
-        self.refill_device_tree(&spec);
+        self.warn_device_tree(&spec);
         let context = Context {
             placement: self.placement,
             conduit: boot.conduit,
@@ -283,30 +323,20 @@ impl Restart<'_> {
         }
     }
 
-    /// Refills the replica's `prefill_bootinfo="fdt"` regions inside its RAM, just zeroed,
-    /// from one outside it (the boot filled them all with the same tree).
-    fn refill_device_tree(&self, spec: &ReplicaSpec) {
+    /// The replica's `prefill_bootinfo="fdt"` regions inside its RAM were just zeroed, and
+    /// the firmware's tree is gone: they stay zero, which is logged. (A copy outside the
+    /// replica's RAM could be another replica's, written by its PDs since.)
+    fn warn_device_tree(&self, spec: &ReplicaSpec) {
         let inside = |pa: u64| spec.ram.base <= pa && pa < spec.ram.end();
-        let regions = || crate::devicetree::regions(self.view, self.specs);
-        if !regions().any(|(pa, _)| inside(pa)) {
-            return;
-        }
-        let Some((source, source_size)) = regions().find(|&(pa, _)| !inside(pa)) else {
+        if crate::devicetree::regions(self.view, self.specs).any(|(pa, _)| inside(pa)) {
             self.log(
                 "WARN",
                 format_args!(
-                    "K{}'s device-tree regions are left zero: no copy lies outside its RAM",
+                    "K{}'s prefill_bootinfo=\"fdt\" regions are left zero: the loader keeps no \
+                     copy of the firmware's device tree",
                     self.index
                 ),
             );
-            return;
-        };
-        for (pa, size) in regions().filter(|&(pa, _)| inside(pa)) {
-            let len = size.min(source_size) as usize;
-            // SAFETY: both regions lie in RAM the placement rules proved the loader may
-            // write (the destination in the stopped replica's RAM, the source outside it),
-            // identity-mapped and disjoint (one inside the replica's RAM, one outside).
-            unsafe { crate::mem::copy(pa as *mut u8, source as *const u8, len) };
         }
     }
 
@@ -331,7 +361,8 @@ fn wait_cores_off(boot: &BootRecord, spec: &ReplicaSpec, this: u32) -> Result<()
                 Ok(Affinity::Off) => break,
                 // Firmware without AFFINITY_INFO: the kernel found every core offline
                 // before claiming the replica, and CPU_ON reports a core still on.
-                Err(_) => break,
+                Err(e) if e.0 == NOT_SUPPORTED => break,
+                Err(_) => return Err("PSCI AFFINITY_INFO fails for one of its cores"),
                 Ok(Affinity::On | Affinity::OnPending) if polls < OFF_POLLS => polls += 1,
                 Ok(_) => return Err("one of its cores does not turn off"),
             }

@@ -261,7 +261,10 @@ pub fn decode(report: &Value, bytes: &[u8]) -> Result<Snapshot, String> {
         let state = status.state();
         let online = status.cores_online.load(Ordering::Relaxed);
         let epoch = status.epoch.load(Ordering::Relaxed);
-        let stopped = matches!(state, Some(ReplicaState::Down | ReplicaState::Restarting));
+        let stopped = matches!(
+            state,
+            Some(ReplicaState::Down | ReplicaState::Restarting | ReplicaState::Failed)
+        );
         let fault = (stopped || epoch != 0).then(|| Fault {
             core: u64::from(status.fault_core.load(Ordering::Relaxed)),
             esr: status.fault_esr.load(Ordering::Relaxed),

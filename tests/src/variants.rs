@@ -76,10 +76,10 @@ const VIRT: &str = "qemu_virt_aarch64";
 
 /// The default system, booted to the end of its boot checks.
 pub const BOOT: Variant = Variant::named("boot");
-/// Replica 2's kernel faults on purpose.
+/// Replica 2's kernel faults on purpose, in the default system with no replica restarted.
 pub const FAULT: Variant = Variant {
     kernel_fault: Some(2),
-    ..Variant::named("fault")
+    ..Variant::of("fault", "tests/systems/no-restart.xml", false)
 };
 /// Replica 1's initialiser runs the kernel-API self-test and its hostile cases.
 pub const API: Variant = Variant {
@@ -111,11 +111,12 @@ pub const PD_TIMER_SECOND_CORE: Variant = Variant::of(
 /// A PD reading the device tree the loader copied into its `prefill_bootinfo="fdt"`
 /// region.
 pub const DEVICE_TREE: Variant = Variant::of("devicetree", "tests/systems/devicetree.xml", false);
-/// Replica 1's kernel stack overflows on purpose.
+/// Replica 1's kernel stack overflows on purpose, in the default system with no replica
+/// restarted.
 pub const STACK: Variant = Variant {
     stack_overflow: Some(1),
     only_on: Some(VIRT),
-    ..Variant::named("stack")
+    ..Variant::of("stack", "tests/systems/no-restart.xml", false)
 };
 /// The loader faults, and faults again while reporting it.
 pub const LOADER_FAULT: Variant = Variant {
@@ -282,6 +283,13 @@ pub const RESTART_EACH: Variant = Variant {
     ..Variant::of("restart-each", "tests/systems/rt.xml", true)
 };
 
+/// [`RT`] with the storage replica's kernel faulting on purpose as it comes up, in every
+/// life: it is restarted once, stops again at once, and is given up (`failed`).
+pub const RESTART_LOOP: Variant = Variant {
+    kernel_fault: Some(2),
+    ..Variant::of("restart-loop", "tests/systems/rt.xml", true)
+};
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -322,6 +330,7 @@ pub const VARIANTS: &[Variant] = &[
     RT_IO_FAULT,
     RESTART_STORAGE,
     RESTART_EACH,
+    RESTART_LOOP,
 ];
 
 /// The variants built for `board`.
@@ -421,6 +430,21 @@ mod tests {
                 .any(|l| l.contains("\"rt_window\" value=\"10000\""))
         );
         assert_eq!(long_windows("tests/systems/rt.xml"), default);
+    }
+
+    /// `tests/systems/no-restart.xml` is `system.xml` with no replica restarted.
+    #[test]
+    fn the_no_restart_system_is_the_default_one_without_restarts() {
+        let default: Vec<String> = elements("system.xml")
+            .into_iter()
+            .map(|l| l.replace(" restart=\"true\"", ""))
+            .collect();
+        assert!(
+            elements("system.xml")
+                .iter()
+                .any(|l| l.contains(" restart=\"true\""))
+        );
+        assert_eq!(elements("tests/systems/no-restart.xml"), default);
     }
 
     /// `tests/systems/rt-io-down.xml` is `tests/systems/rt.xml` with the I/O replica not

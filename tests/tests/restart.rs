@@ -8,7 +8,9 @@
 //!   carried out after it, and the real-time job misses no deadline and hears nothing;
 //! - each replica stops in turn, the boot replica included: storage and I/O by a fault,
 //!   the real-time replica by a hang its peers find (`hung_after_ms`) and stop; each comes
-//!   back, and the service serves throughout what it can.
+//!   back, and the service serves throughout what it can;
+//! - a replica that faults as it comes up, in every life, is restarted once and then given
+//!   up (`failed`), and the others serve on.
 
 mod realtime;
 
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use atoll_e2e::service::{try_exchange, wait_for_store, wait_until_serving};
-use atoll_e2e::variants::{RESTART_EACH, RESTART_STORAGE, Variant};
+use atoll_e2e::variants::{RESTART_EACH, RESTART_LOOP, RESTART_STORAGE, Variant};
 use atoll_runner::Running;
 use atoll_runner::qmp::Qmp;
 use realtime::{Load, inspect, named, qmp_socket, read_rt, rt_stats_address, with_rt};
@@ -388,6 +390,59 @@ fn each_in_turn(board: &str) {
         ],
     );
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+fn given_up(board: &str) {
+    let variant: &Variant = &RESTART_LOOP;
+    let label = "restart-loop";
+    let (socket, extra) = qmp_socket(board, label);
+    let scratch = socket.with_extension("mem");
+    let serial = with_rt(board, variant, label, extra, |qemu, port| {
+        wait_for_line(qemu, "K0|ERROR: K2 is not restarted again: it stopped ");
+        wait_until_serving(qemu, port);
+        // The store is gone for good; the rest serves.
+        let answer = request(port, "GET", "/kv/anything", b"");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let epochs = status_epochs(port);
+        assert!(
+            epochs.contains(&("storage".into(), "failed".into(), 1)),
+            "{epochs:?}"
+        );
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(30)).expect("QMP");
+        let j = inspect(board, variant, &mut qmp, &scratch);
+        let storage = named(&j["replicas"], "storage");
+        assert_eq!(storage["state"], "failed", "{storage}");
+        assert_eq!(storage["epoch"], 1, "{storage}");
+        assert_eq!(storage["cores_online"], serde_json::json!([]), "{storage}");
+        assert!(
+            storage["fault"]["esr"].as_str().is_some_and(|e| e != "0x0"),
+            "{storage}"
+        );
+        assert_replica(&j, "io", &[0], 0, false);
+        assert_replica(&j, "rt", &[1], 0, false);
+    });
+    // Restarted once, and stopped again at once: never a third life.
+    assert_eq!(serial.matches("K2|FATAL").count(), 2, "{serial}");
+    assert!(
+        serial.contains("LDR|INFO: restarting K2 on core 2 (epoch 1)"),
+        "{serial}"
+    );
+    assert!(!serial.contains("(epoch 2)"), "{serial}");
+}
+
+#[test]
+fn qemu_virt_aarch64_a_replica_that_fails_at_once_is_given_up() {
+    given_up("qemu_virt_aarch64");
+}
+
+#[test]
+fn zcu102_a_replica_that_fails_at_once_is_given_up() {
+    given_up("zcu102");
+}
+
+#[test]
+fn imx8mp_evk_a_replica_that_fails_at_once_is_given_up() {
+    given_up("imx8mp_evk");
 }
 
 #[test]

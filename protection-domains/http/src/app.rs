@@ -115,6 +115,8 @@ pub enum ReplicaState {
     Restarting,
     /// Its tick count stayed frozen past its `hung_after_ms`.
     Hung,
+    /// Stopped, and not restarted again.
+    Failed,
 }
 
 /// One protection domain.

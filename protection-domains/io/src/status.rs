@@ -63,6 +63,7 @@ pub fn read(page: Option<&StatusPage>, directory: &Directory) -> SystemStatus {
                     Some(Raw::Down) | None => ReplicaState::Down,
                     Some(Raw::Restarting) => ReplicaState::Restarting,
                     Some(Raw::Hung) => ReplicaState::Hung,
+                    Some(Raw::Failed) => ReplicaState::Failed,
                 }
             });
             let epoch = record.map_or(0, |r| r.epoch.load(Ordering::Relaxed));
@@ -111,7 +112,7 @@ fn pd_state(record: Option<PdView>, replica: ReplicaState) -> (PdState, Option<u
         // No PD table: a PD of a replica that is up was started by its monitor.
         let guess = match replica {
             ReplicaState::Up => PdState::Running,
-            ReplicaState::Down | ReplicaState::Hung => PdState::Stopped,
+            ReplicaState::Down | ReplicaState::Hung | ReplicaState::Failed => PdState::Stopped,
             ReplicaState::Offline | ReplicaState::Booting | ReplicaState::Restarting => {
                 PdState::Starting
             }
@@ -121,10 +122,13 @@ fn pd_state(record: Option<PdView>, replica: ReplicaState) -> (PdState, Option<u
     let faults = Some(u64::from(view.faults));
     match (replica, view.state) {
         // Its kernel stopped with everything it ran (or hangs, cut off).
-        (ReplicaState::Down | ReplicaState::Hung, Some(RawPd::Unpublished)) => {
-            (PdState::Stopped, None)
+        (
+            ReplicaState::Down | ReplicaState::Hung | ReplicaState::Failed,
+            Some(RawPd::Unpublished),
+        ) => (PdState::Stopped, None),
+        (ReplicaState::Down | ReplicaState::Hung | ReplicaState::Failed, _) => {
+            (PdState::Stopped, faults)
         }
-        (ReplicaState::Down | ReplicaState::Hung, _) => (PdState::Stopped, faults),
         // Being placed again: its PDs start afresh, whatever their records still say.
         (ReplicaState::Restarting, _) => (PdState::Starting, None),
         // Not named yet: its replica's boot program has not reached it.

@@ -22,6 +22,7 @@ pub fn handle_irq(r: &Replica, core: u32) {
         if intid == r.spec.gic.stop_sgi {
             r.gic.end_of_interrupt(acked);
             stop::on_stop_interrupt(r, core);
+            continue;
         }
         let primary = core == r.spec.primary_core();
         let c = core as usize;

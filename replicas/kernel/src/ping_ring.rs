@@ -127,8 +127,12 @@ fn users_settled(r: &Replica) -> bool {
 
 /// Whether every replica has published a final boot state (up or down).
 fn all_final(r: &Replica) -> bool {
-    r.statuses()
-        .all(|s| matches!(s.state(), Some(ReplicaState::Up | ReplicaState::Down)))
+    r.statuses().all(|s| {
+        matches!(
+            s.state(),
+            Some(ReplicaState::Up | ReplicaState::Down | ReplicaState::Failed)
+        )
+    })
 }
 
 /// Prints the epitaph of every replica that went down since the last call.

@@ -31,17 +31,22 @@ use crate::console::klog;
 use crate::replica::Replica;
 use crate::{arch, doorbell};
 
-/// Times the keeper asks whether a stopped replica's primary core is off before it leaves
-/// the restart to its next tick.
-const OFF_POLLS: u32 = 10_000;
+/// Times the keeper asks whether a stopped replica's primary core is off, in one look,
+/// before it leaves the restart to its next look.
+const OFF_POLLS: u32 = 100;
+/// Looks (a status bell or a tick each) after which a core that stays on makes the keeper
+/// give the replica up: a second at 100 Hz.
+const OFF_LOOKS: u32 = 100;
+/// PSCI's `NOT_SUPPORTED`.
+const NOT_SUPPORTED: i64 = -1;
 
-/// A restarted replica that stops again within this many of its ticks (1 s at 100 Hz), or
-/// that the loader could not place, is not restarted again: its own start-up fails, and
-/// a restart would only repeat it.
+/// Per peer: looks in a row that found its primary core still on.
+static OFF_TRIES: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
+
+/// A restarted replica that stops again within this many of its ticks (1 s at 100 Hz) is
+/// not restarted again (it is published `failed`): its own start-up fails, and a restart
+/// would only repeat it.
 const GRACE_TICKS: u64 = 100;
-
-/// Per peer: 1 + the epoch in which the keeper gave up restarting it, once logged.
-static GAVE_UP: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
 
 /// Per peer: the epoch this replica last saw.
 static SEEN_EPOCH: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
@@ -98,31 +103,33 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
     let epoch = status.epoch.load(Ordering::Acquire);
     let ticks = status.ticks.load(Ordering::Relaxed);
     if epoch != 0 && ticks < GRACE_TICKS {
-        let first = GAVE_UP.get(peer).is_some_and(|g| {
-            g.swap(epoch.saturating_add(1), Ordering::Relaxed) != epoch.saturating_add(1)
+        give_up(
+            peer,
+            status,
+            format_args!(
+                "it stopped {ticks} ticks into its restart (epoch {epoch}), and a restart \
+                 would repeat it"
+            ),
+        );
+        return;
+    }
+    let mpidr = r.core_mpidr(core);
+    if !is_off(r, mpidr) {
+        // Still on: the next look tries again, for a while.
+        let tries = OFF_TRIES.get(peer).map_or(u32::MAX, |t| {
+            t.fetch_add(1, Ordering::Relaxed).saturating_add(1)
         });
-        if first {
-            klog!(
-                "ERROR",
-                "K{peer} stopped {ticks} ticks into its restart (epoch {epoch}): not restarted \
-                 again, a restart would repeat it"
+        if tries >= OFF_LOOKS {
+            give_up(
+                peer,
+                status,
+                format_args!("its core {core} does not turn off (PSCI CPU_OFF refused?)"),
             );
         }
         return;
     }
-    let mpidr = r.core_mpidr(core);
-    let mut polls = 0;
-    loop {
-        match firmware::affinity_info(r.psci, mpidr) {
-            Ok(Affinity::Off) | Err(_) => break,
-            Ok(_) if polls < OFF_POLLS => {
-                polls = polls.saturating_add(1);
-                // Lets the stopping core run on a machine that shares one host thread
-                // among the cores (QEMU's round-robin), and costs nothing elsewhere.
-                arch::yield_hint();
-            }
-            Ok(_) => return, // still on: the next tick tries again
-        }
+    if let Some(t) = OFF_TRIES.get(peer) {
+        t.store(0, Ordering::Relaxed);
     }
     if !status.swap_state(ReplicaState::Down, ReplicaState::Restarting) {
         return;
@@ -142,6 +149,29 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
                 e.name()
             );
         }
+    }
+}
+
+/// Whether core `mpidr` is off, asking PSCI a few times, with a `yield` between (which lets
+/// the stopping core run on a machine that shares one host thread among the cores, as
+/// QEMU's round-robin does, and costs nothing elsewhere). Firmware without
+/// `AFFINITY_INFO` is taken at its word through `CPU_ON`, which refuses a core still on.
+fn is_off(r: &Replica, mpidr: u64) -> bool {
+    for _ in 0..OFF_POLLS {
+        match firmware::affinity_info(r.psci, mpidr) {
+            Ok(Affinity::Off) => return true,
+            Err(e) if e.0 == NOT_SUPPORTED => return true,
+            Err(_) => return false,
+            Ok(_) => arch::yield_hint(),
+        }
+    }
+    false
+}
+
+/// Publishes `peer` failed (from down), and logs why, once.
+fn give_up(peer: usize, status: &ReplicaStatus, why: core::fmt::Arguments<'_>) {
+    if status.swap_state(ReplicaState::Down, ReplicaState::Failed) {
+        klog!("ERROR", "K{peer} is not restarted again: {why}");
     }
 }
 

@@ -12,6 +12,7 @@ use atoll_boards::firmware;
 use atoll_kernel_core::fault::Syndrome;
 use atoll_kernel_core::line::LineBuf;
 
+use crate::console::klog;
 use crate::replica::{Replica, current_core, replica};
 use crate::{arch, console, inbox};
 
@@ -92,11 +93,17 @@ pub fn stop_this_core(r: &Replica, core: u32) -> ! {
     park_forever()
 }
 
-/// The stop interrupt arrived on `core`: a sibling core stopping the replica, or a peer that
-/// found the replica hung (which published `hung` first). The latter stops the replica with
-/// an epitaph saying so.
-pub fn on_stop_interrupt(r: &Replica, core: u32) -> ! {
-    if r.status().state() == Some(ReplicaState::Hung) {
+/// The stop interrupt arrived on `core`: a sibling core stopping the replica (which
+/// published `down` first), or a peer that found the replica hung (which published `hung`
+/// first). The latter stops the replica with an epitaph saying so. In any other state the
+/// request is stale (a restarted core's interrupt controller kept it) and is ignored.
+pub fn on_stop_interrupt(r: &Replica, core: u32) {
+    let state = r.status().state();
+    if !matches!(state, Some(ReplicaState::Down | ReplicaState::Hung)) {
+        klog!("WARN", "core {core}: a stale stop request ignored");
+        return;
+    }
+    if state == Some(ReplicaState::Hung) {
         let elr = arch::exception_registers().2;
         stop_replica(
             r,
