@@ -499,15 +499,8 @@ fn find_gic() -> Result<&'static GicDevice, Refusal> {
 /// Sets up the interrupt distributor of `found` (the machine's GIC) and routes each
 /// replica's device interrupts.
 fn route_interrupts(found: &GicDevice, specs: &Specs) -> Result<(), Refusal> {
-    // SAFETY: the distributor is identity-mapped device memory and no replica runs yet.
-    let gic = unsafe {
-        Gic::new(
-            found.version,
-            found.distributor.base as usize,
-            found.cpu.base as usize,
-            found.cpu.size as usize,
-        )
-    };
+    // SAFETY: no replica runs yet.
+    let gic = unsafe { distributor(found) };
     if gic.security() == gic::Security::NonSecure {
         log!(
             "INFO",
@@ -518,11 +511,7 @@ fn route_interrupts(found: &GicDevice, specs: &Specs) -> Result<(), Refusal> {
     gic.init_distributor().map_err(Refusal::GicSetup)?;
     for (spec, _) in specs.iter().flatten() {
         for route in spec.irq_routes() {
-            let mpidr = BOARD
-                .cores
-                .get(route.core as usize)
-                .copied()
-                .unwrap_or(u64::MAX);
+            let mpidr = core_mpidr(route.core);
             // The check accepted only interrupts the board's GIC has; this one has fewer.
             if !gic.route_spi(route.intid, mpidr, route.core, route.edge != 0) {
                 return Err(Refusal::Layout(
@@ -541,6 +530,30 @@ fn route_interrupts(found: &GicDevice, specs: &Specs) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// The interrupt controller `found`, through the loader's identity map.
+///
+/// # Safety
+///
+/// Only registers nobody else uses meanwhile may be written through it: the whole
+/// distributor before any replica runs, or a stopped replica's own interrupts' afterwards.
+unsafe fn distributor(found: &GicDevice) -> Gic {
+    // SAFETY: the distributor and CPU interfaces are identity-mapped device memory; the
+    // caller keeps to the registers it may write.
+    unsafe {
+        Gic::new(
+            found.version,
+            found.distributor.base as usize,
+            found.cpu.base as usize,
+            found.cpu.size as usize,
+        )
+    }
+}
+
+/// Core `core`'s MPIDR from the board's table (`u64::MAX`, which no core has, if it has none).
+fn core_mpidr(core: u32) -> u64 {
+    BOARD.cores.get(core as usize).copied().unwrap_or(u64::MAX)
 }
 
 /// Starts every core but the boot core with PSCI `CPU_ON`; a core that fails to start is

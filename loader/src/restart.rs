@@ -43,7 +43,6 @@ use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
 use atoll_abi::shared::{ReplicaState, ReplicaStatus, SharedArea, pd_words};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec};
 use atoll_boards::firmware::{self, Affinity};
-use atoll_boards::gic::Gic;
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::loadcheck;
 
@@ -374,22 +373,11 @@ fn wait_cores_off(boot: &BootRecord, spec: &ReplicaSpec, this: u32) -> Result<()
 /// Clears the pending and active states of the replica's shared interrupts, and routes them
 /// to its cores again (the same routes as at boot).
 fn clear_interrupts(boot: &BootRecord, spec: &ReplicaSpec) {
-    // SAFETY: the distributor is identity-mapped device memory; these registers are the
-    // replica's own interrupts', which nobody else touches while it is stopped.
-    let gic = unsafe {
-        Gic::new(
-            boot.gic.version,
-            boot.gic.distributor.base as usize,
-            boot.gic.cpu.base as usize,
-            boot.gic.cpu.size as usize,
-        )
-    };
+    // SAFETY: only the replica's own interrupts' registers are written, which nobody else
+    // touches while it is stopped.
+    let gic = unsafe { crate::distributor(boot.gic) };
     for route in spec.irq_routes() {
-        let mpidr = BOARD
-            .cores
-            .get(route.core as usize)
-            .copied()
-            .unwrap_or(u64::MAX);
+        let mpidr = crate::core_mpidr(route.core);
         gic.clear_spi(route.intid);
         let _ = gic.route_spi(route.intid, mpidr, route.core, route.edge != 0);
     }

@@ -22,7 +22,7 @@ use atoll_e2e::service::{try_exchange, wait_for_store, wait_until_serving};
 use atoll_e2e::variants::{RESTART_EACH, RESTART_LOOP, RESTART_STORAGE, Variant};
 use atoll_runner::Running;
 use atoll_runner::qmp::Qmp;
-use realtime::{Load, inspect, named, qmp_socket, read_rt, rt_stats_address, with_rt};
+use realtime::{Load, doorbell, inspect, named, qmp_socket, read_rt, rt_stats_address, with_rt};
 
 /// How long a step may take in wall time.
 const PATIENCE: Duration = Duration::from_secs(300);
@@ -285,18 +285,8 @@ fn storage_restarts(board: &str) {
         assert_pds_running(&j, &["storage", "blk_driver", "io", "net_driver", "rt"]);
         // The restarted kernel's notice to io is a notification like any other: taken no
         // more often than sent, in both directions.
-        let doorbells: Vec<&serde_json::Value> = j["channels"]
-            .as_array()
-            .expect("channels")
-            .iter()
-            .filter(|c| c["cross_replica"] == true)
-            .flat_map(|c| c["doorbells"].as_array().into_iter().flatten())
-            .collect();
         for (from, to) in [("io", "storage"), ("storage", "io")] {
-            let d = doorbells
-                .iter()
-                .find(|d| d["from"] == from && d["to"] == to)
-                .unwrap_or_else(|| panic!("no doorbell {from} -> {to}: {j}"));
+            let d = doorbell(&j, from, to);
             let (sent, received) = (d["sent"].as_u64(), d["received"].as_u64());
             assert!(
                 sent.is_some_and(|s| s > 0) && received <= sent,

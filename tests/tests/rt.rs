@@ -217,17 +217,8 @@ fn assert_inspected(board: &str, j: &serde_json::Value, down: &[&str], traffic: 
         "{rt}"
     );
     // The io <-> storage channel, both ways.
-    let channels = j["channels"].as_array().expect("channels");
-    let doorbells: Vec<&serde_json::Value> = channels
-        .iter()
-        .filter(|c| c["cross_replica"] == true)
-        .flat_map(|c| c["doorbells"].as_array().into_iter().flatten())
-        .collect();
     for (from, to) in [("io", "storage"), ("storage", "io")] {
-        let d = doorbells
-            .iter()
-            .find(|d| d["from"] == from && d["to"] == to)
-            .unwrap_or_else(|| panic!("no doorbell {from} -> {to}: {j}"));
+        let d = realtime::doorbell(j, from, to);
         let (Some(sent), Some(received)) = (d["sent"].as_u64(), d["received"].as_u64()) else {
             panic!("no counts: {d}");
         };

@@ -95,6 +95,18 @@ fn boot_until(
     boot_on_cores(image, icount, label, until, None)
 }
 
+/// A fresh disk for `board` at `disk`: any old one removed, a new one prepared.
+pub(crate) fn fresh_disk(board: &atoll_boards::Board, disk: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(disk) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", disk.display())),
+    }
+    atoll_runner::prepare_disk(board, disk)
+        .with_context(|| format!("creating {}", disk.display()))?;
+    Ok(())
+}
+
 /// The board every benchmark runs on.
 pub(crate) fn bench_board() -> Result<&'static atoll_boards::Board> {
     atoll_boards::by_name(BOARD).ok_or_else(|| anyhow!("no board {BOARD}"))

@@ -21,7 +21,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::bench::{bench_board, bench_instructions, bench_options, build_benchmark};
 use crate::build::workspace_root;
@@ -67,13 +67,7 @@ pub(crate) fn measure(out: &Path) -> Result<Kv> {
         .join("kv.xml");
     let (built, cores) = build_benchmark(&system, &out.join("kv"))?;
     let disk = out.join("kv-disk.img");
-    match std::fs::remove_file(&disk) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {}", disk.display())),
-    }
-    atoll_runner::prepare_disk(board, &disk)
-        .with_context(|| format!("creating {}", disk.display()))?;
+    crate::bench::fresh_disk(board, &disk)?;
 
     let first = boot(board, &built.image, &disk, cores, "kv-1", &marker(GET))?;
     let figure = |name| {

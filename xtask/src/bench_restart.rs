@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::BuildArgs;
 use crate::bench::{bench_board, bench_options};
@@ -74,13 +74,7 @@ pub(crate) fn measure(out: &Path) -> Result<Vec<Restart>> {
     };
     let built = build(&args)?;
     let disk = out.join("restart-disk.img");
-    match std::fs::remove_file(&disk) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {}", disk.display())),
-    }
-    atoll_runner::prepare_disk(board, &disk)
-        .with_context(|| format!("creating {}", disk.display()))?;
+    crate::bench::fresh_disk(board, &disk)?;
     let last = STOPPED.last().map_or(0, |s| s.1);
     let until = format!("K{last}|INFO: restart time: ");
     let mut options = bench_options(true, &until, None);

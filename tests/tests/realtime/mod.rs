@@ -161,6 +161,19 @@ pub fn inspect(board: &str, variant: &Variant, qmp: &mut Qmp, scratch: &Path) ->
         .to_json()
 }
 
+/// The record of the cross-replica doorbell `from` -> `to` (replica names) in an
+/// `inspect`.
+pub fn doorbell<'a>(j: &'a serde_json::Value, from: &str, to: &str) -> &'a serde_json::Value {
+    j["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .filter(|c| c["cross_replica"] == true)
+        .flat_map(|c| c["doorbells"].as_array().into_iter().flatten())
+        .find(|d| d["from"] == from && d["to"] == to)
+        .unwrap_or_else(|| panic!("no doorbell {from} -> {to}: {j}"))
+}
+
 /// The entry of `list` whose `name` is `name`.
 pub fn named<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     list.as_array()
