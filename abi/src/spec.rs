@@ -82,6 +82,10 @@ pub mod flags {
     pub const SELFTEST_PSCI_UNANSWERED: u32 = 1 << 6;
     // Bit 7 was the late-fault self-test's; `ReplicaSpec::fault_late_ticks` now carries it
     // alone.
+    /// Self-test, read by the loader on this replica's spec when it restarts the replica:
+    /// the loader faults on purpose during the restart, to prove the restart is given up
+    /// (`failed`) and the restart lock given back, so that other replicas still restart.
+    pub const SELFTEST_RESTART_FAULT: u32 = 1 << 8;
 }
 
 /// The tick of `--selftest-fault-late`'s deliberate fault

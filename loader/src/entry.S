@@ -268,6 +268,8 @@ loader_restart_entry:
     cbnz    w2, 2b                      // held: wait for its release's event
     stxr    w3, w4, [x1]
     cbnz    w3, 3b                      // lost the reservation: try again at once
+    adrp    x1, loader_exception_count  // a fresh count for this restart's exceptions
+    str     wzr, [x1, :lo12:loader_exception_count]
     adrp    x1, LOADER_STACK
     add     x1, x1, :lo12:LOADER_STACK
     add     x1, x1, #LOADER_STACK_SIZE

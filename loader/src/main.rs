@@ -783,6 +783,14 @@ fn selftest_fault() {
     let _ = unsafe { core::ptr::read_volatile(SELFTEST_FIRST_FAULT as *const u64) };
 }
 
+/// The self-test `flags::SELFTEST_RESTART_FAULT`: a read from unmapped memory during a
+/// restart, which the exception handler turns into the restart given up.
+fn selftest_restart_fault() {
+    // SAFETY: deliberately faults; the exception handler abandons the restart and never
+    // returns here.
+    let _ = unsafe { core::ptr::read_volatile(SELFTEST_FIRST_FAULT as *const u64) };
+}
+
 /// Called by the loader's exception vectors for the first exception (a second one, taken
 /// while this runs, is reported by `entry.S` alone).
 #[unsafe(no_mangle)]

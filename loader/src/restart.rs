@@ -41,7 +41,7 @@ use atoll_abi::image::{ALL_REPLICAS, ImageView, PartKind};
 use atoll_abi::limits::{LOG_LINE_BYTES, MAX_CORES, MAX_REPLICAS};
 use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
 use atoll_abi::shared::{ReplicaState, ReplicaStatus, SharedArea, pd_words};
-use atoll_abi::spec::{PsciConduit, ReplicaSpec};
+use atoll_abi::spec::{PsciConduit, ReplicaSpec, flags};
 use atoll_boards::firmware::{self, Affinity};
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::loadcheck;
@@ -149,6 +149,7 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
         off(boot.conduit)
     }
     RESTARTING.store(index, Ordering::Relaxed);
+    crate::set_canary();
     let refuse = |why: &str| -> ! { fail(shared, index, boot.conduit, format_args!("{why}")) };
     // The image the boot checked, checked again: its checksum proves nobody wrote it.
     let Ok(view) = ImageView::parse(crate::image_bytes(), Some(BOARD.name)) else {
@@ -167,6 +168,9 @@ extern "C" fn loader_restart(replica: u64) -> *const CoreBoot {
         index,
     };
     match restart.place_again() {
+        Ok(_) if !crate::canary_intact() => refuse(
+            "the loader's stack overflowed; the replica is not entered from possibly damaged state",
+        ),
         Ok(core_boot) => {
             RESTARTING.store(NONE, Ordering::Relaxed);
             core_boot
@@ -242,6 +246,13 @@ impl Restart<'_> {
             "INFO",
             format_args!("restarting K{index} on core {this} (epoch {epoch})"),
         );
+        if spec.has_flag(flags::SELFTEST_RESTART_FAULT) {
+            self.log(
+                "INFO",
+                format_args!("self-test: faulting on purpose in the restart"),
+            );
+            crate::selftest_restart_fault();
+        }
 
         // Its memory, from the image. What the loader fills (below `free_offset`: kernel,
         // spec, tables, initialiser, boot program, PD programs) is zeroed whole first, gaps

@@ -23,6 +23,8 @@ pub struct Variant {
     pub stack_overflow: Option<u32>,
     /// Replica whose initialiser faults on purpose.
     pub initialiser_fault: Option<u32>,
+    /// Replica whose restart the loader fails on purpose.
+    pub restart_fault: Option<u32>,
     /// Replica whose initialiser runs the kernel-API self-test.
     pub api: Option<u32>,
     /// The loader faults on purpose, and again in its exception handler.
@@ -43,6 +45,7 @@ impl Variant {
             name,
             system: None,
             kernel_fault: None,
+            restart_fault: None,
             kernel_fault_late: None,
             inject_fault: None,
             inject_hang: None,
@@ -290,6 +293,15 @@ pub const RESTART_LOOP: Variant = Variant {
     ..Variant::of("restart-loop", "tests/systems/rt.xml", true)
 };
 
+/// [`RT`] with the storage replica stopped at 3 s and the real-time replica at 5 s, and
+/// the loader faulting on purpose as it restarts storage: storage's restart is given up,
+/// and the real-time replica's, after it, still happens (the restart lock was given back).
+pub const RESTART_LOADER_FAULT: Variant = Variant {
+    inject_fault: Some("storage:3,rt:5"),
+    restart_fault: Some(2),
+    ..Variant::of("restart-loader-fault", "tests/systems/rt.xml", true)
+};
+
 /// Every image variant, in build order.
 pub const VARIANTS: &[Variant] = &[
     BOOT,
@@ -331,6 +343,7 @@ pub const VARIANTS: &[Variant] = &[
     RESTART_STORAGE,
     RESTART_EACH,
     RESTART_LOOP,
+    RESTART_LOADER_FAULT,
 ];
 
 /// The variants built for `board`.

@@ -10,7 +10,9 @@
 //!   the real-time replica by a hang its peers find (`hung_after_ms`) and stop; each comes
 //!   back, and the service serves throughout what it can;
 //! - a replica that faults as it comes up, in every life, is restarted once and then given
-//!   up (`failed`), and the others serve on.
+//!   up (`failed`), and the others serve on;
+//! - a fault in the loader while it restarts a replica gives that restart up, and the next
+//!   replica's restart still happens (the restart lock was given back).
 
 mod realtime;
 
@@ -19,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use atoll_e2e::service::{try_exchange, wait_for_store, wait_until_serving};
-use atoll_e2e::variants::{RESTART_EACH, RESTART_LOOP, RESTART_STORAGE, Variant};
+use atoll_e2e::variants::{
+    RESTART_EACH, RESTART_LOADER_FAULT, RESTART_LOOP, RESTART_STORAGE, Variant,
+};
 use atoll_runner::Running;
 use atoll_runner::qmp::Qmp;
 use realtime::{Load, doorbell, inspect, named, qmp_socket, read_rt, rt_stats_address, with_rt};
@@ -418,6 +422,62 @@ fn given_up(board: &str) {
         "{serial}"
     );
     assert!(!serial.contains("(epoch 2)"), "{serial}");
+}
+
+fn loader_fault_in_a_restart(board: &str) {
+    let variant: &Variant = &RESTART_LOADER_FAULT;
+    let label = "restart-loader-fault";
+    let (socket, extra) = qmp_socket(board, label);
+    let scratch = socket.with_extension("mem");
+    let serial = with_rt(board, variant, label, extra, |qemu, port| {
+        // Storage stops at 3 s and the loader faults as it restarts it; the real-time
+        // replica stops at 5 s and is restarted: the restart lock was given back.
+        wait_for_line(qemu, "LDR|ERROR: K2 cannot be restarted: loader exception");
+        wait_for_line(qemu, "K1|INFO: restart time:");
+        wait_until_serving(qemu, port);
+        let epochs = status_epochs(port);
+        for (name, state, epoch) in [("io", "up", 0), ("rt", "up", 1), ("storage", "failed", 1)] {
+            assert!(
+                epochs.contains(&(name.into(), state.into(), epoch)),
+                "{name}: {epochs:?}"
+            );
+        }
+        let mut qmp = Qmp::connect(&socket, Duration::from_secs(30)).expect("QMP");
+        let j = inspect(board, variant, &mut qmp, &scratch);
+        let storage = named(&j["replicas"], "storage");
+        assert_eq!(storage["state"], "failed", "{storage}");
+        assert_eq!(storage["cores_online"], serde_json::json!([]), "{storage}");
+        assert_replica(&j, "rt", &[1], 1, true);
+        assert_replica(&j, "io", &[0], 0, false);
+    });
+    for line in [
+        "LDR|INFO: restarting K2 on core 2 (epoch 1)",
+        "LDR|INFO: self-test: faulting on purpose in the restart",
+        "LDR|INFO: restarting K1 on core 1 (epoch 1)",
+        "K0|INFO: K1 is back: restarted, epoch 1",
+    ] {
+        assert!(
+            serial.contains(line),
+            "no {line:?} in the serial log:\n{serial}"
+        );
+    }
+    // The loader wrote nothing to the console another replica owns.
+    assert!(!serial.contains("LDR|FATAL"), "{serial}");
+}
+
+#[test]
+fn qemu_virt_aarch64_a_loader_fault_in_a_restart_gives_only_that_restart_up() {
+    loader_fault_in_a_restart("qemu_virt_aarch64");
+}
+
+#[test]
+fn zcu102_a_loader_fault_in_a_restart_gives_only_that_restart_up() {
+    loader_fault_in_a_restart("zcu102");
+}
+
+#[test]
+fn imx8mp_evk_a_loader_fault_in_a_restart_gives_only_that_restart_up() {
+    loader_fault_in_a_restart("imx8mp_evk");
 }
 
 #[test]

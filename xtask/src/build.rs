@@ -229,6 +229,11 @@ fn replica_flags(args: &BuildArgs, replicas: usize) -> Result<Vec<u32>> {
             args.selftest_api,
             flags::SELFTEST_KERNEL_API,
         ),
+        (
+            "--selftest-restart-fault",
+            args.selftest_restart_fault,
+            flags::SELFTEST_RESTART_FAULT,
+        ),
     ];
     // The loader's self-tests are read from the boot replica's spec.
     let loader_selftests = [

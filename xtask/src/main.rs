@@ -164,6 +164,10 @@ pub struct BuildArgs {
     /// (a test build ends QEMU with status 4 once the second exception is reported).
     #[arg(long)]
     pub selftest_loader_fault: bool,
+    /// Self-test: the loader faults on purpose when it restarts this replica (which needs
+    /// `restart="true"` and a fault to restart it from): the restart is given up.
+    #[arg(long, value_name = "REPLICA")]
+    pub selftest_restart_fault: Option<u32>,
     /// Self-test: the loader probes PSCI through the conduit the board does not use, which
     /// no firmware answers, and refuses to boot (status 3 in a test build).
     #[arg(long)]

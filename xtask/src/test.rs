@@ -228,6 +228,7 @@ fn build_variant(
         board: b.name.into(),
         test: !v.runs_on,
         selftest_fault: v.kernel_fault,
+        selftest_restart_fault: v.restart_fault,
         selftest_fault_late: v.kernel_fault_late,
         inject_fault: v.inject_fault.map(str::to_string),
         inject_hang: v.inject_hang.map(str::to_string),
