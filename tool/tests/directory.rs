@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 use atoll_abi::directory::{Directory, PdEntry, ReplicaEntry, pd_flags};
-use atoll_tool::diagnostics::{Code, Diagnostic};
+use atoll_tool::diagnostics::Code;
 use atoll_tool::model::SetvarValue;
 use atoll_tool::plan::{PatchValue, Plan};
 
-const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
+mod check;
+use check::{BOARD, at, codes, errors, plan};
+
 /// The shape of the repository's `system.xml`.
 const EXAMPLE: &str = include_str!("fixtures/examples/directory.xml");
 
@@ -25,26 +27,6 @@ fn reporter(setvar: &str) -> String {
   </protection_domain>
 </system>"#
     )
-}
-
-fn errors(text: &str, strict: bool) -> Vec<Diagnostic> {
-    let checked = atoll_tool::check(text, BOARD, strict);
-    assert!(checked.system.is_none());
-    checked.diagnostics
-}
-
-fn codes(diagnostics: &[Diagnostic]) -> Vec<Code> {
-    diagnostics.iter().map(|d| d.code).collect()
-}
-
-fn at<'t>(text: &'t str, diagnostic: &Diagnostic) -> &'t str {
-    &text[diagnostic.span.start..diagnostic.span.end]
-}
-
-fn plan(text: &str) -> Plan {
-    let checked = atoll_tool::check(text, BOARD, false);
-    assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
-    checked.plan.expect("a plan")
 }
 
 /// Every directory patch of the plan: (PD, symbol, decoded directory).

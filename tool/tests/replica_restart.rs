@@ -7,11 +7,12 @@
 //! patch: `tool/src/pack/program.rs`.)
 #![forbid(unsafe_code)]
 
-use atoll_tool::diagnostics::{Code, Diagnostic};
+use atoll_tool::diagnostics::Code;
 use atoll_tool::plan::{PEER_CHANNELS_SYMBOL, PatchValue, Plan};
 use atoll_tool::report;
 
-const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
+mod check;
+use check::{BOARD, at, codes, errors, plan};
 
 /// Two replicas, `main` on core 0 and `worker` on core 1 (with `worker` attributes added),
 /// a PD on each and a notification channel between them (`a`'s id 3, `b`'s id 5).
@@ -32,27 +33,6 @@ fn two_replicas(worker: &str) -> String {
   </channel>
 </system>"#
     )
-}
-
-fn errors(text: &str) -> Vec<Diagnostic> {
-    let checked = atoll_tool::check(text, BOARD, false);
-    assert!(checked.system.is_none(), "{text}");
-    assert!(checked.plan.is_none(), "{text}");
-    checked.diagnostics
-}
-
-fn codes(diagnostics: &[Diagnostic]) -> Vec<Code> {
-    diagnostics.iter().map(|d| d.code).collect()
-}
-
-fn at<'t>(text: &'t str, diagnostic: &Diagnostic) -> &'t str {
-    &text[diagnostic.span.start..diagnostic.span.end]
-}
-
-fn plan(text: &str) -> Plan {
-    let checked = atoll_tool::check(text, BOARD, false);
-    assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
-    checked.plan.expect("a plan")
 }
 
 #[test]
@@ -80,7 +60,7 @@ fn restart_and_hung_after_ms_are_parsed_into_the_model_and_default_to_off() {
 #[test]
 fn a_restart_that_is_no_boolean_is_refused_at_the_value() {
     let text = two_replicas(r#"restart="yes""#);
-    let errors = errors(&text);
+    let errors = errors(&text, false);
     assert_eq!(codes(&errors), [Code::InvalidBoolean]);
     assert_eq!(at(&text, &errors[0]), "yes");
     assert_eq!(
@@ -92,7 +72,7 @@ fn a_restart_that_is_no_boolean_is_refused_at_the_value() {
 #[test]
 fn a_hung_after_ms_that_is_no_number_is_refused_at_the_value() {
     let text = two_replicas(r#"hung_after_ms="1s""#);
-    let errors = errors(&text);
+    let errors = errors(&text, false);
     assert_eq!(codes(&errors), [Code::InvalidNumber]);
     assert_eq!(at(&text, &errors[0]), "1s");
     assert_eq!(
@@ -128,7 +108,7 @@ fn a_hung_after_ms_of_zero_above_a_minute_or_under_three_ticks_is_refused() {
         ),
     ] {
         let text = two_replicas(&format!(r#"hung_after_ms="{value}""#));
-        let errors = errors(&text);
+        let errors = errors(&text, false);
         assert_eq!(codes(&errors), [Code::InvalidValue], "{value}");
         assert_eq!(at(&text, &errors[0]), value);
         assert_eq!(errors[0].message, message);
@@ -143,7 +123,7 @@ fn a_hung_after_ms_of_zero_above_a_minute_or_under_three_ticks_is_refused() {
 #[test]
 fn a_misspelled_attribute_is_named_with_the_right_one() {
     let text = two_replicas(r#"hung_after="100""#);
-    let errors = errors(&text);
+    let errors = errors(&text, false);
     assert_eq!(codes(&errors), [Code::UnknownAttribute]);
     assert_eq!(
         errors[0].help.as_deref(),
@@ -159,7 +139,7 @@ fn the_only_replica_cannot_be_restarted() {
     <program_image path="a.elf" />
   </protection_domain>
 </system>"#;
-    let errors = errors(text);
+    let errors = errors(text, false);
     assert_eq!(codes(&errors), [Code::ReplicaRestart]);
     assert_eq!(at(text, &errors[0]), "true");
     assert_eq!(
@@ -229,7 +209,7 @@ fn many_words(count: usize, restart: &str, grouped: bool) -> String {
 fn a_restartable_replica_with_a_word_past_63_is_refused() {
     // By receiving PD, s0's word towards p21 is word 66: 6 for p0, then 3 a PD.
     let text = many_words(22, r#"restart="true""#, false);
-    let errors = errors(&text);
+    let errors = errors(&text, false);
     assert_eq!(codes(&errors), [Code::ReplicaRestart]);
     assert_eq!(at(&text, &errors[0]), "true");
     assert_eq!(
@@ -239,7 +219,7 @@ fn a_restartable_replica_with_a_word_past_63_is_refused() {
          to PD 'p21')"
     );
     // With four more PDs, more of its words are past 63, and counted.
-    let errors = self::errors(&many_words(26, r#"restart="true""#, false));
+    let errors = self::errors(&many_words(26, r#"restart="true""#, false), false);
     assert!(
         errors[0]
             .message

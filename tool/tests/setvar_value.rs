@@ -5,12 +5,13 @@
 //! `tool/src/pack/program.rs`.)
 #![forbid(unsafe_code)]
 
-use atoll_tool::diagnostics::{Code, Diagnostic};
+use atoll_tool::diagnostics::Code;
 use atoll_tool::model::SetvarValue;
 use atoll_tool::plan::{PatchValue, Plan};
 use atoll_tool::report;
 
-const BOARD: &atoll_boards::Board = &atoll_boards::QEMU_VIRT_AARCH64;
+mod check;
+use check::{BOARD, at, codes, errors, plan};
 
 /// A PD `io` with `setvars` (whole `<setvar>` elements) and a region `dma` it maps.
 fn io(setvars: &str) -> String {
@@ -24,26 +25,6 @@ fn io(setvars: &str) -> String {
   </protection_domain>
 </system>"#
     )
-}
-
-fn errors(text: &str, strict: bool) -> Vec<Diagnostic> {
-    let checked = atoll_tool::check(text, BOARD, strict);
-    assert!(checked.system.is_none(), "{text}");
-    checked.diagnostics
-}
-
-fn codes(diagnostics: &[Diagnostic]) -> Vec<Code> {
-    diagnostics.iter().map(|d| d.code).collect()
-}
-
-fn at<'t>(text: &'t str, diagnostic: &Diagnostic) -> &'t str {
-    &text[diagnostic.span.start..diagnostic.span.end]
-}
-
-fn plan(text: &str) -> Plan {
-    let checked = atoll_tool::check(text, BOARD, false);
-    assert!(checked.diagnostics.is_empty(), "{:#?}", checked.diagnostics);
-    checked.plan.expect("a plan")
 }
 
 /// The literal patches of PD `io`: (symbol, value).
