@@ -181,6 +181,27 @@ pub fn affinity_info(conduit: PsciConduit, mpidr: u64) -> Result<Affinity, PsciE
     }
 }
 
+/// Whether core `mpidr` is off, asking `AFFINITY_INFO` up to `polls` times and calling
+/// `between` after each answer that it is still on (or being started). Firmware without
+/// `AFFINITY_INFO` (`NOT_SUPPORTED`) counts as off: `CPU_ON` then refuses a core still on.
+/// Any other error is returned.
+pub fn is_off(
+    conduit: PsciConduit,
+    mpidr: u64,
+    polls: u32,
+    mut between: impl FnMut(),
+) -> Result<bool, PsciError> {
+    for _ in 0..polls {
+        match affinity_info(conduit, mpidr) {
+            Ok(Affinity::Off) => return Ok(true),
+            Err(PsciError(-1)) => return Ok(true),
+            Err(e) => return Err(e),
+            Ok(Affinity::On | Affinity::OnPending) => between(),
+        }
+    }
+    Ok(false)
+}
+
 /// Turns the calling core off. Returns only if firmware refused.
 pub fn cpu_off(conduit: PsciConduit) -> PsciError {
     PsciError(psci_call(conduit, function::CPU_OFF, 0, 0, 0))

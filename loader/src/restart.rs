@@ -42,7 +42,7 @@ use atoll_abi::limits::{LOG_LINE_BYTES, MAX_CORES, MAX_REPLICAS};
 use atoll_abi::placement::{self, GicDevice, Machine, Placement, Specs};
 use atoll_abi::shared::{ReplicaState, ReplicaStatus, SharedArea, pd_words};
 use atoll_abi::spec::{PsciConduit, ReplicaSpec, flags};
-use atoll_boards::firmware::{self, Affinity};
+use atoll_boards::firmware;
 use atoll_kernel_core::line::LineBuf;
 use atoll_kernel_core::loadcheck;
 
@@ -75,9 +75,6 @@ fn boot_record() -> Option<BootRecord> {
     // SAFETY: written once before any replica ran (`remember`), never after.
     unsafe { *core::ptr::addr_of!(BOOT_RECORD) }
 }
-
-/// PSCI's `NOT_SUPPORTED`.
-const NOT_SUPPORTED: i64 = -1;
 
 /// How many times a core is asked whether it is off before the restart gives up on it.
 const OFF_POLLS: u32 = 100_000;
@@ -365,17 +362,10 @@ fn wait_cores_off(boot: &BootRecord, spec: &ReplicaSpec, this: u32) -> Result<()
         let Some(&mpidr) = BOARD.cores.get(core as usize) else {
             continue;
         };
-        let mut polls = 0;
-        loop {
-            match firmware::affinity_info(boot.conduit, mpidr) {
-                Ok(Affinity::Off) => break,
-                // Firmware without AFFINITY_INFO: the kernel found every core offline
-                // before claiming the replica, and CPU_ON reports a core still on.
-                Err(e) if e.0 == NOT_SUPPORTED => break,
-                Err(_) => return Err("PSCI AFFINITY_INFO fails for one of its cores"),
-                Ok(Affinity::On | Affinity::OnPending) if polls < OFF_POLLS => polls += 1,
-                Ok(_) => return Err("one of its cores does not turn off"),
-            }
+        match firmware::is_off(boot.conduit, mpidr, OFF_POLLS, || {}) {
+            Ok(true) => {}
+            Ok(false) => return Err("one of its cores does not turn off"),
+            Err(_) => return Err("PSCI AFFINITY_INFO fails for one of its cores"),
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use atoll_abi::limits::MAX_REPLICAS;
 use atoll_abi::shared::{ReplicaState, ReplicaStatus};
-use atoll_boards::firmware::{self, Affinity};
+use atoll_boards::firmware;
 
 use atoll_kernel_core::ping_ring::since_reset;
 use atoll_kernel_core::watch::{self, TickWatch, Ticks};
@@ -37,8 +37,6 @@ const OFF_POLLS: u32 = 100;
 /// Looks (a status bell or a tick each) after which a core that stays on makes the keeper
 /// give the replica up: a second at 100 Hz.
 const OFF_LOOKS: u32 = 100;
-/// PSCI's `NOT_SUPPORTED`.
-const NOT_SUPPORTED: i64 = -1;
 
 /// Per peer: looks in a row that found its primary core still on.
 static OFF_TRIES: [AtomicU32; MAX_REPLICAS] = [const { AtomicU32::new(0) }; MAX_REPLICAS];
@@ -114,7 +112,9 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
         return;
     }
     let mpidr = r.core_mpidr(core);
-    if !is_off(r, mpidr) {
+    // A few polls at a look, with a `yield` between (which lets the stopping core run on a
+    // machine that shares one host thread among the cores, as QEMU's round-robin does).
+    if !firmware::is_off(r.psci, mpidr, OFF_POLLS, arch::yield_hint).unwrap_or(false) {
         // Still on: the next look tries again, for a while.
         let tries = OFF_TRIES.get(peer).map_or(u32::MAX, |t| {
             t.fetch_add(1, Ordering::Relaxed).saturating_add(1)
@@ -150,22 +150,6 @@ fn restart(r: &Replica, peer: usize, status: &ReplicaStatus) {
             );
         }
     }
-}
-
-/// Whether core `mpidr` is off, asking PSCI a few times, with a `yield` between (which lets
-/// the stopping core run on a machine that shares one host thread among the cores, as
-/// QEMU's round-robin does, and costs nothing elsewhere). Firmware without
-/// `AFFINITY_INFO` is taken at its word through `CPU_ON`, which refuses a core still on.
-fn is_off(r: &Replica, mpidr: u64) -> bool {
-    for _ in 0..OFF_POLLS {
-        match firmware::affinity_info(r.psci, mpidr) {
-            Ok(Affinity::Off) => return true,
-            Err(e) if e.0 == NOT_SUPPORTED => return true,
-            Err(_) => return false,
-            Ok(_) => arch::yield_hint(),
-        }
-    }
-    false
 }
 
 /// Publishes `peer` failed (from down), and logs why, once.

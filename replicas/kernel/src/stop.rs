@@ -81,11 +81,8 @@ pub fn stop_this_core(r: &Replica, core: u32) -> ! {
         && r.status().state() == Some(ReplicaState::Down)
         && r.spec.restarts(r.index)
     {
-        let keeper = r
-            .statuses()
-            .enumerate()
-            .find(|&(i, s)| i != r.index && s.state() == Some(ReplicaState::Up));
-        if let Some((keeper, _)) = keeper {
+        let states = r.statuses().map(atoll_abi::shared::ReplicaStatus::state);
+        if let Some(keeper) = atoll_kernel_core::watch::keeper_of(states, r.index) {
             inbox::ring(r, keeper, bell::STATUS);
         }
     }
